@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Durable, sealed audit log and request/launch state (DESIGN §8, docs/audit.md).
+ *
+ * Invariants:
+ *  - Every transition is one audit row written in the same SQLite transaction as the
+ *    state change it records. A caller learns the outcome only after COMMIT returned
+ *    (WAL, synchronous=FULL): done(0) means durable, done(<0) means nothing was written.
+ *  - The audit table is append-only: triggers refuse UPDATE and DELETE.
+ *  - Each row carries hash = SHA-256(prev_hash || row) and tag = HMAC(k_epoch, prev_tag || row);
+ *    the key evolves forward (k_{e+1} = SHA-256("evolve" || k_e)) and the old key is erased.
+ *  - Writes happen on one writer thread; concurrent submissions share one commit (group
+ *    commit). The event loop never waits for the disk.
+ *  - The database file is opened without following symlinks, must be owned by root,
+ *    mode 0600, in a root-owned 0700 directory. Anything else: refuse, say why.
+ *  - After any write error the log is "failed": every later submission fails at once
+ *    (elevations are refused) until a probe write succeeds again (disk freed, remounted
+ *    rw). A corrupt database or a broken chain at startup is "failed" with a reason.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct Audit Audit;
+
+/* Called on the event loop thread once the submission is durable (0) or failed (<0). */
+typedef void (*AuditDoneFn)(int result, void *userdata);
+
+/* A state change made in the same transaction as its audit row: an upsert into one of
+ * the state tables ("requests", "launches"; later "grants", "pending"). Columns not in
+ * the table's schema are refused (-EINVAL at submit time). */
+typedef struct AuditState {
+        const char *table;
+        json_t *row; /* borrowed; copied by audit_submit */
+} AuditState;
+
+typedef struct AuditEntry {
+        const char *event;      /* "agent-start", "policy-loaded", "request", "decision",
+                                   "launch", "exit", "launch-failed", "refused", … */
+        const char *request;    /* request id or NULL */
+        int64_t uid;            /* requester uid, or -1 */
+        json_t *data;           /* event details, borrowed; canonicalised at submit time */
+        const AuditState *state;   /* optional state change(s) */
+        size_t n_state;
+} AuditEntry;
+
+/* Opens (creating if needed) STATE_DIR/elevate.db and starts the writer thread, whose
+ * completions are delivered through an eventfd source on `event`. Returns 0 even when
+ * the log is unusable (corrupt, wrong owner…): then audit_failed() says why and every
+ * submission fails, so the agent keeps running and refuses elevations. Returns <0 only
+ * for programming or resource errors. */
+int audit_open(sd_event *event, const char *state_dir, Audit **ret);
+/* Flushes everything queued, stops the thread, closes the database. */
+void audit_close(Audit *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Audit *, audit_close);
+
+/* NULL when healthy, else a static/owned English reason ("disk full", "database is
+ * corrupt: …"). */
+const char *audit_failed(Audit *a);
+
+/* Queues an entry; done is always called exactly once, later, on the loop thread
+ * (also when the log has failed: with -EIO). Returns <0 only if the entry itself is
+ * invalid (then done is not called). */
+int audit_submit(Audit *a, const AuditEntry *e, AuditDoneFn done, void *userdata);
+
+/* Blocking write used at start and stop, outside the hot path. */
+int audit_submit_sync(Audit *a, const AuditEntry *e);
+
+/* Reads audit rows with time >= since (CLOCK_REALTIME usec), oldest first, at most
+ * limit; returns a JSON array of objects {seq, time, event, request, uid, data}. */
+int audit_query(Audit *a, int64_t since, int64_t limit, json_t **ret);
+
+/* The initial chain key, once: returns it (hex) and erases the stored copy, auditing
+ * "audit-key-revealed". -EALREADY if it was shown before. */
+int audit_reveal_initial_key(Audit *a, char **ret_hex);
+
+/* Reads the rows of a state table (for restart recovery): JSON array of objects. */
+int audit_load_state(Audit *a, const char *table, const char *where_state, json_t **ret);
+
+/* Number of rows written and commits made since open (for benchmarks and tests). */
+void audit_stats(Audit *a, uint64_t *ret_rows, uint64_t *ret_commits);

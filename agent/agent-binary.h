@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * What was hashed is what runs (DESIGN §4).
+ *
+ * Invariants:
+ *  - The client's open file description is never used for content or offsets: the file
+ *    is reopened through /proc/self/fd/N and read only with pread.
+ *  - Only a regular file the client opened for reading is accepted (no O_PATH, no
+ *    directories, FIFOs, devices, sockets).
+ *  - In place only if nobody but root can change it: owned by root, not group/other
+ *    writable, every directory of its real path root-owned and not group/other
+ *    writable, on a mount in the agent's own table with a local filesystem type from
+ *    the allowlist and without nosuid; an F_RDLCK lease is taken on the agent's own
+ *    descriptor before hashing and held until exec (refused while any writer has it
+ *    open).
+ *  - Otherwise the bytes are copied into a memfd while hashing, and the memfd sealed
+ *    (F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL); under vm.memfd_noexec an
+ *    unlinked O_TMPFILE in a root-only directory is used instead. The copy is what runs.
+ *  - A path is believed only if openat2(RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) in
+ *    the agent's mount namespace reaches the same dev/ino/mount id; otherwise path=NULL.
+ *  - These functions may block (FUSE, slow disks): call them from a worker thread.
+ *    They never touch agent state except the thread-safe cache.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "hash.h"
+#include "macro.h"
+
+typedef struct BinaryCache BinaryCache;
+
+int binary_cache_new(size_t max_entries, BinaryCache **ret);
+void binary_cache_free(BinaryCache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BinaryCache *, binary_cache_free);
+/* hits and misses so far */
+void binary_cache_stats(BinaryCache *c, uint64_t *ret_hits, uint64_t *ret_misses);
+
+typedef struct BinaryOptions {
+        uint64_t max_copy_size;  /* larger files are refused (-EFBIG) */
+        int tmpfile_dir_fd;      /* root-only directory for the O_TMPFILE fallback, or -1 */
+        bool want_exec;          /* program (true) or file argument (false) */
+        bool force_copy;         /* tests: never trust in place */
+} BinaryOptions;
+
+typedef struct Binary {
+        int fd;                  /* what runs / what the program reads: the agent's own in-place
+                                    descriptor (lease held) or the sealed copy; O_CLOEXEC */
+        bool in_place;
+        bool lease;              /* an F_RDLCK lease is held on fd */
+        uint8_t sha256[SHA256_LEN];
+        char sha256_hex[SHA256_HEX_LEN];
+        char *path;              /* real path, believed (see above), or NULL */
+        struct stat st;          /* of the original file */
+        uint64_t mnt_id;
+        char fstype[32];
+        uint64_t copied;         /* bytes held in a sealed copy (0 in place) */
+        char *not_in_place;      /* why it is not trusted in place, for logs and approvers */
+
+        /* scripts (want_exec only) */
+        bool script;
+        char *interpreter;       /* absolute path from "#!", verified trusted in place */
+        char *interpreter_arg;   /* the optional single argument, or NULL */
+} Binary;
+
+/* Inspects, makes immutable and hashes the file behind client_fd (which stays owned by
+ * the caller). On failure returns -errno and sets *ret_error to a malloc'd one-line
+ * English explanation for the user ("program is a directory", "relative interpreter
+ * \"python\" in #! line is refused; use an absolute path", …). */
+int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Binary **ret, char **ret_error);
+
+/* Right before exec: 0 if the lease (when held) is intact, -EBUSY if a writer tried to
+ * open the file since (the launch must be aborted). */
+int binary_lease_check(const Binary *b);
+
+void binary_free(Binary *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Binary *, binary_free);
+
+/* Hashes a root-controlled path from the policy (deny rules follow the content). */
+int binary_hash_path(const char *path, uint8_t ret[static SHA256_LEN]);
+
+/* For `cwd: inherit`: 0 and the real path if the directory behind dirfd (O_PATH ok) and
+ * every parent are root-owned, not group/other writable and reachable by that path in
+ * the agent's mount namespace; -EPERM with *ret_error otherwise. */
+int binary_trusted_directory(int dirfd, char **ret_path, char **ret_error);
+
+/* Whether memfds may be executed here (vm.memfd_noexec < 2); probed once. */
+bool binary_memfd_exec_allowed(void);

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Launching an elevated process (DESIGN §7).
+ *
+ * Invariants:
+ *  - Everything the child needs is prepared in the parent. Between clone3 and execveat
+ *    the child makes raw system calls only: no malloc, no stdio, no locks, no NSS.
+ *  - Order in the child: setsid; controlling terminal (pty slave) or stdio; cwd;
+ *    umask 022; RLIMIT_CORE 0; loginuid; seccomp filter (while still privileged);
+ *    setgroups, setresgid, setresuid; close every fd but 0-2 (and the script fd);
+ *    execveat(fd, "", argv, envp, AT_EMPTY_PATH). Any failure is written as
+ *    {step, errno} to a close-on-exec pipe and the child _exit()s 127.
+ *  - No terminal fd of the caller ever reaches the child: stdio given here must have
+ *    been checked by the caller (a pty slave, regular files, pipes, sockets, /dev/null).
+ */
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+typedef struct LaunchSpec {
+        int exec_fd;             /* file to execveat */
+        bool keep_exec_fd;       /* scripts: the interpreter opens /dev/fd/N */
+        char **argv;             /* argv[0] set by the agent */
+        char **envp;
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups;
+        size_t n_groups;
+        int stdio[3];            /* fds for 0,1,2 (a pty slave three times in pty mode) */
+        bool controlling_tty;    /* make stdio[0] the controlling terminal (pty mode) */
+        int cwd_fd;              /* directory to fchdir to, or -1 for "/" */
+        uid_t loginuid;          /* (uid_t)-1: leave as is */
+        const struct sock_fprog *seccomp; /* NULL: no filter */
+        int cgroup_fd;           /* CLONE_INTO_CGROUP target, or -1 (then a new process group) */
+} LaunchSpec;
+
+typedef struct LaunchResult {
+        pid_t pid;
+        int pidfd;               /* CLONE_PIDFD, O_CLOEXEC */
+} LaunchResult;
+
+/* Starts the child and waits (on the close-on-exec pipe) until it has exec'd or
+ * failed. On failure returns -errno and *ret_error says which step failed
+ * ("setresuid: Operation not permitted"). The child is reaped on failure. */
+int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error);
+
+/* Sends sig to the process (pidfd_send_signal). */
+int launch_signal(int pidfd, int sig);
