@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * `elevate -l` and operator commands (elevatectl audit, audit init, reload).
+ *
+ * Invariants:
+ *  - Operators are callers whose real, effective and saved uid are 0, or members of a
+ *    group named in settings.operator_groups; never a process inside a launch cgroup.
+ *  - `audit init` (the initial chain key) is for root only.
+ *  - Replies never exceed the protocol's message size: long answers are paged.
+ */
+
+#include <grp.h>
+#include <stdio.h>
+
+#include "agent-log.h"
+#include "agent-request.h"
+#include "util.h"
+
+bool ops_is_operator(Agent *a, const Peer *p) {
+        char *const *groups;
+
+        if (p->nested || p->sandboxed)
+                return false;
+        if (peer_is_root(p))
+                return true;
+        groups = policy_settings(a->policy->policy)->operator_groups;
+        for (size_t i = 0; groups && groups[i]; i++) {
+                struct group gr, *res = NULL;
+                char buf[4096];
+
+                if (getgrnam_r(groups[i], &gr, buf, sizeof(buf), &res) == 0 && res && peer_in_group(p, res->gr_gid))
+                        return true;
+        }
+        return false;
+}
+
+static int reply_ok(Conn *c, const char *message, const char *key) {
+        json_t *m = proto_new(PROTO_OK);
+
+        if (!m)
+                return -ENOMEM;
+        if (message)
+                json_object_set_new(m, "message", json_string(message));
+        if (key)
+                json_object_set_new(m, "key", json_string(key));
+        (void) conn_send(c, m, NULL, 0);
+        json_decref(m);
+        conn_close(c);
+        return 0;
+}
+
+static int refuse(Conn *c, const char *what) {
+        log_notice("uid %u (pid %d) is not allowed to %s", (unsigned) c->peer.uid, (int) c->peer.pid, what);
+        (void) conn_send_error(c, "not-permitted", "you are not allowed to %s (operators are root and members of "
+                                                   "the policy's operator_groups)", what);
+        conn_close(c);
+        return 0;
+}
+
+static json_t *rule_json(const PolicyRule *r, const PolicySettings *set) {
+        _cleanup_free_ char *summary = policy_rule_summary(r);
+        json_t *o, *apps = NULL;
+
+        o = json_pack("{s:s,s:s,s:s,s:s}", "id", r->id, "action", policy_action_to_string(r->action), "summary",
+                      summary ?: "", "run_as", r->run_as ?: "root");
+        if (!o)
+                return NULL;
+        if (r->approvers) {
+                apps = json_array();
+                for (size_t i = 0; apps && r->approvers[i]; i++)
+                        json_array_append_new(apps, json_string(r->approvers[i]));
+                if (apps)
+                        json_object_set_new(o, "approvers", apps);
+        }
+        if (r->action != POLICY_DENY)
+                json_object_set_new(o, "ttl", json_integer((json_int_t) (r->ttl ?: set->default_ttl)));
+        if (r->message)
+                json_object_set_new(o, "message", json_string(r->message));
+        return o;
+}
+
+int ops_list(Conn *c, ProtoMsg *m) {
+        Agent *a = c->agent;
+        const Peer *p = &c->peer;
+        _cleanup_free_ const PolicyRule **rules = NULL;
+        const PolicySettings *set = policy_settings(a->policy->policy);
+        PolicyRequest who = {
+                .uid = p->uid,
+                .user = p->user,
+                .home = p->home,
+                .gids = p->gids,
+                .n_gids = p->n_gids,
+                .host = a->host,
+                .session = p->session,
+                .nested = p->nested,
+                .sandboxed = p->sandboxed,
+        };
+        size_t n = 0, size = 256;
+        json_t *msg, *arr;
+        int r;
+
+        r = policy_rules_for(a->policy->policy, &who, &rules, &n);
+        if (r < 0)
+                return r;
+        msg = proto_new(PROTO_RULES);
+        arr = json_array();
+        if (!msg || !arr) {
+                json_decref(msg);
+                json_decref(arr);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n && i < PROTO_MAX_LIST; i++) {
+                json_t *o = rule_json(rules[i], set);
+                char *s;
+
+                if (!o)
+                        continue;
+                s = json_dumps(o, JSON_COMPACT);
+                size += s ? strlen(s) + 1 : 0;
+                free(s);
+                if (size > PROTO_MAX_MESSAGE - 1024) {
+                        json_decref(o);
+                        break; /* the rest does not fit one message; the list is for people */
+                }
+                json_array_append_new(arr, o);
+        }
+        json_object_set_new(msg, "rules", arr);
+        (void) conn_send(c, msg, NULL, 0);
+        json_decref(msg);
+        conn_close(c);
+        return 0;
+}
+
+static int send_rows_page(Conn *c, json_t *page, bool more) {
+        json_t *msg = proto_new(PROTO_AUDIT_ROWS);
+        int r;
+
+        if (!msg)
+                return -ENOMEM;
+        json_object_set(msg, "rows", page);
+        json_object_set_new(msg, "more", json_boolean(more));
+        r = conn_send(c, msg, NULL, 0);
+        json_decref(msg);
+        return r;
+}
+
+int ops_audit(Conn *c, ProtoMsg *m) {
+        json_t *rows = NULL, *page = NULL;
+        size_t size = 256, idx;
+        json_t *row;
+        int r;
+
+        if (!ops_is_operator(c->agent, &c->peer))
+                return refuse(c, "read the audit log");
+        r = audit_query(c->agent->audit, m->has_since ? m->since : 0, m->has_limit ? m->limit : 1000, &rows);
+        if (r < 0) {
+                (void) conn_send_error(c, "internal", "cannot read the audit log: %s", strerror(-r));
+                conn_close(c);
+                return 0;
+        }
+        page = json_array();
+        if (!page) {
+                json_decref(rows);
+                return -ENOMEM;
+        }
+        json_array_foreach(rows, idx, row) {
+                char *s = json_dumps(row, JSON_COMPACT);
+                size_t l = s ? strlen(s) + 1 : 0;
+
+                free(s);
+                if (l > PROTO_MAX_MESSAGE - 1024)
+                        continue; /* cannot happen with bounded rows; never send an oversized page */
+                if (size + l > PROTO_MAX_MESSAGE - 1024 || json_array_size(page) >= PROTO_MAX_LIST) {
+                        if (send_rows_page(c, page, true) < 0)
+                                goto finish;
+                        json_array_clear(page);
+                        size = 256;
+                }
+                json_array_append(page, row);
+                size += l;
+        }
+        (void) send_rows_page(c, page, false);
+finish:
+        json_decref(page);
+        json_decref(rows);
+        conn_close(c);
+        return 0;
+}
+
+int ops_audit_init(Conn *c, ProtoMsg *m) {
+        _cleanup_free_ char *key = NULL;
+        int r;
+
+        if (!peer_is_root(&c->peer) || c->peer.nested)
+                return refuse(c, "read the audit key (root only)");
+        r = audit_reveal_initial_key(c->agent->audit, &key);
+        if (r == -EALREADY) {
+                (void) conn_send_error(c, "not-permitted",
+                                       "the initial audit key was already shown once and has been erased; it cannot be "
+                                       "shown again");
+                conn_close(c);
+                return 0;
+        }
+        if (r < 0) {
+                (void) conn_send_error(c, "internal", "cannot read the audit key: %s", strerror(-r));
+                conn_close(c);
+                return 0;
+        }
+        log_notice("The initial audit key was shown to uid %u (pid %d)", (unsigned) c->peer.uid, (int) c->peer.pid);
+        return reply_ok(c, "initial audit chain key: keep it off this machine; `elevatectl audit verify --key KEY` "
+                           "uses it. It will not be shown again.",
+                        key);
+}
+
+int ops_reload(Conn *c, ProtoMsg *m) {
+        Agent *a = c->agent;
+        char msg[256];
+        int r;
+
+        if (!ops_is_operator(a, &c->peer))
+                return refuse(c, "reload the policy");
+        log_info("Reload requested by uid %u (pid %d)", (unsigned) c->peer.uid, (int) c->peer.pid);
+        r = agent_policy_load(a, false);
+        if (r < 0) {
+                (void) conn_send_error(c, "bad-policy", "the new policy was rejected, the running one stays: %s",
+                                       a->policy_error ?: strerror(-r));
+                conn_close(c);
+                return 0;
+        }
+        snprintf(msg, sizeof(msg), "policy reloaded: serial %llu, %zu rules",
+                 (unsigned long long) policy_serial(a->policy->policy), policy_n_rules(a->policy->policy));
+        return reply_ok(c, msg, NULL);
+}

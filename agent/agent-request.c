@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * An exec request up to the decision.
+ *
+ * Invariants:
+ *  - The client's fds are inspected on a worker thread (they may be on FUSE); the loop
+ *    only ever sees the results.
+ *  - Identity is re-verified through the pidfd before deciding.
+ *  - Every request and every decision is audited; a denial is sent at once, an allow
+ *    waits for the durable launch record (agent-supervise.c).
+ *  - Any error ends the request with a clear message and nothing runs.
+ */
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <signal.h>
+
+#include "agent-launch.h"
+#include "agent-log.h"
+#include "agent-pty.h"
+#include "agent-request.h"
+#include "util.h"
+
+typedef struct Inspect {
+        Request *req;                  /* loop thread only; never touched by the worker */
+        BinaryCache *cache;
+        BinaryOptions opts;
+        int program_fd, cwd_fd, stdio[3];
+        int file_fd[PROTO_MAX_FILE_ARGS];
+        size_t n_files;
+
+        /* results */
+        int r;
+        char *error;
+        const char *code;
+        Binary *program;
+        Binary *files[PROTO_MAX_FILE_ARGS];
+        StdioKind stdio_kind[3];
+        char *cwd_path;
+} Inspect;
+
+static void inspect_free(void *userdata) {
+        Inspect *j = userdata;
+
+        safe_close(j->program_fd);
+        safe_close(j->cwd_fd);
+        for (int i = 0; i < 3; i++)
+                safe_close(j->stdio[i]);
+        for (size_t i = 0; i < j->n_files; i++) {
+                safe_close(j->file_fd[i]);
+                binary_free(j->files[i]);
+        }
+        binary_free(j->program);
+        free(j->error);
+        free(j->cwd_path);
+        free(j);
+}
+
+static const char *const stdio_names[3] = { "standard input", "standard output", "standard error" };
+
+/* Decides what to do with one of the client's stdio fds without reading or ioctl'ing it. */
+static int inspect_stdio(Inspect *j, int i) {
+        struct stat st;
+        int fl;
+
+        fl = fcntl(j->stdio[i], F_GETFL);
+        if (fl < 0 || (fl & O_PATH)) {
+                j->error = strdup_printf("your %s is an O_PATH descriptor; pass a file, pipe, socket or terminal",
+                                         stdio_names[i]);
+                return -EBADF;
+        }
+        if (fstat(j->stdio[i], &st) < 0) {
+                j->error = strdup_printf("cannot inspect your %s: %m", stdio_names[i]);
+                return negative_errno();
+        }
+        if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+                j->stdio_kind[i] = STDIO_PASS;
+                return 0;
+        }
+        if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) {
+                j->stdio_kind[i] = STDIO_PASS; /* /dev/null */
+                return 0;
+        }
+        if (S_ISCHR(st.st_mode) && pty_stat_is_terminal(&st)) {
+                j->stdio_kind[i] = STDIO_TERMINAL;
+                return 0;
+        }
+        j->error = strdup_printf("your %s is %s; only files, pipes, sockets, /dev/null and terminals can be passed",
+                                 stdio_names[i],
+                                 S_ISDIR(st.st_mode)   ? "a directory"
+                                 : S_ISCHR(st.st_mode) ? "a device"
+                                 : S_ISBLK(st.st_mode) ? "a block device"
+                                                       : "a special file (epoll, eventfd, …)");
+        return -EBADF;
+}
+
+/* Runs on a worker thread: may block on a stuck filesystem. */
+static void inspect_run(void *userdata) {
+        Inspect *j = userdata;
+        _cleanup_free_ char *cwd_error = NULL;
+        int r;
+
+        j->code = "not-permitted";
+        for (int i = 0; i < 3; i++) {
+                r = inspect_stdio(j, i);
+                if (r < 0) {
+                        j->r = r;
+                        j->code = "bad-request";
+                        return;
+                }
+        }
+        r = binary_prepare(j->program_fd, &j->opts, j->cache, &j->program, &j->error);
+        if (r < 0) {
+                j->r = r;
+                return;
+        }
+        for (size_t i = 0; i < j->n_files; i++) {
+                BinaryOptions o = j->opts;
+                _cleanup_free_ char *e = NULL;
+
+                o.want_exec = false;
+                r = binary_prepare(j->file_fd[i], &o, j->cache, &j->files[i], &e);
+                if (r < 0) {
+                        j->r = r;
+                        j->error = strdup_printf("file argument: %s", e ?: strerror(-r));
+                        return;
+                }
+        }
+        /* only used when the rule says cwd: inherit; cheap, and it may block too */
+        if (binary_trusted_directory(j->cwd_fd, &j->cwd_path, &cwd_error) < 0)
+                j->cwd_path = NULL;
+        j->r = 0;
+}
+
+void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
+                   AuditDoneFn done) {
+        AuditEntry e = {
+                .event = event,
+                .request = r->id,
+                .uid = (int64_t) r->uid,
+                .data = data,
+                .state = state,
+                .n_state = n_state,
+        };
+        int k;
+
+        k = audit_submit(r->agent->audit, &e, done, r);
+        if (k < 0) {
+                log_error_errno(k, "Cannot queue audit event %s for request %s", event, r->id);
+                if (done)
+                        done(k, r);
+        }
+}
+
+static json_t *binary_json(const Binary *b) {
+        return json_pack("{s:s?,s:s,s:b,s:s?,s:I}", "path", b->path, "sha256", b->sha256_hex, "in_place", b->in_place,
+                         "not_in_place", b->not_in_place, "size", (json_int_t) b->st.st_size);
+}
+
+/* Everything an auditor needs to know about the request. */
+json_t *request_audit_data(Request *r) {
+        json_t *d, *args, *files;
+
+        d = json_object();
+        args = json_array();
+        files = json_array();
+        if (!d || !args || !files) {
+                json_decref(d);
+                json_decref(args);
+                json_decref(files);
+                return NULL;
+        }
+        for (size_t i = 0; i < r->msg.n_args; i++)
+                json_array_append_new(args, json_string(r->msg.args[i]));
+        for (size_t i = 0; i < r->n_files; i++) {
+                json_t *f = r->files[i] ? binary_json(r->files[i]) : json_object();
+                json_object_set_new(f, "position", json_integer(r->msg.file_args[i]));
+                json_array_append_new(files, f);
+        }
+        json_object_set_new(d, "user", r->user ? json_string(r->user) : json_null());
+        json_object_set_new(d, "program_name", json_string(r->msg.program));
+        if (r->program)
+                json_object_set_new(d, "program", binary_json(r->program));
+        json_object_set_new(d, "args", args);
+        json_object_set_new(d, "file_args", files);
+        if (r->msg.reason)
+                json_object_set_new(d, "reason", json_string(r->msg.reason));
+        if (r->msg.run_as)
+                json_object_set_new(d, "run_as", json_string(r->msg.run_as));
+        if (r->conn)
+                (void) peer_to_json(&r->conn->peer, d);
+        return d;
+}
+
+static const char *error_event(const char *code) {
+        return streq(code, "denied") ? "denied" : "refused";
+}
+
+/* Ends the request before anything ran: audit (best effort: a refusal needs no durable
+ * record to be safe), tell the client, close. */
+void request_refuse(Request *r, const char *code, const char *event, const char *fmt, ...) {
+        char buf[1024];
+        va_list ap;
+        json_t *d;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+
+        log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
+        d = request_audit_data(r);
+        if (d) {
+                json_object_set_new(d, "code", json_string(code));
+                json_object_set_new(d, "error", json_string(buf));
+                request_audit(r, event ?: error_event(code), d, NULL, 0, NULL);
+                json_decref(d);
+        }
+        r->state = REQUEST_DONE;
+        if (r->conn) {
+                (void) conn_send_error(r->conn, code, "%s", buf);
+                conn_close(r->conn); /* frees the request once the connection is gone */
+        } else
+                request_free(r);
+}
+
+/* The launch is over (program gone, its cgroup empty or ended). */
+void request_finish(Request *r) {
+        r->state = REQUEST_DONE;
+        if (r->conn)
+                conn_close(r->conn);
+        else
+                request_free(r);
+}
+
+static int build_policy_request(Request *r, PolicyRequest *pr, const char **file_paths) {
+        const Peer *p = &r->conn->peer;
+
+        *pr = (PolicyRequest){
+                .uid = r->uid,
+                .user = p->user,
+                .home = p->home,
+                .gids = p->gids,
+                .n_gids = p->n_gids,
+                .path = r->program ? r->program->path : NULL,
+                .trusted_in_place = r->program && r->program->in_place,
+                .sha256 = r->program ? r->program->sha256 : NULL,
+                .args = r->msg.args,
+                .n_args = r->msg.n_args,
+                .file_arg_paths = file_paths,
+                .host = r->agent->host,
+                .session = p->session,
+                .run_as = r->msg.run_as,
+                .nested = p->nested,
+                .sandboxed = p->sandboxed,
+        };
+        for (size_t i = 0; i < r->n_files; i++)
+                file_paths[r->msg.file_args[i]] = r->files[i] ? r->files[i]->path : NULL;
+        return 0;
+}
+
+static void request_decide(Request *r) {
+        _cleanup_free_ const char **file_paths = NULL;
+        PolicyRequest pr;
+        const PolicyRule *rule;
+        json_t *d;
+        int k;
+
+        file_paths = calloc(r->msg.n_args + 1, sizeof(char *));
+        if (!file_paths)
+                return request_refuse(r, "internal", NULL, "out of memory");
+        build_policy_request(r, &pr, file_paths);
+        k = policy_match(r->policy->policy, &pr, &r->decision, NULL);
+        if (k < 0)
+                return request_refuse(r, "internal", NULL, "policy evaluation failed: %s", strerror(-k));
+        rule = r->rule = r->decision.rule;
+        r->state = REQUEST_DECIDED;
+
+        d = request_audit_data(r);
+        if (!d)
+                return request_refuse(r, "internal", NULL, "out of memory");
+        json_object_set_new(d, "decision", json_string(policy_action_to_string(r->decision.action)));
+        json_object_set_new(d, "rule", rule ? json_string(rule->id) : json_null());
+        if (r->decision.reason)
+                json_object_set_new(d, "why", json_string(r->decision.reason));
+        request_audit(r, "decision", d, NULL, 0, NULL);
+        json_decref(d);
+
+        switch (r->decision.action) {
+        case POLICY_ALLOW:
+                log_info("Request %s: uid %u may run %s (rule \"%s\")", r->id, (unsigned) r->uid,
+                         r->program->path ?: r->msg.program, rule->id);
+                (void) request_launch(r);
+                return;
+        case POLICY_APPROVE:
+                /* remote approval arrives with the approvals work (issue 3): until then a
+                 * rule that needs an approver cannot be satisfied, so say so and stop */
+                return request_refuse(r, "not-permitted", "denied",
+                                      "%s needs approval (rule \"%s\"), and approvals are not enabled on this agent",
+                                      r->msg.program, rule->id);
+        case POLICY_DENY:
+        default:
+                break;
+        }
+        {
+                json_t *m = proto_new(PROTO_DECISION);
+                const char *msg = rule && rule->message ? rule->message
+                                  : r->decision.reason  ? r->decision.reason
+                                  : rule                ? NULL
+                                                        : "no rule allows you to run this";
+                log_info("Request %s: uid %u denied %s (%s)", r->id, (unsigned) r->uid,
+                         r->program && r->program->path ? r->program->path : r->msg.program,
+                         rule ? rule->id : "no matching rule");
+                if (m && r->conn) {
+                        json_object_set_new(m, "decision", json_string("deny"));
+                        json_object_set_new(m, "request", json_string(r->id));
+                        if (rule)
+                                json_object_set_new(m, "rule", json_string(rule->id));
+                        if (msg)
+                                json_object_set_new(m, "message", json_string(msg));
+                        (void) conn_send(r->conn, m, NULL, 0);
+                }
+                json_decref(m);
+                if (r->conn)
+                        conn_close(r->conn);
+        }
+}
+
+static void on_inspected(int result, void *userdata) {
+        Inspect *j = userdata;
+        Request *r = j->req;
+
+        r->job = NULL;
+        /* take the results; the job's free function releases whatever is left */
+        r->program_fd = TAKE_FD(j->program_fd);
+        r->cwd_fd = TAKE_FD(j->cwd_fd);
+        for (int i = 0; i < 3; i++) {
+                r->stdio[i] = TAKE_FD(j->stdio[i]);
+                r->stdio_kind[i] = j->stdio_kind[i];
+                if (j->stdio_kind[i] == STDIO_TERMINAL)
+                        r->any_tty = true;
+        }
+        r->program = TAKE_PTR(j->program);
+        r->n_files = j->n_files;
+        for (size_t i = 0; i < j->n_files; i++)
+                r->files[i] = TAKE_PTR(j->files[i]);
+        r->cwd_path = TAKE_PTR(j->cwd_path);
+
+        if (result == -ETIMEDOUT)
+                return request_refuse(r, "timeout", NULL,
+                                      "reading %s took longer than %llus (is it on a stuck network or FUSE "
+                                      "filesystem?); nothing was run",
+                                      r->msg.program, (unsigned long long) (AGENT_INSPECT_DEADLINE_USEC / USEC_PER_SEC));
+        if (j->r < 0)
+                return request_refuse(r, j->code, NULL, "%s", j->error ?: strerror(-j->r));
+        if (!r->conn)
+                return;
+        if (peer_verify(&r->conn->peer) < 0)
+                return request_refuse(r, "not-permitted", NULL,
+                                      "your process changed identity or exited while asking; nothing was run");
+        request_decide(r);
+}
+
+int agent_new_request_id(char ret[static 33]) {
+        uint8_t b[16];
+        int k;
+
+        /* 128 random bits: ids are not guessable and never reused (A03) */
+        k = random_bytes(b, sizeof(b));
+        if (k < 0)
+                return k;
+        hex_encode(b, sizeof(b), ret);
+        return 0;
+}
+
+static int inflight_for_uid(Agent *a, uid_t uid) {
+        int n = 0;
+
+        for (Conn *c = a->conns; c; c = c->next)
+                if (c->request && c->request->uid == uid && c->request->state < REQUEST_RUNNING)
+                        n++;
+        return n;
+}
+
+int request_start(Conn *c, ProtoMsg *m) {
+        Agent *a = c->agent;
+        Request *r;
+        Inspect *j;
+        int k;
+
+        r = calloc(1, sizeof(*r));
+        j = calloc(1, sizeof(*j));
+        if (!r || !j) {
+                free(r);
+                free(j);
+                return -ENOMEM;
+        }
+        *r = (Request){ .agent = a, .conn = c, .uid = c->peer.uid, .gid = c->peer.gid, .program_fd = -EBADF,
+                        .cwd_fd = -EBADF, .stdio = { -EBADF, -EBADF, -EBADF }, .pty_master = -EBADF,
+                        .pty_slave = -EBADF, .cgroup_fd = -EBADF, .pidfd = -EBADF };
+        k = agent_new_request_id(r->id);
+        if (k < 0) {
+                free(r);
+                free(j);
+                return k;
+        }
+        r->user = c->peer.user ? strdup(c->peer.user) : NULL;
+        r->policy = policy_ref(a->policy);
+        r->msg = *m; /* take the message: its strings live in msg.root */
+        *m = (ProtoMsg){};
+        c->request = r;
+        c->state = CONN_INSPECTING;
+        a->n_requests++;
+
+        *j = (Inspect){ .req = r, .cache = a->cache, .program_fd = -EBADF, .cwd_fd = -EBADF,
+                        .stdio = { -EBADF, -EBADF, -EBADF } };
+        j->opts = (BinaryOptions){
+                .max_copy_size = policy_settings(r->policy->policy)->max_copy_size,
+                .tmpfile_dir_fd = a->tmp_fd,
+                .want_exec = true,
+        };
+        j->program_fd = TAKE_FD(r->msg.fds[PROTO_FD_PROGRAM]);
+        j->cwd_fd = TAKE_FD(r->msg.fds[PROTO_FD_CWD]);
+        for (int i = 0; i < 3; i++)
+                j->stdio[i] = TAKE_FD(r->msg.fds[PROTO_FD_STDIN + i]);
+        j->n_files = r->msg.n_file_args;
+        for (size_t i = 0; i < j->n_files; i++)
+                j->file_fd[i] = TAKE_FD(r->msg.fds[PROTO_EXEC_FIXED_FDS + i]);
+        r->n_files = j->n_files;
+        if (r->msg.has_winsize)
+                r->ws = (struct winsize){ .ws_row = (unsigned short) r->msg.rows, .ws_col = (unsigned short) r->msg.cols };
+
+        if (inflight_for_uid(a, r->uid) > AGENT_MAX_INFLIGHT_PER_UID) {
+                inspect_free(j);
+                request_refuse(r, "busy", NULL, "you have too many requests in progress; try again when they finish");
+                return 0;
+        }
+        if (audit_failed(a->audit)) {
+                inspect_free(j);
+                request_refuse(r, "audit-failed", NULL,
+                               "the audit log cannot record elevations (%s); nothing was run. Ask an administrator.",
+                               audit_failed(a->audit));
+                return 0;
+        }
+        k = workers_submit(a->workers, inspect_run, on_inspected, inspect_free, j, AGENT_INSPECT_DEADLINE_USEC, &r->job);
+        if (k < 0) {
+                inspect_free(j);
+                request_refuse(r, "busy", NULL, "the agent is busy reading other programs; try again shortly");
+                return 0;
+        }
+        return 0;
+}
+
+void request_conn_gone(Request *r) {
+        r->conn = NULL;
+        switch (r->state) {
+        case REQUEST_INSPECTING:
+                if (r->job)
+                        worker_job_cancel(r->job);
+                r->job = NULL;
+                request_free(r);
+                return;
+        case REQUEST_DECIDED:
+        case REQUEST_DONE:
+                request_free(r);
+                return;
+        case REQUEST_AUDITING:
+                /* the audit completion sees conn == NULL and cancels the launch */
+                return;
+        case REQUEST_RUNNING:
+                /* without a pty nobody else will hang up on the program: do it */
+                if (!r->any_tty && r->pidfd >= 0 && !r->exited)
+                        (void) launch_signal(r->pidfd, SIGHUP);
+                return;
+        default:
+                return;
+        }
+}
+
+static const struct {
+        const char *name;
+        int sig;
+} signal_allowlist[] = {
+        { "INT", SIGINT }, { "TERM", SIGTERM }, { "HUP", SIGHUP },   { "QUIT", SIGQUIT },
+        { "WINCH", SIGWINCH }, { "CONT", SIGCONT }, { "TSTP", SIGTSTP },
+};
+
+int request_signal(Request *r, const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(signal_allowlist); i++)
+                if (streq(signal_allowlist[i].name, name)) {
+                        if (r->state != REQUEST_RUNNING || r->exited || r->pidfd < 0)
+                                return 0; /* nothing is sent after exit */
+                        (void) launch_signal(r->pidfd, signal_allowlist[i].sig);
+                        return 0;
+                }
+        /* the decoder already limits names; keep the check here too */
+        return 0;
+}
+
+void request_free(Request *r) {
+        if (!r)
+                return;
+        if (r->job)
+                worker_job_cancel(r->job);
+        if (r->conn && r->conn->request == r)
+                r->conn->request = NULL;
+        if (r->next)
+                r->next->prev = r->prev;
+        if (r->prev)
+                r->prev->next = r->next;
+        else if (r->agent->launches == r) {
+                r->agent->launches = r->next;
+        }
+        sd_event_source_disable_unref(r->child_source);
+        sd_event_source_disable_unref(r->cgroup_watch);
+        sd_event_source_disable_unref(r->expiry_timer);
+        sd_event_source_disable_unref(r->runtime_timer);
+        sd_event_source_disable_unref(r->kill_timer);
+        safe_close(r->program_fd);
+        safe_close(r->cwd_fd);
+        for (int i = 0; i < 3; i++)
+                safe_close(r->stdio[i]);
+        safe_close(r->pty_master);
+        safe_close(r->pty_slave);
+        safe_close(r->cgroup_fd);
+        safe_close(r->pidfd);
+        binary_free(r->program);
+        for (size_t i = 0; i < r->n_files; i++)
+                binary_free(r->files[i]);
+        free(r->cwd_path);
+        free(r->user);
+        free(r->run_groups);
+        free(r->run_user);
+        free(r->run_home);
+        free(r->run_shell);
+        free(r->cgroup_name);
+        strv_free(r->argv);
+        strv_free(r->envp);
+        proto_msg_done(&r->msg);
+        policy_unref(r->policy);
+        free(r);
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * One elevation request, from the exec message to the end of the launched program.
+ *
+ * States: INSPECTING (a worker reads and hashes the program) -> DECIDED -> AUDITING
+ * (waiting for the durable launch record) -> RUNNING (program alive) -> EXITED (main
+ * process gone; the cgroup may still hold children until they end or are ended) ->
+ * freed. A Request is owned by its connection until it runs, then by the agent's list
+ * of launches; the connection may go away at any time (conn == NULL).
+ */
+
+#include <linux/filter.h>
+#include <sys/ioctl.h>
+
+#include "agent.h"
+
+typedef enum RequestState {
+        REQUEST_INSPECTING,
+        REQUEST_DECIDED,
+        REQUEST_AUDITING,
+        REQUEST_RUNNING,
+        REQUEST_EXITED,
+        REQUEST_DONE,
+} RequestState;
+
+typedef enum StdioKind {
+        STDIO_PASS,      /* file, pipe, socket, /dev/null: given to the program as is */
+        STDIO_TERMINAL,  /* replaced by the pty slave */
+} StdioKind;
+
+struct Request {
+        Agent *agent;
+        Conn *conn;                     /* NULL once the client is gone */
+        Request *next, *prev;           /* in agent->launches while running */
+        RequestState state;
+        char id[33];
+        uid_t uid;                      /* copied from the peer: the request outlives the conn */
+        gid_t gid;
+        char *user;
+        PolicyRef *policy;
+        ProtoMsg msg;                   /* the exec message (args, env); fds moved out */
+        WorkerJob *job;
+
+        /* results of the inspection */
+        int program_fd, cwd_fd, stdio[3];
+        StdioKind stdio_kind[3];
+        bool any_tty;
+        Binary *program;
+        Binary *files[PROTO_MAX_FILE_ARGS];
+        size_t n_files;
+        char *cwd_path;                 /* non-NULL only if the cwd chain is trusted */
+
+        /* decision */
+        PolicyDecision decision;
+        const PolicyRule *rule;         /* valid while policy is referenced */
+
+        /* launch */
+        struct winsize ws;
+        uid_t run_uid;
+        gid_t run_gid;
+        gid_t *run_groups;
+        int n_run_groups;
+        char *run_user, *run_home, *run_shell;
+        char **argv, **envp;
+        int pty_master, pty_slave;
+        const struct sock_fprog *seccomp;
+        char *cgroup_name;              /* "launch-<id>" leaf name without prefix: <id> */
+        int cgroup_fd;
+        pid_t pid;
+        int pidfd;
+        sd_event_source *child_source;
+        sd_event_source *cgroup_watch;
+        sd_event_source *expiry_timer, *runtime_timer, *kill_timer;
+        uint64_t started_boottime;
+        bool terminating;
+        bool exited;
+        int exit_code, exit_signal;
+        bool core_dumped;
+};
+
+/* agent-supervise.c */
+int request_launch(Request *r);
+void request_terminate(Request *r, const char *why);
+
+/* agent-request.c, shared with agent-supervise.c */
+void request_refuse(Request *r, const char *code, const char *event, const char *fmt, ...) _printf_(4, 5);
+json_t *request_audit_data(Request *r);
+void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
+                   AuditDoneFn done);
+void request_finish(Request *r);

@@ -1,0 +1,524 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * Launching and supervising an allowed request (DESIGN §7, §8).
+ *
+ * Invariants:
+ *  - No elevation without a durable audit record: the "launch" row (and the launches
+ *    state row) must be committed before the program is started; if the commit fails,
+ *    nothing runs and the client is told why.
+ *  - Identity is re-verified, and the in-place lease checked, right before exec.
+ *  - The agent keeps no copy of the pty master or the client's terminal.
+ *  - A launch is supervised through its pidfd; its cgroup (when there is one) is ended
+ *    as a whole: SIGTERM to every process, then cgroup.kill after kill_grace.
+ */
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/inotify.h>
+#include <sys/wait.h>
+
+#include "agent-env.h"
+#include "agent-launch.h"
+#include "agent-log.h"
+#include "agent-pty.h"
+#include "agent-request.h"
+#include "agent-seccomp.h"
+#include "util.h"
+
+#define RUN_AS_MAX_GROUPS 1024
+
+static int resolve_run_as(Request *r, const char *name, char **ret_error) {
+        struct passwd pw, *res = NULL;
+        _cleanup_free_ char *buf = NULL;
+        int n = RUN_AS_MAX_GROUPS, k;
+
+        buf = malloc(16384);
+        if (!buf)
+                return -ENOMEM;
+        k = getpwnam_r(name, &pw, buf, 16384, &res);
+        if (k != 0 || !res) {
+                *ret_error = strdup_printf("the rule runs the program as \"%s\", but no such user exists here", name);
+                return -ESRCH;
+        }
+        r->run_uid = res->pw_uid;
+        r->run_gid = res->pw_gid;
+        r->run_user = strdup(res->pw_name);
+        r->run_home = strdup(res->pw_dir);
+        r->run_shell = strdup(res->pw_shell && *res->pw_shell ? res->pw_shell : "/bin/sh");
+        r->run_groups = calloc(RUN_AS_MAX_GROUPS, sizeof(gid_t));
+        if (!r->run_user || !r->run_home || !r->run_shell || !r->run_groups)
+                return -ENOMEM;
+        if (getgrouplist(res->pw_name, res->pw_gid, r->run_groups, &n) < 0) {
+                *ret_error = strdup_printf("user \"%s\" is in more than %d groups", name, RUN_AS_MAX_GROUPS);
+                return -E2BIG;
+        }
+        r->n_run_groups = n;
+        return 0;
+}
+
+/* argv: the agent's argv[0] (base name of the program), then the user's arguments, file
+ * arguments replaced by the descriptor the program will find them on. */
+static int build_argv(Request *r, int first_extra_fd) {
+        const char *name = r->program->path ?: r->msg.program;
+        const char *base = strrchr(name, '/');
+        size_t n = r->msg.n_args;
+
+        r->argv = calloc(n + 2, sizeof(char *));
+        if (!r->argv)
+                return -ENOMEM;
+        r->argv[0] = strdup(base ? base + 1 : name);
+        if (!r->argv[0])
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r->argv[i + 1] = strdup(r->msg.args[i]);
+                if (!r->argv[i + 1])
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < r->n_files; i++) {
+                unsigned pos = r->msg.file_args[i];
+                free(r->argv[pos]);
+                r->argv[pos] = strdup_printf("/proc/self/fd/%d", first_extra_fd + (int) i);
+                if (!r->argv[pos])
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static char *command_string(Request *r) {
+        size_t len = 0;
+        char *s, *p;
+
+        len = strlen(r->program->path ?: r->msg.program) + 1;
+        for (size_t i = 0; i < r->msg.n_args; i++)
+                len += strlen(r->msg.args[i]) + 1;
+        s = p = malloc(len);
+        if (!s)
+                return NULL;
+        p = stpcpy(p, r->program->path ?: r->msg.program);
+        for (size_t i = 0; i < r->msg.n_args; i++) {
+                *p++ = ' ';
+                p = stpcpy(p, r->msg.args[i]);
+        }
+        return s;
+}
+
+static int build_env(Request *r) {
+        _cleanup_free_ char *cmd = command_string(r);
+        EnvInput in = {
+                .caller = r->msg.env,
+                .n_caller = r->msg.n_env,
+                .env_keep = r->rule->env_keep,
+                .run_as_user = r->run_user,
+                .run_as_home = r->run_home,
+                .run_as_shell = r->run_shell,
+                .caller_user = r->user,
+                .caller_uid = r->uid,
+                .caller_gid = r->gid,
+                .request_id = r->id,
+                .command = cmd,
+        };
+
+        if (!cmd)
+                return -ENOMEM;
+        return env_build(&in, &r->envp);
+}
+
+static void on_launch_audited(int result, void *userdata);
+
+int request_launch(Request *r) {
+        Agent *a = r->agent;
+        const PolicyRule *rule = r->rule;
+        _cleanup_free_ char *err = NULL;
+        AuditState st[2];
+        json_t *d, *req_row, *launch_row;
+        int k;
+
+        if (!a->cgroups && (rule->on_expiry == POLICY_EXPIRY_TERMINATE || rule->max_runtime > 0)) {
+                request_refuse(r, "not-permitted", NULL,
+                               "rule \"%s\" limits how long the program may run, but this agent cannot enforce it "
+                               "without cgroup v2 (%s); nothing was run",
+                               rule->id, a->cgroup_error ?: "unavailable");
+                return 0;
+        }
+        if (rule->noexec) {
+                request_refuse(r, "not-permitted", NULL,
+                               "rule \"%s\" asks for noexec, which this agent cannot enforce yet; nothing was run",
+                               rule->id);
+                return 0;
+        }
+        k = seccomp_profile_get(rule->profile, &r->seccomp);
+        if (k < 0) {
+                request_refuse(r, "internal", NULL, "cannot prepare seccomp profile \"%s\": %s; nothing was run",
+                               rule->profile ?: "none", strerror(-k));
+                return 0;
+        }
+        k = resolve_run_as(r, rule->run_as ?: "root", &err);
+        if (k < 0) {
+                request_refuse(r, "not-permitted", NULL, "%s; nothing was run", err ?: strerror(-k));
+                return 0;
+        }
+        k = build_argv(r, 3 + (r->program->script ? 1 : 0));
+        if (k >= 0)
+                k = build_env(r);
+        if (k >= 0 && r->any_tty)
+                k = pty_open(r->run_uid, r->ws.ws_row ? &r->ws : NULL, &r->pty_master, &r->pty_slave);
+        if (k < 0) {
+                request_refuse(r, "internal", NULL, "cannot prepare the launch: %s; nothing was run", strerror(-k));
+                return 0;
+        }
+        if (a->cgroups) {
+                k = cgroup_launch_create(a->cgroups, r->id, &r->cgroup_fd);
+                if (k < 0) {
+                        request_refuse(r, "internal", NULL, "cannot create the launch cgroup: %s; nothing was run",
+                                       strerror(-k));
+                        return 0;
+                }
+                r->cgroup_name = strdup(r->id);
+        }
+
+        d = request_audit_data(r);
+        req_row = json_pack("{s:s,s:I,s:s?,s:s,s:I,s:I,s:s,s:s,s:s?,s:s?,s:s?}", "id", r->id, "uid",
+                            (json_int_t) r->uid, "user", r->user, "state", "launching", "created",
+                            (json_int_t) now_usec(CLOCK_REALTIME), "updated", (json_int_t) now_usec(CLOCK_REALTIME),
+                            "rule", rule->id, "action", "allow", "program", r->program->path, "sha256",
+                            r->program->sha256_hex, "run_as", r->run_user);
+        launch_row = json_pack("{s:s,s:s?,s:I,s:s}", "request", r->id, "cgroup",
+                               a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
+                               (json_int_t) now_usec(CLOCK_REALTIME), "boot_id", a->boot_id);
+        if (!d || !req_row || !launch_row) {
+                json_decref(d);
+                json_decref(req_row);
+                json_decref(launch_row);
+                request_refuse(r, "internal", NULL, "out of memory; nothing was run");
+                return 0;
+        }
+        json_object_set_new(d, "rule", json_string(rule->id));
+        json_object_set_new(d, "run_as", json_string(r->run_user));
+        json_object_set_new(d, "pty", json_boolean(r->any_tty));
+        json_object_set_new(d, "profile", json_string(rule->profile ?: "none"));
+        json_object_set_new(d, "cwd", json_string(rule->cwd == POLICY_CWD_INHERIT && r->cwd_path ? r->cwd_path : "/"));
+        st[0] = (AuditState){ .table = "requests", .row = req_row };
+        st[1] = (AuditState){ .table = "launches", .row = launch_row };
+        r->state = REQUEST_AUDITING;
+        if (r->conn)
+                r->conn->state = CONN_AUDITING;
+        request_audit(r, "launch", d, st, 2, on_launch_audited);
+        json_decref(d);
+        json_decref(req_row);
+        json_decref(launch_row);
+        return 0;
+}
+
+static void launch_cleanup_cgroup(Request *r) {
+        if (!r->cgroup_name || !r->agent->cgroups)
+                return;
+        r->cgroup_fd = safe_close(r->cgroup_fd);
+        (void) cgroup_launch_remove(r->agent->cgroups, r->cgroup_name);
+}
+
+static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_max_runtime(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int send_started(Request *r) {
+        json_t *m = proto_new(PROTO_STARTED);
+        int k;
+
+        if (!m)
+                return -ENOMEM;
+        json_object_set_new(m, "request", json_string(r->id));
+        json_object_set_new(m, "pid", json_integer(r->pid));
+        json_object_set_new(m, "pty", json_boolean(r->pty_master >= 0));
+        k = conn_send(r->conn, m, r->pty_master >= 0 ? &r->pty_master : NULL, r->pty_master >= 0 ? 1 : 0);
+        json_decref(m);
+        /* the master is the client's now; keeping a copy would hide a vanished client */
+        r->pty_master = safe_close(r->pty_master);
+        return k;
+}
+
+static int arm_timers(Request *r) {
+        const PolicySettings *set = policy_settings(r->policy->policy);
+        uint64_t ttl = r->rule->ttl ?: set->default_ttl;
+        int k;
+
+        if (r->rule->on_expiry == POLICY_EXPIRY_TERMINATE && ttl != USEC_INFINITY) {
+                k = sd_event_add_time(r->agent->event, &r->expiry_timer, CLOCK_BOOTTIME, r->started_boottime + ttl, 0,
+                                      on_expiry, r);
+                if (k < 0)
+                        return k;
+        }
+        if (r->rule->max_runtime > 0 && r->rule->max_runtime != USEC_INFINITY) {
+                k = sd_event_add_time(r->agent->event, &r->runtime_timer, CLOCK_BOOTTIME,
+                                      r->started_boottime + r->rule->max_runtime, 0, on_max_runtime, r);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static void launch_now(Request *r) {
+        Agent *a = r->agent;
+        _cleanup_free_ char *err = NULL;
+        int extra[PROTO_MAX_FILE_ARGS];
+        LaunchResult res = {};
+        LaunchSpec spec;
+        json_t *d;
+        int k;
+
+        for (size_t i = 0; i < r->n_files; i++)
+                extra[i] = r->files[i]->fd;
+        spec = (LaunchSpec){
+                .exec_fd = r->program->fd,
+                .keep_exec_fd = r->program->script,
+                .argv = r->argv,
+                .envp = r->envp,
+                .uid = r->run_uid,
+                .gid = r->run_gid,
+                .groups = r->run_groups,
+                .n_groups = (size_t) r->n_run_groups,
+                .controlling_tty = false,
+                .cwd_fd = r->rule->cwd == POLICY_CWD_INHERIT && r->cwd_path ? r->cwd_fd : -1,
+                .loginuid = r->conn->peer.loginuid != (uid_t) -1 ? r->conn->peer.loginuid : r->uid,
+                .seccomp = r->seccomp,
+                .cgroup_fd = r->cgroup_fd,
+                .extra_fds = extra,
+                .n_extra_fds = r->n_files,
+        };
+        for (int i = 0; i < 3; i++) {
+                spec.stdio[i] = r->stdio_kind[i] == STDIO_TERMINAL ? r->pty_slave : r->stdio[i];
+                if (r->stdio_kind[i] == STDIO_TERMINAL)
+                        spec.controlling_tty = true;
+        }
+        /* the controlling terminal is made from stdio[0]: put the slave there when any is */
+        if (spec.controlling_tty && r->stdio_kind[0] != STDIO_TERMINAL)
+                spec.ctty_fd = r->pty_slave;
+        else
+                spec.ctty_fd = -1;
+
+        k = launch_spawn(&spec, &res, &err);
+        r->pty_slave = safe_close(r->pty_slave);
+        if (k < 0) {
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "internal", "launch-failed", "starting %s failed: %s", r->argv[0],
+                               err ?: strerror(-k));
+                return;
+        }
+        r->pid = res.pid;
+        r->pidfd = res.pidfd;
+        r->started_boottime = now_usec(CLOCK_BOOTTIME);
+        r->state = REQUEST_RUNNING;
+        r->conn->state = CONN_RUNNING;
+        /* the program holds what it needs; drop our copies (this releases the leases) */
+        for (int i = 0; i < 3; i++)
+                r->stdio[i] = safe_close(r->stdio[i]);
+        r->program_fd = safe_close(r->program_fd);
+
+        r->next = a->launches;
+        if (a->launches)
+                a->launches->prev = r;
+        a->launches = r;
+        a->n_launches++;
+
+        k = sd_event_add_io(a->event, &r->child_source, r->pidfd, EPOLLIN, on_child, r);
+        if (k >= 0)
+                k = arm_timers(r);
+        if (k < 0)
+                log_error_errno(k, "Cannot supervise launch %s (pid %d); ending it", r->id, (int) r->pid);
+
+        log_info("Request %s: started %s as %s, pid %d%s", r->id, r->program->path ?: r->msg.program, r->run_user,
+                 (int) r->pid, r->any_tty ? " on a new pty" : "");
+        d = json_pack("{s:i,s:s?}", "pid", (int) r->pid, "cgroup", r->cgroup_name);
+        if (d) {
+                json_t *row = json_pack("{s:s,s:i}", "request", r->id, "pid", (int) r->pid);
+                AuditState st = { .table = "launches", .row = row };
+                request_audit(r, "started", d, row ? &st : NULL, row ? 1 : 0, NULL);
+                json_decref(row);
+                json_decref(d);
+        }
+        if (send_started(r) < 0)
+                log_info("Request %s: the client went away as the program started", r->id);
+        if (k < 0)
+                request_terminate(r, "the agent could not supervise it");
+}
+
+static void on_launch_audited(int result, void *userdata) {
+        Request *r = userdata;
+
+        if (!r->conn) {
+                /* the client left while the record was written: do not start anything */
+                json_t *d = json_pack("{s:s}", "why", "the client went away before the program started");
+                if (d)
+                        request_audit(r, "cancelled", d, NULL, 0, NULL);
+                json_decref(d);
+                launch_cleanup_cgroup(r);
+                request_free(r);
+                return;
+        }
+        if (result < 0) {
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "audit-failed", NULL,
+                               "the audit log could not record this elevation (%s); nothing was run",
+                               audit_failed(r->agent->audit) ?: strerror(-result));
+                return;
+        }
+        if (peer_verify(&r->conn->peer) < 0) {
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "not-permitted", NULL, "your process changed identity or exited; nothing was run");
+                return;
+        }
+        if (binary_lease_check(r->program) < 0) {
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "not-permitted", NULL,
+                               "%s was opened for writing while the request was decided; nothing was run",
+                               r->program->path ?: r->msg.program);
+                return;
+        }
+        for (size_t i = 0; i < r->n_files; i++)
+                if (binary_lease_check(r->files[i]) < 0) {
+                        launch_cleanup_cgroup(r);
+                        request_refuse(r, "not-permitted", NULL,
+                                       "file argument %s was opened for writing meanwhile; nothing was run",
+                                       r->files[i]->path ?: "(no path)");
+                        return;
+                }
+        launch_now(r);
+}
+
+static int send_exited(Request *r) {
+        json_t *m;
+        int k;
+
+        if (!r->conn)
+                return 0;
+        m = proto_new(PROTO_EXITED);
+        if (!m)
+                return -ENOMEM;
+        json_object_set_new(m, "request", json_string(r->id));
+        if (r->exit_signal > 0)
+                json_object_set_new(m, "exit_signal", json_integer(r->exit_signal));
+        else
+                json_object_set_new(m, "exit_code", json_integer(r->exit_code));
+        if (r->core_dumped)
+                json_object_set_new(m, "core_dumped", json_true());
+        if (r->terminating)
+                json_object_set_new(m, "message", json_string("the program was ended by the agent"));
+        k = conn_send(r->conn, m, NULL, 0);
+        json_decref(m);
+        return k;
+}
+
+/* Called when the main process is gone and when the cgroup empties. */
+static void launch_maybe_done(Request *r) {
+        int populated = 0;
+
+        if (!r->exited)
+                return;
+        if (r->agent->cgroups && r->cgroup_name) {
+                populated = cgroup_launch_populated(r->agent->cgroups, r->cgroup_name);
+                if (populated > 0)
+                        return; /* children live on: the cgroup watch calls us again */
+        }
+        launch_cleanup_cgroup(r);
+        r->agent->n_launches--;
+        request_finish(r);
+}
+
+static int on_cgroup_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        launch_maybe_done(userdata);
+        return 0;
+}
+
+static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Request *r = userdata;
+        siginfo_t si = {};
+        json_t *d, *row;
+        AuditState st;
+
+        if (waitid((idtype_t) P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+                return 0;
+        r->child_source = sd_event_source_disable_unref(r->child_source);
+        r->exited = true;
+        r->state = REQUEST_EXITED;
+        if (si.si_code == CLD_EXITED)
+                r->exit_code = si.si_status;
+        else {
+                r->exit_signal = si.si_status;
+                r->core_dumped = si.si_code == CLD_DUMPED;
+        }
+        log_info("Request %s: pid %d %s %d", r->id, (int) r->pid, r->exit_signal ? "killed by signal" : "exited with",
+                 r->exit_signal ?: r->exit_code);
+        d = json_pack("{s:i,s:i,s:b}", "pid", (int) r->pid, r->exit_signal ? "exit_signal" : "exit_code",
+                      r->exit_signal ?: r->exit_code, "core_dumped", r->core_dumped);
+        row = json_pack("{s:s,s:I,s:i,s:s}", "request", r->id, "ended", (json_int_t) now_usec(CLOCK_REALTIME),
+                        r->exit_signal ? "exit_signal" : "exit_code", r->exit_signal ?: r->exit_code, "end_reason",
+                        r->terminating ? "ended by the agent" : "exited");
+        st = (AuditState){ .table = "launches", .row = row };
+        if (d)
+                request_audit(r, "exit", d, row ? &st : NULL, row ? 1 : 0, NULL);
+        json_decref(d);
+        json_decref(row);
+        (void) send_exited(r);
+
+        if (r->agent->cgroups && r->cgroup_name && cgroup_launch_populated(r->agent->cgroups, r->cgroup_name) > 0) {
+                _cleanup_free_ char *path = cgroup_launch_events_path(r->agent->cgroups, r->cgroup_name);
+                if (path)
+                        (void) sd_event_add_inotify(r->agent->event, &r->cgroup_watch, path, IN_MODIFY,
+                                                    on_cgroup_event, r);
+        }
+        launch_maybe_done(r);
+        return 0;
+}
+
+static int on_kill(sd_event_source *s, uint64_t usec, void *userdata) {
+        Request *r = userdata;
+
+        log_info("Request %s: still running %s after SIGTERM; killing the cgroup", r->id, "kill_grace");
+        if (r->agent->cgroups && r->cgroup_name)
+                (void) cgroup_launch_kill(r->agent->cgroups, r->cgroup_name);
+        else if (r->pidfd >= 0 && !r->exited)
+                (void) launch_signal(r->pidfd, SIGKILL);
+        return 0;
+}
+
+void request_terminate(Request *r, const char *why) {
+        const PolicySettings *set = policy_settings(r->policy->policy);
+        json_t *d;
+
+        if (r->terminating)
+                return;
+        r->terminating = true;
+        log_info("Request %s: ending the launch: %s", r->id, why);
+        d = json_pack("{s:s}", "why", why);
+        if (d)
+                request_audit(r, "terminate", d, NULL, 0, NULL);
+        json_decref(d);
+        if (r->agent->cgroups && r->cgroup_name)
+                (void) cgroup_launch_signal(r->agent->cgroups, r->cgroup_name, SIGTERM);
+        else if (r->pidfd >= 0 && !r->exited)
+                (void) launch_signal(r->pidfd, SIGTERM);
+        (void) sd_event_add_time_relative(r->agent->event, &r->kill_timer, CLOCK_BOOTTIME, set->kill_grace, 0, on_kill,
+                                          r);
+}
+
+static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata) {
+        request_terminate(userdata, "its time (ttl) ran out and the rule says on_expiry: terminate");
+        return 0;
+}
+
+static int on_max_runtime(sd_event_source *s, uint64_t usec, void *userdata) {
+        request_terminate(userdata, "it reached the rule's max_runtime");
+        return 0;
+}
+
+int agent_launches_for_uid(Agent *a, uid_t uid) {
+        int n = 0;
+
+        for (Request *r = a->launches; r; r = r->next)
+                if (r->uid == uid)
+                        n++;
+        return n;
+}

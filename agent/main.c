@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * elevated: the elevation agent. main() parses options and calls run(); all state lives
+ * in one Agent.
+ *
+ * Invariants:
+ *  - Runs as root and nothing else is privileged; it refuses to start otherwise.
+ *  - The state directory is root-owned and 0700; created so if missing.
+ *  - Signals are handled through sd-event only; worker threads block them all.
+ *  - SIGTERM: stop accepting, audit the stop, leave running launches in their cgroups.
+ */
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "agent-log.h"
+#include "agent-request.h"
+#include "agent-seccomp.h"
+#include "config.h"
+#include "util.h"
+
+static const char *arg_socket;
+static const char *arg_policy = ELEVATE_POLICY_PATH;
+static const char *arg_state_dir = ELEVATE_STATE_DIR;
+static bool arg_foreground;
+static bool arg_debug;
+
+static void help(void) {
+        printf("Usage: elevated [OPTIONS]\n"
+               "\n"
+               "The elevate agent: runs as root, decides elevation requests from `elevate` by policy,\n"
+               "launches what policy allows and records everything in a sealed audit log.\n"
+               "\n"
+               "Options:\n"
+               "  --socket PATH     listen on PATH (created mode 0666; a stale socket is removed).\n"
+               "                    Without it the agent uses the sockets systemd passes, else\n"
+               "                    %s\n"
+               "  --policy FILE     policy file (default %s). It must be owned by root and not\n"
+               "                    group/other writable. If the default file does not exist, the\n"
+               "                    agent runs on a built-in example policy and says so.\n"
+               "  --state-dir DIR   audit database and state (default %s, created 0700)\n"
+               "  --foreground      stay in the foreground (the default under systemd)\n"
+               "  --debug           log debug messages\n"
+               "  -h, --help        show this help\n"
+               "  --version         show the version\n"
+               "\n"
+               "Signals: SIGHUP reloads the policy (a bad file keeps the running one), SIGTERM stops.\n"
+               "Try it:  sudo elevated --foreground --socket /run/elevate/agent.sock\n"
+               "         elevate /usr/bin/id\n",
+               ELEVATE_SOCKET_PATH, ELEVATE_POLICY_PATH, ELEVATE_STATE_DIR);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION };
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "foreground", no_argument, NULL, ARG_FOREGROUND },
+                { "debug", no_argument, NULL, ARG_DEBUG },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case ARG_POLICY:
+                        arg_policy = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_FOREGROUND:
+                        arg_foreground = true;
+                        break;
+                case ARG_DEBUG:
+                        arg_debug = true;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("elevated %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'elevated --help'.\n");
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "elevated: unexpected argument \"%s\". Try 'elevated --help'.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+/* The state directory: created 0700 if missing; refused if not root's or reachable by
+ * others (the database inside holds the chain key). */
+static int open_state_dir(Agent *a) {
+        struct stat st;
+        int fd;
+
+        if (arg_state_dir[0] != '/')
+                return log_error_errno(-EINVAL, "--state-dir must be an absolute path");
+        if (mkdir(arg_state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(negative_errno(), "Cannot create state directory %s", arg_state_dir);
+        fd = open(arg_state_dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "Cannot open state directory %s (a symlink is refused)",
+                                       arg_state_dir);
+        if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 0077) != 0) {
+                safe_close(fd);
+                return log_error_errno(-EPERM, "State directory %s must be owned by root with mode 0700", arg_state_dir);
+        }
+        a->state_fd = fd;
+        if (mkdirat(fd, "tmp", 0700) < 0 && errno != EEXIST)
+                return log_error_errno(negative_errno(), "Cannot create %s/tmp", arg_state_dir);
+        a->tmp_fd = openat(fd, "tmp", O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (a->tmp_fd < 0 || fstat(a->tmp_fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 0077) != 0)
+                return log_error_errno(-EPERM, "%s/tmp must be a root-owned directory with mode 0700", arg_state_dir);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Agent *a = userdata;
+
+        log_info("SIGHUP: reloading the policy");
+        (void) sd_notify(false, "RELOADING=1");
+        (void) agent_policy_load(a, false);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving; policy serial %llu",
+                          (unsigned long long) policy_serial(a->policy->policy));
+        return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Agent *a = userdata;
+
+        log_info("Signal %u: stopping", si->ssi_signo);
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        a->stopping = true;
+        return sd_event_exit(a->event, 0);
+}
+
+static void harden_self(void) {
+        struct rlimit no_core = { 0, 0 };
+
+        /* no core dumps and no ptrace by the same uid: memory holds the audit key */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        (void) setrlimit(RLIMIT_CORE, &no_core);
+        umask(0077);
+        /* a closed reader is an error return, not a signal */
+        (void) signal(SIGPIPE, SIG_IGN);
+        /* lease breaks are noticed with F_GETLEASE before exec, not by signal */
+        (void) signal(SIGIO, SIG_IGN);
+        /* children are reaped through their pidfds; SIGCHLD must not be ignored or
+         * the kernel would reap them before we read their status */
+        (void) signal(SIGCHLD, SIG_DFL);
+}
+
+static void audit_lifecycle(Agent *a, const char *event) {
+        json_t *d = json_pack("{s:s,s:I,s:s,s:s?}", "version", PACKAGE_VERSION, "launches_running",
+                              (json_int_t) a->n_launches, "host", a->host, "cgroup",
+                              a->cgroups ? cgroup_base(a->cgroups) : NULL);
+        AuditEntry e = { .event = event, .uid = -1, .data = d };
+
+        if (d && a->audit && !audit_failed(a->audit))
+                (void) audit_submit_sync(a->audit, &e);
+        json_decref(d);
+}
+
+static void agent_done(Agent *a) {
+        while (a->conns)
+                conn_free(a->conns);
+        while (a->launches) {
+                Request *r = a->launches;
+                /* leave the program running in its cgroup; a restarted agent finds it */
+                a->launches = r->next;
+                if (a->launches)
+                        a->launches->prev = NULL;
+                r->next = r->prev = NULL;
+                r->conn = NULL;
+                request_free(r);
+        }
+        agent_listen_close(a);
+        workers_free(a->workers);
+        audit_close(a->audit);
+        binary_cache_free(a->cache);
+        cgroup_free(a->cgroups);
+        free(a->cgroup_error);
+        free(a->policy_error);
+        policy_unref(a->policy);
+        safe_close(a->state_fd);
+        safe_close(a->tmp_fd);
+        sd_event_unref(a->event);
+        seccomp_profiles_free();
+}
+
+static int run(void) {
+        Agent a = { .state_fd = -EBADF, .tmp_fd = -EBADF };
+        sigset_t mask;
+        int r;
+
+        for (size_t i = 0; i < AGENT_MAX_LISTEN; i++)
+                a.listen_fd[i] = -EBADF;
+        a.socket_path = arg_socket;
+        a.policy_path = arg_policy;
+        a.state_dir = arg_state_dir;
+        a.foreground = arg_foreground;
+        a.use_embedded_policy = streq(arg_policy, ELEVATE_POLICY_PATH);
+
+        if (geteuid() != 0 || getuid() != 0) {
+                log_error("elevated must run as root (it launches programs as other users).");
+                return 1;
+        }
+        harden_self();
+        r = open_state_dir(&a);
+        if (r < 0)
+                goto finish;
+        r = boot_id_get(a.boot_id);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read the boot id");
+                goto finish;
+        }
+        if (gethostname(a.host, sizeof(a.host) - 1) < 0)
+                snprintf(a.host, sizeof(a.host), "localhost");
+
+        /* before any thread exists: moving into the agent leaf moves the whole process */
+        r = cgroup_setup(arg_state_dir, &a.cgroups, &a.cgroup_error);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up cgroups");
+                goto finish;
+        }
+        if (!a.cgroups)
+                log_warning("No usable cgroup v2 (%s): launches are tracked as process groups; rules with "
+                            "on_expiry: terminate or max_runtime will be refused",
+                            a.cgroup_error ?: "unknown reason");
+        else
+                log_info("Launch cgroups under %s%s", cgroup_mount(a.cgroups), cgroup_base(a.cgroups));
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = sd_event_default(&a.event);
+        if (r < 0)
+                goto finish;
+        (void) sd_event_add_signal(a.event, NULL, SIGTERM, on_sigterm, &a);
+        (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
+        (void) sd_event_add_signal(a.event, NULL, SIGHUP, on_sighup, &a);
+
+        r = audit_open(a.event, arg_state_dir, &a.audit);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the audit log");
+                goto finish;
+        }
+        if (audit_failed(a.audit))
+                log_error("The audit log is unusable: %s. Elevations will be refused until it is fixed.",
+                          audit_failed(a.audit));
+
+        r = agent_policy_load(&a, true);
+        if (r < 0) {
+                log_error("Cannot start without a valid policy. Fix %s (check it with `elevatectl policy check %s`).",
+                          arg_policy, arg_policy);
+                goto finish;
+        }
+        r = binary_cache_new(4096, &a.cache);
+        if (r < 0)
+                goto finish;
+        r = workers_new(a.event, 4, 64, &a.workers);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start worker threads");
+                goto finish;
+        }
+        r = agent_listen(&a);
+        if (r < 0)
+                goto finish;
+        audit_lifecycle(&a, "agent-start");
+
+        log_info("Ready (socket %s, state %s)", a.socket_path ?: "from systemd", arg_state_dir);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving; policy serial %llu",
+                          (unsigned long long) policy_serial(a.policy->policy));
+        r = sd_event_loop(a.event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed");
+        audit_lifecycle(&a, "agent-stop");
+finish:
+        agent_done(&a);
+        return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        log_setup();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        if (arg_debug)
+                log_set_max_level(LOG_DEBUG);
+        return run();
+}

@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * elevate: ask the agent to run one program with elevated rights.
+ *
+ * Not setuid, links only common/. It opens the program and file arguments as the user,
+ * sends them as fds with the request, and returns the program's exit status.
+ */
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "elevate.h"
+#include "util.h"
+
+extern char **environ;
+
+static const char *arg_socket;
+static const char *arg_reason;
+static const char *arg_user;
+static bool arg_list;
+
+static void help(void) {
+        printf("Usage: elevate [OPTIONS] [--] PROGRAM [ARGS...]\n"
+               "       elevate -l\n"
+               "\n"
+               "Runs PROGRAM with elevated rights if the local policy allows it. The elevate agent\n"
+               "checks who you are, what the program is (by its content, not its name) and its\n"
+               "arguments, records the request, and starts the program on a fresh terminal.\n"
+               "\n"
+               "Options:\n"
+               "  -l, --list           show the rules that apply to you: what you may run, and how\n"
+               "  -u, --user USER      run as USER instead of the rule's default (root)\n"
+               "      --reason TEXT    why you need it (shown to approvers, kept in the audit log)\n"
+               "      --socket PATH    the agent's socket (default $ELEVATE_SOCKET or %s)\n"
+               "  -h, --help           show this help\n"
+               "      --version        show the version\n"
+               "\n"
+               "PROGRAM is found like a shell would (a bare name is looked up in your PATH) and must be\n"
+               "readable by you. Arguments that name readable regular files are passed along as open\n"
+               "files (at most %d), so the program gets exactly the file the policy checked.\n"
+               "\n"
+               "Examples:\n"
+               "  elevate apt install htop\n"
+               "  elevate ./zoom_installer.run\n"
+               "  elevate -l\n"
+               "\n"
+               "Exit status: the program's own; 128+N if it was killed by signal N; 126 if the request\n"
+               "was denied or is not permitted; 127 if PROGRAM was not found; 125 if the agent could not\n"
+               "be reached or did not answer properly.\n",
+               ELEVATE_SOCKET_PATH, CLIENT_MAX_FILE_ARGS);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_REASON = 0x100, ARG_SOCKET, ARG_VERSION };
+        static const struct option options[] = {
+                { "list", no_argument, NULL, 'l' },
+                { "user", required_argument, NULL, 'u' },
+                { "reason", required_argument, NULL, ARG_REASON },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        int c;
+
+        /* "+": options end at PROGRAM; its own options belong to it */
+        while ((c = getopt_long(argc, argv, "+lu:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'l':
+                        arg_list = true;
+                        break;
+                case 'u':
+                        arg_user = optarg;
+                        break;
+                case ARG_REASON:
+                        if (strlen(optarg) > PROTO_MAX_REASON) {
+                                fprintf(stderr, "elevate: --reason is longer than %d bytes.\n", PROTO_MAX_REASON);
+                                return -EINVAL;
+                        }
+                        arg_reason = optarg;
+                        break;
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("elevate %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'elevate --help'.\n");
+                        return -EINVAL;
+                }
+        if (!arg_list && optind >= argc) {
+                fprintf(stderr, "elevate: no program given. Usage: elevate PROGRAM [ARGS...]; 'elevate -l' lists "
+                                "what you may run.\n");
+                return -EINVAL;
+        }
+        if (arg_list && optind < argc) {
+                fprintf(stderr, "elevate: -l takes no program.\n");
+                return -EINVAL;
+        }
+        if (!arg_socket) {
+                const char *e = getenv("ELEVATE_SOCKET");
+                arg_socket = e && *e ? e : ELEVATE_SOCKET_PATH;
+        }
+        return 1;
+}
+
+static int connect_agent(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(arg_socket) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "elevate: socket path %s is too long.\n", arg_socket);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = negative_errno();
+                fprintf(stderr,
+                        "elevate: cannot reach the elevate agent at %s: %s.\n"
+                        "Is it running? (systemctl status elevated.socket; or set ELEVATE_SOCKET)\n",
+                        arg_socket, strerror(-r));
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static int exit_for_error(const char *code) {
+        if (streq(code, "not-found"))
+                return EXIT_NOT_FOUND;
+        if (streq(code, "denied") || streq(code, "not-permitted") || streq(code, "audit-failed") ||
+            streq(code, "busy") || streq(code, "timeout"))
+                return EXIT_NOT_PERMITTED;
+        return EXIT_AGENT;
+}
+
+static int print_error(const ProtoMsg *m) {
+        fprintf(stderr, "elevate: %s\n", m->message ?: m->code);
+        if (streq(m->code, "bad-request") || streq(m->code, "unsupported-version") || streq(m->code, "too-large"))
+                fprintf(stderr, "elevate: this client and the agent do not understand each other; check that "
+                                "both come from the same version.\n");
+        return exit_for_error(m->code);
+}
+
+static int do_list(void) {
+        _cleanup_close_ int sock = -EBADF;
+        ProtoMsg m = {};
+        ProtoError err = {};
+        json_t *req, *rule;
+        size_t i;
+        int r;
+
+        sock = connect_agent();
+        if (sock < 0)
+                return EXIT_AGENT;
+        req = proto_new(PROTO_LIST);
+        r = req ? proto_send(sock, req, NULL, 0) : -ENOMEM;
+        json_decref(req);
+        if (r >= 0)
+                r = proto_recv(sock, &m, &err);
+        if (r < 0) {
+                fprintf(stderr, "elevate: no answer from the agent: %s\n", err.message[0] ? err.message : strerror(-r));
+                return EXIT_AGENT;
+        }
+        if (m.type == PROTO_ERROR) {
+                r = print_error(&m);
+                proto_msg_done(&m);
+                return r;
+        }
+        if (m.type != PROTO_RULES) {
+                proto_msg_done(&m);
+                fprintf(stderr, "elevate: unexpected answer from the agent.\n");
+                return EXIT_AGENT;
+        }
+        if (json_array_size(m.rules) == 0)
+                printf("No rule lets you elevate anything on this machine.\n");
+        else
+                printf("Rules that apply to you, in the order they are tried (the first match decides):\n\n");
+        json_array_foreach(m.rules, i, rule) {
+                const char *action = json_string_value(json_object_get(rule, "action"));
+                const char *id = json_string_value(json_object_get(rule, "id"));
+                const char *summary = json_string_value(json_object_get(rule, "summary"));
+                const char *run_as = json_string_value(json_object_get(rule, "run_as"));
+                const char *message = json_string_value(json_object_get(rule, "message"));
+                json_t *ttl = json_object_get(rule, "ttl");
+                _cleanup_free_ char *esc = escape_display(summary ?: "", strlen(summary ?: ""), 200);
+                char dur[DURATION_MAX];
+
+                printf("  %-8s %-20s %s\n", action ?: "?", id ?: "?", esc ?: "");
+                if (action && streq(action, "deny")) {
+                        if (message)
+                                printf("  %-8s %-20s   \"%s\"\n", "", "", message);
+                        continue;
+                }
+                printf("  %-8s %-20s   as %s", "", "", run_as ?: "root");
+                if (streq_ptr(action, "approve")) {
+                        json_t *apps = json_object_get(rule, "approvers"), *a;
+                        size_t j;
+                        printf(", after approval by");
+                        json_array_foreach(apps, j, a) printf("%s %s", j ? "," : "", json_string_value(a));
+                }
+                if (json_is_integer(ttl) && json_integer_value(ttl) > 0)
+                        printf(", for %s", duration_format(dur, sizeof(dur), (uint64_t) json_integer_value(ttl)));
+                printf("\n");
+        }
+        if (json_array_size(m.rules) > 0)
+                printf("\nAnything else is denied. Run a program with: elevate PROGRAM [ARGS...]\n");
+        proto_msg_done(&m);
+        return 0;
+}
+
+static json_t *build_exec(int argc, char **argv, const unsigned *positions, size_t n_files) {
+        json_t *m = proto_new(PROTO_EXEC), *args = json_array(), *env = json_object(), *fa = json_array();
+        size_t n_env = 0, env_bytes = 0;
+        struct winsize ws;
+
+        if (!m || !args || !env || !fa)
+                goto oom;
+        json_object_set_new(m, "program", json_string(argv[0]));
+        for (int i = 1; i < argc; i++)
+                if (json_array_append_new(args, json_stringn(argv[i], strlen(argv[i]))) < 0)
+                        goto oom;
+        json_object_set_new(m, "args", TAKE_PTR(args));
+        if (arg_reason)
+                json_object_set_new(m, "reason", json_string(arg_reason));
+        if (arg_user)
+                json_object_set_new(m, "run_as", json_string(arg_user));
+        /* The agent builds the program's environment from an allowlist; we send what could
+         * be on it (well-formed names, bounded sizes) and it picks. */
+        for (char **e = environ; e && *e && n_env < PROTO_MAX_ENV; e++) {
+                const char *eq = strchr(*e, '=');
+                size_t nl = eq ? (size_t) (eq - *e) : 0;
+                bool ok = nl > 0 && nl <= PROTO_MAX_ENV_NAME && strlen(eq + 1) <= PROTO_MAX_ENV_VALUE &&
+                          !(**e >= '0' && **e <= '9');
+                char name[PROTO_MAX_ENV_NAME + 1];
+
+                for (size_t i = 0; ok && i < nl; i++)
+                        ok = ((*e)[i] >= 'A' && (*e)[i] <= 'Z') || ((*e)[i] >= 'a' && (*e)[i] <= 'z') ||
+                             ((*e)[i] >= '0' && (*e)[i] <= '9') || (*e)[i] == '_';
+                if (!ok || !utf8_is_valid(eq + 1, strlen(eq + 1)) || env_bytes + strlen(*e) > 24 * 1024)
+                        continue;
+                memcpy(name, *e, nl);
+                name[nl] = 0;
+                if (json_object_get(env, name))
+                        continue;
+                json_object_set_new(env, name, json_string(eq + 1));
+                env_bytes += strlen(*e);
+                n_env++;
+        }
+        json_object_set_new(m, "env", TAKE_PTR(env));
+        for (size_t i = 0; i < n_files; i++)
+                json_array_append_new(fa, json_integer(positions[i]));
+        if (n_files > 0)
+                json_object_set_new(m, "file_args", TAKE_PTR(fa));
+        else
+                json_decref(TAKE_PTR(fa));
+        for (int fd = 0; fd < 3; fd++)
+                if (isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+                        json_object_set_new(m, "winsize", json_pack("{s:i,s:i}", "rows", ws.ws_row, "cols", ws.ws_col));
+                        break;
+                }
+        return m;
+oom:
+        json_decref(m);
+        json_decref(args);
+        json_decref(env);
+        json_decref(fa);
+        return NULL;
+}
+
+/* Our stdio may be closed (elevate started with <&-): send /dev/null in its place. */
+static int stdio_fd(int i, int *opened) {
+        if (fcntl(i, F_GETFD) >= 0)
+                return i;
+        *opened = open("/dev/null", O_RDWR | O_CLOEXEC);
+        return *opened;
+}
+
+static int report_exit(const RelayResult *res, const char *request) {
+        if (res->agent_lost) {
+                fprintf(stderr,
+                        "elevate: lost the connection to the agent%s%s; the program may still be running "
+                        "(request %s).\n",
+                        res->message ? ": " : "", res->message ?: "", request);
+                return EXIT_AGENT;
+        }
+        if (res->message)
+                fprintf(stderr, "elevate: %s\n", res->message);
+        if (res->exit_signal > 0)
+                return 128 + res->exit_signal;
+        return res->exit_code;
+}
+
+static int do_exec(int argc, char **argv) {
+        _cleanup_close_ int sock = -EBADF, prog = -EBADF, cwd = -EBADF, null0 = -EBADF, null1 = -EBADF,
+                            null2 = -EBADF;
+        int *null_fd[3] = { &null0, &null1, &null2 };
+        _cleanup_free_ char *err = NULL, *request = NULL;
+        int fds[PROTO_MAX_FDS], file_fds[CLIENT_MAX_FILE_ARGS];
+        unsigned positions[CLIENT_MAX_FILE_ARGS];
+        size_t n_files = 0, n_fds = 0;
+        ProtoMsg m = {};
+        ProtoError perr = {};
+        RelayResult res;
+        json_t *req;
+        int r;
+
+        if ((size_t) argc - 1 > PROTO_MAX_ARGS) {
+                fprintf(stderr, "elevate: too many arguments (at most %d).\n", PROTO_MAX_ARGS);
+                return EXIT_NOT_PERMITTED;
+        }
+        r = resolve_program(argv[0], &prog, &err);
+        if (r < 0) {
+                fprintf(stderr, "elevate: %s\n", err ?: strerror(-r));
+                return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_PERMITTED;
+        }
+        cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cwd < 0)
+                cwd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        (void) open_file_args(argv + 1, (size_t) argc - 1, file_fds, positions, &n_files);
+
+        req = build_exec(argc, argv, positions, n_files);
+        if (!req) {
+                fprintf(stderr, "elevate: out of memory.\n");
+                return EXIT_AGENT;
+        }
+        {
+                char *s = json_dumps(req, JSON_COMPACT);
+                size_t l = s ? strlen(s) : 0;
+                free(s);
+                if (l > PROTO_MAX_MESSAGE) {
+                        json_decref(req);
+                        fprintf(stderr, "elevate: the arguments are too long for one request (at most %d KiB).\n",
+                                PROTO_MAX_MESSAGE / 1024);
+                        return EXIT_NOT_PERMITTED;
+                }
+        }
+        fds[n_fds++] = prog;
+        fds[n_fds++] = cwd;
+        for (int i = 0; i < 3; i++)
+                fds[n_fds++] = stdio_fd(i, null_fd[i]);
+        for (size_t i = 0; i < n_files; i++)
+                fds[n_fds++] = file_fds[i];
+
+        sock = connect_agent();
+        if (sock < 0) {
+                json_decref(req);
+                return EXIT_AGENT;
+        }
+        r = proto_send(sock, req, fds, n_fds);
+        json_decref(req);
+        for (size_t i = 0; i < n_files; i++)
+                safe_close(file_fds[i]);
+        if (r < 0) {
+                fprintf(stderr, "elevate: cannot send the request to the agent: %s\n", strerror(-r));
+                return EXIT_AGENT;
+        }
+        /* the first answer: a denial, an error, or "started" */
+        r = proto_recv(sock, &m, &perr);
+        if (r < 0) {
+                fprintf(stderr, "elevate: no answer from the agent: %s\n",
+                        r == -ECONNRESET ? "it closed the connection" : perr.message[0] ? perr.message : strerror(-r));
+                return EXIT_AGENT;
+        }
+        switch (m.type) {
+        case PROTO_ERROR:
+                r = print_error(&m);
+                proto_msg_done(&m);
+                return r;
+        case PROTO_DECISION:
+                if (streq(m.decision, "deny")) {
+                        if (m.rule)
+                                fprintf(stderr, "elevate: denied by rule \"%s\"%s%s\n", m.rule, m.message ? ": " : "",
+                                        m.message ?: "");
+                        else
+                                fprintf(stderr, "elevate: denied: %s (elevate -l lists what you may run)\n",
+                                        m.message ?: "no rule allows this");
+                        proto_msg_done(&m);
+                        return EXIT_NOT_PERMITTED;
+                }
+                fprintf(stderr, "elevate: the agent answered \"%s\", which this client does not handle.\n",
+                        m.decision);
+                proto_msg_done(&m);
+                return EXIT_AGENT;
+        case PROTO_STARTED:
+                break;
+        default:
+                fprintf(stderr, "elevate: unexpected answer from the agent (%s).\n", proto_type_to_string(m.type));
+                proto_msg_done(&m);
+                return EXIT_AGENT;
+        }
+        request = strdup(m.request);
+        {
+                int master = m.pty && m.n_fds == 1 ? TAKE_FD(m.fds[0]) : -EBADF;
+                proto_msg_done(&m);
+                r = relay_run(sock, master, &res);
+                safe_close(master);
+        }
+        if (r < 0) {
+                relay_restore_terminal();
+                fprintf(stderr, "elevate: cannot relay the program's terminal: %s\n", strerror(-r));
+                return EXIT_AGENT;
+        }
+        r = report_exit(&res, request ?: "?");
+        free(res.message);
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_AGENT : 0;
+        if (arg_list)
+                return do_list();
+        r = do_exec(argc - optind, argv + optind);
+        relay_restore_terminal();
+        return r;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The client. It runs with the user's rights only (no setuid): it opens what the user
+ * can open, sends the fds, shows decisions and relays the terminal. It holds no secret
+ * and makes no decision.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto.h"
+
+/* Exit codes (README "Exit codes") */
+#define EXIT_NOT_PERMITTED 126
+#define EXIT_NOT_FOUND 127
+#define EXIT_AGENT 125
+
+#define CLIENT_MAX_FILE_ARGS PROTO_MAX_FILE_ARGS
+
+/* elevate-resolve.c */
+
+/* Finds PROGRAM as a shell would (PATH search for bare names) and opens it for reading
+ * as the user. Returns the fd, or -ENOENT (not found: 127), -EACCES/-EISDIR/... with
+ * *ret_error set. */
+int resolve_program(const char *name, int *ret_fd, char **ret_error);
+
+/* Opens every argument that names an existing regular file the user can read (at most
+ * CLIENT_MAX_FILE_ARGS): positions are argv indexes (1-based). */
+int open_file_args(char **args, size_t n_args, int *fds, unsigned *positions, size_t *ret_n);
+
+/* elevate-relay.c */
+
+typedef struct RelayResult {
+        bool exited;
+        int exit_code;
+        int exit_signal;
+        bool core_dumped;
+        char *message;
+        bool agent_lost;
+} RelayResult;
+
+/* Waits for "exited" on sock, relaying the pty master (if master >= 0) to and from the
+ * terminal in raw mode and forwarding allow-listed signals. The terminal is restored on
+ * every way out. */
+int relay_run(int sock, int master, RelayResult *ret);
+
+/* Restores the terminal if relay_run changed it (also safe from a signal handler). */
+void relay_restore_terminal(void);

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * `elevatectl policy check` and `policy explain`: offline, with the same library the
+ * agent uses, so what they say is what the agent would decide (explain approximates
+ * only the mount checks of "trusted in place", and says so).
+ */
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "elevatectl.h"
+#include "policy.h"
+#include "util.h"
+
+static void print_error(const char *path, int r, const PolicyError *e) {
+        if (e->message[0])
+                fprintf(stderr, "%s:%u:%u: %s\n", e->file[0] ? e->file : path, e->line, e->column, e->message);
+        else
+                fprintf(stderr, "%s: %s\n", path, strerror(-r));
+}
+
+static void print_warnings(const Policy *p) {
+        _cleanup_free_ PolicyWarning *w = NULL;
+        size_t n = 0;
+
+        if (policy_lint(p, &w, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                printf("warning: rule \"%s\" (line %u): %s\n", w[i].rule ? w[i].rule->id : "-",
+                       w[i].rule ? w[i].rule->line : 0, w[i].message);
+}
+
+/* The agent refuses a policy file anyone but root could change. */
+static void check_owner(const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return;
+        if (st.st_uid != 0)
+                printf("warning: %s is owned by uid %u: the agent refuses a policy file not owned by root\n", path,
+                       (unsigned) st.st_uid);
+        if (st.st_mode & 022)
+                printf("warning: %s is group or other writable (mode %04o): the agent refuses it\n", path,
+                       (unsigned) (st.st_mode & 07777));
+}
+
+static int cmd_check(int argc, char **argv) {
+        _cleanup_(policy_freep) Policy *p = NULL;
+        PolicyError e = {};
+        bool canonical = false;
+        const char *path = NULL;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--canonical"))
+                        canonical = true;
+                else if (!path)
+                        path = argv[i];
+                else {
+                        fprintf(stderr, "elevatectl: policy check takes one FILE.\n");
+                        return 2;
+                }
+        }
+        if (!path) {
+                fprintf(stderr, "Usage: elevatectl policy check [--canonical] FILE\n");
+                return 2;
+        }
+        r = policy_load_file(path, false, NULL, &p, &e);
+        if (r < 0) {
+                print_error(path, r, &e);
+                return 1;
+        }
+        if (canonical) {
+                _cleanup_free_ char *s = policy_format_canonical(p);
+                printf("%s\n", s ?: "");
+                return 0;
+        }
+        printf("%s: valid, serial %llu, %zu rules\n", path, (unsigned long long) policy_serial(p), policy_n_rules(p));
+        for (size_t i = 0; i < policy_n_rules(p); i++) {
+                const PolicyRule *rule = policy_rule(p, i);
+                _cleanup_free_ char *s = policy_rule_summary(rule);
+                printf("  %3zu  %-8s %-24s %s\n", i + 1, policy_action_to_string(rule->action), rule->id, s ?: "");
+        }
+        print_warnings(p);
+        check_owner(path);
+        return 0;
+}
+
+/* A close approximation of the agent's "trusted in place" test (it also checks the
+ * mount and the filesystem type): root-owned, not group/other writable, all the way up. */
+static bool looks_trusted(const char *real) {
+        char buf[PATH_MAX];
+        struct stat st;
+        char *slash;
+
+        if (stat(real, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
+                return false;
+        snprintf(buf, sizeof(buf), "%s", real);
+        while ((slash = strrchr(buf, '/'))) {
+                *slash = 0;
+                if (stat(*buf ? buf : "/", &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
+                        return false;
+                if (!*buf)
+                        break;
+        }
+        return true;
+}
+
+static int hash_file(const char *path, uint8_t out[static SHA256_LEN]) {
+        _cleanup_(sha256_freep) Sha256 *h = NULL;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        char buf[65536];
+        ssize_t k;
+        int r;
+
+        if (fd < 0)
+                return negative_errno();
+        r = sha256_new(&h);
+        if (r < 0)
+                return r;
+        while ((k = read(fd, buf, sizeof(buf))) > 0)
+                (void) sha256_update(h, buf, (size_t) k);
+        if (k < 0)
+                return negative_errno();
+        return sha256_final(h, out);
+}
+
+static char *find_program(const char *name) {
+        static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
+
+        if (strchr(name, '/'))
+                return realpath(name, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *c = strdup_printf("%s/%s", dirs[i], name);
+                if (c && access(c, X_OK) == 0)
+                        return realpath(c, NULL);
+        }
+        return NULL;
+}
+
+static void print_trail(const PolicyTrail *t) {
+        const PolicyRule *last = NULL;
+
+        printf("Rules tried, in order:\n");
+        for (size_t i = 0; i < t->n_steps; i++) {
+                const PolicyTrailStep *s = &t->steps[i];
+                printf("  %-20s %-10s %-8s %s\n", s->rule != last && s->rule ? s->rule->id : "",
+                       s->key ?: "=>", policy_tri_to_string(s->value), s->why);
+                last = s->rule;
+        }
+}
+
+static int cmd_explain(int argc, char **argv) {
+        static const struct option options[] = {
+                { "user", required_argument, NULL, 'u' },
+                { "policy", required_argument, NULL, 'p' },
+                {},
+        };
+        const char *user = NULL, *policy_path = ELEVATE_POLICY_PATH;
+        _cleanup_(policy_freep) Policy *p = NULL;
+        _cleanup_free_ char *real = NULL, *pwbuf = NULL;
+        _cleanup_free_ const char **file_paths = NULL;
+        _cleanup_free_ gid_t *gids = NULL;
+        struct passwd pw, *res = NULL;
+        PolicyTrail trail = {};
+        PolicyDecision d = {};
+        PolicyError e = {};
+        PolicyRequest req;
+        uint8_t sha[SHA256_LEN];
+        char hex[SHA256_HEX_LEN], host[256] = "localhost";
+        int c, r, ngroups = 1024;
+        bool have_sha;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+u:p:", options, NULL)) >= 0)
+                switch (c) {
+                case 'u':
+                        user = optarg;
+                        break;
+                case 'p':
+                        policy_path = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!user || optind >= argc) {
+                fprintf(stderr, "Usage: elevatectl policy explain --user USER [--policy FILE] [--] PROGRAM [ARGS...]\n");
+                return 2;
+        }
+        r = policy_load_file(policy_path, false, NULL, &p, &e);
+        if (r < 0) {
+                print_error(policy_path, r, &e);
+                return 1;
+        }
+        pwbuf = malloc(16384);
+        gids = calloc((size_t) ngroups, sizeof(gid_t));
+        if (!pwbuf || !gids)
+                return 1;
+        if (getpwnam_r(user, &pw, pwbuf, 16384, &res) != 0 || !res) {
+                fprintf(stderr, "elevatectl: no such user \"%s\".\n", user);
+                return 1;
+        }
+        if (getgrouplist(res->pw_name, res->pw_gid, gids, &ngroups) < 0)
+                ngroups = 0;
+        real = find_program(argv[optind]);
+        have_sha = real && hash_file(real, sha) >= 0;
+        (void) gethostname(host, sizeof(host) - 1);
+
+        file_paths = calloc((size_t) (argc - optind) + 1, sizeof(char *));
+        if (!file_paths)
+                return 1;
+        for (int i = optind + 1; i < argc; i++) {
+                struct stat st;
+                if (stat(argv[i], &st) == 0 && S_ISREG(st.st_mode))
+                        file_paths[i - optind] = realpath(argv[i], NULL);
+        }
+        req = (PolicyRequest){
+                .uid = res->pw_uid,
+                .user = res->pw_name,
+                .home = res->pw_dir,
+                .gids = gids,
+                .n_gids = (size_t) ngroups,
+                .path = real,
+                .trusted_in_place = real && looks_trusted(real),
+                .sha256 = have_sha ? sha : NULL,
+                .args = (const char *const *) argv + optind + 1,
+                .n_args = (size_t) (argc - optind - 1),
+                .file_arg_paths = file_paths,
+                .host = host,
+                .session = POLICY_SESSION_UNKNOWN,
+        };
+        if (have_sha)
+                hex_encode(sha, SHA256_LEN, hex);
+        printf("Policy %s: serial %llu, %zu rules\n", policy_path, (unsigned long long) policy_serial(p),
+               policy_n_rules(p));
+        printf("Request: %s (uid %u) runs %s\n", res->pw_name, (unsigned) res->pw_uid, real ?: argv[optind]);
+        printf("  sha256 %s, %s (approximation: the agent also checks the mount)\n", have_sha ? hex : "unknown",
+               req.trusted_in_place ? "trusted in place" : "not trusted in place: it would run from a sealed copy");
+        r = policy_match(p, &req, &d, &trail);
+        if (r >= 0)
+                print_trail(&trail);
+        policy_trail_done(&trail);
+        for (size_t i = 1; i <= req.n_args; i++)
+                free((char *) file_paths[i]);
+        if (r < 0) {
+                fprintf(stderr, "elevatectl: evaluation failed: %s\n", strerror(-r));
+                return 1;
+        }
+        printf("Decision: %s", policy_action_to_string(d.action));
+        if (d.rule)
+                printf(" by rule \"%s\"%s%s", d.rule->id, d.rule->action != POLICY_DENY ? " as " : "",
+                       d.rule->action != POLICY_DENY ? (d.rule->run_as ?: "root") : "");
+        else
+                printf(" (no rule matched)");
+        if (d.reason)
+                printf(": %s", d.reason);
+        printf("\n");
+        return 0;
+}
+
+int ctl_cmd_policy(int argc, char **argv) {
+        if (argc >= 2 && streq(argv[1], "check"))
+                return cmd_check(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "explain"))
+                return cmd_explain(argc - 1, argv + 1);
+        fprintf(stderr, "Usage: elevatectl policy check FILE | policy explain --user USER PROGRAM [ARGS...]\n");
+        return 2;
+}

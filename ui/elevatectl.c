@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * elevatectl: the operator's console. Subcommands are a table of {name, function,
+ * help}; each talks to the agent over the protocol, except the offline ones (policy
+ * check/explain, audit verify) which read files directly.
+ */
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "elevatectl-audit.h"
+#include "elevatectl.h"
+#include "util.h"
+
+const char *arg_socket;
+const char *arg_state_dir = ELEVATE_STATE_DIR;
+
+int ctl_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(arg_socket) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "elevatectl: socket path %s is too long.\n", arg_socket);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = negative_errno();
+                fprintf(stderr, "elevatectl: cannot reach the agent at %s: %s. Is elevated running?\n", arg_socket,
+                        strerror(-r));
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Sends one request and receives the first answer; errors are printed. Returns 0 with
+ * *ret filled, or an exit status (> 0). */
+int ctl_call(int sock, json_t *req, ProtoMsg *ret) {
+        ProtoError err = {};
+        int r;
+
+        r = proto_send(sock, req, NULL, 0);
+        if (r >= 0)
+                r = proto_recv(sock, ret, &err);
+        if (r < 0) {
+                fprintf(stderr, "elevatectl: no answer from the agent: %s\n",
+                        err.message[0] ? err.message : strerror(-r));
+                return 3;
+        }
+        if (ret->type == PROTO_ERROR) {
+                fprintf(stderr, "elevatectl: %s\n", ret->message ?: ret->code);
+                r = streq(ret->code, "not-permitted") ? 4 : 1;
+                proto_msg_done(ret);
+                return r;
+        }
+        return 0;
+}
+
+/* "1h" (ago), "2026-11-23", "2026-11-23 14:00[:SS]" or "@SECONDS" -> realtime usec */
+static int parse_since(const char *s, int64_t *ret) {
+        uint64_t u;
+        struct tm tm = {};
+        const char *end;
+
+        if (s[0] == '@' && parse_uint64(s + 1, &u) >= 0 && u < INT64_MAX / USEC_PER_SEC) {
+                *ret = (int64_t) (u * USEC_PER_SEC);
+                return 0;
+        }
+        if (duration_parse(s, &u) >= 0 && u != USEC_INFINITY) {
+                uint64_t now = now_usec(CLOCK_REALTIME);
+                *ret = u > now ? 0 : (int64_t) (now - u);
+                return 0;
+        }
+        end = strptime(s, "%Y-%m-%d", &tm);
+        if (end && *end == ' ')
+                end = strptime(end + 1, "%H:%M", &tm);
+        if (end && *end == ':')
+                end = strptime(end + 1, "%S", &tm);
+        if (!end || *end)
+                return -EINVAL;
+        tm.tm_isdst = -1;
+        *ret = (int64_t) mktime(&tm) * (int64_t) USEC_PER_SEC;
+        return 0;
+}
+
+static int cmd_audit_show(int argc, char **argv) {
+        static const struct option options[] = {
+                { "since", required_argument, NULL, 's' },
+                { "json", no_argument, NULL, 'j' },
+                { "limit", required_argument, NULL, 'n' },
+                {},
+        };
+        _cleanup_close_ int sock = -EBADF;
+        bool json = false, more = true;
+        int64_t since = -1, limit = -1;
+        json_t *req;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "s:jn:", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        if (parse_since(optarg, &since) < 0) {
+                                fprintf(stderr, "elevatectl: --since takes \"1h\" (ago), \"2026-11-23 14:00\" or "
+                                                "\"@EPOCHSECONDS\".\n");
+                                return 2;
+                        }
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'n': {
+                        uint64_t n;
+                        if (parse_uint64(optarg, &n) < 0 || n < 1 || n > 100000) {
+                                fprintf(stderr, "elevatectl: --limit takes 1..100000.\n");
+                                return 2;
+                        }
+                        limit = (int64_t) n;
+                        break;
+                }
+                default:
+                        return 2;
+                }
+        sock = ctl_connect();
+        if (sock < 0)
+                return 3;
+        req = proto_new(PROTO_AUDIT);
+        if (!req)
+                return 1;
+        if (since >= 0)
+                json_object_set_new(req, "since", json_integer(since));
+        if (limit > 0)
+                json_object_set_new(req, "limit", json_integer(limit));
+        for (bool first = true; more; first = false) {
+                ProtoMsg m = {};
+                ProtoError err = {};
+
+                if (first) {
+                        r = ctl_call(sock, req, &m);
+                        json_decref(req);
+                        if (r > 0)
+                                return r;
+                } else if (proto_recv(sock, &m, &err) < 0) {
+                        fprintf(stderr, "elevatectl: the agent stopped answering: %s\n", err.message);
+                        return 3;
+                }
+                if (m.type != PROTO_AUDIT_ROWS) {
+                        proto_msg_done(&m);
+                        fprintf(stderr, "elevatectl: unexpected answer from the agent.\n");
+                        return 3;
+                }
+                r = ctl_audit_print(m.rows, json);
+                more = m.more;
+                proto_msg_done(&m);
+                if (r < 0)
+                        return 1;
+        }
+        return 0;
+}
+
+static int cmd_audit_init(int argc, char **argv) {
+        _cleanup_close_ int sock = ctl_connect();
+        ProtoMsg m = {};
+        json_t *req;
+        int r;
+
+        if (sock < 0)
+                return 3;
+        req = proto_new(PROTO_AUDIT_INIT);
+        r = ctl_call(sock, req, &m);
+        json_decref(req);
+        if (r > 0)
+                return r;
+        if (m.message)
+                fprintf(stderr, "%s\n", m.message);
+        printf("%s\n", m.key ?: "");
+        proto_msg_done(&m);
+        return 0;
+}
+
+static int cmd_audit_verify(int argc, char **argv) {
+        static const struct option options[] = {
+                { "db", required_argument, NULL, 'd' },
+                { "key", required_argument, NULL, 'k' },
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        _cleanup_free_ char *db = NULL;
+        const char *key = NULL;
+        bool json = false;
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "d:k:j", options, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        free(db);
+                        db = strdup(optarg);
+                        break;
+                case 'k':
+                        key = optarg;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!db)
+                db = strdup_printf("%s/elevate.db", arg_state_dir);
+        if (!db)
+                return 1;
+        return ctl_audit_verify(db, key, json) == 0 ? 0 : 1;
+}
+
+static int cmd_audit(int argc, char **argv) {
+        if (argc >= 2 && streq(argv[1], "init"))
+                return cmd_audit_init(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "verify"))
+                return cmd_audit_verify(argc - 1, argv + 1);
+        return cmd_audit_show(argc, argv);
+}
+
+static int cmd_reload(int argc, char **argv) {
+        _cleanup_close_ int sock = ctl_connect();
+        ProtoMsg m = {};
+        json_t *req;
+        int r;
+
+        if (sock < 0)
+                return 3;
+        req = proto_new(PROTO_RELOAD);
+        r = ctl_call(sock, req, &m);
+        json_decref(req);
+        if (r > 0)
+                return r;
+        printf("%s\n", m.message ?: "reloaded");
+        proto_msg_done(&m);
+        return 0;
+}
+
+static const CtlCommand commands[] = {
+        { "audit", cmd_audit,
+          "audit [--since T] [--limit N] [--json]   show the audit log (operators)\n"
+          "  audit init                              show the initial chain key, once (root)\n"
+          "  audit verify [--db FILE] [--key K]      check the hash chain (and the tags, with the key)" },
+        { "policy", ctl_cmd_policy,
+          "policy check FILE                       validate a policy file; show rules and warnings\n"
+          "  policy explain --user U [--policy FILE] [--] PROGRAM [ARGS...]\n"
+          "                                          show the decision and the rules tried" },
+        { "reload", cmd_reload, "reload                                  reload the agent's policy (operators)" },
+};
+
+static void help(void) {
+        printf("Usage: elevatectl [--socket PATH] [--state-dir DIR] COMMAND [ARGS...]\n"
+               "\n"
+               "The operator's console for the elevate agent.\n"
+               "\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %s\n", commands[i].help);
+        printf("\n"
+               "Options:\n"
+               "  --socket PATH     the agent's socket (default $ELEVATE_SOCKET or %s)\n"
+               "  --state-dir DIR   where the audit database lives, for audit verify (default %s)\n"
+               "  -h, --help        show this help\n"
+               "\n"
+               "Exit status: 0 success; 1 failure (a chain that does not verify, a bad policy); 2 bad usage;\n"
+               "3 the agent could not be reached; 4 not permitted.\n",
+               ELEVATE_SOCKET_PATH, ELEVATE_STATE_DIR);
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "state-dir", required_argument, NULL, 'S' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        arg_socket = optarg;
+                        break;
+                case 'S':
+                        arg_state_dir = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("elevatectl %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'elevatectl --help'.\n");
+                        return 2;
+                }
+        if (!arg_socket) {
+                const char *e = getenv("ELEVATE_SOCKET");
+                arg_socket = e && *e ? e : ELEVATE_SOCKET_PATH;
+        }
+        if (optind >= argc) {
+                help();
+                return 2;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(argv[optind], commands[i].name))
+                        return commands[i].fn(argc - optind, argv + optind);
+        fprintf(stderr, "elevatectl: unknown command \"%s\". Try 'elevatectl --help'.\n", argv[optind]);
+        return 2;
+}

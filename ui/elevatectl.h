@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include "proto.h"
+
+typedef struct CtlCommand {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *help;
+} CtlCommand;
+
+extern const char *arg_socket;
+extern const char *arg_state_dir;
+
+int ctl_connect(void);
+int ctl_call(int sock, json_t *req, ProtoMsg *ret);
+
+/* elevatectl-policy.c */
+int ctl_cmd_policy(int argc, char **argv);
