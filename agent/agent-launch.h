@@ -9,7 +9,8 @@
  *    the child makes raw system calls only: no malloc, no stdio, no locks, no NSS.
  *  - Order in the child: setsid; controlling terminal (pty slave) or stdio; cwd;
  *    umask 022; RLIMIT_CORE 0; loginuid; seccomp filter (while still privileged);
- *    setgroups, setresgid, setresuid; close every fd but 0-2 (and the script fd);
+ *    setgroups, setresgid, setresuid; close every fd but 0-2 (and the script fd and
+ *    extra_fds, placed at 3…);
  *    execveat(fd, "", argv, envp, AT_EMPTY_PATH). Any failure is written as
  *    {step, errno} to a close-on-exec pipe and the child _exit()s 127.
  *  - No terminal fd of the caller ever reaches the child: stdio given here must have
@@ -37,7 +38,15 @@ typedef struct LaunchSpec {
         uid_t loginuid;          /* (uid_t)-1: leave as is */
         const struct sock_fprog *seccomp; /* NULL: no filter */
         int cgroup_fd;           /* CLONE_INTO_CGROUP target, or -1 (then a new process group) */
+        /* Added by the launch module (file arguments, DESIGN §4; pty when only stdout or
+         * stderr is a terminal): */
+        const int *extra_fds;    /* passed on at fds 3, 4, … (4, 5, … with keep_exec_fd), */
+        size_t n_extra_fds;      /*   without close-on-exec; at most LAUNCH_EXTRA_FDS_MAX */
+        int ctty_fd;             /* with controlling_tty: the terminal to make controlling,
+                                  * or -1 for stdio[0] */
 } LaunchSpec;
+
+#define LAUNCH_EXTRA_FDS_MAX 64
 
 typedef struct LaunchResult {
         pid_t pid;
