@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Whole-chain verification of an audit database (docs/audit.md). Lives in its own
+ * static library (libelevate-auditverify) because it needs SQLite, which the client
+ * `elevate` must never link.
+ *
+ * Without a key it proves the rows are an unbroken hash chain: damage, a changed,
+ * inserted or removed row, or a naive edit is found. With the initial key k_0 it also
+ * proves every row was written by someone holding that epoch's key, so a past rewritten
+ * and re-chained by root (who only has the current key) is found. Neither can notice
+ * rows cut off at the end; compare the last seq with the journal for that.
+ */
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit-chain.h"
+
+typedef enum AuditVerifyStatus {
+        AUDIT_VERIFY_OK,
+        AUDIT_VERIFY_HASH_MISMATCH,   /* row changed, or a row before it removed/altered */
+        AUDIT_VERIFY_TAG_MISMATCH,    /* rewritten and re-chained, or the wrong key */
+        AUDIT_VERIFY_SEQ_GAP,         /* seq does not follow the previous row */
+        AUDIT_VERIFY_EPOCH_BACKWARDS, /* key epoch lower than the previous row's */
+        AUDIT_VERIFY_EPOCH_SKIP,      /* key epoch grew by more than one */
+        AUDIT_VERIFY_BAD_ROW,         /* a field has the wrong type or size */
+        _AUDIT_VERIFY_STATUS_MAX,
+} AuditVerifyStatus;
+
+typedef struct AuditVerifyOptions {
+        /* First row to check; <= 1 checks from the start (prev = 32 zero bytes, first
+         * seq 1, first epoch 0). Later starts take the stored hash and tag of the row
+         * before as the previous values. */
+        int64_t from_seq;
+        /* NULL: hashes only. Else the key of key_epoch: rows of earlier epochs are not
+         * tag-checked (keys do not run backwards), later ones evolve it forward. */
+        const uint8_t *key;
+        int64_t key_epoch;
+} AuditVerifyOptions;
+
+typedef struct AuditVerifyResult {
+        AuditVerifyStatus status;
+        uint64_t rows; /* rows checked (up to and excluding a bad one) */
+        int64_t first_seq, last_seq;
+        int64_t first_epoch, last_epoch;
+        int64_t last_time;      /* time of the last good row */
+        uint64_t tags_verified; /* rows whose tag was checked */
+        int64_t bad_seq;        /* first bad row, 0 if none */
+        char detail[256];       /* English: why the row is bad */
+} AuditVerifyResult;
+
+/* Walks rows from opts->from_seq in seq order inside one read transaction of db.
+ * Returns 0 when the walk completed (ret->status says whether the chain holds), <0 when
+ * it could not be done (-ENOENT no audit table, -EBADMSG unreadable database, -ENOMEM). */
+int audit_verify_db(sqlite3 *db, const AuditVerifyOptions *opts, AuditVerifyResult *ret);
+
+/* Opens path read-only (no schema trust, no writes) and verifies every row; key is k_0
+ * or NULL. A database that cannot be read is -errno; ret_error (optional) then gets a
+ * malloc'd English reason. */
+int audit_verify_file(const char *path, const uint8_t *key, AuditVerifyResult *ret, char **ret_error);
+
+/* "hash-mismatch", "tag-mismatch", … for JSON output. */
+const char *audit_verify_status_to_string(AuditVerifyStatus s);
+/* The explanation shown to people: "hash does not match (row changed or removed)", … */
+const char *audit_verify_status_explain(AuditVerifyStatus s);

@@ -1,0 +1,1278 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * The audit log end to end: a real Audit on a temporary state directory with a real
+ * sd_event loop, the database file inspected and tampered with through the sqlite3 API,
+ * and whole-chain verification. Parts that need root (root-owned 0700 directory, tmpfs
+ * in a private mount namespace, chown) run only as root; without root the verifier
+ * cases still run and the binary exits 77 to say the rest was skipped.
+ */
+
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "agent-audit-internal.h" /* audit_set_probe_interval() */
+#include "agent-audit.h"
+#include "agent-journal.h"
+#include "audit-chain.h"
+#include "audit-verify.h"
+#include "util.h"
+
+/* ---- helpers ---- */
+
+typedef struct Counter {
+        unsigned n;
+        unsigned failures;
+        int last;
+} Counter;
+
+static void on_done(int result, void *userdata) {
+        Counter *c = userdata;
+
+        c->n++;
+        c->last = result;
+        if (result < 0)
+                c->failures++;
+}
+
+static void run_until(sd_event *e, const Counter *c, unsigned n) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
+
+        while (c->n < n) {
+                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "completions did not arrive (%u of %u)",
+                              c->n, n);
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        }
+}
+
+static char *make_dir(void) {
+        char *d = strdup("/tmp/test-audit-XXXXXX");
+
+        ck_assert_ptr_nonnull(d);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
+static void remove_dir(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+        (void) rmdir(dir);
+}
+
+static char *db_path(const char *dir) {
+        char *p = strdup_printf("%s/elevate.db", dir);
+        ck_assert_ptr_nonnull(p);
+        return p;
+}
+
+static int submit(Audit *a, const char *event, const char *request, int64_t uid, int n, Counter *c) {
+        json_t *d = json_pack("{s:i,s:s}", "n", n, "rule", "test-rule");
+        AuditEntry e = {.event = event, .request = request, .uid = uid, .data = d};
+        int r;
+
+        ck_assert_ptr_nonnull(d);
+        r = audit_submit(a, &e, c ? on_done : NULL, c);
+        json_decref(d);
+        return r;
+}
+
+/* Writes n rows and waits for them. */
+static void write_rows(sd_event *e, Audit *a, int n) {
+        Counter c = {};
+
+        for (int i = 0; i < n; i++)
+                ck_assert_int_eq(submit(a, "request", "req-x", 1000, i, &c), 0);
+        run_until(e, &c, (unsigned) n);
+        ck_assert_uint_eq(c.failures, 0);
+}
+
+static sqlite3 *open_raw(const char *path) {
+        sqlite3 *db = NULL;
+
+        ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        return db;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql) {
+        char *err = NULL;
+        int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+
+        ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, err ?: "?");
+        sqlite3_free(err);
+}
+
+static AuditVerifyResult verify(const char *path, const uint8_t *key) {
+        AuditVerifyResult res = {};
+        char *error = NULL;
+        int r = audit_verify_file(path, key, &res, &error);
+
+        ck_assert_msg(r == 0, "verify failed: %s", error ?: strerror(-r));
+        free(error);
+        return res;
+}
+
+static bool contains(const char *haystack, const char *needle) {
+        return haystack && strstr(haystack, needle);
+}
+
+/* ---- the verifier on hand-built chains (no root needed) ---- */
+
+typedef struct Builder {
+        sqlite3 *db;
+        uint8_t hash[SHA256_LEN], tag[SHA256_LEN], key[AUDIT_KEY_LEN];
+        int64_t key_epoch;
+} Builder;
+
+static void builder_init(Builder *b, const char *path) {
+        *b = (Builder){};
+        for (unsigned i = 0; i < AUDIT_KEY_LEN; i++)
+                b->key[i] = (uint8_t) (i * 7 + 1);
+        ck_assert_int_eq(sqlite3_open(path, &b->db), SQLITE_OK);
+        exec_ok(b->db, "CREATE TABLE audit (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, boot_id TEXT, "
+                       "event TEXT NOT NULL, request TEXT, uid INTEGER, data TEXT NOT NULL, epoch INTEGER "
+                       "NOT NULL, "
+                       "hash BLOB NOT NULL, tag BLOB NOT NULL)");
+}
+
+static void builder_add(Builder *b, int64_t seq, int64_t epoch, const char *data) {
+        AuditRow r = {.seq = seq,
+                      .time = 1000 + seq,
+                      .boot_id = "b00t",
+                      .event = "request",
+                      .request = "r",
+                      .uid = 1000,
+                      .data = data,
+                      .epoch = epoch};
+        uint8_t h[SHA256_LEN], t[SHA256_LEN];
+        sqlite3_stmt *s;
+
+        while (b->key_epoch < epoch) {
+                ck_assert_int_eq(audit_key_evolve(b->key, b->key), 0);
+                b->key_epoch++;
+        }
+        audit_row_set_lengths(&r);
+        ck_assert_int_eq(audit_chain_row(&r, b->hash, b->tag, b->key, h, t), 0);
+        ck_assert_int_eq(sqlite3_prepare_v2(
+                                 b->db, "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                 -1, &s, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(s, 1, r.seq);
+        sqlite3_bind_int64(s, 2, r.time);
+        sqlite3_bind_text(s, 3, r.boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, r.event, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, r.request, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, r.uid);
+        sqlite3_bind_text(s, 7, r.data, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 8, r.epoch);
+        sqlite3_bind_blob(s, 9, h, SHA256_LEN, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 10, t, SHA256_LEN, SQLITE_STATIC);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_finalize(s);
+        memcpy(b->hash, h, SHA256_LEN);
+        memcpy(b->tag, t, SHA256_LEN);
+}
+
+static const uint8_t *builder_k0(void) {
+        static uint8_t k[AUDIT_KEY_LEN];
+
+        for (unsigned i = 0; i < AUDIT_KEY_LEN; i++)
+                k[i] = (uint8_t) (i * 7 + 1);
+        return k;
+}
+
+/* A chain of n rows whose epoch grows every `per` rows. */
+static char *build_chain(int n, int per) {
+        char *dir = make_dir(), *path = db_path(dir);
+        Builder b;
+
+        builder_init(&b, path);
+        exec_ok(b.db, "BEGIN");
+        for (int i = 1; i <= n; i++)
+                builder_add(&b, i, (i - 1) / per, "{\"x\":1}");
+        exec_ok(b.db, "COMMIT");
+        sqlite3_close(b.db);
+        free(dir);
+        return path;
+}
+
+static void drop_file(char *path) {
+        char *dir = strdup(path);
+
+        *strrchr(dir, '/') = 0;
+        remove_dir(dir);
+        free(dir);
+        free(path);
+}
+
+START_TEST(test_verify_good_chain) {
+        char *path = build_chain(600, 256);
+        AuditVerifyResult res;
+        uint8_t wrong[AUDIT_KEY_LEN] = {1};
+
+        res = verify(path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.rows, 600);
+        ck_assert_int_eq(res.first_seq, 1);
+        ck_assert_int_eq(res.last_seq, 600);
+        ck_assert_int_eq(res.last_epoch - res.first_epoch + 1, 3);
+        ck_assert_uint_eq(res.tags_verified, 0);
+
+        res = verify(path, builder_k0());
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.tags_verified, 600);
+
+        res = verify(path, wrong);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_TAG_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 1);
+        drop_file(path);
+}
+END_TEST
+
+START_TEST(test_verify_finds_each_problem) {
+        static const struct {
+                const char *sql;
+                AuditVerifyStatus status;
+                int64_t seq;
+        } cases[] = {
+                {"UPDATE audit SET data = '{\"x\":2}' WHERE seq = 7", AUDIT_VERIFY_HASH_MISMATCH, 7},
+                {"UPDATE audit SET uid = 0 WHERE seq = 9", AUDIT_VERIFY_HASH_MISMATCH, 9},
+                {"DELETE FROM audit WHERE seq = 5", AUDIT_VERIFY_SEQ_GAP, 6},
+                {"DELETE FROM audit WHERE seq = 1", AUDIT_VERIFY_SEQ_GAP, 2},
+                {"UPDATE audit SET uid = '1000x' WHERE seq = 3", AUDIT_VERIFY_BAD_ROW, 3},
+                {"UPDATE audit SET hash = x'00' WHERE seq = 4", AUDIT_VERIFY_BAD_ROW, 4},
+                {"UPDATE audit SET time = '1004x' WHERE seq = 4", AUDIT_VERIFY_BAD_ROW, 4},
+                {"UPDATE audit SET epoch = 1 WHERE seq = 20", AUDIT_VERIFY_HASH_MISMATCH, 20},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *path = build_chain(20, 256);
+                sqlite3 *db = open_raw(path);
+                AuditVerifyResult res;
+
+                exec_ok(db, cases[i].sql);
+                sqlite3_close(db);
+                res = verify(path, NULL);
+                ck_assert_msg(res.status == cases[i].status && res.bad_seq == cases[i].seq,
+                              "%s: status %d at %lld, detail %s", cases[i].sql, res.status,
+                              (long long) res.bad_seq, res.detail);
+                drop_file(path);
+        }
+}
+END_TEST
+
+START_TEST(test_verify_epochs) {
+        char *dir = make_dir(), *path = db_path(dir);
+        AuditVerifyResult res;
+        Builder b;
+
+        /* 0, 1, 0: backwards (hashes and tags are all correct for what is stored) */
+        builder_init(&b, path);
+        builder_add(&b, 1, 0, "{}");
+        builder_add(&b, 2, 1, "{}");
+        builder_add(&b, 3, 0, "{}");
+        sqlite3_close(b.db);
+        res = verify(path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_BACKWARDS);
+        ck_assert_int_eq(res.bad_seq, 3);
+        unlink(path);
+
+        /* 0, 2: skips an epoch */
+        builder_init(&b, path);
+        builder_add(&b, 1, 0, "{}");
+        builder_add(&b, 2, 2, "{}");
+        sqlite3_close(b.db);
+        res = verify(path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_SKIP);
+        ck_assert_int_eq(res.bad_seq, 2);
+        unlink(path);
+
+        /* a chain must start in epoch 0 */
+        builder_init(&b, path);
+        builder_add(&b, 1, 1, "{}");
+        sqlite3_close(b.db);
+        res = verify(path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_SKIP);
+        free(path);
+        remove_dir(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(test_verify_tail_with_current_key) {
+        char *path = build_chain(600, 256);
+        uint8_t k2[AUDIT_KEY_LEN];
+        AuditVerifyResult res = {};
+        sqlite3 *db = NULL;
+
+        memcpy(k2, builder_k0(), AUDIT_KEY_LEN);
+        ck_assert_int_eq(audit_key_evolve(k2, k2), 0);
+        ck_assert_int_eq(audit_key_evolve(k2, k2), 0);
+        ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        /* from the middle: prev values come from row 99; only epoch-2 rows can be tag-checked */
+        ck_assert_int_eq(
+                audit_verify_db(db, &(AuditVerifyOptions){.from_seq = 100, .key = k2, .key_epoch = 2}, &res),
+                0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.rows, 501);
+        ck_assert_uint_eq(res.tags_verified, 600 - 512);
+        sqlite3_close(db);
+        drop_file(path);
+}
+END_TEST
+
+START_TEST(test_verify_refuses_views) {
+        char *dir = make_dir(), *path = db_path(dir), *error = NULL;
+        AuditVerifyResult res;
+        sqlite3 *db = NULL;
+
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        exec_ok(db, "CREATE VIEW audit AS SELECT 1 AS seq");
+        sqlite3_close(db);
+        ck_assert_int_eq(audit_verify_file(path, NULL, &res, &error), -EBADMSG);
+        ck_assert(contains(error, "not a plain table"));
+        free(error);
+        error = NULL;
+        unlink(path);
+        ck_assert_int_lt(audit_verify_file(path, NULL, &res, &error), 0);
+        ck_assert_ptr_nonnull(error);
+        free(error);
+        free(path);
+        remove_dir(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(test_submit_validation) {
+        /* A log that could not open (not root, or a bad dir) still validates submissions. */
+        char *dir = make_dir();
+        sd_event *e = NULL;
+        Audit *a = NULL;
+        json_t *row;
+        AuditState st;
+        AuditEntry en;
+
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+        ck_assert_int_eq(sd_event_new(&e), 0);
+        ck_assert_int_eq(audit_open(e, dir, &a), 0);
+        ck_assert(contains(audit_failed(a), geteuid() == 0 ? "mode 0755" : "not owned by root"));
+
+        ck_assert_int_eq(submit(a, "", NULL, -1, 0, NULL), -EINVAL);
+        ck_assert_int_eq(submit(a, "Bad Event", NULL, -1, 0, NULL), -EINVAL);
+        ck_assert_int_eq(submit(a, "ok", "has space", -1, 0, NULL), -EINVAL);
+        ck_assert_int_eq(submit(a, "ok", NULL, -2, 0, NULL), -EINVAL);
+
+        static const char *const bad_rows[][2] = {
+                {"grants", "{\"id\":\"x\"}"},                  /* table not (yet) known */
+                {"requests", "{\"uid\":1,\"state\":\"x\"}"},   /* no primary key */
+                {"requests", "{\"id\":\"x\",\"evil\":1}"},     /* unknown column */
+                {"requests", "{\"id\":\"x\",\"uid\":\"1\"}"},  /* text in an integer column */
+                {"requests", "{\"id\":\"x\",\"uid\":1.5}"},    /* reals never */
+                {"requests", "{\"id\":\"x\",\"state\":true}"}, /* bool in a text column */
+                {"launches", "{\"request\":null}"},            /* null key */
+                {"requests", "[]"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad_rows); i++) {
+                row = json_loads(bad_rows[i][1], 0, NULL);
+                ck_assert_ptr_nonnull(row);
+                st = (AuditState){.table = bad_rows[i][0], .row = row};
+                en = (AuditEntry){.event = "request", .uid = 1, .state = &st, .n_state = 1};
+                ck_assert_msg(audit_submit(a, &en, NULL, NULL) == -EINVAL, "accepted %s %s", bad_rows[i][0],
+                              bad_rows[i][1]);
+                json_decref(row);
+        }
+        /* data must be an object */
+        row = json_array();
+        en = (AuditEntry){.event = "request", .uid = 1, .data = row};
+        ck_assert_int_eq(audit_submit(a, &en, NULL, NULL), -EINVAL);
+        json_decref(row);
+
+        /* a failed log completes submissions with an error, on the loop */
+        {
+                Counter c = {};
+                ck_assert_int_eq(submit(a, "request", NULL, 1, 0, &c), 0);
+                ck_assert_uint_eq(c.n, 0);
+                run_until(e, &c, 1);
+                ck_assert_int_eq(c.last, -EIO);
+        }
+        audit_close(a);
+        sd_event_unref(e);
+        remove_dir(dir);
+        free(dir);
+}
+END_TEST
+
+/* ---- journal copies (no journal needed) ---- */
+
+START_TEST(test_journal_ids_and_summary) {
+        static const char *const events[] = {
+                "agent-start",
+                "agent-stop",
+                "policy-loaded",
+                "policy-rejected",
+                "request",
+                "decision",
+                "pending",
+                "approved",
+                "denied",
+                "refused",
+                "cancelled",
+                "grant",
+                "expired",
+                "revoked",
+                "launch",
+                "started",
+                "terminate",
+                "launch-failed",
+                "exit",
+                "adopted",
+                "code-accepted",
+                "code-rejected",
+                "audit-key-revealed",
+                "audit-recovered",
+        };
+        const char *generic = journal_message_id("no-such-event");
+        json_t *d;
+        char *m;
+
+        ck_assert_str_eq(journal_message_id(NULL), generic);
+        for (size_t i = 0; i < ELEMENTSOF(events); i++) {
+                const char *id = journal_message_id(events[i]);
+
+                ck_assert_uint_eq(strlen(id), JOURNAL_MESSAGE_ID_LEN);
+                ck_assert_uint_eq(strspn(id, "0123456789abcdef"), JOURNAL_MESSAGE_ID_LEN);
+                ck_assert_msg(!streq(id, generic), "%s has the generic id", events[i]);
+                for (size_t j = 0; j < i; j++)
+                        ck_assert_msg(!streq(id, journal_message_id(events[j])), "%s and %s share an id",
+                                      events[i], events[j]);
+        }
+
+        /* a hostile program path cannot break the line or reach the terminal */
+        d = json_pack("{s:{s:s},s:s,s:i}", "program", "path", "/tmp/x\n\x1b[31mFAKE: root login", "rule",
+                      "r\r", "exit_code", 3);
+        m = journal_summary("exit", "req-1", 1000, d);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_ptr_null(strchr(m, '\n'));
+        ck_assert_ptr_null(strchr(m, '\r'));
+        ck_assert_ptr_null(strchr(m, '\x1b'));
+        ck_assert(contains(m, "elevated program ended: request req-1, uid 1000"));
+        ck_assert(contains(m, "exit code 3"));
+        free(m);
+        json_decref(d);
+
+        m = journal_summary("brand-new", NULL, -1, NULL);
+        ck_assert(contains(m, "event brand-new"));
+        ck_assert(!contains(m, "uid"));
+        free(m);
+        /* no journal here is fine: it is a copy */
+        journal_event("request", "req-1", 1000, NULL);
+}
+END_TEST
+
+/* ---- the real log (root) ---- */
+
+typedef struct Env {
+        char *dir;
+        char *path;
+        sd_event *event;
+        Audit *audit;
+} Env;
+
+static void env_open(Env *env) {
+        ck_assert_int_eq(audit_open(env->event, env->dir, &env->audit), 0);
+}
+
+static void env_setup(Env *env) {
+        *env = (Env){.dir = make_dir()};
+        env->path = db_path(env->dir);
+        ck_assert_int_eq(sd_event_new(&env->event), 0);
+        env_open(env);
+        ck_assert_msg(!audit_failed(env->audit), "%s", audit_failed(env->audit));
+}
+
+static void env_close_audit(Env *env) {
+        audit_close(env->audit);
+        env->audit = NULL;
+}
+
+static void env_done(Env *env) {
+        env_close_audit(env);
+        sd_event_unref(env->event);
+        remove_dir(env->dir);
+        free(env->dir);
+        free(env->path);
+}
+
+START_TEST(test_rows_and_state) {
+        Env env;
+        Counter c = {};
+        json_t *rows, *r0, *req_row, *launch_row, *state;
+        AuditState st[2];
+        AuditEntry en;
+        struct stat sb;
+        uint64_t n_rows, n_commits;
+
+        env_setup(&env);
+        ck_assert_int_eq(stat(env.path, &sb), 0);
+        ck_assert_uint_eq(sb.st_mode & 07777, 0600);
+
+        /* arrays for TEXT columns are stored as canonical JSON text */
+        req_row = json_pack("{s:s,s:i,s:s,s:s,s:[s,s]}", "id", "req-1", "uid", 1000, "state", "launching",
+                            "rule", "apt", "argv", "install", "x");
+        launch_row = json_pack("{s:s,s:i,s:n}", "request", "req-1", "pid", 42, "cgroup");
+        st[0] = (AuditState){.table = "requests", .row = req_row};
+        st[1] = (AuditState){.table = "launches", .row = launch_row};
+        en = (AuditEntry){.event = "launch",
+                          .request = "req-1",
+                          .uid = 1000,
+                          .data = json_pack("{s:s,s:s}", "rule", "apt", "note", "line\nbreak \xe2\x80\xae"),
+                          .state = st,
+                          .n_state = 2};
+        ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
+        json_decref(en.data);
+        json_decref(req_row);
+        json_decref(launch_row);
+        /* a partial upsert updates only what it names */
+        req_row = json_pack("{s:s,s:s}", "id", "req-1", "state", "running");
+        st[0] = (AuditState){.table = "requests", .row = req_row};
+        en = (AuditEntry){.event = "started", .request = "req-1", .uid = 1000, .state = st, .n_state = 1};
+        ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
+        json_decref(req_row);
+        ck_assert_int_eq(submit(env.audit, "agent-start", NULL, -1, 0, &c), 0);
+        ck_assert_uint_eq(c.n, 0); /* done() only ever runs on the loop */
+        run_until(env.event, &c, 3);
+        ck_assert_uint_eq(c.failures, 0);
+
+        ck_assert_int_eq(audit_query(env.audit, 0, 100, &rows), 0);
+        ck_assert_uint_eq(json_array_size(rows), 3);
+        r0 = json_array_get(rows, 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(r0, "seq")), 1);
+        ck_assert_str_eq(json_string_value(json_object_get(r0, "event")), "launch");
+        ck_assert_str_eq(json_string_value(json_object_get(r0, "request")), "req-1");
+        ck_assert_int_eq(json_integer_value(json_object_get(r0, "uid")), 1000);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r0, "data"), "note")),
+                         "line\nbreak \xe2\x80\xae");
+        ck_assert_int_gt(json_integer_value(json_object_get(r0, "time")), INT64_C(1600000000000000));
+        /* no uid and no request: the fields are left out */
+        ck_assert_ptr_null(json_object_get(json_array_get(rows, 2), "uid"));
+        ck_assert_ptr_null(json_object_get(json_array_get(rows, 2), "request"));
+        json_decref(rows);
+        ck_assert_int_eq(audit_query(env.audit, INT64_MAX, 100, &rows), 0);
+        ck_assert_uint_eq(json_array_size(rows), 0);
+        json_decref(rows);
+        ck_assert_int_eq(audit_query(env.audit, 0, 1, &rows), 0);
+        ck_assert_uint_eq(json_array_size(rows), 1);
+        json_decref(rows);
+
+        ck_assert_int_eq(audit_load_state(env.audit, "requests", "running", &state), 0);
+        ck_assert_uint_eq(json_array_size(state), 1);
+        r0 = json_array_get(state, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(r0, "rule")), "apt");
+        ck_assert_str_eq(json_string_value(json_object_get(r0, "argv")), "[\"install\",\"x\"]");
+        ck_assert_int_eq(json_integer_value(json_object_get(r0, "uid")), 1000);
+        ck_assert(json_is_null(json_object_get(r0, "user")));
+        json_decref(state);
+        ck_assert_int_eq(audit_load_state(env.audit, "requests", "launching", &state), 0);
+        ck_assert_uint_eq(json_array_size(state), 0);
+        json_decref(state);
+        ck_assert_int_eq(audit_load_state(env.audit, "launches", NULL, &state), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(state, 0), "pid")), 42);
+        json_decref(state);
+        ck_assert_int_eq(audit_load_state(env.audit, "launches", "x", &state), -EINVAL);
+        ck_assert_int_eq(audit_load_state(env.audit, "sqlite_master", NULL, &state), -EINVAL);
+
+        audit_stats(env.audit, &n_rows, &n_commits);
+        ck_assert_uint_eq(n_rows, 3);
+        ck_assert_uint_ge(n_commits, 1);
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_entry_error_spares_the_batch) {
+        Env env;
+        Counter good = {}, bad = {};
+        json_t *row = json_pack("{s:s,s:s}", "id", "new-req", "state", "x"); /* uid is NOT NULL */
+        AuditState st = {.table = "requests", .row = row};
+        AuditEntry en = {.event = "request", .request = "new-req", .uid = 1, .state = &st, .n_state = 1};
+        json_t *rows;
+
+        env_setup(&env);
+        ck_assert_int_eq(submit(env.audit, "request", NULL, 1, 1, &good), 0);
+        ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &bad), 0);
+        ck_assert_int_eq(submit(env.audit, "request", NULL, 1, 2, &good), 0);
+        json_decref(row);
+        run_until(env.event, &good, 2);
+        run_until(env.event, &bad, 1);
+        ck_assert_uint_eq(good.failures, 0);
+        ck_assert_int_eq(bad.last, -EINVAL);
+        ck_assert_ptr_null(audit_failed(env.audit));
+        ck_assert_int_eq(audit_query(env.audit, 0, 10, &rows), 0);
+        ck_assert_uint_eq(json_array_size(rows), 2); /* no row for the refused entry, no gap */
+        json_decref(rows);
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_triggers_refuse_changes) {
+        Env env;
+        sqlite3 *db;
+        char *err = NULL;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 3);
+        db = open_raw(env.path);
+        ck_assert_int_ne(sqlite3_exec(db, "UPDATE audit SET data = '{}' WHERE seq = 2", NULL, NULL, &err),
+                         SQLITE_OK);
+        ck_assert(contains(err, "append-only"));
+        sqlite3_free(err);
+        err = NULL;
+        ck_assert_int_ne(sqlite3_exec(db, "DELETE FROM audit WHERE seq = 3", NULL, NULL, &err), SQLITE_OK);
+        ck_assert(contains(err, "append-only"));
+        sqlite3_free(err);
+        sqlite3_close(db);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_group_commit) {
+        Env env;
+        Counter c = {};
+        uint64_t rows, commits;
+        const unsigned n = 500;
+
+        env_setup(&env);
+        /* all queued before the loop runs: the writer takes them in few batches */
+        for (unsigned i = 0; i < n; i++)
+                ck_assert_int_eq(submit(env.audit, "request", "req-g", 1000, (int) i, &c), 0);
+        run_until(env.event, &c, n);
+        ck_assert_uint_eq(c.failures, 0);
+        audit_stats(env.audit, &rows, &commits);
+        ck_assert_uint_eq(rows, n);
+        ck_assert_msg(commits < rows / 2, "%llu commits for %llu rows", (unsigned long long) commits,
+                      (unsigned long long) rows);
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_close_flushes) {
+        Env env;
+        Counter c = {};
+
+        env_setup(&env);
+        for (int i = 0; i < 50; i++)
+                ck_assert_int_eq(submit(env.audit, "request", NULL, 1, i, &c), 0);
+        ck_assert_int_eq(audit_submit_sync(env.audit, &(AuditEntry){.event = "agent-stop", .uid = -1}), 0);
+        env_close_audit(&env); /* no loop iteration: close delivers the completions */
+        ck_assert_uint_eq(c.n, 50);
+        ck_assert_uint_eq(c.failures, 0);
+        ck_assert_uint_eq(verify(env.path, NULL).rows, 51);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_tamper_detected) {
+        Env env;
+        AuditVerifyResult res;
+        sqlite3 *db;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 10);
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+
+        db = open_raw(env.path);
+        exec_ok(db, "DROP TRIGGER audit_no_update");
+        exec_ok(db, "UPDATE audit SET data = '{\"n\":99,\"rule\":\"test-rule\"}' WHERE seq = 4");
+        sqlite3_close(db);
+        res = verify(env.path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_HASH_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 4);
+
+        /* the agent refuses to continue a broken chain */
+        env_open(&env);
+        ck_assert(contains(audit_failed(env.audit), "corrupt"));
+        ck_assert(contains(audit_failed(env.audit), "row 4"));
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_tail_removed_detected) {
+        Env env;
+        sqlite3 *db;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 5);
+        env_close_audit(&env);
+        db = open_raw(env.path);
+        exec_ok(db, "DROP TRIGGER audit_no_delete");
+        exec_ok(db, "DELETE FROM audit WHERE seq = 5");
+        sqlite3_close(db);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK); /* the file alone cannot tell */
+        env_open(&env);
+        ck_assert(contains(audit_failed(env.audit), "removed"));
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_foreign_writer_detected) {
+        Env env;
+        Counter c = {};
+        sqlite3 *db;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 3);
+        /* root appends a row of its own while the agent runs */
+        db = open_raw(env.path);
+        exec_ok(db, "INSERT INTO audit VALUES (4, 0, NULL, 'launch', NULL, 0, '{}', 0, zeroblob(32), "
+                    "zeroblob(32))");
+        sqlite3_close(db);
+        ck_assert_int_eq(submit(env.audit, "launch", NULL, 1, 0, &c), 0);
+        run_until(env.event, &c, 1);
+        ck_assert_int_lt(c.last, 0);
+        ck_assert_msg(contains(audit_failed(env.audit), "behind the agent's back"), "%s",
+                      audit_failed(env.audit) ?: "(healthy)");
+        /* retrying reopens with every check, and the log stays refused */
+        audit_set_probe_interval(env.audit, 50 * USEC_PER_MSEC);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(env.event, 50 * USEC_PER_MSEC), 0);
+        ck_assert(contains(audit_failed(env.audit), "corrupt"));
+        env_done(&env);
+}
+END_TEST
+
+/* Reads k_e from meta, as root on the machine could. */
+static void read_meta_key(sqlite3 *db, uint8_t key[static AUDIT_KEY_LEN]) {
+        sqlite3_stmt *s;
+
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'key'", -1, &s, NULL),
+                         SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+        ck_assert_int_eq(sqlite3_column_bytes(s, 0), AUDIT_KEY_LEN);
+        memcpy(key, sqlite3_column_blob(s, 0), AUDIT_KEY_LEN);
+        sqlite3_finalize(s);
+}
+
+/* Root's forgery: change row `from`'s data and recompute every hash (and, with the key
+ * it has, every tag) from there on. */
+static void rechain_from(const char *path, int64_t from) {
+        sqlite3 *db = open_raw(path);
+        uint8_t key[AUDIT_KEY_LEN], prev_hash[SHA256_LEN] = {}, prev_tag[SHA256_LEN] = {};
+        sqlite3_stmt *s, *u;
+
+        read_meta_key(db, key);
+        exec_ok(db, "DROP TRIGGER audit_no_update");
+        exec_ok(db, "BEGIN");
+        ck_assert_int_eq(
+                sqlite3_prepare_v2(db,
+                                   "SELECT seq, time, boot_id, event, request, uid, data, epoch, hash, tag "
+                                   "FROM audit ORDER BY seq",
+                                   -1, &s, NULL),
+                SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                            "UPDATE audit SET data = ?1, hash = ?2, tag = ?3 WHERE seq = ?4",
+                                            -1, &u, NULL),
+                         SQLITE_OK);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+                AuditRow r = {
+                        .seq = sqlite3_column_int64(s, 0),
+                        .time = sqlite3_column_int64(s, 1),
+                        .boot_id = (const char *) sqlite3_column_text(s, 2),
+                        .event = (const char *) sqlite3_column_text(s, 3),
+                        .request = (const char *) sqlite3_column_text(s, 4),
+                        .uid = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 5),
+                        .data = (const char *) sqlite3_column_text(s, 6),
+                        .epoch = sqlite3_column_int64(s, 7),
+                };
+                uint8_t h[SHA256_LEN], t[SHA256_LEN];
+
+                if (r.seq < from) {
+                        memcpy(prev_hash, sqlite3_column_blob(s, 8), SHA256_LEN);
+                        memcpy(prev_tag, sqlite3_column_blob(s, 9), SHA256_LEN);
+                        continue;
+                }
+                if (r.seq == from)
+                        r.data = "{\"n\":0,\"rule\":\"forged\"}";
+                audit_row_set_lengths(&r);
+                ck_assert_int_eq(audit_chain_row(&r, prev_hash, prev_tag, key, h, t), 0);
+                sqlite3_bind_text(u, 1, r.data, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_blob(u, 2, h, SHA256_LEN, SQLITE_STATIC);
+                sqlite3_bind_blob(u, 3, t, SHA256_LEN, SQLITE_STATIC);
+                sqlite3_bind_int64(u, 4, r.seq);
+                ck_assert_int_eq(sqlite3_step(u), SQLITE_DONE);
+                sqlite3_reset(u);
+                memcpy(prev_hash, h, SHA256_LEN);
+                memcpy(prev_tag, t, SHA256_LEN);
+        }
+        sqlite3_finalize(s);
+        sqlite3_finalize(u);
+        exec_ok(db, "COMMIT");
+        sqlite3_close(db);
+}
+
+START_TEST(test_rechained_past_needs_the_key) {
+        Env env;
+        char *k0_hex = NULL;
+        uint8_t k0[AUDIT_KEY_LEN];
+        AuditVerifyResult res;
+
+        env_setup(&env);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &k0_hex), 0);
+        ck_assert_int_eq(hex_decode(k0_hex, k0, sizeof(k0)), 0);
+        write_rows(env.event, env.audit, 300); /* past AUDIT_EPOCH_ROWS: the key evolved */
+        env_close_audit(&env);
+        res = verify(env.path, k0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.tags_verified, 301);
+        ck_assert_int_eq(res.last_epoch, 1);
+
+        /* the past (epoch 0) rewritten with the current key: hashes fine, tags not */
+        rechain_from(env.path, 3);
+        res = verify(env.path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        res = verify(env.path, k0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_TAG_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 3);
+        free(k0_hex);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_current_epoch_is_forgeable) {
+        /* The documented limit: whoever holds the current key can rewrite its epoch. */
+        Env env;
+        char *k0_hex = NULL;
+        uint8_t k0[AUDIT_KEY_LEN];
+
+        env_setup(&env);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &k0_hex), 0);
+        ck_assert_int_eq(hex_decode(k0_hex, k0, sizeof(k0)), 0);
+        write_rows(env.event, env.audit, 300);
+        env_close_audit(&env);
+        rechain_from(env.path, 290);
+        ck_assert_int_eq(verify(env.path, k0).status, AUDIT_VERIFY_OK);
+        free(k0_hex);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_reveal_once) {
+        Env env;
+        char *hex = NULL, *again = NULL;
+        uint8_t k0[AUDIT_KEY_LEN];
+        json_t *rows;
+        sqlite3 *db;
+        sqlite3_stmt *s;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 2);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &hex), 0);
+        ck_assert_uint_eq(strlen(hex), AUDIT_KEY_HEX_LEN);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &again), -EALREADY);
+        ck_assert_ptr_null(again);
+        ck_assert_ptr_null(audit_failed(env.audit)); /* -EALREADY is not a log failure */
+
+        ck_assert_int_eq(audit_query(env.audit, 0, 10, &rows), 0);
+        ck_assert_uint_eq(json_array_size(rows), 3);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 2), "event")),
+                         "audit-key-revealed");
+        json_decref(rows);
+        env_close_audit(&env);
+
+        db = open_raw(env.path);
+        ck_assert_int_eq(
+                sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'initial_key'", -1, &s, NULL),
+                SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+
+        /* still refused after a restart */
+        env_open(&env);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &again), -EALREADY);
+        env_close_audit(&env);
+        ck_assert_int_eq(hex_decode(hex, k0, sizeof(k0)), 0);
+        ck_assert_uint_eq(verify(env.path, k0).tags_verified, 3);
+        free(hex);
+        env_done(&env);
+}
+END_TEST
+
+static bool file_contains(const char *path, const uint8_t *p, size_t n) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+
+        if (fd < 0)
+                return false;
+        ck_assert_int_eq(read_fd_full(fd, 64 * 1024 * 1024, &buf, &len), 0);
+        return memmem(buf, len, p, n) != NULL;
+}
+
+START_TEST(test_old_keys_leave_the_disk) {
+        Env env;
+        char *hex = NULL, *wal;
+        uint8_t k0[AUDIT_KEY_LEN], k1[AUDIT_KEY_LEN], k2[AUDIT_KEY_LEN];
+
+        env_setup(&env);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &hex), 0);
+        ck_assert_int_eq(hex_decode(hex, k0, sizeof(k0)), 0);
+        ck_assert_int_eq(audit_key_evolve(k0, k1), 0);
+        ck_assert_int_eq(audit_key_evolve(k1, k2), 0);
+        write_rows(env.event, env.audit, 600);
+        wal = strdup_printf("%s-wal", env.path);
+        /* while running (WAL in use) and after close */
+        ck_assert(!file_contains(env.path, k0, sizeof(k0)) && !file_contains(wal, k0, sizeof(k0)));
+        ck_assert(!file_contains(env.path, k1, sizeof(k1)) && !file_contains(wal, k1, sizeof(k1)));
+        ck_assert(file_contains(env.path, k2, sizeof(k2)) || file_contains(wal, k2, sizeof(k2)));
+        env_close_audit(&env);
+        ck_assert(!file_contains(env.path, k0, sizeof(k0)) && !file_contains(wal, k0, sizeof(k0)));
+        ck_assert(!file_contains(env.path, k1, sizeof(k1)) && !file_contains(wal, k1, sizeof(k1)));
+        ck_assert_int_eq(verify(env.path, k0).last_epoch, 2);
+        free(wal);
+        free(hex);
+        env_done(&env);
+}
+END_TEST
+
+/* ---- failures (root) ---- */
+
+/* A small tmpfs in a private mount namespace, so filling it harms nothing else. Must run
+ * before any thread exists: mount namespaces are per thread. */
+static char *tiny_tmpfs(void) {
+        char *dir = make_dir();
+
+        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=2m,mode=0700"),
+                         0);
+        return dir;
+}
+
+static void env_setup_in(Env *env, char *dir) {
+        *env = (Env){.dir = dir};
+        env->path = db_path(dir);
+        ck_assert_int_eq(sd_event_new(&env->event), 0);
+        env_open(env);
+        ck_assert_msg(!audit_failed(env->audit), "%s", audit_failed(env->audit));
+}
+
+static void env_done_tmpfs(Env *env) {
+        env_close_audit(env);
+        (void) umount2(env->dir, MNT_DETACH);
+        env_done(env);
+}
+
+static void fill(const char *dir) {
+        _cleanup_free_ char *p = strdup_printf("%s/filler", dir);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        static char buf[65536];
+
+        ck_assert_int_ge(fd, 0);
+        for (size_t chunk = sizeof(buf); chunk > 0; chunk /= 2)
+                while (write(fd, buf, chunk) == (ssize_t) chunk)
+                        ;
+}
+
+static void unfill(const char *dir) {
+        _cleanup_free_ char *p = strdup_printf("%s/filler", dir);
+
+        ck_assert_int_eq(unlink(p), 0);
+}
+
+static void wait_healthy(Env *env) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
+
+        while (audit_failed(env->audit)) {
+                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "still failed: %s",
+                              audit_failed(env->audit));
+                ck_assert_int_ge(sd_event_run(env->event, 100 * USEC_PER_MSEC), 0);
+        }
+}
+
+static bool has_recovered_row(Audit *a, const char *after) {
+        json_t *rows, *row;
+        size_t i;
+        bool found = false;
+
+        ck_assert_int_eq(audit_query(a, 0, 100000, &rows), 0);
+        json_array_foreach(
+                rows, i,
+                row) if (streq(json_string_value(json_object_get(row, "event")), "audit-recovered") &&
+                         contains(json_string_value(json_object_get(json_object_get(row, "data"), "after")),
+                                  after)) found = true;
+        json_decref(rows);
+        return found;
+}
+
+START_TEST(test_disk_full_and_recovery) {
+        Env env;
+        Counter c = {};
+
+        env_setup_in(&env, tiny_tmpfs());
+        write_rows(env.event, env.audit, 5);
+
+        fill(env.dir);
+        ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 1, &c), 0);
+        run_until(env.event, &c, 1);
+        ck_assert_int_lt(c.last, 0);
+        ck_assert_msg(contains(audit_failed(env.audit), "the audit database is full"), "%s",
+                      audit_failed(env.audit));
+        ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 2, &c), 0);
+        run_until(env.event, &c, 2);
+        ck_assert_int_lt(c.last, 0);
+
+        /* space again: the next submission succeeds and records the outage */
+        unfill(env.dir);
+        ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 3, &c), 0);
+        run_until(env.event, &c, 3);
+        ck_assert_int_eq(c.last, 0);
+        ck_assert_ptr_null(audit_failed(env.audit));
+        ck_assert(has_recovered_row(env.audit, "full"));
+
+        /* and without any submission, the probe notices the space coming back */
+        fill(env.dir);
+        ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 4, &c), 0);
+        run_until(env.event, &c, 4);
+        ck_assert_ptr_nonnull(audit_failed(env.audit));
+        audit_set_probe_interval(env.audit, 100 * USEC_PER_MSEC);
+        unfill(env.dir);
+        wait_healthy(&env);
+        env_close_audit(&env);
+        {
+                AuditVerifyResult res = verify(env.path, NULL);
+                ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+                ck_assert_uint_eq(res.rows, 5 + 2 + 1); /* 5, recovered + req 3, recovered */
+        }
+        env_done_tmpfs(&env);
+}
+END_TEST
+
+START_TEST(test_read_only_and_recovery) {
+        Env env;
+        Counter c = {};
+
+        env_setup_in(&env, tiny_tmpfs());
+        write_rows(env.event, env.audit, 2);
+        env_close_audit(&env);
+        ck_assert_int_eq(
+                mount(NULL, env.dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+                0);
+
+        env_open(&env);
+        ck_assert_msg(contains(audit_failed(env.audit), "read-only"), "%s", audit_failed(env.audit));
+        ck_assert_int_eq(submit(env.audit, "launch", NULL, 1, 0, &c), 0);
+        run_until(env.event, &c, 1);
+        ck_assert_int_eq(c.last, -EIO);
+
+        audit_set_probe_interval(env.audit, 100 * USEC_PER_MSEC);
+        ck_assert_int_eq(mount(NULL, env.dir, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), 0);
+        wait_healthy(&env);
+        ck_assert(has_recovered_row(env.audit, "read-only"));
+        write_rows(env.event, env.audit, 1);
+        env_close_audit(&env);
+        ck_assert_uint_eq(verify(env.path, NULL).rows, 4);
+        env_done_tmpfs(&env);
+}
+END_TEST
+
+typedef void (*Mutate)(const Env *env);
+
+static void m_owner(const Env *env) {
+        ck_assert_int_eq(chown(env->path, 1000, 1000), 0);
+}
+static void m_mode(const Env *env) {
+        ck_assert_int_eq(chmod(env->path, 0644), 0);
+}
+static void m_symlink(const Env *env) {
+        _cleanup_free_ char *other = strdup_printf("%s/other.db", env->dir);
+        ck_assert_int_eq(rename(env->path, other), 0);
+        ck_assert_int_eq(symlink(other, env->path), 0);
+}
+static void m_hardlink(const Env *env) {
+        _cleanup_free_ char *other = strdup_printf("%s/second-name", env->dir);
+        ck_assert_int_eq(link(env->path, other), 0);
+}
+static void m_fifo(const Env *env) {
+        ck_assert_int_eq(unlink(env->path), 0);
+        ck_assert_int_eq(mkfifo(env->path, 0600), 0);
+}
+static void m_wal_owner(const Env *env) {
+        _cleanup_free_ char *wal = strdup_printf("%s-wal", env->path);
+        _cleanup_close_ int fd = open(wal, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fchown(fd, 1000, 1000), 0);
+}
+static void m_dir_mode(const Env *env) {
+        ck_assert_int_eq(chmod(env->dir, 0750), 0);
+}
+static void m_dir_owner(const Env *env) {
+        ck_assert_int_eq(chown(env->dir, 1000, 1000), 0);
+}
+
+START_TEST(test_refuses_bad_files) {
+        static const struct {
+                Mutate mutate;
+                const char *reason;
+        } cases[] = {
+                {m_owner, "owned by uid 1000, not root"},
+                {m_mode, "mode 0644; it must be 0600"},
+                {m_symlink, "symbolic link"},
+                {m_hardlink, "2 hard links"},
+                {m_fifo, "not a regular file"},
+                {m_wal_owner, "-wal is owned by uid 1000"},
+                {m_dir_mode, "has mode 0750; it must be 0700"},
+                {m_dir_owner, "not owned by root"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Env env;
+                Counter c = {};
+                json_t *rows = NULL;
+
+                env_setup(&env);
+                write_rows(env.event, env.audit, 1);
+                env_close_audit(&env);
+                cases[i].mutate(&env);
+                env_open(&env); /* 0: the agent keeps running and refuses elevations */
+                ck_assert_msg(contains(audit_failed(env.audit), cases[i].reason), "case %zu: %s", i,
+                              audit_failed(env.audit) ?: "(healthy)");
+                ck_assert_int_eq(submit(env.audit, "launch", NULL, 1, 0, &c), 0);
+                run_until(env.event, &c, 1);
+                ck_assert_int_eq(c.last, -EIO);
+                ck_assert_int_lt(audit_query(env.audit, 0, 10, &rows), 0);
+                env_done(&env);
+        }
+}
+END_TEST
+
+START_TEST(test_corrupt_garbage_then_moved_away) {
+        Env env = {.dir = make_dir()};
+        _cleanup_free_ char *moved = NULL;
+        uint8_t junk[16384];
+        Counter c = {};
+        int fd;
+
+        env.path = db_path(env.dir);
+        ck_assert_int_eq(random_bytes(junk, sizeof(junk)), 0);
+        fd = open(env.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write_full(fd, junk, sizeof(junk)), 0);
+        close(fd);
+
+        ck_assert_int_eq(sd_event_new(&env.event), 0);
+        env_open(&env);
+        ck_assert_msg(contains(audit_failed(env.audit), "audit database is corrupt ("), "%s",
+                      audit_failed(env.audit));
+        ck_assert(contains(audit_failed(env.audit),
+                           "elevations are refused until it is repaired or moved away"));
+        ck_assert_int_eq(submit(env.audit, "launch", NULL, 1, 0, &c), 0);
+        run_until(env.event, &c, 1);
+        ck_assert_int_eq(c.last, -EIO);
+
+        /* moved away: the probe creates a new database and the log works again */
+        moved = strdup_printf("%s.broken", env.path);
+        ck_assert_int_eq(rename(env.path, moved), 0);
+        audit_set_probe_interval(env.audit, 100 * USEC_PER_MSEC);
+        wait_healthy(&env);
+        ck_assert(has_recovered_row(env.audit, "corrupt"));
+        write_rows(env.event, env.audit, 1);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_corrupt_page) {
+        Env env;
+        _cleanup_close_ int fd = -EBADF;
+        uint8_t junk[4096];
+        struct stat st;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 200);
+        env_close_audit(&env); /* checkpoints: everything is in the main file */
+        fd = open(env.path, O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_ge(st.st_size, 8 * 4096);
+        /* one whole page in the middle of the audit table becomes garbage */
+        memset(junk, 0xa5, sizeof(junk));
+        ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), (st.st_size / 4096 / 2) * 4096),
+                         (ssize_t) sizeof(junk));
+        env_open(&env);
+        ck_assert_msg(contains(audit_failed(env.audit), "corrupt"), "%s",
+                      audit_failed(env.audit) ?: "(healthy)");
+        env_done(&env);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("audit");
+        TCase *tv = tcase_create("verify");
+        bool root = geteuid() == 0;
+        SRunner *sr;
+        int failed;
+
+        tcase_set_timeout(tv, 60);
+        tcase_add_test(tv, test_verify_good_chain);
+        tcase_add_test(tv, test_verify_finds_each_problem);
+        tcase_add_test(tv, test_verify_epochs);
+        tcase_add_test(tv, test_verify_tail_with_current_key);
+        tcase_add_test(tv, test_verify_refuses_views);
+        tcase_add_test(tv, test_submit_validation);
+        tcase_add_test(tv, test_journal_ids_and_summary);
+        suite_add_tcase(s, tv);
+
+        /* The database must be root's in a root-only directory: the rest needs root. */
+        if (root) {
+                TCase *tdb = tcase_create("db");
+
+                tcase_set_timeout(tdb, 120);
+                tcase_add_test(tdb, test_rows_and_state);
+                tcase_add_test(tdb, test_entry_error_spares_the_batch);
+                tcase_add_test(tdb, test_triggers_refuse_changes);
+                tcase_add_test(tdb, test_group_commit);
+                tcase_add_test(tdb, test_close_flushes);
+                tcase_add_test(tdb, test_tamper_detected);
+                tcase_add_test(tdb, test_tail_removed_detected);
+                tcase_add_test(tdb, test_foreign_writer_detected);
+                tcase_add_test(tdb, test_rechained_past_needs_the_key);
+                tcase_add_test(tdb, test_current_epoch_is_forgeable);
+                tcase_add_test(tdb, test_reveal_once);
+                tcase_add_test(tdb, test_old_keys_leave_the_disk);
+                tcase_add_test(tdb, test_disk_full_and_recovery);
+                tcase_add_test(tdb, test_read_only_and_recovery);
+                tcase_add_test(tdb, test_refuses_bad_files);
+                tcase_add_test(tdb, test_corrupt_garbage_then_moved_away);
+                tcase_add_test(tdb, test_corrupt_page);
+                suite_add_tcase(s, tdb);
+        }
+
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        if (failed > 0)
+                return EXIT_FAILURE;
+        return root ? EXIT_SUCCESS : 77; /* 77: the root-only half was skipped */
+}
