@@ -18,10 +18,20 @@
  *  - Nothing in a message is identity: the agent reads who is asking from the kernel.
  */
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* jansson >= 2.14 has json_decrefp(); older ones get ours */
+#if JANSSON_VERSION_HEX < 0x020e00
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
+#endif
+#define _cleanup_json_ _cleanup_(json_decrefp)
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_MESSAGE (64 * 1024)
@@ -119,7 +129,7 @@ typedef struct ProtoMsg {
 
         /* rules / audit_rows: arrays of objects, each validated against a sub-table */
         json_t *rules;
-        json_t *rows;
+        json_t *audit_rows;       /* "rows" of audit_rows ("rows" is taken by the winsize) */
         bool more;
         const char *key;          /* audit_init result: hex key */
 
@@ -131,11 +141,40 @@ typedef struct ProtoMsg {
 const char *proto_type_to_string(ProtoType t);
 ProtoType proto_type_from_string(const char *s);
 
+/* What was wrong with a message, in English, for the error reply and the log
+ * ("exec: unknown field \"uid\"", "message is not valid UTF-8", …). */
+typedef struct ProtoError {
+        char message[256];
+} ProtoError;
+
+/* Error codes of the "error" message. They are part of the protocol: stable, documented
+ * in docs/protocol.md, and clients may act on them. */
+#define PROTO_ERR_BAD_REQUEST "bad-request"                 /* did not decode, or wrong in this state */
+#define PROTO_ERR_TOO_LARGE "too-large"                     /* over PROTO_MAX_MESSAGE or too many fds */
+#define PROTO_ERR_UNSUPPORTED_VERSION "unsupported-version" /* "v" is not PROTO_VERSION */
+#define PROTO_ERR_DENIED "denied"                           /* policy or an approver said no */
+#define PROTO_ERR_NOT_FOUND "not-found"                     /* no such request, grant or launch */
+#define PROTO_ERR_NOT_PERMITTED "not-permitted"             /* caller may not do this (operator msgs) */
+#define PROTO_ERR_AUDIT_FAILED "audit-failed"               /* no durable record, so nothing ran */
+#define PROTO_ERR_INTERNAL "internal"                       /* the agent failed; nothing was elevated */
+#define PROTO_ERR_BUSY "busy"                               /* a limit on concurrent work was reached */
+#define PROTO_ERR_TIMEOUT "timeout"                         /* a deadline passed (approval, file read) */
+
+/* Maps a proto_decode()/proto_recv() failure to the code to reply with:
+ * -EMSGSIZE/-E2BIG "too-large", -EPROTONOSUPPORT "unsupported-version", -EBADMSG
+ * "bad-request", anything else "internal". */
+const char *proto_error_code(int r);
+
+/* True for the types a client or operator sends to the agent (exec … reload). */
+bool proto_type_is_request(ProtoType t);
+
 /* Parses and validates buf[0..len) with fds attached. On success the message owns
- * the fds; on failure they are all closed, and *ret_error (if given) points to a static
- * English description of what was wrong ("unknown field \"x\"", …) suitable for an
- * error reply. */
-int proto_decode(const char *buf, size_t len, int *fds, size_t n_fds, ProtoMsg *ret, const char **ret_error);
+ * the fds; on failure they are all closed and *ret_error (if given) says why. Either way
+ * the caller's fds[] slots are set to -EBADF. Returns -EMSGSIZE (len over
+ * PROTO_MAX_MESSAGE or more than PROTO_MAX_FDS fds), -EPROTONOSUPPORT ("v" is not
+ * PROTO_VERSION), -EBADMSG (anything else wrong), -ENOMEM, or -EINVAL if n_fds > 0 and
+ * fds is NULL. */
+int proto_decode(const char *buf, size_t len, int *fds, size_t n_fds, ProtoMsg *ret, ProtoError *ret_error);
 
 /* Releases the JSON, the arrays and closes all fds still owned. Safe on a zeroed msg. */
 void proto_msg_done(ProtoMsg *m);
@@ -148,17 +187,44 @@ int proto_encode(json_t *obj, char **ret, size_t *ret_len);
 /* Starts a message object {"v":1,"type":T}. NULL on OOM. */
 json_t *proto_new(ProtoType t);
 
-/* Socket I/O. Both retry EINTR. proto_send returns -EAGAIN on a non-blocking socket
- * that is full. proto_recv returns -ECONNRESET at EOF (peer closed), -EMSGSIZE for a
- * message over PROTO_MAX_MESSAGE or truncated control data, -EBADMSG for a message
- * that does not decode (*ret_error says why); all received fds are closed on error. */
+/* Builds the message of type m->type from the typed fields of m (the inverse of
+ * proto_decode; NULL strings, false has_* flags and zero counts are left out; rules/rows
+ * are referenced). -EINVAL if a required string is NULL or a string is not UTF-8. */
+int proto_msg_to_json(const ProtoMsg *m, json_t **ret);
+
+/* Checks an object against the table exactly as a receiver would, as if it came with
+ * n_fds fds. proto_send() runs this, so we never send what the peer must refuse.
+ * -EINVAL (and *ret_error says why) if it would be refused. */
+int proto_validate(json_t *obj, size_t n_fds, ProtoError *ret_error);
+
+/* Socket I/O. Both retry EINTR. proto_send validates obj (proto_validate: -EINVAL), then
+ * sends it with MSG_NOSIGNAL; -EAGAIN on a non-blocking socket that is full. proto_recv
+ * returns -ECONNRESET at EOF (peer closed), -EMSGSIZE for a message over
+ * PROTO_MAX_MESSAGE, truncated control data or too many fds, -EPROTONOSUPPORT for
+ * another protocol version, -EBADMSG for a message that does not decode or carries a
+ * control message other than SCM_RIGHTS (*ret_error says why); all received fds are
+ * closed on error. */
 int proto_send(int sock, json_t *obj, const int *fds, size_t n_fds);
-int proto_recv(int sock, ProtoMsg *ret, const char **ret_error);
+int proto_recv(int sock, ProtoMsg *ret, ProtoError *ret_error);
 
 /* Convenience: sends {"v":1,"type":"error","code":code,"message":message}. */
 int proto_send_error(int sock, const char *code, const char *message);
 
+/* Typed senders; NULL optional strings are left out. */
+int proto_send_msg(int sock, const ProtoMsg *m, const int *fds, size_t n_fds);
+int proto_send_decision(int sock, const char *request, const char *decision, const char *rule,
+                        const char *message);
+/* pty_fd < 0: no pty; else the master is passed and "pty":true. */
+int proto_send_started(int sock, const char *request, pid_t pid, int pty_fd);
+/* From waitid(): cld_code/cld_status are si_code/si_status; CLD_EXITED gives exit_code,
+ * CLD_KILLED exit_signal, CLD_DUMPED exit_signal and core_dumped; -EINVAL otherwise. */
+int proto_send_exited(int sock, const char *request, int cld_code, int cld_status, const char *message);
+int proto_send_ok(int sock, const char *message);
+int proto_send_signal(int sock, const char *signal);
+
 /* Receives one raw datagram with its fds (MSG_CMSG_CLOEXEC), checking MSG_TRUNC and
- * MSG_CTRUNC. buf must hold PROTO_MAX_MESSAGE + 1 bytes. Only SCM_RIGHTS is accepted;
- * any other control message (SCM_CREDENTIALS…) is an error. */
+ * MSG_CTRUNC. buf must hold PROTO_MAX_MESSAGE + 1 bytes, fds PROTO_MAX_FDS entries. Only
+ * SCM_RIGHTS is accepted; any other control message (SCM_CREDENTIALS…) is an error.
+ * -ECONNRESET at EOF, -EMSGSIZE (too large, too many fds, MSG_CTRUNC), -EBADMSG (other
+ * control message); on error every fd that arrived is closed. */
 int proto_recv_raw(int sock, char *buf, size_t *ret_len, int *fds, size_t *ret_n_fds);

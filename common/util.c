@@ -40,7 +40,7 @@ int duration_parse(const char *s, uint64_t *ret_usec) {
 
         while (*s) {
                 uint64_t n = 0, mult = USEC_PER_SEC;
-                const char *start = s;
+                bool bare = false;
 
                 while (*s == ' ')
                         s++;
@@ -66,8 +66,12 @@ int duration_parse(const char *s, uint64_t *ret_usec) {
                         }
                         if (!found)
                                 return -EINVAL;
-                } else if (any)
-                        return -EINVAL; /* "1h 30" is ambiguous: a bare number only alone */
+                } else {
+                        /* a bare number is seconds, but only alone: "1h 30" and "30 1h" are ambiguous */
+                        if (any)
+                                return -EINVAL;
+                        bare = true;
+                }
                 if (n != 0 && mult > UINT64_MAX / n)
                         return -ERANGE;
                 if (total > UINT64_MAX - 1 - n * mult)
@@ -76,7 +80,7 @@ int duration_parse(const char *s, uint64_t *ret_usec) {
                 any = true;
                 while (*s == ' ')
                         s++;
-                if (s == start)
+                if (bare && *s)
                         return -EINVAL;
         }
         if (!any)
@@ -116,8 +120,11 @@ char *duration_format(char *buf, size_t len, uint64_t usec) {
                 if (table[i].usec < USEC_PER_SEC && off > 0)
                         break;
                 k = snprintf(buf + off, len - off, "%s%" PRIu64 "%s", off > 0 ? " " : "", n, table[i].suffix);
-                if (k < 0 || (size_t) k >= len - off)
+                if (k < 0 || (size_t) k >= len - off) {
+                        /* never leave half a component: "1h 3" would read as a different duration */
+                        buf[off] = 0;
                         break;
+                }
                 off += (size_t) k;
                 usec -= n * table[i].usec;
         }
@@ -212,22 +219,29 @@ static bool is_bidi_or_format(uint32_t c) {
 
 char *escape_display(const char *s, size_t len, size_t max_in) {
         const unsigned char *p = (const unsigned char *) s;
-        size_t shown = MIN(len, max_in);
-        /* worst case: every byte becomes \xNN (4) or a code point \u{NNNNNN} (10) */
-        size_t cap = shown * 10 + 4 + 1;
+        size_t left = len, shown = MIN(len, max_in), cap;
         char *out, *o;
 
+        /* worst case: every byte becomes \xNN (4) or a code point \u{NNNNNN} (10) */
+        if (shown > (SIZE_MAX - 5) / 10)
+                return NULL;
+        cap = shown * 10 + 4 + 1;
         out = malloc(cap);
         if (!out)
                 return NULL;
         o = out;
         while (shown > 0) {
                 uint32_t c;
-                size_t n = utf8_decode(p, shown, &c);
+                /* decode against all that is left, so a character is never cut in two at max_in:
+                 * a valid U+202E must not turn into a harmless-looking \xe2 */
+                size_t n = utf8_decode(p, left, &c);
 
+                if (n > shown)
+                        break;
                 if (n == 0) {
                         o += snprintf(o, cap - (size_t) (o - out), "\\x%02x", *p);
                         p++;
+                        left--;
                         shown--;
                         continue;
                 }
@@ -248,9 +262,10 @@ char *escape_display(const char *s, size_t len, size_t max_in) {
                         o += n;
                 }
                 p += n;
+                left -= n;
                 shown -= n;
         }
-        if (len > max_in) {
+        if (left > 0) {
                 memcpy(o, "\xe2\x80\xa6", 3); /* … */
                 o += 3;
         }

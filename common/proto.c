@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * The wire protocol's message table, and building and encoding messages from it. The
+ * same table drives decoding (proto-decode.c), so what we send is what we accept.
+ *
+ * Invariants:
+ *  - Every message type has exactly one spec here: its fields with kind, limits and
+ *    destination, and its fd rule. Nothing outside this table is accepted.
+ *  - Limits are the ones in proto.h and docs/protocol.md; change all three together.
+ *  - Built messages are checked by proto_validate() before they are sent (proto-io.c).
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "proto-internal.h"
+#include "util.h"
+
+#define DEST(f) .offset = offsetof(ProtoMsg, f)
+#define COUNT(f) .offset_n = offsetof(ProtoMsg, f)
+#define ELEMENTS(a) .fields = (a), .n_fields = ELEMENTSOF(a)
+
+static const char *const decision_values[] = {"allow", "deny", "approve", NULL};
+static const char *const signal_values[] = {"INT", "TERM", "HUP", "QUIT", "WINCH", "CONT", "TSTP", NULL};
+
+/* A user name as useradd(8) accepts it by default; anything else is not worth asking about. */
+static bool user_name_ok(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > 32 || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z')))
+                return false;
+        for (size_t i = 1; i < n; i++) {
+                char ch = s[i];
+                if (ch == '$' && i == n - 1)
+                        break;
+                if (!(ch == '_' || ch == '-' || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+                        return false;
+        }
+        return true;
+}
+
+static bool error_code_ok(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!(*s == '-' || (*s >= 'a' && *s <= 'z')))
+                        return false;
+        return true;
+}
+
+static bool hex_ok(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n % 2 != 0)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+                        return false;
+        return true;
+}
+
+static const ProtoField winsize_fields[] = {
+        {"rows", FIELD_INT, true, .min = 1, .max = 65535},
+        {"cols", FIELD_INT, true, .min = 1, .max = 65535},
+};
+static const ProtoSpec winsize_spec = {"winsize", ELEMENTS(winsize_fields)};
+
+static const ProtoField rule_fields[] = {
+        {"id", FIELD_STRING, true, .min = 1, .max = PROTO_MAX_STRING},
+        {"action", FIELD_ENUM, true, .values = decision_values},
+        {"summary", FIELD_STRING, true, .max = PROTO_MAX_STRING},
+        /* display only: whatever name the policy uses, not just what useradd accepts */
+        {"run_as", FIELD_STRING, false, .min = 1, .max = PROTO_MAX_STRING},
+        {"approvers", FIELD_STRV, false, .min = 1, .max = PROTO_MAX_STRING, .max_count = PROTO_MAX_LIST},
+        {"ttl", FIELD_INT, false, .min = 0, .max = INT64_MAX},
+        {"message", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+};
+static const ProtoSpec rule_spec = {"rule", ELEMENTS(rule_fields)};
+
+static const ProtoField row_fields[] = {
+        {"seq", FIELD_INT, true, .min = 0, .max = INT64_MAX},
+        {"time", FIELD_INT, true, .min = 0, .max = INT64_MAX},
+        /* rows show what the database holds; one odd row must not hide a whole page */
+        {"event", FIELD_STRING, true, .max = PROTO_MAX_STRING},
+        {"request", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"uid", FIELD_INT, false, .min = 0, .max = UINT32_MAX},
+        {"data", FIELD_OPAQUE, true, .max = 8},
+};
+static const ProtoSpec row_spec = {"row", ELEMENTS(row_fields)};
+
+static const ProtoField exec_fields[] = {
+        {"program", FIELD_STRING, true, DEST(program), .min = 1, .max = PROTO_MAX_STRING},
+        {"args", FIELD_STRV, true, DEST(args), COUNT(n_args), .max = PROTO_MAX_ARG_LEN,
+         .max_count = PROTO_MAX_ARGS},
+        {"reason", FIELD_STRING, false, DEST(reason), .max = PROTO_MAX_REASON},
+        {"run_as", FIELD_STRING, false, DEST(run_as), .min = 1, .max = 32, .syntax = user_name_ok,
+         .syntax_what = "a valid user name"},
+        {"env", FIELD_ENV, false, DEST(env), COUNT(n_env), .max = PROTO_MAX_ENV_VALUE,
+         .max_count = PROTO_MAX_ENV},
+        {"file_args", FIELD_UINTV, false, DEST(file_args), COUNT(n_file_args), .min = 1,
+         .max = PROTO_MAX_ARGS, .max_count = PROTO_MAX_FILE_ARGS},
+        {"winsize", FIELD_WINSIZE, false, DEST(has_winsize), .sub = &winsize_spec},
+};
+
+static const ProtoField signal_fields[] = {
+        {"signal", FIELD_ENUM, true, DEST(signal), .values = signal_values},
+};
+
+static const ProtoField audit_fields[] = {
+        {"since", FIELD_INT, false, DEST(since), COUNT(has_since), .min = 0, .max = INT64_MAX},
+        {"limit", FIELD_INT, false, DEST(limit), COUNT(has_limit), .min = 1, .max = 100000},
+};
+
+static const ProtoField decision_fields[] = {
+        {"decision", FIELD_ENUM, true, DEST(decision), .values = decision_values},
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = PROTO_MAX_STRING},
+        {"rule", FIELD_STRING, false, DEST(rule), .min = 1, .max = PROTO_MAX_STRING},
+        {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+};
+
+static const ProtoField started_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = PROTO_MAX_STRING},
+        {"pid", FIELD_INT, true, DEST(pid), .min = 1, .max = INT32_MAX},
+        {"pty", FIELD_BOOL, true, DEST(pty)},
+};
+
+static const ProtoField exited_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = PROTO_MAX_STRING},
+        {"exit_code", FIELD_INT, false, DEST(exit_code), COUNT(has_exit_code), .min = 0, .max = 255},
+        {"exit_signal", FIELD_INT, false, DEST(exit_signal), COUNT(has_exit_signal), .min = 1, .max = 64},
+        {"core_dumped", FIELD_BOOL, false, DEST(core_dumped)},
+        {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+};
+
+static const ProtoField error_fields[] = {
+        {"code", FIELD_STRING, true, DEST(code), .min = 1, .max = 64, .syntax = error_code_ok,
+         .syntax_what = "made of a-z and -"},
+        {"message", FIELD_STRING, true, DEST(message), .max = PROTO_MAX_STRING},
+};
+
+static const ProtoField rules_fields[] = {
+        {"rules", FIELD_OBJV, true, DEST(rules), .max_count = PROTO_MAX_LIST, .sub = &rule_spec},
+};
+
+static const ProtoField audit_rows_fields[] = {
+        {"rows", FIELD_OBJV, true, DEST(audit_rows), .max_count = PROTO_MAX_LIST, .sub = &row_spec},
+        {"more", FIELD_BOOL, true, DEST(more)},
+};
+
+static const ProtoField ok_fields[] = {
+        {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+        {"key", FIELD_STRING, false, DEST(key), .min = 2, .max = 256, .syntax = hex_ok,
+         .syntax_what = "lower-case hex"},
+};
+
+static size_t exec_fds(const ProtoMsg *m) {
+        return PROTO_EXEC_FIXED_FDS + m->n_file_args;
+}
+
+static size_t started_fds(const ProtoMsg *m) {
+        return m->pty ? 1 : 0;
+}
+
+static int exec_check(const ProtoMsg *m, ProtoCtx *c) {
+        for (size_t i = 0; i < m->n_file_args; i++)
+                if (m->file_args[i] > m->n_args)
+                        return proto_fail(c, -EBADMSG,
+                                          "\"file_args[%zu]\" is %u but there are only %zu arguments", i,
+                                          m->file_args[i], m->n_args);
+        return 0;
+}
+
+static int exited_check(const ProtoMsg *m, ProtoCtx *c) {
+        if (m->has_exit_code == m->has_exit_signal)
+                return proto_fail(c, -EBADMSG,
+                                  "exactly one of \"exit_code\" and \"exit_signal\" is required");
+        if (m->core_dumped && !m->has_exit_signal)
+                return proto_fail(c, -EBADMSG, "\"core_dumped\" requires \"exit_signal\"");
+        return 0;
+}
+
+const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
+        [PROTO_EXEC] = {"exec", ELEMENTS(exec_fields), PROTO_EXEC_FIXED_FDS, PROTO_MAX_FDS, exec_fds,
+                        exec_check},
+        [PROTO_LIST] = {"list"},
+        [PROTO_SIGNAL] = {"signal", ELEMENTS(signal_fields)},
+        [PROTO_AUDIT] = {"audit", ELEMENTS(audit_fields)},
+        [PROTO_AUDIT_INIT] = {"audit_init"},
+        [PROTO_RELOAD] = {"reload"},
+        [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
+        [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
+        [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},
+        [PROTO_ERROR] = {"error", ELEMENTS(error_fields)},
+        [PROTO_RULES] = {"rules", ELEMENTS(rules_fields)},
+        [PROTO_AUDIT_ROWS] = {"audit_rows", ELEMENTS(audit_rows_fields)},
+        [PROTO_OK] = {"ok", ELEMENTS(ok_fields)},
+};
+
+const char *proto_type_to_string(ProtoType t) {
+        if (t < 0 || t >= _PROTO_TYPE_MAX)
+                return NULL;
+        return proto_specs[t].name;
+}
+
+ProtoType proto_type_from_string(const char *s) {
+        if (!s)
+                return _PROTO_TYPE_INVALID;
+        for (ProtoType t = 0; t < _PROTO_TYPE_MAX; t++)
+                if (streq(proto_specs[t].name, s))
+                        return t;
+        return _PROTO_TYPE_INVALID;
+}
+
+bool proto_type_is_request(ProtoType t) {
+        return t >= PROTO_EXEC && t <= PROTO_RELOAD;
+}
+
+const char *proto_error_code(int r) {
+        switch (r) {
+        case -EMSGSIZE:
+        case -E2BIG:
+                return PROTO_ERR_TOO_LARGE;
+        case -EPROTONOSUPPORT:
+                return PROTO_ERR_UNSUPPORTED_VERSION;
+        case -EBADMSG:
+                return PROTO_ERR_BAD_REQUEST;
+        default:
+                return PROTO_ERR_INTERNAL;
+        }
+}
+
+/* Building messages: the inverse of parsing, from the same table. */
+
+#define AT_C(m, f, type) (*(type const *) ((const char *) (m) + (f)->offset))
+#define AT_N_C(m, f, type) (*(type const *) ((const char *) (m) + (f)->offset_n))
+
+static json_t *new_string(const char *s) {
+        /* json_string() refuses invalid UTF-8 with NULL too; keep that apart from OOM */
+        if (!utf8_is_valid(s, strlen(s)))
+                return NULL;
+        return json_string(s);
+}
+
+static int emit_array(const ProtoField *f, const ProtoMsg *m, json_t **ret) {
+        _cleanup_json_ json_t *a = json_array();
+        size_t n = AT_N_C(m, f, size_t);
+
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_t *e;
+
+                if (f->kind == FIELD_STRV) {
+                        const char *s = AT_C(m, f, const char **)[i];
+                        if (!s || !utf8_is_valid(s, strlen(s)))
+                                return -EINVAL;
+                        e = json_string(s);
+                } else
+                        e = json_integer(AT_C(m, f, unsigned *)[i]);
+                if (json_array_append_new(a, e) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+static int emit_env(const ProtoField *f, const ProtoMsg *m, json_t **ret) {
+        _cleanup_json_ json_t *o = json_object();
+        const ProtoEnv *env = AT_C(m, f, ProtoEnv *);
+        size_t n = AT_N_C(m, f, size_t);
+
+        if (!o)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_t *e;
+
+                if (!env[i].name || !env[i].value)
+                        return -EINVAL;
+                e = new_string(env[i].value);
+                if (!e)
+                        return -EINVAL;
+                if (json_object_set_new(o, env[i].name, e) < 0)
+                        return -EINVAL;
+        }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* Sets *ret to the value to send, or leaves it NULL when an optional field is absent. */
+static int emit_value(const ProtoField *f, const ProtoMsg *m, json_t **ret) {
+        switch (f->kind) {
+        case FIELD_STRING:
+        case FIELD_ENUM:
+                if (!AT_C(m, f, const char *))
+                        return f->required ? -EINVAL : 0;
+                *ret = new_string(AT_C(m, f, const char *));
+                return *ret ? 0 : -EINVAL;
+        case FIELD_INT:
+                if (!f->required && !AT_N_C(m, f, bool))
+                        return 0;
+                *ret = json_integer(AT_C(m, f, int64_t));
+                break;
+        case FIELD_BOOL:
+                if (!f->required && !AT_C(m, f, bool))
+                        return 0;
+                *ret = json_boolean(AT_C(m, f, bool));
+                break;
+        case FIELD_STRV:
+        case FIELD_UINTV:
+                if (!f->required && AT_N_C(m, f, size_t) == 0)
+                        return 0;
+                return emit_array(f, m, ret);
+        case FIELD_ENV:
+                if (AT_N_C(m, f, size_t) == 0)
+                        return 0;
+                return emit_env(f, m, ret);
+        case FIELD_WINSIZE:
+                if (!m->has_winsize)
+                        return 0;
+                *ret = json_pack("{s:I,s:I}", "rows", (json_int_t) m->rows, "cols", (json_int_t) m->cols);
+                break;
+        case FIELD_OBJV:
+                *ret = AT_C(m, f, json_t *) ? json_incref(AT_C(m, f, json_t *)) : json_array();
+                break;
+        default:
+                return -EINVAL; /* opaque values only exist inside object arrays */
+        }
+        return *ret ? 0 : -ENOMEM;
+}
+
+int proto_msg_to_json(const ProtoMsg *m, json_t **ret) {
+        _cleanup_json_ json_t *obj = NULL;
+        const ProtoSpec *spec;
+        int r;
+
+        if (!m || m->type < 0 || m->type >= _PROTO_TYPE_MAX)
+                return -EINVAL;
+        spec = proto_specs + m->type;
+        obj = proto_new(m->type);
+        if (!obj)
+                return -ENOMEM;
+        for (size_t i = 0; i < spec->n_fields; i++) {
+                json_t *v = NULL;
+
+                r = emit_value(spec->fields + i, m, &v);
+                if (r < 0)
+                        return r;
+                if (v && json_object_set_new(obj, spec->fields[i].name, v) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(obj);
+        return 0;
+}
+
+json_t *proto_new(ProtoType t) {
+        if (t < 0 || t >= _PROTO_TYPE_MAX)
+                return NULL;
+        return json_pack("{s:i,s:s}", "v", PROTO_VERSION, "type", proto_specs[t].name);
+}
+
+int proto_encode(json_t *obj, char **ret, size_t *ret_len) {
+        const size_t flags = JSON_COMPACT;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+
+        if (!json_is_object(obj))
+                return -EINVAL;
+        /* measure first, so an oversized message is refused without building it */
+        n = json_dumpb(obj, NULL, 0, flags);
+        if (n == 0)
+                return -EINVAL;
+        if (n > PROTO_MAX_MESSAGE)
+                return -E2BIG;
+        buf = malloc(n + 1);
+        if (!buf)
+                return -ENOMEM;
+        if (json_dumpb(obj, buf, n, flags) != n)
+                return -EINVAL;
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = n;
+        return 0;
+}

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * common/util.c: durations, strict number parsing, display escaping, UTF-8 validation,
+ * hex. These parse policy files and peer input, and escape what approvers read.
+ */
+
+#include <check.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/mman.h>
+
+#include "util.h"
+
+#define SEC USEC_PER_SEC
+#define MIN_ (60 * SEC)
+#define HOUR (3600 * SEC)
+#define DAY (86400 * SEC)
+
+static const struct {
+        const char *s;
+        int r;
+        uint64_t usec;
+} durations[] = {
+        {"90s", 0, 90 * SEC},
+        {"1h30m", 0, HOUR + 30 * MIN_},
+        {"1h 30min", 0, HOUR + 30 * MIN_},
+        {"1h  30min ", 0, HOUR + 30 * MIN_},
+        {"500ms", 0, 500 * USEC_PER_MSEC},
+        {"250us", 0, 250},
+        {"5sec", 0, 5 * SEC},
+        {"5msec", 0, 5 * USEC_PER_MSEC},
+        {"5usec", 0, 5},
+        {"10min", 0, 10 * MIN_},
+        {"1m30s", 0, 90 * SEC},
+        {"2d", 0, 2 * DAY},
+        {"1w", 0, 7 * DAY},
+        {"1w2d3h4m5s6ms7us", 0, 9 * DAY + 3 * HOUR + 4 * MIN_ + 5 * SEC + 6 * USEC_PER_MSEC + 7},
+        {"0", 0, 0},
+        {"00", 0, 0},
+        {"0s", 0, 0},
+        {"15", 0, 15 * SEC}, /* a bare number is seconds */
+        {"infinity", 0, USEC_INFINITY},
+        {"18446744073709551609us", 0, UINT64_C(18446744073709551609)},
+        {"", -EINVAL, 0},
+        {" ", -EINVAL, 0},
+        {"junk", -EINVAL, 0},
+        {"s", -EINVAL, 0},
+        {"-5s", -EINVAL, 0},
+        {"+5s", -EINVAL, 0},
+        {"5x", -EINVAL, 0},
+        {"5S", -EINVAL, 0},
+        {"5mins", -EINVAL, 0},
+        {"5 s", -EINVAL, 0},
+        {"1.5h", -EINVAL, 0},
+        {"0x10s", -EINVAL, 0},
+        {"1h30", -EINVAL, 0},  /* bare number after a unit: ambiguous */
+        {"1h 30", -EINVAL, 0}, /* same */
+        {"30 1h", -EINVAL, 0}, /* bare number before a unit: same */
+        {"5 5s", -EINVAL, 0},
+        {"infinityx", -EINVAL, 0},
+        {"Infinity", -EINVAL, 0},
+        {"1h infinity", -EINVAL, 0},
+        {"18446744073709551615us", -ERANGE, 0}, /* would be USEC_INFINITY */
+        {"18446744073709551614us", -ERANGE, 0},
+        {"99999999999999999999", -ERANGE, 0},
+        {"213503982335d", -ERANGE, 0},
+        {"30500568w", 0, UINT64_C(30500568) * 7 * DAY},
+        {"30500569w", -ERANGE, 0},
+        {"18446744073709s 1d", -ERANGE, 0}, /* each part fits, the sum does not */
+};
+
+START_TEST(test_duration_parse) {
+        uint64_t u = 4242;
+        int r = duration_parse(durations[_i].s, &u);
+
+        ck_assert_msg(r == durations[_i].r, "\"%s\": got %d, want %d", durations[_i].s, r, durations[_i].r);
+        if (r == 0)
+                ck_assert_msg(u == durations[_i].usec, "\"%s\": got %" PRIu64, durations[_i].s, u);
+        else
+                ck_assert_uint_eq(u, 4242); /* untouched on failure */
+}
+END_TEST
+
+START_TEST(test_duration_parse_null) {
+        uint64_t u;
+
+        ck_assert_int_eq(duration_parse(NULL, &u), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_duration_format) {
+        static const struct {
+                uint64_t usec;
+                const char *s;
+        } cases[] = {
+                {0, "0"},
+                {1, "1us"},
+                {999, "999us"},
+                {USEC_PER_MSEC, "1ms"},
+                {250 * USEC_PER_MSEC, "250ms"},
+                {45 * SEC, "45s"},
+                {90 * SEC, "1min 30s"},
+                {HOUR + 30 * MIN_, "1h 30min"},
+                {DAY + HOUR + MIN_ + SEC, "1d 1h 1min 1s"},
+                {1500 * USEC_PER_MSEC, "1s"}, /* sub-second parts only when nothing larger */
+                {USEC_INFINITY, "infinity"},
+                {USEC_INFINITY - 1, "213503982d 8h 1min 49s"},
+        };
+        char buf[DURATION_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ck_assert_ptr_eq(duration_format(buf, sizeof(buf), cases[i].usec), buf);
+                ck_assert_str_eq(buf, cases[i].s);
+        }
+}
+END_TEST
+
+START_TEST(test_duration_round_trip) {
+        static const uint64_t values[] = {
+                0,
+                7,
+                999 * USEC_PER_MSEC,
+                SEC,
+                59 * SEC,
+                MIN_,
+                HOUR,
+                15 * MIN_,
+                8 * HOUR,
+                3 * DAY + 7 * SEC,
+                400 * DAY + 23 * HOUR + 59 * MIN_ + 59 * SEC,
+                USEC_INFINITY,
+        };
+        char buf[DURATION_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+                uint64_t u = 1;
+                duration_format(buf, sizeof(buf), values[i]);
+                ck_assert_int_eq(duration_parse(buf, &u), 0);
+                ck_assert_msg(u == values[i], "%s -> %" PRIu64 ", want %" PRIu64, buf, u, values[i]);
+        }
+}
+END_TEST
+
+START_TEST(test_duration_format_short_buffer) {
+        char buf[8];
+
+        /* a component that does not fit is left out whole, never cut ("1h 3") */
+        ck_assert_str_eq(duration_format(buf, 5, HOUR + 30 * MIN_), "1h");
+        ck_assert_str_eq(duration_format(buf, 2, HOUR + 30 * MIN_), "");
+        ck_assert_str_eq(duration_format(buf, 3, HOUR + 30 * MIN_), "1h");
+        ck_assert_str_eq(duration_format(buf, 8, HOUR + 30 * MIN_), "1h");
+        buf[0] = 'x';
+        duration_format(buf, 0, SEC); /* nothing may be written */
+        ck_assert_int_eq(buf[0], 'x');
+}
+END_TEST
+
+START_TEST(test_parse_uid) {
+        static const struct {
+                const char *s;
+                int r;
+                uid_t uid;
+        } cases[] = {
+                {"0", 0, 0},
+                {"1000", 0, 1000},
+                {"65534", 0, 65534},
+                {"4294967293", 0, 4294967293u},
+                {"-1", -EINVAL, 0},
+                {"4294967295", -ERANGE, 0}, /* (uid_t) -1: "unchanged" to setresuid() */
+                {"4294967294", -ERANGE, 0}, /* (uid_t) -2 */
+                {"4294967296", -ERANGE, 0},
+                {"99999999999999999999", -ERANGE, 0},
+                {"", -EINVAL, 0},
+                {" 1", -EINVAL, 0},
+                {"1 ", -EINVAL, 0},
+                {"+1", -EINVAL, 0},
+                {"1a", -EINVAL, 0},
+                {"0x10", -EINVAL, 0},
+                {"root", -EINVAL, 0},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uid_t u = 777;
+                int r = parse_uid(cases[i].s, &u);
+                ck_assert_msg(r == cases[i].r, "\"%s\": got %d", cases[i].s, r);
+                ck_assert_uint_eq(u, r == 0 ? cases[i].uid : 777);
+        }
+}
+END_TEST
+
+START_TEST(test_parse_uint64) {
+        uint64_t u = 5;
+
+        ck_assert_int_eq(parse_uint64("18446744073709551615", &u), 0);
+        ck_assert(u == UINT64_MAX);
+        ck_assert_int_eq(parse_uint64("18446744073709551616", &u), -ERANGE);
+        ck_assert_int_eq(parse_uint64("184467440737095516150", &u), -ERANGE);
+        ck_assert_int_eq(parse_uint64("-0", &u), -EINVAL);
+        ck_assert_int_eq(parse_uint64(NULL, &u), -EINVAL);
+        ck_assert(u == UINT64_MAX);
+        ck_assert_int_eq(parse_uint64("0", &u), 0);
+        ck_assert(u == 0);
+}
+END_TEST
+
+static void assert_escaped(const char *in, size_t len, size_t max, const char *want) {
+        _cleanup_free_ char *out = escape_display(in, len, max);
+
+        ck_assert_ptr_nonnull(out);
+        ck_assert_msg(streq(out, want), "got \"%s\", want \"%s\"", out, want);
+        ck_assert(utf8_is_valid(out, strlen(out))); /* whatever came in, what goes out is clean */
+}
+
+#define ESC(in, want) assert_escaped((in), sizeof(in) - 1, SIZE_MAX, (want))
+
+START_TEST(test_escape_display) {
+        ESC("plain /usr/bin/apt install -y", "plain /usr/bin/apt install -y");
+        ESC("", "");
+        /* control characters and DEL */
+        ESC("a\x1b[31mred", "a\\x1b[31mred");
+        ESC("l1\nl2\tx\ry", "l1\\nl2\\tx\\ry");
+        ESC("\x01\x7f", "\\x01\\x7f");
+        ESC("a\0b", "a\\x00b");
+        ESC("back\\slash", "back\\\\slash");
+        /* bidi and invisible format characters */
+        ESC("invoice\xe2\x80\xaegpj.exe", "invoice\\u{202e}gpj.exe"); /* U+202E RLO */
+        ESC("\xe2\x81\xa6x\xe2\x81\xa9", "\\u{2066}x\\u{2069}");      /* LRI, PDI */
+        ESC("\xd8\x9c", "\\u{061c}");                                 /* ALM */
+        ESC("\xe2\x80\x8e\xe2\x80\x8f", "\\u{200e}\\u{200f}");        /* LRM, RLM */
+        ESC("\xe2\x80\x8b", "\\u{200b}");                             /* zero width space */
+        ESC("\xef\xbb\xbf", "\\u{feff}");                             /* BOM */
+        ESC("\xc2\x85", "\\u{0085}");                                 /* C1 control NEL */
+        /* valid UTF-8 stays as it is */
+        ESC("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91",
+            "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91");
+        /* invalid UTF-8, byte by byte: overlong, surrogate, stray, truncated, 0xff */
+        ESC("\xc0\xaf", "\\xc0\\xaf");
+        ESC("\xed\xa0\x80", "\\xed\\xa0\\x80");
+        ESC("\x80x", "\\x80x");
+        ESC("x\xe2\x82", "x\\xe2\\x82");
+        ESC("\xff\xfe", "\\xff\\xfe");
+        ESC("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
+}
+END_TEST
+
+START_TEST(test_escape_display_truncation) {
+        _cleanup_free_ char *worst = NULL, *in = NULL;
+
+        assert_escaped("abcdef", 6, 3, "abc\xe2\x80\xa6");
+        assert_escaped("abcdef", 6, 6, "abcdef");
+        assert_escaped("abcdef", 6, 0, "\xe2\x80\xa6");
+        assert_escaped("abcdef", 3, 100, "abc"); /* len, not the NUL, bounds the input */
+        /* a character is never cut in two at the limit, and bidi is never hidden by it */
+        assert_escaped("ab\xe2\x80\xae"
+                       "cd",
+                       7, 3, "ab\xe2\x80\xa6");
+        assert_escaped("ab\xe2\x80\xae"
+                       "cd",
+                       7, 4, "ab\xe2\x80\xa6");
+        assert_escaped("ab\xe2\x80\xae"
+                       "cd",
+                       7, 5, "ab\\u{202e}\xe2\x80\xa6");
+        assert_escaped("\xc3\xa9", 2, 1, "\xe2\x80\xa6");
+        /* invalid bytes at the limit still count one each */
+        assert_escaped("\xff\xff\xff", 3, 2, "\\xff\\xff\xe2\x80\xa6");
+
+        /* the worst case fits the allocation: 4 KiB of bytes that each become 4 */
+        in = malloc(4096);
+        ck_assert_ptr_nonnull(in);
+        memset(in, 0x01, 4096);
+        worst = escape_display(in, 4096, SIZE_MAX);
+        ck_assert_ptr_nonnull(worst);
+        ck_assert_uint_eq(strlen(worst), 4 * 4096);
+}
+END_TEST
+
+START_TEST(test_utf8_is_valid) {
+        static const struct {
+                const char *s;
+                size_t len;
+                bool ok;
+        } cases[] = {
+#define U(s, ok) {s, sizeof(s) - 1, ok}
+                U("", true),
+                U("ascii", true),
+                U("\xc2\x80", true),         /* U+0080 */
+                U("\xdf\xbf", true),         /* U+07FF */
+                U("\xe0\xa0\x80", true),     /* U+0800 */
+                U("\xed\x9f\xbf", true),     /* U+D7FF, below the surrogates */
+                U("\xee\x80\x80", true),     /* U+E000, above them */
+                U("\xef\xbf\xbf", true),     /* U+FFFF */
+                U("\xf0\x90\x80\x80", true), /* U+10000 */
+                U("\xf4\x8f\xbf\xbf", true), /* U+10FFFF */
+                U("a\0b", false),
+                U("\0", false),
+                U("\xc0\x80", false),         /* overlong NUL */
+                U("\xc1\xbf", false),         /* overlong */
+                U("\xe0\x9f\xbf", false),     /* overlong 3 bytes */
+                U("\xf0\x8f\xbf\xbf", false), /* overlong 4 bytes */
+                U("\xed\xa0\x80", false),     /* U+D800 */
+                U("\xed\xbf\xbf", false),     /* U+DFFF */
+                U("\xf4\x90\x80\x80", false), /* U+110000 */
+                U("\xf5\x80\x80\x80", false),
+                U("\xf8\x88\x80\x80\x80", false), /* 5-byte form */
+                U("\xff", false),
+                U("\x80", false),
+                U("a\xbf", false),
+                U("\xc3", false), /* truncated at the end */
+                U("\xe2\x82", false),
+                U("\xf0\x9f\x94", false),
+                U("\xe2\x28\xa1", false), /* bad continuation */
+#undef U
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                ck_assert_msg(utf8_is_valid(cases[i].s, cases[i].len) == cases[i].ok, "case %zu", i);
+}
+END_TEST
+
+START_TEST(test_utf8_length_bounds_reads) {
+        /* a 3-byte lead as the last byte of a mapping must not be read past */
+        long page = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, (size_t) page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        ck_assert_ptr_ne(p, MAP_FAILED);
+        ck_assert_int_eq(munmap(p + page, (size_t) page), 0);
+        memset(p, 'a', (size_t) page);
+        p[page - 1] = (char) 0xe2;
+        ck_assert(!utf8_is_valid(p, (size_t) page));
+        ck_assert(utf8_is_valid(p, (size_t) page - 1));
+        free(escape_display(p, (size_t) page, SIZE_MAX));
+        ck_assert_int_eq(munmap(p, (size_t) page), 0);
+}
+END_TEST
+
+START_TEST(test_hex) {
+        static const uint8_t bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xcd, 0xef, 0xff};
+        char out[2 * sizeof(bytes) + 1];
+        uint8_t back[sizeof(bytes)], rnd[32], rnd_back[32];
+        char rnd_hex[65];
+
+        hex_encode(bytes, sizeof(bytes), out);
+        ck_assert_str_eq(out, "00017f80abcdefff");
+        ck_assert_int_eq(hex_decode(out, back, sizeof(back)), 0);
+        ck_assert_mem_eq(back, bytes, sizeof(bytes));
+        ck_assert_int_eq(hex_decode("00017F80ABCDEFFF", back, sizeof(back)), 0); /* either case */
+        ck_assert_mem_eq(back, bytes, sizeof(bytes));
+
+        ck_assert_int_eq(hex_decode("00017f80abcdeff", back, sizeof(back)), -EINVAL);    /* odd, short */
+        ck_assert_int_eq(hex_decode("00017f80abcdefff00", back, sizeof(back)), -EINVAL); /* long */
+        ck_assert_int_eq(hex_decode("00017f80abcdefgf", back, sizeof(back)), -EINVAL);   /* not hex */
+        ck_assert_int_eq(hex_decode("00017f80abcdef f", back, sizeof(back)), -EINVAL);
+        ck_assert_int_eq(hex_decode("", back, 0), 0);
+        hex_encode(bytes, 0, out);
+        ck_assert_str_eq(out, "");
+
+        ck_assert_int_eq(random_bytes(rnd, sizeof(rnd)), 0);
+        hex_encode(rnd, sizeof(rnd), rnd_hex);
+        ck_assert_uint_eq(strlen(rnd_hex), 64);
+        ck_assert_int_eq(hex_decode(rnd_hex, rnd_back, sizeof(rnd_back)), 0);
+        ck_assert_mem_eq(rnd, rnd_back, sizeof(rnd));
+}
+END_TEST
+
+START_TEST(test_read_fd_full) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *s = NULL;
+        char tmpl[] = "/tmp/test-util-XXXXXX";
+        size_t len = 0;
+
+        fd = mkostemp(tmpl, O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(unlink(tmpl), 0);
+        ck_assert_int_eq(write_full(fd, "0123456789", 10), 0);
+        ck_assert_int_eq(read_fd_full(fd, 10, &s, &len), 0);
+        ck_assert_uint_eq(len, 10);
+        ck_assert_str_eq(s, "0123456789");
+        ck_assert_int_eq(read_fd_full(fd, 9, &s, &len), -EFBIG);
+        ck_assert_str_eq(s, "0123456789"); /* untouched on failure */
+}
+END_TEST
+
+static Suite *util_suite(void) {
+        Suite *s = suite_create("util");
+        TCase *tc;
+
+        tc = tcase_create("duration");
+        tcase_add_loop_test(tc, test_duration_parse, 0, ELEMENTSOF(durations));
+        tcase_add_test(tc, test_duration_parse_null);
+        tcase_add_test(tc, test_duration_format);
+        tcase_add_test(tc, test_duration_round_trip);
+        tcase_add_test(tc, test_duration_format_short_buffer);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("parse");
+        tcase_add_test(tc, test_parse_uid);
+        tcase_add_test(tc, test_parse_uint64);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("text");
+        tcase_add_test(tc, test_escape_display);
+        tcase_add_test(tc, test_escape_display_truncation);
+        tcase_add_test(tc, test_utf8_is_valid);
+        tcase_add_test(tc, test_utf8_length_bounds_reads);
+        tcase_add_test(tc, test_hex);
+        tcase_add_test(tc, test_read_fd_full);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(util_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
