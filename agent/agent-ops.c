@@ -73,8 +73,11 @@ static json_t *rule_json(const PolicyRule *r, const PolicySettings *set) {
                 if (apps)
                         json_object_set_new(o, "approvers", apps);
         }
-        if (r->action != POLICY_DENY)
-                json_object_set_new(o, "ttl", json_integer((json_int_t) (r->ttl ?: set->default_ttl)));
+        if (r->action != POLICY_DENY) {
+                uint64_t ttl = r->ttl ?: set->default_ttl;
+                if (ttl != USEC_INFINITY && ttl <= INT64_MAX)
+                        json_object_set_new(o, "ttl", json_integer((json_int_t) ttl));
+        }
         if (r->message)
                 json_object_set_new(o, "message", json_string(r->message));
         return o;

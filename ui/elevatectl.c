@@ -160,7 +160,7 @@ static int cmd_audit_show(int argc, char **argv) {
                         fprintf(stderr, "elevatectl: unexpected answer from the agent.\n");
                         return 3;
                 }
-                r = ctl_audit_print(m.rows, json);
+                r = ctl_audit_print(m.audit_rows, json);
                 more = m.more;
                 proto_msg_done(&m);
                 if (r < 0)

@@ -1,0 +1,355 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Harness for the integration tests: the real agent as root on a temporary socket,
+state directory and policy; the real client as unprivileged test users.
+
+Every test file calls run_tests(globals()); tests are functions named test_*, each
+getting a fresh agent unless it asks otherwise. Output is TAP, so meson counts every
+case. Without root, the whole file is skipped (exit 77) — CI runs as root and fails on
+skips.
+"""
+
+import fcntl
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BUILD = os.environ.get("ELEVATE_BUILD_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../build")))
+SOURCE = os.environ.get("ELEVATE_SOURCE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+ELEVATED = os.path.join(BUILD, "agent", "elevated")
+ELEVATE = os.path.join(BUILD, "elevate", "elevate")
+ELEVATECTL = os.path.join(BUILD, "ui", "elevatectl")
+HELPERS = os.path.join(BUILD, "tests", "integration")
+
+USERS = {
+    "elevate-test-alice": ["elevate-test-staff"],
+    "elevate-test-bob": [],
+    "elevate-test-carol": ["elevate-test-helpdesk"],
+}
+GROUPS = ["elevate-test-staff", "elevate-test-helpdesk", "elevate-test-ops"]
+
+# A root-owned directory on the root filesystem for programs that are trusted in place.
+TRUSTED_DIR = "/var/lib/elevate-test/bin"
+
+
+class Skip(Exception):
+    pass
+
+
+class Failed(AssertionError):
+    pass
+
+
+def need_root():
+    if os.geteuid() != 0:
+        print("1..0 # SKIP integration tests need root (CI runs them as root)")
+        sys.exit(77)
+
+
+def ensure_users():
+    """Creates the test users and groups once; a lock keeps parallel tests apart."""
+    os.makedirs("/run/lock", exist_ok=True)
+    with open("/run/lock/elevate-test-users.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for g in GROUPS:
+            try:
+                grp.getgrnam(g)
+            except KeyError:
+                subprocess.run(["groupadd", "--system", g], check=True)
+        for u, groups in USERS.items():
+            try:
+                pwd.getpwnam(u)
+            except KeyError:
+                subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh"] +
+                               (["--groups", ",".join(groups)] if groups else []) + [u], check=True)
+        os.makedirs(TRUSTED_DIR, mode=0o755, exist_ok=True)
+        for d in ["/var/lib/elevate-test", TRUSTED_DIR]:
+            os.chown(d, 0, 0)
+            os.chmod(d, 0o755)
+
+
+def user(name):
+    return pwd.getpwnam(name)
+
+
+def install_trusted(name, content=None, src=None, mode=0o755):
+    """A program nobody but root can change: root-owned, 0755, in a root-owned chain."""
+    path = os.path.join(TRUSTED_DIR, name)
+    tmp = path + ".tmp%d" % os.getpid()
+    if src:
+        shutil.copyfile(src, tmp)
+    else:
+        with open(tmp, "w") as f:
+            f.write(content)
+    os.chown(tmp, 0, 0)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+    return path
+
+
+def sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read())
+    return h.hexdigest()
+
+
+class Result:
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+
+    def __repr__(self):
+        return "rc=%r\n--- stdout ---\n%s\n--- stderr ---\n%s" % (self.rc, self.out, self.err)
+
+
+class Agent:
+    """The real elevated on its own socket, state and policy."""
+
+    def __init__(self, policy, extra_args=None, start=True):
+        self.dir = tempfile.mkdtemp(prefix="elevate-it-")
+        os.chmod(self.dir, 0o755)  # test users reach the socket and their work dirs
+        self.socket = os.path.join(self.dir, "agent.sock")
+        self.state = os.path.join(self.dir, "state")
+        self.policy_path = os.path.join(self.dir, "policy.json")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.extra_args = extra_args or []
+        self.proc = None
+        self.write_policy(policy)
+        if start:
+            self.start()
+
+    def write_policy(self, policy):
+        text = policy if isinstance(policy, str) else json.dumps(policy, indent=2)
+        tmp = self.policy_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, self.policy_path)
+
+    def command(self):
+        return [ELEVATED, "--foreground", "--socket", self.socket, "--policy", self.policy_path,
+                "--state-dir", self.state] + self.extra_args
+
+    def start(self, command=None, wait_socket=True):
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify_path = os.path.join(self.dir, "notify.sock")
+        if os.path.exists(notify_path):
+            os.unlink(notify_path)
+        notify.bind(notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        env.pop("LISTEN_FDS", None)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(command or self.command(), stdout=self.log, stderr=self.log, env=env,
+                                     stdin=subprocess.DEVNULL)
+        notify.settimeout(20)
+        ready = False
+        deadline = time.time() + 20
+        try:
+            while time.time() < deadline and not ready:
+                msg = notify.recv(4096).decode()
+                ready = "READY=1" in msg.split("\n")
+        except socket.timeout:
+            pass
+        finally:
+            notify.close()
+        if not ready:
+            self.stop()
+            raise Failed("agent did not become ready; log:\n" + self.logs())
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def db(self):
+        return os.path.join(self.state, "elevate.db")
+
+    def audit_rows(self, event=None):
+        con = sqlite3.connect("file:%s?mode=ro" % self.db(), uri=True, timeout=10)
+        try:
+            q = "SELECT seq, event, request, uid, data FROM audit"
+            rows = con.execute(q + (" WHERE event = ?" if event else "") + " ORDER BY seq",
+                               (event,) if event else ()).fetchall()
+        finally:
+            con.close()
+        return [{"seq": r[0], "event": r[1], "request": r[2], "uid": r[3], "data": json.loads(r[4] or "{}")}
+                for r in rows]
+
+    def wait_audit(self, event, count=1, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rows = self.audit_rows(event)
+            if len(rows) >= count:
+                return rows
+            time.sleep(0.1)
+        raise Failed("no %d audit rows of event %s; have: %s" % (count, event, [r["event"] for r in self.audit_rows()]))
+
+    def elevate(self, as_user, args, env=None, stdin=None, cwd=None, timeout=60, pass_fds=(), input=None):
+        return run_as(as_user, [ELEVATE, "--socket", self.socket] + list(args), env=env, stdin=stdin, cwd=cwd,
+                      timeout=timeout, pass_fds=pass_fds, input=input)
+
+    def elevate_pty(self, as_user, args, env=None, cwd=None, timeout=60, input=None):
+        """The client on a terminal: `script` gives it a pty as its stdio."""
+        cmd = " ".join(shell_quote(a) for a in [ELEVATE, "--socket", self.socket] + list(args))
+        return run_as(as_user, ["script", "-qefc", cmd, "/dev/null"], env=env, cwd=cwd, timeout=timeout,
+                      input=input)
+
+    def ctl(self, args, as_user=None, timeout=30):
+        cmd = [ELEVATECTL, "--socket", self.socket, "--state-dir", self.state] + list(args)
+        if as_user:
+            return run_as(as_user, cmd, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def shell_quote(s):
+    import shlex
+    return shlex.quote(s)
+
+
+def run_as(name, argv, env=None, stdin=None, cwd=None, timeout=60, pass_fds=(), input=None):
+    """Runs argv as a test user with setpriv: no PAM, no session, exactly the user's ids."""
+    u = user(name)
+    base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": u.pw_dir, "USER": name, "LOGNAME": name,
+                "LANG": "C.UTF-8"}
+    if env:
+        base_env.update(env)
+    cmd = ["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups", "--"] + list(argv)
+    p = subprocess.run(cmd, capture_output=True, env=base_env, stdin=stdin, cwd=cwd or u.pw_dir, timeout=timeout,
+                       pass_fds=pass_fds, input=input)
+    return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+
+def user_file(owner, path, content, mode=0o755):
+    u = user(owner)
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    with open(path, "w" if isinstance(content, str) else "wb") as f:
+        f.write(content)
+    os.chown(path, u.pw_uid, u.pw_gid)
+    os.chmod(path, mode)
+    return path
+
+
+def user_dir(owner, path):
+    u = user(owner)
+    os.makedirs(path, exist_ok=True)
+    os.chown(path, u.pw_uid, u.pw_gid)
+    os.chmod(path, 0o755)
+    return path
+
+
+def check(cond, what, detail=None):
+    if not cond:
+        raise Failed(what + ("\n" + str(detail) if detail is not None else ""))
+
+
+def check_eq(a, b, what, detail=None):
+    if a != b:
+        raise Failed("%s: expected %r, got %r%s" % (what, b, a, ("\n" + str(detail)) if detail is not None else ""))
+
+
+def check_in(needle, hay, what, detail=None):
+    if needle not in hay:
+        raise Failed("%s: %r not found in %r%s" % (what, needle, hay, ("\n" + str(detail)) if detail is not None else ""))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def base_policy(rules, settings=None):
+    p = {"schema": 1, "serial": 1, "rules": rules}
+    if settings:
+        p["settings"] = settings
+    return p
+
+
+def run_tests(ns):
+    """Runs every test_* function of the calling module; prints TAP."""
+    need_root()
+    ensure_users()
+    tests = [(n, f) for n, f in sorted(ns.items()) if n.startswith("test_") and callable(f)]
+    only = os.environ.get("ELEVATE_TEST_ONLY")
+    if only:
+        tests = [(n, f) for n, f in tests if only in n]
+    print("1..%d" % len(tests))
+    failed = 0
+    for i, (name, fn) in enumerate(tests, 1):
+        start = time.time()
+        try:
+            fn()
+            print("ok %d - %s (%.1fs)" % (i, name, time.time() - start))
+        except Skip as e:
+            print("ok %d - %s # SKIP %s" % (i, name, e))
+        except Exception as e:
+            failed += 1
+            print("not ok %d - %s" % (i, name))
+            for line in (traceback.format_exc()).splitlines():
+                print("# " + line)
+        sys.stdout.flush()
+    sys.exit(1 if failed else 0)
+
+
+class agent_with:
+    """Context manager: `with agent_with(policy) as a:` — always cleans up, and shows
+    the agent's log when the body fails."""
+
+    def __init__(self, policy, **kw):
+        self.policy, self.kw = policy, kw
+
+    def __enter__(self):
+        self.agent = Agent(self.policy, **self.kw)
+        return self.agent
+
+    def __exit__(self, typ, value, tb):
+        if typ is not None and not issubclass(typ, Skip):
+            sys.stdout.write("".join("# agent: " + l + "\n" for l in self.agent.logs().splitlines()[-40:]))
+        self.agent.cleanup()
+        return False
