@@ -78,11 +78,11 @@ int agent_policy_load(Agent *a, bool initial) {
                 json_t *d;
                 char msg[1024];
 
-                if (err.message[0])
+                if (err.message[0] && err.line > 0)
                         snprintf(msg, sizeof(msg), "%s:%u:%u: %s", err.file[0] ? err.file : a->policy_path, err.line,
                                  err.column, err.message);
                 else
-                        snprintf(msg, sizeof(msg), "%s: %s", a->policy_path, strerror(-r));
+                        snprintf(msg, sizeof(msg), "%s: %s", a->policy_path, err.message[0] ? err.message : strerror(-r));
                 log_error("Policy not loaded: %s%s", msg, initial ? "" : " (keeping the running policy)");
                 d = json_pack("{s:s,s:s}", "path", a->policy_path, "error", msg);
                 if (d && a->audit)
@@ -99,6 +99,12 @@ int agent_policy_load(Agent *a, bool initial) {
                 return -ENOMEM;
         ref->policy = TAKE_PTR(p);
         ref->n_ref = 1;
+        for (size_t i = 0; i < policy_n_rules(ref->policy); i++) {
+                const PolicyRule *rule = policy_rule(ref->policy, i);
+                for (size_t j = 0; j < rule->n_file_args; j++)
+                        if (rule->file_args[j] <= PROTO_MAX_ARGS)
+                                ref->file_arg_position[rule->file_args[j]] = true;
+        }
         policy_unref(a->policy);
         a->policy = ref;
         free(a->policy_error);

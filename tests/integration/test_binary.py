@@ -33,7 +33,7 @@ def test_user_script_by_sha256_rewritten_while_running():
         first = p.stdout.readline().decode()
         check_eq(first.strip(), "first", "the script started")
         # while it sleeps, the user rewrites the file in place (same inode, same size)
-        evil = "#!/bin/sh\necho first\nsleep 2\necho EVIL!\n"
+        evil = "#!/bin/sh\necho first\nsleep 2\necho EVIL!!\n"
         check_eq(len(evil), len(script), "same size rewrite")
         run_as(ALICE, ["sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh", evil, path])
         out, err = p.communicate(timeout=30)

@@ -23,7 +23,7 @@ def policy():
          "message": "whoami is not for you"},
         {"id": "id-staff", "match": {"groups": ["elevate-test-staff"], "path": "/usr/bin/id"}, "action": "allow"},
         {"id": "env", "match": {"users": [ALICE], "path": "/usr/bin/env", "args": []}, "action": "allow",
-         "env_keep": ["ELEVATE_TEST_KEEP"]},
+         "env_keep": ["MY_TEST_KEEP"]},
         {"id": "exit37", "match": {"path": exit37}, "action": "allow"},
         {"id": "selfkill", "match": {"path": selfkill}, "action": "allow"},
         {"id": "fdlist", "match": {"path": fdlist}, "action": "allow"},
@@ -92,7 +92,7 @@ def test_environment_allowlist():
         env = {"LD_PRELOAD": "/tmp/evil.so", "LD_LIBRARY_PATH": "/tmp", "GCONV_PATH": "/tmp",
                "BASH_ENV": "/tmp/x", "PYTHONPATH": "/tmp", "FOO": "bar", "LANG": "C.UTF-8",
                "LC_TIME": "../../etc", "TZ": "../../tmp/x", "TERM": "xterm-256color",
-               "ELEVATE_TEST_KEEP": "kept", "DISPLAY": ":0", "PATH": "/tmp/evil:/usr/bin:/bin"}
+               "MY_TEST_KEEP": "kept", "DISPLAY": ":0", "PATH": "/tmp/evil:/usr/bin:/bin"}
         r = a.elevate(ALICE, ["/usr/bin/env"], env=env)
         check_eq(r.rc, 0, "env ran", r)
         got = dict(line.split("=", 1) for line in r.out.splitlines() if "=" in line)
@@ -107,7 +107,7 @@ def test_environment_allowlist():
         check_eq(got.get("SUDO_USER"), ALICE, "SUDO_USER")
         check_eq(got.get("SUDO_UID"), str(user(ALICE).pw_uid), "SUDO_UID")
         check_eq(got.get("ELEVATE_USER"), ALICE, "ELEVATE_USER")
-        check_eq(got.get("ELEVATE_TEST_KEEP"), "kept", "env_keep passes a named variable")
+        check_eq(got.get("MY_TEST_KEEP"), "kept", "env_keep passes a named variable")
         check(len(got.get("ELEVATE_REQUEST", "")) >= 32, "ELEVATE_REQUEST is the request id", got)
 
 

@@ -32,7 +32,7 @@ def test_on_expiry_terminate_kills_double_forked_child():
     with agent_with(base_policy([])) as a:
         pidfile = os.path.join(a.dir, "child.pid")
         prog = install_trusted("doublefork", "#!/bin/sh\n"
-                               "( sleep 300 & echo $! > %s ) &\n"
+                               "( sleep 300 >/dev/null 2>&1 </dev/null & echo $! > %s ) &\n"
                                "echo started\n" % pidfile)
         a.write_policy(base_policy(
             [{"id": "df", "match": {"path": prog}, "action": "allow", "ttl": "2s", "on_expiry": "terminate"}],
