@@ -135,29 +135,79 @@ static char *json_for_terminal(const char *j) {
         return s;
 }
 
+/* The fields an operator scans for, in this order; the full row is in --json. */
+static const char *const summary_keys[] = {
+        "decision", "rule", "user", "run_as", "exit_code", "exit_signal", "code", "error", "why", "path", "serial",
+        "rules",
+};
+
+static void append(char **buf, size_t *len, const char *key, const char *val) {
+        _cleanup_free_ char *e = escape_display(val, strlen(val), 160);
+        char *n;
+        int k;
+
+        if (!e)
+                return;
+        k = asprintf(&n, "%s%s%s=%s", *buf ? *buf : "", *len ? " " : "", key, e);
+        if (k < 0)
+                return;
+        free(*buf);
+        *buf = n;
+        *len = (size_t) k;
+}
+
+static char *summarize(json_t *data) {
+        char *buf = NULL, tmp[64];
+        size_t len = 0;
+        json_t *v, *prog = json_object_get(data, "program"), *args = json_object_get(data, "args");
+
+        for (size_t i = 0; i < ELEMENTSOF(summary_keys); i++) {
+                v = json_object_get(data, summary_keys[i]);
+                if (json_is_string(v))
+                        append(&buf, &len, summary_keys[i], json_string_value(v));
+                else if (json_is_integer(v)) {
+                        snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                        append(&buf, &len, summary_keys[i], tmp);
+                }
+        }
+        if (json_is_object(prog) && json_is_string(json_object_get(prog, "path")))
+                append(&buf, &len, "program", json_string_value(json_object_get(prog, "path")));
+        else if (json_is_string(json_object_get(data, "program_name")))
+                append(&buf, &len, "program", json_string_value(json_object_get(data, "program_name")));
+        if (json_is_array(args) && json_array_size(args) > 0) {
+                _cleanup_free_ char *a = json_dumps(args, JSON_COMPACT | JSON_ENSURE_ASCII);
+                if (a)
+                        append(&buf, &len, "args", a);
+        }
+        return buf;
+}
+
 static void print_row_text(json_t *row) {
         json_t *seq = json_object_get(row, "seq"), *t = json_object_get(row, "time"),
                *event = json_object_get(row, "event"), *request = json_object_get(row, "request"),
                *uid = json_object_get(row, "uid"), *data = json_object_get(row, "data");
-        _cleanup_free_ char *ev = NULL, *req = NULL, *d = NULL, *dj = NULL;
+        _cleanup_free_ char *ev = NULL, *req = NULL, *d = NULL, *dj = NULL, *sum = NULL;
         char when[64], uidbuf[32];
 
         format_time(json_is_integer(t) ? json_integer_value(t) : -1, when, sizeof(when));
         ev = json_is_string(event) ? escape_display(json_string_value(event), json_string_length(event), 64)
                                    : strdup("?");
+        /* request ids are 128-bit; the first 12 hex digits tell rows apart on screen */
         req = json_is_string(request)
-                      ? escape_display(json_string_value(request), json_string_length(request), 64)
+                      ? escape_display(json_string_value(request), MIN(json_string_length(request), 12), 12)
                       : strdup("-");
         if (json_is_integer(uid))
                 snprintf(uidbuf, sizeof(uidbuf), "%" JSON_INTEGER_FORMAT, json_integer_value(uid));
         else
                 snprintf(uidbuf, sizeof(uidbuf), "-");
-        dj = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
-        d = dj ? json_for_terminal(dj) : NULL;
-
-        printf("%8" JSON_INTEGER_FORMAT "  %s  %-16s %-34s %-6s %s\n",
+        sum = json_is_object(data) ? summarize(data) : NULL;
+        if (!sum) {
+                dj = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
+                d = dj ? json_for_terminal(dj) : NULL;
+        }
+        printf("%6" JSON_INTEGER_FORMAT "  %s  %-14s %-12s %-6s %s\n",
                json_is_integer(seq) ? json_integer_value(seq) : 0, when, ev ?: "?", req ?: "-", uidbuf,
-               d ?: "{}");
+               sum ?: d ?: "{}");
 }
 
 int ctl_audit_print(json_t *rows, bool json) {
