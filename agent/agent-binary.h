@@ -45,6 +45,7 @@ typedef struct BinaryOptions {
         int tmpfile_dir_fd;      /* root-only directory for the O_TMPFILE fallback, or -1 */
         bool want_exec;          /* program (true) or file argument (false) */
         bool force_copy;         /* tests: never trust in place */
+        bool force_tmpfile;      /* tests: use the O_TMPFILE fallback even where memfds may be executed */
 } BinaryOptions;
 
 typedef struct Binary {
@@ -65,6 +66,8 @@ typedef struct Binary {
         bool script;
         char *interpreter;       /* absolute path from "#!", verified trusted in place */
         char *interpreter_arg;   /* the optional single argument, or NULL */
+        int interpreter_fd;      /* the agent's read-only descriptor of the interpreter with an
+                                    F_RDLCK lease held (no writer until exec), or < 0 */
 } Binary;
 
 /* Inspects, makes immutable and hashes the file behind client_fd (which stays owned by

@@ -31,6 +31,7 @@ typedef struct Inspect {
         BinaryOptions opts;
         int program_fd, cwd_fd, stdio[3];
         int file_fd[PROTO_MAX_FILE_ARGS];
+        unsigned file_pos[PROTO_MAX_FILE_ARGS];
         size_t n_files;
 
         /* results */
@@ -178,7 +179,7 @@ json_t *request_audit_data(Request *r) {
                 json_array_append_new(args, json_string(r->msg.args[i]));
         for (size_t i = 0; i < r->n_files; i++) {
                 json_t *f = r->files[i] ? binary_json(r->files[i]) : json_object();
-                json_object_set_new(f, "position", json_integer(r->msg.file_args[i]));
+                json_object_set_new(f, "position", json_integer(r->file_pos[i]));
                 json_array_append_new(files, f);
         }
         json_object_set_new(d, "user", r->user ? json_string(r->user) : json_null());
@@ -258,7 +259,7 @@ static int build_policy_request(Request *r, PolicyRequest *pr, const char **file
                 .sandboxed = p->sandboxed,
         };
         for (size_t i = 0; i < r->n_files; i++)
-                file_paths[r->msg.file_args[i]] = r->files[i] ? r->files[i]->path : NULL;
+                file_paths[r->file_pos[i]] = r->files[i] ? r->files[i]->path : NULL;
         return 0;
 }
 
@@ -345,8 +346,10 @@ static void on_inspected(int result, void *userdata) {
         }
         r->program = TAKE_PTR(j->program);
         r->n_files = j->n_files;
-        for (size_t i = 0; i < j->n_files; i++)
+        for (size_t i = 0; i < j->n_files; i++) {
                 r->files[i] = TAKE_PTR(j->files[i]);
+                r->file_pos[i] = j->file_pos[i];
+        }
         r->cwd_path = TAKE_PTR(j->cwd_path);
 
         if (result == -ETIMEDOUT)
@@ -426,10 +429,16 @@ int request_start(Conn *c, ProtoMsg *m) {
         j->cwd_fd = TAKE_FD(r->msg.fds[PROTO_FD_CWD]);
         for (int i = 0; i < 3; i++)
                 j->stdio[i] = TAKE_FD(r->msg.fds[PROTO_FD_STDIN + i]);
-        j->n_files = r->msg.n_file_args;
-        for (size_t i = 0; i < j->n_files; i++)
-                j->file_fd[i] = TAKE_FD(r->msg.fds[PROTO_EXEC_FIXED_FDS + i]);
-        r->n_files = j->n_files;
+        /* Only arguments some rule declares as files are read and hashed: the client sends
+         * every readable file argument, most are plain arguments to the program. */
+        for (size_t i = 0; i < r->msg.n_file_args; i++) {
+                unsigned pos = r->msg.file_args[i];
+                if (pos <= PROTO_MAX_ARGS && r->policy->file_arg_position[pos]) {
+                        j->file_pos[j->n_files] = pos;
+                        j->file_fd[j->n_files++] = TAKE_FD(r->msg.fds[PROTO_EXEC_FIXED_FDS + i]);
+                } else
+                        r->msg.fds[PROTO_EXEC_FIXED_FDS + i] = safe_close(r->msg.fds[PROTO_EXEC_FIXED_FDS + i]);
+        }
         if (r->msg.has_winsize)
                 r->ws = (struct winsize){ .ws_row = (unsigned short) r->msg.rows, .ws_col = (unsigned short) r->msg.cols };
 

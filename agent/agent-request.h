@@ -49,6 +49,7 @@ struct Request {
         bool any_tty;
         Binary *program;
         Binary *files[PROTO_MAX_FILE_ARGS];
+        unsigned file_pos[PROTO_MAX_FILE_ARGS];  /* argv position of each file */
         size_t n_files;
         char *cwd_path;                 /* non-NULL only if the cwd chain is trusted */
 
@@ -64,6 +65,8 @@ struct Request {
         int n_run_groups;
         char *run_user, *run_home, *run_shell;
         char **argv, **envp;
+        int extra_fds[PROTO_MAX_FILE_ARGS];      /* sealed file arguments, borrowed from files[] */
+        size_t n_extra_fds;
         int pty_master, pty_slave;
         const struct sock_fprog *seccomp;
         char *cgroup_name;              /* "launch-<id>" leaf name without prefix: <id> */

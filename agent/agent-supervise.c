@@ -60,12 +60,20 @@ static int resolve_run_as(Request *r, const char *name, char **ret_error) {
         return 0;
 }
 
-/* argv: the agent's argv[0] (base name of the program), then the user's arguments, file
- * arguments replaced by the descriptor the program will find them on. */
-static int build_argv(Request *r, int first_extra_fd) {
+static bool rule_declares(const PolicyRule *rule, unsigned pos) {
+        for (size_t i = 0; i < rule->n_file_args; i++)
+                if (rule->file_args[i] == pos)
+                        return true;
+        return false;
+}
+
+/* argv: the agent's argv[0] (base name of the program), then the user's arguments; the
+ * file arguments the rule declares are replaced by the descriptor the program finds the
+ * sealed file on (fds from first_extra_fd on, in *extra). */
+static int build_argv(Request *r, int first_extra_fd, int *extra, size_t *ret_n_extra) {
         const char *name = r->program->path ?: r->msg.program;
         const char *base = strrchr(name, '/');
-        size_t n = r->msg.n_args;
+        size_t n = r->msg.n_args, n_extra = 0;
 
         r->argv = calloc(n + 2, sizeof(char *));
         if (!r->argv)
@@ -79,12 +87,16 @@ static int build_argv(Request *r, int first_extra_fd) {
                         return -ENOMEM;
         }
         for (size_t i = 0; i < r->n_files; i++) {
-                unsigned pos = r->msg.file_args[i];
+                unsigned pos = r->file_pos[i];
+                if (!r->files[i] || !rule_declares(r->rule, pos))
+                        continue;
                 free(r->argv[pos]);
-                r->argv[pos] = strdup_printf("/proc/self/fd/%d", first_extra_fd + (int) i);
+                r->argv[pos] = strdup_printf("/proc/self/fd/%d", first_extra_fd + (int) n_extra);
                 if (!r->argv[pos])
                         return -ENOMEM;
+                extra[n_extra++] = r->files[i]->fd;
         }
+        *ret_n_extra = n_extra;
         return 0;
 }
 
@@ -161,7 +173,7 @@ int request_launch(Request *r) {
                 request_refuse(r, "not-permitted", NULL, "%s; nothing was run", err ?: strerror(-k));
                 return 0;
         }
-        k = build_argv(r, 3 + (r->program->script ? 1 : 0));
+        k = build_argv(r, 3 + (r->program->script ? 1 : 0), r->extra_fds, &r->n_extra_fds);
         if (k >= 0)
                 k = build_env(r);
         if (k >= 0 && r->any_tty)
@@ -263,14 +275,11 @@ static int arm_timers(Request *r) {
 static void launch_now(Request *r) {
         Agent *a = r->agent;
         _cleanup_free_ char *err = NULL;
-        int extra[PROTO_MAX_FILE_ARGS];
         LaunchResult res = {};
         LaunchSpec spec;
         json_t *d;
         int k;
 
-        for (size_t i = 0; i < r->n_files; i++)
-                extra[i] = r->files[i]->fd;
         spec = (LaunchSpec){
                 .exec_fd = r->program->fd,
                 .keep_exec_fd = r->program->script,
@@ -285,8 +294,8 @@ static void launch_now(Request *r) {
                 .loginuid = r->conn->peer.loginuid != (uid_t) -1 ? r->conn->peer.loginuid : r->uid,
                 .seccomp = r->seccomp,
                 .cgroup_fd = r->cgroup_fd,
-                .extra_fds = extra,
-                .n_extra_fds = r->n_files,
+                .extra_fds = r->extra_fds,
+                .n_extra_fds = r->n_extra_fds,
         };
         for (int i = 0; i < 3; i++) {
                 spec.stdio[i] = r->stdio_kind[i] == STDIO_TERMINAL ? r->pty_slave : r->stdio[i];

@@ -36,6 +36,8 @@ typedef struct Request Request;
 typedef struct PolicyRef {
         Policy *policy;
         unsigned n_ref;
+        /* argv positions any rule declares in file_args: only these are opened and hashed */
+        bool file_arg_position[PROTO_MAX_ARGS + 1];
 } PolicyRef;
 
 PolicyRef *policy_ref(PolicyRef *r);
