@@ -4,11 +4,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <systemd/sd-journal.h>
 
 #include "agent-log.h"
 
 static int max_level = LOG_INFO;
 static bool prefix_priority;
+static bool journal;
+
+void log_to_journal(bool b) {
+        journal = b;
+}
 
 void log_setup(void) {
         const char *js = secure_getenv("JOURNAL_STREAM");
@@ -39,7 +45,10 @@ int log_internal(int level, int error, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        if (prefix_priority)
+        if (journal)
+                (void) sd_journal_send("MESSAGE=%s%s%s", buf, error ? ": " : "", error ? strerror(-error) : "",
+                                       "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=elevated", NULL);
+        else if (prefix_priority)
                 fprintf(stderr, "<%d>%s%s%s\n", level, buf, error ? ": " : "", error ? strerror(-error) : "");
         else
                 fprintf(stderr, "elevated: %s%s%s\n", buf, error ? ": " : "", error ? strerror(-error) : "");

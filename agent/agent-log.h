@@ -6,12 +6,15 @@
  * the level. */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <syslog.h>
 
 #include "macro.h"
 
 void log_setup(void);
 void log_set_max_level(int level);
+/* After detaching (no --foreground): lines go to the journal instead of stderr. */
+void log_to_journal(bool b);
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
 
 #define log_debug(...) log_internal(LOG_DEBUG, 0, __VA_ARGS__)

@@ -32,6 +32,7 @@ static const char *arg_policy = ELEVATE_POLICY_PATH;
 static const char *arg_state_dir = ELEVATE_STATE_DIR;
 static bool arg_foreground;
 static bool arg_debug;
+static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
         printf("Usage: elevated [OPTIONS]\n"
@@ -47,7 +48,9 @@ static void help(void) {
                "                    group/other writable. If the default file does not exist, the\n"
                "                    agent runs on a built-in example policy and says so.\n"
                "  --state-dir DIR   audit database and state (default %s, created 0700)\n"
-               "  --foreground      stay in the foreground (the default under systemd)\n"
+               "  --foreground      stay attached and log to stderr. Without it the agent goes to the\n"
+               "                    background once it serves and logs to the journal (under systemd\n"
+               "                    it never forks)\n"
                "  --debug           log debug messages\n"
                "  -h, --help        show this help\n"
                "  --version         show the version\n"
@@ -104,6 +107,61 @@ static int parse_argv(int argc, char *argv[]) {
                 return -EINVAL;
         }
         return 1;
+}
+
+/* Without --foreground, and when neither systemd nor a supervisor started us, go to the
+ * background like a classic daemon: the parent returns once the agent serves (or says
+ * why it could not). Under systemd (NOTIFY_SOCKET, LISTEN_FDS) we never fork. */
+static int maybe_detach(void) {
+        int p[2];
+        pid_t pid;
+        char c;
+
+        if (arg_foreground || secure_getenv("NOTIFY_SOCKET") || secure_getenv("LISTEN_FDS"))
+                return 0;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return log_error_errno(negative_errno(), "pipe2()");
+        pid = fork();
+        if (pid < 0)
+                return log_error_errno(negative_errno(), "fork()");
+        if (pid > 0) {
+                ssize_t k;
+                close(p[1]);
+                k = read(p[0], &c, 1);
+                if (k == 1) {
+                        printf("elevated: serving in the background as pid %d; messages go to the journal "
+                               "(journalctl -t elevated). Use --foreground to stay attached.\n",
+                               (int) pid);
+                        fflush(stdout);
+                        _exit(0);
+                }
+                fprintf(stderr, "elevated: failed to start (see the messages above)\n");
+                _exit(1);
+        }
+        close(p[0]);
+        ready_fd = p[1];
+        if (setsid() < 0)
+                return negative_errno();
+        /* stderr stays until we serve, so start-up errors reach the terminal */
+        return 0;
+}
+
+static void detach_done(void) {
+        int null;
+
+        if (ready_fd < 0)
+                return;
+        (void) write_full(ready_fd, "R", 1);
+        ready_fd = safe_close(ready_fd);
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                (void) dup2(null, STDIN_FILENO);
+                (void) dup2(null, STDOUT_FILENO);
+                (void) dup2(null, STDERR_FILENO);
+                if (null > STDERR_FILENO)
+                        close(null);
+        }
+        log_to_journal(true);
 }
 
 /* The state directory: created 0700 if missing; refused if not root's or reachable by
@@ -225,6 +283,9 @@ static int run(void) {
                 return 1;
         }
         harden_self();
+        r = maybe_detach();
+        if (r < 0)
+                goto finish;
         r = open_state_dir(&a);
         if (r < 0)
                 goto finish;
@@ -293,6 +354,7 @@ static int run(void) {
         log_info("Ready (socket %s, state %s)", a.socket_path ?: "from systemd", arg_state_dir);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving; policy serial %llu",
                           (unsigned long long) policy_serial(a.policy->policy));
+        detach_done();
         r = sd_event_loop(a.event);
         if (r < 0)
                 log_error_errno(r, "Event loop failed");
