@@ -18,13 +18,13 @@
 #include "agent-request.h"
 #include "util.h"
 
-PolicyRef *policy_ref(PolicyRef *r) {
+PolicyRef *agent_policy_ref(PolicyRef *r) {
         if (r)
                 r->n_ref++;
         return r;
 }
 
-PolicyRef *policy_unref(PolicyRef *r) {
+PolicyRef *agent_policy_unref(PolicyRef *r) {
         if (!r)
                 return NULL;
         if (--r->n_ref == 0) {
@@ -105,7 +105,7 @@ int agent_policy_load(Agent *a, bool initial) {
                         if (rule->file_args[j] <= PROTO_MAX_ARGS)
                                 ref->file_arg_position[rule->file_args[j]] = true;
         }
-        policy_unref(a->policy);
+        agent_policy_unref(a->policy);
         a->policy = ref;
         free(a->policy_error);
         a->policy_error = NULL;

@@ -411,7 +411,7 @@ int request_start(Conn *c, ProtoMsg *m) {
                 return k;
         }
         r->user = c->peer.user ? strdup(c->peer.user) : NULL;
-        r->policy = policy_ref(a->policy);
+        r->policy = agent_policy_ref(a->policy);
         r->msg = *m; /* take the message: its strings live in msg.root */
         *m = (ProtoMsg){};
         c->request = r;
@@ -549,6 +549,6 @@ void request_free(Request *r) {
         strv_free(r->argv);
         strv_free(r->envp);
         proto_msg_done(&r->msg);
-        policy_unref(r->policy);
+        agent_policy_unref(r->policy);
         free(r);
 }

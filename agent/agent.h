@@ -40,9 +40,9 @@ typedef struct PolicyRef {
         bool file_arg_position[PROTO_MAX_ARGS + 1];
 } PolicyRef;
 
-PolicyRef *policy_ref(PolicyRef *r);
-PolicyRef *policy_unref(PolicyRef *r);
-DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyRef *, policy_unref);
+PolicyRef *agent_policy_ref(PolicyRef *r);
+PolicyRef *agent_policy_unref(PolicyRef *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyRef *, agent_policy_unref);
 
 struct Agent {
         sd_event *event;

@@ -258,7 +258,7 @@ static void agent_done(Agent *a) {
         cgroup_free(a->cgroups);
         free(a->cgroup_error);
         free(a->policy_error);
-        policy_unref(a->policy);
+        agent_policy_unref(a->policy);
         safe_close(a->state_fd);
         safe_close(a->tmp_fd);
         sd_event_unref(a->event);
