@@ -442,6 +442,13 @@ int request_start(Conn *c, ProtoMsg *m) {
         if (r->msg.has_winsize)
                 r->ws = (struct winsize){ .ws_row = (unsigned short) r->msg.rows, .ws_col = (unsigned short) r->msg.cols };
 
+        if (a->n_launches >= AGENT_MAX_LAUNCHES || agent_launches_for_uid(a, r->uid) >= AGENT_MAX_LAUNCHES_PER_UID) {
+                inspect_free(j);
+                request_refuse(r, "busy", NULL,
+                               "too many elevated programs are running (yours: %d); try again when some have ended",
+                               agent_launches_for_uid(a, r->uid));
+                return 0;
+        }
         if (inflight_for_uid(a, r->uid) > AGENT_MAX_INFLIGHT_PER_UID) {
                 inspect_free(j);
                 request_refuse(r, "busy", NULL, "you have too many requests in progress; try again when they finish");
