@@ -73,11 +73,60 @@ static const char schema_v1[] = "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NUL
                                 "  exit_signal INTEGER,"
                                 "  end_reason TEXT);";
 
-/* migrations[v] takes a database from user_version v to v + 1. Append only: the
- * `grants` and `pending` tables (and their entries in agent-audit-state.c) come as
- * version 2. */
+/* Version 2: approvals. Pending requests and grants survive restarts; failed offline
+ * code attempts are counted per uid and per host; launches remember their grant and
+ * whether they still run, so a restarted agent re-adopts exactly the open ones. */
+static const char schema_v2[] = "CREATE TABLE pending ("
+                                "  id TEXT PRIMARY KEY NOT NULL,"
+                                "  ticket TEXT NOT NULL,"
+                                "  uid INTEGER NOT NULL,"
+                                "  state TEXT NOT NULL,"
+                                "  created INTEGER,"
+                                "  updated INTEGER,"
+                                "  deadline INTEGER,"
+                                "  boot_id TEXT,"
+                                "  rule TEXT,"
+                                "  run_as TEXT,"
+                                "  sha256 TEXT,"
+                                "  scope TEXT,"
+                                "  session TEXT,"
+                                "  nonce TEXT,"
+                                "  epoch INTEGER,"
+                                "  data TEXT);"
+                                "CREATE INDEX pending_state ON pending (state);"
+                                "CREATE INDEX pending_ticket ON pending (ticket);"
+                                "CREATE TABLE grants ("
+                                "  id TEXT PRIMARY KEY NOT NULL,"
+                                "  uid INTEGER NOT NULL,"
+                                "  state TEXT NOT NULL,"
+                                "  created INTEGER,"
+                                "  updated INTEGER,"
+                                "  expires INTEGER,"
+                                "  boot_id TEXT,"
+                                "  rule TEXT,"
+                                "  run_as TEXT,"
+                                "  sha256 TEXT,"
+                                "  scope TEXT,"
+                                "  session TEXT,"
+                                "  approver TEXT,"
+                                "  request TEXT,"
+                                "  data TEXT);"
+                                "CREATE INDEX grants_state ON grants (state);"
+                                "CREATE TABLE attempts ("
+                                "  key TEXT PRIMARY KEY NOT NULL,"
+                                "  failures INTEGER NOT NULL,"
+                                "  next_allowed INTEGER,"
+                                "  boot_id TEXT,"
+                                "  updated INTEGER);"
+                                "ALTER TABLE launches ADD COLUMN state TEXT;"
+                                "ALTER TABLE launches ADD COLUMN grant_id TEXT;"
+                                "ALTER TABLE launches ADD COLUMN data TEXT;"
+                                "CREATE INDEX launches_state ON launches (state);";
+
+/* migrations[v] takes a database from user_version v to v + 1. Append only. */
 static const char *const migrations[AUDIT_SCHEMA_VERSION] = {
         schema_v1,
+        schema_v2,
 };
 
 static void finalizep(sqlite3_stmt **s) {

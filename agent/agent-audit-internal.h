@@ -25,7 +25,7 @@
 #include "audit-chain.h"
 
 #define AUDIT_DB_NAME "elevate.db"
-#define AUDIT_SCHEMA_VERSION 1
+#define AUDIT_SCHEMA_VERSION 2
 #define AUDIT_TAIL_CHECK_ROWS 1000
 #define AUDIT_PROBE_INTERVAL_USEC (5 * UINT64_C(1000000))
 #define AUDIT_PROBE_BACKOFF_MAX_SHIFT 6 /* 5 s doubling up to 320 s */

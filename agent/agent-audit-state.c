@@ -34,11 +34,38 @@ static const AuditColumn launches_columns[] = {
         {"boot_id", AUDIT_COLUMN_TEXT},        {"deadline", AUDIT_COLUMN_INTEGER},
         {"ended", AUDIT_COLUMN_INTEGER},       {"exit_code", AUDIT_COLUMN_INTEGER},
         {"exit_signal", AUDIT_COLUMN_INTEGER}, {"end_reason", AUDIT_COLUMN_TEXT},
+        {"state", AUDIT_COLUMN_TEXT},          {"grant_id", AUDIT_COLUMN_TEXT},
+        {"data", AUDIT_COLUMN_TEXT},
+};
+
+static const AuditColumn pending_columns[] = {
+        {"id", AUDIT_COLUMN_TEXT},        {"ticket", AUDIT_COLUMN_TEXT},    {"uid", AUDIT_COLUMN_INTEGER},
+        {"state", AUDIT_COLUMN_TEXT},     {"created", AUDIT_COLUMN_INTEGER}, {"updated", AUDIT_COLUMN_INTEGER},
+        {"deadline", AUDIT_COLUMN_INTEGER}, {"boot_id", AUDIT_COLUMN_TEXT}, {"rule", AUDIT_COLUMN_TEXT},
+        {"run_as", AUDIT_COLUMN_TEXT},    {"sha256", AUDIT_COLUMN_TEXT},    {"scope", AUDIT_COLUMN_TEXT},
+        {"session", AUDIT_COLUMN_TEXT},   {"nonce", AUDIT_COLUMN_TEXT},     {"epoch", AUDIT_COLUMN_INTEGER},
+        {"data", AUDIT_COLUMN_TEXT},
+};
+
+static const AuditColumn grants_columns[] = {
+        {"id", AUDIT_COLUMN_TEXT},       {"uid", AUDIT_COLUMN_INTEGER},     {"state", AUDIT_COLUMN_TEXT},
+        {"created", AUDIT_COLUMN_INTEGER}, {"updated", AUDIT_COLUMN_INTEGER}, {"expires", AUDIT_COLUMN_INTEGER},
+        {"boot_id", AUDIT_COLUMN_TEXT},  {"rule", AUDIT_COLUMN_TEXT},       {"run_as", AUDIT_COLUMN_TEXT},
+        {"sha256", AUDIT_COLUMN_TEXT},   {"scope", AUDIT_COLUMN_TEXT},      {"session", AUDIT_COLUMN_TEXT},
+        {"approver", AUDIT_COLUMN_TEXT}, {"request", AUDIT_COLUMN_TEXT},    {"data", AUDIT_COLUMN_TEXT},
+};
+
+static const AuditColumn attempts_columns[] = {
+        {"key", AUDIT_COLUMN_TEXT},     {"failures", AUDIT_COLUMN_INTEGER}, {"next_allowed", AUDIT_COLUMN_INTEGER},
+        {"boot_id", AUDIT_COLUMN_TEXT}, {"updated", AUDIT_COLUMN_INTEGER},
 };
 
 static const AuditTable tables[] = {
         {"requests", "id", "state", requests_columns, ELEMENTSOF(requests_columns)},
-        {"launches", "request", NULL, launches_columns, ELEMENTSOF(launches_columns)},
+        {"launches", "request", "state", launches_columns, ELEMENTSOF(launches_columns)},
+        {"pending", "id", "state", pending_columns, ELEMENTSOF(pending_columns)},
+        {"grants", "id", "state", grants_columns, ELEMENTSOF(grants_columns)},
+        {"attempts", "key", NULL, attempts_columns, ELEMENTSOF(attempts_columns)},
 };
 
 const AuditTable *audit_table_find(const char *name) {

@@ -198,7 +198,7 @@ int request_launch(Request *r) {
                             (json_int_t) now_usec(CLOCK_REALTIME), "updated", (json_int_t) now_usec(CLOCK_REALTIME),
                             "rule", rule->id, "action", "allow", "program", r->program->path, "sha256",
                             r->program->sha256_hex, "run_as", r->run_user);
-        launch_row = json_pack("{s:s,s:s?,s:I,s:s}", "request", r->id, "cgroup",
+        launch_row = json_pack("{s:s,s:s,s:s?,s:I,s:s}", "request", r->id, "state", "running", "cgroup",
                                a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
                                (json_int_t) now_usec(CLOCK_REALTIME), "boot_id", a->boot_id);
         if (!d || !req_row || !launch_row) {
@@ -462,7 +462,8 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
                  r->exit_signal ?: r->exit_code);
         d = json_pack("{s:i,s:i,s:b}", "pid", (int) r->pid, r->exit_signal ? "exit_signal" : "exit_code",
                       r->exit_signal ?: r->exit_code, "core_dumped", r->core_dumped);
-        row = json_pack("{s:s,s:I,s:i,s:s}", "request", r->id, "ended", (json_int_t) now_usec(CLOCK_REALTIME),
+        row = json_pack("{s:s,s:s,s:I,s:i,s:s}", "request", r->id, "state", "ended", "ended",
+                        (json_int_t) now_usec(CLOCK_REALTIME),
                         r->exit_signal ? "exit_signal" : "exit_code", r->exit_signal ?: r->exit_code, "end_reason",
                         r->terminating ? "ended by the agent" : "exited");
         st = (AuditState){ .table = "launches", .row = row };

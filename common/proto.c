@@ -103,6 +103,139 @@ static const ProtoField exec_fields[] = {
         {"winsize", FIELD_WINSIZE, false, DEST(has_winsize), .sub = &winsize_spec},
 };
 
+static bool ticket_ok(const char *s) {
+        /* Crockford base32 with dashes, as shown to people; also accepts the full hex id */
+        for (; *s; s++)
+                if (!(*s == '-' || (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
+                        return false;
+        return true;
+}
+
+static const char *const event_values[] = {
+        "pending", "approved", "denied", "expired", "cancelled", "grant-expiring", "grant-ended",
+        "terminated", "revoked", NULL,
+};
+
+/* A pending request as the helpdesk and its requester see it. */
+static const ProtoField file_arg_fields[] = {
+        {"position", FIELD_INT, true, .min = 1, .max = PROTO_MAX_ARGS},
+        {"path", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"sha256", FIELD_STRING, true, .min = 64, .max = 64, .syntax = hex_ok, .syntax_what = "hex"},
+};
+static const ProtoSpec file_arg_spec = {"file_arg", ELEMENTS(file_arg_fields)};
+
+static const ProtoField pending_fields[] = {
+        {"id", FIELD_STRING, true, .min = 1, .max = 64, .syntax = hex_ok, .syntax_what = "hex"},
+        {"ticket", FIELD_STRING, true, .min = 1, .max = 32, .syntax = ticket_ok, .syntax_what = "a ticket"},
+        {"state", FIELD_STRING, true, .min = 1, .max = 32},
+        {"uid", FIELD_INT, true, .min = 0, .max = UINT32_MAX},
+        {"user", FIELD_STRING, false, .max = 256},
+        {"program", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"program_name", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"sha256", FIELD_STRING, true, .min = 64, .max = 64, .syntax = hex_ok, .syntax_what = "hex"},
+        {"args", FIELD_STRV, true, .max = PROTO_MAX_ARG_LEN, .max_count = PROTO_MAX_ARGS},
+        {"file_args", FIELD_OBJV, false, .max_count = PROTO_MAX_FILE_ARGS, .sub = &file_arg_spec},
+        {"notes", FIELD_STRV, false, .max = PROTO_MAX_STRING, .max_count = 64},
+        {"reason", FIELD_STRING, false, .max = PROTO_MAX_REASON},
+        {"rule", FIELD_STRING, true, .min = 1, .max = PROTO_MAX_STRING},
+        {"run_as", FIELD_STRING, true, .min = 1, .max = 256},
+        {"approvers", FIELD_STRV, false, .max = PROTO_MAX_STRING, .max_count = 64},
+        {"session", FIELD_STRING, false, .max = 256},
+        {"tty", FIELD_STRING, false, .max = 256},
+        {"ancestry", FIELD_STRV, false, .max = 256, .max_count = 16},
+        {"age", FIELD_INT, true, .min = 0, .max = INT64_MAX},
+        {"expires_in", FIELD_INT, false, .min = 0, .max = INT64_MAX},
+        {"challenge", FIELD_STRING, false, .max = 64},
+        {"scope", FIELD_STRING, false, .max = 32},
+};
+static const ProtoSpec pending_spec = {"pending", ELEMENTS(pending_fields)};
+
+static const ProtoField grant_fields[] = {
+        {"id", FIELD_STRING, true, .min = 1, .max = 64, .syntax = ticket_ok, .syntax_what = "a grant id"},
+        {"uid", FIELD_INT, true, .min = 0, .max = UINT32_MAX},
+        {"user", FIELD_STRING, false, .max = 256},
+        {"rule", FIELD_STRING, true, .min = 1, .max = PROTO_MAX_STRING},
+        {"run_as", FIELD_STRING, true, .min = 1, .max = 256},
+        {"program", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"sha256", FIELD_STRING, true, .min = 64, .max = 64, .syntax = hex_ok, .syntax_what = "hex"},
+        {"scope", FIELD_STRING, true, .min = 1, .max = 32},
+        {"args", FIELD_STRV, false, .max = PROTO_MAX_ARG_LEN, .max_count = PROTO_MAX_ARGS},
+        {"session", FIELD_STRING, true, .max = 256},
+        {"approver", FIELD_STRING, true, .max = 256},
+        {"comment", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"expires_in", FIELD_INT, true, .min = 0, .max = INT64_MAX},
+        {"launches", FIELD_INT, false, .min = 0, .max = INT32_MAX},
+};
+static const ProtoSpec grant_spec = {"grant", ELEMENTS(grant_fields)};
+
+static const ProtoField resume_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 32, .max = 32, .syntax = hex_ok,
+         .syntax_what = "a request id"},
+        {"program", FIELD_STRING, true, DEST(program), .min = 1, .max = PROTO_MAX_STRING},
+        {"args", FIELD_STRV, true, DEST(args), COUNT(n_args), .max = PROTO_MAX_ARG_LEN,
+         .max_count = PROTO_MAX_ARGS},
+        {"file_args", FIELD_UINTV, false, DEST(file_args), COUNT(n_file_args), .min = 1,
+         .max = PROTO_MAX_ARGS, .max_count = PROTO_MAX_FILE_ARGS},
+        {"env", FIELD_ENV, false, DEST(env), COUNT(n_env), .max = PROTO_MAX_ENV_VALUE,
+         .max_count = PROTO_MAX_ENV},
+        {"winsize", FIELD_WINSIZE, false, DEST(has_winsize), .sub = &winsize_spec},
+};
+
+static const ProtoField response_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a ticket or request id"},
+        {"code", FIELD_STRING, true, DEST(code), .min = 1, .max = 64},
+};
+
+static const ProtoField request_ref_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a ticket or request id"},
+};
+
+static const ProtoField approve_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a ticket or request id"},
+        {"ttl", FIELD_INT, false, DEST(ttl), COUNT(has_ttl), .min = 1, .max = INT64_MAX},
+        {"comment", FIELD_STRING, false, DEST(comment), .max = PROTO_MAX_REASON},
+};
+
+static const ProtoField deny_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a ticket or request id"},
+        {"comment", FIELD_STRING, false, DEST(comment), .max = PROTO_MAX_REASON},
+};
+
+static const ProtoField revoke_fields[] = {
+        {"grant", FIELD_STRING, true, DEST(grant), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a grant id"},
+};
+
+static const ProtoField event_fields[] = {
+        {"event", FIELD_ENUM, true, DEST(event), .values = event_values},
+        {"request", FIELD_STRING, false, DEST(request), .min = 1, .max = 64},
+        {"ticket", FIELD_STRING, false, DEST(ticket), .min = 1, .max = 32},
+        {"grant", FIELD_STRING, false, DEST(grant), .min = 1, .max = 64},
+        {"program", FIELD_STRING, false, DEST(program_path), .max = PROTO_MAX_STRING},
+        {"rule", FIELD_STRING, false, DEST(rule), .max = PROTO_MAX_STRING},
+        {"approver", FIELD_STRING, false, DEST(approver), .max = 256},
+        {"comment", FIELD_STRING, false, DEST(comment), .max = PROTO_MAX_REASON},
+        {"ttl", FIELD_INT, false, DEST(ttl), COUNT(has_ttl), .min = 0, .max = INT64_MAX},
+        {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+};
+
+static const ProtoField status_result_fields[] = {
+        {"pending", FIELD_OBJV, true, DEST(pending), .max_count = PROTO_MAX_LIST, .sub = &pending_spec},
+        {"grants", FIELD_OBJV, true, DEST(grants), .max_count = PROTO_MAX_LIST, .sub = &grant_spec},
+};
+
+static const ProtoField pending_list_fields[] = {
+        {"pending", FIELD_OBJV, true, DEST(pending), .max_count = PROTO_MAX_LIST, .sub = &pending_spec},
+};
+
+static const ProtoField grants_list_fields[] = {
+        {"grants", FIELD_OBJV, true, DEST(grants), .max_count = PROTO_MAX_LIST, .sub = &grant_spec},
+};
+
 static const ProtoField signal_fields[] = {
         {"signal", FIELD_ENUM, true, DEST(signal), .values = signal_values},
 };
@@ -117,6 +250,13 @@ static const ProtoField decision_fields[] = {
         {"request", FIELD_STRING, true, DEST(request), .min = 1, .max = PROTO_MAX_STRING},
         {"rule", FIELD_STRING, false, DEST(rule), .min = 1, .max = PROTO_MAX_STRING},
         {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+        {"ticket", FIELD_STRING, false, DEST(ticket), .min = 1, .max = 32, .syntax = ticket_ok,
+         .syntax_what = "a ticket"},
+        {"challenge", FIELD_STRING, false, DEST(challenge), .min = 1, .max = 64},
+        {"approvers", FIELD_STRV, false, DEST(approvers), COUNT(n_approvers), .min = 1, .max = 256,
+         .max_count = 64},
+        {"timeout", FIELD_INT, false, DEST(timeout), COUNT(has_timeout), .min = 0, .max = INT64_MAX},
+        {"needs_reason", FIELD_BOOL, false, DEST(needs_reason)},
 };
 
 static const ProtoField started_fields[] = {
@@ -185,9 +325,22 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
                         exec_check},
         [PROTO_LIST] = {"list"},
         [PROTO_SIGNAL] = {"signal", ELEMENTS(signal_fields)},
+        [PROTO_RESUME] = {"resume", ELEMENTS(resume_fields), PROTO_EXEC_FIXED_FDS, PROTO_MAX_FDS, exec_fds,
+                          exec_check},
+        [PROTO_RESPONSE] = {"response", ELEMENTS(response_fields)},
+        [PROTO_CANCEL] = {"cancel", ELEMENTS(request_ref_fields)},
+        [PROTO_STATUS] = {"status"},
+        [PROTO_FORGET] = {"forget"},
+        [PROTO_SUBSCRIBE] = {"subscribe"},
         [PROTO_AUDIT] = {"audit", ELEMENTS(audit_fields)},
         [PROTO_AUDIT_INIT] = {"audit_init"},
         [PROTO_RELOAD] = {"reload"},
+        [PROTO_PENDING] = {"pending"},
+        [PROTO_APPROVE] = {"approve", ELEMENTS(approve_fields)},
+        [PROTO_DENY] = {"deny", ELEMENTS(deny_fields)},
+        [PROTO_GRANTS] = {"grants"},
+        [PROTO_REVOKE] = {"revoke", ELEMENTS(revoke_fields)},
+        [PROTO_KEYS_ROTATE] = {"keys_rotate"},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
         [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
         [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},
@@ -195,6 +348,10 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_RULES] = {"rules", ELEMENTS(rules_fields)},
         [PROTO_AUDIT_ROWS] = {"audit_rows", ELEMENTS(audit_rows_fields)},
         [PROTO_OK] = {"ok", ELEMENTS(ok_fields)},
+        [PROTO_EVENT] = {"event", ELEMENTS(event_fields)},
+        [PROTO_STATUS_RESULT] = {"status_result", ELEMENTS(status_result_fields)},
+        [PROTO_PENDING_LIST] = {"pending_list", ELEMENTS(pending_list_fields)},
+        [PROTO_GRANTS_LIST] = {"grants_list", ELEMENTS(grants_list_fields)},
 };
 
 const char *proto_type_to_string(ProtoType t) {
@@ -213,7 +370,7 @@ ProtoType proto_type_from_string(const char *s) {
 }
 
 bool proto_type_is_request(ProtoType t) {
-        return t >= PROTO_EXEC && t <= PROTO_RELOAD;
+        return t >= PROTO_EXEC && t < PROTO_DECISION;
 }
 
 const char *proto_error_code(int r) {

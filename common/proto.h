@@ -61,11 +61,23 @@ typedef enum ProtoType {
         PROTO_EXEC,
         PROTO_LIST,
         PROTO_SIGNAL,
+        PROTO_RESUME,      /* a waiting client reconnects after an agent restart */
+        PROTO_RESPONSE,    /* an offline response code for a pending request */
+        PROTO_CANCEL,      /* withdraw my pending request */
+        PROTO_STATUS,      /* my pending requests and grants */
+        PROTO_FORGET,      /* end my grants */
+        PROTO_SUBSCRIBE,   /* notifier: send me my events */
         /* operator -> agent */
         PROTO_AUDIT,
         PROTO_AUDIT_INIT,
         PROTO_RELOAD,
-        /* agent -> client */
+        PROTO_PENDING,
+        PROTO_APPROVE,
+        PROTO_DENY,
+        PROTO_GRANTS,
+        PROTO_REVOKE,
+        PROTO_KEYS_ROTATE,
+        /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,
         PROTO_EXITED,
@@ -73,6 +85,10 @@ typedef enum ProtoType {
         PROTO_RULES,
         PROTO_AUDIT_ROWS,
         PROTO_OK,
+        PROTO_EVENT,       /* something happened to one of my requests or grants */
+        PROTO_STATUS_RESULT,
+        PROTO_PENDING_LIST,
+        PROTO_GRANTS_LIST,
         _PROTO_TYPE_MAX,
         _PROTO_TYPE_INVALID = -EINVAL,
 } ProtoType;
@@ -126,6 +142,24 @@ typedef struct ProtoMsg {
         bool has_exit_signal;
         int64_t exit_signal;
         bool core_dumped;
+
+        /* approvals (issue 3) */
+        const char *ticket;       /* short request id shown to people, "K7QM-42XD" */
+        const char *challenge;    /* offline challenge code */
+        const char **approvers;   /* decision "approve": who must approve */
+        size_t n_approvers;
+        bool has_timeout;
+        int64_t timeout;          /* usec until the pending request expires */
+        bool needs_reason;        /* decision "approve": file again with a reason */
+        bool has_ttl;
+        int64_t ttl;              /* usec; approve: requested grant life; events: grant life */
+        const char *comment;
+        const char *grant;        /* grant id (revoke, events) */
+        const char *event;        /* event name */
+        const char *approver;
+        const char *program_path;
+        json_t *pending;          /* status_result / pending_list: array of requests */
+        json_t *grants;           /* status_result / grants_list: array of grants */
 
         /* rules / audit_rows: arrays of objects, each validated against a sub-table */
         json_t *rules;

@@ -146,12 +146,73 @@ START_TEST(test_round_trip_exec_minimal) {
 }
 END_TEST
 
+START_TEST(test_round_trip_approval_types) {
+        const char *approvers[] = {"helpdesk", NULL};
+        const char *args[] = {"-i", "x.deb", NULL};
+        ProtoMsg in, m;
+
+        in = (ProtoMsg){.type = PROTO_DECISION, .decision = "approve", .request = "0123456789abcdef0123456789abcdef",
+                        .rule = "downloads", .ticket = "K7QM-42XD", .challenge = "C7QK-2M9F-XW4P-AAAA",
+                        .approvers = approvers, .n_approvers = 1, .has_timeout = true, .timeout = 1800000000};
+        round_trip(&in, 0, &m);
+        ck_assert_str_eq(m.ticket, "K7QM-42XD");
+        ck_assert_str_eq(m.challenge, "C7QK-2M9F-XW4P-AAAA");
+        ck_assert_uint_eq(m.n_approvers, 1);
+        ck_assert_str_eq(m.approvers[0], "helpdesk");
+        ck_assert(m.has_timeout && m.timeout == 1800000000);
+        ck_assert(!m.needs_reason);
+        proto_msg_done(&m);
+
+        in = (ProtoMsg){.type = PROTO_RESUME, .request = "0123456789abcdef0123456789abcdef", .program = "./x",
+                        .args = args, .n_args = 2};
+        round_trip(&in, PROTO_EXEC_FIXED_FDS, &m);
+        ck_assert_str_eq(m.request, "0123456789abcdef0123456789abcdef");
+        ck_assert_uint_eq(m.n_args, 2);
+        proto_msg_done(&m);
+
+        in = (ProtoMsg){.type = PROTO_RESPONSE, .request = "K7QM-42XD", .code = "ABCD-EFGH"};
+        round_trip(&in, 0, &m);
+        ck_assert_str_eq(m.code, "ABCD-EFGH");
+        proto_msg_done(&m);
+
+        in = (ProtoMsg){.type = PROTO_APPROVE, .request = "K7QM-42XD", .has_ttl = true, .ttl = 60000000,
+                        .comment = "ticket 4411"};
+        round_trip(&in, 0, &m);
+        ck_assert(m.has_ttl && m.ttl == 60000000);
+        ck_assert_str_eq(m.comment, "ticket 4411");
+        proto_msg_done(&m);
+
+        in = (ProtoMsg){.type = PROTO_REVOKE, .grant = "G7QM-42XD"};
+        round_trip(&in, 0, &m);
+        ck_assert_str_eq(m.grant, "G7QM-42XD");
+        proto_msg_done(&m);
+
+        in = (ProtoMsg){.type = PROTO_EVENT, .event = "approved", .ticket = "K7QM-42XD", .approver = "bob",
+                        .comment = "ok", .has_ttl = true, .ttl = 5};
+        round_trip(&in, 0, &m);
+        ck_assert_str_eq(m.event, "approved");
+        ck_assert_str_eq(m.approver, "bob");
+        proto_msg_done(&m);
+
+        /* an unknown event name is refused */
+        in = (ProtoMsg){.type = PROTO_EVENT, .event = "exploded"};
+        {
+                _cleanup_json_ json_t *obj = NULL;
+                ck_assert_int_eq(proto_msg_to_json(&in, &obj), 0);
+                ck_assert_int_lt(proto_validate(obj, 0, NULL), 0);
+        }
+}
+END_TEST
+
 START_TEST(test_round_trip_simple_types) {
         ProtoMsg in, m;
 
-        for (ProtoType t = PROTO_LIST; t <= PROTO_RELOAD; t++) {
-                if (t == PROTO_SIGNAL || t == PROTO_AUDIT)
-                        continue;
+        static const ProtoType bare[] = {PROTO_LIST,    PROTO_STATUS,  PROTO_FORGET, PROTO_SUBSCRIBE,
+                                         PROTO_AUDIT_INIT, PROTO_RELOAD, PROTO_PENDING, PROTO_GRANTS,
+                                         PROTO_KEYS_ROTATE};
+
+        for (size_t i = 0; i < ELEMENTSOF(bare); i++) {
+                ProtoType t = bare[i];
                 in = (ProtoMsg){.type = t};
                 m = (ProtoMsg){};
                 round_trip(&in, 0, &m);
@@ -1051,6 +1112,7 @@ static Suite *proto_suite(void) {
         tcase_add_test(tc, test_round_trip_exec);
         tcase_add_test(tc, test_round_trip_exec_minimal);
         tcase_add_test(tc, test_round_trip_simple_types);
+        tcase_add_test(tc, test_round_trip_approval_types);
         tcase_add_test(tc, test_round_trip_agent_types);
         tcase_add_test(tc, test_round_trip_lists);
         tcase_add_test(tc, test_build_refuses_bad_input);
