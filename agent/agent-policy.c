@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 #include "agent-log.h"
-#include "agent-request.h"
+#include "agent-approval.h"
 #include "util.h"
 
 PolicyRef *agent_policy_ref(PolicyRef *r) {
@@ -32,6 +32,10 @@ PolicyRef *agent_policy_unref(PolicyRef *r) {
                 free(r);
         }
         return NULL;
+}
+
+const PolicyRule *agent_rule(Agent *a, const char *id) {
+        return a->policy && id ? policy_rule_by_id(a->policy->policy, id) : NULL;
 }
 
 static void hash_deny_paths(Policy *p) {
@@ -107,6 +111,12 @@ int agent_policy_load(Agent *a, bool initial) {
         }
         agent_policy_unref(a->policy);
         a->policy = ref;
+        if (!initial) {
+                /* a rule that went away, or no longer asks for approval, takes its grants
+                 * and pending requests with it */
+                grants_policy_changed(a);
+                pendings_policy_changed(a);
+        }
         free(a->policy_error);
         a->policy_error = NULL;
 

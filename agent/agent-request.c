@@ -19,6 +19,7 @@
 #include <sys/sysmacros.h>
 #include <signal.h>
 
+#include "agent-approval.h"
 #include "agent-launch.h"
 #include "agent-log.h"
 #include "agent-pty.h"
@@ -228,6 +229,30 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
                 request_free(r);
 }
 
+/* A "deny" decision for a request that got as far as a rule (denied by an approver,
+ * expired, withdrawn): tell the client with the rule's id and why; nothing runs. */
+void request_deny(Request *r, const char *rule, const char *message) {
+        json_t *m;
+
+        r->state = REQUEST_DONE;
+        if (!r->conn) {
+                request_free(r);
+                return;
+        }
+        m = proto_new(PROTO_DECISION);
+        if (m) {
+                json_object_set_new(m, "decision", json_string("deny"));
+                json_object_set_new(m, "request", json_string(r->id));
+                if (rule)
+                        json_object_set_new(m, "rule", json_string(rule));
+                if (message)
+                        json_object_set_new(m, "message", json_string(message));
+                (void) conn_send(r->conn, m, NULL, 0);
+        }
+        json_decref(m);
+        conn_close(r->conn);
+}
+
 /* The launch is over (program gone, its cgroup empty or ended). */
 void request_finish(Request *r) {
         r->state = REQUEST_DONE;
@@ -274,6 +299,7 @@ static void request_decide(Request *r) {
         if (!file_paths)
                 return request_refuse(r, "internal", NULL, "out of memory");
         build_policy_request(r, &pr, file_paths);
+        (void) peer_session_key(&r->conn->peer, r->session, sizeof(r->session));
         k = policy_match(r->policy->policy, &pr, &r->decision, NULL);
         if (k < 0)
                 return request_refuse(r, "internal", NULL, "policy evaluation failed: %s", strerror(-k));
@@ -296,12 +322,20 @@ static void request_decide(Request *r) {
                          r->program->path ?: r->msg.program, rule->id);
                 (void) request_launch(r);
                 return;
-        case POLICY_APPROVE:
-                /* remote approval arrives with the approvals work (issue 3): until then a
-                 * rule that needs an approver cannot be satisfied, so say so and stop */
-                return request_refuse(r, "not-permitted", "denied",
-                                      "%s needs approval (rule \"%s\"), and approvals are not enabled on this agent",
-                                      r->msg.program, rule->id);
+        case POLICY_APPROVE: {
+                Grant *g = grant_find(r->agent, r, r->session);
+                if (g) {
+                        log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
+                                 r->program->path ?: r->msg.program, g->id);
+                        r->grant = g;
+                        (void) request_launch(r);
+                        return;
+                }
+                k = r->resume ? pending_resume(r) : pending_file(r);
+                if (k < 0)
+                        request_refuse(r, "internal", NULL, "cannot file the request: %s", strerror(-k));
+                return;
+        }
         case POLICY_DENY:
         default:
                 break;
@@ -414,6 +448,8 @@ int request_start(Conn *c, ProtoMsg *m) {
         r->policy = agent_policy_ref(a->policy);
         r->msg = *m; /* take the message: its strings live in msg.root */
         *m = (ProtoMsg){};
+        if (r->msg.type == PROTO_RESUME)
+                r->resume = r->msg.request;
         c->request = r;
         c->state = CONN_INSPECTING;
         a->n_requests++;
@@ -483,6 +519,13 @@ void request_conn_gone(Request *r) {
         case REQUEST_DONE:
                 request_free(r);
                 return;
+        case REQUEST_WAITING:
+                /* the pending request stays open: an approval leaves a grant to use later */
+                if (r->pending)
+                        pending_waiter_gone(r->pending);
+                r->pending = NULL;
+                request_free(r);
+                return;
         case REQUEST_AUDITING:
                 /* the audit completion sees conn == NULL and cancels the launch */
                 return;
@@ -521,6 +564,10 @@ void request_free(Request *r) {
                 return;
         if (r->job)
                 worker_job_cancel(r->job);
+        if (r->pending && r->pending->waiter == r)
+                r->pending->waiter = NULL;
+        free(r->rule_id);
+        free(r->program_path);
         if (r->conn && r->conn->request == r)
                 r->conn->request = NULL;
         if (r->next)

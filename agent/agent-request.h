@@ -19,6 +19,7 @@
 typedef enum RequestState {
         REQUEST_INSPECTING,
         REQUEST_DECIDED,
+        REQUEST_WAITING,   /* a pending request: waiting for an approver or a code */
         REQUEST_AUDITING,
         REQUEST_RUNNING,
         REQUEST_EXITED,
@@ -56,6 +57,10 @@ struct Request {
         /* decision */
         PolicyDecision decision;
         const PolicyRule *rule;         /* valid while policy is referenced */
+        const char *resume;             /* "resume": the pending request id it continues */
+        Pending *pending;               /* waiting on this pending request */
+        Grant *grant;                   /* running under this grant */
+        char session[128];              /* login session key for grants */
 
         /* launch */
         struct winsize ws;
@@ -77,15 +82,28 @@ struct Request {
         sd_event_source *cgroup_watch;
         sd_event_source *expiry_timer, *runtime_timer, *kill_timer;
         uint64_t started_boottime;
+        uint64_t expiry_deadline;       /* CLOCK_BOOTTIME; 0: none */
+        uint64_t runtime_deadline;      /* CLOCK_BOOTTIME; 0: none */
+        uint64_t kill_grace;
         bool terminating;
         bool exited;
+        bool lingering;                 /* the main process ended, children remain in the cgroup */
+        bool adopted;                   /* taken over after an agent restart: not our child */
+        char *rule_id;                  /* adopted launches: the rule's id (the rule may be gone) */
+        char *program_path;             /* adopted launches: for messages */
         int exit_code, exit_signal;
         bool core_dumped;
 };
 
+typedef struct Grant Grant;
+
 /* agent-supervise.c */
 int request_launch(Request *r);
 void request_terminate(Request *r, const char *why);
+int supervise_arm_timers(Request *r);
+int supervise_watch_cgroup(Request *r);
+void supervise_main_exited(Request *r, bool known);
+void supervise_maybe_done(Request *r);
 
 /* agent-request.c, shared with agent-supervise.c */
 void request_refuse(Request *r, const char *code, const char *event, const char *fmt, ...) _printf_(4, 5);
@@ -93,3 +111,4 @@ json_t *request_audit_data(Request *r);
 void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
                    AuditDoneFn done);
 void request_finish(Request *r);
+void request_deny(Request *r, const char *rule, const char *message);

@@ -23,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent-log.h"
+#include "agent-approval.h"
 #include "agent.h"
 #include "config.h"
 #include "util.h"
@@ -179,6 +180,7 @@ void conn_free(Conn *c) {
         if (c->request)
                 request_conn_gone(c->request);
         c->request = NULL;
+        conn_op_detach(c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->deadline);
         sd_event_source_disable_unref(c->close_defer);
@@ -236,34 +238,63 @@ int conn_send_error(Conn *c, const char *code, const char *fmt, ...) {
         return proto_send_error(c->fd, code, buf);
 }
 
+/* What each state accepts. Everything else is answered with bad-request and ends the
+ * connection (one request per connection, docs/protocol.md). */
 static int conn_dispatch(Conn *c, ProtoMsg *m) {
+        bool first = c->state == CONN_IDLE && c->n_messages == 1;
+
         switch (m->type) {
         case PROTO_EXEC:
-                if (c->state != CONN_IDLE || c->n_messages > 1)
-                        break;
-                return request_start(c, m);
-        case PROTO_SIGNAL:
-                if (c->state != CONN_RUNNING || !c->request)
-                        break;
-                return request_signal(c->request, m->signal);
-        case PROTO_LIST:
-                if (c->state != CONN_IDLE || c->n_messages > 1)
-                        break;
-                return ops_list(c, m);
-        case PROTO_AUDIT:
-                if (c->state != CONN_IDLE || c->n_messages > 1)
-                        break;
-                return ops_audit(c, m);
-        case PROTO_AUDIT_INIT:
-                if (c->state != CONN_IDLE || c->n_messages > 1)
-                        break;
-                return ops_audit_init(c, m);
-        case PROTO_RELOAD:
-                if (c->state != CONN_IDLE || c->n_messages > 1)
-                        break;
-                return ops_reload(c, m);
-        default:
+        case PROTO_RESUME:
+                if (first)
+                        return request_start(c, m);
                 break;
+        case PROTO_SIGNAL:
+                if (c->state == CONN_RUNNING && c->request)
+                        return request_signal(c->request, m->signal);
+                break;
+        case PROTO_RESPONSE:
+                if (c->state == CONN_WAITING && c->request && c->request->pending &&
+                    pending_find(c->agent, m->request) == c->request->pending)
+                        return pending_response(c, c->request->pending, m->code) < 0 ? -EIO : 0;
+                if (first)
+                        return ops_response(c, m);
+                break;
+        default:
+                if (!first)
+                        break;
+                switch (m->type) {
+                case PROTO_LIST:
+                        return ops_list(c, m);
+                case PROTO_AUDIT:
+                        return ops_audit(c, m);
+                case PROTO_AUDIT_INIT:
+                        return ops_audit_init(c, m);
+                case PROTO_RELOAD:
+                        return ops_reload(c, m);
+                case PROTO_SUBSCRIBE:
+                        return events_subscribe(c);
+                case PROTO_STATUS:
+                        return ops_status(c, m);
+                case PROTO_CANCEL:
+                        return ops_cancel(c, m);
+                case PROTO_FORGET:
+                        return ops_forget(c, m);
+                case PROTO_PENDING:
+                        return ops_pending(c, m);
+                case PROTO_APPROVE:
+                        return ops_approve(c, m, true);
+                case PROTO_DENY:
+                        return ops_approve(c, m, false);
+                case PROTO_GRANTS:
+                        return ops_grants(c, m);
+                case PROTO_REVOKE:
+                        return ops_revoke(c, m);
+                case PROTO_KEYS_ROTATE:
+                        return ops_keys_rotate(c, m);
+                default:
+                        break;
+                }
         }
         (void) conn_send_error(c, "bad-request", "message \"%s\" is not expected here",
                                proto_type_to_string(m->type) ?: "?");

@@ -25,7 +25,7 @@
 #include "agent-launch.h"
 #include "agent-log.h"
 #include "agent-pty.h"
-#include "agent-request.h"
+#include "agent-approval.h"
 #include "agent-seccomp.h"
 #include "util.h"
 
@@ -196,11 +196,14 @@ int request_launch(Request *r) {
         req_row = json_pack("{s:s,s:I,s:s?,s:s,s:I,s:I,s:s,s:s,s:s?,s:s?,s:s?}", "id", r->id, "uid",
                             (json_int_t) r->uid, "user", r->user, "state", "launching", "created",
                             (json_int_t) now_usec(CLOCK_REALTIME), "updated", (json_int_t) now_usec(CLOCK_REALTIME),
-                            "rule", rule->id, "action", "allow", "program", r->program->path, "sha256",
-                            r->program->sha256_hex, "run_as", r->run_user);
-        launch_row = json_pack("{s:s,s:s,s:s?,s:I,s:s}", "request", r->id, "state", "running", "cgroup",
-                               a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
-                               (json_int_t) now_usec(CLOCK_REALTIME), "boot_id", a->boot_id);
+                            "rule", rule->id, "action", policy_action_to_string(rule->action), "program",
+                            r->program->path, "sha256", r->program->sha256_hex, "run_as", r->run_user);
+        /* enough for a restarted agent to take over supervision (agent-adopt.c) */
+        launch_row = json_pack("{s:s,s:s,s:s?,s:I,s:s,s:s?,s:{s:I,s:s,s:s}}", "request", r->id, "state", "running",
+                               "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
+                               (json_int_t) now_usec(CLOCK_REALTIME), "boot_id", a->boot_id, "grant_id",
+                               r->grant ? r->grant->id : NULL, "data", "uid", (json_int_t) r->uid, "rule", rule->id,
+                               "on_expiry", rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep");
         if (!d || !req_row || !launch_row) {
                 json_decref(d);
                 json_decref(req_row);
@@ -210,6 +213,8 @@ int request_launch(Request *r) {
         }
         json_object_set_new(d, "rule", json_string(rule->id));
         json_object_set_new(d, "run_as", json_string(r->run_user));
+        if (r->grant)
+                json_object_set_new(d, "grant", json_string(r->grant->id));
         json_object_set_new(d, "pty", json_boolean(r->any_tty));
         json_object_set_new(d, "profile", json_string(rule->profile ?: "none"));
         json_object_set_new(d, "cwd", json_string(rule->cwd == POLICY_CWD_INHERIT && r->cwd_path ? r->cwd_path : "/"));
@@ -252,24 +257,36 @@ static int send_started(Request *r) {
         return k;
 }
 
-static int arm_timers(Request *r) {
-        const PolicySettings *set = policy_settings(r->policy->policy);
-        uint64_t ttl = r->rule->ttl ?: set->default_ttl;
+int supervise_arm_timers(Request *r) {
         int k;
 
-        if (r->rule->on_expiry == POLICY_EXPIRY_TERMINATE && ttl != USEC_INFINITY) {
-                k = sd_event_add_time(r->agent->event, &r->expiry_timer, CLOCK_BOOTTIME, r->started_boottime + ttl, 0,
+        if (r->expiry_deadline > 0) {
+                k = sd_event_add_time(r->agent->event, &r->expiry_timer, CLOCK_BOOTTIME, r->expiry_deadline, 0,
                                       on_expiry, r);
                 if (k < 0)
                         return k;
         }
-        if (r->rule->max_runtime > 0 && r->rule->max_runtime != USEC_INFINITY) {
-                k = sd_event_add_time(r->agent->event, &r->runtime_timer, CLOCK_BOOTTIME,
-                                      r->started_boottime + r->rule->max_runtime, 0, on_max_runtime, r);
+        if (r->runtime_deadline > 0) {
+                k = sd_event_add_time(r->agent->event, &r->runtime_timer, CLOCK_BOOTTIME, r->runtime_deadline, 0,
+                                      on_max_runtime, r);
                 if (k < 0)
                         return k;
         }
         return 0;
+}
+
+/* Deadlines: an allow rule's implicit grant (ttl) ends its launches when the rule says
+ * on_expiry: terminate; an approve rule's launches follow their grant (agent-grant.c);
+ * max_runtime bounds every launch. */
+static void compute_deadlines(Request *r) {
+        const PolicySettings *set = policy_settings(r->policy->policy);
+        uint64_t ttl = r->rule->ttl ?: set->default_ttl;
+
+        if (r->rule->action == POLICY_ALLOW && r->rule->on_expiry == POLICY_EXPIRY_TERMINATE && ttl != USEC_INFINITY)
+                r->expiry_deadline = r->started_boottime + ttl;
+        if (r->rule->max_runtime > 0 && r->rule->max_runtime != USEC_INFINITY)
+                r->runtime_deadline = r->started_boottime + r->rule->max_runtime;
+        r->kill_grace = set->kill_grace;
 }
 
 static void launch_now(Request *r) {
@@ -319,6 +336,7 @@ static void launch_now(Request *r) {
         r->pid = res.pid;
         r->pidfd = res.pidfd;
         r->started_boottime = now_usec(CLOCK_BOOTTIME);
+        compute_deadlines(r);
         r->state = REQUEST_RUNNING;
         r->conn->state = CONN_RUNNING;
         /* the program holds what it needs; drop our copies (this releases the leases) */
@@ -334,7 +352,7 @@ static void launch_now(Request *r) {
 
         k = sd_event_add_io(a->event, &r->child_source, r->pidfd, EPOLLIN, on_child, r);
         if (k >= 0)
-                k = arm_timers(r);
+                k = supervise_arm_timers(r);
         if (k < 0)
                 log_error_errno(k, "Cannot supervise launch %s (pid %d); ending it", r->id, (int) r->pid);
 
@@ -342,7 +360,12 @@ static void launch_now(Request *r) {
                  (int) r->pid, r->any_tty ? " on a new pty" : "");
         d = json_pack("{s:i,s:s?}", "pid", (int) r->pid, "cgroup", r->cgroup_name);
         if (d) {
-                json_t *row = json_pack("{s:s,s:i}", "request", r->id, "pid", (int) r->pid);
+                json_t *row = json_pack("{s:s,s:i,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "pid",
+                                        (int) r->pid, "deadline", (json_int_t) r->runtime_deadline, "data", "uid",
+                                        (json_int_t) r->uid, "rule", r->rule->id, "on_expiry",
+                                        r->rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep",
+                                        "expiry", (json_int_t) r->expiry_deadline, "kill_grace",
+                                        (json_int_t) r->kill_grace);
                 AuditState st = { .table = "launches", .row = row };
                 request_audit(r, "started", d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(row);
@@ -421,15 +444,22 @@ static int send_exited(Request *r) {
 }
 
 /* Called when the main process is gone and when the cgroup empties. */
-static void launch_maybe_done(Request *r) {
-        int populated = 0;
-
+/* Called when the main process is gone and when the cgroup empties: the launch is over
+ * once both have happened. */
+void supervise_maybe_done(Request *r) {
         if (!r->exited)
                 return;
-        if (r->agent->cgroups && r->cgroup_name) {
-                populated = cgroup_launch_populated(r->agent->cgroups, r->cgroup_name);
-                if (populated > 0)
-                        return; /* children live on: the cgroup watch calls us again */
+        if (r->agent->cgroups && r->cgroup_name && cgroup_launch_populated(r->agent->cgroups, r->cgroup_name) > 0)
+                return; /* children live on: the cgroup watch calls us again */
+        if (r->lingering) {
+                /* the launch row stayed "running" while children outlived the program */
+                json_t *d = json_pack("{s:s}", "why", "the last process of the launch ended");
+                json_t *row = json_pack("{s:s,s:s}", "request", r->id, "state", "ended");
+                AuditState st = { .table = "launches", .row = row };
+                if (d)
+                        request_audit(r, "launch-ended", d, row ? &st : NULL, row ? 1 : 0, NULL);
+                json_decref(d);
+                json_decref(row);
         }
         launch_cleanup_cgroup(r);
         r->agent->n_launches--;
@@ -437,49 +467,74 @@ static void launch_maybe_done(Request *r) {
 }
 
 static int on_cgroup_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
-        launch_maybe_done(userdata);
+        supervise_maybe_done(userdata);
         return 0;
+}
+
+/* Watches cgroup.events so supervise_maybe_done() runs when the last process leaves. */
+int supervise_watch_cgroup(Request *r) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!r->agent->cgroups || !r->cgroup_name || r->cgroup_watch)
+                return 0;
+        path = cgroup_launch_events_path(r->agent->cgroups, r->cgroup_name);
+        if (!path)
+                return -ENOMEM;
+        return sd_event_add_inotify(r->agent->event, &r->cgroup_watch, path, IN_MODIFY, on_cgroup_event, r);
+}
+
+/* Records the end of the main process; exit status known (our child) or not (adopted). */
+void supervise_main_exited(Request *r, bool known) {
+        json_t *d, *row;
+        AuditState st;
+
+        r->exited = true;
+        r->state = REQUEST_EXITED;
+        r->lingering = r->agent->cgroups && r->cgroup_name &&
+                       cgroup_launch_populated(r->agent->cgroups, r->cgroup_name) > 0;
+        if (known) {
+                log_info("Request %s: pid %d %s %d", r->id, (int) r->pid,
+                         r->exit_signal ? "killed by signal" : "exited with", r->exit_signal ?: r->exit_code);
+                d = json_pack("{s:i,s:i,s:b,s:b}", "pid", (int) r->pid, r->exit_signal ? "exit_signal" : "exit_code",
+                              r->exit_signal ?: r->exit_code, "core_dumped", r->core_dumped, "children_remain",
+                              r->lingering);
+                row = json_pack("{s:s,s:s,s:I,s:i,s:s}", "request", r->id, "state", r->lingering ? "running" : "ended",
+                                "ended", (json_int_t) now_usec(CLOCK_REALTIME),
+                                r->exit_signal ? "exit_signal" : "exit_code", r->exit_signal ?: r->exit_code,
+                                "end_reason", r->terminating ? "ended by the agent" : "exited");
+        } else {
+                log_info("Request %s: pid %d ended (exit status unknown: the agent restarted)", r->id, (int) r->pid);
+                d = json_pack("{s:i,s:s,s:b}", "pid", (int) r->pid, "exit_status",
+                              "unknown (agent restarted)", "children_remain", r->lingering);
+                row = json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", r->lingering ? "running" : "ended",
+                                "ended", (json_int_t) now_usec(CLOCK_REALTIME), "end_reason",
+                                "exit status unknown (agent restarted)");
+        }
+        st = (AuditState){ .table = "launches", .row = row };
+        if (d)
+                request_audit(r, "exit", d, row ? &st : NULL, row ? 1 : 0, NULL);
+        json_decref(d);
+        json_decref(row);
+        if (r->lingering)
+                (void) supervise_watch_cgroup(r);
 }
 
 static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Request *r = userdata;
         siginfo_t si = {};
-        json_t *d, *row;
-        AuditState st;
 
         if (waitid((idtype_t) P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
                 return 0;
         r->child_source = sd_event_source_disable_unref(r->child_source);
-        r->exited = true;
-        r->state = REQUEST_EXITED;
         if (si.si_code == CLD_EXITED)
                 r->exit_code = si.si_status;
         else {
                 r->exit_signal = si.si_status;
                 r->core_dumped = si.si_code == CLD_DUMPED;
         }
-        log_info("Request %s: pid %d %s %d", r->id, (int) r->pid, r->exit_signal ? "killed by signal" : "exited with",
-                 r->exit_signal ?: r->exit_code);
-        d = json_pack("{s:i,s:i,s:b}", "pid", (int) r->pid, r->exit_signal ? "exit_signal" : "exit_code",
-                      r->exit_signal ?: r->exit_code, "core_dumped", r->core_dumped);
-        row = json_pack("{s:s,s:s,s:I,s:i,s:s}", "request", r->id, "state", "ended", "ended",
-                        (json_int_t) now_usec(CLOCK_REALTIME),
-                        r->exit_signal ? "exit_signal" : "exit_code", r->exit_signal ?: r->exit_code, "end_reason",
-                        r->terminating ? "ended by the agent" : "exited");
-        st = (AuditState){ .table = "launches", .row = row };
-        if (d)
-                request_audit(r, "exit", d, row ? &st : NULL, row ? 1 : 0, NULL);
-        json_decref(d);
-        json_decref(row);
+        supervise_main_exited(r, true);
         (void) send_exited(r);
-
-        if (r->agent->cgroups && r->cgroup_name && cgroup_launch_populated(r->agent->cgroups, r->cgroup_name) > 0) {
-                _cleanup_free_ char *path = cgroup_launch_events_path(r->agent->cgroups, r->cgroup_name);
-                if (path)
-                        (void) sd_event_add_inotify(r->agent->event, &r->cgroup_watch, path, IN_MODIFY,
-                                                    on_cgroup_event, r);
-        }
-        launch_maybe_done(r);
+        supervise_maybe_done(r);
         return 0;
 }
 
@@ -502,6 +557,10 @@ void request_terminate(Request *r, const char *why) {
                 return;
         r->terminating = true;
         log_info("Request %s: ending the launch: %s", r->id, why);
+        agent_event(r->agent, r->uid,
+                    &(AgentEvent){ .event = "terminated", .request = r->id,
+                                   .program = r->program ? r->program->path : r->program_path,
+                                   .rule = r->rule ? r->rule->id : r->rule_id, .message = why, .ttl = -1 });
         d = json_pack("{s:s}", "why", why);
         if (d)
                 request_audit(r, "terminate", d, NULL, 0, NULL);
@@ -510,8 +569,8 @@ void request_terminate(Request *r, const char *why) {
                 (void) cgroup_launch_signal(r->agent->cgroups, r->cgroup_name, SIGTERM);
         else if (r->pidfd >= 0 && !r->exited)
                 (void) launch_signal(r->pidfd, SIGTERM);
-        (void) sd_event_add_time_relative(r->agent->event, &r->kill_timer, CLOCK_BOOTTIME, set->kill_grace, 0, on_kill,
-                                          r);
+        (void) sd_event_add_time_relative(r->agent->event, &r->kill_timer, CLOCK_BOOTTIME,
+                                          r->kill_grace ?: set->kill_grace, 0, on_kill, r);
 }
 
 static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -31,6 +31,9 @@
 typedef struct Agent Agent;
 typedef struct Conn Conn;
 typedef struct Request Request;
+typedef struct Pending Pending;
+typedef struct Grant Grant;
+typedef struct ConnOp ConnOp;
 
 /* A policy in use; requests keep a reference so a reload never frees rules under them. */
 typedef struct PolicyRef {
@@ -71,6 +74,17 @@ struct Agent {
         int state_fd;              /* O_DIRECTORY of state_dir */
         int tmp_fd;                /* state_dir/tmp, root-only, for the O_TMPFILE fallback */
 
+        /* approvals */
+        Pending *pendings;
+        size_t n_pendings;
+        Grant *grants;
+        const char *host_id;       /* the name offline codes are bound to */
+        const char *endpoint_key_path;
+        bool have_key;
+        uint32_t key_epoch;
+        uint8_t *endpoint_key;     /* 32 bytes, mlock()ed */
+        struct Attempts *attempts; /* failed offline codes per uid and for the host */
+
         Conn *conns;               /* doubly linked */
         size_t n_conns;
         Request *launches;         /* requests whose program runs (or whose cgroup lives on) */
@@ -87,6 +101,8 @@ typedef enum ConnState {
         CONN_INSPECTING, /* a worker reads the program */
         CONN_AUDITING,   /* waiting for a durable record */
         CONN_RUNNING,    /* the program runs; signals accepted */
+        CONN_WAITING,    /* a pending request waits for an approver or a response code */
+        CONN_SUBSCRIBED, /* a notifier: receives the user's events until it hangs up */
         CONN_CLOSING,
 } ConnState;
 
@@ -101,6 +117,7 @@ struct Conn {
         bool peer_ok;
         ConnState state;
         Request *request;          /* the exec in progress, if any */
+        ConnOp *op;                /* an operator action waiting for its audit record */
         unsigned n_messages;
 };
 
@@ -120,6 +137,17 @@ int request_signal(Request *r, const char *sig);
 void request_free(Request *r);
 int agent_launches_for_uid(Agent *a, uid_t uid);
 
+/* agent-events.c */
+typedef struct AgentEvent {
+        const char *event;      /* one of the protocol's event names */
+        const char *request, *ticket, *grant, *program, *rule, *approver, *comment, *message;
+        int64_t ttl;            /* usec, or -1 */
+} AgentEvent;
+int events_subscribe(Conn *c);
+json_t *agent_event_new(const AgentEvent *e);
+/* Sends the event to every subscriber of uid. */
+void agent_event(Agent *a, uid_t uid, const AgentEvent *e);
+
 /* agent-ops.c */
 int ops_list(Conn *c, ProtoMsg *m);
 int ops_audit(Conn *c, ProtoMsg *m);
@@ -127,8 +155,20 @@ int ops_audit_init(Conn *c, ProtoMsg *m);
 int ops_reload(Conn *c, ProtoMsg *m);
 bool ops_is_operator(Agent *a, const Peer *p);
 
+/* agent-ops-approval.c */
+int ops_pending(Conn *c, ProtoMsg *m);
+int ops_approve(Conn *c, ProtoMsg *m, bool approve);
+int ops_grants(Conn *c, ProtoMsg *m);
+int ops_revoke(Conn *c, ProtoMsg *m);
+int ops_status(Conn *c, ProtoMsg *m);
+int ops_cancel(Conn *c, ProtoMsg *m);
+int ops_forget(Conn *c, ProtoMsg *m);
+int ops_response(Conn *c, ProtoMsg *m);
+int ops_keys_rotate(Conn *c, ProtoMsg *m);
+
 /* agent-policy.c */
 int agent_policy_load(Agent *a, bool initial);
+const PolicyRule *agent_rule(Agent *a, const char *id);
 extern const char agent_embedded_policy[];
 
 /* Small helpers shared by the modules. */

@@ -22,7 +22,8 @@
 #include <unistd.h>
 
 #include "agent-log.h"
-#include "agent-request.h"
+#include "agent-approval.h"
+#include "agent-keys.h"
 #include "agent-seccomp.h"
 #include "config.h"
 #include "util.h"
@@ -32,6 +33,8 @@ static const char *arg_policy = ELEVATE_POLICY_PATH;
 static const char *arg_state_dir = ELEVATE_STATE_DIR;
 static bool arg_foreground;
 static bool arg_debug;
+static const char *arg_host_id;
+static const char *arg_endpoint_key = ELEVATE_KEYS_DIR "/endpoint.key";
 static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
@@ -48,6 +51,12 @@ static void help(void) {
                "                    group/other writable. If the default file does not exist, the\n"
                "                    agent runs on a built-in example policy and says so.\n"
                "  --state-dir DIR   audit database and state (default %s, created 0700)\n"
+               "  --host-id NAME    the name offline response codes are bound to (default: the\n"
+               "                    hostname); the helpdesk uses the same name\n"
+               "  --endpoint-key FILE\n"
+               "                    this machine's key for offline codes (default\n"
+               "                    " ELEVATE_KEYS_DIR "/endpoint.key; made with `elevatectl keys\n"
+               "                    derive`). Without it, requests are approved online only\n"
                "  --foreground      stay attached and log to stderr. Without it the agent goes to the\n"
                "                    background once it serves and logs to the journal (under systemd\n"
                "                    it never forks)\n"
@@ -62,13 +71,16 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION };
+        enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION, ARG_HOST_ID,
+               ARG_ENDPOINT_KEY };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "foreground", no_argument, NULL, ARG_FOREGROUND },
                 { "debug", no_argument, NULL, ARG_DEBUG },
+                { "host-id", required_argument, NULL, ARG_HOST_ID },
+                { "endpoint-key", required_argument, NULL, ARG_ENDPOINT_KEY },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -91,6 +103,16 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_DEBUG:
                         arg_debug = true;
+                        break;
+                case ARG_HOST_ID:
+                        if (!*optarg || strlen(optarg) > 253) {
+                                fprintf(stderr, "elevated: --host-id takes a name of 1 to 253 bytes.\n");
+                                return -EINVAL;
+                        }
+                        arg_host_id = optarg;
+                        break;
+                case ARG_ENDPOINT_KEY:
+                        arg_endpoint_key = optarg;
                         break;
                 case 'h':
                         help();
@@ -241,6 +263,7 @@ static void audit_lifecycle(Agent *a, const char *event) {
 static void agent_done(Agent *a) {
         while (a->conns)
                 conn_free(a->conns);
+        /* waiting requests and grants stay in the database for the next run */
         while (a->launches) {
                 Request *r = a->launches;
                 /* leave the program running in its cgroup; a restarted agent finds it */
@@ -254,6 +277,10 @@ static void agent_done(Agent *a) {
         agent_listen_close(a);
         workers_free(a->workers);
         audit_close(a->audit);
+        pendings_free_all(a);
+        grants_free_all(a);
+        attempts_free(a);
+        agent_keys_free(a);
         binary_cache_free(a->cache);
         cgroup_free(a->cgroups);
         free(a->cgroup_error);
@@ -296,6 +323,8 @@ static int run(void) {
         }
         if (gethostname(a.host, sizeof(a.host) - 1) < 0)
                 snprintf(a.host, sizeof(a.host), "localhost");
+        a.host_id = arg_host_id ?: a.host;
+        a.endpoint_key_path = arg_endpoint_key;
 
         /* before any thread exists: moving into the agent leaf moves the whole process */
         r = cgroup_setup(arg_state_dir, &a.cgroups, &a.cgroup_error);
@@ -336,6 +365,20 @@ static int run(void) {
         if (r < 0) {
                 log_error("Cannot start without a valid policy. Fix %s (check it with `elevatectl policy check %s`).",
                           arg_policy, arg_policy);
+                goto finish;
+        }
+        /* what a previous run left: requests still waiting, grants still live, launches
+         * still running (re-adopted), wrong-code counts */
+        (void) agent_keys_load(&a, true);
+        r = attempts_load(&a);
+        if (r >= 0)
+                r = grants_load(&a);
+        if (r >= 0)
+                r = pending_load(&a);
+        if (r >= 0)
+                r = launches_adopt(&a);
+        if (r < 0 && !audit_failed(a.audit)) {
+                log_error_errno(r, "Cannot restore the state of the previous run");
                 goto finish;
         }
         r = binary_cache_new(4096, &a.cache);

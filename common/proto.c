@@ -113,7 +113,7 @@ static bool ticket_ok(const char *s) {
 
 static const char *const event_values[] = {
         "pending", "approved", "denied", "expired", "cancelled", "grant-expiring", "grant-ended",
-        "terminated", "revoked", NULL,
+        "terminated", "revoked", "code-rejected", NULL,
 };
 
 /* A pending request as the helpdesk and its requester see it. */

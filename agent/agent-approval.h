@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Pending requests and time-boxed grants (DESIGN §6).
+ *
+ * A request matching an `approve` rule runs at once only under a live grant for the same
+ * uid, rule, run_as, program hash, scope (argv and file-argument hashes, or any arguments
+ * for grant_scope binary) and login session. Otherwise it becomes a pending request,
+ * persisted, which an approver approves or denies online, or the requester satisfies
+ * with an offline response code. An approval creates a grant.
+ *
+ * Invariants:
+ *  - Policy first: deny wins over any grant; a grant only satisfies an `approve` match.
+ *  - Every state change of a pending request or grant is one audit row in the same
+ *    transaction as the state row.
+ *  - Grant lifetimes are CLOCK_BOOTTIME deadlines tied to the boot id: a reboot ends
+ *    them, changing the wall clock changes nothing.
+ *  - Nobody approves his own request; approvers are root (not nested) or members of the
+ *    rule's approver groups.
+ *  - An offline code is single use and bound to one pending request's nonce; failed
+ *    attempts are counted per uid and per host, persisted, with exponential backoff that
+ *    re-filing does not reset.
+ */
+
+#include "agent-request.h"
+
+#define PENDING_MAX_PER_UID 8
+#define PENDING_MAX 1024
+#define GRANT_ID_LEN 16
+
+typedef enum PendingState {
+        PENDING_WAITING,
+        PENDING_APPROVED,
+        PENDING_DENIED,
+        PENDING_EXPIRED,
+        PENDING_CANCELLED,
+        PENDING_VOID,    /* the program changed, or the rule went away */
+} PendingState;
+
+typedef struct Grant Grant;
+
+struct Pending {
+        Agent *agent;
+        Pending *next, *prev;
+        PendingState state;
+        char id[33];
+        char ticket[16];
+        char nonce_hex[17];
+        uint32_t epoch;
+        char *challenge;            /* NULL when offline codes are not configured */
+        uid_t uid;
+        char *user;
+        char *rule;
+        char *run_as;
+        char sha256[SHA256_HEX_LEN];
+        char scope[SHA256_HEX_LEN]; /* argv/file-argument digest */
+        char *session;
+        json_t *data;               /* program, args, file_args, reason, context, notes, approvers */
+        uint64_t created;           /* CLOCK_REALTIME usec */
+        uint64_t deadline;          /* CLOCK_BOOTTIME usec */
+        sd_event_source *timer;
+        Request *waiter;            /* the connected client waiting for it, if any */
+};
+
+struct Grant {
+        Agent *agent;
+        Grant *next, *prev;
+        char id[GRANT_ID_LEN + 1];
+        bool live;
+        uid_t uid;
+        char *user;
+        char *rule;
+        char *run_as;
+        char sha256[SHA256_HEX_LEN];
+        char scope[SHA256_HEX_LEN]; /* "binary" for grant_scope binary */
+        char *session;
+        char *approver;
+        char *request;              /* the pending request it came from */
+        json_t *data;               /* program, args, comment, ticket */
+        uint64_t created;           /* CLOCK_REALTIME usec */
+        uint64_t expires;           /* CLOCK_BOOTTIME usec */
+        sd_event_source *warn_timer, *expiry_timer;
+};
+
+/* agent-grant.c */
+int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]);
+Grant *grant_find(Agent *a, const Request *r, const char *session);
+/* Makes a live grant from an approved pending request; the grants row goes into st. */
+int grant_new(Agent *a, const Pending *p, const char *approver, const char *comment, uint64_t ttl, Grant **ret,
+              json_t **ret_row);
+void grant_arm(Grant *g);
+/* Ends a grant ("expired", "revoked", "voided", "forgotten"): audited, timers off, launches
+ * under it follow the rule's on_expiry. */
+void grant_end(Grant *g, const char *state, const char *why, const char *by);
+void grants_policy_changed(Agent *a);
+int grants_load(Agent *a);
+json_t *grant_json(const Grant *g);
+Grant *grant_by_id(Agent *a, const char *id);
+void grant_free(Grant *g);
+void grants_free_all(Agent *a);
+
+/* agent-pending.c */
+const char *pending_state_name(PendingState s);
+PendingState pending_state_from(const char *s);
+int pending_file(Request *r);
+int pending_resume(Request *r);
+void pending_waiter_gone(Pending *p);
+Pending *pending_find(Agent *a, const char *ref);
+json_t *pending_json(const Pending *p);
+void pending_arm(Pending *p);
+void pending_free(Pending *p);
+void pendings_free_all(Agent *a);
+
+/* agent-pending-decide.c. `by` is the connection to answer once the decision is durable
+ * (NULL: nobody to answer). -EALREADY: no longer pending; -ESTALE: its rule changed. */
+int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, const char *comment);
+int pending_deny(Pending *p, Conn *by, const char *approver, const char *comment);
+int pending_cancel(Pending *p, Conn *by, const char *who);
+/* Returns 0 when the code approved the request, 1 when it was rejected (the client was
+ * told), <0 on error. */
+int pending_response(Conn *c, Pending *p, const char *code);
+void pendings_policy_changed(Agent *a);
+int pending_load(Agent *a);
+void conn_op_detach(Conn *c);
+
+/* agent-adopt.c */
+int launches_adopt(Agent *a);

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * Grants: what an approval leaves behind (DESIGN §5 time semantics, §6).
+ *
+ * Invariants (see agent-approval.h): a grant matches only the same uid, rule, run_as,
+ * program hash, scope and login session; it lives until a CLOCK_BOOTTIME deadline of
+ * this boot; ending it (expiry, revoke, forget, a policy that drops its rule) is audited
+ * and applies the rule's on_expiry to the launches running under it.
+ */
+
+#include <stdio.h>
+#include <strings.h>
+
+#include "agent-approval.h"
+#include "agent-log.h"
+#include "util.h"
+
+/* SHA-256 over the arguments and the file arguments' hashes, each length-prefixed, so
+ * that no two different commands share a digest. */
+int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]) {
+        _cleanup_(sha256_freep) Sha256 *h = NULL;
+        uint8_t d[SHA256_LEN];
+        int k;
+
+        k = sha256_new(&h);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < r->msg.n_args; i++) {
+                uint32_t len = (uint32_t) strlen(r->msg.args[i]);
+                uint8_t be[4] = { len >> 24, len >> 16, len >> 8, len };
+                (void) sha256_update(h, "a", 1);
+                (void) sha256_update(h, be, 4);
+                (void) sha256_update(h, r->msg.args[i], len);
+        }
+        for (size_t i = 0; i < r->n_files; i++) {
+                uint8_t be[4] = { r->file_pos[i] >> 24, r->file_pos[i] >> 16, r->file_pos[i] >> 8, r->file_pos[i] };
+                if (!r->files[i])
+                        continue;
+                (void) sha256_update(h, "f", 1);
+                (void) sha256_update(h, be, 4);
+                (void) sha256_update(h, r->files[i]->sha256, SHA256_LEN);
+        }
+        k = sha256_final(h, d);
+        if (k < 0)
+                return k;
+        hex_encode(d, SHA256_LEN, ret);
+        return 0;
+}
+
+static const char *rule_run_as(const PolicyRule *rule) {
+        return rule->run_as ?: "root";
+}
+
+Grant *grant_find(Agent *a, const Request *r, const char *session) {
+        char scope[SHA256_HEX_LEN];
+        bool binary = r->rule->grant_scope == POLICY_SCOPE_BINARY;
+        uint64_t now = now_usec(CLOCK_BOOTTIME);
+
+        if (!binary && request_scope_digest(r, scope) < 0)
+                return NULL;
+        for (Grant *g = a->grants; g; g = g->next)
+                if (g->live && g->uid == r->uid && g->expires > now && streq(g->rule, r->rule->id) &&
+                    streq(g->run_as, r->msg.run_as ?: rule_run_as(r->rule)) &&
+                    streq(g->sha256, r->program->sha256_hex) && streq(g->scope, binary ? "binary" : scope) &&
+                    streq(g->session, session))
+                        return g;
+        return NULL;
+}
+
+static int grant_id_new(char ret[static GRANT_ID_LEN + 1]) {
+        uint8_t b[7];
+        int k;
+
+        k = random_bytes(b, sizeof(b));
+        if (k < 0)
+                return k;
+        ret[0] = 'g';
+        ret[1] = '-';
+        hex_encode(b, sizeof(b), ret + 2);
+        return 0;
+}
+
+json_t *grant_json(const Grant *g) {
+        uint64_t now = now_usec(CLOCK_BOOTTIME);
+        json_t *o, *args = json_object_get(g->data, "args");
+        const char *comment = json_string_value(json_object_get(g->data, "comment"));
+        const char *program = json_string_value(json_object_get(g->data, "program"));
+
+        o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "id", g->id, "uid", (json_int_t) g->uid, "rule",
+                      g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
+                      streq(g->scope, "binary") ? "binary" : "command", "session", g->session, "approver",
+                      g->approver, "expires_in", (json_int_t) (g->expires > now ? g->expires - now : 0));
+        if (!o)
+                return NULL;
+        if (g->user)
+                json_object_set_new(o, "user", json_string(g->user));
+        if (program)
+                json_object_set_new(o, "program", json_string(program));
+        if (comment)
+                json_object_set_new(o, "comment", json_string(comment));
+        if (json_is_array(args) && !streq(g->scope, "binary"))
+                json_object_set(o, "args", args);
+        {
+                int n = 0;
+                for (Request *r = g->agent->launches; r; r = r->next)
+                        if (r->grant == g)
+                                n++;
+                json_object_set_new(o, "launches", json_integer(n));
+        }
+        return o;
+}
+
+static json_t *grant_row(const Grant *g, const char *state) {
+        return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "id", g->id, "uid",
+                         (json_int_t) g->uid, "state", state, "created", (json_int_t) g->created, "updated",
+                         (json_int_t) now_usec(CLOCK_REALTIME), "expires", (json_int_t) g->expires, "boot_id",
+                         g->agent->boot_id, "rule", g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
+                         g->scope, "session", g->session, "approver", g->approver, "request", g->request ?: "",
+                         "data", g->data);
+}
+
+int grant_new(Agent *a, const Pending *p, const char *approver, const char *comment, uint64_t ttl, Grant **ret,
+              json_t **ret_row) {
+        Grant *g;
+        json_t *program = json_object_get(p->data, "program");
+        int k;
+
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->agent = a;
+        k = grant_id_new(g->id);
+        if (k < 0) {
+                free(g);
+                return k;
+        }
+        g->live = true;
+        g->uid = p->uid;
+        g->user = p->user ? strdup(p->user) : NULL;
+        g->rule = strdup(p->rule);
+        g->run_as = strdup(p->run_as);
+        memcpy(g->sha256, p->sha256, SHA256_HEX_LEN);
+        memcpy(g->scope, p->scope, SHA256_HEX_LEN);
+        g->session = strdup(p->session);
+        g->approver = strdup(approver);
+        g->request = strdup(p->id);
+        g->created = now_usec(CLOCK_REALTIME);
+        g->expires = now_usec(CLOCK_BOOTTIME) + ttl;
+        g->data = json_pack("{s:O?,s:O?,s:s,s:s?}", "program", json_object_get(program, "path"), "args",
+                            json_object_get(p->data, "args"), "ticket", p->ticket, "comment", comment);
+        if (!g->rule || !g->run_as || !g->session || !g->approver || !g->request || !g->data) {
+                grant_free(g);
+                return -ENOMEM;
+        }
+        *ret_row = grant_row(g, "live");
+        if (!*ret_row) {
+                grant_free(g);
+                return -ENOMEM;
+        }
+        g->next = a->grants;
+        if (a->grants)
+                a->grants->prev = g;
+        a->grants = g;
+        *ret = g;
+        return 0;
+}
+
+static int on_grant_warn(sd_event_source *s, uint64_t usec, void *userdata) {
+        Grant *g = userdata;
+        const PolicyRule *rule = agent_rule(g->agent, g->rule);
+        bool terminate = rule && rule->on_expiry == POLICY_EXPIRY_TERMINATE;
+        char msg[256], dur[DURATION_MAX];
+        uint64_t now = now_usec(CLOCK_BOOTTIME);
+
+        snprintf(msg, sizeof(msg), "your grant for %s ends in %s%s",
+                 json_string_value(json_object_get(g->data, "program")) ?: g->rule,
+                 duration_format(dur, sizeof(dur), g->expires > now ? g->expires - now : 0),
+                 terminate ? "; programs still running then will be ended" : "");
+        agent_event(g->agent, g->uid,
+                    &(AgentEvent){ .event = "grant-expiring", .grant = g->id, .rule = g->rule, .message = msg,
+                                   .program = json_string_value(json_object_get(g->data, "program")),
+                                   .ttl = (int64_t) (g->expires > now ? g->expires - now : 0) });
+        return 0;
+}
+
+static int on_grant_expiry(sd_event_source *s, uint64_t usec, void *userdata) {
+        grant_end(userdata, "expired", "its time ran out", NULL);
+        return 0;
+}
+
+void grant_arm(Grant *g) {
+        const PolicySettings *set = policy_settings(g->agent->policy->policy);
+        int k;
+
+        k = sd_event_add_time(g->agent->event, &g->expiry_timer, CLOCK_BOOTTIME, g->expires, 0, on_grant_expiry, g);
+        if (k < 0)
+                log_error_errno(k, "Cannot arm the expiry of grant %s", g->id);
+        if (set->expiry_warning > 0 && g->expires > set->expiry_warning &&
+            g->expires - set->expiry_warning > now_usec(CLOCK_BOOTTIME))
+                (void) sd_event_add_time(g->agent->event, &g->warn_timer, CLOCK_BOOTTIME,
+                                         g->expires - set->expiry_warning, 0, on_grant_warn, g);
+}
+
+void grant_end(Grant *g, const char *state, const char *why, const char *by) {
+        Agent *a = g->agent;
+        const PolicyRule *rule;
+        AuditState st;
+        json_t *row, *d;
+
+        if (!g->live)
+                return;
+        g->live = false; /* g is freed at the end: callers must not use it afterwards */
+        g->expiry_timer = sd_event_source_disable_unref(g->expiry_timer);
+        g->warn_timer = sd_event_source_disable_unref(g->warn_timer);
+        log_info("Grant %s (uid %u, rule \"%s\") ended: %s", g->id, (unsigned) g->uid, g->rule, why);
+
+        row = grant_row(g, state);
+        d = json_pack("{s:s,s:s,s:s,s:s?}", "grant", g->id, "state", state, "why", why, "by", by);
+        st = (AuditState){ .table = "grants", .row = row };
+        if (d) {
+                AuditEntry e = { .event = "grant-ended", .request = g->request, .uid = (int64_t) g->uid, .data = d,
+                                 .state = row ? &st : NULL, .n_state = row ? 1 : 0 };
+                (void) audit_submit(a->audit, &e, NULL, NULL);
+        }
+        json_decref(d);
+        json_decref(row);
+        agent_event(a, g->uid,
+                    &(AgentEvent){ .event = streq(state, "revoked") ? "revoked" : "grant-ended", .grant = g->id,
+                                   .rule = g->rule, .approver = by, .message = why, .ttl = -1,
+                                   .program = json_string_value(json_object_get(g->data, "program")) });
+
+        /* running launches follow the rule's on_expiry (the rule as it is now; a rule that
+         * is gone or turned into deny ends them too, since nothing allows them any more) */
+        rule = agent_rule(a, g->rule);
+        for (Request *r = a->launches; r; r = r->next) {
+                if (r->grant != g)
+                        continue;
+                r->grant = NULL;
+                if (!rule || rule->action == POLICY_DENY || rule->on_expiry == POLICY_EXPIRY_TERMINATE) {
+                        char buf[256];
+                        snprintf(buf, sizeof(buf), "its grant %s ended (%s)", g->id, why);
+                        request_terminate(r, buf);
+                }
+        }
+        grant_free(g); /* ended grants live on in the database and the audit log only */
+}
+
+/* A reload that removes a rule or makes it deny voids its grants (DESIGN §6). */
+void grants_policy_changed(Agent *a) {
+        for (Grant *g = a->grants, *next; g; g = next) {
+                const PolicyRule *rule = agent_rule(a, g->rule);
+                next = g->next;
+                if (g->live && (!rule || rule->action != POLICY_APPROVE))
+                        grant_end(g, "voided", rule ? "its rule no longer asks for approval" : "its rule was removed",
+                                  NULL);
+        }
+}
+
+Grant *grant_by_id(Agent *a, const char *id) {
+        for (Grant *g = a->grants; g; g = g->next)
+                if (g->live && strcasecmp(g->id, id) == 0)
+                        return g;
+        return NULL;
+}
+
+static int grant_from_row(Agent *a, json_t *row, Grant **ret) {
+        Grant *g;
+        const char *s;
+
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->agent = a;
+        g->live = true;
+#define STR(k) (json_string_value(json_object_get(row, k)) ?: "")
+        snprintf(g->id, sizeof(g->id), "%s", STR("id"));
+        g->uid = (uid_t) json_integer_value(json_object_get(row, "uid"));
+        g->rule = strdup(STR("rule"));
+        g->run_as = strdup(STR("run_as"));
+        snprintf(g->sha256, sizeof(g->sha256), "%s", STR("sha256"));
+        snprintf(g->scope, sizeof(g->scope), "%s", STR("scope"));
+        g->session = strdup(STR("session"));
+        g->approver = strdup(STR("approver"));
+        g->request = strdup(STR("request"));
+        g->created = (uint64_t) json_integer_value(json_object_get(row, "created"));
+        g->expires = (uint64_t) json_integer_value(json_object_get(row, "expires"));
+        s = STR("data");
+        g->data = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+#undef STR
+        if (!g->data)
+                g->data = json_object();
+        if (!g->rule || !g->run_as || !g->session || !g->approver || !g->request || !g->data) {
+                grant_free(g);
+                return -ENOMEM;
+        }
+        *ret = g;
+        return 0;
+}
+
+/* Restart: grants of this boot come back with their timers; those of an earlier boot,
+ * or already past their deadline, end (audited). */
+int grants_load(Agent *a) {
+        json_t *rows = NULL, *row;
+        size_t i;
+        int k;
+
+        k = audit_load_state(a->audit, "grants", "live", &rows);
+        if (k < 0)
+                return k;
+        json_array_foreach(rows, i, row) {
+                const char *boot = json_string_value(json_object_get(row, "boot_id"));
+                Grant *g;
+
+                if (grant_from_row(a, row, &g) < 0)
+                        continue;
+                g->next = a->grants;
+                if (a->grants)
+                        a->grants->prev = g;
+                a->grants = g;
+                if (!boot || !streq(boot, a->boot_id))
+                        grant_end(g, "expired", "the machine rebooted", NULL);
+                else if (g->expires <= now_usec(CLOCK_BOOTTIME))
+                        grant_end(g, "expired", "its time ran out while the agent was stopped", NULL);
+                else
+                        grant_arm(g);
+        }
+        json_decref(rows);
+        return 0;
+}
+
+void grant_free(Grant *g) {
+        if (!g)
+                return;
+        if (g->prev)
+                g->prev->next = g->next;
+        else if (g->agent && g->agent->grants == g)
+                g->agent->grants = g->next;
+        if (g->next)
+                g->next->prev = g->prev;
+        sd_event_source_disable_unref(g->expiry_timer);
+        sd_event_source_disable_unref(g->warn_timer);
+        free(g->user);
+        free(g->rule);
+        free(g->run_as);
+        free(g->session);
+        free(g->approver);
+        free(g->request);
+        json_decref(g->data);
+        free(g);
+}
+
+void grants_free_all(Agent *a) {
+        while (a->grants)
+                grant_free(a->grants);
+}

@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * Deciding pending requests: approve (online or by an offline code), deny, cancel; and
+ * bringing them back after a restart. Invariants: agent-approval.h and agent-pending.c.
+ * The approver is told "done" only once the decision is durable.
+ */
+
+#include <stdio.h>
+
+#include "agent-approval.h"
+#include "agent-keys.h"
+#include "agent-log.h"
+#include "util.h"
+
+struct ConnOp {
+        Conn *conn;       /* who asked; NULL once gone (conn_free clears it) */
+        Pending *p;
+        Grant *g;
+        char *message;    /* what to tell the asker on success */
+        char *approver;
+        char *comment;
+        uint64_t ttl;
+        PendingState from;
+};
+
+static ConnOp *op_new(Conn *c, Pending *p) {
+        ConnOp *op = calloc(1, sizeof(*op));
+
+        if (!op)
+                return NULL;
+        op->conn = c;
+        op->p = p;
+        op->from = p->state;
+        if (c)
+                c->op = op;
+        return op;
+}
+
+static void op_free(ConnOp *op) {
+        if (!op)
+                return;
+        if (op->conn && op->conn->op == op)
+                op->conn->op = NULL;
+        free(op->message);
+        free(op->approver);
+        free(op->comment);
+        free(op);
+}
+
+void conn_op_detach(Conn *c) {
+        if (c->op)
+                c->op->conn = NULL;
+        c->op = NULL;
+}
+
+static void op_reply(ConnOp *op, int r, const char *what) {
+        json_t *m;
+
+        if (!op->conn)
+                return;
+        if (r < 0) {
+                (void) conn_send_error(op->conn, "audit-failed", "%s could not be recorded (%s); nothing changed", what,
+                                       audit_failed(op->conn->agent->audit) ?: strerror(-r));
+                conn_close(op->conn);
+                return;
+        }
+        m = proto_new(PROTO_OK);
+        if (m) {
+                json_object_set_new(m, "message", json_string(op->message ?: "done"));
+                (void) conn_send(op->conn, m, NULL, 0);
+        }
+        json_decref(m);
+        conn_close(op->conn);
+}
+
+static void decision_audit(Pending *p, const char *event, json_t *extra, json_t *grant_row, AuditDoneFn done,
+                           void *userdata) {
+        json_t *row, *d = json_object();
+        AuditState st[2];
+        AuditEntry e;
+        size_t n = 0;
+        int k;
+
+        row = json_pack("{s:s,s:s,s:I,s:s,s:I}", "id", p->id, "ticket", p->ticket, "uid", (json_int_t) p->uid, "state",
+                        pending_state_name(p->state), "updated", (json_int_t) now_usec(CLOCK_REALTIME));
+        if (!row || !d) {
+                json_decref(row);
+                json_decref(d);
+                if (done)
+                        done(-ENOMEM, userdata);
+                return;
+        }
+        st[n++] = (AuditState){ .table = "pending", .row = row };
+        if (grant_row)
+                st[n++] = (AuditState){ .table = "grants", .row = grant_row };
+        json_object_set_new(d, "ticket", json_string(p->ticket));
+        json_object_set_new(d, "rule", json_string(p->rule));
+        json_object_set(d, "program", json_object_get(json_object_get(p->data, "program"), "path") ?: json_null());
+        if (extra)
+                json_object_update(d, extra);
+        e = (AuditEntry){ .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
+                          .n_state = n };
+        k = audit_submit(p->agent->audit, &e, done, userdata);
+        json_decref(row);
+        json_decref(d);
+        if (k < 0 && done)
+                done(k, userdata);
+}
+
+static const char *program_of(const Pending *p) {
+        return json_string_value(json_object_get(json_object_get(p->data, "program"), "path"))
+                       ?: json_string_value(json_object_get(p->data, "program_name"));
+}
+
+static void on_approved(int result, void *userdata) {
+        ConnOp *op = userdata;
+        Pending *p = op->p;
+        Grant *g = op->g;
+        Request *w;
+        char dur[DURATION_MAX], msg[512];
+
+        if (result < 0) {
+                log_error("Approval of %s could not be recorded: %s", p->ticket, strerror(-result));
+                grant_free(g);
+                p->state = op->from;
+                op_reply(op, result, "the approval");
+                op_free(op);
+                return;
+        }
+        grant_arm(g);
+        log_info("Request %s approved by %s for %s: grant %s", p->ticket, op->approver,
+                 duration_format(dur, sizeof(dur), op->ttl), g->id);
+        snprintf(msg, sizeof(msg), "approved %s for %s (grant %s)%s", p->ticket, dur, g->id,
+                 p->waiter ? "; the program is starting" : "; the user can run it again now");
+        op->message = strdup(msg);
+        op_reply(op, 0, NULL);
+        agent_event(p->agent, p->uid,
+                    &(AgentEvent){ .event = "approved", .request = p->id, .ticket = p->ticket, .grant = g->id,
+                                   .program = program_of(p), .rule = p->rule, .approver = op->approver,
+                                   .comment = op->comment, .ttl = (int64_t) op->ttl });
+        w = p->waiter;
+        if (w) {
+                json_t *m = agent_event_new(&(AgentEvent){ .event = "approved", .request = p->id, .ticket = p->ticket,
+                                                           .grant = g->id, .approver = op->approver,
+                                                           .comment = op->comment, .ttl = (int64_t) op->ttl });
+                if (m && w->conn)
+                        (void) conn_send(w->conn, m, NULL, 0);
+                json_decref(m);
+                p->waiter = NULL;
+                w->pending = NULL;
+                w->grant = g;
+                if (w->conn)
+                        (void) request_launch(w);
+                else
+                        request_free(w);
+        }
+        op_free(op);
+        pending_free(p);
+}
+
+static uint64_t clamp_ttl(Agent *a, const PolicyRule *rule, uint64_t asked) {
+        const PolicySettings *set = policy_settings(a->policy->policy);
+        uint64_t cap = rule->ttl ?: set->default_ttl;
+
+        /* an approver may shorten, never lengthen: the rule's ttl and max_ttl bound it */
+        if (set->max_ttl > 0 && cap > set->max_ttl)
+                cap = set->max_ttl;
+        return asked > 0 && asked < cap ? asked : cap;
+}
+
+int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, const char *comment) {
+        Agent *a = p->agent;
+        const PolicyRule *rule = agent_rule(a, p->rule);
+        ConnOp *op;
+        json_t *grant_row = NULL, *extra;
+        int k;
+
+        if (p->state != PENDING_WAITING)
+                return -EALREADY;
+        if (!rule || rule->action != POLICY_APPROVE)
+                return -ESTALE;
+        op = op_new(by, p);
+        if (!op)
+                return -ENOMEM;
+        op->ttl = clamp_ttl(a, rule, ttl);
+        op->approver = strdup(approver);
+        op->comment = comment ? strdup(comment) : NULL;
+        k = grant_new(a, p, approver, comment, op->ttl, &op->g, &grant_row);
+        if (k < 0 || !op->approver) {
+                op_free(op);
+                return k < 0 ? k : -ENOMEM;
+        }
+        p->state = PENDING_APPROVED;
+        extra = json_pack("{s:s,s:s?,s:I,s:s}", "approver", approver, "comment", comment, "ttl", (json_int_t) op->ttl,
+                          "grant", op->g->id);
+        decision_audit(p, "approved", extra, grant_row, on_approved, op);
+        json_decref(extra);
+        json_decref(grant_row);
+        return 0;
+}
+
+static void on_closed(int result, void *userdata) {
+        ConnOp *op = userdata;
+        Pending *p = op->p;
+        char msg[512];
+
+        if (result < 0) {
+                p->state = op->from;
+                op_reply(op, result, "the decision");
+                op_free(op);
+                return;
+        }
+        op_reply(op, 0, NULL);
+        if (p->state == PENDING_DENIED) {
+                snprintf(msg, sizeof(msg), "denied by %s%s%s", op->approver, op->comment ? ": " : "",
+                         op->comment ?: "");
+                agent_event(p->agent, p->uid,
+                            &(AgentEvent){ .event = "denied", .request = p->id, .ticket = p->ticket,
+                                           .program = program_of(p), .rule = p->rule, .approver = op->approver,
+                                           .comment = op->comment, .message = msg, .ttl = -1 });
+        } else
+                snprintf(msg, sizeof(msg), "request %s was withdrawn%s%s", p->ticket, op->comment ? ": " : "",
+                         op->comment ?: "");
+        if (p->waiter) {
+                Request *w = p->waiter;
+                p->waiter = NULL;
+                w->pending = NULL;
+                request_deny(w, p->rule, msg);
+        }
+        op_free(op);
+        pending_free(p);
+}
+
+static int pending_close_as(Pending *p, Conn *by, PendingState state, const char *event, const char *who,
+                            const char *comment, const char *message) {
+        ConnOp *op;
+        json_t *extra;
+
+        if (p->state != PENDING_WAITING)
+                return -EALREADY;
+        op = op_new(by, p);
+        if (!op)
+                return -ENOMEM;
+        op->approver = strdup(who);
+        op->comment = comment ? strdup(comment) : NULL;
+        op->message = strdup(message);
+        p->state = state;
+        extra = json_pack("{s:s,s:s?}", "by", who, "comment", comment);
+        decision_audit(p, event, extra, NULL, on_closed, op);
+        json_decref(extra);
+        return 0;
+}
+
+int pending_deny(Pending *p, Conn *by, const char *approver, const char *comment) {
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "denied %s", p->ticket);
+        return pending_close_as(p, by, PENDING_DENIED, "denied", approver, comment, msg);
+}
+
+int pending_cancel(Pending *p, Conn *by, const char *who) {
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "withdrew %s", p->ticket);
+        return pending_close_as(p, by, PENDING_CANCELLED, "cancelled", who, NULL, msg);
+}
+
+/* An offline response code from the requester (typed into the waiting client, or
+ * `elevate --respond`). Every attempt is audited; wrong ones count against the budget. */
+int pending_response(Conn *c, Pending *p, const char *code) {
+        Agent *a = p->agent;
+        _cleanup_free_ char *esc = escape_display(code, strlen(code), 64);
+        uint64_t wait, ttl = 0;
+        KeysVerdict v;
+        json_t *rows = NULL, *d;
+        const char *msg;
+        char buf[256];
+
+        if (p->state != PENDING_WAITING)
+                return -EALREADY;
+        wait = attempts_wait(a, c->peer.uid);
+        if (wait > 0) {
+                snprintf(buf, sizeof(buf), "too many wrong codes: try again in %llu s", (unsigned long long) wait);
+                msg = buf;
+                goto rejected_no_count;
+        }
+        v = keys_verify_response(a, p, code, &ttl);
+        switch (v) {
+        case KEYS_OK:
+                attempts_success(a, c->peer.uid, &rows);
+                d = json_pack("{s:s,s:I,s:s?}", "ticket", p->ticket, "ttl", (json_int_t) ttl, "code", esc);
+                if (d) {
+                        AuditState st[4];
+                        size_t n = 0, i;
+                        json_t *row;
+                        json_array_foreach(rows, i, row) if (n < ELEMENTSOF(st)) st[n++] =
+                                (AuditState){ .table = "attempts", .row = row };
+                        AuditEntry e = { .event = "code-accepted", .request = p->id, .uid = (int64_t) p->uid,
+                                         .data = d, .state = st, .n_state = n };
+                        (void) audit_submit(a->audit, &e, NULL, NULL);
+                }
+                json_decref(d);
+                json_decref(rows);
+                log_info("Request %s approved by an offline response code", p->ticket);
+                return pending_approve(p, c == (p->waiter ? p->waiter->conn : NULL) ? NULL : c, "offline code", ttl,
+                                       "offline response code");
+        case KEYS_TYPO:
+                msg = "that is not a valid response code (a typo?); check it and type it again";
+                goto rejected_no_count;
+        case KEYS_NO_KEY:
+                msg = "offline response codes are not set up on this machine (no endpoint key)";
+                goto rejected_no_count;
+        case KEYS_STALE:
+                msg = "that response code has expired or is dated in the future; ask the helpdesk for a new one";
+                break;
+        case KEYS_WRONG:
+        default:
+                msg = "that response code is not valid for this request";
+                break;
+        }
+        (void) attempts_fail(a, c->peer.uid, &rows);
+        d = json_pack("{s:s,s:s,s:s?}", "ticket", p->ticket, "why", msg, "code", esc);
+        if (d) {
+                AuditState st[4];
+                size_t n = 0, i;
+                json_t *row;
+                json_array_foreach(rows, i, row) if (n < ELEMENTSOF(st)) st[n++] =
+                        (AuditState){ .table = "attempts", .row = row };
+                AuditEntry e = { .event = "code-rejected", .request = p->id, .uid = (int64_t) p->uid, .data = d,
+                                 .state = st, .n_state = n };
+                (void) audit_submit(a->audit, &e, NULL, NULL);
+        }
+        json_decref(d);
+        json_decref(rows);
+rejected_no_count:
+        log_info("Response code for %s rejected: %s", p->ticket, msg);
+        {
+                json_t *m = agent_event_new(&(AgentEvent){ .event = "code-rejected", .request = p->id,
+                                                           .ticket = p->ticket, .message = msg, .ttl = -1 });
+                if (m)
+                        (void) conn_send(c, m, NULL, 0);
+                json_decref(m);
+        }
+        return 1; /* handled: the caller keeps (waiting) or closes (standalone) the connection */
+}
+
+/* A reload that removes a rule, or stops it asking for approval, voids its requests. */
+void pendings_policy_changed(Agent *a) {
+        for (Pending *p = a->pendings, *next; p; p = next) {
+                const PolicyRule *rule = agent_rule(a, p->rule);
+                next = p->next;
+                if (p->state == PENDING_WAITING && (!rule || rule->action != POLICY_APPROVE))
+                        (void) pending_close_as(p, NULL, PENDING_VOID, "void", "policy", NULL,
+                                                rule ? "its rule no longer asks for approval" : "its rule was removed");
+        }
+}
+
+static int pending_from_row(Agent *a, json_t *row, Pending **ret) {
+        Pending *p = calloc(1, sizeof(*p));
+        const char *data;
+
+        if (!p)
+                return -ENOMEM;
+#define STR(k) (json_string_value(json_object_get(row, k)) ?: "")
+        p->agent = a;
+        p->state = pending_state_from(STR("state"));
+        snprintf(p->id, sizeof(p->id), "%s", STR("id"));
+        snprintf(p->ticket, sizeof(p->ticket), "%s", STR("ticket"));
+        snprintf(p->nonce_hex, sizeof(p->nonce_hex), "%s", STR("nonce"));
+        snprintf(p->sha256, sizeof(p->sha256), "%s", STR("sha256"));
+        snprintf(p->scope, sizeof(p->scope), "%s", STR("scope"));
+        p->epoch = (uint32_t) json_integer_value(json_object_get(row, "epoch"));
+        p->uid = (uid_t) json_integer_value(json_object_get(row, "uid"));
+        p->rule = strdup(STR("rule"));
+        p->run_as = strdup(STR("run_as"));
+        p->session = strdup(STR("session"));
+        p->created = (uint64_t) json_integer_value(json_object_get(row, "created"));
+        p->deadline = (uint64_t) json_integer_value(json_object_get(row, "deadline"));
+        data = STR("data");
+#undef STR
+        p->data = json_loads(data, JSON_REJECT_DUPLICATES, NULL);
+        if (!p->data)
+                p->data = json_object();
+        if (json_is_string(json_object_get(p->data, "user")))
+                p->user = strdup(json_string_value(json_object_get(p->data, "user")));
+        if (!p->rule || !p->run_as || !p->session || !p->data) {
+                json_decref(p->data);
+                free(p->rule);
+                free(p->run_as);
+                free(p->session);
+                free(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+/* Restart: requests of this boot keep waiting, with their deadline; the others expire. */
+int pending_load(Agent *a) {
+        json_t *rows = NULL, *row;
+        size_t i;
+        int k;
+
+        k = audit_load_state(a->audit, "pending", "pending", &rows);
+        if (k < 0)
+                return k;
+        json_array_foreach(rows, i, row) {
+                const char *boot = json_string_value(json_object_get(row, "boot_id"));
+                Pending *p;
+
+                if (pending_from_row(a, row, &p) < 0)
+                        continue;
+                p->next = a->pendings;
+                if (a->pendings)
+                        a->pendings->prev = p;
+                a->pendings = p;
+                a->n_pendings++;
+                (void) keys_restore_challenge(a, p);
+                if (!boot || !streq(boot, a->boot_id) || p->deadline <= now_usec(CLOCK_BOOTTIME)) {
+                        json_t *d = json_pack("{s:s}", "why", boot && streq(boot, a->boot_id)
+                                                                      ? "it expired while the agent was stopped"
+                                                                      : "the machine rebooted");
+                        p->state = PENDING_EXPIRED;
+                        decision_audit(p, "expired", d, NULL, NULL, NULL);
+                        json_decref(d);
+                        pending_free(p);
+                        continue;
+                }
+                pending_arm(p);
+                log_info("Pending request %s of uid %u restored", p->ticket, (unsigned) p->uid);
+        }
+        json_decref(rows);
+        return 0;
+}
