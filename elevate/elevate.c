@@ -23,10 +23,13 @@
 
 extern char **environ;
 
-static const char *arg_socket;
+const char *arg_socket;
 static const char *arg_reason;
 static const char *arg_user;
 static bool arg_list;
+static bool arg_json;
+static enum { MODE_EXEC, MODE_LIST, MODE_STATUS, MODE_CANCEL, MODE_FORGET, MODE_RESPOND } arg_mode = MODE_EXEC;
+static const char *arg_id;
 
 static void help(void) {
         printf("Usage: elevate [OPTIONS] [--] PROGRAM [ARGS...]\n"
@@ -38,6 +41,12 @@ static void help(void) {
                "\n"
                "Options:\n"
                "  -l, --list           show the rules that apply to you: what you may run, and how\n"
+               "      --status [--json]\n"
+               "                       your requests waiting for approval and your grants\n"
+               "      --cancel ID      withdraw a request that waits for approval\n"
+               "      --forget         end all your grants now\n"
+               "      --respond ID CODE\n"
+               "                       approve request ID with a response code the helpdesk read to you\n"
                "  -u, --user USER      run as USER instead of the rule's default (root)\n"
                "      --reason TEXT    why you need it (shown to approvers, kept in the audit log)\n"
                "      --socket PATH    the agent's socket (default $ELEVATE_SOCKET or %s)\n"
@@ -60,7 +69,7 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_REASON = 0x100, ARG_SOCKET, ARG_VERSION };
+        enum { ARG_REASON = 0x100, ARG_SOCKET, ARG_VERSION, ARG_STATUS, ARG_CANCEL, ARG_FORGET, ARG_RESPOND, ARG_JSON };
         static const struct option options[] = {
                 { "list", no_argument, NULL, 'l' },
                 { "user", required_argument, NULL, 'u' },
@@ -68,6 +77,11 @@ static int parse_argv(int argc, char *argv[]) {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "status", no_argument, NULL, ARG_STATUS },
+                { "cancel", required_argument, NULL, ARG_CANCEL },
+                { "forget", no_argument, NULL, ARG_FORGET },
+                { "respond", required_argument, NULL, ARG_RESPOND },
+                { "json", no_argument, NULL, ARG_JSON },
                 {},
         };
         int c;
@@ -77,6 +91,24 @@ static int parse_argv(int argc, char *argv[]) {
                 switch (c) {
                 case 'l':
                         arg_list = true;
+                        arg_mode = MODE_LIST;
+                        break;
+                case ARG_STATUS:
+                        arg_mode = MODE_STATUS;
+                        break;
+                case ARG_CANCEL:
+                        arg_mode = MODE_CANCEL;
+                        arg_id = optarg;
+                        break;
+                case ARG_FORGET:
+                        arg_mode = MODE_FORGET;
+                        break;
+                case ARG_RESPOND:
+                        arg_mode = MODE_RESPOND;
+                        arg_id = optarg;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
                         break;
                 case 'u':
                         arg_user = optarg;
@@ -101,13 +133,17 @@ static int parse_argv(int argc, char *argv[]) {
                         fprintf(stderr, "Try 'elevate --help'.\n");
                         return -EINVAL;
                 }
-        if (!arg_list && optind >= argc) {
+        if (arg_mode == MODE_EXEC && optind >= argc) {
                 fprintf(stderr, "elevate: no program given. Usage: elevate PROGRAM [ARGS...]; 'elevate -l' lists "
                                 "what you may run.\n");
                 return -EINVAL;
         }
-        if (arg_list && optind < argc) {
-                fprintf(stderr, "elevate: -l takes no program.\n");
+        if (arg_mode == MODE_RESPOND && optind + 1 != argc) {
+                fprintf(stderr, "elevate: --respond takes a request id and a code: elevate --respond K7QM-42XD CODE\n");
+                return -EINVAL;
+        }
+        if (arg_mode != MODE_EXEC && arg_mode != MODE_RESPOND && optind < argc) {
+                fprintf(stderr, "elevate: this option takes no program.\n");
                 return -EINVAL;
         }
         if (!arg_socket) {
@@ -117,7 +153,7 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
-static int connect_agent(void) {
+int connect_agent(void) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd;
 
@@ -150,7 +186,7 @@ static int exit_for_error(const char *code) {
         return EXIT_AGENT;
 }
 
-static int print_error(const ProtoMsg *m) {
+int print_error(const ProtoMsg *m) {
         fprintf(stderr, "elevate: %s\n", m->message ?: m->code);
         if (streq(m->code, "bad-request") || streq(m->code, "unsupported-version") || streq(m->code, "too-large"))
                 fprintf(stderr, "elevate: this client and the agent do not understand each other; check that "
@@ -237,8 +273,6 @@ static json_t *build_exec(int argc, char **argv, const unsigned *positions, size
                 if (json_array_append_new(args, json_stringn(argv[i], strlen(argv[i]))) < 0)
                         goto oom;
         json_object_set_new(m, "args", TAKE_PTR(args));
-        if (arg_reason)
-                json_object_set_new(m, "reason", json_string(arg_reason));
         if (arg_user)
                 json_object_set_new(m, "run_as", json_string(arg_user));
         /* The agent builds the program's environment from an allowlist; we send what could
@@ -307,18 +341,188 @@ static int report_exit(const RelayResult *res, const char *request) {
         return res->exit_code;
 }
 
+/* Everything needed to (re)send the request: a reconnect after an agent restart sends
+ * the same fds again, so the agent can check nothing changed. */
+typedef struct ExecCtx {
+        int argc;
+        char **argv;
+        int fds[PROTO_MAX_FDS];
+        size_t n_fds;
+        unsigned positions[CLIENT_MAX_FILE_ARGS];
+        size_t n_files;
+        char *request;           /* the agent's id, once it has one */
+        const char *reason;
+} ExecCtx;
+
+static int send_request(ExecCtx *x, int sock, bool resume) {
+        json_t *req = build_exec(x->argc, x->argv, x->positions, x->n_files);
+        int r;
+
+        if (!req)
+                return -ENOMEM;
+        if (x->reason)
+                json_object_set_new(req, "reason", json_string(x->reason));
+        if (resume) {
+                /* the same request, continued: only these fields belong to "resume" */
+                json_object_set_new(req, "type", json_string("resume"));
+                json_object_set_new(req, "request", json_string(x->request));
+                json_object_del(req, "reason");
+                json_object_del(req, "run_as");
+        }
+        r = proto_send(sock, req, x->fds, x->n_fds);
+        json_decref(req);
+        return r;
+}
+
+/* After losing the agent: retry for a while, then `resume` with the same fds. */
+static int reconnect(int *sock, void *userdata, ProtoMsg *ret) {
+        ExecCtx *x = userdata;
+        ProtoError err = {};
+        int r = -ECONNREFUSED;
+
+        *sock = safe_close(*sock);
+        for (int i = 0; i < 600; i++) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+                if (fd < 0)
+                        return negative_errno();
+                memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
+                        *sock = fd;
+                        r = send_request(x, fd, true);
+                        if (r >= 0)
+                                r = proto_recv(fd, ret, &err);
+                        return r;
+                }
+                safe_close(fd);
+                usleep(500 * 1000);
+        }
+        return r;
+}
+
+static int ask_reason(ExecCtx *x, const ProtoMsg *m) {
+        char line[PROTO_MAX_REASON + 2];
+        size_t l;
+
+        if (!isatty(STDIN_FILENO)) {
+                fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver: run again with --reason TEXT.\n",
+                        m->rule ?: "?");
+                return -EINVAL;
+        }
+        fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver.\nReason: ", m->rule ?: "?");
+        fflush(stderr);
+        if (!fgets(line, sizeof(line), stdin))
+                return -EINVAL;
+        l = strlen(line);
+        while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+                line[--l] = 0;
+        if (l == 0) {
+                fprintf(stderr, "elevate: no reason given; nothing was asked.\n");
+                return -EINVAL;
+        }
+        free((char *) x->reason);
+        x->reason = strdup(line);
+        return x->reason ? 0 : -ENOMEM;
+}
+
+static int print_denial(const ProtoMsg *m) {
+        if (m->rule)
+                fprintf(stderr, "elevate: denied by rule \"%s\"%s%s\n", m->rule, m->message ? ": " : "",
+                        m->message ?: "");
+        else
+                fprintf(stderr, "elevate: denied: %s (elevate -l lists what you may run)\n",
+                        m->message ?: "no rule allows this");
+        return EXIT_NOT_PERMITTED;
+}
+
+static int run_started(int sock, ProtoMsg *m) {
+        _cleanup_free_ char *request = strdup(m->request);
+        int master = m->pty && m->n_fds == 1 ? TAKE_FD(m->fds[0]) : -EBADF;
+        RelayResult res;
+        int r;
+
+        proto_msg_done(m);
+        r = relay_run(sock, master, &res);
+        safe_close(master);
+        if (r < 0) {
+                relay_restore_terminal();
+                fprintf(stderr, "elevate: cannot relay the program's terminal: %s\n", strerror(-r));
+                return EXIT_AGENT;
+        }
+        r = report_exit(&res, request ?: "?");
+        free(res.message);
+        return r;
+}
+
+/* The conversation after the request was sent: decisions, waiting, the start. */
+static int converse(ExecCtx *x, int *sock) {
+        ProtoMsg m = {};
+        ProtoError perr = {};
+        int r;
+
+        r = proto_recv(*sock, &m, &perr);
+        if (r < 0) {
+                fprintf(stderr, "elevate: no answer from the agent: %s\n",
+                        r == -ECONNRESET ? "it closed the connection" : perr.message[0] ? perr.message : strerror(-r));
+                return EXIT_AGENT;
+        }
+        for (;;) {
+                switch (m.type) {
+                case PROTO_ERROR:
+                        r = print_error(&m);
+                        proto_msg_done(&m);
+                        return r;
+                case PROTO_STARTED:
+                        return run_started(*sock, &m);
+                case PROTO_DECISION:
+                        if (streq(m.decision, "deny")) {
+                                r = print_denial(&m);
+                                proto_msg_done(&m);
+                                return r;
+                        }
+                        if (!streq(m.decision, "approve"))
+                                break;
+                        if (m.needs_reason) {
+                                r = ask_reason(x, &m);
+                                proto_msg_done(&m);
+                                if (r < 0)
+                                        return EXIT_NOT_PERMITTED;
+                                *sock = safe_close(*sock);
+                                *sock = connect_agent();
+                                if (*sock < 0 || send_request(x, *sock, false) < 0)
+                                        return EXIT_AGENT;
+                                return converse(x, sock);
+                        }
+                        free(x->request);
+                        x->request = strdup(m.request);
+                        {
+                                ProtoMsg next = {};
+                                r = wait_for_approval(sock, &m, x->argv[0], reconnect, x, &next);
+                                proto_msg_done(&m);
+                                if (r == -EINTR)
+                                        return EXIT_NOT_PERMITTED;
+                                if (r < 0)
+                                        return EXIT_AGENT;
+                                m = next;
+                        }
+                        continue;
+                default:
+                        break;
+                }
+                fprintf(stderr, "elevate: unexpected answer from the agent (%s).\n", proto_type_to_string(m.type));
+                proto_msg_done(&m);
+                return EXIT_AGENT;
+        }
+}
+
 static int do_exec(int argc, char **argv) {
         _cleanup_close_ int sock = -EBADF, prog = -EBADF, cwd = -EBADF, null0 = -EBADF, null1 = -EBADF,
                             null2 = -EBADF;
         int *null_fd[3] = { &null0, &null1, &null2 };
-        _cleanup_free_ char *err = NULL, *request = NULL;
-        int fds[PROTO_MAX_FDS], file_fds[CLIENT_MAX_FILE_ARGS];
-        unsigned positions[CLIENT_MAX_FILE_ARGS];
-        size_t n_files = 0, n_fds = 0;
-        ProtoMsg m = {};
-        ProtoError perr = {};
-        RelayResult res;
-        json_t *req;
+        _cleanup_free_ char *err = NULL;
+        int file_fds[CLIENT_MAX_FILE_ARGS];
+        ExecCtx x = { .argc = argc, .argv = argv };
         int r;
 
         if ((size_t) argc - 1 > PROTO_MAX_ARGS) {
@@ -333,92 +537,39 @@ static int do_exec(int argc, char **argv) {
         cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cwd < 0)
                 cwd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        (void) open_file_args(argv + 1, (size_t) argc - 1, file_fds, positions, &n_files);
-
-        req = build_exec(argc, argv, positions, n_files);
-        if (!req) {
-                fprintf(stderr, "elevate: out of memory.\n");
-                return EXIT_AGENT;
-        }
+        (void) open_file_args(argv + 1, (size_t) argc - 1, file_fds, x.positions, &x.n_files);
         {
-                char *s = json_dumps(req, JSON_COMPACT);
+                json_t *req = build_exec(argc, argv, x.positions, x.n_files);
+                char *s = req ? json_dumps(req, JSON_COMPACT) : NULL;
                 size_t l = s ? strlen(s) : 0;
                 free(s);
+                json_decref(req);
                 if (l > PROTO_MAX_MESSAGE) {
-                        json_decref(req);
                         fprintf(stderr, "elevate: the arguments are too long for one request (at most %d KiB).\n",
                                 PROTO_MAX_MESSAGE / 1024);
                         return EXIT_NOT_PERMITTED;
                 }
         }
-        fds[n_fds++] = prog;
-        fds[n_fds++] = cwd;
+        x.fds[x.n_fds++] = prog;
+        x.fds[x.n_fds++] = cwd;
         for (int i = 0; i < 3; i++)
-                fds[n_fds++] = stdio_fd(i, null_fd[i]);
-        for (size_t i = 0; i < n_files; i++)
-                fds[n_fds++] = file_fds[i];
+                x.fds[x.n_fds++] = stdio_fd(i, null_fd[i]);
+        for (size_t i = 0; i < x.n_files; i++)
+                x.fds[x.n_fds++] = file_fds[i];
+        x.reason = arg_reason ? strdup(arg_reason) : NULL;
 
         sock = connect_agent();
-        if (sock < 0) {
-                json_decref(req);
-                return EXIT_AGENT;
-        }
-        r = proto_send(sock, req, fds, n_fds);
-        json_decref(req);
-        for (size_t i = 0; i < n_files; i++)
-                safe_close(file_fds[i]);
-        if (r < 0) {
+        if (sock < 0)
+                r = EXIT_AGENT;
+        else if ((r = send_request(&x, sock, false)) < 0) {
                 fprintf(stderr, "elevate: cannot send the request to the agent: %s\n", strerror(-r));
-                return EXIT_AGENT;
-        }
-        /* the first answer: a denial, an error, or "started" */
-        r = proto_recv(sock, &m, &perr);
-        if (r < 0) {
-                fprintf(stderr, "elevate: no answer from the agent: %s\n",
-                        r == -ECONNRESET ? "it closed the connection" : perr.message[0] ? perr.message : strerror(-r));
-                return EXIT_AGENT;
-        }
-        switch (m.type) {
-        case PROTO_ERROR:
-                r = print_error(&m);
-                proto_msg_done(&m);
-                return r;
-        case PROTO_DECISION:
-                if (streq(m.decision, "deny")) {
-                        if (m.rule)
-                                fprintf(stderr, "elevate: denied by rule \"%s\"%s%s\n", m.rule, m.message ? ": " : "",
-                                        m.message ?: "");
-                        else
-                                fprintf(stderr, "elevate: denied: %s (elevate -l lists what you may run)\n",
-                                        m.message ?: "no rule allows this");
-                        proto_msg_done(&m);
-                        return EXIT_NOT_PERMITTED;
-                }
-                fprintf(stderr, "elevate: the agent answered \"%s\", which this client does not handle.\n",
-                        m.decision);
-                proto_msg_done(&m);
-                return EXIT_AGENT;
-        case PROTO_STARTED:
-                break;
-        default:
-                fprintf(stderr, "elevate: unexpected answer from the agent (%s).\n", proto_type_to_string(m.type));
-                proto_msg_done(&m);
-                return EXIT_AGENT;
-        }
-        request = strdup(m.request);
-        {
-                int master = m.pty && m.n_fds == 1 ? TAKE_FD(m.fds[0]) : -EBADF;
-                proto_msg_done(&m);
-                r = relay_run(sock, master, &res);
-                safe_close(master);
-        }
-        if (r < 0) {
-                relay_restore_terminal();
-                fprintf(stderr, "elevate: cannot relay the program's terminal: %s\n", strerror(-r));
-                return EXIT_AGENT;
-        }
-        r = report_exit(&res, request ?: "?");
-        free(res.message);
+                r = EXIT_AGENT;
+        } else
+                r = converse(&x, &sock);
+        for (size_t i = 0; i < x.n_files; i++)
+                safe_close(file_fds[i]);
+        free(x.request);
+        free((char *) x.reason);
         return r;
 }
 
@@ -428,8 +579,20 @@ int main(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_AGENT : 0;
-        if (arg_list)
+        switch (arg_mode) {
+        case MODE_LIST:
                 return do_list();
+        case MODE_STATUS:
+                return do_status(arg_json);
+        case MODE_CANCEL:
+                return do_cancel(arg_id);
+        case MODE_FORGET:
+                return do_forget();
+        case MODE_RESPOND:
+                return do_respond(arg_id, argv[optind]);
+        default:
+                break;
+        }
         r = do_exec(argc - optind, argv + optind);
         relay_restore_terminal();
         return r;

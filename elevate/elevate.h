@@ -19,6 +19,17 @@
 
 #define CLIENT_MAX_FILE_ARGS PROTO_MAX_FILE_ARGS
 
+/* elevate.c */
+extern const char *arg_socket;
+int connect_agent(void);
+int print_error(const ProtoMsg *m);
+
+/* elevate-status.c */
+int do_status(bool json);
+int do_cancel(const char *id);
+int do_forget(void);
+int do_respond(const char *id, const char *code);
+
 /* elevate-resolve.c */
 
 /* Finds PROGRAM as a shell would (PATH search for bare names) and opens it for reading
@@ -29,6 +40,18 @@ int resolve_program(const char *name, int *ret_fd, char **ret_error);
 /* Opens every argument that names an existing regular file the user can read (at most
  * CLIENT_MAX_FILE_ARGS): positions are argv indexes (1-based). */
 int open_file_args(char **args, size_t n_args, int *fds, unsigned *positions, size_t *ret_n);
+
+/* elevate-wait.c */
+
+/* Makes a new connection after the agent went away and sends `resume` with the same fds;
+ * returns the first answer in *ret (retrying until it gives up). */
+typedef int (*WaitReconnect)(int *sock, void *userdata, ProtoMsg *ret);
+
+/* Shows the pending request, waits for its decision (taking response codes typed on the
+ * terminal) and returns the message that ends the wait in *ret: "started", a "deny"
+ * decision or an "error". -EINTR: the user stopped waiting. */
+int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, WaitReconnect reconnect,
+                      void *userdata, ProtoMsg *ret);
 
 /* elevate-relay.c */
 

@@ -179,7 +179,7 @@ static int cmd_explain(int argc, char **argv) {
         int c, r, ngroups = 1024;
         bool have_sha;
 
-        optind = 1;
+        optind = 0;
         while ((c = getopt_long(argc, argv, "+u:p:", options, NULL)) >= 0)
                 switch (c) {
                 case 'u':

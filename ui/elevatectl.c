@@ -107,7 +107,7 @@ static int cmd_audit_show(int argc, char **argv) {
         json_t *req;
         int c, r;
 
-        optind = 1;
+        optind = 0;
         while ((c = getopt_long(argc, argv, "s:jn:", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
@@ -201,7 +201,7 @@ static int cmd_audit_verify(int argc, char **argv) {
         bool json = false;
         int c;
 
-        optind = 1;
+        optind = 0;
         while ((c = getopt_long(argc, argv, "d:k:j", options, NULL)) >= 0)
                 switch (c) {
                 case 'd':
@@ -260,10 +260,54 @@ static const CtlCommand commands[] = {
           "  policy explain --user U [--policy FILE] [--] PROGRAM [ARGS...]\n"
           "                                          show the decision and the rules tried" },
         { "reload", cmd_reload, "reload                                  reload the agent's policy (operators)" },
+        { "pending", ctl_cmd_pending,
+          "pending [--json]                        requests waiting for you to approve them" },
+        { "approve", ctl_cmd_approve,
+          "approve ID [--ttl D] [--comment T]      approve a request; the grant lasts D (at most the rule's ttl)" },
+        { "deny", ctl_cmd_deny, "deny ID [--comment T]                   deny a request" },
+        { "grants", ctl_cmd_grants, "grants [--json]                         live grants you may see" },
+        { "revoke", ctl_cmd_revoke, "revoke GRANT                            end a grant now" },
 };
 
+/* `-H [USER@]HOST`: the same command on another machine, over ssh (as `systemctl -H`).
+ * Each argument is quoted for the remote shell, so what arrives is what was typed. */
+static int ctl_remote(const char *host, int argc, char **argv) {
+        char **args = calloc((size_t) argc + 5, sizeof(char *));
+        int n = 0;
+
+        if (!args || host[0] == '-') {
+                fprintf(stderr, "elevatectl: -H takes [USER@]HOST.\n");
+                free(args);
+                return 2;
+        }
+        args[n++] = (char *) "ssh";
+        args[n++] = (char *) "--";
+        args[n++] = (char *) host;
+        args[n++] = (char *) "elevatectl";
+        for (int i = 0; i < argc; i++) {
+                size_t l = strlen(argv[i]);
+                char *q = malloc(l * 4 + 3), *o = q;
+                if (!q)
+                        return 1;
+                *o++ = '\'';
+                for (size_t j = 0; j < l; j++) {
+                        if (argv[i][j] == '\'') {
+                                memcpy(o, "'\\''", 4);
+                                o += 4;
+                        } else
+                                *o++ = argv[i][j];
+                }
+                *o++ = '\'';
+                *o = 0;
+                args[n++] = q;
+        }
+        execvp("ssh", args);
+        fprintf(stderr, "elevatectl: cannot run ssh: %m\n");
+        return 3;
+}
+
 static void help(void) {
-        printf("Usage: elevatectl [--socket PATH] [--state-dir DIR] COMMAND [ARGS...]\n"
+        printf("Usage: elevatectl [-H [USER@]HOST] [--socket PATH] [--state-dir DIR] COMMAND [ARGS...]\n"
                "\n"
                "The operator's console for the elevate agent.\n"
                "\n"
@@ -272,6 +316,7 @@ static void help(void) {
                 printf("  %s\n", commands[i].help);
         printf("\n"
                "Options:\n"
+               "  -H, --host [USER@]HOST  run the command on HOST over ssh\n"
                "  --socket PATH     the agent's socket (default $ELEVATE_SOCKET or %s)\n"
                "  --state-dir DIR   where the audit database lives, for audit verify (default %s)\n"
                "  -h, --help        show this help\n"
@@ -287,12 +332,17 @@ int main(int argc, char *argv[]) {
                 { "state-dir", required_argument, NULL, 'S' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "host", required_argument, NULL, 'H' },
                 {},
         };
+        const char *arg_host = NULL;
         int c;
 
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+hH:", options, NULL)) >= 0)
                 switch (c) {
+                case 'H':
+                        arg_host = optarg;
+                        break;
                 case 's':
                         arg_socket = optarg;
                         break;
@@ -317,6 +367,8 @@ int main(int argc, char *argv[]) {
                 help();
                 return 2;
         }
+        if (arg_host)
+                return ctl_remote(arg_host, argc - optind, argv + optind);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (streq(argv[optind], commands[i].name))
                         return commands[i].fn(argc - optind, argv + optind);

@@ -17,3 +17,11 @@ int ctl_call(int sock, json_t *req, ProtoMsg *ret);
 
 /* elevatectl-policy.c */
 int ctl_cmd_policy(int argc, char **argv);
+
+/* elevatectl-approval.c */
+int ctl_cmd_pending(int argc, char **argv);
+int ctl_cmd_grants(int argc, char **argv);
+int ctl_cmd_approve(int argc, char **argv);
+int ctl_cmd_deny(int argc, char **argv);
+int ctl_cmd_revoke(int argc, char **argv);
+int ctl_keys_rotate(void);

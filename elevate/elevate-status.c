@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * The requester's own bookkeeping: `elevate --status`, `--cancel ID`, `--forget`,
+ * `--respond ID CODE`. Each is one request on its own connection.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "elevate.h"
+#include "util.h"
+
+/* Sends req, returns the answer (errors printed, exit status returned as > 0). */
+static int call(json_t *req, ProtoMsg *ret) {
+        _cleanup_close_ int sock = connect_agent();
+        ProtoError err = {};
+        int r;
+
+        if (sock < 0) {
+                json_decref(req);
+                return EXIT_AGENT;
+        }
+        r = req ? proto_send(sock, req, NULL, 0) : -ENOMEM;
+        json_decref(req);
+        if (r >= 0)
+                r = proto_recv(sock, ret, &err);
+        if (r < 0) {
+                fprintf(stderr, "elevate: no answer from the agent: %s\n", err.message[0] ? err.message : strerror(-r));
+                return EXIT_AGENT;
+        }
+        if (ret->type == PROTO_ERROR) {
+                r = print_error(ret);
+                proto_msg_done(ret);
+                return r;
+        }
+        return 0;
+}
+
+static void print_pending(json_t *p) {
+        const char *ticket = json_string_value(json_object_get(p, "ticket"));
+        const char *prog = json_string_value(json_object_get(p, "program")) ?: json_string_value(json_object_get(p, "program_name"));
+        const char *challenge = json_string_value(json_object_get(p, "challenge"));
+        const char *rule = json_string_value(json_object_get(p, "rule"));
+        json_t *args = json_object_get(p, "args"), *a;
+        char age[DURATION_MAX], left[DURATION_MAX];
+        size_t i;
+
+        duration_format(age, sizeof(age), (uint64_t) json_integer_value(json_object_get(p, "age")) / USEC_PER_SEC * USEC_PER_SEC);
+        duration_format(left, sizeof(left),
+                        (uint64_t) json_integer_value(json_object_get(p, "expires_in")) / USEC_PER_SEC * USEC_PER_SEC);
+        printf("  %-10s %s", ticket ?: "?", prog ?: "?");
+        json_array_foreach(args, i, a) {
+                _cleanup_free_ char *e = escape_display(json_string_value(a) ?: "", json_string_length(a), 80);
+                printf(" %s", e ?: "");
+        }
+        printf("\n             rule \"%s\", asked %s ago, expires in %s", rule ?: "?", age, left);
+        if (challenge)
+                printf(", challenge %s", challenge);
+        printf("\n");
+}
+
+static void print_grant(json_t *g) {
+        const char *id = json_string_value(json_object_get(g, "id"));
+        const char *prog = json_string_value(json_object_get(g, "program"));
+        const char *rule = json_string_value(json_object_get(g, "rule"));
+        const char *scope = json_string_value(json_object_get(g, "scope"));
+        const char *approver = json_string_value(json_object_get(g, "approver"));
+        char left[DURATION_MAX];
+
+        duration_format(left, sizeof(left),
+                        (uint64_t) json_integer_value(json_object_get(g, "expires_in")) / USEC_PER_SEC * USEC_PER_SEC);
+        printf("  %-18s %s (rule \"%s\", %s), approved by %s, %s left\n", id ?: "?", prog ?: "(program)", rule ?: "?",
+               streq_ptr(scope, "binary") ? "any arguments" : "these arguments", approver ?: "?", left);
+}
+
+int do_status(bool json) {
+        ProtoMsg m = {};
+        json_t *e;
+        size_t i;
+        int r;
+
+        r = call(proto_new(PROTO_STATUS), &m);
+        if (r > 0)
+                return r;
+        if (json) {
+                json_t *o = json_pack("{s:O,s:O}", "pending", m.pending, "grants", m.grants);
+                char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+                printf("%s\n", s ?: "{}");
+                free(s);
+                json_decref(o);
+                proto_msg_done(&m);
+                return 0;
+        }
+        if (json_array_size(m.pending) == 0 && json_array_size(m.grants) == 0)
+                printf("You have no pending requests and no grants.\n");
+        if (json_array_size(m.pending) > 0) {
+                printf("Waiting for approval:\n");
+                json_array_foreach(m.pending, i, e) print_pending(e);
+        }
+        if (json_array_size(m.grants) > 0) {
+                printf("%sGrants (run these again without a new approval):\n", json_array_size(m.pending) ? "\n" : "");
+                json_array_foreach(m.grants, i, e) print_grant(e);
+        }
+        proto_msg_done(&m);
+        return 0;
+}
+
+static int simple(json_t *req) {
+        ProtoMsg m = {};
+        int r;
+
+        r = call(req, &m);
+        if (r > 0)
+                return r;
+        printf("%s\n", m.message ?: "done");
+        proto_msg_done(&m);
+        return 0;
+}
+
+int do_cancel(const char *id) {
+        json_t *m = proto_new(PROTO_CANCEL);
+
+        if (m)
+                json_object_set_new(m, "request", json_string(id));
+        return simple(m);
+}
+
+int do_forget(void) {
+        return simple(proto_new(PROTO_FORGET));
+}
+
+int do_respond(const char *id, const char *code) {
+        _cleanup_close_ int sock = connect_agent();
+        ProtoMsg m = {};
+        ProtoError err = {};
+        json_t *req;
+        int r;
+
+        if (sock < 0)
+                return EXIT_AGENT;
+        req = proto_new(PROTO_RESPONSE);
+        if (!req)
+                return EXIT_AGENT;
+        json_object_set_new(req, "request", json_string(id));
+        json_object_set_new(req, "code", json_string(code));
+        r = proto_send(sock, req, NULL, 0);
+        json_decref(req);
+        if (r >= 0)
+                r = proto_recv(sock, &m, &err);
+        if (r < 0) {
+                fprintf(stderr, "elevate: no answer from the agent: %s\n", err.message[0] ? err.message : strerror(-r));
+                return EXIT_AGENT;
+        }
+        switch (m.type) {
+        case PROTO_OK:
+                printf("%s\nRun the same command again to start it.\n", m.message ?: "accepted");
+                r = 0;
+                break;
+        case PROTO_EVENT:
+                fprintf(stderr, "elevate: %s\n", m.message ?: "the code was not accepted");
+                r = EXIT_NOT_PERMITTED;
+                break;
+        case PROTO_ERROR:
+                r = print_error(&m);
+                break;
+        default:
+                r = EXIT_AGENT;
+        }
+        proto_msg_done(&m);
+        return r;
+}
