@@ -14,34 +14,25 @@
 
 #include "agent-approval.h"
 #include "agent-log.h"
+#include "code.h"
 #include "util.h"
 
-/* SHA-256 over the arguments and the file arguments' hashes, each length-prefixed, so
- * that no two different commands share a digest. */
+/* The digest of the command: arguments and file-argument hashes (the same digest offline
+ * codes bind, common/code.c), so that no two different commands share a grant. */
 int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]) {
-        _cleanup_(sha256_freep) Sha256 *h = NULL;
+        CodeFileArg fa[PROTO_MAX_FILE_ARGS];
         uint8_t d[SHA256_LEN];
+        size_t n = 0;
         int k;
 
-        k = sha256_new(&h);
-        if (k < 0)
-                return k;
-        for (size_t i = 0; i < r->msg.n_args; i++) {
-                uint32_t len = (uint32_t) strlen(r->msg.args[i]);
-                uint8_t be[4] = { len >> 24, len >> 16, len >> 8, len };
-                (void) sha256_update(h, "a", 1);
-                (void) sha256_update(h, be, 4);
-                (void) sha256_update(h, r->msg.args[i], len);
-        }
         for (size_t i = 0; i < r->n_files; i++) {
-                uint8_t be[4] = { r->file_pos[i] >> 24, r->file_pos[i] >> 16, r->file_pos[i] >> 8, r->file_pos[i] };
                 if (!r->files[i])
                         continue;
-                (void) sha256_update(h, "f", 1);
-                (void) sha256_update(h, be, 4);
-                (void) sha256_update(h, r->files[i]->sha256, SHA256_LEN);
+                fa[n].position = r->file_pos[i];
+                memcpy(fa[n].sha256, r->files[i]->sha256, SHA256_LEN);
+                n++;
         }
-        k = sha256_final(h, d);
+        k = code_argv_digest(r->msg.args, r->msg.n_args, fa, n, d);
         if (k < 0)
                 return k;
         hex_encode(d, SHA256_LEN, ret);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "agent-keys.h"
+#include "code.h"
 #include "agent-log.h"
 #include "util.h"
 
@@ -24,57 +25,204 @@ typedef struct Attempts {
         uint64_t next_allowed;   /* CLOCK_BOOTTIME usec */
 } Attempts;
 
-static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/* The request digest a challenge binds: uid, program hash, argv and file-argument
+ * hashes, run_as and scope, all as stored with the pending request. */
+static int pending_digest(const Pending *p, uint8_t ret[static SHA256_LEN]) {
+        json_t *args = json_object_get(p->data, "args"), *files = json_object_get(p->data, "file_args"), *e;
+        const char **argv = NULL;
+        CodeFileArg fa[PROTO_MAX_FILE_ARGS];
+        uint8_t prog[SHA256_LEN], argv_digest[SHA256_LEN];
+        size_t n = json_array_size(args), nf = 0, i;
+        int k;
 
-/* "XXXX-XXXX" from the first 40 bits of the nonce */
-static void ticket_from_nonce(const uint8_t nonce[8], char ret[static 10]) {
-        uint64_t v = 0;
-
-        for (int i = 0; i < 5; i++)
-                v = v << 8 | nonce[i];
-        for (int i = 0, j = 0; i < 8; i++) {
-                ret[j++] = crockford[(v >> (35 - 5 * i)) & 31];
-                if (i == 3)
-                        ret[j++] = '-';
+        if (hex_decode(p->sha256, prog, SHA256_LEN) < 0)
+                return -EINVAL;
+        argv = calloc(n + 1, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        json_array_foreach(args, i, e) argv[i] = json_string_value(e) ?: "";
+        json_array_foreach(files, i, e) {
+                if (nf >= ELEMENTSOF(fa))
+                        break;
+                fa[nf].position = (uint32_t) json_integer_value(json_object_get(e, "position"));
+                if (hex_decode(json_string_value(json_object_get(e, "sha256")) ?: "", fa[nf].sha256, SHA256_LEN) < 0)
+                        continue;
+                nf++;
         }
-        ret[9] = 0;
+        k = code_argv_digest(argv, n, fa, nf, argv_digest);
+        free(argv);
+        if (k < 0)
+                return k;
+        return code_request_digest(&(CodeRequest){ .uid = p->uid, .program_sha256 = prog, .argv_digest = argv_digest,
+                                                   .run_as = p->run_as,
+                                                   .grant_scope = streq(p->scope, "binary") ? "binary" : "command" },
+                                   ret);
+}
+
+static int challenge_of(const Pending *p, CodeChallenge *ret) {
+        uint8_t nonce[CODE_NONCE_LEN], digest[SHA256_LEN];
+        int k;
+
+        if (hex_decode(p->nonce_hex, nonce, sizeof(nonce)) < 0)
+                return -EINVAL;
+        k = pending_digest(p, digest);
+        if (k < 0)
+                return k;
+        return code_challenge_init(ret, p->epoch, nonce, digest);
+}
+
+static int set_challenge_string(Agent *a, Pending *p, const CodeChallenge *c) {
+        char buf[CODE_CHALLENGE_STR_MAX];
+        int k;
+
+        free(p->challenge);
+        p->challenge = NULL;
+        if (!a->have_key || p->epoch != a->key_epoch)
+                return 0; /* no offline codes here, or the key rotated since it was filed */
+        k = code_challenge_encode(c, buf);
+        if (k < 0)
+                return k;
+        p->challenge = strdup(buf);
+        return p->challenge ? 0 : -ENOMEM;
 }
 
 int keys_new_challenge(Agent *a, Pending *p) {
-        uint8_t nonce[8];
+        uint8_t digest[SHA256_LEN];
+        CodeChallenge c;
         int k;
 
-        /* the ticket must be unique among open requests: it is how people name them */
+        p->epoch = a->have_key ? a->key_epoch : 0;
+        k = pending_digest(p, digest);
+        if (k < 0)
+                return k;
+        /* the ticket (the nonce's first 40 bits) must be unique among open requests: it is
+         * how people name them */
         for (int tries = 0;; tries++) {
-                k = random_bytes(nonce, sizeof(nonce));
+                k = code_challenge_new(&c, p->epoch, digest);
                 if (k < 0)
                         return k;
-                ticket_from_nonce(nonce, p->ticket);
+                k = code_request_id(&c, p->ticket);
+                if (k < 0)
+                        return k;
                 if (!pending_find(a, p->ticket) || tries > 16)
                         break;
         }
-        hex_encode(nonce, sizeof(nonce), p->nonce_hex);
-        p->epoch = a->key_epoch;
-        p->challenge = NULL; /* offline codes: common/code.c */
+        hex_encode(c.nonce, CODE_NONCE_LEN, p->nonce_hex);
+        return set_challenge_string(a, p, &c);
+}
+
+int keys_challenge_digest(const Pending *p, char ret[static 7]) {
+        CodeChallenge c;
+        int k;
+
+        k = challenge_of(p, &c);
+        if (k < 0)
+                return k;
+        hex_encode(c.digest, CODE_DIGEST_LEN, ret);
         return 0;
 }
 
 int keys_restore_challenge(Agent *a, Pending *p) {
-        return 0;
+        CodeChallenge c;
+        int k;
+
+        k = challenge_of(p, &c);
+        if (k < 0)
+                return k;
+        return set_challenge_string(a, p, &c);
 }
 
 KeysVerdict keys_verify_response(Agent *a, const Pending *p, const char *code, uint64_t *ret_ttl) {
-        return KEYS_NO_KEY;
+        const PolicySettings *set = policy_settings(a->policy->policy);
+        CodeResponse resp;
+        CodeChallenge c;
+        int k;
+
+        if (!a->have_key)
+                return KEYS_NO_KEY;
+        if (p->epoch != a->key_epoch)
+                return KEYS_STALE; /* the challenge was made under a retired key */
+        if (challenge_of(p, &c) < 0)
+                return KEYS_WRONG;
+        k = code_verify_response(a->endpoint_key, a->key_host, &c, code, now_usec(CLOCK_REALTIME),
+                                 set->approval_timeout, CODE_DEFAULT_SKEW_USEC, &resp);
+        if (k == 0) {
+                *ret_ttl = (uint64_t) resp.ttl_minutes * 60 * USEC_PER_SEC;
+                return KEYS_OK;
+        }
+        if (code_error_is_typo(k) || k == -EPROTONOSUPPORT)
+                return KEYS_TYPO;
+        if (k == -EKEYEXPIRED || k == -ETIME)
+                return KEYS_STALE;
+        return KEYS_WRONG;
+}
+
+/* The key lives in one locked page, out of core dumps, wiped when replaced. */
+static uint8_t *key_page(void) {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (p == MAP_FAILED)
+                return NULL;
+        (void) mlock(p, 4096);
+        (void) madvise(p, 4096, MADV_DONTDUMP);
+        (void) madvise(p, 4096, MADV_WIPEONFORK);
+        return p;
 }
 
 int agent_keys_load(Agent *a, bool initial) {
-        a->have_key = false;
+        CodeEndpointKey k = {};
+        char host[CODE_HOST_MAX + 1];
+        json_t *d;
+        int r;
+
+        r = code_endpoint_key_read(a->endpoint_key_path, CODE_KEY_FILE_PRIVATE | CODE_KEY_FILE_ROOT_OWNED, &k);
+        if (r == -ENOENT && initial) {
+                log_info("No endpoint key at %s: offline response codes are off (online approval works)",
+                         a->endpoint_key_path);
+                return 0;
+        }
+        if (r < 0) {
+                explicit_erase(&k, sizeof(k));
+                return log_error_errno(r, "Cannot use the endpoint key %s (it must be root-owned, mode 0600, made by "
+                                          "`elevatectl keys derive`)",
+                                       a->endpoint_key_path);
+        }
+        if (a->host_id && (code_host_canonical(a->host_id, host) < 0 || !streq(host, k.host))) {
+                explicit_erase(&k, sizeof(k));
+                return log_error_errno(-EINVAL,
+                                       "The endpoint key %s is for host \"%s\", but this agent is \"%s\" (--host-id); "
+                                       "offline codes stay off",
+                                       a->endpoint_key_path, k.host, a->host_id);
+        }
+        if (!a->endpoint_key) {
+                a->endpoint_key = key_page();
+                if (!a->endpoint_key) {
+                        explicit_erase(&k, sizeof(k));
+                        return -ENOMEM;
+                }
+        }
+        memcpy(a->endpoint_key, k.key, CODE_KEY_LEN);
+        snprintf(a->key_host, sizeof(a->key_host), "%s", k.host);
+        a->key_epoch = k.epoch;
+        a->have_key = true;
+        explicit_erase(&k, sizeof(k));
+        log_info("Offline response codes on: host \"%s\", key epoch %u", a->key_host, a->key_epoch);
+        d = json_pack("{s:s,s:I,s:s}", "host", a->key_host, "epoch", (json_int_t) a->key_epoch, "path",
+                      a->endpoint_key_path);
+        if (d) {
+                AuditEntry e = { .event = initial ? "keys-loaded" : "keys-rotated", .uid = -1, .data = d };
+                (void) audit_submit(a->audit, &e, NULL, NULL);
+        }
+        json_decref(d);
+        /* open requests of an older epoch lose their challenge: it cannot be answered */
+        for (Pending *p = a->pendings; p; p = p->next)
+                (void) keys_restore_challenge(a, p);
         return 0;
 }
 
 void agent_keys_free(Agent *a) {
         if (a->endpoint_key) {
-                explicit_erase(a->endpoint_key, SHA256_LEN);
+                explicit_erase(a->endpoint_key, CODE_KEY_LEN);
                 munmap(a->endpoint_key, 4096);
         }
         a->endpoint_key = NULL;

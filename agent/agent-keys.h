@@ -22,6 +22,8 @@ void agent_keys_free(Agent *a);
 
 /* Fills p->nonce_hex, p->ticket, p->epoch and (with a key) p->challenge. */
 int keys_new_challenge(Agent *a, Pending *p);
+/* The 24 digest bits the challenge carries, as 6 hex digits. */
+int keys_challenge_digest(const Pending *p, char ret[static 7]);
 /* After a restart: rebuilds p->challenge from the stored nonce and epoch. */
 int keys_restore_challenge(Agent *a, Pending *p);
 

@@ -123,8 +123,13 @@ json_t *pending_json(const Pending *p) {
 #undef COPY
         if (json_object_get(json_object_get(p->data, "program"), "path"))
                 json_object_set(o, "program", json_object_get(json_object_get(p->data, "program"), "path"));
-        if (p->challenge)
+        if (p->challenge) {
+                char digest[7];
                 json_object_set_new(o, "challenge", json_string(p->challenge));
+                /* what `elevatectl respond` shows the helpdesk: the challenge's digest bits */
+                if (keys_challenge_digest(p, digest) >= 0)
+                        json_object_set_new(o, "digest", json_string(digest));
+        }
         return o;
 }
 

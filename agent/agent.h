@@ -82,6 +82,7 @@ struct Agent {
         const char *endpoint_key_path;
         bool have_key;
         uint32_t key_epoch;
+        char key_host[256];        /* the host name in the endpoint key file */
         uint8_t *endpoint_key;     /* 32 bytes, mlock()ed */
         struct Attempts *attempts; /* failed offline codes per uid and for the host */
 

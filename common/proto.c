@@ -146,6 +146,7 @@ static const ProtoField pending_fields[] = {
         {"age", FIELD_INT, true, .min = 0, .max = INT64_MAX},
         {"expires_in", FIELD_INT, false, .min = 0, .max = INT64_MAX},
         {"challenge", FIELD_STRING, false, .max = 64},
+        {"digest", FIELD_STRING, false, .max = 16, .syntax = hex_ok, .syntax_what = "hex"},
         {"scope", FIELD_STRING, false, .max = 32},
 };
 static const ProtoSpec pending_spec = {"pending", ELEMENTS(pending_fields)};

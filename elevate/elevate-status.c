@@ -154,7 +154,7 @@ int do_respond(const char *id, const char *code) {
         }
         switch (m.type) {
         case PROTO_OK:
-                printf("%s\nRun the same command again to start it.\n", m.message ?: "accepted");
+                printf("%s\n", m.message ?: "accepted");
                 r = 0;
                 break;
         case PROTO_EVENT:

@@ -81,6 +81,7 @@ static void print_request(json_t *p) {
                 printf("\n");
         }
         line("challenge", json_object_get(p, "challenge"));
+        line("digest", json_object_get(p, "digest"));
         printf("\n");
 }
 

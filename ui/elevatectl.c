@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "elevatectl-audit.h"
+#include "elevatectl-code.h"
 #include "elevatectl.h"
 #include "util.h"
 
@@ -250,6 +251,17 @@ static int cmd_reload(int argc, char **argv) {
         return 0;
 }
 
+static int cmd_keys(int argc, char **argv) {
+        if (argc >= 2 && streq(argv[1], "rotate")) {
+                if (argc != 2) {
+                        fprintf(stderr, "Usage: elevatectl keys rotate\n");
+                        return 2;
+                }
+                return ctl_keys_rotate();
+        }
+        return ctl_cmd_keys(argc, argv);
+}
+
 static const CtlCommand commands[] = {
         { "audit", cmd_audit,
           "audit [--since T] [--limit N] [--json]   show the audit log (operators)\n"
@@ -267,6 +279,14 @@ static const CtlCommand commands[] = {
         { "deny", ctl_cmd_deny, "deny ID [--comment T]                   deny a request" },
         { "grants", ctl_cmd_grants, "grants [--json]                         live grants you may see" },
         { "revoke", ctl_cmd_revoke, "revoke GRANT                            end a grant now" },
+        { "respond", ctl_cmd_respond,
+          "respond CHALLENGE --site-key FILE --host NAME --ttl D\n"
+          "                                          offline: the response code for a challenge read to you" },
+        { "keys", cmd_keys,
+          "keys new --site-key FILE                create a site key (keep it on the helpdesk's machine)\n"
+          "  keys derive --site-key FILE --host NAME [--epoch N] [--output FILE]\n"
+          "                                          the endpoint key for one machine\n"
+          "  keys rotate                             make the agent use its new endpoint key file (root)" },
 };
 
 /* `-H [USER@]HOST`: the same command on another machine, over ssh (as `systemctl -H`).
