@@ -93,7 +93,7 @@ static int adopt_row(Agent *a, json_t *row) {
         }
         *r = (Request){ .agent = a, .program_fd = -EBADF, .cwd_fd = -EBADF, .stdio = { -EBADF, -EBADF, -EBADF },
                         .pty_master = -EBADF, .pty_slave = -EBADF, .cgroup_fd = -EBADF, .pidfd = -EBADF,
-                        .adopted = true, .state = REQUEST_RUNNING };
+                        .notify_fd = -EBADF, .adopted = true, .state = REQUEST_RUNNING };
         memcpy(r->id, id, 33);
         r->uid = (uid_t) json_integer_value(json_object_get(data, "uid"));
         r->policy = agent_policy_ref(a->policy);

@@ -33,9 +33,11 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -76,6 +78,7 @@ typedef enum LaunchStep {
         STEP_RLIMIT_CORE,
         STEP_LOGINUID,
         STEP_SECCOMP,
+        STEP_NOEXEC,
         STEP_SETGROUPS,
         STEP_SETRESGID,
         STEP_SETRESUID,
@@ -98,6 +101,7 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_RLIMIT_CORE] = "setrlimit(RLIMIT_CORE)",
         [STEP_LOGINUID] = "loginuid",
         [STEP_SECCOMP] = "seccomp",
+        [STEP_NOEXEC] = "seccomp (noexec listener)",
         [STEP_SETGROUPS] = "setgroups",
         [STEP_SETRESGID] = "setresgid",
         [STEP_SETRESUID] = "setresuid",
@@ -118,6 +122,7 @@ typedef struct ChildReport {
 typedef struct ChildPlan {
         const LaunchSpec *spec;
         int err_fd;
+        int notify_sock;   /* noexec: where the child sends its listener, or -1 */
         char loginuid[16]; /* "" to leave the loginuid alone */
         size_t loginuid_len;
 } ChildPlan;
@@ -241,7 +246,7 @@ static int child_set_ids(const LaunchSpec *s, LaunchStep *ret_step) {
 
 /* The fds the child works with, all moved to >= first_free before any dup2(). */
 typedef struct ChildFds {
-        int err, exec, cwd, ctty;
+        int err, exec, cwd, ctty, notify;
         int stdio[3];
         int extra[LAUNCH_EXTRA_FDS_MAX];
         int first_extra; /* 3, or 4 when the script fd takes 3 */
@@ -258,12 +263,13 @@ static void child_collect_fds(const ChildPlan *p, ChildFds *f) {
         f->exec = s->exec_fd;
         f->cwd = s->cwd_fd;
         f->ctty = s->controlling_tty ? (s->ctty_fd >= 0 ? s->ctty_fd : s->stdio[0]) : -1;
+        f->notify = p->notify_sock;
 
         /* The error pipe first: later failures must still reach the parent. */
         if (child_move_up(&f->err, f->first_free) < 0)
                 child_fail(p->err_fd, STEP_MOVE_FD, errno);
         if (child_move_up(&f->exec, f->first_free) < 0 || child_move_up(&f->cwd, f->first_free) < 0 ||
-            child_move_up(&f->ctty, f->first_free) < 0)
+            child_move_up(&f->ctty, f->first_free) < 0 || child_move_up(&f->notify, f->first_free) < 0)
                 child_fail(f->err, STEP_MOVE_FD, errno);
         for (int i = 0; i < 3 && r >= 0; i++) {
                 f->stdio[i] = s->stdio[i];
@@ -291,6 +297,32 @@ static void child_place_fds(const LaunchSpec *s, ChildFds *f) {
         for (size_t i = 0; i < s->n_extra_fds; i++)
                 if (dup2(f->extra[i], f->first_extra + (int) i) < 0)
                         child_fail(f->err, STEP_EXTRA_FDS, errno);
+}
+
+/* noexec: installs the notify filter with a new listener and hands the listener to the
+ * agent over the socket (SCM_RIGHTS, raw sendmsg); both fds are then closed here. */
+static int child_noexec(const LaunchSpec *s, int sock) {
+        char cbuf[CMSG_SPACE(sizeof(int))] = {};
+        char byte = 'N';
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        struct cmsghdr *cm;
+        int listener;
+
+        listener = (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                                 s->notify_filter);
+        if (listener < 0)
+                return -errno;
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+        if (sendmsg(sock, &mh, MSG_NOSIGNAL) != 1)
+                return -errno;
+        (void) close(listener);
+        (void) close(sock);
+        return 0;
 }
 
 _noreturn_ static void child_run(const ChildPlan *p) {
@@ -328,6 +360,8 @@ _noreturn_ static void child_run(const ChildPlan *p) {
          * the filter then also covers the id changes below. */
         if (s->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->seccomp, 0, 0) < 0)
                 child_fail(f.err, STEP_SECCOMP, errno);
+        if (s->notify_filter && (r = child_noexec(s, f.notify)) < 0)
+                child_fail(f.err, STEP_NOEXEC, -r);
         if ((r = child_set_ids(s, &step)) < 0)
                 child_fail(f.err, step, -r);
 
@@ -419,9 +453,77 @@ static int read_report(int fd, ChildReport *ret) {
         return 1;
 }
 
+/* noexec, parent side: receive the listener, then let exactly the child's own first
+ * exec through (SECCOMP_USER_NOTIF_FLAG_CONTINUE). Anything else it asks before that is
+ * refused. Returns the listener, or <0 if the child failed first (its report says why). */
+static int noexec_first_exec(int sock, int report_fd, pid_t pid) {
+        _cleanup_close_ int listener = -EBADF;
+        char cbuf[CMSG_SPACE(sizeof(int))], byte;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        struct cmsghdr *cm;
+        ssize_t n;
+
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n != 1 || (mh.msg_flags & MSG_CTRUNC))
+                return -EPIPE; /* the child failed before it got there */
+        cm = CMSG_FIRSTHDR(&mh);
+        if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+                return -EBADMSG;
+        memcpy(&listener, CMSG_DATA(cm), sizeof(int));
+
+        for (;;) {
+                struct pollfd p[2] = { { .fd = listener, .events = POLLIN }, { .fd = report_fd, .events = POLLIN } };
+                struct seccomp_notif req = {};
+                struct seccomp_notif_resp resp = {};
+
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (!(p[0].revents & POLLIN))
+                        return -EPIPE; /* a report (failure) or hangup before the exec */
+                if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+                        if (errno == EINTR || errno == ENOENT)
+                                continue;
+                        return negative_errno();
+                }
+                resp.id = req.id;
+                if ((pid_t) req.pid == pid && (int) req.data.nr == SYS_execveat) {
+                        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+                        (void) ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+                        return TAKE_FD(listener);
+                }
+                resp.error = -EACCES;
+                (void) ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+        }
+}
+
+int launch_noexec_answer(int notify_fd, pid_t *ret_pid) {
+        struct seccomp_notif req = {};
+        struct seccomp_notif_resp resp = {};
+        struct pollfd p = { .fd = notify_fd, .events = POLLIN };
+
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+                return p.revents & (POLLHUP | POLLERR) ? -ENOENT : 0;
+        if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+                return errno == ENOENT || errno == EINTR ? 0 : negative_errno();
+        resp.id = req.id;
+        resp.error = -EACCES;
+        if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno != ENOENT)
+                return negative_errno();
+        if (ret_pid)
+                *ret_pid = (pid_t) req.pid;
+        return 1;
+}
+
 int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
-        _cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF, pidfd = -EBADF;
-        ChildPlan plan = {};
+        _cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF, pidfd = -EBADF, nsock = -EBADF, nsock_child = -EBADF,
+                            listener = -EBADF;
+        ChildPlan plan = { .notify_sock = -1 };
         ChildReport report;
         siginfo_t si;
         int fds[2], r;
@@ -446,6 +548,16 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
         pipe_r = fds[0];
         pipe_w = fds[1];
         plan.err_fd = pipe_w;
+        if (s->notify_filter) {
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
+                        r = negative_errno();
+                        set_error(ret_error, "socketpair", -r);
+                        return r;
+                }
+                nsock = fds[0];
+                nsock_child = fds[1];
+                plan.notify_sock = nsock_child;
+        }
 
         pid = clone_child(&plan, s->cgroup_fd, &pidfd);
         if (pid < 0) {
@@ -453,11 +565,21 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
                 return pid;
         }
         pipe_w = safe_close(pipe_w);
+        nsock_child = safe_close(nsock_child);
+        if (nsock >= 0)
+                listener = noexec_first_exec(nsock, pipe_r, pid);
 
-        if (read_report(pipe_r, &report) == 0) {
+        r = read_report(pipe_r, &report);
+        if (r == 0 && (!s->notify_filter || listener >= 0)) {
                 ret->pid = pid;
                 ret->pidfd = TAKE_FD(pidfd);
+                ret->notify_fd = TAKE_FD(listener);
                 return 0;
+        }
+        if (r == 0) {
+                /* exec'd, but the noexec listener never reached us: fail closed */
+                report.step = STEP_NOEXEC;
+                report.error = EPROTO;
         }
 
         /* Reap it, so a failed launch leaves no zombie behind. It is on its way to

@@ -38,6 +38,11 @@ typedef struct LaunchSpec {
         uid_t loginuid;          /* (uid_t)-1: leave as is */
         const struct sock_fprog *seccomp; /* NULL: no filter */
         int cgroup_fd;           /* CLONE_INTO_CGROUP target, or -1 (then a new process group) */
+        /* noexec: a filter whose execve/execveat are SECCOMP_RET_USER_NOTIF. The child
+         * installs it with a new listener while still root and hands the listener over
+         * before its own exec, which launch_spawn() lets through; later execs are the
+         * caller's to answer (LaunchResult.notify_fd). NULL: none. */
+        const struct sock_fprog *notify_filter;
         /* Added by the launch module (file arguments, DESIGN §4; pty when only stdout or
          * stderr is a terminal): */
         const int *extra_fds;    /* passed on at fds 3, 4, … (4, 5, … with keep_exec_fd), */
@@ -51,7 +56,13 @@ typedef struct LaunchSpec {
 typedef struct LaunchResult {
         pid_t pid;
         int pidfd;               /* CLONE_PIDFD, O_CLOEXEC */
+        int notify_fd;           /* seccomp listener for noexec, or -1 */
 } LaunchResult;
+
+/* Answers one pending notification on a noexec listener: every exec after the first is
+ * refused with EACCES. Returns 1 if one was answered (*ret_pid set), 0 if none was
+ * pending, <0 on error (-ENOENT: the process is gone). */
+int launch_noexec_answer(int notify_fd, pid_t *ret_pid);
 
 /* Starts the child and waits (on the close-on-exec pipe) until it has exec'd or
  * failed. On failure returns -errno and *ret_error says which step failed

@@ -437,7 +437,8 @@ int request_start(Conn *c, ProtoMsg *m) {
         }
         *r = (Request){ .agent = a, .conn = c, .uid = c->peer.uid, .gid = c->peer.gid, .program_fd = -EBADF,
                         .cwd_fd = -EBADF, .stdio = { -EBADF, -EBADF, -EBADF }, .pty_master = -EBADF,
-                        .pty_slave = -EBADF, .cgroup_fd = -EBADF, .pidfd = -EBADF };
+                        .pty_slave = -EBADF, .cgroup_fd = -EBADF, .pidfd = -EBADF,
+                        .notify_fd = -EBADF };
         k = agent_new_request_id(r->id);
         if (k < 0) {
                 free(r);
@@ -578,6 +579,8 @@ void request_free(Request *r) {
                 r->agent->launches = r->next;
         }
         sd_event_source_disable_unref(r->child_source);
+        sd_event_source_disable_unref(r->notify_source);
+        safe_close(r->notify_fd);
         sd_event_source_disable_unref(r->cgroup_watch);
         sd_event_source_disable_unref(r->expiry_timer);
         sd_event_source_disable_unref(r->runtime_timer);

@@ -74,6 +74,10 @@ struct Request {
         size_t n_extra_fds;
         int pty_master, pty_slave;
         const struct sock_fprog *seccomp;
+        const struct sock_fprog *noexec_filter;
+        int notify_fd;                  /* noexec listener */
+        sd_event_source *notify_source;
+        uint64_t n_exec_refused;
         char *cgroup_name;              /* "launch-<id>" leaf name without prefix: <id> */
         int cgroup_fd;
         pid_t pid;

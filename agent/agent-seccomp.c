@@ -28,6 +28,7 @@ static const Profile profiles[] = {
 };
 
 static struct sock_fprog *built[ELEMENTSOF(profiles)];
+static struct sock_fprog *noexec_built;
 
 static const Profile *profile_find(const char *name, size_t *ret_index) {
         for (size_t i = 0; i < ELEMENTSOF(profiles); i++)
@@ -118,7 +119,38 @@ int seccomp_profile_get(const char *name, const struct sock_fprog **ret) {
         return 0;
 }
 
+int seccomp_noexec_get(const struct sock_fprog **ret) {
+        scmp_filter_ctx ctx;
+        int r;
+
+        if (noexec_built) {
+                *ret = noexec_built;
+                return 0;
+        }
+        ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                return -ENOMEM;
+        (void) seccomp_arch_add(ctx, SCMP_ARCH_X86);
+        (void) seccomp_arch_add(ctx, SCMP_ARCH_X32);
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(execve), 0);
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(execveat), 0);
+        if (r >= 0)
+                r = export_bpf(ctx, &noexec_built);
+        seccomp_release(ctx);
+        if (r < 0)
+                return r;
+        *ret = noexec_built;
+        return 0;
+}
+
 void seccomp_profiles_free(void) {
+        if (noexec_built)
+                free(noexec_built->filter);
+        free(noexec_built);
+        noexec_built = NULL;
         for (size_t i = 0; i < ELEMENTSOF(built); i++) {
                 if (built[i])
                         free(built[i]->filter);

@@ -14,4 +14,7 @@
 bool seccomp_profile_known(const char *name);
 /* NULL for "none"; the program stays owned by the module (built once, cached). */
 int seccomp_profile_get(const char *name, const struct sock_fprog **ret);
+/* The noexec filter: execve and execveat answered by the agent (user notification),
+ * for every ABI the kernel runs. Built once. */
+int seccomp_noexec_get(const struct sock_fprog **ret);
 void seccomp_profiles_free(void);

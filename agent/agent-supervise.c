@@ -157,10 +157,12 @@ int request_launch(Request *r) {
                 return 0;
         }
         if (rule->noexec) {
-                request_refuse(r, "not-permitted", NULL,
-                               "rule \"%s\" asks for noexec, which this agent cannot enforce yet; nothing was run",
-                               rule->id);
-                return 0;
+                k = seccomp_noexec_get(&r->noexec_filter);
+                if (k < 0) {
+                        request_refuse(r, "internal", NULL, "cannot prepare the noexec filter: %s; nothing was run",
+                                       strerror(-k));
+                        return 0;
+                }
         }
         k = seccomp_profile_get(rule->profile, &r->seccomp);
         if (k < 0) {
@@ -241,6 +243,31 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
 static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata);
 static int on_max_runtime(sd_event_source *s, uint64_t usec, void *userdata);
 
+/* noexec: every exec after the program's own is refused (EACCES), in the whole tree. */
+static int on_noexec(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Request *r = userdata;
+        pid_t pid = 0;
+        int k;
+
+        for (int i = 0; i < 64; i++) {
+                k = launch_noexec_answer(fd, &pid);
+                if (k <= 0)
+                        break;
+                r->n_exec_refused++;
+                /* the log and the audit say so, but a program looping on exec cannot flood them */
+                if (r->n_exec_refused <= 16) {
+                        json_t *d = json_pack("{s:i,s:I}", "pid", (int) pid, "count", (json_int_t) r->n_exec_refused);
+                        log_info("Request %s: refused an exec by pid %d (noexec)", r->id, (int) pid);
+                        if (d)
+                                request_audit(r, "exec-refused", d, NULL, 0, NULL);
+                        json_decref(d);
+                }
+        }
+        if (k == -ENOENT || (revents & (EPOLLHUP | EPOLLERR)))
+                r->notify_source = sd_event_source_disable_unref(r->notify_source);
+        return 0;
+}
+
 static int send_started(Request *r) {
         json_t *m = proto_new(PROTO_STARTED);
         int k;
@@ -311,6 +338,7 @@ static void launch_now(Request *r) {
                 .loginuid = r->conn->peer.loginuid != (uid_t) -1 ? r->conn->peer.loginuid : r->uid,
                 .seccomp = r->seccomp,
                 .cgroup_fd = r->cgroup_fd,
+                .notify_filter = r->noexec_filter,
                 .extra_fds = r->extra_fds,
                 .n_extra_fds = r->n_extra_fds,
         };
@@ -335,6 +363,7 @@ static void launch_now(Request *r) {
         }
         r->pid = res.pid;
         r->pidfd = res.pidfd;
+        r->notify_fd = res.notify_fd;
         r->started_boottime = now_usec(CLOCK_BOOTTIME);
         compute_deadlines(r);
         r->state = REQUEST_RUNNING;
@@ -351,6 +380,8 @@ static void launch_now(Request *r) {
         a->n_launches++;
 
         k = sd_event_add_io(a->event, &r->child_source, r->pidfd, EPOLLIN, on_child, r);
+        if (k >= 0 && r->notify_fd >= 0)
+                k = sd_event_add_io(a->event, &r->notify_source, r->notify_fd, EPOLLIN, on_noexec, r);
         if (k >= 0)
                 k = supervise_arm_timers(r);
         if (k < 0)
