@@ -255,8 +255,11 @@ static int conn_dispatch(Conn *c, ProtoMsg *m) {
                 break;
         case PROTO_RESPONSE:
                 if (c->state == CONN_WAITING && c->request && c->request->pending &&
-                    pending_find(c->agent, m->request) == c->request->pending)
-                        return pending_response(c, c->request->pending, m->code) < 0 ? -EIO : 0;
+                    pending_find(c->agent, m->request) == c->request->pending) {
+                        int k = pending_response(c, c->request->pending, m->code);
+                        /* already being decided: the decision reaches this client anyway */
+                        return k == -EALREADY ? 0 : k < 0 ? k : 0;
+                }
                 if (first)
                         return ops_response(c, m);
                 break;
