@@ -197,6 +197,10 @@ struct Audit {
         pthread_cond_t cond;      /* writer: work or stop */
         pthread_cond_t sync_cond; /* sync callers: their job completed */
 
+        /* loop thread only: jobs held back by audit_cork() */
+        AuditJob *corked, *corked_tail;
+        unsigned cork;
+
         /* under lock */
         AuditJob *queue, *queue_tail;
         size_t n_queued;

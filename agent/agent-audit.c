@@ -103,6 +103,15 @@ static int job_new(const AuditEntry *e, AuditJob **ret) {
 /* ---- loop thread <-> writer thread ---- */
 
 static int enqueue(Audit *a, AuditJob *j) {
+        if (a->cork > 0 && !j->sync) {
+                /* held back until audit_uncork(): rows of one step share one commit */
+                if (a->corked_tail)
+                        a->corked_tail->next = j;
+                else
+                        a->corked = j;
+                a->corked_tail = j;
+                return 0;
+        }
         pthread_mutex_lock(&a->lock);
         /* A stuck disk must not turn into unbounded memory: the agent refuses instead. */
         if (a->n_queued >= AUDIT_MAX_QUEUED || a->queued_bytes + j->data_len > AUDIT_MAX_QUEUED_BYTES ||
@@ -373,6 +382,30 @@ void audit_set_probe_interval(Audit *a, uint64_t usec) {
 
 const char *audit_failed(Audit *a) {
         return a ? a->failed : "the audit log is not open";
+}
+
+void audit_cork(Audit *a) {
+        if (a)
+                a->cork++;
+}
+
+void audit_uncork(Audit *a) {
+        if (!a || a->cork == 0 || --a->cork > 0)
+                return;
+        while (a->corked) {
+                AuditJob *j = a->corked;
+                a->corked = j->next;
+                if (!a->corked)
+                        a->corked_tail = NULL;
+                j->next = NULL;
+                if (enqueue(a, j) < 0) {
+                        /* the queue is full: the entry fails like any refused submission */
+                        j->result = -ENOBUFS;
+                        if (j->done)
+                                j->done(-ENOBUFS, j->userdata);
+                        audit_job_free(j);
+                }
+        }
 }
 
 int audit_submit(Audit *a, const AuditEntry *e, AuditDoneFn done, void *userdata) {

@@ -69,6 +69,12 @@ const char *audit_failed(Audit *a);
  * invalid (then done is not called). */
 int audit_submit(Audit *a, const AuditEntry *e, AuditDoneFn done, void *userdata);
 
+/* Holds submissions back until the matching uncork, so that the rows of one step (a
+ * request's decision and its launch) go to disk in one commit. Nests. A submission that
+ * cannot be queued at uncork time completes with -ENOBUFS. */
+void audit_cork(Audit *a);
+void audit_uncork(Audit *a);
+
 /* Blocking write used at start and stop, outside the hot path. */
 int audit_submit_sync(Audit *a, const AuditEntry *e);
 

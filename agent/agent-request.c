@@ -288,7 +288,7 @@ static int build_policy_request(Request *r, PolicyRequest *pr, const char **file
         return 0;
 }
 
-static void request_decide(Request *r) {
+static void request_decide_now(Request *r) {
         _cleanup_free_ const char **file_paths = NULL;
         PolicyRequest pr;
         const PolicyRule *rule;
@@ -362,6 +362,16 @@ static void request_decide(Request *r) {
                 if (r->conn)
                         conn_close(r->conn);
         }
+}
+
+/* The decision row and, for an allowed request, the launch row share one commit: one
+ * fsync before the program starts instead of two. */
+static void request_decide(Request *r) {
+        Audit *audit = r->agent->audit;
+
+        audit_cork(audit);
+        request_decide_now(r);
+        audit_uncork(audit);
 }
 
 static void on_inspected(int result, void *userdata) {
