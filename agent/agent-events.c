@@ -52,6 +52,8 @@ json_t *agent_event_new(const AgentEvent *e) {
         SET("approver", e->approver);
         SET("comment", e->comment);
         SET("message", e->message);
+        SET("challenge", e->challenge);
+        SET("on_expiry", e->on_expiry);
 #undef SET
         if (e->ttl >= 0)
                 json_object_set_new(m, "ttl", json_integer(e->ttl));

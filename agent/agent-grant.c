@@ -171,6 +171,7 @@ static int on_grant_warn(sd_event_source *s, uint64_t usec, void *userdata) {
         agent_event(g->agent, g->uid,
                     &(AgentEvent){ .event = "grant-expiring", .grant = g->id, .rule = g->rule, .message = msg,
                                    .program = json_string_value(json_object_get(g->data, "program")),
+                                   .on_expiry = terminate ? "terminate" : "keep",
                                    .ttl = (int64_t) (g->expires > now ? g->expires - now : 0) });
         return 0;
 }

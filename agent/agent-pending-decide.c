@@ -219,9 +219,14 @@ static void on_closed(int result, void *userdata) {
                             &(AgentEvent){ .event = "denied", .request = p->id, .ticket = p->ticket,
                                            .program = program_of(p), .rule = p->rule, .approver = op->approver,
                                            .comment = op->comment, .message = msg, .ttl = -1 });
-        } else
+        } else {
                 snprintf(msg, sizeof(msg), "request %s was withdrawn%s%s", p->ticket, op->comment ? ": " : "",
                          op->comment ?: "");
+                agent_event(p->agent, p->uid,
+                            &(AgentEvent){ .event = "cancelled", .request = p->id, .ticket = p->ticket,
+                                           .program = program_of(p), .rule = p->rule, .approver = op->approver,
+                                           .message = msg, .ttl = -1 });
+        }
         if (p->waiter) {
                 Request *w = p->waiter;
                 p->waiter = NULL;
@@ -336,11 +341,13 @@ int pending_response(Conn *c, Pending *p, const char *code) {
 rejected_no_count:
         log_info("Response code for %s rejected: %s", p->ticket, msg);
         {
-                json_t *m = agent_event_new(&(AgentEvent){ .event = "code-rejected", .request = p->id,
-                                                           .ticket = p->ticket, .message = msg, .ttl = -1 });
+                AgentEvent ev = { .event = "code-rejected", .request = p->id, .ticket = p->ticket, .message = msg,
+                                  .ttl = -1 };
+                json_t *m = agent_event_new(&ev);
                 if (m)
                         (void) conn_send(c, m, NULL, 0);
                 json_decref(m);
+                agent_event(a, p->uid, &ev); /* the user's notifier too */
         }
         return 1; /* handled: the caller keeps (waiting) or closes (standalone) the connection */
 }

@@ -349,7 +349,8 @@ static void on_pending_filed(int result, void *userdata) {
                  p->ticket, p->rule);
         pending_arm(p);
         agent_event(p->agent, p->uid, &(AgentEvent){ .event = "pending", .request = p->id, .ticket = p->ticket,
-                                                      .program = program_display(p), .rule = p->rule, .ttl = -1 });
+                                                      .program = program_display(p), .rule = p->rule,
+                                                      .challenge = p->challenge, .ttl = -1 });
         pending_tell_waiter(p);
 }
 

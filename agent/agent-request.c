@@ -593,6 +593,7 @@ void request_free(Request *r) {
         safe_close(r->notify_fd);
         sd_event_source_disable_unref(r->cgroup_watch);
         sd_event_source_disable_unref(r->expiry_timer);
+        sd_event_source_disable_unref(r->warn_timer);
         sd_event_source_disable_unref(r->runtime_timer);
         sd_event_source_disable_unref(r->kill_timer);
         safe_close(r->program_fd);

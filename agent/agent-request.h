@@ -84,7 +84,7 @@ struct Request {
         int pidfd;
         sd_event_source *child_source;
         sd_event_source *cgroup_watch;
-        sd_event_source *expiry_timer, *runtime_timer, *kill_timer;
+        sd_event_source *expiry_timer, *warn_timer, *runtime_timer, *kill_timer;
         uint64_t started_boottime;
         uint64_t expiry_deadline;       /* CLOCK_BOOTTIME; 0: none */
         uint64_t runtime_deadline;      /* CLOCK_BOOTTIME; 0: none */

@@ -284,7 +284,25 @@ static int send_started(Request *r) {
         return k;
 }
 
+/* An allow rule's launch about to be ended at its ttl: the user hears it first. */
+static int on_expiry_warning(sd_event_source *s, uint64_t usec, void *userdata) {
+        Request *r = userdata;
+        char msg[256], dur[DURATION_MAX];
+        uint64_t now = now_usec(CLOCK_BOOTTIME), left = r->expiry_deadline > now ? r->expiry_deadline - now : 0;
+
+        snprintf(msg, sizeof(msg), "%s will be ended in %s (its rule's time runs out)",
+                 r->program ? r->program->path ?: r->msg.program : r->program_path ?: "the program",
+                 duration_format(dur, sizeof(dur), left));
+        agent_event(r->agent, r->uid,
+                    &(AgentEvent){ .event = "grant-expiring", .request = r->id,
+                                   .program = r->program ? r->program->path : r->program_path,
+                                   .rule = r->rule ? r->rule->id : r->rule_id, .message = msg,
+                                   .on_expiry = "terminate", .ttl = (int64_t) left });
+        return 0;
+}
+
 int supervise_arm_timers(Request *r) {
+        const PolicySettings *set = policy_settings(r->policy->policy);
         int k;
 
         if (r->expiry_deadline > 0) {
@@ -292,6 +310,10 @@ int supervise_arm_timers(Request *r) {
                                       on_expiry, r);
                 if (k < 0)
                         return k;
+                if (set->expiry_warning > 0 && r->expiry_deadline > set->expiry_warning &&
+                    r->expiry_deadline - set->expiry_warning > now_usec(CLOCK_BOOTTIME))
+                        (void) sd_event_add_time(r->agent->event, &r->warn_timer, CLOCK_BOOTTIME,
+                                                 r->expiry_deadline - set->expiry_warning, 0, on_expiry_warning, r);
         }
         if (r->runtime_deadline > 0) {
                 k = sd_event_add_time(r->agent->event, &r->runtime_timer, CLOCK_BOOTTIME, r->runtime_deadline, 0,

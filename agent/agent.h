@@ -142,6 +142,8 @@ int agent_launches_for_uid(Agent *a, uid_t uid);
 typedef struct AgentEvent {
         const char *event;      /* one of the protocol's event names */
         const char *request, *ticket, *grant, *program, *rule, *approver, *comment, *message;
+        const char *challenge;
+        const char *on_expiry;  /* "keep" / "terminate" (grant-expiring) */
         int64_t ttl;            /* usec, or -1 */
 } AgentEvent;
 int events_subscribe(Conn *c);

@@ -111,6 +111,8 @@ static bool ticket_ok(const char *s) {
         return true;
 }
 
+static const char *const on_expiry_values[] = {"keep", "terminate", NULL};
+
 static const char *const event_values[] = {
         "pending", "approved", "denied", "expired", "cancelled", "grant-expiring", "grant-ended",
         "terminated", "revoked", "code-rejected", NULL,
@@ -222,6 +224,8 @@ static const ProtoField event_fields[] = {
         {"comment", FIELD_STRING, false, DEST(comment), .max = PROTO_MAX_REASON},
         {"ttl", FIELD_INT, false, DEST(ttl), COUNT(has_ttl), .min = 0, .max = INT64_MAX},
         {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+        {"challenge", FIELD_STRING, false, DEST(challenge), .min = 1, .max = 64},
+        {"on_expiry", FIELD_ENUM, false, DEST(on_expiry), .values = on_expiry_values},
 };
 
 static const ProtoField status_result_fields[] = {

@@ -158,6 +158,7 @@ typedef struct ProtoMsg {
         const char *event;        /* event name */
         const char *approver;
         const char *program_path;
+        const char *on_expiry;    /* grant-expiring: "keep" or "terminate" */
         json_t *pending;          /* status_result / pending_list: array of requests */
         json_t *grants;           /* status_result / grants_list: array of grants */
 

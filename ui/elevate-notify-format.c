@@ -33,6 +33,8 @@ NotifierEvent *notifier_event_free(NotifierEvent *e) {
         free(e->approver);
         free(e->comment);
         free(e->message);
+        free(e->challenge);
+        free(e->on_expiry);
         free(e);
         return NULL;
 }
@@ -58,7 +60,8 @@ int notifier_event_from_msg(const ProtoMsg *m, uint64_t received, NotifierEvent 
             dup_opt(m->ticket, &e->ticket) < 0 || dup_opt(m->grant, &e->grant) < 0 ||
             dup_opt(m->program_path, &e->program) < 0 || dup_opt(m->rule, &e->rule) < 0 ||
             dup_opt(m->approver, &e->approver) < 0 || dup_opt(m->comment, &e->comment) < 0 ||
-            dup_opt(m->message, &e->message) < 0)
+            dup_opt(m->message, &e->message) < 0 || dup_opt(m->challenge, &e->challenge) < 0 ||
+            dup_opt(m->on_expiry, &e->on_expiry) < 0)
                 return -ENOMEM;
         e->has_ttl = m->has_ttl;
         e->ttl = m->ttl;
@@ -177,8 +180,11 @@ static const char *clock_after(char *buf, size_t len, const NotifierEvent *e, in
         return buf;
 }
 
-/* The agent says so in its warning; the event has no structured field for it (yet). */
+/* The event says whether running programs will be ended; older agents only said it in
+ * the message. */
 static bool expiry_terminates(const NotifierEvent *e) {
+        if (e->on_expiry)
+                return streq(e->on_expiry, "terminate");
         return e->message && strstr(e->message, "will be ended");
 }
 
@@ -188,9 +194,13 @@ static void body_request(FILE *f, const NotifierEvent *e, const Shown *s) {
         if (streq(e->event, "pending")) {
                 fprintf(f, "%s needs approval%s%s%s.\n", s->program ?: "A program", s->rule ? " (rule " : "",
                         s->rule ?: "", s->rule ? ")" : "");
-                fprintf(f, "The helpdesk can approve request %s online, or read you a response code for its "
-                           "challenge; \"elevate --status\" shows both.",
-                        s->ticket ?: "(no id)");
+                if (e->challenge && notifier_ticket_ok(e->challenge))
+                        fprintf(f, "The helpdesk can approve request %s online, or read you a response code for "
+                                   "the challenge %s.",
+                                s->ticket ?: "(no id)", e->challenge);
+                else
+                        fprintf(f, "The helpdesk can approve request %s online; \"elevate --status\" shows it.",
+                                s->ticket ?: "(no id)");
         } else if (streq(e->event, "approved")) {
                 if (streq_ptr(e->approver, "offline code"))
                         fprintf(f, "Approved with an offline response code");
