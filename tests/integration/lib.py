@@ -235,7 +235,26 @@ class Agent:
         p = subprocess.run(cmd, capture_output=True, timeout=timeout)
         return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
+    def elevate_bg(self, as_user, args, env=None, stdin=None, cwd=None, session_uid=None):
+        """The client in the background (e.g. waiting for an approval): a Background.
+        session_uid: start it in a new audit login session (loginuid set to that uid)."""
+        b = Background(user_command(as_user, [ELEVATE, "--socket", self.socket] + list(args), session_uid),
+                       env=user_env(as_user, env), cwd=cwd or user(as_user).pw_dir, stdin=stdin)
+        if not hasattr(self, "background"):
+            self.background = []
+        self.background.append(b)
+        return b
+
+    def restart(self, sig=signal.SIGKILL):
+        """Kills the agent (by default with no chance to clean up) and starts it again on
+        the same socket, state and policy."""
+        self.stop(sig)
+        self.start()
+
     def cleanup(self):
+        # background clients first: once the agent is gone they would keep reconnecting
+        for b in getattr(self, "background", []):
+            b.kill()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -353,3 +372,166 @@ class agent_with:
             sys.stdout.write("".join("# agent: " + l + "\n" for l in self.agent.logs().splitlines()[-40:]))
         self.agent.cleanup()
         return False
+
+
+def user_env(name, env=None):
+    """The environment run_as gives a test user, for clients started in other ways."""
+    u = user(name)
+    e = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": u.pw_dir, "USER": name, "LOGNAME": name,
+         "LANG": "C.UTF-8"}
+    if env:
+        e.update(env)
+    return e
+
+
+def user_command(name, argv, session_uid=None):
+    """argv as the test user via setpriv (which execs it: the process id stays the same).
+    session_uid: first set the loginuid, which gives the process a new audit session id —
+    a second login session as far as the agent can tell."""
+    u = user(name)
+    cmd = ["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups", "--"] + list(argv)
+    if session_uid is None:
+        return cmd
+    return ["sh", "-c", 'echo %d > /proc/self/loginuid && exec "$@"' % session_uid, "sh"] + cmd
+
+
+class Background:
+    """A process whose stdout and stderr are collected by threads while the test goes on:
+    a client waiting for an approval, a program that keeps running."""
+
+    def __init__(self, argv, env=None, cwd=None, stdin=None):
+        import threading
+        self.out, self.err = bytearray(), bytearray()
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL if stdin is None else stdin, env=env, cwd=cwd)
+        self.threads = [threading.Thread(target=self._reader, args=(self.proc.stdout, self.out), daemon=True),
+                        threading.Thread(target=self._reader, args=(self.proc.stderr, self.err), daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _reader(self, stream, buf):
+        while True:
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                return
+            with self.lock:
+                buf.extend(chunk)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def text(self):
+        with self.lock:
+            return self.out.decode(errors="replace"), self.err.decode(errors="replace")
+
+    def result(self):
+        out, err = self.text()
+        return Result(self.proc.returncode, out, err)
+
+    def wait_for(self, needle, timeout=15, stream="err"):
+        """Waits until needle (a string or a compiled regex) shows in stream; returns the
+        match (a regex match object, or the string). Fails if the process ends first."""
+        deadline = time.time() + timeout
+        while True:
+            out, err = self.text()
+            text = err if stream == "err" else out
+            m = needle.search(text) if hasattr(needle, "search") else (needle if needle in text else None)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the readers drain
+                out, err = self.text()
+                text = err if stream == "err" else out
+                m = needle.search(text) if hasattr(needle, "search") else (needle if needle in text else None)
+                if m:
+                    return m
+                raise Failed("the process ended before %r showed\n%r" % (getattr(needle, "pattern", needle),
+                                                                          self.result()))
+            if time.time() > deadline:
+                raise Failed("%r did not show within %ss\n%r" % (getattr(needle, "pattern", needle), timeout,
+                                                                 self.result()))
+            time.sleep(0.05)
+
+    def wait_pending(self, timeout=15):
+        """The request id ("ticket") once the client says it waits for approval."""
+        import re
+        m = self.wait_for(re.compile(r"request\s+([0-9A-Z]{4}-[0-9A-Z]{4})"), timeout)
+        return m.group(1)
+
+    def finish(self, timeout=30):
+        """Waits for the exit; a Result. Kills the process and fails if it does not end."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise Failed("the process did not end within %ss\n%r" % (timeout, self.result()))
+        for t in self.threads:
+            t.join(5)
+        return self.result()
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        for t in self.threads:
+            t.join(2)
+
+
+def wait_until(cond, timeout=15, interval=0.1):
+    """Polls cond() until it is true; returns whether it became true in time."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return bool(cond())
+
+
+def read_pid_file(path, timeout=10):
+    """The pid a test program wrote to path (waits for it to appear)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                s = f.read().strip()
+            if s:
+                return int(s)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise Failed("no pid in " + path)
+
+
+def approval_policy(rules, settings=None, groups=("elevate-test-helpdesk",)):
+    """A policy whose approve rules may name the approver set "helpdesk"."""
+    p = base_policy(rules, settings)
+    p["approvers"] = {"helpdesk": {"groups": list(groups)}}
+    return p
+
+
+def users_lock():
+    """The lock ensure_users takes; held while a test changes group membership."""
+    os.makedirs("/run/lock", exist_ok=True)
+    lock = open("/run/lock/elevate-test-users.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def process_gone(pid):
+    """The process no longer exists: /proc/PID is gone — or only its zombie is left,
+    orphaned to pid 1 (reaping orphans is init's job; a container's pid 1 may not do it).
+    Its parent being anything else means someone still holds it."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return not os.path.exists("/proc/%d" % pid)
+    return fields[0] in ("Z", "X") and fields[1] == "1"
