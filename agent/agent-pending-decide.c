@@ -150,6 +150,7 @@ static void on_approved(int result, void *userdata) {
                 p->waiter = NULL;
                 w->pending = NULL;
                 w->grant = g;
+                memcpy(w->approved_request, p->id, sizeof(w->approved_request));
                 if (w->conn)
                         (void) request_launch(w);
                 else
@@ -271,14 +272,45 @@ int pending_cancel(Pending *p, Conn *by, const char *who) {
         return pending_close_as(p, by, PENDING_CANCELLED, "cancelled", who, NULL, msg);
 }
 
+/* One audit row per attempt: accepted, rejected and counted, or rejected and not counted
+ * (a typo, a wait still running, no key). rows: attempts rows to store with it. */
+static void audit_attempt(Pending *p, const char *event, const char *why, const char *code, bool counted,
+                          json_t *rows) {
+        _cleanup_free_ char *esc = escape_display(code, strlen(code), 64);
+        AuditState st[4];
+        size_t n = 0, i;
+        json_t *d, *row;
+
+        d = json_pack("{s:s,s:s?,s:s?,s:b}", "ticket", p->ticket, "why", why, "code", esc, "counted", counted);
+        if (!d)
+                return;
+        json_array_foreach(rows, i, row) if (n < ELEMENTSOF(st)) st[n++] = (AuditState){ .table = "attempts",
+                                                                                           .row = row };
+        AuditEntry e = { .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
+                         .n_state = n };
+        (void) audit_submit(p->agent->audit, &e, NULL, NULL);
+        json_decref(d);
+}
+
+static int reject(Conn *c, Pending *p, const char *msg) {
+        AgentEvent ev = { .event = "code-rejected", .request = p->id, .ticket = p->ticket, .message = msg,
+                          .ttl = -1 };
+        json_t *m = agent_event_new(&ev);
+
+        log_info("Response code for %s rejected: %s", p->ticket, msg);
+        if (m)
+                (void) conn_send(c, m, NULL, 0);
+        json_decref(m);
+        agent_event(p->agent, p->uid, &ev); /* the user's notifier too */
+        return 1; /* handled: the caller keeps (waiting) or closes (standalone) the connection */
+}
+
 /* An offline response code from the requester (typed into the waiting client, or
  * `elevate --respond`). Every attempt is audited; wrong ones count against the budget. */
 int pending_response(Conn *c, Pending *p, const char *code) {
         Agent *a = p->agent;
-        _cleanup_free_ char *esc = escape_display(code, strlen(code), 64);
         uint64_t wait, ttl = 0;
-        KeysVerdict v;
-        json_t *rows = NULL, *d;
+        json_t *rows = NULL;
         const char *msg;
         char buf[256];
 
@@ -287,35 +319,25 @@ int pending_response(Conn *c, Pending *p, const char *code) {
         wait = attempts_wait(a, c->peer.uid);
         if (wait > 0) {
                 snprintf(buf, sizeof(buf), "too many wrong codes: try again in %llu s", (unsigned long long) wait);
-                msg = buf;
-                goto rejected_no_count;
+                audit_attempt(p, "code-rejected", buf, code, false, NULL);
+                return reject(c, p, buf);
         }
-        v = keys_verify_response(a, p, code, &ttl);
-        switch (v) {
+        switch (keys_verify_response(a, p, code, &ttl)) {
         case KEYS_OK:
                 attempts_success(a, c->peer.uid, &rows);
-                d = json_pack("{s:s,s:I,s:s?}", "ticket", p->ticket, "ttl", (json_int_t) ttl, "code", esc);
-                if (d) {
-                        AuditState st[4];
-                        size_t n = 0, i;
-                        json_t *row;
-                        json_array_foreach(rows, i, row) if (n < ELEMENTSOF(st)) st[n++] =
-                                (AuditState){ .table = "attempts", .row = row };
-                        AuditEntry e = { .event = "code-accepted", .request = p->id, .uid = (int64_t) p->uid,
-                                         .data = d, .state = st, .n_state = n };
-                        (void) audit_submit(a->audit, &e, NULL, NULL);
-                }
-                json_decref(d);
+                audit_attempt(p, "code-accepted", NULL, code, false, rows);
                 json_decref(rows);
                 log_info("Request %s approved by an offline response code", p->ticket);
                 return pending_approve(p, c == (p->waiter ? p->waiter->conn : NULL) ? NULL : c, "offline code", ttl,
                                        "offline response code");
         case KEYS_TYPO:
                 msg = "that is not a valid response code (a typo?); check it and type it again";
-                goto rejected_no_count;
+                audit_attempt(p, "code-rejected", msg, code, false, NULL);
+                return reject(c, p, msg);
         case KEYS_NO_KEY:
                 msg = "offline response codes are not set up on this machine (no endpoint key)";
-                goto rejected_no_count;
+                audit_attempt(p, "code-rejected", msg, code, false, NULL);
+                return reject(c, p, msg);
         case KEYS_STALE:
                 msg = "that response code has expired or is dated in the future; ask the helpdesk for a new one";
                 break;
@@ -325,31 +347,9 @@ int pending_response(Conn *c, Pending *p, const char *code) {
                 break;
         }
         (void) attempts_fail(a, c->peer.uid, &rows);
-        d = json_pack("{s:s,s:s,s:s?}", "ticket", p->ticket, "why", msg, "code", esc);
-        if (d) {
-                AuditState st[4];
-                size_t n = 0, i;
-                json_t *row;
-                json_array_foreach(rows, i, row) if (n < ELEMENTSOF(st)) st[n++] =
-                        (AuditState){ .table = "attempts", .row = row };
-                AuditEntry e = { .event = "code-rejected", .request = p->id, .uid = (int64_t) p->uid, .data = d,
-                                 .state = st, .n_state = n };
-                (void) audit_submit(a->audit, &e, NULL, NULL);
-        }
-        json_decref(d);
+        audit_attempt(p, "code-rejected", msg, code, true, rows);
         json_decref(rows);
-rejected_no_count:
-        log_info("Response code for %s rejected: %s", p->ticket, msg);
-        {
-                AgentEvent ev = { .event = "code-rejected", .request = p->id, .ticket = p->ticket, .message = msg,
-                                  .ttl = -1 };
-                json_t *m = agent_event_new(&ev);
-                if (m)
-                        (void) conn_send(c, m, NULL, 0);
-                json_decref(m);
-                agent_event(a, p->uid, &ev); /* the user's notifier too */
-        }
-        return 1; /* handled: the caller keeps (waiting) or closes (standalone) the connection */
+        return reject(c, p, msg);
 }
 
 /* A reload that removes a rule, or stops it asking for approval, voids its requests. */

@@ -60,6 +60,7 @@ struct Request {
         const char *resume;             /* "resume": the pending request id it continues */
         Pending *pending;               /* waiting on this pending request */
         Grant *grant;                   /* running under this grant */
+        char approved_request[33];      /* the pending request whose approval this runs, if any */
         char session[128];              /* login session key for grants */
 
         /* launch */

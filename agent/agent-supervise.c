@@ -215,8 +215,12 @@ int request_launch(Request *r) {
         }
         json_object_set_new(d, "rule", json_string(rule->id));
         json_object_set_new(d, "run_as", json_string(r->run_user));
-        if (r->grant)
+        if (r->grant) {
                 json_object_set_new(d, "grant", json_string(r->grant->id));
+                /* the request that was approved: this one, or one it resumed or joined */
+                json_object_set_new(d, "approved_request",
+                                    json_string(r->approved_request[0] ? r->approved_request : r->grant->request));
+        }
         json_object_set_new(d, "pty", json_boolean(r->any_tty));
         json_object_set_new(d, "profile", json_string(rule->profile ?: "none"));
         json_object_set_new(d, "cwd", json_string(rule->cwd == POLICY_CWD_INHERIT && r->cwd_path ? r->cwd_path : "/"));

@@ -137,6 +137,7 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
         uint64_t started = now_usec(CLOCK_MONOTONIC);
         int64_t timeout = decision->has_timeout ? decision->timeout : 0;
         unsigned tick = 0;
+        bool approved = false;
         sigset_t old;
         int r = 0;
 
@@ -161,7 +162,7 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                         r = negative_errno();
                         break;
                 }
-                if (show)
+                if (show && !approved)
                         update_status(started, ++tick, timeout);
                 if (p[1].revents & POLLIN) {
                         fprintf(stderr, "\nelevate: stopped waiting; request %s stays open (elevate --status; "
@@ -196,6 +197,8 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                                         break;
                                 }
                         }
+                        if (m.type == PROTO_EVENT && streq_ptr(m.event, "approved"))
+                                approved = true; /* the status line stays as it is now */
                         r = on_message(&m, ticket, ret, &keep);
                         if (r == 1) {
                                 r = 0;

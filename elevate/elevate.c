@@ -389,11 +389,19 @@ static int reconnect(int *sock, void *userdata, ProtoMsg *ret) {
                         return negative_errno();
                 memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
                 if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
-                        *sock = fd;
                         r = send_request(x, fd, true);
                         if (r >= 0)
                                 r = proto_recv(fd, ret, &err);
-                        return r;
+                        if (r >= 0) {
+                                *sock = fd;
+                                return 0;
+                        }
+                        /* A dying agent may still accept on its old socket: a reset or EOF
+                         * is no answer. Anything else (a message we cannot read) is final. */
+                        if (r != -ECONNRESET && r != -EPIPE && r != -ECONNREFUSED) {
+                                safe_close(fd);
+                                return r;
+                        }
                 }
                 safe_close(fd);
                 usleep(500 * 1000);
