@@ -353,6 +353,8 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         (void) umask(022);
         if (setrlimit(RLIMIT_CORE, &no_core) < 0)
                 child_fail(f.err, STEP_RLIMIT_CORE, errno);
+        if (s->nofile && setrlimit(RLIMIT_NOFILE, s->nofile) < 0)
+                child_fail(f.err, STEP_RLIMIT_CORE, errno);
         if ((r = child_write_loginuid(p)) < 0)
                 child_fail(f.err, STEP_LOGINUID, -r);
 

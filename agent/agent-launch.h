@@ -18,6 +18,7 @@
  */
 
 #include <linux/filter.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -43,6 +44,9 @@ typedef struct LaunchSpec {
          * before its own exec, which launch_spawn() lets through; later execs are the
          * caller's to answer (LaunchResult.notify_fd). NULL: none. */
         const struct sock_fprog *notify_filter;
+        /* the open-files limit the program gets (the agent raises its own for many
+         * connections; programs get what the agent was started with). NULL: inherit */
+        const struct rlimit *nofile;
         /* Added by the launch module (file arguments, DESIGN §4; pty when only stdout or
          * stderr is a terminal): */
         const int *extra_fds;    /* passed on at fds 3, 4, … (4, 5, … with keep_exec_fd), */

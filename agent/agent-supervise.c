@@ -365,6 +365,7 @@ static void launch_now(Request *r) {
                 .seccomp = r->seccomp,
                 .cgroup_fd = r->cgroup_fd,
                 .notify_filter = r->noexec_filter,
+                .nofile = &a->nofile,
                 .extra_fds = r->extra_fds,
                 .n_extra_fds = r->n_extra_fds,
         };

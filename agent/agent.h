@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -91,6 +92,7 @@ struct Agent {
         Request *launches;         /* requests whose program runs (or whose cgroup lives on) */
         size_t n_launches;
 
+        struct rlimit nofile;      /* RLIMIT_NOFILE as started: what launched programs get */
         char boot_id[33];
         char host[256];
         uint64_t n_requests;

@@ -310,6 +310,14 @@ static int run(void) {
                 return 1;
         }
         harden_self();
+        /* Every connection holds a socket, a pidfd and a /proc fd: raise the soft limit to
+         * the hard one so the connection caps, not EMFILE, are what limits us. Programs
+         * get the limit we were started with (the launch child restores it). */
+        if (getrlimit(RLIMIT_NOFILE, &a.nofile) >= 0) {
+                struct rlimit raised = { .rlim_cur = MIN(a.nofile.rlim_max, (rlim_t) 65536), .rlim_max = a.nofile.rlim_max };
+                if (raised.rlim_cur > a.nofile.rlim_cur)
+                        (void) setrlimit(RLIMIT_NOFILE, &raised);
+        }
         r = maybe_detach();
         if (r < 0)
                 goto finish;
