@@ -194,6 +194,11 @@ int agent_keys_load(Agent *a, bool initial) {
                                        "offline codes stay off",
                                        a->endpoint_key_path, k.host, a->host_id);
         }
+        if (!initial && a->have_key && k.epoch <= a->key_epoch) {
+                /* not a rotation: the file still holds the running epoch (or an older one) */
+                explicit_erase(&k, sizeof(k));
+                return -ESTALE;
+        }
         if (!a->endpoint_key) {
                 a->endpoint_key = key_page();
                 if (!a->endpoint_key) {

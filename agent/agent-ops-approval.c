@@ -250,10 +250,10 @@ int ops_keys_rotate(Conn *c, ProtoMsg *m) {
         if (!peer_is_root(&c->peer) || c->peer.nested)
                 return fail(c, "not-permitted", "%s", "only root rotates the endpoint key");
         k = agent_keys_load(a, false);
-        if (k < 0)
+        if (k < 0 && k != -ESTALE)
                 return fail(c, "bad-request", "%s",
                             "the endpoint key file could not be read; the running key stays (see the agent's log)");
-        if (had && a->key_epoch <= old) {
+        if (k == -ESTALE || (had && a->key_epoch <= old)) {
                 snprintf(msg, sizeof(msg),
                          "the key file still holds epoch %u: derive the key for epoch %u on the helpdesk machine "
                          "(elevatectl keys derive --epoch %u), install it, then rotate",
