@@ -105,7 +105,7 @@ static const char *type_name(mode_t m) {
         case S_IFLNK:
                 return "a symbolic link";
         default:
-                return "not a regular file";
+                return "a special file (epoll, eventfd, …)";
         }
 }
 

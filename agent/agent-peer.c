@@ -99,6 +99,7 @@ static int parse_id_line(const char *status, const char *key, uint32_t ids[3]) {
 /* Fields of /proc/PID/stat after the comm, which may contain anything, even ") ". */
 typedef struct ProcStat {
         char comm[64];
+        char state;
         pid_t ppid;
         pid_t session;
         int tty_nr;
@@ -122,9 +123,9 @@ static int parse_stat(const char *s, ProcStat *ret) {
         }
         /* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
          * cutime cstime priority nice num_threads itrealvalue starttime */
-        n = sscanf(close + 1, " %*c %d %*d %d %d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                   &ppid, &session, &tty, &start);
-        if (n != 4)
+        n = sscanf(close + 1, " %c %d %*d %d %d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &ret->state, &ppid, &session, &tty, &start);
+        if (n != 5)
                 return -EBADMSG;
         ret->ppid = ppid;
         ret->session = session;
@@ -350,6 +351,10 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
                 return r;
         }
         p->start_time = st.start_time;
+        if (st.state == 'Z' || st.state == 'X') {
+                *ret_error = strdup("peer process has exited");
+                return -ESRCH;
+        }
         if (fallback) {
                 long hz = sysconf(_SC_CLK_TCK);
                 uint64_t started = hz > 0 ? st.start_time * USEC_PER_SEC / (uint64_t) hz : UINT64_MAX;
@@ -386,6 +391,7 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
 }
 
 int peer_verify(const Peer *p) {
+        ProcStat st = {};
         int r;
 
         if (p->pidfd < 0 || p->proc_fd < 0)
@@ -393,6 +399,12 @@ int peer_verify(const Peer *p) {
         r = verify_ids(p);
         if (r < 0)
                 return r;
+        /* a zombie still answers to signal 0: "alive" means not yet exited */
+        r = proc_stat(p->proc_fd, &st);
+        if (r < 0)
+                return r;
+        if (st.state == 'Z' || st.state == 'X')
+                return -ESRCH;
         return pidfd_alive(p->pidfd);
 }
 

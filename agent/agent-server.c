@@ -243,6 +243,19 @@ int conn_send_error(Conn *c, const char *code, const char *fmt, ...) {
 static int conn_dispatch(Conn *c, ProtoMsg *m) {
         bool first = c->state == CONN_IDLE && c->n_messages == 1;
 
+        /* Identity is re-checked before anything is done for a message: a process that
+         * connected as root and then dropped its ids (or exited) gets nothing. An exec is
+         * checked once it has been read (so the refusal is audited with what was asked)
+         * and again right before launching. */
+        if (m->type != PROTO_EXEC && m->type != PROTO_RESUME && peer_verify(&c->peer) < 0) {
+                log_notice("uid %u (pid %d) changed identity or exited since it connected; refusing",
+                           (unsigned) c->peer.uid, (int) c->peer.pid);
+                (void) conn_send_error(c, "not-permitted",
+                                       "your process changed identity or exited since it connected; nothing was done");
+                conn_close(c);
+                return 0;
+        }
+
         switch (m->type) {
         case PROTO_EXEC:
         case PROTO_RESUME:
@@ -321,13 +334,15 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         conn_close(c);
                         return 0;
                 }
-                if (r == -EMSGSIZE)
+                if (r == -EMSGSIZE || r == -E2BIG)
                         (void) conn_send_error(c, "too-large", "%s",
                                                err.message[0] ? err.message : "message too large or too many fds");
+                else if (r == -EPROTONOSUPPORT)
+                        (void) conn_send_error(c, "unsupported-version", "%s",
+                                               err.message[0] ? err.message : "unsupported protocol version");
                 else if (r == -EBADMSG || r == -EINVAL || r == -EPROTO)
-                        (void) conn_send_error(c, err.message[0] && strstr(err.message, "version")
-                                                          ? "unsupported-version" : "bad-request",
-                                               "%s", err.message[0] ? err.message : "malformed message");
+                        (void) conn_send_error(c, "bad-request", "%s",
+                                               err.message[0] ? err.message : "malformed message");
                 log_info("Rejected a message from uid %u (pid %d): %s", (unsigned) c->peer.uid, (int) c->peer.pid,
                          err.message[0] ? err.message : strerror(-r));
                 conn_close(c);

@@ -23,8 +23,9 @@ static int call(json_t *req, ProtoMsg *ret) {
         }
         r = req ? proto_send(sock, req, NULL, 0) : -ENOMEM;
         json_decref(req);
-        if (r >= 0)
-                r = proto_recv(sock, ret, &err);
+        if (r < 0)
+                return explain_send_failure(sock, r);
+        r = proto_recv(sock, ret, &err);
         if (r < 0) {
                 fprintf(stderr, "elevate: no answer from the agent: %s\n", err.message[0] ? err.message : strerror(-r));
                 return EXIT_AGENT;

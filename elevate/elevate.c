@@ -177,6 +177,22 @@ int connect_agent(void) {
         return fd;
 }
 
+/* The agent may refuse a connection at once (busy) and close it before our request is
+ * written: the send fails, but its reason is waiting to be read. Shows it if so. */
+int explain_send_failure(int sock, int r) {
+        ProtoMsg m = {};
+        ProtoError err = {};
+
+        if ((r == -EPIPE || r == -ECONNRESET) && proto_recv(sock, &m, &err) >= 0 && m.type == PROTO_ERROR) {
+                r = print_error(&m);
+                proto_msg_done(&m);
+                return r;
+        }
+        proto_msg_done(&m);
+        fprintf(stderr, "elevate: cannot send the request to the agent: %s\n", strerror(-r));
+        return EXIT_AGENT;
+}
+
 static int exit_for_error(const char *code) {
         if (streq(code, "not-found"))
                 return EXIT_NOT_FOUND;
@@ -208,8 +224,9 @@ static int do_list(void) {
         req = proto_new(PROTO_LIST);
         r = req ? proto_send(sock, req, NULL, 0) : -ENOMEM;
         json_decref(req);
-        if (r >= 0)
-                r = proto_recv(sock, &m, &err);
+        if (r < 0)
+                return explain_send_failure(sock, r);
+        r = proto_recv(sock, &m, &err);
         if (r < 0) {
                 fprintf(stderr, "elevate: no answer from the agent: %s\n", err.message[0] ? err.message : strerror(-r));
                 return EXIT_AGENT;
@@ -537,6 +554,12 @@ static int do_exec(int argc, char **argv) {
                 fprintf(stderr, "elevate: too many arguments (at most %d).\n", PROTO_MAX_ARGS);
                 return EXIT_NOT_PERMITTED;
         }
+        for (int i = 1; i < argc; i++)
+                if (strlen(argv[i]) > PROTO_MAX_ARG_LEN) {
+                        fprintf(stderr, "elevate: argument %d is longer than %d bytes, the most one request carries.\n",
+                                i, PROTO_MAX_ARG_LEN);
+                        return EXIT_NOT_PERMITTED;
+                }
         r = resolve_program(argv[0], &prog, &err);
         if (r < 0) {
                 fprintf(stderr, "elevate: %s\n", err ?: strerror(-r));
@@ -569,10 +592,9 @@ static int do_exec(int argc, char **argv) {
         sock = connect_agent();
         if (sock < 0)
                 r = EXIT_AGENT;
-        else if ((r = send_request(&x, sock, false)) < 0) {
-                fprintf(stderr, "elevate: cannot send the request to the agent: %s\n", strerror(-r));
-                r = EXIT_AGENT;
-        } else
+        else if ((r = send_request(&x, sock, false)) < 0)
+                r = explain_send_failure(sock, r);
+        else
                 r = converse(&x, &sock);
         for (size_t i = 0; i < x.n_files; i++)
                 safe_close(file_fds[i]);

@@ -23,6 +23,7 @@
 extern const char *arg_socket;
 int connect_agent(void);
 int print_error(const ProtoMsg *m);
+int explain_send_failure(int sock, int r);
 
 /* elevate-status.c */
 int do_status(bool json);
