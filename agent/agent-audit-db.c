@@ -501,10 +501,183 @@ void audit_db_close(AuditDb *d) {
         sqlite3_finalize(d->set_meta);
         sqlite3_close_v2(d->db);
         safe_close(d->fd);
+        safe_close(d->head_fd);
+        json_decref(d->new_log_note);
         safe_close(d->dir_fd);
         audit_secrets_free(d->secrets);
         free(d->path);
         free(d);
+}
+
+/* ---- the head record (AUDIT_HEAD_NAME) ---- */
+
+static void head_format(const AuditDb *d, char buf[static AUDIT_HEAD_SIZE]) {
+        char hex[SHA256_LEN * 2 + 1];
+        int n;
+
+        hex_encode(d->chain.hash, SHA256_LEN, hex);
+        memset(buf, ' ', AUDIT_HEAD_SIZE);
+        n = snprintf(buf, AUDIT_HEAD_SIZE, "elevate-audit-head 2 %s %020" PRIi64 " %s", d->log_id, d->chain.seq,
+                     d->chain.seq > 0 ? hex : "-");
+        if (n > 0 && n < AUDIT_HEAD_SIZE)
+                buf[n] = ' ';
+        buf[AUDIT_HEAD_SIZE - 1] = '\n';
+}
+
+/* Rewritten in place, one pwrite of a fixed size, after the commit's fsync: on disk it
+ * can lag the database (a power cut) but never run ahead of it. No fsync of its own. */
+void audit_db_head_write(AuditDb *d) {
+        char buf[AUDIT_HEAD_SIZE];
+
+        if (!d || d->head_fd < 0)
+                return;
+        head_format(d, buf);
+        if (pwrite(d->head_fd, buf, sizeof(buf), 0) != (ssize_t) sizeof(buf)) {
+                /* next commit writes it again; a stale head only weakens the check */
+        }
+}
+
+typedef struct Head {
+        char log_id[AUDIT_LOG_ID_LEN * 2 + 1];
+        int64_t seq;
+        char hash[SHA256_LEN * 2 + 1];
+} Head;
+
+static bool lower_hex(const char *s, size_t n) {
+        return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+static int head_parse(const char *buf, size_t n, Head *ret) {
+        char copy[AUDIT_HEAD_SIZE + 1], id[AUDIT_LOG_ID_LEN * 2 + 2], h[SHA256_LEN * 2 + 2];
+        long long seq;
+        int used = 0;
+
+        if (n != AUDIT_HEAD_SIZE || buf[n - 1] != '\n' || memchr(buf, 0, n))
+                return -EBADMSG;
+        memcpy(copy, buf, n);
+        copy[n] = 0;
+        if (sscanf(copy, "elevate-audit-head 2 %33s %20lld %65s%n", id, &seq, h, &used) != 3 || seq < 0 ||
+            used <= 0 || strspn(copy + used, " \n") != n - (size_t) used || !lower_hex(id, AUDIT_LOG_ID_LEN * 2))
+                return -EBADMSG;
+        if (seq == 0 ? strcmp(h, "-") != 0 : !lower_hex(h, SHA256_LEN * 2))
+                return -EBADMSG;
+        snprintf(ret->log_id, sizeof(ret->log_id), "%s", id);
+        ret->seq = seq;
+        snprintf(ret->hash, sizeof(ret->hash), "%s", h);
+        return 0;
+}
+
+/* The hash the database holds for row seq, hex; -ENOENT if it has no such row. */
+static int row_hash_hex(AuditDb *d, int64_t seq, char hex[static SHA256_LEN * 2 + 1]) {
+        _cleanup_(finalizep) sqlite3_stmt *s = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(d->db, "SELECT hash FROM audit WHERE seq = ?", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_int64(s, 1, seq);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW || sqlite3_column_type(s, 0) != SQLITE_BLOB || sqlite3_column_bytes(s, 0) != SHA256_LEN)
+                return -EIO;
+        hex_encode(sqlite3_column_blob(s, 0), SHA256_LEN, hex);
+        return 0;
+}
+
+/* STATE_DIR/audit-head, for messages */
+static char *head_path(const AuditDb *d) {
+        size_t n = strlen(d->path), suffix = strlen("/" AUDIT_DB_NAME);
+
+        return strdup_printf("%.*s/%s", (int) (n >= suffix ? n - suffix : n), d->path, AUDIT_HEAD_NAME);
+}
+
+static char *head_lost_reason(AuditDb *d, const char *what) {
+        _cleanup_free_ char *hp = head_path(d);
+
+        return strdup_printf("the audit log lost committed rows: %s (recorded in %s); restore the database from a "
+                             "backup, or remove %s to accept the loss",
+                             what, hp ?: AUDIT_HEAD_NAME, hp ?: AUDIT_HEAD_NAME);
+}
+
+static int head_store(AuditDb *d, int fd, const char *hp, char **ret_reason) {
+        char buf[AUDIT_HEAD_SIZE];
+        int r;
+
+        head_format(d, buf);
+        if (pwrite(fd, buf, sizeof(buf), 0) == (ssize_t) sizeof(buf))
+                return 0;
+        r = errno > 0 ? -errno : -EIO;
+        *ret_reason = strdup_printf("cannot write %s: %s", hp ?: AUDIT_HEAD_NAME, strerror(-r));
+        return r;
+}
+
+/* Opens (creating) the head record and compares it with the database just loaded:
+ *  - same log, ends before the head or holds another row there: history was lost, refuse;
+ *  - another log (a new database, the old one moved away): accepted, and the new log's
+ *    next row names the log it follows, so the switch is never silent. */
+static int head_check(AuditDb *d, char **ret_reason) {
+        char buf[AUDIT_HEAD_SIZE], have[SHA256_LEN * 2 + 1];
+        _cleanup_free_ char *what = NULL, *hp = head_path(d);
+        struct stat st;
+        Head head;
+        ssize_t n;
+        int fd, r;
+
+        r = audit_db_log_id(d, d->log_id);
+        if (r < 0)
+                return audit_db_sql_reason(d, SQLITE_CORRUPT, ret_reason);
+        fd = openat(d->dir_fd, AUDIT_HEAD_NAME, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+                fd = openat(d->dir_fd, AUDIT_HEAD_NAME, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+                            0600);
+        if (fd < 0) {
+                r = negative_errno();
+                *ret_reason = strdup_printf("cannot open %s: %s", hp ?: AUDIT_HEAD_NAME, strerror(-r));
+                return r;
+        }
+        d->head_fd = fd;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        r = check_file(&st, hp ?: AUDIT_HEAD_NAME, "", true, ret_reason);
+        if (r < 0)
+                return r;
+        n = pread(fd, buf, sizeof(buf), 0);
+        if (n < 0)
+                return negative_errno();
+        if (n == 0) /* new (or never written before a crash): start recording from here */
+                return head_store(d, fd, hp, ret_reason);
+        if (head_parse(buf, (size_t) n, &head) < 0) {
+                *ret_reason = strdup_printf("%s is damaged; remove it if the database is known to be whole",
+                                            hp ?: AUDIT_HEAD_NAME);
+                return -EBADMSG;
+        }
+        if (!streq(head.log_id, d->log_id)) {
+                json_decref(d->new_log_note);
+                d->new_log_note = json_pack("{s:s,s:I,s:s?}", "previous_log", head.log_id, "previous_seq",
+                                            (json_int_t) head.seq, "previous_hash",
+                                            head.seq > 0 ? head.hash : NULL);
+                if (!d->new_log_note)
+                        return -ENOMEM;
+                return head_store(d, fd, hp, ret_reason);
+        }
+        if (head.seq == 0)
+                return 0;
+        if (head.seq > d->chain.seq)
+                what = strdup_printf("it ends at row %" PRIi64 " but row %" PRIi64 " had been committed",
+                                     d->chain.seq, head.seq);
+        else {
+                r = row_hash_hex(d, head.seq, have);
+                if (r == -EIO)
+                        return audit_db_sql_reason(d, SQLITE_CORRUPT, ret_reason);
+                if (r < 0 || !streq(have, head.hash))
+                        what = strdup_printf("row %" PRIi64 " is not the row that was committed", head.seq);
+        }
+        if (what) {
+                *ret_reason = head_lost_reason(d, what);
+                return -ESTALE;
+        }
+        return 0;
 }
 
 static int db_open_checked(AuditDb *d, const char *dir, char **ret_reason) {
@@ -541,6 +714,9 @@ static int db_open_checked(AuditDb *d, const char *dir, char **ret_reason) {
         r = audit_db_chain_load(d, ret_reason);
         if (r < 0)
                 return r;
+        r = head_check(d, ret_reason);
+        if (r < 0)
+                return r;
         /* the WAL and shm now exist: they too must be root's */
         return check_sidecars(d, ret_reason);
 }
@@ -553,7 +729,7 @@ int audit_db_open(const char *dir, AuditDb **ret, char **ret_reason) {
         d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
-        d->dir_fd = d->fd = -EBADF;
+        d->dir_fd = d->fd = d->head_fd = -EBADF;
         d->secrets = audit_secrets_new();
         d->path = strdup_printf("%s/%s", dir ?: "", AUDIT_DB_NAME);
         if (!d->secrets || !d->path) {

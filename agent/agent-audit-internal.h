@@ -25,6 +25,13 @@
 #include "audit-chain.h"
 
 #define AUDIT_DB_NAME "elevate.db"
+/* Beside it: the seq and hash of the last committed row, rewritten after every commit. A
+ * database that ends before it (a deleted or damaged WAL, a restored copy, a new file)
+ * lost committed history and is refused until restored or the loss is accepted by
+ * removing this file. */
+#define AUDIT_HEAD_NAME "audit-head"
+#define AUDIT_HEAD_SIZE 160
+#define AUDIT_LOG_ID_LEN 16
 #define AUDIT_SCHEMA_VERSION 2
 #define AUDIT_TAIL_CHECK_ROWS 1000
 #define AUDIT_PROBE_INTERVAL_USEC (5 * UINT64_C(1000000))
@@ -33,6 +40,11 @@
 #define AUDIT_QUERY_MAX 100000
 #define AUDIT_MAX_QUEUED 100000
 #define AUDIT_MAX_QUEUED_BYTES (256 * 1024 * 1024)
+/* Records of what already happened (an exit, a refusal) that a failed log could not
+ * take are kept for the first batch that commits, up to this many and this much data;
+ * beyond that they are counted as dropped and the recovery row says how many. */
+#define AUDIT_BACKLOG_MAX 1024
+#define AUDIT_BACKLOG_MAX_BYTES (1024 * 1024)
 #define AUDIT_MAX_STATE 8 /* state changes per entry */
 #define AUDIT_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
 
@@ -104,6 +116,9 @@ typedef struct AuditDb {
         sqlite3 *db;
         int dir_fd;
         int fd; /* our O_NOFOLLOW descriptor: the identity SQLite must match */
+        int head_fd; /* AUDIT_HEAD_NAME: the last committed row, outside the database */
+        char log_id[AUDIT_LOG_ID_LEN * 2 + 1];
+        json_t *new_log_note; /* a new database replaced another log: written as its next row */
         dev_t dev;
         ino_t ino;
         char *path;
@@ -118,6 +133,11 @@ typedef struct AuditDb {
  * -errno and *ret_reason says why in English ("audit database is corrupt (…); …"). */
 int audit_db_open(const char *dir, AuditDb **ret, char **ret_reason);
 void audit_db_close(AuditDb *d);
+
+/* The database's log id, hex (made and stored if missing). */
+int audit_db_log_id(AuditDb *d, char hex[static AUDIT_LOG_ID_LEN * 2 + 1]);
+/* Records the chain's head in AUDIT_HEAD_NAME after a commit (agent-audit-db.c). */
+void audit_db_head_write(AuditDb *d);
 
 /* Helpers shared by agent-audit-db.c and agent-audit-meta.c. */
 char *audit_db_corrupt_reason(const char *detail);
@@ -155,6 +175,7 @@ struct AuditJob {
         AuditJob *next;
         AuditJobKind kind;
         bool sync; /* a thread waits on sync_cond; never on the done list */
+        bool keep; /* a record of a fact (no caller waits on it): kept while the log is failed */
         bool completed;
 
         /* the row, canonical and copied */
@@ -217,6 +238,10 @@ struct Audit {
         char *w_reason;       /* why the log is failed, NULL if healthy */
         uint64_t w_last_open; /* CLOCK_MONOTONIC of the last reopen attempt */
         uint64_t w_batch;
+        AuditJob *w_backlog, *w_backlog_tail; /* kept records, oldest first */
+        size_t w_backlog_n, w_backlog_bytes;
+        uint64_t w_dropped; /* kept records given up since the log last committed */
+        bool stopping_writer; /* the last batch before the thread ends: nothing more is kept */
 
         /* loop thread */
         sqlite3 *rdb;

@@ -122,6 +122,33 @@ static int chain_create(AuditDb *d, char **ret_reason) {
         return 0;
 }
 
+/* The log's identity (random, made once per database): the head record names it, so a
+ * new database is told apart from an old one that lost rows. Older databases get one at
+ * their first open. */
+int audit_db_log_id(AuditDb *d, char hex[static AUDIT_LOG_ID_LEN * 2 + 1]) {
+        uint8_t id[AUDIT_LOG_ID_LEN];
+        int k, r, rc;
+
+        k = get_meta(d, "log_id", id, sizeof(id), NULL);
+        if (k < 0)
+                return k;
+        if (k == 0) {
+                r = random_bytes(id, sizeof(id));
+                if (r < 0)
+                        return r;
+                rc = audit_db_set_meta_blob(d, "log_id", id, sizeof(id));
+                if (rc != SQLITE_OK)
+                        return audit_db_errno(rc, sqlite3_system_errno(d->db)) ?: -EIO;
+                /* into the main file now: a log whose identity lived only in the WAL would
+                 * pass for a new one if the WAL were lost */
+                rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+                if (rc != SQLITE_OK)
+                        return audit_db_errno(rc, sqlite3_system_errno(d->db)) ?: -EIO;
+        }
+        hex_encode(id, sizeof(id), hex);
+        return 0;
+}
+
 /* The last row as the chain needs it; 0 if there is none. */
 static int last_row(AuditDb *d, int64_t *ret_seq, int64_t *ret_epoch, uint8_t hash[static SHA256_LEN],
                     uint8_t tag[static SHA256_LEN]) {

@@ -17,6 +17,11 @@
  *    an "audit-recovered" row saying what had failed.
  *  - Journal copies are sent after the jobs were handed back, so a stalled journal never
  *    delays an elevation.
+ *  - A record nobody waits on (an exit, a refusal: j->keep) that a failed batch could not
+ *    take is kept, in order, and goes first into every later batch until one commits;
+ *    past AUDIT_BACKLOG_MAX it is dropped and counted, and the "audit-recovered" row
+ *    says how many were lost. Nothing is kept across a restart: a launch whose end was
+ *    not recorded is found again by the restart recovery from the launches table.
  */
 
 #include <inttypes.h>
@@ -25,6 +30,7 @@
 
 #include "agent-audit-internal.h"
 #include "agent-journal.h"
+#include "agent-log.h"
 #include "util.h"
 
 /* What the batch needs to remember about a failure. */
@@ -224,26 +230,36 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         return r;
 }
 
-static int write_recovered(Audit *a, BatchError *e, int64_t *ret_seq) {
+/* A row the log writes about itself, first in a batch. */
+static int write_note(Audit *a, const char *event, json_t *o, BatchError *e, int64_t *ret_seq) {
         AuditJob j = {.kind = AUDIT_JOB_ENTRY,
-                      .event = (char *) "audit-recovered",
+                      .event = (char *) event,
                       .uid = -1,
                       .time = (int64_t) now_usec(CLOCK_REALTIME)};
         _cleanup_free_ char *data = NULL;
+        int r;
+
+        r = audit_data_canonical(o, &data, &j.data_len);
+        if (r < 0)
+                return r;
+        j.data = data;
+        r = write_job(a, &j, e);
+        if (r >= 0 && ret_seq)
+                *ret_seq = j.seq;
+        return r;
+}
+
+static int write_recovered(Audit *a, BatchError *e, int64_t *ret_seq) {
         json_t *o;
         int r;
 
         o = json_pack("{s:s}", "after", a->w_reason);
         if (!o)
                 return -ENOMEM;
-        r = audit_data_canonical(o, &data, &j.data_len);
+        if (a->w_dropped > 0)
+                json_object_set_new(o, "dropped", json_integer((json_int_t) a->w_dropped));
+        r = write_note(a, "audit-recovered", o, e, ret_seq);
         json_decref(o);
-        if (r < 0)
-                return r;
-        j.data = data;
-        r = write_job(a, &j, e);
-        if (r >= 0)
-                *ret_seq = j.seq;
         return r;
 }
 
@@ -279,7 +295,9 @@ static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq,
         rc = audit_db_exec(d->db, "BEGIN IMMEDIATE");
         if (rc != SQLITE_OK)
                 return batch_fail(d, e, rc);
-        if (a->w_reason)
+        if (d->new_log_note)
+                r = write_note(a, "audit-log-new", d->new_log_note, e, NULL);
+        if (r >= 0 && a->w_reason)
                 r = write_recovered(a, e, ret_recovered_seq);
         for (AuditJob *j = jobs; r >= 0 && j; j = j->next) {
                 j->result = write_job(a, j, e);
@@ -386,6 +404,9 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
                 out->committed = true;
                 out->rows = (uint64_t) (a->db->chain.seq - saved.seq);
                 out->recovered_after = TAKE_PTR(a->w_reason);
+                json_decref(a->db->new_log_note);
+                a->db->new_log_note = NULL;
+                audit_db_head_write(a->db);
                 scrub_wal(a->db);
         }
         if (a->db) {
@@ -470,14 +491,63 @@ static void hand_back(Audit *a, AuditJob *jobs, int r, uint64_t rows, bool commi
                 journal_flush(copies, i);
 }
 
+/* The kept records go first, in the order they happened. */
+static AuditJob *backlog_take(Audit *a, AuditJob *jobs) {
+        AuditJob *head = a->w_backlog;
+
+        if (!head)
+                return jobs;
+        a->w_backlog_tail->next = jobs;
+        a->w_backlog = a->w_backlog_tail = NULL;
+        a->w_backlog_n = a->w_backlog_bytes = 0;
+        return head;
+}
+
+/* After a failed batch: keeps what must not be lost (within bounds), returns the rest,
+ * whose callers learn the failure. */
+static AuditJob *backlog_keep(Audit *a, AuditJob *jobs) {
+        AuditJob *rest = NULL, **rest_tail = &rest;
+
+        for (AuditJob *j = jobs, *next; j; j = next) {
+                next = j->next;
+                j->next = NULL;
+                if (j->keep && !a->stopping_writer && a->w_backlog_n < AUDIT_BACKLOG_MAX &&
+                    a->w_backlog_bytes + j->data_len <= AUDIT_BACKLOG_MAX_BYTES) {
+                        j->result = 0;
+                        j->seq = 0;
+                        if (a->w_backlog_tail)
+                                a->w_backlog_tail->next = j;
+                        else
+                                a->w_backlog = j;
+                        a->w_backlog_tail = j;
+                        a->w_backlog_n++;
+                        a->w_backlog_bytes += j->data_len;
+                        continue;
+                }
+                if (j->keep) {
+                        a->w_dropped++;
+                        log_error("Audit log failed: the record \"%s\"%s%s is lost (%" PRIu64 " so far)", j->event,
+                                  j->request ? " of request " : "", j->request ?: "", a->w_dropped);
+                }
+                *rest_tail = j;
+                rest_tail = &j->next;
+        }
+        return rest;
+}
+
 void audit_write_batch(Audit *a, AuditJob *jobs) {
         BatchOutcome out = {};
         int r;
 
         a->w_batch++;
+        jobs = backlog_take(a, jobs);
         r = batch_run(a, jobs, &out);
         if (r < 0 && !a->w_reason)
                 a->w_reason = strdup("the audit database cannot be written");
+        if (r < 0)
+                jobs = backlog_keep(a, jobs);
+        else
+                a->w_dropped = 0;
         hand_back(a, jobs, r, out.rows, out.committed);
         if (out.recovered_seq > 0) {
                 json_t *d = json_pack("{s:s}", "after", out.recovered_after ?: "");

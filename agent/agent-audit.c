@@ -142,6 +142,11 @@ static void *writer_main(void *userdata) {
                         pthread_cond_wait(&a->cond, &a->lock);
                 if (!a->queue) {
                         pthread_mutex_unlock(&a->lock);
+                        if (a->w_backlog) {
+                                /* one last try for the kept records; what fails now is lost */
+                                a->stopping_writer = true;
+                                audit_write_batch(a, NULL);
+                        }
                         break;
                 }
                 /* group commit: everything that queued up while the last batch was written */
@@ -419,6 +424,7 @@ int audit_submit(Audit *a, const AuditEntry *e, AuditDoneFn done, void *userdata
                 return r;
         j->done = done;
         j->userdata = userdata;
+        j->keep = !done; /* nobody waits on it: it records something that happened */
         r = enqueue(a, j);
         if (r < 0)
                 audit_job_free(j);
