@@ -80,9 +80,9 @@ int proto_recv_raw(int sock, char *buf, size_t *ret_len, int *fds, size_t *ret_n
         struct msghdr mh;
         size_t n_fds = 0;
         ssize_t n;
-        int r;
+        int flags = 0, r;
 
-        do {
+        for (;;) {
                 iov = (struct iovec){.iov_base = buf, .iov_len = PROTO_MAX_MESSAGE + 1};
                 mh = (struct msghdr){
                         .msg_iov = &iov,
@@ -90,10 +90,23 @@ int proto_recv_raw(int sock, char *buf, size_t *ret_len, int *fds, size_t *ret_n
                         .msg_control = &control,
                         .msg_controllen = sizeof(control),
                 };
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0)
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
+                if (n >= 0)
+                        break;
+                if (errno == EINTR)
+                        continue;
+                /* A peer that closed while our last message sat unread in its queue leaves
+                 * ECONNRESET pending, and the kernel reports that before the messages it
+                 * sent us first (its answer: "busy", an error). Reading the error clears it:
+                 * look once more, without waiting, for those last words. */
+                if (errno == ECONNRESET && flags == 0) {
+                        flags = MSG_DONTWAIT;
+                        continue;
+                }
+                if (flags != 0 && (errno == EAGAIN || errno == ECONNRESET))
+                        return -ECONNRESET;
                 return negative_errno();
+        }
 
         r = collect_fds(&mh, fds, &n_fds);
         if (r == 0 && (mh.msg_flags & MSG_CTRUNC))

@@ -1044,6 +1044,26 @@ START_TEST(test_recv_credentials_refused) {
 }
 END_TEST
 
+/* The peer answered and closed while our own message sat unread in its queue: the kernel
+ * reports ECONNRESET first; its answer must still be read. */
+START_TEST(test_last_words_after_reset) {
+        int sv[2];
+        ProtoMsg m = {};
+        ProtoError e = {};
+
+        make_pair(sv);
+        ck_assert_int_eq(send(sv[1], "{}", 2, 0), 2); /* unread by sv[0] */
+        ck_assert_int_eq(proto_send_error(sv[0], "busy", "too many connections"), 0);
+        close(sv[0]);
+        ck_assert_int_eq(proto_recv(sv[1], &m, &e), 0);
+        ck_assert_int_eq(m.type, PROTO_ERROR);
+        ck_assert_str_eq(m.code, "busy");
+        proto_msg_done(&m);
+        ck_assert_int_eq(proto_recv(sv[1], &m, &e), -ECONNRESET);
+        close(sv[1]);
+}
+END_TEST
+
 START_TEST(test_send_helpers) {
         int sv[2], pty = open_null();
         ProtoMsg m = {};
@@ -1137,6 +1157,7 @@ static Suite *proto_suite(void) {
         tcase_add_test(tc, test_recv_too_large);
         tcase_add_test(tc, test_recv_credentials_refused);
         tcase_add_test(tc, test_send_helpers);
+        tcase_add_test(tc, test_last_words_after_reset);
         suite_add_tcase(s, tc);
         return s;
 }
