@@ -2,10 +2,13 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/eventfd.h>
 
 #include "agent-worker.h"
 #include "util.h"
+
+#define WORKER_IDLE_USEC (30 * USEC_PER_SEC)
 
 typedef enum JobState {
         JOB_QUEUED,
@@ -38,6 +41,7 @@ struct Workers {
         unsigned n_idle;
         unsigned n_abandoned;     /* threads stuck in abandoned jobs */
         unsigned want_threads;
+        unsigned max_threads;
         unsigned max_abandoned;
         unsigned n_queued;
         bool quit;
@@ -64,13 +68,24 @@ static void *worker_main(void *arg) {
                 bool replaced;
                 uint64_t one = 1;
 
-                while (!w->queue_head && !w->quit) {
+                bool timed_out = false;
+
+                while (!w->queue_head && !w->quit && !timed_out) {
                         w->n_idle++;
-                        pthread_cond_wait(&w->cond, &w->lock);
+                        if (w->n_threads > w->want_threads) {
+                                /* an extra thread: ends when it has had nothing to do for a while */
+                                struct timespec until;
+                                clock_gettime(CLOCK_MONOTONIC, &until);
+                                until.tv_sec += WORKER_IDLE_USEC / USEC_PER_SEC;
+                                timed_out = pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT;
+                        } else
+                                pthread_cond_wait(&w->cond, &w->lock);
                         w->n_idle--;
                 }
-                if (w->quit && !w->queue_head)
+                if (!w->queue_head && (w->quit || (timed_out && w->n_threads > w->want_threads)))
                         break;
+                if (!w->queue_head)
+                        continue;
                 j = w->queue_head;
                 w->queue_head = j->next;
                 if (!w->queue_head)
@@ -108,6 +123,8 @@ static int spawn_thread_locked(Workers *w) {
         pthread_t t;
         int r;
 
+        if (w->n_threads >= w->max_threads)
+                return -EAGAIN;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -186,7 +203,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int workers_new(sd_event *e, unsigned n_threads, unsigned max_abandoned, Workers **ret) {
+int workers_new(sd_event *e, unsigned n_threads, unsigned max_threads, unsigned max_abandoned, Workers **ret) {
         Workers *w;
         int r;
 
@@ -195,9 +212,16 @@ int workers_new(sd_event *e, unsigned n_threads, unsigned max_abandoned, Workers
                 return -ENOMEM;
         w->event = sd_event_ref(e);
         w->want_threads = MAX(n_threads, 1u);
+        w->max_threads = MAX(max_threads, w->want_threads);
         w->max_abandoned = max_abandoned;
+        pthread_condattr_t ca;
+
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->cond, NULL);
+        /* idle timeouts are measured on the monotonic clock */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cond, &ca);
+        pthread_condattr_destroy(&ca);
         w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->efd < 0) {
                 r = negative_errno();
@@ -281,6 +305,9 @@ int workers_submit(Workers *w, WorkerFn fn, WorkerDoneFn done, WorkerFreeFn free
                 w->queue_head = j;
         w->queue_tail = j;
         w->n_queued++;
+        /* every thread busy (perhaps stuck on someone's FUSE file): add one */
+        if (w->n_idle < w->n_queued)
+                (void) spawn_thread_locked(w);
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
         if (ret)

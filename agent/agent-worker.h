@@ -12,6 +12,10 @@
  *    returns, free_fn releases its data on the loop thread.
  *  - Abandoned threads are capped; past the cap new jobs fail with -EBUSY instead of
  *    piling up threads.
+ *  - The pool keeps n_threads and grows, up to max_threads, whenever a job is queued
+ *    and no thread is idle, so jobs stuck on one user's files (all of that user's
+ *    per-uid slots) never hold another user's job in the queue; threads beyond
+ *    n_threads end after WORKER_IDLE_USEC without work.
  *  - fn must only touch its own userdata (and thread-safe shared objects).
  */
 
@@ -27,7 +31,7 @@ typedef void (*WorkerFn)(void *userdata);
 typedef void (*WorkerDoneFn)(int result, void *userdata);
 typedef void (*WorkerFreeFn)(void *userdata);
 
-int workers_new(sd_event *e, unsigned n_threads, unsigned max_abandoned, Workers **ret);
+int workers_new(sd_event *e, unsigned n_threads, unsigned max_threads, unsigned max_abandoned, Workers **ret);
 /* Waits for running jobs that are not abandoned; abandoned threads are left detached. */
 void workers_free(Workers *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Workers *, workers_free);

@@ -24,6 +24,8 @@
 #define AGENT_MAX_CONNECTIONS 1024        /* all users */
 #define AGENT_MAX_CONNECTIONS_PER_UID 32
 #define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided */
+#define AGENT_WORKERS 4                   /* inspection threads kept */
+#define AGENT_MAX_WORKERS 32              /* and at most, while some are busy or stuck */
 #define AGENT_MAX_LAUNCHES 512            /* running elevated programs, all users */
 #define AGENT_MAX_LAUNCHES_PER_UID 32
 #define AGENT_READ_DEADLINE_USEC (30 * USEC_PER_SEC)  /* first message must arrive by then */

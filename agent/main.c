@@ -392,7 +392,7 @@ static int run(void) {
         r = binary_cache_new(4096, &a.cache);
         if (r < 0)
                 goto finish;
-        r = workers_new(a.event, 4, 64, &a.workers);
+        r = workers_new(a.event, AGENT_WORKERS, AGENT_MAX_WORKERS, 64, &a.workers);
         if (r < 0) {
                 log_error_errno(r, "Cannot start worker threads");
                 goto finish;

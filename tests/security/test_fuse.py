@@ -187,6 +187,10 @@ def test_fuse_user_mount_without_allow_other():
     mnt = user_dir(ALICE, os.path.join(home, "m"))
     content = user_file(ALICE, os.path.join(home, "content"), "#!/bin/sh\necho user-fuse\n")
     u = user(ALICE)
+    # Debian's udev makes /dev/fuse 0666 so that users can mount; containers often leave it
+    # 0600. Set it up as a desktop machine has it, and put it back afterwards.
+    fuse_mode = os.stat("/dev/fuse").st_mode & 0o7777
+    os.chmod("/dev/fuse", 0o666)
     log = open(os.path.join(home, "fuse.log"), "wb")
     p = subprocess.Popen(["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups", "--",
                           helper, mnt, "static", content, "--private", "--uid", str(u.pw_uid)],
@@ -211,6 +215,7 @@ def test_fuse_user_mount_without_allow_other():
             p.wait()
         subprocess.run(["umount", "-l", mnt], capture_output=True)
         log.close()
+        os.chmod("/dev/fuse", fuse_mode)
 
 
 if __name__ == "__main__":
