@@ -58,6 +58,8 @@ static const JournalEventType event_types[] = {
         {"code-rejected", "e69504707125036c6038dec9302e0a02", LOG_WARNING, "offline response code rejected"},
         {"audit-key-revealed", "9c945f84d6b718bb78844d4c85d62a4b", LOG_NOTICE, "initial audit key revealed"},
         {"audit-recovered", "c619458129706ce4e5b42b46070805af", LOG_NOTICE, "audit log writable again"},
+        {"code-refused", "f3a8674a88f748149580bd2a79e0e680", LOG_WARNING, "response code for another user's request"},
+        {"audit-log-new", "da53d2b520a04199bbeffc32eab24546", LOG_WARNING, "audit log started afresh after another"},
 };
 
 static const JournalEventType generic_type = {NULL, "7f590700c409650c2ff7caf264c971b3", LOG_INFO,

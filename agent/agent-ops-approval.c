@@ -223,6 +223,23 @@ int ops_forget(Conn *c, ProtoMsg *m) {
         return reply_ok(c, msg);
 }
 
+/* A code sent for someone else's request (or from inside a launch): never checked, never
+ * counted against the owner's budget, but audited under the sender's uid. */
+static void audit_foreign_response(Conn *c, Pending *p) {
+        char name[300];
+        json_t *d;
+
+        who(&c->peer, name, sizeof(name));
+        d = json_pack("{s:s,s:s,s:I,s:s}", "ticket", p->ticket, "why",
+                      c->peer.nested ? "sent from inside an elevated program" : "the request is not the sender's",
+                      "owner_uid", (json_int_t) p->uid, "sender", name);
+        if (!d)
+                return;
+        AuditEntry e = { .event = "code-refused", .request = p->id, .uid = (int64_t) c->peer.uid, .data = d };
+        (void) audit_submit(c->agent->audit, &e, NULL, NULL);
+        json_decref(d);
+}
+
 /* `elevate --respond ID CODE` (the waiting client sends `response` on its own connection). */
 int ops_response(Conn *c, ProtoMsg *m) {
         Pending *p = find_or_fail(c, m->request);
@@ -230,8 +247,12 @@ int ops_response(Conn *c, ProtoMsg *m) {
 
         if (!p)
                 return 0;
-        if (p->uid != c->peer.uid || c->peer.nested)
+        if (p->uid != c->peer.uid || c->peer.nested) {
+                log_notice("Response code for %s from uid %u refused: not the requester's", p->ticket,
+                           (unsigned) c->peer.uid);
+                audit_foreign_response(c, p);
                 return fail(c, "not-permitted", "request %s is not yours", p->ticket);
+        }
         k = pending_response(c, p, m->code);
         if (k == 1)
                 conn_close(c); /* rejected; the client got the reason as an event */
