@@ -59,6 +59,8 @@ static const JournalEventType event_types[] = {
         {"audit-key-revealed", "9c945f84d6b718bb78844d4c85d62a4b", LOG_NOTICE, "initial audit key revealed"},
         {"audit-recovered", "c619458129706ce4e5b42b46070805af", LOG_NOTICE, "audit log writable again"},
         {"code-refused", "f3a8674a88f748149580bd2a79e0e680", LOG_WARNING, "response code for another user's request"},
+        {"rate-limited", "66afd37467514854982a7d14441e613f", LOG_WARNING, "a user's refused requests are counted, not recorded"},
+        {"rate-limit-ended", "943bc020dd3148a081f8f772fbf74882", LOG_NOTICE, "refused requests counted while rate-limited"},
         {"audit-log-new", "da53d2b520a04199bbeffc32eab24546", LOG_WARNING, "audit log started afresh after another"},
 };
 

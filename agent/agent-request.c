@@ -23,6 +23,7 @@
 #include "agent-launch.h"
 #include "agent-log.h"
 #include "agent-pty.h"
+#include "agent-budget.h"
 #include "agent-request.h"
 #include "util.h"
 
@@ -214,7 +215,11 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
         va_end(ap);
 
         log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
-        d = request_audit_data(r);
+        /* the budget counts what the user caused, not the agent's own trouble; a refusal
+         * by the budget itself (event "") is counted there and not recorded */
+        if (!(event && !*event) && !streq(code, "audit-failed") && !streq(code, "internal"))
+                budget_charge(r->agent, r->uid);
+        d = event && !*event ? NULL : request_audit_data(r);
         if (d) {
                 json_object_set_new(d, "code", json_string(code));
                 json_object_set_new(d, "error", json_string(buf));
@@ -338,6 +343,7 @@ static void request_decide_now(Request *r) {
         }
         case POLICY_DENY:
         default:
+                budget_charge(r->agent, r->uid);
                 break;
         }
         {
@@ -434,6 +440,7 @@ static int inflight_for_uid(Agent *a, uid_t uid) {
 
 int request_start(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
+        unsigned wait_sec = 0;
         Request *r;
         Inspect *j;
         int k;
@@ -494,6 +501,12 @@ int request_start(Conn *c, ProtoMsg *m) {
                 request_refuse(r, "busy", NULL,
                                "too many elevated programs are running (yours: %d); try again when some have ended",
                                agent_launches_for_uid(a, r->uid));
+                return 0;
+        }
+        if (!budget_allows(a, r->uid, &wait_sec)) {
+                inspect_free(j);
+                request_refuse(r, "busy", "",
+                               "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
                 return 0;
         }
         if (inflight_for_uid(a, r->uid) > AGENT_MAX_INFLIGHT_PER_UID) {

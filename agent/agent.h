@@ -24,6 +24,8 @@
 #define AGENT_MAX_CONNECTIONS 1024        /* all users */
 #define AGENT_MAX_CONNECTIONS_PER_UID 32
 #define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided */
+#define AGENT_REFUSAL_BURST 20           /* refused requests a uid may have recorded at once, */
+#define AGENT_REFUSAL_REFILL_USEC (2 * USEC_PER_SEC) /* and one more this often (agent-budget.h) */
 #define AGENT_WORKERS 4                   /* inspection threads kept */
 #define AGENT_MAX_WORKERS 32              /* and at most, while some are busy or stuck */
 #define AGENT_MAX_LAUNCHES 512            /* running elevated programs, all users */
@@ -88,6 +90,7 @@ struct Agent {
         char key_host[256];        /* the host name in the endpoint key file */
         uint8_t *endpoint_key;     /* 32 bytes, mlock()ed */
         struct Attempts *attempts; /* failed offline codes per uid and for the host */
+        struct Budget *budgets;    /* refused requests per uid (agent-budget.c) */
 
         Conn *conns;               /* doubly linked */
         size_t n_conns;

@@ -23,6 +23,7 @@
 
 #include "agent-log.h"
 #include "agent-approval.h"
+#include "agent-budget.h"
 #include "agent-keys.h"
 #include "agent-seccomp.h"
 #include "config.h"
@@ -280,6 +281,7 @@ static void agent_done(Agent *a) {
         pendings_free_all(a);
         grants_free_all(a);
         attempts_free(a);
+        budget_free(a);
         agent_keys_free(a);
         binary_cache_free(a->cache);
         cgroup_free(a->cgroups);
@@ -409,6 +411,7 @@ static int run(void) {
         r = sd_event_loop(a.event);
         if (r < 0)
                 log_error_errno(r, "Event loop failed");
+        budget_flush(&a);
         audit_lifecycle(&a, "agent-stop");
 finish:
         agent_done(&a);

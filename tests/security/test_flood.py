@@ -20,6 +20,7 @@ from seclib import *  # noqa: E402,F403
 LATENCY_BOUND = 5.0
 PER_UID_CONNECTIONS = 32   # AGENT_MAX_CONNECTIONS_PER_UID
 PENDING_PER_UID = 8        # PENDING_MAX_PER_UID
+REFUSAL_BURST = 20         # AGENT_REFUSAL_BURST
 READ_DEADLINE = 30         # seconds: AGENT_READ_DEADLINE_USEC
 
 
@@ -53,9 +54,10 @@ class Prober(threading.Thread):
         check(worst < LATENCY_BOUND, "%s: another user waited at most %.2fs (bound %ss)" % (what, worst, LATENCY_BOUND))
 
 
-def connect_batch(sock_path, n, wait=3.0):
+def connect_batch(sock_path, n, wait=3.0, replies=None):
     """Opens n connections and keeps them until it has every early reply (the refused
-    ones are answered at once); returns them with what each said."""
+    ones are answered at once) — `replies` of them, or what came within `wait` seconds;
+    returns them with what each said."""
     socks = []
     errors = 0
     for i in range(n):
@@ -70,7 +72,7 @@ def connect_batch(sock_path, n, wait=3.0):
     said = {}
     deadline = time.time() + wait
     pending = {s.fileno(): s for s in socks}
-    while pending and time.time() < deadline:
+    while pending and time.time() < deadline and (replies is None or len(said) < replies):
         r, _, _ = select.select(list(pending), [], [], max(0, deadline - time.time()))
         if not r:
             break
@@ -89,7 +91,10 @@ def flood_connections(sock_path, batches, per_batch):
     and closed. Returns counts."""
     out = {"busy": 0, "idle": 0, "other": [], "connect_errors": 0, "busy_message": None}
     for b in range(batches):
-        socks, said, errors = connect_batch(sock_path, per_batch, wait=2.0 if b == 0 else 1.0)
+        # wait for all but the capped number to be refused (an agent that kept more than
+        # the cap would make us wait the full ten seconds and count them as kept)
+        socks, said, errors = connect_batch(sock_path, per_batch, wait=10.0,
+                                            replies=per_batch - PER_UID_CONNECTIONS)
         out["connect_errors"] += errors
         for s in socks:
             m = said.get(s.fileno())
@@ -242,8 +247,23 @@ def test_x01_thousand_pending_requests_from_one_uid():
         check_eq(len([x for x in rows if x["event"] == "pending" and x["uid"] == uid]), PENDING_PER_UID,
                  "one pending row per filed request")
         refused = [x for x in rows if x["event"] == "refused" and x["uid"] == uid and x["data"].get("code") == "busy"]
-        check_eq(len(refused), 1000 - PENDING_PER_UID, "every refusal is audited")
-        check_eq(refused[-1]["data"]["args"], ["999"], "with its arguments", refused[-1])
+        # the first REFUSAL_BURST refusals are recorded one by one, with their arguments;
+        # then the per-uid budget counts them: a "rate-limited" row when it starts, and a
+        # "rate-limit-ended" row with the count once she is let through again
+        check_eq(len(refused), REFUSAL_BURST, "the first refusals are audited one by one", len(refused))
+        check_eq(refused[-1]["data"]["args"], [str(PENDING_PER_UID + REFUSAL_BURST - 1)], "with their arguments",
+                 refused[-1])
+        check(wait_until(lambda: raw(a, ALICE, [("send", exec_msg(prog, ["again"]), std_fds(prog)),
+                                                ("wait", "decision"), ("close",)]) is not None and
+                         any(x["event"] == "rate-limit-ended" and x["uid"] == uid for x in audit_rows_since(a, seq)),
+                         timeout=20, step=1), "she is let through again after a while")
+        rows = audit_rows_since(a, seq)
+        started = [x for x in rows if x["event"] == "rate-limited" and x["uid"] == uid]
+        ended = [x for x in rows if x["event"] == "rate-limit-ended" and x["uid"] == uid]
+        check_eq(len(started), 1, "one row when the limit began", started)
+        counted = sum(x["data"]["suppressed"] for x in ended)
+        check(counted >= 1000 - PENDING_PER_UID - REFUSAL_BURST,
+              "every other refusal is counted (%d counted, %d recorded)" % (counted, len(refused)), ended)
         check_after(a, base_fds)
 
 
