@@ -238,7 +238,9 @@ def test_d03_kill_while_pending_approval_runs_once():
 def test_d03_kill_at_random_points_under_load():
     runlog = RunLog()
     prog = runlog.program(sleep=0.3)
-    rnd = random.Random(int(os.environ.get("ELEVATE_SEC_SEED", "0")) or None)
+    seed = int(os.environ.get("ELEVATE_SEC_SEED", "0")) or random.randrange(1, 1 << 30)
+    print("# kill points drawn with seed %d (ELEVATE_SEC_SEED=%d repeats them)" % (seed, seed))
+    rnd = random.Random(seed)
     seen = {"decision only": 0, "launch without start": 0, "started": 0, "ended": 0}
     with agent_with(sec_policy([{"id": "run", "match": {"path": prog}, "action": "allow"}])) as a:
         for round_ in range(6):
