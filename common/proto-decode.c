@@ -409,9 +409,11 @@ static void msg_free_arrays(ProtoMsg *m) {
         free(m->args);
         free(m->env);
         free(m->file_args);
+        free(m->approvers);
         m->args = NULL;
         m->env = NULL;
         m->file_args = NULL;
+        m->approvers = NULL;
 }
 
 /* Checks root (borrowed) as a whole message that came with n_fds fds, filling m. */
