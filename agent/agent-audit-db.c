@@ -411,8 +411,8 @@ static int configure(AuditDb *d, char **ret_reason) {
         }
         snprintf(sql, sizeof(sql),
                  "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;"
-                 "PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = %d",
-                 AUDIT_JOURNAL_SIZE_LIMIT);
+                 "PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = %d; PRAGMA cache_size = -%d",
+                 AUDIT_JOURNAL_SIZE_LIMIT, AUDIT_CACHE_KIB);
         rc = audit_db_exec(d->db, sql);
         if (rc != SQLITE_OK)
                 return audit_db_sql_reason(d, rc, ret_reason);
@@ -758,7 +758,8 @@ int audit_db_open_reader(const char *path, dev_t dev, ino_t ino, sqlite3 **ret) 
         if (rc == SQLITE_OK) {
                 (void) sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
                 (void) sqlite3_busy_timeout(db, AUDIT_BUSY_TIMEOUT_MSEC);
-                rc = audit_db_exec(db, "PRAGMA trusted_schema = OFF; PRAGMA query_only = ON");
+                rc = audit_db_exec(db, "PRAGMA trusted_schema = OFF; PRAGMA query_only = ON; "
+                                       "PRAGMA cache_size = -" STRINGIFY(AUDIT_CACHE_KIB));
         }
         if (rc != SQLITE_OK) {
                 sqlite3_close_v2(db);

@@ -38,6 +38,10 @@
 #define AUDIT_PROBE_BACKOFF_MAX_SHIFT 6 /* 5 s doubling up to 320 s */
 #define AUDIT_BUSY_TIMEOUT_MSEC 5000
 #define AUDIT_QUERY_MAX 100000
+/* SQLite's page cache per connection (its default is 2000 KiB, which the writer would
+ * fill as the log grows: the agent's private memory target is 2 MiB in all). Writes
+ * append, reads are rare operator queries: a small cache costs nothing measurable. */
+#define AUDIT_CACHE_KIB 256
 #define AUDIT_MAX_QUEUED 100000
 #define AUDIT_MAX_QUEUED_BYTES (256 * 1024 * 1024)
 /* Records of what already happened (an exit, a refusal) that a failed log could not

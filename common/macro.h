@@ -22,6 +22,8 @@
 #define _public_ __attribute__((__visibility__("default")))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 #define TAKE_PTR(p)                                                                                        \
         ({                                                                                                 \
