@@ -12,6 +12,7 @@ import fcntl
 import grp
 import json
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -256,7 +257,30 @@ class Agent:
         for b in getattr(self, "background", []):
             b.kill()
         self.stop()
+        self.remove_cgroups()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def remove_cgroups(self):
+        """The agent's own subtree (elevated-<id> under the test's cgroup, named from its
+        temporary state directory) outlives it: remove it once it is empty, so test runs
+        do not pile up cgroups. Launch cgroups still holding processes stay."""
+        try:
+            log = self.logs()
+        except Exception:
+            return
+        m = re.search(r"Launch cgroups under (\S+)", log)
+        if not m or "/elevated-" not in m.group(1):
+            return
+        base = m.group(1)
+        try:
+            subs = [os.path.join(base, d) for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]
+        except OSError:
+            return
+        for d in subs + [base]:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 def shell_quote(s):
