@@ -60,6 +60,32 @@ static const struct {
         { SIGCONT, "CONT" }, { SIGTSTP, "TSTP" }, { SIGWINCH, "WINCH" },
 };
 
+static sigset_t blocked_before;
+static bool blocked;
+
+int relay_block_signals(void) {
+        sigset_t mask, stop;
+
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaddset(&mask, forwarded[i].sig);
+        if (sigprocmask(SIG_BLOCK, &mask, &blocked_before) < 0)
+                return negative_errno();
+        blocked = true;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigaddset(&stop, SIGHUP);
+        sigaddset(&stop, SIGQUIT);
+        return signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+void relay_unblock_signals(void) {
+        if (blocked)
+                (void) sigprocmask(SIG_SETMASK, &blocked_before, NULL);
+        blocked = false;
+}
+
 static int setup_signals(void) {
         sigset_t mask;
 

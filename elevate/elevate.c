@@ -9,10 +9,13 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -480,13 +483,44 @@ static int run_started(int sock, ProtoMsg *m) {
         return r;
 }
 
+static int stop_fd = -EBADF; /* relay_block_signals(): INT/TERM/HUP/QUIT before the start */
+
+/* Waits for the agent's answer; a stop signal that comes first (and no answer with it)
+ * ends the client: the agent sees the connection go and drops the request. An answer
+ * already there wins — if it is "started", the signal goes on to the program. */
+static int recv_answer(int sock, ProtoMsg *m, ProtoError *perr, int *ret_signal) {
+        struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+        struct signalfd_siginfo si;
+
+        *ret_signal = 0;
+        while (stop_fd >= 0) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents)
+                        break;
+                if (p[1].revents && read(stop_fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+                        *ret_signal = (int) si.ssi_signo;
+                        return -EINTR;
+                }
+        }
+        return proto_recv(sock, m, perr);
+}
+
 /* The conversation after the request was sent: decisions, waiting, the start. */
 static int converse(ExecCtx *x, int *sock) {
         ProtoMsg m = {};
         ProtoError perr = {};
-        int r;
+        int r, sig;
 
-        r = proto_recv(*sock, &m, &perr);
+        r = recv_answer(*sock, &m, &perr, &sig);
+        if (r == -EINTR) {
+                fprintf(stderr, "elevate: interrupted (SIG%s) before the program started; the request was withdrawn.\n",
+                        sigabbrev_np(sig) ?: "?");
+                return 128 + sig;
+        }
         if (r < 0) {
                 fprintf(stderr, "elevate: no answer from the agent: %s\n",
                         r == -ECONNRESET ? "it closed the connection" : perr.message[0] ? perr.message : strerror(-r));
@@ -509,7 +543,10 @@ static int converse(ExecCtx *x, int *sock) {
                         if (!streq(m.decision, "approve"))
                                 break;
                         if (m.needs_reason) {
+                                relay_unblock_signals(); /* Ctrl-C at the prompt just ends us */
                                 r = ask_reason(x, &m);
+                                stop_fd = safe_close(stop_fd);
+                                stop_fd = relay_block_signals();
                                 proto_msg_done(&m);
                                 if (r < 0)
                                         return EXIT_NOT_PERMITTED;
@@ -589,6 +626,7 @@ static int do_exec(int argc, char **argv) {
                 x.fds[x.n_fds++] = file_fds[i];
         x.reason = arg_reason ? strdup(arg_reason) : NULL;
 
+        stop_fd = relay_block_signals();
         sock = connect_agent();
         if (sock < 0)
                 r = EXIT_AGENT;
