@@ -484,10 +484,13 @@ static int run_started(int sock, ProtoMsg *m) {
 }
 
 static int stop_fd = -EBADF; /* relay_block_signals(): INT/TERM/HUP/QUIT before the start */
+#define STOP_GRACE_MSEC 2000
 
-/* Waits for the agent's answer; a stop signal that comes first (and no answer with it)
- * ends the client: the agent sees the connection go and drops the request. An answer
- * already there wins — if it is "started", the signal goes on to the program. */
+/* Waits for the agent's answer. A stop signal that comes first gets a short grace for the
+ * answer (the program may be starting: it can run before "started" reaches us): if the
+ * answer comes, the signal is made pending again and, once "started" is read, goes on to
+ * the program. Otherwise the client ends and the agent, seeing the connection go, drops
+ * the request (or hangs up a program it had just started). */
 static int recv_answer(int sock, ProtoMsg *m, ProtoError *perr, int *ret_signal) {
         struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
         struct signalfd_siginfo si;
@@ -502,6 +505,10 @@ static int recv_answer(int sock, ProtoMsg *m, ProtoError *perr, int *ret_signal)
                 if (p[0].revents)
                         break;
                 if (p[1].revents && read(stop_fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+                        if (poll(p, 1, STOP_GRACE_MSEC) > 0) {
+                                (void) raise((int) si.ssi_signo); /* blocked: pending for the relay */
+                                break;
+                        }
                         *ret_signal = (int) si.ssi_signo;
                         return -EINTR;
                 }
