@@ -140,6 +140,7 @@ static int build_env(Request *r) {
 }
 
 static void on_launch_audited(int result, void *userdata);
+static void compute_deadlines(Request *r);
 
 int request_launch(Request *r) {
         Agent *a = r->agent;
@@ -194,6 +195,10 @@ int request_launch(Request *r) {
                 r->cgroup_name = strdup(r->id);
         }
 
+        /* the deadlines go into the launch row itself: an agent killed before the
+         * "started" row still knows, after a restart, when this launch must end */
+        r->started_boottime = now_usec(CLOCK_BOOTTIME);
+        compute_deadlines(r);
         d = request_audit_data(r);
         req_row = json_pack("{s:s,s:I,s:s?,s:s,s:I,s:I,s:s,s:s,s:s?,s:s?,s:s?}", "id", r->id, "uid",
                             (json_int_t) r->uid, "user", r->user, "state", "launching", "created",
@@ -201,11 +206,13 @@ int request_launch(Request *r) {
                             "rule", rule->id, "action", policy_action_to_string(rule->action), "program",
                             r->program->path, "sha256", r->program->sha256_hex, "run_as", r->run_user);
         /* enough for a restarted agent to take over supervision (agent-adopt.c) */
-        launch_row = json_pack("{s:s,s:s,s:s?,s:I,s:s,s:s?,s:{s:I,s:s,s:s}}", "request", r->id, "state", "running",
-                               "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
+        launch_row = json_pack("{s:s,s:s,s:s?,s:I,s:s,s:s?,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "state",
+                               "running", "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
                                (json_int_t) now_usec(CLOCK_REALTIME), "boot_id", a->boot_id, "grant_id",
-                               r->grant ? r->grant->id : NULL, "data", "uid", (json_int_t) r->uid, "rule", rule->id,
-                               "on_expiry", rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep");
+                               r->grant ? r->grant->id : NULL, "deadline", (json_int_t) r->runtime_deadline, "data",
+                               "uid", (json_int_t) r->uid, "rule", rule->id, "on_expiry",
+                               rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
+                               (json_int_t) r->expiry_deadline, "kill_grace", (json_int_t) r->kill_grace);
         if (!d || !req_row || !launch_row) {
                 json_decref(d);
                 json_decref(req_row);
@@ -391,8 +398,6 @@ static void launch_now(Request *r) {
         r->pid = res.pid;
         r->pidfd = res.pidfd;
         r->notify_fd = res.notify_fd;
-        r->started_boottime = now_usec(CLOCK_BOOTTIME);
-        compute_deadlines(r);
         r->state = REQUEST_RUNNING;
         r->conn->state = CONN_RUNNING;
         /* the program holds what it needs; drop our copies (this releases the leases) */

@@ -250,9 +250,11 @@ def test_x01_thousand_pending_requests_from_one_uid():
         # the first REFUSAL_BURST refusals are recorded one by one, with their arguments;
         # then the per-uid budget counts them: a "rate-limited" row when it starts, and a
         # "rate-limit-ended" row with the count once she is let through again
-        check_eq(len(refused), REFUSAL_BURST, "the first refusals are audited one by one", len(refused))
-        check_eq(refused[-1]["data"]["args"], [str(PENDING_PER_UID + REFUSAL_BURST - 1)], "with their arguments",
-                 refused[-1])
+        # (a slow run lets the bucket refill a little during the flood: a few more rows)
+        check(REFUSAL_BURST <= len(refused) < 1000 - PENDING_PER_UID,
+              "the first refusals are audited one by one, then they are counted", len(refused))
+        check_eq(refused[REFUSAL_BURST - 1]["data"]["args"], [str(PENDING_PER_UID + REFUSAL_BURST - 1)],
+                 "with their arguments", refused[REFUSAL_BURST - 1])
         check(wait_until(lambda: raw(a, ALICE, [("send", exec_msg(prog, ["again"]), std_fds(prog)),
                                                 ("wait", "decision"), ("close",)]) is not None and
                          any(x["event"] == "rate-limit-ended" and x["uid"] == uid for x in audit_rows_since(a, seq)),
@@ -260,10 +262,11 @@ def test_x01_thousand_pending_requests_from_one_uid():
         rows = audit_rows_since(a, seq)
         started = [x for x in rows if x["event"] == "rate-limited" and x["uid"] == uid]
         ended = [x for x in rows if x["event"] == "rate-limit-ended" and x["uid"] == uid]
-        check_eq(len(started), 1, "one row when the limit began", started)
+        check(started, "a row when the limit began", started)
         counted = sum(x["data"]["suppressed"] for x in ended)
-        check(counted >= 1000 - PENDING_PER_UID - REFUSAL_BURST,
-              "every other refusal is counted (%d counted, %d recorded)" % (counted, len(refused)), ended)
+        # (her retries while still limited are counted too)
+        check(counted + len(refused) >= 1000 - PENDING_PER_UID,
+              "every refusal is recorded or counted (%d counted, %d recorded)" % (counted, len(refused)), ended)
         check_after(a, base_fds)
 
 
