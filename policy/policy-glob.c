@@ -20,6 +20,7 @@
 
 #include <fnmatch.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "policy-internal.h"
 
@@ -235,6 +236,12 @@ char *policy_glob_escape(const char *s) {
         return out;
 }
 
+void policy_glob_classify(PolicyGlob *g) {
+        g->slash = strchr(g->text, '/') != NULL;
+        /* the metacharacters of fnmatch() without FNM_EXTMATCH; '$' is literal without a variable */
+        g->literal = !g->has_vars && !g->rest && !strpbrk(g->text, "*?[\\");
+}
+
 bool policy_has_dotdot(const char *s) {
         for (const char *c = s; *c;) {
                 const char *slash = strchr(c, '/');
@@ -348,16 +355,20 @@ static void show(char *out, size_t n, const char *s) {
 }
 
 /* why = pre 'a' mid 'b' post, with a and b made printable and short. */
-static PolicyTri explain(char *why, size_t n, PolicyTri v, const char *pre, const char *a, const char *mid,
-                         const char *b, const char *post) {
+static PolicyTri explain_into(char *why, size_t n, PolicyTri v, const char *pre, const char *a,
+                              const char *mid, const char *b, const char *post) {
         char sa[64], sb[64];
 
-        if (!why)
-                return v;
         show(sa, sizeof sa, a ? a : "");
         show(sb, sizeof sb, b ? b : "");
         snprintf(why, n, "%s%s%s%s%s", pre, sa, mid, sb, post);
         return v;
+}
+
+/* Without an explanation wanted (the fast path) this is only the value. */
+static inline PolicyTri explain(char *why, size_t n, PolicyTri v, const char *pre, const char *a,
+                                const char *mid, const char *b, const char *post) {
+        return why ? explain_into(why, n, v, pre, a, mid, b, post) : v;
 }
 
 PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequest *req,
@@ -378,10 +389,16 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
                         return explain(why, why_len, POLICY_UNKNOWN, "'", g->text,
                                        "': the requester's value for a variable is unknown", NULL, "");
         }
-        if (kind != GLOB_KIND_HOST && strchr(pattern, '/') && policy_has_dotdot(subject))
+        if (kind != GLOB_KIND_HOST && (g->has_vars ? strchr(pattern, '/') != NULL : g->slash) &&
+            policy_has_dotdot(subject))
                 return explain(why, why_len, POLICY_FALSE, "'", subject, "' has a '..' component; pattern '",
                                g->text, "' contains '/'");
-        r = fnmatch(pattern, subject, flags);
+        /* Without metacharacters fnmatch() compares bytes, in a single-byte locale (the
+         * agent never calls setlocale); elsewhere it may fail on invalid multibyte text. */
+        if (g->literal && kind != GLOB_KIND_HOST && MB_CUR_MAX == 1)
+                r = pattern[0] == subject[0] && streq(pattern, subject) ? 0 : FNM_NOMATCH;
+        else
+                r = fnmatch(pattern, subject, flags);
         if (r == 0)
                 return explain(why, why_len, POLICY_TRUE, "'", subject, "' matches '", pattern, "'");
         if (r == FNM_NOMATCH)

@@ -6,7 +6,19 @@
  * Invariants:
  *  - Each rule is filed under exactly one primary index, chosen by the key that must
  *    hold for it to match: its exact `path` values, else its `sha256` values, else the
- *    literal directory prefixes of its `path_glob`s, else the ordered "rest" list.
+ *    literal directory prefixes of its `path_glob`s; a rule that names no program by
+ *    one subject key: its `uids`, else its `users`' uids, else its `groups`' gids;
+ *    else the ordered "rest" list.
+ *  - A subject key is used only when it is FALSE for every requester it is not filed
+ *    under (a deny rule must be seen wherever it could be UNKNOWN): `uids` always;
+ *    `users` and `groups` of allow/approve rules always (a name that did not resolve
+ *    is UNKNOWN, which never opens a door, so only the resolved ids can make them
+ *    match); of deny rules only when every name resolved. When the requester's groups
+ *    are unknown, the deny rules filed by group are candidates (deny_gid).
+ *  - A candidate found in the list of the requester's own uid or of one of its gids is
+ *    reported with subject_holds: its subject key is TRUE for this request. Lists that
+ *    may hold rules whose key is not TRUE (by_gid_all, deny_gid, the walk of every
+ *    rule) never say so.
  *  - When the request lacks the fact an index is keyed by (no trustworthy path, no
  *    hash), that key is UNKNOWN, which matches deny rules only: so the deny rules of
  *    that index are candidates too (deny_pathlike, deny_sha).
@@ -17,11 +29,16 @@
  *    a walk over all rules would decide. If there are more candidate lists than the
  *    merger holds, every rule is walked instead: slower, same answer.
  *  - Lookups hash the user-controlled path once (prefixes incrementally): O(length).
+ *    The requester's gids are looked up one by one; one in more of the policy's groups
+ *    than MAX_GROUP_SOURCES gets every rule filed by group instead (by_gid_all).
  */
 
 #include "policy-internal.h"
 
 #define MAX_SOURCES 64
+#define MAX_GROUP_SOURCES 16
+
+_Static_assert(sizeof(uid_t) == sizeof(uint32_t) && sizeof(gid_t) == sizeof(uint32_t), "ids are 32 bits");
 
 uint64_t policy_hash_update(uint64_t h, const void *p, size_t n) {
         const unsigned char *s = p;
@@ -267,7 +284,62 @@ static bool globs_all_prefixed(const RuleData *r) {
         return true;
 }
 
-static int index_rule(Policy *p, HashTable *seen, const RuleData *r, uint32_t i) {
+/* Whether a users or groups key can exclude every requester it is not filed under. */
+static bool names_indexable(const NameRef *refs, size_t n, bool deny) {
+        if (n == 0)
+                return false;
+        if (!deny)
+                return true; /* an unresolved name is at best UNKNOWN: never an allow */
+        for (size_t k = 0; k < n; k++)
+                if (!refs[k].known)
+                        return false; /* UNKNOWN for everyone: a deny applies to all */
+        return true;
+}
+
+static int file_names(HashTable *t, const NameRef *refs, size_t n, uint32_t i) {
+        for (size_t k = 0; k < n; k++) {
+                int q;
+
+                if (!refs[k].known)
+                        continue;
+                q = file_under(t, &refs[k].id, sizeof(uint32_t), i);
+                if (q < 0)
+                        return q;
+        }
+        return 0;
+}
+
+/* A rule that names no program: filed by who may ask, else in the rest list. */
+static int index_subject(Policy *p, RuleData *r, uint32_t i) {
+        bool deny = r->pub.action == POLICY_DENY;
+        int q;
+
+        if (r->n_uids > 0) {
+                r->subject_key = 1u << MATCH_KEY_UIDS;
+                for (size_t k = 0; k < r->n_uids; k++) {
+                        q = file_under(&p->by_uid, &r->uids[k], sizeof(uint32_t), i);
+                        if (q < 0)
+                                return q;
+                }
+                return 0;
+        }
+        if (names_indexable(r->users, r->n_users, deny)) {
+                r->subject_key = 1u << MATCH_KEY_USERS;
+                return file_names(&p->by_uid, r->users, r->n_users, i);
+        }
+        if (names_indexable(r->groups, r->n_groups, deny)) {
+                r->subject_key = 1u << MATCH_KEY_GROUPS;
+                q = file_names(&p->by_gid, r->groups, r->n_groups, i);
+                if (q >= 0)
+                        q = policy_idx_append(&p->by_gid_all, i);
+                if (q >= 0 && deny)
+                        q = policy_idx_append(&p->deny_gid, i);
+                return q;
+        }
+        return policy_idx_append(&p->rest, i);
+}
+
+static int index_rule(Policy *p, HashTable *seen, RuleData *r, uint32_t i) {
         bool deny = r->pub.action == POLICY_DENY;
         int q;
 
@@ -300,7 +372,7 @@ static int index_rule(Policy *p, HashTable *seen, const RuleData *r, uint32_t i)
                 }
                 return deny ? policy_idx_append(&p->deny_pathlike, i) : 0;
         }
-        return policy_idx_append(&p->rest, i);
+        return index_subject(p, r, i);
 }
 
 int policy_build_index(Policy *p) {
@@ -322,15 +394,18 @@ int policy_build_index(Policy *p) {
                 if (!p->deny_paths)
                         return -ENOMEM;
         }
-        /* sized once: growing tables of 10,000 rules would touch twice the memory */
+        /* sized once: growing tables of 10,000 rules would touch twice the memory (the
+         * uid and gid tables grow: their keys are few, however many rules use them) */
         if (policy_ht_reserve(&p->by_path, n_paths) < 0 || policy_ht_reserve(&p->by_sha, n_sha) < 0 ||
             policy_ht_reserve(&p->by_prefix, n_globs) < 0 || policy_ht_reserve(&seen, n_deny_paths) < 0) {
                 policy_ht_done(&seen);
                 return -ENOMEM;
         }
         p->by_content.owns = true;
-        for (size_t i = 0; i < p->n_rules && r >= 0; i++)
+        for (size_t i = 0; i < p->n_rules && r >= 0; i++) {
+                policy_rule_keys(&p->rules[i]);
                 r = index_rule(p, &seen, &p->rules[i], (uint32_t) i);
+        }
         policy_ht_done(&seen);
         return r;
 }
@@ -430,6 +505,10 @@ void policy_index_done(Policy *p) {
         policy_ht_done(&p->by_sha);
         policy_ht_done(&p->by_prefix);
         policy_ht_done(&p->by_content);
+        policy_ht_done(&p->by_uid);
+        policy_ht_done(&p->by_gid);
+        policy_idx_done(&p->by_gid_all);
+        policy_idx_done(&p->deny_gid);
         policy_idx_done(&p->rest);
         policy_idx_done(&p->deny_pathlike);
         policy_idx_done(&p->deny_sha);
@@ -438,19 +517,29 @@ void policy_index_done(Policy *p) {
 typedef struct Cursor {
         const uint32_t *v;
         uint32_t n, at;
+        bool subject_holds; /* a list of the requester's own uid or gid */
 } Cursor;
 
-static bool add_source(Cursor *c, size_t *n, const IdxList *l) {
+static bool add_list(Cursor *c, size_t *n, const IdxList *l, bool subject_holds) {
         if (!l || l->n == 0)
                 return true;
         if (*n >= MAX_SOURCES)
                 return false;
-        c[(*n)++] = (Cursor){.v = IDX_V(l), .n = l->n};
+        c[(*n)++] = (Cursor){.v = IDX_V(l), .n = l->n, .subject_holds = subject_holds};
         return true;
+}
+
+static bool add_source(Cursor *c, size_t *n, const IdxList *l) {
+        return add_list(c, n, l, false);
 }
 
 static bool add_entry(Cursor *c, size_t *n, const HashEntry *e) {
         return e ? add_source(c, n, &e->list) : true;
+}
+
+/* A list of the rules filed by a uid or gid the requester has: their subject key is TRUE. */
+static bool add_subject_entry(Cursor *c, size_t *n, const HashEntry *e) {
+        return e ? add_list(c, n, &e->list, true) : true;
 }
 
 /* Every literal directory prefix of the path ("/", "/usr/", "/usr/bin/"), hashed
@@ -465,6 +554,38 @@ static bool add_prefixes(const Policy *p, Cursor *c, size_t *n, const char *path
                 if (path[i] == '/' && !add_entry(c, n, policy_ht_get_hashed(&p->by_prefix, path, i + 1, h)))
                         return false;
         }
+        return true;
+}
+
+/* The rules filed by who may ask: by the requester's uid and gids. */
+static bool add_subject(const Policy *p, const PolicyRequest *req, Cursor *c, size_t *n) {
+        const HashEntry *hits[MAX_GROUP_SOURCES];
+        uint32_t uid = (uint32_t) req->uid;
+        size_t n_hits = 0;
+
+        if (p->by_uid.n > 0 && !add_subject_entry(c, n, policy_ht_get(&p->by_uid, &uid, sizeof uid)))
+                return false;
+        if (p->by_gid_all.n == 0)
+                return true;
+        /* unknown groups match deny rules only */
+        if (!req->gids)
+                return add_source(c, n, &p->deny_gid);
+        for (size_t k = 0; k < req->n_gids; k++) {
+                uint32_t gid = (uint32_t) req->gids[k];
+                const HashEntry *e = policy_ht_get(&p->by_gid, &gid, sizeof gid);
+                bool seen = false;
+
+                for (size_t j = 0; e && j < n_hits && !seen; j++)
+                        seen = hits[j] == e;
+                if (!e || seen)
+                        continue;
+                if (n_hits == MAX_GROUP_SOURCES)
+                        return add_source(c, n, &p->by_gid_all); /* not all of them are its groups */
+                hits[n_hits++] = e;
+        }
+        for (size_t j = 0; j < n_hits; j++)
+                if (!add_subject_entry(c, n, hits[j]))
+                        return false;
         return true;
 }
 
@@ -486,17 +607,17 @@ static bool collect(const Policy *p, const PolicyRequest *req, Cursor *c, size_t
                 if (req->path && p->by_content.n > 0 && !add_source(c, n, &p->deny_pathlike))
                         return false;
         }
-        return add_source(c, n, &p->rest);
+        return add_subject(p, req, c, n) && add_source(c, n, &p->rest);
 }
 
-int policy_foreach_candidate(const Policy *p, const PolicyRequest *req,
-                             int (*fn)(const Policy *p, uint32_t i, void *userdata), void *userdata) {
+int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn,
+                             void *userdata) {
         Cursor c[MAX_SOURCES];
         size_t n = 0;
 
         if (!collect(p, req, c, &n)) {
                 for (size_t i = 0; i < p->n_rules; i++) {
-                        int r = fn(p, (uint32_t) i, userdata);
+                        int r = fn(p, (uint32_t) i, false, userdata);
                         if (r != 0)
                                 return r;
                 }
@@ -504,6 +625,7 @@ int policy_foreach_candidate(const Policy *p, const PolicyRequest *req,
         }
         for (;;) {
                 uint32_t next = UINT32_MAX;
+                bool holds = false;
                 int r;
 
                 for (size_t k = 0; k < n; k++)
@@ -512,9 +634,11 @@ int policy_foreach_candidate(const Policy *p, const PolicyRequest *req,
                 if (next == UINT32_MAX)
                         return 0;
                 for (size_t k = 0; k < n; k++)
-                        if (c[k].at < c[k].n && c[k].v[c[k].at] == next)
+                        if (c[k].at < c[k].n && c[k].v[c[k].at] == next) {
+                                holds = holds || c[k].subject_holds;
                                 c[k].at++;
-                r = fn(p, next, userdata);
+                        }
+                r = fn(p, next, holds, userdata);
                 if (r != 0)
                         return r;
         }

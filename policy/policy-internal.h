@@ -10,9 +10,10 @@
  *    hashes of deny paths (policy_set_deny_path_hash), which only ever add candidates
  *    for deny rules.
  *  - Every rule is reachable through the indexes for every request it can match:
- *    exact path, sha256, content hash, literal glob prefix, or the ordered "rest"
- *    list; deny rules whose path or sha256 key may be UNKNOWN are in the "unknown"
- *    lists. The trail mode walks all rules and must agree (tests check it).
+ *    exact path, sha256, content hash, literal glob prefix; rules that name no program
+ *    by uid (uids, users) or gid (groups); or the ordered "rest" list. Deny rules whose
+ *    path, sha256 or groups key may be UNKNOWN are in the "unknown" lists. The trail
+ *    mode walks all rules and must agree (tests check it).
  *  - Anything that cannot be evaluated (allocation failure, a fnmatch error) is
  *    UNKNOWN: it matches deny rules only.
  */
@@ -119,6 +120,8 @@ typedef struct PolicyGlob {
         char *text;    /* the pattern as evaluated (path globs: literal prefix canonicalised) */
         char *prefix;  /* path globs: literal directory prefix ending in '/', NULL if none */
         bool has_vars; /* contains ${USER}, ${HOME} or ${UID} */
+        bool literal;  /* no metacharacter and no variable: matches exactly itself */
+        bool slash;    /* text contains '/' */
         bool dash;     /* the pattern as written starts with '-' */
         bool rest;     /* the "..." element of args */
 } PolicyGlob;
@@ -128,6 +131,8 @@ const char *policy_glob_check(const char *text, GlobKind kind);
 /* Length of the literal directory prefix of an absolute path glob (up to and including
  * the last '/' before the first metacharacter or variable); 0 if it has none. */
 size_t policy_glob_literal_dir(const char *text);
+/* Sets g->literal and g->slash from g->text and g->has_vars; once the glob is compiled. */
+void policy_glob_classify(PolicyGlob *g);
 /* Escapes * ? [ ] \ so that s matches itself; malloc'd. */
 char *policy_glob_escape(const char *s);
 /* Matches subject against g for this requester (variables expanded, values escaped).
@@ -154,6 +159,21 @@ typedef struct NameRef {
         bool known;
 } NameRef;
 
+/* The match keys, in the order the decision function evaluates them (cheap ones first);
+ * a rule's keys are a bit set of these. */
+typedef enum MatchKey {
+        MATCH_KEY_UIDS,
+        MATCH_KEY_USERS,
+        MATCH_KEY_GROUPS,
+        MATCH_KEY_SESSION,
+        MATCH_KEY_HOSTS,
+        MATCH_KEY_PATH,
+        MATCH_KEY_SHA256,
+        MATCH_KEY_PATH_GLOB,
+        MATCH_KEY_ARGS,
+        _MATCH_KEY_MAX,
+} MatchKey;
+
 typedef struct RuleData {
         PolicyRule pub; /* first: policy_rule() hands out &pub */
 
@@ -177,6 +197,8 @@ typedef struct RuleData {
 
         bool run_as_explicit;
         bool allow_sandboxed_explicit;
+        uint16_t keys;           /* bit k: MatchKey k is present (policy_rule_keys) */
+        uint16_t subject_key;    /* the bit of the key it is filed by in by_uid/by_gid, or 0 */
         unsigned n_hashed_paths; /* deny rules: paths with registered content */
 } RuleData;
 
@@ -213,6 +235,10 @@ struct Policy {
         HashTable by_sha;      /* sha256 -> rules with it in `sha256` (rules without `path`) */
         HashTable by_prefix;   /* literal glob prefix -> rules (without `path`/`sha256`) */
         HashTable by_content;  /* registered content hash -> list: rules, value: deny paths */
+        HashTable by_uid;      /* uid -> rules without a program key, filed by `uids` or `users` */
+        HashTable by_gid;      /* gid -> rules without a program key, filed by `groups` */
+        IdxList by_gid_all;    /* every rule filed by `groups`: for requesters in very many groups */
+        IdxList deny_gid;      /* deny rules filed by `groups`: candidates when groups are unknown */
         IdxList rest;          /* rules none of the tables finds */
         IdxList deny_pathlike; /* deny rules found by path or prefix: candidates when path unknown */
         IdxList deny_sha;      /* deny rules found by sha256: candidates when sha256 unknown */
@@ -301,9 +327,13 @@ int policy_build_index(Policy *p);
 void policy_index_done(Policy *p);
 /* The rules worth evaluating for req, merged in rule order: calls fn for each until it
  * returns non-zero (returned). Falls back to every rule when the candidate lists do not
- * fit, which is slower but gives the same answer. */
-int policy_foreach_candidate(const Policy *p, const PolicyRequest *req,
-                             int (*fn)(const Policy *p, uint32_t i, void *userdata), void *userdata);
+ * fit, which is slower but gives the same answer. subject_holds: the rule was found by
+ * its subject_key under the requester's own uid or gid, so that key is TRUE. */
+typedef int (*PolicyCandidateFn)(const Policy *p, uint32_t i, bool subject_holds, void *userdata);
+int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn,
+                             void *userdata);
 
+/* Fills r->keys from the parsed rule; once, when the policy is indexed. */
+void policy_rule_keys(RuleData *r);
 /* Who keys only (users, uids, groups; hosts and session when known). */
 PolicyTri policy_eval_who(const RuleData *r, const PolicyRequest *req);

@@ -14,7 +14,8 @@
  *    allow rule without sha256 for a file that is not trusted in place. Deny rules
  *    ignore the consent filters (a deny is never weakened).
  *  - First match in file order wins; no match denies. The indexed walk and the full
- *    walk (trail) give the same decision.
+ *    walk (trail) give the same decision. The indexed walk does not evaluate again a
+ *    subject key the index proved TRUE (subject_holds); the trail evaluates every key.
  */
 
 #include <stdio.h>
@@ -25,17 +26,18 @@
 
 typedef PolicyTri (*KeyEval)(const Policy *p, const RuleData *r, const PolicyRequest *req, char *why);
 
-static PolicyTri say(char *why, PolicyTri v, const char *fmt, ...) _printf_(3, 4);
-static PolicyTri say(char *why, PolicyTri v, const char *fmt, ...) {
+static PolicyTri say_into(char *why, PolicyTri v, const char *fmt, ...) _printf_(3, 4);
+static PolicyTri say_into(char *why, PolicyTri v, const char *fmt, ...) {
         va_list ap;
 
-        if (!why)
-                return v;
         va_start(ap, fmt);
         (void) vsnprintf(why, WHY_LEN, fmt, ap);
         va_end(ap);
         return v;
 }
+
+/* v, explained into why when an explanation is wanted; the fast path formats nothing */
+#define say(why, v, ...) ((why) ? say_into((why), (v), __VA_ARGS__) : (v))
 
 /* Any TRUE wins, else any UNKNOWN, else FALSE: the value of "one of these". */
 static PolicyTri tri_or(PolicyTri a, PolicyTri b) {
@@ -267,12 +269,26 @@ static const struct {
         KeyEval eval;
         bool who; /* describes the requester, not the program (policy_rules_for) */
 } match_keys[] = {
-        {"uids", has_uids, eval_uids, true},        {"users", has_users, eval_users, true},
-        {"groups", has_groups, eval_groups, true},  {"session", has_session, eval_session, true},
-        {"hosts", has_hosts, eval_hosts, true},     {"path", has_path, eval_path, false},
-        {"sha256", has_sha256, eval_sha256, false}, {"path_glob", has_path_glob, eval_path_glob, false},
-        {"args", has_args, eval_args, false},
+        [MATCH_KEY_UIDS] = {"uids", has_uids, eval_uids, true},
+        [MATCH_KEY_USERS] = {"users", has_users, eval_users, true},
+        [MATCH_KEY_GROUPS] = {"groups", has_groups, eval_groups, true},
+        [MATCH_KEY_SESSION] = {"session", has_session, eval_session, true},
+        [MATCH_KEY_HOSTS] = {"hosts", has_hosts, eval_hosts, true},
+        [MATCH_KEY_PATH] = {"path", has_path, eval_path, false},
+        [MATCH_KEY_SHA256] = {"sha256", has_sha256, eval_sha256, false},
+        [MATCH_KEY_PATH_GLOB] = {"path_glob", has_path_glob, eval_path_glob, false},
+        [MATCH_KEY_ARGS] = {"args", has_args, eval_args, false},
 };
+
+_Static_assert(ELEMENTSOF(match_keys) == _MATCH_KEY_MAX && _MATCH_KEY_MAX <= 16,
+               "one entry and one bit of RuleData.keys for every key");
+
+void policy_rule_keys(RuleData *r) {
+        r->keys = 0;
+        for (size_t k = 0; k < ELEMENTSOF(match_keys); k++)
+                if (match_keys[k].present(r))
+                        r->keys |= (uint16_t) (1u << k);
+}
 
 PolicyTri policy_eval_who(const RuleData *r, const PolicyRequest *req) {
         PolicyTri acc = POLICY_TRUE;
@@ -363,22 +379,28 @@ static const char *rule_filter(const RuleData *r, MatchCtx *m) {
         return NULL;
 }
 
-static bool rule_matches(const Policy *p, const RuleData *r, MatchCtx *m) {
+/* known_true: keys known to be TRUE for this request (the fast path need not evaluate them) */
+static bool rule_matches(const Policy *p, const RuleData *r, MatchCtx *m, unsigned known_true) {
         bool deny = r->pub.action == POLICY_DENY;
         PolicyTri acc = POLICY_TRUE;
         const char *skip;
 
-        for (size_t k = 0; k < ELEMENTSOF(match_keys); k++) {
-                char why[WHY_LEN] = "";
+        /* the fast path stops at the first FALSE; a trail shows every key */
+        for (unsigned keys = m->trail ? 0 : r->keys & ~known_true; keys != 0; keys &= keys - 1) {
+                acc = tri_and(acc, match_keys[__builtin_ctz(keys)].eval(p, r, m->req, NULL));
+                if (acc == POLICY_FALSE)
+                        return false;
+        }
+        for (size_t k = 0; m->trail && k < ELEMENTSOF(match_keys); k++) {
+                char why[WHY_LEN];
                 PolicyTri v;
 
-                if (!match_keys[k].present(r))
+                if (!(r->keys & (1u << k)))
                         continue;
-                v = match_keys[k].eval(p, r, m->req, m->trail ? why : NULL);
+                why[0] = '\0';
+                v = match_keys[k].eval(p, r, m->req, why);
                 record(m, r, match_keys[k].key, v, why);
                 acc = tri_and(acc, v);
-                if (acc == POLICY_FALSE && !m->trail)
-                        return false;
         }
         if (acc == POLICY_FALSE) {
                 record(m, r, NULL, POLICY_FALSE, "no match: a key does not hold");
@@ -400,10 +422,11 @@ static bool rule_matches(const Policy *p, const RuleData *r, MatchCtx *m) {
         return true;
 }
 
-static int candidate(const Policy *p, uint32_t i, void *userdata) {
+static int candidate(const Policy *p, uint32_t i, bool subject_holds, void *userdata) {
+        const RuleData *r = &p->rules[i];
         MatchCtx *m = userdata;
 
-        if (!rule_matches(p, &p->rules[i], m))
+        if (!rule_matches(p, r, m, subject_holds ? r->subject_key : 0))
                 return 0;
         m->found = &p->rules[i];
         return 1;
@@ -419,7 +442,7 @@ int policy_match(const Policy *p, const PolicyRequest *req, PolicyDecision *ret,
                 return -EINVAL;
         if (trail) {
                 for (size_t i = 0; i < p->n_rules; i++)
-                        if (candidate(p, (uint32_t) i, &m))
+                        if (candidate(p, (uint32_t) i, false, &m))
                                 break;
         } else
                 (void) policy_foreach_candidate(p, req, candidate, &m);

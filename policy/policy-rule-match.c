@@ -186,6 +186,7 @@ static int m_path_glob(ParseCtx *c, json_t *v, void *t) {
                 r = compile_path_glob(c, l[i], &rd->path_globs[i]);
                 if (r < 0)
                         return r;
+                policy_glob_classify(&rd->path_globs[i]);
                 if (json_is_array(v))
                         policy_jpath_pop(c);
         }
@@ -242,7 +243,10 @@ static int compile_arg(ParseCtx *c, json_t *e, bool last, PolicyGlob *g) {
                 g->has_vars = strstr(s, "${") != NULL;
         }
         g->text = strdup(s);
-        return g->text ? 0 : -ENOMEM;
+        if (!g->text)
+                return -ENOMEM;
+        policy_glob_classify(g);
+        return 0;
 }
 
 static int m_args(ParseCtx *c, json_t *v, void *t) {
@@ -289,8 +293,10 @@ static int m_hosts(ParseCtx *c, json_t *v, void *t) {
         if (!rd->hosts)
                 return -ENOMEM;
         rd->n_hosts = n;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 rd->hosts[i].text = TAKE_PTR(l[i]);
+                policy_glob_classify(&rd->hosts[i]);
+        }
         return 0;
 }
 

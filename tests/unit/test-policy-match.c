@@ -3,7 +3,9 @@
 /*
  * The policy library's internals: the JSON position scanner (also on broken input), glob
  * validation and expansion, the trail, and the indexes — random policies and requests
- * decided by the indexed walk and by the full walk must agree.
+ * decided by the indexed walk and by the full walk must agree, and rules that name no
+ * program (the subject index) must be decided as a plain linear evaluation written here
+ * from the documented semantics decides them, unknown and unresolved groups included.
  */
 
 #include <check.h>
@@ -536,6 +538,407 @@ START_TEST(test_index_fallback) {
 }
 END_TEST
 
+/* ---- rules that name no program: the subject index against a plain linear evaluation ---------- */
+
+/* Names the differential test resolves: "uN" is uid 2000+N, "gN" gid 5000+N; "ghost" and
+ * "gnope" do not resolve (UNKNOWN). Paths are kept as written. */
+#define SUBJ_USERS 20
+#define SUBJ_GROUPS 60
+
+static int subj_user_to_uid(const char *name, uid_t *ret, void *userdata) {
+        unsigned k;
+        char end;
+
+        (void) userdata;
+        if (sscanf(name, "u%u%c", &k, &end) != 1 || k >= SUBJ_USERS)
+                return -ESRCH;
+        *ret = 2000 + k;
+        return 0;
+}
+
+static int subj_group_to_gid(const char *name, gid_t *ret, void *userdata) {
+        unsigned k;
+        char end;
+
+        (void) userdata;
+        if (sscanf(name, "g%u%c", &k, &end) != 1 || k >= SUBJ_GROUPS)
+                return -ESRCH;
+        *ret = 5000 + k;
+        return 0;
+}
+
+static int subj_canonicalize(const char *path, char **ret, void *userdata) {
+        (void) path, (void) ret, (void) userdata;
+        return -ENOENT;
+}
+
+static const PolicyResolver subj_resolver = {
+        .user_to_uid = subj_user_to_uid,
+        .group_to_gid = subj_group_to_gid,
+        .canonicalize = subj_canonicalize,
+};
+
+/* One generated rule as the reference evaluator sees it: ids, -1 for a name that does not
+ * resolve. */
+typedef struct SubjRule {
+        PolicyAction action;
+        int64_t uids[3], users[3], groups[3];
+        size_t n_uids, n_users, n_groups;
+        bool has_path, has_args, rest;
+        unsigned path;       /* /usr/bin/pN */
+        const char *args[2]; /* literal patterns before "..." */
+        size_t n_args;
+} SubjRule;
+
+typedef struct SubjReq {
+        uid_t uid;
+        gid_t gids[48];
+        size_t n_gids;
+        bool gids_known;
+        char path[32];
+        bool path_known;
+        const char *args[3];
+        size_t n_args;
+} SubjReq;
+
+static void subj_put_names(FILE *f, const char *key, const char *prefix, unsigned n_names, const char *bad,
+                           int64_t *ids, size_t *n, bool *first) {
+        *n = 1 + rnd(3);
+        fprintf(f, "%s\"%s\": [", *first ? "" : ", ", key);
+        for (size_t i = 0; i < *n; i++) {
+                unsigned k = rnd(n_names);
+
+                if (rnd(16) == 0) {
+                        fprintf(f, "%s\"%s\"", i ? ", " : "", bad);
+                        ids[i] = -1;
+                } else {
+                        fprintf(f, "%s\"%s%u\"", i ? ", " : "", prefix, k);
+                        ids[i] = (strcmp(key, "users") == 0 ? 2000 : 5000) + k;
+                }
+        }
+        fputc(']', f);
+        *first = false;
+}
+
+static void subj_put_rule(FILE *f, size_t i, SubjRule *r) {
+        static const char *const words[] = {"a", "b", "c"};
+        bool first = true;
+
+        *r = (SubjRule){.action = (PolicyAction) rnd(3)};
+        fprintf(f, "%s{\"id\": \"s%zu\", \"match\": {", i ? ",\n" : "", i);
+        if (rnd(4) == 0) {
+                r->n_uids = 1 + rnd(3);
+                fprintf(f, "\"uids\": [");
+                for (size_t k = 0; k < r->n_uids; k++) {
+                        r->uids[k] = 2000 + rnd(24);
+                        fprintf(f, "%s%u", k ? ", " : "", (unsigned) r->uids[k]);
+                }
+                fputc(']', f);
+                first = false;
+        }
+        if (rnd(4) == 0)
+                subj_put_names(f, "users", "u", SUBJ_USERS, "ghost", r->users, &r->n_users, &first);
+        if (rnd(3) != 0)
+                subj_put_names(f, "groups", "g", SUBJ_GROUPS, "gnope", r->groups, &r->n_groups, &first);
+        /* a rule for everyone names a program, or it would hide everything after it */
+        if (rnd(6) == 0 || first) {
+                r->has_path = true;
+                r->path = rnd(4);
+                fprintf(f, "%s\"path\": \"/usr/bin/p%u\"", first ? "" : ", ", r->path);
+                first = false;
+        }
+        if (rnd(2) == 0) {
+                r->has_args = true;
+                r->n_args = rnd(3);
+                r->rest = rnd(2);
+                fprintf(f, "%s\"args\": [", first ? "" : ", ");
+                for (size_t k = 0; k < r->n_args; k++) {
+                        r->args[k] = words[rnd(ELEMENTSOF(words))];
+                        fprintf(f, "%s\"%s\"", k ? ", " : "", r->args[k]);
+                }
+                fprintf(f, "%s]", r->rest ? (r->n_args ? ", \"...\"" : "\"...\"") : "");
+                first = false;
+        }
+        fprintf(f, "}, \"action\": \"%s\"%s}",
+                r->action == POLICY_ALLOW     ? "allow"
+                : r->action == POLICY_APPROVE ? "approve"
+                                              : "deny",
+                r->action == POLICY_APPROVE ? ", \"approvers\": \"hd\"" : "");
+}
+
+static char *subj_policy(size_t n, SubjRule *rules) {
+        char *s = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"schema\": 1, \"approvers\": {\"hd\": {\"groups\": \"g1\"}}, \"rules\": [\n", f);
+        for (size_t i = 0; i < n; i++)
+                subj_put_rule(f, i, &rules[i]);
+        fputs("]}\n", f);
+        fclose(f);
+        return s;
+}
+
+static PolicyTri tri_all(PolicyTri a, PolicyTri b) {
+        if (a == POLICY_FALSE || b == POLICY_FALSE)
+                return POLICY_FALSE;
+        return a == POLICY_UNKNOWN || b == POLICY_UNKNOWN ? POLICY_UNKNOWN : POLICY_TRUE;
+}
+
+/* "one of these names": TRUE if a resolved one is among ids, else UNKNOWN if ids are
+ * unknown or a name did not resolve, else FALSE */
+static PolicyTri subj_names(const int64_t *names, size_t n, const uint32_t *ids, size_t n_ids, bool known) {
+        bool unresolved = false;
+
+        for (size_t i = 0; i < n; i++) {
+                unresolved = unresolved || names[i] < 0;
+                for (size_t k = 0; known && names[i] >= 0 && k < n_ids; k++)
+                        if (ids[k] == (uint32_t) names[i])
+                                return POLICY_TRUE;
+        }
+        return !known || unresolved ? POLICY_UNKNOWN : POLICY_FALSE;
+}
+
+/* The reference: every rule in file order, written from the documented semantics only. */
+static ssize_t subj_reference(const SubjRule *rules, size_t n, const SubjReq *q) {
+        uint32_t uid = q->uid;
+
+        for (size_t i = 0; i < n; i++) {
+                const SubjRule *r = &rules[i];
+                PolicyTri acc = POLICY_TRUE;
+
+                if (r->n_uids > 0) {
+                        PolicyTri v = POLICY_FALSE;
+                        for (size_t k = 0; k < r->n_uids; k++)
+                                if (r->uids[k] == (int64_t) uid)
+                                        v = POLICY_TRUE;
+                        acc = tri_all(acc, v);
+                }
+                if (r->n_users > 0)
+                        acc = tri_all(acc, subj_names(r->users, r->n_users, &uid, 1, true));
+                if (r->n_groups > 0)
+                        acc = tri_all(acc,
+                                      subj_names(r->groups, r->n_groups, q->gids, q->n_gids, q->gids_known));
+                if (r->has_path) {
+                        char want[32];
+                        snprintf(want, sizeof want, "/usr/bin/p%u", r->path);
+                        acc = tri_all(acc, !q->path_known               ? POLICY_UNKNOWN
+                                           : strcmp(q->path, want) == 0 ? POLICY_TRUE
+                                                                        : POLICY_FALSE);
+                }
+                if (r->has_args) {
+                        bool ok = r->rest ? q->n_args >= r->n_args : q->n_args == r->n_args;
+                        for (size_t k = 0; ok && k < r->n_args; k++)
+                                ok = strcmp(q->args[k], r->args[k]) == 0;
+                        acc = tri_all(acc, ok ? POLICY_TRUE : POLICY_FALSE);
+                }
+                if (acc == POLICY_TRUE || (acc == POLICY_UNKNOWN && r->action == POLICY_DENY))
+                        return (ssize_t) i;
+        }
+        return -1;
+}
+
+static void subj_request(SubjReq *q) {
+        static const char *const words[] = {"a", "b", "c"};
+
+        *q = (SubjReq){.uid = rnd(10) == 0 ? 0 : 2000 + rnd(24), .gids_known = rnd(6) != 0};
+        if (q->gids_known) {
+                /* sometimes in very many of the policy's groups, sometimes in none */
+                q->n_gids = rnd(4) == 0 ? 17 + rnd(32) : rnd(5);
+                for (size_t k = 0; k < q->n_gids; k++)
+                        q->gids[k] = 5000 + rnd(64); /* g60..g63 are in no rule */
+        }
+        q->path_known = rnd(6) != 0;
+        snprintf(q->path, sizeof q->path, "/usr/bin/p%u", rnd(5));
+        q->n_args = rnd(3);
+        for (size_t k = 0; k < q->n_args; k++)
+                q->args[k] = words[rnd(ELEMENTSOF(words))];
+}
+
+static void subj_to_request(const SubjReq *q, PolicyRequest *req) {
+        *req = (PolicyRequest){
+                .uid = q->uid,
+                .gids = q->gids_known ? q->gids : NULL,
+                .n_gids = q->gids_known ? q->n_gids : 0,
+                .path = q->path_known ? q->path : NULL,
+                .trusted_in_place = true,
+                .args = q->args,
+                .n_args = q->n_args,
+        };
+}
+
+START_TEST(test_subject_index_random) {
+        size_t outcomes[4] = {}, unknown_groups = 0, many_groups = 0;
+
+        rnd_state = 777u + 31u * (unsigned) _i;
+        for (int round = 0; round < 10; round++) {
+                size_t n = round % 2 ? 100 + rnd(600) : 5 + rnd(60);
+                SubjRule *rules = calloc(n, sizeof(SubjRule));
+                char *text = subj_policy(n, rules);
+                PolicyError err;
+                Policy *p = NULL;
+
+                ck_assert_msg(policy_load_buffer(text, strlen(text), "subjects", &subj_resolver, &p, &err) ==
+                                      0,
+                              "%u:%u: %s", err.line, err.column, err.message);
+                for (int k = 0; k < 2000; k++) {
+                        PolicyRequest req;
+                        PolicyDecision d, dt;
+                        PolicyTrail t = {};
+                        SubjReq q;
+                        ssize_t want;
+
+                        subj_request(&q);
+                        subj_to_request(&q, &req);
+                        want = subj_reference(rules, n, &q);
+                        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+                        ck_assert_msg(want < 0 ? d.rule == NULL
+                                               : d.rule && d.rule->index == (unsigned) want &&
+                                                         d.action == rules[want].action,
+                                      "round %d request %d (uid %u, %s groups): indexed %s, reference s%zd",
+                                      round, k, (unsigned) q.uid,
+                                      q.gids_known ? (q.n_gids > 16 ? "many" : "known") : "unknown",
+                                      d.rule ? d.rule->id : "-", want);
+                        ck_assert_int_eq(policy_match(p, &req, &dt, &t), 0);
+                        ck_assert_ptr_eq(d.rule, dt.rule);
+                        policy_trail_done(&t);
+                        outcomes[want < 0 ? 3 : rules[want].action]++;
+                        unknown_groups += !q.gids_known && want >= 0;
+                        many_groups += q.gids_known && q.n_gids > 16 && want >= 0;
+                }
+                policy_free(p);
+                free(text);
+                free(rules);
+        }
+        /* every outcome is reached, so the comparison means something */
+        for (size_t k = 0; k < ELEMENTSOF(outcomes); k++)
+                ck_assert_msg(outcomes[k] > 100, "outcome %zu: %zu", k, outcomes[k]);
+        ck_assert_uint_gt(unknown_groups, 200);
+        ck_assert_uint_gt(many_groups, 200);
+}
+END_TEST
+
+/* The id of the rule that decides for uid with gids 5000..5000+n_gids-1 (n_gids < 0:
+ * unknown groups) running path (NULL: unknown), or "-"; rules are JSON written with ' for ". */
+static const char *subj_decide_path(const char *rules, uid_t uid, int n_gids, const char *path) {
+        static char id[16];
+        _cleanup_free_ char *text = NULL;
+        gid_t gids[64];
+        PolicyRequest req = {.uid = uid,
+                             .gids = n_gids < 0 ? NULL : gids,
+                             .n_gids = n_gids < 0 ? 0 : (size_t) n_gids,
+                             .path = path,
+                             .trusted_in_place = true};
+        PolicyDecision d;
+        PolicyError err;
+        Policy *p = NULL;
+
+        ck_assert_int_le(n_gids, (int) ELEMENTSOF(gids));
+        for (int k = 0; k < n_gids; k++)
+                gids[k] = 5000 + (gid_t) k;
+        ck_assert_int_ge(asprintf(&text, "{'schema':1,'rules':[%s]}", rules), 0);
+        for (char *c = text; *c; c++)
+                if (*c == '\'')
+                        *c = '"';
+        ck_assert_msg(policy_load_buffer(text, strlen(text), "case", &subj_resolver, &p, &err) == 0,
+                      "%s: %u:%u: %s", rules, err.line, err.column, err.message);
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        snprintf(id, sizeof id, "%s", d.rule ? d.rule->id : "-");
+        policy_free(p);
+        return id;
+}
+
+static const char *subj_decide(const char *rules, uid_t uid, int n_gids) {
+        return subj_decide_path(rules, uid, n_gids, NULL);
+}
+
+/* The rules of the subject index, one at a time. */
+START_TEST(test_subject_index_cases) {
+        const char *deny_g3 = "{'id':'d','match':{'groups':'g3'},'action':'deny'}",
+                   *allow_g3 = "{'id':'a','match':{'groups':'g3'},'action':'allow'}",
+                   *deny_gnope = "{'id':'d','match':{'groups':['gnope','g3']},'action':'deny'}",
+                   *allow_gnope = "{'id':'a','match':{'groups':['gnope','g3']},'action':'allow'}",
+                   *allow_ghost = "{'id':'a','match':{'users':['ghost','u7']},'action':'allow'}",
+                   *u7_g9 = "{'id':'a','match':{'users':'u7','groups':'g9'},'action':'allow'}",
+                   *ghost_g9 = "{'id':'d','match':{'users':'ghost','groups':'g9'},'action':'deny'}",
+                   *by_gid = "{'id':'g','match':{'groups':'g0'},'action':'allow'}",
+                   *by_uid = "{'id':'u','match':{'uids':2001},'action':'deny'}",
+                   *rest = "{'id':'r','match':{'args':[]},'action':'deny'}",
+                   *g0_args = "{'id':'g','match':{'groups':'g0','args':['x']},'action':'allow'}";
+        _cleanup_free_ char *many = NULL, *two = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        /* unknown groups: a deny rule by group applies, an allow rule does not */
+        ck_assert_str_eq(subj_decide(deny_g3, 2001, -1), "d");
+        ck_assert_str_eq(subj_decide(allow_g3, 2001, -1), "-");
+        ck_assert_str_eq(subj_decide(allow_g3, 2001, 4), "a");
+        ck_assert_str_eq(subj_decide(allow_g3, 2001, 3), "-");
+        /* a name that did not resolve: a deny rule applies to everyone, an allow rule only
+         * to those the names that did resolve let in */
+        ck_assert_str_eq(subj_decide(deny_gnope, 2001, 0), "d");
+        ck_assert_str_eq(subj_decide(allow_gnope, 2001, 0), "-");
+        ck_assert_str_eq(subj_decide(allow_gnope, 2001, 4), "a");
+        ck_assert_str_eq(subj_decide("{'id':'d','match':{'users':'ghost'},'action':'deny'}", 2007, 0), "d");
+        ck_assert_str_eq(subj_decide(allow_ghost, 2007, 0), "a");
+        ck_assert_str_eq(subj_decide(allow_ghost, 2008, 0), "-");
+        /* filed by uid, the groups are still evaluated */
+        ck_assert_str_eq(subj_decide(u7_g9, 2007, 9), "-");
+        ck_assert_str_eq(subj_decide(u7_g9, 2007, 10), "a");
+        ck_assert_str_eq(subj_decide(ghost_g9, 2007, -1), "d");
+        ck_assert_str_eq(subj_decide(ghost_g9, 2007, 9), "-");
+        /* the first match wins across the lists: by gid, by uid and the rest */
+        ck_assert_int_ge(asprintf(&two, "%s,%s", by_gid, by_uid), 0);
+        ck_assert_str_eq(subj_decide(two, 2001, 1), "g");
+        free(two);
+        ck_assert_int_ge(asprintf(&two, "%s,%s", by_uid, by_gid), 0);
+        ck_assert_str_eq(subj_decide(two, 2001, 1), "u");
+        free(two);
+        ck_assert_int_ge(asprintf(&two, "%s,%s", rest, by_gid), 0);
+        ck_assert_str_eq(subj_decide(two, 2001, 1), "r");
+        free(two);
+        ck_assert_int_ge(asprintf(&two, "%s,%s", g0_args, rest), 0);
+        ck_assert_str_eq(subj_decide(two, 2001, 1), "r");
+
+        /* in more of the policy's groups than the merger takes one list at a time */
+        f = open_memstream(&many, &len);
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "{'id':'a0','match':{'groups':'g0','args':['x']},'action':'allow'}");
+        for (int k = 1; k < 40; k++)
+                fprintf(f, ",{'id':'a%d','match':{'groups':'g%d'},'action':'%s'}", k, k,
+                        k < 30 ? "allow" : "deny");
+        fclose(f);
+        ck_assert_str_eq(subj_decide(many, 2001, 40), "a1");
+        ck_assert_str_eq(subj_decide(many, 2001, 1), "-");
+        ck_assert_str_eq(subj_decide(many, 2001, -1), "a30");
+        free(many);
+
+        /* more candidate lists than the merger holds (a path under 70 glob prefixes): every
+         * rule is walked, and a group rule is evaluated in full, not taken as holding */
+        f = open_memstream(&many, &len);
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "{'id':'g5','match':{'groups':'g5'},'action':'allow'}");
+        for (int depth = 70; depth >= 1; depth--) {
+                fprintf(f, ",{'id':'d%d','match':{'path_glob':'", depth);
+                for (int k = 0; k < depth; k++)
+                        fputs("/d", f);
+                fputs("/*.none'},'action':'allow'}", f);
+        }
+        fclose(f);
+        free(two);
+        two = NULL;
+        f = open_memstream(&two, &len);
+        ck_assert_ptr_nonnull(f);
+        for (int k = 0; k < 70; k++)
+                fputs("/d", f);
+        fputs("/tool", f);
+        fclose(f);
+        ck_assert_str_eq(subj_decide_path(many, 2001, 5, two), "-");
+        ck_assert_str_eq(subj_decide_path(many, 2001, 6, two), "g5");
+}
+END_TEST
+
 static Suite *match_suite(void) {
         Suite *s = suite_create("policy-match");
         TCase *tc = tcase_create("match");
@@ -550,6 +953,8 @@ static Suite *match_suite(void) {
         tcase_add_test(tc, test_trail);
         tcase_add_loop_test(tc, test_index_random, 0, 4);
         tcase_add_test(tc, test_index_fallback);
+        tcase_add_loop_test(tc, test_subject_index_random, 0, 4);
+        tcase_add_test(tc, test_subject_index_cases);
         suite_add_tcase(s, tc);
         return s;
 }
