@@ -49,6 +49,8 @@ typedef struct Inspect {
 static void inspect_free(void *userdata) {
         Inspect *j = userdata;
 
+        if (!j)
+                return;
         safe_close(j->program_fd);
         safe_close(j->cwd_fd);
         for (int i = 0; i < 3; i++)
@@ -438,6 +440,9 @@ static int inflight_for_uid(Agent *a, uid_t uid) {
         return n;
 }
 
+static int inspection_submit(Request *r, Inspect *j);
+static int request_enqueue(Request *r, Inspect *j);
+
 int request_start(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         unsigned wait_sec = 0;
@@ -509,11 +514,17 @@ int request_start(Conn *c, ProtoMsg *m) {
                                "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
                 return 0;
         }
-        if (inflight_for_uid(a, r->uid) > AGENT_MAX_INFLIGHT_PER_UID) {
-                inspect_free(j);
-                request_refuse(r, "busy", NULL, "you have too many requests in progress; try again when they finish");
-                return 0;
-        }
+        if (inflight_for_uid(a, r->uid) > AGENT_MAX_INFLIGHT_PER_UID)
+                return request_enqueue(r, j);
+        return inspection_submit(r, j);
+}
+
+/* The rest of the start, for a request whose turn it is. */
+static int inspection_submit(Request *r, Inspect *j) {
+        Agent *a = r->agent;
+        int k;
+
+        r->state = REQUEST_INSPECTING;
         if (audit_failed(a->audit)) {
                 inspect_free(j);
                 request_refuse(r, "audit-failed", NULL,
@@ -530,9 +541,90 @@ int request_start(Conn *c, ProtoMsg *m) {
         return 0;
 }
 
+/* ---- waiting for a turn: `xargs -P8 elevate …` by one user queues, never fails ---- */
+
+static void queue_unlink(Request *r) {
+        for (Request **p = &r->agent->queued; *p; p = &(*p)->queue_next)
+                if (*p == r) {
+                        *p = r->queue_next;
+                        break;
+                }
+        r->queue_next = NULL;
+}
+
+static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Agent *a = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        for (Request *r = a->queued, *next; r; r = next) {
+                Inspect *j;
+
+                next = r->queue_next;
+                if (inflight_for_uid(a, r->uid) < AGENT_MAX_INFLIGHT_PER_UID) {
+                        queue_unlink(r);
+                        j = TAKE_PTR(r->queued_job);
+                        (void) inspection_submit(r, j);
+                } else if (now - r->queued_since > AGENT_QUEUE_WAIT_USEC) {
+                        queue_unlink(r);
+                        inspect_free(TAKE_PTR(r->queued_job));
+                        r->state = REQUEST_INSPECTING;
+                        request_refuse(r, "busy", NULL,
+                                       "you have too many requests in progress (%d, and this one waited %" PRIu64
+                                       " s); try again when they finish",
+                                       inflight_for_uid(a, r->uid), AGENT_QUEUE_WAIT_USEC / USEC_PER_SEC);
+                }
+        }
+        if (a->queued)
+                (void) sd_event_source_set_time_relative(s, AGENT_QUEUE_POLL_USEC);
+        (void) sd_event_source_set_enabled(s, a->queued ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+        return 0;
+}
+
+static int request_enqueue(Request *r, Inspect *j) {
+        Agent *a = r->agent;
+        Request **p;
+        int k;
+
+        if (!a->queue_timer) {
+                k = sd_event_add_time_relative(a->event, &a->queue_timer, CLOCK_MONOTONIC, AGENT_QUEUE_POLL_USEC, 0,
+                                               on_queue_timer, a);
+                if (k < 0) {
+                        inspect_free(j);
+                        request_refuse(r, "busy", NULL,
+                                       "you have too many requests in progress; try again when they finish");
+                        return 0;
+                }
+                (void) sd_event_source_set_description(a->queue_timer, "request-queue");
+        } else if (!a->queued) {
+                (void) sd_event_source_set_time_relative(a->queue_timer, AGENT_QUEUE_POLL_USEC);
+                (void) sd_event_source_set_enabled(a->queue_timer, SD_EVENT_ONESHOT);
+        }
+        r->state = REQUEST_QUEUED;
+        r->queued_job = j;
+        r->queued_since = now_usec(CLOCK_MONOTONIC);
+        for (p = &a->queued; *p; p = &(*p)->queue_next)
+                ;
+        *p = r;
+        return 0;
+}
+
+void request_queue_free(Agent *a) {
+        while (a->queued) {
+                Request *r = a->queued;
+                queue_unlink(r);
+                inspect_free(TAKE_PTR(r->queued_job));
+        }
+        a->queue_timer = sd_event_source_disable_unref(a->queue_timer);
+}
+
 void request_conn_gone(Request *r) {
         r->conn = NULL;
         switch (r->state) {
+        case REQUEST_QUEUED:
+                queue_unlink(r);
+                inspect_free(TAKE_PTR(r->queued_job));
+                request_free(r);
+                return;
         case REQUEST_INSPECTING:
                 if (r->job)
                         worker_job_cancel(r->job);

@@ -24,6 +24,7 @@ typedef enum RequestState {
         REQUEST_RUNNING,
         REQUEST_EXITED,
         REQUEST_DONE,
+        REQUEST_QUEUED,    /* over the per-uid in-flight cap: waits its turn (not in flight) */
 } RequestState;
 
 typedef enum StdioKind {
@@ -43,6 +44,9 @@ struct Request {
         PolicyRef *policy;
         ProtoMsg msg;                   /* the exec message (args, env); fds moved out */
         WorkerJob *job;
+        struct Inspect *queued_job;     /* REQUEST_QUEUED: the inspection to submit */
+        Request *queue_next;            /* in agent->queued */
+        uint64_t queued_since;          /* CLOCK_MONOTONIC */
 
         /* results of the inspection */
         int program_fd, cwd_fd, stdio[3];

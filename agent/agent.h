@@ -23,7 +23,9 @@
 #define AGENT_MAX_LISTEN 4
 #define AGENT_MAX_CONNECTIONS 1024        /* all users */
 #define AGENT_MAX_CONNECTIONS_PER_UID 32
-#define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided */
+#define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided; more wait */
+#define AGENT_QUEUE_WAIT_USEC (10 * USEC_PER_SEC)     /* for their turn that long at most */
+#define AGENT_QUEUE_POLL_USEC (5 * USEC_PER_MSEC)     /* how often the queue looks for free turns */
 #define AGENT_REFUSAL_BURST 20           /* refused requests a uid may have recorded at once, */
 #define AGENT_REFUSAL_REFILL_USEC (2 * USEC_PER_SEC) /* and one more this often (agent-budget.h) */
 #define AGENT_WORKERS 4                   /* inspection threads kept */
@@ -95,6 +97,8 @@ struct Agent {
         Conn *conns;               /* doubly linked */
         size_t n_conns;
         Request *launches;         /* requests whose program runs (or whose cgroup lives on) */
+        Request *queued;           /* over their uid's in-flight cap, oldest first */
+        sd_event_source *queue_timer;
         size_t n_launches;
 
         struct rlimit nofile;      /* RLIMIT_NOFILE as started: what launched programs get */
@@ -141,6 +145,8 @@ size_t agent_conns_for_uid(Agent *a, uid_t uid);
 /* agent-request.c */
 int request_start(Conn *c, ProtoMsg *m);
 void request_conn_gone(Request *r);
+/* At shutdown, after the connections: drops what is left of the waiting queue. */
+void request_queue_free(Agent *a);
 int request_signal(Request *r, const char *sig);
 void request_free(Request *r);
 int agent_launches_for_uid(Agent *a, uid_t uid);

@@ -264,6 +264,7 @@ static void audit_lifecycle(Agent *a, const char *event) {
 static void agent_done(Agent *a) {
         while (a->conns)
                 conn_free(a->conns);
+        request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
         /* waiting requests and grants stay in the database for the next run */
         while (a->launches) {
                 Request *r = a->launches;

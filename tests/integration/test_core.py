@@ -40,6 +40,25 @@ def test_allow_runs_as_root():
         check_eq(r.out.strip(), "root", "found through PATH", r)
 
 
+def test_parallel_requests_of_one_user_wait_their_turn():
+    """`xargs -P16 elevate …`: more requests at once than one uid may have in flight (4)
+    wait for a turn instead of failing."""
+    slow = install_trusted("slowish", "#!/bin/sh\nsleep 0.3\nid -u\n")
+    pol = policy()
+    pol["rules"].insert(0, {"id": "slowish", "match": {"path": slow}, "action": "allow"})
+    with agent_with(pol) as a:
+        u = user(ALICE)
+        procs = [subprocess.Popen(["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups",
+                                   "--", ELEVATE, "--socket", a.socket, prog],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                 for prog in [slow, "/usr/bin/id"] * 8]
+        for p, prog in zip(procs, [slow, "/usr/bin/id"] * 8):
+            out, err = p.communicate(timeout=60)
+            check_eq(p.returncode, 0, "every one of 16 parallel requests ran", err)
+            check(out.strip() == b"0" if prog == slow else out.startswith(b"uid=0(root)"), "as root", out)
+        check_eq(len(a.audit_rows("launch")), 16, "and each was launched once")
+
+
 def test_deny_by_rule_with_message():
     with agent_with(policy()) as a:
         r = a.elevate(ALICE, ["/usr/bin/whoami"])

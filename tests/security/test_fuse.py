@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seclib import *  # noqa: E402,F403
 
 LATENCY_BOUND = 5.0  # seconds another user may wait while the flood or hang goes on
+QUEUE_WAIT = 10.0  # AGENT_QUEUE_WAIT_USEC
 
 
 def scripts(mark):
@@ -143,11 +144,15 @@ def test_fuse_hang_all_workers_other_users_still_served():
                 t.start()
                 threads.append(t)
             check(wait_until(lambda: fm.reads() >= 4, timeout=20), "four reads are stuck", fm.logs())
-            # a fifth from the same user: over the per-uid cap, refused at once
+            # a fifth from the same user: over the per-uid cap it waits for a turn, at most
+            # AGENT_QUEUE_WAIT (10 s), and is refused as busy when none comes
+            time.sleep(0.5)
+            reads = fm.reads()
             r, took = timed_elevate(a, ALICE, [fm.path])
             check_eq(r.rc, 126, "a fifth stuck request is refused", r)
             check_in("too many requests", r.err, "as busy", r)
-            check(took < LATENCY_BOUND, "at once (%.2fs)" % took, r)
+            check(QUEUE_WAIT - 1 <= took < QUEUE_WAIT + LATENCY_BOUND, "after waiting its turn (%.2fs)" % took, r)
+            check_eq(fm.reads(), reads, "the fifth was never read: it only waited")
             # another user: must not wait for the stuck reads to time out
             r, took = timed_elevate(a, BOB, ["/usr/bin/id", "-u"], timeout=120)
             check_eq((r.rc, r.out.strip()), (0, "0"), "another user is served", r)
