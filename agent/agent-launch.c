@@ -3,30 +3,77 @@
 /*
  * Launching an elevated process (DESIGN §7).
  *
+ * Two ways to start the child; the steps it takes until execveat() are the same:
+ *
+ *  - Shared memory (the default): glibc's clone(fn, stack, CLONE_VM | CLONE_VFORK |
+ *    CLONE_PIDFD). Nothing of the agent is copied: no page tables, and no copy-on-write
+ *    faults and TLB shootdowns in every agent thread afterwards. The child runs child_run()
+ *    on its own stack, an array in the launching thread's frame (clone_vm()): CLONE_VFORK
+ *    suspends that thread until the child has exec'd or exited, so the array is unused
+ *    meanwhile and nothing else of that thread's stack is touched. clone() cannot do
+ *    CLONE_INTO_CGROUP (only clone3() can), and clone3() with a new stack returns in the
+ *    child inside syscall() on a stack that holds no return address: using it needs an
+ *    assembly entry. So the child joins the launch cgroup itself, as its first step after
+ *    the dumpable flag, by writing "0" to the launch cgroup's cgroup.procs, which the
+ *    parent opened. If the parent cannot open it, clone() fails or the child cannot
+ *    join, the launch is tried again as a copy, which starts or fails as it always did
+ *    ("clone3: …"): the shared path never refuses a launch the copy would run.
+ *  - A copy (clone3() with CLONE_INTO_CGROUP | CLONE_PIDFD, no CLONE_VM), for
+ *      - noexec launches: that child stops at its own execveat() until the launching
+ *        thread has taken the listener and let the exec through (noexec_first_exec());
+ *        with CLONE_VFORK that thread would wait for the child and the child for it.
+ *      - fs.suid_dumpable = 1 (or unreadable): the kernel sets the mm's dumpable flag to
+ *        that value when the child changes ids, and the mm is the agent's on the shared
+ *        path; the user the child now runs as could ptrace the agent itself.
+ *
  * Invariants (MUST):
- *  - The agent is multi-threaded. The child of clone3() is a copy of one thread of it,
- *    where another thread may have held the malloc, stdio or NSS lock at the time of
- *    the copy. So between clone3() and execveat() the child calls only system calls and
- *    async-signal-safe libc wrappers of them: no malloc, no stdio, no locale, no NSS.
- *    Everything it needs (argv, envp, the group list, the loginuid text, the BPF
- *    program) is prepared by the parent.
+ *  - Between the clone and execveat() the child makes system calls through syscall()
+ *    only, and exits through exit_group. No malloc, stdio, locale or NSS (another
+ *    agent thread may hold their locks, and on the shared path their memory is live);
+ *    no libc wrapper of a system call either: the cancellation points (read, write, open,
+ *    close, sendmsg…) update the calling thread's cancellation state, which on the shared
+ *    path is the launching thread's, and sanitizer builds intercept the wrappers. The
+ *    child writes no memory but its own stack and errno (the launching thread's TLS on
+ *    the shared path, unused while that thread is suspended; the parent reads errno
+ *    after the clone only when the clone failed). Everything it needs (argv, envp, the
+ *    group list, the loginuid text, the rlimits, the BPF programs, the cgroup.procs fd)
+ *    is prepared by the parent and only read by the child.
  *  - The child never calls glibc's setuid family: in a process glibc believes to be
  *    multi-threaded those broadcast to the other threads by signal, and the child's
- *    copy of the thread list names the parent's threads. It uses syscall() instead.
- *  - Every signal is blocked in the parent around clone3(), so no handler of the agent
- *    ever runs in the child; the child resets every disposition to SIG_DFL (SIG_IGN
- *    would survive exec) and clears its signal mask just before execveat().
+ *    view of the thread list names the parent's threads.
+ *  - Every signal is blocked in the parent around the clone, so no handler of the agent
+ *    ever runs in the child; the child (which has its own copy of the dispositions: no
+ *    CLONE_SIGHAND) resets every disposition to SIG_DFL (SIG_IGN would survive exec)
+ *    and clears its signal mask just before execveat().
+ *  - The child is non-dumpable from its first step, before it drops privileges, so the
+ *    user it becomes can neither ptrace it nor read its memory (on the shared path: the
+ *    agent's). The flag belongs to the mm: on the shared path the child's prctl() and
+ *    the kernel's reset at the id change act on the agent's mm, and the parent puts back
+ *    its previous value once the child is out of it.
  *  - The child drops privileges in a fixed order (seccomp while still root, then
  *    groups, gid, uid), checks that the ids stuck, closes every fd but 0-2 (and the
- *    script fd), and executes the file by fd, never by path.
+ *    script fd and the extra fds), and executes the file by fd, never by path. Once the
+ *    seccomp profile is installed it makes only these system calls, which a profile must
+ *    let through: seccomp, sendmsg and close (noexec), setgroups, setresgid, setresuid,
+ *    getresuid, getresgid, fcntl, dup2 (dup3 where there is none), close_range (close
+ *    when refused), prlimit64, rt_sigprocmask, execveat, and write and exit_group to fail.
  *  - Any failure before exec is reported as {step, errno} on a close-on-exec pipe and
- *    the child _exit()s 127. EOF on the pipe means the exec happened.
+ *    the child exits 127. EOF on the pipe means the exec happened.
+ *  - Joining the cgroup from the child rather than at birth: the child spends its first
+ *    system calls in the agent's cgroup; a cpuset attach would rebind the (shared) mm's
+ *    memory policy, a no-op as long as the launch cgroups have the agent's cpuset.mems
+ *    (agent-cgroup.c makes them beside the agent's own and sets no cpuset).
+ *  - Sanitizer builds: clone_vm() is not instrumented (its array stays on the real stack,
+ *    never on ASan's fake stack) and unpoisons the array afterwards, since the child's
+ *    instrumented frames poisoned parts of it and never returned.
  */
 
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,13 +84,22 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "agent-launch.h"
 #include "macro.h"
 #include "util.h"
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define HAVE_ASAN 1
+#else
+#define HAVE_ASAN 0
+#endif
 
 /* 32-bit x86 and arm have 16-bit legacy id system calls; the *32 variants are the real
  * ones there. Elsewhere the plain names take 32-bit ids. */
@@ -68,8 +124,13 @@
  * default fs.nr_open). */
 #define CLOSE_LOOP_MAX (1U << 20)
 
+/* The shared-path child's stack. child_run() needs under 1 KiB (3.5 KiB with ASan); the
+ * rest is margin, taken from the launching thread's stack (the main thread's, 8 MiB). */
+#define CHILD_STACK_SIZE (32U * 1024U)
+
 typedef enum LaunchStep {
         STEP_DUMPABLE,
+        STEP_CGROUP,
         STEP_SETSID,
         STEP_MOVE_FD,
         STEP_CTTY,
@@ -93,6 +154,7 @@ typedef enum LaunchStep {
 
 static const char *const step_names[_STEP_MAX] = {
         [STEP_DUMPABLE] = "prctl(PR_SET_DUMPABLE)",
+        [STEP_CGROUP] = "write cgroup.procs",
         [STEP_SETSID] = "setsid",
         [STEP_MOVE_FD] = "fcntl(F_DUPFD_CLOEXEC)",
         [STEP_CTTY] = "ioctl(TIOCSCTTY)",
@@ -118,24 +180,33 @@ typedef struct ChildReport {
         int32_t error;
 } ChildReport;
 
-/* What the child works from: the spec plus what had to be formatted in advance. */
+/* What prlimit64 takes, whatever size glibc's rlim_t has. */
+typedef struct RLimit64 {
+        uint64_t cur, max;
+} RLimit64;
+
+/* What the child works from: the spec plus what had to be prepared in advance. */
 typedef struct ChildPlan {
         const LaunchSpec *spec;
         int err_fd;
         int notify_sock;   /* noexec: where the child sends its listener, or -1 */
+        int cgroup_procs;  /* shared path: the launch cgroup's cgroup.procs, or -1 */
         char loginuid[16]; /* "" to leave the loginuid alone */
         size_t loginuid_len;
+        bool set_nofile;
+        RLimit64 nofile;
 } ChildPlan;
 
-/* ---- child side: system calls only from here to child_run() ---- */
+/* ---- child side: syscall() only from here to child_main() ---- */
 
 _noreturn_ static void child_fail(int err_fd, LaunchStep step, int error) {
         ChildReport m = { .step = step, .error = error > 0 ? error : EIO };
 
         /* One write under PIPE_BUF is atomic; if it fails the parent sees EOF and
          * then our exit status 127. */
-        (void) !write(err_fd, &m, sizeof(m));
-        _exit(127);
+        (void) syscall(SYS_write, err_fd, &m, sizeof(m));
+        for (;;)
+                (void) syscall(SYS_exit_group, 127);
 }
 
 /* Moves *fd to min or above when it is below: the fds 0..min-1 are the targets of the
@@ -146,25 +217,36 @@ static int child_move_up(int *fd, int min) {
 
         if (*fd < 0 || *fd >= min)
                 return 0;
-        n = fcntl(*fd, F_DUPFD_CLOEXEC, min);
+        n = (int) syscall(SYS_fcntl, *fd, F_DUPFD_CLOEXEC, min);
         if (n < 0)
                 return -errno;
         *fd = n;
         return 0;
 }
 
-static void child_reset_signals(void) {
-        struct sigaction sa = { .sa_handler = SIG_DFL };
+/* from != to always: every source was moved above the targets first. */
+static int child_dup2(int from, int to) {
+#ifdef SYS_dup2
+        return (int) syscall(SYS_dup2, from, to);
+#else
+        return (int) syscall(SYS_dup3, from, to, 0);
+#endif
+}
 
-        /* SIGKILL/SIGSTOP and glibc's two internal signals refuse with EINVAL; the
-         * latter have handlers, which exec resets anyway. */
+static void child_reset_signals(void) {
+        /* SIG_DFL, no flags, no restorer, an empty mask: all zeros in the kernel's struct
+         * sigaction whatever its layout, and 64 bytes are more than any architecture's. */
+        static const uint64_t dfl[8] = {};
+
+        /* SIGKILL and SIGSTOP refuse with EINVAL. glibc's two internal signals are reset
+         * as well (its sigaction() would refuse them). */
         for (int sig = 1; sig < _NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) sigaction(sig, &sa, NULL);
+                        (void) syscall(SYS_rt_sigaction, sig, dfl, NULL, KERNEL_SIGSET_SIZE);
 }
 
 static int child_close_range(unsigned first, unsigned last) {
-        struct rlimit rl;
+        RLimit64 rl;
         unsigned max;
 
         if (first > last)
@@ -176,10 +258,10 @@ static int child_close_range(unsigned first, unsigned last) {
 
         /* Old kernel or a seccomp profile that forbids close_range: one by one. */
         max = CLOSE_LOOP_MAX;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < max)
-                max = (unsigned) rl.rlim_max;
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.max < max)
+                max = (unsigned) rl.max;
         for (unsigned fd = first; fd <= last && fd < max; fd++)
-                (void) close((int) fd);
+                (void) syscall(SYS_close, fd);
         return 0;
 }
 
@@ -204,21 +286,31 @@ static int child_close_from_but(int from, int a, int b) {
         return 0;
 }
 
+/* Shared path: moves us into the launch cgroup ("0": the writer). The fd is
+ * close-on-exec and below first_free or closed with the rest. */
+static int child_join_cgroup(int procs_fd) {
+        long n = syscall(SYS_write, procs_fd, "0", 1);
+
+        if (n < 0)
+                return -errno;
+        return n == 1 ? 0 : -EIO;
+}
+
 static int child_write_loginuid(const ChildPlan *p) {
         int fd, r = 0;
-        ssize_t n;
+        long n;
 
         if (p->loginuid_len == 0)
                 return 0;
-        fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
+        fd = (int) syscall(SYS_openat, AT_FDCWD, "/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno; /* ENOENT: kernel without audit */
-        n = write(fd, p->loginuid, p->loginuid_len);
+        n = syscall(SYS_write, fd, p->loginuid, p->loginuid_len);
         if (n < 0)
                 r = -errno;
         else if ((size_t) n != p->loginuid_len)
                 r = -EIO;
-        (void) close(fd);
+        (void) syscall(SYS_close, fd);
         return r;
 }
 
@@ -255,7 +347,7 @@ typedef struct ChildFds {
 
 static void child_collect_fds(const ChildPlan *p, ChildFds *f) {
         const LaunchSpec *s = p->spec;
-        int r = 0;
+        int r;
 
         f->first_extra = s->keep_exec_fd ? 4 : 3;
         f->first_free = f->first_extra + (int) s->n_extra_fds;
@@ -266,11 +358,11 @@ static void child_collect_fds(const ChildPlan *p, ChildFds *f) {
         f->notify = p->notify_sock;
 
         /* The error pipe first: later failures must still reach the parent. */
-        if (child_move_up(&f->err, f->first_free) < 0)
-                child_fail(p->err_fd, STEP_MOVE_FD, errno);
-        if (child_move_up(&f->exec, f->first_free) < 0 || child_move_up(&f->cwd, f->first_free) < 0 ||
-            child_move_up(&f->ctty, f->first_free) < 0 || child_move_up(&f->notify, f->first_free) < 0)
-                child_fail(f->err, STEP_MOVE_FD, errno);
+        if ((r = child_move_up(&f->err, f->first_free)) < 0)
+                child_fail(p->err_fd, STEP_MOVE_FD, -r);
+        if ((r = child_move_up(&f->exec, f->first_free)) < 0 || (r = child_move_up(&f->cwd, f->first_free)) < 0 ||
+            (r = child_move_up(&f->ctty, f->first_free)) < 0 || (r = child_move_up(&f->notify, f->first_free)) < 0)
+                child_fail(f->err, STEP_MOVE_FD, -r);
         for (int i = 0; i < 3 && r >= 0; i++) {
                 f->stdio[i] = s->stdio[i];
                 r = child_move_up(&f->stdio[i], f->first_free);
@@ -287,20 +379,21 @@ static void child_collect_fds(const ChildPlan *p, ChildFds *f) {
  * (dup2() clears it); a plain exec fd stays where it is, close-on-exec. */
 static void child_place_fds(const LaunchSpec *s, ChildFds *f) {
         if (!s->keep_exec_fd) {
-                if (fcntl(f->exec, F_SETFD, FD_CLOEXEC) < 0)
+                if (syscall(SYS_fcntl, f->exec, F_SETFD, FD_CLOEXEC) < 0)
                         child_fail(f->err, STEP_EXEC_FD, errno);
         } else {
-                if (dup2(f->exec, 3) < 0)
+                if (child_dup2(f->exec, 3) < 0)
                         child_fail(f->err, STEP_EXEC_FD, errno);
                 f->exec = 3;
         }
         for (size_t i = 0; i < s->n_extra_fds; i++)
-                if (dup2(f->extra[i], f->first_extra + (int) i) < 0)
+                if (child_dup2(f->extra[i], f->first_extra + (int) i) < 0)
                         child_fail(f->err, STEP_EXTRA_FDS, errno);
 }
 
-/* noexec: installs the notify filter with a new listener and hands the listener to the
- * agent over the socket (SCM_RIGHTS, raw sendmsg); both fds are then closed here. */
+/* noexec (always a copy, never the shared path): installs the notify filter with a new
+ * listener and hands the listener to the agent over the socket (SCM_RIGHTS); both fds
+ * are then closed here. */
 static int child_noexec(const LaunchSpec *s, int sock) {
         char cbuf[CMSG_SPACE(sizeof(int))] = {};
         char byte = 'N';
@@ -318,49 +411,52 @@ static int child_noexec(const LaunchSpec *s, int sock) {
         cm->cmsg_type = SCM_RIGHTS;
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &listener, sizeof(int));
-        if (sendmsg(sock, &mh, MSG_NOSIGNAL) != 1)
+        if (syscall(SYS_sendmsg, sock, &mh, MSG_NOSIGNAL) != 1)
                 return -errno;
-        (void) close(listener);
-        (void) close(sock);
+        (void) syscall(SYS_close, listener);
+        (void) syscall(SYS_close, sock);
         return 0;
 }
 
 _noreturn_ static void child_run(const ChildPlan *p) {
         const LaunchSpec *s = p->spec;
-        const struct rlimit no_core = {};
+        const RLimit64 no_core = {};
+        static const sigset_t empty = {}; /* all zeros: what sigemptyset() makes */
         LaunchStep step;
-        sigset_t empty;
         ChildFds f;
         int r;
 
         child_reset_signals();
-        /* Until exec the child holds a copy of the agent's memory: no ptrace, no core. */
-        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        /* Until exec the child holds the agent's memory (a copy, or the agent's own on
+         * the shared path): no ptrace, no core. */
+        if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 child_fail(p->err_fd, STEP_DUMPABLE, errno);
+        if (p->cgroup_procs >= 0 && (r = child_join_cgroup(p->cgroup_procs)) < 0)
+                child_fail(p->err_fd, STEP_CGROUP, -r);
         child_collect_fds(p, &f);
 
-        if (setsid() < 0)
+        if (syscall(SYS_setsid) < 0)
                 child_fail(f.err, STEP_SETSID, errno);
         /* A session leader without a terminal: the pty slave becomes ours. */
-        if (f.ctty >= 0 && ioctl(f.ctty, TIOCSCTTY, 0) < 0)
+        if (f.ctty >= 0 && syscall(SYS_ioctl, f.ctty, TIOCSCTTY, 0) < 0)
                 child_fail(f.err, STEP_CTTY, errno);
         for (int i = 0; i < 3; i++)
-                if (dup2(f.stdio[i], i) < 0)
+                if (child_dup2(f.stdio[i], i) < 0)
                         child_fail(f.err, STEP_STDIO, errno);
 
-        if ((f.cwd >= 0 ? fchdir(f.cwd) : chdir("/")) < 0)
+        if ((f.cwd >= 0 ? syscall(SYS_fchdir, f.cwd) : syscall(SYS_chdir, "/")) < 0)
                 child_fail(f.err, STEP_CWD, errno);
-        (void) umask(022);
-        if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+        (void) syscall(SYS_umask, 022);
+        if (syscall(SYS_prlimit64, 0, RLIMIT_CORE, &no_core, NULL) < 0)
                 child_fail(f.err, STEP_RLIMIT_CORE, errno);
-        if (s->nofile && setrlimit(RLIMIT_NOFILE, s->nofile) < 0)
+        if (p->set_nofile && syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &p->nofile, NULL) < 0)
                 child_fail(f.err, STEP_RLIMIT_CORE, errno);
         if ((r = child_write_loginuid(p)) < 0)
                 child_fail(f.err, STEP_LOGINUID, -r);
 
         /* Installed while still root: CAP_SYS_ADMIN makes NO_NEW_PRIVS unnecessary, and
          * the filter then also covers the id changes below. */
-        if (s->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->seccomp, 0, 0) < 0)
+        if (s->seccomp && syscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->seccomp, 0, 0) < 0)
                 child_fail(f.err, STEP_SECCOMP, errno);
         if (s->notify_filter && (r = child_noexec(s, f.notify)) < 0)
                 child_fail(f.err, STEP_NOEXEC, -r);
@@ -371,11 +467,15 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         if ((r = child_close_from_but(f.first_free, f.err, s->keep_exec_fd ? -1 : f.exec)) < 0)
                 child_fail(f.err, STEP_CLOSE_FDS, -r);
 
-        (void) sigemptyset(&empty);
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, KERNEL_SIGSET_SIZE) < 0)
                 child_fail(f.err, STEP_SIGMASK, errno);
         (void) syscall(SYS_execveat, f.exec, "", s->argv, s->envp, AT_EMPTY_PATH);
         child_fail(f.err, STEP_EXECVEAT, errno);
+}
+
+/* The shared path's entry, called by glibc's clone() on the child's stack. */
+static int child_main(void *userdata) {
+        child_run(userdata);
 }
 
 /* ---- parent side ---- */
@@ -411,29 +511,91 @@ static void set_error(char **ret_error, const char *step, int error) {
                 *ret_error = strdup_printf("%s: %s", step, strerror(error));
 }
 
-static pid_t clone_child(const ChildPlan *p, int cgroup_fd, int *ret_pidfd) {
+static uint64_t rlim64(rlim_t v) {
+        return v == RLIM_INFINITY ? UINT64_MAX : (uint64_t) v;
+}
+
+/* fs.suid_dumpable, or -1 if it cannot be read. */
+static int suid_dumpable(void) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[4];
+        ssize_t n;
+
+        fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf));
+        if (n < 1 || buf[0] < '0' || buf[0] > '2' || (n > 1 && buf[1] != '\n'))
+                return -1;
+        return buf[0] - '0';
+}
+
+/* The shared path unless the child must wait for the launching thread before its exec
+ * (noexec), or the id change would leave the agent's mm dumpable by the user (1). */
+static bool use_shared_mm(const LaunchSpec *s) {
+        int d;
+
+        if (s->notify_filter)
+                return false;
+        d = suid_dumpable();
+        return d == 0 || d == 2;
+}
+
+/* The shared path (see the header): the child runs on stack[], in this frame, until it
+ * has exec'd or exited; only then does clone() return here. Not instrumented by ASan,
+ * so that stack[] is on the real stack, and unpoisoned afterwards. */
+__attribute__((__noinline__, __no_sanitize_address__)) static pid_t clone_vm(const ChildPlan *p, int *ret_pidfd) {
+        _Alignas(16) uint8_t stack[CHILD_STACK_SIZE];
+        pid_t pid;
+
+        /* CLONE_PIDFD: clone() returns the pidfd (O_CLOEXEC) through parent_tid. */
+        pid = (pid_t) clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
+                            (void *) p, ret_pidfd);
+#if HAVE_ASAN
+        __asan_unpoison_memory_region(stack, sizeof(stack));
+#endif
+        return pid;
+}
+
+/* A copy: clone3() places the child in its cgroup at birth. */
+static pid_t clone_copy(const ChildPlan *p, int cgroup_fd, int *ret_pidfd) {
         struct clone_args args = {
                 .flags = CLONE_PIDFD,
                 .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
                 .exit_signal = SIGCHLD,
         };
-        sigset_t all, old;
         pid_t pid;
-        int saved;
 
         if (cgroup_fd >= 0) {
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t) cgroup_fd;
         }
+        pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        if (pid == 0)
+                child_run(p);
+        return pid;
+}
+
+static pid_t clone_child(const ChildPlan *p, bool shared, int cgroup_fd, int *ret_pidfd) {
+        sigset_t all, old;
+        int saved, dumpable = -1;
+        pid_t pid;
 
         /* Raw call: glibc's pthread_sigmask would leave its internal signals unblocked. */
         (void) sigfillset(&all);
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, KERNEL_SIGSET_SIZE) < 0)
                 return -errno;
-        pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
-        if (pid == 0)
-                child_run(p);
-        saved = errno;
+        if (shared) {
+                dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+                pid = clone_vm(p, ret_pidfd);
+        } else
+                pid = clone_copy(p, cgroup_fd, ret_pidfd);
+        saved = errno; /* meaningful only when pid < 0: a shared-path child writes errno */
+
+        /* The child's prctl() and id change acted on our mm: put our flag back (2, which
+         * prctl() cannot set, becomes the stricter 0). */
+        if (dumpable >= 0 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != dumpable)
+                (void) prctl(PR_SET_DUMPABLE, dumpable == 1 ? 1 : 0, 0, 0, 0);
         (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KERNEL_SIGSET_SIZE);
         return pid < 0 ? -saved : pid;
 }
@@ -522,25 +684,34 @@ int launch_noexec_answer(int notify_fd, pid_t *ret_pid) {
         return 1;
 }
 
-int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
+#define SPAWN_RETRY_AS_COPY 1
+
+/* One attempt, shared or a copy. Returns 0, -errno (with *ret_error), or
+ * SPAWN_RETRY_AS_COPY when the shared path could not start a child or the child could
+ * not join the cgroup: the copy then starts as it always did, or fails as it always
+ * did ("clone3: …"). */
+static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret_error) {
         _cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF, pidfd = -EBADF, nsock = -EBADF, nsock_child = -EBADF,
-                            listener = -EBADF;
-        ChildPlan plan = { .notify_sock = -1 };
+                            listener = -EBADF, procs = -EBADF;
+        ChildPlan plan = { .spec = s, .notify_sock = -1, .cgroup_procs = -1 };
         ChildReport report;
         siginfo_t si;
         int fds[2], r;
         pid_t pid;
 
-        r = spec_validate(s);
-        if (r < 0 || !ret) {
-                set_error(ret_error, "launch", r < 0 ? -r : EINVAL);
-                return r < 0 ? r : -EINVAL;
-        }
-
-        plan.spec = s;
         if (s->loginuid != (uid_t) -1)
                 plan.loginuid_len = (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u",
                                                       (unsigned) s->loginuid);
+        if (s->nofile) {
+                plan.set_nofile = true;
+                plan.nofile = (RLimit64){ .cur = rlim64(s->nofile->rlim_cur), .max = rlim64(s->nofile->rlim_max) };
+        }
+        if (shared && s->cgroup_fd >= 0) {
+                procs = openat(s->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+                if (procs < 0)
+                        return SPAWN_RETRY_AS_COPY;
+                plan.cgroup_procs = procs;
+        }
 
         if (pipe2(fds, O_CLOEXEC) < 0) {
                 r = negative_errno();
@@ -561,11 +732,14 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
                 plan.notify_sock = nsock_child;
         }
 
-        pid = clone_child(&plan, s->cgroup_fd, &pidfd);
+        pid = clone_child(&plan, shared, s->cgroup_fd, &pidfd);
+        if (pid < 0 && shared)
+                return SPAWN_RETRY_AS_COPY; /* e.g. a limit of the agent's own cgroup */
         if (pid < 0) {
                 set_error(ret_error, "clone3", -pid);
                 return pid;
         }
+        procs = safe_close(procs);
         pipe_w = safe_close(pipe_w);
         nsock_child = safe_close(nsock_child);
         if (nsock >= 0)
@@ -585,13 +759,30 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
         }
 
         /* Reap it, so a failed launch leaves no zombie behind. It is on its way to
-         * _exit(127) anyway; the kill only matters if the pipe itself failed, and makes
-         * sure we never wait for a program that did start. */
+         * exit 127 anyway (on the shared path: already gone); the kill only matters if
+         * the pipe itself failed, and makes sure we never wait for a program that did
+         * start. */
         (void) launch_signal(pidfd, SIGKILL);
         while (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED) < 0 && errno == EINTR)
                 ;
+        if (shared && report.step == STEP_CGROUP)
+                return SPAWN_RETRY_AS_COPY;
         set_error(ret_error, report.step >= 0 ? step_names[report.step] : "launch", report.error);
         return -report.error;
+}
+
+int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
+        int r;
+
+        r = spec_validate(s);
+        if (r < 0 || !ret) {
+                set_error(ret_error, "launch", r < 0 ? -r : EINVAL);
+                return r < 0 ? r : -EINVAL;
+        }
+        r = spawn(s, use_shared_mm(s), ret, ret_error);
+        if (r == SPAWN_RETRY_AS_COPY)
+                r = spawn(s, false, ret, ret_error);
+        return r;
 }
 
 int launch_signal(int pidfd, int sig) {

@@ -5,14 +5,17 @@
  * Launching an elevated process (DESIGN §7).
  *
  * Invariants:
- *  - Everything the child needs is prepared in the parent. Between clone3 and execveat
- *    the child makes raw system calls only: no malloc, no stdio, no locks, no NSS.
- *  - Order in the child: setsid; controlling terminal (pty slave) or stdio; cwd;
- *    umask 022; RLIMIT_CORE 0; loginuid; seccomp filter (while still privileged);
- *    setgroups, setresgid, setresuid; close every fd but 0-2 (and the script fd and
- *    extra_fds, placed at 3…);
- *    execveat(fd, "", argv, envp, AT_EMPTY_PATH). Any failure is written as
- *    {step, errno} to a close-on-exec pipe and the child _exit()s 127.
+ *  - Everything the child needs is prepared in the parent. Between the clone and
+ *    execveat the child makes raw system calls only: no malloc, no stdio, no locks, no
+ *    NSS. It shares the caller's memory until it execs (clone(CLONE_VM | CLONE_VFORK)),
+ *    except for noexec launches and the fallbacks, whose child is a copy (clone3): see
+ *    agent-launch.c.
+ *  - Order in the child: non-dumpable; into the launch cgroup (when shared); setsid;
+ *    controlling terminal (pty slave) or stdio; cwd; umask 022; RLIMIT_CORE 0;
+ *    loginuid; seccomp filter (while still privileged); setgroups, setresgid,
+ *    setresuid; close every fd but 0-2 (and the script fd and extra_fds, placed at
+ *    3…); execveat(fd, "", argv, envp, AT_EMPTY_PATH). Any failure is written as
+ *    {step, errno} to a close-on-exec pipe and the child exits 127.
  *  - No terminal fd of the caller ever reaches the child: stdio given here must have
  *    been checked by the caller (a pty slave, regular files, pipes, sockets, /dev/null).
  */
@@ -38,7 +41,7 @@ typedef struct LaunchSpec {
         int cwd_fd;              /* directory to fchdir to, or -1 for "/" */
         uid_t loginuid;          /* (uid_t)-1: leave as is */
         const struct sock_fprog *seccomp; /* NULL: no filter */
-        int cgroup_fd;           /* CLONE_INTO_CGROUP target, or -1 (then a new process group) */
+        int cgroup_fd;           /* the launch cgroup (the child joins it first thing), or -1 */
         /* noexec: a filter whose execve/execveat are SECCOMP_RET_USER_NOTIF. The child
          * installs it with a new listener while still root and hands the listener over
          * before its own exec, which launch_spawn() lets through; later execs are the

@@ -10,11 +10,13 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -23,6 +25,7 @@
 
 #include "agent-launch.h"
 #include "agent-pty.h"
+#include "agent-seccomp.h"
 #include "macro.h"
 #include "util.h"
 
@@ -597,6 +600,183 @@ START_TEST(test_pty_stat_is_terminal) {
 }
 END_TEST
 
+/* noexec launches take the other path (a copy made by clone3, whose child waits for
+ * us to let its exec through): the program's own exec runs, every later one is refused
+ * through the listener we get back. */
+START_TEST(test_noexec_copy_path) {
+        char *argv[] = { "sh", "-c", "/usr/bin/true; echo rc=$?", NULL };
+        LaunchSpec s = spec_for("/bin/sh", argv);
+        _cleanup_free_ char *err = NULL;
+        const struct sock_fprog *filter;
+        char out[512] = "";
+        size_t len = 0;
+        int p[2], refused = 0;
+        LaunchResult res = {};
+        siginfo_t si;
+
+        ck_assert_int_eq(seccomp_noexec_get(&filter), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        s.stdio[1] = s.stdio[2] = p[1];
+        s.notify_filter = filter;
+        s.uid = NOBODY;
+        s.gid = NOBODY;
+        ck_assert_msg(launch_spawn(&s, &res, &err) == 0, "launch: %s", err);
+        close(p[1]);
+        ck_assert_int_ge(res.notify_fd, 0);
+        ck_assert_int_eq(fcntl(res.notify_fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+
+        for (;;) {
+                struct pollfd pf[2] = { { .fd = p[0], .events = POLLIN }, { .fd = res.notify_fd, .events = POLLIN } };
+                pid_t who = 0;
+                ssize_t n;
+
+                ck_assert_int_gt(poll(pf, 2, 10000), 0);
+                /* sh forks, and its child execs: who is that child */
+                if (pf[1].revents & POLLIN && launch_noexec_answer(res.notify_fd, &who) == 1) {
+                        ck_assert_int_gt(who, 0);
+                        refused++;
+                }
+                if (!(pf[0].revents & (POLLIN | POLLHUP)))
+                        continue;
+                n = read(p[0], out + len, sizeof(out) - 1 - len);
+                ck_assert_int_ge(n, 0);
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                ck_assert_uint_lt(len, sizeof(out) - 1);
+        }
+        out[len] = 0;
+        si = wait_pidfd(res.pidfd);
+        assert_exited(&si, 0);
+        ck_assert_int_eq(refused, 1);
+        ck_assert_msg(strstr(out, "rc=126\n"), "output: %s", out);
+        close(p[0]);
+        close(res.pidfd);
+        close(res.notify_fd);
+}
+END_TEST
+
+/* The copy path reports its failures as the shared one does. */
+START_TEST(test_noexec_failures_name_the_step) {
+        char *argv[] = { "x", NULL };
+        const struct sock_fprog *filter;
+        LaunchSpec s;
+
+        ck_assert_int_eq(seccomp_noexec_get(&filter), 0);
+        s = spec_for("/usr/bin/true", argv);
+        s.notify_filter = filter;
+        s.cwd_fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+        assert_fails(&s, -ENOTDIR, "chdir");
+
+        s = spec_for("/usr/bin/true", argv);
+        s.notify_filter = filter;
+        s.stdio[1] = 1000;
+        assert_fails(&s, -EBADF, "dup2(stdio)");
+}
+END_TEST
+
+static volatile sig_atomic_t usr2_seen;
+
+static void on_usr2(_unused_ int sig) {
+        usr2_seen = 1;
+}
+
+typedef struct Scribbler {
+        pthread_t thread;
+        volatile bool stop;
+        uint64_t rounds;
+        bool ok;
+} Scribbler;
+
+/* Another thread of the caller, writing and allocating all along: the child shares
+ * this memory until it execs and must leave it alone. */
+static void *scribble(void *userdata) {
+        Scribbler *sc = userdata;
+        uint64_t buf[512];
+
+        sc->ok = true;
+        while (!sc->stop) {
+                char *m = malloc(64 + (size_t) (sc->rounds % 4096));
+
+                ck_assert_ptr_nonnull(m);
+                memset(m, 0x5a, 64);
+                for (size_t i = 0; i < ELEMENTSOF(buf); i++)
+                        buf[i] = sc->rounds * 1000003u + i;
+                for (size_t i = 0; i < ELEMENTSOF(buf); i++)
+                        if (buf[i] != sc->rounds * 1000003u + i)
+                                sc->ok = false;
+                free(m);
+                sc->rounds++;
+        }
+        return NULL;
+}
+
+/* What the launch must leave as it was in the caller: its dumpable flag (the child's
+ * mm is the caller's until exec), its signal dispositions and mask, its other threads'
+ * memory, its fds. */
+START_TEST(test_caller_unharmed) {
+        struct sigaction sa = { .sa_handler = on_usr2 }, now;
+        _cleanup_free_ char *fds_before = NULL, *fds_after = NULL;
+        Scribbler sc = {};
+        sigset_t block, mask;
+
+        ck_assert_int_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR1);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &block, NULL), 0);
+        fds_before = fd_list(getpid());
+
+        for (int dumpable = 0; dumpable <= 1; dumpable++) {
+                char *argv[] = { "true", NULL };
+                LaunchSpec s = spec_for("/usr/bin/true", argv);
+                _cleanup_free_ char *err = NULL;
+                LaunchResult res = {};
+                siginfo_t si;
+
+                ck_assert_int_eq(prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0), 0);
+                s.uid = NOBODY; /* the id change resets the mm's flag to fs.suid_dumpable */
+                s.gid = NOBODY;
+                ck_assert_msg(launch_spawn(&s, &res, &err) == 0, "launch: %s", err);
+                ck_assert_int_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), dumpable);
+                si = wait_pidfd(res.pidfd);
+                assert_exited(&si, 0);
+                close(res.pidfd);
+                close(s.exec_fd);
+                close(s.stdio[0]);
+        }
+
+        ck_assert_int_eq(pthread_create(&sc.thread, NULL, scribble, &sc), 0);
+        for (int i = 0; i < 100; i++) {
+                char *argv[] = { "sh", "-c", "exit 3", NULL };
+                LaunchSpec s = spec_for("/bin/sh", argv);
+                _cleanup_free_ char *err = NULL;
+                LaunchResult res = {};
+                siginfo_t si;
+
+                ck_assert_msg(launch_spawn(&s, &res, &err) == 0, "launch %d: %s", i, err);
+                si = wait_pidfd(res.pidfd);
+                assert_exited(&si, 3);
+                close(res.pidfd);
+                close(s.exec_fd);
+                close(s.stdio[0]);
+        }
+        sc.stop = true;
+        ck_assert_int_eq(pthread_join(sc.thread, NULL), 0);
+        ck_assert(sc.ok);
+        ck_assert_uint_gt(sc.rounds, 0);
+
+        ck_assert_int_eq(sigaction(SIGUSR2, NULL, &now), 0);
+        ck_assert_ptr_eq(now.sa_handler, on_usr2);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, NULL, &mask), 0);
+        ck_assert(sigismember(&mask, SIGUSR1));
+        ck_assert(!sigismember(&mask, SIGUSR2));
+        ck_assert_int_eq(raise(SIGUSR2), 0);
+        ck_assert_int_eq(usr2_seen, 1);
+        fds_after = fd_list(getpid());
+        ck_assert_str_eq(fds_after, fds_before);
+}
+END_TEST
+
 static Suite *launch_suite(void) {
         Suite *s = suite_create("launch");
         TCase *tc = tcase_create("spawn");
@@ -614,6 +794,9 @@ static Suite *launch_suite(void) {
         tcase_add_test(tc, test_pty_controlling_terminal);
         tcase_add_test(tc, test_pty_ctty_fd);
         tcase_add_test(tc, test_pty_stat_is_terminal);
+        tcase_add_test(tc, test_noexec_copy_path);
+        tcase_add_test(tc, test_noexec_failures_name_the_step);
+        tcase_add_test(tc, test_caller_unharmed);
         suite_add_tcase(s, tc);
         return s;
 }
