@@ -342,8 +342,9 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
         snprintf(path, sizeof(path), "/proc/%d", (int) p->pid);
         p->proc_fd = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (p->proc_fd < 0) {
-                *ret_error = strdup_printf("open %s: %m", path);
-                return negative_errno();
+                r = negative_errno();
+                *ret_error = strdup_printf("open %s: %s", path, strerror(-r));
+                return r == -ENOENT ? -ESRCH : r; /* gone (and reaped) */
         }
         r = proc_stat(p->proc_fd, &st);
         if (r < 0) {

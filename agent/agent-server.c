@@ -391,6 +391,18 @@ static int conn_new(Agent *a, int fd) {
         a->n_conns++;
 
         r = peer_identify(fd, a->cgroups, &c->peer, &why);
+        if (r == -ESRCH && c->peer.pid > 0) {
+                /* The caller exited before it could be identified (perhaps after handing the
+                 * socket to another process). Its connect-time credentials are the kernel's:
+                 * keep the connection only so that what comes over it is refused and
+                 * audited under them. Without its pidfd and /proc entry it can never pass
+                 * peer_verify(), which every message meets before anything is done. */
+                log_notice("Connection from uid %u (pid %d): %s; what it sends will be refused",
+                           (unsigned) c->peer.uid, (int) c->peer.pid, why ?: "the process is gone");
+                c->peer.pidfd = safe_close(c->peer.pidfd);
+                c->peer.proc_fd = safe_close(c->peer.proc_fd);
+                r = 0;
+        }
         if (r < 0) {
                 log_notice("Refusing a connection: cannot identify the peer: %s", why ?: strerror(-r));
                 (void) proto_send_error(fd, "not-permitted", "the agent could not identify you; nothing was done");
