@@ -12,6 +12,7 @@ each decoded request (uid, request id, argv, the reason)."""
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 
@@ -100,16 +101,18 @@ def test_i02_user_namespaces():
         check_after(a, base)
 
 
-def handed_over(a, steps, hold=10, reap=True, delay=0.3, giver=BOB, taker=ALICE):
+def handed_over(a, steps, hold=10, reap=True, delay=0.3, giver=BOB, taker=ALICE, before_take=None):
     """giver connects and hands the connected socket to taker, who then runs steps on it.
     hold: how long the giver stays alive after handing over; reap: whether an exited giver
-    is reaped before the taker speaks (else it is a zombie)."""
+    is reaped before the taker speaks (else it is a zombie); before_take: called then."""
     sp_give, sp_take = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = spawn_as(giver, connect_and_hand_over, sp_give.fileno(), a.socket, hold)
     try:
         if hold == 0 and reap:
             os.waitpid(pid, 0)
             pid = None
+        if before_take:
+            before_take()
         return as_user(taker, handed_socket_session, sp_take.fileno(), steps, delay=delay)
     finally:
         sp_give.close()
@@ -120,6 +123,30 @@ def handed_over(a, steps, hold=10, reap=True, delay=0.3, giver=BOB, taker=ALICE)
             except ProcessLookupError:
                 pass
             os.waitpid(pid, 0)
+
+
+def test_i04_caller_gone_before_it_was_identified():
+    """bob connects while the agent is frozen and is gone (reaped) before the agent even
+    accepts: what comes over the socket is refused and audited under bob's connect-time
+    credentials, never dropped unrecorded and never judged as anyone else."""
+    probe = install_probe()
+    rules = [{"id": "bob-probe", "match": {"users": [BOB], "path": probe}, "action": "allow"}]
+    with agent_with(sec_policy(rules)) as a:
+        base = settled_fds(a)
+        pid = agent_pid(a)
+        seq = settled_seq(a)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            r = handed_over(a, [("send", exec_msg(probe, ["gone-early"]), std_fds(probe))], hold=0,
+                            before_take=lambda: os.kill(pid, signal.SIGCONT))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        check_refused(r, "not-permitted", "exited", "bob's process was gone before the agent saw it")
+        check_no_launch(a, seq)
+        check_request_audited(a, seq, uid_of(BOB), args=["gone-early"], events=("refused",),
+                              what="the refusal is audited as bob's")
+        check_in("what it sends will be refused", a.logs(), "the agent's log says why it kept the connection")
+        check_after(a, base)
 
 
 def test_i04_handed_over_socket():
