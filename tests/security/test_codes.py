@@ -275,7 +275,8 @@ def test_codes_for_someone_elses_request():
         check_eq(failures(a, uid_key(ALICE)), 0, "alice's budget is not spent by bob")
         pend = [p for p in json.loads(a.ctl(["pending", "--json"]).out) if p["ticket"] == ticket]
         check_eq(len(pend), 1, "the request is still pending", pend)
-        rows = [x for x in a.audit_rows() if x["seq"] > seq and x["uid"] == uid_of(BOB)]
+        rows = wait_until(lambda: [x for x in a.audit_rows() if x["seq"] > seq and x["uid"] == uid_of(BOB)],
+                          timeout=10)
         check(rows, "bob's attempt on alice's request is audited", [(x["event"], x["uid"]) for x in a.audit_rows()
                                                                      if x["seq"] > seq])
         r = respond(a, ALICE, ticket, k.respond(challenge))

@@ -400,8 +400,12 @@ def test_nested_requests_refused():
         check_in('"nested"', r.err, "the client inside says why", r)
         check_in('"decision": "deny"', r.out.replace('":"', '": "').replace('","', '", "'), "raw nested exec denied", r)
         check(not m.ran(), "nothing nested was elevated", m.lines())
-        rows = [x for x in audit_rows_since(a, seq, "decision") if x["data"].get("args") and
-                x["data"]["args"][0] in ("direct", "setsid", "forked", "raw")]
+        # (a denial's row is written after the answer, not before: wait for the last one)
+        def nested_rows():
+            return [x for x in audit_rows_since(a, seq, "decision") if x["data"].get("args") and
+                    x["data"]["args"][0] in ("direct", "setsid", "forked", "raw")]
+        wait_until(lambda: len(nested_rows()) >= 4, timeout=10)
+        rows = nested_rows()
         check_eq(len(rows), 4, "each nested request is audited", [x["data"].get("args") for x in rows])
         check(all(x["data"]["decision"] == "deny" and "nested" in (x["data"].get("why") or "") for x in rows),
               "as a nested denial", [x["data"] for x in rows])
