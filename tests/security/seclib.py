@@ -12,6 +12,7 @@ import atexit
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import socket
@@ -803,19 +804,37 @@ def exchange(a, b):
 
 
 def swap_loop(who, a, b, seconds):
-    """A background process (as `who`, None for root) that exchanges a and b as fast as it
-    can for `seconds`. Returns its pid; reap it with os.waitpid."""
+    """A background process (as `who`, None for root) that exchanges a and b for
+    `seconds`: bursts of swaps as fast as it can (up to 60 ms) with quiet gaps (up to
+    120 ms) between them, so requests race the swap at every point and some also land in
+    a quiet moment. Returns its pid; reap it with os.waitpid."""
     pid = os.fork()
     if pid == 0:
         try:
             if who:
                 drop_to(who)
+            rng = random.Random(os.getpid())
             end = time.time() + seconds
             while time.time() < end:
-                exchange(a, b)
+                burst = time.time() + rng.uniform(0.0, 0.06)
+                while time.time() < burst:
+                    exchange(a, b)
+                time.sleep(rng.uniform(0.0, 0.12))
         finally:
             os._exit(0)
     return pid
+
+
+def elevate_patiently(a, who, args, tries=20, **kw):
+    """a.elevate, waiting as a user would when the agent says she was refused too often
+    lately ("try again in N s"); returns the first answer that is not that refusal."""
+    for _ in range(tries):
+        r = a.elevate(who, args, **kw)
+        m = re.search(r"too many of your requests were refused or denied lately; try again in (\d+) s", r.err)
+        if r.rc != 126 or not m:
+            return r
+        time.sleep(int(m.group(1)) + 0.2)
+    raise Failed("still refused for too many refusals after %d tries" % tries)
 
 
 # Offline codes: the public encoding of docs/offline-codes.md (no secret involved).
