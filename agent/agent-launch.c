@@ -25,6 +25,12 @@
  *      - fs.suid_dumpable = 1 (or unreadable): the kernel sets the mm's dumpable flag to
  *        that value when the child changes ids, and the mm is the agent's on the shared
  *        path; the user the child now runs as could ptrace the agent itself.
+ *      - run_as a user other than root: once the child has that user's ids, that user's
+ *        processes may signal it, and a SIGSTOP between the id change and the exec would
+ *        hold the launching thread (the event loop) inside clone() for as long as they
+ *        like. A copy's launching thread waits with a deadline instead (3 s, looking
+ *        every 20 ms whether the child was stopped; wait_for_child()): a stopped or stuck
+ *        child is killed and the launch refused, saying why.
  *
  * Invariants (MUST):
  *  - Between the clone and execveat() the child makes system calls through syscall()
@@ -85,6 +91,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent-launch.h"
@@ -531,11 +538,15 @@ static int suid_dumpable(void) {
 }
 
 /* The shared path unless the child must wait for the launching thread before its exec
- * (noexec), or the id change would leave the agent's mm dumpable by the user (1). */
+ * (noexec), the id change would leave the agent's mm dumpable by the user (1), or the
+ * child becomes an unprivileged user: processes of that user may signal it once its ids
+ * changed, and a SIGSTOP before its exec would suspend the launching thread (the event
+ * loop) inside clone() for as long as that user likes. A copy can be waited for with a
+ * deadline (wait_for_child()). */
 static bool use_shared_mm(const LaunchSpec *s) {
         int d;
 
-        if (s->notify_filter)
+        if (s->notify_filter || s->uid != 0)
                 return false;
         d = suid_dumpable();
         return d == 0 || d == 2;
@@ -600,6 +611,41 @@ static pid_t clone_child(const ChildPlan *p, bool shared, int cgroup_fd, int *re
         return pid < 0 ? -saved : pid;
 }
 
+/* How long the launching thread waits for a copy child to reach its exec, and how often
+ * it looks whether the child was stopped meanwhile. The child's steps take microseconds;
+ * only a stopped or frozen child takes longer, and the launching thread runs the agent's
+ * event loop. */
+#define EXEC_WAIT_MSEC 3000
+#define EXEC_WAIT_TICK_MSEC 20
+
+typedef enum ChildWait {
+        CHILD_READY = 0,      /* fd readable or hung up */
+        CHILD_STOPPED = 1000, /* the child was stopped (by a signal of the user it became) */
+        CHILD_STUCK = 1001,   /* the deadline passed */
+} ChildWait;
+
+/* Waits until one of fds[] is readable or hung up, the child is stopped, or the
+ * deadline (*left_ms, shared by the waits of one launch) passes. Returns a ChildWait
+ * (fds[i].revents filled when CHILD_READY) or -errno. */
+static int wait_for_child(struct pollfd *fds, nfds_t n, int pidfd, int *left_ms) {
+        for (;;) {
+                siginfo_t si = {};
+                int k, tick = MIN(*left_ms, EXEC_WAIT_TICK_MSEC);
+                uint64_t start = now_usec(CLOCK_MONOTONIC);
+
+                k = poll(fds, n, tick);
+                *left_ms -= (int) MIN((now_usec(CLOCK_MONOTONIC) - start) / 1000, (uint64_t) INT_MAX);
+                if (k > 0)
+                        return CHILD_READY;
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WSTOPPED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0)
+                        return CHILD_STOPPED;
+                if (*left_ms <= 0)
+                        return CHILD_STUCK;
+        }
+}
+
 /* Reads the child's report: 0 when it exec'd (EOF), 1 with *ret filled when it failed. */
 static int read_report(int fd, ChildReport *ret) {
         ssize_t n;
@@ -620,14 +666,19 @@ static int read_report(int fd, ChildReport *ret) {
 /* noexec, parent side: receive the listener, then let exactly the child's own first
  * exec through (SECCOMP_USER_NOTIF_FLAG_CONTINUE). Anything else it asks before that is
  * refused. Returns the listener, or <0 if the child failed first (its report says why). */
-static int noexec_first_exec(int sock, int report_fd, pid_t pid) {
+static int noexec_first_exec(int sock, int report_fd, pid_t pid, int pidfd, int *left_ms) {
         _cleanup_close_ int listener = -EBADF;
         char cbuf[CMSG_SPACE(sizeof(int))], byte;
         struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        struct pollfd sp[2] = { { .fd = sock, .events = POLLIN }, { .fd = report_fd, .events = POLLIN } };
         struct cmsghdr *cm;
         ssize_t n;
+        int w;
 
+        w = wait_for_child(sp, 2, pidfd, left_ms);
+        if (w != CHILD_READY)
+                return w < 0 ? w : -w; /* -CHILD_STOPPED or -CHILD_STUCK (not errnos): see spawn() */
         do
                 n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         while (n < 0 && errno == EINTR);
@@ -643,11 +694,9 @@ static int noexec_first_exec(int sock, int report_fd, pid_t pid) {
                 struct seccomp_notif req = {};
                 struct seccomp_notif_resp resp = {};
 
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
+                w = wait_for_child(p, 2, pidfd, left_ms);
+                if (w != CHILD_READY)
+                        return w < 0 ? w : -w;
                 if (!(p[0].revents & POLLIN))
                         return -EPIPE; /* a report (failure) or hangup before the exec */
                 if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
@@ -696,7 +745,7 @@ static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret
         ChildPlan plan = { .spec = s, .notify_sock = -1, .cgroup_procs = -1 };
         ChildReport report;
         siginfo_t si;
-        int fds[2], r;
+        int fds[2], r, left_ms = EXEC_WAIT_MSEC;
         pid_t pid;
 
         if (s->loginuid != (uid_t) -1)
@@ -743,7 +792,27 @@ static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret
         pipe_w = safe_close(pipe_w);
         nsock_child = safe_close(nsock_child);
         if (nsock >= 0)
-                listener = noexec_first_exec(nsock, pipe_r, pid);
+                listener = noexec_first_exec(nsock, pipe_r, pid, pidfd, &left_ms);
+        if (!shared && listener != -CHILD_STOPPED && listener != -CHILD_STUCK) {
+                /* the shared path's clone() returned after the exec: the pipe is at EOF */
+                struct pollfd p = { .fd = pipe_r, .events = POLLIN };
+                int w = wait_for_child(&p, 1, pidfd, &left_ms);
+
+                if (w != CHILD_READY)
+                        listener = w < 0 ? w : -w;
+        }
+        if (listener == -CHILD_STOPPED || listener == -CHILD_STUCK) {
+                (void) launch_signal(pidfd, SIGKILL);
+                while (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                        ;
+                if (ret_error && listener == -CHILD_STOPPED)
+                        *ret_error = strdup("it was stopped (SIGSTOP) before it started, by a process of the user it "
+                                            "runs as; it was killed");
+                else if (ret_error)
+                        *ret_error = strdup_printf("it did not reach its start within %d s; it was killed",
+                                                   EXEC_WAIT_MSEC / 1000);
+                return -ETIMEDOUT;
+        }
 
         r = read_report(pipe_r, &report);
         if (r == 0 && (!s->notify_filter || listener >= 0)) {

@@ -6,6 +6,8 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -378,6 +380,123 @@ START_TEST(test_clone_into_removed_cgroup) {
 }
 END_TEST
 
+/* A launch as another user whose child never gets to its exec: here a frozen launch
+ * cgroup holds it (the copy is born in it), as a SIGSTOP from that user would after the id
+ * change. launch_spawn() runs on the agent's event loop, so it must give up after its
+ * deadline, kill the child and say why, never wait for it. */
+static void freeze(const char *name, bool on) {
+        _cleanup_free_ char *path = strdup_printf("%s%s/launch-%s/cgroup.freeze", cgroup_mount(cg), cgroup_base(cg),
+                                                  name);
+
+        ck_assert_int_eq(write_file(path, on ? "1" : "0"), 0);
+}
+
+static LaunchSpec spec_as_nobody(int cgroup_fd, char **argv) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        return (LaunchSpec){
+                .exec_fd = open("/usr/bin/true", O_RDONLY | O_CLOEXEC),
+                .argv = argv,
+                .envp = (char *[]){ NULL },
+                .uid = 65534,
+                .gid = 65534,
+                .stdio = { null, null, null },
+                .cwd_fd = -1,
+                .loginuid = (uid_t) -1,
+                .cgroup_fd = cgroup_fd,
+                .ctty_fd = -1,
+        };
+}
+
+START_TEST(test_child_that_never_execs_is_given_up) {
+        char *argv[] = { "true", NULL };
+        _cleanup_free_ char *err = NULL;
+        LaunchResult res = { .pidfd = -1 };
+        LaunchSpec s;
+        uint64_t start, took;
+        int fd = -1, r;
+
+        ck_assert_int_eq(cgroup_launch_create(cg, "frozen", &fd), 0);
+        freeze("frozen", true);
+        s = spec_as_nobody(fd, argv);
+        start = now_usec(CLOCK_MONOTONIC);
+        r = launch_spawn(&s, &res, &err);
+        took = now_usec(CLOCK_MONOTONIC) - start;
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        ck_assert_msg(err && strstr(err, "did not reach its start within 3 s"), "error: %s", err);
+        ck_assert_int_eq(res.pidfd, -1);
+        ck_assert_msg(took >= 2900000 && took < 6000000, "gave up after %" PRIu64 " us", took);
+        /* killed and reaped: the cgroup is empty (a frozen cgroup still lets SIGKILL in) */
+        wait_unpopulated("frozen");
+        freeze("frozen", false);
+        ck_assert_int_eq(cgroup_launch_remove(cg, "frozen"), 0);
+        close(fd);
+        close(s.exec_fd);
+        close(s.stdio[0]);
+}
+END_TEST
+
+typedef struct StopArgs {
+        const char *name;
+        pid_t stopped;
+} StopArgs;
+
+/* Waits for the (frozen) child to appear in the cgroup, stops it, thaws the cgroup: the
+ * child then stops before it can run another instruction. */
+static void *stop_the_child(void *userdata) {
+        StopArgs *a = userdata;
+        _cleanup_free_ char *path = strdup_printf("%s%s/launch-%s/cgroup.procs", cgroup_mount(cg), cgroup_base(cg),
+                                                  a->name);
+
+        for (int i = 0; i < 500 && a->stopped == 0; i++) {
+                _cleanup_free_ char *buf = NULL;
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+                if (fd >= 0 && read_fd_full(fd, 1 << 16, &buf, NULL) == 0 && buf[0]) {
+                        pid_t pid = (pid_t) atoi(buf);
+
+                        if (pid > 0 && kill(pid, SIGSTOP) == 0)
+                                a->stopped = pid;
+                }
+                if (!a->stopped)
+                        usleep(2000);
+        }
+        freeze(a->name, false);
+        return NULL;
+}
+
+START_TEST(test_child_stopped_before_exec_is_given_up_at_once) {
+        char *argv[] = { "true", NULL };
+        _cleanup_free_ char *err = NULL;
+        LaunchResult res = { .pidfd = -1 };
+        StopArgs args = { .name = "stopped" };
+        pthread_t t;
+        LaunchSpec s;
+        uint64_t start, took;
+        int fd = -1, r;
+
+        ck_assert_int_eq(cgroup_launch_create(cg, "stopped", &fd), 0);
+        freeze("stopped", true);
+        s = spec_as_nobody(fd, argv);
+        ck_assert_int_eq(pthread_create(&t, NULL, stop_the_child, &args), 0);
+        start = now_usec(CLOCK_MONOTONIC);
+        r = launch_spawn(&s, &res, &err);
+        took = now_usec(CLOCK_MONOTONIC) - start;
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_gt(args.stopped, 0);
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        ck_assert_msg(err && strstr(err, "stopped (SIGSTOP) before it started"), "error: %s", err);
+        ck_assert_int_eq(res.pidfd, -1);
+        /* the stop is seen within a tick or two of the thaw, long before the deadline */
+        ck_assert_msg(took < 2000000, "gave up after %" PRIu64 " us", took);
+        wait_unpopulated("stopped");
+        ck_assert_int_eq(cgroup_launch_remove(cg, "stopped"), 0);
+        close(fd);
+        close(s.exec_fd);
+        close(s.stdio[0]);
+}
+END_TEST
+
 /* Without a writable cgroup2 the module says why and the caller falls back. */
 START_TEST(test_fallback_read_only) {
         _cleanup_free_ char *err = NULL, *err2 = NULL, *mnt = NULL;
@@ -427,6 +546,8 @@ static Suite *cgroup_suite(void) {
         tcase_add_test(tc, test_nested_cgroup);
         tcase_add_test(tc, test_signal_edge_cases);
         tcase_add_test(tc, test_clone_into_removed_cgroup);
+        tcase_add_test(tc, test_child_that_never_execs_is_given_up);
+        tcase_add_test(tc, test_child_stopped_before_exec_is_given_up_at_once);
         suite_add_tcase(s, tc);
         tcase_add_test(fb, test_fallback_read_only);
         suite_add_tcase(s, fb);
