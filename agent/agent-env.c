@@ -15,7 +15,7 @@
  *    LANG, LC_*, TZ…) are checked against it. A variable that fails is dropped, never
  *    repaired.
  *  - For each name the caller's first occurrence decides; later duplicates are ignored,
- *    so what a naive getenv() would see and what we checked are the same value.
+ *    so what a program looking the name up would see and what we checked are the same value.
  *  - Work is bounded: one pass over the caller's vector per wanted name, and the set of
  *    wanted names is fixed plus at most ENV_KEEP_MAX names from the policy.
  */
