@@ -444,7 +444,7 @@ int binary_make_copy(int src, const struct stat *st, const char *display, const 
 
         if (tmpfile && o->tmpfile_dir_fd < 0) {
                 *ret_error = strdup(
-                        "executable memfds are disabled on this system (vm.memfd_noexec) and the agent "
+                        "executable memfds are disabled by the kernel setting vm.memfd_noexec and the agent "
                         "has no directory for copies");
                 return -EPERM;
         }

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -453,10 +454,10 @@ static void *stop_the_child(void *userdata) {
                 _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
                 if (fd >= 0 && read_fd_full(fd, 1 << 16, &buf, NULL) == 0 && buf[0]) {
-                        pid_t pid = (pid_t) atoi(buf);
+                        long pid = strtol(buf, NULL, 10);
 
-                        if (pid > 0 && kill(pid, SIGSTOP) == 0)
-                                a->stopped = pid;
+                        if (pid > 0 && pid <= INT_MAX && kill((pid_t) pid, SIGSTOP) == 0)
+                                a->stopped = (pid_t) pid;
                 }
                 if (!a->stopped)
                         usleep(2000);
