@@ -30,6 +30,73 @@
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
+/* Every ancestor of the socket must be searchable by everyone, or nobody but root can
+ * connect and every request fails with "Permission denied" (docs/design-notes.md). */
+static int socket_dir_reachable(const char *dir) {
+        _cleanup_free_ char *p = strdup(dir);
+        struct stat st;
+
+        if (!p)
+                return -ENOMEM;
+        for (;;) {
+                const char *q = *p ? p : "/";
+                char *e;
+
+                if (stat(q, &st) < 0)
+                        return log_error_errno(negative_errno(), "Cannot inspect %s", q);
+                if (!(st.st_mode & S_IXOTH))
+                        return log_error_errno(-EACCES,
+                                               "Users cannot reach the socket in %s: %s has mode %04o (others may not "
+                                               "enter it). Choose a --socket under a directory everyone can enter, or "
+                                               "run chmod o+x %s.",
+                                               dir, q, (unsigned) (st.st_mode & 07777), q);
+                e = strrchr(p, '/');
+                if (!e || !*p)
+                        return 0;
+                *e = 0;
+        }
+}
+
+/* The socket's directory. The agent runs with umask 077, so a directory it creates is
+ * made 0755 explicitly. The default one (/run/elevate) is the agent's own: a wrong mode
+ * is repaired. Any directory that is not root's, or that others may write without the
+ * sticky bit, is refused: whoever can write there can replace the socket. */
+static int socket_dir_prepare(const char *dir, bool own) {
+        _cleanup_close_ int fd = -EBADF;
+        bool made = false;
+        struct stat st;
+
+        if (mkdir(dir, 0755) == 0)
+                made = true;
+        else if (errno != EEXIST)
+                return log_error_errno(negative_errno(), "Cannot create the socket directory %s", dir);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(negative_errno(),
+                                       "Cannot open the socket directory %s (a symbolic link or not a directory?)", dir);
+        if (fstat(fd, &st) < 0)
+                return log_error_errno(negative_errno(), "Cannot inspect %s", dir);
+        if (st.st_uid != 0)
+                return log_error_errno(-EPERM,
+                                       "The socket directory %s belongs to uid %u, not root: that user could replace "
+                                       "the socket. Remove it (the agent makes it) or choose another --socket.",
+                                       dir, (unsigned) st.st_uid);
+        if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+                return log_error_errno(-EPERM,
+                                       "The socket directory %s has mode %04o: others could replace the socket. "
+                                       "Run chmod go-w %s or choose another --socket.",
+                                       dir, (unsigned) (st.st_mode & 07777), dir);
+        if ((made || own) && (st.st_mode & 07777) != 0755) {
+                if (fchmod(fd, 0755) < 0)
+                        return log_error_errno(negative_errno(), "Cannot make %s mode 0755", dir);
+                if (!made)
+                        log_notice("The socket directory %s had mode %04o; made it 0755 so that users can reach the "
+                                   "socket",
+                                   dir, (unsigned) (st.st_mode & 07777));
+        }
+        return socket_dir_reachable(dir);
+}
+
 static int socket_path_prepare(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int probe = -EBADF;
@@ -44,9 +111,12 @@ static int socket_path_prepare(const char *path) {
                 return -ENOMEM;
         slash = strrchr(dir, '/');
         if (slash && slash != dir) {
+                int r;
+
                 *slash = 0;
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                        return log_error_errno(negative_errno(), "Cannot create %s", dir);
+                r = socket_dir_prepare(dir, streq(path, ELEVATE_SOCKET_PATH));
+                if (r < 0)
+                        return r;
         }
         if (lstat(path, &st) < 0) {
                 if (errno == ENOENT)

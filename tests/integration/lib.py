@@ -153,15 +153,17 @@ class Agent:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(command or self.command(), stdout=self.log, stderr=self.log, env=env,
                                      stdin=subprocess.DEVNULL)
-        notify.settimeout(20)
+        notify.settimeout(0.2)
         ready = False
         deadline = time.time() + 20
         try:
-            while time.time() < deadline and not ready:
-                msg = notify.recv(4096).decode()
+            # an agent that exits (a start-up error) is not waited for
+            while time.time() < deadline and not ready and self.proc.poll() is None:
+                try:
+                    msg = notify.recv(4096).decode()
+                except socket.timeout:
+                    continue
                 ready = "READY=1" in msg.split("\n")
-        except socket.timeout:
-            pass
         finally:
             notify.close()
         if not ready:

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""What a newcomer meets first: the socket's directory (reachable whatever the agent's
+umask, repaired or refused with a clear message), a broken policy at start-up, the
+client's first answers."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lib import *  # noqa: E402,F403
+
+ALICE, BOB = "elevate-test-alice", "elevate-test-bob"
+
+
+def policy():
+    return base_policy([
+        {"id": "id", "match": {"path": "/usr/bin/id"}, "action": "allow"},
+        {"id": "no-whoami", "match": {"path": "/usr/bin/whoami"}, "action": "deny", "message": "not for you"},
+    ])
+
+
+def test_socket_directory_made_by_the_agent_is_reachable():
+    """The agent runs with umask 077; the directory it makes for its socket must still
+    come out 0755, or every user gets 'Permission denied'."""
+    a = Agent(policy(), start=False)
+    try:
+        a.socket = os.path.join(a.dir, "run-elevate", "agent.sock")
+        a.start()
+        mode = os.stat(os.path.dirname(a.socket)).st_mode & 0o7777
+        check_eq(oct(mode), oct(0o755), "the socket directory's mode", a.logs())
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "a user reaches the agent and elevates", r)
+    finally:
+        a.cleanup()
+
+
+def start_fails(a, what):
+    try:
+        a.start()
+    except Failed:
+        return a.logs()
+    a.stop()
+    raise Failed("the agent started although " + what)
+
+
+def test_socket_directory_of_another_user_or_writable_is_refused():
+    a = Agent(policy(), start=False)
+    try:
+        d = os.path.join(a.dir, "sockdir")
+        a.socket = os.path.join(d, "agent.sock")
+        user_dir(ALICE, d)
+        log = start_fails(a, "alice owns the socket directory")
+        check_in("belongs to uid %d, not root" % user(ALICE).pw_uid, log, "the reason")
+        os.chown(d, 0, 0)
+        os.chmod(d, 0o777)
+        log = start_fails(a, "everyone may write the socket directory")
+        check_in("has mode 0777: others could replace the socket", log, "the reason")
+    finally:
+        a.cleanup()
+
+
+def test_socket_under_an_unreachable_directory_is_refused():
+    """A socket nobody can reach is an agent that answers nobody: say so at start."""
+    a = Agent(policy(), start=False)
+    try:
+        closed = os.path.join(a.dir, "closed")
+        os.mkdir(closed, 0o700)
+        a.socket = os.path.join(closed, "run", "agent.sock")
+        log = start_fails(a, "its socket is under a 0700 directory")
+        check_in("Users cannot reach the socket", log, "the reason")
+        check_in("%s has mode 0700" % closed, log, "names the directory")
+    finally:
+        a.cleanup()
+
+
+def test_default_socket_directory_with_a_wrong_mode_is_repaired():
+    """/run/elevate is the agent's own: left 0700 (by an older agent, by hand), it is
+    made 0755 again. Run in a private mount namespace with its own /run."""
+    tmp = tempfile.mkdtemp(prefix="elevate-fc-")
+    os.chmod(tmp, 0o755)
+    try:
+        pol = os.path.join(tmp, "policy.json")
+        with open(pol, "w") as f:
+            json.dump(policy(), f)
+        os.chmod(pol, 0o644)
+        state = os.path.join(tmp, "state")
+        u = user(ALICE)
+        script = r'''
+set -u
+mount -t tmpfs -o mode=0755 tmpfs /run || exit 90
+mkdir -m 0700 /run/elevate
+"$1" --foreground --policy "$2" --state-dir "$3" >"$4/agent.log" 2>&1 &
+agent=$!
+i=0; while [ ! -S /run/elevate/agent.sock ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+echo "mode=$(stat -c %a /run/elevate)"
+setpriv --reuid "$5" --regid "$6" --init-groups -- "$7" /usr/bin/id -u
+echo "rc=$?"
+kill $agent; wait $agent
+'''
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", ELEVATED,
+                            pol, state, tmp, str(u.pw_uid), str(u.pw_gid), ELEVATE],
+                           capture_output=True, text=True, timeout=60, cwd="/")
+        with open(os.path.join(tmp, "agent.log")) as f:
+            log = f.read()
+        check_in("mode=755", p.stdout, "the directory was made 0755 again", p.stdout + p.stderr + log)
+        check_in("0\nrc=0", p.stdout, "and a user elevated through it", p.stdout + p.stderr + log)
+        check_in("had mode 0700; made it 0755", log, "the agent said what it repaired")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
