@@ -25,8 +25,76 @@ import tempfile
 import time
 import traceback
 
-BUILD = os.environ.get("ELEVATE_BUILD_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../build")))
 SOURCE = os.environ.get("ELEVATE_SOURCE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+# The test users run the client, the console and the helpers, and the security tests run
+# Python as them: all of it must be reachable by them, whatever the checkout's path (a
+# Debian 12 home is 0700). So the harness works on a copy of what the build made (and of
+# the tests' Python files) under a root-owned 0755 directory, refreshed when the build
+# changes; ELEVATE_BUILD_ROOT names the copy for every process the tests start.
+STAGE_ROOT = "/var/lib/elevate-test/stage"
+# The Python the test users run: the system's (the harness's own may live in a 0700 home).
+USER_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def _stage_copy(src, dst, mode):
+    try:
+        ss, ds = os.stat(src), os.stat(dst)
+        if ss.st_size == ds.st_size and int(ss.st_mtime) == int(ds.st_mtime):
+            return
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(dst), mode=0o755, exist_ok=True)
+    tmp = "%s.tmp%d" % (dst, os.getpid())
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, mode)
+    st = os.stat(src)
+    os.utime(tmp, (st.st_atime, st.st_mtime))
+    os.rename(tmp, dst)  # a program running from the old copy keeps its file
+
+
+def stage_dir(build):
+    import hashlib
+    return os.path.join(STAGE_ROOT, hashlib.sha256(os.path.realpath(build).encode()).hexdigest()[:12])
+
+
+def stage(build, source):
+    """Copies the build's programs, libraries and generated files, and the tests' Python,
+    to STAGE_ROOT/<hash of the build path>/{build,src}; returns that directory. Root only:
+    a test user's Python (user_call) finds ELEVATE_BUILD_ROOT already pointing there."""
+    top = stage_dir(build)
+    for d in ["/var/lib/elevate-test", STAGE_ROOT, top]:
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        os.chown(d, 0, 0)
+        os.chmod(d, 0o755)
+    with open(top + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for dirpath, dirnames, filenames in os.walk(build):
+            dirnames[:] = [d for d in dirnames if not d.endswith(".p") and not d.startswith("meson-")]
+            for f in filenames:
+                src = os.path.join(dirpath, f)
+                st = os.lstat(src)
+                if not stat.S_ISREG(st.st_mode) or f.endswith((".o", ".a", ".ninja", ".json")) or ".tmp" in f:
+                    continue
+                mode = 0o755 if st.st_mode & 0o111 else 0o644
+                _stage_copy(src, os.path.join(top, "build", os.path.relpath(src, build)), mode)
+        for sub in ["tests/integration", "tests/security"]:
+            for f in os.listdir(os.path.join(source, sub)):
+                if f.endswith(".py"):
+                    _stage_copy(os.path.join(source, sub, f), os.path.join(top, "src", sub, f), 0o644)
+    return top
+
+
+_BUILD = os.environ.get("ELEVATE_BUILD_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../build")))
+if os.geteuid() == 0 and not _BUILD.startswith(STAGE_ROOT + "/"):
+    STAGED = stage(_BUILD, SOURCE)
+    BUILD = os.path.join(STAGED, "build")
+    os.environ["ELEVATE_BUILD_ROOT"] = BUILD
+else:
+    BUILD = _BUILD
+    STAGED = os.path.dirname(BUILD) if BUILD.startswith(STAGE_ROOT + "/") else None
+BUILD_REAL = _BUILD  # the build directory itself (the harness works on the staged copy)
+# The tests' Python files as the test users reach them (seclib.user_call)
+USER_TESTS = os.path.join(STAGED, "src", "tests") if STAGED else os.path.join(SOURCE, "tests")
 ELEVATED = os.path.join(BUILD, "agent", "elevated")
 ELEVATE = os.path.join(BUILD, "elevate", "elevate")
 ELEVATECTL = os.path.join(BUILD, "ui", "elevatectl")

@@ -112,5 +112,43 @@ kill $agent; wait $agent
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_suite_user_side_from_a_checkout_under_a_0700_parent():
+    """A checkout in a Debian 12 home (0700): the test users cannot reach its build
+    directory, yet the suite's user side (the client, the helpers, Python run as a test
+    user) must work, through the harness's staged copy. Runs a few real cases of other
+    test files from such a checkout."""
+    home = tempfile.mkdtemp(prefix="elevate-home-")
+    os.chmod(home, 0o700)
+    try:
+        checkout = os.path.join(home, "project")
+        os.mkdir(checkout)
+        real_build = BUILD_REAL
+        shutil.copytree(real_build, os.path.join(checkout, "build"), symlinks=True,
+                        ignore=shutil.ignore_patterns("*.p", "meson-*"))
+        shutil.copytree(os.path.join(SOURCE, "tests"), os.path.join(checkout, "tests"),
+                        ignore=shutil.ignore_patterns("__pycache__", "corpus"))
+        # the build the copy stands for is unreachable to the test users: the proof
+        r = run_as(ALICE, ["test", "-x", os.path.join(checkout, "build", "elevate", "elevate")])
+        check(r.rc != 0, "the checkout's own client is out of the test users' reach")
+        env = dict(os.environ, ELEVATE_BUILD_ROOT=os.path.join(checkout, "build"),
+                   ELEVATE_SOURCE_ROOT=SOURCE)
+        for script, only in [("integration/test_core.py", "test_allow_runs_as_root"),
+                             ("integration/test_binary.py", "test_origin_library_beside_user_binary_not_loaded"),
+                             ("security/test_codes.py", "test_codes_brute_force_rate_is_bounded")]:
+            p = subprocess.run([sys.executable, os.path.join(checkout, "tests", script)], capture_output=True,
+                               text=True, timeout=300, env=dict(env, ELEVATE_TEST_ONLY=only))
+            check(p.returncode == 0 and "\nok 1 " in "\n" + p.stdout and "not ok" not in p.stdout,
+                  "%s %s passes from a checkout under a 0700 directory" % (script, only), p.stdout + p.stderr)
+            print("# %s: %s" % (script, [l for l in p.stdout.splitlines() if l.startswith("ok")]))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        for d in [stage_dir(os.path.join(home, "project", "build"))]:
+            shutil.rmtree(d, ignore_errors=True)
+            try:
+                os.unlink(d + ".lock")
+            except OSError:
+                pass
+
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -1063,9 +1063,9 @@ def user_call(who, module, func, *args, timeout=600):
     u = user(who)
     code = ("import json, sys; sys.path.insert(0, %r); import %s as m; "
             "r = m.%s(*json.loads(sys.argv[1])); sys.stdout.write('\\n' + json.dumps(r) + '\\n')"
-            % (os.path.dirname(os.path.abspath(__file__)), module, func))
+            % (os.path.join(USER_TESTS, "security"), module, func))
     p = subprocess.run(["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups", "--",
-                        sys.executable, "-c", code, json.dumps(list(args))], capture_output=True, timeout=timeout,
+                        USER_PYTHON, "-c", code, json.dumps(list(args))], capture_output=True, timeout=timeout,
                        cwd="/", env=dict(os.environ, HOME=u.pw_dir, PYTHONDONTWRITEBYTECODE="1"))
     if p.returncode != 0:
         raise Failed("%s.%s as %s failed (%d):\n%s" % (module, func, who, p.returncode, p.stderr.decode(errors="replace")))

@@ -532,7 +532,7 @@ def write_handle_case(mode):
     f = put_file(os.path.join(src, "tool"), marker_script(mark), owner=uid_of(ALICE))
     u = user(ALICE)
     holder = subprocess.Popen(["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups", "--",
-                               sys.executable, "-c", HOLDER, f, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                               USER_PYTHON, "-c", HOLDER, f, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         check_eq(holder.stdout.readline().strip(), b"ready", "the user holds a write handle")
         # the administrator "installs" it: root-owned, 0755, into a trusted directory

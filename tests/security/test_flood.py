@@ -290,7 +290,7 @@ def test_x01_out_of_descriptors_no_busy_loop():
                 u = user(who)
                 holders.append(subprocess.Popen(
                     ["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--init-groups", "--",
-                     sys.executable, "-c", HOLD_SCRIPT, a.socket, str(PER_UID_CONNECTIONS)],
+                     USER_PYTHON, "-c", HOLD_SCRIPT, a.socket, str(PER_UID_CONNECTIONS)],
                     stdout=subprocess.PIPE, stdin=subprocess.PIPE))
             for h in holders:
                 check_eq(h.stdout.readline().strip(), b"holding", "connections opened")
