@@ -129,6 +129,23 @@ int ops_list(Conn *c, ProtoMsg *m) {
                 json_array_append_new(arr, o);
         }
         json_object_set_new(msg, "rules", arr);
+        {
+                char digest[SHA256_HEX_LEN];
+
+                hex_encode(policy_digest(a->policy->policy), SHA256_LEN, digest);
+                json_object_set_new(msg, "policy_origin", json_string(policy_origin_to_string(a->policy_origin)));
+                if (a->policy_origin == POLICY_ORIGIN_FILE)
+                        json_object_set_new(msg, "policy_path", json_string(a->policy_path));
+                json_object_set_new(msg, "policy_serial", json_integer((json_int_t) policy_serial(a->policy->policy)));
+                json_object_set_new(msg, "policy_sha256", json_string(digest));
+                json_object_set_new(msg, "policy_loaded", json_integer((json_int_t) a->policy_loaded));
+                if (a->policy_saved)
+                        json_object_set_new(msg, "policy_saved", json_integer((json_int_t) a->policy_saved));
+                if (a->policy_problem)
+                        json_object_set_new(msg, "policy_problem", json_string(a->policy_problem));
+                if (a->policy_error && a->policy_origin == POLICY_ORIGIN_FILE)
+                        json_object_set_new(msg, "policy_error", json_string(a->policy_error));
+        }
         (void) conn_send(c, msg, NULL, 0);
         json_decref(msg);
         conn_close(c);
@@ -226,7 +243,10 @@ int ops_reload(Conn *c, ProtoMsg *m) {
         log_info("Reload requested by uid %u (pid %d)", (unsigned) c->peer.uid, (int) c->peer.pid);
         r = agent_policy_load(a, false);
         if (r < 0) {
-                (void) conn_send_error(c, "bad-policy", "the new policy was rejected, the running one stays: %s",
+                (void) conn_send_error(c, "bad-policy", "the new policy was rejected, %s: %s",
+                                       a->policy_origin == POLICY_ORIGIN_NONE        ? "the agent still denies everything"
+                                       : a->policy_origin == POLICY_ORIGIN_LAST_GOOD ? "the last good copy still runs"
+                                                                                     : "the running one stays",
                                        a->policy_error ?: strerror(-r));
                 conn_close(c);
                 return 0;

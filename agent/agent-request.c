@@ -350,7 +350,13 @@ static void request_decide_now(Request *r) {
         }
         {
                 json_t *m = proto_new(PROTO_DECISION);
-                const char *msg = rule && rule->message ? rule->message
+                _cleanup_free_ char *none = r->agent->policy_origin == POLICY_ORIGIN_NONE
+                                                    ? strdup_printf("the agent has no valid policy, so it denies "
+                                                                    "everything until an administrator fixes it (%s)",
+                                                                    r->agent->policy_problem ?: "unknown reason")
+                                                    : NULL;
+                const char *msg = none                  ? none
+                                  : rule && rule->message ? rule->message
                                   : r->decision.reason  ? r->decision.reason
                                   : rule                ? NULL
                                                         : "no rule allows you to run this";

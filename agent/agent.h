@@ -54,6 +54,18 @@ PolicyRef *agent_policy_ref(PolicyRef *r);
 PolicyRef *agent_policy_unref(PolicyRef *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyRef *, agent_policy_unref);
 
+/* Where the running policy came from. Anything but FILE (or BUILTIN, when no file is
+ * installed at the default path) means the file is broken and the agent says so. */
+typedef enum PolicyOrigin {
+        POLICY_ORIGIN_FILE,      /* the policy file, as loaded */
+        POLICY_ORIGIN_BUILTIN,   /* no file at the default path: the built-in example */
+        POLICY_ORIGIN_LAST_GOOD, /* the file is broken: the copy of the last one that loaded */
+        POLICY_ORIGIN_NONE,      /* broken file, no good copy: deny everything */
+} PolicyOrigin;
+
+const char *policy_origin_to_string(PolicyOrigin o);
+void agent_policy_notify(Agent *a, const char *state);
+
 struct Agent {
         sd_event *event;
 
@@ -73,6 +85,10 @@ struct Agent {
 
         PolicyRef *policy;
         char *policy_error;        /* why the last load failed, NULL if it did not */
+        PolicyOrigin policy_origin;
+        char *policy_problem;      /* LAST_GOOD, NONE: why the file is not what runs */
+        uint64_t policy_loaded;    /* CLOCK_REALTIME µs when the running policy was loaded */
+        uint64_t policy_saved;     /* LAST_GOOD: CLOCK_REALTIME µs when that copy was saved */
         Audit *audit;
         Cgroups *cgroups;          /* NULL: process-group fallback */
         char *cgroup_error;        /* why cgroups are unusable */

@@ -49,8 +49,11 @@ static void help(void) {
                "                    Without it the agent uses the sockets systemd passes, else\n"
                "                    %s\n"
                "  --policy FILE     policy file (default %s). It must be owned by root and not\n"
-               "                    group/other writable. If the default file does not exist, the\n"
-               "                    agent runs on a built-in example policy and says so.\n"
+               "                    group/other writable, nor any directory above it. If the default\n"
+               "                    file does not exist, the agent runs on a built-in example policy\n"
+               "                    and says so. If the file is broken at start, the agent runs on\n"
+               "                    the last policy that loaded (a copy in the state directory), or\n"
+               "                    denies everything, and says so until the file is fixed.\n"
                "  --state-dir DIR   audit database and state (default %s, created 0700)\n"
                "  --host-id NAME    the name offline response codes are bound to (default: the\n"
                "                    hostname); the helpdesk uses the same name\n"
@@ -66,6 +69,7 @@ static void help(void) {
                "  --version         show the version\n"
                "\n"
                "Signals: SIGHUP reloads the policy (a bad file keeps the running one), SIGTERM stops.\n"
+               "See what it runs on: elevatectl policy status\n"
                "Try it:  sudo elevated --foreground --socket /run/elevate/agent.sock\n"
                "         elevate /usr/bin/id\n",
                ELEVATE_SOCKET_PATH, ELEVATE_POLICY_PATH, ELEVATE_STATE_DIR);
@@ -220,8 +224,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         log_info("SIGHUP: reloading the policy");
         (void) sd_notify(false, "RELOADING=1");
         (void) agent_policy_load(a, false);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving; policy serial %llu",
-                          (unsigned long long) policy_serial(a->policy->policy));
+        agent_policy_notify(a, "READY=1");
         return 0;
 }
 
@@ -288,6 +291,7 @@ static void agent_done(Agent *a) {
         cgroup_free(a->cgroups);
         free(a->cgroup_error);
         free(a->policy_error);
+        free(a->policy_problem);
         agent_policy_unref(a->policy);
         safe_close(a->state_fd);
         safe_close(a->tmp_fd);
@@ -372,10 +376,11 @@ static int run(void) {
                 log_error("The audit log is unusable: %s. Elevations will be refused until it is fixed.",
                           audit_failed(a.audit));
 
+        /* a broken file does not stop the agent: it runs on the last good copy or denies
+         * everything, and says so (agent-policy.c) */
         r = agent_policy_load(&a, true);
         if (r < 0) {
-                log_error("Cannot start without a valid policy. Fix %s (check it with `elevatectl policy check %s`).",
-                          arg_policy, arg_policy);
+                log_error_errno(r, "Cannot set up any policy");
                 goto finish;
         }
         /* what a previous run left: requests still waiting, grants still live, launches
@@ -406,8 +411,7 @@ static int run(void) {
         audit_lifecycle(&a, "agent-start");
 
         log_info("Ready (socket %s, state %s)", a.socket_path ?: "from systemd", arg_state_dir);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving; policy serial %llu",
-                          (unsigned long long) policy_serial(a.policy->policy));
+        agent_policy_notify(&a, "READY=1");
         detach_done();
         r = sd_event_loop(a.event);
         if (r < 0)

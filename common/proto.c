@@ -284,8 +284,23 @@ static const ProtoField error_fields[] = {
         {"message", FIELD_STRING, true, DEST(message), .max = PROTO_MAX_STRING},
 };
 
+static const char *const policy_origin_values[] = {"file", "built-in", "last-good", "none", NULL};
+
 static const ProtoField rules_fields[] = {
         {"rules", FIELD_OBJV, true, DEST(rules), .max_count = PROTO_MAX_LIST, .sub = &rule_spec},
+        /* what the agent runs on: said to everyone, so that a broken policy is seen */
+        {"policy_origin", FIELD_ENUM, false, DEST(policy_origin), .values = policy_origin_values},
+        {"policy_path", FIELD_STRING, false, DEST(policy_path), .max = PROTO_MAX_STRING},
+        {"policy_serial", FIELD_INT, false, DEST(policy_serial), COUNT(has_policy_serial), .min = 0,
+         .max = INT64_MAX},
+        {"policy_sha256", FIELD_STRING, false, DEST(policy_sha256), .min = 64, .max = 64, .syntax = hex_ok,
+         .syntax_what = "hex"},
+        {"policy_loaded", FIELD_INT, false, DEST(policy_loaded), COUNT(has_policy_loaded), .min = 0,
+         .max = INT64_MAX},
+        {"policy_saved", FIELD_INT, false, DEST(policy_saved), COUNT(has_policy_saved), .min = 0,
+         .max = INT64_MAX},
+        {"policy_problem", FIELD_STRING, false, DEST(policy_problem), .max = PROTO_MAX_STRING},
+        {"policy_error", FIELD_STRING, false, DEST(policy_error), .max = PROTO_MAX_STRING},
 };
 
 static const ProtoField audit_rows_fields[] = {

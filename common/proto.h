@@ -164,6 +164,18 @@ typedef struct ProtoMsg {
 
         /* rules / audit_rows: arrays of objects, each validated against a sub-table */
         json_t *rules;
+        /* rules: the policy the agent runs on */
+        const char *policy_origin; /* "file", "built-in", "last-good" (the file is broken), "none" (deny-all) */
+        const char *policy_path;
+        bool has_policy_serial;
+        int64_t policy_serial;
+        const char *policy_sha256;
+        bool has_policy_loaded;
+        int64_t policy_loaded;    /* CLOCK_REALTIME usec */
+        bool has_policy_saved;
+        int64_t policy_saved;     /* last-good: when that copy was saved */
+        const char *policy_problem; /* last-good, none: why the file is not what runs */
+        const char *policy_error;   /* the last reload that failed, while an older policy runs */
         json_t *audit_rows;       /* "rows" of audit_rows ("rows" is taken by the winsize) */
         bool more;
         const char *key;          /* audit_init result: hex key */

@@ -7,6 +7,7 @@
  * sends them as fds with the request, and returns the program's exit status.
  */
 
+#include <inttypes.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
@@ -243,6 +244,18 @@ static int do_list(void) {
                 proto_msg_done(&m);
                 fprintf(stderr, "elevate: unexpected answer from the agent.\n");
                 return EXIT_AGENT;
+        }
+        if (m.policy_origin && (streq(m.policy_origin, "last-good") || streq(m.policy_origin, "none"))) {
+                _cleanup_free_ char *why =
+                        escape_display(m.policy_problem ?: "unknown", strlen(m.policy_problem ?: "unknown"), 1024);
+                if (streq(m.policy_origin, "none"))
+                        printf("WARNING: the agent has no valid policy and denies everything until an administrator\n"
+                               "fixes it. The policy file is broken: %s\n\n",
+                               why ?: "?");
+                else
+                        printf("WARNING: the policy file of this machine is broken; the agent runs on the last policy\n"
+                               "that loaded (serial %" PRIi64 ") until an administrator fixes it: %s\n\n",
+                               m.has_policy_serial ? m.policy_serial : 0, why ?: "?");
         }
         if (json_array_size(m.rules) == 0)
                 printf("No rule lets you elevate anything on this machine.\n");

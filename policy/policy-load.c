@@ -15,6 +15,7 @@
  */
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -221,6 +222,43 @@ int policy_load_buffer(const char *buf, size_t len, const char *name, const Poli
         return 0;
 }
 
+/* Whoever may write a directory on the way may replace the file: every directory up to /
+ * must be root's and not writable by group or others (the sticky bit makes a shared
+ * directory such as /tmp safe for a root-owned file: nobody else may rename or remove it).
+ * The walk follows the file's real path, read back from the open descriptor. */
+static int check_parents(int fd, PolicyError *err) {
+        char proc[64], real[PATH_MAX];
+        ssize_t n;
+
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        n = readlink(proc, real, sizeof real - 1);
+        if (n < 0)
+                return plain_error(err, negative_errno(), "cannot find the file's real path: %m");
+        real[n] = 0;
+        if (real[0] != '/')
+                return plain_error(err, -EINVAL, "cannot check the directories above %s", real);
+        for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+                struct stat st;
+
+                slash[slash == real ? 1 : 0] = 0;
+                if (stat(real, &st) < 0)
+                        return plain_error(err, negative_errno(), "cannot check the directory %s: %m", real);
+                if (st.st_uid != 0)
+                        return plain_error(err, -EPERM,
+                                           "refused: the directory %s is owned by uid %u, not root (its owner could "
+                                           "replace the policy)",
+                                           real, (unsigned) st.st_uid);
+                if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+                        return plain_error(err, -EPERM,
+                                           "refused: the directory %s is writable by group or others (mode %04o), "
+                                           "who could replace the policy",
+                                           real, (unsigned) (st.st_mode & 07777));
+                if (streq(real, "/"))
+                        break;
+        }
+        return 0;
+}
+
 static int open_checked(const char *path, bool check_owner, PolicyError *err) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
@@ -243,29 +281,45 @@ static int open_checked(const char *path, bool check_owner, PolicyError *err) {
                                    (unsigned) (st.st_mode & 07777));
         if (st.st_size > (off_t) POLICY_MAX_SIZE)
                 return plain_error(err, -EFBIG, "policy larger than %u bytes", POLICY_MAX_SIZE);
+        if (check_owner) {
+                int r = check_parents(fd, err);
+                if (r < 0)
+                        return r;
+        }
         return TAKE_FD(fd);
+}
+
+int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error) {
+        _cleanup_close_ int fd = -EBADF;
+        PolicyError dummy;
+        PolicyError *err = ret_error ? ret_error : &dummy;
+        int r;
+
+        *err = (PolicyError){};
+        (void) snprintf(err->file, sizeof err->file, "%s", path ? path : "(null)");
+        if (!path || !ret_buf || !ret_len)
+                return plain_error(err, -EINVAL, "invalid arguments");
+        fd = open_checked(path, check_owner, err);
+        if (fd < 0)
+                return fd;
+        r = read_fd_full(fd, POLICY_MAX_SIZE, ret_buf, ret_len);
+        if (r < 0)
+                return plain_error(err, r, "cannot read: %s", r == -EFBIG ? "file too large" : strerror(-r));
+        return 0;
 }
 
 int policy_load_file(const char *path, bool check_owner, const PolicyResolver *resolver, Policy **ret,
                      PolicyError *ret_error) {
         _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        PolicyError dummy;
-        PolicyError *err = ret_error ? ret_error : &dummy;
         size_t len = 0;
         int r;
 
-        *err = (PolicyError){};
-        (void) snprintf(err->file, sizeof err->file, "%s", path ? path : "(null)");
-        if (!path || !ret)
-                return plain_error(err, -EINVAL, "invalid arguments");
-        fd = open_checked(path, check_owner, err);
-        if (fd < 0)
-                return fd;
-        r = read_fd_full(fd, POLICY_MAX_SIZE, &buf, &len);
+        r = policy_read_file(path, check_owner, &buf, &len, ret_error);
         if (r < 0)
-                return plain_error(err, r, "cannot read: %s", r == -EFBIG ? "file too large" : strerror(-r));
-        return policy_load_buffer(buf, len, path, resolver, ret, err);
+                return r;
+        if (!ret)
+                return -EINVAL;
+        return policy_load_buffer(buf, len, path, resolver, ret, ret_error);
 }
 
 void policy_free(Policy *p) {

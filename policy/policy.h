@@ -126,6 +126,8 @@ typedef struct PolicyResolver {
  * for the defaults. Warnings (lint) are not errors; see policy_lint(). */
 int policy_load_file(const char *path, bool check_owner, const PolicyResolver *resolver, Policy **ret,
                      PolicyError *ret_error);
+/* The checked read of policy_load_file() alone: the bytes, for a caller that keeps them. */
+int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error);
 int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                        Policy **ret, PolicyError *ret_error);
 void policy_free(Policy *p);

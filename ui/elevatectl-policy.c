@@ -38,18 +38,23 @@ static void print_warnings(const Policy *p) {
                        w[i].rule ? w[i].rule->line : 0, w[i].message);
 }
 
-/* The agent refuses a policy file anyone but root could change. */
-static void check_owner(const char *path) {
-        struct stat st;
+/* What the agent checks besides the content: the file and every directory above it are
+ * root's and not writable by group or others. A draft elsewhere is valid content but not
+ * yet a policy the agent would load: said, with how to install it, and exit status 1. */
+static int check_place(const char *path) {
+        _cleanup_free_ char *buf = NULL;
+        PolicyError e = {};
+        size_t len = 0;
+        int r;
 
-        if (stat(path, &st) < 0)
-                return;
-        if (st.st_uid != 0)
-                printf("warning: %s is owned by uid %u: the agent refuses a policy file not owned by root\n", path,
-                       (unsigned) st.st_uid);
-        if (st.st_mode & 022)
-                printf("warning: %s is group or other writable (mode %04o): the agent refuses it\n", path,
-                       (unsigned) (st.st_mode & 07777));
+        r = policy_read_file(path, true, &buf, &len, &e);
+        if (r >= 0)
+                return 0;
+        printf("error: the agent would refuse this file where it is: %s\n"
+               "       Install it root-owned, not group/other writable, in directories only root may write:\n"
+               "       install -o root -g root -m 0644 %s /etc/elevate/policy.json\n",
+               e.message[0] ? e.message : strerror(-r), path);
+        return 1;
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -90,8 +95,7 @@ static int cmd_check(int argc, char **argv) {
                 printf("  %3zu  %-8s %-24s %s\n", i + 1, policy_action_to_string(rule->action), rule->id, s ?: "");
         }
         print_warnings(p);
-        check_owner(path);
-        return 0;
+        return check_place(path);
 }
 
 /* A close approximation of the agent's "trusted in place" test (it also checks the
@@ -271,6 +275,9 @@ int ctl_cmd_policy(int argc, char **argv) {
                 return cmd_check(argc - 1, argv + 1);
         if (argc >= 2 && streq(argv[1], "explain"))
                 return cmd_explain(argc - 1, argv + 1);
-        fprintf(stderr, "Usage: elevatectl policy check FILE | policy explain --user USER PROGRAM [ARGS...]\n");
+        if (argc >= 2 && streq(argv[1], "status"))
+                return ctl_policy_status(argc - 1, argv + 1);
+        fprintf(stderr, "Usage: elevatectl policy check FILE | policy explain --user USER PROGRAM [ARGS...] | "
+                        "policy status\n");
         return 2;
 }

@@ -17,6 +17,7 @@ int ctl_call(int sock, json_t *req, ProtoMsg *ret);
 
 /* elevatectl-policy.c */
 int ctl_cmd_policy(int argc, char **argv);
+int ctl_policy_status(int argc, char **argv);
 
 /* elevatectl-approval.c */
 int ctl_cmd_pending(int argc, char **argv);

@@ -150,5 +150,76 @@ def test_suite_user_side_from_a_checkout_under_a_0700_parent():
                 pass
 
 
+def test_broken_policy_at_start_runs_on_the_last_good_copy():
+    """A broken file at start-up must not take elevation down (under systemd a failing
+    agent takes the socket with it): the agent runs on the last policy that loaded, says
+    so everywhere, and a fixed file plus a reload ends it."""
+    with agent_with(policy()) as a:
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq(r.out.strip(), "0", "the good policy allows id", r)
+        a.stop()
+        a.write_policy('{"schema": 1, "rules": [ {"id": "x", "action": "allow" ')  # cut short
+        a.start()
+        check(a.running(), "the agent serves despite the broken file", a.logs())
+        check_in("RUNNING ON THE LAST GOOD POLICY", a.logs(), "said loudly in the log")
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "the last good policy still allows id", r)
+        r = a.elevate(ALICE, ["-l"])
+        check_in("WARNING: the policy file of this machine is broken", r.out, "elevate -l says so", r)
+        check_in("policy.json:1:", r.out, "with the file's error", r)
+        r = a.ctl(["policy", "status"])
+        check_eq(r.rc, 1, "policy status exits 1 on a fallback", r)
+        check_in("THE LAST GOOD COPY", r.out, "policy status says so", r)
+        check_in("problem", r.out, "and why", r)
+        rows = a.wait_audit("policy-fallback")
+        check_eq(rows[-1]["data"].get("origin"), "last-good", "audited", rows)
+        a.write_policy(policy())
+        a.reload()
+        r = a.ctl(["policy", "status", "--json"])
+        check_eq((r.rc, json.loads(r.out)["origin"]), (0, "file"), "a fixed file and a reload end it", r)
+        r = a.elevate(ALICE, ["-l"])
+        check("WARNING" not in r.out, "and elevate -l no longer warns", r)
+
+
+def test_broken_policy_and_no_good_copy_denies_everything():
+    a = Agent('{"schema": 1, "rules": 7}', start=False)
+    try:
+        a.start()
+        check(a.running(), "the agent serves with no valid policy at all", a.logs())
+        check_in("NO VALID POLICY: every request is denied", a.logs(), "said loudly")
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq(r.rc, 126, "denied", r)
+        check_in("the agent has no valid policy, so it denies everything", r.err, "with a clear message", r)
+        r = a.elevate(ALICE, ["-l"])
+        check_in("WARNING: the agent has no valid policy", r.out, "elevate -l says so", r)
+        r = a.ctl(["policy", "status"])
+        check_in("NONE: the policy file is broken", r.out, "policy status says so", r)
+        # a reload with a still-broken file does not claim a previous policy stays
+        a.reload()
+        check_in("still running on deny-all", a.logs(), "the reload says what runs")
+        check("the previous policy stays" not in a.logs(), "no claim of a previous policy")
+    finally:
+        a.cleanup()
+
+
+def test_policy_in_a_directory_a_user_may_write_is_refused():
+    """Whoever may write a directory above the policy may replace it."""
+    with agent_with(policy()) as a:
+        d = os.path.join(a.dir, "conf")
+        user_dir(ALICE, d)
+        bad = os.path.join(d, "policy.json")
+        with open(bad, "w") as f:
+            json.dump(policy(), f)
+        os.chmod(bad, 0o644)
+        r = a.ctl(["policy", "check", bad])
+        check(r.rc != 0, "policy check refuses it", r)
+        check_in("is owned by uid %d, not root" % user(ALICE).pw_uid, r.out + r.err, "and says why", r)
+        a.stop()
+        a.policy_path = bad
+        a.start()
+        check_in("the directory %s is owned by uid" % d, a.logs(), "the agent refuses it too")
+        check_in("RUNNING ON THE LAST GOOD POLICY", a.logs(), "and runs on the last good copy")
+
+
 if __name__ == "__main__":
     run_tests(globals())
