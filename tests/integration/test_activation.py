@@ -53,6 +53,7 @@ def test_units_verify():
             text = f.read()
         import re
         text = re.sub(r"ExecStart=\S+", "ExecStart=" + ELEVATED, text)
+        text = re.sub(r"ExecReload=\S+", "ExecReload=" + ELEVATECTL, text)
         with open(svc, "w") as f:
             f.write(text)
         p = subprocess.run(["systemd-analyze", "verify", "--man=no", svc, os.path.join(unitdir, "elevated.socket")],
@@ -63,6 +64,30 @@ def test_units_verify():
         check_eq(relevant, [], "no warnings about our units", out)
     finally:
         shutil.rmtree(unitdir, ignore_errors=True)
+
+
+def test_unit_reload_uses_only_our_own_programs():
+    """ExecReload must not need a program the package does not declare (kill(1) is
+    procps): it is our console, and it really reloads the agent, and fails on a bad file."""
+    import re
+    with open(os.path.join(BUILD, "packaging", "elevated.service")) as f:
+        unit = f.read()
+    reload = re.findall(r"^ExecReload=(.*)$", unit, re.M)
+    check_eq(len(reload), 1, "one ExecReload", unit)
+    argv = reload[0].split()
+    check(argv[0].endswith("/bin/elevatectl"), "ExecReload runs elevatectl", argv)
+    with agent_with(base_policy([{"id": "id", "match": {"path": "/usr/bin/id"}, "action": "allow"}])) as a:
+        a.write_policy(base_policy([{"id": "id2", "match": {"path": "/usr/bin/id"}, "action": "allow"}]))
+        cmd = [ELEVATECTL, "--socket", a.socket] + argv[1:]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        check_eq(p.returncode, 0, "the reload command succeeds", p.stdout + p.stderr)
+        check_in("policy reloaded", p.stdout, "and says so", p.stdout + p.stderr)
+        r = a.elevate(ALICE, ["-l"])
+        check_in("id2", r.out, "the agent runs the new file", r)
+        a.write_policy('{"schema": 1, "rules": [')
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        check(p.returncode != 0, "a bad file makes the reload fail (systemctl reload reports it)", p.stdout)
+        check_in("the running one stays", p.stderr, "and says the running policy stays", p.stderr)
 
 
 if __name__ == "__main__":
