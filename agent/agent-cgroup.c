@@ -45,6 +45,7 @@ struct Cgroups {
         char *rel;     /* the same below the mount ("" when it is the mount itself) */
         char *launch_prefix; /* base + "/launch-", what launch cgroup paths start with */
         int base_fd;   /* O_DIRECTORY of the base */
+        char *own;     /* the cgroup we were started in, below the mount, when we made the base */
 };
 
 static bool launch_name_valid(const char *name) {
@@ -242,6 +243,7 @@ void cgroup_free(Cgroups *c) {
         free(c->base);
         free(c->rel);
         free(c->launch_prefix);
+        free(c->own);
         safe_close(c->base_fd);
         free(c);
 }
@@ -328,6 +330,12 @@ int cgroup_setup(const char *state_id, Cgroups **ret, char **ret_error) {
         if (r < 0)
                 return fallback(ret_error, "no cgroup2 mount contains our cgroup", 0);
 
+        /* a base we name ourselves is ours to remove on a clean stop (cgroup_teardown) */
+        if (strncmp(last_component(c->base), "elevated-", strlen("elevated-")) == 0) {
+                _cleanup_free_ char *m = NULL, *rel = NULL;
+                if (find_cgroup2_mount(own, &m, &rel) >= 0)
+                        c->own = TAKE_PTR(rel);
+        }
         r = cgroup_enter(c, &what);
         if (r == -ENOMEM)
                 return r;
@@ -336,6 +344,49 @@ int cgroup_setup(const char *state_id, Cgroups **ret, char **ret_error) {
 
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+/* A clean stop: the subtree we made (elevated-<id>) goes, unless launches still run in it
+ * (they outlive the agent and the next start re-adopts them). We move back to the cgroup
+ * we were started in, then remove .../agent and the base. Under systemd the service's own
+ * cgroup is systemd's to remove; nothing is done. */
+int cgroup_teardown(Cgroups *c, size_t *ret_launches) {
+        _cleanup_strv_free_ char **launches = NULL;
+        _cleanup_close_ int mfd = -EBADF, procs = -EBADF;
+        int r;
+
+        *ret_launches = 0;
+        if (!c || !c->own)
+                return 0;
+        r = cgroup_launch_list(c, &launches);
+        if (r < 0)
+                return r;
+        *ret_launches = strv_length(launches);
+        if (*ret_launches > 0)
+                return 0;
+        mfd = open(c->mount, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (mfd < 0)
+                return negative_errno();
+        {
+                const char *own = c->own[0] == '/' ? c->own + 1 : c->own;
+                _cleanup_free_ char *p = strdup_printf("%s%scgroup.procs", own, *own ? "/" : "");
+                if (!p)
+                        return -ENOMEM;
+                procs = openat(mfd, p, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        }
+        if (procs < 0)
+                return negative_errno();
+        r = write_full(procs, "0", 1);
+        if (r < 0)
+                return r;
+        if (unlinkat(c->base_fd, "agent", AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return negative_errno();
+        {
+                const char *rel = c->rel[0] == '/' ? c->rel + 1 : c->rel;
+                if (unlinkat(mfd, rel, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        return negative_errno();
+        }
+        return 1;
 }
 
 const char *cgroup_base(const Cgroups *c) {

@@ -28,6 +28,9 @@ typedef struct Cgroups Cgroups;
  * unusable (fallback); <0 only on OOM. */
 int cgroup_setup(const char *state_id, Cgroups **ret, char **ret_error);
 void cgroup_free(Cgroups *c);
+/* On a clean stop: removes the subtree the agent made, unless launches still run in it
+ * (*ret_launches says how many). 1 removed, 0 kept or not ours, < 0 error. */
+int cgroup_teardown(Cgroups *c, size_t *ret_launches);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Cgroups *, cgroup_free);
 
 /* The base path below the cgroup2 mount ("/elevated-ab12cd34") and the mount itself. */

@@ -418,6 +418,17 @@ static int run(void) {
                 log_error_errno(r, "Event loop failed");
         budget_flush(&a);
         audit_lifecycle(&a, "agent-stop");
+        {
+                size_t n = 0;
+                int k = cgroup_teardown(a.cgroups, &n);
+                if (k < 0)
+                        log_warning_errno(k, "Cannot remove the agent's cgroup %s", cgroup_base(a.cgroups));
+                else if (n > 0)
+                        log_info("Keeping the cgroup %s: %zu launch%s still run%s in it and will be re-adopted",
+                                 cgroup_base(a.cgroups), n, n == 1 ? "" : "es", n == 1 ? "s" : "");
+                else if (k > 0)
+                        log_info("Removed the agent's cgroup %s", cgroup_base(a.cgroups));
+        }
 finish:
         agent_done(&a);
         return r < 0 ? 1 : 0;

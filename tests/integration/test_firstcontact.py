@@ -221,5 +221,43 @@ def test_policy_in_a_directory_a_user_may_write_is_refused():
         check_in("RUNNING ON THE LAST GOOD POLICY", a.logs(), "and runs on the last good copy")
 
 
+def cgroup_dir(a):
+    import re
+    m = re.search(r"Launch cgroups under (\S+)", a.logs())
+    check(m is not None, "the agent says where its cgroups are", a.logs())
+    return m.group(1)
+
+
+def test_clean_stop_removes_the_agents_cgroup():
+    """55 elevated-<id> cgroups piled up on one machine: a clean stop removes the
+    subtree the agent made, unless a launch still runs in it."""
+    sleeper = install_trusted("fc-sleeper", "#!/bin/sh\nsleep 60\n")
+    pol = policy()
+    pol["rules"].append({"id": "sleeper", "match": {"path": sleeper}, "action": "allow"})
+    a = Agent(pol)
+    try:
+        base = cgroup_dir(a)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq(r.rc, 0, "an elevation ran", r)
+        check(os.path.isdir(base), "the cgroup exists while the agent runs")
+        check_eq(a.stop(), 0, "a clean stop")
+        check(not os.path.exists(base), "the agent's cgroup %s is gone after a clean stop" % base, a.logs())
+        check_in("Removed the agent's cgroup", a.logs(), "and the log says so")
+
+        a.start()
+        base = cgroup_dir(a)
+        b = a.elevate_bg(ALICE, [sleeper])
+        rows = a.wait_audit("started", count=2)
+        a.stop()
+        check(os.path.isdir(base), "kept while a launch runs in it", a.logs())
+        check_in("1 launch still runs in it", a.logs(), "and the log says why")
+        launch = os.path.join(base, "launch-" + rows[-1]["data"]["cgroup"])
+        with open(os.path.join(launch, "cgroup.kill"), "w") as f:
+            f.write("1")
+        b.kill()
+    finally:
+        a.cleanup()
+
+
 if __name__ == "__main__":
     run_tests(globals())
