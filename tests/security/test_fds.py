@@ -133,13 +133,18 @@ def test_p09_fds_sent_late_and_foreign_control_messages():
 
         # SCM_CREDENTIALS: the agent does not set SO_PASSCRED, so the kernel never hands
         # them over and identity stays SO_PEERCRED's; forging another uid fails at send
-        def with_creds(sock_path, uid):
-            cm = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", os.getpid(), uid, uid))]
-            return session(sock_path, [("send", exec_msg(m.prog, ["creds-%d" % uid]), std_fds(m.prog), cm)], timeout=5)
-        r = as_user(ALICE, with_creds, a.socket, alice)
+        # (the kernel checks pid, uid and gid of SCM_CREDENTIALS: the gid sent is the
+        # sender's own, which need not equal its uid — passing the uid as the gid failed
+        # with EPERM on machines where they differ, and looked like a slow agent)
+        def with_creds(sock_path, uid, timeout):
+            cm = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", os.getpid(), uid, os.getgid()))]
+            return session(sock_path, [("send", exec_msg(m.prog, ["creds-%d" % uid]), std_fds(m.prog), cm)],
+                           timeout=timeout)
+        r = as_user(ALICE, with_creds, a.socket, alice, 60, timeout=90)
+        check_eq(r["send_errors"], [], "own credentials are accepted by the kernel", r)
         check_eq((exited_of(r) or {}).get("exit_code"), 0, "own credentials: an ordinary request of alice's", r)
         check_request_audited(a, seq, alice, args=["creds-%d" % alice], events=("decision",))
-        r = as_user(ALICE, with_creds, a.socket, 0)
+        r = as_user(ALICE, with_creds, a.socket, 0, 2)  # the kernel refuses at once
         check_eq(r["send_errors"], [1], "claiming uid 0 fails in the kernel with EPERM", r)
         check_eq(m.lines(), ["0 creds-%d" % alice], "only the honest request ran")
         check_after(a, base)
