@@ -331,6 +331,14 @@ static void request_decide_now(Request *r) {
                 return;
         case POLICY_APPROVE: {
                 Grant *g = grant_find(r->agent, r, r->session);
+                if (!g && r->msg.non_interactive && !r->resume) {
+                        /* elevate -n: nothing is filed, nobody is asked */
+                        request_refuse(r, PROTO_ERR_NEEDS_APPROVAL, NULL,
+                                       "rule \"%s\" needs an approval, and -n (non-interactive) means not to ask; "
+                                       "run it without -n to file the request",
+                                       rule->id);
+                        return;
+                }
                 if (g) {
                         log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
                                  r->program->path ?: r->msg.program, g->id);

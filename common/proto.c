@@ -101,6 +101,7 @@ static const ProtoField exec_fields[] = {
         {"file_args", FIELD_UINTV, false, DEST(file_args), COUNT(n_file_args), .min = 1,
          .max = PROTO_MAX_ARGS, .max_count = PROTO_MAX_FILE_ARGS},
         {"winsize", FIELD_WINSIZE, false, DEST(has_winsize), .sub = &winsize_spec},
+        {"non_interactive", FIELD_BOOL, false, DEST(non_interactive)},
 };
 
 static bool ticket_ok(const char *s) {

@@ -113,6 +113,7 @@ typedef struct ProtoMsg {
         size_t n_args;
         const char *reason;       /* optional */
         const char *run_as;       /* optional user name (-u) */
+        bool non_interactive;     /* -n: refuse rather than ask anyone (approval, a reason) */
         ProtoEnv *env;            /* optional */
         size_t n_env;
         unsigned *file_args;      /* argv positions (1-based) whose fds follow the fixed ones */
@@ -206,6 +207,7 @@ typedef struct ProtoError {
 #define PROTO_ERR_INTERNAL "internal"                       /* the agent failed; nothing was elevated */
 #define PROTO_ERR_BUSY "busy"                               /* a limit on concurrent work was reached */
 #define PROTO_ERR_TIMEOUT "timeout"                         /* a deadline passed (approval, file read) */
+#define PROTO_ERR_NEEDS_APPROVAL "needs-approval"           /* non_interactive, and a rule would ask */
 
 /* Maps a proto_decode()/proto_recv() failure to the code to reply with:
  * -EMSGSIZE/-E2BIG "too-large", -EPROTONOSUPPORT "unsupported-version", -EBADMSG

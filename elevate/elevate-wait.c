@@ -25,6 +25,24 @@ static bool fancy(void) {
         return isatty(STDERR_FILENO) && isatty(STDIN_FILENO);
 }
 
+/* On a terminal the bottom of the screen is a region of two lines: the status line, and
+ * below it the prompt (or an empty line) with the cursor. Only update_status() writes
+ * inside it; anything else said during the wait first clears the region (clear_region),
+ * prints its lines, and draws the region again (draw_region), so that one status line is
+ * ever shown, whatever the user types. Without a terminal, plain lines. */
+static void draw_region(bool prompt) {
+        fprintf(stderr, "  waiting for approval\n%s", prompt ? "  or type a response code from the helpdesk: " : "");
+        fflush(stderr);
+}
+
+/* after_enter: the user pressed Enter, so the cursor is one line lower than the region's */
+static void clear_region(bool after_enter) {
+        if (fancy())
+                fprintf(stderr, after_enter ? "\033[2A\r\033[J" : "\r\033[1A\033[J");
+        else if (!after_enter)
+                fputc('\n', stderr);
+}
+
 static void print_header(const ProtoMsg *m, const char *program, bool prompt) {
         char dur[DURATION_MAX];
 
@@ -39,16 +57,31 @@ static void print_header(const ProtoMsg *m, const char *program, bool prompt) {
         if (m->challenge)
                 fprintf(stderr, "        challenge  %s", m->challenge);
         fprintf(stderr, "\n");
-        fprintf(stderr, "  waiting for approval%s (Ctrl-C stops waiting; the request stays open: elevate --status)\n",
-                m->has_timeout ? "" : "…");
-        if (m->has_timeout && !fancy())
-                fprintf(stderr, "  it expires in %s\n", duration_format(dur, sizeof(dur), (uint64_t) m->timeout));
+        if (fancy()) {
+                fprintf(stderr, "  Ctrl-C stops waiting; the request stays open (elevate --status).\n");
+                draw_region(prompt);
+                return;
+        }
+        /* no terminal: nobody sees a live line, so say now how long and how to stop */
+        if (m->has_timeout) {
+                time_t until = time(NULL) + (time_t) ((uint64_t) m->timeout / USEC_PER_SEC);
+                char at[32] = "";
+                struct tm tm;
+
+                if (localtime_r(&until, &tm))
+                        strftime(at, sizeof at, "%H:%M", &tm);
+                fprintf(stderr, "  waiting for approval for up to %s (until %s), then the request expires.\n",
+                        duration_format(dur, sizeof(dur), (uint64_t) m->timeout), at);
+        } else
+                fprintf(stderr, "  waiting for approval until an approver answers (no time limit).\n");
+        fprintf(stderr, "  To stop waiting: Ctrl-C or SIGTERM (the request stays open); to withdraw it: elevate --cancel %s\n",
+                m->ticket ?: m->request);
         if (prompt)
                 fprintf(stderr, "  or type a response code from the helpdesk: ");
         fflush(stderr);
 }
 
-/* Rewrites the "waiting" line above the prompt without moving the user's cursor. */
+/* Rewrites the status line (above the cursor's line) without moving the user's cursor. */
 static void update_status(uint64_t started, unsigned tick, int64_t timeout) {
         uint64_t el = (now_usec(CLOCK_MONOTONIC) - started) / USEC_PER_SEC;
         char left[DURATION_MAX] = "";
@@ -57,12 +90,6 @@ static void update_status(uint64_t started, unsigned tick, int64_t timeout) {
                 duration_format(left, sizeof(left), ((uint64_t) timeout / USEC_PER_SEC - el) * USEC_PER_SEC);
         fprintf(stderr, "\0337\033[1A\r  waiting for approval %s %" PRIu64 ":%02" PRIu64 "%s%s (Ctrl-C stops waiting)\033[K\0338",
                 spinner[tick % ELEMENTSOF(spinner)], el / 60, el % 60, *left ? ", expires in " : "", left);
-        fflush(stderr);
-}
-
-/* After a message, the status line and the prompt go below it again. */
-static void redraw(bool prompt) {
-        fprintf(stderr, "  waiting for approval\n%s", prompt ? "  or type a response code from the helpdesk: " : "");
         fflush(stderr);
 }
 
@@ -76,7 +103,7 @@ static int send_code(int sock, const char *ticket, char *line) {
         if (l == 0)
                 return 0;
         if (l > 64) {
-                fprintf(stderr, "elevate: that is too long to be a response code.\n");
+                fprintf(stderr, "  that is too long to be a response code.\n");
                 return 0;
         }
         m = proto_new(PROTO_RESPONSE);
@@ -86,9 +113,10 @@ static int send_code(int sock, const char *ticket, char *line) {
         json_object_set_new(m, "code", json_string(line));
         r = proto_send(sock, m, NULL, 0);
         json_decref(m);
-        if (r >= 0)
-                fprintf(stderr, "  checking the code…\n");
-        return r;
+        if (r < 0)
+                return r;
+        fprintf(stderr, "  checking the code %s…\n", line);
+        return 1;
 }
 
 static int setup_signals(sigset_t *old) {
@@ -103,20 +131,55 @@ static int setup_signals(sigset_t *old) {
         return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+typedef struct Wait {
+        bool show;        /* a live region at the bottom of a terminal */
+        bool prompt;      /* stdin is a terminal that may still type a code */
+        bool drawn;       /* show: the region is on the screen */
+        bool after_enter; /* show: the user pressed Enter, the cursor is below the region */
+        uint64_t started;
+        int64_t timeout;
+        unsigned tick;
+} Wait;
+
+/* Before saying anything during the wait: take the region off the screen. */
+static void say_begin(Wait *w) {
+        if (w->show && w->drawn) {
+                clear_region(w->after_enter);
+                w->drawn = w->after_enter = false;
+        } else if (!w->show && w->prompt && !w->after_enter)
+                fputc('\n', stderr); /* end the prompt's line */
+        w->after_enter = false;
+}
+
+/* After it: the region (or, without a terminal, the prompt) again, below what was said. */
+static void say_end(Wait *w) {
+        if (w->show) {
+                draw_region(w->prompt);
+                w->drawn = true;
+                update_status(w->started, w->tick, w->timeout);
+        } else if (w->prompt) {
+                fprintf(stderr, "  or type a response code from the helpdesk: ");
+                fflush(stderr);
+        }
+}
+
 /* Handles one message during the wait; returns 1 when the wait is over (*ret holds the
- * final message), 0 to keep waiting. */
-static int on_message(const ProtoMsg *m, const char *ticket, ProtoMsg *ret, ProtoMsg *keep) {
+ * final message, and the region is off the screen), 0 to keep waiting. */
+static int on_message(Wait *w, const ProtoMsg *m, ProtoMsg *ret, ProtoMsg *keep) {
         if (m->type == PROTO_EVENT) {
                 if (streq_ptr(m->event, "approved")) {
                         char dur[DURATION_MAX] = "";
                         if (m->has_ttl)
                                 duration_format(dur, sizeof(dur), (uint64_t) m->ttl);
-                        fprintf(stderr, "\nelevate: approved by %s%s%s%s%s — starting\n", m->approver ?: "?",
+                        say_begin(w);
+                        fprintf(stderr, "elevate: approved by %s%s%s%s%s — starting\n", m->approver ?: "?",
                                 *dur ? " for " : "", dur, m->comment ? ": " : "", m->comment ?: "");
                         fflush(stderr);
+                        w->show = w->prompt = false; /* nothing more is drawn */
                 } else if (streq_ptr(m->event, "code-rejected")) {
+                        say_begin(w);
                         fprintf(stderr, "elevate: %s\n", m->message ?: "the code was not accepted");
-                        redraw(isatty(STDIN_FILENO));
+                        say_end(w);
                 }
                 return 0;
         }
@@ -125,6 +188,8 @@ static int on_message(const ProtoMsg *m, const char *ticket, ProtoMsg *ret, Prot
                 *keep = *m;
                 return 0;
         }
+        say_begin(w);
+        fflush(stderr);
         *ret = *m;
         return 1;
 }
@@ -133,11 +198,12 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                       void *userdata, ProtoMsg *ret) {
         _cleanup_close_ int sfd = -EBADF;
         _cleanup_free_ char *ticket = strdup(decision->ticket ?: decision->request);
-        bool prompt = isatty(STDIN_FILENO), show = fancy();
-        uint64_t started = now_usec(CLOCK_MONOTONIC);
-        int64_t timeout = decision->has_timeout ? decision->timeout : 0;
-        unsigned tick = 0;
-        bool approved = false;
+        Wait w = {
+                .show = fancy(),
+                .prompt = isatty(STDIN_FILENO),
+                .started = now_usec(CLOCK_MONOTONIC),
+                .timeout = decision->has_timeout ? decision->timeout : 0,
+        };
         sigset_t old;
         int r = 0;
 
@@ -146,26 +212,29 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
         sfd = setup_signals(&old);
         if (sfd < 0)
                 return sfd;
-        print_header(decision, program, prompt);
-        if (show)
-                update_status(started, tick, timeout);
+        print_header(decision, program, w.prompt);
+        if (w.show) {
+                w.drawn = true;
+                update_status(w.started, w.tick, w.timeout);
+        }
 
         for (;;) {
                 struct pollfd p[3] = {
                         { .fd = *sock, .events = POLLIN },
                         { .fd = sfd, .events = POLLIN },
-                        { .fd = prompt ? STDIN_FILENO : -1, .events = POLLIN },
+                        { .fd = w.prompt ? STDIN_FILENO : -1, .events = POLLIN },
                 };
-                int n = poll(p, ELEMENTSOF(p), show ? 250 : -1);
+                int n = poll(p, ELEMENTSOF(p), w.show ? 250 : -1);
 
                 if (n < 0 && errno != EINTR) {
                         r = negative_errno();
                         break;
                 }
-                if (show && !approved)
-                        update_status(started, ++tick, timeout);
+                if (w.show && w.drawn && !w.after_enter)
+                        update_status(w.started, ++w.tick, w.timeout);
                 if (p[1].revents & POLLIN) {
-                        fprintf(stderr, "\nelevate: stopped waiting; request %s stays open (elevate --status; "
+                        say_begin(&w);
+                        fprintf(stderr, "elevate: stopped waiting; request %s stays open (elevate --status; "
                                         "elevate --cancel %s withdraws it).\n",
                                 ticket, ticket);
                         r = -EINTR;
@@ -174,10 +243,13 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                 if (p[2].revents & (POLLIN | POLLHUP)) {
                         char line[256];
                         if (fgets(line, sizeof(line), stdin)) {
+                                w.after_enter = true;
+                                say_begin(&w);
                                 if (send_code(*sock, ticket, line) < 0)
                                         p[0].revents |= POLLHUP;
+                                say_end(&w);
                         } else
-                                prompt = false;
+                                w.prompt = false;
                 }
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ProtoMsg m = {}, keep = {};
@@ -188,29 +260,32 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                                 continue;
                         if (r < 0) {
                                 /* the agent went away: come back when it does, same fds */
-                                fprintf(stderr, "\nelevate: lost the agent; reconnecting to continue request %s…\n",
+                                say_begin(&w);
+                                fprintf(stderr, "elevate: lost the agent; reconnecting to continue request %s…\n",
                                         ticket);
+                                fflush(stderr);
                                 r = reconnect(sock, userdata, &m);
                                 if (r < 0) {
                                         fprintf(stderr, "elevate: could not reconnect (%s); request %s stays open.\n",
                                                 strerror(-r), ticket);
                                         break;
                                 }
+                                if (!(m.type == PROTO_DECISION && streq_ptr(m.decision, "approve")))
+                                        say_end(&w); /* on_message takes it off again */
                         }
-                        if (m.type == PROTO_EVENT && streq_ptr(m.event, "approved"))
-                                approved = true; /* the status line stays as it is now */
-                        r = on_message(&m, ticket, ret, &keep);
+                        r = on_message(&w, &m, ret, &keep);
                         if (r == 1) {
                                 r = 0;
                                 break;
                         }
                         if (keep.type == PROTO_DECISION) {
                                 if (keep.has_timeout) {
-                                        timeout = keep.timeout;
-                                        started = now_usec(CLOCK_MONOTONIC);
+                                        w.timeout = keep.timeout;
+                                        w.started = now_usec(CLOCK_MONOTONIC);
                                 }
+                                say_begin(&w);
                                 fprintf(stderr, "elevate: reconnected; request %s is still pending\n", ticket);
-                                redraw(prompt);
+                                say_end(&w);
                         }
                         proto_msg_done(&m);
                 }

@@ -31,6 +31,7 @@ const char *arg_socket;
 static const char *arg_reason;
 static const char *arg_user;
 static bool arg_list;
+static bool arg_non_interactive;
 static bool arg_json;
 static enum { MODE_EXEC, MODE_LIST, MODE_STATUS, MODE_CANCEL, MODE_FORGET, MODE_RESPOND } arg_mode = MODE_EXEC;
 static const char *arg_id;
@@ -52,6 +53,9 @@ static void help(void) {
                "      --respond ID CODE\n"
                "                       approve request ID with a response code the helpdesk read to you\n"
                "  -u, --user USER      run as USER instead of the rule's default (root)\n"
+               "  -n, --non-interactive\n"
+               "                       never wait or ask: if a rule needs an approval (or a reason),\n"
+               "                       exit at once with status 122 instead of filing the request\n"
                "      --reason TEXT    why you need it (shown to approvers, kept in the audit log)\n"
                "      --socket PATH    the agent's socket (default $ELEVATE_SOCKET or %s)\n"
                "  -h, --help           show this help\n"
@@ -68,7 +72,7 @@ static void help(void) {
                "\n"
                "Exit status: the program's own; 128+N if it was killed by signal N; 126 if the request\n"
                "was denied or is not permitted; 127 if PROGRAM was not found; 125 if the agent could not\n"
-               "be reached or did not answer properly.\n",
+               "be reached or did not answer properly; 122 with -n when a rule would ask for approval.\n",
                ELEVATE_SOCKET_PATH, CLIENT_MAX_FILE_ARGS);
 }
 
@@ -77,6 +81,7 @@ static int parse_argv(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "list", no_argument, NULL, 'l' },
                 { "user", required_argument, NULL, 'u' },
+                { "non-interactive", no_argument, NULL, 'n' },
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "help", no_argument, NULL, 'h' },
@@ -91,7 +96,7 @@ static int parse_argv(int argc, char *argv[]) {
         int c;
 
         /* "+": options end at PROGRAM; its own options belong to it */
-        while ((c = getopt_long(argc, argv, "+lu:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+lu:nh", options, NULL)) >= 0)
                 switch (c) {
                 case 'l':
                         arg_list = true;
@@ -116,6 +121,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'u':
                         arg_user = optarg;
+                        break;
+                case 'n':
+                        arg_non_interactive = true;
                         break;
                 case ARG_REASON:
                         if (strlen(optarg) > PROTO_MAX_REASON) {
@@ -200,6 +208,8 @@ int explain_send_failure(int sock, int r) {
 static int exit_for_error(const char *code) {
         if (streq(code, "not-found"))
                 return EXIT_NOT_FOUND;
+        if (streq(code, "needs-approval"))
+                return EXIT_WOULD_ASK;
         if (streq(code, "denied") || streq(code, "not-permitted") || streq(code, "audit-failed") ||
             streq(code, "busy") || streq(code, "timeout"))
                 return EXIT_NOT_PERMITTED;
@@ -308,6 +318,8 @@ static json_t *build_exec(int argc, char **argv, const unsigned *positions, size
         json_object_set_new(m, "args", TAKE_PTR(args));
         if (arg_user)
                 json_object_set_new(m, "run_as", json_string(arg_user));
+        if (arg_non_interactive)
+                json_object_set_new(m, "non_interactive", json_true());
         /* The agent builds the program's environment from an allowlist; we send what could
          * be on it (well-formed names, bounded sizes) and it picks. */
         for (char **e = environ; e && *e && n_env < PROTO_MAX_ENV; e++) {
@@ -562,6 +574,13 @@ static int converse(ExecCtx *x, int *sock) {
                         }
                         if (!streq(m.decision, "approve"))
                                 break;
+                        if (m.needs_reason && arg_non_interactive) {
+                                fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver, and -n means not "
+                                                "to ask for one; give it with --reason TEXT.\n",
+                                        m.rule ?: "?");
+                                proto_msg_done(&m);
+                                return EXIT_WOULD_ASK;
+                        }
                         if (m.needs_reason) {
                                 relay_unblock_signals(); /* Ctrl-C at the prompt just ends us */
                                 r = ask_reason(x, &m);

@@ -16,6 +16,7 @@
 #define EXIT_NOT_PERMITTED 126
 #define EXIT_NOT_FOUND 127
 #define EXIT_AGENT 125
+#define EXIT_WOULD_ASK 122 /* -n, and a rule would ask for approval */
 
 #define CLIENT_MAX_FILE_ARGS PROTO_MAX_FILE_ARGS
 
