@@ -26,18 +26,22 @@ static bool fancy(void) {
 }
 
 static void print_header(const ProtoMsg *m, const char *program, bool prompt) {
+        _cleanup_free_ char *prog = shown(program), *rule = shown(m->rule), *ticket = shown(m->ticket ?: m->request),
+                            *challenge = shown(m->challenge);
         char dur[DURATION_MAX];
 
-        fprintf(stderr, "elevate: %s needs approval", program);
+        fprintf(stderr, "elevate: %s needs approval", prog ?: "?");
         if (m->n_approvers > 0) {
                 fprintf(stderr, " by");
-                for (size_t i = 0; i < m->n_approvers; i++)
-                        fprintf(stderr, "%s %s", i ? "," : "", m->approvers[i]);
+                for (size_t i = 0; i < m->n_approvers; i++) {
+                        _cleanup_free_ char *a = shown(m->approvers[i]);
+                        fprintf(stderr, "%s %s", i ? "," : "", a ?: "?");
+                }
         }
-        fprintf(stderr, " (rule \"%s\").\n", m->rule ?: "?");
-        fprintf(stderr, "  request  %s", m->ticket ?: m->request);
-        if (m->challenge)
-                fprintf(stderr, "        challenge  %s", m->challenge);
+        fprintf(stderr, " (rule \"%s\").\n", rule ?: "?");
+        fprintf(stderr, "  request  %s", ticket ?: "?");
+        if (challenge)
+                fprintf(stderr, "        challenge  %s", challenge);
         fprintf(stderr, "\n");
         fprintf(stderr, "  waiting for approval%s (Ctrl-C stops waiting; the request stays open: elevate --status)\n",
                 m->has_timeout ? "" : "…");
@@ -108,14 +112,16 @@ static int setup_signals(sigset_t *old) {
 static int on_message(const ProtoMsg *m, const char *ticket, ProtoMsg *ret, ProtoMsg *keep) {
         if (m->type == PROTO_EVENT) {
                 if (streq_ptr(m->event, "approved")) {
+                        _cleanup_free_ char *by = shown(m->approver), *comment = shown(m->comment);
                         char dur[DURATION_MAX] = "";
                         if (m->has_ttl)
                                 duration_format(dur, sizeof(dur), (uint64_t) m->ttl);
-                        fprintf(stderr, "\nelevate: approved by %s%s%s%s%s — starting\n", m->approver ?: "?",
-                                *dur ? " for " : "", dur, m->comment ? ": " : "", m->comment ?: "");
+                        fprintf(stderr, "\nelevate: approved by %s%s%s%s%s — starting\n", by ?: "?",
+                                *dur ? " for " : "", dur, comment ? ": " : "", comment ?: "");
                         fflush(stderr);
                 } else if (streq_ptr(m->event, "code-rejected")) {
-                        fprintf(stderr, "elevate: %s\n", m->message ?: "the code was not accepted");
+                        _cleanup_free_ char *msg = shown(m->message);
+                        fprintf(stderr, "elevate: %s\n", msg ?: "the code was not accepted");
                         redraw(isatty(STDIN_FILENO));
                 }
                 return 0;
