@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 
+#include "agent-journal.h"
 #include "agent-log.h"
 #include "agent-approval.h"
 #include "util.h"
@@ -111,6 +112,7 @@ int agent_policy_load(Agent *a, bool initial) {
         }
         agent_policy_unref(a->policy);
         a->policy = ref;
+        journal_set_argv(policy_settings(ref->policy)->journal_argv);
         if (!initial) {
                 /* a rule that went away, or no longer asks for approval, takes its grants
                  * and pending requests with it */
