@@ -187,6 +187,21 @@ def test_large_requests_do_not_break_the_lists():
         check_after(a)
 
 
+def test_long_rule_does_not_break_elevate_l():
+    """A rule whose argument patterns add up to more than one string of the protocol: its
+    summary is cut (and marked) instead of `elevate -l` failing for every user it applies to."""
+    prog = echo_program()
+    patterns = ["--opt%02d=%s" % (i, "x" * 300) for i in range(20)]
+    rules = [{"id": "disp-long", "match": {"path": prog, "args": patterns}, "action": "allow"}]
+    with agent_with(disp_policy(rules)) as a:
+        for who in (ALICE, BOB):
+            r = a.elevate(who, ["-l"], timeout=60)
+            check_eq(r.rc, 0, "elevate -l answers %s" % who, r)
+            check_in("disp-long", r.out, "the long rule is listed", r.out[:1000])
+            check_in("sec-id", r.out, "and so is the rule after it", r.out[-1000:])
+        check_after(a)
+
+
 # ---------------------------------------------------------------------------------------
 # Issue 14 item 4: text from other people reaches the requester's terminal escaped
 
