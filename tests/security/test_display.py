@@ -217,6 +217,7 @@ def test_approver_comment_reaches_the_requester_escaped():
         check_in("approved by", r.err, "the requester is told who approved", r)
         check_escaped(r.err, "the approval comment (pipe)")
         check_escaped(r.err + r.out, "everything the client printed (pipe)")
+        check_after(a)
 
 
 def test_deny_comment_reaches_the_requester_escaped():
@@ -229,6 +230,7 @@ def test_deny_comment_reaches_the_requester_escaped():
         check_eq(r.rc, 126, "the denied request ran nothing", r)
         check_in("denied by", r.err, "the requester is told who denied", r)
         check_escaped(r.err, "the denial message (pipe)")
+        check_after(a)
 
 
 def test_comments_on_a_terminal_are_escaped():
@@ -247,6 +249,7 @@ def test_comments_on_a_terminal_are_escaped():
             # the terminal turns "\n" into "\r\n"; a lone CR is one not followed by "\n"
             out = r.out.replace("\r\n", "\n")
             check_escaped(out, "the %s comment on a terminal" % decision)
+        check_after(a)
 
 
 def test_policy_and_agent_text_reach_the_requester_escaped():
@@ -276,6 +279,7 @@ def test_policy_and_agent_text_reach_the_requester_escaped():
             check(raw not in r.out, "--status shows nothing raw", repr(r.out))
         ctl_ok(a, ["deny", ticket, "--comment", "no"], as_user=CAROL)
         check_eq(b.finish(60).rc, 126, "denied")
+        check_after(a)
 
 
 # ---------------------------------------------------------------------------------------

@@ -493,7 +493,7 @@ START_TEST(test_journal_argv) {
                               "args", "--password", "hunter2", "program", "path", "/usr/bin/tac", "sha256", "ab",
                               "file_args", "position", 1, "path", "/home/u/secret.txt", "sha256", "cd", "inner",
                               "args", "nested-secret");
-        json_t *j;
+        json_t *j, *e;
         char *text;
 
         ck_assert_ptr_nonnull(d);
@@ -511,9 +511,11 @@ START_TEST(test_journal_argv) {
         /* the record itself still has everything */
         ck_assert_uint_eq(json_array_size(json_object_get(d, "args")), 2);
 
-        j = journal_data(json_object());
+        e = json_object();
+        j = journal_data(e);
         ck_assert_ptr_null(json_object_get(j, "argv_omitted")); /* nothing left out, nothing said */
         json_decref(j);
+        json_decref(e);
 
         journal_set_argv(true);
         j = journal_data(d);
