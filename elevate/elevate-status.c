@@ -146,10 +146,9 @@ int do_status(bool json) {
 }
 
 static int simple(json_t *req) {
+        _cleanup_free_ char *msg = NULL;
         ProtoMsg m = {};
         int r;
-
-        _cleanup_free_ char *msg = NULL;
 
         r = call(req, &m);
         if (r > 0)
