@@ -28,6 +28,10 @@
 #define PENDING_MAX_PER_UID 8
 #define PENDING_MAX 1024
 #define GRANT_ID_LEN 16
+/* Bytes one pending request may take in the listing (compact JSON). A page of the listing
+ * is one message: this leaves room for the page around it and, once approved, for its
+ * grant's approver and comment (PROTO_MAX_REASON, escaped). */
+#define PENDING_SHOWN_MAX (PROTO_MAX_MESSAGE - 8192)
 
 typedef enum PendingState {
         PENDING_WAITING,

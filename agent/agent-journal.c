@@ -10,15 +10,21 @@
  *    escape_display() and is shortened, so a hostile argv cannot forge log lines or
  *    terminal sequences. ELEVATE_* fields are sent as binary-safe journal fields.
  *  - Failure to reach the journal is not an error anywhere: the database is the record.
+ *  - Unless the policy says "journal_argv": true, no argument vector reaches the journal:
+ *    on Debian the groups adm and systemd-journal read it, and they are not operators.
+ *    What is taken out ("args", "program_name", the paths of file arguments) stays in
+ *    the audit database, which only root reads.
  */
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 
 #include "agent-journal.h"
+#include "proto.h"
 #include "util.h"
 
 #define SUMMARY_VALUE_MAX 256 /* input bytes of one value shown in MESSAGE= */
@@ -73,6 +79,54 @@ static const JournalEventType *event_type(const char *event) {
                         if (streq(event_types[i].event, event))
                                 return &event_types[i];
         return &generic_type;
+}
+
+/* Set from the policy on the event loop, read by the audit writer after its commits. */
+static atomic_bool journal_argv;
+
+void journal_set_argv(bool on) {
+        atomic_store(&journal_argv, on);
+}
+
+/* Takes what a user typed on the command line out of v, at any depth: "args" and
+ * "program_name" (argv[0] as typed), and the path of each file argument. True if
+ * anything was taken. */
+static bool strip_argv(json_t *v) {
+        bool any = false;
+        const char *key;
+        json_t *e, *f;
+        void *tmp;
+        size_t i;
+
+        if (json_is_array(v)) {
+                json_array_foreach(v, i, e) any |= strip_argv(e);
+                return any;
+        }
+        if (!json_is_object(v))
+                return false;
+        json_object_foreach_safe(v, tmp, key, e) {
+                if (streq(key, "args") || streq(key, "program_name")) {
+                        json_object_del(v, key);
+                        any = true;
+                } else if (streq(key, "file_args") && json_is_array(e)) {
+                        json_array_foreach(e, i, f) any |= json_object_del(f, "path") == 0;
+                } else
+                        any |= strip_argv(e);
+        }
+        return any;
+}
+
+json_t *journal_data(json_t *data) {
+        json_t *copy;
+
+        if (!json_is_object(data))
+                return json_incref(data);
+        if (atomic_load(&journal_argv))
+                return json_incref(data);
+        copy = json_deep_copy(data);
+        if (copy && strip_argv(copy))
+                json_object_set_new(copy, "argv_omitted", json_true());
+        return copy;
 }
 
 const char *journal_message_id(const char *event) {
@@ -150,8 +204,9 @@ char *journal_summary(const char *event, const char *request, int64_t uid, json_
         return buf;
 }
 
-int journal_send(int64_t seq, const char *event, const char *request, int64_t uid, json_t *data) {
+int journal_send(int64_t seq, const char *event, const char *request, int64_t uid, json_t *all) {
         const JournalEventType *t = event_type(event);
+        _cleanup_json_ json_t *data = journal_data(all);
         _cleanup_free_ char *summary = NULL, *message = NULL, *f_id = NULL, *f_prio = NULL, *f_event = NULL,
                             *f_request = NULL, *f_uid = NULL, *f_rule = NULL, *f_seq = NULL, *f_data = NULL,
                             *text = NULL;

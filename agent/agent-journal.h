@@ -12,11 +12,21 @@
  */
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
 
 #define JOURNAL_MESSAGE_ID_LEN 32
+
+/* Whether audit rows' argv ("args", "program_name", file argument paths) go into the
+ * journal copy: the policy's "journal_argv" setting, false until the policy says so. */
+void journal_set_argv(bool on);
+
+/* What of an event's data goes to the journal: data itself (a new reference) with
+ * journal_argv on, else a copy without argv and with "argv_omitted": true if anything
+ * was left out. NULL on OOM or for NULL. */
+json_t *journal_data(json_t *data);
 
 /* The fixed 128-bit MESSAGE_ID (32 lower-case hex digits) of an event type; unknown
  * events share one generic id. Never NULL. */

@@ -78,19 +78,170 @@ static int reply_ok(Conn *c, const char *message) {
         return 0;
 }
 
-static int send_list(Conn *c, ProtoType type, json_t *pending, json_t *grants) {
-        json_t *m = proto_new(type);
+/*
+ * Lists of pending requests and grants are replied in pages: one message each, holding
+ * whole entries in the order of their ids, up to what a message may carry; a page that
+ * is not the last names its last id in "next", and the client asks again with "after".
+ * Every entry is checked as the receiver will check it before it goes in: one that would
+ * be refused (or cannot fit a page on its own) is replaced by a placeholder that says
+ * so, and logged. So no entry, whatever a user put into it, costs anybody the reply.
+ */
+#define PAGE_ROOM (PROTO_MAX_MESSAGE - 512) /* the envelope and "next" fit in the rest */
 
-        if (!m)
+typedef struct Page {
+        json_t *msg;
+        ProtoType type;
+        size_t size;      /* encoded bytes of the entries so far */
+        size_t n;
+        const char *last; /* id of the last entry added */
+} Page;
+
+typedef json_t *(*PlaceholderFn)(const void *obj, const char *why);
+
+static int page_start(Page *pg, ProtoType type) {
+        *pg = (Page){ .type = type, .msg = proto_new(type) };
+        if (!pg->msg)
                 return -ENOMEM;
-        if (pending)
-                json_object_set(m, "pending", pending);
-        if (grants)
-                json_object_set(m, "grants", grants);
-        (void) conn_send(c, m, NULL, 0);
-        json_decref(m);
-        conn_close(c);
+        if (type != PROTO_GRANTS_LIST)
+                json_object_set_new(pg->msg, "pending", json_array());
+        if (type != PROTO_PENDING_LIST)
+                json_object_set_new(pg->msg, "grants", json_array());
         return 0;
+}
+
+/* A checked entry for obj: its own, or the placeholder. NULL if neither can be sent. */
+static json_t *page_entry(const Page *pg, const char *field, const void *obj, const char *id, json_t *(*build)(const void *),
+                          PlaceholderFn placeholder) {
+        json_t *e = build(obj);
+        ProtoError err = {};
+        char why[300];
+
+        if (!e)
+                snprintf(why, sizeof(why), "out of memory");
+        else if (proto_validate_element(pg->type, field, e, &err) < 0)
+                snprintf(why, sizeof(why), "%s", err.message);
+        else if (json_dumpb(e, NULL, 0, JSON_COMPACT) + 1 > PAGE_ROOM)
+                snprintf(why, sizeof(why), "it is larger than one message");
+        else
+                return e;
+        json_decref(e);
+        log_warning("Listing %s: entry %s cannot be sent (%s); a placeholder is shown instead", field, id, why);
+        e = placeholder(obj, why);
+        if (e && proto_validate_element(pg->type, field, e, &err) >= 0)
+                return e;
+        log_error("Listing %s: entry %s left out, not even its placeholder can be sent (%s)", field, id,
+                  err.message);
+        json_decref(e);
+        return NULL;
+}
+
+/* Adds one entry; 0 if the page is full (the entry belongs to the next page), 1 if added
+ * or left out. */
+static int page_add(Page *pg, const char *field, const void *obj, const char *id, json_t *(*build)(const void *),
+                    PlaceholderFn placeholder) {
+        json_t *e = page_entry(pg, field, obj, id, build, placeholder);
+        size_t n;
+
+        if (!e)
+                return 1;
+        n = json_dumpb(e, NULL, 0, JSON_COMPACT) + 1;
+        if (pg->n > 0 && (pg->size + n > PAGE_ROOM || pg->n >= PROTO_MAX_LIST)) {
+                json_decref(e);
+                return 0;
+        }
+        json_array_append_new(json_object_get(pg->msg, field), e);
+        pg->size += n;
+        pg->n++;
+        pg->last = id;
+        return 1;
+}
+
+static void page_send(Conn *c, Page *pg, bool more) {
+        if (more && pg->last)
+                json_object_set_new(pg->msg, "next", json_string(pg->last));
+        (void) conn_send(c, pg->msg, NULL, 0);
+        json_decref(pg->msg);
+        pg->msg = NULL;
+        conn_close(c);
+}
+
+static json_t *pending_build(const void *obj) {
+        return pending_json(obj);
+}
+
+static json_t *pending_placeholder(const void *obj, const char *why) {
+        const Pending *p = obj;
+        _cleanup_free_ char *note = strdup_printf("this request cannot be shown (%s); the agent's log and "
+                                                  "`elevatectl audit` have it; deny it, or approve nothing you "
+                                                  "have not seen",
+                                                  why);
+
+        return json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:s,s:s,s:I,s:b,s:[s]}", "id", p->id, "ticket", p->ticket,
+                         "state", pending_state_name(p->state), "uid", (json_int_t) p->uid, "sha256", p->sha256,
+                         "args", "rule", p->rule, "run_as", p->run_as, "age", (json_int_t) 0, "program_verified",
+                         false, "notes", note ?: "this request cannot be shown");
+}
+
+static json_t *grant_build(const void *obj) {
+        return grant_json(obj);
+}
+
+static json_t *grant_placeholder(const void *obj, const char *why) {
+        const Grant *g = obj;
+        _cleanup_free_ char *note = strdup_printf("this grant cannot be shown (%s); see the agent's log", why);
+
+        return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:[s]}", "id", g->id, "uid", (json_int_t) g->uid,
+                         "rule", g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
+                         streq(g->scope, "binary") ? "binary" : "command", "session", "", "approver", "",
+                         "expires_in", (json_int_t) 0, "notes", note ?: "this grant cannot be shown");
+}
+
+static int cmp_pending(const void *a, const void *b) {
+        return strcmp((*(Pending *const *) a)->id, (*(Pending *const *) b)->id);
+}
+
+static int cmp_grant(const void *a, const void *b) {
+        return strcmp((*(Grant *const *) a)->id, (*(Grant *const *) b)->id);
+}
+
+typedef bool (*PendingFilter)(Conn *c, const Pending *p);
+typedef bool (*GrantFilter)(Conn *c, const Grant *g);
+
+/* Adds the pending requests that pass `want` with an id after `after`, in id order.
+ * 0 if the page filled up before the end. */
+static int page_pendings(Conn *c, Page *pg, const char *after, PendingFilter want) {
+        _cleanup_free_ Pending **v = calloc(MAX(c->agent->n_pendings, (size_t) 1), sizeof(Pending *));
+        size_t n = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (Pending *p = c->agent->pendings; p && n < c->agent->n_pendings; p = p->next)
+                if (p->state == PENDING_WAITING && want(c, p) && (!after || strcmp(p->id, after) > 0))
+                        v[n++] = p;
+        qsort(v, n, sizeof(*v), cmp_pending);
+        for (size_t i = 0; i < n; i++)
+                if (page_add(pg, "pending", v[i], v[i]->id, pending_build, pending_placeholder) == 0)
+                        return 0;
+        return 1;
+}
+
+static int page_grants(Conn *c, Page *pg, const char *after, GrantFilter want) {
+        _cleanup_free_ Grant **v = NULL;
+        size_t n = 0, max = 0;
+
+        for (Grant *g = c->agent->grants; g; g = g->next)
+                max++;
+        v = calloc(MAX(max, (size_t) 1), sizeof(Grant *));
+        if (!v)
+                return -ENOMEM;
+        for (Grant *g = c->agent->grants; g && n < max; g = g->next)
+                if (g->live && want(c, g) && (!after || strcmp(g->id, after) > 0))
+                        v[n++] = g;
+        qsort(v, n, sizeof(*v), cmp_grant);
+        for (size_t i = 0; i < n; i++)
+                if (page_add(pg, "grants", v[i], v[i]->id, grant_build, grant_placeholder) == 0)
+                        return 0;
+        return 1;
 }
 
 static Pending *find_or_fail(Conn *c, const char *ref) {
@@ -103,16 +254,23 @@ static Pending *find_or_fail(Conn *c, const char *ref) {
         return p;
 }
 
-int ops_pending(Conn *c, ProtoMsg *m) {
-        json_t *list = json_array();
+static bool pending_for_approver(Conn *c, const Pending *p) {
+        return may_approve(c->agent, &c->peer, p->rule);
+}
 
-        if (!list)
-                return -ENOMEM;
-        for (Pending *p = c->agent->pendings; p; p = p->next)
-                if (p->state == PENDING_WAITING && may_approve(c->agent, &c->peer, p->rule))
-                        json_array_append_new(list, pending_json(p));
-        send_list(c, PROTO_PENDING_LIST, list, NULL);
-        json_decref(list);
+int ops_pending(Conn *c, ProtoMsg *m) {
+        Page pg;
+        int k;
+
+        k = page_start(&pg, PROTO_PENDING_LIST);
+        if (k < 0)
+                return k;
+        k = page_pendings(c, &pg, m->after, pending_for_approver);
+        if (k < 0) {
+                json_decref(pg.msg);
+                return k;
+        }
+        page_send(c, &pg, k == 0);
         return 0;
 }
 
@@ -148,16 +306,23 @@ int ops_approve(Conn *c, ProtoMsg *m, bool approve) {
         return 0; /* answered once the decision is durable */
 }
 
-int ops_grants(Conn *c, ProtoMsg *m) {
-        json_t *list = json_array();
+static bool grant_for_manager(Conn *c, const Grant *g) {
+        return may_manage_grant(c->agent, &c->peer, g);
+}
 
-        if (!list)
-                return -ENOMEM;
-        for (Grant *g = c->agent->grants; g; g = g->next)
-                if (g->live && may_manage_grant(c->agent, &c->peer, g))
-                        json_array_append_new(list, grant_json(g));
-        send_list(c, PROTO_GRANTS_LIST, NULL, list);
-        json_decref(list);
+int ops_grants(Conn *c, ProtoMsg *m) {
+        Page pg;
+        int k;
+
+        k = page_start(&pg, PROTO_GRANTS_LIST);
+        if (k < 0)
+                return k;
+        k = page_grants(c, &pg, m->after, grant_for_manager);
+        if (k < 0) {
+                json_decref(pg.msg);
+                return k;
+        }
+        page_send(c, &pg, k == 0);
         return 0;
 }
 
@@ -175,23 +340,32 @@ int ops_revoke(Conn *c, ProtoMsg *m) {
         return reply_ok(c, msg);
 }
 
-int ops_status(Conn *c, ProtoMsg *m) {
-        json_t *pending = json_array(), *grants = json_array();
+static bool pending_mine(Conn *c, const Pending *p) {
+        return p->uid == c->peer.uid;
+}
 
-        if (!pending || !grants) {
-                json_decref(pending);
-                json_decref(grants);
+static bool grant_mine(Conn *c, const Grant *g) {
+        return g->uid == c->peer.uid;
+}
+
+/* The requester's pending requests, then his grants. Grant ids start with "g-" and
+ * request ids are hex, so "after" says by itself which of the two lists it is in. */
+int ops_status(Conn *c, ProtoMsg *m) {
+        bool in_grants = m->after && strncmp(m->after, "g-", 2) == 0;
+        Page pg;
+        int k = 1;
+
+        if (page_start(&pg, PROTO_STATUS_RESULT) < 0)
                 return -ENOMEM;
+        if (!in_grants)
+                k = page_pendings(c, &pg, m->after, pending_mine);
+        if (k > 0)
+                k = page_grants(c, &pg, in_grants ? m->after : NULL, grant_mine);
+        if (k < 0) {
+                json_decref(pg.msg);
+                return k;
         }
-        for (Pending *p = c->agent->pendings; p; p = p->next)
-                if (p->uid == c->peer.uid && p->state == PENDING_WAITING)
-                        json_array_append_new(pending, pending_json(p));
-        for (Grant *g = c->agent->grants; g; g = g->next)
-                if (g->live && g->uid == c->peer.uid)
-                        json_array_append_new(grants, grant_json(g));
-        send_list(c, PROTO_STATUS_RESULT, pending, grants);
-        json_decref(pending);
-        json_decref(grants);
+        page_send(c, &pg, k == 0);
         return 0;
 }
 

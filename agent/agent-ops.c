@@ -62,6 +62,15 @@ static json_t *rule_json(const PolicyRule *r, const PolicySettings *set) {
         _cleanup_free_ char *summary = policy_rule_summary(r);
         json_t *o, *apps = NULL;
 
+        /* a rule with many long argument patterns: its summary is cut (on a character
+         * boundary, marked), so the reply never carries a field its receiver refuses */
+        if (summary && strlen(summary) > PROTO_MAX_STRING) {
+                size_t k = PROTO_MAX_STRING - 4;
+                while (k > 0 && ((unsigned char) summary[k] & 0xc0) == 0x80)
+                        k--;
+                memcpy(summary + k, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+        }
+
         o = json_pack("{s:s,s:s,s:s,s:s}", "id", r->id, "action", policy_action_to_string(r->action), "summary",
                       summary ?: "", "run_as", r->run_as ?: "root");
         if (!o)
@@ -115,10 +124,24 @@ int ops_list(Conn *c, ProtoMsg *m) {
         }
         for (size_t i = 0; i < n && i < PROTO_MAX_LIST; i++) {
                 json_t *o = rule_json(rules[i], set);
+                ProtoError err;
                 char *s;
 
                 if (!o)
                         continue;
+                /* one rule that would be refused must not cost the user the whole list */
+                if (proto_validate_element(PROTO_RULES, "rules", o, &err) < 0) {
+                        log_warning("Rule \"%s\" cannot be listed (%s); shown without details", rules[i]->id,
+                                    err.message);
+                        json_decref(o);
+                        o = json_pack("{s:s,s:s,s:s}", "id", rules[i]->id, "action",
+                                      policy_action_to_string(rules[i]->action), "summary",
+                                      "(this rule cannot be shown here; the policy file has it)");
+                        if (!o || proto_validate_element(PROTO_RULES, "rules", o, &err) < 0) {
+                                json_decref(o);
+                                continue;
+                        }
+                }
                 s = json_dumps(o, JSON_COMPACT);
                 size += s ? strlen(s) + 1 : 0;
                 free(s);

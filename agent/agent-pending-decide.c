@@ -204,7 +204,9 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
 static void on_closed(int result, void *userdata) {
         ConnOp *op = userdata;
         Pending *p = op->p;
-        char msg[512];
+        /* room for the whole comment: a cut could split a character, and a message that
+         * is not UTF-8 would be dropped from the denial the requester sees */
+        char msg[PROTO_MAX_REASON + 512];
 
         if (result < 0) {
                 p->state = op->from;

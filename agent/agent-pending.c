@@ -82,47 +82,110 @@ static const char *program_display(const Pending *p) {
                                                                ?: "(program)";
 }
 
-json_t *pending_json(const Pending *p) {
-        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_bt = now_usec(CLOCK_BOOTTIME);
-        json_t *o, *ctx = json_object_get(p->data, "context"), *anc = json_array(), *a;
+/* Adds `key` from `from` when it is a string of at most max bytes; anything else (null, a
+ * number, too long) is left out, so the entry stays one a receiver accepts. */
+static void put_string(json_t *o, const char *to, json_t *from, const char *key, size_t max) {
+        json_t *v = json_object_get(from, key);
+
+        if (json_is_string(v) && json_string_length(v) <= max)
+                json_object_set(o, to, v);
+}
+
+/* Adds an array of strings (each at most max bytes, at most max_count of them) from
+ * `from`; other elements are left out. */
+static void put_strings(json_t *o, const char *to, json_t *from, const char *key, size_t max, size_t max_count) {
+        json_t *v = json_object_get(from, key), *out, *e;
         size_t i;
 
-        o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:O,s:s,s:s,s:I,s:I,s:s}", "id", p->id, "ticket", p->ticket, "state",
-                      pending_states[p->state], "uid", (json_int_t) p->uid, "sha256", p->sha256, "args",
-                      json_object_get(p->data, "args"), "rule", p->rule, "run_as", p->run_as, "age",
-                      (json_int_t) (now_rt > p->created ? now_rt - p->created : 0), "expires_in",
-                      (json_int_t) (p->deadline > now_bt ? p->deadline - now_bt : 0), "scope",
-                      json_string_value(json_object_get(p->data, "scope")) ?: "command");
+        if (!json_is_array(v) || !(out = json_array()))
+                return;
+        json_array_foreach(v, i, e)
+                if (json_is_string(e) && json_string_length(e) <= max && json_array_size(out) < max_count)
+                        json_array_append(out, e);
+        json_object_set_new(o, to, out);
+}
+
+static void put_file_args(json_t *o, json_t *files) {
+        json_t *out = json_array(), *e;
+        size_t i;
+
+        if (!out)
+                return;
+        json_array_foreach(files, i, e) {
+                json_t *pos = json_object_get(e, "position"), *sha = json_object_get(e, "sha256"), *f;
+
+                if (!json_is_integer(pos) || json_integer_value(pos) < 1 || json_integer_value(pos) > PROTO_MAX_ARGS ||
+                    !json_is_string(sha) || json_string_length(sha) != SHA256_HEX_LEN - 1 ||
+                    json_array_size(out) >= PROTO_MAX_FILE_ARGS)
+                        continue;
+                f = json_pack("{s:O,s:O}", "position", pos, "sha256", sha);
+                if (f)
+                        put_string(f, "path", e, "path", PROTO_MAX_STRING);
+                json_array_append_new(out, f);
+        }
+        json_object_set_new(o, "file_args", out);
+}
+
+/*
+ * A pending request as approvers and its requester see it. Built so that the listing's
+ * outgoing check accepts it whatever the stored data holds (a request filed by an older
+ * agent, a file that has no verified path): a missing or odd value is left out, never
+ * sent as null. "program" is only ever the path the agent verified; without one,
+ * "program_verified" is false and a note says that the name is the user's.
+ */
+json_t *pending_json(const Pending *p) {
+        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_bt = now_usec(CLOCK_BOOTTIME);
+        json_t *o, *ctx = json_object_get(p->data, "context"), *anc = json_array(), *a, *notes, *args;
+        json_t *path = json_object_get(json_object_get(p->data, "program"), "path");
+        const char *scope = json_string_value(json_object_get(p->data, "scope"));
+        bool verified = json_is_string(path) && json_string_length(path) > 0 &&
+                        json_string_length(path) <= PROTO_MAX_STRING;
+        size_t i;
+
+        o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:s,s:s,s:I,s:I,s:s,s:b}", "id", p->id, "ticket", p->ticket, "state",
+                      pending_states[p->state], "uid", (json_int_t) p->uid, "sha256", p->sha256, "args", "rule",
+                      p->rule, "run_as", p->run_as, "age", (json_int_t) (now_rt > p->created ? now_rt - p->created : 0),
+                      "expires_in", (json_int_t) (p->deadline > now_bt ? p->deadline - now_bt : 0), "scope",
+                      streq_ptr(scope, "binary") ? "binary" : "command", "program_verified", verified);
         if (!o || !anc) {
                 json_decref(o);
                 json_decref(anc);
                 return NULL;
         }
+        args = json_object_get(o, "args");
+        json_array_foreach(json_object_get(p->data, "args"), i, a)
+                if (json_is_string(a) && json_array_size(args) < PROTO_MAX_ARGS)
+                        json_array_append(args, a);
         json_array_foreach(json_object_get(ctx, "ancestry"), i, a) {
                 char buf[128];
+                if (json_array_size(anc) >= 16)
+                        break;
                 snprintf(buf, sizeof(buf), "%s[%" JSON_INTEGER_FORMAT "]",
                          json_string_value(json_object_get(a, "comm")) ?: "?",
                          json_integer_value(json_object_get(a, "pid")));
-                json_array_append_new(anc, json_string(buf));
+                json_array_append_new(anc, json_string(buf) ?: json_string("?"));
         }
         json_object_set_new(o, "ancestry", anc);
-#define COPY(to, from, key)                                                                                \
-        do {                                                                                               \
-                json_t *_v = json_object_get(from, key);                                                   \
-                if (_v && !json_is_null(_v))                                                               \
-                        json_object_set(o, to, _v);                                                        \
-        } while (0)
-        COPY("user", p->data, "user");
-        COPY("program_name", p->data, "program_name");
-        COPY("file_args", p->data, "file_args");
-        COPY("notes", p->data, "notes");
-        COPY("reason", p->data, "reason");
-        COPY("approvers", p->data, "approvers");
-        COPY("tty", ctx, "tty");
-        COPY("session", ctx, "session");
-#undef COPY
-        if (json_object_get(json_object_get(p->data, "program"), "path"))
-                json_object_set(o, "program", json_object_get(json_object_get(p->data, "program"), "path"));
+        put_string(o, "user", p->data, "user", 256);
+        put_string(o, "program_name", p->data, "program_name", PROTO_MAX_STRING);
+        if (verified)
+                json_object_set(o, "program", path);
+        put_file_args(o, json_object_get(p->data, "file_args"));
+        put_strings(o, "notes", p->data, "notes", PROTO_MAX_STRING, 63);
+        notes = json_object_get(o, "notes");
+        if (!notes) {
+                notes = json_array();
+                json_object_set_new(o, "notes", notes);
+        }
+        if (!verified)
+                json_array_insert_new(notes, 0,
+                                      json_string("the program's path could not be verified (a deleted file, or "
+                                                  "not visible to the agent): its name is the one the user gave, "
+                                                  "not verified; only its sha256 identifies it"));
+        put_string(o, "reason", p->data, "reason", PROTO_MAX_REASON);
+        put_strings(o, "approvers", p->data, "approvers", PROTO_MAX_STRING, 64);
+        put_string(o, "tty", ctx, "tty", 256);
+        put_string(o, "session", ctx, "session", 256);
         if (p->challenge) {
                 char digest[7];
                 json_object_set_new(o, "challenge", json_string(p->challenge));
@@ -329,6 +392,31 @@ static json_t *pending_data(Request *r, const char *scope_kind) {
         return d;
 }
 
+/* A request is filed only if approvers can be shown all of it: its listing entry passes
+ * the receiver's check and fits one page of the listing with room to spare for its
+ * grant's comment later. Otherwise one user's request would make the listing fail for
+ * every approver, or show them less than they approve. */
+static bool pending_showable(const Pending *p, char *why, size_t len) {
+        _cleanup_json_ json_t *e = pending_json(p);
+        ProtoError err;
+        size_t n;
+
+        if (!e) {
+                snprintf(why, len, "out of memory");
+                return false;
+        }
+        if (proto_validate_element(PROTO_PENDING_LIST, "pending", e, &err) < 0) {
+                snprintf(why, len, "%s", err.message);
+                return false;
+        }
+        n = json_dumpb(e, NULL, 0, JSON_COMPACT);
+        if (n == 0 || n > PENDING_SHOWN_MAX) {
+                snprintf(why, len, "it takes %zu bytes to list, at most %d can be listed", n, PENDING_SHOWN_MAX);
+                return false;
+        }
+        return true;
+}
+
 static void on_pending_filed(int result, void *userdata) {
         Pending *p = userdata;
 
@@ -358,7 +446,7 @@ int pending_file(Request *r) {
         Agent *a = r->agent;
         const PolicySettings *set = policy_settings(r->policy->policy);
         bool binary = r->rule->grant_scope == POLICY_SCOPE_BINARY;
-        char scope[SHA256_HEX_LEN];
+        char scope[SHA256_HEX_LEN], why[300];
         Pending *p;
         int k;
 
@@ -423,6 +511,14 @@ int pending_file(Request *r) {
         if (k < 0) {
                 pending_free(p);
                 return k;
+        }
+        if (!pending_showable(p, why, sizeof(why))) {
+                pending_free(p);
+                request_refuse(r, "not-permitted", NULL,
+                               "this request cannot be shown to an approver in full (%s), and nobody approves what "
+                               "they cannot see; nothing was filed. Pass long data in a file instead",
+                               why);
+                return 0;
         }
         p->waiter = r;
         r->pending = p;

@@ -26,6 +26,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "agent-journal.h"
 #include "agent-log.h"
 #include "agent-approval.h"
 #include "util.h"
@@ -166,6 +167,7 @@ static int install(Agent *a, Policy **pp, PolicyOrigin origin, bool initial) {
         a->policy = ref;
         a->policy_origin = origin;
         a->policy_loaded = now_usec(CLOCK_REALTIME);
+        journal_set_argv(policy_settings(ref->policy)->journal_argv);
         if (!initial) {
                 /* a rule that went away, or no longer asks for approval, takes its grants
                  * and pending requests with it */

@@ -540,6 +540,26 @@ int proto_validate(json_t *obj, size_t n_fds, ProtoError *ret_error) {
         return r < 0 ? -EINVAL : 0;
 }
 
+int proto_validate_element(ProtoType t, const char *field, json_t *element, ProtoError *ret_error) {
+        ProtoCtx c = {.error = ret_error};
+        const ProtoField *f;
+        int r;
+
+        if (ret_error)
+                ret_error->message[0] = 0;
+        if (t < 0 || t >= _PROTO_TYPE_MAX || !field)
+                return proto_fail(&c, -EINVAL, "no such message type");
+        c.type = proto_specs[t].name;
+        f = spec_field(proto_specs + t, field);
+        if (!f || f->kind != FIELD_OBJV)
+                return proto_fail(&c, -EINVAL, "\"%s\" is not a list of objects", field);
+        if (!json_is_object(element))
+                return proto_fail(&c, -EINVAL, "an element of \"%s\" must be an object", field);
+        (void) snprintf(c.prefix, sizeof(c.prefix), "%s[].", field);
+        r = parse_fields(f->sub, element, NULL, &c, false);
+        return r < 0 ? -EINVAL : 0;
+}
+
 void proto_msg_done(ProtoMsg *m) {
         if (!m)
                 return;

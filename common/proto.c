@@ -133,7 +133,10 @@ static const ProtoField pending_fields[] = {
         {"state", FIELD_STRING, true, .min = 1, .max = 32},
         {"uid", FIELD_INT, true, .min = 0, .max = UINT32_MAX},
         {"user", FIELD_STRING, false, .max = 256},
+        /* the path the agent verified; absent when it could not (a deleted file, …) */
         {"program", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        {"program_verified", FIELD_BOOL, false},
+        /* what the user typed: never a path anybody checked */
         {"program_name", FIELD_STRING, false, .max = PROTO_MAX_STRING},
         {"sha256", FIELD_STRING, true, .min = 64, .max = 64, .syntax = hex_ok, .syntax_what = "hex"},
         {"args", FIELD_STRV, true, .max = PROTO_MAX_ARG_LEN, .max_count = PROTO_MAX_ARGS},
@@ -169,6 +172,8 @@ static const ProtoField grant_fields[] = {
         {"comment", FIELD_STRING, false, .max = PROTO_MAX_STRING},
         {"expires_in", FIELD_INT, true, .min = 0, .max = INT64_MAX},
         {"launches", FIELD_INT, false, .min = 0, .max = INT32_MAX},
+        /* the agent's own words, e.g. why a grant is shown as a placeholder */
+        {"notes", FIELD_STRV, false, .max = PROTO_MAX_STRING, .max_count = 64},
 };
 static const ProtoSpec grant_spec = {"grant", ELEMENTS(grant_fields)};
 
@@ -229,17 +234,30 @@ static const ProtoField event_fields[] = {
         {"on_expiry", FIELD_ENUM, false, DEST(on_expiry), .values = on_expiry_values},
 };
 
+/* Lists of many objects come in pages of one message each: a page that is not the last
+ * names the id of its last object in "next", and the client asks again with "after". */
+static const ProtoField page_request_fields[] = {
+        {"after", FIELD_STRING, false, DEST(after), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a request or grant id"},
+};
+
 static const ProtoField status_result_fields[] = {
         {"pending", FIELD_OBJV, true, DEST(pending), .max_count = PROTO_MAX_LIST, .sub = &pending_spec},
         {"grants", FIELD_OBJV, true, DEST(grants), .max_count = PROTO_MAX_LIST, .sub = &grant_spec},
+        {"next", FIELD_STRING, false, DEST(next), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a request or grant id"},
 };
 
 static const ProtoField pending_list_fields[] = {
         {"pending", FIELD_OBJV, true, DEST(pending), .max_count = PROTO_MAX_LIST, .sub = &pending_spec},
+        {"next", FIELD_STRING, false, DEST(next), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a request id"},
 };
 
 static const ProtoField grants_list_fields[] = {
         {"grants", FIELD_OBJV, true, DEST(grants), .max_count = PROTO_MAX_LIST, .sub = &grant_spec},
+        {"next", FIELD_STRING, false, DEST(next), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a grant id"},
 };
 
 static const ProtoField signal_fields[] = {
@@ -350,16 +368,16 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
                           exec_check},
         [PROTO_RESPONSE] = {"response", ELEMENTS(response_fields)},
         [PROTO_CANCEL] = {"cancel", ELEMENTS(request_ref_fields)},
-        [PROTO_STATUS] = {"status"},
+        [PROTO_STATUS] = {"status", ELEMENTS(page_request_fields)},
         [PROTO_FORGET] = {"forget"},
         [PROTO_SUBSCRIBE] = {"subscribe"},
         [PROTO_AUDIT] = {"audit", ELEMENTS(audit_fields)},
         [PROTO_AUDIT_INIT] = {"audit_init"},
         [PROTO_RELOAD] = {"reload"},
-        [PROTO_PENDING] = {"pending"},
+        [PROTO_PENDING] = {"pending", ELEMENTS(page_request_fields)},
         [PROTO_APPROVE] = {"approve", ELEMENTS(approve_fields)},
         [PROTO_DENY] = {"deny", ELEMENTS(deny_fields)},
-        [PROTO_GRANTS] = {"grants"},
+        [PROTO_GRANTS] = {"grants", ELEMENTS(page_request_fields)},
         [PROTO_REVOKE] = {"revoke", ELEMENTS(revoke_fields)},
         [PROTO_KEYS_ROTATE] = {"keys_rotate"},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},

@@ -162,6 +162,8 @@ typedef struct ProtoMsg {
         const char *on_expiry;    /* grant-expiring: "keep" or "terminate" */
         json_t *pending;          /* status_result / pending_list: array of requests */
         json_t *grants;           /* status_result / grants_list: array of grants */
+        const char *next;         /* status_result / pending_list / grants_list: more pages follow */
+        const char *after;        /* status / pending / grants: the page after this id */
 
         /* rules / audit_rows: arrays of objects, each validated against a sub-table */
         json_t *rules;
@@ -245,6 +247,13 @@ int proto_msg_to_json(const ProtoMsg *m, json_t **ret);
  * n_fds fds. proto_send() runs this, so we never send what the peer must refuse.
  * -EINVAL (and *ret_error says why) if it would be refused. */
 int proto_validate(json_t *obj, size_t n_fds, ProtoError *ret_error);
+
+/* Checks one element of the object-array field `field` of message type t exactly as a
+ * receiver checks it inside a message (a pending request of "pending_list", a grant of
+ * "grants_list"): a sender builds a list from entries that pass, so one entry that would
+ * be refused never costs the whole reply. -EINVAL (and *ret_error says why) if it would
+ * be refused, or if t has no such object-array field. */
+int proto_validate_element(ProtoType t, const char *field, json_t *element, ProtoError *ret_error);
 
 /* Socket I/O. Both retry EINTR. proto_send validates obj (proto_validate: -EINVAL), then
  * sends it with MSG_NOSIGNAL; -EAGAIN on a non-blocking socket that is full. proto_recv

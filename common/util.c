@@ -211,10 +211,15 @@ bool utf8_is_valid(const char *s, size_t len) {
         return true;
 }
 
+/* Characters that change how the text around them is shown, or are not shown at all:
+ * bidi controls, invisible format characters, line/paragraph separators, the C1
+ * controls (U+0080-U+009F; U+009B is a CSI on some terminals), interlinear annotation
+ * and tag characters. */
 static bool is_bidi_or_format(uint32_t c) {
         return c == 0x061c || c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
                (c >= 0x2066 && c <= 0x2069) || c == 0x200b || c == 0xfeff || c == 0x2028 || c == 0x2029 ||
-               (c >= 0x80 && c < 0xa0);
+               (c >= 0x80 && c < 0xa0) || (c >= 0x2060 && c <= 0x2064) || (c >= 0x206a && c <= 0x206f) ||
+               (c >= 0xfff9 && c <= 0xfffb) || (c >= 0xe0000 && c <= 0xe007f);
 }
 
 char *escape_display(const char *s, size_t len, size_t max_in) {

@@ -44,18 +44,22 @@ static void clear_region(bool after_enter) {
 }
 
 static void print_header(const ProtoMsg *m, const char *program, bool prompt) {
+        _cleanup_free_ char *prog = shown(program), *rule = shown(m->rule), *ticket = shown(m->ticket ?: m->request),
+                            *challenge = shown(m->challenge);
         char dur[DURATION_MAX];
 
-        fprintf(stderr, "elevate: %s needs approval", program);
+        fprintf(stderr, "elevate: %s needs approval", prog ?: "?");
         if (m->n_approvers > 0) {
                 fprintf(stderr, " by");
-                for (size_t i = 0; i < m->n_approvers; i++)
-                        fprintf(stderr, "%s %s", i ? "," : "", m->approvers[i]);
+                for (size_t i = 0; i < m->n_approvers; i++) {
+                        _cleanup_free_ char *a = shown(m->approvers[i]);
+                        fprintf(stderr, "%s %s", i ? "," : "", a ?: "?");
+                }
         }
-        fprintf(stderr, " (rule \"%s\").\n", m->rule ?: "?");
-        fprintf(stderr, "  request  %s", m->ticket ?: m->request);
-        if (m->challenge)
-                fprintf(stderr, "        challenge  %s", m->challenge);
+        fprintf(stderr, " (rule \"%s\").\n", rule ?: "?");
+        fprintf(stderr, "  request  %s", ticket ?: "?");
+        if (challenge)
+                fprintf(stderr, "        challenge  %s", challenge);
         fprintf(stderr, "\n");
         if (fancy()) {
                 fprintf(stderr, "  Ctrl-C stops waiting; the request stays open (elevate --status).\n");
@@ -75,7 +79,7 @@ static void print_header(const ProtoMsg *m, const char *program, bool prompt) {
         } else
                 fprintf(stderr, "  waiting for approval until an approver answers (no time limit).\n");
         fprintf(stderr, "  To stop waiting: Ctrl-C or SIGTERM (the request stays open); to withdraw it: elevate --cancel %s\n",
-                m->ticket ?: m->request);
+                ticket ?: "?");
         if (prompt)
                 fprintf(stderr, "  or type a response code from the helpdesk: ");
         fflush(stderr);
@@ -168,17 +172,19 @@ static void say_end(Wait *w) {
 static int on_message(Wait *w, const ProtoMsg *m, ProtoMsg *ret, ProtoMsg *keep) {
         if (m->type == PROTO_EVENT) {
                 if (streq_ptr(m->event, "approved")) {
+                        _cleanup_free_ char *by = shown(m->approver), *comment = shown(m->comment);
                         char dur[DURATION_MAX] = "";
                         if (m->has_ttl)
                                 duration_format(dur, sizeof(dur), (uint64_t) m->ttl);
                         say_begin(w);
-                        fprintf(stderr, "elevate: approved by %s%s%s%s%s — starting\n", m->approver ?: "?",
-                                *dur ? " for " : "", dur, m->comment ? ": " : "", m->comment ?: "");
+                        fprintf(stderr, "elevate: approved by %s%s%s%s%s — starting\n", by ?: "?",
+                                *dur ? " for " : "", dur, comment ? ": " : "", comment ?: "");
                         fflush(stderr);
                         w->show = w->prompt = false; /* nothing more is drawn */
                 } else if (streq_ptr(m->event, "code-rejected")) {
+                        _cleanup_free_ char *msg = shown(m->message);
                         say_begin(w);
-                        fprintf(stderr, "elevate: %s\n", m->message ?: "the code was not accepted");
+                        fprintf(stderr, "elevate: %s\n", msg ?: "the code was not accepted");
                         say_end(w);
                 }
                 return 0;

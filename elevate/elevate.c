@@ -165,6 +165,10 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+char *shown(const char *s) {
+        return s ? escape_display(s, strlen(s), CLIENT_MAX_SHOWN) : NULL;
+}
+
 int connect_agent(void) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd;
@@ -217,7 +221,9 @@ static int exit_for_error(const char *code) {
 }
 
 int print_error(const ProtoMsg *m) {
-        fprintf(stderr, "elevate: %s\n", m->message ?: m->code);
+        _cleanup_free_ char *msg = shown(m->message ?: m->code);
+
+        fprintf(stderr, "elevate: %s\n", msg ?: "?");
         if (streq(m->code, "bad-request") || streq(m->code, "unsupported-version") || streq(m->code, "too-large"))
                 fprintf(stderr, "elevate: this client and the agent do not understand each other; check that "
                                 "both come from the same version.\n");
@@ -278,21 +284,25 @@ static int do_list(void) {
                 const char *run_as = json_string_value(json_object_get(rule, "run_as"));
                 const char *message = json_string_value(json_object_get(rule, "message"));
                 json_t *ttl = json_object_get(rule, "ttl");
-                _cleanup_free_ char *esc = escape_display(summary ?: "", strlen(summary ?: ""), 200);
+                _cleanup_free_ char *esc = escape_display(summary ?: "", strlen(summary ?: ""), 200),
+                                    *id_e = shown(id), *msg_e = shown(message), *as_e = shown(run_as);
                 char dur[DURATION_MAX];
 
-                printf("  %-8s %-20s %s\n", action ?: "?", id ?: "?", esc ?: "");
+                printf("  %-8s %-20s %s\n", action ?: "?", id_e ?: "?", esc ?: "");
                 if (action && streq(action, "deny")) {
-                        if (message)
-                                printf("  %-8s %-20s   \"%s\"\n", "", "", message);
+                        if (msg_e)
+                                printf("  %-8s %-20s   \"%s\"\n", "", "", msg_e);
                         continue;
                 }
-                printf("  %-8s %-20s   as %s", "", "", run_as ?: "root");
+                printf("  %-8s %-20s   as %s", "", "", as_e ?: "root");
                 if (streq_ptr(action, "approve")) {
                         json_t *apps = json_object_get(rule, "approvers"), *a;
                         size_t j;
                         printf(", after approval by");
-                        json_array_foreach(apps, j, a) printf("%s %s", j ? "," : "", json_string_value(a));
+                        json_array_foreach(apps, j, a) {
+                                _cleanup_free_ char *a_e = shown(json_string_value(a));
+                                printf("%s %s", j ? "," : "", a_e ?: "?");
+                        }
                 }
                 if (json_is_integer(ttl) && json_integer_value(ttl) > 0)
                         printf(", for %s", duration_format(dur, sizeof(dur), (uint64_t) json_integer_value(ttl)));
@@ -372,15 +382,17 @@ static int stdio_fd(int i, int *opened) {
 }
 
 static int report_exit(const RelayResult *res, const char *request) {
+        _cleanup_free_ char *msg = shown(res->message), *req = shown(request);
+
         if (res->agent_lost) {
                 fprintf(stderr,
                         "elevate: lost the connection to the agent%s%s; the program may still be running "
                         "(request %s).\n",
-                        res->message ? ": " : "", res->message ?: "", request);
+                        msg ? ": " : "", msg ?: "", req ?: "?");
                 return EXIT_AGENT;
         }
-        if (res->message)
-                fprintf(stderr, "elevate: %s\n", res->message);
+        if (msg)
+                fprintf(stderr, "elevate: %s\n", msg);
         if (res->exit_signal > 0)
                 return 128 + res->exit_signal;
         return res->exit_code;
@@ -455,15 +467,16 @@ static int reconnect(int *sock, void *userdata, ProtoMsg *ret) {
 }
 
 static int ask_reason(ExecCtx *x, const ProtoMsg *m) {
+        _cleanup_free_ char *rule = shown(m->rule);
         char line[PROTO_MAX_REASON + 2];
         size_t l;
 
         if (!isatty(STDIN_FILENO)) {
                 fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver: run again with --reason TEXT.\n",
-                        m->rule ?: "?");
+                        rule ?: "?");
                 return -EINVAL;
         }
-        fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver.\nReason: ", m->rule ?: "?");
+        fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver.\nReason: ", rule ?: "?");
         fflush(stderr);
         if (!fgets(line, sizeof(line), stdin))
                 return -EINVAL;
@@ -480,12 +493,13 @@ static int ask_reason(ExecCtx *x, const ProtoMsg *m) {
 }
 
 static int print_denial(const ProtoMsg *m) {
-        if (m->rule)
-                fprintf(stderr, "elevate: denied by rule \"%s\"%s%s\n", m->rule, m->message ? ": " : "",
-                        m->message ?: "");
+        _cleanup_free_ char *rule = shown(m->rule), *msg = shown(m->message);
+
+        if (rule)
+                fprintf(stderr, "elevate: denied by rule \"%s\"%s%s\n", rule, msg ? ": " : "", msg ?: "");
         else
                 fprintf(stderr, "elevate: denied: %s (elevate -l lists what you may run)\n",
-                        m->message ?: "no rule allows this");
+                        msg ?: "no rule allows this");
         return EXIT_NOT_PERMITTED;
 }
 

@@ -20,8 +20,17 @@
 
 #define CLIENT_MAX_FILE_ARGS PROTO_MAX_FILE_ARGS
 
+/* What one printed text from someone else may show of it (input bytes). */
+#define CLIENT_MAX_SHOWN PROTO_MAX_STRING
+
 /* elevate.c */
 extern const char *arg_socket;
+/* Every text the client prints that it did not write itself (the agent's messages,
+ * approvers' names and comments, rule ids and messages from the policy, tickets,
+ * challenges) goes through this: escape_display(), so control characters, escape
+ * sequences, C1 controls, bidi overrides and invalid UTF-8 show as visible escapes and
+ * never act on the terminal. Malloc'd; NULL for NULL (or on OOM). */
+char *shown(const char *s);
 int connect_agent(void);
 int print_error(const ProtoMsg *m);
 int explain_send_failure(int sock, int r);

@@ -269,6 +269,8 @@ static json_t *settings_json(const PolicySettings *s) {
                             strv_json(s->operator_groups, strv_length(s->operator_groups)));
         if (q >= 0)
                 q = set_new(o, "allow_sandboxed", json_boolean(s->allow_sandboxed));
+        if (q >= 0)
+                q = set_new(o, "journal_argv", json_boolean(s->journal_argv));
         if (q < 0) {
                 json_decref(o);
                 return NULL;

@@ -58,6 +58,10 @@ static int s_allow_sandboxed(ParseCtx *c, json_t *v, void *t) {
         return policy_parse_bool(c, v, &SETTING(allow_sandboxed));
 }
 
+static int s_journal_argv(ParseCtx *c, json_t *v, void *t) {
+        return policy_parse_bool(c, v, &SETTING(journal_argv));
+}
+
 static const PolicyField settings_fields[] = {
         {"default_ttl", s_default_ttl},
         {"max_ttl", s_max_ttl},
@@ -68,6 +72,7 @@ static const PolicyField settings_fields[] = {
         {"copy_budget", s_copy_budget},
         {"operator_groups", s_operator_groups},
         {"allow_sandboxed", s_allow_sandboxed},
+        {"journal_argv", s_journal_argv},
 };
 
 int policy_parse_settings(ParseCtx *c, json_t *v) {

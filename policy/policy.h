@@ -71,6 +71,7 @@ typedef struct PolicySettings {
         uint64_t copy_budget;      /* bytes of sealed copies one uid may hold at once; default 8 GiB */
         char **operator_groups;    /* groups whose members may run operator commands (audit, reload) */
         bool allow_sandboxed;      /* requests from flatpak/snap/containers; default false */
+        bool journal_argv;         /* the journal copy of audit rows carries argv; default false */
 } PolicySettings;
 
 typedef struct PolicyRule {

@@ -90,7 +90,8 @@ char *notifier_escape(const char *s, size_t max_in, bool markup) {
         shown = escape_display(s, strlen(s), max_in);
         if (!shown)
                 return NULL;
-        /* worst case: every byte becomes "&amp;" (5), or a C1 pair (2 bytes) "\u{0080}" (8) */
+        /* escape_display() made every control (C0, C1, DEL), bidi and format character
+         * visible; markup is all that is left. Worst case: every byte becomes "&amp;" (5). */
         if (strlen(shown) > (SIZE_MAX - 1) / 5)
                 return NULL;
         cap = strlen(shown) * 5 + 1;
@@ -107,10 +108,6 @@ char *notifier_escape(const char *s, size_t max_in, bool markup) {
                 if (ent) {
                         memcpy(out + n, ent, strlen(ent));
                         n += strlen(ent);
-                } else if (c == 0xc2 && (unsigned char) p[1] >= 0x80 && (unsigned char) p[1] <= 0x9f) {
-                        /* C1 controls pass escape_display() as valid UTF-8; some renderers act on them */
-                        n += (size_t) snprintf(out + n, cap - n, "\\u{%04x}", (unsigned char) p[1]);
-                        p++;
                 } else
                         out[n++] = *p;
         }

@@ -52,8 +52,9 @@ int notifier_event_from_msg(const ProtoMsg *m, uint64_t received, NotifierEvent 
 NotifierEvent *notifier_event_free(NotifierEvent *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NotifierEvent *, notifier_event_free);
 
-/* Escapes s for one line of a notification: escape_display() (at most max_in bytes),
- * C1 controls made visible, and with markup '<' '>' '&' as entities. NULL on OOM. */
+/* Escapes s for one line of a notification: escape_display() (at most max_in bytes; the
+ * one escaping of the project, shared with the client and the console), and with markup
+ * '<' '>' '&' as entities. NULL on OOM. */
 char *notifier_escape(const char *s, size_t max_in, bool markup);
 
 /* Builds what to show for an event; markup says whether the server parses body markup.

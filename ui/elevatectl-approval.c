@@ -12,9 +12,11 @@
 #include "elevatectl.h"
 #include "util.h"
 
+#define SHOWN_ARG_MAX 512 /* bytes of one argument in the human view; --json has them whole */
+
 static char *esc(json_t *v) {
         const char *s = json_string_value(v);
-        return escape_display(s ?: "", s ? json_string_length(v) : 0, 512);
+        return escape_display(s ?: "", s ? json_string_length(v) : 0, SHOWN_ARG_MAX);
 }
 
 static void line(const char *label, json_t *v) {
@@ -26,13 +28,50 @@ static void line(const char *label, json_t *v) {
         printf("  %-9s %s\n", label, e ?: "");
 }
 
+/* How many of the first max bytes of s can be shown without cutting a character. */
+static size_t cut_at(const char *s, size_t len, size_t max) {
+        size_t k = MIN(len, max);
+
+        while (k > 0 && k < len && ((unsigned char) s[k] & 0xc0) == 0x80 && max - k < 4)
+                k--;
+        return k;
+}
+
+/* One argument: whole, or its first SHOWN_ARG_MAX bytes and a mark saying how much is
+ * not shown. Returns true if it was cut. */
+static bool print_arg(json_t *a) {
+        const char *s = json_string_value(a) ?: "";
+        size_t len = json_string_length(a), k = cut_at(s, len, SHOWN_ARG_MAX);
+        _cleanup_free_ char *e = escape_display(s, k, k);
+
+        if (k == len) {
+                printf(" [%s]", e ?: "");
+                return false;
+        }
+        printf(" [%s…(cut: %zu more bytes)]", e ?: "", len - k);
+        return true;
+}
+
+static void print_program(json_t *p) {
+        _cleanup_free_ char *name = esc(json_object_get(p, "program_name"));
+
+        if (json_is_string(json_object_get(p, "program"))) {
+                line("program", json_object_get(p, "program"));
+                return;
+        }
+        printf("  %-9s NOT VERIFIED: \"%s\" is the name the user gave, not a path the agent checked; only the "
+               "sha256 below says what runs\n",
+               "program", name ?: "?");
+}
+
 static void print_request(json_t *p) {
         json_t *args = json_object_get(p, "args"), *files = json_object_get(p, "file_args"), *e;
         json_t *notes = json_object_get(p, "notes"), *apps = json_object_get(p, "approvers");
         json_t *anc = json_object_get(p, "ancestry");
         char age[DURATION_MAX], left[DURATION_MAX];
-        _cleanup_free_ char *user = esc(json_object_get(p, "user"));
-        size_t i;
+        _cleanup_free_ char *user = esc(json_object_get(p, "user")), *rule = esc(json_object_get(p, "rule")),
+                            *run_as = esc(json_object_get(p, "run_as"));
+        size_t i, n_cut = 0;
 
         duration_format(age, sizeof(age), (uint64_t) json_integer_value(json_object_get(p, "age")) / USEC_PER_SEC * USEC_PER_SEC);
         duration_format(left, sizeof(left),
@@ -40,16 +79,17 @@ static void print_request(json_t *p) {
         printf("%s  %s (uid %" JSON_INTEGER_FORMAT ")  waiting %s, expires in %s\n",
                json_string_value(json_object_get(p, "ticket")) ?: "?", user && *user ? user : "?",
                json_integer_value(json_object_get(p, "uid")), age, left);
-        line("program", json_object_get(p, "program") ?: json_object_get(p, "program_name"));
+        print_program(p);
         line("sha256", json_object_get(p, "sha256"));
         printf("  %-9s", "argv");
         if (json_array_size(args) == 0)
                 printf(" (none)");
-        json_array_foreach(args, i, e) {
-                _cleanup_free_ char *a = esc(e);
-                printf(" [%s]", a ?: "");
-        }
+        json_array_foreach(args, i, e) n_cut += print_arg(e);
         printf("\n");
+        if (n_cut > 0)
+                printf("  %-9s %zu argument%s cut at %d bytes; `elevatectl pending --json` shows every argument "
+                       "whole\n",
+                       "cut", n_cut, n_cut == 1 ? "" : "s", SHOWN_ARG_MAX);
         json_array_foreach(files, i, e) {
                 _cleanup_free_ char *path = esc(json_object_get(e, "path"));
                 printf("  %-9s #%" JSON_INTEGER_FORMAT " %s  sha256 %s\n", "file", json_integer_value(json_object_get(e, "position")),
@@ -58,11 +98,13 @@ static void print_request(json_t *p) {
         }
         json_array_foreach(notes, i, e) line("note", e);
         line("reason", json_object_get(p, "reason"));
-        printf("  %-9s %s, as %s", "rule", json_string_value(json_object_get(p, "rule")) ?: "?",
-               json_string_value(json_object_get(p, "run_as")) ?: "root");
+        printf("  %-9s %s, as %s", "rule", rule && *rule ? rule : "?", run_as && *run_as ? run_as : "root");
         if (json_array_size(apps) > 0) {
                 printf(" (approvers:");
-                json_array_foreach(apps, i, e) printf(" %s", json_string_value(e) ?: "?");
+                json_array_foreach(apps, i, e) {
+                        _cleanup_free_ char *a = esc(e);
+                        printf(" %s", a ?: "?");
+                }
                 printf(")");
         }
         printf(", grants %s\n", streq_ptr(json_string_value(json_object_get(p, "scope")), "binary")
@@ -85,6 +127,25 @@ static void print_request(json_t *p) {
         printf("\n");
 }
 
+static void print_grant(json_t *e) {
+        _cleanup_free_ char *user = esc(json_object_get(e, "user")), *prog = esc(json_object_get(e, "program")),
+                            *rule = esc(json_object_get(e, "rule")), *approver = esc(json_object_get(e, "approver"));
+        char left[DURATION_MAX];
+        json_t *n;
+        size_t i;
+
+        duration_format(left, sizeof(left),
+                        (uint64_t) json_integer_value(json_object_get(e, "expires_in")) / USEC_PER_SEC * USEC_PER_SEC);
+        printf("%s  %s (uid %" JSON_INTEGER_FORMAT ")  %s  rule %s, %s, approved by %s, %s left, %" JSON_INTEGER_FORMAT
+               " running\n",
+               json_string_value(json_object_get(e, "id")) ?: "?", user && *user ? user : "?",
+               json_integer_value(json_object_get(e, "uid")), prog && *prog ? prog : "(program)",
+               rule && *rule ? rule : "?",
+               streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments" : "these arguments",
+               approver && *approver ? approver : "?", left, json_integer_value(json_object_get(e, "launches")));
+        json_array_foreach(json_object_get(e, "notes"), i, n) line("note", n);
+}
+
 static int print_json(json_t *v) {
         char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENSURE_ASCII);
         printf("%s\n", s ?: "[]");
@@ -99,21 +160,57 @@ static bool want_json(int argc, char **argv) {
         return false;
 }
 
+/* Every page of a list, each asked for on its own connection ("after" the last id of
+ * the page before), into one array. 0, or an exit status. */
+static int fetch_all(ProtoType type, json_t **ret) {
+        ProtoType want = type == PROTO_PENDING ? PROTO_PENDING_LIST : PROTO_GRANTS_LIST;
+        _cleanup_json_ json_t *all = json_array();
+        _cleanup_free_ char *after = NULL;
+        int r;
+
+        if (!all)
+                return 1;
+        for (;;) {
+                _cleanup_close_ int sock = ctl_connect();
+                ProtoMsg m = {};
+                json_t *req;
+
+                if (sock < 0)
+                        return 3;
+                req = proto_new(type);
+                if (!req)
+                        return 1;
+                if (after)
+                        json_object_set_new(req, "after", json_string(after));
+                r = ctl_call(sock, req, &m);
+                json_decref(req);
+                if (r > 0)
+                        return r;
+                if (m.type != want || (m.next && after && strcmp(m.next, after) <= 0)) {
+                        fprintf(stderr, "elevatectl: unexpected answer from the agent.\n");
+                        proto_msg_done(&m);
+                        return 3;
+                }
+                json_array_extend(all, type == PROTO_PENDING ? m.pending : m.grants);
+                free(after);
+                after = m.next ? strdup(m.next) : NULL;
+                proto_msg_done(&m);
+                if (!after)
+                        break;
+        }
+        *ret = TAKE_PTR(all);
+        return 0;
+}
+
 static int list(ProtoType type, int argc, char **argv) {
-        _cleanup_close_ int sock = ctl_connect();
-        ProtoMsg m = {};
-        json_t *req, *arr, *e;
+        _cleanup_json_ json_t *arr = NULL;
+        json_t *e;
         size_t i;
         int r;
 
-        if (sock < 0)
-                return 3;
-        req = proto_new(type);
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
+        r = fetch_all(type, &arr);
         if (r > 0)
                 return r;
-        arr = type == PROTO_PENDING ? m.pending : m.grants;
         if (want_json(argc, argv))
                 print_json(arr);
         else if (json_array_size(arr) == 0)
@@ -121,24 +218,15 @@ static int list(ProtoType type, int argc, char **argv) {
         else if (type == PROTO_PENDING)
                 json_array_foreach(arr, i, e) print_request(e);
         else
-                json_array_foreach(arr, i, e) {
-                        _cleanup_free_ char *user = esc(json_object_get(e, "user")), *prog = esc(json_object_get(e, "program"));
-                        char left[DURATION_MAX];
-                        duration_format(left, sizeof(left),
-                                        (uint64_t) json_integer_value(json_object_get(e, "expires_in")) / USEC_PER_SEC *
-                                                USEC_PER_SEC);
-                        printf("%s  %s (uid %" JSON_INTEGER_FORMAT ")  %s  rule %s, %s, approved by %s, %s left, %" JSON_INTEGER_FORMAT
-                               " running\n",
-                               json_string_value(json_object_get(e, "id")) ?: "?", user && *user ? user : "?",
-                               json_integer_value(json_object_get(e, "uid")), prog && *prog ? prog : "(program)",
-                               json_string_value(json_object_get(e, "rule")) ?: "?",
-                               streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments"
-                                                                                                  : "these arguments",
-                               json_string_value(json_object_get(e, "approver")) ?: "?", left,
-                               json_integer_value(json_object_get(e, "launches")));
-                }
-        proto_msg_done(&m);
+                json_array_foreach(arr, i, e) print_grant(e);
         return 0;
+}
+
+/* The agent's answer can quote what a user typed (a ticket, a program name). */
+static void print_message(const ProtoMsg *m) {
+        _cleanup_free_ char *e = m->message ? escape_display(m->message, strlen(m->message), PROTO_MAX_STRING) : NULL;
+
+        printf("%s\n", e ?: "done");
 }
 
 static int decide(int argc, char **argv, bool approve) {
@@ -189,7 +277,7 @@ static int decide(int argc, char **argv, bool approve) {
         json_decref(req);
         if (r > 0)
                 return r;
-        printf("%s\n", m.message ?: "done");
+        print_message(&m);
         proto_msg_done(&m);
         return 0;
 }
@@ -211,7 +299,7 @@ static int simple(ProtoType type, const char *field, const char *value) {
         json_decref(req);
         if (r > 0)
                 return r;
-        printf("%s\n", m.message ?: "done");
+        print_message(&m);
         proto_msg_done(&m);
         return 0;
 }

@@ -60,7 +60,10 @@ int ctl_call(int sock, json_t *req, ProtoMsg *ret) {
                 return 3;
         }
         if (ret->type == PROTO_ERROR) {
-                fprintf(stderr, "elevatectl: %s\n", ret->message ?: ret->code);
+                /* an error can quote what a user typed: shown escaped like everything else */
+                _cleanup_free_ char *e = escape_display(ret->message ?: ret->code, strlen(ret->message ?: ret->code),
+                                                        PROTO_MAX_STRING);
+                fprintf(stderr, "elevatectl: %s\n", e ?: ret->code);
                 r = streq(ret->code, "not-permitted") ? 4 : 1;
                 proto_msg_done(ret);
                 return r;

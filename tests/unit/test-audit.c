@@ -486,6 +486,46 @@ START_TEST(test_journal_ids_and_summary) {
 }
 END_TEST
 
+/* Without "journal_argv" what the user typed stays out of the journal copy; the data the
+ * database records is not touched. */
+START_TEST(test_journal_argv) {
+        json_t *d = json_pack("{s:s,s:[s,s],s:{s:s,s:s},s:[{s:i,s:s,s:s}],s:{s:[s]}}", "program_name", "./my-tool",
+                              "args", "--password", "hunter2", "program", "path", "/usr/bin/tac", "sha256", "ab",
+                              "file_args", "position", 1, "path", "/home/u/secret.txt", "sha256", "cd", "inner",
+                              "args", "nested-secret");
+        json_t *j, *e;
+        char *text;
+
+        ck_assert_ptr_nonnull(d);
+        journal_set_argv(false);
+        j = journal_data(d);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_ptr_ne(j, d);
+        text = json_dumps(j, JSON_COMPACT);
+        ck_assert(!contains(text, "hunter2") && !contains(text, "my-tool") && !contains(text, "secret"));
+        ck_assert(contains(text, "/usr/bin/tac"));  /* the verified path is not argv */
+        ck_assert(contains(text, "\"sha256\":\"cd\"")); /* the file argument's hash stays */
+        ck_assert(json_is_true(json_object_get(j, "argv_omitted")));
+        free(text);
+        json_decref(j);
+        /* the record itself still has everything */
+        ck_assert_uint_eq(json_array_size(json_object_get(d, "args")), 2);
+
+        e = json_object();
+        j = journal_data(e);
+        ck_assert_ptr_null(json_object_get(j, "argv_omitted")); /* nothing left out, nothing said */
+        json_decref(j);
+        json_decref(e);
+
+        journal_set_argv(true);
+        j = journal_data(d);
+        ck_assert_ptr_eq(j, d);
+        json_decref(j);
+        journal_set_argv(false);
+        json_decref(d);
+}
+END_TEST
+
 /* ---- the real log (root) ---- */
 
 typedef struct Env {
@@ -1245,6 +1285,7 @@ int main(void) {
         tcase_add_test(tv, test_verify_refuses_views);
         tcase_add_test(tv, test_submit_validation);
         tcase_add_test(tv, test_journal_ids_and_summary);
+        tcase_add_test(tv, test_journal_argv);
         suite_add_tcase(s, tv);
 
         /* The database must be root's in a root-only directory: the rest needs root. */

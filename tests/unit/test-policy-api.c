@@ -63,6 +63,7 @@ START_TEST(test_every_key) {
         ck_assert_uint_eq(strv_length(s->operator_groups), 2);
         ck_assert_str_eq(s->operator_groups[1], "admins");
         ck_assert(s->allow_sandboxed);
+        ck_assert(s->journal_argv);
         ck_assert_uint_eq(policy_serial(p), 4242);
         ck_assert_uint_eq(policy_n_rules(p), 3);
 
@@ -141,6 +142,7 @@ START_TEST(test_defaults) {
         ck_assert_ptr_nonnull(s->operator_groups);
         ck_assert_ptr_null(s->operator_groups[0]);
         ck_assert(!s->allow_sandboxed);
+        ck_assert(!s->journal_argv);
         ck_assert_uint_eq(policy_serial(p), 0);
         ck_assert_uint_eq(policy_n_rules(p), 0);
         policy_free(p);

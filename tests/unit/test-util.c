@@ -232,6 +232,11 @@ START_TEST(test_escape_display) {
         ESC("\xe2\x80\x8b", "\\u{200b}");                             /* zero width space */
         ESC("\xef\xbb\xbf", "\\u{feff}");                             /* BOM */
         ESC("\xc2\x85", "\\u{0085}");                                 /* C1 control NEL */
+        ESC("\xc2\x9b""2J", "\\u{009b}2J");                           /* C1 CSI */
+        ESC("\xe2\x81\xa0", "\\u{2060}");                             /* word joiner */
+        ESC("\xef\xbf\xb9", "\\u{fff9}");                             /* interlinear annotation */
+        ESC("\xf3\xa0\x80\x81", "\\u{e0001}");                        /* language tag */
+        ESC("\x1b]8;;http://x\x1b\\l\x1b]8;;\x1b\\", "\\x1b]8;;http://x\\x1b\\\\l\\x1b]8;;\\x1b\\\\"); /* OSC 8 */
         /* valid UTF-8 stays as it is */
         ESC("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91",
             "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91");
