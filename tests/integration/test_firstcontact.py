@@ -5,9 +5,11 @@ client's first answers."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from lib import *  # noqa: E402,F403
@@ -257,6 +259,167 @@ def test_clean_stop_removes_the_agents_cgroup():
         b.kill()
     finally:
         a.cleanup()
+
+
+ECHO7 = "#!/bin/sh\necho \"uid=$(id -u)\"\nexit 7\n"
+
+
+def approval_policy(prog, **settings):
+    p = base_policy([
+        {"id": "ask-helpdesk", "match": {"path": prog}, "action": "approve", "approvers": ["helpdesk"]},
+        {"id": "id", "match": {"path": "/usr/bin/id"}, "action": "allow"},
+    ], settings=settings or None)
+    p["approvers"] = {"helpdesk": {"groups": ["elevate-test-helpdesk"]}}
+    return p
+
+
+def test_non_interactive_never_waits_or_asks():
+    """elevate -n (as sudo -n): a rule that would ask gives a distinct status at once, and
+    nothing is filed; a rule that allows runs as usual."""
+    prog = install_trusted("fc-asks", ECHO7)
+    with agent_with(approval_policy(prog)) as a:
+        start = time.time()
+        r = a.elevate(ALICE, ["-n", prog], stdin=subprocess.DEVNULL, timeout=20)
+        check_eq(r.rc, 122, "exit status 122 when a rule would ask", r)
+        check(time.time() - start < 10, "at once")
+        check_in("needs an approval", r.err, "says why", r)
+        check_in("without -n", r.err, "and what to do", r)
+        check("uid=0" not in r.out, "nothing ran", r)
+        check_eq(a.audit_rows("pending"), [], "nothing was filed")
+        r = a.ctl(["pending", "--json"])
+        check_eq(json.loads(r.out or "[]") if r.out.strip().startswith("[") else [], [], "no pending request", r)
+        r = a.elevate(ALICE, ["-n", "/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "an allowed program runs with -n", r)
+
+
+def test_non_interactive_with_a_required_reason_does_not_prompt():
+    prog = install_trusted("fc-asks2", ECHO7)
+    pol = approval_policy(prog)
+    pol["rules"][0]["justification"] = "required"
+    with agent_with(pol) as a:
+        r = a.elevate_pty(ALICE, ["-n", prog], timeout=20)
+        check_eq(r.rc, 122, "exit status 122", r)
+        check("Reason:" not in r.out + r.err, "no prompt for a reason", r)
+
+
+def test_waiting_without_a_terminal_says_how_long_and_how_to_stop():
+    prog = install_trusted("fc-asks3", ECHO7)
+    with agent_with(approval_policy(prog, approval_timeout="5m")) as a:
+        b = a.elevate_bg(ALICE, [prog])
+        ticket = b.wait_pending()
+        b.wait_for("elevate --cancel " + ticket, 10)
+        err = b.result().err
+        import re
+        check(re.search(r"waiting for approval for up to (5min|4min 5\ds) \(until \d\d:\d\d\)", err), "how long", err)
+        check_in("To stop waiting: Ctrl-C", err, "how to stop", err)
+        b.proc.send_signal(signal.SIGTERM)
+        r = b.finish(20)
+        check_in("stopped waiting; request %s stays open" % ticket, r.err, "a signal stops the wait", r)
+
+
+class Screen:
+    """Just enough of a terminal to see what the waiting client leaves on the screen:
+    text, CR, LF (with scrolling), ESC 7/8, CSI A, K and J."""
+
+    def __init__(self, rows=24, cols=200):
+        self.rows, self.cols = rows, cols
+        self.lines = [[" "] * cols for _ in range(rows)]
+        self.r = self.c = 0
+        self.saved = (0, 0)
+
+    def feed(self, text):
+        import re
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch == "\x1b":
+                m = re.match(r"\x1b\[(\d*)([A-Za-z])", text[i:])
+                if m:
+                    n = int(m.group(1) or 1)
+                    if m.group(2) == "A":
+                        self.r = max(0, self.r - n)
+                    elif m.group(2) == "K":
+                        self.lines[self.r][self.c:] = [" "] * (self.cols - self.c)
+                    elif m.group(2) == "J":
+                        self.lines[self.r][self.c:] = [" "] * (self.cols - self.c)
+                        for k in range(self.r + 1, self.rows):
+                            self.lines[k] = [" "] * self.cols
+                    i += len(m.group(0))
+                    continue
+                if text[i + 1:i + 2] == "7":
+                    self.saved = (self.r, self.c)
+                elif text[i + 1:i + 2] == "8":
+                    self.r, self.c = self.saved
+                i += 2
+                continue
+            if ch == "\r":
+                self.c = 0
+            elif ch == "\n":
+                self.r += 1
+                if self.r == self.rows:
+                    self.lines.pop(0)
+                    self.lines.append([" "] * self.cols)
+                    self.r -= 1
+                    self.saved = (max(0, self.saved[0] - 1), self.saved[1])
+            elif ch >= " ":
+                if self.c < self.cols:
+                    self.lines[self.r][self.c] = ch
+                self.c += 1
+            i += 1
+
+    def text(self):
+        return ["".join(l).rstrip() for l in self.lines]
+
+
+def test_status_line_is_shown_once_while_the_user_types_a_code():
+    """On a terminal the waiting client keeps one live status line above its prompt. A
+    code typed and entered (and text being typed) must not leave copies of it behind."""
+    import pty
+    prog = install_trusted("fc-asks4", ECHO7)
+    with agent_with(approval_policy(prog)) as a:
+        u = user(ALICE)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvpe("setpriv", ["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid),
+                                   "--init-groups", "--", ELEVATE, "--socket", a.socket, prog],
+                       {"PATH": "/usr/bin:/bin", "HOME": u.pw_dir, "LANG": "C.UTF-8", "TERM": "xterm"})
+        out = bytearray()
+
+        def read_for(seconds, until=None):
+            import select
+            end = time.time() + seconds
+            while time.time() < end:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if ready:
+                    try:
+                        out.extend(os.read(fd, 65536))
+                    except OSError:
+                        return
+                if until and until in out:
+                    return
+        try:
+            read_for(15, b"response code from the helpdesk: ")
+            check_in(b"response code from the helpdesk: ", bytes(out), "the client prompts for a code")
+            read_for(1.2)
+            os.write(fd, b"AAAA-BBBB-CCCC-DDDD-EEEE\n")
+            read_for(10, b"checking the code")
+            read_for(2.5)  # several status updates, then an answer to the code and more updates
+            os.write(fd, b"XYZ")  # typing, not entered
+            read_for(1.5)
+            screen = Screen()
+            screen.feed(out.decode(errors="replace"))
+            lines = screen.text()
+            status = [l for l in lines if "waiting for approval" in l]
+            check_eq(len(status), 1, "one status line on the screen", "\n".join(lines))
+            check_in("checking the code AAAA-BBBB-CCCC-DDDD-EEEE", "\n".join(lines), "the code typed is acknowledged",
+                     "\n".join(lines))
+            prompt_at = [i for i, l in enumerate(lines) if "response code from the helpdesk" in l]
+            check(prompt_at and lines[prompt_at[-1] - 1] == status[0], "the status line is right above the prompt",
+                  "\n".join(lines))
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(fd)
 
 
 if __name__ == "__main__":
