@@ -10,8 +10,11 @@
  *  - Replies never exceed the protocol's message size: long answers are paged.
  */
 
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "agent-log.h"
 #include "agent-request.h"
@@ -277,4 +280,41 @@ int ops_reload(Conn *c, ProtoMsg *m) {
         snprintf(msg, sizeof(msg), "policy reloaded: serial %llu, %zu rules",
                  (unsigned long long) policy_serial(a->policy->policy), policy_n_rules(a->policy->policy));
         return reply_ok(c, msg, NULL);
+}
+
+/* The text of the running policy, for `elevatectl policy explain` to evaluate exactly
+ * what the agent decides by (the file may have changed since, or be broken). Operators
+ * only. Sent as a sealed memfd: a policy may be larger than a message. */
+int ops_policy_get(Conn *c, ProtoMsg *m) {
+        Agent *a = c->agent;
+        _cleanup_close_ int fd = -EBADF;
+        size_t done = 0;
+        json_t *msg;
+
+        if (!ops_is_operator(a, &c->peer))
+                return refuse(c, "read the running policy");
+        fd = memfd_create("elevate:policy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return negative_errno();
+        while (done < a->policy->text_len) {
+                ssize_t n = write(fd, a->policy->text + done, a->policy->text_len - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                done += (size_t) n;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return negative_errno();
+        msg = proto_new(PROTO_POLICY_TEXT);
+        if (!msg)
+                return -ENOMEM;
+        json_object_set_new(msg, "policy_origin", json_string(policy_origin_to_string(a->policy_origin)));
+        if (a->policy_origin == POLICY_ORIGIN_FILE)
+                json_object_set_new(msg, "policy_path", json_string(a->policy_path));
+        (void) conn_send(c, msg, &fd, 1);
+        json_decref(msg);
+        conn_close(c);
+        return 0;
 }

@@ -42,6 +42,7 @@ PolicyRef *agent_policy_unref(PolicyRef *r) {
                 return NULL;
         if (--r->n_ref == 0) {
                 policy_free(r->policy);
+                free(r->text);
                 free(r);
         }
         return NULL;
@@ -89,6 +90,7 @@ const char *policy_origin_to_string(PolicyOrigin o) {
 }
 
 #define LAST_GOOD "policy.last-good.json"
+#define DENY_ALL "{\"schema\": 1, \"rules\": []}\n"
 
 /* Keeps the bytes of a policy that loaded, for a start-up on which the file is broken.
  * Only root triggers this (a reload, a start), and the size is bounded by the policy's. */
@@ -117,7 +119,8 @@ static int last_good_save(Agent *a, const char *buf, size_t len) {
         return 0;
 }
 
-static int last_good_load(Agent *a, Policy **ret, uint64_t *ret_saved, char *why, size_t why_size) {
+static int last_good_load(Agent *a, Policy **ret, char **ret_buf, size_t *ret_len, uint64_t *ret_saved, char *why,
+                          size_t why_size) {
         _cleanup_free_ char *path = strdup_printf("%s/" LAST_GOOD, a->state_dir);
         _cleanup_free_ char *buf = NULL;
         PolicyError err = {};
@@ -137,6 +140,8 @@ static int last_good_load(Agent *a, Policy **ret, uint64_t *ret_saved, char *why
         *ret_saved = fstatat(a->state_fd, LAST_GOOD, &st, AT_SYMLINK_NOFOLLOW) >= 0
                              ? (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / 1000
                              : 0;
+        *ret_buf = TAKE_PTR(buf);
+        *ret_len = len;
         return 0;
 }
 
@@ -148,13 +153,22 @@ static void format_error(const Agent *a, const PolicyError *err, int r, char *ms
                 snprintf(msg, size, "%s: %s", a->policy_path, err->message[0] ? err->message : strerror(-r));
 }
 
-static int install(Agent *a, Policy **pp, PolicyOrigin origin, bool initial) {
+static int install(Agent *a, Policy **pp, const char *text, size_t len, PolicyOrigin origin, bool initial) {
         PolicyRef *ref;
 
         hash_deny_paths(*pp);
         ref = calloc(1, sizeof(*ref));
         if (!ref)
                 return -ENOMEM;
+        ref->text = malloc(len + 1);
+        if (ref->text) {
+                memcpy(ref->text, text, len);
+                ref->text[len] = 0;
+        } else {
+                free(ref);
+                return -ENOMEM;
+        }
+        ref->text_len = len;
         ref->policy = TAKE_PTR(*pp);
         ref->n_ref = 1;
         for (size_t i = 0; i < policy_n_rules(ref->policy); i++) {
@@ -198,7 +212,9 @@ static void audit_loaded(Agent *a, const char *event, const char *path, const ch
  * agent at all. */
 static int start_on_fallback(Agent *a, const char *problem) {
         _cleanup_(policy_freep) Policy *p = NULL;
+        _cleanup_free_ char *buf = NULL;
         uint64_t saved = 0;
+        size_t len = 0;
         char why[512];
         int r;
 
@@ -206,9 +222,9 @@ static int start_on_fallback(Agent *a, const char *problem) {
         a->policy_problem = strdup(problem);
         if (!a->policy_problem)
                 return -ENOMEM;
-        r = last_good_load(a, &p, &saved, why, sizeof why);
+        r = last_good_load(a, &p, &buf, &len, &saved, why, sizeof why);
         if (r >= 0) {
-                r = install(a, &p, POLICY_ORIGIN_LAST_GOOD, true);
+                r = install(a, &p, buf, len, POLICY_ORIGIN_LAST_GOOD, true);
                 if (r < 0)
                         return r;
                 a->policy_saved = saved;
@@ -222,11 +238,10 @@ static int start_on_fallback(Agent *a, const char *problem) {
         }
         if (r != -ENOENT)
                 log_error("The last good policy copy is unusable too: %s", why);
-        r = policy_load_buffer("{\"schema\":1,\"rules\":[]}", strlen("{\"schema\":1,\"rules\":[]}"), "(deny-all)",
-                               NULL, &p, NULL);
+        r = policy_load_buffer(DENY_ALL, strlen(DENY_ALL), "(deny-all)", NULL, &p, NULL);
         if (r < 0)
                 return r;
-        r = install(a, &p, POLICY_ORIGIN_NONE, true);
+        r = install(a, &p, DENY_ALL, strlen(DENY_ALL), POLICY_ORIGIN_NONE, true);
         if (r < 0)
                 return r;
         log_error("NO VALID POLICY: every request is denied until the policy file is fixed: %s. Fix it "
@@ -279,7 +294,9 @@ int agent_policy_load(Agent *a, bool initial) {
                                                                               : "deny-all: every request is denied");
                 return -EINVAL;
         }
-        r = install(a, &p, origin, initial);
+        r = origin == POLICY_ORIGIN_BUILTIN
+                    ? install(a, &p, agent_embedded_policy, strlen(agent_embedded_policy), origin, initial)
+                    : install(a, &p, buf, len, origin, initial);
         if (r < 0)
                 return r;
         free(a->policy_error);

@@ -378,6 +378,8 @@ static int conn_dispatch(Conn *c, ProtoMsg *m) {
                         return ops_revoke(c, m);
                 case PROTO_KEYS_ROTATE:
                         return ops_keys_rotate(c, m);
+                case PROTO_POLICY_GET:
+                        return ops_policy_get(c, m);
                 default:
                         break;
                 }

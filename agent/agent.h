@@ -48,6 +48,8 @@ typedef struct PolicyRef {
         unsigned n_ref;
         /* argv positions any rule declares in file_args: only these are opened and hashed */
         bool file_arg_position[PROTO_MAX_ARGS + 1];
+        char *text;                /* the bytes it was loaded from (elevatectl policy explain) */
+        size_t text_len;
 } PolicyRef;
 
 PolicyRef *agent_policy_ref(PolicyRef *r);
@@ -185,6 +187,7 @@ int ops_list(Conn *c, ProtoMsg *m);
 int ops_audit(Conn *c, ProtoMsg *m);
 int ops_audit_init(Conn *c, ProtoMsg *m);
 int ops_reload(Conn *c, ProtoMsg *m);
+int ops_policy_get(Conn *c, ProtoMsg *m);
 bool ops_is_operator(Agent *a, const Peer *p);
 
 /* agent-ops-approval.c */

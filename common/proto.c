@@ -333,6 +333,11 @@ static const ProtoField ok_fields[] = {
          .syntax_what = "lower-case hex"},
 };
 
+static const ProtoField policy_text_fields[] = {
+        {"policy_origin", FIELD_ENUM, true, DEST(policy_origin), .values = policy_origin_values},
+        {"policy_path", FIELD_STRING, false, DEST(policy_path), .max = PROTO_MAX_STRING},
+};
+
 static size_t exec_fds(const ProtoMsg *m) {
         return PROTO_EXEC_FIXED_FDS + m->n_file_args;
 }
@@ -380,6 +385,7 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_GRANTS] = {"grants", ELEMENTS(page_request_fields)},
         [PROTO_REVOKE] = {"revoke", ELEMENTS(revoke_fields)},
         [PROTO_KEYS_ROTATE] = {"keys_rotate"},
+        [PROTO_POLICY_GET] = {"policy_get"},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
         [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
         [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},
@@ -391,6 +397,7 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_STATUS_RESULT] = {"status_result", ELEMENTS(status_result_fields)},
         [PROTO_PENDING_LIST] = {"pending_list", ELEMENTS(pending_list_fields)},
         [PROTO_GRANTS_LIST] = {"grants_list", ELEMENTS(grants_list_fields)},
+        [PROTO_POLICY_TEXT] = {"policy_text", ELEMENTS(policy_text_fields), 1, 1},
 };
 
 const char *proto_type_to_string(ProtoType t) {

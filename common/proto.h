@@ -77,6 +77,7 @@ typedef enum ProtoType {
         PROTO_GRANTS,
         PROTO_REVOKE,
         PROTO_KEYS_ROTATE,
+        PROTO_POLICY_GET,  /* operators: the text of the policy the agent runs on */
         /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,
@@ -89,6 +90,7 @@ typedef enum ProtoType {
         PROTO_STATUS_RESULT,
         PROTO_PENDING_LIST,
         PROTO_GRANTS_LIST,
+        PROTO_POLICY_TEXT, /* policy_get's answer: origin, name, and the text as a sealed memfd */
         _PROTO_TYPE_MAX,
         _PROTO_TYPE_INVALID = -EINVAL,
 } ProtoType;

@@ -162,13 +162,78 @@ static void print_trail(const PolicyTrail *t) {
         }
 }
 
+/* The policy the running agent decides by, whatever it is (its file as loaded, the
+ * built-in example, the last good copy, or deny-all), as text it hands over. */
+static int load_running_policy(Policy **ret, char *what, size_t what_size) {
+        _cleanup_close_ int sock = -EBADF, fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        PolicyError e = {};
+        ProtoMsg m = {};
+        size_t len = 0;
+        json_t *req;
+        int r;
+
+        sock = ctl_connect();
+        if (sock < 0) {
+                fprintf(stderr, "elevatectl: without --policy FILE, explain asks the running agent; give --policy "
+                                "to explain a file instead.\n");
+                return 3;
+        }
+        req = proto_new(PROTO_POLICY_GET);
+        if (!req)
+                return 1;
+        r = ctl_call(sock, req, &m);
+        json_decref(req);
+        if (r > 0)
+                return r;
+        if (m.type != PROTO_POLICY_TEXT || m.n_fds != 1) {
+                proto_msg_done(&m);
+                fprintf(stderr, "elevatectl: the agent did not send its policy (an older agent?); use --policy FILE.\n");
+                return 1;
+        }
+        fd = TAKE_FD(m.fds[0]);
+        m.n_fds = 0;
+        snprintf(what, what_size, "%s%s%s", streq(m.policy_origin, "file")        ? "of the running agent, from "
+                                            : streq(m.policy_origin, "built-in")  ? "of the running agent: the built-in example"
+                                            : streq(m.policy_origin, "last-good") ? "of the running agent: THE LAST GOOD COPY (its file is broken)"
+                                                                                  : "of the running agent: NONE, it denies everything",
+                 m.policy_path ?: "", "");
+        proto_msg_done(&m);
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return 1;
+        r = read_fd_full(fd, 64u * 1024u * 1024u, &buf, &len);
+        if (r < 0) {
+                fprintf(stderr, "elevatectl: cannot read the policy the agent sent: %s\n", strerror(-r));
+                return 1;
+        }
+        r = policy_load_buffer(buf, len, "(the running agent's policy)", NULL, ret, &e);
+        if (r < 0) {
+                print_error("(the running agent's policy)", r, &e);
+                return 1;
+        }
+        return 0;
+}
+
+/* A user name, or a uid in decimal. */
+static int lookup_user(const char *user, struct passwd *pw, char *buf, size_t size, struct passwd **res) {
+        char *end = NULL;
+        unsigned long uid;
+
+        errno = 0;
+        uid = strtoul(user, &end, 10);
+        if (*user && end && !*end && errno == 0 && uid <= UINT32_MAX && user[0] != '-')
+                return getpwuid_r((uid_t) uid, pw, buf, size, res);
+        return getpwnam_r(user, pw, buf, size, res);
+}
+
 static int cmd_explain(int argc, char **argv) {
         static const struct option options[] = {
                 { "user", required_argument, NULL, 'u' },
                 { "policy", required_argument, NULL, 'p' },
                 {},
         };
-        const char *user = NULL, *policy_path = ELEVATE_POLICY_PATH;
+        const char *user = NULL, *policy_path = NULL;
+        char what[PATH_MAX + 128] = "";
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_free_ char *real = NULL, *pwbuf = NULL;
         _cleanup_free_ const char **file_paths = NULL;
@@ -196,20 +261,28 @@ static int cmd_explain(int argc, char **argv) {
                         return 2;
                 }
         if (!user || optind >= argc) {
-                fprintf(stderr, "Usage: elevatectl policy explain --user USER [--policy FILE] [--] PROGRAM [ARGS...]\n");
+                fprintf(stderr, "Usage: elevatectl policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
+                                "Without --policy it asks the running agent, and explains by the policy it runs on.\n");
                 return 2;
         }
-        r = policy_load_file(policy_path, false, NULL, &p, &e);
-        if (r < 0) {
-                print_error(policy_path, r, &e);
-                return 1;
+        if (policy_path) {
+                r = policy_load_file(policy_path, false, NULL, &p, &e);
+                if (r < 0) {
+                        print_error(policy_path, r, &e);
+                        return 1;
+                }
+                snprintf(what, sizeof what, "%s", policy_path);
+        } else {
+                r = load_running_policy(&p, what, sizeof what);
+                if (r > 0)
+                        return r;
         }
         pwbuf = malloc(16384);
         gids = calloc((size_t) ngroups, sizeof(gid_t));
         if (!pwbuf || !gids)
                 return 1;
-        if (getpwnam_r(user, &pw, pwbuf, 16384, &res) != 0 || !res) {
-                fprintf(stderr, "elevatectl: no such user \"%s\".\n", user);
+        if (lookup_user(user, &pw, pwbuf, 16384, &res) != 0 || !res) {
+                fprintf(stderr, "elevatectl: no such user \"%s\" (give a user name or a uid).\n", user);
                 return 1;
         }
         if (getgrouplist(res->pw_name, res->pw_gid, gids, &ngroups) < 0)
@@ -243,8 +316,7 @@ static int cmd_explain(int argc, char **argv) {
         };
         if (have_sha)
                 hex_encode(sha, SHA256_LEN, hex);
-        printf("Policy %s: serial %llu, %zu rules\n", policy_path, (unsigned long long) policy_serial(p),
-               policy_n_rules(p));
+        printf("Policy %s: serial %llu, %zu rules\n", what, (unsigned long long) policy_serial(p), policy_n_rules(p));
         printf("Request: %s (uid %u) runs %s\n", res->pw_name, (unsigned) res->pw_uid, real ?: argv[optind]);
         printf("  sha256 %s, %s (approximation: the agent also checks the mount)\n", have_sha ? hex : "unknown",
                req.trusted_in_place ? "trusted in place" : "not trusted in place: it would run from a sealed copy");

@@ -272,8 +272,10 @@ static const CtlCommand commands[] = {
           "  audit verify [--db FILE] [--key K]      check the hash chain (and the tags, with the key)" },
         { "policy", ctl_cmd_policy,
           "policy check FILE                       validate a policy file; show rules and warnings\n"
-          "  policy explain --user U [--policy FILE] [--] PROGRAM [ARGS...]\n"
-          "                                          show the decision and the rules tried" },
+          "  policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
+          "                                          show the decision and the rules tried: by the running\n"
+          "                                          agent's policy (operators), or by FILE\n"
+          "  policy status [--json]                  what policy the agent runs on, and whether its file is broken" },
         { "reload", cmd_reload, "reload                                  reload the agent's policy (operators)" },
         { "pending", ctl_cmd_pending,
           "pending [--json]                        requests waiting for you to approve them" },

@@ -422,5 +422,25 @@ def test_status_line_is_shown_once_while_the_user_types_a_code():
             os.close(fd)
 
 
+def test_explain_asks_the_running_agent():
+    """Without --policy, explain decides by the policy the agent runs (not the file on
+    disk, which may differ); --user takes a uid; only operators may ask."""
+    with agent_with(policy()) as a:
+        a.write_policy(base_policy([{"id": "on-disk-only", "match": {"path": "/usr/bin/id"}, "action": "deny"}]))
+        alice = user(ALICE)
+        r = a.ctl(["policy", "explain", "--user", str(alice.pw_uid), "/usr/bin/id"])
+        check_eq(r.rc, 0, "explain against the agent", r)
+        check_in("of the running agent, from " + a.policy_path, r.out, "says which policy", r)
+        check_in("Decision: allow by rule \"id\"", r.out, "the running policy decides, not the file on disk", r)
+        check_in("%s (uid %d)" % (ALICE, alice.pw_uid), r.out, "the uid was taken as the user", r)
+        r = a.ctl(["policy", "explain", "--user", ALICE, "--policy", a.policy_path, "/usr/bin/id"])
+        check_in("on-disk-only", r.out, "--policy FILE explains the file", r)
+        r = a.ctl(["policy", "explain", "--user", ALICE, "/usr/bin/id"], as_user=ALICE)
+        check(r.rc != 0, "a user who is not an operator may not read the running policy", r)
+        check_in("not allowed to read the running policy", r.err, "and is told so", r)
+        r = a.ctl(["policy", "explain", "--user", "4000000000", "/usr/bin/id"])
+        check_in("no such user", r.err, "an unknown uid is said plainly", r)
+
+
 if __name__ == "__main__":
     run_tests(globals())
