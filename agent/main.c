@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agent-launcher.h"
 #include "agent-log.h"
 #include "agent-approval.h"
 #include "agent-budget.h"
@@ -437,6 +438,9 @@ finish:
 int main(int argc, char *argv[]) {
         int r;
 
+        /* the launcher process (agent-launcher.c): the agent runs its own binary so */
+        if (argc == 2 && streq(argv[1], "--launcher"))
+                return launcher_main();
         log_setup();
         r = parse_argv(argc, argv);
         if (r <= 0)
