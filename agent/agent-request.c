@@ -701,6 +701,7 @@ void request_free(Request *r) {
         sd_event_source_disable_unref(r->warn_timer);
         sd_event_source_disable_unref(r->runtime_timer);
         sd_event_source_disable_unref(r->kill_timer);
+        sd_event_source_disable_unref(r->hold_timer);
         safe_close(r->program_fd);
         safe_close(r->cwd_fd);
         for (int i = 0; i < 3; i++)

@@ -90,6 +90,8 @@ struct Request {
         sd_event_source *child_source;
         sd_event_source *cgroup_watch;
         sd_event_source *expiry_timer, *warn_timer, *runtime_timer, *kill_timer;
+        sd_event_source *hold_timer;    /* the --test-hold-launch hook (agent.h) */
+        uint64_t hold_since;            /* CLOCK_MONOTONIC */
         uint64_t started_boottime;
         uint64_t expiry_deadline;       /* CLOCK_BOOTTIME; 0: none */
         uint64_t runtime_deadline;      /* CLOCK_BOOTTIME; 0: none */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent-env.h"
 #include "agent-launch.h"
@@ -440,9 +441,8 @@ static void launch_now(Request *r) {
                 request_terminate(r, "the agent could not supervise it");
 }
 
-static void on_launch_audited(int result, void *userdata) {
-        Request *r = userdata;
-
+/* The last checks once the launch record is durable, then the start. */
+static void launch_checked(Request *r) {
         if (!r->conn) {
                 /* the client left while the record was written: do not start anything */
                 json_t *d = json_pack("{s:s}", "why", "the client went away before the program started");
@@ -451,13 +451,6 @@ static void on_launch_audited(int result, void *userdata) {
                 json_decref(d);
                 launch_cleanup_cgroup(r);
                 request_free(r);
-                return;
-        }
-        if (result < 0) {
-                launch_cleanup_cgroup(r);
-                request_refuse(r, "audit-failed", NULL,
-                               "the audit log could not record this elevation (%s); nothing was run",
-                               audit_failed(r->agent->audit) ?: strerror(-result));
                 return;
         }
         if (peer_verify(&r->conn->peer) < 0) {
@@ -481,6 +474,50 @@ static void on_launch_audited(int result, void *userdata) {
                         return;
                 }
         launch_now(r);
+}
+
+static bool test_hold_active(Request *r) {
+        const char *path = r->agent->test_hold_launch;
+
+        return path && now_usec(CLOCK_MONOTONIC) - r->hold_since < AGENT_TEST_HOLD_MAX_USEC &&
+               faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) == 0;
+}
+
+static int on_test_hold(sd_event_source *s, uint64_t usec, void *userdata) {
+        Request *r = userdata;
+
+        if (test_hold_active(r)) {
+                (void) sd_event_source_set_time_relative(s, 20 * USEC_PER_MSEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        r->hold_timer = sd_event_source_disable_unref(r->hold_timer);
+        log_info("Request %s: test hold released", r->id);
+        launch_checked(r);
+        return 0;
+}
+
+static void on_launch_audited(int result, void *userdata) {
+        Request *r = userdata;
+
+        if (result < 0 && r->conn) {
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "audit-failed", NULL,
+                               "the audit log could not record this elevation (%s); nothing was run",
+                               audit_failed(r->agent->audit) ?: strerror(-result));
+                return;
+        }
+        if (result >= 0 && r->agent->test_hold_launch) {
+                r->hold_since = now_usec(CLOCK_MONOTONIC);
+                if (test_hold_active(r) &&
+                    sd_event_add_time_relative(r->agent->event, &r->hold_timer, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC,
+                                               0, on_test_hold, r) >= 0) {
+                        log_info("Request %s: launch record committed; test hold while %s exists", r->id,
+                                 r->agent->test_hold_launch);
+                        return;
+                }
+        }
+        launch_checked(r);
 }
 
 static int send_exited(Request *r) {
