@@ -223,10 +223,18 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
                 budget_charge(r->agent, r->uid);
         d = event && !*event ? NULL : request_audit_data(r);
         if (d) {
+                /* refused after its launch record was committed: that record must not stay
+                 * "running" (a restarted agent would look for the launch) */
+                json_t *row = r->launch_recorded
+                                      ? json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", "ended", "ended",
+                                                  (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", buf)
+                                      : NULL;
+                AuditState st = { .table = "launches", .row = row };
                 json_object_set_new(d, "code", json_string(code));
                 json_object_set_new(d, "error", json_string(buf));
-                request_audit(r, event ?: error_event(code), d, NULL, 0, NULL);
+                request_audit(r, event ?: error_event(code), d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
+                json_decref(row);
         }
         r->state = REQUEST_DONE;
         if (r->conn) {
@@ -334,7 +342,7 @@ static void request_decide_now(Request *r) {
                 if (g) {
                         log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
                                  r->program->path ?: r->msg.program, g->id);
-                        r->grant = g;
+                        grant_hold(g, r);
                         (void) request_launch(r);
                         return;
                 }
@@ -682,6 +690,7 @@ void request_free(Request *r) {
                 worker_job_cancel(r->job);
         if (r->pending && r->pending->waiter == r)
                 r->pending->waiter = NULL;
+        grant_release(r);
         free(r->rule_id);
         free(r->program_path);
         if (r->conn && r->conn->request == r)

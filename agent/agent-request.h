@@ -63,7 +63,10 @@ struct Request {
         const PolicyRule *rule;         /* valid while policy is referenced */
         const char *resume;             /* "resume": the pending request id it continues */
         Pending *pending;               /* waiting on this pending request */
-        Grant *grant;                   /* running under this grant */
+        Grant *grant;                   /* decided under this grant (agent-grant.c keeps it valid) */
+        Request *grant_next, *grant_prev; /* in grant->holders */
+        char grant_lost[256];           /* the grant ended before the program started: why */
+        bool launch_recorded;           /* a launches row says "running": close it if refused */
         char approved_request[33];      /* the pending request whose approval this runs, if any */
         char session[128];              /* login session key for grants */
 
@@ -107,6 +110,11 @@ struct Request {
 };
 
 typedef struct Grant Grant;
+
+/* Whether the program was started (by us, or before a restart: adopted). */
+static inline bool request_has_started(const Request *r) {
+        return r->pid > 0 || r->adopted;
+}
 
 /* agent-supervise.c */
 int request_launch(Request *r);

@@ -234,6 +234,7 @@ int request_launch(Request *r) {
         json_object_set_new(d, "cwd", json_string(rule->cwd == POLICY_CWD_INHERIT && r->cwd_path ? r->cwd_path : "/"));
         st[0] = (AuditState){ .table = "requests", .row = req_row };
         st[1] = (AuditState){ .table = "launches", .row = launch_row };
+        r->launch_recorded = true;
         r->state = REQUEST_AUDITING;
         if (r->conn)
                 r->conn->state = CONN_AUDITING;
@@ -322,7 +323,8 @@ int supervise_arm_timers(Request *r) {
                                       on_expiry, r);
                 if (k < 0)
                         return k;
-                if (set->expiry_warning > 0 && r->expiry_deadline > set->expiry_warning &&
+                /* a launch under a grant is warned by the grant (agent-grant.c) */
+                if (!r->grant && set->expiry_warning > 0 && r->expiry_deadline > set->expiry_warning &&
                     r->expiry_deadline - set->expiry_warning > now_usec(CLOCK_BOOTTIME))
                         (void) sd_event_add_time(r->agent->event, &r->warn_timer, CLOCK_BOOTTIME,
                                                  r->expiry_deadline - set->expiry_warning, 0, on_expiry_warning, r);
@@ -337,14 +339,17 @@ int supervise_arm_timers(Request *r) {
 }
 
 /* Deadlines: an allow rule's implicit grant (ttl) ends its launches when the rule says
- * on_expiry: terminate; an approve rule's launches follow their grant (agent-grant.c);
- * max_runtime bounds every launch. */
+ * on_expiry: terminate; an approve rule's launches follow their grant (agent-grant.c),
+ * and carry its deadline themselves too, so that a launch whose grant is gone (a
+ * single-use grant, a restart) still ends on time; max_runtime bounds every launch. */
 static void compute_deadlines(Request *r) {
         const PolicySettings *set = policy_settings(r->policy->policy);
         uint64_t ttl = r->rule->ttl ?: set->default_ttl;
 
         if (r->rule->action == POLICY_ALLOW && r->rule->on_expiry == POLICY_EXPIRY_TERMINATE && ttl != USEC_INFINITY)
                 r->expiry_deadline = r->started_boottime + ttl;
+        else if (r->grant && r->rule->on_expiry == POLICY_EXPIRY_TERMINATE)
+                r->expiry_deadline = r->grant->expires;
         if (r->rule->max_runtime > 0 && r->rule->max_runtime != USEC_INFINITY)
                 r->runtime_deadline = r->started_boottime + r->rule->max_runtime;
         r->kill_grace = set->kill_grace;
@@ -445,12 +450,25 @@ static void launch_now(Request *r) {
 static void launch_checked(Request *r) {
         if (!r->conn) {
                 /* the client left while the record was written: do not start anything */
-                json_t *d = json_pack("{s:s}", "why", "the client went away before the program started");
+                const char *why = "the client went away before the program started";
+                json_t *d = json_pack("{s:s}", "why", why);
+                json_t *row = json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", "ended", "ended",
+                                        (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", why);
+                AuditState st = { .table = "launches", .row = row };
                 if (d)
-                        request_audit(r, "cancelled", d, NULL, 0, NULL);
+                        request_audit(r, "cancelled", d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
+                json_decref(row);
                 launch_cleanup_cgroup(r);
                 request_free(r);
+                return;
+        }
+        if (r->grant_lost[0]) {
+                /* the grant it was decided under ended while the record was written: nothing
+                 * allows this launch any more (agent-grant.c) */
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "not-permitted", NULL,
+                               "%s; nothing was run. Ask again: a new approval is needed", r->grant_lost);
                 return;
         }
         if (peer_verify(&r->conn->peer) < 0) {
