@@ -51,6 +51,13 @@ def approve_rule(prog, **kw):
     return rule
 
 
+def grants_policy(rules, settings=None):
+    """Approvers "helpdesk" (Carol's group), the rules, and sec-id (check_after uses it)."""
+    p = sec_policy(rules, settings)
+    p["approvers"] = {"helpdesk": {"groups": ["elevate-test-helpdesk"]}}
+    return p
+
+
 def request_of_ticket(a, ticket):
     rows = [r for r in a.audit_rows("pending") if r["data"].get("ticket") == ticket]
     check_eq(len(rows), 1, "one pending row for " + ticket, a.audit_rows())
@@ -178,11 +185,11 @@ def race_case(policy_of, end_grant, state, ttl="10m"):
 
 
 def policy_terminate(tool):
-    return approval_policy([approve_rule(tool.prog)], settings={"kill_grace": "1s"})
+    return grants_policy([approve_rule(tool.prog)], settings={"kill_grace": "1s"})
 
 
 def policy_keep(tool):
-    return approval_policy([approve_rule(tool.prog, on_expiry="keep")], settings={"kill_grace": "1s"})
+    return grants_policy([approve_rule(tool.prog, on_expiry="keep")], settings={"kill_grace": "1s"})
 
 
 def test_revoke_while_the_launch_record_commits():
@@ -210,7 +217,7 @@ def test_expiry_while_the_launch_record_commits():
 
 def test_reload_dropping_the_rule_while_the_launch_record_commits():
     def drop_rule(a, grant, tool):
-        a.write_policy(approval_policy([], settings={"kill_grace": "1s"}))
+        a.write_policy(grants_policy([], settings={"kill_grace": "1s"}))
         os.kill(a.proc.pid, signal.SIGHUP)
     check(race_case(policy_terminate, drop_rule, "voided"), "the grant was live at the decision")
 
@@ -264,7 +271,7 @@ def test_restart_adoption_ends_a_launch_whose_rule_was_dropped_meanwhile():
         a.stop()
         b.kill()
         check(pid_alive(pid), "the program outlives the agent")
-        a.write_policy(approval_policy([], settings={"kill_grace": "1s"}))
+        a.write_policy(grants_policy([], settings={"kill_grace": "1s"}))
         seq = last_seq(a)
         a.start()
         ended = wait_until(lambda: [r for r in audit_rows_since(a, seq, "grant-ended")
