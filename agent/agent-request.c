@@ -32,6 +32,7 @@ typedef struct Inspect {
         BinaryCache *cache;
         BinaryOptions opts;
         int program_fd, cwd_fd, stdio[3];
+        int proc_fd;                   /* the caller's /proc/PID (a copy of the peer's) */
         int file_fd[PROTO_MAX_FILE_ARGS];
         unsigned file_pos[PROTO_MAX_FILE_ARGS];
         size_t n_files;
@@ -44,6 +45,7 @@ typedef struct Inspect {
         Binary *files[PROTO_MAX_FILE_ARGS];
         StdioKind stdio_kind[3];
         char *cwd_path;
+        bool cwd_is_callers;
 } Inspect;
 
 static void inspect_free(void *userdata) {
@@ -53,6 +55,7 @@ static void inspect_free(void *userdata) {
                 return;
         safe_close(j->program_fd);
         safe_close(j->cwd_fd);
+        safe_close(j->proc_fd);
         for (int i = 0; i < 3; i++)
                 safe_close(j->stdio[i]);
         for (size_t i = 0; i < j->n_files; i++) {
@@ -103,6 +106,23 @@ static int inspect_stdio(Inspect *j, int i) {
         return -EBADF;
 }
 
+/* Whether the directory the client sent is the caller's real working directory: the
+ * same inode as /proc/PID/cwd of the identified process (read through the /proc/PID
+ * opened while its pidfd showed it alive, so a recycled pid cannot answer; on_inspected()
+ * verifies the process is still alive and the same after this). A caller that changes
+ * directory meanwhile is refused, which is fine. */
+static bool inspect_cwd_is_callers(const Inspect *j) {
+        struct stat sent, real;
+
+        if (j->cwd_fd < 0 || j->proc_fd < 0)
+                return false;
+        if (fstat(j->cwd_fd, &sent) < 0 || !S_ISDIR(sent.st_mode))
+                return false;
+        if (fstatat(j->proc_fd, "cwd", &real, 0) < 0)
+                return false;
+        return sent.st_dev == real.st_dev && sent.st_ino == real.st_ino;
+}
+
 /* Runs on a worker thread: may block on a stuck filesystem. */
 static void inspect_run(void *userdata) {
         Inspect *j = userdata;
@@ -136,6 +156,7 @@ static void inspect_run(void *userdata) {
                 }
         }
         /* only used when the rule says cwd: inherit; cheap, and it may block too */
+        j->cwd_is_callers = inspect_cwd_is_callers(j);
         if (binary_trusted_directory(j->cwd_fd, &j->cwd_path, &cwd_error) < 0)
                 j->cwd_path = NULL;
         j->r = 0;
@@ -331,6 +352,14 @@ static void request_decide_now(Request *r) {
         request_audit(r, "decision", d, NULL, 0, NULL);
         json_decref(d);
 
+        /* cwd: inherit means the caller's directory, not any directory fd a client sends */
+        if (rule && r->decision.action != POLICY_DENY && rule->cwd == POLICY_CWD_INHERIT && !r->cwd_is_callers)
+                return request_refuse(r, "not-permitted", NULL,
+                                      "rule \"%s\" runs the program in your working directory, but the directory "
+                                      "your client sent is not your current one (or you changed directory "
+                                      "meanwhile); nothing was run. Run elevate again from the directory you mean",
+                                      rule->id);
+
         switch (r->decision.action) {
         case POLICY_ALLOW:
                 log_info("Request %s: uid %u may run %s (rule \"%s\")", r->id, (unsigned) r->uid,
@@ -411,6 +440,7 @@ static void on_inspected(int result, void *userdata) {
                 r->file_pos[i] = j->file_pos[i];
         }
         r->cwd_path = TAKE_PTR(j->cwd_path);
+        r->cwd_is_callers = j->cwd_is_callers;
 
         if (result == -ETIMEDOUT)
                 return request_refuse(r, "timeout", NULL,
@@ -487,6 +517,9 @@ int request_start(Conn *c, ProtoMsg *m) {
 
         *j = (Inspect){ .req = r, .cache = a->cache, .program_fd = -EBADF, .cwd_fd = -EBADF,
                         .stdio = { -EBADF, -EBADF, -EBADF } };
+        j->proc_fd = c->peer.proc_fd >= 0 ? fcntl(c->peer.proc_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+        if (j->proc_fd < 0)
+                j->proc_fd = -EBADF; /* then cwd: inherit is refused */
         j->opts = (BinaryOptions){
                 .max_copy_size = policy_settings(r->policy->policy)->max_copy_size,
                 .tmpfile_dir_fd = a->tmp_fd,

@@ -57,6 +57,7 @@ struct Request {
         unsigned file_pos[PROTO_MAX_FILE_ARGS];  /* argv position of each file */
         size_t n_files;
         char *cwd_path;                 /* non-NULL only if the cwd chain is trusted */
+        bool cwd_is_callers;            /* cwd_fd is the caller's real working directory */
 
         /* decision */
         PolicyDecision decision;

@@ -284,6 +284,49 @@ def test_restart_adoption_ends_a_launch_whose_rule_was_dropped_meanwhile():
         check_after(a)
 
 
+# ---------------------------------------------------------------------------------------
+# cwd: inherit
+
+def pwd_program():
+    return install_trusted_unique("sec-pwd", "#!/bin/sh\necho \"cwd=$(pwd -P)\"\n")
+
+
+def inherit_policy(prog):
+    return sec_policy([{"id": "in-my-dir", "match": {"path": prog}, "action": "allow", "cwd": "inherit"}])
+
+
+def test_cwd_inherit_refuses_a_directory_that_is_not_the_callers():
+    prog = pwd_program()
+    with agent_with(inherit_policy(prog)) as a:
+        # the caller stands in / but sends an O_PATH descriptor of /root (root-owned, so
+        # "trusted"): the program must not start in a directory the caller is not in
+        for sent in ("/root", "/etc"):
+            res = raw(a, ALICE, (exec_msg(prog), ["prog:" + prog, "cwd:" + sent, "null", "out", "err"]))
+            err = check_refused(res, "not-permitted", "not your current one", "cwd %s sent from /" % sent)
+            check_in("in-my-dir", err.get("message", ""), "the rule is named", err)
+            check("cwd=" not in res["out"], "nothing ran", res)
+        refused = a.wait_audit("refused", 2)
+        check_in("not your current one", refused[-1]["data"].get("error", ""), "the refusal is audited", refused)
+        check_eq(a.audit_rows("launch"), [], "no launch record")
+        # the real client from a root-owned directory: the program starts there
+        r = a.elevate(ALICE, [prog], cwd="/usr/share", stdin=subprocess.DEVNULL)
+        check_eq((r.rc, r.out.strip()), (0, "cwd=/usr/share"), "the caller's own directory is inherited", r)
+        # and the same descriptor games from the directory it names are fine
+        res = as_user(ALICE, lambda: (os.chdir("/etc"), session(a.socket, [
+            ("send", exec_msg(prog), ["prog:" + prog, "cwd:/etc", "null", "out", "err"])]))[1])
+        check_in("cwd=/etc", res["out"], "a descriptor of the real cwd is accepted", res)
+        check_after(a)
+
+
+def test_cwd_root_rule_ignores_the_sent_directory():
+    prog = pwd_program()
+    policy = sec_policy([{"id": "in-root", "match": {"path": prog}, "action": "allow"}])
+    with agent_with(policy) as a:
+        res = raw(a, ALICE, (exec_msg(prog), ["prog:" + prog, "cwd:/root", "null", "out", "err"]))
+        check_in("cwd=/\n", res["out"], "a rule without cwd: inherit starts in / whatever is sent", res)
+        check_after(a)
+
+
 def become_session_leader():
     """Runs the rest of this file in a new session led by this process (unless it leads
     one already): every client it starts is then in one live session."""
