@@ -21,6 +21,9 @@
  *    rule's on_expiry; one still waiting for its launch record is refused once the record
  *    is committed. A grant becomes visible (findable, listable, revocable) only once its
  *    approval is durable. No request keeps a pointer to a grant that is gone.
+ *  - A grant whose session could not be established (no logind or audit session, no live
+ *    session leader: key "none") is single use: while one request holds it nobody else
+ *    finds it, and once that request's program starts the grant ends ("used").
  *  - Nobody approves his own request; approvers are root (not nested) or members of the
  *    rule's approver groups.
  *  - An offline code is single use and bound to one pending request's nonce; failed
@@ -87,6 +90,7 @@ struct Grant {
         uint64_t expires;           /* CLOCK_BOOTTIME usec */
         sd_event_source *warn_timer, *expiry_timer;
         Request *holders;           /* requests decided under it (Request.grant_next) */
+        bool single_use;            /* no session could be established: one launch, then gone */
 };
 
 /* agent-grant.c */
@@ -102,6 +106,11 @@ int grant_arm(Grant *g);
 /* r decides under g: g now knows r (until grant_release() or the grant's end). */
 void grant_hold(Grant *g, Request *r);
 void grant_release(Request *r);
+/* r's program started under its grant: a single-use grant is used up ("used") now; the
+ * launch keeps the grant's deadline itself. */
+void grant_launched(Request *r);
+/* "logind", "audit", "terminal", "session" or "single-use". */
+const char *grant_binding(const Grant *g);
 /* Ends a grant ("expired", "revoked", "voided", "forgotten"): audited, timers off, launches
  * under it follow the rule's on_expiry, holders not yet started are refused at their
  * commit; g is freed. */

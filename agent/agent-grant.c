@@ -56,9 +56,13 @@ Grant *grant_find(Agent *a, const Request *r, const char *session) {
                 if (g->live && g->uid == r->uid && g->expires > now && streq(g->rule, r->rule->id) &&
                     streq(g->run_as, r->msg.run_as ?: rule_run_as(r->rule)) &&
                     streq(g->sha256, r->program->sha256_hex) && streq(g->scope, binary ? "binary" : scope) &&
-                    streq(g->session, session))
+                    streq(g->session, session) && !(g->single_use && g->holders))
                         return g;
         return NULL;
+}
+
+const char *grant_binding(const Grant *g) {
+        return peer_session_binding(g->session);
 }
 
 static int grant_id_new(char ret[static GRANT_ID_LEN + 1]) {
@@ -86,6 +90,7 @@ json_t *grant_json(const Grant *g) {
                       g->approver, "expires_in", (json_int_t) (g->expires > now ? g->expires - now : 0));
         if (!o)
                 return NULL;
+        json_object_set_new(o, "binding", json_string(grant_binding(g)));
         if (g->user)
                 json_object_set_new(o, "user", json_string(g->user));
         if (program)
@@ -136,12 +141,14 @@ int grant_new(Agent *a, const Pending *p, const char *approver, const char *comm
         memcpy(g->sha256, p->sha256, SHA256_HEX_LEN);
         memcpy(g->scope, p->scope, SHA256_HEX_LEN);
         g->session = strdup(p->session);
+        g->single_use = g->session && streq(peer_session_binding(g->session), "single-use");
         g->approver = strdup(approver);
         g->request = strdup(p->id);
         g->created = now_usec(CLOCK_REALTIME);
         g->expires = now_usec(CLOCK_BOOTTIME) + ttl;
-        g->data = json_pack("{s:O?,s:O?,s:s,s:s?}", "program", json_object_get(program, "path"), "args",
-                            json_object_get(p->data, "args"), "ticket", p->ticket, "comment", comment);
+        g->data = json_pack("{s:O?,s:O?,s:s,s:s?,s:s}", "program", json_object_get(program, "path"), "args",
+                            json_object_get(p->data, "args"), "ticket", p->ticket, "comment", comment, "binding",
+                            peer_session_binding(p->session));
         if (!g->rule || !g->run_as || !g->session || !g->approver || !g->request || !g->data) {
                 grant_free(g);
                 return -ENOMEM;
@@ -251,6 +258,14 @@ void grant_release(Request *r) {
         r->grant_next = r->grant_prev = NULL;
 }
 
+void grant_launched(Request *r) {
+        if (r->grant && r->grant->single_use)
+                grant_end(r->grant, "used",
+                          "it was for one use only: no login session, terminal or session leader could be "
+                          "established for the request",
+                          NULL);
+}
+
 /* A holder of a grant that ends: a running launch follows the rule as it is now (a rule
  * that is gone or turned into deny ends it too, since nothing allows it any more); one
  * whose program has not started yet is refused once its launch record is committed. */
@@ -283,7 +298,8 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
         log_info("Grant %s (uid %u, rule \"%s\") ended: %s", g->id, (unsigned) g->uid, g->rule, why);
 
         row = grant_row(g, state);
-        d = json_pack("{s:s,s:s,s:s,s:s?}", "grant", g->id, "state", state, "why", why, "by", by);
+        d = json_pack("{s:s,s:s,s:s,s:s?,s:s}", "grant", g->id, "state", state, "why", why, "by", by, "binding",
+                      grant_binding(g));
         st = (AuditState){ .table = "grants", .row = row };
         if (d) {
                 AuditEntry e = { .event = "grant-ended", .request = g->request, .uid = (int64_t) g->uid, .data = d,
@@ -299,7 +315,10 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
 
         rule = agent_rule(a, g->rule);
         while (g->holders)
-                holder_grant_ended(g->holders, g, rule, why);
+                if (streq(state, "used"))
+                        grant_release(g->holders); /* its one launch runs on, with the deadline */
+                else
+                        holder_grant_ended(g->holders, g, rule, why);
         grant_free(g); /* ended grants live on in the database and the audit log only */
 }
 
@@ -337,6 +356,7 @@ static int grant_from_row(Agent *a, json_t *row, Grant **ret) {
         snprintf(g->sha256, sizeof(g->sha256), "%s", STR("sha256"));
         snprintf(g->scope, sizeof(g->scope), "%s", STR("scope"));
         g->session = strdup(STR("session"));
+        g->single_use = streq(peer_session_binding(STR("session")), "single-use");
         g->approver = strdup(STR("approver"));
         g->request = strdup(STR("request"));
         g->created = (uint64_t) json_integer_value(json_object_get(row, "created"));

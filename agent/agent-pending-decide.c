@@ -210,8 +210,8 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
                 return k < 0 ? k : -ENOMEM;
         }
         p->state = PENDING_APPROVED;
-        extra = json_pack("{s:s,s:s?,s:I,s:s}", "approver", approver, "comment", comment, "ttl", (json_int_t) op->ttl,
-                          "grant", op->g->id);
+        extra = json_pack("{s:s,s:s?,s:I,s:s,s:s}", "approver", approver, "comment", comment, "ttl",
+                          (json_int_t) op->ttl, "grant", op->g->id, "binding", grant_binding(op->g));
         decision_audit(p, "approved", extra, grant_row, on_approved, op);
         json_decref(extra);
         json_decref(grant_row);

@@ -225,6 +225,7 @@ int request_launch(Request *r) {
         json_object_set_new(d, "run_as", json_string(r->run_user));
         if (r->grant) {
                 json_object_set_new(d, "grant", json_string(r->grant->id));
+                json_object_set_new(d, "grant_binding", json_string(grant_binding(r->grant)));
                 /* the request that was approved: this one, or one it resumed or joined */
                 json_object_set_new(d, "approved_request",
                                     json_string(r->approved_request[0] ? r->approved_request : r->grant->request));
@@ -416,6 +417,7 @@ static void launch_now(Request *r) {
                 a->launches->prev = r;
         a->launches = r;
         a->n_launches++;
+        grant_launched(r); /* a single-use grant is used up now (before the timers: see there) */
 
         k = sd_event_add_io(a->event, &r->child_source, r->pidfd, EPOLLIN, on_child, r);
         if (k >= 0 && r->notify_fd >= 0)

@@ -168,6 +168,7 @@ static const ProtoField grant_fields[] = {
         {"comment", FIELD_STRING, false, .max = PROTO_MAX_STRING},
         {"expires_in", FIELD_INT, true, .min = 0, .max = INT64_MAX},
         {"launches", FIELD_INT, false, .min = 0, .max = INT32_MAX},
+        {"binding", FIELD_STRING, false, .max = 32},
 };
 static const ProtoSpec grant_spec = {"grant", ELEMENTS(grant_fields)};
 

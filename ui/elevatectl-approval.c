@@ -85,6 +85,44 @@ static void print_request(json_t *p) {
         printf("\n");
 }
 
+/* What a grant is bound to (agent-peer.h: peer_session_binding) in words. */
+static const char *binding_words(const char *b) {
+        if (streq_ptr(b, "logind"))
+                return "its login session";
+        if (streq_ptr(b, "audit"))
+                return "its audit login session";
+        if (streq_ptr(b, "terminal"))
+                return "its terminal session";
+        if (streq_ptr(b, "session"))
+                return "its process session (no terminal)";
+        if (streq_ptr(b, "single-use"))
+                return "single use: no session could be established";
+        return "its login session";
+}
+
+static void print_grant(json_t *e) {
+        _cleanup_free_ char *user = esc(json_object_get(e, "user")), *prog = esc(json_object_get(e, "program")),
+                            *sess = esc(json_object_get(e, "session"));
+        const char *binding = json_string_value(json_object_get(e, "binding"));
+        char left[DURATION_MAX];
+
+        duration_format(left, sizeof(left),
+                        (uint64_t) json_integer_value(json_object_get(e, "expires_in")) / USEC_PER_SEC * USEC_PER_SEC);
+        printf("%s  %s (uid %" JSON_INTEGER_FORMAT ")  %s  rule %s, %s, approved by %s, %s left, %" JSON_INTEGER_FORMAT
+               " running\n",
+               json_string_value(json_object_get(e, "id")) ?: "?", user && *user ? user : "?",
+               json_integer_value(json_object_get(e, "uid")), prog && *prog ? prog : "(program)",
+               json_string_value(json_object_get(e, "rule")) ?: "?",
+               streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments"
+                                                                                  : "these arguments",
+               json_string_value(json_object_get(e, "approver")) ?: "?", left,
+               json_integer_value(json_object_get(e, "launches")));
+        if (streq_ptr(binding, "single-use"))
+                printf("  %-9s %s\n", "bound", binding_words(binding));
+        else
+                printf("  %-9s %s (%s)\n", "bound", binding_words(binding), sess && *sess ? sess : "?");
+}
+
 static int print_json(json_t *v) {
         char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENSURE_ASCII);
         printf("%s\n", s ?: "[]");
@@ -121,22 +159,7 @@ static int list(ProtoType type, int argc, char **argv) {
         else if (type == PROTO_PENDING)
                 json_array_foreach(arr, i, e) print_request(e);
         else
-                json_array_foreach(arr, i, e) {
-                        _cleanup_free_ char *user = esc(json_object_get(e, "user")), *prog = esc(json_object_get(e, "program"));
-                        char left[DURATION_MAX];
-                        duration_format(left, sizeof(left),
-                                        (uint64_t) json_integer_value(json_object_get(e, "expires_in")) / USEC_PER_SEC *
-                                                USEC_PER_SEC);
-                        printf("%s  %s (uid %" JSON_INTEGER_FORMAT ")  %s  rule %s, %s, approved by %s, %s left, %" JSON_INTEGER_FORMAT
-                               " running\n",
-                               json_string_value(json_object_get(e, "id")) ?: "?", user && *user ? user : "?",
-                               json_integer_value(json_object_get(e, "uid")), prog && *prog ? prog : "(program)",
-                               json_string_value(json_object_get(e, "rule")) ?: "?",
-                               streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments"
-                                                                                                  : "these arguments",
-                               json_string_value(json_object_get(e, "approver")) ?: "?", left,
-                               json_integer_value(json_object_get(e, "launches")));
-                }
+                json_array_foreach(arr, i, e) print_grant(e);
         proto_msg_done(&m);
         return 0;
 }

@@ -18,8 +18,10 @@
 The test process makes itself a session leader first (when it is not one already), so the
 clients it starts share one live session, as a user's commands in one terminal do."""
 
+import ctypes
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -281,6 +283,211 @@ def test_restart_adoption_ends_a_launch_whose_rule_was_dropped_meanwhile():
         check(wait_until(lambda: not pid_alive(pid), 20), "the adopted program was ended with its grant",
               a.logs()[-3000:])
         check_eq(json.loads(ctl_ok(a, ["grants", "--json"]).out), [], "no grant is left")
+        check_after(a)
+
+
+# ---------------------------------------------------------------------------------------
+# What a grant is bound to where logind and the audit session say nothing
+
+ECHO = "#!/bin/sh\necho \"uid=$(id -u) args=$*\"\nexit 7\n"
+TICKET = re.compile(r"request\s+([0-9A-Z]{4}-[0-9A-Z]{4})")
+
+
+def need_no_login_session():
+    """These cases are about machines without logind and audit sessions (containers,
+    minimal systems), such as the CI machine."""
+    with open("/proc/self/sessionid") as f:
+        if f.read().strip() != "4294967295":
+            raise Skip("this test runs inside an audit login session; the fallback binding is not used")
+    with open("/proc/self/cgroup") as f:
+        if "/session-" in f.read():
+            raise Skip("this test runs inside a logind session")
+
+
+def session_policy(prog):
+    return grants_policy([{"id": "sess-tool", "match": {"path": prog}, "action": "approve",
+                           "approvers": ["helpdesk"], "ttl": "30m"}])
+
+
+def decision_of(a, request):
+    rows = [r for r in a.audit_rows("decision") if r["request"] == request]
+    check(rows, "a decision row for " + request, a.audit_rows())
+    return rows[-1]["data"]
+
+
+def in_terminal(a, script):
+    """script in a new session on a new pty, as Alice (util-linux `script` makes the
+    session and the terminal), output collected from the terminal."""
+    cmd = ["script", "-qefc", script, "/dev/null"]
+    b = Background(user_command(ALICE, cmd), env=user_env(ALICE), cwd=user(ALICE).pw_dir)
+    a.background = getattr(a, "background", []) + [b]
+    return b
+
+
+def test_grant_not_reused_from_another_terminal_session():
+    need_no_login_session()
+    prog = install_trusted_unique("sec-sess", ECHO)
+    with agent_with(session_policy(prog)) as a:
+        run = "%s --socket %s %s once" % (ELEVATE, a.socket, prog)
+        # one terminal: the first run waits for approval, the second uses the grant
+        b = in_terminal(a, "%s; echo first=$?; %s; echo second=$?" % (run, run))
+        ticket = b.wait_for(TICKET, 20, stream="out").group(1)
+        approve(a, ticket)
+        r = b.finish(60)
+        check_in("first=7", r.out, "the approved run", r)
+        check_in("second=7", r.out, "and in the same terminal session a second run without asking", r)
+        check_eq(r.out.count("needs approval"), 1, "only the first asked", r)
+        first = decision_of(a, request_of_ticket(a, ticket))
+        check(first.get("session", "").startswith("terminal:pts/"), "bound to the terminal and its session",
+              first)
+        check_eq(first.get("session_binding"), "terminal", "the audit row names the binding", first)
+        grants = json.loads(ctl_ok(a, ["grants", "--json"]).out)
+        check_eq([(g["binding"], g["session"]) for g in grants], [("terminal", first["session"])],
+                 "elevatectl grants says what the grant is bound to", grants)
+        check_in("terminal session", ctl_ok(a, ["grants"]).out, "also as text")
+        approved = a.audit_rows("approved")
+        check_eq(approved[-1]["data"].get("binding"), "terminal", "and so does the approval row", approved)
+
+        # another terminal session of the same user (setsid on a new pty): no reuse
+        b = in_terminal(a, run)
+        ticket2 = b.wait_for(TICKET, 20, stream="out").group(1)
+        other = decision_of(a, request_of_ticket(a, ticket2))
+        check(other["session"] != first["session"], "the agent saw another session", (first, other))
+        b.kill()
+        # nor a session without a terminal (this test's own)
+        b = a.elevate_bg(ALICE, [prog, "once"])
+        b.wait_pending()
+        b.kill()
+        check_eq(len(a.audit_rows("approved")), 1, "only the one approval", a.audit_rows("approved"))
+        check_after(a)
+
+
+def set_subreaper():
+    """Orphans of our children come back to us, so the test can reap what it started."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise Failed("PR_SET_CHILD_SUBREAPER: %s" % os.strerror(ctypes.get_errno()))
+
+
+class Orphan:
+    """The client as Alice in a session whose leader is gone: a child makes a new session,
+    forks the client-to-be and exits; once this process has reaped that leader, nothing
+    names the session any more (no leader, no terminal, no logind or audit session)."""
+
+    def __init__(self, a, args):
+        self.dir = root_tmpdir("elevate-sec-orphan-")
+        self.out, self.err = os.path.join(self.dir, "out"), os.path.join(self.dir, "err")
+        set_subreaper()
+        go_r, go_w = os.pipe()
+        pid_r, pid_w = os.pipe()
+        leader = os.fork()
+        if leader == 0:
+            try:
+                os.close(go_w)
+                os.close(pid_r)
+                os.setsid()
+                child = os.fork()
+                if child == 0:
+                    os.read(go_r, 1)  # until the leader is gone and reaped
+                    fd_out = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    fd_err = os.open(self.err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.dup2(fd_out, 1)
+                    os.dup2(fd_err, 2)
+                    os.chdir("/")
+                    drop_to(ALICE)
+                    os.execve(ELEVATE, [ELEVATE, "--socket", a.socket] + list(args), user_env(ALICE))
+                os.write(pid_w, str(child).encode())
+            finally:
+                os._exit(0)
+        os.close(go_r)
+        os.close(pid_w)
+        self.pid = int(os.read(pid_r, 32).decode())
+        os.close(pid_r)
+        os.waitpid(leader, 0)
+        check(not os.path.exists("/proc/%d" % leader), "the session leader is gone")
+        self.sid = leader
+        os.write(go_w, b"g")
+        os.close(go_w)
+        self.rc = None
+
+    def text(self, name):
+        try:
+            with open(self.out if name == "out" else self.err) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_pending(self, timeout=20):
+        m = wait_until(lambda: TICKET.search(self.text("err")), timeout)
+        check(m, "the orphaned client waits for approval", (self.text("out"), self.text("err")))
+        return m.group(1)
+
+    def finish(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.rc = os.waitstatus_to_exitcode(status)
+                return Result(self.rc, self.text("out"), self.text("err"))
+            time.sleep(0.05)
+        self.kill()
+        raise Failed("the orphaned client did not end", (self.text("out"), self.text("err")))
+
+    def kill(self):
+        if self.rc is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _, status = os.waitpid(self.pid, 0)
+            self.rc = os.waitstatus_to_exitcode(status)
+
+
+def test_grant_without_any_session_is_used_once():
+    need_no_login_session()
+    prog = install_trusted_unique("sec-once", ECHO)
+    with agent_with(session_policy(prog)) as a:
+        # a request from a session nothing can name; the client gives up waiting, the
+        # request stays open and is approved later: a grant nobody holds yet
+        o = Orphan(a, [prog, "x"])
+        ticket = o.wait_pending()
+        o.kill()
+        req = request_of_ticket(a, ticket)
+        d = decision_of(a, req)
+        check_eq((d.get("session"), d.get("session_binding")), ("none", "single-use"),
+                 "no session could be established, and the audit row says so", d)
+        approve(a, ticket)
+        grants = json.loads(ctl_ok(a, ["grants", "--json"]).out)
+        check_eq([g.get("binding") for g in grants], ["single-use"], "elevatectl grants: single use", grants)
+        check_in("single use", ctl_ok(a, ["grants"]).out, "also as text")
+        gid = grants[0]["id"]
+        approved = a.audit_rows("approved")
+        check_eq(approved[-1]["data"].get("binding"), "single-use", "the approval row names the binding", approved)
+
+        # its one use: the next such request runs without asking...
+        o = Orphan(a, [prog, "x"])
+        r = o.finish()
+        check_eq(r.rc, 7, "the grant's one use ran", r)
+        check("needs approval" not in r.err, "without asking", r)
+        launch = [x for x in a.audit_rows("launch") if x["data"].get("grant") == gid]
+        check_eq(len(launch), 1, "one launch under the grant", a.audit_rows("launch"))
+        check_eq(launch[0]["data"].get("grant_binding"), "single-use", "the launch row names the binding", launch)
+        ended = wait_until(lambda: [x for x in a.audit_rows("grant-ended") if x["data"].get("grant") == gid], 10)
+        check(ended, "the grant ended", a.audit_rows())
+        check_eq((ended[-1]["data"].get("state"), ended[-1]["data"].get("binding")), ("used", "single-use"),
+                 "used up, and the row says why", ended)
+        check_eq(json.loads(ctl_ok(a, ["grants", "--json"]).out), [], "...and then it is gone")
+
+        # ...so the same request from anywhere needs a new approval
+        o = Orphan(a, [prog, "x"])
+        o.wait_pending()
+        o.kill()
+        b = a.elevate_bg(ALICE, [prog, "x"])
+        b.wait_pending()
+        b.kill()
+        check_eq(len(a.audit_rows("approved")), 1, "one approval, one use", a.audit_rows("approved"))
         check_after(a)
 
 
