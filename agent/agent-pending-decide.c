@@ -128,7 +128,24 @@ static void on_approved(int result, void *userdata) {
                 op_free(op);
                 return;
         }
-        grant_arm(g);
+        if (grant_arm(g) < 0) {
+                /* a reload took the rule away while the approval was written: the grant was
+                 * voided at once (audited); nothing runs under it */
+                g = NULL;
+                snprintf(msg, sizeof(msg), "approved %s, but its rule changed meanwhile: the approval is void",
+                         p->ticket);
+                op->message = strdup(msg);
+                op_reply(op, 0, NULL);
+                if (p->waiter) {
+                        w = p->waiter;
+                        p->waiter = NULL;
+                        w->pending = NULL;
+                        request_deny(w, p->rule, "the rule changed while the request was approved; ask again");
+                }
+                op_free(op);
+                pending_free(p);
+                return;
+        }
         log_info("Request %s approved by %s for %s: grant %s", p->ticket, op->approver,
                  duration_format(dur, sizeof(dur), op->ttl), g->id);
         snprintf(msg, sizeof(msg), "approved %s for %s (grant %s)%s", p->ticket, dur, g->id,
@@ -149,7 +166,7 @@ static void on_approved(int result, void *userdata) {
                 json_decref(m);
                 p->waiter = NULL;
                 w->pending = NULL;
-                w->grant = g;
+                grant_hold(g, w);
                 memcpy(w->approved_request, p->id, sizeof(w->approved_request));
                 if (w->conn)
                         (void) request_launch(w);
@@ -193,8 +210,8 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
                 return k < 0 ? k : -ENOMEM;
         }
         p->state = PENDING_APPROVED;
-        extra = json_pack("{s:s,s:s?,s:I,s:s}", "approver", approver, "comment", comment, "ttl", (json_int_t) op->ttl,
-                          "grant", op->g->id);
+        extra = json_pack("{s:s,s:s?,s:I,s:s,s:s}", "approver", approver, "comment", comment, "ttl",
+                          (json_int_t) op->ttl, "grant", op->g->id, "binding", grant_binding(op->g));
         decision_audit(p, "approved", extra, grant_row, on_approved, op);
         json_decref(extra);
         json_decref(grant_row);

@@ -536,7 +536,8 @@ int pending_resume(Request *r) {
         char scope[SHA256_HEX_LEN];
         bool binary = r->rule->grant_scope == POLICY_SCOPE_BINARY;
 
-        if (!p || p->uid != r->uid) {
+        /* not waiting any more (a decision being written holds it): never void or free it here */
+        if (!p || p->uid != r->uid || p->state != PENDING_WAITING) {
                 request_deny(r, r->rule->id,
                              "that request is no longer pending (it was decided, expired or withdrawn); ask again");
                 return 0;
@@ -558,10 +559,6 @@ int pending_resume(Request *r) {
                 if (p->waiter && p->waiter != r)
                         request_deny(p->waiter, p->rule, "the request became void");
                 pending_free(p);
-                return 0;
-        }
-        if (p->state != PENDING_WAITING) {
-                request_deny(r, p->rule, "that request is no longer pending");
                 return 0;
         }
         log_info("Request %s resumed by uid %u (pid %d)", p->ticket, (unsigned) r->uid,

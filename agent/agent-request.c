@@ -32,6 +32,7 @@ typedef struct Inspect {
         BinaryCache *cache;
         BinaryOptions opts;
         int program_fd, cwd_fd, stdio[3];
+        int proc_fd;                   /* the caller's /proc/PID (a copy of the peer's) */
         int file_fd[PROTO_MAX_FILE_ARGS];
         unsigned file_pos[PROTO_MAX_FILE_ARGS];
         size_t n_files;
@@ -44,6 +45,7 @@ typedef struct Inspect {
         Binary *files[PROTO_MAX_FILE_ARGS];
         StdioKind stdio_kind[3];
         char *cwd_path;
+        bool cwd_is_callers;
 } Inspect;
 
 static void inspect_free(void *userdata) {
@@ -53,6 +55,7 @@ static void inspect_free(void *userdata) {
                 return;
         safe_close(j->program_fd);
         safe_close(j->cwd_fd);
+        safe_close(j->proc_fd);
         for (int i = 0; i < 3; i++)
                 safe_close(j->stdio[i]);
         for (size_t i = 0; i < j->n_files; i++) {
@@ -103,6 +106,23 @@ static int inspect_stdio(Inspect *j, int i) {
         return -EBADF;
 }
 
+/* Whether the directory the client sent is the caller's real working directory: the
+ * same inode as /proc/PID/cwd of the identified process (read through the /proc/PID
+ * opened while its pidfd showed it alive, so a recycled pid cannot answer; on_inspected()
+ * verifies the process is still alive and the same after this). A caller that changes
+ * directory meanwhile is refused, which is fine. */
+static bool inspect_cwd_is_callers(const Inspect *j) {
+        struct stat sent, real;
+
+        if (j->cwd_fd < 0 || j->proc_fd < 0)
+                return false;
+        if (fstat(j->cwd_fd, &sent) < 0 || !S_ISDIR(sent.st_mode))
+                return false;
+        if (fstatat(j->proc_fd, "cwd", &real, 0) < 0)
+                return false;
+        return sent.st_dev == real.st_dev && sent.st_ino == real.st_ino;
+}
+
 /* Runs on a worker thread: may block on a stuck filesystem. */
 static void inspect_run(void *userdata) {
         Inspect *j = userdata;
@@ -136,6 +156,7 @@ static void inspect_run(void *userdata) {
                 }
         }
         /* only used when the rule says cwd: inherit; cheap, and it may block too */
+        j->cwd_is_callers = inspect_cwd_is_callers(j);
         if (binary_trusted_directory(j->cwd_fd, &j->cwd_path, &cwd_error) < 0)
                 j->cwd_path = NULL;
         j->r = 0;
@@ -223,10 +244,18 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
                 budget_charge(r->agent, r->uid);
         d = event && !*event ? NULL : request_audit_data(r);
         if (d) {
+                /* refused after its launch record was committed: that record must not stay
+                 * "running" (a restarted agent would look for the launch) */
+                json_t *row = r->launch_recorded
+                                      ? json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", "ended", "ended",
+                                                  (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", buf)
+                                      : NULL;
+                AuditState st = { .table = "launches", .row = row };
                 json_object_set_new(d, "code", json_string(code));
                 json_object_set_new(d, "error", json_string(buf));
-                request_audit(r, event ?: error_event(code), d, NULL, 0, NULL);
+                request_audit(r, event ?: error_event(code), d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
+                json_decref(row);
         }
         r->state = REQUEST_DONE;
         if (r->conn) {
@@ -323,6 +352,14 @@ static void request_decide_now(Request *r) {
         request_audit(r, "decision", d, NULL, 0, NULL);
         json_decref(d);
 
+        /* cwd: inherit means the caller's directory, not any directory fd a client sends */
+        if (rule && r->decision.action != POLICY_DENY && rule->cwd == POLICY_CWD_INHERIT && !r->cwd_is_callers)
+                return request_refuse(r, "not-permitted", NULL,
+                                      "rule \"%s\" runs the program in your working directory, but the directory "
+                                      "your client sent is not your current one (or you changed directory "
+                                      "meanwhile); nothing was run. Run elevate again from the directory you mean",
+                                      rule->id);
+
         switch (r->decision.action) {
         case POLICY_ALLOW:
                 log_info("Request %s: uid %u may run %s (rule \"%s\")", r->id, (unsigned) r->uid,
@@ -342,7 +379,7 @@ static void request_decide_now(Request *r) {
                 if (g) {
                         log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
                                  r->program->path ?: r->msg.program, g->id);
-                        r->grant = g;
+                        grant_hold(g, r);
                         (void) request_launch(r);
                         return;
                 }
@@ -417,6 +454,7 @@ static void on_inspected(int result, void *userdata) {
                 r->file_pos[i] = j->file_pos[i];
         }
         r->cwd_path = TAKE_PTR(j->cwd_path);
+        r->cwd_is_callers = j->cwd_is_callers;
 
         if (result == -ETIMEDOUT)
                 return request_refuse(r, "timeout", NULL,
@@ -493,6 +531,9 @@ int request_start(Conn *c, ProtoMsg *m) {
 
         *j = (Inspect){ .req = r, .cache = a->cache, .program_fd = -EBADF, .cwd_fd = -EBADF,
                         .stdio = { -EBADF, -EBADF, -EBADF } };
+        j->proc_fd = c->peer.proc_fd >= 0 ? fcntl(c->peer.proc_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+        if (j->proc_fd < 0)
+                j->proc_fd = -EBADF; /* then cwd: inherit is refused */
         j->opts = (BinaryOptions){
                 .max_copy_size = policy_settings(r->policy->policy)->max_copy_size,
                 .tmpfile_dir_fd = a->tmp_fd,
@@ -696,6 +737,7 @@ void request_free(Request *r) {
                 worker_job_cancel(r->job);
         if (r->pending && r->pending->waiter == r)
                 r->pending->waiter = NULL;
+        grant_release(r);
         free(r->rule_id);
         free(r->program_path);
         if (r->conn && r->conn->request == r)
@@ -715,6 +757,7 @@ void request_free(Request *r) {
         sd_event_source_disable_unref(r->warn_timer);
         sd_event_source_disable_unref(r->runtime_timer);
         sd_event_source_disable_unref(r->kill_timer);
+        sd_event_source_disable_unref(r->hold_timer);
         safe_close(r->program_fd);
         safe_close(r->cwd_fd);
         for (int i = 0; i < 3; i++)

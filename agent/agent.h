@@ -34,6 +34,7 @@
 #define AGENT_MAX_LAUNCHES_PER_UID 32
 #define AGENT_READ_DEADLINE_USEC (30 * USEC_PER_SEC)  /* first message must arrive by then */
 #define AGENT_INSPECT_DEADLINE_USEC (60 * USEC_PER_SEC) /* reading and hashing a program */
+#define AGENT_TEST_HOLD_MAX_USEC (60 * USEC_PER_SEC)    /* the --test-hold-launch hook, at most */
 
 typedef struct Agent Agent;
 typedef struct Conn Conn;
@@ -77,6 +78,11 @@ struct Agent {
         const char *state_dir;
         bool foreground;
         bool use_embedded_policy;  /* the policy file is missing: run on the built-in example */
+        /* Test hook, set only by the hidden option --test-hold-launch PATH (which only root
+         * can pass, on the agent's command line): while PATH exists, a launch whose record
+         * is committed waits (at most AGENT_TEST_HOLD_MAX_USEC) before its last checks, so
+         * a test can end its grant in exactly that window. NULL in production. */
+        const char *test_hold_launch;
 
         int listen_fd[AGENT_MAX_LISTEN];
         sd_event_source *listen_source[AGENT_MAX_LISTEN];
