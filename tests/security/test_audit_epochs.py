@@ -127,6 +127,14 @@ def rewrite(state, stolen_key, stolen_epoch, change):
     return start
 
 
+def check_clean(a):
+    """In a sanitizer build: no report in the agent's log."""
+    logs = a.logs()
+    for needle in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        check(needle not in logs, "the agent's log has no sanitizer report (%s)" % needle,
+              logs[max(0, logs.find(needle) - 200):][:3000])
+
+
 def private_file(path, content, mode=0o600):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
@@ -223,6 +231,8 @@ def test_relabelled_previous_epoch_is_caught():
         check_in("audit", r.err, "the refusal names the audit log", r)
         check_in("corrupt", a.logs(), "the agent says the log is corrupt", a.logs()[-3000:])
         check_in("row %d" % x, a.logs(), "at the first moved row", a.logs()[-3000:])
+        check_in("is not the end row of epoch", a.logs(), "because the epoch changed there", a.logs()[-3000:])
+        check_clean(a)
 
 
 def test_faked_end_row_is_caught_with_k0():
@@ -236,6 +246,7 @@ def test_faked_end_row_is_caught_with_k0():
         check_eq(r.rc, 1, "verify with k_0 reports the forged end row", r)
         check_in("BROKEN at row %d" % (x - 1), r.out, "at the forged end row", r)
         check_in("tag does not match", r.out, "it was not made with that epoch's key", r)
+        check_clean(a)
 
 
 def cut_back(log, keep_until, epoch):
@@ -275,6 +286,7 @@ def test_log_cut_back_into_an_ended_epoch():
         r = a.elevate(ALICE, ["/usr/bin/echo", "hello"], stdin=subprocess.DEVNULL)
         check(r.rc != 0 and "hello" not in r.out, "the agent refuses to continue it", r)
         check_in("tag does not match", a.logs(), "its tags are not of that epoch's key", a.logs()[-3000:])
+        check_clean(a)
 
 
 def test_log_cut_back_to_an_end_row_is_caught_once_it_continues():
@@ -291,6 +303,7 @@ def test_log_cut_back_to_an_end_row_is_caught_once_it_continues():
         r = verify(a, log.k0_file)
         check_eq(r.rc, 1, "once the agent wrote again, verify with k_0 reports the cut", r)
         check_in("BROKEN at row %d" % (ends[-1] + 1), r.out, "at the first row written after it", r)
+        check_clean(a)
 
 
 def test_stop_ends_the_open_epoch():
@@ -305,6 +318,7 @@ def test_stop_ends_the_open_epoch():
         r = verify(a, k0)
         check_eq(r.rc, 0, "verifies with k_0", r)
         check_in("all rows are sealed", r.out, "and says nothing is left open", r)
+        check_clean(a)
 
 
 # ---------------------------------------------------------------------------------------
@@ -352,6 +366,7 @@ def test_key_never_on_a_command_line():
                 p.wait()
         check_eq(p.returncode, 0, "the key from standard input verifies", out + err)
         check_in(b"tags verified with the key", out, "with the tags", out + err)
+        check_clean(a)
 
 
 def test_key_on_the_command_line_refused():
