@@ -329,12 +329,12 @@ static int key_from_terminal(uint8_t key[static AUDIT_KEY_LEN]) {
                 quiet = old;
                 quiet.c_lflag &= ~(tcflag_t) ECHO;
                 quiet.c_lflag |= ECHONL;
-                restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) >= 0;
+                restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) >= 0;
         }
         if (!fgets(buf, sizeof(buf), stdin))
                 r = -EIO;
         if (restore)
-                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &old);
         if (r < 0) {
                 fprintf(stderr, "elevatectl: no key was typed.\n");
                 return r;

@@ -21,6 +21,8 @@ ssh runs); and `audit init` says how to use it."""
 import hashlib
 import hmac
 import os
+import pty
+import select
 import sqlite3
 import stat
 import struct
@@ -367,6 +369,40 @@ def test_key_never_on_a_command_line():
         check_eq(p.returncode, 0, "the key from standard input verifies", out + err)
         check_in(b"tags verified with the key", out, "with the tags", out + err)
         check_clean(a)
+
+
+def test_key_typed_at_a_terminal_is_not_shown():
+    with agent_with(policy()) as a:
+        key = a.ctl(["audit", "init"]).out.strip()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(ELEVATECTL, [ELEVATECTL, "audit", "verify", "--db", a.db(), "--key-file", "-"])
+        out = b""
+        try:
+            deadline = time.time() + 30
+            while b"(not shown)" not in out and time.time() < deadline:
+                if select.select([fd], [], [], 1)[0]:
+                    out += os.read(fd, 4096)
+            check_in(b"(not shown)", out, "a terminal gets a prompt", out)
+            # the prompt is out; echo is switched off before the read, so wait for that read
+            check(wait_until(lambda: blocked_reading_stdin(pid), timeout=20), "it waits for the key", out)
+            os.write(fd, (key + "\n").encode())
+            while True:
+                if not select.select([fd], [], [], 30)[0]:
+                    break
+                try:
+                    b = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not b:
+                    break
+                out += b
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        check_eq(os.waitstatus_to_exitcode(status), 0, "the typed key verifies", out)
+        check_in(b"tags verified with the key", out, "with the tags", out)
+        check(key.encode() not in out, "and the key never appeared on the terminal", out)
 
 
 def test_key_on_the_command_line_refused():
