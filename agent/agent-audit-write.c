@@ -183,8 +183,13 @@ static int end_epoch(Audit *a, const char *why, BatchError *e) {
  * transaction. The key of that empty epoch is never stored, so no one who later holds
  * a stored key can reach back past the first end row. */
 static int seal_log(Audit *a, BatchError *e) {
+        int64_t old_rows = a->db->chain.seq;
         int r;
 
+        if (old_rows > 0)
+                log_notice("The audit log was written by an older agent: sealing its key epochs from row %" PRIi64
+                           " on; rows 1-%" PRIi64 " keep the older, weaker guarantee (docs/audit.md)",
+                           old_rows + 1, old_rows);
         if (rows_in_epoch(&a->db->chain) > 0) {
                 r = end_epoch(a, "format", e);
                 if (r < 0)
