@@ -77,6 +77,7 @@ struct Agent {
         Cgroups *cgroups;          /* NULL: process-group fallback */
         char *cgroup_error;        /* why cgroups are unusable */
         BinaryCache *cache;
+        CopyBudget *copies;        /* bytes of sealed copies held, all users and per uid */
         Workers *workers;
         int state_fd;              /* O_DIRECTORY of state_dir */
         int tmp_fd;                /* state_dir/tmp, root-only, for the O_TMPFILE fallback */
