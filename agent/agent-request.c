@@ -230,15 +230,18 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
-        log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
-        /* the budget counts what the user caused, not the agent's own trouble; a refusal
-         * by the budget itself (event "") is counted there and not recorded */
-        if (!(event && !*event) && !streq(code, "audit-failed") && !streq(code, "internal"))
-                budget_charge(r->agent, r->uid);
+        /* a refusal by the budget itself (event "") is counted there: no row, no log line */
+        if (event && !*event)
+                log_debug("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
+        else
+                log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
         d = event && !*event ? NULL : request_audit_data(r);
         if (d) {
                 json_object_set_new(d, "code", json_string(code));
                 json_object_set_new(d, "error", json_string(buf));
+                /* the budget counts what the user caused, not the agent's own trouble */
+                if (!streq(code, "audit-failed") && !streq(code, "internal"))
+                        budget_charge(r->agent, r->uid, budget_size(d));
                 request_audit(r, event ?: error_event(code), d, NULL, 0, NULL);
                 json_decref(d);
         }
@@ -311,6 +314,7 @@ static int build_policy_request(Request *r, PolicyRequest *pr, const char **file
 
 static void request_decide_now(Request *r) {
         _cleanup_free_ const char **file_paths = NULL;
+        size_t row_size;
         PolicyRequest pr;
         const PolicyRule *rule;
         json_t *d;
@@ -335,6 +339,7 @@ static void request_decide_now(Request *r) {
         if (r->decision.reason)
                 json_object_set_new(d, "why", json_string(r->decision.reason));
         request_audit(r, "decision", d, NULL, 0, NULL);
+        row_size = budget_size(d);
         json_decref(d);
 
         switch (r->decision.action) {
@@ -352,6 +357,8 @@ static void request_decide_now(Request *r) {
                         (void) request_launch(r);
                         return;
                 }
+                /* waiting for approval runs nothing (yet): its decision row counts */
+                budget_charge(r->agent, r->uid, row_size);
                 k = r->resume ? pending_resume(r) : pending_file(r);
                 if (k < 0)
                         request_refuse(r, "internal", NULL, "cannot file the request: %s", strerror(-k));
@@ -359,7 +366,7 @@ static void request_decide_now(Request *r) {
         }
         case POLICY_DENY:
         default:
-                budget_charge(r->agent, r->uid);
+                budget_charge(r->agent, r->uid, row_size);
                 break;
         }
         {
@@ -545,7 +552,7 @@ int request_start(Conn *c, ProtoMsg *m) {
                                agent_launches_for_uid(a, r->uid));
                 return 0;
         }
-        if (!budget_allows(a, r->uid, &wait_sec)) {
+        if (!budget_allows(a, r->uid, BUDGET_REQUEST, &wait_sec)) {
                 inspect_free(j);
                 request_refuse(r, "busy", "",
                                "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
