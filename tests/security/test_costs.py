@@ -140,7 +140,7 @@ def flood(sock_path, kind, seconds, prog, other_ticket):
             m, _ = _file(sock_path, "/usr/bin/whoami", [str(i)])
         elif kind in ("code-wrong", "code-typo"):
             if waiting is None:
-                m, waiting = _file(sock_path, prog, ["codes"], keep=True)
+                m, waiting = _file(sock_path, prog, [kind], keep=True)
                 if m.get("decision") != "approve":
                     note(m)
                     waiting.close()
