@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "agent-approval.h"
+#include "agent-budget.h"
 #include "agent-keys.h"
 #include "agent-log.h"
 #include "util.h"
@@ -307,6 +308,9 @@ static void audit_attempt(Pending *p, const char *event, const char *why, const 
                                                                                            .row = row };
         AuditEntry e = { .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
                          .n_state = n };
+        /* a code that approves is an elevation; every other attempt counts (agent-budget.h) */
+        if (!streq(event, "code-accepted"))
+                budget_charge(p->agent, p->uid, budget_size(d));
         (void) audit_submit(p->agent->audit, &e, NULL, NULL);
         json_decref(d);
 }
@@ -329,12 +333,29 @@ static int reject(Conn *c, Pending *p, const char *msg) {
 int pending_response(Conn *c, Pending *p, const char *code) {
         Agent *a = p->agent;
         uint64_t wait, ttl = 0;
+        unsigned budget_wait = 0;
         json_t *rows = NULL;
         const char *msg;
         char buf[256];
 
         if (p->state != PENDING_WAITING)
                 return -EALREADY;
+        /* over the budget of recorded refusals: not checked, not counted as an attempt,
+         * not recorded; the client is told when to try again */
+        if (!budget_allows(a, c->peer.uid, BUDGET_CODE, &budget_wait)) {
+                json_t *m;
+
+                snprintf(buf, sizeof(buf),
+                         "too many of your codes or requests were refused lately, so this code was not checked; "
+                         "try again in %u s",
+                         budget_wait);
+                m = agent_event_new(&(AgentEvent){ .event = "code-rejected", .request = p->id, .ticket = p->ticket,
+                                                   .message = buf, .ttl = -1 });
+                if (m)
+                        (void) conn_send(c, m, NULL, 0);
+                json_decref(m);
+                return 1;
+        }
         wait = attempts_wait(a, c->peer.uid);
         if (wait > 0) {
                 snprintf(buf, sizeof(buf), "too many wrong codes: try again in %llu s", (unsigned long long) wait);

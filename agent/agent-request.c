@@ -31,6 +31,8 @@ typedef struct Inspect {
         Request *req;                  /* loop thread only; never touched by the worker */
         BinaryCache *cache;
         BinaryOptions opts;
+        atomic_bool cancel;            /* set by the loop when nobody waits for the result */
+        char *program_name;            /* what the user asked for (identical-program notes) */
         int program_fd, cwd_fd, stdio[3];
         int proc_fd;                   /* the caller's /proc/PID (a copy of the peer's) */
         int file_fd[PROTO_MAX_FILE_ARGS];
@@ -65,6 +67,7 @@ static void inspect_free(void *userdata) {
         binary_free(j->program);
         free(j->error);
         free(j->cwd_path);
+        free(j->program_name);
         free(j);
 }
 
@@ -141,6 +144,15 @@ static void inspect_run(void *userdata) {
         r = binary_prepare(j->program_fd, &j->opts, j->cache, &j->program, &j->error);
         if (r < 0) {
                 j->r = r;
+                if (r == -EDQUOT || r == -ENOSPC)
+                        j->code = "busy"; /* the copy budget: it passes once copies are released */
+                return;
+        }
+        /* what approvers are told, worked out here: it reads and hashes system programs */
+        r = binary_find_identical(j->program, j->program_name, &j->cancel);
+        if (r < 0) {
+                j->r = r;
+                j->error = strdup_printf("cannot compare the program with the system's: %s", strerror(-r));
                 return;
         }
         for (size_t i = 0; i < j->n_files; i++) {
@@ -151,6 +163,8 @@ static void inspect_run(void *userdata) {
                 r = binary_prepare(j->file_fd[i], &o, j->cache, &j->files[i], &e);
                 if (r < 0) {
                         j->r = r;
+                        if (r == -EDQUOT || r == -ENOSPC)
+                                j->code = "busy";
                         j->error = strdup_printf("file argument: %s", e ?: strerror(-r));
                         return;
                 }
@@ -237,11 +251,11 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
-        log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
-        /* the budget counts what the user caused, not the agent's own trouble; a refusal
-         * by the budget itself (event "") is counted there and not recorded */
-        if (!(event && !*event) && !streq(code, "audit-failed") && !streq(code, "internal"))
-                budget_charge(r->agent, r->uid);
+        /* a refusal by the budget itself (event "") is counted there: no row, no log line */
+        if (event && !*event)
+                log_debug("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
+        else
+                log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
         d = event && !*event ? NULL : request_audit_data(r);
         if (d) {
                 /* refused after its launch record was committed: that record must not stay
@@ -253,6 +267,9 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
                 AuditState st = { .table = "launches", .row = row };
                 json_object_set_new(d, "code", json_string(code));
                 json_object_set_new(d, "error", json_string(buf));
+                /* the budget counts what the user caused, not the agent's own trouble */
+                if (!streq(code, "audit-failed") && !streq(code, "internal"))
+                        budget_charge(r->agent, r->uid, budget_size(d));
                 request_audit(r, event ?: error_event(code), d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
                 json_decref(row);
@@ -326,6 +343,7 @@ static int build_policy_request(Request *r, PolicyRequest *pr, const char **file
 
 static void request_decide_now(Request *r) {
         _cleanup_free_ const char **file_paths = NULL;
+        size_t row_size;
         PolicyRequest pr;
         const PolicyRule *rule;
         json_t *d;
@@ -350,6 +368,7 @@ static void request_decide_now(Request *r) {
         if (r->decision.reason)
                 json_object_set_new(d, "why", json_string(r->decision.reason));
         request_audit(r, "decision", d, NULL, 0, NULL);
+        row_size = budget_size(d);
         json_decref(d);
 
         /* cwd: inherit means the caller's directory, not any directory fd a client sends */
@@ -383,6 +402,8 @@ static void request_decide_now(Request *r) {
                         (void) request_launch(r);
                         return;
                 }
+                /* waiting for approval runs nothing (yet): its decision row counts */
+                budget_charge(r->agent, r->uid, row_size);
                 k = r->resume ? pending_resume(r) : pending_file(r);
                 if (k < 0)
                         request_refuse(r, "internal", NULL, "cannot file the request: %s", strerror(-k));
@@ -390,7 +411,7 @@ static void request_decide_now(Request *r) {
         }
         case POLICY_DENY:
         default:
-                budget_charge(r->agent, r->uid);
+                budget_charge(r->agent, r->uid, row_size);
                 break;
         }
         {
@@ -438,6 +459,9 @@ static void on_inspected(int result, void *userdata) {
         Request *r = j->req;
 
         r->job = NULL;
+        /* past the deadline the worker may still be reading: tell it to stop */
+        if (result == -ETIMEDOUT)
+                atomic_store(&j->cancel, true);
         /* take the results; the job's free function releases whatever is left */
         r->program_fd = TAKE_FD(j->program_fd);
         r->cwd_fd = TAKE_FD(j->cwd_fd);
@@ -483,13 +507,28 @@ int agent_new_request_id(char ret[static 33]) {
         return 0;
 }
 
+/* Requests of uid being inspected or decided. An inspection counts until its worker is
+ * really done with it (its job is tagged with the uid), not until its client hangs up:
+ * otherwise connecting, asking and hanging up in a loop would start any number of copies. */
 static int inflight_for_uid(Agent *a, uid_t uid) {
-        int n = 0;
+        int n = (int) workers_count_tag(a->workers, (uint64_t) uid);
 
         for (Conn *c = a->conns; c; c = c->next)
-                if (c->request && c->request->uid == uid && c->request->state < REQUEST_RUNNING)
+                if (c->request && c->request->uid == uid && c->request->state < REQUEST_RUNNING && !c->request->job)
                         n++;
         return n;
+}
+
+/* Nobody waits for the inspection any more: the worker stops reading at its next chunk;
+ * the job (and the copy's reservation) is released once it has. */
+static void inspection_cancel(Request *r) {
+        Inspect *j;
+
+        if (!r->job)
+                return;
+        j = worker_job_userdata(r->job);
+        atomic_store(&j->cancel, true);
+        worker_job_cancel(TAKE_PTR(r->job));
 }
 
 static int inspection_submit(Request *r, Inspect *j);
@@ -536,9 +575,14 @@ int request_start(Conn *c, ProtoMsg *m) {
                 j->proc_fd = -EBADF; /* then cwd: inherit is refused */
         j->opts = (BinaryOptions){
                 .max_copy_size = policy_settings(r->policy->policy)->max_copy_size,
+                .copy_budget = a->copies,
+                .uid = r->uid,
+                .uid_copy_budget = policy_settings(r->policy->policy)->copy_budget,
+                .cancel = &j->cancel,
                 .tmpfile_dir_fd = a->tmp_fd,
                 .want_exec = true,
         };
+        j->program_name = r->msg.program ? strdup(r->msg.program) : NULL;
         j->program_fd = TAKE_FD(r->msg.fds[PROTO_FD_PROGRAM]);
         j->cwd_fd = TAKE_FD(r->msg.fds[PROTO_FD_CWD]);
         for (int i = 0; i < 3; i++)
@@ -563,7 +607,7 @@ int request_start(Conn *c, ProtoMsg *m) {
                                agent_launches_for_uid(a, r->uid));
                 return 0;
         }
-        if (!budget_allows(a, r->uid, &wait_sec)) {
+        if (!budget_allows(a, r->uid, BUDGET_REQUEST, &wait_sec)) {
                 inspect_free(j);
                 request_refuse(r, "busy", "",
                                "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
@@ -593,6 +637,7 @@ static int inspection_submit(Request *r, Inspect *j) {
                 request_refuse(r, "busy", NULL, "the agent is busy reading other programs; try again shortly");
                 return 0;
         }
+        worker_job_set_tag(r->job, (uint64_t) r->uid);
         return 0;
 }
 
@@ -681,9 +726,7 @@ void request_conn_gone(Request *r) {
                 request_free(r);
                 return;
         case REQUEST_INSPECTING:
-                if (r->job)
-                        worker_job_cancel(r->job);
-                r->job = NULL;
+                inspection_cancel(r);
                 request_free(r);
                 return;
         case REQUEST_DECIDED:
@@ -733,8 +776,7 @@ int request_signal(Request *r, const char *name) {
 void request_free(Request *r) {
         if (!r)
                 return;
-        if (r->job)
-                worker_job_cancel(r->job);
+        inspection_cancel(r);
         if (r->pending && r->pending->waiter == r)
                 r->pending->waiter = NULL;
         grant_release(r);

@@ -289,7 +289,15 @@ static void agent_done(Agent *a) {
                 request_free(r);
         }
         agent_listen_close(a);
-        workers_free(a->workers);
+        {
+                /* a thread stuck in an abandoned job may still release its copy later */
+                unsigned abandoned = 0;
+                if (a->workers)
+                        workers_stats(a->workers, NULL, &abandoned, NULL);
+                workers_free(a->workers);
+                if (abandoned == 0)
+                        copy_budget_free(a->copies);
+        }
         audit_close(a->audit);
         pendings_free_all(a);
         grants_free_all(a);
@@ -413,6 +421,11 @@ static int run(void) {
         r = binary_cache_new(4096, &a.cache);
         if (r < 0)
                 goto finish;
+        r = copy_budget_new(copy_budget_default_total(), &a.copies);
+        if (r < 0)
+                goto finish;
+        log_info("Sealed copies may hold %llu MiB at once (a quarter of the memory)",
+                 (unsigned long long) (copy_budget_total(a.copies) >> 20));
         r = workers_new(a.event, AGENT_WORKERS, AGENT_MAX_WORKERS, 64, &a.workers);
         if (r < 0) {
                 log_error_errno(r, "Cannot start worker threads");
