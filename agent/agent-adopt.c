@@ -8,6 +8,9 @@
  *    still holds processes (supervised again: timers re-armed from the stored deadlines,
  *    grant re-attached, the end audited with "exit status unknown"), otherwise closed
  *    with an audited "ended while the agent was not running".
+ *  - A launch whose grant ended while the agent was away (expired, or voided because the
+ *    policy no longer has its rule: grants_load() runs first) follows the rule's
+ *    on_expiry as it is now, as if the grant had ended while the agent watched.
  *  - A launch cgroup with no running row is not ours to keep: emptied and removed.
  *  - The restarted agent is not the parent of an adopted process: it watches it through
  *    a pidfd and the cgroup, never by pid alone (no signal to a recycled pid).
@@ -79,6 +82,7 @@ static int adopt_row(Agent *a, json_t *row) {
         const char *id = json_string_value(json_object_get(row, "request"));
         const char *grant = json_string_value(json_object_get(row, "grant_id"));
         json_t *data = json_loads(json_string_value(json_object_get(row, "data")) ?: "{}", 0, NULL);
+        bool grant_gone = false;
         Request *r;
         int k;
 
@@ -104,7 +108,10 @@ static int adopt_row(Agent *a, json_t *row) {
         r->runtime_deadline = (uint64_t) json_integer_value(json_object_get(row, "deadline"));
         r->expiry_deadline = (uint64_t) json_integer_value(json_object_get(data, "expiry"));
         r->kill_grace = (uint64_t) json_integer_value(json_object_get(data, "kill_grace"));
-        r->grant = grant ? grant_by_id(a, grant) : NULL;
+        if (grant && grant_by_id(a, grant))
+                grant_hold(grant_by_id(a, grant), r);
+        else if (grant)
+                grant_gone = true;
         json_decref(data);
         if (!r->rule_id || !r->cgroup_name) {
                 request_free(r);
@@ -130,8 +137,8 @@ static int adopt_row(Agent *a, json_t *row) {
         log_info("Re-adopted launch %s (uid %u, rule \"%s\", pid %d%s)", r->id, (unsigned) r->uid, r->rule_id,
                  (int) r->pid, r->pidfd >= 0 ? "" : ", main process gone");
         {
-                json_t *d = json_pack("{s:i,s:b,s:s?}", "pid", (int) r->pid, "main_alive", r->pidfd >= 0, "grant",
-                                      r->grant ? r->grant->id : NULL);
+                json_t *d = json_pack("{s:i,s:b,s:s?,s:b}", "pid", (int) r->pid, "main_alive", r->pidfd >= 0,
+                                      "grant", grant, "grant_ended", grant_gone);
                 if (d)
                         request_audit(r, "adopted", d, NULL, 0, NULL);
                 json_decref(d);
@@ -140,6 +147,13 @@ static int adopt_row(Agent *a, json_t *row) {
         if (k >= 0 && ((r->runtime_deadline && r->runtime_deadline <= now_usec(CLOCK_BOOTTIME)) ||
                        (r->expiry_deadline && r->expiry_deadline <= now_usec(CLOCK_BOOTTIME))))
                 request_terminate(r, "its time ran out while the agent was restarting");
+        /* its grant is gone: the rule as it is now decides, as grant_end() would have */
+        if (k >= 0 && grant_gone &&
+            (!r->rule || r->rule->action == POLICY_DENY || r->rule->on_expiry == POLICY_EXPIRY_TERMINATE)) {
+                char why[256];
+                snprintf(why, sizeof(why), "its grant %s ended while the agent was not running", grant);
+                request_terminate(r, why);
+        }
         if (k < 0) {
                 log_error_errno(k, "Cannot supervise re-adopted launch %s; ending it", r->id);
                 request_terminate(r, "the restarted agent could not supervise it");

@@ -16,6 +16,14 @@
  *    transaction as the state row.
  *  - Grant lifetimes are CLOCK_BOOTTIME deadlines tied to the boot id: a reboot ends
  *    them, changing the wall clock changes nothing.
+ *  - A grant owns the list of requests that hold it, from the decision on (not only once
+ *    their program runs). Ending it reaches every holder: a running launch follows the
+ *    rule's on_expiry; one still waiting for its launch record is refused once the record
+ *    is committed. A grant becomes visible (findable, listable, revocable) only once its
+ *    approval is durable. No request keeps a pointer to a grant that is gone.
+ *  - A grant whose session could not be established (no logind or audit session, no live
+ *    session leader: key "none") is single use: while one request holds it nobody else
+ *    finds it, and once that request's program starts the grant ends ("used").
  *  - Nobody approves his own request; approvers are root (not nested) or members of the
  *    rule's approver groups.
  *  - An offline code is single use and bound to one pending request's nonce; failed
@@ -85,17 +93,31 @@ struct Grant {
         uint64_t created;           /* CLOCK_REALTIME usec */
         uint64_t expires;           /* CLOCK_BOOTTIME usec */
         sd_event_source *warn_timer, *expiry_timer;
+        Request *holders;           /* requests decided under it (Request.grant_next) */
+        bool single_use;            /* no session could be established: one launch, then gone */
 };
 
 /* agent-grant.c */
 int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]);
 Grant *grant_find(Agent *a, const Request *r, const char *session);
-/* Makes a live grant from an approved pending request; the grants row goes into st. */
+/* Makes a grant from an approved pending request and its grants row. It is not visible
+ * to anyone until grant_arm(); until then grant_free() drops it. */
 int grant_new(Agent *a, const Pending *p, const char *approver, const char *comment, uint64_t ttl, Grant **ret,
               json_t **ret_row);
-void grant_arm(Grant *g);
+/* Once the approval is durable: makes the grant live and arms its timers. -ESTALE: its rule
+ * went away or stopped asking for approval meanwhile; the grant was ended (and freed). */
+int grant_arm(Grant *g);
+/* r decides under g: g now knows r (until grant_release() or the grant's end). */
+void grant_hold(Grant *g, Request *r);
+void grant_release(Request *r);
+/* r's program started under its grant: a single-use grant is used up ("used") now; the
+ * launch keeps the grant's deadline itself. */
+void grant_launched(Request *r);
+/* "logind", "audit", "terminal", "session" or "single-use". */
+const char *grant_binding(const Grant *g);
 /* Ends a grant ("expired", "revoked", "voided", "forgotten"): audited, timers off, launches
- * under it follow the rule's on_expiry. */
+ * under it follow the rule's on_expiry, holders not yet started are refused at their
+ * commit; g is freed. */
 void grant_end(Grant *g, const char *state, const char *why, const char *by);
 void grants_policy_changed(Agent *a);
 int grants_load(Agent *a);

@@ -129,6 +129,10 @@ typedef struct AuditDb {
         AuditChain chain;
         AuditSecrets *secrets;
         bool need_scrub; /* an old key may linger in the WAL: truncate it */
+        /* The log has no end rows yet (new, or written by an older agent): the next batch
+         * first ends the current epoch and one empty epoch (agent-audit-write.c). */
+        bool seal_pending;
+        int64_t sealed_from; /* meta.sealed_from: the first end row, 0 if none yet */
         sqlite3_stmt *insert_row;
         sqlite3_stmt *set_meta;
 } AuditDb;
@@ -254,10 +258,23 @@ struct Audit {
         uint64_t failed_batch;
         bool probe_pending;
         unsigned probe_failures; /* consecutive failed probes, for the back-off */
+
+        /* any thread, atomic: how long a key epoch lasts (AUDIT_EPOCH_USEC; tests shorten it) */
+        uint64_t epoch_usec;
 };
 
 /* Writes one batch (the writer thread's whole queue) and hands the jobs back. */
 void audit_write_batch(Audit *a, AuditJob *jobs);
 
+/* Writer thread, idle: when the current epoch has rows and is due (or `stopping`: the
+ * agent stops, so no key that can still tag them stays on disk), writes its end row and
+ * evolves the key, in a transaction of its own. Does nothing while the log is failed. */
+void audit_write_epoch_end(Audit *a, bool stopping);
+/* Writer thread: CLOCK_REALTIME usec at which the current epoch falls due by time, or 0
+ * when it has no rows (or the log is failed). */
+uint64_t audit_epoch_deadline(Audit *a);
+
 /* Tests: how often the log retries after a failure (default AUDIT_PROBE_INTERVAL_USEC). */
 void audit_set_probe_interval(Audit *a, uint64_t usec);
+/* Tests: how long a key epoch lasts (default AUDIT_EPOCH_USEC). */
+void audit_set_epoch_usec(Audit *a, uint64_t usec);

@@ -7,8 +7,13 @@
  *  - k_0 comes from getrandom() when the database is new; a database with rows but no
  *    key is corrupt, never silently re-keyed.
  *  - Before the writer appends anything, the meta table must agree with the last row
- *    (seq, hash, epoch), and the last AUDIT_TAIL_CHECK_ROWS rows must verify: hashes, and
- *    the tags of the current epoch with the current key.
+ *    (seq, hash, epoch; after an end row the next epoch), and the last
+ *    AUDIT_TAIL_CHECK_ROWS rows must verify: hashes, epoch boundaries (every change of
+ *    epoch right after an end row), and the tags of the current epoch with the current
+ *    key. Older epochs' tags need keys the agent no longer has: only `audit verify` with
+ *    k_0 checks them.
+ *  - A log without end rows (new, or written by an older agent) is sealed by the first
+ *    batch (agent-audit-write.c); meta.sealed_from records where that happened.
  *  - Keys live only in an mlock()ed, non-dumpable page that is wiped on fork and erased
  *    before it is unmapped.
  */
@@ -97,6 +102,7 @@ static int chain_create(AuditDb *d, char **ret_reason) {
                 return r;
         }
         d->chain = (AuditChain){.epoch_started = now, .epoch_first_seq = 1};
+        d->seal_pending = true; /* row 1 will end epoch 0: the log is sealed from its start */
         rc = audit_db_exec(d->db, "BEGIN IMMEDIATE");
         if (rc == SQLITE_OK)
                 rc = audit_db_set_meta_blob(d, "key", d->secrets->key, AUDIT_KEY_LEN);
@@ -151,12 +157,13 @@ int audit_db_log_id(AuditDb *d, char hex[static AUDIT_LOG_ID_LEN * 2 + 1]) {
 
 /* The last row as the chain needs it; 0 if there is none. */
 static int last_row(AuditDb *d, int64_t *ret_seq, int64_t *ret_epoch, uint8_t hash[static SHA256_LEN],
-                    uint8_t tag[static SHA256_LEN]) {
+                    uint8_t tag[static SHA256_LEN], bool *ret_end) {
         _cleanup_finalize_ sqlite3_stmt *s = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(d->db, "SELECT seq, epoch, hash, tag FROM audit ORDER BY seq DESC LIMIT 1",
-                                -1, &s, NULL);
+        rc = sqlite3_prepare_v2(d->db,
+                                "SELECT seq, epoch, hash, tag, event FROM audit ORDER BY seq DESC LIMIT 1", -1,
+                                &s, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(s);
         if (rc == SQLITE_DONE)
@@ -171,6 +178,8 @@ static int last_row(AuditDb *d, int64_t *ret_seq, int64_t *ret_epoch, uint8_t ha
         *ret_epoch = sqlite3_column_int64(s, 1);
         memcpy(hash, sqlite3_column_blob(s, 2), SHA256_LEN);
         memcpy(tag, sqlite3_column_blob(s, 3), SHA256_LEN);
+        if (ret_end)
+                *ret_end = streq_ptr((const char *) sqlite3_column_text(s, 4), AUDIT_EVENT_EPOCH_END);
         return 1;
 }
 
@@ -178,6 +187,7 @@ static const char *chain_load_state(AuditDb *d) {
         AuditChain *c = &d->chain;
         uint8_t head_hash[SHA256_LEN] = {};
         int64_t head_seq = -1, last_seq = 0, last_epoch = 0;
+        bool last_end = false;
         int k;
 
         if (get_meta(d, "epoch", NULL, 0, &c->epoch) != 1 ||
@@ -185,7 +195,11 @@ static const char *chain_load_state(AuditDb *d) {
             get_meta(d, "epoch_first_seq", NULL, 0, &c->epoch_first_seq) != 1 ||
             get_meta(d, "head_seq", NULL, 0, &head_seq) != 1)
                 return "the chain state in the meta table is missing or malformed";
-        k = last_row(d, &last_seq, &last_epoch, c->hash, c->tag);
+        k = get_meta(d, "sealed_from", NULL, 0, &d->sealed_from);
+        if (k < 0 || (k == 1 && d->sealed_from < 1))
+                return "the chain state in the meta table is malformed";
+        d->seal_pending = k == 0;
+        k = last_row(d, &last_seq, &last_epoch, c->hash, c->tag, &last_end);
         if (k < 0)
                 return "the last audit row is malformed";
         c->seq = last_seq;
@@ -195,9 +209,14 @@ static const char *chain_load_state(AuditDb *d) {
         if (last_seq > 0 && (get_meta(d, "head_hash", head_hash, SHA256_LEN, NULL) != 1 ||
                              memcmp(head_hash, c->hash, SHA256_LEN) != 0))
                 return "the last audit row was replaced";
-        if (last_seq > 0 && last_epoch != c->epoch)
-                return "the key epoch does not match the last row";
-        if (c->epoch < 0 || c->epoch_first_seq < 1 || c->epoch_first_seq > last_seq + 1)
+        /* after an end row the key has evolved and the next epoch has no rows yet */
+        if (last_seq > 0 && c->epoch != last_epoch + (last_end ? 1 : 0))
+                return last_end ? "the key epoch did not advance after the last row ended its epoch"
+                                : "the key epoch does not match the last row";
+        if (last_end && c->epoch_first_seq != last_seq + 1)
+                return "the chain state in the meta table is inconsistent";
+        if (c->epoch < 0 || c->epoch_first_seq < 1 || c->epoch_first_seq > last_seq + 1 ||
+            d->sealed_from > last_seq)
                 return "the chain state in the meta table is inconsistent";
         return NULL;
 }
@@ -212,7 +231,7 @@ int audit_db_chain_load(AuditDb *d, char **ret_reason) {
         k = get_meta(d, "key", d->secrets->key, AUDIT_KEY_LEN, NULL);
         if (k == 0) {
                 /* a new database; with rows but no key the chain could never be continued */
-                if (last_row(d, &dummy, &dummy, h, t) != 0) {
+                if (last_row(d, &dummy, &dummy, h, t, NULL) != 0) {
                         *ret_reason = audit_db_corrupt_reason("the audit chain key is missing");
                         return -EBADMSG;
                 }
@@ -229,10 +248,14 @@ int audit_db_chain_load(AuditDb *d, char **ret_reason) {
         }
 
         from = d->chain.seq > AUDIT_TAIL_CHECK_ROWS ? d->chain.seq - AUDIT_TAIL_CHECK_ROWS + 1 : 1;
-        r = audit_verify_db(
-                d->db,
-                &(AuditVerifyOptions){.from_seq = from, .key = d->secrets->key, .key_epoch = d->chain.epoch},
-                &res);
+        /* epoch boundaries are checked from the first end row on; before it the log was
+         * written by an older agent that made none */
+        r = audit_verify_db(d->db,
+                            &(AuditVerifyOptions){.from_seq = from,
+                                                  .key = d->secrets->key,
+                                                  .key_epoch = d->chain.epoch,
+                                                  .sealed = d->sealed_from > 0 && d->sealed_from < from},
+                            &res);
         if (r < 0) {
                 *ret_reason = audit_db_corrupt_reason("the audit rows cannot be read");
                 return -EBADMSG;

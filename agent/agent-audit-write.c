@@ -109,42 +109,124 @@ static int insert_row(AuditDb *d, const AuditRow *row, const uint8_t hash[static
         return rc == SQLITE_DONE ? 0 : batch_fail(d, e, rc);
 }
 
-/* Appends one row to the chain (evolving the key first if its epoch is due). */
-static int append_row(AuditDb *d, const char *boot_id, AuditJob *j, BatchError *e) {
+static uint64_t rows_in_epoch(const AuditChain *c) {
+        return c->seq >= c->epoch_first_seq ? (uint64_t) (c->seq - c->epoch_first_seq + 1) : 0;
+}
+
+/* Why the current epoch must end now ("rows", "time"), or NULL. */
+static const char *epoch_due_reason(Audit *a, int64_t now) {
+        const AuditChain *c = &a->db->chain;
+        uint64_t n = rows_in_epoch(c);
+
+        if (!audit_epoch_due(n, (uint64_t) c->epoch_started, (uint64_t) now,
+                             __atomic_load_n(&a->epoch_usec, __ATOMIC_RELAXED)))
+                return NULL;
+        return n + 1 >= AUDIT_EPOCH_ROWS ? "rows" : "time";
+}
+
+/* Chains and inserts one row in the current epoch. */
+static int chain_append(Audit *a, AuditRow *row, BatchError *e) {
+        AuditDb *d = a->db;
         AuditChain *c = &d->chain;
-        int64_t now = (int64_t) now_usec(CLOCK_REALTIME);
-        uint64_t in_epoch = c->seq >= c->epoch_first_seq ? (uint64_t) (c->seq - c->epoch_first_seq + 1) : 0;
         uint8_t hash[SHA256_LEN], tag[SHA256_LEN];
+        int r;
+
+        row->seq = c->seq + 1;
+        row->boot_id = a->boot_id[0] ? a->boot_id : NULL;
+        row->epoch = c->epoch;
+        audit_row_set_lengths(row);
+        r = audit_chain_row(row, c->hash, c->tag, d->secrets->key, hash, tag);
+        if (r < 0)
+                return r;
+        r = insert_row(d, row, hash, tag, e);
+        if (r < 0)
+                return r;
+        c->seq = row->seq;
+        memcpy(c->hash, hash, SHA256_LEN);
+        memcpy(c->tag, tag, SHA256_LEN);
+        return 0;
+}
+
+/* Ends the current epoch: its end row, tagged with the epoch's own key, then the key
+ * evolves. From here on nobody can add a row to that epoch or move its rows into a later
+ * one (the verifier wants an end row before every change of epoch). */
+static int end_epoch(Audit *a, const char *why, BatchError *e) {
+        AuditChain *c = &a->db->chain;
+        int64_t now = (int64_t) now_usec(CLOCK_REALTIME);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        json_t *o;
+        int r;
+
+        o = json_pack("{s:s,s:I}", "reason", why, "rows", (json_int_t) (rows_in_epoch(c) + 1));
+        if (!o)
+                return -ENOMEM;
+        r = audit_data_canonical(o, &data, &len);
+        json_decref(o);
+        if (r < 0)
+                return r;
+        r = chain_append(a,
+                         &(AuditRow){.time = now, .event = AUDIT_EVENT_EPOCH_END, .uid = -1, .data = data}, e);
+        if (r < 0)
+                return r;
+        if (a->db->sealed_from == 0) {
+                int rc = audit_db_set_meta_int(a->db, "sealed_from", c->seq);
+                if (rc != SQLITE_OK)
+                        return batch_fail(a->db, e, rc);
+                a->db->sealed_from = c->seq;
+        }
+        return evolve_key(a->db, now, e);
+}
+
+/* A log without end rows (new, or written by an older agent) gets its first ones: the
+ * current epoch ends (if it has rows), and so does the next, empty one, in the same
+ * transaction. The key of that empty epoch is never stored, so no one who later holds
+ * a stored key can reach back past the first end row. */
+static int seal_log(Audit *a, BatchError *e) {
+        int64_t old_rows = a->db->chain.seq;
+        int r;
+
+        if (old_rows > 0)
+                log_notice("The audit log was written by an older agent: sealing its key epochs from row %" PRIi64
+                           " on; rows 1-%" PRIi64 " keep the older, weaker guarantee (docs/audit.md)",
+                           old_rows + 1, old_rows);
+        if (rows_in_epoch(&a->db->chain) > 0) {
+                r = end_epoch(a, "format", e);
+                if (r < 0)
+                        return r;
+        }
+        r = end_epoch(a, "format", e);
+        if (r < 0)
+                return r;
+        a->db->seal_pending = false;
+        return 0;
+}
+
+/* Appends one row to the chain: the epoch ends first if it is due, and right after the
+ * row if that filled it. */
+static int append_row(Audit *a, AuditJob *j, BatchError *e) {
+        const char *why = epoch_due_reason(a, (int64_t) now_usec(CLOCK_REALTIME));
         AuditRow row;
         int r;
 
-        if (audit_epoch_due(in_epoch, (uint64_t) c->epoch_started, (uint64_t) now)) {
-                r = evolve_key(d, now, e);
+        if (why) {
+                r = end_epoch(a, why, e);
                 if (r < 0)
                         return r;
         }
         row = (AuditRow){
-                .seq = c->seq + 1,
                 .time = j->time,
-                .boot_id = boot_id[0] ? boot_id : NULL,
                 .event = j->event,
                 .request = j->request,
                 .uid = j->uid,
                 .data = j->data,
-                .epoch = c->epoch,
         };
-        audit_row_set_lengths(&row);
-        r = audit_chain_row(&row, c->hash, c->tag, d->secrets->key, hash, tag);
+        r = chain_append(a, &row, e);
         if (r < 0)
                 return r;
-        r = insert_row(d, &row, hash, tag, e);
-        if (r < 0)
-                return r;
-
-        c->seq = row.seq;
-        memcpy(c->hash, hash, SHA256_LEN);
-        memcpy(c->tag, tag, SHA256_LEN);
         j->seq = row.seq;
+        if (rows_in_epoch(&a->db->chain) + 1 >= AUDIT_EPOCH_ROWS)
+                return end_epoch(a, "rows", e);
         return 0;
 }
 
@@ -192,6 +274,7 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         AuditDb *d = a->db;
         AuditChain saved = d->chain;
         bool saved_scrub = d->need_scrub;
+        int64_t saved_sealed_from = d->sealed_from;
         int r = 0, rc;
 
         if (j->kind == AUDIT_JOB_PROBE)
@@ -213,7 +296,7 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
                         r = batch_fail(d, e, rc);
         }
         if (r >= 0)
-                r = append_row(d, a->boot_id, j, e);
+                r = append_row(a, j, e);
         if (r >= 0 && !is_batch_error(e)) {
                 rc = audit_db_exec(d->db, "RELEASE entry");
                 return rc == SQLITE_OK ? 0 : batch_fail(d, e, rc);
@@ -225,6 +308,7 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         (void) audit_db_exec(d->db, "RELEASE entry");
         d->chain = saved;
         d->need_scrub = saved_scrub;
+        d->sealed_from = saved_sealed_from;
         memcpy(d->secrets->key, d->secrets->entry_key, AUDIT_KEY_LEN);
         j->seq = 0;
         return r;
@@ -295,7 +379,9 @@ static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq,
         rc = audit_db_exec(d->db, "BEGIN IMMEDIATE");
         if (rc != SQLITE_OK)
                 return batch_fail(d, e, rc);
-        if (d->new_log_note)
+        if (d->seal_pending)
+                r = seal_log(a, e);
+        if (r >= 0 && d->new_log_note)
                 r = write_note(a, "audit-log-new", d->new_log_note, e, NULL);
         if (r >= 0 && a->w_reason)
                 r = write_recovered(a, e, ret_recovered_seq);
@@ -378,7 +464,8 @@ typedef struct BatchOutcome {
 
 static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
         BatchError e = {};
-        bool has_probe = false, only_probes = true;
+        bool has_probe = false, only_probes = true, saved_seal;
+        int64_t saved_sealed_from;
         AuditChain saved;
         int r;
 
@@ -394,10 +481,14 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
                 return 0;
 
         saved = a->db->chain;
+        saved_seal = a->db->seal_pending;
+        saved_sealed_from = a->db->sealed_from;
         memcpy(a->db->secrets->batch_key, a->db->secrets->key, AUDIT_KEY_LEN);
         r = run_transaction(a, jobs, &out->recovered_seq, &e);
         if (r < 0) {
                 a->db->chain = saved;
+                a->db->seal_pending = saved_seal;
+                a->db->sealed_from = saved_sealed_from;
                 memcpy(a->db->secrets->key, a->db->secrets->batch_key, AUDIT_KEY_LEN);
                 set_reason_from_error(a, &e);
         } else {
@@ -555,4 +646,65 @@ void audit_write_batch(Audit *a, AuditJob *jobs) {
                 json_decref(d);
         }
         free(out.recovered_after);
+}
+
+uint64_t audit_epoch_deadline(Audit *a) {
+        const AuditChain *c;
+
+        if (!a->db || a->w_reason || a->w_backlog)
+                return 0;
+        c = &a->db->chain;
+        if (rows_in_epoch(c) == 0 || c->epoch_started < 0)
+                return 0;
+        return (uint64_t) c->epoch_started + __atomic_load_n(&a->epoch_usec, __ATOMIC_RELAXED);
+}
+
+void audit_write_epoch_end(Audit *a, bool stopping) {
+        AuditDb *d = a->db;
+        BatchError e = {};
+        const char *why;
+        AuditChain saved;
+        int64_t saved_sealed_from;
+        int r = 0, rc;
+
+        /* a failed log ends its epoch with the first batch that commits again */
+        if (!d || a->w_reason || a->w_backlog || rows_in_epoch(&d->chain) == 0)
+                return;
+        why = stopping ? "stop" : epoch_due_reason(a, (int64_t) now_usec(CLOCK_REALTIME));
+        if (!why)
+                return;
+
+        saved = d->chain;
+        saved_sealed_from = d->sealed_from;
+        memcpy(d->secrets->batch_key, d->secrets->key, AUDIT_KEY_LEN);
+        rc = audit_db_exec(d->db, "BEGIN IMMEDIATE");
+        if (rc != SQLITE_OK)
+                r = batch_fail(d, &e, rc);
+        if (r >= 0)
+                r = end_epoch(a, why, &e);
+        if (r >= 0)
+                r = update_head(d, &e);
+        if (r >= 0) {
+                rc = audit_db_exec(d->db, "COMMIT");
+                if (rc != SQLITE_OK)
+                        r = batch_fail(d, &e, rc);
+        }
+        if (r < 0) {
+                if (!is_batch_error(&e)) {
+                        e.rc = SQLITE_NOMEM;
+                        snprintf(e.msg, sizeof(e.msg), "%s", strerror(-r));
+                }
+                (void) audit_db_exec(d->db, "ROLLBACK");
+                d->chain = saved;
+                d->sealed_from = saved_sealed_from;
+                memcpy(d->secrets->key, d->secrets->batch_key, AUDIT_KEY_LEN);
+                set_reason_from_error(a, &e);
+        } else {
+                audit_db_head_write(d);
+                scrub_wal(d);
+        }
+        if (a->db) {
+                explicit_erase(a->db->secrets->batch_key, AUDIT_KEY_LEN);
+                explicit_erase(a->db->secrets->entry_key, AUDIT_KEY_LEN);
+        }
 }

@@ -16,6 +16,9 @@
  *    recovers by itself once the disk is fixed or the broken file moved away.
  *  - audit_failed() follows completions in batch order: a newer batch's outcome is
  *    never overwritten by an older one's.
+ *  - A key epoch with rows ends (its end row, then the key evolves) at the latest an
+ *    epoch's length after it began, even when nothing else is written, and when the
+ *    writer stops: a key that can still tag rows is on disk only while its epoch is open.
  */
 
 #include <fcntl.h>
@@ -70,7 +73,9 @@ static int job_new(const AuditEntry *e, AuditJob **ret) {
         _cleanup_(audit_job_freep) AuditJob *j = NULL;
         int r;
 
-        if (!e || !event_name_ok(e->event) || (e->request && !request_id_ok(e->request)) || e->uid < -1 ||
+        /* end rows are the writer's alone: one anywhere else would end an epoch early */
+        if (!e || !event_name_ok(e->event) || streq(e->event, AUDIT_EVENT_EPOCH_END) ||
+            (e->request && !request_id_ok(e->request)) || e->uid < -1 ||
             e->n_state > AUDIT_MAX_STATE || (e->n_state > 0 && !e->state))
                 return -EINVAL;
         j = calloc(1, sizeof(*j));
@@ -131,6 +136,24 @@ static int enqueue(Audit *a, AuditJob *j) {
         return 0;
 }
 
+/* Called with a->lock held; waits for work, but only until the current epoch falls due
+ * by time. Returns false when that time came (with the lock held again): the caller ends
+ * the epoch. The epoch is the writer's own state, so reading it here needs no lock. */
+static bool wait_for_work(Audit *a) {
+        uint64_t deadline = audit_epoch_deadline(a);
+        struct timespec ts;
+
+        if (deadline == 0) {
+                pthread_cond_wait(&a->cond, &a->lock);
+                return true;
+        }
+        ts = (struct timespec){.tv_sec = (time_t) (deadline / USEC_PER_SEC),
+                               .tv_nsec = (long) (deadline % USEC_PER_SEC) * 1000};
+        if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) != ETIMEDOUT || a->queue || a->stopping)
+                return true;
+        return false;
+}
+
 static void *writer_main(void *userdata) {
         Audit *a = userdata;
 
@@ -138,8 +161,13 @@ static void *writer_main(void *userdata) {
                 AuditJob *jobs;
 
                 pthread_mutex_lock(&a->lock);
-                while (!a->queue && !a->stopping)
-                        pthread_cond_wait(&a->cond, &a->lock);
+                while (!a->queue && !a->stopping) {
+                        if (wait_for_work(a))
+                                continue;
+                        pthread_mutex_unlock(&a->lock); /* never hold it across a commit */
+                        audit_write_epoch_end(a, false);
+                        pthread_mutex_lock(&a->lock);
+                }
                 if (!a->queue) {
                         pthread_mutex_unlock(&a->lock);
                         if (a->w_backlog) {
@@ -147,6 +175,8 @@ static void *writer_main(void *userdata) {
                                 a->stopping_writer = true;
                                 audit_write_batch(a, NULL);
                         }
+                        /* no key that can still tag this epoch's rows stays on disk */
+                        audit_write_epoch_end(a, true);
                         break;
                 }
                 /* group commit: everything that queued up while the last batch was written */
@@ -299,6 +329,7 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         pthread_cond_init(&a->sync_cond, NULL);
         a->event = sd_event_ref(event);
         a->probe_interval = AUDIT_PROBE_INTERVAL_USEC;
+        a->epoch_usec = AUDIT_EPOCH_USEC;
         *ret = a; /* audit_close() releases whatever follows */
         a->dir = strdup(state_dir);
         a->path = strdup_printf("%s/%s", state_dir, AUDIT_DB_NAME);
@@ -381,6 +412,13 @@ void audit_set_probe_interval(Audit *a, uint64_t usec) {
         __atomic_store_n(&a->probe_interval, usec, __ATOMIC_RELAXED); /* the writer reads it too */
         a->probe_failures = 0;
         probe_arm(a);
+}
+
+void audit_set_epoch_usec(Audit *a, uint64_t usec) {
+        pthread_mutex_lock(&a->lock);
+        __atomic_store_n(&a->epoch_usec, usec, __ATOMIC_RELAXED);
+        pthread_cond_signal(&a->cond); /* the writer computes its wake-up again */
+        pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- public operations ---- */

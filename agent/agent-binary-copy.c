@@ -20,6 +20,10 @@
  * thread, overlapping the hash of the next chunk, so the copy costs about max(hash,
  * write) instead of their sum. pwrite is used rather than an mmap'ed destination: page
  * faults on a user mapping cost far more than the kernel filling pages itself.
+ *
+ * Cancellation: every loop here looks at the calling thread's cancel flag once per chunk,
+ * so a copy whose client went away (or whose deadline passed) stops within one chunk
+ * instead of filling memory nobody will use.
  */
 
 #include <errno.h>
@@ -43,6 +47,16 @@
 #endif
 
 #define RING 4 /* chunks in flight between the hashing and the writing thread */
+
+static _Thread_local const atomic_bool *cancel_flag;
+
+void binary_set_cancel(const atomic_bool *cancel) {
+        cancel_flag = cancel;
+}
+
+int binary_check_cancel(void) {
+        return cancel_flag && atomic_load(cancel_flag) ? -ECANCELED : 0;
+}
 
 ssize_t binary_pread_full(int fd, uint8_t *buf, size_t n, uint64_t off) {
         size_t done = 0;
@@ -102,8 +116,12 @@ int binary_hash_stream(int fd, uint64_t size, uint8_t ret_sha[static SHA256_LEN]
                 return -ENOMEM;
         for (uint64_t off = 0; off < size;) {
                 size_t n = (size_t) MIN(size - off, (uint64_t) cap);
-                ssize_t k = binary_pread_full(fd, buf, n, off);
+                ssize_t k;
 
+                r = binary_check_cancel();
+                if (r < 0)
+                        return r;
+                k = binary_pread_full(fd, buf, n, off);
                 if (k < 0)
                         return (int) k;
                 if ((size_t) k < n)
@@ -191,6 +209,8 @@ static int pipeline_produce(Pipeline *p, int src, uint64_t size, Sha256 *h) {
                 int r;
 
                 r = pipeline_slot(p, &i);
+                if (r >= 0)
+                        r = binary_check_cancel();
                 if (r < 0)
                         return r;
                 k = binary_pread_full(src, p->buf[i], n, off);
@@ -261,9 +281,13 @@ static int copy_simple(int src, int dst, uint64_t size, Sha256 *h) {
                 return -ENOMEM;
         for (uint64_t off = 0; off < size;) {
                 size_t n = (size_t) MIN(size - off, (uint64_t) cap);
-                ssize_t k = binary_pread_full(src, buf, n, off);
+                ssize_t k;
                 int r;
 
+                r = binary_check_cancel();
+                if (r < 0)
+                        return r;
+                k = binary_pread_full(src, buf, n, off);
                 if (k < 0)
                         return (int) k;
                 if ((size_t) k < n)
@@ -430,6 +454,8 @@ static int copy_error(int r, const char *display, char **ret_error) {
         if (r == -ESTALE)
                 *ret_error = strdup_printf(
                         "%s changed while it was being read; try again once it is complete", display);
+        else if (r == -ECANCELED)
+                *ret_error = strdup_printf("the copy of %s was stopped: nobody waits for it any more", display);
         else
                 *ret_error = strdup_printf("cannot make a sealed copy of %s: %s", display, strerror(-r));
         return r;

@@ -110,6 +110,21 @@ int binary_make_copy(int src, const struct stat *st, const char *name, const Bin
 #define F_SEAL_EXEC 0x0020 /* 6.3: the exec bits cannot change; added when the kernel knows it */
 #endif
 
+/* The reading and hashing loops of this thread stop with -ECANCELED once *cancel is set
+ * (NULL: never). binary_prepare() and binary_find_identical() set it for their call. */
+void binary_set_cancel(const atomic_bool *cancel);
+/* -ECANCELED if the current thread's work was cancelled, else 0. */
+int binary_check_cancel(void);
+
+/* ---- agent-binary-budget.c ---- */
+
+/* Reserves size bytes for uid (limit uid_limit) and for the agent (its total). On refusal
+ * returns -EDQUOT (the uid's limit) or -ENOSPC (the agent's) with *ret_error saying what
+ * is held and what to do; display names the file. */
+int copy_budget_reserve(CopyBudget *b, uid_t uid, uint64_t uid_limit, uint64_t size, const char *display,
+                        char **ret_error);
+void copy_budget_release(CopyBudget *b, uid_t uid, uint64_t size);
+
 /* ---- agent-binary-cache.c ---- */
 
 typedef struct BinaryCacheKey {

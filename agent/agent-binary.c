@@ -14,7 +14,8 @@
  *    ignore) before the lease exists, and F_SETOWN 0 right after removes the recipient,
  *    so a break only changes what F_GETLEASE reports. The agent ignores SIGIO as well.
  *  - Otherwise the content is copied, hashed and sealed (agent-binary-copy.c) and the
- *    copy replaces our descriptor of the original.
+ *    copy replaces our descriptor of the original. The copy's size is reserved in the
+ *    copy budget first (agent-binary-budget.c); the Binary owns the reservation.
  *  - Every refusal comes with a one-line English message; messages escape names.
  */
 
@@ -82,7 +83,10 @@ void binary_free(Binary *b) {
         if (!b)
                 return;
         safe_close(b->fd); /* closing our only descriptor releases the lease */
+        copy_budget_release(b->budget, b->budget_uid, b->reserved);
         safe_close(b->interpreter_fd);
+        for (size_t i = 0; b->identical[i]; i++)
+                free(b->identical[i]);
         free(b->path);
         free(b->not_in_place);
         free(b->interpreter);
@@ -262,6 +266,16 @@ static int prepare_in_place(Binary *b, const BinaryOptions *o, BinaryCache *cach
 static int prepare_copy(Binary *b, const BinaryOptions *o, const char *d, char **ret_error) {
         int fd = -EBADF, r;
 
+        /* the whole size, before the first byte: a sparse file costs as much as a full one */
+        if (o->copy_budget) {
+                r = copy_budget_reserve(o->copy_budget, o->uid, o->uid_copy_budget, (uint64_t) b->st.st_size, d,
+                                        ret_error);
+                if (r < 0)
+                        return r;
+                b->budget = o->copy_budget;
+                b->budget_uid = o->uid;
+                b->reserved = (uint64_t) b->st.st_size;
+        }
         r = binary_make_copy(b->fd, &b->st, d, o, &fd, b->sha256, ret_error);
         if (r < 0)
                 return r;
@@ -314,8 +328,7 @@ static int decide(Binary *b, const BinaryOptions *o, const BinaryMountTable *mt,
         return r;
 }
 
-int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Binary **ret,
-                   char **ret_error) {
+static int prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Binary **ret, char **ret_error) {
         _cleanup_(binary_mount_table_done) BinaryMountTable mt = {};
         _cleanup_(binary_freep) Binary *b = NULL;
         _cleanup_free_ char *d = NULL;
@@ -359,7 +372,19 @@ int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Bi
         return 0;
 }
 
-int binary_hash_path(const char *path, uint8_t ret[static SHA256_LEN]) {
+int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Binary **ret,
+                   char **ret_error) {
+        int r;
+
+        binary_set_cancel(o->cancel);
+        r = prepare(client_fd, o, cache, ret, ret_error);
+        binary_set_cancel(NULL);
+        return r;
+}
+
+/* Opens a regular file by a path in a root-owned directory without ever opening a FIFO or
+ * a device, and never through a magic link. */
+static int open_regular(const char *path, int *ret_fd, struct stat *ret_st) {
         _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
         struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
         struct stat st;
@@ -378,7 +403,64 @@ int binary_hash_path(const char *path, uint8_t ret[static SHA256_LEN]) {
         r = binary_reopen(pfd, &fd);
         if (r < 0)
                 return r;
-        if (fstat(fd, &st) < 0)
+        if (fstat(fd, ret_st) < 0)
                 return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int find_identical(Binary *b, const char *typed) {
+        static const char *const dirs[] = { "/usr/bin/", "/usr/sbin/", "/usr/local/bin/" };
+        const char *name = b->path ?: typed, *base;
+        size_t n = 0;
+
+        if (!name)
+                return 0;
+        base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        /* one plain name inside those directories, nothing that walks out of them */
+        if (!*base || streq(base, ".") || streq(base, ".."))
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(dirs) && n < BINARY_IDENTICAL_MAX; i++) {
+                _cleanup_free_ char *cand = strdup_printf("%s%s", dirs[i], base);
+                _cleanup_close_ int fd = -EBADF;
+                uint8_t sha[SHA256_LEN];
+                struct stat st;
+                int r;
+
+                if (!cand)
+                        return -ENOMEM;
+                if (streq_ptr(cand, b->path) || open_regular(cand, &fd, &st) < 0)
+                        continue;
+                /* only a file of the same size can have the same content: most names end here */
+                if (st.st_size != b->st.st_size || (st.st_dev == b->st.st_dev && st.st_ino == b->st.st_ino))
+                        continue;
+                r = binary_hash_stream(fd, (uint64_t) st.st_size, sha);
+                if (r == -ECANCELED)
+                        return r;
+                if (r < 0 || memcmp(sha, b->sha256, SHA256_LEN) != 0)
+                        continue;
+                b->identical[n++] = TAKE_PTR(cand);
+        }
+        return 0;
+}
+
+int binary_find_identical(Binary *b, const char *typed, const atomic_bool *cancel) {
+        int r;
+
+        binary_set_cancel(cancel);
+        r = find_identical(b, typed);
+        binary_set_cancel(NULL);
+        return r;
+}
+
+int binary_hash_path(const char *path, uint8_t ret[static SHA256_LEN]) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int r;
+
+        r = open_regular(path, &fd, &st);
+        if (r < 0)
+                return r;
         return binary_hash_stream(fd, (uint64_t) st.st_size, ret);
 }

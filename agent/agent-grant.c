@@ -6,9 +6,11 @@
  * Invariants (see agent-approval.h): a grant matches only the same uid, rule, run_as,
  * program hash, scope and login session; it lives until a CLOCK_BOOTTIME deadline of
  * this boot; ending it (expiry, revoke, forget, a policy that drops its rule) is audited
- * and applies the rule's on_expiry to the launches running under it.
+ * and reaches every request holding it: the rule's on_expiry for launches that run, a
+ * refusal at the commit for those that have not started yet.
  */
 
+#include <assert.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -54,9 +56,13 @@ Grant *grant_find(Agent *a, const Request *r, const char *session) {
                 if (g->live && g->uid == r->uid && g->expires > now && streq(g->rule, r->rule->id) &&
                     streq(g->run_as, r->msg.run_as ?: rule_run_as(r->rule)) &&
                     streq(g->sha256, r->program->sha256_hex) && streq(g->scope, binary ? "binary" : scope) &&
-                    streq(g->session, session))
+                    streq(g->session, session) && !(g->single_use && g->holders))
                         return g;
         return NULL;
+}
+
+const char *grant_binding(const Grant *g) {
+        return peer_session_binding(g->session);
 }
 
 static int grant_id_new(char ret[static GRANT_ID_LEN + 1]) {
@@ -84,6 +90,7 @@ json_t *grant_json(const Grant *g) {
                       g->approver, "expires_in", (json_int_t) (g->expires > now ? g->expires - now : 0));
         if (!o)
                 return NULL;
+        json_object_set_new(o, "binding", json_string(grant_binding(g)));
         if (g->user)
                 json_object_set_new(o, "user", json_string(g->user));
         if (program)
@@ -94,8 +101,8 @@ json_t *grant_json(const Grant *g) {
                 json_object_set(o, "args", args);
         {
                 int n = 0;
-                for (Request *r = g->agent->launches; r; r = r->next)
-                        if (r->grant == g)
+                for (Request *r = g->holders; r; r = r->grant_next)
+                        if (request_has_started(r))
                                 n++;
                 json_object_set_new(o, "launches", json_integer(n));
         }
@@ -134,12 +141,14 @@ int grant_new(Agent *a, const Pending *p, const char *approver, const char *comm
         memcpy(g->sha256, p->sha256, SHA256_HEX_LEN);
         memcpy(g->scope, p->scope, SHA256_HEX_LEN);
         g->session = strdup(p->session);
+        g->single_use = g->session && streq(peer_session_binding(g->session), "single-use");
         g->approver = strdup(approver);
         g->request = strdup(p->id);
         g->created = now_usec(CLOCK_REALTIME);
         g->expires = now_usec(CLOCK_BOOTTIME) + ttl;
-        g->data = json_pack("{s:O?,s:O?,s:s,s:s?}", "program", json_object_get(program, "path"), "args",
-                            json_object_get(p->data, "args"), "ticket", p->ticket, "comment", comment);
+        g->data = json_pack("{s:O?,s:O?,s:s,s:s?,s:s}", "program", json_object_get(program, "path"), "args",
+                            json_object_get(p->data, "args"), "ticket", p->ticket, "comment", comment, "binding",
+                            peer_session_binding(p->session));
         if (!g->rule || !g->run_as || !g->session || !g->approver || !g->request || !g->data) {
                 grant_free(g);
                 return -ENOMEM;
@@ -149,12 +158,28 @@ int grant_new(Agent *a, const Pending *p, const char *approver, const char *comm
                 grant_free(g);
                 return -ENOMEM;
         }
+        *ret = g; /* linked by grant_arm() once the approval is durable */
+        return 0;
+}
+
+static void grant_link(Grant *g) {
+        Agent *a = g->agent;
+
         g->next = a->grants;
         if (a->grants)
                 a->grants->prev = g;
         a->grants = g;
-        *ret = g;
-        return 0;
+}
+
+/* Whether the rule as it is now still asks for approval: a grant of any other rule is void. */
+static const char *grant_rule_gone(Grant *g) {
+        const PolicyRule *rule = agent_rule(g->agent, g->rule);
+
+        if (!rule)
+                return "its rule was removed";
+        if (rule->action != POLICY_APPROVE)
+                return "its rule no longer asks for approval";
+        return NULL;
 }
 
 static int on_grant_warn(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -181,7 +206,7 @@ static int on_grant_expiry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-void grant_arm(Grant *g) {
+static void grant_arm_timers(Grant *g) {
         const PolicySettings *set = policy_settings(g->agent->policy->policy);
         int k;
 
@@ -192,6 +217,71 @@ void grant_arm(Grant *g) {
             g->expires - set->expiry_warning > now_usec(CLOCK_BOOTTIME))
                 (void) sd_event_add_time(g->agent->event, &g->warn_timer, CLOCK_BOOTTIME,
                                          g->expires - set->expiry_warning, 0, on_grant_warn, g);
+}
+
+int grant_arm(Grant *g) {
+        const char *gone;
+
+        grant_link(g);
+        /* a reload while the approval was being written may have taken the rule away */
+        gone = grant_rule_gone(g);
+        if (gone) {
+                grant_end(g, "voided", gone, NULL);
+                return -ESTALE;
+        }
+        grant_arm_timers(g);
+        return 0;
+}
+
+void grant_hold(Grant *g, Request *r) {
+        assert(!r->grant);
+        r->grant = g;
+        r->grant_prev = NULL;
+        r->grant_next = g->holders;
+        if (g->holders)
+                g->holders->grant_prev = r;
+        g->holders = r;
+}
+
+void grant_release(Request *r) {
+        Grant *g = r->grant;
+
+        if (!g)
+                return;
+        if (r->grant_prev)
+                r->grant_prev->grant_next = r->grant_next;
+        else if (g->holders == r)
+                g->holders = r->grant_next;
+        if (r->grant_next)
+                r->grant_next->grant_prev = r->grant_prev;
+        r->grant = NULL;
+        r->grant_next = r->grant_prev = NULL;
+}
+
+void grant_launched(Request *r) {
+        if (r->grant && r->grant->single_use)
+                grant_end(r->grant, "used",
+                          "it was for one use only: no login session, terminal or session leader could be "
+                          "established for the request",
+                          NULL);
+}
+
+/* A holder of a grant that ends: a running launch follows the rule as it is now (a rule
+ * that is gone or turned into deny ends it too, since nothing allows it any more); one
+ * whose program has not started yet is refused once its launch record is committed. */
+static void holder_grant_ended(Request *r, Grant *g, const PolicyRule *rule, const char *why) {
+        char buf[256];
+
+        grant_release(r);
+        if (!request_has_started(r)) {
+                snprintf(r->grant_lost, sizeof(r->grant_lost), "grant %s ended (%s) before the program started",
+                         g->id, why);
+                return;
+        }
+        if (!rule || rule->action == POLICY_DENY || rule->on_expiry == POLICY_EXPIRY_TERMINATE) {
+                snprintf(buf, sizeof(buf), "its grant %s ended (%s)", g->id, why);
+                request_terminate(r, buf);
+        }
 }
 
 void grant_end(Grant *g, const char *state, const char *why, const char *by) {
@@ -208,7 +298,8 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
         log_info("Grant %s (uid %u, rule \"%s\") ended: %s", g->id, (unsigned) g->uid, g->rule, why);
 
         row = grant_row(g, state);
-        d = json_pack("{s:s,s:s,s:s,s:s?}", "grant", g->id, "state", state, "why", why, "by", by);
+        d = json_pack("{s:s,s:s,s:s,s:s?,s:s}", "grant", g->id, "state", state, "why", why, "by", by, "binding",
+                      grant_binding(g));
         st = (AuditState){ .table = "grants", .row = row };
         if (d) {
                 AuditEntry e = { .event = "grant-ended", .request = g->request, .uid = (int64_t) g->uid, .data = d,
@@ -222,30 +313,22 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
                                    .rule = g->rule, .approver = by, .message = why, .ttl = -1,
                                    .program = json_string_value(json_object_get(g->data, "program")) });
 
-        /* running launches follow the rule's on_expiry (the rule as it is now; a rule that
-         * is gone or turned into deny ends them too, since nothing allows them any more) */
         rule = agent_rule(a, g->rule);
-        for (Request *r = a->launches; r; r = r->next) {
-                if (r->grant != g)
-                        continue;
-                r->grant = NULL;
-                if (!rule || rule->action == POLICY_DENY || rule->on_expiry == POLICY_EXPIRY_TERMINATE) {
-                        char buf[256];
-                        snprintf(buf, sizeof(buf), "its grant %s ended (%s)", g->id, why);
-                        request_terminate(r, buf);
-                }
-        }
+        while (g->holders)
+                if (streq(state, "used"))
+                        grant_release(g->holders); /* its one launch runs on, with the deadline */
+                else
+                        holder_grant_ended(g->holders, g, rule, why);
         grant_free(g); /* ended grants live on in the database and the audit log only */
 }
 
 /* A reload that removes a rule or makes it deny voids its grants (DESIGN §6). */
 void grants_policy_changed(Agent *a) {
         for (Grant *g = a->grants, *next; g; g = next) {
-                const PolicyRule *rule = agent_rule(a, g->rule);
+                const char *gone = grant_rule_gone(g);
                 next = g->next;
-                if (g->live && (!rule || rule->action != POLICY_APPROVE))
-                        grant_end(g, "voided", rule ? "its rule no longer asks for approval" : "its rule was removed",
-                                  NULL);
+                if (g->live && gone)
+                        grant_end(g, "voided", gone, NULL);
         }
 }
 
@@ -273,6 +356,7 @@ static int grant_from_row(Agent *a, json_t *row, Grant **ret) {
         snprintf(g->sha256, sizeof(g->sha256), "%s", STR("sha256"));
         snprintf(g->scope, sizeof(g->scope), "%s", STR("scope"));
         g->session = strdup(STR("session"));
+        g->single_use = streq(peer_session_binding(STR("session")), "single-use");
         g->approver = strdup(STR("approver"));
         g->request = strdup(STR("request"));
         g->created = (uint64_t) json_integer_value(json_object_get(row, "created"));
@@ -314,8 +398,11 @@ int grants_load(Agent *a) {
                         grant_end(g, "expired", "the machine rebooted", NULL);
                 else if (g->expires <= now_usec(CLOCK_BOOTTIME))
                         grant_end(g, "expired", "its time ran out while the agent was stopped", NULL);
+                else if (grant_rule_gone(g))
+                        /* the policy changed while the agent was stopped (a reload would do the same) */
+                        grant_end(g, "voided", grant_rule_gone(g), NULL);
                 else
-                        grant_arm(g);
+                        grant_arm_timers(g);
         }
         json_decref(rows);
         return 0;
@@ -324,6 +411,8 @@ int grants_load(Agent *a) {
 void grant_free(Grant *g) {
         if (!g)
                 return;
+        while (g->holders) /* at shutdown: the requests go too, none keeps a pointer here */
+                grant_release(g->holders);
         if (g->prev)
                 g->prev->next = g->next;
         else if (g->agent && g->agent->grants == g)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "agent-approval.h"
+#include "agent-budget.h"
 #include "agent-keys.h"
 #include "agent-log.h"
 #include "util.h"
@@ -378,7 +379,13 @@ int ops_cancel(Conn *c, ProtoMsg *m) {
         if (p->uid != c->peer.uid)
                 return fail(c, "not-permitted", "request %s is not yours", p->ticket);
         who(&c->peer, name, sizeof(name));
-        return pending_cancel(p, c, name) < 0 ? fail(c, "not-found", "request %s was decided already", p->ticket) : 0;
+        if (pending_cancel(p, c, name) < 0)
+                return fail(c, "not-found", "request %s was decided already", p->ticket);
+        /* filing and withdrawing in a loop would write rows without end: the withdrawal
+         * counts (it is always recorded: it changes state; filing anew is what the budget
+         * stops) */
+        budget_charge(c->agent, c->peer.uid, 0);
+        return 0;
 }
 
 int ops_forget(Conn *c, ProtoMsg *m) {
@@ -410,6 +417,7 @@ static void audit_foreign_response(Conn *c, Pending *p) {
         if (!d)
                 return;
         AuditEntry e = { .event = "code-refused", .request = p->id, .uid = (int64_t) c->peer.uid, .data = d };
+        budget_charge(c->agent, c->peer.uid, budget_size(d));
         (void) audit_submit(c->agent->audit, &e, NULL, NULL);
         json_decref(d);
 }
@@ -422,9 +430,12 @@ int ops_response(Conn *c, ProtoMsg *m) {
         if (!p)
                 return 0;
         if (p->uid != c->peer.uid || c->peer.nested) {
-                log_notice("Response code for %s from uid %u refused: not the requester's", p->ticket,
-                           (unsigned) c->peer.uid);
-                audit_foreign_response(c, p);
+                /* recorded under the sender's uid while the sender's budget lasts, then counted */
+                if (budget_allows(c->agent, c->peer.uid, BUDGET_FOREIGN_CODE, NULL)) {
+                        log_notice("Response code for %s from uid %u refused: not the requester's", p->ticket,
+                                   (unsigned) c->peer.uid);
+                        audit_foreign_response(c, p);
+                }
                 return fail(c, "not-permitted", "request %s is not yours", p->ticket);
         }
         k = pending_response(c, p, m->code);

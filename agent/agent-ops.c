@@ -254,8 +254,10 @@ int ops_audit_init(Conn *c, ProtoMsg *m) {
                 return 0;
         }
         log_notice("The initial audit key was shown to uid %u (pid %d)", (unsigned) c->peer.uid, (int) c->peer.pid);
-        return reply_ok(c, "initial audit chain key: keep it off this machine; `elevatectl audit verify --key KEY` "
-                           "uses it. It will not be shown again.",
+        return reply_ok(c, "initial audit chain key: keep it off this machine (a password manager, paper). To verify, "
+                           "put it in a file only you can read (chmod 600) and run `elevatectl audit verify "
+                           "--key-file FILE`, or run it with `--key-file -` and type or pipe the key in; never give it "
+                           "on a command line. It will not be shown again.",
                         key);
 }
 

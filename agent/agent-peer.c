@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -275,6 +276,33 @@ static void read_sessions(Peer *p) {
         }
 }
 
+/* The leader of the caller's session, where logind and the audit session say nothing:
+ * processes cannot join a session they were not born into, so the leader (pid and start
+ * time, read while a pidfd shows it alive) names the caller's terminal or login the way a
+ * session id would. The kernel keeps a session's id from being reused while any member
+ * lives; the start time tells a later session of the same number apart. A session of pid
+ * 0 or 1 (init's, shared by everything not in a session of its own) or a leader that is
+ * gone establishes nothing. */
+static void read_session_leader(Peer *p, pid_t sid) {
+        _cleanup_close_ int pidfd = -EBADF, dir = -EBADF;
+        char path[32];
+        ProcStat st = {};
+
+        if (sid <= 1)
+                return;
+        pidfd = pidfd_open_raw(sid);
+        if (pidfd < 0)
+                return;
+        snprintf(path, sizeof(path), "/proc/%d", (int) sid);
+        dir = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (dir < 0 || proc_stat(dir, &st) < 0 || st.session != sid || st.state == 'Z' || st.state == 'X')
+                return;
+        if (pidfd_alive(pidfd) < 0)
+                return;
+        p->leader = sid;
+        p->leader_start = st.start_time;
+}
+
 static void read_ancestry(Peer *p, pid_t ppid) {
         while (ppid > 1 && p->n_ancestry < PEER_MAX_ANCESTRY) {
                 char path[32];
@@ -377,6 +405,8 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
                 p->nested = r != 0; /* unknown counts as nested */
         }
         read_sessions(p);
+        if (!p->logind_session && p->audit_session == UINT32_MAX)
+                read_session_leader(p, st.session);
         read_sandbox(p);
         read_ancestry(p, st.ppid);
         read_user(p);
@@ -439,14 +469,29 @@ const char *peer_session_key(const Peer *p, char *buf, size_t len) {
                 snprintf(buf, len, "logind:%s", p->logind_session);
         else if (p->audit_session != UINT32_MAX)
                 snprintf(buf, len, "audit:%u", p->audit_session);
+        else if (p->leader > 0 && p->tty)
+                snprintf(buf, len, "terminal:%s:%d@%" PRIu64, p->tty, (int) p->leader, p->leader_start);
+        else if (p->leader > 0)
+                snprintf(buf, len, "session:%d@%" PRIu64, (int) p->leader, p->leader_start);
         else
                 snprintf(buf, len, "none");
         return buf;
 }
 
+const char *peer_session_binding(const char *key) {
+        static const char *const prefixes[] = { "logind", "audit", "terminal", "session" };
+
+        for (size_t i = 0; key && i < ELEMENTSOF(prefixes); i++) {
+                size_t l = strlen(prefixes[i]);
+                if (strncmp(key, prefixes[i], l) == 0 && key[l] == ':')
+                        return prefixes[i];
+        }
+        return "single-use";
+}
+
 int peer_to_json(const Peer *p, json_t *obj) {
         json_t *anc = json_array();
-        char key[64];
+        char key[128];
 
         if (!anc)
                 return -ENOMEM;
@@ -457,6 +502,7 @@ int peer_to_json(const Peer *p, json_t *obj) {
             json_object_set_new(obj, "user", p->user ? json_string(p->user) : json_null()) < 0 ||
             json_object_set_new(obj, "tty", p->tty ? json_string(p->tty) : json_null()) < 0 ||
             json_object_set_new(obj, "session", json_string(peer_session_key(p, key, sizeof(key)))) < 0 ||
+            json_object_set_new(obj, "session_binding", json_string(peer_session_binding(key))) < 0 ||
             json_object_set_new(obj, "cgroup", p->cgroup ? json_string(p->cgroup) : json_null()) < 0 ||
             json_object_set_new(obj, "ancestry", anc) < 0)
                 return -ENOMEM;

@@ -48,6 +48,8 @@ typedef struct Peer {
         uint32_t audit_session;   /* (uint32_t)-1 if none */
         uid_t loginuid;           /* (uid_t)-1 if none */
         char *tty;                /* "pts/3" or NULL */
+        pid_t leader;             /* the leader of the caller's session, 0 if it cannot be established */
+        uint64_t leader_start;    /* its start time (clock ticks since boot) */
         PeerAncestor ancestry[PEER_MAX_ANCESTRY];
         size_t n_ancestry;
         PolicySession session;    /* local / remote / unknown */
@@ -71,8 +73,14 @@ void peer_done(Peer *p);
 bool peer_is_root(const Peer *p);
 bool peer_in_group(const Peer *p, gid_t gid);
 
-/* A session key for grants (logind session, else audit session, else "none"). */
+/* A session key for grants: the logind session, else the audit session, else the
+ * caller's session as the kernel shows it (its leader's pid and start time, verified
+ * alive through a pidfd, and the controlling terminal if any), else "none" (nothing could
+ * be established: grants are then single use). */
 const char *peer_session_key(const Peer *p, char *buf, size_t len);
+
+/* What a session key binds to: "logind", "audit", "terminal", "session" or "single-use". */
+const char *peer_session_binding(const char *key);
 
 /* Adds the peer context to a JSON object (for the audit row and approvers). */
 int peer_to_json(const Peer *p, json_t *obj);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "agent-approval.h"
+#include "agent-budget.h"
 #include "agent-keys.h"
 #include "agent-log.h"
 #include "util.h"
@@ -128,7 +129,24 @@ static void on_approved(int result, void *userdata) {
                 op_free(op);
                 return;
         }
-        grant_arm(g);
+        if (grant_arm(g) < 0) {
+                /* a reload took the rule away while the approval was written: the grant was
+                 * voided at once (audited); nothing runs under it */
+                g = NULL;
+                snprintf(msg, sizeof(msg), "approved %s, but its rule changed meanwhile: the approval is void",
+                         p->ticket);
+                op->message = strdup(msg);
+                op_reply(op, 0, NULL);
+                if (p->waiter) {
+                        w = p->waiter;
+                        p->waiter = NULL;
+                        w->pending = NULL;
+                        request_deny(w, p->rule, "the rule changed while the request was approved; ask again");
+                }
+                op_free(op);
+                pending_free(p);
+                return;
+        }
         log_info("Request %s approved by %s for %s: grant %s", p->ticket, op->approver,
                  duration_format(dur, sizeof(dur), op->ttl), g->id);
         snprintf(msg, sizeof(msg), "approved %s for %s (grant %s)%s", p->ticket, dur, g->id,
@@ -149,7 +167,7 @@ static void on_approved(int result, void *userdata) {
                 json_decref(m);
                 p->waiter = NULL;
                 w->pending = NULL;
-                w->grant = g;
+                grant_hold(g, w);
                 memcpy(w->approved_request, p->id, sizeof(w->approved_request));
                 if (w->conn)
                         (void) request_launch(w);
@@ -193,8 +211,8 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
                 return k < 0 ? k : -ENOMEM;
         }
         p->state = PENDING_APPROVED;
-        extra = json_pack("{s:s,s:s?,s:I,s:s}", "approver", approver, "comment", comment, "ttl", (json_int_t) op->ttl,
-                          "grant", op->g->id);
+        extra = json_pack("{s:s,s:s?,s:I,s:s,s:s}", "approver", approver, "comment", comment, "ttl",
+                          (json_int_t) op->ttl, "grant", op->g->id, "binding", grant_binding(op->g));
         decision_audit(p, "approved", extra, grant_row, on_approved, op);
         json_decref(extra);
         json_decref(grant_row);
@@ -290,6 +308,9 @@ static void audit_attempt(Pending *p, const char *event, const char *why, const 
                                                                                            .row = row };
         AuditEntry e = { .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
                          .n_state = n };
+        /* a code that approves is an elevation; every other attempt counts (agent-budget.h) */
+        if (!streq(event, "code-accepted"))
+                budget_charge(p->agent, p->uid, budget_size(d));
         (void) audit_submit(p->agent->audit, &e, NULL, NULL);
         json_decref(d);
 }
@@ -312,12 +333,29 @@ static int reject(Conn *c, Pending *p, const char *msg) {
 int pending_response(Conn *c, Pending *p, const char *code) {
         Agent *a = p->agent;
         uint64_t wait, ttl = 0;
+        unsigned budget_wait = 0;
         json_t *rows = NULL;
         const char *msg;
         char buf[256];
 
         if (p->state != PENDING_WAITING)
                 return -EALREADY;
+        /* over the budget of recorded refusals: not checked, not counted as an attempt,
+         * not recorded; the client is told when to try again */
+        if (!budget_allows(a, c->peer.uid, BUDGET_CODE, &budget_wait)) {
+                json_t *m;
+
+                snprintf(buf, sizeof(buf),
+                         "too many of your codes or requests were refused lately, so this code was not checked; "
+                         "try again in %u s",
+                         budget_wait);
+                m = agent_event_new(&(AgentEvent){ .event = "code-rejected", .request = p->id, .ticket = p->ticket,
+                                                   .message = buf, .ttl = -1 });
+                if (m)
+                        (void) conn_send(c, m, NULL, 0);
+                json_decref(m);
+                return 1;
+        }
         wait = attempts_wait(a, c->peer.uid);
         if (wait > 0) {
                 snprintf(buf, sizeof(buf), "too many wrong codes: try again in %llu s", (unsigned long long) wait);

@@ -324,28 +324,19 @@ void pending_arm(Pending *p) {
                 log_error_errno(k, "Cannot arm the timeout of pending request %s", p->ticket);
 }
 
-/* Files that look like system programs: approvers are told (DESIGN §5). */
+/* Files that look like system programs: approvers are told (DESIGN §5). Which ones are
+ * identical was worked out during inspection, on a worker thread: the loop never reads
+ * or hashes a file (binary_find_identical()). */
 static json_t *identical_notes(const Request *r) {
-        static const char *const dirs[] = { "/usr/bin/", "/usr/sbin/", "/usr/local/bin/" };
-        const char *path = r->program->path ?: r->msg.program;
-        const char *base = strrchr(path, '/');
         json_t *notes = json_array();
 
-        base = base ? base + 1 : path;
         if (!notes)
                 return NULL;
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                _cleanup_free_ char *cand = strdup_printf("%s%s", dirs[i], base);
-                uint8_t sha[SHA256_LEN];
-
-                if (!cand || strchr(base, '/') || !*base || streq_ptr(cand, r->program->path))
-                        continue;
-                if (binary_hash_path(cand, sha) >= 0 && memcmp(sha, r->program->sha256, SHA256_LEN) == 0) {
-                        char *n = strdup_printf("identical to %s", cand);
-                        if (n)
-                                json_array_append_new(notes, json_string(n));
-                        free(n);
-                }
+        for (size_t i = 0; r->program->identical[i]; i++) {
+                char *n = strdup_printf("identical to %s", r->program->identical[i]);
+                if (n)
+                        json_array_append_new(notes, json_string(n));
+                free(n);
         }
         if (!r->program->in_place)
                 json_array_append_new(notes, json_string("runs from a sealed copy (the file is not root-controlled)"));
@@ -536,7 +527,8 @@ int pending_resume(Request *r) {
         char scope[SHA256_HEX_LEN];
         bool binary = r->rule->grant_scope == POLICY_SCOPE_BINARY;
 
-        if (!p || p->uid != r->uid) {
+        /* not waiting any more (a decision being written holds it): never void or free it here */
+        if (!p || p->uid != r->uid || p->state != PENDING_WAITING) {
                 request_deny(r, r->rule->id,
                              "that request is no longer pending (it was decided, expired or withdrawn); ask again");
                 return 0;
@@ -558,10 +550,6 @@ int pending_resume(Request *r) {
                 if (p->waiter && p->waiter != r)
                         request_deny(p->waiter, p->rule, "the request became void");
                 pending_free(p);
-                return 0;
-        }
-        if (p->state != PENDING_WAITING) {
-                request_deny(r, p->rule, "that request is no longer pending");
                 return 0;
         }
         log_info("Request %s resumed by uid %u (pid %d)", p->ticket, (unsigned) r->uid,

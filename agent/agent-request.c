@@ -31,7 +31,10 @@ typedef struct Inspect {
         Request *req;                  /* loop thread only; never touched by the worker */
         BinaryCache *cache;
         BinaryOptions opts;
+        atomic_bool cancel;            /* set by the loop when nobody waits for the result */
+        char *program_name;            /* what the user asked for (identical-program notes) */
         int program_fd, cwd_fd, stdio[3];
+        int proc_fd;                   /* the caller's /proc/PID (a copy of the peer's) */
         int file_fd[PROTO_MAX_FILE_ARGS];
         unsigned file_pos[PROTO_MAX_FILE_ARGS];
         size_t n_files;
@@ -44,6 +47,7 @@ typedef struct Inspect {
         Binary *files[PROTO_MAX_FILE_ARGS];
         StdioKind stdio_kind[3];
         char *cwd_path;
+        bool cwd_is_callers;
 } Inspect;
 
 static void inspect_free(void *userdata) {
@@ -53,6 +57,7 @@ static void inspect_free(void *userdata) {
                 return;
         safe_close(j->program_fd);
         safe_close(j->cwd_fd);
+        safe_close(j->proc_fd);
         for (int i = 0; i < 3; i++)
                 safe_close(j->stdio[i]);
         for (size_t i = 0; i < j->n_files; i++) {
@@ -62,6 +67,7 @@ static void inspect_free(void *userdata) {
         binary_free(j->program);
         free(j->error);
         free(j->cwd_path);
+        free(j->program_name);
         free(j);
 }
 
@@ -103,6 +109,23 @@ static int inspect_stdio(Inspect *j, int i) {
         return -EBADF;
 }
 
+/* Whether the directory the client sent is the caller's real working directory: the
+ * same inode as /proc/PID/cwd of the identified process (read through the /proc/PID
+ * opened while its pidfd showed it alive, so a recycled pid cannot answer; on_inspected()
+ * verifies the process is still alive and the same after this). A caller that changes
+ * directory meanwhile is refused, which is fine. */
+static bool inspect_cwd_is_callers(const Inspect *j) {
+        struct stat sent, real;
+
+        if (j->cwd_fd < 0 || j->proc_fd < 0)
+                return false;
+        if (fstat(j->cwd_fd, &sent) < 0 || !S_ISDIR(sent.st_mode))
+                return false;
+        if (fstatat(j->proc_fd, "cwd", &real, 0) < 0)
+                return false;
+        return sent.st_dev == real.st_dev && sent.st_ino == real.st_ino;
+}
+
 /* Runs on a worker thread: may block on a stuck filesystem. */
 static void inspect_run(void *userdata) {
         Inspect *j = userdata;
@@ -121,6 +144,15 @@ static void inspect_run(void *userdata) {
         r = binary_prepare(j->program_fd, &j->opts, j->cache, &j->program, &j->error);
         if (r < 0) {
                 j->r = r;
+                if (r == -EDQUOT || r == -ENOSPC)
+                        j->code = "busy"; /* the copy budget: it passes once copies are released */
+                return;
+        }
+        /* what approvers are told, worked out here: it reads and hashes system programs */
+        r = binary_find_identical(j->program, j->program_name, &j->cancel);
+        if (r < 0) {
+                j->r = r;
+                j->error = strdup_printf("cannot compare the program with the system's: %s", strerror(-r));
                 return;
         }
         for (size_t i = 0; i < j->n_files; i++) {
@@ -131,11 +163,14 @@ static void inspect_run(void *userdata) {
                 r = binary_prepare(j->file_fd[i], &o, j->cache, &j->files[i], &e);
                 if (r < 0) {
                         j->r = r;
+                        if (r == -EDQUOT || r == -ENOSPC)
+                                j->code = "busy";
                         j->error = strdup_printf("file argument: %s", e ?: strerror(-r));
                         return;
                 }
         }
         /* only used when the rule says cwd: inherit; cheap, and it may block too */
+        j->cwd_is_callers = inspect_cwd_is_callers(j);
         if (binary_trusted_directory(j->cwd_fd, &j->cwd_path, &cwd_error) < 0)
                 j->cwd_path = NULL;
         j->r = 0;
@@ -216,17 +251,28 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
-        log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
-        /* the budget counts what the user caused, not the agent's own trouble; a refusal
-         * by the budget itself (event "") is counted there and not recorded */
-        if (!(event && !*event) && !streq(code, "audit-failed") && !streq(code, "internal"))
-                budget_charge(r->agent, r->uid);
+        /* a refusal by the budget itself (event "") is counted there: no row, no log line */
+        if (event && !*event)
+                log_debug("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
+        else
+                log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
         d = event && !*event ? NULL : request_audit_data(r);
         if (d) {
+                /* refused after its launch record was committed: that record must not stay
+                 * "running" (a restarted agent would look for the launch) */
+                json_t *row = r->launch_recorded
+                                      ? json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", "ended", "ended",
+                                                  (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", buf)
+                                      : NULL;
+                AuditState st = { .table = "launches", .row = row };
                 json_object_set_new(d, "code", json_string(code));
                 json_object_set_new(d, "error", json_string(buf));
-                request_audit(r, event ?: error_event(code), d, NULL, 0, NULL);
+                /* the budget counts what the user caused, not the agent's own trouble */
+                if (!streq(code, "audit-failed") && !streq(code, "internal"))
+                        budget_charge(r->agent, r->uid, budget_size(d));
+                request_audit(r, event ?: error_event(code), d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
+                json_decref(row);
         }
         r->state = REQUEST_DONE;
         if (r->conn) {
@@ -297,6 +343,7 @@ static int build_policy_request(Request *r, PolicyRequest *pr, const char **file
 
 static void request_decide_now(Request *r) {
         _cleanup_free_ const char **file_paths = NULL;
+        size_t row_size;
         PolicyRequest pr;
         const PolicyRule *rule;
         json_t *d;
@@ -321,7 +368,16 @@ static void request_decide_now(Request *r) {
         if (r->decision.reason)
                 json_object_set_new(d, "why", json_string(r->decision.reason));
         request_audit(r, "decision", d, NULL, 0, NULL);
+        row_size = budget_size(d);
         json_decref(d);
+
+        /* cwd: inherit means the caller's directory, not any directory fd a client sends */
+        if (rule && r->decision.action != POLICY_DENY && rule->cwd == POLICY_CWD_INHERIT && !r->cwd_is_callers)
+                return request_refuse(r, "not-permitted", NULL,
+                                      "rule \"%s\" runs the program in your working directory, but the directory "
+                                      "your client sent is not your current one (or you changed directory "
+                                      "meanwhile); nothing was run. Run elevate again from the directory you mean",
+                                      rule->id);
 
         switch (r->decision.action) {
         case POLICY_ALLOW:
@@ -342,10 +398,12 @@ static void request_decide_now(Request *r) {
                 if (g) {
                         log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
                                  r->program->path ?: r->msg.program, g->id);
-                        r->grant = g;
+                        grant_hold(g, r);
                         (void) request_launch(r);
                         return;
                 }
+                /* waiting for approval runs nothing (yet): its decision row counts */
+                budget_charge(r->agent, r->uid, row_size);
                 k = r->resume ? pending_resume(r) : pending_file(r);
                 if (k < 0)
                         request_refuse(r, "internal", NULL, "cannot file the request: %s", strerror(-k));
@@ -353,7 +411,7 @@ static void request_decide_now(Request *r) {
         }
         case POLICY_DENY:
         default:
-                budget_charge(r->agent, r->uid);
+                budget_charge(r->agent, r->uid, row_size);
                 break;
         }
         {
@@ -401,6 +459,9 @@ static void on_inspected(int result, void *userdata) {
         Request *r = j->req;
 
         r->job = NULL;
+        /* past the deadline the worker may still be reading: tell it to stop */
+        if (result == -ETIMEDOUT)
+                atomic_store(&j->cancel, true);
         /* take the results; the job's free function releases whatever is left */
         r->program_fd = TAKE_FD(j->program_fd);
         r->cwd_fd = TAKE_FD(j->cwd_fd);
@@ -417,6 +478,7 @@ static void on_inspected(int result, void *userdata) {
                 r->file_pos[i] = j->file_pos[i];
         }
         r->cwd_path = TAKE_PTR(j->cwd_path);
+        r->cwd_is_callers = j->cwd_is_callers;
 
         if (result == -ETIMEDOUT)
                 return request_refuse(r, "timeout", NULL,
@@ -445,13 +507,28 @@ int agent_new_request_id(char ret[static 33]) {
         return 0;
 }
 
+/* Requests of uid being inspected or decided. An inspection counts until its worker is
+ * really done with it (its job is tagged with the uid), not until its client hangs up:
+ * otherwise connecting, asking and hanging up in a loop would start any number of copies. */
 static int inflight_for_uid(Agent *a, uid_t uid) {
-        int n = 0;
+        int n = (int) workers_count_tag(a->workers, (uint64_t) uid);
 
         for (Conn *c = a->conns; c; c = c->next)
-                if (c->request && c->request->uid == uid && c->request->state < REQUEST_RUNNING)
+                if (c->request && c->request->uid == uid && c->request->state < REQUEST_RUNNING && !c->request->job)
                         n++;
         return n;
+}
+
+/* Nobody waits for the inspection any more: the worker stops reading at its next chunk;
+ * the job (and the copy's reservation) is released once it has. */
+static void inspection_cancel(Request *r) {
+        Inspect *j;
+
+        if (!r->job)
+                return;
+        j = worker_job_userdata(r->job);
+        atomic_store(&j->cancel, true);
+        worker_job_cancel(TAKE_PTR(r->job));
 }
 
 static int inspection_submit(Request *r, Inspect *j);
@@ -493,11 +570,19 @@ int request_start(Conn *c, ProtoMsg *m) {
 
         *j = (Inspect){ .req = r, .cache = a->cache, .program_fd = -EBADF, .cwd_fd = -EBADF,
                         .stdio = { -EBADF, -EBADF, -EBADF } };
+        j->proc_fd = c->peer.proc_fd >= 0 ? fcntl(c->peer.proc_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+        if (j->proc_fd < 0)
+                j->proc_fd = -EBADF; /* then cwd: inherit is refused */
         j->opts = (BinaryOptions){
                 .max_copy_size = policy_settings(r->policy->policy)->max_copy_size,
+                .copy_budget = a->copies,
+                .uid = r->uid,
+                .uid_copy_budget = policy_settings(r->policy->policy)->copy_budget,
+                .cancel = &j->cancel,
                 .tmpfile_dir_fd = a->tmp_fd,
                 .want_exec = true,
         };
+        j->program_name = r->msg.program ? strdup(r->msg.program) : NULL;
         j->program_fd = TAKE_FD(r->msg.fds[PROTO_FD_PROGRAM]);
         j->cwd_fd = TAKE_FD(r->msg.fds[PROTO_FD_CWD]);
         for (int i = 0; i < 3; i++)
@@ -522,7 +607,7 @@ int request_start(Conn *c, ProtoMsg *m) {
                                agent_launches_for_uid(a, r->uid));
                 return 0;
         }
-        if (!budget_allows(a, r->uid, &wait_sec)) {
+        if (!budget_allows(a, r->uid, BUDGET_REQUEST, &wait_sec)) {
                 inspect_free(j);
                 request_refuse(r, "busy", "",
                                "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
@@ -552,6 +637,7 @@ static int inspection_submit(Request *r, Inspect *j) {
                 request_refuse(r, "busy", NULL, "the agent is busy reading other programs; try again shortly");
                 return 0;
         }
+        worker_job_set_tag(r->job, (uint64_t) r->uid);
         return 0;
 }
 
@@ -640,9 +726,7 @@ void request_conn_gone(Request *r) {
                 request_free(r);
                 return;
         case REQUEST_INSPECTING:
-                if (r->job)
-                        worker_job_cancel(r->job);
-                r->job = NULL;
+                inspection_cancel(r);
                 request_free(r);
                 return;
         case REQUEST_DECIDED:
@@ -692,10 +776,10 @@ int request_signal(Request *r, const char *name) {
 void request_free(Request *r) {
         if (!r)
                 return;
-        if (r->job)
-                worker_job_cancel(r->job);
+        inspection_cancel(r);
         if (r->pending && r->pending->waiter == r)
                 r->pending->waiter = NULL;
+        grant_release(r);
         free(r->rule_id);
         free(r->program_path);
         if (r->conn && r->conn->request == r)
@@ -715,6 +799,7 @@ void request_free(Request *r) {
         sd_event_source_disable_unref(r->warn_timer);
         sd_event_source_disable_unref(r->runtime_timer);
         sd_event_source_disable_unref(r->kill_timer);
+        sd_event_source_disable_unref(r->hold_timer);
         safe_close(r->program_fd);
         safe_close(r->cwd_fd);
         for (int i = 0; i < 3; i++)

@@ -57,13 +57,17 @@ struct Request {
         unsigned file_pos[PROTO_MAX_FILE_ARGS];  /* argv position of each file */
         size_t n_files;
         char *cwd_path;                 /* non-NULL only if the cwd chain is trusted */
+        bool cwd_is_callers;            /* cwd_fd is the caller's real working directory */
 
         /* decision */
         PolicyDecision decision;
         const PolicyRule *rule;         /* valid while policy is referenced */
         const char *resume;             /* "resume": the pending request id it continues */
         Pending *pending;               /* waiting on this pending request */
-        Grant *grant;                   /* running under this grant */
+        Grant *grant;                   /* decided under this grant (agent-grant.c keeps it valid) */
+        Request *grant_next, *grant_prev; /* in grant->holders */
+        char grant_lost[256];           /* the grant ended before the program started: why */
+        bool launch_recorded;           /* a launches row says "running": close it if refused */
         char approved_request[33];      /* the pending request whose approval this runs, if any */
         char session[128];              /* login session key for grants */
 
@@ -90,6 +94,8 @@ struct Request {
         sd_event_source *child_source;
         sd_event_source *cgroup_watch;
         sd_event_source *expiry_timer, *warn_timer, *runtime_timer, *kill_timer;
+        sd_event_source *hold_timer;    /* the --test-hold-launch hook (agent.h) */
+        uint64_t hold_since;            /* CLOCK_MONOTONIC */
         uint64_t started_boottime;
         uint64_t expiry_deadline;       /* CLOCK_BOOTTIME; 0: none */
         uint64_t runtime_deadline;      /* CLOCK_BOOTTIME; 0: none */
@@ -105,6 +111,11 @@ struct Request {
 };
 
 typedef struct Grant Grant;
+
+/* Whether the program was started (by us, or before a restart: adopted). */
+static inline bool request_has_started(const Request *r) {
+        return r->pid > 0 || r->adopted;
+}
 
 /* agent-supervise.c */
 int request_launch(Request *r);

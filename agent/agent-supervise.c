@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent-env.h"
 #include "agent-launch.h"
@@ -224,6 +225,7 @@ int request_launch(Request *r) {
         json_object_set_new(d, "run_as", json_string(r->run_user));
         if (r->grant) {
                 json_object_set_new(d, "grant", json_string(r->grant->id));
+                json_object_set_new(d, "grant_binding", json_string(grant_binding(r->grant)));
                 /* the request that was approved: this one, or one it resumed or joined */
                 json_object_set_new(d, "approved_request",
                                     json_string(r->approved_request[0] ? r->approved_request : r->grant->request));
@@ -233,6 +235,7 @@ int request_launch(Request *r) {
         json_object_set_new(d, "cwd", json_string(rule->cwd == POLICY_CWD_INHERIT && r->cwd_path ? r->cwd_path : "/"));
         st[0] = (AuditState){ .table = "requests", .row = req_row };
         st[1] = (AuditState){ .table = "launches", .row = launch_row };
+        r->launch_recorded = true;
         r->state = REQUEST_AUDITING;
         if (r->conn)
                 r->conn->state = CONN_AUDITING;
@@ -321,7 +324,8 @@ int supervise_arm_timers(Request *r) {
                                       on_expiry, r);
                 if (k < 0)
                         return k;
-                if (set->expiry_warning > 0 && r->expiry_deadline > set->expiry_warning &&
+                /* a launch under a grant is warned by the grant (agent-grant.c) */
+                if (!r->grant && set->expiry_warning > 0 && r->expiry_deadline > set->expiry_warning &&
                     r->expiry_deadline - set->expiry_warning > now_usec(CLOCK_BOOTTIME))
                         (void) sd_event_add_time(r->agent->event, &r->warn_timer, CLOCK_BOOTTIME,
                                                  r->expiry_deadline - set->expiry_warning, 0, on_expiry_warning, r);
@@ -336,14 +340,17 @@ int supervise_arm_timers(Request *r) {
 }
 
 /* Deadlines: an allow rule's implicit grant (ttl) ends its launches when the rule says
- * on_expiry: terminate; an approve rule's launches follow their grant (agent-grant.c);
- * max_runtime bounds every launch. */
+ * on_expiry: terminate; an approve rule's launches follow their grant (agent-grant.c),
+ * and carry its deadline themselves too, so that a launch whose grant is gone (a
+ * single-use grant, a restart) still ends on time; max_runtime bounds every launch. */
 static void compute_deadlines(Request *r) {
         const PolicySettings *set = policy_settings(r->policy->policy);
         uint64_t ttl = r->rule->ttl ?: set->default_ttl;
 
         if (r->rule->action == POLICY_ALLOW && r->rule->on_expiry == POLICY_EXPIRY_TERMINATE && ttl != USEC_INFINITY)
                 r->expiry_deadline = r->started_boottime + ttl;
+        else if (r->grant && r->rule->on_expiry == POLICY_EXPIRY_TERMINATE)
+                r->expiry_deadline = r->grant->expires;
         if (r->rule->max_runtime > 0 && r->rule->max_runtime != USEC_INFINITY)
                 r->runtime_deadline = r->started_boottime + r->rule->max_runtime;
         r->kill_grace = set->kill_grace;
@@ -410,6 +417,7 @@ static void launch_now(Request *r) {
                 a->launches->prev = r;
         a->launches = r;
         a->n_launches++;
+        grant_launched(r); /* a single-use grant is used up now (before the timers: see there) */
 
         k = sd_event_add_io(a->event, &r->child_source, r->pidfd, EPOLLIN, on_child, r);
         if (k >= 0 && r->notify_fd >= 0)
@@ -440,24 +448,29 @@ static void launch_now(Request *r) {
                 request_terminate(r, "the agent could not supervise it");
 }
 
-static void on_launch_audited(int result, void *userdata) {
-        Request *r = userdata;
-
+/* The last checks once the launch record is durable, then the start. */
+static void launch_checked(Request *r) {
         if (!r->conn) {
                 /* the client left while the record was written: do not start anything */
-                json_t *d = json_pack("{s:s}", "why", "the client went away before the program started");
+                const char *why = "the client went away before the program started";
+                json_t *d = json_pack("{s:s}", "why", why);
+                json_t *row = json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", "ended", "ended",
+                                        (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", why);
+                AuditState st = { .table = "launches", .row = row };
                 if (d)
-                        request_audit(r, "cancelled", d, NULL, 0, NULL);
+                        request_audit(r, "cancelled", d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
+                json_decref(row);
                 launch_cleanup_cgroup(r);
                 request_free(r);
                 return;
         }
-        if (result < 0) {
+        if (r->grant_lost[0]) {
+                /* the grant it was decided under ended while the record was written: nothing
+                 * allows this launch any more (agent-grant.c) */
                 launch_cleanup_cgroup(r);
-                request_refuse(r, "audit-failed", NULL,
-                               "the audit log could not record this elevation (%s); nothing was run",
-                               audit_failed(r->agent->audit) ?: strerror(-result));
+                request_refuse(r, "not-permitted", NULL,
+                               "%s; nothing was run. Ask again: a new approval is needed", r->grant_lost);
                 return;
         }
         if (peer_verify(&r->conn->peer) < 0) {
@@ -481,6 +494,50 @@ static void on_launch_audited(int result, void *userdata) {
                         return;
                 }
         launch_now(r);
+}
+
+static bool test_hold_active(Request *r) {
+        const char *path = r->agent->test_hold_launch;
+
+        return path && now_usec(CLOCK_MONOTONIC) - r->hold_since < AGENT_TEST_HOLD_MAX_USEC &&
+               faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) == 0;
+}
+
+static int on_test_hold(sd_event_source *s, uint64_t usec, void *userdata) {
+        Request *r = userdata;
+
+        if (test_hold_active(r)) {
+                (void) sd_event_source_set_time_relative(s, 20 * USEC_PER_MSEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        r->hold_timer = sd_event_source_disable_unref(r->hold_timer);
+        log_info("Request %s: test hold released", r->id);
+        launch_checked(r);
+        return 0;
+}
+
+static void on_launch_audited(int result, void *userdata) {
+        Request *r = userdata;
+
+        if (result < 0 && r->conn) {
+                launch_cleanup_cgroup(r);
+                request_refuse(r, "audit-failed", NULL,
+                               "the audit log could not record this elevation (%s); nothing was run",
+                               audit_failed(r->agent->audit) ?: strerror(-result));
+                return;
+        }
+        if (result >= 0 && r->agent->test_hold_launch) {
+                r->hold_since = now_usec(CLOCK_MONOTONIC);
+                if (test_hold_active(r) &&
+                    sd_event_add_time_relative(r->agent->event, &r->hold_timer, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC,
+                                               0, on_test_hold, r) >= 0) {
+                        log_info("Request %s: launch record committed; test hold while %s exists", r->id,
+                                 r->agent->test_hold_launch);
+                        return;
+                }
+        }
+        launch_checked(r);
 }
 
 static int send_exited(Request *r) {

@@ -27,6 +27,9 @@ struct WorkerJob {
         JobState state;
         bool abandoned;           /* deadline passed or cancelled: no done() */
         bool thread_replaced;     /* deadline passed while running: its thread ends after fn */
+        bool has_tag;
+        uint64_t tag;
+        WorkerJob *live_prev, *live_next; /* every job not yet released (loop thread only) */
 };
 
 struct Workers {
@@ -37,6 +40,7 @@ struct Workers {
         pthread_cond_t cond;
         WorkerJob *queue_head, *queue_tail;
         WorkerJob *finished;
+        WorkerJob *live;          /* loop thread only */
         unsigned n_threads;       /* threads not stuck in an abandoned job */
         unsigned n_idle;
         unsigned n_abandoned;     /* threads stuck in abandoned jobs */
@@ -48,6 +52,12 @@ struct Workers {
 };
 
 static void job_release(WorkerJob *j) {
+        if (j->live_prev)
+                j->live_prev->live_next = j->live_next;
+        else if (j->w->live == j)
+                j->w->live = j->live_next;
+        if (j->live_next)
+                j->live_next->live_prev = j->live_prev;
         sd_event_source_disable_unref(j->timer);
         if (j->free_fn)
                 j->free_fn(j->userdata);
@@ -298,6 +308,10 @@ int workers_submit(Workers *w, WorkerFn fn, WorkerDoneFn done, WorkerFreeFn free
                 free(j);
                 return r;
         }
+        j->live_next = w->live;
+        if (w->live)
+                w->live->live_prev = j;
+        w->live = j;
         pthread_mutex_lock(&w->lock);
         if (w->queue_tail)
                 w->queue_tail->next = j;
@@ -338,6 +352,24 @@ void worker_job_cancel(WorkerJob *j) {
         /* running or finished: released by on_efd once the thread is done with it */
         j->abandoned = true;
         pthread_mutex_unlock(&w->lock);
+}
+
+void *worker_job_userdata(WorkerJob *j) {
+        return j->userdata;
+}
+
+void worker_job_set_tag(WorkerJob *j, uint64_t tag) {
+        j->has_tag = true;
+        j->tag = tag;
+}
+
+unsigned workers_count_tag(Workers *w, uint64_t tag) {
+        unsigned n = 0;
+
+        for (WorkerJob *j = w->live; j; j = j->live_next)
+                if (j->has_tag && j->tag == tag)
+                        n++;
+        return n;
 }
 
 void workers_stats(Workers *w, unsigned *ret_threads, unsigned *ret_abandoned, unsigned *ret_queued) {

@@ -17,6 +17,8 @@
  *    per-uid slots) never hold another user's job in the queue; threads beyond
  *    n_threads end after WORKER_IDLE_USEC without work.
  *  - fn must only touch its own userdata (and thread-safe shared objects).
+ *  - A job counts as live from workers_submit() until its userdata is released: a
+ *    cancelled or abandoned job whose fn still runs is still live (workers_count_tag()).
  */
 
 #include <stdint.h>
@@ -41,5 +43,11 @@ int workers_submit(Workers *w, WorkerFn fn, WorkerDoneFn done, WorkerFreeFn free
 /* The caller lost interest (client gone): done() will not be called; userdata is
  * released with free_fn once fn has returned (at once if it never started). */
 void worker_job_cancel(WorkerJob *j);
+
+void *worker_job_userdata(WorkerJob *j);
+/* Tags a job with its owner (a uid, say). Loop thread only. */
+void worker_job_set_tag(WorkerJob *j, uint64_t tag);
+/* Live jobs with that tag: queued, running, or cancelled/abandoned while fn still runs. */
+unsigned workers_count_tag(Workers *w, uint64_t tag);
 
 void workers_stats(Workers *w, unsigned *ret_threads, unsigned *ret_abandoned, unsigned *ret_queued);

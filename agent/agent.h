@@ -26,14 +26,17 @@
 #define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided; more wait */
 #define AGENT_QUEUE_WAIT_USEC (10 * USEC_PER_SEC)     /* for their turn that long at most */
 #define AGENT_QUEUE_POLL_USEC (5 * USEC_PER_MSEC)     /* how often the queue looks for free turns */
-#define AGENT_REFUSAL_BURST 20           /* refused requests a uid may have recorded at once, */
-#define AGENT_REFUSAL_REFILL_USEC (2 * USEC_PER_SEC) /* and one more this often (agent-budget.h) */
+#define AGENT_RECORD_BURST 32            /* rows of no elevation a uid may cause at once, */
+#define AGENT_RECORD_REFILL_USEC (2 * USEC_PER_SEC) /* and one more this often (agent-budget.h); */
+#define AGENT_RECORD_UNIT_BYTES 4096     /* a row costs one more token per this much data; */
+#define AGENT_RECORD_MAX_DEBT 64         /* rows that must be written go into debt this far */
 #define AGENT_WORKERS 4                   /* inspection threads kept */
 #define AGENT_MAX_WORKERS 32              /* and at most, while some are busy or stuck */
 #define AGENT_MAX_LAUNCHES 512            /* running elevated programs, all users */
 #define AGENT_MAX_LAUNCHES_PER_UID 32
 #define AGENT_READ_DEADLINE_USEC (30 * USEC_PER_SEC)  /* first message must arrive by then */
 #define AGENT_INSPECT_DEADLINE_USEC (60 * USEC_PER_SEC) /* reading and hashing a program */
+#define AGENT_TEST_HOLD_MAX_USEC (60 * USEC_PER_SEC)    /* the --test-hold-launch hook, at most */
 
 typedef struct Agent Agent;
 typedef struct Conn Conn;
@@ -77,6 +80,11 @@ struct Agent {
         const char *state_dir;
         bool foreground;
         bool use_embedded_policy;  /* the policy file is missing: run on the built-in example */
+        /* Test hook, set only by the hidden option --test-hold-launch PATH (which only root
+         * can pass, on the agent's command line): while PATH exists, a launch whose record
+         * is committed waits (at most AGENT_TEST_HOLD_MAX_USEC) before its last checks, so
+         * a test can end its grant in exactly that window. NULL in production. */
+        const char *test_hold_launch;
 
         int listen_fd[AGENT_MAX_LISTEN];
         sd_event_source *listen_source[AGENT_MAX_LISTEN];
@@ -95,6 +103,7 @@ struct Agent {
         Cgroups *cgroups;          /* NULL: process-group fallback */
         char *cgroup_error;        /* why cgroups are unusable */
         BinaryCache *cache;
+        CopyBudget *copies;        /* bytes of sealed copies held, all users and per uid */
         Workers *workers;
         int state_fd;              /* O_DIRECTORY of state_dir */
         int tmp_fd;                /* state_dir/tmp, root-only, for the O_TMPFILE fallback */
@@ -110,7 +119,8 @@ struct Agent {
         char key_host[256];        /* the host name in the endpoint key file */
         uint8_t *endpoint_key;     /* 32 bytes, mlock()ed */
         struct Attempts *attempts; /* failed offline codes per uid and for the host */
-        struct Budget *budgets;    /* refused requests per uid (agent-budget.c) */
+        struct Budget *budgets;    /* rows that elevate nothing, per uid (agent-budget.c) */
+        sd_event_source *budget_timer;
 
         Conn *conns;               /* doubly linked */
         size_t n_conns;

@@ -37,6 +37,7 @@ static bool arg_foreground;
 static bool arg_debug;
 static const char *arg_host_id;
 static const char *arg_endpoint_key = ELEVATE_KEYS_DIR "/endpoint.key";
+static const char *arg_test_hold_launch; /* hidden, tests only: see agent.h */
 static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
@@ -78,7 +79,7 @@ static void help(void) {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION, ARG_HOST_ID,
-               ARG_ENDPOINT_KEY };
+               ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "policy", required_argument, NULL, ARG_POLICY },
@@ -87,6 +88,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "host-id", required_argument, NULL, ARG_HOST_ID },
                 { "endpoint-key", required_argument, NULL, ARG_ENDPOINT_KEY },
+                { "test-hold-launch", required_argument, NULL, ARG_TEST_HOLD_LAUNCH },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -119,6 +121,13 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_ENDPOINT_KEY:
                         arg_endpoint_key = optarg;
+                        break;
+                case ARG_TEST_HOLD_LAUNCH:
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "elevated: --test-hold-launch takes an absolute path.\n");
+                                return -EINVAL;
+                        }
+                        arg_test_hold_launch = optarg;
                         break;
                 case 'h':
                         help();
@@ -281,7 +290,15 @@ static void agent_done(Agent *a) {
                 request_free(r);
         }
         agent_listen_close(a);
-        workers_free(a->workers);
+        {
+                /* a thread stuck in an abandoned job may still release its copy later */
+                unsigned abandoned = 0;
+                if (a->workers)
+                        workers_stats(a->workers, NULL, &abandoned, NULL);
+                workers_free(a->workers);
+                if (abandoned == 0)
+                        copy_budget_free(a->copies);
+        }
         audit_close(a->audit);
         pendings_free_all(a);
         grants_free_all(a);
@@ -341,6 +358,10 @@ static int run(void) {
                 snprintf(a.host, sizeof(a.host), "localhost");
         a.host_id = arg_host_id ?: a.host;
         a.endpoint_key_path = arg_endpoint_key;
+        a.test_hold_launch = arg_test_hold_launch;
+        if (a.test_hold_launch)
+                log_warning("Test hook: launches wait while %s exists (--test-hold-launch; never use this in "
+                            "production)", a.test_hold_launch);
 
         /* before any thread exists: moving into the agent leaf moves the whole process */
         r = cgroup_setup(arg_state_dir, &a.cgroups, &a.cgroup_error);
@@ -401,6 +422,11 @@ static int run(void) {
         r = binary_cache_new(4096, &a.cache);
         if (r < 0)
                 goto finish;
+        r = copy_budget_new(copy_budget_default_total(), &a.copies);
+        if (r < 0)
+                goto finish;
+        log_info("Sealed copies may hold %llu MiB at once (a quarter of the memory)",
+                 (unsigned long long) (copy_budget_total(a.copies) >> 20));
         r = workers_new(a.event, AGENT_WORKERS, AGENT_MAX_WORKERS, 64, &a.workers);
         if (r < 0) {
                 log_error_errno(r, "Cannot start worker threads");

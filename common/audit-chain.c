@@ -145,12 +145,18 @@ int audit_key_evolve(const uint8_t key[static AUDIT_KEY_LEN], uint8_t ret[static
         return r;
 }
 
-bool audit_epoch_due(uint64_t rows_in_epoch, uint64_t epoch_started, uint64_t now) {
+bool audit_epoch_due(uint64_t rows_in_epoch, uint64_t epoch_started, uint64_t now, uint64_t epoch_usec) {
         if (rows_in_epoch == 0)
                 return false;
-        if (rows_in_epoch >= AUDIT_EPOCH_ROWS)
+        if (rows_in_epoch + 1 >= AUDIT_EPOCH_ROWS)
                 return true;
-        return now > epoch_started && now - epoch_started >= AUDIT_EPOCH_USEC;
+        return now > epoch_started && now - epoch_started >= epoch_usec;
+}
+
+bool audit_row_is_epoch_end(const AuditRow *row) {
+        size_t n = strlen(AUDIT_EVENT_EPOCH_END);
+
+        return row->event && row->event_len == n && memcmp(row->event, AUDIT_EVENT_EPOCH_END, n) == 0;
 }
 
 int audit_data_canonical(json_t *data, char **ret, size_t *ret_len) {

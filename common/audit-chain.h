@@ -12,8 +12,10 @@
  *  - hash = SHA-256(prev_hash || encoding), tag = HMAC-SHA256(k_epoch, prev_tag || encoding);
  *    the first row's prev_hash and prev_tag are 32 zero bytes.
  *  - k_{e+1} = SHA-256("evolve" || k_e). There is no way back from k_{e+1} to k_e.
- *  - An epoch ends after AUDIT_EPOCH_ROWS rows or AUDIT_EPOCH_USEC of wall time, checked
- *    when the next row is written; the epoch of consecutive rows grows by 0 or 1.
+ *  - An epoch ends with an end row (event AUDIT_EVENT_EPOCH_END) tagged with the epoch's own
+ *    key, after at most AUDIT_EPOCH_ROWS rows (the end row included) or AUDIT_EPOCH_USEC of
+ *    wall time. The row after an end row is in the next epoch; no other row changes epoch,
+ *    so the holder of a later key cannot move rows of an earlier epoch into its own.
  *  - Nothing here logs, allocates secrets on the heap or keeps state.
  */
 
@@ -26,8 +28,13 @@
 
 #define AUDIT_KEY_LEN SHA256_LEN
 #define AUDIT_KEY_HEX_LEN (2 * AUDIT_KEY_LEN)
+/* Rows of one key epoch at most, its end row included. */
 #define AUDIT_EPOCH_ROWS 256
 #define AUDIT_EPOCH_USEC (UINT64_C(3600) * UINT64_C(1000000))
+
+/* The last row of every key epoch (docs/audit.md, "Key epochs"). Only the writer makes
+ * it; a submission of this event is refused. */
+#define AUDIT_EVENT_EPOCH_END "audit-epoch-end"
 
 /* Size limits of the text fields; rows outside them are refused when written and
  * reported as malformed when verified. */
@@ -87,11 +94,14 @@ int audit_chain_row(const AuditRow *row, const uint8_t prev_hash[static SHA256_L
  * copies are erased. */
 int audit_key_evolve(const uint8_t key[static AUDIT_KEY_LEN], uint8_t ret[static AUDIT_KEY_LEN]);
 
-/* Must a new epoch begin before the next row? rows_in_epoch rows have been written under
- * the current key since epoch_started (usec, CLOCK_REALTIME). An epoch without rows never
- * ends, so consecutive rows never skip an epoch. A clock that went backwards counts as
- * no time passed. */
-bool audit_epoch_due(uint64_t rows_in_epoch, uint64_t epoch_started, uint64_t now);
+/* Must the current epoch end (with its end row) now? rows_in_epoch rows have been written
+ * under the current key since epoch_started (usec, CLOCK_REALTIME); it ends when its end
+ * row would be row AUDIT_EPOCH_ROWS, or once epoch_usec have passed. An epoch without rows
+ * never ends. A clock that went backwards counts as no time passed. */
+bool audit_epoch_due(uint64_t rows_in_epoch, uint64_t epoch_started, uint64_t now, uint64_t epoch_usec);
+
+/* Is this row the end row of its epoch? */
+bool audit_row_is_epoch_end(const AuditRow *row);
 
 /* The canonical text of an event's data: json_dumps with
  * JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII, so the stored bytes are ASCII with

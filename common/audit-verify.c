@@ -10,6 +10,10 @@
  *    an integer stored as text would otherwise hash one way and display another.
  *  - Work is bounded by the rows present: consecutive epochs differ by at most one, and
  *    a key is never evolved more than AUDIT_VERIFY_MAX_EVOLVE times in one call.
+ *  - From the first end row on, the epoch changes only right after an end row, and the
+ *    row after an end row is in the next epoch. An end row is tagged with the key of the
+ *    epoch it ends, so whoever holds only a later key can neither move one nor make one:
+ *    the past epochs keep exactly the rows they had.
  *  - The key copy lives on the stack and is erased before returning.
  */
 
@@ -32,6 +36,7 @@ static const char *const status_names[_AUDIT_VERIFY_STATUS_MAX] = {
         [AUDIT_VERIFY_EPOCH_BACKWARDS] = "epoch-backwards",
         [AUDIT_VERIFY_EPOCH_SKIP] = "epoch-skip",
         [AUDIT_VERIFY_BAD_ROW] = "bad-row",
+        [AUDIT_VERIFY_EPOCH_UNSEALED] = "epoch-unsealed",
 };
 
 static const char *const status_explanations[_AUDIT_VERIFY_STATUS_MAX] = {
@@ -43,6 +48,8 @@ static const char *const status_explanations[_AUDIT_VERIFY_STATUS_MAX] = {
         [AUDIT_VERIFY_EPOCH_BACKWARDS] = "key epoch goes backwards",
         [AUDIT_VERIFY_EPOCH_SKIP] = "key epoch skips ahead",
         [AUDIT_VERIFY_BAD_ROW] = "malformed row",
+        [AUDIT_VERIFY_EPOCH_UNSEALED] =
+                "key epoch changes without its end row (rows moved into a later epoch)",
 };
 
 const char *audit_verify_status_to_string(AuditVerifyStatus s) {
@@ -65,6 +72,8 @@ typedef struct Walk {
         int64_t prev_seq;
         int64_t prev_epoch;
         bool have_prev;
+        bool prev_end; /* the previous row ended its epoch */
+        bool sealed;   /* an end row came before: epochs change only after one */
         bool has_key;
         uint8_t key[AUDIT_KEY_LEN];
         int64_t key_epoch;
@@ -177,6 +186,17 @@ static int check_order(Walk *w, const AuditRow *r, AuditVerifyResult *res) {
         if (w->have_prev && r->epoch > w->prev_epoch + 1)
                 return fail(res, AUDIT_VERIFY_EPOCH_SKIP, r->seq,
                             "key epoch jumps from %" PRIi64 " to %" PRIi64, w->prev_epoch, r->epoch);
+        if (w->have_prev && w->prev_end && r->epoch == w->prev_epoch)
+                return fail(res, AUDIT_VERIFY_EPOCH_UNSEALED, r->seq,
+                            "row %" PRIi64 " comes after the end row of key epoch %" PRIi64
+                            " but is still in that epoch",
+                            r->seq, r->epoch);
+        if (w->have_prev && w->sealed && !w->prev_end && r->epoch != w->prev_epoch)
+                return fail(res, AUDIT_VERIFY_EPOCH_UNSEALED, r->seq,
+                            "key epoch %" PRIi64 " begins at row %" PRIi64 ", but row %" PRIi64
+                            " is not the end row of epoch %" PRIi64
+                            " (rows of an ended epoch were moved into a later one)",
+                            r->epoch, r->seq, w->prev_seq, w->prev_epoch);
         return 1;
 }
 
@@ -228,6 +248,18 @@ static int check_row(Walk *w, const StoredRow *sr, AuditVerifyResult *res) {
         w->prev_seq = r->seq;
         w->prev_epoch = r->epoch;
         w->have_prev = true;
+        w->prev_end = audit_row_is_epoch_end(r);
+        if (w->prev_end) {
+                w->sealed = true;
+                if (res->first_end_seq == 0)
+                        res->first_end_seq = r->seq;
+                res->open_from_seq = 0;
+        } else {
+                if (!w->sealed)
+                        res->legacy_rows++;
+                if (res->open_from_seq == 0)
+                        res->open_from_seq = r->seq;
+        }
         return 1;
 }
 
@@ -237,8 +269,8 @@ static int load_prev(sqlite3 *db, int64_t from_seq, Walk *w) {
         int rc;
 
         rc = sqlite3_prepare_v2(
-                db, "SELECT seq, epoch, hash, tag FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1", -1,
-                &s, NULL);
+                db, "SELECT seq, epoch, hash, tag, event FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+                -1, &s, NULL);
         if (rc != SQLITE_OK)
                 return map_sqlite(rc);
         sqlite3_bind_int64(s, 1, from_seq);
@@ -256,6 +288,8 @@ static int load_prev(sqlite3 *db, int64_t from_seq, Walk *w) {
         memcpy(w->prev_hash, sqlite3_column_blob(s, 2), SHA256_LEN);
         memcpy(w->prev_tag, sqlite3_column_blob(s, 3), SHA256_LEN);
         w->have_prev = true;
+        w->prev_end = streq_ptr((const char *) sqlite3_column_text(s, 4), AUDIT_EVENT_EPOCH_END);
+        w->sealed = w->sealed || w->prev_end;
         return 0;
 }
 
@@ -324,6 +358,7 @@ int audit_verify_db(sqlite3 *db, const AuditVerifyOptions *opts, AuditVerifyResu
                 w.key_epoch = opts->key_epoch;
                 w.has_key = true;
         }
+        w.sealed = opts && opts->sealed;
 
         /* One read transaction: the rows are a consistent snapshot even while the agent
          * appends. */

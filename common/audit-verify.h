@@ -9,8 +9,10 @@
  * Without a key it proves the rows are an unbroken hash chain: damage, a changed,
  * inserted or removed row, or a naive edit is found. With the initial key k_0 it also
  * proves every row was written by someone holding that epoch's key, so a past rewritten
- * and re-chained by root (who only has the current key) is found. Neither can notice
- * rows cut off at the end; compare the last seq with the journal for that.
+ * and re-chained by root (who only has the current key) is found. Epochs end with an end
+ * row tagged by their own key, and from the first end row on an epoch may change only
+ * right after one: rows of an ended epoch cannot be relabelled into a later one. Neither
+ * check can notice rows cut off at the end; compare the last seq with the journal for that.
  */
 
 #include <sqlite3.h>
@@ -27,6 +29,7 @@ typedef enum AuditVerifyStatus {
         AUDIT_VERIFY_EPOCH_BACKWARDS, /* key epoch lower than the previous row's */
         AUDIT_VERIFY_EPOCH_SKIP,      /* key epoch grew by more than one */
         AUDIT_VERIFY_BAD_ROW,         /* a field has the wrong type or size */
+        AUDIT_VERIFY_EPOCH_UNSEALED,  /* epoch changes without an end row, or rows after one */
         _AUDIT_VERIFY_STATUS_MAX,
 } AuditVerifyStatus;
 
@@ -39,6 +42,10 @@ typedef struct AuditVerifyOptions {
          * tag-checked (keys do not run backwards), later ones evolve it forward. */
         const uint8_t *key;
         int64_t key_epoch;
+        /* The caller knows an end row comes before from_seq (the log is in the sealed
+         * format there): every epoch change in the walk must follow an end row. Without
+         * it, that rule starts at the first end row the walk meets. */
+        bool sealed;
 } AuditVerifyOptions;
 
 typedef struct AuditVerifyResult {
@@ -49,6 +56,9 @@ typedef struct AuditVerifyResult {
         int64_t last_time;      /* time of the last good row */
         uint64_t tags_verified; /* rows whose tag was checked */
         int64_t bad_seq;        /* first bad row, 0 if none */
+        uint64_t legacy_rows;   /* rows before the first end row (written by an older agent) */
+        int64_t first_end_seq;  /* the first end row, 0 if none */
+        int64_t open_from_seq;  /* first row after the last end row, 0 if the walk ends with one */
         char detail[256];       /* English: why the row is bad */
 } AuditVerifyResult;
 

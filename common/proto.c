@@ -174,6 +174,7 @@ static const ProtoField grant_fields[] = {
         {"launches", FIELD_INT, false, .min = 0, .max = INT32_MAX},
         /* the agent's own words, e.g. why a grant is shown as a placeholder */
         {"notes", FIELD_STRV, false, .max = PROTO_MAX_STRING, .max_count = 64},
+        {"binding", FIELD_STRING, false, .max = 32},
 };
 static const ProtoSpec grant_spec = {"grant", ELEMENTS(grant_fields)};
 

@@ -127,9 +127,26 @@ static void print_request(json_t *p) {
         printf("\n");
 }
 
+/* What a grant is bound to (agent-peer.h: peer_session_binding) in words. */
+static const char *binding_words(const char *b) {
+        if (streq_ptr(b, "logind"))
+                return "its login session";
+        if (streq_ptr(b, "audit"))
+                return "its audit login session";
+        if (streq_ptr(b, "terminal"))
+                return "its terminal session";
+        if (streq_ptr(b, "session"))
+                return "its process session (no terminal)";
+        if (streq_ptr(b, "single-use"))
+                return "single use: no session could be established";
+        return "its login session";
+}
+
 static void print_grant(json_t *e) {
         _cleanup_free_ char *user = esc(json_object_get(e, "user")), *prog = esc(json_object_get(e, "program")),
-                            *rule = esc(json_object_get(e, "rule")), *approver = esc(json_object_get(e, "approver"));
+                            *rule = esc(json_object_get(e, "rule")), *approver = esc(json_object_get(e, "approver")),
+                            *sess = esc(json_object_get(e, "session"));
+        const char *binding = json_string_value(json_object_get(e, "binding"));
         char left[DURATION_MAX];
         json_t *n;
         size_t i;
@@ -143,6 +160,10 @@ static void print_grant(json_t *e) {
                rule && *rule ? rule : "?",
                streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments" : "these arguments",
                approver && *approver ? approver : "?", left, json_integer_value(json_object_get(e, "launches")));
+        if (streq_ptr(binding, "single-use"))
+                printf("  %-9s %s\n", "bound", binding_words(binding));
+        else if (binding)
+                printf("  %-9s %s (%s)\n", "bound", binding_words(binding), sess && *sess ? sess : "?");
         json_array_foreach(json_object_get(e, "notes"), i, n) line("note", n);
 }
 

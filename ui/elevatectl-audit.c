@@ -7,17 +7,32 @@
  *  - Every string that came from a row goes through escape_display() before it reaches
  *    a terminal; JSON is printed with JSON_ENSURE_ASCII (control and non-ASCII bytes as
  *    \u escapes) and DEL replaced, so it is safe to print too.
- *  - The key given on the command line is decoded into a stack buffer that is erased
- *    before returning.
+ *  - The initial key k_0 never travels on a command line: it is read from a file that
+ *    only its owner (the caller or root) can read, opened without following a symlink,
+ *    or from standard input. `--key` is refused with the reason, and so is any key
+ *    material given with -H, before ssh runs (the remote machine is the one whose root
+ *    the key guards against).
+ *  - Key bytes live in stack buffers that are erased before returning.
  */
 
+#include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit-verify.h"
+#include "code.h"
+#include "config.h"
 #include "elevatectl-audit.h"
+#include "elevatectl.h"
 #include "util.h"
+
+/* The key file holds what `audit init` printed: 64 hex digits and a newline. */
+#define KEY_INPUT_MAX 1024
 
 #define DATA_SHOWN_MAX 400 /* input bytes of a row's data shown in table mode */
 
@@ -41,6 +56,12 @@ static int print_verify_json(const char *path, const AuditVerifyResult *res, boo
                       "tags_verified", with_key, "rows_tag_checked", (json_int_t) res->tags_verified);
         if (!o)
                 return -ENOMEM;
+        if (res->status == AUDIT_VERIFY_OK &&
+            (json_object_set_new(o, "legacy_rows", json_integer((json_int_t) res->legacy_rows)) < 0 ||
+             json_object_set_new(o, "open_from_seq", json_integer(res->open_from_seq)) < 0)) {
+                json_decref(o);
+                return -ENOMEM;
+        }
         if (res->status != AUDIT_VERIFY_OK) {
                 json_object_set_new(o, "bad_seq", json_integer(res->bad_seq));
                 json_object_set_new(o, "problem", json_string(audit_verify_status_explain(res->status)));
@@ -74,7 +95,20 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
                res->rows == 1 ? "" : "s", res->rows > 0 ? res->last_epoch - res->first_epoch + 1 : 0,
                res->rows > 0 && res->last_epoch != res->first_epoch ? "s" : "",
                with_key ? "tags verified with the key"
-                        : "tags not checked (give --key to detect a rewritten and re-chained past)");
+                        : "tags not checked (give --key-file to detect a rewritten and re-chained past)");
+        if (with_key && res->open_from_seq > 0)
+                printf("Rows %" PRIi64 "-%" PRIi64 " are in key epoch %" PRIi64
+                       ", which has not ended: whoever holds its key (root on that machine) can still "
+                       "rewrite them. Every row before them is sealed.\n",
+                       res->open_from_seq, res->last_seq, res->last_epoch);
+        else if (with_key && res->rows > 0 && res->legacy_rows < res->rows)
+                printf("Every key epoch has ended: all rows are sealed.\n");
+        if (res->legacy_rows > 0)
+                printf("Warning: rows %" PRIi64 "-%" PRIi64
+                       " were written by an agent from before key epochs had end rows. For them a "
+                       "root compromise could reach one epoch further back than for later rows: the "
+                       "end of the epoch before it could have been moved into it and rewritten.\n",
+                       res->first_seq, res->first_seq + (int64_t) res->legacy_rows - 1);
         if (res->rows > 0) {
                 format_time(res->last_time, when, sizeof(when));
                 printf("The last row is %" PRIi64
@@ -84,31 +118,23 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
         }
 }
 
-int ctl_audit_verify(const char *db_path, const char *key_hex, bool json) {
+int ctl_audit_verify(const char *db_path, const uint8_t *key, bool json) {
         _cleanup_free_ char *error = NULL;
-        uint8_t key[AUDIT_KEY_LEN];
         AuditVerifyResult res = {};
         int r;
 
         if (!db_path)
                 return -EINVAL;
-        if (key_hex && (strlen(key_hex) != AUDIT_KEY_HEX_LEN || hex_decode(key_hex, key, sizeof(key)) < 0)) {
-                fprintf(stderr,
-                        "elevatectl: --key takes the %d hex digits shown once by `elevatectl audit init`.\n",
-                        AUDIT_KEY_HEX_LEN);
-                return -EINVAL;
-        }
-        r = audit_verify_file(db_path, key_hex ? key : NULL, &res, &error);
-        explicit_erase(key, sizeof(key));
+        r = audit_verify_file(db_path, key, &res, &error);
         if (r < 0) {
                 _cleanup_free_ char *e = error ? escape_display(error, strlen(error), 1024) : NULL;
                 fprintf(stderr, "elevatectl: cannot verify the audit log: %s\n", e ?: strerror(-r));
                 return r;
         }
         if (json)
-                r = print_verify_json(db_path, &res, key_hex != NULL);
+                r = print_verify_json(db_path, &res, key != NULL);
         else
-                print_verify_text(&res, key_hex != NULL);
+                print_verify_text(&res, key != NULL);
         if (fflush(stdout) != 0 || ferror(stdout))
                 return -EIO;
         if (r < 0)
@@ -230,4 +256,212 @@ int ctl_audit_print(json_t *rows, bool json) {
         if (fflush(stdout) != 0 || ferror(stdout))
                 return -EIO;
         return 0;
+}
+
+/* ---- the key: from a file or standard input, never from the command line ---- */
+
+static const char key_hint[] =
+        "Put the key shown by `elevatectl audit init` in a file only you can read (chmod 600) and give "
+        "--key-file FILE, or give --key-file - and type or pipe it in.";
+
+static int key_parse(char *buf, size_t len, uint8_t key[static AUDIT_KEY_LEN]) {
+        /* the site key's format is the same: 64 hex digits, a newline at the end allowed */
+        int r = code_site_key_parse(buf, len, key);
+
+        explicit_erase(buf, len);
+        if (r < 0)
+                fprintf(stderr, "elevatectl: the key must be the %d hex digits shown by `elevatectl audit init` "
+                                "(one line, nothing else).\n",
+                        AUDIT_KEY_HEX_LEN);
+        return r;
+}
+
+/* Why a key file was refused, in words; lstat only picks the words (the check itself was
+ * made on the opened descriptor). */
+static void key_file_error(const char *path, int r) {
+        _cleanup_free_ char *p = escape_display(path, strlen(path), 256);
+        struct stat st;
+
+        if (r == -ELOOP)
+                fprintf(stderr, "elevatectl: %s is a symbolic link; give the key file itself.\n", p ?: "?");
+        else if (r == -EBADFD)
+                fprintf(stderr, "elevatectl: %s is not a regular file.\n", p ?: "?");
+        else if (r == -EPERM && lstat(path, &st) >= 0 && (st.st_mode & 0077))
+                fprintf(stderr,
+                        "elevatectl: %s has mode %04o: others could read the key. Make it private "
+                        "(chmod 600 %s) and keep it off the machine you verify.\n",
+                        p ?: "?", (unsigned) (st.st_mode & 07777), p ?: "FILE");
+        else if (r == -EPERM)
+                fprintf(stderr, "elevatectl: %s belongs to another user, who could read or change the key; it must be "
+                                "yours or root's.\n",
+                        p ?: "?");
+        else if (r == -EFBIG)
+                fprintf(stderr, "elevatectl: %s is too large for a key file.\n", p ?: "?");
+        else
+                fprintf(stderr, "elevatectl: cannot read the key file %s: %s\n", p ?: "?", strerror(-r));
+}
+
+static int key_from_file(const char *path, uint8_t key[static AUDIT_KEY_LEN]) {
+        int r;
+
+        /* no symlink (O_NOFOLLOW), no FIFO, a regular file, private, the caller's or root's */
+        r = code_site_key_read(path, CODE_KEY_FILE_PRIVATE | CODE_KEY_FILE_OWNED_BY_ME, key);
+        if (r == -EBADMSG)
+                fprintf(stderr, "elevatectl: the key file must hold the %d hex digits shown by `elevatectl audit "
+                                "init`, on one line.\n",
+                        AUDIT_KEY_HEX_LEN);
+        else if (r < 0)
+                key_file_error(path, r);
+        return r;
+}
+
+/* A terminal: prompt, and do not show what is typed. */
+static int key_from_terminal(uint8_t key[static AUDIT_KEY_LEN]) {
+        char buf[KEY_INPUT_MAX];
+        struct termios old, quiet;
+        bool restore = false;
+        size_t n;
+        int r = 0;
+
+        fprintf(stderr, "Initial audit key (not shown): ");
+        fflush(stderr);
+        if (tcgetattr(STDIN_FILENO, &old) >= 0) {
+                quiet = old;
+                quiet.c_lflag &= ~(tcflag_t) ECHO;
+                quiet.c_lflag |= ECHONL;
+                restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) >= 0;
+        }
+        if (!fgets(buf, sizeof(buf), stdin))
+                r = -EIO;
+        if (restore)
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        if (r < 0) {
+                fprintf(stderr, "elevatectl: no key was typed.\n");
+                return r;
+        }
+        n = strlen(buf);
+        return key_parse(buf, n, key);
+}
+
+static int key_from_stdin(uint8_t key[static AUDIT_KEY_LEN]) {
+        char buf[KEY_INPUT_MAX + 1];
+        size_t n = 0;
+        ssize_t k;
+
+        if (isatty(STDIN_FILENO))
+                return key_from_terminal(key);
+        /* a pipe or a file: all of it, and no more than a key file could hold */
+        while (n < sizeof(buf) && (k = read(STDIN_FILENO, buf + n, sizeof(buf) - n)) != 0) {
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = negative_errno();
+                        explicit_erase(buf, n);
+                        fprintf(stderr, "elevatectl: cannot read the key from standard input: %s\n", strerror(-r));
+                        return r;
+                }
+                n += (size_t) k;
+        }
+        if (n > KEY_INPUT_MAX) {
+                explicit_erase(buf, n);
+                fprintf(stderr, "elevatectl: standard input holds more than a key.\n");
+                return -EFBIG;
+        }
+        return key_parse(buf, n, key);
+}
+
+static void refuse_key_argument(void) {
+        fprintf(stderr,
+                "elevatectl: --key is refused: a key on the command line can be read by every local user (in "
+                "/proc/PID/cmdline) and stays in the shell history. %s If you typed the real key, remove it from "
+                "your shell history.\n",
+                key_hint);
+}
+
+int ctl_cmd_audit_verify(int argc, char **argv) {
+        static const struct option options[] = {
+                { "db", required_argument, NULL, 'd' },
+                { "key-file", required_argument, NULL, 'f' },
+                { "key", required_argument, NULL, 'k' },
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        _cleanup_free_ char *db = NULL;
+        const char *key_file = NULL;
+        uint8_t key[AUDIT_KEY_LEN];
+        bool json = false;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "d:f:k:j", options, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        free(db);
+                        db = strdup(optarg);
+                        if (!db)
+                                return 1;
+                        break;
+                case 'f':
+                        key_file = optarg;
+                        break;
+                case 'k':
+                        refuse_key_argument();
+                        return 2;
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        return 2;
+                }
+        if (optind < argc) {
+                /* not echoed: it may well be the key */
+                fprintf(stderr, "elevatectl: audit verify takes no arguments besides its options. %s\n", key_hint);
+                return 2;
+        }
+        if (!db)
+                db = strdup_printf("%s/elevate.db", arg_state_dir);
+        if (!db)
+                return 1;
+        if (key_file) {
+                r = streq(key_file, "-") ? key_from_stdin(key) : key_from_file(key_file, key);
+                if (r < 0) {
+                        explicit_erase(key, sizeof(key));
+                        return 2;
+                }
+        }
+        r = ctl_audit_verify(db, key_file ? key : NULL, json);
+        explicit_erase(key, sizeof(key));
+        return r == 0 ? 0 : 1;
+}
+
+static bool has_prefix(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool looks_like_key(const char *s) {
+        return strlen(s) == AUDIT_KEY_HEX_LEN && strspn(s, "0123456789abcdefABCDEF") == AUDIT_KEY_HEX_LEN;
+}
+
+bool ctl_audit_remote_refused(const char *host, int argc, char **argv) {
+        _cleanup_free_ char *h = NULL;
+
+        if (argc < 1 || !streq(argv[0], "audit"))
+                return false;
+        for (int i = 1; i < argc && !streq(argv[i], "--"); i++) {
+                /* --key, --key-file, their abbreviations and =forms; -k or -f, also in a cluster */
+                bool short_opts = argv[i][0] == '-' && argv[i][1] != '-';
+
+                if (!has_prefix(argv[i], "--k") && !(short_opts && strpbrk(argv[i] + 1, "kf")) &&
+                    !looks_like_key(argv[i]))
+                        continue;
+                h = escape_display(host, strlen(host), 256);
+                fprintf(stderr,
+                        "elevatectl: refusing to send the audit key with -H: it would reach %s, the machine whose "
+                        "root the key guards against (and ssh would log it there). Copy the database here "
+                        "(elevate.db with its elevate.db-wal, or a copy made with sqlite3's .backup) and verify the "
+                        "copy: elevatectl audit verify --db COPY --key-file FILE.\n",
+                        h ?: "the remote host");
+                return true;
+        }
+        return false;
 }

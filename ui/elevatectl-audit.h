@@ -9,14 +9,24 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
-/* Verifies the whole chain of the database at db_path; key_hex (64 hex digits, the k_0
- * shown by `elevatectl audit init`) or NULL for hashes only. Prints a report to stdout
+/* Verifies the whole chain of the database at db_path; key (the k_0 shown by `elevatectl
+ * audit init`, AUDIT_KEY_LEN bytes) or NULL for hashes only. Prints a report to stdout
  * ("audit chain OK: 1234 rows, 5 key epochs, tags verified with the key" or "audit chain
  * BROKEN at row 17: …"), or with json one JSON object. Returns 0 only if every row
- * verifies; -EBADMSG for a broken chain, -EINVAL for a malformed key, other -errno when
- * the file cannot be read (also explained on stderr). */
-int ctl_audit_verify(const char *db_path, const char *key_hex, bool json);
+ * verifies; -EBADMSG for a broken chain, other -errno when the file cannot be read (also
+ * explained on stderr). */
+int ctl_audit_verify(const char *db_path, const uint8_t *key, bool json);
+
+/* `audit verify [--db FILE] [--key-file FILE|-] [--json]`: the key only from a private
+ * file or standard input; `--key` is refused with the reason. Returns the exit status. */
+int ctl_cmd_audit_verify(int argc, char **argv);
+
+/* For `-H HOST COMMAND…`: true (and the reason printed) when an audit command carries key
+ * material (--key, --key-file, -k, -f, or an argument that looks like a key), which
+ * must never be sent to the machine it guards against. */
+bool ctl_audit_remote_refused(const char *host, int argc, char **argv);
 
 /* Prints rows ({seq, time, event, request?, uid?, data}, as audit_query returns them)
  * as one readable line each, or as JSON lines. -EINVAL if rows is not an array, -EIO if

@@ -193,46 +193,11 @@ static int cmd_audit_init(int argc, char **argv) {
         return 0;
 }
 
-static int cmd_audit_verify(int argc, char **argv) {
-        static const struct option options[] = {
-                { "db", required_argument, NULL, 'd' },
-                { "key", required_argument, NULL, 'k' },
-                { "json", no_argument, NULL, 'j' },
-                {},
-        };
-        _cleanup_free_ char *db = NULL;
-        const char *key = NULL;
-        bool json = false;
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "d:k:j", options, NULL)) >= 0)
-                switch (c) {
-                case 'd':
-                        free(db);
-                        db = strdup(optarg);
-                        break;
-                case 'k':
-                        key = optarg;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                default:
-                        return 2;
-                }
-        if (!db)
-                db = strdup_printf("%s/elevate.db", arg_state_dir);
-        if (!db)
-                return 1;
-        return ctl_audit_verify(db, key, json) == 0 ? 0 : 1;
-}
-
 static int cmd_audit(int argc, char **argv) {
         if (argc >= 2 && streq(argv[1], "init"))
                 return cmd_audit_init(argc - 1, argv + 1);
         if (argc >= 2 && streq(argv[1], "verify"))
-                return cmd_audit_verify(argc - 1, argv + 1);
+                return ctl_cmd_audit_verify(argc - 1, argv + 1);
         return cmd_audit_show(argc, argv);
 }
 
@@ -269,7 +234,8 @@ static const CtlCommand commands[] = {
         { "audit", cmd_audit,
           "audit [--since T] [--limit N] [--json]   show the audit log (operators)\n"
           "  audit init                              show the initial chain key, once (root)\n"
-          "  audit verify [--db FILE] [--key K]      check the hash chain (and the tags, with the key)" },
+          "  audit verify [--db FILE] [--key-file FILE|-]\n"
+          "                                          check the hash chain (and the tags, with the initial key)" },
         { "policy", ctl_cmd_policy,
           "policy check FILE                       validate a policy file; show rules and warnings\n"
           "  policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
@@ -392,6 +358,8 @@ int main(int argc, char *argv[]) {
                 help();
                 return 2;
         }
+        if (arg_host && ctl_audit_remote_refused(arg_host, argc - optind, argv + optind))
+                return 2;
         if (arg_host)
                 return ctl_remote(arg_host, argc - optind, argv + optind);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)

@@ -97,6 +97,15 @@ def rechain(db):
     con.close()
 
 
+def key_file(a, key):
+    """The initial key as an operator keeps it for verification: a private file."""
+    path = os.path.join(a.dir, "audit-k0")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return path
+
+
 def test_tampering_detected():
     with agent_with(policy()) as a:
         r = a.ctl(["audit", "init"])
@@ -108,7 +117,8 @@ def test_tampering_detected():
         for _ in range(3):
             a.elevate(ALICE, ["/usr/bin/id"])
         a.wait_audit("exit", 3)
-        check_eq(a.ctl(["audit", "verify", "--db", a.db(), "--key", key]).rc, 0, "verifies with the key")
+        kf = key_file(a, key)
+        check_eq(a.ctl(["audit", "verify", "--db", a.db(), "--key-file", kf]).rc, 0, "verifies with the key")
         a.stop()
 
         # a naive edit: change what a row says
@@ -137,7 +147,7 @@ def test_tampering_detected():
         rechain(a.db())
         r = a.ctl(["audit", "verify", "--db", a.db()])
         check_eq(r.rc, 0, "a re-chained past fools the hash-only check (expected)", r)
-        r = a.ctl(["audit", "verify", "--db", a.db(), "--key", key])
+        r = a.ctl(["audit", "verify", "--db", a.db(), "--key-file", kf])
         check_eq(r.rc, 1, "the key catches the rewritten past", r)
         check_in("row %d" % victim, r.out + r.err, "at the rewritten row", r)
 

@@ -20,7 +20,10 @@ from seclib import *  # noqa: E402,F403
 LATENCY_BOUND = 5.0
 PER_UID_CONNECTIONS = 32   # AGENT_MAX_CONNECTIONS_PER_UID
 PENDING_PER_UID = 8        # PENDING_MAX_PER_UID
-REFUSAL_BURST = 20         # AGENT_REFUSAL_BURST
+RECORD_BURST = 32          # AGENT_RECORD_BURST: rows of no elevation a uid may cause at once
+# In the 1000-requests case each filed request costs one token (its decision row), each
+# refused one two (its decision row and the refusal): the refusals recorded one by one.
+REFUSAL_BURST = (RECORD_BURST - PENDING_PER_UID) // 2
 READ_DEADLINE = 30         # seconds: AGENT_READ_DEADLINE_USEC
 
 
@@ -248,7 +251,7 @@ def test_x01_thousand_pending_requests_from_one_uid():
                  "one pending row per filed request")
         refused = [x for x in rows if x["event"] == "refused" and x["uid"] == uid and x["data"].get("code") == "busy"]
         # the first REFUSAL_BURST refusals are recorded one by one, with their arguments;
-        # then the per-uid budget counts them: a "rate-limited" row when it starts, and a
+        # then the per-uid budget of rows counts them: a "rate-limited" row when it starts, and a
         # "rate-limit-ended" row with the count once she is let through again
         # (a slow run lets the bucket refill a little during the flood: a few more rows)
         check(REFUSAL_BURST <= len(refused) < 1000 - PENDING_PER_UID,

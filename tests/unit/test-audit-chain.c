@@ -254,14 +254,38 @@ END_TEST
 START_TEST(test_epoch_due) {
         const uint64_t t0 = UINT64_C(1700000000000000);
 
+        const uint64_t len = AUDIT_EPOCH_USEC;
+
         /* an epoch without rows never ends, however old */
-        ck_assert(!audit_epoch_due(0, t0, t0 + 10 * AUDIT_EPOCH_USEC));
-        ck_assert(!audit_epoch_due(1, t0, t0));
-        ck_assert(!audit_epoch_due(AUDIT_EPOCH_ROWS - 1, t0, t0 + AUDIT_EPOCH_USEC - 1));
-        ck_assert(audit_epoch_due(AUDIT_EPOCH_ROWS, t0, t0));
-        ck_assert(audit_epoch_due(1, t0, t0 + AUDIT_EPOCH_USEC));
+        ck_assert(!audit_epoch_due(0, t0, t0 + 10 * len, len));
+        ck_assert(!audit_epoch_due(1, t0, t0, len));
+        /* the end row is the epoch's last row: with it, AUDIT_EPOCH_ROWS in all */
+        ck_assert(!audit_epoch_due(AUDIT_EPOCH_ROWS - 2, t0, t0 + len - 1, len));
+        ck_assert(audit_epoch_due(AUDIT_EPOCH_ROWS - 1, t0, t0, len));
+        ck_assert(audit_epoch_due(AUDIT_EPOCH_ROWS, t0, t0, len));
+        ck_assert(audit_epoch_due(1, t0, t0 + len, len));
+        /* the length is the caller's */
+        ck_assert(audit_epoch_due(1, t0, t0 + 1000, 1000));
+        ck_assert(!audit_epoch_due(1, t0, t0 + 999, 1000));
         /* a clock that went backwards is no time passed */
-        ck_assert(!audit_epoch_due(1, t0, t0 - AUDIT_EPOCH_USEC));
+        ck_assert(!audit_epoch_due(1, t0, t0 - len, len));
+}
+END_TEST
+
+START_TEST(test_epoch_end_row) {
+        AuditRow r = {.seq = 1, .time = 1, .event = AUDIT_EVENT_EPOCH_END, .uid = -1, .data = "{}"};
+
+        audit_row_set_lengths(&r);
+        ck_assert(audit_row_is_epoch_end(&r));
+        r.event = "audit-epoch-end2";
+        audit_row_set_lengths(&r);
+        ck_assert(!audit_row_is_epoch_end(&r));
+        /* the length counts, not a C string's end */
+        r.event = AUDIT_EVENT_EPOCH_END;
+        r.event_len = strlen(AUDIT_EVENT_EPOCH_END) - 1;
+        ck_assert(!audit_row_is_epoch_end(&r));
+        r.event = NULL;
+        ck_assert(!audit_row_is_epoch_end(&r));
 }
 END_TEST
 
@@ -313,6 +337,7 @@ static Suite *audit_chain_suite(void) {
         tcase_add_test(tc, test_encode_refuses_bad_rows);
         tcase_add_test(tc, test_key_evolve);
         tcase_add_test(tc, test_epoch_due);
+        tcase_add_test(tc, test_epoch_end_row);
         tcase_add_test(tc, test_data_canonical);
         suite_add_tcase(s, tc);
         return s;

@@ -151,11 +151,11 @@ static void builder_init(Builder *b, const char *path) {
                        "hash BLOB NOT NULL, tag BLOB NOT NULL)");
 }
 
-static void builder_add(Builder *b, int64_t seq, int64_t epoch, const char *data) {
+static void builder_add_event(Builder *b, int64_t seq, int64_t epoch, const char *event, const char *data) {
         AuditRow r = {.seq = seq,
                       .time = 1000 + seq,
                       .boot_id = "b00t",
-                      .event = "request",
+                      .event = event,
                       .request = "r",
                       .uid = 1000,
                       .data = data,
@@ -187,6 +187,14 @@ static void builder_add(Builder *b, int64_t seq, int64_t epoch, const char *data
         sqlite3_finalize(s);
         memcpy(b->hash, h, SHA256_LEN);
         memcpy(b->tag, t, SHA256_LEN);
+}
+
+static void builder_add(Builder *b, int64_t seq, int64_t epoch, const char *data) {
+        builder_add_event(b, seq, epoch, "request", data);
+}
+
+static void builder_end(Builder *b, int64_t seq, int64_t epoch) {
+        builder_add_event(b, seq, epoch, AUDIT_EVENT_EPOCH_END, "{}");
 }
 
 static const uint8_t *builder_k0(void) {
@@ -315,6 +323,183 @@ START_TEST(test_verify_epochs) {
 }
 END_TEST
 
+/* Rows as the agent writes them: row 1 ends epoch 0, then `per` rows and an end row per
+ * epoch, the last epoch open with `tail` rows. */
+static char *build_sealed(Builder *b, int epochs, int per, int tail) {
+        char *dir = make_dir(), *path = db_path(dir);
+        int64_t seq = 1;
+
+        builder_init(b, path);
+        exec_ok(b->db, "BEGIN");
+        builder_end(b, seq++, 0);
+        for (int e = 1; e <= epochs; e++) {
+                int n = e == epochs ? tail : per;
+                for (int i = 0; i < n; i++)
+                        builder_add(b, seq++, e, "{\"x\":1}");
+                if (e < epochs)
+                        builder_end(b, seq++, e);
+        }
+        exec_ok(b->db, "COMMIT");
+        free(dir);
+        return path;
+}
+
+START_TEST(test_verify_sealed_epochs) {
+        AuditVerifyResult res;
+        Builder b;
+        char *path = build_sealed(&b, 3, 5, 2);
+
+        /* 1 end, 5 + end, 5 + end, 2 open */
+        sqlite3_close(b.db);
+        res = verify(path, builder_k0());
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.rows, 15);
+        ck_assert_uint_eq(res.tags_verified, 15);
+        ck_assert_int_eq(res.first_end_seq, 1);
+        ck_assert_uint_eq(res.legacy_rows, 0);
+        ck_assert_int_eq(res.open_from_seq, 14);
+        ck_assert_int_eq(res.last_epoch, 3);
+        drop_file(path);
+}
+END_TEST
+
+/* The relabel attack (issue 14): with the key of the open epoch, root moves the last rows
+ * of the epoch before into it, changes one, and re-chains hashes and tags. */
+START_TEST(test_verify_relabel_caught) {
+        AuditVerifyResult res;
+        uint8_t k3[AUDIT_KEY_LEN];
+        Builder b, f;
+        char *path = build_sealed(&b, 3, 5, 2), *forged_dir = make_dir(), *forged = db_path(forged_dir);
+
+        sqlite3_close(b.db);
+        memcpy(k3, builder_k0(), AUDIT_KEY_LEN);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(audit_key_evolve(k3, k3), 0);
+
+        /* the forgery: rows 1..9 as they were (epoch 2 began at 8), from 10 on epoch 3,
+         * row 10 changed, the end row of epoch 2 (row 13) turned into an ordinary row,
+         * one more row of its own at the end */
+        builder_init(&f, forged);
+        builder_end(&f, 1, 0);
+        for (int64_t s = 2; s <= 6; s++)
+                builder_add(&f, s, 1, "{\"x\":1}");
+        builder_end(&f, 7, 1);
+        for (int64_t s = 8; s <= 9; s++)
+                builder_add(&f, s, 2, "{\"x\":1}");
+        memcpy(f.key, k3, AUDIT_KEY_LEN); /* root holds only k_3 */
+        f.key_epoch = 3;
+        builder_add(&f, 10, 3, "{\"x\":\"forged\"}");
+        for (int64_t s = 11; s <= 16; s++)
+                builder_add(&f, s, 3, "{\"x\":1}");
+        sqlite3_close(f.db);
+
+        /* caught with the key, and without it: epoch 3 begins at a row that does not
+         * follow an end row */
+        res = verify(forged, builder_k0());
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_UNSEALED);
+        ck_assert_int_eq(res.bad_seq, 10);
+        res = verify(forged, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_UNSEALED);
+        unlink(forged);
+
+        /* the careful forger makes row 9 an end row of epoch 2: it cannot tag it */
+        builder_init(&f, forged);
+        builder_end(&f, 1, 0);
+        for (int64_t s = 2; s <= 6; s++)
+                builder_add(&f, s, 1, "{\"x\":1}");
+        builder_end(&f, 7, 1);
+        builder_add(&f, 8, 2, "{\"x\":1}");
+        memcpy(f.key, k3, AUDIT_KEY_LEN);
+        f.key_epoch = 2; /* tags "epoch 2" with k_3: the best root can do */
+        builder_end(&f, 9, 2);
+        f.key_epoch = 3;
+        for (int64_t s = 10; s <= 16; s++)
+                builder_add(&f, s, 3, s == 10 ? "{\"x\":\"forged\"}" : "{\"x\":1}");
+        sqlite3_close(f.db);
+        ck_assert_int_eq(verify(forged, NULL).status, AUDIT_VERIFY_OK); /* hashes alone: fooled */
+        res = verify(forged, builder_k0());
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_TAG_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 9);
+        unlink(forged);
+
+        /* rows after an end row in the same epoch */
+        builder_init(&f, forged);
+        builder_end(&f, 1, 0);
+        builder_add(&f, 2, 1, "{}");
+        builder_end(&f, 3, 1);
+        builder_add(&f, 4, 1, "{}");
+        sqlite3_close(f.db);
+        res = verify(forged, builder_k0());
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_UNSEALED);
+        ck_assert_int_eq(res.bad_seq, 4);
+
+        free(forged);
+        remove_dir(forged_dir);
+        free(forged_dir);
+        drop_file(path);
+}
+END_TEST
+
+/* A log an older agent wrote (no end rows) verifies under the old rules up to its first end
+ * row; the result says how many rows that covers. After it, the new rules hold. */
+START_TEST(test_verify_legacy_then_sealed) {
+        char *dir = make_dir(), *path = db_path(dir);
+        AuditVerifyResult res;
+        Builder b;
+
+        builder_init(&b, path);
+        builder_add(&b, 1, 0, "{}");
+        builder_add(&b, 2, 0, "{}");
+        builder_add(&b, 3, 1, "{}"); /* an old boundary: no end row */
+        builder_end(&b, 4, 1);       /* the upgrade seals epoch 1 */
+        builder_end(&b, 5, 2);       /* and one empty epoch */
+        builder_add(&b, 6, 3, "{}");
+        sqlite3_close(b.db);
+        res = verify(path, builder_k0());
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.legacy_rows, 3);
+        ck_assert_int_eq(res.first_end_seq, 4);
+        ck_assert_int_eq(res.open_from_seq, 6);
+        unlink(path);
+
+        /* after the first end row an unsealed boundary is an error */
+        builder_init(&b, path);
+        builder_add(&b, 1, 0, "{}");
+        builder_end(&b, 2, 0);
+        builder_add(&b, 3, 1, "{}");
+        builder_add(&b, 4, 2, "{}");
+        sqlite3_close(b.db);
+        res = verify(path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_EPOCH_UNSEALED);
+        ck_assert_int_eq(res.bad_seq, 4);
+        free(path);
+        remove_dir(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(test_verify_sealed_from_the_middle) {
+        AuditVerifyResult res = {};
+        Builder b;
+        char *path = build_sealed(&b, 3, 5, 2);
+        sqlite3 *db = NULL;
+
+        sqlite3_close(b.db);
+        ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        /* from row 9 (epoch 2): the row before is no end row, yet the caller knows the log
+         * is sealed, so the boundary at 14 is held to the rule */
+        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){.from_seq = 9, .sealed = true}, &res), 0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.legacy_rows, 0);
+        /* from right after an end row: sealed without being told */
+        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){.from_seq = 8}, &res), 0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.legacy_rows, 0);
+        sqlite3_close(db);
+        drop_file(path);
+}
+END_TEST
+
 START_TEST(test_verify_tail_with_current_key) {
         char *path = build_chain(600, 256);
         uint8_t k2[AUDIT_KEY_LEN];
@@ -377,6 +562,8 @@ START_TEST(test_submit_validation) {
         ck_assert_int_eq(submit(a, "Bad Event", NULL, -1, 0, NULL), -EINVAL);
         ck_assert_int_eq(submit(a, "ok", "has space", -1, 0, NULL), -EINVAL);
         ck_assert_int_eq(submit(a, "ok", NULL, -2, 0, NULL), -EINVAL);
+        /* end rows are the writer's alone */
+        ck_assert_int_eq(submit(a, AUDIT_EVENT_EPOCH_END, NULL, -1, 0, NULL), -EINVAL);
 
         static const char *const bad_rows[][2] = {
                 {"nosuch", "{\"id\":\"x\"}"},                  /* table not known */
@@ -601,9 +788,16 @@ START_TEST(test_rows_and_state) {
         ck_assert_uint_eq(c.failures, 0);
 
         ck_assert_int_eq(audit_query(env.audit, 0, 100, &rows), 0);
-        ck_assert_uint_eq(json_array_size(rows), 3);
+        ck_assert_uint_eq(json_array_size(rows), 4);
+        /* a new log begins sealed: row 1 ends epoch 0 (docs/audit.md, "Key epochs") */
         r0 = json_array_get(rows, 0);
         ck_assert_int_eq(json_integer_value(json_object_get(r0, "seq")), 1);
+        ck_assert_str_eq(json_string_value(json_object_get(r0, "event")), AUDIT_EVENT_EPOCH_END);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r0, "data"), "reason")), "format");
+        ck_assert_ptr_null(json_object_get(r0, "uid"));
+        json_array_remove(rows, 0);
+        r0 = json_array_get(rows, 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(r0, "seq")), 2);
         ck_assert_str_eq(json_string_value(json_object_get(r0, "event")), "launch");
         ck_assert_str_eq(json_string_value(json_object_get(r0, "request")), "req-1");
         ck_assert_int_eq(json_integer_value(json_object_get(r0, "uid")), 1000);
@@ -642,7 +836,7 @@ START_TEST(test_rows_and_state) {
         ck_assert_int_eq(audit_load_state(env.audit, "sqlite_master", NULL, &state), -EINVAL);
 
         audit_stats(env.audit, &n_rows, &n_commits);
-        ck_assert_uint_eq(n_rows, 3);
+        ck_assert_uint_eq(n_rows, 4);
         ck_assert_uint_ge(n_commits, 1);
         env_close_audit(&env);
         ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
@@ -669,7 +863,8 @@ START_TEST(test_entry_error_spares_the_batch) {
         ck_assert_int_eq(bad.last, -EINVAL);
         ck_assert_ptr_null(audit_failed(env.audit));
         ck_assert_int_eq(audit_query(env.audit, 0, 10, &rows), 0);
-        ck_assert_uint_eq(json_array_size(rows), 2); /* no row for the refused entry, no gap */
+        ck_assert_uint_eq(json_array_size(rows), 3); /* the end row of epoch 0, then no row for the
+                                                        refused entry, no gap */
         json_decref(rows);
         env_close_audit(&env);
         ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
@@ -711,7 +906,8 @@ START_TEST(test_group_commit) {
         run_until(env.event, &c, n);
         ck_assert_uint_eq(c.failures, 0);
         audit_stats(env.audit, &rows, &commits);
-        ck_assert_uint_eq(rows, n);
+        /* and the end rows: epoch 0's (row 1) and epoch 1's after its 255 rows */
+        ck_assert_uint_eq(rows, n + 2);
         ck_assert_msg(commits < rows / 2, "%llu commits for %llu rows", (unsigned long long) commits,
                       (unsigned long long) rows);
         env_close_audit(&env);
@@ -731,7 +927,8 @@ START_TEST(test_close_flushes) {
         env_close_audit(&env); /* no loop iteration: close delivers the completions */
         ck_assert_uint_eq(c.n, 50);
         ck_assert_uint_eq(c.failures, 0);
-        ck_assert_uint_eq(verify(env.path, NULL).rows, 51);
+        /* epoch 0's end row, 50, agent-stop, and the end row the stop wrote */
+        ck_assert_uint_eq(verify(env.path, NULL).rows, 1 + 51 + 1);
         env_done(&env);
 }
 END_TEST
@@ -771,7 +968,7 @@ START_TEST(test_tail_removed_detected) {
         env_close_audit(&env);
         db = open_raw(env.path);
         exec_ok(db, "DROP TRIGGER audit_no_delete");
-        exec_ok(db, "DELETE FROM audit WHERE seq = 5");
+        exec_ok(db, "DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)");
         sqlite3_close(db);
         ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK); /* the file alone cannot tell */
         env_open(&env);
@@ -789,7 +986,7 @@ START_TEST(test_foreign_writer_detected) {
         write_rows(env.event, env.audit, 3);
         /* root appends a row of its own while the agent runs */
         db = open_raw(env.path);
-        exec_ok(db, "INSERT INTO audit VALUES (4, 0, NULL, 'launch', NULL, 0, '{}', 0, zeroblob(32), "
+        exec_ok(db, "INSERT INTO audit VALUES (5, 0, NULL, 'launch', NULL, 0, '{}', 1, zeroblob(32), "
                     "zeroblob(32))");
         sqlite3_close(db);
         ck_assert_int_eq(submit(env.audit, "launch", NULL, 1, 0, &c), 0);
@@ -819,14 +1016,17 @@ static void read_meta_key(sqlite3 *db, uint8_t key[static AUDIT_KEY_LEN]) {
 }
 
 /* Root's forgery: change row `from`'s data and recompute every hash (and, with the key
- * it has, every tag) from there on. */
-static void rechain_from(const char *path, int64_t from) {
+ * it has, every tag) from there on. The key is the one in meta now, or one read earlier. */
+static void rechain_from(const char *path, int64_t from, const uint8_t *stolen) {
         sqlite3 *db = open_raw(path);
         uint8_t key[AUDIT_KEY_LEN], prev_hash[SHA256_LEN] = {}, prev_tag[SHA256_LEN] = {};
         sqlite3_stmt *s, *u;
 
-        read_meta_key(db, key);
-        exec_ok(db, "DROP TRIGGER audit_no_update");
+        if (stolen)
+                memcpy(key, stolen, AUDIT_KEY_LEN);
+        else
+                read_meta_key(db, key);
+        exec_ok(db, "DROP TRIGGER IF EXISTS audit_no_update");
         exec_ok(db, "BEGIN");
         ck_assert_int_eq(
                 sqlite3_prepare_v2(db,
@@ -888,11 +1088,16 @@ START_TEST(test_rechained_past_needs_the_key) {
         env_close_audit(&env);
         res = verify(env.path, k0);
         ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
-        ck_assert_uint_eq(res.tags_verified, 301);
-        ck_assert_int_eq(res.last_epoch, 1);
+        /* end rows: 1 (epoch 0), 257 (epoch 1 full), 304 (the stop ended epoch 2) */
+        ck_assert_uint_eq(res.rows, 1 + 1 + 300 + 2);
+        ck_assert_uint_eq(res.tags_verified, res.rows);
+        ck_assert_int_eq(res.last_epoch, 2);
+        ck_assert_int_eq(res.first_end_seq, 1);
+        ck_assert_uint_eq(res.legacy_rows, 0);
+        ck_assert_int_eq(res.open_from_seq, 0);
 
-        /* the past (epoch 0) rewritten with the current key: hashes fine, tags not */
-        rechain_from(env.path, 3);
+        /* the past (epoch 1) rewritten with the current key: hashes fine, tags not */
+        rechain_from(env.path, 3, NULL);
         res = verify(env.path, NULL);
         ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
         res = verify(env.path, k0);
@@ -904,19 +1109,178 @@ START_TEST(test_rechained_past_needs_the_key) {
 END_TEST
 
 START_TEST(test_current_epoch_is_forgeable) {
-        /* The documented limit: whoever holds the current key can rewrite its epoch. */
+        /* The documented limit: whoever holds the key of the open epoch can rewrite that
+         * epoch (and write anything after it), but nothing before its first row. */
         Env env;
         char *k0_hex = NULL;
-        uint8_t k0[AUDIT_KEY_LEN];
+        uint8_t k0[AUDIT_KEY_LEN], stolen[AUDIT_KEY_LEN];
+        AuditVerifyResult res;
+        sqlite3 *db;
 
         env_setup(&env);
         ck_assert_int_eq(audit_reveal_initial_key(env.audit, &k0_hex), 0);
         ck_assert_int_eq(hex_decode(k0_hex, k0, sizeof(k0)), 0);
         write_rows(env.event, env.audit, 300);
+        /* root reads the key while the agent runs: epoch 2 began at row 258 */
+        db = open_raw(env.path);
+        read_meta_key(db, stolen);
+        sqlite3_close(db);
         env_close_audit(&env);
-        rechain_from(env.path, 290);
+        rechain_from(env.path, 290, stolen);
         ck_assert_int_eq(verify(env.path, k0).status, AUDIT_VERIFY_OK);
+        rechain_from(env.path, 258, stolen);
+        ck_assert_int_eq(verify(env.path, k0).status, AUDIT_VERIFY_OK);
+        /* row 257 ends epoch 1: out of reach */
+        rechain_from(env.path, 257, stolen);
+        res = verify(env.path, k0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_TAG_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 257);
         free(k0_hex);
+        env_done(&env);
+}
+END_TEST
+
+static void set_meta_int(sqlite3 *db, const char *key, int64_t v) {
+        sqlite3_stmt *s;
+
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE meta SET value = ?2 WHERE key = ?1", -1, &s, NULL), SQLITE_OK);
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, v);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
+        ck_assert_int_eq(sqlite3_changes(db), 1);
+        sqlite3_finalize(s);
+}
+
+static void set_meta_blob(sqlite3 *db, const char *key, const void *p, size_t n) {
+        sqlite3_stmt *s;
+
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", -1, &s,
+                                            NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, p, (int) n, SQLITE_STATIC);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_finalize(s);
+}
+
+/* A log written by an agent from before end rows: the first open seals it (the open
+ * epoch ends, then one empty epoch), and verification applies the old rules only to the
+ * rows before that. */
+START_TEST(test_legacy_log_sealed_on_open) {
+        Env env;
+        Builder b = {};
+        uint8_t k0[AUDIT_KEY_LEN];
+        AuditVerifyResult res;
+        sqlite3_stmt *s;
+
+        env_setup(&env); /* creates the file and k_0; nothing is written yet */
+        env_close_audit(&env);
+        b.db = open_raw(env.path);
+        ck_assert_int_eq(sqlite3_prepare_v2(b.db, "SELECT value FROM meta WHERE key = 'initial_key'", -1, &s, NULL),
+                         SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+        memcpy(k0, sqlite3_column_blob(s, 0), AUDIT_KEY_LEN);
+        sqlite3_finalize(s);
+        memcpy(b.key, k0, AUDIT_KEY_LEN);
+        /* what the old writer made: epochs change without end rows */
+        exec_ok(b.db, "BEGIN");
+        for (int64_t seq = 1; seq <= 5; seq++)
+                builder_add(&b, seq, seq <= 3 ? 0 : 1, "{}");
+        set_meta_blob(b.db, "key", b.key, AUDIT_KEY_LEN);
+        set_meta_int(b.db, "epoch", 1);
+        set_meta_int(b.db, "epoch_first_seq", 4);
+        set_meta_int(b.db, "head_seq", 5);
+        set_meta_blob(b.db, "head_hash", b.hash, SHA256_LEN);
+        exec_ok(b.db, "COMMIT");
+        sqlite3_close(b.db);
+        ck_assert_uint_eq(verify(env.path, k0).legacy_rows, 5);
+
+        env_open(&env);
+        ck_assert_msg(!audit_failed(env.audit), "%s", audit_failed(env.audit));
+        write_rows(env.event, env.audit, 1);
+        env_close_audit(&env);
+        res = verify(env.path, k0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        /* 5 old rows; end rows of epochs 1 and 2 (empty); the new row in 3; the stop's end row */
+        ck_assert_uint_eq(res.rows, 9);
+        ck_assert_uint_eq(res.tags_verified, 9);
+        ck_assert_uint_eq(res.legacy_rows, 5);
+        ck_assert_int_eq(res.first_end_seq, 6);
+        ck_assert_int_eq(res.last_epoch, 3);
+
+        /* a second open finds it sealed and adds no more format rows */
+        env_open(&env);
+        write_rows(env.event, env.audit, 1);
+        env_close_audit(&env);
+        ck_assert_uint_eq(verify(env.path, k0).rows, 11);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_stop_ends_the_epoch) {
+        /* Once the agent stopped, the key on disk tags nothing that exists: a root who
+         * reads it then cannot rewrite even the last rows. */
+        Env env;
+        char *k0_hex = NULL;
+        uint8_t k0[AUDIT_KEY_LEN];
+        AuditVerifyResult res;
+
+        env_setup(&env);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &k0_hex), 0);
+        ck_assert_int_eq(hex_decode(k0_hex, k0, sizeof(k0)), 0);
+        write_rows(env.event, env.audit, 10);
+        env_close_audit(&env);
+        res = verify(env.path, k0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_int_eq(res.open_from_seq, 0); /* the last row is an end row */
+        rechain_from(env.path, (int64_t) res.rows - 1, NULL);
+        res = verify(env.path, k0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_TAG_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 12);
+        free(k0_hex);
+        env_done(&env);
+}
+END_TEST
+
+START_TEST(test_idle_epoch_ends_in_time) {
+        /* An epoch with rows ends when its time is up even if nothing else is written. */
+        Env env;
+        AuditVerifyResult res;
+        json_t *rows = NULL;
+        uint64_t deadline;
+        size_t n = 0;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 3);
+        audit_set_epoch_usec(env.audit, 200 * USEC_PER_MSEC);
+        deadline = now_usec(CLOCK_MONOTONIC) + 30 * USEC_PER_SEC;
+        for (;;) {
+                ck_assert_int_eq(audit_query(env.audit, 0, 100, &rows), 0);
+                n = json_array_size(rows);
+                if (n == 5)
+                        break;
+                json_decref(rows);
+                rows = NULL;
+                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "the idle epoch did not end (%zu rows)", n);
+                usleep(20 * 1000);
+        }
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 4), "event")),
+                         AUDIT_EVENT_EPOCH_END);
+        ck_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(json_array_get(rows, 4), "data"), "reason")),
+                "time");
+        json_decref(rows);
+        /* an epoch without rows never ends: nothing more while idle */
+        usleep(600 * 1000);
+        ck_assert_int_eq(audit_query(env.audit, 0, 100, &rows), 0);
+        ck_assert_uint_eq(json_array_size(rows), 5);
+        json_decref(rows);
+        write_rows(env.event, env.audit, 1);
+        env_close_audit(&env);
+        res = verify(env.path, NULL);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
+        ck_assert_uint_eq(res.rows, 7); /* the last row's epoch ended too (by time or by the stop) */
+        ck_assert_int_eq(res.last_epoch, 2);
         env_done(&env);
 }
 END_TEST
@@ -938,8 +1302,8 @@ START_TEST(test_reveal_once) {
         ck_assert_ptr_null(audit_failed(env.audit)); /* -EALREADY is not a log failure */
 
         ck_assert_int_eq(audit_query(env.audit, 0, 10, &rows), 0);
-        ck_assert_uint_eq(json_array_size(rows), 3);
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 2), "event")),
+        ck_assert_uint_eq(json_array_size(rows), 4); /* epoch 0's end row first */
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 3), "event")),
                          "audit-key-revealed");
         json_decref(rows);
         env_close_audit(&env);
@@ -957,7 +1321,8 @@ START_TEST(test_reveal_once) {
         ck_assert_int_eq(audit_reveal_initial_key(env.audit, &again), -EALREADY);
         env_close_audit(&env);
         ck_assert_int_eq(hex_decode(hex, k0, sizeof(k0)), 0);
-        ck_assert_uint_eq(verify(env.path, k0).tags_verified, 3);
+        /* and the end row the first stop wrote; the second session wrote nothing */
+        ck_assert_uint_eq(verify(env.path, k0).tags_verified, 5);
         free(hex);
         env_done(&env);
 }
@@ -977,23 +1342,28 @@ static bool file_contains(const char *path, const uint8_t *p, size_t n) {
 START_TEST(test_old_keys_leave_the_disk) {
         Env env;
         char *hex = NULL, *wal;
-        uint8_t k0[AUDIT_KEY_LEN], k1[AUDIT_KEY_LEN], k2[AUDIT_KEY_LEN];
+        uint8_t k[5][AUDIT_KEY_LEN];
 
         env_setup(&env);
         ck_assert_int_eq(audit_reveal_initial_key(env.audit, &hex), 0);
-        ck_assert_int_eq(hex_decode(hex, k0, sizeof(k0)), 0);
-        ck_assert_int_eq(audit_key_evolve(k0, k1), 0);
-        ck_assert_int_eq(audit_key_evolve(k1, k2), 0);
+        ck_assert_int_eq(hex_decode(hex, k[0], sizeof(k[0])), 0);
+        for (int i = 1; i < 5; i++)
+                ck_assert_int_eq(audit_key_evolve(k[i - 1], k[i]), 0);
+        /* end rows at 1, 257 and 513: the log is in epoch 3 */
         write_rows(env.event, env.audit, 600);
         wal = strdup_printf("%s-wal", env.path);
-        /* while running (WAL in use) and after close */
-        ck_assert(!file_contains(env.path, k0, sizeof(k0)) && !file_contains(wal, k0, sizeof(k0)));
-        ck_assert(!file_contains(env.path, k1, sizeof(k1)) && !file_contains(wal, k1, sizeof(k1)));
-        ck_assert(file_contains(env.path, k2, sizeof(k2)) || file_contains(wal, k2, sizeof(k2)));
+        /* while running (WAL in use) */
+        for (int i = 0; i < 3; i++)
+                ck_assert_msg(!file_contains(env.path, k[i], AUDIT_KEY_LEN) && !file_contains(wal, k[i], AUDIT_KEY_LEN),
+                              "k%d is still on disk", i);
+        ck_assert(file_contains(env.path, k[3], AUDIT_KEY_LEN) || file_contains(wal, k[3], AUDIT_KEY_LEN));
+        /* the stop ended epoch 3: its key left too */
         env_close_audit(&env);
-        ck_assert(!file_contains(env.path, k0, sizeof(k0)) && !file_contains(wal, k0, sizeof(k0)));
-        ck_assert(!file_contains(env.path, k1, sizeof(k1)) && !file_contains(wal, k1, sizeof(k1)));
-        ck_assert_int_eq(verify(env.path, k0).last_epoch, 2);
+        for (int i = 0; i < 4; i++)
+                ck_assert_msg(!file_contains(env.path, k[i], AUDIT_KEY_LEN) && !file_contains(wal, k[i], AUDIT_KEY_LEN),
+                              "k%d is still on disk after the stop", i);
+        ck_assert(file_contains(env.path, k[4], AUDIT_KEY_LEN) || file_contains(wal, k[4], AUDIT_KEY_LEN));
+        ck_assert_int_eq(verify(env.path, k[0]).last_epoch, 3);
         free(wal);
         free(hex);
         env_done(&env);
@@ -1107,7 +1477,8 @@ START_TEST(test_disk_full_and_recovery) {
         {
                 AuditVerifyResult res = verify(env.path, NULL);
                 ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
-                ck_assert_uint_eq(res.rows, 5 + 2 + 1); /* 5, recovered + req 3, recovered */
+                /* end row of epoch 0, 5, recovered + req 3, recovered, the stop's end row */
+                ck_assert_uint_eq(res.rows, 1 + 5 + 2 + 1 + 1);
         }
         env_done_tmpfs(&env);
 }
@@ -1136,7 +1507,8 @@ START_TEST(test_read_only_and_recovery) {
         ck_assert(has_recovered_row(env.audit, "read-only"));
         write_rows(env.event, env.audit, 1);
         env_close_audit(&env);
-        ck_assert_uint_eq(verify(env.path, NULL).rows, 4);
+        /* (end of epoch 0, 2, end at stop), (recovered, 1, end at stop) */
+        ck_assert_uint_eq(verify(env.path, NULL).rows, 7);
         env_done_tmpfs(&env);
 }
 END_TEST
@@ -1281,6 +1653,10 @@ int main(void) {
         tcase_add_test(tv, test_verify_good_chain);
         tcase_add_test(tv, test_verify_finds_each_problem);
         tcase_add_test(tv, test_verify_epochs);
+        tcase_add_test(tv, test_verify_sealed_epochs);
+        tcase_add_test(tv, test_verify_relabel_caught);
+        tcase_add_test(tv, test_verify_legacy_then_sealed);
+        tcase_add_test(tv, test_verify_sealed_from_the_middle);
         tcase_add_test(tv, test_verify_tail_with_current_key);
         tcase_add_test(tv, test_verify_refuses_views);
         tcase_add_test(tv, test_submit_validation);
@@ -1303,6 +1679,9 @@ int main(void) {
                 tcase_add_test(tdb, test_foreign_writer_detected);
                 tcase_add_test(tdb, test_rechained_past_needs_the_key);
                 tcase_add_test(tdb, test_current_epoch_is_forgeable);
+                tcase_add_test(tdb, test_stop_ends_the_epoch);
+                tcase_add_test(tdb, test_legacy_log_sealed_on_open);
+                tcase_add_test(tdb, test_idle_epoch_ends_in_time);
                 tcase_add_test(tdb, test_reveal_once);
                 tcase_add_test(tdb, test_old_keys_leave_the_disk);
                 tcase_add_test(tdb, test_disk_full_and_recovery);
