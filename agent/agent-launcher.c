@@ -446,8 +446,14 @@ int launcher_main(void) {
 
 typedef struct InFlight {
         uint64_t cookie;
+        uint64_t sent;              /* CLOCK_MONOTONIC µs */
         struct InFlight *next;
 } InFlight;
+
+/* An order takes microseconds, or the launch deadline (3 s) for a child that is stuck.
+ * A launcher that answers nothing for this long is stopped or broken: it is killed and
+ * restarted, and its orders are answered with an error. */
+#define ORDER_DEADLINE_USEC (10 * USEC_PER_SEC)
 
 struct Launcher {
         sd_event *event;
@@ -455,7 +461,7 @@ struct Launcher {
         int sock;                   /* our end, or -1 while there is no launcher */
         int pidfd;
         pid_t pid;
-        sd_event_source *io, *death, *restart;
+        sd_event_source *io, *death, *restart, *deadline;
         unsigned restarts;          /* in a row, without a launch that worked in between */
         InFlight *in_flight;        /* oldest first: the launcher answers in order */
         InFlight **in_flight_tail;
@@ -465,6 +471,32 @@ struct Launcher {
 
 static int launcher_spawn(Launcher *l);
 
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Launcher *l = userdata;
+
+        log_error("The launcher has not answered an order for %" PRIu64 " s; killing it",
+                  ORDER_DEADLINE_USEC / USEC_PER_SEC);
+        if (l->pidfd >= 0)
+                (void) launch_signal(l->pidfd, SIGKILL); /* on_death answers the orders and restarts it */
+        return 0;
+}
+
+/* The deadline follows the oldest order in flight. */
+static void arm_deadline(Launcher *l) {
+        if (!l->in_flight || l->pidfd < 0) {
+                l->deadline = sd_event_source_disable_unref(l->deadline);
+                return;
+        }
+        if (!l->deadline) {
+                if (sd_event_add_time(l->event, &l->deadline, CLOCK_MONOTONIC,
+                                      l->in_flight->sent + ORDER_DEADLINE_USEC, 0, on_deadline, l) < 0)
+                        log_warning("Cannot arm the launcher's order deadline");
+                return;
+        }
+        (void) sd_event_source_set_time(l->deadline, l->in_flight->sent + ORDER_DEADLINE_USEC);
+        (void) sd_event_source_set_enabled(l->deadline, SD_EVENT_ONESHOT);
+}
+
 static void fail_in_flight(Launcher *l, const char *why) {
         while (l->in_flight) {
                 InFlight *f = l->in_flight;
@@ -473,11 +505,13 @@ static void fail_in_flight(Launcher *l, const char *why) {
                 free(f);
         }
         l->in_flight_tail = &l->in_flight;
+        arm_deadline(l);
 }
 
+/* The socket is done with (the launcher is gone, or is being killed): no more orders.
+ * Its death (on_death) answers what was in flight and restarts it. */
 static void lose(Launcher *l) {
         l->io = sd_event_source_disable_unref(l->io);
-        l->death = sd_event_source_disable_unref(l->death);
         l->sock = safe_close(l->sock);
 }
 
@@ -508,6 +542,7 @@ static int on_death(sd_event_source *s, int fd, uint32_t revents, void *userdata
         else
                 snprintf(why, sizeof why, "was killed by signal SIG%s", sigabbrev_np(si.si_status) ?: "?");
         lose(l);
+        l->death = sd_event_source_disable_unref(l->death);
         l->pidfd = safe_close(l->pidfd);
         fail_in_flight(l, "the launcher died before it started the program");
         /* 0 s, 1 s, 2 s, 4 s … 30 s: a launcher that dies at once is not restarted in a loop */
@@ -555,6 +590,7 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 if (!l->in_flight)
                         l->in_flight_tail = &l->in_flight;
                 free(f);
+                arm_deadline(l);
                 if (h.error == 0)
                         l->restarts = 0;
                 h.message[sizeof h.message - 1] = 0;
@@ -670,8 +706,11 @@ int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
                 return r == -EAGAIN ? -EBUSY : r;
         }
         f->cookie = cookie;
+        f->sent = now_usec(CLOCK_MONOTONIC);
         *l->in_flight_tail = f;
         l->in_flight_tail = &f->next;
+        if (l->in_flight == f)
+                arm_deadline(l);
         return 0;
 }
 
@@ -689,6 +728,8 @@ Launcher *launcher_free(Launcher *l) {
         if (!l)
                 return NULL;
         l->restart = sd_event_source_disable_unref(l->restart);
+        l->deadline = sd_event_source_disable_unref(l->deadline);
+        l->death = sd_event_source_disable_unref(l->death);
         lose(l); /* the launcher sees EOF and exits */
         if (l->pidfd >= 0) {
                 struct pollfd p = { .fd = l->pidfd, .events = POLLIN };

@@ -125,6 +125,11 @@ struct Agent {
         Conn *conns;               /* doubly linked */
         size_t n_conns;
         Request *launches;         /* requests whose program runs (or whose cgroup lives on) */
+        Request *launching;        /* requests whose order the launcher has (agent-supervise.c) */
+        uint64_t launch_cookie;    /* the last launcher order's */
+        struct Launcher *launcher;
+        bool launcher_restarting;  /* it died: the next start is a restart, audited */
+        struct Stray *strays;      /* children that did not start, reaped when they are gone */
         Request *queued;           /* over their uid's in-flight cap, oldest first */
         sd_event_source *queue_timer;
         size_t n_launches;

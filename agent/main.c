@@ -275,8 +275,11 @@ static void audit_lifecycle(Agent *a, const char *event) {
 }
 
 static void agent_done(Agent *a) {
+        a->launcher = launcher_free(a->launcher);
         while (a->conns)
                 conn_free(a->conns);
+        supervise_launching_free(a); /* their connections are gone: request_conn_gone() left them */
+        supervise_strays_free(a);
         request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
         /* waiting requests and grants stay in the database for the next run */
         while (a->launches) {
@@ -385,6 +388,12 @@ static int run(void) {
         r = sd_event_default(&a.event);
         if (r < 0)
                 goto finish;
+        /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
+        r = launcher_new(a.event, &supervise_launcher_events, &a, &a.launcher);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the launcher process");
+                goto finish;
+        }
         (void) sd_event_add_signal(a.event, NULL, SIGTERM, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGHUP, on_sighup, &a);
