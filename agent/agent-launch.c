@@ -651,7 +651,7 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
                 set_error(ret_error, "launch", r < 0 ? -r : EINVAL);
                 return r < 0 ? r : -EINVAL;
         }
-        *ret = (LaunchResult){ .pid = -1, .pidfd = -EBADF, .notify_fd = -EBADF };
+        *ret = (LaunchResult){ .pid = -1, .pidfd = -1, .notify_fd = -1 };
         if (s->loginuid != (uid_t) -1)
                 plan.loginuid_len = (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u",
                                                       (unsigned) s->loginuid);

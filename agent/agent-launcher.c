@@ -680,6 +680,10 @@ int launcher_new(sd_event *e, const LauncherEvents *cb, void *userdata, Launcher
         return 0;
 }
 
+pid_t launcher_pid(const Launcher *l) {
+        return l && l->pidfd >= 0 ? l->pid : -1;
+}
+
 bool launcher_up(const Launcher *l) {
         return l && l->sock >= 0;
 }

@@ -35,6 +35,7 @@ Launcher *launcher_free(Launcher *l);
 
 /* Whether there is a launcher to take orders now (not while it is being restarted). */
 bool launcher_up(const Launcher *l);
+pid_t launcher_pid(const Launcher *l);
 
 /* Sends one order; its answer comes through cb->done with the same cookie. The spec's
  * fds are copied into the order (the caller keeps and closes its own). -ENOTCONN: no
