@@ -454,6 +454,8 @@ static int run(void) {
                 log_error_errno(r, "Event loop failed");
         budget_flush(&a);
         audit_lifecycle(&a, "agent-stop");
+        /* the launcher lives in the agent's cgroup: it goes first */
+        a.launcher = launcher_free(a.launcher);
         {
                 size_t n = 0;
                 int k = cgroup_teardown(a.cgroups, &n);
