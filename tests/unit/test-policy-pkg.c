@@ -130,6 +130,48 @@ START_TEST(test_package_suffix) {
 }
 END_TEST
 
+/* Arguments cut at ':', '=' and '@' longer than the stack buffer: the same answers. */
+START_TEST(test_long_pieces) {
+        const char *text = "{\"schema\": 1, \"rules\": [{\"id\": \"r\", \"match\": {\"path\": \"/usr/bin/t\", "
+                           "\"args\": [\"*:*\", \"...\"]}, \"action\": \"allow\"}]}";
+        size_t n = 5000;
+        char *arg = malloc(n + 1), *second = malloc(n + 1);
+        const char *args[2] = {arg, second};
+        PolicyRequest req = {.uid = 1000, .path = "/usr/bin/t", .trusted_in_place = true, .args = args, .n_args = 1};
+        PolicyDecision d;
+        PolicyError err;
+        Policy *p = NULL;
+
+        ck_assert_ptr_nonnull(arg);
+        ck_assert_ptr_nonnull(second);
+        ck_assert_int_eq(policy_load_buffer(text, strlen(text), "t", &test_resolver, &p, &err), 0);
+        memset(arg, 'a', n);
+        arg[n] = 0;
+        arg[n / 2] = ':';
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_int_eq(d.action, POLICY_ALLOW);
+        arg[n / 3] = '=';
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_int_eq(d.action, POLICY_DENY);
+        arg[n / 3] = 'a';
+        arg[n / 2 + 1] = '.'; /* a leading dot after ':' must be written */
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_int_eq(d.action, POLICY_DENY);
+        arg[n / 2 + 1] = 'a';
+        memset(second, 'b', n);
+        second[n] = 0;
+        req.n_args = 2;
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_int_eq(d.action, POLICY_ALLOW);
+        second[10] = '@'; /* "..." is "*": no '@' */
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_int_eq(d.action, POLICY_DENY);
+        policy_free(p);
+        free(arg);
+        free(second);
+}
+END_TEST
+
 /* ---- env_keep ------------------------------------------------------------------------------------------- */
 
 /* The list and the rest of the family: all refused, in any case. */
@@ -234,6 +276,7 @@ static Suite *pkg_suite(void) {
         tcase_add_test(tc, test_lint_package_managers);
         tcase_add_test(tc, test_lint_example_policy_clean);
         tcase_add_test(tc, test_package_suffix);
+        tcase_add_test(tc, test_long_pieces);
         tcase_add_test(tc, test_env_table_shape);
         tcase_add_test(tc, test_env_names);
         tcase_add_test(tc, test_env_keep_load_error);
