@@ -187,7 +187,11 @@ def test_readme_apt_rule_refuses_local_packages():
         r = elevate_in_ns(a, BOB, [APT, "install", "htop"])
         check_eq(r.rc, 126, "a user outside staff is denied", r)
         check_eq(len(fake.runs()), 1, "nothing more ran")
+        check(a.running(), "the agent still runs")
         check_audit_ok(a)
+        logs = a.logs()
+        for needle in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            check(needle not in logs, "the agent's log has no sanitizer report (%s)" % needle, logs[-3000:])
 
 
 def test_builtin_example_policy_apt_rule_refuses_local_packages():
