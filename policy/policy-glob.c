@@ -414,7 +414,7 @@ static char *next_cut(char *p, int *ret_escaped) {
 /* fnmatch() with ARG_SEPARATORS treated like '/' under FNM_PATHNAME: pattern and subject
  * are cut at them, must have the same ones in the same order, and each piece is matched
  * alone (a leading '.' of every piece must be written, as after a '/'). Works on copies;
- * -ENOMEM, else fnmatch()'s result. */
+ * -ENOMEM or -EINVAL (then the caller says UNKNOWN), else fnmatch()'s result. */
 static int match_pieces(const char *pattern, const char *subject, int flags) {
         size_t pl = strlen(pattern), sl = strlen(subject);
         _cleanup_free_ char *heap = NULL;
@@ -434,7 +434,7 @@ static int match_pieces(const char *pattern, const char *subject, int flags) {
                 char psep = pc ? pc[escaped] : 0, ssep = sc ? *sc : 0;
 
                 if (escaped < 0)
-                        return FNM_NOMATCH + 1; /* "could not be evaluated" */
+                        return -EINVAL; /* cannot happen for a validated pattern: UNKNOWN */
                 if (psep != ssep)
                         return FNM_NOMATCH;
                 if (pc)
@@ -483,6 +483,10 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
          * agent never calls setlocale); elsewhere it may fail on invalid multibyte text. */
         if (g->literal && kind != GLOB_KIND_HOST && MB_CUR_MAX == 1)
                 r = pattern[0] == subject[0] && streq(pattern, subject) ? 0 : FNM_NOMATCH;
+        /* a bare "*" (every "..." argument) under FNM_PATHNAME|FNM_PERIOD, in a
+         * single-byte locale: no '/', no leading '.', and no separator it cannot stand for */
+        else if (kind == GLOB_KIND_ARG && pattern[0] == '*' && pattern[1] == 0 && MB_CUR_MAX == 1)
+                r = subject[0] == '.' || strpbrk(subject, "/" ARG_SEPARATORS) ? FNM_NOMATCH : 0;
         else if (kind == GLOB_KIND_ARG && strpbrk(subject, ARG_SEPARATORS)) {
                 r = match_pieces(pattern, subject, flags);
                 if (r == FNM_NOMATCH)

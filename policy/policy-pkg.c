@@ -19,36 +19,43 @@
 
 /* Package formats, and the archives that language package managers install from
  * (pip: .whl, .zip, .tar.gz; npm: .tgz, .tar; gem: .gem; conda: .conda, .tar.bz2). */
-static const char *const package_suffixes[] = {
-        ".deb",     ".udeb",    ".ddeb",   ".dsc",        ".changes",     ".rpm",   ".snap",
-        ".flatpak", ".flatpakref", ".flatpakrepo", ".apk", ".xbps", ".ipk", ".opk",
-        ".pkg",     ".whl",     ".egg",    ".gem",        ".crate",       ".nupkg", ".conda",
-        ".appimage", ".zip",    ".tar",    ".tgz",        ".tbz",         ".tbz2",  ".txz",
-        ".tzst",    ".tlz",     ".gz",     ".bz2",        ".xz",          ".zst",   ".lz",
-        ".lz4",     ".lzma",    ".z",      ".7z",         ".tar.gz",      ".tar.bz2", ".tar.xz",
-        ".tar.zst", ".tar.lz",  ".tar.lzma", ".tar.z",    ".pkg.tar",     ".pkg.tar.zst", ".pkg.tar.xz",
-        ".pkg.tar.gz",
+#define S(x) {x, sizeof(x) - 1}
+static const struct {
+        const char *text;
+        size_t len;
+} package_suffixes[] = {
+        S(".deb"), S(".udeb"), S(".ddeb"), S(".dsc"), S(".changes"), S(".rpm"), S(".snap"), S(".flatpak"),
+        S(".flatpakref"), S(".flatpakrepo"), S(".apk"), S(".xbps"), S(".ipk"), S(".opk"), S(".pkg"),
+        S(".whl"), S(".egg"), S(".gem"), S(".crate"), S(".nupkg"), S(".conda"), S(".appimage"), S(".zip"),
+        S(".tar"), S(".tgz"), S(".tbz"), S(".tbz2"), S(".txz"), S(".tzst"), S(".tlz"), S(".gz"), S(".bz2"),
+        S(".xz"), S(".zst"), S(".lz"), S(".lz4"), S(".lzma"), S(".z"), S(".7z"), S(".tar.gz"),
+        S(".tar.bz2"), S(".tar.xz"), S(".tar.zst"), S(".tar.lz"), S(".tar.lzma"), S(".tar.z"),
+        S(".pkg.tar"), S(".pkg.tar.zst"), S(".pkg.tar.xz"), S(".pkg.tar.gz"),
 };
+#undef S
 
-static bool ends_with_nocase(const char *s, size_t n, const char *suffix) {
-        size_t k = strlen(suffix);
-
-        return n >= k && strcasecmp(s + n - k, suffix) == 0;
+static bool ends_with_nocase(const char *s, size_t n, const char *suffix, size_t k) {
+        /* every suffix starts with '.': look there first, it is cheaper than comparing */
+        return n >= k && s[n - k] == '.' && strcasecmp(s + n - k, suffix) == 0;
 }
 
 const char *policy_package_suffix(const char *s) {
-        size_t n = strlen(s);
+        size_t n = strlen(s), best_len = 0;
         const char *best = NULL;
 
+        if (!strchr(s, '.')) /* most arguments: a plain name */
+                return NULL;
         for (size_t i = 0; i < ELEMENTSOF(package_suffixes); i++)
-                if (ends_with_nocase(s, n, package_suffixes[i]) &&
-                    (!best || strlen(package_suffixes[i]) > strlen(best)))
-                        best = package_suffixes[i];
+                if (package_suffixes[i].len > best_len &&
+                    ends_with_nocase(s, n, package_suffixes[i].text, package_suffixes[i].len)) {
+                        best = package_suffixes[i].text;
+                        best_len = package_suffixes[i].len;
+                }
         return best;
 }
 
 bool policy_ends_with_suffix(const char *s, const char *suffix) {
-        return ends_with_nocase(s, strlen(s), suffix);
+        return ends_with_nocase(s, strlen(s), suffix, strlen(suffix));
 }
 
 /* Options (fnmatch patterns of the option word) that make a manager read a file or

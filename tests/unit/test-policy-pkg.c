@@ -191,6 +191,12 @@ static const char *const must_refuse[] = {
         "MAKEFLAGS", "CC", "CFLAGS", "LDFLAGS", "GNUPGHOME", "DBUS_SESSION_BUS_ADDRESS", "KUBECONFIG",
         "GTK_MODULES", "QT_PLUGIN_PATH", "GST_PLUGIN_PATH", "ELEVATE_USER", "SUDO_USER", "ld_preload",
         "Editor", "pythonpath",
+        /* everything the agent refused before the table existed */
+        "NULLCMD", "READNULLCMD", "NIS_PATH", "PATH_LOCALE", "TERMCAP", "TERMPATH", "TMPPREFIX", "TZDIR",
+        "GETCONF_DIR", "LOCALDOMAIN", "RES_OPTIONS", "GTK3_MODULES", "GTK_PATH", "GIO_EXTRA_MODULES",
+        "GIO_MODULE_DIR", "QT_QPA_PLATFORM_PLUGIN_PATH", "GST_PLUGIN_SYSTEM_PATH", "LIBGL_DRIVERS_PATH",
+        "OPENSSL_ENGINES", "OPENSSL_MODULES", "_RLD_ROOT", "FPATH", "ZDOTDIR", "USER", "LOGNAME", "PERLIO_DEBUG",
+        "PERLDB_OPTS", "BASH_FUNC_x", "ELEVATE_REQUEST",
 };
 
 /* What env_keep is for: display access, proxies, plain settings of the program. */
