@@ -19,18 +19,22 @@
 
 /* Package formats, and the archives that language package managers install from
  * (pip: .whl, .zip, .tar.gz; npm: .tgz, .tar; gem: .gem; conda: .conda, .tar.bz2). */
-#define S(x) {x, sizeof(x) - 1}
+#define S(x)                                                                                                \
+        { x, sizeof(x) - 1 }
 static const struct {
         const char *text;
         size_t len;
 } package_suffixes[] = {
-        S(".deb"), S(".udeb"), S(".ddeb"), S(".dsc"), S(".changes"), S(".rpm"), S(".snap"), S(".flatpak"),
-        S(".flatpakref"), S(".flatpakrepo"), S(".apk"), S(".xbps"), S(".ipk"), S(".opk"), S(".pkg"),
-        S(".whl"), S(".egg"), S(".gem"), S(".crate"), S(".nupkg"), S(".conda"), S(".appimage"), S(".zip"),
-        S(".tar"), S(".tgz"), S(".tbz"), S(".tbz2"), S(".txz"), S(".tzst"), S(".tlz"), S(".gz"), S(".bz2"),
-        S(".xz"), S(".zst"), S(".lz"), S(".lz4"), S(".lzma"), S(".z"), S(".7z"), S(".tar.gz"),
-        S(".tar.bz2"), S(".tar.xz"), S(".tar.zst"), S(".tar.lz"), S(".tar.lzma"), S(".tar.z"),
-        S(".pkg.tar"), S(".pkg.tar.zst"), S(".pkg.tar.xz"), S(".pkg.tar.gz"),
+        S(".deb"),     S(".udeb"),     S(".ddeb"),        S(".dsc"),        S(".changes"),
+        S(".rpm"),     S(".snap"),     S(".flatpak"),     S(".flatpakref"), S(".flatpakrepo"),
+        S(".apk"),     S(".xbps"),     S(".ipk"),         S(".opk"),        S(".pkg"),
+        S(".whl"),     S(".egg"),      S(".gem"),         S(".crate"),      S(".nupkg"),
+        S(".conda"),   S(".appimage"), S(".zip"),         S(".tar"),        S(".tgz"),
+        S(".tbz"),     S(".tbz2"),     S(".txz"),         S(".tzst"),       S(".tlz"),
+        S(".gz"),      S(".bz2"),      S(".xz"),          S(".zst"),        S(".lz"),
+        S(".lz4"),     S(".lzma"),     S(".z"),           S(".7z"),         S(".tar.gz"),
+        S(".tar.bz2"), S(".tar.xz"),   S(".tar.zst"),     S(".tar.lz"),     S(".tar.lzma"),
+        S(".tar.z"),   S(".pkg.tar"),  S(".pkg.tar.zst"), S(".pkg.tar.xz"), S(".pkg.tar.gz"),
 };
 #undef S
 
@@ -60,41 +64,74 @@ bool policy_ends_with_suffix(const char *s, const char *suffix) {
 
 /* Options (fnmatch patterns of the option word) that make a manager read a file or
  * directory, trust a source or run a hook; subcommands that install from files. */
-static const char *const apt_files[] = {"-o", "--option", "-c", "--config-file", "--allow-unauthenticated",
-                                        "--allow-insecure-repositories", NULL};
-static const char *const dpkg_files[] = {"-i", "--install", "--unpack", "--record-avail", "-A", "-x", "--extract",
-                                         "-X", "--vextract", "-R", "--recursive", "--root", "--instdir",
-                                         "--admindir", "--force-*", "--auto-deconfigure", NULL};
-static const char *const rpm_files[] = {"-i", "--install", "-U", "--upgrade", "-F", "--freshen", "--reinstall",
-                                        "--root", "--dbpath", "--macros", "--rcfile", "--define", "-D", "--eval",
-                                        "-E", "--nosignature", "--nodigest", NULL};
-static const char *const dnf_files[] = {"-c", "--config", "--setopt", "--installroot", "--repofrompath",
-                                        "--nogpgcheck", "--repo", "--enablerepo", NULL};
+static const char *const apt_files[] = {
+        "-o", "--option", "-c", "--config-file", "--allow-unauthenticated", "--allow-insecure-repositories",
+        NULL};
+static const char *const dpkg_files[] = {
+        "-i",        "--install",          "--unpack", "--record-avail", "-A",     "-x",        "--extract",
+        "-X",        "--vextract",         "-R",       "--recursive",    "--root", "--instdir", "--admindir",
+        "--force-*", "--auto-deconfigure", NULL};
+static const char *const rpm_files[] = {
+        "-i",          "--install", "-U",       "--upgrade",     "-F",         "--freshen",
+        "--reinstall", "--root",    "--dbpath", "--macros",      "--rcfile",   "--define",
+        "-D",          "--eval",    "-E",       "--nosignature", "--nodigest", NULL};
+static const char *const dnf_files[] = {
+        "-c",     "--config",     "--setopt", "--installroot", "--repofrompath", "--nogpgcheck",
+        "--repo", "--enablerepo", NULL};
 static const char *const dnf_subcommands[] = {"localinstall", "config-manager", NULL};
-static const char *const zypper_files[] = {"--plus-repo", "-p", "--root", "-R", "--no-gpg-checks",
-                                           "--gpg-auto-import-keys", "--config", "-c", NULL};
+static const char *const zypper_files[] = {
+        "--plus-repo", "-p", "--root", "-R", "--no-gpg-checks", "--gpg-auto-import-keys",
+        "--config",    "-c", NULL};
 static const char *const zypper_subcommands[] = {"addrepo", "ar", NULL};
-static const char *const pacman_files[] = {"-U", "--upgrade", "--config", "--root", "-r", "--dbpath", "-b",
-                                           "--hookdir", "--gpgdir", "--cachedir", "--overwrite", NULL};
-static const char *const apk_files[] = {"--allow-untrusted", "--repository", "-X", "--repositories-file", "--root",
-                                        "-p", "--keys-dir", NULL};
+static const char *const pacman_files[] = {"-U",       "--upgrade",  "--config",    "--root",
+                                           "-r",       "--dbpath",   "-b",          "--hookdir",
+                                           "--gpgdir", "--cachedir", "--overwrite", NULL};
+static const char *const apk_files[] = {"--allow-untrusted",
+                                        "--repository",
+                                        "-X",
+                                        "--repositories-file",
+                                        "--root",
+                                        "-p",
+                                        "--keys-dir",
+                                        NULL};
 static const char *const snap_files[] = {"--dangerous", "--devmode", NULL};
 static const char *const snap_subcommands[] = {"try", "ack", NULL};
-static const char *const flatpak_files[] = {"--bundle", "--from", "--sideload-repo", "--no-gpg-verify", NULL};
+static const char *const flatpak_files[] = {"--bundle", "--from", "--sideload-repo", "--no-gpg-verify",
+                                            NULL};
 static const char *const flatpak_subcommands[] = {"remote-add", NULL};
-static const char *const pip_files[] = {"-r", "--requirement", "-e", "--editable", "-c", "--constraint", "-i",
-                                        "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host",
-                                        "--no-index", "--src", "--prefix", "--target", "-t", "--root",
-                                        "--config-settings", "-C", NULL};
-static const char *const npm_files[] = {"--registry", "--prefix", "--userconfig", "--globalconfig",
-                                        "--script-shell", "-C", NULL};
-static const char *const npm_subcommands[] = {"link", "exec", "x", "run", "run-script", "explore", "pack", NULL};
-static const char *const gem_files[] = {"--local", "-l", "--source", "--clear-sources", "-i", "--install-dir",
-                                        "-n", "--bindir", "-g", "--file", NULL};
-static const char *const cargo_files[] = {"--path", "--git", "--registry", "--index", "--root", "--config", "-Z",
-                                          NULL};
+static const char *const pip_files[] = {"-r",
+                                        "--requirement",
+                                        "-e",
+                                        "--editable",
+                                        "-c",
+                                        "--constraint",
+                                        "-i",
+                                        "--index-url",
+                                        "--extra-index-url",
+                                        "-f",
+                                        "--find-links",
+                                        "--trusted-host",
+                                        "--no-index",
+                                        "--src",
+                                        "--prefix",
+                                        "--target",
+                                        "-t",
+                                        "--root",
+                                        "--config-settings",
+                                        "-C",
+                                        NULL};
+static const char *const npm_files[] = {
+        "--registry", "--prefix", "--userconfig", "--globalconfig", "--script-shell", "-C", NULL};
+static const char *const npm_subcommands[] = {"link",       "exec",    "x",    "run",
+                                              "run-script", "explore", "pack", NULL};
+static const char *const gem_files[] = {
+        "--local", "-l",       "--source", "--clear-sources", "-i", "--install-dir",
+        "-n",      "--bindir", "-g",       "--file",          NULL};
+static const char *const cargo_files[] = {"--path", "--git",    "--registry", "--index",
+                                          "--root", "--config", "-Z",         NULL};
 static const char *const go_files[] = {"-toolexec", "-exec", "-modfile", "-overlay", NULL};
-static const char *const conda_files[] = {"-c", "--channel", "--file", "--override-channels", "--use-local", NULL};
+static const char *const conda_files[] = {"-c",          "--channel", "--file", "--override-channels",
+                                          "--use-local", NULL};
 static const char *const none[] = {NULL};
 
 const PolicyPackageManager policy_package_managers[] = {

@@ -50,7 +50,8 @@ static const struct {
         {"apt-url", "('file:*') can name a local package file, a URL"},
         {"apt-pin", "('*=*') can name a local package file, a URL or a pinned version"},
         {"apt-dot", "('.*') can name a local package file"},
-        {"dpkg-i", "('-i') can be -i: it installs a local package file, whose scripts run as root once approved"},
+        {"dpkg-i",
+         "('-i') can be -i: it installs a local package file, whose scripts run as root once approved"},
         {"dpkg-force", "('--force-all') can be --force-*"},
         {"dpkg-any-opt", "('-*') can be -i"},
         {"pip-wild", "installs from an index anyone can publish to"},
@@ -84,8 +85,8 @@ START_TEST(test_lint_package_managers) {
                         ck_assert_msg(strstr(w[k].message, "; ") || strstr(w[k].message, ": "), "%s",
                                       w[k].message);
                 }
-                ck_assert_msg(hits == (lint_cases[i].want ? 1u : 0u), "rule %s: %zu warnings", lint_cases[i].id,
-                              hits);
+                ck_assert_msg(hits == (lint_cases[i].want ? 1u : 0u), "rule %s: %zu warnings",
+                              lint_cases[i].id, hits);
                 expected += lint_cases[i].want != NULL;
         }
         ck_assert_uint_eq(n, expected);
@@ -103,7 +104,8 @@ START_TEST(test_lint_example_policy_clean) {
         Policy *p = NULL;
         size_t n = 0;
 
-        ck_assert_int_ge(asprintf(&path, "%s/../../packaging/policy/example-policy.json", d ? d : "tests/data"), 0);
+        ck_assert_int_ge(
+                asprintf(&path, "%s/../../packaging/policy/example-policy.json", d ? d : "tests/data"), 0);
         ck_assert_msg(policy_load_file(path, false, &test_resolver, &p, &err) == 0, "%s", err.message);
         ck_assert_int_eq(policy_lint(p, &w, &n), 0);
         for (size_t i = 0; i < n; i++)
@@ -132,12 +134,14 @@ END_TEST
 
 /* Arguments cut at ':', '=' and '@' longer than the stack buffer: the same answers. */
 START_TEST(test_long_pieces) {
-        const char *text = "{\"schema\": 1, \"rules\": [{\"id\": \"r\", \"match\": {\"path\": \"/usr/bin/t\", "
-                           "\"args\": [\"*:*\", \"...\"]}, \"action\": \"allow\"}]}";
+        const char *text =
+                "{\"schema\": 1, \"rules\": [{\"id\": \"r\", \"match\": {\"path\": \"/usr/bin/t\", "
+                "\"args\": [\"*:*\", \"...\"]}, \"action\": \"allow\"}]}";
         size_t n = 5000;
         char *arg = malloc(n + 1), *second = malloc(n + 1);
         const char *args[2] = {arg, second};
-        PolicyRequest req = {.uid = 1000, .path = "/usr/bin/t", .trusted_in_place = true, .args = args, .n_args = 1};
+        PolicyRequest req = {
+                .uid = 1000, .path = "/usr/bin/t", .trusted_in_place = true, .args = args, .n_args = 1};
         PolicyDecision d;
         PolicyError err;
         Policy *p = NULL;
@@ -172,37 +176,145 @@ START_TEST(test_long_pieces) {
 }
 END_TEST
 
-/* ---- env_keep ------------------------------------------------------------------------------------------- */
+/* ---- env_keep -------------------------------------------------------------------------------------------
+ */
 
 /* The list and the rest of the family: all refused, in any case. */
 static const char *const must_refuse[] = {
-        "APT_CONFIG", "EDITOR", "VISUAL", "SUDO_EDITOR", "PAGER", "LESSOPEN", "LESSCLOSE", "GIT_SSH_COMMAND",
-        "GIT_CONFIG_GLOBAL", "SYSTEMD_EDITOR", "SYSTEMD_PAGER", "PERL5LIB", "PERL5OPT", "PYTHONPATH",
-        "PYTHONSTARTUP", "PYTHONHOME", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "NODE_PATH", "BASH_ENV", "ENV",
-        "SHELLOPTS", "PS4", "BASHOPTS", "GLOBIGNORE", "IFS", "CDPATH", "LD_PRELOAD", "LD_LIBRARY_PATH",
-        "LD_AUDIT", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "TMPDIR", "LUA_INIT",
-        "LUA_PATH", "TCLLIBPATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
-        "GEM_HOME", "GEM_PATH", "DPKG_ROOT", "DEBCONF_DB_REPLACE", "DEBIAN_FRONTEND", "SSH_ASKPASS",
-        "SUDO_ASKPASS", "XDG_CONFIG_HOME", "XDG_DATA_DIRS", "XDG_CONFIG_DIRS", "HOME", "PATH", "SHELL",
-        "OPENSSL_CONF", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_HOME", "WGETRC", "LESSKEY", "LESSKEYIN",
-        "MANPAGER", "BROWSER", "EMACSLOADPATH", "VIMINIT", "VIMRUNTIME", "MYVIMRC", "EXINIT", "INPUTRC",
-        "TERMINFO", "TERMINFO_DIRS", "BASH_FUNC_ls%%", "GLIBC_TUNABLES", "MALLOC_CHECK_", "PIP_INDEX_URL",
-        "PIP_CONFIG_FILE", "npm_config_script_shell", "NPM_CONFIG_REGISTRY", "CARGO_HOME", "RUSTC_WRAPPER",
-        "MAKEFLAGS", "CC", "CFLAGS", "LDFLAGS", "GNUPGHOME", "DBUS_SESSION_BUS_ADDRESS", "KUBECONFIG",
-        "GTK_MODULES", "QT_PLUGIN_PATH", "GST_PLUGIN_PATH", "ELEVATE_USER", "SUDO_USER", "ld_preload",
-        "Editor", "pythonpath",
+        "APT_CONFIG",
+        "EDITOR",
+        "VISUAL",
+        "SUDO_EDITOR",
+        "PAGER",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "GIT_SSH_COMMAND",
+        "GIT_CONFIG_GLOBAL",
+        "SYSTEMD_EDITOR",
+        "SYSTEMD_PAGER",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "RUBYLIB",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "PS4",
+        "BASHOPTS",
+        "GLOBIGNORE",
+        "IFS",
+        "CDPATH",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RESOLV_HOST_CONF",
+        "TMPDIR",
+        "LUA_INIT",
+        "LUA_PATH",
+        "TCLLIBPATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "CLASSPATH",
+        "GEM_HOME",
+        "GEM_PATH",
+        "DPKG_ROOT",
+        "DEBCONF_DB_REPLACE",
+        "DEBIAN_FRONTEND",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_DIRS",
+        "XDG_CONFIG_DIRS",
+        "HOME",
+        "PATH",
+        "SHELL",
+        "OPENSSL_CONF",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CURL_HOME",
+        "WGETRC",
+        "LESSKEY",
+        "LESSKEYIN",
+        "MANPAGER",
+        "BROWSER",
+        "EMACSLOADPATH",
+        "VIMINIT",
+        "VIMRUNTIME",
+        "MYVIMRC",
+        "EXINIT",
+        "INPUTRC",
+        "TERMINFO",
+        "TERMINFO_DIRS",
+        "BASH_FUNC_ls%%",
+        "GLIBC_TUNABLES",
+        "MALLOC_CHECK_",
+        "PIP_INDEX_URL",
+        "PIP_CONFIG_FILE",
+        "npm_config_script_shell",
+        "NPM_CONFIG_REGISTRY",
+        "CARGO_HOME",
+        "RUSTC_WRAPPER",
+        "MAKEFLAGS",
+        "CC",
+        "CFLAGS",
+        "LDFLAGS",
+        "GNUPGHOME",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "KUBECONFIG",
+        "GTK_MODULES",
+        "QT_PLUGIN_PATH",
+        "GST_PLUGIN_PATH",
+        "ELEVATE_USER",
+        "SUDO_USER",
+        "ld_preload",
+        "Editor",
+        "pythonpath",
         /* everything the agent refused before the table existed */
-        "NULLCMD", "READNULLCMD", "NIS_PATH", "PATH_LOCALE", "TERMCAP", "TERMPATH", "TMPPREFIX", "TZDIR",
-        "GETCONF_DIR", "LOCALDOMAIN", "RES_OPTIONS", "GTK3_MODULES", "GTK_PATH", "GIO_EXTRA_MODULES",
-        "GIO_MODULE_DIR", "QT_QPA_PLATFORM_PLUGIN_PATH", "GST_PLUGIN_SYSTEM_PATH", "LIBGL_DRIVERS_PATH",
-        "OPENSSL_ENGINES", "OPENSSL_MODULES", "_RLD_ROOT", "FPATH", "ZDOTDIR", "USER", "LOGNAME", "PERLIO_DEBUG",
-        "PERLDB_OPTS", "BASH_FUNC_x", "ELEVATE_REQUEST",
+        "NULLCMD",
+        "READNULLCMD",
+        "NIS_PATH",
+        "PATH_LOCALE",
+        "TERMCAP",
+        "TERMPATH",
+        "TMPPREFIX",
+        "TZDIR",
+        "GETCONF_DIR",
+        "LOCALDOMAIN",
+        "RES_OPTIONS",
+        "GTK3_MODULES",
+        "GTK_PATH",
+        "GIO_EXTRA_MODULES",
+        "GIO_MODULE_DIR",
+        "QT_QPA_PLATFORM_PLUGIN_PATH",
+        "GST_PLUGIN_SYSTEM_PATH",
+        "LIBGL_DRIVERS_PATH",
+        "OPENSSL_ENGINES",
+        "OPENSSL_MODULES",
+        "_RLD_ROOT",
+        "FPATH",
+        "ZDOTDIR",
+        "USER",
+        "LOGNAME",
+        "PERLIO_DEBUG",
+        "PERLDB_OPTS",
+        "BASH_FUNC_x",
+        "ELEVATE_REQUEST",
 };
 
 /* What env_keep is for: display access, proxies, plain settings of the program. */
 static const char *const may_keep[] = {
-        "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
-        "MY_TEST_KEEP", "LDNAME", "ELEVATE", "KEEP_ME", "COLORTERM",
+        "DISPLAY",    "WAYLAND_DISPLAY", "XAUTHORITY", "http_proxy", "https_proxy", "no_proxy",
+        "HTTP_PROXY", "MY_TEST_KEEP",    "LDNAME",     "ELEVATE",    "KEEP_ME",     "COLORTERM",
 };
 
 START_TEST(test_env_table_shape) {
@@ -214,7 +326,8 @@ START_TEST(test_env_table_shape) {
                 ck_assert_msg((unsigned) d->kind < _POLICY_ENV_KIND_MAX, "%s: kind", d->name);
                 ck_assert_msg(strlen(d->reason) < 140, "%s: reason too long for the error line", d->name);
                 for (const char *c = d->name; *c; c++)
-                        ck_assert_msg(isupper((unsigned char) *c) || isdigit((unsigned char) *c) || *c == '_',
+                        ck_assert_msg(isupper((unsigned char) *c) || isdigit((unsigned char) *c) ||
+                                              *c == '_',
                                       "%s: written in upper case", d->name);
                 /* no entry is dead: nothing earlier already refuses it */
                 for (size_t k = 0; k < i; k++) {
@@ -251,13 +364,15 @@ START_TEST(test_env_keep_load_error) {
                 Policy *p = NULL;
 
                 snprintf(name, sizeof name, "%s%s", d->name, d->prefix ? "X" : "");
-                ck_assert_int_ge(asprintf(&text,
-                                          "{\"schema\": 1, \"rules\": [\n{\"id\": \"r\", \"match\": {\"path\": "
-                                          "\"/usr/bin/true\"}, \"action\": \"allow\",\n \"env_keep\": [\"LANG\", "
-                                          "\"%s\"]}]}",
-                                          name),
-                                 0);
-                ck_assert_int_eq(policy_load_buffer(text, strlen(text), "t", &test_resolver, &p, &err), -EINVAL);
+                ck_assert_int_ge(
+                        asprintf(&text,
+                                 "{\"schema\": 1, \"rules\": [\n{\"id\": \"r\", \"match\": {\"path\": "
+                                 "\"/usr/bin/true\"}, \"action\": \"allow\",\n \"env_keep\": [\"LANG\", "
+                                 "\"%s\"]}]}",
+                                 name),
+                        0);
+                ck_assert_int_eq(policy_load_buffer(text, strlen(text), "t", &test_resolver, &p, &err),
+                                 -EINVAL);
                 ck_assert_ptr_null(p);
                 ck_assert_msg(strstr(err.message, "rules[0].env_keep[1]: env_keep cannot pass ") &&
                                       strstr(err.message, name),
