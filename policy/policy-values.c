@@ -55,7 +55,7 @@ void policy_jpath_pop(ParseCtx *c) {
 
 int policy_errorf(ParseCtx *c, bool at_key, const char *fmt, ...) {
         PolicyJPath where = c->path;
-        char path[160], msg[340];
+        char path[160], msg[448];
         size_t off = 0;
         va_list ap;
         int r = -ENOENT;
@@ -361,6 +361,7 @@ int policy_check_name(ParseCtx *c, const char *s) {
 }
 
 int policy_check_env_name(ParseCtx *c, const char *s) {
+        const PolicyEnvDenied *d;
         char q[64];
 
         for (size_t i = 0; s[i]; i++) {
@@ -370,6 +371,13 @@ int policy_check_env_name(ParseCtx *c, const char *s) {
                         return policy_errorf(c, false, "\"%s\" is not a valid environment variable name",
                                              quote(s, q, sizeof q));
         }
+        /* a variable that hands root to whoever sets it is an error, not a silent drop:
+         * the administrator must learn that the rule does not do what it says */
+        d = policy_env_denied(s);
+        if (d)
+                return policy_errorf(c, false, "env_keep cannot pass %s%s%s%s: %s; %s", quote(s, q, sizeof q),
+                                     d->prefix ? " (" : "", d->prefix ? d->name : "", d->prefix ? "*)" : "",
+                                     d->reason, policy_env_advice(d));
         return 0;
 }
 

@@ -109,7 +109,7 @@ typedef struct Policy Policy;
 typedef struct PolicyError {
         char file[256];
         unsigned line, column;
-        char message[512];
+        char message[640];
 } PolicyError;
 
 /* Resolves names the policy mentions. The defaults use getpwnam/getgrnam/realpath;
@@ -215,9 +215,34 @@ char *policy_rule_summary(const PolicyRule *r);
  * programs allowed without tight args; grant_scope binary on such programs). */
 typedef struct PolicyWarning {
         const PolicyRule *rule;
-        char message[256];
+        char message[512];
 } PolicyWarning;
 int policy_lint(const Policy *p, PolicyWarning **ret, size_t *ret_n);
+
+/* Variables env_keep may never name (policy-env.c): a rule naming one is a load error,
+ * and the agent's environment builder refuses them too. One table for both. */
+typedef enum PolicyEnvKind {
+        POLICY_ENV_AGENT,  /* the agent sets it */
+        POLICY_ENV_CODE,   /* makes a program load or run code the user chose */
+        POLICY_ENV_CONFIG, /* makes a program read configuration, plugins or trust the user chose */
+        POLICY_ENV_WRITE,  /* makes a program write where the user chose */
+        _POLICY_ENV_KIND_MAX,
+} PolicyEnvKind;
+
+typedef struct PolicyEnvDenied {
+        const char *name; /* the name, or the prefix of a family */
+        bool prefix;
+        PolicyEnvKind kind;
+        const char *reason; /* what the variable makes a root program do */
+} PolicyEnvDenied;
+
+extern const PolicyEnvDenied policy_env_denied_table[];
+extern const size_t policy_env_n_denied;
+/* The entry that refuses name (compared without regard to case), NULL if env_keep may
+ * name it. Says nothing about the name's shape (see policy_check_env_name). */
+const PolicyEnvDenied *policy_env_denied(const char *name);
+/* What to do instead, for an error message. */
+const char *policy_env_advice(const PolicyEnvDenied *d);
 
 /* Writes the canonical form of the policy (paths canonicalised, defaults filled in)
  * as pretty JSON. */

@@ -94,7 +94,8 @@ def test_installer_profile_with_noexec():
 
 
 def test_installer_profile_ordinary_work_unaffected():
-    pol = sec_policy([{"id": "sh", "match": {"path": "/usr/bin/busybox", "args": ["sh", "-c", "..."]},
+    # no args: any arguments (the script contains '/', which "..." never stands for)
+    pol = sec_policy([{"id": "sh", "match": {"path": "/usr/bin/busybox"},
                        "action": "allow", "profile": "installer"}])
     with agent_with(pol) as a:
         d = root_tmpdir()
