@@ -283,12 +283,8 @@ static void agent_done(Agent *a) {
         request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
         /* waiting requests and grants stay in the database for the next run */
         while (a->launches) {
-                Request *r = a->launches;
                 /* leave the program running in its cgroup; a restarted agent finds it */
-                a->launches = r->next;
-                if (a->launches)
-                        a->launches->prev = NULL;
-                r->next = r->prev = NULL;
+                Request *r = LIST_POP(live, a->launches);
                 r->conn = NULL;
                 request_free(r);
         }

@@ -54,7 +54,7 @@ typedef struct Grant Grant;
 
 struct Pending {
         Agent *agent;
-        Pending *next, *prev;
+        LIST_FIELDS(Pending, pendings);
         PendingState state;
         char id[33];
         char ticket[16];
@@ -77,7 +77,7 @@ struct Pending {
 
 struct Grant {
         Agent *agent;
-        Grant *next, *prev;
+        LIST_FIELDS(Grant, grants);
         char id[GRANT_ID_LEN + 1];
         bool live;
         uid_t uid;
@@ -93,7 +93,7 @@ struct Grant {
         uint64_t created;           /* CLOCK_REALTIME usec */
         uint64_t expires;           /* CLOCK_BOOTTIME usec */
         sd_event_source *warn_timer, *expiry_timer;
-        Request *holders;           /* requests decided under it (Request.grant_next) */
+        Request *holders;           /* requests decided under it (Request.holders_next) */
         bool single_use;            /* no session could be established: one launch, then gone */
 };
 
@@ -135,6 +135,7 @@ void pending_waiter_gone(Pending *p);
 Pending *pending_find(Agent *a, const char *ref);
 json_t *pending_json(const Pending *p);
 void pending_arm(Pending *p);
+void pending_link(Agent *a, Pending *p);
 void pending_free(Pending *p);
 void pendings_free_all(Agent *a);
 

@@ -52,7 +52,9 @@ Grant *grant_find(Agent *a, const Request *r, const char *session) {
 
         if (!binary && request_scope_digest(r, scope) < 0)
                 return NULL;
-        for (Grant *g = a->grants; g; g = g->next)
+        Grant *g;
+
+        LIST_FOREACH(grants, g, a->grants)
                 if (g->live && g->uid == r->uid && g->expires > now && streq(g->rule, r->rule->id) &&
                     streq(g->run_as, r->msg.run_as ?: rule_run_as(r->rule)) &&
                     streq(g->sha256, r->program->sha256_hex) && streq(g->scope, binary ? "binary" : scope) &&
@@ -101,7 +103,9 @@ json_t *grant_json(const Grant *g) {
                 json_object_set(o, "args", args);
         {
                 int n = 0;
-                for (Request *r = g->holders; r; r = r->grant_next)
+                Request *r;
+
+                LIST_FOREACH(holders, r, g->holders)
                         if (request_has_started(r))
                                 n++;
                 json_object_set_new(o, "launches", json_integer(n));
@@ -163,12 +167,7 @@ int grant_new(Agent *a, const Pending *p, const char *approver, const char *comm
 }
 
 static void grant_link(Grant *g) {
-        Agent *a = g->agent;
-
-        g->next = a->grants;
-        if (a->grants)
-                a->grants->prev = g;
-        a->grants = g;
+        LIST_PREPEND(grants, g->agent->grants, g);
 }
 
 /* Whether the rule as it is now still asks for approval: a grant of any other rule is void. */
@@ -236,11 +235,7 @@ int grant_arm(Grant *g) {
 void grant_hold(Grant *g, Request *r) {
         assert(!r->grant);
         r->grant = g;
-        r->grant_prev = NULL;
-        r->grant_next = g->holders;
-        if (g->holders)
-                g->holders->grant_prev = r;
-        g->holders = r;
+        LIST_PREPEND(holders, g->holders, r);
 }
 
 void grant_release(Request *r) {
@@ -248,14 +243,8 @@ void grant_release(Request *r) {
 
         if (!g)
                 return;
-        if (r->grant_prev)
-                r->grant_prev->grant_next = r->grant_next;
-        else if (g->holders == r)
-                g->holders = r->grant_next;
-        if (r->grant_next)
-                r->grant_next->grant_prev = r->grant_prev;
+        LIST_REMOVE(holders, g->holders, r);
         r->grant = NULL;
-        r->grant_next = r->grant_prev = NULL;
 }
 
 void grant_launched(Request *r) {
@@ -324,16 +313,20 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
 
 /* A reload that removes a rule or makes it deny voids its grants (DESIGN §6). */
 void grants_policy_changed(Agent *a) {
-        for (Grant *g = a->grants, *next; g; g = next) {
+        Grant *g, *next;
+
+        LIST_FOREACH_SAFE(grants, g, next, a->grants) {
                 const char *gone = grant_rule_gone(g);
-                next = g->next;
+
                 if (g->live && gone)
                         grant_end(g, "voided", gone, NULL);
         }
 }
 
 Grant *grant_by_id(Agent *a, const char *id) {
-        for (Grant *g = a->grants; g; g = g->next)
+        Grant *g;
+
+        LIST_FOREACH(grants, g, a->grants)
                 if (g->live && strcasecmp(g->id, id) == 0)
                         return g;
         return NULL;
@@ -390,10 +383,7 @@ int grants_load(Agent *a) {
 
                 if (grant_from_row(a, row, &g) < 0)
                         continue;
-                g->next = a->grants;
-                if (a->grants)
-                        a->grants->prev = g;
-                a->grants = g;
+                grant_link(g);
                 if (!boot || !streq(boot, a->boot_id))
                         grant_end(g, "expired", "the machine rebooted", NULL);
                 else if (g->expires <= now_usec(CLOCK_BOOTTIME))
@@ -413,12 +403,8 @@ void grant_free(Grant *g) {
                 return;
         while (g->holders) /* at shutdown: the requests go too, none keeps a pointer here */
                 grant_release(g->holders);
-        if (g->prev)
-                g->prev->next = g->next;
-        else if (g->agent && g->agent->grants == g)
-                g->agent->grants = g->next;
-        if (g->next)
-                g->next->prev = g->prev;
+        if (g->agent)
+                LIST_REMOVE(grants, g->agent->grants, g);
         sd_event_source_disable_unref(g->expiry_timer);
         sd_event_source_disable_unref(g->warn_timer);
         free(g->user);

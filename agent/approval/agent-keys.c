@@ -11,6 +11,7 @@
 
 #include "agent-keys.h"
 #include "code.h"
+#include "list.h"
 #include "agent-log.h"
 #include "util.h"
 
@@ -19,7 +20,7 @@
 #define ATTEMPTS_MAX_WAIT_SEC 3600
 
 typedef struct Attempts {
-        struct Attempts *next;
+        LIST_FIELDS(struct Attempts, attempts);
         char key[32];            /* "uid:1000" or "host" */
         uint64_t failures;
         uint64_t next_allowed;   /* CLOCK_BOOTTIME usec */
@@ -220,7 +221,9 @@ int agent_keys_load(Agent *a, bool initial) {
         }
         json_decref(d);
         /* open requests of an older epoch lose their challenge: it cannot be answered */
-        for (Pending *p = a->pendings; p; p = p->next)
+        Pending *p;
+
+        LIST_FOREACH(pendings, p, a->pendings)
                 (void) keys_restore_challenge(a, p);
         return 0;
 }
@@ -237,7 +240,7 @@ void agent_keys_free(Agent *a) {
 static Attempts *attempts_get(Agent *a, const char *key, bool create) {
         Attempts *t;
 
-        for (t = a->attempts; t; t = t->next)
+        LIST_FOREACH(attempts, t, a->attempts)
                 if (streq(t->key, key))
                         return t;
         if (!create)
@@ -246,8 +249,7 @@ static Attempts *attempts_get(Agent *a, const char *key, bool create) {
         if (!t)
                 return NULL;
         snprintf(t->key, sizeof(t->key), "%s", key);
-        t->next = a->attempts;
-        a->attempts = t;
+        LIST_PREPEND(attempts, a->attempts, t);
         return t;
 }
 
@@ -343,9 +345,8 @@ int attempts_load(Agent *a) {
 }
 
 void attempts_free(Agent *a) {
-        while (a->attempts) {
-                Attempts *t = a->attempts;
-                a->attempts = t->next;
+        Attempts *t;
+
+        while ((t = LIST_POP(attempts, a->attempts)))
                 free(t);
-        }
 }

@@ -216,7 +216,7 @@ static int page_pendings(Conn *c, Page *pg, const char *after, PendingFilter wan
 
         if (!v)
                 return -ENOMEM;
-        for (Pending *p = c->agent->pendings; p && n < c->agent->n_pendings; p = p->next)
+        for (Pending *p = c->agent->pendings; p && n < c->agent->n_pendings; p = p->pendings_next)
                 if (p->state == PENDING_WAITING && want(c, p) && (!after || strcmp(p->id, after) > 0))
                         v[n++] = p;
         qsort(v, n, sizeof(*v), cmp_pending);
@@ -230,12 +230,14 @@ static int page_grants(Conn *c, Page *pg, const char *after, GrantFilter want) {
         _cleanup_free_ Grant **v = NULL;
         size_t n = 0, max = 0;
 
-        for (Grant *g = c->agent->grants; g; g = g->next)
+        Grant *g;
+
+        LIST_FOREACH(grants, g, c->agent->grants)
                 max++;
         v = calloc(MAX(max, (size_t) 1), sizeof(Grant *));
         if (!v)
                 return -ENOMEM;
-        for (Grant *g = c->agent->grants; g && n < max; g = g->next)
+        for (g = c->agent->grants; g && n < max; g = g->grants_next)
                 if (g->live && want(c, g) && (!after || strcmp(g->id, after) > 0))
                         v[n++] = g;
         qsort(v, n, sizeof(*v), cmp_grant);
@@ -393,8 +395,9 @@ int ops_forget(Conn *c, ProtoMsg *m) {
         char name[300], msg[128];
 
         who(&c->peer, name, sizeof(name));
-        for (Grant *g = c->agent->grants, *next; g; g = next) {
-                next = g->next;
+        Grant *g, *next;
+
+        LIST_FOREACH_SAFE(grants, g, next, c->agent->grants) {
                 if (g->live && g->uid == c->peer.uid) {
                         grant_end(g, "forgotten", "its owner ended it (elevate --forget)", name);
                         n++;

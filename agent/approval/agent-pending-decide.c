@@ -394,9 +394,10 @@ int pending_response(Conn *c, Pending *p, const char *code) {
 
 /* A reload that removes a rule, or stops it asking for approval, voids its requests. */
 void pendings_policy_changed(Agent *a) {
-        for (Pending *p = a->pendings, *next; p; p = next) {
+        Pending *p, *next;
+
+        LIST_FOREACH_SAFE(pendings, p, next, a->pendings) {
                 const PolicyRule *rule = agent_rule(a, p->rule);
-                next = p->next;
                 if (p->state == PENDING_WAITING && (!rule || rule->action != POLICY_APPROVE))
                         (void) pending_close_as(p, NULL, PENDING_VOID, "void", "policy", NULL,
                                                 rule ? "its rule no longer asks for approval" : "its rule was removed");
@@ -458,11 +459,7 @@ int pending_load(Agent *a) {
 
                 if (pending_from_row(a, row, &p) < 0)
                         continue;
-                p->next = a->pendings;
-                if (a->pendings)
-                        a->pendings->prev = p;
-                a->pendings = p;
-                a->n_pendings++;
+                pending_link(a, p);
                 (void) keys_restore_challenge(a, p);
                 if (!boot || !streq(boot, a->boot_id) || p->deadline <= now_usec(CLOCK_BOOTTIME)) {
                         json_t *d = json_pack("{s:s}", "why", boot && streq(boot, a->boot_id)

@@ -201,13 +201,10 @@ void pending_free(Pending *p) {
                 return;
         if (p->waiter)
                 p->waiter->pending = NULL;
-        if (p->prev)
-                p->prev->next = p->next;
-        else if (p->agent->pendings == p)
-                p->agent->pendings = p->next;
-        if (p->next)
-                p->next->prev = p->prev;
-        p->agent->n_pendings--;
+        if (LIST_LINKED(pendings, p)) {
+                LIST_REMOVE(pendings, p->agent->pendings, p);
+                p->agent->n_pendings--;
+        }
         sd_event_source_disable_unref(p->timer);
         free(p->challenge);
         free(p->user);
@@ -223,17 +220,16 @@ void pendings_free_all(Agent *a) {
                 pending_free(a->pendings);
 }
 
-static void pending_link(Agent *a, Pending *p) {
+void pending_link(Agent *a, Pending *p) {
         p->agent = a;
-        p->next = a->pendings;
-        if (a->pendings)
-                a->pendings->prev = p;
-        a->pendings = p;
+        LIST_PREPEND(pendings, a->pendings, p);
         a->n_pendings++;
 }
 
 Pending *pending_find(Agent *a, const char *ref) {
-        for (Pending *p = a->pendings; p; p = p->next)
+        Pending *p;
+
+        LIST_FOREACH(pendings, p, a->pendings)
                 if (strcasecmp(p->ticket, ref) == 0 || streq(p->id, ref))
                         return p;
         return NULL;
@@ -241,7 +237,9 @@ Pending *pending_find(Agent *a, const char *ref) {
 
 /* The same request still waiting: a user who asks again joins it instead of filing anew. */
 static Pending *pending_same(Agent *a, const Request *r, const char *scope) {
-        for (Pending *p = a->pendings; p; p = p->next)
+        Pending *p;
+
+        LIST_FOREACH(pendings, p, a->pendings)
                 if (p->state == PENDING_WAITING && p->uid == r->uid && streq(p->rule, r->rule->id) &&
                     streq(p->sha256, r->program->sha256_hex) && streq(p->scope, scope) &&
                     streq(p->session, r->session) && streq(p->run_as, r->msg.run_as ?: r->rule->run_as ?: "root"))
@@ -251,8 +249,9 @@ static Pending *pending_same(Agent *a, const Request *r, const char *scope) {
 
 static size_t pending_count_uid(Agent *a, uid_t uid) {
         size_t n = 0;
+        Pending *p;
 
-        for (Pending *p = a->pendings; p; p = p->next)
+        LIST_FOREACH(pendings, p, a->pendings)
                 if (p->uid == uid && p->state == PENDING_WAITING)
                         n++;
         return n;

@@ -23,6 +23,7 @@
 
 #include "agent-audit.h"
 #include "audit-chain.h"
+#include "list.h"
 
 #define AUDIT_DB_NAME "elevate.db"
 /* Beside it: the seq and hash of the last committed row, rewritten after every commit. A
@@ -180,7 +181,7 @@ typedef enum AuditJobKind {
 
 typedef struct AuditJob AuditJob;
 struct AuditJob {
-        AuditJob *next;
+        LIST_FIELDS(AuditJob, jobs);
         AuditJobKind kind;
         bool sync; /* a thread waits on sync_cond; never on the done list */
         bool keep; /* a record of a fact (no caller waits on it): kept while the log is failed */
@@ -227,14 +228,14 @@ struct Audit {
         pthread_cond_t sync_cond; /* sync callers: their job completed */
 
         /* loop thread only: jobs held back by audit_cork() */
-        AuditJob *corked, *corked_tail;
+        AuditJob *corked;
         unsigned cork;
 
         /* under lock */
-        AuditJob *queue, *queue_tail;
+        AuditJob *queue;
         size_t n_queued;
         size_t queued_bytes; /* event data waiting, for AUDIT_MAX_QUEUED_BYTES */
-        AuditJob *done_list, *done_tail;
+        AuditJob *done_list;
         bool stopping;
         unsigned generation; /* bumped whenever the writer (re)opens the file */
         dev_t dev;
@@ -246,7 +247,7 @@ struct Audit {
         char *w_reason;       /* why the log is failed, NULL if healthy */
         uint64_t w_last_open; /* CLOCK_MONOTONIC of the last reopen attempt */
         uint64_t w_batch;
-        AuditJob *w_backlog, *w_backlog_tail; /* kept records, oldest first */
+        AuditJob *w_backlog; /* kept records, oldest first */
         size_t w_backlog_n, w_backlog_bytes;
         uint64_t w_dropped; /* kept records given up since the log last committed */
         bool stopping_writer; /* the last batch before the thread ends: nothing more is kept */

@@ -385,7 +385,7 @@ static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq,
                 r = write_note(a, "audit-log-new", d->new_log_note, e, NULL);
         if (r >= 0 && a->w_reason)
                 r = write_recovered(a, e, ret_recovered_seq);
-        for (AuditJob *j = jobs; r >= 0 && j; j = j->next) {
+        for (AuditJob *j = jobs; r >= 0 && j; j = j->jobs_next) {
                 j->result = write_job(a, j, e);
                 if (is_batch_error(e))
                         r = j->result;
@@ -469,7 +469,7 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
         AuditChain saved;
         int r;
 
-        for (AuditJob *j = jobs; j; j = j->next) {
+        for (AuditJob *j = jobs; j; j = j->jobs_next) {
                 has_probe = has_probe || j->kind == AUDIT_JOB_PROBE;
                 only_probes = only_probes && j->kind == AUDIT_JOB_PROBE;
         }
@@ -540,16 +540,16 @@ static void hand_back(Audit *a, AuditJob *jobs, int r, uint64_t rows, bool commi
         bool any_async = false;
         uint64_t one = 1;
 
-        for (AuditJob *j = jobs; j; j = j->next)
+        for (AuditJob *j = jobs; j; j = j->jobs_next)
                 n++;
         copies = committed ? calloc(n, sizeof(JournalCopy)) : NULL;
 
         pthread_mutex_lock(&a->lock);
         a->n_rows += rows;
         a->n_commits += committed;
-        for (AuditJob *j = jobs, *next; j; j = next) {
-                next = j->next;
-                j->next = NULL;
+        while (jobs) {
+                AuditJob *j = LIST_POP(jobs, jobs);
+
                 j->batch = a->w_batch;
                 if (r < 0)
                         j->result = r;
@@ -567,11 +567,7 @@ static void hand_back(Audit *a, AuditJob *jobs, int r, uint64_t rows, bool commi
                 if (j->sync)
                         continue;
                 any_async = true;
-                if (a->done_tail)
-                        a->done_tail->next = j;
-                else
-                        a->done_list = j;
-                a->done_tail = j;
+                LIST_APPEND(jobs, a->done_list, j);
         }
         pthread_cond_broadcast(&a->sync_cond);
         pthread_mutex_unlock(&a->lock);
@@ -584,33 +580,26 @@ static void hand_back(Audit *a, AuditJob *jobs, int r, uint64_t rows, bool commi
 
 /* The kept records go first, in the order they happened. */
 static AuditJob *backlog_take(Audit *a, AuditJob *jobs) {
-        AuditJob *head = a->w_backlog;
-
-        if (!head)
+        if (!a->w_backlog)
                 return jobs;
-        a->w_backlog_tail->next = jobs;
-        a->w_backlog = a->w_backlog_tail = NULL;
+        LIST_JOIN(jobs, a->w_backlog, jobs);
         a->w_backlog_n = a->w_backlog_bytes = 0;
-        return head;
+        return TAKE_PTR(a->w_backlog);
 }
 
 /* After a failed batch: keeps what must not be lost (within bounds), returns the rest,
  * whose callers learn the failure. */
 static AuditJob *backlog_keep(Audit *a, AuditJob *jobs) {
-        AuditJob *rest = NULL, **rest_tail = &rest;
+        AuditJob *rest = NULL;
 
-        for (AuditJob *j = jobs, *next; j; j = next) {
-                next = j->next;
-                j->next = NULL;
+        while (jobs) {
+                AuditJob *j = LIST_POP(jobs, jobs);
+
                 if (j->keep && !a->stopping_writer && a->w_backlog_n < AUDIT_BACKLOG_MAX &&
                     a->w_backlog_bytes + j->data_len <= AUDIT_BACKLOG_MAX_BYTES) {
                         j->result = 0;
                         j->seq = 0;
-                        if (a->w_backlog_tail)
-                                a->w_backlog_tail->next = j;
-                        else
-                                a->w_backlog = j;
-                        a->w_backlog_tail = j;
+                        LIST_APPEND(jobs, a->w_backlog, j);
                         a->w_backlog_n++;
                         a->w_backlog_bytes += j->data_len;
                         continue;
@@ -620,8 +609,7 @@ static AuditJob *backlog_keep(Audit *a, AuditJob *jobs) {
                         log_error("Audit log failed: the record \"%s\"%s%s is lost (%" PRIu64 " so far)", j->event,
                                   j->request ? " of request " : "", j->request ?: "", a->w_dropped);
                 }
-                *rest_tail = j;
-                rest_tail = &j->next;
+                LIST_APPEND(jobs, rest, j);
         }
         return rest;
 }

@@ -110,11 +110,7 @@ static int job_new(const AuditEntry *e, AuditJob **ret) {
 static int enqueue(Audit *a, AuditJob *j) {
         if (a->cork > 0 && !j->sync) {
                 /* held back until audit_uncork(): rows of one step share one commit */
-                if (a->corked_tail)
-                        a->corked_tail->next = j;
-                else
-                        a->corked = j;
-                a->corked_tail = j;
+                LIST_APPEND(jobs, a->corked, j);
                 return 0;
         }
         pthread_mutex_lock(&a->lock);
@@ -124,11 +120,7 @@ static int enqueue(Audit *a, AuditJob *j) {
                 pthread_mutex_unlock(&a->lock);
                 return -ENOBUFS;
         }
-        if (a->queue_tail)
-                a->queue_tail->next = j;
-        else
-                a->queue = j;
-        a->queue_tail = j;
+        LIST_APPEND(jobs, a->queue, j);
         a->n_queued++;
         a->queued_bytes += j->data_len;
         pthread_cond_signal(&a->cond);
@@ -180,8 +172,7 @@ static void *writer_main(void *userdata) {
                         break;
                 }
                 /* group commit: everything that queued up while the last batch was written */
-                jobs = a->queue;
-                a->queue = a->queue_tail = NULL;
+                jobs = TAKE_PTR(a->queue);
                 a->n_queued = 0;
                 a->queued_bytes = 0;
                 pthread_mutex_unlock(&a->lock);
@@ -275,14 +266,12 @@ static void dispatch_done(Audit *a) {
         AuditJob *list;
 
         pthread_mutex_lock(&a->lock);
-        list = a->done_list;
-        a->done_list = a->done_tail = NULL;
+        list = TAKE_PTR(a->done_list);
         pthread_mutex_unlock(&a->lock);
 
         while (list) {
-                AuditJob *j = list;
+                AuditJob *j = LIST_POP(jobs, list);
 
-                list = j->next;
                 note_result(a, j);
                 if (j->done)
                         j->done(j->result, j->userdata);
@@ -436,11 +425,7 @@ void audit_uncork(Audit *a) {
         if (!a || a->cork == 0 || --a->cork > 0)
                 return;
         while (a->corked) {
-                AuditJob *j = a->corked;
-                a->corked = j->next;
-                if (!a->corked)
-                        a->corked_tail = NULL;
-                j->next = NULL;
+                AuditJob *j = LIST_POP(jobs, a->corked);
                 if (enqueue(a, j) < 0) {
                         /* the queue is full: the entry fails like any refused submission */
                         j->result = -ENOBUFS;

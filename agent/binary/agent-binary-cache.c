@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "agent-binary-internal.h"
+#include "list.h"
 
 #define CACHE_MAX_ENTRIES (1U << 20)
 
@@ -26,14 +27,14 @@ typedef struct Entry {
         BinaryCacheKey key;
         uint8_t sha[SHA256_LEN];
         struct Entry *chain;       /* next in the bucket */
-        struct Entry *prev, *next; /* LRU order, most recent first */
+        LIST_FIELDS(struct Entry, lru); /* LRU order, most recent first */
 } Entry;
 
 struct BinaryCache {
         pthread_mutex_t lock;
         size_t max, n, n_buckets; /* n_buckets is a power of two */
         Entry **buckets;
-        Entry *head, *tail;
+        Entry *lru;                /* most recent first; its prev is the oldest */
         uint64_t hits, misses;
 };
 
@@ -63,10 +64,10 @@ int binary_cache_new(size_t max_entries, BinaryCache **ret) {
 void binary_cache_free(BinaryCache *c) {
         if (!c)
                 return;
-        for (Entry *e = c->head, *n; e; e = n) {
-                n = e->next;
+        Entry *e;
+
+        while ((e = LIST_POP(lru, c->lru)))
                 free(e);
-        }
         free(c->buckets);
         pthread_mutex_destroy(&c->lock);
         free(c);
@@ -113,25 +114,11 @@ static Entry *find(BinaryCache *c, const BinaryCacheKey *k) {
 }
 
 static void lru_unlink(BinaryCache *c, Entry *e) {
-        if (e->prev)
-                e->prev->next = e->next;
-        else
-                c->head = e->next;
-        if (e->next)
-                e->next->prev = e->prev;
-        else
-                c->tail = e->prev;
-        e->prev = e->next = NULL;
+        LIST_REMOVE(lru, c->lru, e);
 }
 
 static void lru_push_front(BinaryCache *c, Entry *e) {
-        e->prev = NULL;
-        e->next = c->head;
-        if (c->head)
-                c->head->prev = e;
-        c->head = e;
-        if (!c->tail)
-                c->tail = e;
+        LIST_PREPEND(lru, c->lru, e);
 }
 
 static void evict(BinaryCache *c, Entry *e) {
@@ -174,8 +161,8 @@ int binary_cache_insert(BinaryCache *c, const BinaryCacheKey *k, const uint8_t s
                 pthread_mutex_unlock(&c->lock);
                 return 0;
         }
-        if (c->n >= c->max && c->tail)
-                evict(c, c->tail);
+        if (c->n >= c->max && c->lru)
+                evict(c, LIST_TAIL(lru, c->lru));
         e = calloc(1, sizeof(*e));
         if (!e) {
                 pthread_mutex_unlock(&c->lock);

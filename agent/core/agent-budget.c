@@ -8,10 +8,11 @@
 #include "agent-budget.h"
 #include "agent-log.h"
 #include "agent.h"
+#include "list.h"
 #include "util.h"
 
 struct Budget {
-        struct Budget *next;
+        LIST_FIELDS(struct Budget, budgets);
         uid_t uid;
         int64_t tokens_usec;  /* tokens × AGENT_RECORD_REFILL_USEC, so refill needs no floats;
                                  negative while in debt */
@@ -48,7 +49,7 @@ static uint64_t suppressed(const struct Budget *b) {
 static struct Budget *find(Agent *a, uid_t uid, bool create) {
         struct Budget *b;
 
-        for (b = a->budgets; b; b = b->next)
+        LIST_FOREACH(budgets, b, a->budgets)
                 if (b->uid == uid)
                         return b;
         if (!create)
@@ -59,8 +60,7 @@ static struct Budget *find(Agent *a, uid_t uid, bool create) {
         b->uid = uid;
         b->tokens_usec = FULL;
         b->last = now_usec(CLOCK_MONOTONIC);
-        b->next = a->budgets;
-        a->budgets = b;
+        LIST_PREPEND(budgets, a->budgets, b);
         return b;
 }
 
@@ -89,15 +89,14 @@ static void episode_end(Agent *a, struct Budget *b) {
 
 /* Drops entries that are full again and owe nothing. */
 static void prune(Agent *a, uint64_t now) {
-        for (struct Budget **p = &a->budgets; *p;) {
-                struct Budget *b = *p;
+        struct Budget *b, *next;
 
+        LIST_FOREACH_SAFE(budgets, b, next, a->budgets) {
                 refill(b, now);
                 if (b->tokens_usec == FULL && suppressed(b) == 0) {
-                        *p = b->next;
+                        LIST_REMOVE(budgets, a->budgets, b);
                         free(b);
-                } else
-                        p = &b->next;
+                }
         }
 }
 
@@ -107,8 +106,9 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Agent *a = userdata;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         bool open = false;
+        struct Budget *b;
 
-        for (struct Budget *b = a->budgets; b; b = b->next) {
+        LIST_FOREACH(budgets, b, a->budgets) {
                 refill(b, now);
                 if (suppressed(b) > 0 && b->tokens_usec >= TOKEN)
                         episode_end(a, b);
@@ -181,7 +181,9 @@ void budget_charge(Agent *a, uid_t uid, size_t bytes) {
 }
 
 void budget_flush(Agent *a) {
-        for (struct Budget *b = a->budgets; b; b = b->next)
+        struct Budget *b;
+
+        LIST_FOREACH(budgets, b, a->budgets)
                 if (suppressed(b) > 0) {
                         audit_episode(a, b, "rate-limit-ended");
                         memset(b->suppressed, 0, sizeof(b->suppressed));
@@ -190,9 +192,8 @@ void budget_flush(Agent *a) {
 
 void budget_free(Agent *a) {
         a->budget_timer = sd_event_source_disable_unref(a->budget_timer);
-        while (a->budgets) {
-                struct Budget *b = a->budgets;
-                a->budgets = b->next;
+        struct Budget *b;
+
+        while ((b = LIST_POP(budgets, a->budgets)))
                 free(b);
-        }
 }

@@ -62,11 +62,13 @@ json_t *agent_event_new(const AgentEvent *e) {
 
 void agent_event(Agent *a, uid_t uid, const AgentEvent *e) {
         json_t *m = agent_event_new(e);
+        Conn *c, *next;
 
         if (!m)
                 return;
-        for (Conn *c = a->conns, *next; c; c = next) {
-                next = c->next; /* conn_send() may close c (deferred, so c stays valid) */
+
+        /* conn_send() may close c (deferred, so c stays valid) */
+        LIST_FOREACH_SAFE(conns, c, next, a->conns) {
                 if (c->state == CONN_SUBSCRIBED && c->peer.uid == uid)
                         (void) conn_send(c, m, NULL, 0);
         }

@@ -235,7 +235,9 @@ static void accept_pause(Agent *a, bool pause) {
 size_t agent_conns_for_uid(Agent *a, uid_t uid) {
         size_t n = 0;
 
-        for (Conn *c = a->conns; c; c = c->next)
+        Conn *c;
+
+        LIST_FOREACH(conns, c, a->conns)
                 if (c->peer_ok && c->peer.uid == uid)
                         n++;
         return n;
@@ -256,12 +258,7 @@ void conn_free(Conn *c) {
         sd_event_source_disable_unref(c->close_defer);
         safe_close(c->fd);
         peer_done(&c->peer);
-        if (c->prev)
-                c->prev->next = c->next;
-        else if (a->conns == c)
-                a->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(conns, a->conns, c);
         a->n_conns--;
         free(c);
         accept_pause(a, false);
@@ -456,10 +453,7 @@ static int conn_new(Agent *a, int fd) {
         c->agent = a;
         c->fd = fd;
         c->peer = (Peer){ .pidfd = -EBADF, .proc_fd = -EBADF };
-        c->next = a->conns;
-        if (a->conns)
-                a->conns->prev = c;
-        a->conns = c;
+        LIST_PREPEND(conns, a->conns, c);
         a->n_conns++;
 
         r = peer_identify(fd, a->cgroups, &c->peer, &why);

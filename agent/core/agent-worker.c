@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 
 #include "agent-worker.h"
+#include "list.h"
 #include "util.h"
 
 #define WORKER_IDLE_USEC (30 * USEC_PER_SEC)
@@ -18,7 +19,7 @@ typedef enum JobState {
 
 struct WorkerJob {
         Workers *w;
-        WorkerJob *next;          /* queue or finished list */
+        LIST_FIELDS(WorkerJob, queue); /* in the queue or the finished list */
         WorkerFn fn;
         WorkerDoneFn done;
         WorkerFreeFn free_fn;
@@ -29,7 +30,7 @@ struct WorkerJob {
         bool thread_replaced;     /* deadline passed while running: its thread ends after fn */
         bool has_tag;
         uint64_t tag;
-        WorkerJob *live_prev, *live_next; /* every job not yet released (loop thread only) */
+        LIST_FIELDS(WorkerJob, live); /* every job not yet released (loop thread only) */
 };
 
 struct Workers {
@@ -38,7 +39,7 @@ struct Workers {
         int efd;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        WorkerJob *queue_head, *queue_tail;
+        WorkerJob *queue;
         WorkerJob *finished;
         WorkerJob *live;          /* loop thread only */
         unsigned n_threads;       /* threads not stuck in an abandoned job */
@@ -51,13 +52,16 @@ struct Workers {
         bool quit;
 };
 
+/* A job that never started leaves the queue (if it is still there). */
+static void queue_unlink_locked(Workers *w, WorkerJob *j) {
+        if (LIST_LINKED(queue, j)) {
+                LIST_REMOVE(queue, w->queue, j);
+                w->n_queued--;
+        }
+}
+
 static void job_release(WorkerJob *j) {
-        if (j->live_prev)
-                j->live_prev->live_next = j->live_next;
-        else if (j->w->live == j)
-                j->w->live = j->live_next;
-        if (j->live_next)
-                j->live_next->live_prev = j->live_prev;
+        LIST_REMOVE(live, j->w->live, j);
         sd_event_source_disable_unref(j->timer);
         if (j->free_fn)
                 j->free_fn(j->userdata);
@@ -80,7 +84,7 @@ static void *worker_main(void *arg) {
 
                 bool timed_out = false;
 
-                while (!w->queue_head && !w->quit && !timed_out) {
+                while (!w->queue && !w->quit && !timed_out) {
                         w->n_idle++;
                         if (w->n_threads > w->want_threads) {
                                 /* an extra thread: ends when it has had nothing to do for a while */
@@ -92,14 +96,11 @@ static void *worker_main(void *arg) {
                                 pthread_cond_wait(&w->cond, &w->lock);
                         w->n_idle--;
                 }
-                if (!w->queue_head && (w->quit || (timed_out && w->n_threads > w->want_threads)))
+                if (!w->queue && (w->quit || (timed_out && w->n_threads > w->want_threads)))
                         break;
-                if (!w->queue_head)
+                if (!w->queue)
                         continue;
-                j = w->queue_head;
-                w->queue_head = j->next;
-                if (!w->queue_head)
-                        w->queue_tail = NULL;
+                j = LIST_POP(queue, w->queue);
                 w->n_queued--;
                 j->state = JOB_RUNNING;
                 pthread_mutex_unlock(&w->lock);
@@ -109,8 +110,7 @@ static void *worker_main(void *arg) {
                 pthread_mutex_lock(&w->lock);
                 replaced = j->thread_replaced;
                 j->state = JOB_FINISHED;
-                j->next = w->finished;
-                w->finished = j;
+                LIST_PREPEND(queue, w->finished, j);
                 if (write(w->efd, &one, sizeof(one)) < 0) {
                         /* the counter cannot overflow in practice; the loop drains it */
                 }
@@ -158,8 +158,7 @@ static int on_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         pthread_mutex_unlock(&w->lock);
 
         while (list) {
-                WorkerJob *j = list;
-                list = j->next;
+                WorkerJob *j = LIST_POP(queue, list);
                 if (!j->abandoned && j->done)
                         j->done(0, j->userdata);
                 job_release(j);
@@ -196,17 +195,8 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         j->done = NULL;
         if (queued) {
                 /* never started: unlink and release now */
-                WorkerJob **p;
                 pthread_mutex_lock(&w->lock);
-                for (p = &w->queue_head; *p; p = &(*p)->next)
-                        if (*p == j) {
-                                *p = j->next;
-                                w->n_queued--;
-                                break;
-                        }
-                w->queue_tail = NULL;
-                for (WorkerJob *q = w->queue_head; q; q = q->next)
-                        w->queue_tail = q;
+                queue_unlink_locked(w, j);
                 pthread_mutex_unlock(&w->lock);
                 job_release(j);
         }
@@ -274,11 +264,8 @@ void workers_free(Workers *w) {
                 w->efd_source = NULL;
                 return;
         }
-        while (w->finished) {
-                WorkerJob *j = w->finished;
-                w->finished = j->next;
-                job_release(j);
-        }
+        while (w->finished)
+                job_release(LIST_POP(queue, w->finished));
         sd_event_source_disable_unref(w->efd_source);
         safe_close(w->efd);
         sd_event_unref(w->event);
@@ -308,16 +295,9 @@ int workers_submit(Workers *w, WorkerFn fn, WorkerDoneFn done, WorkerFreeFn free
                 free(j);
                 return r;
         }
-        j->live_next = w->live;
-        if (w->live)
-                w->live->live_prev = j;
-        w->live = j;
+        LIST_PREPEND(live, w->live, j);
         pthread_mutex_lock(&w->lock);
-        if (w->queue_tail)
-                w->queue_tail->next = j;
-        else
-                w->queue_head = j;
-        w->queue_tail = j;
+        LIST_APPEND(queue, w->queue, j);
         w->n_queued++;
         /* every thread busy (perhaps stuck on someone's FUSE file): add one */
         if (w->n_idle < w->n_queued)
@@ -335,16 +315,7 @@ void worker_job_cancel(WorkerJob *j) {
         j->done = NULL;
         pthread_mutex_lock(&w->lock);
         if (j->state == JOB_QUEUED) {
-                WorkerJob **p;
-                for (p = &w->queue_head; *p; p = &(*p)->next)
-                        if (*p == j) {
-                                *p = j->next;
-                                w->n_queued--;
-                                break;
-                        }
-                w->queue_tail = NULL;
-                for (WorkerJob *q = w->queue_head; q; q = q->next)
-                        w->queue_tail = q;
+                queue_unlink_locked(w, j);
                 pthread_mutex_unlock(&w->lock);
                 job_release(j);
                 return;
@@ -366,7 +337,9 @@ void worker_job_set_tag(WorkerJob *j, uint64_t tag) {
 unsigned workers_count_tag(Workers *w, uint64_t tag) {
         unsigned n = 0;
 
-        for (WorkerJob *j = w->live; j; j = j->live_next)
+        WorkerJob *j;
+
+        LIST_FOREACH(live, j, w->live)
                 if (j->has_tag && j->tag == tag)
                         n++;
         return n;

@@ -17,6 +17,7 @@
 #include "agent-cgroup.h"
 #include "agent-peer.h"
 #include "agent-worker.h"
+#include "list.h"
 #include "policy.h"
 #include "proto.h"
 
@@ -153,7 +154,7 @@ typedef enum ConnState {
 
 struct Conn {
         Agent *agent;
-        Conn *next, *prev;
+        LIST_FIELDS(Conn, conns);
         int fd;
         sd_event_source *io;
         sd_event_source *deadline;

@@ -117,10 +117,7 @@ static int adopt_row(Agent *a, json_t *row) {
                 request_free(r);
                 return -ENOMEM;
         }
-        r->next = a->launches;
-        if (a->launches)
-                a->launches->prev = r;
-        a->launches = r;
+        LIST_PREPEND(live, a->launches, r);
         a->n_launches++;
 
         if (open_main(r, r->pid) >= 0)

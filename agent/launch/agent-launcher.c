@@ -42,6 +42,7 @@
 #include "agent-launch.h"
 #include "agent-launcher.h"
 #include "agent-log.h"
+#include "list.h"
 #include "util.h"
 
 #define LAUNCHER_MAGIC UINT32_C(0x454c4e31) /* "ELN1" */
@@ -447,7 +448,7 @@ int launcher_main(void) {
 typedef struct InFlight {
         uint64_t cookie;
         uint64_t sent;              /* CLOCK_MONOTONIC µs */
-        struct InFlight *next;
+        LIST_FIELDS(struct InFlight, in_flight);
 } InFlight;
 
 /* An order takes microseconds, or the launch deadline (3 s) for a child that is stuck.
@@ -464,7 +465,6 @@ struct Launcher {
         sd_event_source *io, *death, *restart, *deadline;
         unsigned restarts;          /* in a row, without a launch that worked in between */
         InFlight *in_flight;        /* oldest first: the launcher answers in order */
-        InFlight **in_flight_tail;
         const LauncherEvents *cb;
         void *userdata;
 };
@@ -498,13 +498,12 @@ static void arm_deadline(Launcher *l) {
 }
 
 static void fail_in_flight(Launcher *l, const char *why) {
-        while (l->in_flight) {
-                InFlight *f = l->in_flight;
-                l->in_flight = f->next;
+        InFlight *f;
+
+        while ((f = LIST_POP(in_flight, l->in_flight))) {
                 l->cb->done(f->cookie, -ECONNRESET, why, -1, -EBADF, -EBADF, l->userdata);
                 free(f);
         }
-        l->in_flight_tail = &l->in_flight;
         arm_deadline(l);
 }
 
@@ -586,9 +585,7 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         (void) launch_signal(l->pidfd, SIGKILL);
                         return 0;
                 }
-                l->in_flight = f->next;
-                if (!l->in_flight)
-                        l->in_flight_tail = &l->in_flight;
+                LIST_REMOVE(in_flight, l->in_flight, f);
                 free(f);
                 arm_deadline(l);
                 if (h.error == 0)
@@ -663,7 +660,6 @@ int launcher_new(sd_event *e, const LauncherEvents *cb, void *userdata, Launcher
         if (!l)
                 return -ENOMEM;
         *l = (Launcher){ .event = e, .sock = -EBADF, .pidfd = -EBADF, .cb = cb, .userdata = userdata };
-        l->in_flight_tail = &l->in_flight;
         l->exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
         if (l->exe_fd < 0) {
                 r = negative_errno();
@@ -711,8 +707,7 @@ int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
         }
         f->cookie = cookie;
         f->sent = now_usec(CLOCK_MONOTONIC);
-        *l->in_flight_tail = f;
-        l->in_flight_tail = &f->next;
+        LIST_APPEND(in_flight, l->in_flight, f);
         if (l->in_flight == f)
                 arm_deadline(l);
         return 0;
@@ -721,7 +716,9 @@ int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
 size_t launcher_in_flight(const Launcher *l) {
         size_t n = 0;
 
-        for (InFlight *f = l ? l->in_flight : NULL; f; f = f->next)
+        InFlight *f;
+
+        LIST_FOREACH(in_flight, f, l ? l->in_flight : NULL)
                 n++;
         return n;
 }
@@ -742,11 +739,8 @@ Launcher *launcher_free(Launcher *l) {
                 (void) waitid((idtype_t) P_PIDFD, (id_t) l->pidfd, &si, WEXITED);
                 safe_close(l->pidfd);
         }
-        while (l->in_flight) {
-                InFlight *f = l->in_flight;
-                l->in_flight = f->next;
-                free(f);
-        }
+        while (l->in_flight)
+                free(LIST_POP(in_flight, l->in_flight));
         safe_close(l->exe_fd);
         free(l);
         return NULL;

@@ -358,15 +358,7 @@ static void compute_deadlines(Request *r) {
 }
 
 static void launching_unlink(Request *r) {
-        Agent *a = r->agent;
-
-        if (r->prev)
-                r->prev->next = r->next;
-        else if (a->launching == r)
-                a->launching = r->next;
-        if (r->next)
-                r->next->prev = r->prev;
-        r->next = r->prev = NULL;
+        LIST_REMOVE(live, r->agent->launching, r);
 }
 
 /* The order to the launcher (agent-launcher.c); the answer comes to
@@ -419,11 +411,7 @@ static void launch_now(Request *r) {
                 return;
         }
         r->state = REQUEST_LAUNCHING;
-        r->prev = NULL;
-        r->next = a->launching;
-        if (a->launching)
-                a->launching->prev = r;
-        a->launching = r;
+        LIST_PREPEND(live, a->launching, r);
 }
 
 /* A child the launcher made but that did not start: the agent is its parent (CLONE_PARENT),
@@ -431,7 +419,7 @@ static void launch_now(Request *r) {
 typedef struct Stray {
         sd_event_source *source;
         int pidfd;
-        struct Stray *next;
+        LIST_FIELDS(struct Stray, strays);
 } Stray;
 
 static int on_stray(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -442,10 +430,11 @@ static int on_stray(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 return 0;
         if (errno != ECHILD && si.si_pid == 0)
                 return 0;
-        for (Stray **p = &a->strays; *p; p = &(*p)->next)
-                if ((*p)->pidfd == fd) {
-                        Stray *x = *p;
-                        *p = x->next;
+        Stray *x;
+
+        LIST_FOREACH(strays, x, a->strays)
+                if (x->pidfd == fd) {
+                        LIST_REMOVE(strays, a->strays, x);
                         sd_event_source_disable_unref(x->source);
                         safe_close(x->pidfd);
                         free(x);
@@ -470,14 +459,13 @@ static void reap_later(Agent *a, int pidfd) {
                 return;
         }
         x->pidfd = pidfd;
-        x->next = a->strays;
-        a->strays = x;
+        LIST_PREPEND(strays, a->strays, x);
 }
 
 void supervise_strays_free(Agent *a) {
-        while (a->strays) {
-                Stray *x = a->strays;
-                a->strays = x->next;
+        Stray *x;
+
+        while ((x = LIST_POP(strays, a->strays))) {
                 sd_event_source_disable_unref(x->source);
                 safe_close(x->pidfd);
                 free(x);
@@ -500,10 +488,7 @@ static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
                 r->stdio[i] = safe_close(r->stdio[i]);
         r->program_fd = safe_close(r->program_fd);
 
-        r->next = a->launches;
-        if (a->launches)
-                a->launches->prev = r;
-        a->launches = r;
+        LIST_PREPEND(live, a->launches, r);
         a->n_launches++;
         grant_launched(r); /* a single-use grant is used up now (before the timers: see there) */
 
@@ -548,7 +533,7 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                              int notify_fd) {
         Request *r;
 
-        for (r = a->launching; r; r = r->next)
+        LIST_FOREACH(live, r, a->launching)
                 if (r->launch_cookie == cookie)
                         break;
         if (!r) {
@@ -580,11 +565,10 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
 /* Requests whose order was never answered, at the agent's stop (the launcher was
  * stopped first). */
 void supervise_launching_free(Agent *a) {
-        while (a->launching) {
-                Request *r = a->launching;
-                launching_unlink(r);
+        Request *r;
+
+        while ((r = LIST_POP(live, a->launching)))
                 request_free(r);
-        }
 }
 
 /* The last checks once the launch record is durable, then the start. */
@@ -845,7 +829,9 @@ static int on_max_runtime(sd_event_source *s, uint64_t usec, void *userdata) {
 int agent_launches_for_uid(Agent *a, uid_t uid) {
         int n = 0;
 
-        for (Request *r = a->launches; r; r = r->next)
+        Request *r;
+
+        LIST_FOREACH(live, r, a->launches)
                 if (r->uid == uid)
                         n++;
         return n;

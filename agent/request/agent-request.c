@@ -512,8 +512,9 @@ int agent_new_request_id(char ret[static 33]) {
  * otherwise connecting, asking and hanging up in a loop would start any number of copies. */
 static int inflight_for_uid(Agent *a, uid_t uid) {
         int n = (int) workers_count_tag(a->workers, (uint64_t) uid);
+        Conn *c;
 
-        for (Conn *c = a->conns; c; c = c->next)
+        LIST_FOREACH(conns, c, a->conns)
                 if (c->request && c->request->uid == uid && c->request->state < REQUEST_RUNNING && !c->request->job)
                         n++;
         return n;
@@ -644,22 +645,18 @@ static int inspection_submit(Request *r, Inspect *j) {
 /* ---- waiting for a turn: `xargs -P8 elevate …` by one user queues, never fails ---- */
 
 static void queue_unlink(Request *r) {
-        for (Request **p = &r->agent->queued; *p; p = &(*p)->queue_next)
-                if (*p == r) {
-                        *p = r->queue_next;
-                        break;
-                }
-        r->queue_next = NULL;
+        LIST_REMOVE(queue, r->agent->queued, r);
 }
 
 static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Agent *a = userdata;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
-        for (Request *r = a->queued, *next; r; r = next) {
+        Request *r, *next;
+
+        LIST_FOREACH_SAFE(queue, r, next, a->queued) {
                 Inspect *j;
 
-                next = r->queue_next;
                 if (inflight_for_uid(a, r->uid) < AGENT_MAX_INFLIGHT_PER_UID) {
                         queue_unlink(r);
                         j = TAKE_PTR(r->queued_job);
@@ -682,7 +679,6 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int request_enqueue(Request *r, Inspect *j) {
         Agent *a = r->agent;
-        Request **p;
         int k;
 
         if (!a->queue_timer) {
@@ -702,9 +698,7 @@ static int request_enqueue(Request *r, Inspect *j) {
         r->state = REQUEST_QUEUED;
         r->queued_job = j;
         r->queued_since = now_usec(CLOCK_MONOTONIC);
-        for (p = &a->queued; *p; p = &(*p)->queue_next)
-                ;
-        *p = r;
+        LIST_APPEND(queue, a->queued, r);
         return 0;
 }
 
@@ -788,13 +782,11 @@ void request_free(Request *r) {
         free(r->program_path);
         if (r->conn && r->conn->request == r)
                 r->conn->request = NULL;
-        if (r->next)
-                r->next->prev = r->prev;
-        if (r->prev)
-                r->prev->next = r->next;
-        else if (r->agent->launches == r) {
-                r->agent->launches = r->next;
-        }
+        /* in one of the two lists of live requests, or in none */
+        if (r->agent->launches == r || (LIST_LINKED(live, r) && r->state >= REQUEST_RUNNING))
+                LIST_REMOVE(live, r->agent->launches, r);
+        else
+                LIST_REMOVE(live, r->agent->launching, r);
         sd_event_source_disable_unref(r->child_source);
         sd_event_source_disable_unref(r->notify_source);
         safe_close(r->notify_fd);

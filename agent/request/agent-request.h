@@ -36,7 +36,7 @@ typedef enum StdioKind {
 struct Request {
         Agent *agent;
         Conn *conn;                     /* NULL once the client is gone */
-        Request *next, *prev;           /* in agent->launching, then agent->launches while running */
+        LIST_FIELDS(Request, live);     /* in agent->launching, then agent->launches while running */
         uint64_t launch_cookie;         /* LAUNCHING: the launcher order's */
         RequestState state;
         char id[33];
@@ -47,7 +47,7 @@ struct Request {
         ProtoMsg msg;                   /* the exec message (args, env); fds moved out */
         WorkerJob *job;
         struct Inspect *queued_job;     /* REQUEST_QUEUED: the inspection to submit */
-        Request *queue_next;            /* in agent->queued */
+        LIST_FIELDS(Request, queue);    /* in agent->queued */
         uint64_t queued_since;          /* CLOCK_MONOTONIC */
 
         /* results of the inspection */
@@ -67,7 +67,7 @@ struct Request {
         const char *resume;             /* "resume": the pending request id it continues */
         Pending *pending;               /* waiting on this pending request */
         Grant *grant;                   /* decided under this grant (agent-grant.c keeps it valid) */
-        Request *grant_next, *grant_prev; /* in grant->holders */
+        LIST_FIELDS(Request, holders);  /* in grant->holders */
         char grant_lost[256];           /* the grant ended before the program started: why */
         bool launch_recorded;           /* a launches row says "running": close it if refused */
         char approved_request[33];      /* the pending request whose approval this runs, if any */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
+#include "list.h"
 #include "util.h"
 
 #define SEC USEC_PER_SEC
@@ -387,6 +388,92 @@ START_TEST(test_read_fd_full) {
 }
 END_TEST
 
+typedef struct Item Item;
+struct Item {
+        int v;
+        LIST_FIELDS(Item, a);
+        LIST_FIELDS(Item, b);
+};
+
+/* Walks the list both ways (the head's prev is the tail) and returns its values. */
+static size_t list_values(Item *head, int *out, size_t max) {
+        size_t n = 0;
+        Item *i;
+
+        LIST_FOREACH(a, i, head) {
+                ck_assert_uint_lt(n, max);
+                if (i != head)
+                        ck_assert_ptr_eq(i->a_prev->a_next, i);
+                out[n++] = i->v;
+        }
+        if (head) {
+                Item *t = LIST_TAIL(a, head);
+                ck_assert_ptr_null(t->a_next);
+                ck_assert_int_eq(t->v, out[n - 1]);
+        }
+        return n;
+}
+
+START_TEST(test_list) {
+        Item it[5], *head = NULL, *other = NULL, *i, *next;
+        int v[8];
+
+        for (int k = 0; k < 5; k++)
+                it[k] = (Item){ .v = k };
+        ck_assert(LIST_IS_EMPTY(head));
+        ck_assert_ptr_null(LIST_TAIL(a, head));
+        LIST_APPEND(a, head, &it[1]);
+        LIST_APPEND(a, head, &it[2]);
+        LIST_PREPEND(a, head, &it[0]);
+        LIST_APPEND(a, head, &it[3]);
+        ck_assert_uint_eq(list_values(head, v, 8), 4);
+        ck_assert_int_eq(v[0], 0);
+        ck_assert_int_eq(v[3], 3);
+        ck_assert(LIST_LINKED(a, &it[2]));
+        ck_assert(!LIST_LINKED(a, &it[4]));
+
+        /* the same items in a second list through their other pair */
+        LIST_PREPEND(b, other, &it[3]);
+        LIST_PREPEND(b, other, &it[1]);
+        ck_assert_ptr_eq(other->b_next, &it[3]);
+
+        /* middle, tail, head, then the last one */
+        LIST_REMOVE(a, head, &it[2]);
+        ck_assert(!LIST_LINKED(a, &it[2]));
+        LIST_REMOVE(a, head, &it[2]); /* twice is harmless */
+        ck_assert_uint_eq(list_values(head, v, 8), 3);
+        LIST_REMOVE(a, head, &it[3]);
+        ck_assert_uint_eq(list_values(head, v, 8), 2);
+        ck_assert_int_eq(LIST_TAIL(a, head)->v, 1);
+        LIST_REMOVE(a, head, &it[0]);
+        ck_assert_ptr_eq(head, &it[1]);
+        ck_assert_ptr_eq(LIST_TAIL(a, head), &it[1]);
+        ck_assert_ptr_eq(LIST_POP(a, head), &it[1]);
+        ck_assert_ptr_null(head);
+        ck_assert_ptr_null(LIST_POP(a, head));
+        ck_assert(LIST_LINKED(b, &it[3])); /* the other list is untouched */
+
+        /* join, and removal while iterating */
+        Item *x = NULL, *y = NULL;
+        LIST_APPEND(a, x, &it[0]);
+        LIST_APPEND(a, x, &it[1]);
+        LIST_APPEND(a, y, &it[2]);
+        LIST_APPEND(a, y, &it[4]);
+        LIST_JOIN(a, x, y);
+        ck_assert_ptr_null(y);
+        ck_assert_uint_eq(list_values(x, v, 8), 4);
+        ck_assert_int_eq(v[2], 2);
+        ck_assert_int_eq(v[3], 4);
+        LIST_JOIN(a, y, x); /* into an empty list */
+        ck_assert_ptr_null(x);
+        LIST_FOREACH_SAFE(a, i, next, y)
+                if (i->v % 2 == 0)
+                        LIST_REMOVE(a, y, i);
+        ck_assert_uint_eq(list_values(y, v, 8), 1);
+        ck_assert_int_eq(v[0], 1);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc;
@@ -411,6 +498,10 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_utf8_length_bounds_reads);
         tcase_add_test(tc, test_hex);
         tcase_add_test(tc, test_read_fd_full);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("list");
+        tcase_add_test(tc, test_list);
         suite_add_tcase(s, tc);
         return s;
 }
