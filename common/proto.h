@@ -212,6 +212,7 @@ typedef struct ProtoError {
 #define PROTO_ERR_BUSY "busy"                               /* a limit on concurrent work was reached */
 #define PROTO_ERR_TIMEOUT "timeout"                         /* a deadline passed (approval, file read) */
 #define PROTO_ERR_NEEDS_APPROVAL "needs-approval"           /* non_interactive, and a rule would ask */
+#define PROTO_ERR_BAD_POLICY "bad-policy"                   /* reload: the new policy was rejected */
 
 /* Maps a proto_decode()/proto_recv() failure to the code to reply with:
  * -EMSGSIZE/-E2BIG "too-large", -EPROTONOSUPPORT "unsupported-version", -EBADMSG

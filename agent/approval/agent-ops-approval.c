@@ -54,8 +54,8 @@ static bool may_manage_grant(Agent *a, const Peer *peer, const Grant *g) {
         return ops_is_operator(a, peer) || may_approve(a, peer, g->rule);
 }
 
-static int fail(Conn *c, const char *code, const char *fmt, ...) _printf_(3, 4);
-static int fail(Conn *c, const char *code, const char *fmt, ...) {
+static int fail(Conn *c, RefusalCode code, const char *fmt, ...) _printf_(3, 4);
+static int fail(Conn *c, RefusalCode code, const char *fmt, ...) {
         char buf[512];
         va_list ap;
 
@@ -251,7 +251,7 @@ static Pending *find_or_fail(Conn *c, const char *ref) {
         Pending *p = pending_find(c->agent, ref);
 
         if (!p || p->state != PENDING_WAITING) {
-                (void) fail(c, "not-found", "no pending request %s (elevatectl pending lists them)", ref);
+                (void) fail(c, REFUSAL_NOT_FOUND, "no pending request %s (elevatectl pending lists them)", ref);
                 return NULL;
         }
         return p;
@@ -287,9 +287,9 @@ int ops_approve(Conn *c, ProtoMsg *m, bool approve) {
         if (!p)
                 return 0;
         if (p->uid == c->peer.uid)
-                return fail(c, "not-permitted", "nobody approves or denies his own request (%s)", p->ticket);
+                return fail(c, REFUSAL_NOT_PERMITTED, "nobody approves or denies his own request (%s)", p->ticket);
         if (!may_approve(a, &c->peer, p->rule))
-                return fail(c, "not-permitted",
+                return fail(c, REFUSAL_NOT_PERMITTED,
                             "you are not an approver for rule \"%s\" (approvers are root and the groups its "
                             "approvers name)",
                             p->rule);
@@ -299,10 +299,10 @@ int ops_approve(Conn *c, ProtoMsg *m, bool approve) {
         else
                 k = pending_deny(p, c, name, m->comment);
         if (k == -ESTALE)
-                return fail(c, "not-permitted", "rule \"%s\" no longer asks for approval; the request is void",
+                return fail(c, REFUSAL_NOT_PERMITTED, "rule \"%s\" no longer asks for approval; the request is void",
                             p->rule);
         if (k == -EALREADY)
-                return fail(c, "not-found", "request %s was decided already", p->ticket);
+                return fail(c, REFUSAL_NOT_FOUND, "request %s was decided already", p->ticket);
         if (k < 0)
                 return k;
         log_info("%s %s request %s", name, approve ? "approves" : "denies", p->ticket);
@@ -334,9 +334,9 @@ int ops_revoke(Conn *c, ProtoMsg *m) {
         char name[300], msg[128];
 
         if (!g)
-                return fail(c, "not-found", "no live grant %s (elevatectl grants lists them)", m->grant);
+                return fail(c, REFUSAL_NOT_FOUND, "no live grant %s (elevatectl grants lists them)", m->grant);
         if (g->uid != c->peer.uid && !may_manage_grant(c->agent, &c->peer, g))
-                return fail(c, "not-permitted", "you may not revoke grant %s", m->grant);
+                return fail(c, REFUSAL_NOT_PERMITTED, "you may not revoke grant %s", m->grant);
         who(&c->peer, name, sizeof(name));
         snprintf(msg, sizeof(msg), "revoked %s", g->id);
         grant_end(g, "revoked", "revoked by an operator", name);
@@ -379,10 +379,10 @@ int ops_cancel(Conn *c, ProtoMsg *m) {
         if (!p)
                 return 0;
         if (p->uid != c->peer.uid)
-                return fail(c, "not-permitted", "request %s is not yours", p->ticket);
+                return fail(c, REFUSAL_NOT_PERMITTED, "request %s is not yours", p->ticket);
         who(&c->peer, name, sizeof(name));
         if (pending_cancel(p, c, name) < 0)
-                return fail(c, "not-found", "request %s was decided already", p->ticket);
+                return fail(c, REFUSAL_NOT_FOUND, "request %s was decided already", p->ticket);
         /* filing and withdrawing in a loop would write rows without end: the withdrawal
          * counts (it is always recorded: it changes state; filing anew is what the budget
          * stops) */
@@ -439,13 +439,13 @@ int ops_response(Conn *c, ProtoMsg *m) {
                                    (unsigned) c->peer.uid);
                         audit_foreign_response(c, p);
                 }
-                return fail(c, "not-permitted", "request %s is not yours", p->ticket);
+                return fail(c, REFUSAL_NOT_PERMITTED, "request %s is not yours", p->ticket);
         }
         k = pending_response(c, p, m->code);
         if (k == 1)
                 conn_close(c); /* rejected; the client got the reason as an event */
         else if (k == -EALREADY)
-                return fail(c, "not-found", "request %s was decided already", p->ticket);
+                return fail(c, REFUSAL_NOT_FOUND, "request %s was decided already", p->ticket);
         return k < 0 && k != -EALREADY ? k : 0;
 }
 
@@ -457,17 +457,17 @@ int ops_keys_rotate(Conn *c, ProtoMsg *m) {
         int k;
 
         if (!peer_is_root(&c->peer) || c->peer.nested)
-                return fail(c, "not-permitted", "%s", "only root rotates the endpoint key");
+                return fail(c, REFUSAL_NOT_PERMITTED, "%s", "only root rotates the endpoint key");
         k = agent_keys_load(a, false);
         if (k < 0 && k != -ESTALE)
-                return fail(c, "bad-request", "%s",
+                return fail(c, REFUSAL_BAD_REQUEST, "%s",
                             "the endpoint key file could not be read; the running key stays (see the agent's log)");
         if (k == -ESTALE || (had && a->key_epoch <= old)) {
                 snprintf(msg, sizeof(msg),
                          "the key file still holds epoch %u: derive the key for epoch %u on the helpdesk machine "
                          "(elevatectl keys derive --epoch %u), install it, then rotate",
                          a->key_epoch, old + 1, old + 1);
-                return fail(c, "bad-request", "%s", msg);
+                return fail(c, REFUSAL_BAD_REQUEST, "%s", msg);
         }
         snprintf(msg, sizeof(msg), "offline codes now use key epoch %u; codes for older epochs are refused",
                  a->key_epoch);

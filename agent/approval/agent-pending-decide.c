@@ -61,7 +61,7 @@ static void op_reply(ConnOp *op, int r, const char *what) {
         if (!op->conn)
                 return;
         if (r < 0) {
-                (void) conn_send_error(op->conn, "audit-failed", "%s could not be recorded (%s); nothing changed", what,
+                (void) conn_send_error(op->conn, REFUSAL_AUDIT_FAILED, "%s could not be recorded (%s); nothing changed", what,
                                        audit_failed(op->conn->agent->audit) ?: strerror(-r));
                 conn_close(op->conn);
                 return;

@@ -416,7 +416,7 @@ static void on_pending_filed(int result, void *userdata) {
                 p->waiter = NULL;
                 if (r) {
                         r->pending = NULL;
-                        request_refuse(r, "audit-failed", NULL,
+                        request_refuse(r, REFUSAL_AUDIT_FAILED, REFUSAL_RECORD,
                                        "the audit log could not record your request (%s); nothing was filed",
                                        audit_failed(p->agent->audit) ?: strerror(-result));
                 }
@@ -472,7 +472,7 @@ int pending_file(Request *r) {
                 return 0;
         }
         if (pending_count_uid(a, r->uid) >= PENDING_MAX_PER_UID || a->n_pendings >= PENDING_MAX) {
-                request_refuse(r, "busy", NULL,
+                request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                "you have too many requests waiting for approval (elevate --status lists them; "
                                "elevate --cancel ID withdraws one)");
                 return 0;
@@ -504,7 +504,7 @@ int pending_file(Request *r) {
         }
         if (!pending_showable(p, why, sizeof(why))) {
                 pending_free(p);
-                request_refuse(r, "not-permitted", NULL,
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                "this request cannot be shown to an approver in full (%s), and nobody approves what "
                                "they cannot see; nothing was filed. Pass long data in a file instead",
                                why);
@@ -542,7 +542,7 @@ int pending_resume(Request *r) {
                 p->state = PENDING_VOID;
                 pending_audit(p, "void", d, NULL, NULL);
                 json_decref(d);
-                request_refuse(r, "not-permitted", NULL,
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                "%s or its arguments changed since request %s was filed; the request is void and "
                                "nothing was run",
                                r->msg.program, p->ticket);

@@ -18,7 +18,7 @@ int events_subscribe(Conn *c) {
         json_t *ok;
 
         if (c->peer.nested) {
-                (void) conn_send_error(c, "not-permitted", "a launched program cannot subscribe to events");
+                (void) conn_send_error(c, REFUSAL_NOT_PERMITTED, "a launched program cannot subscribe to events");
                 conn_close(c);
                 return 0;
         }

@@ -55,7 +55,7 @@ static int reply_ok(Conn *c, const char *message, const char *key) {
 
 static int refuse(Conn *c, const char *what) {
         log_notice("uid %u (pid %d) is not allowed to %s", (unsigned) c->peer.uid, (int) c->peer.pid, what);
-        (void) conn_send_error(c, "not-permitted", "you are not allowed to %s (operators are root and members of "
+        (void) conn_send_error(c, REFUSAL_NOT_PERMITTED, "you are not allowed to %s (operators are root and members of "
                                                    "the policy's operator_groups)", what);
         conn_close(c);
         return 0;
@@ -201,7 +201,7 @@ int ops_audit(Conn *c, ProtoMsg *m) {
                 return refuse(c, "read the audit log");
         r = audit_query(c->agent->audit, m->has_since ? m->since : 0, m->has_limit ? m->limit : 1000, &rows);
         if (r < 0) {
-                (void) conn_send_error(c, "internal", "cannot read the audit log: %s", strerror(-r));
+                (void) conn_send_error(c, REFUSAL_INTERNAL, "cannot read the audit log: %s", strerror(-r));
                 conn_close(c);
                 return 0;
         }
@@ -242,14 +242,14 @@ int ops_audit_init(Conn *c, ProtoMsg *m) {
                 return refuse(c, "read the audit key (root only)");
         r = audit_reveal_initial_key(c->agent->audit, &key);
         if (r == -EALREADY) {
-                (void) conn_send_error(c, "not-permitted",
+                (void) conn_send_error(c, REFUSAL_NOT_PERMITTED,
                                        "the initial audit key was already shown once and has been erased; it cannot be "
                                        "shown again");
                 conn_close(c);
                 return 0;
         }
         if (r < 0) {
-                (void) conn_send_error(c, "internal", "cannot read the audit key: %s", strerror(-r));
+                (void) conn_send_error(c, REFUSAL_INTERNAL, "cannot read the audit key: %s", strerror(-r));
                 conn_close(c);
                 return 0;
         }
@@ -271,7 +271,7 @@ int ops_reload(Conn *c, ProtoMsg *m) {
         log_info("Reload requested by uid %u (pid %d)", (unsigned) c->peer.uid, (int) c->peer.pid);
         r = agent_policy_load(a, false);
         if (r < 0) {
-                (void) conn_send_error(c, "bad-policy", "the new policy was rejected, %s: %s",
+                (void) conn_send_error(c, REFUSAL_BAD_POLICY, "the new policy was rejected, %s: %s",
                                        a->policy_origin == POLICY_ORIGIN_NONE        ? "the agent still denies everything"
                                        : a->policy_origin == POLICY_ORIGIN_LAST_GOOD ? "the last good copy still runs"
                                                                                      : "the running one stays",

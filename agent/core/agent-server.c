@@ -293,7 +293,7 @@ int conn_send(Conn *c, json_t *msg, const int *fds, size_t n_fds) {
         return r;
 }
 
-int conn_send_error(Conn *c, const char *code, const char *fmt, ...) {
+int conn_send_error(Conn *c, RefusalCode code, const char *fmt, ...) {
         char buf[1024];
         va_list ap;
 
@@ -302,7 +302,7 @@ int conn_send_error(Conn *c, const char *code, const char *fmt, ...) {
         va_end(ap);
         if (c->state == CONN_CLOSING)
                 return -ECONNRESET;
-        return proto_send_error(c->fd, code, buf);
+        return proto_send_error(c->fd, refusal_to_proto(code), buf);
 }
 
 /* What each state accepts. Everything else is answered with bad-request and ends the
@@ -317,7 +317,7 @@ static int conn_dispatch(Conn *c, ProtoMsg *m) {
         if (m->type != PROTO_EXEC && m->type != PROTO_RESUME && peer_verify(&c->peer) < 0) {
                 log_notice("uid %u (pid %d) changed identity or exited since it connected; refusing",
                            (unsigned) c->peer.uid, (int) c->peer.pid);
-                (void) conn_send_error(c, "not-permitted",
+                (void) conn_send_error(c, REFUSAL_NOT_PERMITTED,
                                        "your process changed identity or exited since it connected; nothing was done");
                 conn_close(c);
                 return 0;
@@ -381,7 +381,7 @@ static int conn_dispatch(Conn *c, ProtoMsg *m) {
                         break;
                 }
         }
-        (void) conn_send_error(c, "bad-request", "message \"%s\" is not expected here",
+        (void) conn_send_error(c, REFUSAL_BAD_REQUEST, "message \"%s\" is not expected here",
                                proto_type_to_string(m->type) ?: "?");
         conn_close(c);
         return 0;
@@ -404,13 +404,13 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 }
                 if (r == -EMSGSIZE || r == -E2BIG)
-                        (void) conn_send_error(c, "too-large", "%s",
+                        (void) conn_send_error(c, REFUSAL_TOO_LARGE, "%s",
                                                err.message[0] ? err.message : "message too large or too many fds");
                 else if (r == -EPROTONOSUPPORT)
-                        (void) conn_send_error(c, "unsupported-version", "%s",
+                        (void) conn_send_error(c, REFUSAL_UNSUPPORTED_VERSION, "%s",
                                                err.message[0] ? err.message : "unsupported protocol version");
                 else if (r == -EBADMSG || r == -EINVAL || r == -EPROTO)
-                        (void) conn_send_error(c, "bad-request", "%s",
+                        (void) conn_send_error(c, REFUSAL_BAD_REQUEST, "%s",
                                                err.message[0] ? err.message : "malformed message");
                 log_info("Rejected a message from uid %u (pid %d): %s", (unsigned) c->peer.uid, (int) c->peer.pid,
                          err.message[0] ? err.message : strerror(-r));
@@ -424,7 +424,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         proto_msg_done(&m);
         if (r < 0) {
                 log_error_errno(r, "Handling a message from uid %u failed", (unsigned) c->peer.uid);
-                (void) conn_send_error(c, "internal", "internal error: %s", strerror(-r));
+                (void) conn_send_error(c, REFUSAL_INTERNAL, "internal error: %s", strerror(-r));
                 conn_close(c);
         }
         return 0;
@@ -435,7 +435,7 @@ static int on_conn_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 
         log_info("Dropping connection of uid %u: no request within %llus", (unsigned) c->peer.uid,
                  (unsigned long long) (AGENT_READ_DEADLINE_USEC / USEC_PER_SEC));
-        (void) conn_send_error(c, "timeout", "no request received in time");
+        (void) conn_send_error(c, REFUSAL_TIMEOUT, "no request received in time");
         conn_close(c);
         return 0;
 }
@@ -471,14 +471,14 @@ static int conn_new(Agent *a, int fd) {
         }
         if (r < 0) {
                 log_notice("Refusing a connection: cannot identify the peer: %s", why ?: strerror(-r));
-                (void) proto_send_error(fd, "not-permitted", "the agent could not identify you; nothing was done");
+                (void) proto_send_error(fd, refusal_to_proto(REFUSAL_NOT_PERMITTED), "the agent could not identify you; nothing was done");
                 conn_free(c);
                 return 0;
         }
         c->peer_ok = true;
         if (a->n_conns > AGENT_MAX_CONNECTIONS || agent_conns_for_uid(a, c->peer.uid) > AGENT_MAX_CONNECTIONS_PER_UID) {
                 log_notice("Refusing a connection from uid %u: too many connections", (unsigned) c->peer.uid);
-                (void) proto_send_error(fd, "busy", "too many connections from you; try again shortly");
+                (void) proto_send_error(fd, refusal_to_proto(REFUSAL_BUSY), "too many connections from you; try again shortly");
                 conn_free(c);
                 return 0;
         }

@@ -16,6 +16,7 @@
 #include "agent-binary.h"
 #include "agent-cgroup.h"
 #include "agent-peer.h"
+#include "agent-refusal.h"
 #include "agent-worker.h"
 #include "list.h"
 #include "policy.h"
@@ -173,7 +174,7 @@ void agent_listen_close(Agent *a);
 void conn_free(Conn *c);
 void conn_close(Conn *c);
 int conn_send(Conn *c, json_t *msg, const int *fds, size_t n_fds);
-int conn_send_error(Conn *c, const char *code, const char *fmt, ...) _printf_(3, 4);
+int conn_send_error(Conn *c, RefusalCode code, const char *fmt, ...) _printf_(3, 4);
 size_t agent_conns_for_uid(Agent *a, uid_t uid);
 
 /* agent-request.c */

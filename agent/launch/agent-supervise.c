@@ -153,7 +153,7 @@ int request_launch(Request *r) {
         int k;
 
         if (!a->cgroups && (rule->on_expiry == POLICY_EXPIRY_TERMINATE || rule->max_runtime > 0)) {
-                request_refuse(r, "not-permitted", NULL,
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                "rule \"%s\" limits how long the program may run, but this agent cannot enforce it "
                                "without cgroup v2 (%s); nothing was run",
                                rule->id, a->cgroup_error ?: "unavailable");
@@ -162,20 +162,20 @@ int request_launch(Request *r) {
         if (rule->noexec) {
                 k = seccomp_noexec_get(&r->noexec_filter);
                 if (k < 0) {
-                        request_refuse(r, "internal", NULL, "cannot prepare the noexec filter: %s; nothing was run",
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare the noexec filter: %s; nothing was run",
                                        strerror(-k));
                         return 0;
                 }
         }
         k = seccomp_profile_get(rule->profile, &r->seccomp);
         if (k < 0) {
-                request_refuse(r, "internal", NULL, "cannot prepare seccomp profile \"%s\": %s; nothing was run",
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare seccomp profile \"%s\": %s; nothing was run",
                                rule->profile ?: "none", strerror(-k));
                 return 0;
         }
         k = resolve_run_as(r, rule->run_as ?: "root", &err);
         if (k < 0) {
-                request_refuse(r, "not-permitted", NULL, "%s; nothing was run", err ?: strerror(-k));
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD, "%s; nothing was run", err ?: strerror(-k));
                 return 0;
         }
         k = build_argv(r, 3 + (r->program->script ? 1 : 0), r->extra_fds, &r->n_extra_fds);
@@ -184,13 +184,13 @@ int request_launch(Request *r) {
         if (k >= 0 && r->any_tty)
                 k = pty_open(r->run_uid, r->ws.ws_row ? &r->ws : NULL, &r->pty_master, &r->pty_slave);
         if (k < 0) {
-                request_refuse(r, "internal", NULL, "cannot prepare the launch: %s; nothing was run", strerror(-k));
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare the launch: %s; nothing was run", strerror(-k));
                 return 0;
         }
         if (a->cgroups) {
                 k = cgroup_launch_create(a->cgroups, r->id, &r->cgroup_fd);
                 if (k < 0) {
-                        request_refuse(r, "internal", NULL, "cannot create the launch cgroup: %s; nothing was run",
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot create the launch cgroup: %s; nothing was run",
                                        strerror(-k));
                         return 0;
                 }
@@ -219,7 +219,7 @@ int request_launch(Request *r) {
                 json_decref(d);
                 json_decref(req_row);
                 json_decref(launch_row);
-                request_refuse(r, "internal", NULL, "out of memory; nothing was run");
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "out of memory; nothing was run");
                 return 0;
         }
         json_object_set_new(d, "rule", json_string(rule->id));
@@ -404,7 +404,7 @@ static void launch_now(Request *r) {
         r->pty_slave = safe_close(r->pty_slave); /* the order carries its own copy */
         if (k < 0) {
                 launch_cleanup_cgroup(r);
-                request_refuse(r, "internal", "launch-failed", "starting %s failed: %s", r->argv[0],
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s", r->argv[0],
                                k == -ENOTCONN ? "the launcher is restarting; try again in a moment"
                                : k == -EBUSY  ? "the launcher is too far behind; try again in a moment"
                                               : strerror(-k));
@@ -555,7 +555,7 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                         request_free(r);
                         return;
                 }
-                request_refuse(r, "internal", "launch-failed", "starting %s failed: %s", r->argv[0],
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s", r->argv[0],
                                message ?: strerror(-error));
                 return;
         }
@@ -592,18 +592,18 @@ static void launch_checked(Request *r) {
                 /* the grant it was decided under ended while the record was written: nothing
                  * allows this launch any more (agent-grant.c) */
                 launch_cleanup_cgroup(r);
-                request_refuse(r, "not-permitted", NULL,
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                "%s; nothing was run. Ask again: a new approval is needed", r->grant_lost);
                 return;
         }
         if (peer_verify(&r->conn->peer) < 0) {
                 launch_cleanup_cgroup(r);
-                request_refuse(r, "not-permitted", NULL, "your process changed identity or exited; nothing was run");
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD, "your process changed identity or exited; nothing was run");
                 return;
         }
         if (binary_lease_check(r->program) < 0) {
                 launch_cleanup_cgroup(r);
-                request_refuse(r, "not-permitted", NULL,
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                "%s was opened for writing while the request was decided; nothing was run",
                                r->program->path ?: r->msg.program);
                 return;
@@ -611,7 +611,7 @@ static void launch_checked(Request *r) {
         for (size_t i = 0; i < r->n_files; i++)
                 if (binary_lease_check(r->files[i]) < 0) {
                         launch_cleanup_cgroup(r);
-                        request_refuse(r, "not-permitted", NULL,
+                        request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                        "file argument %s was opened for writing meanwhile; nothing was run",
                                        r->files[i]->path ?: "(no path)");
                         return;
@@ -645,7 +645,7 @@ static void on_launch_audited(int result, void *userdata) {
 
         if (result < 0 && r->conn) {
                 launch_cleanup_cgroup(r);
-                request_refuse(r, "audit-failed", NULL,
+                request_refuse(r, REFUSAL_AUDIT_FAILED, REFUSAL_RECORD,
                                "the audit log could not record this elevation (%s); nothing was run",
                                audit_failed(r->agent->audit) ?: strerror(-result));
                 return;

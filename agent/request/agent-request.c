@@ -42,7 +42,7 @@ typedef struct Inspect {
         /* results */
         int r;
         char *error;
-        const char *code;
+        RefusalCode code;
         Binary *program;
         Binary *files[PROTO_MAX_FILE_ARGS];
         StdioKind stdio_kind[3];
@@ -132,12 +132,12 @@ static void inspect_run(void *userdata) {
         _cleanup_free_ char *cwd_error = NULL;
         int r;
 
-        j->code = "not-permitted";
+        j->code = REFUSAL_NOT_PERMITTED;
         for (int i = 0; i < 3; i++) {
                 r = inspect_stdio(j, i);
                 if (r < 0) {
                         j->r = r;
-                        j->code = "bad-request";
+                        j->code = REFUSAL_BAD_REQUEST;
                         return;
                 }
         }
@@ -145,7 +145,7 @@ static void inspect_run(void *userdata) {
         if (r < 0) {
                 j->r = r;
                 if (r == -EDQUOT || r == -ENOSPC)
-                        j->code = "busy"; /* the copy budget: it passes once copies are released */
+                        j->code = REFUSAL_BUSY; /* the copy budget: it passes once copies are released */
                 return;
         }
         /* what approvers are told, worked out here: it reads and hashes system programs */
@@ -164,7 +164,7 @@ static void inspect_run(void *userdata) {
                 if (r < 0) {
                         j->r = r;
                         if (r == -EDQUOT || r == -ENOSPC)
-                                j->code = "busy";
+                                j->code = REFUSAL_BUSY;
                         j->error = strdup_printf("file argument: %s", e ?: strerror(-r));
                         return;
                 }
@@ -236,13 +236,9 @@ json_t *request_audit_data(Request *r) {
         return d;
 }
 
-static const char *error_event(const char *code) {
-        return streq(code, "denied") ? "denied" : "refused";
-}
-
 /* Ends the request before anything ran: audit (best effort: a refusal needs no durable
  * record to be safe), tell the client, close. */
-void request_refuse(Request *r, const char *code, const char *event, const char *fmt, ...) {
+void request_refuse(Request *r, RefusalCode code, RefusalRecord how, const char *fmt, ...) {
         char buf[1024];
         va_list ap;
         json_t *d;
@@ -251,12 +247,12 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
-        /* a refusal by the budget itself (event "") is counted there: no row, no log line */
-        if (event && !*event)
+        /* a refusal by the budget itself is counted there: no row, no log line */
+        if (how == REFUSAL_RECORD_NONE)
                 log_debug("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
         else
                 log_info("Request %s from uid %u refused: %s", r->id, (unsigned) r->uid, buf);
-        d = event && !*event ? NULL : request_audit_data(r);
+        d = how == REFUSAL_RECORD_NONE ? NULL : request_audit_data(r);
         if (d) {
                 /* refused after its launch record was committed: that record must not stay
                  * "running" (a restarted agent would look for the launch) */
@@ -265,12 +261,12 @@ void request_refuse(Request *r, const char *code, const char *event, const char 
                                                   (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", buf)
                                       : NULL;
                 AuditState st = { .table = "launches", .row = row };
-                json_object_set_new(d, "code", json_string(code));
+                json_object_set_new(d, "code", json_string(refusal_to_proto(code)));
                 json_object_set_new(d, "error", json_string(buf));
                 /* the budget counts what the user caused, not the agent's own trouble */
-                if (!streq(code, "audit-failed") && !streq(code, "internal"))
+                if (!refusal_is_agents(code))
                         budget_charge(r->agent, r->uid, budget_size(d));
-                request_audit(r, event ?: error_event(code), d, row ? &st : NULL, row ? 1 : 0, NULL);
+                request_audit(r, refusal_event(code, how), d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(d);
                 json_decref(row);
         }
@@ -351,18 +347,18 @@ static void request_decide_now(Request *r) {
 
         file_paths = calloc(r->msg.n_args + 1, sizeof(char *));
         if (!file_paths)
-                return request_refuse(r, "internal", NULL, "out of memory");
+                return request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "out of memory");
         build_policy_request(r, &pr, file_paths);
         (void) peer_session_key(&r->conn->peer, r->session, sizeof(r->session));
         k = policy_match(r->policy->policy, &pr, &r->decision, NULL);
         if (k < 0)
-                return request_refuse(r, "internal", NULL, "policy evaluation failed: %s", strerror(-k));
+                return request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "policy evaluation failed: %s", strerror(-k));
         rule = r->rule = r->decision.rule;
         r->state = REQUEST_DECIDED;
 
         d = request_audit_data(r);
         if (!d)
-                return request_refuse(r, "internal", NULL, "out of memory");
+                return request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "out of memory");
         json_object_set_new(d, "decision", json_string(policy_action_to_string(r->decision.action)));
         json_object_set_new(d, "rule", rule ? json_string(rule->id) : json_null());
         if (r->decision.reason)
@@ -373,7 +369,7 @@ static void request_decide_now(Request *r) {
 
         /* cwd: inherit means the caller's directory, not any directory fd a client sends */
         if (rule && r->decision.action != POLICY_DENY && rule->cwd == POLICY_CWD_INHERIT && !r->cwd_is_callers)
-                return request_refuse(r, "not-permitted", NULL,
+                return request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                       "rule \"%s\" runs the program in your working directory, but the directory "
                                       "your client sent is not your current one (or you changed directory "
                                       "meanwhile); nothing was run. Run elevate again from the directory you mean",
@@ -389,7 +385,7 @@ static void request_decide_now(Request *r) {
                 Grant *g = grant_find(r->agent, r, r->session);
                 if (!g && r->msg.non_interactive && !r->resume) {
                         /* elevate -n: nothing is filed, nobody is asked */
-                        request_refuse(r, PROTO_ERR_NEEDS_APPROVAL, NULL,
+                        request_refuse(r, REFUSAL_NEEDS_APPROVAL, REFUSAL_RECORD,
                                        "rule \"%s\" needs an approval, and -n (non-interactive) means not to ask; "
                                        "run it without -n to file the request",
                                        rule->id);
@@ -406,7 +402,7 @@ static void request_decide_now(Request *r) {
                 budget_charge(r->agent, r->uid, row_size);
                 k = r->resume ? pending_resume(r) : pending_file(r);
                 if (k < 0)
-                        request_refuse(r, "internal", NULL, "cannot file the request: %s", strerror(-k));
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot file the request: %s", strerror(-k));
                 return;
         }
         case POLICY_DENY:
@@ -481,16 +477,16 @@ static void on_inspected(int result, void *userdata) {
         r->cwd_is_callers = j->cwd_is_callers;
 
         if (result == -ETIMEDOUT)
-                return request_refuse(r, "timeout", NULL,
+                return request_refuse(r, REFUSAL_TIMEOUT, REFUSAL_RECORD,
                                       "reading %s took longer than %llus (is it on a stuck network or FUSE "
                                       "filesystem?); nothing was run",
                                       r->msg.program, (unsigned long long) (AGENT_INSPECT_DEADLINE_USEC / USEC_PER_SEC));
         if (j->r < 0)
-                return request_refuse(r, j->code, NULL, "%s", j->error ?: strerror(-j->r));
+                return request_refuse(r, j->code, REFUSAL_RECORD, "%s", j->error ?: strerror(-j->r));
         if (!r->conn)
                 return;
         if (peer_verify(&r->conn->peer) < 0)
-                return request_refuse(r, "not-permitted", NULL,
+                return request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                       "your process changed identity or exited while asking; nothing was run");
         request_decide(r);
 }
@@ -603,14 +599,14 @@ int request_start(Conn *c, ProtoMsg *m) {
 
         if (a->n_launches >= AGENT_MAX_LAUNCHES || agent_launches_for_uid(a, r->uid) >= AGENT_MAX_LAUNCHES_PER_UID) {
                 inspect_free(j);
-                request_refuse(r, "busy", NULL,
+                request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                "too many elevated programs are running (yours: %d); try again when some have ended",
                                agent_launches_for_uid(a, r->uid));
                 return 0;
         }
         if (!budget_allows(a, r->uid, BUDGET_REQUEST, &wait_sec)) {
                 inspect_free(j);
-                request_refuse(r, "busy", "",
+                request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD_NONE,
                                "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
                 return 0;
         }
@@ -627,7 +623,7 @@ static int inspection_submit(Request *r, Inspect *j) {
         r->state = REQUEST_INSPECTING;
         if (audit_failed(a->audit)) {
                 inspect_free(j);
-                request_refuse(r, "audit-failed", NULL,
+                request_refuse(r, REFUSAL_AUDIT_FAILED, REFUSAL_RECORD,
                                "the audit log cannot record elevations (%s); nothing was run. Ask an administrator.",
                                audit_failed(a->audit));
                 return 0;
@@ -635,7 +631,7 @@ static int inspection_submit(Request *r, Inspect *j) {
         k = workers_submit(a->workers, inspect_run, on_inspected, inspect_free, j, AGENT_INSPECT_DEADLINE_USEC, &r->job);
         if (k < 0) {
                 inspect_free(j);
-                request_refuse(r, "busy", NULL, "the agent is busy reading other programs; try again shortly");
+                request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD, "the agent is busy reading other programs; try again shortly");
                 return 0;
         }
         worker_job_set_tag(r->job, (uint64_t) r->uid);
@@ -665,7 +661,7 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         queue_unlink(r);
                         inspect_free(TAKE_PTR(r->queued_job));
                         r->state = REQUEST_INSPECTING;
-                        request_refuse(r, "busy", NULL,
+                        request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                        "you have too many requests in progress (%d, and this one waited %" PRIu64
                                        " s); try again when they finish",
                                        inflight_for_uid(a, r->uid), AGENT_QUEUE_WAIT_USEC / USEC_PER_SEC);
@@ -686,7 +682,7 @@ static int request_enqueue(Request *r, Inspect *j) {
                                                on_queue_timer, a);
                 if (k < 0) {
                         inspect_free(j);
-                        request_refuse(r, "busy", NULL,
+                        request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                        "you have too many requests in progress; try again when they finish");
                         return 0;
                 }

@@ -132,10 +132,10 @@ int supervise_watch_cgroup(Request *r);
 void supervise_main_exited(Request *r, bool known);
 void supervise_maybe_done(Request *r);
 
-/* agent-request.c, shared with agent-supervise.c. request_refuse() audits the refusal as
- * `event` (NULL: "refused" or "denied" by code; "": not recorded, for the refusals the
- * per-uid budget counts instead, agent-budget.h). */
-void request_refuse(Request *r, const char *code, const char *event, const char *fmt, ...) _printf_(4, 5);
+/* agent-request.c, shared with agent-supervise.c. request_refuse() ends the request
+ * before anything ran: records it as `how` says (agent-refusal.h), answers the client
+ * with the code and the message, closes. */
+void request_refuse(Request *r, RefusalCode code, RefusalRecord how, const char *fmt, ...) _printf_(4, 5);
 json_t *request_audit_data(Request *r);
 void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
                    AuditDoneFn done);
