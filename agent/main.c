@@ -21,14 +21,34 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agent-adopt.h"
+#include "agent-audit.h"
+#include "agent-binary.h"
+#include "agent-budget.h"
+#include "agent-cgroup.h"
+#include "agent-events.h"
+#include "agent-grant.h"
+#include "agent-inspect.h"
+#include "agent-keys.h"
 #include "agent-launcher.h"
 #include "agent-log.h"
-#include "agent-approval.h"
-#include "agent-budget.h"
-#include "agent-keys.h"
+#include "agent-module.h"
+#include "agent-ops-approval.h"
+#include "agent-ops.h"
+#include "agent-pending.h"
+#include "agent-policy.h"
 #include "agent-seccomp.h"
+#include "agent-server.h"
+#include "agent-supervise.h"
+#include "agent-worker.h"
 #include "config.h"
 #include "util.h"
+
+/* The modules of the agent: what the server dispatches to, who owns a request in each
+ * state, who hears about a new policy (agent-module.h). */
+static const AgentModule *const agent_modules[] = {
+        &events_module, &ops_module, &inspect_module, &supervise_module, &approval_module,
+};
 
 static const char *arg_socket;
 static const char *arg_policy = ELEVATE_POLICY_PATH;
@@ -281,13 +301,9 @@ static void agent_done(Agent *a) {
         supervise_launching_free(a); /* their connections are gone: request_conn_gone() left them */
         supervise_strays_free(a);
         request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
-        /* waiting requests and grants stay in the database for the next run */
-        while (a->launches) {
-                /* leave the program running in its cgroup; a restarted agent finds it */
-                Request *r = LIST_POP(live, a->launches);
-                r->conn = NULL;
-                request_free(r);
-        }
+        /* waiting requests and grants stay in the database for the next run; programs
+         * stay running in their cgroups: a restarted agent finds them */
+        supervise_launches_free(a);
         agent_listen_close(a);
         {
                 /* a thread stuck in an abandoned job may still release its copy later */
@@ -381,6 +397,9 @@ static int run(void) {
         sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
+        r = agent_modules_init(&a, agent_modules, ELEMENTSOF(agent_modules));
+        if (r < 0)
+                goto finish;
         r = sd_event_default(&a.event);
         if (r < 0)
                 goto finish;
@@ -418,6 +437,8 @@ static int run(void) {
                 r = grants_load(&a);
         if (r >= 0)
                 r = pending_load(&a);
+        if (r >= 0)
+                keys_restore_challenges(&a);
         if (r >= 0)
                 r = launches_adopt(&a);
         if (r < 0 && !audit_failed(a.audit)) {

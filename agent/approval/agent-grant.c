@@ -14,32 +14,15 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "agent-approval.h"
+#include "agent-events.h"
+#include "agent-peer.h"
+#include "agent-grant.h"
 #include "agent-log.h"
-#include "code.h"
+#include "agent-pending.h"
+#include "agent-policy.h"
+#include "agent-request.h"
+#include "agent-supervise.h"
 #include "util.h"
-
-/* The digest of the command: arguments and file-argument hashes (the same digest offline
- * codes bind, common/code.c), so that no two different commands share a grant. */
-int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]) {
-        CodeFileArg fa[PROTO_MAX_FILE_ARGS];
-        uint8_t d[SHA256_LEN];
-        size_t n = 0;
-        int k;
-
-        for (size_t i = 0; i < r->n_files; i++) {
-                if (!r->files[i])
-                        continue;
-                fa[n].position = r->file_pos[i];
-                memcpy(fa[n].sha256, r->files[i]->sha256, SHA256_LEN);
-                n++;
-        }
-        k = code_argv_digest(r->msg.args, r->msg.n_args, fa, n, d);
-        if (k < 0)
-                return k;
-        hex_encode(d, SHA256_LEN, ret);
-        return 0;
-}
 
 static const char *rule_run_as(const PolicyRule *rule) {
         return rule->run_as ?: "root";
@@ -47,7 +30,7 @@ static const char *rule_run_as(const PolicyRule *rule) {
 
 Grant *grant_find(Agent *a, const Request *r, const char *session) {
         char scope[SHA256_HEX_LEN];
-        bool binary = r->rule->grant_scope == POLICY_SCOPE_BINARY;
+        bool binary = r->dec.rule->grant_scope == POLICY_SCOPE_BINARY;
         uint64_t now = now_usec(CLOCK_BOOTTIME);
 
         if (!binary && request_scope_digest(r, scope) < 0)
@@ -55,9 +38,9 @@ Grant *grant_find(Agent *a, const Request *r, const char *session) {
         Grant *g;
 
         LIST_FOREACH(grants, g, a->grants)
-                if (g->live && g->uid == r->uid && g->expires > now && streq(g->rule, r->rule->id) &&
-                    streq(g->run_as, r->msg.run_as ?: rule_run_as(r->rule)) &&
-                    streq(g->sha256, r->program->sha256_hex) && streq(g->scope, binary ? "binary" : scope) &&
+                if (g->live && g->uid == r->uid && g->expires > now && streq(g->rule, r->dec.rule->id) &&
+                    streq(g->run_as, r->msg.run_as ?: rule_run_as(r->dec.rule)) &&
+                    streq(g->sha256, r->in.program->sha256_hex) && streq(g->scope, binary ? "binary" : scope) &&
                     streq(g->session, session) && !(g->single_use && g->holders))
                         return g;
         return NULL;
@@ -233,23 +216,28 @@ int grant_arm(Grant *g) {
 }
 
 void grant_hold(Grant *g, Request *r) {
-        assert(!r->grant);
-        r->grant = g;
+        assert(!r->appr.grant);
+        r->appr.grant = g;
         LIST_PREPEND(holders, g->holders, r);
+        /* what the launch records of it, so that the launch never reads a Grant */
+        snprintf(r->appr.grant_id, sizeof(r->appr.grant_id), "%s", g->id);
+        snprintf(r->appr.grant_request, sizeof(r->appr.grant_request), "%s", g->request ?: "");
+        r->appr.grant_binding = grant_binding(g);
+        r->appr.grant_expires = g->expires;
 }
 
 void grant_release(Request *r) {
-        Grant *g = r->grant;
+        Grant *g = r->appr.grant;
 
         if (!g)
                 return;
         LIST_REMOVE(holders, g->holders, r);
-        r->grant = NULL;
+        r->appr.grant = NULL;
 }
 
 void grant_launched(Request *r) {
-        if (r->grant && r->grant->single_use)
-                grant_end(r->grant, "used",
+        if (r->appr.grant && r->appr.grant->single_use)
+                grant_end(r->appr.grant, "used",
                           "it was for one use only: no login session, terminal or session leader could be "
                           "established for the request",
                           NULL);
@@ -263,7 +251,7 @@ static void holder_grant_ended(Request *r, Grant *g, const PolicyRule *rule, con
 
         grant_release(r);
         if (!request_has_started(r)) {
-                snprintf(r->grant_lost, sizeof(r->grant_lost), "grant %s ended (%s) before the program started",
+                snprintf(r->appr.grant_lost, sizeof(r->appr.grant_lost), "grant %s ended (%s) before the program started",
                          g->id, why);
                 return;
         }

@@ -4,12 +4,16 @@
  * Offline codes and the attempts budget on the agent's side. Invariants: agent-keys.h.
  */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "agent-audit.h"
 #include "agent-keys.h"
+#include "agent-pending.h"
+#include "agent-policy.h"
 #include "code.h"
 #include "list.h"
 #include "agent-log.h"
@@ -78,13 +82,19 @@ static int set_challenge_string(Agent *a, Pending *p, const CodeChallenge *c) {
 
         free(p->challenge);
         p->challenge = NULL;
+        p->digest[0] = 0;
         if (!a->have_key || p->epoch != a->key_epoch)
                 return 0; /* no offline codes here, or the key rotated since it was filed */
         k = code_challenge_encode(c, buf);
         if (k < 0)
                 return k;
         p->challenge = strdup(buf);
-        return p->challenge ? 0 : -ENOMEM;
+        if (!p->challenge)
+                return -ENOMEM;
+        /* what the helpdesk is shown with the request: the challenge's digest bits */
+        assert(CODE_DIGEST_LEN * 2 < sizeof(p->digest));
+        hex_encode(c->digest, CODE_DIGEST_LEN, p->digest);
+        return 0;
 }
 
 int keys_new_challenge(Agent *a, Pending *p) {
@@ -112,15 +122,11 @@ int keys_new_challenge(Agent *a, Pending *p) {
         return set_challenge_string(a, p, &c);
 }
 
-int keys_challenge_digest(const Pending *p, char ret[static 7]) {
-        CodeChallenge c;
-        int k;
+void keys_restore_challenges(Agent *a) {
+        Pending *p;
 
-        k = challenge_of(p, &c);
-        if (k < 0)
-                return k;
-        hex_encode(c.digest, CODE_DIGEST_LEN, ret);
-        return 0;
+        LIST_FOREACH(pendings, p, a->pendings)
+                (void) keys_restore_challenge(a, p);
 }
 
 int keys_restore_challenge(Agent *a, Pending *p) {
@@ -221,10 +227,7 @@ int agent_keys_load(Agent *a, bool initial) {
         }
         json_decref(d);
         /* open requests of an older epoch lose their challenge: it cannot be answered */
-        Pending *p;
-
-        LIST_FOREACH(pendings, p, a->pendings)
-                (void) keys_restore_challenge(a, p);
+        keys_restore_challenges(a);
         return 0;
 }
 

@@ -14,18 +14,18 @@
  *    back off exponentially; a new request does not reset them.
  */
 
-#include "agent-approval.h"
+#include "agent-pending.h"
 
 /* Reads --endpoint-key; a missing file disables offline codes (tickets still work). */
 int agent_keys_load(Agent *a, bool initial);
 void agent_keys_free(Agent *a);
 
-/* Fills p->nonce_hex, p->ticket, p->epoch and (with a key) p->challenge. */
+/* Fills p->nonce_hex, p->ticket, p->epoch and (with a key) p->challenge and p->digest. */
 int keys_new_challenge(Agent *a, Pending *p);
-/* The 24 digest bits the challenge carries, as 6 hex digits. */
-int keys_challenge_digest(const Pending *p, char ret[static 7]);
-/* After a restart: rebuilds p->challenge from the stored nonce and epoch. */
+/* After a restart: rebuilds p->challenge (and p->digest) from the stored nonce and
+ * epoch; for every pending request, after a restart or a rotation. */
 int keys_restore_challenge(Agent *a, Pending *p);
+void keys_restore_challenges(Agent *a);
 
 typedef enum KeysVerdict {
         KEYS_OK,

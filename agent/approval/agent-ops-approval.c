@@ -9,16 +9,29 @@
  *    sandboxed) or members of one of the rule's approver groups — for that rule only.
  *  - Nobody approves or denies his own request.
  *  - A requester sees, cancels, forgets and answers only his own requests and grants.
+ *
+ * It is also where the approval plugs into the agent (agent-module.h): it owns WAITING
+ * requests and lets go of a request's pending request and grant when it is freed.
  */
 
 #include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "agent-approval.h"
+#include "agent-audit.h"
 #include "agent-budget.h"
+#include "agent-grant.h"
 #include "agent-keys.h"
 #include "agent-log.h"
+#include "agent-module.h"
+#include "agent-ops-approval.h"
+#include "agent-ops.h"
+#include "agent-pending-decide.h"
+#include "agent-pending.h"
+#include "agent-policy.h"
+#include "agent-request.h"
+#include "agent-server.h"
+#include "list.h"
 #include "util.h"
 
 static void who(const Peer *p, char *buf, size_t len) {
@@ -261,7 +274,7 @@ static bool pending_for_approver(Conn *c, const Pending *p) {
         return may_approve(c->agent, &c->peer, p->rule);
 }
 
-int ops_pending(Conn *c, ProtoMsg *m) {
+static int ops_pending(Conn *c, ProtoMsg *m) {
         Page pg;
         int k;
 
@@ -277,7 +290,7 @@ int ops_pending(Conn *c, ProtoMsg *m) {
         return 0;
 }
 
-int ops_approve(Conn *c, ProtoMsg *m, bool approve) {
+static int ops_approve(Conn *c, ProtoMsg *m, bool approve) {
         Agent *a = c->agent;
         char name[300];
         Pending *p;
@@ -313,7 +326,7 @@ static bool grant_for_manager(Conn *c, const Grant *g) {
         return may_manage_grant(c->agent, &c->peer, g);
 }
 
-int ops_grants(Conn *c, ProtoMsg *m) {
+static int ops_grants(Conn *c, ProtoMsg *m) {
         Page pg;
         int k;
 
@@ -329,7 +342,7 @@ int ops_grants(Conn *c, ProtoMsg *m) {
         return 0;
 }
 
-int ops_revoke(Conn *c, ProtoMsg *m) {
+static int ops_revoke(Conn *c, ProtoMsg *m) {
         Grant *g = grant_by_id(c->agent, m->grant);
         char name[300], msg[128];
 
@@ -353,7 +366,7 @@ static bool grant_mine(Conn *c, const Grant *g) {
 
 /* The requester's pending requests, then his grants. Grant ids start with "g-" and
  * request ids are hex, so "after" says by itself which of the two lists it is in. */
-int ops_status(Conn *c, ProtoMsg *m) {
+static int ops_status(Conn *c, ProtoMsg *m) {
         bool in_grants = m->after && strncmp(m->after, "g-", 2) == 0;
         Page pg;
         int k = 1;
@@ -372,7 +385,7 @@ int ops_status(Conn *c, ProtoMsg *m) {
         return 0;
 }
 
-int ops_cancel(Conn *c, ProtoMsg *m) {
+static int ops_cancel(Conn *c, ProtoMsg *m) {
         Pending *p = find_or_fail(c, m->request);
         char name[300];
 
@@ -390,7 +403,7 @@ int ops_cancel(Conn *c, ProtoMsg *m) {
         return 0;
 }
 
-int ops_forget(Conn *c, ProtoMsg *m) {
+static int ops_forget(Conn *c, ProtoMsg *m) {
         unsigned n = 0;
         char name[300], msg[128];
 
@@ -426,7 +439,7 @@ static void audit_foreign_response(Conn *c, Pending *p) {
 }
 
 /* `elevate --respond ID CODE` (the waiting client sends `response` on its own connection). */
-int ops_response(Conn *c, ProtoMsg *m) {
+static int ops_response(Conn *c, ProtoMsg *m) {
         Pending *p = find_or_fail(c, m->request);
         int k;
 
@@ -449,7 +462,7 @@ int ops_response(Conn *c, ProtoMsg *m) {
         return k < 0 && k != -EALREADY ? k : 0;
 }
 
-int ops_keys_rotate(Conn *c, ProtoMsg *m) {
+static int ops_keys_rotate(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         uint32_t old = a->key_epoch;
         bool had = a->have_key;
@@ -473,3 +486,72 @@ int ops_keys_rotate(Conn *c, ProtoMsg *m) {
                  a->key_epoch);
         return reply_ok(c, msg);
 }
+
+static int ops_approve_online(Conn *c, ProtoMsg *m) {
+        return ops_approve(c, m, true);
+}
+
+static int ops_deny(Conn *c, ProtoMsg *m) {
+        return ops_approve(c, m, false);
+}
+
+/* `response`: typed into the waiting client (on its own connection, for the request it
+ * waits on), or `elevate --respond` (the first message of a connection). */
+static int op_response(Conn *c, ProtoMsg *m) {
+        if (c->state == CONN_WAITING) {
+                Request *r = c->request;
+                int k;
+
+                if (!r || !r->appr.pending || pending_find(c->agent, m->request) != r->appr.pending)
+                        return -ENOMSG;
+                k = pending_response(c, r->appr.pending, m->code);
+                /* already being decided: the decision reaches this client anyway */
+                return k == -EALREADY ? 0 : k < 0 ? k : 0;
+        }
+        return ops_response(c, m);
+}
+
+/* The client of a WAITING request left: the pending request stays open (an approval
+ * leaves a grant to use by asking again); the request goes. */
+static void approval_conn_gone(Request *r) {
+        if (r->appr.pending && r->appr.pending->waiter == r)
+                r->appr.pending->waiter = NULL;
+        r->appr.pending = NULL;
+        request_free(r);
+}
+
+static void approval_release(Request *r) {
+        if (r->appr.pending && r->appr.pending->waiter == r)
+                r->appr.pending->waiter = NULL;
+        r->appr.pending = NULL;
+        grant_release(r);
+}
+
+static void approval_policy_changed(Agent *a) {
+        grants_policy_changed(a);
+        pendings_policy_changed(a);
+}
+
+static const AgentOp approval_ops[] = {
+        { PROTO_STATUS, AGENT_OP_FIRST, false, ops_status },
+        { PROTO_CANCEL, AGENT_OP_FIRST, false, ops_cancel },
+        { PROTO_FORGET, AGENT_OP_FIRST, false, ops_forget },
+        { PROTO_PENDING, AGENT_OP_FIRST, false, ops_pending },
+        { PROTO_APPROVE, AGENT_OP_FIRST, false, ops_approve_online },
+        { PROTO_DENY, AGENT_OP_FIRST, false, ops_deny },
+        { PROTO_GRANTS, AGENT_OP_FIRST, false, ops_grants },
+        { PROTO_REVOKE, AGENT_OP_FIRST, false, ops_revoke },
+        { PROTO_KEYS_ROTATE, AGENT_OP_FIRST, false, ops_keys_rotate },
+        { PROTO_RESPONSE, AGENT_OP_FIRST | AGENT_OP_WAITING, false, op_response },
+};
+
+const AgentModule approval_module = {
+        .name = "approval",
+        .ops = approval_ops,
+        .n_ops = ELEMENTSOF(approval_ops),
+        .owns = 1U << REQUEST_WAITING,
+        .request_conn_gone = approval_conn_gone,
+        .request_release = approval_release,
+        .request_launched = grant_launched,
+        .policy_changed = approval_policy_changed,
+};

@@ -6,12 +6,21 @@
  * The approver is told "done" only once the decision is durable.
  */
 
+#include <assert.h>
 #include <stdio.h>
 
-#include "agent-approval.h"
 #include "agent-budget.h"
+#include "agent-events.h"
+#include "agent-grant.h"
 #include "agent-keys.h"
 #include "agent-log.h"
+#include "agent-pending-decide.h"
+#include "agent-pending.h"
+#include "agent-policy.h"
+#include "agent-request.h"
+#include "agent-server.h"
+#include "agent-supervise.h"
+#include "list.h"
 #include "util.h"
 
 struct ConnOp {
@@ -25,6 +34,13 @@ struct ConnOp {
         PendingState from;
 };
 
+/* The connection went away before the decision was durable: nobody to answer. */
+static void op_conn_gone(Conn *c) {
+        if (c->op)
+                c->op->conn = NULL;
+        c->op = NULL;
+}
+
 static ConnOp *op_new(Conn *c, Pending *p) {
         ConnOp *op = calloc(1, sizeof(*op));
 
@@ -33,8 +49,11 @@ static ConnOp *op_new(Conn *c, Pending *p) {
         op->conn = c;
         op->p = p;
         op->from = p->state;
-        if (c)
+        if (c) {
+                assert(!c->op && !c->on_free);
                 c->op = op;
+                c->on_free = op_conn_gone;
+        }
         return op;
 }
 
@@ -47,12 +66,6 @@ static void op_free(ConnOp *op) {
         free(op->approver);
         free(op->comment);
         free(op);
-}
-
-void conn_op_detach(Conn *c) {
-        if (c->op)
-                c->op->conn = NULL;
-        c->op = NULL;
 }
 
 static void op_reply(ConnOp *op, int r, const char *what) {
@@ -75,40 +88,7 @@ static void op_reply(ConnOp *op, int r, const char *what) {
         conn_close(op->conn);
 }
 
-static void decision_audit(Pending *p, const char *event, json_t *extra, json_t *grant_row, AuditDoneFn done,
-                           void *userdata) {
-        json_t *row, *d = json_object();
-        AuditState st[2];
-        AuditEntry e;
-        size_t n = 0;
-        int k;
-
-        row = json_pack("{s:s,s:s,s:I,s:s,s:I}", "id", p->id, "ticket", p->ticket, "uid", (json_int_t) p->uid, "state",
-                        pending_state_name(p->state), "updated", (json_int_t) now_usec(CLOCK_REALTIME));
-        if (!row || !d) {
-                json_decref(row);
-                json_decref(d);
-                if (done)
-                        done(-ENOMEM, userdata);
-                return;
-        }
-        st[n++] = (AuditState){ .table = "pending", .row = row };
-        if (grant_row)
-                st[n++] = (AuditState){ .table = "grants", .row = grant_row };
-        json_object_set_new(d, "ticket", json_string(p->ticket));
-        json_object_set_new(d, "rule", json_string(p->rule));
-        json_object_set(d, "program", json_object_get(json_object_get(p->data, "program"), "path") ?: json_null());
-        if (extra)
-                json_object_update(d, extra);
-        e = (AuditEntry){ .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
-                          .n_state = n };
-        k = audit_submit(p->agent->audit, &e, done, userdata);
-        json_decref(row);
-        json_decref(d);
-        if (k < 0 && done)
-                done(k, userdata);
-}
-
+/* The program's verified path, else the name the user gave, else NULL. */
 static const char *program_of(const Pending *p) {
         return json_string_value(json_object_get(json_object_get(p->data, "program"), "path"))
                        ?: json_string_value(json_object_get(p->data, "program_name"));
@@ -140,7 +120,7 @@ static void on_approved(int result, void *userdata) {
                 if (p->waiter) {
                         w = p->waiter;
                         p->waiter = NULL;
-                        w->pending = NULL;
+                        w->appr.pending = NULL;
                         request_deny(w, p->rule, "the rule changed while the request was approved; ask again");
                 }
                 op_free(op);
@@ -166,9 +146,9 @@ static void on_approved(int result, void *userdata) {
                         (void) conn_send(w->conn, m, NULL, 0);
                 json_decref(m);
                 p->waiter = NULL;
-                w->pending = NULL;
+                w->appr.pending = NULL;
                 grant_hold(g, w);
-                memcpy(w->approved_request, p->id, sizeof(w->approved_request));
+                memcpy(w->appr.approved_request, p->id, sizeof(w->appr.approved_request));
                 if (w->conn)
                         (void) request_launch(w);
                 else
@@ -213,7 +193,7 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
         p->state = PENDING_APPROVED;
         extra = json_pack("{s:s,s:s?,s:I,s:s,s:s}", "approver", approver, "comment", comment, "ttl",
                           (json_int_t) op->ttl, "grant", op->g->id, "binding", grant_binding(op->g));
-        decision_audit(p, "approved", extra, grant_row, on_approved, op);
+        pending_audit_state(p, "approved", extra, grant_row, on_approved, op);
         json_decref(extra);
         json_decref(grant_row);
         return 0;
@@ -251,7 +231,7 @@ static void on_closed(int result, void *userdata) {
         if (p->waiter) {
                 Request *w = p->waiter;
                 p->waiter = NULL;
-                w->pending = NULL;
+                w->appr.pending = NULL;
                 request_deny(w, p->rule, msg);
         }
         op_free(op);
@@ -273,7 +253,7 @@ static int pending_close_as(Pending *p, Conn *by, PendingState state, const char
         op->message = strdup(message);
         p->state = state;
         extra = json_pack("{s:s,s:s?}", "by", who, "comment", comment);
-        decision_audit(p, event, extra, NULL, on_closed, op);
+        pending_audit_state(p, event, extra, NULL, on_closed, op);
         json_decref(extra);
         return 0;
 }
@@ -402,78 +382,4 @@ void pendings_policy_changed(Agent *a) {
                         (void) pending_close_as(p, NULL, PENDING_VOID, "void", "policy", NULL,
                                                 rule ? "its rule no longer asks for approval" : "its rule was removed");
         }
-}
-
-static int pending_from_row(Agent *a, json_t *row, Pending **ret) {
-        Pending *p = calloc(1, sizeof(*p));
-        const char *data;
-
-        if (!p)
-                return -ENOMEM;
-#define STR(k) (json_string_value(json_object_get(row, k)) ?: "")
-        p->agent = a;
-        p->state = pending_state_from(STR("state"));
-        snprintf(p->id, sizeof(p->id), "%s", STR("id"));
-        snprintf(p->ticket, sizeof(p->ticket), "%s", STR("ticket"));
-        snprintf(p->nonce_hex, sizeof(p->nonce_hex), "%s", STR("nonce"));
-        snprintf(p->sha256, sizeof(p->sha256), "%s", STR("sha256"));
-        snprintf(p->scope, sizeof(p->scope), "%s", STR("scope"));
-        p->epoch = (uint32_t) json_integer_value(json_object_get(row, "epoch"));
-        p->uid = (uid_t) json_integer_value(json_object_get(row, "uid"));
-        p->rule = strdup(STR("rule"));
-        p->run_as = strdup(STR("run_as"));
-        p->session = strdup(STR("session"));
-        p->created = (uint64_t) json_integer_value(json_object_get(row, "created"));
-        p->deadline = (uint64_t) json_integer_value(json_object_get(row, "deadline"));
-        data = STR("data");
-#undef STR
-        p->data = json_loads(data, JSON_REJECT_DUPLICATES, NULL);
-        if (!p->data)
-                p->data = json_object();
-        if (json_is_string(json_object_get(p->data, "user")))
-                p->user = strdup(json_string_value(json_object_get(p->data, "user")));
-        if (!p->rule || !p->run_as || !p->session || !p->data) {
-                json_decref(p->data);
-                free(p->rule);
-                free(p->run_as);
-                free(p->session);
-                free(p);
-                return -ENOMEM;
-        }
-        *ret = p;
-        return 0;
-}
-
-/* Restart: requests of this boot keep waiting, with their deadline; the others expire. */
-int pending_load(Agent *a) {
-        json_t *rows = NULL, *row;
-        size_t i;
-        int k;
-
-        k = audit_load_state(a->audit, "pending", "pending", &rows);
-        if (k < 0)
-                return k;
-        json_array_foreach(rows, i, row) {
-                const char *boot = json_string_value(json_object_get(row, "boot_id"));
-                Pending *p;
-
-                if (pending_from_row(a, row, &p) < 0)
-                        continue;
-                pending_link(a, p);
-                (void) keys_restore_challenge(a, p);
-                if (!boot || !streq(boot, a->boot_id) || p->deadline <= now_usec(CLOCK_BOOTTIME)) {
-                        json_t *d = json_pack("{s:s}", "why", boot && streq(boot, a->boot_id)
-                                                                      ? "it expired while the agent was stopped"
-                                                                      : "the machine rebooted");
-                        p->state = PENDING_EXPIRED;
-                        decision_audit(p, "expired", d, NULL, NULL, NULL);
-                        json_decref(d);
-                        pending_free(p);
-                        continue;
-                }
-                pending_arm(p);
-                log_info("Pending request %s of uid %u restored", p->ticket, (unsigned) p->uid);
-        }
-        json_decref(rows);
-        return 0;
 }

@@ -10,11 +10,13 @@
  *  - A subscriber that does not read is dropped (sends never block the loop).
  */
 
+#include "agent-events.h"
 #include "agent-log.h"
-#include "agent.h"
+#include "agent-module.h"
+#include "agent-server.h"
 #include "util.h"
 
-int events_subscribe(Conn *c) {
+static int events_subscribe(Conn *c, ProtoMsg *m) {
         json_t *ok;
 
         if (c->peer.nested) {
@@ -74,3 +76,13 @@ void agent_event(Agent *a, uid_t uid, const AgentEvent *e) {
         }
         json_decref(m);
 }
+
+static const AgentOp events_ops[] = {
+        { PROTO_SUBSCRIBE, AGENT_OP_FIRST, false, events_subscribe },
+};
+
+const AgentModule events_module = {
+        .name = "events",
+        .ops = events_ops,
+        .n_ops = ELEMENTSOF(events_ops),
+};

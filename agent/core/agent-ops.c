@@ -16,8 +16,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "agent-audit.h"
 #include "agent-log.h"
-#include "agent-request.h"
+#include "agent-module.h"
+#include "agent-ops.h"
+#include "agent-policy.h"
+#include "agent-server.h"
 #include "util.h"
 
 bool ops_is_operator(Agent *a, const Peer *p) {
@@ -95,7 +99,7 @@ static json_t *rule_json(const PolicyRule *r, const PolicySettings *set) {
         return o;
 }
 
-int ops_list(Conn *c, ProtoMsg *m) {
+static int ops_list(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         const Peer *p = &c->peer;
         _cleanup_free_ const PolicyRule **rules = NULL;
@@ -191,7 +195,7 @@ static int send_rows_page(Conn *c, json_t *page, bool more) {
         return r;
 }
 
-int ops_audit(Conn *c, ProtoMsg *m) {
+static int ops_audit(Conn *c, ProtoMsg *m) {
         json_t *rows = NULL, *page = NULL;
         size_t size = 256, idx;
         json_t *row;
@@ -234,7 +238,7 @@ finish:
         return 0;
 }
 
-int ops_audit_init(Conn *c, ProtoMsg *m) {
+static int ops_audit_init(Conn *c, ProtoMsg *m) {
         _cleanup_free_ char *key = NULL;
         int r;
 
@@ -261,7 +265,7 @@ int ops_audit_init(Conn *c, ProtoMsg *m) {
                         key);
 }
 
-int ops_reload(Conn *c, ProtoMsg *m) {
+static int ops_reload(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         char msg[256];
         int r;
@@ -287,7 +291,7 @@ int ops_reload(Conn *c, ProtoMsg *m) {
 /* The text of the running policy, for `elevatectl policy explain` to evaluate exactly
  * what the agent decides by (the file may have changed since, or be broken). Operators
  * only. Sent as a sealed memfd: a policy may be larger than a message. */
-int ops_policy_get(Conn *c, ProtoMsg *m) {
+static int ops_policy_get(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         _cleanup_close_ int fd = -EBADF;
         size_t done = 0;
@@ -320,3 +324,17 @@ int ops_policy_get(Conn *c, ProtoMsg *m) {
         conn_close(c);
         return 0;
 }
+
+static const AgentOp ops_ops[] = {
+        { PROTO_LIST, AGENT_OP_FIRST, false, ops_list },
+        { PROTO_AUDIT, AGENT_OP_FIRST, false, ops_audit },
+        { PROTO_AUDIT_INIT, AGENT_OP_FIRST, false, ops_audit_init },
+        { PROTO_RELOAD, AGENT_OP_FIRST, false, ops_reload },
+        { PROTO_POLICY_GET, AGENT_OP_FIRST, false, ops_policy_get },
+};
+
+const AgentModule ops_module = {
+        .name = "ops",
+        .ops = ops_ops,
+        .n_ops = ELEMENTSOF(ops_ops),
+};

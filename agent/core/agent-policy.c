@@ -26,9 +26,12 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "agent-audit.h"
+#include "agent-binary.h"
 #include "agent-journal.h"
 #include "agent-log.h"
-#include "agent-approval.h"
+#include "agent-module.h"
+#include "agent-policy.h"
 #include "util.h"
 
 PolicyRef *agent_policy_ref(PolicyRef *r) {
@@ -183,10 +186,11 @@ static int install(Agent *a, Policy **pp, const char *text, size_t len, PolicyOr
         a->policy_loaded = now_usec(CLOCK_REALTIME);
         journal_set_argv(policy_settings(ref->policy)->journal_argv);
         if (!initial) {
-                /* a rule that went away, or no longer asks for approval, takes its grants
-                 * and pending requests with it */
-                grants_policy_changed(a);
-                pendings_policy_changed(a);
+                /* e.g. a rule that went away, or no longer asks for approval, takes its
+                 * grants and pending requests with it */
+                for (size_t i = 0; i < a->n_modules; i++)
+                        if (a->modules[i]->policy_changed)
+                                a->modules[i]->policy_changed(a);
         }
         return 0;
 }

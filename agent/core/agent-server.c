@@ -14,6 +14,7 @@
  *    running exec it may also send signals.
  */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,8 +24,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent-log.h"
-#include "agent-approval.h"
-#include "agent.h"
+#include "agent-module.h"
+#include "agent-server.h"
 #include "config.h"
 #include "util.h"
 
@@ -249,10 +250,9 @@ void conn_free(Conn *c) {
         if (!c)
                 return;
         a = c->agent;
-        if (c->request)
-                request_conn_gone(c->request);
-        c->request = NULL;
-        conn_op_detach(c);
+        /* whatever hangs on the connection lets go of it first */
+        if (c->on_free)
+                c->on_free(c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->deadline);
         sd_event_source_disable_unref(c->close_defer);
@@ -305,16 +305,42 @@ int conn_send_error(Conn *c, RefusalCode code, const char *fmt, ...) {
         return proto_send_error(c->fd, refusal_to_proto(code), buf);
 }
 
-/* What each state accepts. Everything else is answered with bad-request and ends the
- * connection (one request per connection, docs/protocol.md). */
-static int conn_dispatch(Conn *c, ProtoMsg *m) {
+int agent_modules_init(Agent *a, const AgentModule *const *modules, size_t n) {
+        a->modules = modules;
+        a->n_modules = n;
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < modules[i]->n_ops; j++) {
+                        const AgentOp *op = &modules[i]->ops[j];
+
+                        assert(op->type >= 0 && op->type < _PROTO_TYPE_MAX && op->handle);
+                        if (a->ops[op->type])
+                                return log_error_errno(-EEXIST, "Two modules answer message \"%s\"",
+                                                       proto_type_to_string(op->type) ?: "?");
+                        a->ops[op->type] = op;
+                }
+        return 0;
+}
+
+/* Whether op is accepted on c now: one request per connection (docs/protocol.md), and
+ * during a running exec or a wait for approval only what belongs to it. */
+static bool op_accepted(const Conn *c, const AgentOp *op) {
         bool first = c->state == CONN_IDLE && c->n_messages == 1;
+
+        return ((op->when & AGENT_OP_FIRST) && first) || ((op->when & AGENT_OP_RUNNING) && c->state == CONN_RUNNING) ||
+               ((op->when & AGENT_OP_WAITING) && c->state == CONN_WAITING);
+}
+
+/* Hands the message to the operation registered for its type. Everything not accepted
+ * is answered with bad-request and ends the connection. */
+static int conn_dispatch(Conn *c, ProtoMsg *m) {
+        const AgentOp *op = m->type >= 0 && m->type < _PROTO_TYPE_MAX ? c->agent->ops[m->type] : NULL;
+        int r;
 
         /* Identity is re-checked before anything is done for a message: a process that
          * connected as root and then dropped its ids (or exited) gets nothing. An exec is
          * checked once it has been read (so the refusal is audited with what was asked)
          * and again right before launching. */
-        if (m->type != PROTO_EXEC && m->type != PROTO_RESUME && peer_verify(&c->peer) < 0) {
+        if (!(op && op->verifies_peer) && peer_verify(&c->peer) < 0) {
                 log_notice("uid %u (pid %d) changed identity or exited since it connected; refusing",
                            (unsigned) c->peer.uid, (int) c->peer.pid);
                 (void) conn_send_error(c, REFUSAL_NOT_PERMITTED,
@@ -322,64 +348,10 @@ static int conn_dispatch(Conn *c, ProtoMsg *m) {
                 conn_close(c);
                 return 0;
         }
-
-        switch (m->type) {
-        case PROTO_EXEC:
-        case PROTO_RESUME:
-                if (first)
-                        return request_start(c, m);
-                break;
-        case PROTO_SIGNAL:
-                if (c->state == CONN_RUNNING && c->request)
-                        return request_signal(c->request, m->signal);
-                break;
-        case PROTO_RESPONSE:
-                if (c->state == CONN_WAITING && c->request && c->request->pending &&
-                    pending_find(c->agent, m->request) == c->request->pending) {
-                        int k = pending_response(c, c->request->pending, m->code);
-                        /* already being decided: the decision reaches this client anyway */
-                        return k == -EALREADY ? 0 : k < 0 ? k : 0;
-                }
-                if (first)
-                        return ops_response(c, m);
-                break;
-        default:
-                if (!first)
-                        break;
-                switch (m->type) {
-                case PROTO_LIST:
-                        return ops_list(c, m);
-                case PROTO_AUDIT:
-                        return ops_audit(c, m);
-                case PROTO_AUDIT_INIT:
-                        return ops_audit_init(c, m);
-                case PROTO_RELOAD:
-                        return ops_reload(c, m);
-                case PROTO_SUBSCRIBE:
-                        return events_subscribe(c);
-                case PROTO_STATUS:
-                        return ops_status(c, m);
-                case PROTO_CANCEL:
-                        return ops_cancel(c, m);
-                case PROTO_FORGET:
-                        return ops_forget(c, m);
-                case PROTO_PENDING:
-                        return ops_pending(c, m);
-                case PROTO_APPROVE:
-                        return ops_approve(c, m, true);
-                case PROTO_DENY:
-                        return ops_approve(c, m, false);
-                case PROTO_GRANTS:
-                        return ops_grants(c, m);
-                case PROTO_REVOKE:
-                        return ops_revoke(c, m);
-                case PROTO_KEYS_ROTATE:
-                        return ops_keys_rotate(c, m);
-                case PROTO_POLICY_GET:
-                        return ops_policy_get(c, m);
-                default:
-                        break;
-                }
+        if (op && op_accepted(c, op)) {
+                r = op->handle(c, m);
+                if (r != -ENOMSG)
+                        return r;
         }
         (void) conn_send_error(c, REFUSAL_BAD_REQUEST, "message \"%s\" is not expected here",
                                proto_type_to_string(m->type) ?: "?");

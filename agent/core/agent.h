@@ -12,15 +12,8 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "agent-audit.h"
-#include "agent-binary.h"
-#include "agent-cgroup.h"
-#include "agent-peer.h"
-#include "agent-refusal.h"
-#include "agent-worker.h"
-#include "list.h"
-#include "policy.h"
 #include "proto.h"
+#include "util.h"
 
 #define AGENT_MAX_LISTEN 4
 #define AGENT_MAX_CONNECTIONS 1024        /* all users */
@@ -40,41 +33,29 @@
 #define AGENT_INSPECT_DEADLINE_USEC (60 * USEC_PER_SEC) /* reading and hashing a program */
 #define AGENT_TEST_HOLD_MAX_USEC (60 * USEC_PER_SEC)    /* the --test-hold-launch hook, at most */
 
+/* Every object of the agent by name only: each is defined by the module that owns it,
+ * and a module includes the header of what it uses. */
 typedef struct Agent Agent;
+typedef struct AgentModule AgentModule;
+typedef struct AgentOp AgentOp;
 typedef struct Conn Conn;
+typedef struct ConnOp ConnOp;
 typedef struct Request Request;
 typedef struct Pending Pending;
 typedef struct Grant Grant;
-typedef struct ConnOp ConnOp;
-
-/* A policy in use; requests keep a reference so a reload never frees rules under them. */
-typedef struct PolicyRef {
-        Policy *policy;
-        unsigned n_ref;
-        /* argv positions any rule declares in file_args: only these are opened and hashed */
-        bool file_arg_position[PROTO_MAX_ARGS + 1];
-        char *text;                /* the bytes it was loaded from (elevatectl policy explain) */
-        size_t text_len;
-} PolicyRef;
-
-PolicyRef *agent_policy_ref(PolicyRef *r);
-PolicyRef *agent_policy_unref(PolicyRef *r);
-DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyRef *, agent_policy_unref);
-
-/* Where the running policy came from. Anything but FILE (or BUILTIN, when no file is
- * installed at the default path) means the file is broken and the agent says so. */
-typedef enum PolicyOrigin {
-        POLICY_ORIGIN_FILE,      /* the policy file, as loaded */
-        POLICY_ORIGIN_BUILTIN,   /* no file at the default path: the built-in example */
-        POLICY_ORIGIN_LAST_GOOD, /* the file is broken: the copy of the last one that loaded */
-        POLICY_ORIGIN_NONE,      /* broken file, no good copy: deny everything */
-} PolicyOrigin;
-
-const char *policy_origin_to_string(PolicyOrigin o);
-void agent_policy_notify(Agent *a, const char *state);
+typedef struct PolicyRef PolicyRef;
+typedef struct Audit Audit;
+typedef struct Cgroups Cgroups;
+typedef struct BinaryCache BinaryCache;
+typedef struct CopyBudget CopyBudget;
+typedef struct Workers Workers;
 
 struct Agent {
         sd_event *event;
+        /* the modules, as main.c lists them: their operations, hooks and owners */
+        const AgentModule *const *modules;
+        size_t n_modules;
+        const AgentOp *ops[_PROTO_TYPE_MAX]; /* by message type, from the modules */
 
         /* options */
         const char *socket_path;   /* NULL: socket activation */
@@ -97,7 +78,7 @@ struct Agent {
 
         PolicyRef *policy;
         char *policy_error;        /* why the last load failed, NULL if it did not */
-        PolicyOrigin policy_origin;
+        int policy_origin;         /* PolicyOrigin (agent-policy.h) */
         char *policy_problem;      /* LAST_GOOD, NONE: why the file is not what runs */
         uint64_t policy_loaded;    /* CLOCK_REALTIME µs when the running policy was loaded */
         uint64_t policy_saved;     /* LAST_GOOD: CLOCK_REALTIME µs when that copy was saved */
@@ -124,7 +105,7 @@ struct Agent {
         struct Budget *budgets;    /* rows that elevate nothing, per uid (agent-budget.c) */
         sd_event_source *budget_timer;
 
-        Conn *conns;               /* doubly linked */
+        Conn *conns;
         size_t n_conns;
         Request *launches;         /* requests whose program runs (or whose cgroup lives on) */
         Request *launching;        /* requests whose order the launcher has (agent-supervise.c) */
@@ -142,86 +123,3 @@ struct Agent {
         uint64_t n_requests;
         bool stopping;
 };
-
-typedef enum ConnState {
-        CONN_IDLE,       /* waiting for a message */
-        CONN_INSPECTING, /* a worker reads the program */
-        CONN_AUDITING,   /* waiting for a durable record */
-        CONN_RUNNING,    /* the program runs; signals accepted */
-        CONN_WAITING,    /* a pending request waits for an approver or a response code */
-        CONN_SUBSCRIBED, /* a notifier: receives the user's events until it hangs up */
-        CONN_CLOSING,
-} ConnState;
-
-struct Conn {
-        Agent *agent;
-        LIST_FIELDS(Conn, conns);
-        int fd;
-        sd_event_source *io;
-        sd_event_source *deadline;
-        sd_event_source *close_defer;
-        Peer peer;
-        bool peer_ok;
-        ConnState state;
-        Request *request;          /* the exec in progress, if any */
-        ConnOp *op;                /* an operator action waiting for its audit record */
-        unsigned n_messages;
-};
-
-/* agent-server.c */
-int agent_listen(Agent *a);
-void agent_listen_close(Agent *a);
-void conn_free(Conn *c);
-void conn_close(Conn *c);
-int conn_send(Conn *c, json_t *msg, const int *fds, size_t n_fds);
-int conn_send_error(Conn *c, RefusalCode code, const char *fmt, ...) _printf_(3, 4);
-size_t agent_conns_for_uid(Agent *a, uid_t uid);
-
-/* agent-request.c */
-int request_start(Conn *c, ProtoMsg *m);
-void request_conn_gone(Request *r);
-/* At shutdown, after the connections: drops what is left of the waiting queue. */
-void request_queue_free(Agent *a);
-int request_signal(Request *r, const char *sig);
-void request_free(Request *r);
-int agent_launches_for_uid(Agent *a, uid_t uid);
-
-/* agent-events.c */
-typedef struct AgentEvent {
-        const char *event;      /* one of the protocol's event names */
-        const char *request, *ticket, *grant, *program, *rule, *approver, *comment, *message;
-        const char *challenge;
-        const char *on_expiry;  /* "keep" / "terminate" (grant-expiring) */
-        int64_t ttl;            /* usec, or -1 */
-} AgentEvent;
-int events_subscribe(Conn *c);
-json_t *agent_event_new(const AgentEvent *e);
-/* Sends the event to every subscriber of uid. */
-void agent_event(Agent *a, uid_t uid, const AgentEvent *e);
-
-/* agent-ops.c */
-int ops_list(Conn *c, ProtoMsg *m);
-int ops_audit(Conn *c, ProtoMsg *m);
-int ops_audit_init(Conn *c, ProtoMsg *m);
-int ops_reload(Conn *c, ProtoMsg *m);
-int ops_policy_get(Conn *c, ProtoMsg *m);
-bool ops_is_operator(Agent *a, const Peer *p);
-
-/* agent-ops-approval.c */
-int ops_pending(Conn *c, ProtoMsg *m);
-int ops_approve(Conn *c, ProtoMsg *m, bool approve);
-int ops_grants(Conn *c, ProtoMsg *m);
-int ops_revoke(Conn *c, ProtoMsg *m);
-int ops_status(Conn *c, ProtoMsg *m);
-int ops_cancel(Conn *c, ProtoMsg *m);
-int ops_forget(Conn *c, ProtoMsg *m);
-int ops_response(Conn *c, ProtoMsg *m);
-int ops_keys_rotate(Conn *c, ProtoMsg *m);
-
-/* agent-policy.c */
-int agent_policy_load(Agent *a, bool initial);
-const PolicyRule *agent_rule(Agent *a, const char *id);
-extern const char agent_embedded_policy[];
-
-/* Small helpers shared by the modules. */
-int agent_new_request_id(char ret[static 33]);

@@ -21,8 +21,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "agent-approval.h"
+#include "agent-adopt.h"
+#include "agent-audit.h"
+#include "agent-cgroup.h"
+#include "agent-grant.h"
 #include "agent-log.h"
+#include "agent-policy.h"
+#include "agent-request.h"
+#include "agent-supervise.h"
 #include "util.h"
 
 static void close_row(Agent *a, json_t *row, const char *why) {
@@ -47,7 +53,7 @@ static void close_row(Agent *a, json_t *row, const char *why) {
 static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Request *r = userdata;
 
-        r->child_source = sd_event_source_disable_unref(r->child_source);
+        r->run.child_source = sd_event_source_disable_unref(r->run.child_source);
         supervise_main_exited(r, false);
         supervise_maybe_done(r);
         return 0;
@@ -74,7 +80,7 @@ static int open_main(Request *r, pid_t pid) {
                 return -ESRCH;
         if (syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) < 0)
                 return -ESRCH;
-        r->pidfd = TAKE_FD(fd);
+        r->run.pidfd = TAKE_FD(fd);
         return 0;
 }
 
@@ -90,38 +96,33 @@ static int adopt_row(Agent *a, json_t *row) {
                 json_decref(data);
                 return -EINVAL;
         }
-        r = calloc(1, sizeof(*r));
-        if (!r) {
+        k = request_new(a, NULL, (uid_t) json_integer_value(json_object_get(data, "uid")), &r);
+        if (k < 0) {
                 json_decref(data);
-                return -ENOMEM;
+                return k;
         }
-        *r = (Request){ .agent = a, .program_fd = -EBADF, .cwd_fd = -EBADF, .stdio = { -EBADF, -EBADF, -EBADF },
-                        .pty_master = -EBADF, .pty_slave = -EBADF, .cgroup_fd = -EBADF, .pidfd = -EBADF,
-                        .notify_fd = -EBADF, .adopted = true, .state = REQUEST_RUNNING };
         memcpy(r->id, id, 33);
-        r->uid = (uid_t) json_integer_value(json_object_get(data, "uid"));
-        r->policy = agent_policy_ref(a->policy);
-        r->rule_id = strdup(json_string_value(json_object_get(data, "rule")) ?: "?");
-        r->rule = agent_rule(a, r->rule_id);
-        r->cgroup_name = strdup(id);
-        r->pid = (pid_t) json_integer_value(json_object_get(row, "pid"));
-        r->runtime_deadline = (uint64_t) json_integer_value(json_object_get(row, "deadline"));
-        r->expiry_deadline = (uint64_t) json_integer_value(json_object_get(data, "expiry"));
-        r->kill_grace = (uint64_t) json_integer_value(json_object_get(data, "kill_grace"));
+        r->run.adopted = true;
+        r->run.rule_id = strdup(json_string_value(json_object_get(data, "rule")) ?: "?");
+        r->dec.rule = agent_rule(a, r->run.rule_id);
+        r->run.cgroup_name = strdup(id);
+        r->run.pid = (pid_t) json_integer_value(json_object_get(row, "pid"));
+        r->run.runtime_deadline = (uint64_t) json_integer_value(json_object_get(row, "deadline"));
+        r->run.expiry_deadline = (uint64_t) json_integer_value(json_object_get(data, "expiry"));
+        r->run.kill_grace = (uint64_t) json_integer_value(json_object_get(data, "kill_grace"));
         if (grant && grant_by_id(a, grant))
                 grant_hold(grant_by_id(a, grant), r);
         else if (grant)
                 grant_gone = true;
         json_decref(data);
-        if (!r->rule_id || !r->cgroup_name) {
+        if (!r->run.rule_id || !r->run.cgroup_name) {
                 request_free(r);
                 return -ENOMEM;
         }
-        LIST_PREPEND(live, a->launches, r);
-        a->n_launches++;
+        supervise_adopted(r);
 
-        if (open_main(r, r->pid) >= 0)
-                k = sd_event_add_io(a->event, &r->child_source, r->pidfd, EPOLLIN, on_adopted_exit, r);
+        if (open_main(r, r->run.pid) >= 0)
+                k = sd_event_add_io(a->event, &r->run.child_source, r->run.pidfd, EPOLLIN, on_adopted_exit, r);
         else {
                 /* the main process ended while we were away; its children still run */
                 k = 0;
@@ -131,22 +132,22 @@ static int adopt_row(Agent *a, json_t *row) {
                 k = supervise_arm_timers(r);
         if (k >= 0)
                 k = supervise_watch_cgroup(r);
-        log_info("Re-adopted launch %s (uid %u, rule \"%s\", pid %d%s)", r->id, (unsigned) r->uid, r->rule_id,
-                 (int) r->pid, r->pidfd >= 0 ? "" : ", main process gone");
+        log_info("Re-adopted launch %s (uid %u, rule \"%s\", pid %d%s)", r->id, (unsigned) r->uid, r->run.rule_id,
+                 (int) r->run.pid, r->run.pidfd >= 0 ? "" : ", main process gone");
         {
-                json_t *d = json_pack("{s:i,s:b,s:s?,s:b}", "pid", (int) r->pid, "main_alive", r->pidfd >= 0,
+                json_t *d = json_pack("{s:i,s:b,s:s?,s:b}", "pid", (int) r->run.pid, "main_alive", r->run.pidfd >= 0,
                                       "grant", grant, "grant_ended", grant_gone);
                 if (d)
                         request_audit(r, "adopted", d, NULL, 0, NULL);
                 json_decref(d);
         }
         /* a deadline that passed while the agent was down is due now */
-        if (k >= 0 && ((r->runtime_deadline && r->runtime_deadline <= now_usec(CLOCK_BOOTTIME)) ||
-                       (r->expiry_deadline && r->expiry_deadline <= now_usec(CLOCK_BOOTTIME))))
+        if (k >= 0 && ((r->run.runtime_deadline && r->run.runtime_deadline <= now_usec(CLOCK_BOOTTIME)) ||
+                       (r->run.expiry_deadline && r->run.expiry_deadline <= now_usec(CLOCK_BOOTTIME))))
                 request_terminate(r, "its time ran out while the agent was restarting");
         /* its grant is gone: the rule as it is now decides, as grant_end() would have */
         if (k >= 0 && grant_gone &&
-            (!r->rule || r->rule->action == POLICY_DENY || r->rule->on_expiry == POLICY_EXPIRY_TERMINATE)) {
+            (!r->dec.rule || r->dec.rule->action == POLICY_DENY || r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE)) {
                 char why[256];
                 snprintf(why, sizeof(why), "its grant %s ended while the agent was not running", grant);
                 request_terminate(r, why);

@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * Pending requests and time-boxed grants (DESIGN §6).
+ * Pending requests and time-boxed grants (DESIGN §6): the invariants of the approval
+ * folder. This header is the pending request (agent-pending.c); agent-grant.h the grant.
  *
  * A request matching an `approve` rule runs at once only under a live grant for the same
  * uid, rule, run_as, program hash, scope (argv and file-argument hashes, or any arguments
@@ -31,11 +32,20 @@
  *    re-filing does not reset.
  */
 
-#include "agent-request.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "agent-audit.h"
+#include "agent.h"
+#include "hash.h"
+#include "list.h"
+#include "proto.h"
 
 #define PENDING_MAX_PER_UID 8
 #define PENDING_MAX 1024
-#define GRANT_ID_LEN 16
 /* Bytes one pending request may take in the listing (compact JSON). A page of the listing
  * is one message: this leaves room for the page around it and, once approved, for its
  * grant's approver and comment (PROTO_MAX_REASON, escaped). */
@@ -50,8 +60,6 @@ typedef enum PendingState {
         PENDING_VOID,    /* the program changed, or the rule went away */
 } PendingState;
 
-typedef struct Grant Grant;
-
 struct Pending {
         Agent *agent;
         LIST_FIELDS(Pending, pendings);
@@ -61,6 +69,7 @@ struct Pending {
         char nonce_hex[17];
         uint32_t epoch;
         char *challenge;            /* NULL when offline codes are not configured */
+        char digest[8];             /* with a challenge: its digest bits as 6 hex digits */
         uid_t uid;
         char *user;
         char *rule;
@@ -75,81 +84,23 @@ struct Pending {
         Request *waiter;            /* the connected client waiting for it, if any */
 };
 
-struct Grant {
-        Agent *agent;
-        LIST_FIELDS(Grant, grants);
-        char id[GRANT_ID_LEN + 1];
-        bool live;
-        uid_t uid;
-        char *user;
-        char *rule;
-        char *run_as;
-        char sha256[SHA256_HEX_LEN];
-        char scope[SHA256_HEX_LEN]; /* "binary" for grant_scope binary */
-        char *session;
-        char *approver;
-        char *request;              /* the pending request it came from */
-        json_t *data;               /* program, args, comment, ticket */
-        uint64_t created;           /* CLOCK_REALTIME usec */
-        uint64_t expires;           /* CLOCK_BOOTTIME usec */
-        sd_event_source *warn_timer, *expiry_timer;
-        Request *holders;           /* requests decided under it (Request.holders_next) */
-        bool single_use;            /* no session could be established: one launch, then gone */
-};
 
-/* agent-grant.c */
-int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]);
-Grant *grant_find(Agent *a, const Request *r, const char *session);
-/* Makes a grant from an approved pending request and its grants row. It is not visible
- * to anyone until grant_arm(); until then grant_free() drops it. */
-int grant_new(Agent *a, const Pending *p, const char *approver, const char *comment, uint64_t ttl, Grant **ret,
-              json_t **ret_row);
-/* Once the approval is durable: makes the grant live and arms its timers. -ESTALE: its rule
- * went away or stopped asking for approval meanwhile; the grant was ended (and freed). */
-int grant_arm(Grant *g);
-/* r decides under g: g now knows r (until grant_release() or the grant's end). */
-void grant_hold(Grant *g, Request *r);
-void grant_release(Request *r);
-/* r's program started under its grant: a single-use grant is used up ("used") now; the
- * launch keeps the grant's deadline itself. */
-void grant_launched(Request *r);
-/* "logind", "audit", "terminal", "session" or "single-use". */
-const char *grant_binding(const Grant *g);
-/* Ends a grant ("expired", "revoked", "voided", "forgotten"): audited, timers off, launches
- * under it follow the rule's on_expiry, holders not yet started are refused at their
- * commit; g is freed. */
-void grant_end(Grant *g, const char *state, const char *why, const char *by);
-void grants_policy_changed(Agent *a);
-int grants_load(Agent *a);
-json_t *grant_json(const Grant *g);
-Grant *grant_by_id(Agent *a, const char *id);
-void grant_free(Grant *g);
-void grants_free_all(Agent *a);
-
-/* agent-pending.c */
 const char *pending_state_name(PendingState s);
 PendingState pending_state_from(const char *s);
-int pending_file(Request *r);
-int pending_resume(Request *r);
-void pending_waiter_gone(Pending *p);
 Pending *pending_find(Agent *a, const char *ref);
+size_t pending_count_uid(Agent *a, uid_t uid);
+/* The program as approvers are shown it: its verified path, else the user's name. */
+const char *pending_program(const Pending *p);
 json_t *pending_json(const Pending *p);
+/* One audit row and p's state row, in one transaction: the whole row (filing, expiry at
+ * restart) or its state only (decisions), plus a grants row. */
+void pending_audit(Pending *p, const char *event, json_t *extra, AuditDoneFn done, void *userdata);
+void pending_audit_state(Pending *p, const char *event, json_t *extra, json_t *grant_row, AuditDoneFn done,
+                         void *userdata);
 void pending_arm(Pending *p);
 void pending_link(Agent *a, Pending *p);
 void pending_free(Pending *p);
 void pendings_free_all(Agent *a);
-
-/* agent-pending-decide.c. `by` is the connection to answer once the decision is durable
- * (NULL: nobody to answer). -EALREADY: no longer pending; -ESTALE: its rule changed. */
-int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, const char *comment);
-int pending_deny(Pending *p, Conn *by, const char *approver, const char *comment);
-int pending_cancel(Pending *p, Conn *by, const char *who);
-/* Returns 0 when the code approved the request, 1 when it was rejected (the client was
- * told), <0 on error. */
-int pending_response(Conn *c, Pending *p, const char *code);
-void pendings_policy_changed(Agent *a);
+/* After a restart: requests of this boot keep waiting; the others expire (audited). */
 int pending_load(Agent *a);
-void conn_op_detach(Conn *c);
 
-/* agent-adopt.c */
-int launches_adopt(Agent *a);
