@@ -140,7 +140,7 @@ typedef struct BinaryCacheKey {
 bool binary_cache_lookup(BinaryCache *c, const BinaryCacheKey *k, uint8_t ret_sha[static SHA256_LEN]);
 int binary_cache_insert(BinaryCache *c, const BinaryCacheKey *k, const uint8_t sha[static SHA256_LEN]);
 
-/* ---- agent-binary.c ---- */
+/* ---- agent-binary-trust.c, leases ---- */
 
 /* Takes an F_RDLCK lease on our own read-only fd without ever letting its break signal
  * reach the agent (see agent-binary.c). -EAGAIN: somebody has the file open for writing. */
@@ -153,7 +153,14 @@ int binary_take_lease(int fd);
  * not start with "#!", -ENOEXEC if the kernel would reject the line. */
 int binary_shebang_parse(const uint8_t *buf, size_t n, char **ret_interp, char **ret_arg);
 
-/* For want_exec: checks that b->fd (the final, immutable content) is ELF or a script
- * whose interpreter is trusted in place; fills the script fields of b. script: the
- * escaped name for messages. */
-int binary_check_exec(Binary *b, const char *script, const BinaryMountTable *mt, char **ret_error);
+/* What binary_check_exec() found: a script's interpreter, opened and leased. */
+typedef struct BinaryExec {
+        bool script;
+        char *interpreter, *interpreter_arg;
+        int interpreter_fd;
+} BinaryExec;
+
+/* For want_exec: checks that fd (the final, immutable content) is ELF or a script whose
+ * interpreter is trusted in place; a script's fields go to *ret (owned by the caller
+ * from then on, also on failure). script: the escaped name for messages. */
+int binary_check_exec(int fd, const char *script, const BinaryMountTable *mt, BinaryExec *ret, char **ret_error);

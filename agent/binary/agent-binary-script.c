@@ -166,13 +166,13 @@ static int interp_check(const char *interp, const BinaryMountTable *mt, const ch
         return 0;
 }
 
-int binary_check_exec(Binary *b, const char *script, const BinaryMountTable *mt, char **ret_error) {
+int binary_check_exec(int fd, const char *script, const BinaryMountTable *mt, BinaryExec *ret, char **ret_error) {
         _cleanup_free_ char *interp = NULL, *arg = NULL;
         uint8_t head[BINARY_BINPRM_BUF_SIZE];
         ssize_t k;
         int r;
 
-        k = binary_pread_full(b->fd, head, sizeof(head), 0);
+        k = binary_pread_full(fd, head, sizeof(head), 0);
         if (k < 0) {
                 *ret_error = strdup_printf("cannot read %s: %s", script, strerror((int) -k));
                 return (int) k;
@@ -202,11 +202,11 @@ int binary_check_exec(Binary *b, const char *script, const BinaryMountTable *mt,
                                       i ?: "?", script);
                 return -ENOEXEC;
         }
-        r = interp_check(interp, mt, script, &b->interpreter_fd, ret_error);
+        r = interp_check(interp, mt, script, &ret->interpreter_fd, ret_error);
         if (r < 0)
                 return r;
-        b->script = true;
-        b->interpreter = TAKE_PTR(interp);
-        b->interpreter_arg = TAKE_PTR(arg);
+        ret->script = true;
+        ret->interpreter = TAKE_PTR(interp);
+        ret->interpreter_arg = TAKE_PTR(arg);
         return 0;
 }

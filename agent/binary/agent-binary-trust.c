@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
@@ -452,5 +453,19 @@ int binary_trusted_directory(int dirfd, char **ret_path, char **ret_error) {
         }
         *ret_path = TAKE_PTR(t.path);
         binary_trust_done(&t);
+        return 0;
+}
+
+/* Leases protect a file trusted in place from a change between the hash and the exec. */
+int binary_take_lease(int fd) {
+        if (fcntl(fd, F_SETSIG, SIGURG) < 0)
+                return negative_errno();
+        if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
+                return negative_errno();
+        if (fcntl(fd, F_SETOWN, 0) < 0) {
+                int r = negative_errno();
+                (void) fcntl(fd, F_SETLEASE, F_UNLCK);
+                return r;
+        }
         return 0;
 }

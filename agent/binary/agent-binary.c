@@ -42,19 +42,6 @@
  * so a later change by root cannot produce the same (coarse) timestamps. */
 #define CACHE_RACY_NSEC (2LL * 1000000000LL)
 
-int binary_take_lease(int fd) {
-        if (fcntl(fd, F_SETSIG, SIGURG) < 0)
-                return negative_errno();
-        if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
-                return negative_errno();
-        if (fcntl(fd, F_SETOWN, 0) < 0) {
-                int r = negative_errno();
-                (void) fcntl(fd, F_SETLEASE, F_UNLCK);
-                return r;
-        }
-        return 0;
-}
-
 static int lease_intact(int fd) {
         int t = fcntl(fd, F_GETLEASE);
 
@@ -364,9 +351,15 @@ static int prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Bi
         }
         hex_encode(b->sha256, SHA256_LEN, b->sha256_hex);
         if (o->want_exec) {
-                r = binary_check_exec(b, d, &mt, ret_error);
+                BinaryExec x = { .interpreter_fd = -EBADF };
+
+                r = binary_check_exec(b->fd, d, &mt, &x, ret_error);
                 if (r < 0)
                         return r;
+                b->script = x.script;
+                b->interpreter = x.interpreter;
+                b->interpreter_arg = x.interpreter_arg;
+                b->interpreter_fd = x.interpreter_fd;
         }
         *ret = TAKE_PTR(b);
         return 0;
