@@ -334,6 +334,7 @@ static void agent_done(Agent *a) {
 
 static int run(void) {
         Agent a = { .state_fd = -EBADF, .tmp_fd = -EBADF };
+        sd_id128_t boot;
         sigset_t mask;
         int r;
 
@@ -364,8 +365,10 @@ static int run(void) {
         r = open_state_dir(&a);
         if (r < 0)
                 goto finish;
-        r = boot_id_get(a.boot_id);
-        if (r < 0) {
+        r = sd_id128_get_boot(&boot);
+        if (r >= 0)
+                sd_id128_to_string(boot, a.boot_id);
+        else {
                 log_error_errno(r, "Cannot read the boot id");
                 goto finish;
         }

@@ -218,7 +218,7 @@ struct Audit {
         int efd;
         char *dir;
         char *path;
-        char boot_id[33];
+        char boot_id[33];            /* sd_id128_get_boot(), 32 lower-case hex digits */
         uint64_t probe_interval;
 
         pthread_t thread;

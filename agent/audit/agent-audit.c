@@ -26,6 +26,8 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 
+#include <systemd/sd-id128.h>
+
 #include "agent-audit-internal.h"
 #include "util.h"
 
@@ -307,6 +309,7 @@ static int start_writer(Audit *a) {
 }
 
 static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
+        sd_id128_t boot;
         Audit *a;
 
         a = calloc(1, sizeof(*a));
@@ -324,7 +327,9 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         a->path = strdup_printf("%s/%s", state_dir, AUDIT_DB_NAME);
         if (!a->dir || !a->path)
                 return -ENOMEM;
-        if (boot_id_get(a->boot_id) < 0)
+        if (sd_id128_get_boot(&boot) >= 0)
+                sd_id128_to_string(boot, a->boot_id);
+        else
                 a->boot_id[0] = 0; /* rows then carry no boot id; nothing else depends on it */
         a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (a->efd < 0)

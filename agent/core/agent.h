@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
 
 #include "proto.h"
 #include "util.h"
@@ -118,7 +119,7 @@ struct Agent {
         size_t n_launches;
 
         struct rlimit nofile;      /* RLIMIT_NOFILE as started: what launched programs get */
-        char boot_id[33];
+        char boot_id[SD_ID128_STRING_MAX]; /* sd_id128_get_boot(), 32 lower-case hex digits */
         char host[256];
         uint64_t n_requests;
         bool stopping;

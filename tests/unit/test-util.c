@@ -118,6 +118,36 @@ START_TEST(test_duration_format) {
 }
 END_TEST
 
+START_TEST(test_duration_format_compact) {
+        static const struct {
+                uint64_t usec;
+                const char *text;
+        } cases[] = {
+                { 0, "0" },
+                { 90 * USEC_PER_SEC, "1m30s" },
+                { 5400 * USEC_PER_SEC, "1h30m" },
+                { 500 * USEC_PER_MSEC, "500ms" },
+                { 86400 * USEC_PER_SEC + 2 * 3600 * USEC_PER_SEC + 3 * 60 * USEC_PER_SEC + 4 * USEC_PER_SEC + 5000,
+                  "1d2h3m4s5ms" },
+        };
+        char buf[DURATION_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t back;
+
+                ck_assert_str_eq(duration_format_style(buf, sizeof(buf), cases[i].usec, DURATION_COMPACT),
+                                 cases[i].text);
+                /* exact: what the policy prints, it reads back */
+                ck_assert_int_eq(duration_parse(buf, &back), 0);
+                ck_assert_uint_eq(back, cases[i].usec);
+        }
+        /* the same durations for people */
+        ck_assert_str_eq(duration_format(buf, sizeof(buf), 5400 * USEC_PER_SEC), "1h 30min");
+        /* a component that does not fit is left out whole */
+        ck_assert_str_eq(duration_format_style(buf, 5, 5400 * USEC_PER_SEC, DURATION_COMPACT), "1h");
+}
+END_TEST
+
 START_TEST(test_duration_round_trip) {
         static const uint64_t values[] = {
                 0,
@@ -483,6 +513,7 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_duration_parse_null);
         tcase_add_test(tc, test_duration_format);
         tcase_add_test(tc, test_duration_round_trip);
+        tcase_add_test(tc, test_duration_format_compact);
         tcase_add_test(tc, test_duration_format_short_buffer);
         suite_add_tcase(s, tc);
 
