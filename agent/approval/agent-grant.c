@@ -3,7 +3,7 @@
 /*
  * Grants: what an approval leaves behind (DESIGN §5 time semantics, §6).
  *
- * Invariants (see agent-approval.h): a grant matches only the same uid, rule, run_as,
+ * Invariants (see agent-pending.h): a grant matches only the same uid, rule, run_as,
  * program hash, scope and login session; it lives until a CLOCK_BOOTTIME deadline of
  * this boot; ending it (expiry, revoke, forget, a policy that drops its rule) is audited
  * and reaches every request holding it: the rule's on_expiry for launches that run, a

@@ -2,7 +2,7 @@
 
 /*
  * Deciding pending requests: approve (online or by an offline code), deny, cancel; and
- * bringing them back after a restart. Invariants: agent-approval.h and agent-pending.c.
+ * bringing them back after a restart. Invariants: agent-pending.h and agent-pending.c.
  * The approver is told "done" only once the decision is durable.
  */
 

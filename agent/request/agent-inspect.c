@@ -221,7 +221,8 @@ static void on_inspected(int result, void *userdata) {
         request_decide(r);
 }
 
-/* Requests of uid being inspected or decided. An inspection counts until its worker is
+/* Requests of uid being started, inspected or decided (not those waiting in the queue).
+ * An inspection counts until its worker is
  * really done with it (its job is tagged with the uid), not until its client hangs up:
  * otherwise connecting, asking and hanging up in a loop would start any number of copies. */
 static int inflight_for_uid(Agent *a, uid_t uid) {
@@ -229,7 +230,7 @@ static int inflight_for_uid(Agent *a, uid_t uid) {
         Conn *c;
 
         LIST_FOREACH(conns, c, a->conns)
-                if (c->request && c->request->uid == uid && c->request->state >= REQUEST_INSPECTING &&
+                if (c->request && c->request->uid == uid && c->request->state != REQUEST_QUEUED &&
                     c->request->state < REQUEST_RUNNING && !c->request->in.job)
                         n++;
         return n;
