@@ -24,7 +24,7 @@ const char *const policy_scope_names[2] = {"command", "binary"};
 const char *const policy_nested_names[2] = {"deny", "allow"};
 const char *const policy_session_names[4] = {"", "local", "remote", "any"};
 
-/* Seccomp profiles the agent implements (DESIGN §7). One table: a new profile is one line
+/* Seccomp profiles the agent implements (docs/design.md §7). One table: a new profile is one line
  * here and one in the agent. */
 const char *const policy_profiles[] = {"none", "installer"};
 const size_t policy_n_profiles = ELEMENTSOF(policy_profiles);

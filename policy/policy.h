@@ -144,7 +144,7 @@ const uint8_t *policy_digest(const Policy *p);
 /* The groups of an approver entry; NULL if no such approver */
 char *const *policy_approver_groups(const Policy *p, const char *name);
 
-/* Deny rules follow the content (DESIGN §5): for every deny rule with `path`, the caller
+/* Deny rules follow the content (docs/design.md §5): for every deny rule with `path`, the caller
  * (who may read files) hashes each path and registers the digest. The matcher then
  * treats a request whose sha256 equals it as matching that path key. */
 size_t policy_n_deny_paths(const Policy *p);
@@ -158,7 +158,7 @@ typedef struct PolicyRequest {
         const char *home;              /* requester's home; NULL unknown */
         const gid_t *gids;             /* primary + supplementary; NULL unknown */
         size_t n_gids;
-        const char *path;              /* trustworthy real path (DESIGN §4); NULL unknown */
+        const char *path;              /* trustworthy real path (docs/design.md §4); NULL unknown */
         bool trusted_in_place;         /* path rules may only allow such files */
         const uint8_t *sha256;         /* SHA256_LEN bytes; NULL unknown */
         const char *const *args;       /* argv[1..], exactly n_args */
