@@ -112,6 +112,14 @@ typedef struct PolicyError {
         char message[640];
 } PolicyError;
 
+/* Every error of a file, not only the first (`elevatectl policy check`): the loader
+ * goes on after an error with the next member, rule or section where it can. items[]
+ * is the caller's, max long; total counts them all, also those that did not fit. */
+typedef struct PolicyErrorList {
+        PolicyError *items;
+        size_t max, n, total;
+} PolicyErrorList;
+
 /* Resolves names the policy mentions. The defaults use getpwnam/getgrnam/realpath;
  * tests substitute tables. A name that cannot be resolved leaves the key UNKNOWN. */
 typedef struct PolicyResolver {
@@ -131,6 +139,9 @@ int policy_load_file(const char *path, bool check_owner, const PolicyResolver *r
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error);
 int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                        Policy **ret, PolicyError *ret_error);
+/* The same, collecting every error into *all as well (ret_error holds the first). */
+int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
+                           Policy **ret, PolicyError *ret_error, PolicyErrorList *all);
 void policy_free(Policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
 
