@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * The variables env_keep may never name (DESIGN §7), with the reason for each.
+ * The variables env_keep may never name (docs/design.md §7), with the reason for each.
  *
  * Invariants (MUST):
  *  - One table. The policy loader refuses a rule whose env_keep names an entry (the agent

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Globs of path_glob, args and hosts (DESIGN §5).
+ * Globs of path_glob, args and hosts (docs/design.md §5).
  *
  * Invariants:
  *  - Paths and arguments follow shell pathname rules: fnmatch(FNM_PATHNAME|FNM_PERIOD),

@@ -284,7 +284,18 @@ typedef struct ParseCtx {
         HashTable user_cache; /* name -> NameCacheValue (owned) */
         HashTable group_cache;
         bool names_at_key; /* errors about an object's member names point at the key */
+        PolicyErrorList *all; /* every error, when the caller wants them (may be NULL) */
+        unsigned n_errors;
 } ParseCtx;
+
+/* After an error (-EINVAL) the parser may go on with the next member, rule or section:
+ * these say whether to, and put the path back where it was. */
+static inline bool policy_may_go_on(ParseCtx *c, int r, size_t depth) {
+        if (r != -EINVAL)
+                return false;
+        c->path.n = depth;
+        return true;
+}
 
 int policy_errorf(ParseCtx *c, bool at_key, const char *fmt, ...) _printf_(3, 4);
 void policy_jpath_push_key(ParseCtx *c, const char *key);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Lint: valid rules that are probably a mistake (DESIGN §5). Warnings, never errors.
+ * Lint: valid rules that are probably a mistake (docs/design.md §5). Warnings, never errors.
  *
- * A program that policy lets run as root is trusted with root (DESIGN §0): a shell, an
+ * A program that policy lets run as root is trusted with root (docs/design.md §0): a shell, an
  * interpreter or a program with a shell escape (editors, pagers, package managers with
  * hook options, find, tar, ...) allowed with loose arguments is a root shell for the
  * user. "Loose" means args absent, ending in "...", or containing a bare "*".

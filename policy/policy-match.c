@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * The decision function (DESIGN §5).
+ * The decision function (docs/design.md §5).
  *
  * Invariants:
  *  - Pure: reads the policy and the request only; no I/O, no clock, no allocation on

@@ -112,6 +112,14 @@ typedef struct PolicyError {
         char message[640];
 } PolicyError;
 
+/* Every error of a file, not only the first (`elevatectl policy check`): the loader
+ * goes on after an error with the next member, rule or section where it can. items[]
+ * is the caller's, max long; total counts them all, also those that did not fit. */
+typedef struct PolicyErrorList {
+        PolicyError *items;
+        size_t max, n, total;
+} PolicyErrorList;
+
 /* Resolves names the policy mentions. The defaults use getpwnam/getgrnam/realpath;
  * tests substitute tables. A name that cannot be resolved leaves the key UNKNOWN. */
 typedef struct PolicyResolver {
@@ -131,6 +139,9 @@ int policy_load_file(const char *path, bool check_owner, const PolicyResolver *r
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error);
 int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                        Policy **ret, PolicyError *ret_error);
+/* The same, collecting every error into *all as well (ret_error holds the first). */
+int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
+                           Policy **ret, PolicyError *ret_error, PolicyErrorList *all);
 void policy_free(Policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
 
@@ -144,7 +155,7 @@ const uint8_t *policy_digest(const Policy *p);
 /* The groups of an approver entry; NULL if no such approver */
 char *const *policy_approver_groups(const Policy *p, const char *name);
 
-/* Deny rules follow the content (DESIGN §5): for every deny rule with `path`, the caller
+/* Deny rules follow the content (docs/design.md §5): for every deny rule with `path`, the caller
  * (who may read files) hashes each path and registers the digest. The matcher then
  * treats a request whose sha256 equals it as matching that path key. */
 size_t policy_n_deny_paths(const Policy *p);
@@ -158,7 +169,7 @@ typedef struct PolicyRequest {
         const char *home;              /* requester's home; NULL unknown */
         const gid_t *gids;             /* primary + supplementary; NULL unknown */
         size_t n_gids;
-        const char *path;              /* trustworthy real path (DESIGN §4); NULL unknown */
+        const char *path;              /* trustworthy real path (docs/design.md §4); NULL unknown */
         bool trusted_in_place;         /* path rules may only allow such files */
         const uint8_t *sha256;         /* SHA256_LEN bytes; NULL unknown */
         const char *const *args;       /* argv[1..], exactly n_args */

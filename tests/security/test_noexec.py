@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""noexec (issue 4 part 2, DESIGN §7): a program run under a rule with "noexec": true may
+"""noexec (issue 4 part 2, docs/design.md §7): a program run under a rule with "noexec": true may
 not start another program, whether it is dynamically linked (env, which LD_PRELOAD could
 not stop anyway) or static (busybox-static). The agent lets the program's own exec through
 and answers EACCES to every later execve/execveat in the whole tree — children, orphans in

@@ -221,19 +221,22 @@ def env_policy(prog, keep):
 
 
 def test_env_keep_refused_at_start():
+    """A policy whose env_keep names APT_CONFIG does not load: the agent does not run on it
+    (with no earlier good copy it denies everything, and says why), and nothing runs."""
     fake = FakeApt()
     policy = env_policy(fake.prog, ["http_proxy", "APT_CONFIG"])
     a = Agent(policy, start=False)
     try:
-        # in the foreground the agent stops with its reason on stderr before it serves
-        p = subprocess.run(a.command(), capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        logs = p.stderr.decode(errors="replace") + p.stdout.decode(errors="replace")
-        check_eq(p.returncode, 1, "the agent does not start on a policy whose env_keep names APT_CONFIG", logs)
-        check(not os.path.exists(a.socket), "it never listened")
+        a.start()
+        logs = a.logs()
         check(re.search(r"policy\.json:\d+:\d+: rules\[0\]\.env_keep\[1\]: env_keep cannot pass APT_CONFIG", logs),
               "the message names the file, line, column and the variable", logs[-2000:])
         check_in("configuration runs commands", logs, "and why", logs[-2000:])
         check_in("remove it from env_keep", logs, "and what to do instead", logs[-2000:])
+        check_in("NO VALID POLICY", logs, "the agent runs on no policy at all", logs[-2000:])
+        r = a.elevate(ALICE, [fake.prog, "install", "htop"])
+        check_eq(r.rc, 126, "so the rule does not apply", r)
+        check_in("no valid policy", r.err, "and the user is told why", r)
         check_eq(fake.runs(), [], "nothing ran")
         p = subprocess.run([ELEVATECTL, "policy", "check", a.policy_path], capture_output=True, timeout=60)
         err = p.stderr.decode(errors="replace")
