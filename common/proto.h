@@ -271,6 +271,11 @@ int proto_recv(int sock, ProtoMsg *ret, ProtoError *ret_error);
 /* Convenience: sends {"v":1,"type":"error","code":code,"message":message}. */
 int proto_send_error(int sock, const char *code, const char *message);
 
+/* Connects to the agent's socket at path: SOCK_SEQPACKET, close-on-exec, plus `flags`
+ * (SOCK_NONBLOCK). Returns the fd, or -errno and, with ret_error, a sentence for people
+ * ("cannot reach the elevate agent at PATH: REASON"), to be completed with what to do. */
+int proto_connect(const char *path, int flags, ProtoError *ret_error);
+
 /* Typed senders; NULL optional strings are left out. */
 int proto_send_msg(int sock, const ProtoMsg *m, const int *fds, size_t n_fds);
 int proto_send_decision(int sock, const char *request, const char *decision, const char *rule,

@@ -23,35 +23,31 @@
 const char *arg_socket;
 const char *arg_state_dir = ELEVATE_STATE_DIR;
 
-int ctl_connect(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+static int ctl_connect(void) {
+        ProtoError err = {};
         int fd;
 
-        if (strlen(arg_socket) >= sizeof(sa.sun_path)) {
-                fprintf(stderr, "elevatectl: socket path %s is too long.\n", arg_socket);
-                return -ENAMETOOLONG;
-        }
-        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        fd = proto_connect(arg_socket, 0, &err);
         if (fd < 0)
-                return negative_errno();
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = negative_errno();
-                fprintf(stderr, "elevatectl: cannot reach the agent at %s: %s. Is elevated running?\n", arg_socket,
-                        strerror(-r));
-                safe_close(fd);
-                return r;
-        }
+                fprintf(stderr, "elevatectl: %s.%s\n", err.message,
+                        fd == -ENAMETOOLONG ? "" : " Is elevated running?");
         return fd;
 }
 
-/* Sends one request and receives the first answer; errors are printed. Returns 0 with
- * *ret filled, or an exit status (> 0). */
-int ctl_call(int sock, json_t *req, ProtoMsg *ret) {
+int ctl_call(json_t *req, ProtoMsg *ret, int *ret_sock) {
+        _cleanup_close_ int sock = -EBADF;
         ProtoError err = {};
         int r;
 
+        if (!req)
+                return 1; /* out of memory building it */
+        sock = ctl_connect();
+        if (sock < 0) {
+                json_decref(req);
+                return 3;
+        }
         r = proto_send(sock, req, NULL, 0);
+        json_decref(req);
         if (r >= 0)
                 r = proto_recv(sock, ret, &err);
         if (r < 0) {
@@ -64,10 +60,28 @@ int ctl_call(int sock, json_t *req, ProtoMsg *ret) {
                 _cleanup_free_ char *e = escape_display(ret->message ?: ret->code, strlen(ret->message ?: ret->code),
                                                         PROTO_MAX_STRING);
                 fprintf(stderr, "elevatectl: %s\n", e ?: ret->code);
-                r = streq(ret->code, "not-permitted") ? 4 : 1;
+                r = streq(ret->code, PROTO_ERR_NOT_PERMITTED) ? 4 : 1;
                 proto_msg_done(ret);
                 return r;
         }
+        if (ret_sock)
+                *ret_sock = TAKE_FD(sock);
+        return 0;
+}
+
+int ctl_call_ok(json_t *req, const char *done) {
+        ProtoMsg m = {};
+        int r;
+
+        r = ctl_call(req, &m, NULL);
+        if (r > 0)
+                return r;
+        {
+                _cleanup_free_ char *e = m.message ? escape_display(m.message, strlen(m.message), PROTO_MAX_STRING)
+                                                   : NULL;
+                printf("%s\n", e ?: done);
+        }
+        proto_msg_done(&m);
         return 0;
 }
 
@@ -136,23 +150,17 @@ static int cmd_audit_show(int argc, char **argv) {
                 default:
                         return 2;
                 }
-        sock = ctl_connect();
-        if (sock < 0)
-                return 3;
         req = proto_new(PROTO_AUDIT);
-        if (!req)
-                return 1;
-        if (since >= 0)
+        if (req && since >= 0)
                 json_object_set_new(req, "since", json_integer(since));
-        if (limit > 0)
+        if (req && limit > 0)
                 json_object_set_new(req, "limit", json_integer(limit));
         for (bool first = true; more; first = false) {
                 ProtoMsg m = {};
                 ProtoError err = {};
 
                 if (first) {
-                        r = ctl_call(sock, req, &m);
-                        json_decref(req);
+                        r = ctl_call(TAKE_PTR(req), &m, &sock);
                         if (r > 0)
                                 return r;
                 } else if (proto_recv(sock, &m, &err) < 0) {
@@ -174,16 +182,10 @@ static int cmd_audit_show(int argc, char **argv) {
 }
 
 static int cmd_audit_init(int argc, char **argv) {
-        _cleanup_close_ int sock = ctl_connect();
         ProtoMsg m = {};
-        json_t *req;
         int r;
 
-        if (sock < 0)
-                return 3;
-        req = proto_new(PROTO_AUDIT_INIT);
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
+        r = ctl_call(proto_new(PROTO_AUDIT_INIT), &m, NULL);
         if (r > 0)
                 return r;
         if (m.message)
@@ -202,21 +204,7 @@ static int cmd_audit(int argc, char **argv) {
 }
 
 static int cmd_reload(int argc, char **argv) {
-        _cleanup_close_ int sock = ctl_connect();
-        ProtoMsg m = {};
-        json_t *req;
-        int r;
-
-        if (sock < 0)
-                return 3;
-        req = proto_new(PROTO_RELOAD);
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
-        if (r > 0)
-                return r;
-        printf("%s\n", m.message ?: "reloaded");
-        proto_msg_done(&m);
-        return 0;
+        return ctl_call_ok(proto_new(PROTO_RELOAD), "reloaded");
 }
 
 static int cmd_keys(int argc, char **argv) {

@@ -32,6 +32,7 @@
 #include "agent-request.h"
 #include "agent-server.h"
 #include "list.h"
+#include "user.h"
 #include "util.h"
 
 static void who(const Peer *p, char *buf, size_t len) {
@@ -47,10 +48,9 @@ static bool in_rule_approvers(Agent *a, const Peer *peer, const char *rule_id) {
         for (size_t i = 0; rule && rule->approvers && rule->approvers[i]; i++) {
                 char *const *groups = policy_approver_groups(a->policy->policy, rule->approvers[i]);
                 for (size_t j = 0; groups && groups[j]; j++) {
-                        struct group gr, *res = NULL;
-                        char buf[4096];
-                        if (getgrnam_r(groups[j], &gr, buf, sizeof(buf), &res) == 0 && res &&
-                            peer_in_group(peer, res->gr_gid))
+                        gid_t gid;
+
+                        if (group_lookup(groups[j], &gid) >= 0 && peer_in_group(peer, gid))
                                 return true;
                 }
         }

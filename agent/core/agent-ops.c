@@ -22,6 +22,7 @@
 #include "agent-ops.h"
 #include "agent-policy.h"
 #include "agent-server.h"
+#include "user.h"
 #include "util.h"
 
 bool ops_is_operator(Agent *a, const Peer *p) {
@@ -33,10 +34,9 @@ bool ops_is_operator(Agent *a, const Peer *p) {
                 return true;
         groups = policy_settings(a->policy->policy)->operator_groups;
         for (size_t i = 0; groups && groups[i]; i++) {
-                struct group gr, *res = NULL;
-                char buf[4096];
+                gid_t gid;
 
-                if (getgrnam_r(groups[i], &gr, buf, sizeof(buf), &res) == 0 && res && peer_in_group(p, res->gr_gid))
+                if (group_lookup(groups[i], &gid) >= 0 && peer_in_group(p, gid))
                         return true;
         }
         return false;

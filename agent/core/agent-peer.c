@@ -22,6 +22,7 @@
 
 #include "agent-cgroup.h"
 #include "agent-peer.h"
+#include "user.h"
 #include "util.h"
 
 #ifndef SO_PEERPIDFD
@@ -209,12 +210,12 @@ static int pid_pidfd(int sock, Peer *p, char **ret_error) {
 }
 
 static void read_user(Peer *p) {
-        struct passwd pw, *res = NULL;
-        char buf[4096];
+        UserRecord u;
 
-        if (getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res) {
-                p->user = strdup(res->pw_name);
-                p->home = strdup(res->pw_dir);
+        if (user_lookup(NULL, p->uid, &u) >= 0) {
+                p->user = TAKE_PTR(u.name);
+                p->home = TAKE_PTR(u.home);
+                user_record_done(&u);
         }
 }
 

@@ -24,6 +24,7 @@
 
 #include "agent-pty.h"
 #include "macro.h"
+#include "user.h"
 
 #define TTY_GID_FALLBACK 5 /* Debian's and most distributions' "tty" group */
 
@@ -32,11 +33,10 @@ static pthread_once_t tty_gid_once = PTHREAD_ONCE_INIT;
 
 /* Resolved once: NSS may be slow or absent, and the answer does not change while we run. */
 static void tty_gid_resolve(void) {
-        struct group grp, *res = NULL;
-        char buf[4096];
+        gid_t gid;
 
-        if (getgrnam_r("tty", &grp, buf, sizeof(buf), &res) == 0 && res)
-                tty_gid = res->gr_gid;
+        if (group_lookup("tty", &gid) >= 0)
+                tty_gid = gid;
 }
 
 int pty_open(uid_t owner, const struct winsize *ws, int *ret_master, int *ret_slave) {

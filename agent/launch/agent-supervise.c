@@ -36,36 +36,35 @@
 #include "agent-seccomp.h"
 #include "agent-server.h"
 #include "agent-supervise.h"
+#include "user.h"
 #include "util.h"
 
-#define RUN_AS_MAX_GROUPS 1024
-
 static int resolve_run_as(Request *r, const char *name, char **ret_error) {
-        struct passwd pw, *res = NULL;
-        _cleanup_free_ char *buf = NULL;
-        int n = RUN_AS_MAX_GROUPS, k;
+        UserRecord u;
+        size_t n = 0;
+        int k;
 
-        buf = malloc(16384);
-        if (!buf)
-                return -ENOMEM;
-        k = getpwnam_r(name, &pw, buf, 16384, &res);
-        if (k != 0 || !res) {
+        k = user_lookup(name, 0, &u);
+        if (k == -ESRCH) {
                 *ret_error = strdup_printf("the rule runs the program as \"%s\", but no such user exists here", name);
-                return -ESRCH;
+                return k;
         }
-        r->run.run_uid = res->pw_uid;
-        r->run.run_gid = res->pw_gid;
-        r->run.run_user = strdup(res->pw_name);
-        r->run.run_home = strdup(res->pw_dir);
-        r->run.run_shell = strdup(res->pw_shell && *res->pw_shell ? res->pw_shell : "/bin/sh");
-        r->run.run_groups = calloc(RUN_AS_MAX_GROUPS, sizeof(gid_t));
-        if (!r->run.run_user || !r->run.run_home || !r->run.run_shell || !r->run.run_groups)
-                return -ENOMEM;
-        if (getgrouplist(res->pw_name, res->pw_gid, r->run.run_groups, &n) < 0) {
-                *ret_error = strdup_printf("user \"%s\" is in more than %d groups", name, RUN_AS_MAX_GROUPS);
-                return -E2BIG;
+        if (k < 0)
+                return k;
+        r->run.run_uid = u.uid;
+        r->run.run_gid = u.gid;
+        r->run.run_user = TAKE_PTR(u.name);
+        r->run.run_home = TAKE_PTR(u.home);
+        r->run.run_shell = TAKE_PTR(u.shell);
+        user_record_done(&u);
+        k = user_groups(r->run.run_user, r->run.run_gid, USER_MAX_GROUPS, &r->run.run_groups, &n);
+        if (k == -E2BIG) {
+                *ret_error = strdup_printf("user \"%s\" is in more than %d groups", name, USER_MAX_GROUPS);
+                return k;
         }
-        r->run.n_run_groups = n;
+        if (k < 0)
+                return k;
+        r->run.n_run_groups = (int) n;
         return 0;
 }
 

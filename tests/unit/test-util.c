@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "list.h"
+#include "user.h"
 #include "util.h"
 
 #define SEC USEC_PER_SEC
@@ -504,6 +505,41 @@ START_TEST(test_list) {
 }
 END_TEST
 
+START_TEST(test_user_lookup) {
+        _cleanup_(user_record_done) UserRecord u = {}, v = {};
+        _cleanup_free_ gid_t *groups = NULL;
+        size_t n = 0;
+        gid_t gid;
+
+        ck_assert_int_eq(user_lookup(NULL, 0, &u), 0);
+        ck_assert_str_eq(u.name, "root");
+        ck_assert_uint_eq(u.gid, 0);
+        ck_assert_ptr_nonnull(u.home);
+        ck_assert_ptr_nonnull(u.shell);
+        ck_assert_int_eq(user_lookup_name_or_uid("root", &v), 0);
+        ck_assert_uint_eq(v.uid, 0);
+        user_record_done(&v);
+        ck_assert_int_eq(user_lookup_name_or_uid("0", &v), 0);
+        ck_assert_str_eq(v.name, "root");
+        ck_assert_int_eq(user_lookup("no-such-user-elevate-test", 0, &v), -ESRCH);
+        ck_assert_int_eq(group_lookup("root", &gid), 0);
+        ck_assert_uint_eq(gid, 0);
+        ck_assert_int_eq(group_lookup("no-such-group-elevate-test", &gid), -ESRCH);
+        ck_assert_int_eq(user_groups("root", 0, USER_MAX_GROUPS, &groups, &n), 0);
+        ck_assert_uint_ge(n, 1);
+        ck_assert_uint_eq(groups[0], 0);
+        free(groups);
+        groups = NULL;
+        /* the primary group given is always in the list */
+        ck_assert_int_eq(user_groups("root", 54321, USER_MAX_GROUPS, &groups, &n), 0);
+        ck_assert_uint_ge(n, 1);
+        ck_assert_uint_eq(groups[0], 54321);
+        free(groups);
+        groups = NULL;
+        ck_assert_int_eq(user_groups("root", 0, 0, &groups, &n), -EINVAL);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc;
@@ -529,6 +565,10 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_utf8_length_bounds_reads);
         tcase_add_test(tc, test_hex);
         tcase_add_test(tc, test_read_fd_full);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("user");
+        tcase_add_test(tc, test_user_lookup);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("list");
