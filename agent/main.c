@@ -398,6 +398,9 @@ static int run(void) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        /* sd-event reaps our children (the launcher, the programs) through their pidfds; it
+         * wants SIGCHLD blocked, so the kernel keeps their status for it */
+        sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = agent_modules_init(&a, agent_modules, ELEMENTSOF(agent_modules));

@@ -528,21 +528,20 @@ static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int on_death(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+/* The launcher is the agent's child: sd-event reaps it and hands us its status. */
+static int on_death(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Launcher *l = userdata;
-        siginfo_t si = {};
         uint64_t pause;
         char why[128];
 
-        if (waitid((idtype_t) P_PIDFD, (id_t) l->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-                return 0;
-        if (si.si_code == CLD_EXITED)
-                snprintf(why, sizeof why, "exited with status %d", si.si_status);
+        if (si->si_code == CLD_EXITED)
+                snprintf(why, sizeof why, "exited with status %d", si->si_status);
         else
-                snprintf(why, sizeof why, "was killed by signal SIG%s", sigabbrev_np(si.si_status) ?: "?");
+                snprintf(why, sizeof why, "was killed by signal SIG%s", sigabbrev_np(si->si_status) ?: "?");
         lose(l);
+        /* the source owns the pidfd: sd-event reaps with it once we return, then closes it */
         l->death = sd_event_source_disable_unref(l->death);
-        l->pidfd = safe_close(l->pidfd);
+        l->pidfd = -EBADF;
         fail_in_flight(l, "the launcher died before it started the program");
         /* 0 s, 1 s, 2 s, 4 s … 30 s: a launcher that dies at once is not restarted in a loop */
         pause = l->restarts == 0 ? 0 : MIN(USEC_PER_SEC << MIN(l->restarts - 1, 5U), 30 * USEC_PER_SEC);
@@ -638,15 +637,18 @@ static int launcher_spawn(Launcher *l) {
         if (r >= 0)
                 r = sd_event_add_io(l->event, &l->io, ours, EPOLLIN, on_reply, l);
         if (r >= 0)
-                r = sd_event_add_io(l->event, &l->death, pidfd, EPOLLIN, on_death, l);
+                r = sd_event_add_child_pidfd(l->event, &l->death, pidfd, WEXITED, on_death, l);
+        if (r >= 0)
+                r = sd_event_source_set_child_pidfd_own(l->death, true);
         if (r < 0) {
+                l->death = sd_event_source_disable_unref(l->death);
                 l->io = sd_event_source_disable_unref(l->io);
                 (void) launch_signal(pidfd, SIGKILL);
                 (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, &(siginfo_t){}, WEXITED);
                 return r;
         }
         l->sock = TAKE_FD(ours);
-        l->pidfd = TAKE_FD(pidfd);
+        l->pidfd = TAKE_FD(pidfd); /* owned by l->death from here on */
         l->pid = pid;
         l->cb->started(pid, l->userdata);
         return 0;
@@ -730,15 +732,16 @@ Launcher *launcher_free(Launcher *l) {
                 return NULL;
         l->restart = sd_event_source_disable_unref(l->restart);
         l->deadline = sd_event_source_disable_unref(l->deadline);
-        l->death = sd_event_source_disable_unref(l->death);
         lose(l); /* the launcher sees EOF and exits */
         if (l->pidfd >= 0) {
                 struct pollfd p = { .fd = l->pidfd, .events = POLLIN };
                 if (poll(&p, 1, 1000) <= 0)
                         (void) launch_signal(l->pidfd, SIGKILL);
                 (void) waitid((idtype_t) P_PIDFD, (id_t) l->pidfd, &si, WEXITED);
-                safe_close(l->pidfd);
         }
+        /* closes the pidfd, which it owns */
+        l->death = sd_event_source_disable_unref(l->death);
+        l->pidfd = -EBADF;
         while (l->in_flight)
                 free(LIST_POP(in_flight, l->in_flight));
         safe_close(l->exe_fd);

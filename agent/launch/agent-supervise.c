@@ -259,7 +259,7 @@ static void launch_cleanup_cgroup(Request *r) {
         (void) cgroup_launch_remove(r->agent->cgroups, r->run.cgroup_name);
 }
 
-static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata);
 static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata);
 static int on_max_runtime(sd_event_source *s, uint64_t usec, void *userdata);
 
@@ -433,29 +433,18 @@ static void launch_now(Request *r) {
 /* A child the launcher made but that did not start: the agent is its parent (CLONE_PARENT),
  * so the agent reaps it once it is gone (it was killed). */
 typedef struct Stray {
-        sd_event_source *source;
-        int pidfd;
+        Agent *agent;
+        sd_event_source *source;        /* owns the child's pidfd */
         LIST_FIELDS(struct Stray, strays);
 } Stray;
 
-static int on_stray(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Agent *a = userdata;
-        siginfo_t si = {};
+/* It ended: sd-event reaps it with the pidfd, which the source owns, once we return. */
+static int on_stray(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Stray *x = userdata;
 
-        if (waitid((idtype_t) P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) < 0 && errno != ECHILD)
-                return 0;
-        if (errno != ECHILD && si.si_pid == 0)
-                return 0;
-        Stray *x;
-
-        LIST_FOREACH(strays, x, a->strays)
-                if (x->pidfd == fd) {
-                        LIST_REMOVE(strays, a->strays, x);
-                        sd_event_source_disable_unref(x->source);
-                        safe_close(x->pidfd);
-                        free(x);
-                        break;
-                }
+        LIST_REMOVE(strays, x->agent->strays, x);
+        sd_event_source_disable_unref(x->source);
+        free(x);
         return 0;
 }
 
@@ -466,15 +455,18 @@ static void reap_later(Agent *a, int pidfd) {
                 return;
         (void) launch_signal(pidfd, SIGKILL);
         x = calloc(1, sizeof(*x));
-        if (!x || sd_event_add_io(a->event, &x->source, pidfd, EPOLLIN, on_stray, a) < 0) {
+        if (!x || sd_event_add_child_pidfd(a->event, &x->source, pidfd, WEXITED, on_stray, x) < 0 ||
+            sd_event_source_set_child_pidfd_own(x->source, true) < 0) {
                 /* cannot watch it: wait here (it was killed, so this is short) */
                 siginfo_t si;
+                if (x)
+                        x->source = sd_event_source_disable_unref(x->source);
                 (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED);
                 safe_close(pidfd);
                 free(x);
                 return;
         }
-        x->pidfd = pidfd;
+        x->agent = a;
         LIST_PREPEND(strays, a->strays, x);
 }
 
@@ -482,8 +474,7 @@ void supervise_strays_free(Agent *a) {
         Stray *x;
 
         while ((x = LIST_POP(strays, a->strays))) {
-                sd_event_source_disable_unref(x->source);
-                safe_close(x->pidfd);
+                sd_event_source_disable_unref(x->source); /* closes the pidfd it owns */
                 free(x);
         }
 }
@@ -506,7 +497,11 @@ static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
         a->n_launches++;
         request_launched(r); /* a single-use grant is used up now (before the timers: see there) */
 
-        k = sd_event_add_io(a->event, &r->run.child_source, r->run.pidfd, EPOLLIN, on_child, r);
+        k = sd_event_add_child_pidfd(a->event, &r->run.child_source, r->run.pidfd, WEXITED, on_child, r);
+        if (k >= 0) {
+                k = sd_event_source_set_child_pidfd_own(r->run.child_source, true);
+                r->run.pidfd_in_source = k >= 0;
+        }
         if (k >= 0 && r->run.notify_fd >= 0)
                 k = sd_event_add_io(a->event, &r->run.notify_source, r->run.notify_fd, EPOLLIN, on_noexec, r);
         if (k >= 0)
@@ -792,18 +787,20 @@ void supervise_main_exited(Request *r, bool known) {
                 (void) supervise_watch_cgroup(r);
 }
 
-static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+/* The program is the agent's child (the launcher clones with CLONE_PARENT): sd-event reaps
+ * it and hands us its status. */
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Request *r = userdata;
-        siginfo_t si = {};
 
-        if (waitid((idtype_t) P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-                return 0;
+        /* the source owns the pidfd: sd-event reaps with it once we return, then closes it */
         r->run.child_source = sd_event_source_disable_unref(r->run.child_source);
-        if (si.si_code == CLD_EXITED)
-                r->run.exit_code = si.si_status;
+        r->run.pidfd = -EBADF;
+        r->run.pidfd_in_source = false;
+        if (si->si_code == CLD_EXITED)
+                r->run.exit_code = si->si_status;
         else {
-                r->run.exit_signal = si.si_status;
-                r->run.core_dumped = si.si_code == CLD_DUMPED;
+                r->run.exit_signal = si->si_status;
+                r->run.core_dumped = si->si_code == CLD_DUMPED;
         }
         supervise_main_exited(r, true);
         (void) send_exited(r);

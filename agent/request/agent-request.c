@@ -181,6 +181,8 @@ void request_free(Request *r) {
         free(r->run.rule_id);
         free(r->run.program_path);
         sd_event_source_disable_unref(r->run.child_source);
+        if (r->run.pidfd_in_source)
+                r->run.pidfd = -EBADF; /* closed with its source */
         sd_event_source_disable_unref(r->run.notify_source);
         safe_close(r->run.notify_fd);
         sd_event_source_disable_unref(r->run.cgroup_watch);

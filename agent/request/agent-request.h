@@ -120,8 +120,9 @@ typedef struct RequestLaunch {
         char *cgroup_name;              /* "launch-<id>" leaf name without prefix: <id> */
         int cgroup_fd;
         pid_t pid;
-        int pidfd;
-        sd_event_source *child_source;
+        int pidfd;                      /* our child's: owned by child_source while it lives */
+        bool pidfd_in_source;
+        sd_event_source *child_source;  /* sd-event reaps our child through the pidfd */
         sd_event_source *cgroup_watch;
         sd_event_source *expiry_timer, *warn_timer, *runtime_timer, *kill_timer;
         sd_event_source *hold_timer;    /* the --test-hold-launch hook (agent.h) */
