@@ -24,7 +24,7 @@
 
 /* VM steps the time-window lookup may take (checked every 1000): a few ms at most. */
 #define NARROW_PROGRESS_STEP 1000
-#define NARROW_PROGRESS_MAX 200
+#define NARROW_PROGRESS_MAX 100
 
 #define PARAM_UID 100   /* ?100.. : uids */
 #define PARAM_EVENT 200 /* ?200.. : events */
