@@ -168,6 +168,11 @@ int audit_scan_forward(Audit *a, const AuditFilter *f, int64_t from, int64_t to,
                 int64_t seq = sqlite3_column_int64(s, 0);
                 json_t *row = audit_row_to_json(s);
 
+                /* a row that does not convert (not UTF-8, say) is still shown: as what it is */
+                if (!row)
+                        row = json_pack("{s:I,s:I,s:s,s:{s:s}}", "seq", (json_int_t) seq, "time",
+                                        (json_int_t) MAX(sqlite3_column_int64(s, 1), 0), "event", "?", "data", "note",
+                                        "this row cannot be shown; read it from the database");
                 if (!row) {
                         r = -ENOMEM;
                         break;
