@@ -497,11 +497,14 @@ bool ctl_audit_remote_refused(const char *host, int argc, char **argv) {
 
         if (argc < 1 || !streq(argv[0], "audit"))
                 return false;
+        /* -f is --key-file only for verify; for showing the log it is --follow */
+        bool verify = argc >= 2 && streq(argv[1], "verify");
+
         for (int i = 1; i < argc && !streq(argv[i], "--"); i++) {
                 /* --key, --key-file, their abbreviations and =forms; -k or -f, also in a cluster */
                 bool short_opts = argv[i][0] == '-' && argv[i][1] != '-';
 
-                if (!has_prefix(argv[i], "--k") && !(short_opts && strpbrk(argv[i] + 1, "kf")) &&
+                if (!has_prefix(argv[i], "--k") && !(short_opts && strpbrk(argv[i] + 1, verify ? "kf" : "k")) &&
                     !looks_like_key(argv[i]))
                         continue;
                 h = escape_display(host, strlen(host), 256);

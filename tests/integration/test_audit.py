@@ -11,11 +11,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -449,6 +451,30 @@ def test_large_rows_and_a_slow_reader_lose_nothing():
         got = [json.loads(l) for l in out.decode().splitlines()]
         check_eq(seqs(got), seqs(rows), "every row, once, in order")
         check(len(out) > 1000000, "more than the socket and the pipe hold", len(out))
+
+
+def test_follow_on_another_machine_with_H():
+    """-f is --follow when showing the log (it is --key-file only for `audit verify`, which
+    -H refuses): the command reaches ssh as typed."""
+    d = tempfile.mkdtemp(prefix="elevate-it-ssh-")
+    try:
+        marker = os.path.join(d, "ran")
+        with open(os.path.join(d, "ssh"), "w") as f:
+            f.write("#!/bin/sh\nprintf '%%s\\n' \"$@\" > %s\n" % marker)
+        os.chmod(os.path.join(d, "ssh"), 0o755)
+        env = dict(os.environ, PATH=d + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
+        p = subprocess.run([ELEVATECTL, "-H", "endpoint.example", "audit", "-f", "-e", "refused", "--since", "2h ago"],
+                           env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        check_eq(p.returncode, 0, "ran ssh", p.stderr)
+        with open(marker) as f:
+            args = f.read().splitlines()
+        check_eq(args, ["--", "endpoint.example", "elevatectl", "'audit'", "'-f'", "'-e'", "'refused'", "'--since'",
+                        "'2h ago'"], "the command, quoted for the remote shell")
+        p = subprocess.run([ELEVATECTL, "-H", "endpoint.example", "audit", "verify", "-f", "k0"], env=env,
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        check_eq(p.returncode, 2, "while verify -f (a key file) is still refused", p.stderr)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def follower(a, args=(), as_user=None):
