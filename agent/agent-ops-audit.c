@@ -309,8 +309,10 @@ static int reader_step(AuditReader *r) {
                 if (k < 0)
                         return k;
                 if (r->pos < r->hi) {
-                        /* a full page goes out now; otherwise the next slice adds to it */
-                        if (r->page_full)
+                        /* a full page goes out now, and so does a quarter of one (rows held as
+                         * JSON objects cost several times their text); otherwise the next slice
+                         * adds to it */
+                        if (r->page_full || r->page_bytes > AUDIT_PAGE_MAX / 4)
                                 return reader_emit(r, true);
                         return 0;
                 }
