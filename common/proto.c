@@ -267,7 +267,16 @@ static const ProtoField signal_fields[] = {
 
 static const ProtoField audit_fields[] = {
         {"since", FIELD_INT, false, DEST(since), COUNT(has_since), .min = 0, .max = INT64_MAX},
+        {"until", FIELD_INT, false, DEST(until), COUNT(has_until), .min = 0, .max = INT64_MAX},
         {"limit", FIELD_INT, false, DEST(limit), COUNT(has_limit), .min = 1, .max = 100000},
+        {"after_seq", FIELD_INT, false, DEST(after_seq), COUNT(has_after_seq), .min = 0, .max = INT64_MAX},
+        {"uids", FIELD_UINTV, false, DEST(uids), COUNT(n_uids), .min = 0, .max = UINT32_MAX - 1,
+         .max_count = PROTO_MAX_AUDIT_FILTER},
+        {"events", FIELD_STRV, false, DEST(events), COUNT(n_events), .min = 1, .max = 64,
+         .max_count = PROTO_MAX_AUDIT_FILTER},
+        {"request", FIELD_STRING, false, DEST(request), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a request id, the start of one, or a ticket"},
+        {"follow", FIELD_BOOL, false, DEST(follow)},
 };
 
 static const ProtoField decision_fields[] = {

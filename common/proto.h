@@ -45,6 +45,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 #define PROTO_MAX_REASON 1024
 #define PROTO_MAX_FDS (PROTO_EXEC_FIXED_FDS + PROTO_MAX_FILE_ARGS)
 #define PROTO_MAX_LIST 4096          /* elements of result arrays (rules, rows) */
+#define PROTO_MAX_AUDIT_FILTER 32    /* uids, and event names, in one audit request */
 
 /* exec carries its fds in this fixed order, then one fd per file argument */
 enum {
@@ -126,11 +127,21 @@ typedef struct ProtoMsg {
         /* signal */
         const char *signal;       /* "INT", "TERM", "HUP", "QUIT", "WINCH", "CONT", "TSTP" */
 
-        /* audit */
+        /* audit (docs/protocol.md): every condition given must hold */
         bool has_since;
-        int64_t since;            /* CLOCK_REALTIME usec */
+        int64_t since;            /* CLOCK_REALTIME usec, inclusive */
+        bool has_until;
+        int64_t until;            /* CLOCK_REALTIME usec, inclusive */
         bool has_limit;
-        int64_t limit;
+        int64_t limit;            /* the newest this many rows */
+        bool has_after_seq;
+        int64_t after_seq;        /* only rows with a greater seq (to continue where one left off) */
+        unsigned *uids;           /* requester uids, any of them */
+        size_t n_uids;
+        const char **events;      /* event names, any of them */
+        size_t n_events;
+        bool follow;              /* then the rows committed later, until the client hangs up */
+        /* (the request filter is `request`, below: a whole id, a prefix of one, or a ticket) */
 
         /* decision / started / exited / error / ok */
         const char *decision;     /* "allow", "deny", "approve" */
