@@ -500,3 +500,7 @@ int bundle_sign(uint64_t serial, int64_t issued, int64_t expires, const BundlePa
                 return fail(err, r, "cannot build the bundle: %s", strerror(-r));
         return 0;
 }
+
+/* the protocol's copy of these limits (common/proto.h) must agree */
+_Static_assert(BUNDLE_NAME_MAX == PROTO_MAX_FLEET_NAME, "host and group names: bundle.h and proto.h disagree");
+_Static_assert(BUNDLE_MAX_GROUPS + 2 <= PROTO_MAX_BUNDLE_FDS, "an offer of host, groups and global must fit");

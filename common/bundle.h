@@ -42,8 +42,8 @@
 #define BUNDLE_MAX_SIZE (1024 * 1024) /* a bundle file or broker value: NATS's default max_payload */
 #define BUNDLE_MAX_PARTS 256          /* parts in one release */
 #define BUNDLE_NAME_MAX 64            /* a host or group name: [A-Za-z0-9_-] */
-#define BUNDLE_MAX_GROUPS 32          /* fleet groups of one host */
-#define BUNDLE_MAX_INPUTS 40          /* bundles offered at once: host, groups, global, and spare */
+#define BUNDLE_MAX_GROUPS 16          /* fleet groups of one host (an offer is host, groups, global) */
+#define BUNDLE_MAX_INPUTS 24          /* bundles offered at once: host, groups, global, and spare */
 #define BUNDLE_MAX_APPLIED (BUNDLE_MAX_GROUPS + 2)
 #define BUNDLE_CLOCK_SKEW 300         /* seconds a release may be issued ahead of our clock */
 #define BUNDLE_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
