@@ -75,6 +75,9 @@ static void handle(Fleetd *f, Event *e) {
                 f->connected = true;
                 fprintf(stderr, "elevate-fleetd: connected to the broker; reading every key.\n");
                 resync(f);
+                f->resync_step = 0;
+                (void) sd_event_source_set_time_relative(f->resync_timer, 2 * USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(f->resync_timer, SD_EVENT_ONESHOT);
                 break;
         case EV_DISCONNECTED:
                 f->connected = false;
@@ -142,6 +145,16 @@ static int on_reoffer(sd_event_source *s, uint64_t usec, void *userdata) {
         schedule_offer(f, 0);
         (void) sd_event_source_set_time_relative(s, FLEETD_REOFFER_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
+        Fleetd *f = userdata;
+
+        if (f->connected)
+                resync(f);
+        f->resync_step++;
+        (void) sd_event_source_set_time_relative(s, f->resync_step == 1 ? 8 * USEC_PER_SEC : FLEETD_RESYNC_PERIOD_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -300,6 +313,7 @@ static void fleetd_done(Fleetd *f) {
         sd_event_source_unref(f->wake_source);
         sd_event_source_unref(f->retry_timer);
         sd_event_source_unref(f->reoffer_timer);
+        sd_event_source_unref(f->resync_timer);
         sd_event_unref(f->event);
         safe_close(f->wake_fd);
         safe_close(f->state_fd);
@@ -347,6 +361,9 @@ static int run(Fleetd *f) {
         if (r >= 0)
                 r = sd_event_add_time_relative(f->event, &f->reoffer_timer, CLOCK_MONOTONIC, FLEETD_REOFFER_USEC, 0,
                                                on_reoffer, f);
+        if (r >= 0)
+                r = sd_event_add_time_relative(f->event, &f->resync_timer, CLOCK_MONOTONIC, FLEETD_RESYNC_PERIOD_USEC,
+                                               0, on_resync, f);
         if (r >= 0)
                 r = sd_event_add_signal(f->event, NULL, SIGTERM, on_signal, NULL);
         if (r >= 0)

@@ -34,6 +34,10 @@
 #define FLEETD_RETRY_MAX_USEC (300 * 1000 * 1000ULL)
 #define FLEETD_REOFFER_USEC (15 * 60 * 1000 * 1000ULL) /* offered again even after a verdict */
 #define FLEETD_AGENT_TIMEOUT_SEC 30
+/* After a (re)connect every key is read at once, and again 2 s and 10 s later: a replica
+ * that answered a direct get may lag its leader for a moment after a failover. Then every
+ * 5 minutes, so a value missed for any reason arrives anyway. */
+#define FLEETD_RESYNC_PERIOD_USEC (300 * 1000 * 1000ULL)
 
 typedef struct Held {
         char key[BUNDLE_NAME_MAX + 8]; /* "global", "group.G", "host.H" */
@@ -71,7 +75,8 @@ typedef struct Fleetd {
         uint64_t reconnect_max_usec;
 
         sd_event *event;
-        sd_event_source *wake_source, *retry_timer, *reoffer_timer;
+        sd_event_source *wake_source, *retry_timer, *reoffer_timer, *resync_timer;
+        unsigned resync_step;
         int wake_fd;
         int state_fd;
 
