@@ -19,6 +19,7 @@
 #include "bundle.h"
 #include "fleet-key.h"
 #include "nkey.h"
+#include "proto.h"
 #include "util.h"
 
 #define NOW INT64_C(1800000000)
@@ -596,6 +597,43 @@ START_TEST(test_trust_dir) {
 }
 END_TEST
 
+/* The hand-off message of fleetd: one fd per key, keys only of the bucket's forms. */
+static int decode_offer(const char *json, size_t n_fds, ProtoMsg *m) {
+        int fds[PROTO_MAX_FDS];
+
+        for (size_t i = 0; i < n_fds; i++)
+                fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return proto_decode(json, strlen(json), fds, n_fds, m, NULL);
+}
+
+START_TEST(test_offer_message) {
+        ProtoMsg m = {};
+        json_t *o;
+
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"host.h1\",\"global\"]}", 2, &m), 0);
+        ck_assert_int_eq(m.type, PROTO_BUNDLE_OFFER);
+        ck_assert_uint_eq(m.n_keys, 2);
+        ck_assert_uint_eq(m.n_fds, 2);
+        proto_msg_done(&m);
+        /* one fd short, one too many, none */
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"host.h1\",\"global\"]}", 1, &m),
+                         -EBADMSG);
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"global\"]}", 2, &m), -EBADMSG);
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[]}", 0, &m), -EBADMSG);
+        /* keys that are no key of the bucket */
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"host.a.b\"]}", 1, &m), -EBADMSG);
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"../x\"]}", 1, &m), -EBADMSG);
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"group.\"]}", 1, &m), -EBADMSG);
+        /* the answer */
+        o = json_pack("{s:i,s:s,s:s,s:s,s:i}", "v", 1, "type", "bundle_result", "outcome", "refused", "reason",
+                      "rollback", "serial", 4);
+        ck_assert_int_eq(proto_validate(o, 0, NULL), 0);
+        json_object_set_new(o, "outcome", json_string("maybe"));
+        ck_assert_int_eq(proto_validate(o, 0, NULL), -EINVAL);
+        json_decref(o);
+}
+END_TEST
+
 static Suite *bundle_suite(void) {
         Suite *s = suite_create("bundle");
         TCase *tc = tcase_create("bundle");
@@ -619,6 +657,7 @@ static Suite *bundle_suite(void) {
         tcase_add_test(tc, test_malformed);
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_trust_dir);
+        tcase_add_test(tc, test_offer_message);
         suite_add_tcase(s, tc);
         return s;
 }
