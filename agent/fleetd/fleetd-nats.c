@@ -218,12 +218,17 @@ int fleetd_nats_start(Fleetd *f) {
                         fprintf(stderr, "elevate-fleetd: cannot subscribe to %s: %s\n", subject, natsStatus_GetText(s));
                         return -EIO;
                 }
-                /* libnats keeps the subscription across reconnects; it is freed with the connection */
+                /* libnats keeps the subscription across reconnects */
+                f->subs[i] = sub;
         }
         return 0;
 }
 
 void fleetd_nats_stop(Fleetd *f) {
+        for (size_t i = 0; i < f->n_held; i++) {
+                natsSubscription_Destroy(f->subs[i]);
+                f->subs[i] = NULL;
+        }
         if (f->nc) {
                 natsConnection_Close(f->nc);
                 natsConnection_Destroy(f->nc);

@@ -310,6 +310,9 @@ static int fill_defaults(Fleetd *f) {
 
 static void fleetd_done(Fleetd *f) {
         fleetd_nats_stop(f);
+        /* libnats's threads may still deliver a last callback (the disconnect of the close):
+         * wait for them before the queue they write to is freed */
+        (void) nats_CloseAndWait(5000);
         sd_event_source_unref(f->wake_source);
         sd_event_source_unref(f->retry_timer);
         sd_event_source_unref(f->reoffer_timer);
@@ -400,6 +403,5 @@ int main(int argc, char **argv) {
         if (r >= 0)
                 r = run(&f);
         fleetd_done(&f);
-        nats_Close();
         return r < 0 ? 1 : 0;
 }

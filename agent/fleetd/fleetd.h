@@ -88,6 +88,7 @@ typedef struct Fleetd {
 
         /* loop thread only */
         void *nc; /* natsConnection */
+        void *subs[FLEETD_MAX_KEYS]; /* natsSubscription; each holds a reference to nc */
         bool connected;
         Held held[FLEETD_MAX_KEYS];
         size_t n_held;

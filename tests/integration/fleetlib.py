@@ -328,6 +328,10 @@ class Fleetd:
             self.log.close()
         rc = self.proc.returncode if self.proc else None
         self.proc = None
+        # a sanitizer build: fleetd's own report of a memory error, a leak or undefined behaviour
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if bad in self.logs():
+                raise lib.Failed("fleetd %s: %s in its log:\n%s" % (self.host, bad, self.logs()[-4000:]))
         return rc
 
 
@@ -351,9 +355,15 @@ class Scene:
                     print("".join("# fleetd %s: %s\n" % (it.host, l) for l in it.logs().splitlines()[-25:]), end="")
                 if isinstance(it, Broker) and it.proc is None:
                     continue
+        sanitizer = None
         for it in reversed(self.items):
             try:
-                if isinstance(it, (Fleetd, StubAgent)):
+                if isinstance(it, Fleetd):
+                    try:
+                        it.stop()
+                    except lib.Failed as e:
+                        sanitizer = e
+                elif isinstance(it, StubAgent):
                     it.stop()
                 elif isinstance(it, Broker):
                     it.kill(signal.SIGTERM)
@@ -361,4 +371,6 @@ class Scene:
                     it.cleanup()
             except Exception:
                 pass
+        if sanitizer and typ is None:
+            raise sanitizer
         return False

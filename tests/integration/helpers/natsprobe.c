@@ -100,6 +100,7 @@ int main(int argc, char **argv) {
         if (strcmp(argv[3], "pub") == 0 && argc == 6) {
                 char *data = read_all(argv[5], &len);
                 s = natsConnection_Publish(nc, argv[4], data, len);
+                free(data);
                 rc = s == NATS_OK ? settle(nc) : 1;
         } else if (strcmp(argv[3], "jspub") == 0 && argc == 6) {
                 char *data = read_all(argv[5], &len);
@@ -111,6 +112,9 @@ int main(int argc, char **argv) {
                 if (s == NATS_OK)
                         printf("%llu\n", (unsigned long long) ack->Sequence);
                 rc = s == NATS_OK ? 0 : denied ? 5 : 1;
+                jsPubAck_Destroy(ack);
+                jsCtx_Destroy(js);
+                free(data);
         } else if (strcmp(argv[3], "get") == 0 && argc == 5) {
                 natsMsg *reply = NULL;
                 const char *status = NULL;
@@ -127,13 +131,16 @@ int main(int argc, char **argv) {
                 }
                 if (denied)
                         rc = 5;
+                natsMsg_Destroy(reply);
         } else if (strcmp(argv[3], "sub") == 0 && argc == 5) {
                 natsSubscription *sub = NULL;
                 s = natsConnection_SubscribeSync(&sub, nc, argv[4]);
                 rc = s == NATS_OK ? settle(nc) : 1;
+                natsSubscription_Destroy(sub);
         } else
                 fprintf(stderr, "natsprobe: unknown command\n");
         natsConnection_Destroy(nc);
         natsOptions_Destroy(opts);
+        nats_Close();
         return rc;
 }
