@@ -414,6 +414,8 @@ static void msg_free_arrays(ProtoMsg *m) {
         free(m->events);
         m->uids = NULL;
         m->events = NULL;
+        free(m->keys);
+        m->keys = NULL;
         m->args = NULL;
         m->env = NULL;
         m->file_args = NULL;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "elevatectl-audit.h"
 #include "elevatectl-code.h"
+#include "elevatectl-fleet.h"
 #include "elevatectl.h"
 #include "util.h"
 
@@ -125,7 +126,18 @@ static int cmd_keys(int argc, char **argv) {
                 }
                 return ctl_keys_rotate();
         }
+        if (argc >= 2 && streq(argv[1], "new") && ctl_keys_new_is_fleet(argc, argv))
+                return ctl_keys_new_fleet(argc, argv);
         return ctl_cmd_keys(argc, argv);
+}
+
+/* policy sign/verify work on bundles, offline (elevatectl-bundle.c); the rest is elevatectl-policy.c */
+static int cmd_policy(int argc, char **argv) {
+        if (argc >= 2 && streq(argv[1], "sign"))
+                return ctl_policy_sign(argc, argv);
+        if (argc >= 2 && streq(argv[1], "verify"))
+                return ctl_policy_verify(argc, argv);
+        return ctl_cmd_policy(argc, argv);
 }
 
 static const CtlCommand commands[] = {
@@ -135,12 +147,16 @@ static const CtlCommand commands[] = {
           "  audit init                              show the initial chain key, once (root)\n"
           "  audit verify [--db FILE] [--key-file FILE|-]\n"
           "                                          check the hash chain (and the tags, with the initial key)" },
-        { "policy", ctl_cmd_policy,
+        { "policy", cmd_policy,
           "policy check FILE                       validate a policy file; show rules and warnings\n"
           "  policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
           "                                          show the decision and the rules tried: by the running\n"
           "                                          agent's policy (operators), or by FILE\n"
-          "  policy status [--json]                  what policy the agent runs on, and whether its file is broken" },
+          "  policy status [--json]                  what policy the agent runs on, and whether its file is broken\n"
+          "  policy sign --key K --serial N --expires D [--host H|--group G] [POLICY] [--part T=FILE]... -o OUT\n"
+          "                                          sign a release for the fleet (offline)\n"
+          "  policy verify [--trust-dir D] [--host H] [--group G]... BUNDLE...\n"
+          "                                          check bundles as an agent would" },
         { "reload", cmd_reload, "reload                                  reload the agent's policy (operators)" },
         { "pending", ctl_cmd_pending,
           "pending [--json]                        requests waiting for you to approve them" },
@@ -156,7 +172,15 @@ static const CtlCommand commands[] = {
           "keys new --site-key FILE                create a site key (keep it on the helpdesk's machine)\n"
           "  keys derive --site-key FILE --host NAME [--epoch N] [--output FILE]\n"
           "                                          the endpoint key for one machine\n"
-          "  keys rotate                             make the agent use its new endpoint key file (root)" },
+          "  keys rotate                             make the agent use its new endpoint key file (root)\n"
+          "  keys new --kind signer|approver --out FILE.key\n"
+          "                                          a fleet signing key pair (FILE.key, FILE.pub)" },
+        { "fleet", ctl_cmd_fleet,
+          "fleet publish --nats URL --creds FILE [--host H | --group G] BUNDLE\n"
+          "                                          put a signed release into the broker\n"
+          "  fleet status --nats URL --creds FILE [--json]\n"
+          "                                          which hosts run which release, which refused and why\n"
+          "  fleet authz --hosts FILE [--out-dir DIR] the broker's accounts and per-host permissions" },
 };
 
 /* `-H [USER@]HOST`: the same command on another machine, over ssh (as `systemctl -H`).
