@@ -34,6 +34,7 @@
 #include "agent-log.h"
 #include "agent-module.h"
 #include "agent-ops-approval.h"
+#include "agent-ops-audit.h"
 #include "agent-ops.h"
 #include "agent-pending.h"
 #include "agent-policy.h"
@@ -47,7 +48,7 @@
 /* The modules of the agent: what the server dispatches to, who owns a request in each
  * state, who hears about a new policy (agent-module.h). */
 static const AgentModule *const agent_modules[] = {
-        &events_module, &ops_module, &inspect_module, &supervise_module, &approval_module,
+        &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
 };
 
 static const char *arg_socket;

@@ -11,12 +11,12 @@
 #include "elevatectl.h"
 #include "util.h"
 
-static int ctl_connect(void) {
+int ctl_connect(bool quiet) {
         ProtoError err = {};
         int fd;
 
         fd = proto_connect(arg_socket, 0, &err);
-        if (fd < 0)
+        if (fd < 0 && !quiet)
                 fprintf(stderr, "elevatectl: %s.%s\n", err.message,
                         fd == -ENAMETOOLONG ? "" : " Is elevated running?");
         return fd;
@@ -29,7 +29,7 @@ int ctl_call(json_t *req, ProtoMsg *ret, int *ret_sock) {
 
         if (!req)
                 return 1; /* out of memory building it */
-        sock = ctl_connect();
+        sock = ctl_connect(false);
         if (sock < 0) {
                 json_decref(req);
                 return 3;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
+
 #include "proto.h"
 
 typedef struct CtlCommand {
@@ -12,6 +14,8 @@ typedef struct CtlCommand {
 extern const char *arg_socket;
 extern const char *arg_state_dir;
 
+/* Connects to the agent (proto_connect()); says why not unless quiet. The fd or -errno. */
+int ctl_connect(bool quiet);
 /* The console's one way to ask the agent: connects, sends req (always freed; NULL means
  * out of memory), reads the first answer and prints any error. 0 with *ret filled (with
  * ret_sock: the connection, for the pages that follow), or an exit status: 1 (refused,

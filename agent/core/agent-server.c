@@ -367,6 +367,13 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         if (c->state == CONN_CLOSING)
                 return 0;
+        /* a writer that waited (an audit reader) has room for its next page */
+        if (revents & EPOLLOUT) {
+                if (c->on_writable)
+                        c->on_writable(c);
+                if (c->state == CONN_CLOSING || !(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                        return 0;
+        }
         r = proto_recv(fd, &m, &err);
         if (r == -EAGAIN)
                 return 0;

@@ -22,6 +22,7 @@ typedef enum ConnState {
         CONN_RUNNING,    /* the program runs; signals accepted */
         CONN_WAITING,    /* a pending request waits for an approver or a response code */
         CONN_SUBSCRIBED, /* a notifier: receives the user's events until it hangs up */
+        CONN_READING,    /* an operator reads (or follows) the audit log, page by page */
         CONN_CLOSING,
 } ConnState;
 
@@ -37,9 +38,12 @@ struct Conn {
         ConnState state;
         Request *request;          /* the exec in progress, if any (agent-request.h) */
         ConnOp *op;                /* an operator action waiting for its audit record */
+        AuditReader *audit_reader; /* the audit rows this connection asked for */
         /* Set by whoever hangs a request or an action on the connection: lets go of it
          * when the connection is freed (before anything else is). */
         void (*on_free)(Conn *c);
+        /* Set by whoever writes more than fits at once: the socket has room again. */
+        void (*on_writable)(Conn *c);
         unsigned n_messages;
 };
 

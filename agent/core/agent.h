@@ -32,6 +32,8 @@
 #define AGENT_MAX_LAUNCHES_PER_UID 32
 #define AGENT_READ_DEADLINE_USEC (30 * USEC_PER_SEC)  /* first message must arrive by then */
 #define AGENT_INSPECT_DEADLINE_USEC (60 * USEC_PER_SEC) /* reading and hashing a program */
+#define AGENT_MAX_AUDIT_READERS 32        /* `elevatectl audit` answers being sent or followed, */
+#define AGENT_MAX_AUDIT_READERS_PER_UID 4 /* per operator (agent-ops-audit.c) */
 #define AGENT_TEST_HOLD_MAX_USEC (60 * USEC_PER_SEC)    /* the --test-hold-launch hook, at most */
 
 /* Every object of the agent by name only: each is defined by the module that owns it,
@@ -50,6 +52,7 @@ typedef struct Cgroups Cgroups;
 typedef struct BinaryCache BinaryCache;
 typedef struct CopyBudget CopyBudget;
 typedef struct Workers Workers;
+typedef struct AuditReader AuditReader;
 
 struct Agent {
         sd_event *event;
@@ -105,6 +108,9 @@ struct Agent {
         struct Attempts *attempts; /* failed offline codes per uid and for the host */
         struct Budget *budgets;    /* rows that elevate nothing, per uid (agent-budget.c) */
         sd_event_source *budget_timer;
+
+        AuditReader *audit_readers; /* `elevatectl audit` answers in progress (agent-ops-audit.c) */
+        size_t n_audit_readers;
 
         Conn *conns;
         size_t n_conns;
