@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Grants: what an approval leaves behind (DESIGN §5 time semantics, §6).
+ * Grants: what an approval leaves behind (docs/design.md §5 time semantics, §6).
  *
  * Invariants (see agent-pending.h): a grant matches only the same uid, rule, run_as,
  * program hash, scope and login session; it lives until a CLOCK_BOOTTIME deadline of
@@ -299,7 +299,7 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
         grant_free(g); /* ended grants live on in the database and the audit log only */
 }
 
-/* A reload that removes a rule or makes it deny voids its grants (DESIGN §6). */
+/* A reload that removes a rule or makes it deny voids its grants (docs/design.md §6). */
 void grants_policy_changed(Agent *a) {
         Grant *g, *next;
 

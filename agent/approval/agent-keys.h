@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Offline challenge/response on the agent's side (DESIGN §6, docs/offline-codes.md).
+ * Offline challenge/response on the agent's side (docs/design.md §6, docs/offline-codes.md).
  *
  * Invariants:
  *  - The endpoint key is read from a root-owned file readable by nobody else, kept in

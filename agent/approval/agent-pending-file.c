@@ -75,7 +75,7 @@ static void pending_attach(Pending *p, Request *r) {
         pending_tell_waiter(p);
 }
 
-/* Files that look like system programs: approvers are told (DESIGN §5). Which ones are
+/* Files that look like system programs: approvers are told (docs/design.md §5). Which ones are
  * identical was worked out during inspection, on a worker thread: the loop never reads
  * or hashes a file (binary_find_identical()). */
 static json_t *identical_notes(const Request *r) {

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Pending requests and time-boxed grants (DESIGN §6): the invariants of the approval
+ * Pending requests and time-boxed grants (docs/design.md §6): the invariants of the approval
  * folder. This header is the pending request (agent-pending.c); agent-grant.h the grant.
  *
  * A request matching an `approve` rule runs at once only under a live grant for the same

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Durable, sealed audit log and request/launch state (DESIGN §8, docs/audit.md).
+ * Durable, sealed audit log and request/launch state (docs/design.md §8, docs/audit.md).
  *
  * Invariants:
  *  - Every transition is one audit row written in the same SQLite transaction as the

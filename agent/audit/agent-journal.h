@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Audit events to the systemd journal (DESIGN §8, docs/audit.md): each committed audit
+ * Audit events to the systemd journal (docs/design.md §8, docs/audit.md): each committed audit
  * row is also sent with a fixed MESSAGE_ID per event type and structured ELEVATE_*
  * fields, so the site's log pipeline gets the audit stream. Without a journal the send
  * fails and is ignored: the database is the record, the journal a copy.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * How many bytes of sealed copies the agent holds at once (DESIGN §4, policy copy_budget).
+ * How many bytes of sealed copies the agent holds at once (docs/design.md §4, policy copy_budget).
  *
  * A copy of a file that is not trusted in place lives in memory (a memfd) or in the
  * state directory (O_TMPFILE) for as long as its request lives: through inspection, a

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Hash cache for files trusted in place (DESIGN §4).
+ * Hash cache for files trusted in place (docs/design.md §4).
  *
  * Invariants:
  *  - Only in-place files are cached (root-owned, root-controlled directories, lease held

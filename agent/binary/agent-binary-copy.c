@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Hashing and sealed copies (DESIGN §4).
+ * Hashing and sealed copies (docs/design.md §4).
  *
  * Invariants:
  *  - The user's file is only ever read with pread on the agent's own descriptor, never

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Internals shared by agent-binary-*.c (DESIGN §4); not for use outside the module
+ * Internals shared by agent-binary-*.c (docs/design.md §4); not for use outside the module
  * except by its unit test. Invariants are stated in agent-binary.h and in each file.
  */
 

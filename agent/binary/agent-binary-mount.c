@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Mount facts for "trusted in place" (DESIGN §4).
+ * Mount facts for "trusted in place" (docs/design.md §4).
  *
  * Invariants:
  *  - Only the agent's own table (/proc/self/mountinfo) is consulted: a mount the client

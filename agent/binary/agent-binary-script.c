@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * What the kernel will run: ELF, or a "#!" script and its interpreter (DESIGN §4).
+ * What the kernel will run: ELF, or a "#!" script and its interpreter (docs/design.md §4).
  *
  * Invariants:
  *  - The bytes examined are those of the final, immutable descriptor (leased in place

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Who can change a file, and which path is true for it (DESIGN §4, §7 cwd).
+ * Who can change a file, and which path is true for it (docs/design.md §4, §7 cwd).
  *
  * Invariants:
  *  - No user-named path is ever resolved with symlinks: the believed path is what

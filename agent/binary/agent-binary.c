@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * What was hashed is what runs (DESIGN §4): binary_prepare() and friends.
+ * What was hashed is what runs (docs/design.md §4): binary_prepare() and friends.
  *
  * Invariants (see also agent-binary.h):
  *  - The client's descriptor is only inspected (fcntl, fstat, fstatfs, readlink of its

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * What was hashed is what runs (DESIGN §4).
+ * What was hashed is what runs (docs/design.md §4).
  *
  * Invariants:
  *  - The client's open file description is never used for content or offsets: the file

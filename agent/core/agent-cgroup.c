@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Per-launch cgroups (DESIGN §7).
+ * Per-launch cgroups (docs/design.md §7).
  *
  * Invariants (MUST):
  *  - Every path comes from the kernel (/proc/self/mountinfo, /proc/self/cgroup) or is

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Per-launch cgroups (DESIGN §7).
+ * Per-launch cgroups (docs/design.md §7).
  *
  * Layout: the agent finds the cgroup2 mount from /proc/self/mountinfo (it may be
  * /sys/fs/cgroup or /sys/fs/cgroup/unified on hybrid systems) and its own cgroup from

@@ -3,7 +3,7 @@
 
 /*
  * How the agent's modules plug in, so that none of the lower layers calls a module by
- * name (docs/design-agent-layout.md):
+ * name (docs/design.md §11):
  *
  *  - operations: each message type a client may send is answered by one module's
  *    handler; the server finds it in the table built from the modules and checks, from

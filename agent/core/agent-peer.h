@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Who is asking (DESIGN §3).
+ * Who is asking (docs/design.md §3).
  *
  * Invariants:
  *  - Identity comes only from the kernel: SO_PEERCRED and SO_PEERGROUPS of the

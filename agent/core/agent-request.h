@@ -5,7 +5,7 @@
  * One elevation request, from the exec message to the end of the launched program.
  *
  * A request is always in one state, and in each state one module owns it (the owner
- * column; docs/design-agent-layout.md draws the whole machine):
+ * column; docs/design.md §11 draws the whole machine):
  *
  *   state       owner                            next states
  *   NEW         request (agent-request.c)        QUEUED INSPECTING RUNNING(adopted) DONE

@@ -155,7 +155,7 @@ static int listen_on_path(Agent *a) {
         if (fd < 0)
                 return log_error_errno(negative_errno(), "socket()");
         memcpy(sa.sun_path, a->socket_path, strlen(a->socket_path) + 1);
-        /* anyone may ask (DESIGN §3): authorization is per request */
+        /* anyone may ask (docs/design.md §3): authorization is per request */
         old = umask(0111);
         r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
         umask(old);

@@ -3,7 +3,7 @@
 
 /*
  * Work that may block on a user-controlled file (FUSE, a stuck NFS server) runs on a
- * worker thread, never on the event loop (DESIGN §3).
+ * worker thread, never on the event loop (docs/design.md §3).
  *
  * Invariants:
  *  - done() runs on the loop thread exactly once per job: 0 when fn finished, or

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * The elevated program's environment, built from nothing (DESIGN §7).
+ * The elevated program's environment, built from nothing (docs/design.md §7).
  *
  * Invariants (MUST):
  *  - A variable reaches the program only if this file names it (env_pass[], the fixed

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The elevated program's environment, built from nothing (DESIGN §7).
+ * The elevated program's environment, built from nothing (docs/design.md §7).
  *
  * Invariants:
  *  - Nothing passes unless it is on the list below or named by the rule's env_keep.

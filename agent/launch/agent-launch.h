@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Launching an elevated process (DESIGN §7).
+ * Launching an elevated process (docs/design.md §7).
  *
  * Invariants:
  *  - Everything the child needs is prepared in the parent. Between the clone and
@@ -50,7 +50,7 @@ typedef struct LaunchSpec {
         /* the open-files limit the program gets (the agent raises its own for many
          * connections; programs get what the agent was started with). NULL: inherit */
         const struct rlimit *nofile;
-        /* Added by the launch module (file arguments, DESIGN §4; pty when only stdout or
+        /* Added by the launch module (file arguments, docs/design.md §4; pty when only stdout or
          * stderr is a terminal): */
         const int *extra_fds;    /* passed on at fds 3, 4, … (4, 5, … with keep_exec_fd), */
         size_t n_extra_fds;      /*   without close-on-exec; at most LAUNCH_EXTRA_FDS_MAX */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * A fresh pseudo-terminal for an elevated program (DESIGN §7).
+ * A fresh pseudo-terminal for an elevated program (docs/design.md §7).
  *
  * Invariants (MUST):
  *  - The slave is reached from the master with TIOCGPTPEER, never by a path: a path

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* A fresh pseudo-terminal for an elevated program (DESIGN §7): the slave belongs to
+/* A fresh pseudo-terminal for an elevated program (docs/design.md §7): the slave belongs to
  * run_as (mode 0620, group tty), the master goes to the client, the agent keeps
  * neither once the program started. No path lookup: the slave is reached with
  * TIOCGPTPEER. Both fds are O_CLOEXEC and O_NOCTTY. */

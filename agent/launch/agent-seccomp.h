@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * seccomp profiles (DESIGN §7), chosen per rule by "profile". Profiles are data: one
+ * seccomp profiles (docs/design.md §7), chosen per rule by "profile". Profiles are data: one
  * table in agent-seccomp.c. Refused calls fail with EPERM; nothing is killed. The BPF
  * program is built once in the agent (libseccomp) and handed to the launch child, which
  * only installs it.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Launching and supervising an allowed request (DESIGN §7, §8).
+ * Launching and supervising an allowed request (docs/design.md §7, §8).
  *
  * Invariants:
  *  - No elevation without a durable audit record: the "launch" row (and the launches

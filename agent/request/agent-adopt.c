@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Taking over launches after an agent restart (DESIGN §8).
+ * Taking over launches after an agent restart (docs/design.md §8).
  *
  * Invariants:
  *  - Every launch row still "running" is resolved: adopted when its cgroup of this boot
