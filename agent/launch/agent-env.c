@@ -8,7 +8,8 @@
  *    agent-set variables) or the rule's env_keep names it; the caller's vector is
  *    never copied or filtered as a whole.
  *  - PATH is ENV_SECURE_PATH; HOME, USER, LOGNAME and SHELL describe run_as; ELEVATE_*
- *    and SUDO_* are written by the agent. None of them can come from the caller, not
+ *    and SUDO_* are written by the agent, and so are LESSSECURE=1 and
+ *    SYSTEMD_PAGERSECURE=1 (a pager on the user's terminal runs no commands). None of them can come from the caller, not
  *    even through env_keep (they are in the policy library's table of names env_keep
  *    may never name, which the policy loader enforces too).
  *  - Every caller value is checked before it is copied: at most ENV_VALUE_MAX bytes,
@@ -258,6 +259,19 @@ static int put_identity(EnvVec *e, const EnvInput *in) {
         return 0;
 }
 
+/* Pagers that a root program opens on the user's terminal (apt-listchanges, systemctl,
+ * journalctl, man) must not run the commands the user types there: less and systemd's
+ * pager in secure mode refuse "!cmd", "|", editors and LESSOPEN. Set whatever the
+ * caller sent; the policy cannot keep other values (LESS* and SYSTEMD_* are in its table
+ * of names env_keep may never name). */
+static int put_hardening(EnvVec *e) {
+        int r;
+
+        if ((r = envvec_put(e, "LESSSECURE", "1")) < 0 || (r = envvec_put(e, "SYSTEMD_PAGERSECURE", "1")) < 0)
+                return r;
+        return 0;
+}
+
 static bool name_is_passed(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(env_pass); i++)
                 if (streq(name, env_pass[i].name))
@@ -299,6 +313,8 @@ int env_build(const EnvInput *in, char ***ret) {
                 r = put_passed(&e, in);
         if (r >= 0)
                 r = put_identity(&e, in);
+        if (r >= 0)
+                r = put_hardening(&e);
         if (r >= 0)
                 r = put_kept(&e, in);
         v = e.v;

@@ -111,7 +111,8 @@ def test_environment_allowlist():
         env = {"LD_PRELOAD": "/tmp/evil.so", "LD_LIBRARY_PATH": "/tmp", "GCONV_PATH": "/tmp",
                "BASH_ENV": "/tmp/x", "PYTHONPATH": "/tmp", "FOO": "bar", "LANG": "C.UTF-8",
                "LC_TIME": "../../etc", "TZ": "../../tmp/x", "TERM": "xterm-256color",
-               "MY_TEST_KEEP": "kept", "DISPLAY": ":0", "PATH": "/tmp/evil:/usr/bin:/bin"}
+               "MY_TEST_KEEP": "kept", "DISPLAY": ":0", "PATH": "/tmp/evil:/usr/bin:/bin",
+               "LESSSECURE": "0", "LESSOPEN": "|/tmp/evil %s"}
         r = a.elevate(ALICE, ["/usr/bin/env"], env=env)
         check_eq(r.rc, 0, "env ran", r)
         got = dict(line.split("=", 1) for line in r.out.splitlines() if "=" in line)
@@ -128,6 +129,10 @@ def test_environment_allowlist():
         check_eq(got.get("ELEVATE_USER"), ALICE, "ELEVATE_USER")
         check_eq(got.get("MY_TEST_KEEP"), "kept", "env_keep passes a named variable")
         check(len(got.get("ELEVATE_REQUEST", "")) >= 32, "ELEVATE_REQUEST is the request id", got)
+        # a pager the program opens on the user's terminal runs no command the user types
+        check_eq(got.get("LESSSECURE"), "1", "less in secure mode, whatever the caller sent")
+        check_eq(got.get("SYSTEMD_PAGERSECURE"), "1", "systemd's pager in secure mode")
+        check("LESSOPEN" not in got, "no LESSOPEN", r.out)
 
 
 def test_only_stdio_fds_reach_the_program():

@@ -102,7 +102,8 @@ START_TEST(test_baseline_exact) {
         static const char *const expected[] = {
                 ("PATH=" ENV_SECURE_PATH), "HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/bash",
                 "ELEVATE_USER=alice", "ELEVATE_UID=1000", "ELEVATE_REQUEST=req-42", "SUDO_USER=alice",
-                "SUDO_UID=1000", "SUDO_GID=1001", "SUDO_COMMAND=/usr/bin/apt install zoom",
+                "SUDO_UID=1000", "SUDO_GID=1001", "SUDO_COMMAND=/usr/bin/apt install zoom", "LESSSECURE=1",
+                "SYSTEMD_PAGERSECURE=1",
         };
         _cleanup_strv_free_ char **v = build(NULL, 0, NULL);
 
@@ -133,7 +134,7 @@ START_TEST(test_fixed_not_from_caller) {
         ck_assert_str_eq(get(v, "SUDO_UID"), "1000");
         ck_assert_str_eq(get(v, "SUDO_GID"), "1001");
         ck_assert_str_eq(get(v, "SUDO_COMMAND"), "/usr/bin/apt install zoom");
-        ck_assert_uint_eq(strv_length(v), 12);
+        ck_assert_uint_eq(strv_length(v), 14);
 }
 END_TEST
 
@@ -144,7 +145,7 @@ static const char *const dangerous[] = {
         "PYTHONHOME", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
         "NODE_PATH", "LUA_INIT", "LUA_PATH", "TCLLIBPATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
         "HOSTALIASES", "RES_OPTIONS", "NLSPATH", "TMPDIR", "TERMINFO", "OPENSSL_CONF", "TZDIR",
-        "ELEVATE_REQUEST", "SUDO_GID",
+        "ELEVATE_REQUEST", "SUDO_GID", "LESSSECURE", "SYSTEMD_PAGERSECURE", "LESSOPEN",
 };
 
 START_TEST(test_dangerous_never_pass) {
@@ -162,16 +163,19 @@ START_TEST(test_dangerous_never_pass) {
         kept = build(e, ELEMENTSOF(e), keep);
         for (size_t i = 0; i < ELEMENTSOF(dangerous); i++) {
                 ck_assert_msg(env_name_forbidden(dangerous[i]), "%s not forbidden", dangerous[i]);
-                if (strncmp(dangerous[i], "ELEVATE_", 8) == 0 || strncmp(dangerous[i], "SUDO_", 5) == 0)
+                if (strncmp(dangerous[i], "ELEVATE_", 8) == 0 || strncmp(dangerous[i], "SUDO_", 5) == 0 ||
+                    strstr(dangerous[i], "SECURE"))
                         continue; /* set by the agent, never "/tmp/evil" (checked below) */
                 ck_assert_msg(!get(plain, dangerous[i]), "%s passed", dangerous[i]);
                 ck_assert_msg(!get(kept, dangerous[i]), "%s passed through env_keep", dangerous[i]);
         }
         ck_assert_str_eq(get(kept, "ELEVATE_REQUEST"), "req-42");
         ck_assert_str_eq(get(kept, "SUDO_GID"), "1001");
-        /* nothing beyond the 12 fixed variables came through */
-        ck_assert_uint_eq(strv_length(plain), 12);
-        ck_assert_uint_eq(strv_length(kept), 12);
+        ck_assert_str_eq(get(kept, "LESSSECURE"), "1");
+        ck_assert_str_eq(get(kept, "SYSTEMD_PAGERSECURE"), "1");
+        /* nothing beyond the 14 fixed variables came through */
+        ck_assert_uint_eq(strv_length(plain), 14);
+        ck_assert_uint_eq(strv_length(kept), 14);
 }
 END_TEST
 
@@ -376,7 +380,7 @@ START_TEST(test_huge_input) {
         ck_assert_str_eq(get(v, "KEPT"), "yes");
         ck_assert_ptr_null(get(v, "LD_PRELOAD"));
         ck_assert_ptr_null(get(v, "VAR7"));
-        ck_assert_uint_eq(strv_length(v), 14);
+        ck_assert_uint_eq(strv_length(v), 16);
 
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
