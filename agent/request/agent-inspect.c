@@ -29,6 +29,7 @@
 #include "agent-request.h"
 #include "agent-server.h"
 #include "agent-supervise.h"
+#include "user.h"
 #include "util.h"
 
 typedef struct Inspect {
@@ -37,6 +38,7 @@ typedef struct Inspect {
         BinaryOptions opts;
         atomic_bool cancel;            /* set by the loop when nobody waits for the result */
         char *program_name;            /* what the user asked for (identical-program notes) */
+        char *run_as;                  /* elevate -u: checked here, the account database may block */
         int program_fd, cwd_fd, stdio[3];
         int proc_fd;                   /* the caller's /proc/PID (a copy of the peer's) */
         int file_fd[PROTO_MAX_FILE_ARGS];
@@ -72,6 +74,7 @@ static void inspect_free(void *userdata) {
         free(j->error);
         free(j->cwd_path);
         free(j->program_name);
+        free(j->run_as);
         free(j);
 }
 
@@ -137,6 +140,21 @@ static void inspect_run(void *userdata) {
         int r;
 
         j->code = REFUSAL_NOT_PERMITTED;
+        if (j->run_as) {
+                UserRecord u = {};
+
+                r = user_lookup(j->run_as, 0, &u);
+                user_record_done(&u);
+                if (r < 0) {
+                        j->r = r;
+                        j->error = r == -ESRCH ? strdup_printf("there is no user \"%s\" on this machine (elevate -u "
+                                                               "names the user to run as); nothing was run",
+                                                               j->run_as)
+                                               : strdup_printf("cannot look up the user \"%s\": %s", j->run_as,
+                                                               strerror(-r));
+                        return;
+                }
+        }
         for (int i = 0; i < 3; i++) {
                 r = inspect_stdio(j, i);
                 if (r < 0) {
@@ -289,6 +307,7 @@ static int request_start(Conn *c, ProtoMsg *m) {
                 .want_exec = true,
         };
         j->program_name = r->msg.program ? strdup(r->msg.program) : NULL;
+        j->run_as = r->msg.run_as ? strdup(r->msg.run_as) : NULL;
         j->program_fd = TAKE_FD(r->msg.fds[PROTO_FD_PROGRAM]);
         j->cwd_fd = TAKE_FD(r->msg.fds[PROTO_FD_CWD]);
         for (int i = 0; i < 3; i++)

@@ -472,5 +472,14 @@ def test_policy_check_reports_every_error():
         check_in("7 errors", r.err, "and counts them", r)
 
 
+def test_run_as_a_user_that_does_not_exist_is_said_plainly():
+    with agent_with(policy()) as a:
+        r = a.elevate(ALICE, ["-u", "nosuchuser", "/usr/bin/id"])
+        check_eq(r.rc, 126, "refused", r)
+        check_in('there is no user "nosuchuser" on this machine', r.err, "the message says the user does not exist",
+                 r)
+        check("uid=" not in r.out, "nothing ran", r)
+
+
 if __name__ == "__main__":
     run_tests(globals())
