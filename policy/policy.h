@@ -143,6 +143,22 @@ int policy_load_buffer(const char *buf, size_t len, const char *name, const Poli
 int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                            Policy **ret, PolicyError *ret_error, PolicyErrorList *all);
 void policy_free(Policy *p);
+/* One policy from the parts of a signed release (docs/fleet.md), most specific first
+ * (host, then groups in the host's order, then global): each part must load on its own
+ * (an error names the part), then rules are tried in part order, a setting or an
+ * approver comes from the first part that has it, and a rule id may appear only once
+ * across the parts. The combined policy carries `serial`; *ret_text is the combined text
+ * it was loaded from (it loads alone, e.g. for `policy explain`). At most
+ * POLICY_PARTS_MAX parts, POLICY_MAX_SIZE bytes together. */
+#define POLICY_PARTS_MAX 32
+typedef struct PolicyPart {
+        const char *name; /* for errors: "host:lab-7", "group:staff", "all" */
+        const char *text;
+        size_t len;
+} PolicyPart;
+int policy_load_parts(const PolicyPart *parts, size_t n, uint64_t serial, const char *name,
+                      const PolicyResolver *resolver, Policy **ret, char **ret_text, size_t *ret_len,
+                      PolicyError *ret_error);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
 
 const PolicySettings *policy_settings(const Policy *p);
