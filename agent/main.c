@@ -27,6 +27,7 @@
 #include "agent-budget.h"
 #include "agent-cgroup.h"
 #include "agent-events.h"
+#include "agent-fleet.h"
 #include "agent-grant.h"
 #include "agent-inspect.h"
 #include "agent-keys.h"
@@ -43,12 +44,14 @@
 #include "agent-supervise.h"
 #include "agent-worker.h"
 #include "config.h"
+#include "fleet-conf.h"
 #include "util.h"
 
 /* The modules of the agent: what the server dispatches to, who owns a request in each
  * state, who hears about a new policy (agent-module.h). */
 static const AgentModule *const agent_modules[] = {
         &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
+        &fleet_module,
 };
 
 static const char *arg_socket;
@@ -59,6 +62,10 @@ static bool arg_debug;
 static const char *arg_host_id;
 static const char *arg_endpoint_key = ELEVATE_KEYS_DIR "/endpoint.key";
 static const char *arg_test_hold_launch; /* hidden, tests only: see agent.h */
+static const char *arg_fleet_user;       /* NULL: FLEET_DEFAULT_USER if it exists */
+static const char *arg_trust_dir = FLEET_DEFAULT_TRUST_DIR;
+static const char *arg_fleet_conf = FLEET_CONF_PATH;
+static const char *arg_policy_dir = FLEET_DEFAULT_POLICY_DIR;
 static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
@@ -84,6 +91,14 @@ static void help(void) {
                "                    this machine's key for offline codes (default\n"
                "                    " ELEVATE_KEYS_DIR "/endpoint.key; made with `elevatectl keys\n"
                "                    derive`). Without it, requests are approved online only\n"
+               "  --fleet-user NAME the user elevate-fleetd runs as: the only one who may offer signed\n"
+               "                    policy bundles (default %s, if that user exists)\n"
+               "  --trust-dir DIR   the signers whose releases are applied (default %s)\n"
+               "  --fleet-conf FILE this machine's host_id and groups, on_expiry and expiry_warning\n"
+               "                    (default %s)\n"
+               "  --policy-dir DIR  drop-in directory of signed bundles, watched (default %s)\n"
+               "                    A signed release that verifies takes precedence over --policy;\n"
+               "                    see docs/fleet.md\n"
                "  --foreground      stay attached and log to stderr. Without it the agent goes to the\n"
                "                    background once it serves and logs to the journal (under systemd\n"
                "                    it never forks)\n"
@@ -95,12 +110,14 @@ static void help(void) {
                "See what it runs on: elevatectl policy status\n"
                "Try it:  sudo elevated --foreground --socket /run/elevate/agent.sock\n"
                "         elevate /usr/bin/id\n",
-               ELEVATE_SOCKET_PATH, ELEVATE_POLICY_PATH, ELEVATE_STATE_DIR);
+               ELEVATE_SOCKET_PATH, ELEVATE_POLICY_PATH, ELEVATE_STATE_DIR, FLEET_DEFAULT_USER,
+               FLEET_DEFAULT_TRUST_DIR, FLEET_CONF_PATH, FLEET_DEFAULT_POLICY_DIR);
 }
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION, ARG_HOST_ID,
-               ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH };
+               ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH, ARG_FLEET_USER, ARG_TRUST_DIR, ARG_FLEET_CONF,
+               ARG_POLICY_DIR };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "policy", required_argument, NULL, ARG_POLICY },
@@ -110,6 +127,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "host-id", required_argument, NULL, ARG_HOST_ID },
                 { "endpoint-key", required_argument, NULL, ARG_ENDPOINT_KEY },
                 { "test-hold-launch", required_argument, NULL, ARG_TEST_HOLD_LAUNCH },
+                { "fleet-user", required_argument, NULL, ARG_FLEET_USER },
+                { "trust-dir", required_argument, NULL, ARG_TRUST_DIR },
+                { "fleet-conf", required_argument, NULL, ARG_FLEET_CONF },
+                { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -149,6 +170,24 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         arg_test_hold_launch = optarg;
+                        break;
+                case ARG_FLEET_USER:
+                        if (!*optarg) {
+                                fprintf(stderr, "elevated: --fleet-user takes a user name.\n");
+                                return -EINVAL;
+                        }
+                        arg_fleet_user = optarg;
+                        break;
+                case ARG_TRUST_DIR:
+                case ARG_FLEET_CONF:
+                case ARG_POLICY_DIR:
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "elevated: --%s takes an absolute path.\n",
+                                        c == ARG_TRUST_DIR ? "trust-dir" : c == ARG_FLEET_CONF ? "fleet-conf" : "policy-dir");
+                                return -EINVAL;
+                        }
+                        *(c == ARG_TRUST_DIR ? &arg_trust_dir : c == ARG_FLEET_CONF ? &arg_fleet_conf : &arg_policy_dir) =
+                                optarg;
                         break;
                 case 'h':
                         help();
@@ -326,6 +365,8 @@ static void agent_done(Agent *a) {
         free(a->cgroup_error);
         free(a->policy_error);
         free(a->policy_problem);
+        agent_fleet_free(a);
+        free(a->policy_warning);
         agent_policy_unref(a->policy);
         safe_close(a->state_fd);
         safe_close(a->tmp_fd);
@@ -346,6 +387,10 @@ static int run(void) {
         a.state_dir = arg_state_dir;
         a.foreground = arg_foreground;
         a.use_embedded_policy = streq(arg_policy, ELEVATE_POLICY_PATH);
+        a.fleet_user = arg_fleet_user;
+        a.trust_dir = arg_trust_dir;
+        a.fleet_conf = arg_fleet_conf;
+        a.policy_dir = arg_policy_dir;
 
         if (geteuid() != 0 || getuid() != 0) {
                 log_error("elevated must run as root (it launches programs as other users).");

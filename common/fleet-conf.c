@@ -119,8 +119,31 @@ static int parse_line(FleetConf *c, char *line, unsigned no, FleetConfError *err
                         return fail(err, r, "line %u: %s", no, e2.message);
                 return 0;
         }
-        return fail(err, -EINVAL, "line %u: unknown key \"%.32s\" (known: nats, creds, host_id, groups, socket)", no,
-                    key);
+        if (streq(key, "on_expiry")) {
+                if (c->on_expiry != FLEET_ON_EXPIRY_UNSET)
+                        return fail(err, -EINVAL, "line %u: \"on_expiry\" is set twice", no);
+                if (streq(value, "deny-all"))
+                        c->on_expiry = FLEET_ON_EXPIRY_DENY_ALL;
+                else if (streq(value, "keep"))
+                        c->on_expiry = FLEET_ON_EXPIRY_KEEP;
+                else
+                        return fail(err, -EINVAL, "line %u: on_expiry is deny-all or keep", no);
+                return 0;
+        }
+        if (streq(key, "expiry_warning")) {
+                uint64_t u;
+                if (c->expiry_warning)
+                        return fail(err, -EINVAL, "line %u: \"expiry_warning\" is set twice", no);
+                if (duration_parse(value, &u) < 0 || u == 0 || u > UINT64_C(366) * 24 * 3600 * USEC_PER_SEC)
+                        return fail(err, -EINVAL, "line %u: expiry_warning is a duration from 1s to 366d (\"3d\")",
+                                    no);
+                c->expiry_warning = u;
+                return 0;
+        }
+        return fail(err, -EINVAL,
+                    "line %u: unknown key \"%.32s\" (known: nats, creds, host_id, groups, socket, on_expiry, "
+                    "expiry_warning)",
+                    no, key);
 }
 
 int fleet_conf_parse(const char *buf, size_t len, FleetConf *ret, FleetConfError *err) {

@@ -12,6 +12,8 @@
  *   host_id = laptop-0042
  *   groups = staff,berlin
  *   socket = /run/elevate/agent.sock
+ *   on_expiry = deny-all              (the agent's: deny-all or keep, when a release expires)
+ *   expiry_warning = 3d               (the agent's: how long before expiry it warns)
  *
  * Invariants: one "key = value" per line, each key at most once, unknown keys refused,
  * host_id and groups checked with bundle_name_ok(), at most BUNDLE_MAX_GROUPS groups, the
@@ -19,10 +21,17 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define FLEET_CONF_PATH "/etc/elevate/fleet.conf"
 #define FLEET_CONF_MAX (64 * 1024)
 #define FLEET_URLS_MAX 4096
+
+typedef enum FleetOnExpiry {
+        FLEET_ON_EXPIRY_UNSET,
+        FLEET_ON_EXPIRY_DENY_ALL, /* the default: every request is denied until a newer release */
+        FLEET_ON_EXPIRY_KEEP,     /* the expired release stays in force, said loudly */
+} FleetOnExpiry;
 
 typedef struct FleetConf {
         char *nats;     /* comma-separated URLs */
@@ -30,6 +39,10 @@ typedef struct FleetConf {
         char *host_id;
         char **groups;  /* NULL-terminated, possibly empty */
         char *socket;
+        /* the agent's (fleetd ignores them): what happens when the running release
+         * expires, and how long ahead it warns (0: unset, the agent's default) */
+        FleetOnExpiry on_expiry;
+        uint64_t expiry_warning; /* usec */
 } FleetConf;
 
 typedef struct FleetConfError {

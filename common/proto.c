@@ -334,7 +334,8 @@ static const ProtoField error_fields[] = {
         {"message", FIELD_STRING, true, DEST(message), .max = PROTO_MAX_STRING},
 };
 
-static const char *const policy_origin_values[] = {"file", "built-in", "last-good", "none", NULL};
+static const char *const policy_origin_values[] = {"file", "built-in", "last-good", "none", "fleet", "drop-in", NULL};
+static const char *const release_source_values[] = {"fleet", "drop-in", NULL};
 
 static const ProtoField rules_fields[] = {
         {"rules", FIELD_OBJV, true, DEST(rules), .max_count = PROTO_MAX_LIST, .sub = &rule_spec},
@@ -351,6 +352,24 @@ static const ProtoField rules_fields[] = {
          .max = INT64_MAX},
         {"policy_problem", FIELD_STRING, false, DEST(policy_problem), .max = PROTO_MAX_STRING},
         {"policy_error", FIELD_STRING, false, DEST(policy_error), .max = PROTO_MAX_STRING},
+        /* a signed release that expires soon, or has and stays (on_expiry=keep) */
+        {"policy_warning", FIELD_STRING, false, DEST(policy_warning), .max = PROTO_MAX_STRING},
+        /* the signed release applied last (docs/fleet.md); with an expired one under
+         * on_expiry=deny-all the origin is "none" and these say which release it was */
+        {"release_serial", FIELD_INT, false, DEST(release_serial), COUNT(has_release_serial), .min = 0,
+         .max = INT64_MAX},
+        {"release_sha256", FIELD_STRING, false, DEST(release_sha256), .min = 64, .max = 64, .syntax = hex_ok,
+         .syntax_what = "hex"},
+        {"release_signer", FIELD_STRING, false, DEST(release_signer), .min = 16, .max = 16, .syntax = hex_ok,
+         .syntax_what = "hex"},
+        {"release_issued", FIELD_INT, false, DEST(release_issued), COUNT(has_release_issued), .min = 0,
+         .max = INT64_MAX},
+        {"release_expires", FIELD_INT, false, DEST(release_expires), COUNT(has_release_expires), .min = 0,
+         .max = INT64_MAX},
+        {"release_parts", FIELD_STRV, false, DEST(release_parts), COUNT(n_release_parts), .min = 3,
+         .max = PROTO_MAX_FLEET_NAME + 6, .max_count = PROTO_MAX_BUNDLE_FDS},
+        {"release_source", FIELD_ENUM, false, DEST(release_source), .values = release_source_values},
+        {"release_expired", FIELD_BOOL, false, DEST(release_expired)},
 };
 
 static const ProtoField audit_rows_fields[] = {

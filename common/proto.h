@@ -196,6 +196,17 @@ typedef struct ProtoMsg {
         int64_t policy_saved;     /* last-good: when that copy was saved */
         const char *policy_problem; /* last-good, none: why the file is not what runs */
         const char *policy_error;   /* the last reload that failed, while an older policy runs */
+        const char *policy_warning; /* a signed release expires soon, or has (on_expiry=keep) */
+        bool has_release_serial;    /* the signed release applied last (fleet, drop-in) */
+        int64_t release_serial;
+        const char *release_sha256;
+        const char *release_signer;
+        bool has_release_issued, has_release_expires;
+        int64_t release_issued, release_expires; /* CLOCK_REALTIME usec */
+        const char **release_parts;
+        size_t n_release_parts;
+        const char *release_source;
+        bool release_expired;
         json_t *audit_rows;       /* "rows" of audit_rows ("rows" is taken by the winsize) */
         bool more;
         const char *key;          /* audit_init result: hex key */

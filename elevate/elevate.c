@@ -255,7 +255,11 @@ static int do_list(void) {
         if (m.policy_origin && (streq(m.policy_origin, "last-good") || streq(m.policy_origin, "none"))) {
                 _cleanup_free_ char *why =
                         escape_display(m.policy_problem ?: "unknown", strlen(m.policy_problem ?: "unknown"), 1024);
-                if (streq(m.policy_origin, "none"))
+                if (streq(m.policy_origin, "none") && m.release_expired)
+                        printf("WARNING: the agent has no valid policy and denies everything until an administrator\n"
+                               "publishes a newer one: %s\n\n",
+                               why ?: "?");
+                else if (streq(m.policy_origin, "none"))
                         printf("WARNING: the agent has no valid policy and denies everything until an administrator\n"
                                "fixes it. The policy file is broken: %s\n\n",
                                why ?: "?");
@@ -263,6 +267,10 @@ static int do_list(void) {
                         printf("WARNING: the policy file of this machine is broken; the agent runs on the last policy\n"
                                "that loaded (serial %" PRIi64 ") until an administrator fixes it: %s\n\n",
                                m.has_policy_serial ? m.policy_serial : 0, why ?: "?");
+        }
+        if (m.policy_warning) {
+                _cleanup_free_ char *w = escape_display(m.policy_warning, strlen(m.policy_warning), 1024);
+                printf("WARNING: %s\n\n", w ?: "?");
         }
         if (json_array_size(m.rules) == 0)
                 printf("No rule lets you elevate anything on this machine.\n");

@@ -207,6 +207,8 @@ static int load_running_policy(Policy **ret, char *what, size_t what_size) {
         snprintf(what, what_size, "%s%s%s", streq(m.policy_origin, "file")        ? "of the running agent, from "
                                             : streq(m.policy_origin, "built-in")  ? "of the running agent: the built-in example"
                                             : streq(m.policy_origin, "last-good") ? "of the running agent: THE LAST GOOD COPY (its file is broken)"
+                                            : streq(m.policy_origin, "fleet")     ? "of the running agent: the signed fleet release"
+                                            : streq(m.policy_origin, "drop-in")   ? "of the running agent: the signed release from the drop-in directory"
                                                                                   : "of the running agent: NONE, it denies everything",
                  m.policy_path ?: "", "");
         proto_msg_done(&m);

@@ -56,6 +56,11 @@ struct AgentModule {
         void (*request_launched)(Request *r);
         /* A reload installed a new policy. */
         void (*policy_changed)(Agent *a);
+        /* Before the policy file is read (at start, initial, and on every reload): a
+         * module that supplies the policy itself (a signed release, agent-fleet.c)
+         * installs or keeps it and returns 1, and the file is not used; 0: the file
+         * decides; < 0: failure. */
+        int (*policy_source)(Agent *a, bool initial);
 };
 
 /* Fills a->ops from a->modules; -EEXIST if two modules answer the same message type. */

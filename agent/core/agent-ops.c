@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent-audit.h"
+#include "agent-fleet.h"
 #include "agent-log.h"
 #include "agent-module.h"
 #include "agent-ops.h"
@@ -176,6 +177,13 @@ static int ops_list(Conn *c, ProtoMsg *m) {
                         json_object_set_new(msg, "policy_problem", json_string(a->policy_problem));
                 if (a->policy_error && a->policy_origin == POLICY_ORIGIN_FILE)
                         json_object_set_new(msg, "policy_error", json_string(a->policy_error));
+                /* a signed release: which one, who signed it, until when, and a warning
+                 * when it expires soon or has */
+                r = agent_fleet_describe(a, msg);
+                if (r < 0) {
+                        json_decref(msg);
+                        return r;
+                }
         }
         (void) conn_send(c, msg, NULL, 0);
         json_decref(msg);
@@ -228,8 +236,18 @@ static int ops_reload(Conn *c, ProtoMsg *m) {
                 conn_close(c);
                 return 0;
         }
-        snprintf(msg, sizeof(msg), "policy reloaded: serial %llu, %zu rules",
-                 (unsigned long long) policy_serial(a->policy->policy), policy_n_rules(a->policy->policy));
+        if (policy_origin_is_release(a->policy_origin))
+                snprintf(msg, sizeof(msg),
+                         "signed release %llu (%s) runs: %zu rules; the policy file is not used while a signed "
+                         "release is in force",
+                         (unsigned long long) policy_serial(a->policy->policy),
+                         policy_origin_to_string(a->policy_origin), policy_n_rules(a->policy->policy));
+        else if (a->policy_origin == POLICY_ORIGIN_NONE)
+                snprintf(msg, sizeof(msg), "no valid policy: every request is denied (%.180s)",
+                         a->policy_problem ?: "?");
+        else
+                snprintf(msg, sizeof(msg), "policy reloaded: serial %llu, %zu rules",
+                         (unsigned long long) policy_serial(a->policy->policy), policy_n_rules(a->policy->policy));
         return reply_ok(c, msg, NULL);
 }
 

@@ -88,6 +88,10 @@ const char *policy_origin_to_string(PolicyOrigin o) {
                 return "last-good";
         case POLICY_ORIGIN_NONE:
                 return "none";
+        case POLICY_ORIGIN_FLEET:
+                return "fleet";
+        case POLICY_ORIGIN_DROP_IN:
+                return "drop-in";
         }
         return "unknown";
 }
@@ -156,7 +160,7 @@ static void format_error(const Agent *a, const PolicyError *err, int r, char *ms
                 snprintf(msg, size, "%s: %s", a->policy_path, err->message[0] ? err->message : strerror(-r));
 }
 
-static int install(Agent *a, Policy **pp, const char *text, size_t len, PolicyOrigin origin, bool initial) {
+int agent_policy_install(Agent *a, Policy **pp, const char *text, size_t len, PolicyOrigin origin, bool initial) {
         PolicyRef *ref;
 
         hash_deny_paths(*pp);
@@ -184,6 +188,11 @@ static int install(Agent *a, Policy **pp, const char *text, size_t len, PolicyOr
         a->policy = ref;
         a->policy_origin = origin;
         a->policy_loaded = now_usec(CLOCK_REALTIME);
+        if (origin != POLICY_ORIGIN_LAST_GOOD && origin != POLICY_ORIGIN_NONE) {
+                free(a->policy_problem);
+                a->policy_problem = NULL;
+                a->policy_saved = 0;
+        }
         journal_set_argv(policy_settings(ref->policy)->journal_argv);
         if (!initial) {
                 /* e.g. a rule that went away, or no longer asks for approval, takes its
@@ -211,10 +220,29 @@ static void audit_loaded(Agent *a, const char *event, const char *path, const ch
         json_decref(d);
 }
 
-/* Start-up on a broken file: the last good copy, else deny everything. Never fails but
- * for lack of memory: an agent that answers "denied, and here is why" is better than no
- * agent at all. */
-static int start_on_fallback(Agent *a, const char *problem) {
+int agent_policy_deny_all(Agent *a, const char *problem, bool initial) {
+        _cleanup_(policy_freep) Policy *p = NULL;
+        char *copy = strdup(problem);
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        r = policy_load_buffer(DENY_ALL, strlen(DENY_ALL), "(deny-all)", NULL, &p, NULL);
+        if (r >= 0)
+                r = agent_policy_install(a, &p, DENY_ALL, strlen(DENY_ALL), POLICY_ORIGIN_NONE, initial);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        free(a->policy_problem);
+        a->policy_problem = copy;
+        return 0;
+}
+
+/* A broken file where a start-up (or a release that no longer holds) needs one: the last
+ * good copy, else deny everything. Never fails but for lack of memory: an agent that
+ * answers "denied, and here is why" is better than no agent at all. */
+static int start_on_fallback(Agent *a, const char *problem, bool initial) {
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_free_ char *buf = NULL;
         uint64_t saved = 0;
@@ -228,7 +256,7 @@ static int start_on_fallback(Agent *a, const char *problem) {
                 return -ENOMEM;
         r = last_good_load(a, &p, &buf, &len, &saved, why, sizeof why);
         if (r >= 0) {
-                r = install(a, &p, buf, len, POLICY_ORIGIN_LAST_GOOD, true);
+                r = agent_policy_install(a, &p, buf, len, POLICY_ORIGIN_LAST_GOOD, initial);
                 if (r < 0)
                         return r;
                 a->policy_saved = saved;
@@ -242,10 +270,7 @@ static int start_on_fallback(Agent *a, const char *problem) {
         }
         if (r != -ENOENT)
                 log_error("The last good policy copy is unusable too: %s", why);
-        r = policy_load_buffer(DENY_ALL, strlen(DENY_ALL), "(deny-all)", NULL, &p, NULL);
-        if (r < 0)
-                return r;
-        r = install(a, &p, DENY_ALL, strlen(DENY_ALL), POLICY_ORIGIN_NONE, true);
+        r = agent_policy_deny_all(a, problem, initial);
         if (r < 0)
                 return r;
         log_error("NO VALID POLICY: every request is denied until the policy file is fixed: %s. Fix it "
@@ -255,14 +280,38 @@ static int start_on_fallback(Agent *a, const char *problem) {
         return 0;
 }
 
+/* A module that supplies the policy itself (a signed release) is asked first; > 0: it
+ * did, and the file is not used. */
+static int ask_sources(Agent *a, bool initial) {
+        for (size_t i = 0; i < a->n_modules; i++)
+                if (a->modules[i]->policy_source) {
+                        int r = a->modules[i]->policy_source(a, initial);
+                        if (r != 0)
+                                return r;
+                }
+        return 0;
+}
+
 int agent_policy_load(Agent *a, bool initial) {
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_free_ char *buf = NULL;
         PolicyError err = {};
         PolicyOrigin origin = POLICY_ORIGIN_FILE;
+        bool was_release = !initial && policy_origin_is_release(a->policy_origin);
         size_t len = 0;
         int r;
 
+        r = ask_sources(a, initial);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                if (!initial)
+                        log_info("Reload: %s runs (serial %llu); the policy file %s is not used while a signed "
+                                 "release is in force",
+                                 policy_origin_to_string(a->policy_origin),
+                                 (unsigned long long) policy_serial(a->policy->policy), a->policy_path);
+                return 0;
+        }
         r = policy_read_file(a->policy_path, true, &buf, &len, &err);
         if (r >= 0)
                 r = policy_load_buffer(buf, len, a->policy_path, NULL, &p, &err);
@@ -285,9 +334,11 @@ int agent_policy_load(Agent *a, bool initial) {
                 if (d && a->audit)
                         audit_policy(a, "policy-rejected", d);
                 json_decref(d);
-                if (initial) {
+                if (initial || was_release || policy_origin_is_release(a->policy_origin)) {
+                        /* at start, or the signed release that ran no longer holds: never
+                         * keep running on something that is not valid */
                         log_error("Policy not loaded: %s", msg);
-                        return start_on_fallback(a, msg);
+                        return start_on_fallback(a, msg, initial);
                 }
                 if (a->policy_origin == POLICY_ORIGIN_FILE || a->policy_origin == POLICY_ORIGIN_BUILTIN)
                         log_error("Policy not loaded: %s (the running policy, serial %llu, stays in force)", msg,
@@ -299,8 +350,8 @@ int agent_policy_load(Agent *a, bool initial) {
                 return -EINVAL;
         }
         r = origin == POLICY_ORIGIN_BUILTIN
-                    ? install(a, &p, agent_embedded_policy, strlen(agent_embedded_policy), origin, initial)
-                    : install(a, &p, buf, len, origin, initial);
+                    ? agent_policy_install(a, &p, agent_embedded_policy, strlen(agent_embedded_policy), origin, initial)
+                    : agent_policy_install(a, &p, buf, len, origin, initial);
         if (r < 0)
                 return r;
         free(a->policy_error);
@@ -338,8 +389,14 @@ void agent_policy_notify(Agent *a, const char *state) {
                                   state, serial, a->policy_path);
                 break;
         case POLICY_ORIGIN_NONE:
-                (void) sd_notifyf(false, "%s\nSTATUS=DENYING EVERYTHING: no valid policy (%s is broken)", state,
-                                  a->policy_path);
+                (void) sd_notifyf(false, "%s\nSTATUS=DENYING EVERYTHING: no valid policy (%s)", state,
+                                  a->policy_problem ?: "the policy file is broken");
+                break;
+        case POLICY_ORIGIN_FLEET:
+        case POLICY_ORIGIN_DROP_IN:
+                (void) sd_notifyf(false, "%s\nSTATUS=Serving; signed fleet release %llu (%s)%s%s", state, serial,
+                                  policy_origin_to_string(a->policy_origin), a->policy_warning ? ": " : "",
+                                  a->policy_warning ?: "");
                 break;
         default:
                 (void) sd_notifyf(false, "%s\nSTATUS=Serving; policy serial %llu%s", state, serial,

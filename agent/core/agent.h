@@ -53,6 +53,7 @@ typedef struct BinaryCache BinaryCache;
 typedef struct CopyBudget CopyBudget;
 typedef struct Workers Workers;
 typedef struct AuditReader AuditReader;
+typedef struct AgentFleet AgentFleet;
 
 struct Agent {
         sd_event *event;
@@ -86,6 +87,14 @@ struct Agent {
         char *policy_problem;      /* LAST_GOOD, NONE: why the file is not what runs */
         uint64_t policy_loaded;    /* CLOCK_REALTIME µs when the running policy was loaded */
         uint64_t policy_saved;     /* LAST_GOOD: CLOCK_REALTIME µs when that copy was saved */
+        char *policy_warning;      /* a signed release that expires soon, or has (on_expiry=keep) */
+
+        /* signed releases (agent-fleet.c, docs/fleet.md) */
+        const char *fleet_user;    /* who may offer bundles: NULL for the default elevate-fleet */
+        const char *trust_dir;     /* the signers' anchors */
+        const char *fleet_conf;    /* host_id, groups, on_expiry, expiry_warning */
+        const char *policy_dir;    /* the drop-in directory, watched with inotify */
+        AgentFleet *fleet;
         Audit *audit;
         Cgroups *cgroups;          /* NULL: process-group fallback */
         char *cgroup_error;        /* why cgroups are unusable */
