@@ -3,11 +3,11 @@
 permissions `elevatectl fleet authz` prints), real elevate-fleetd processes run as a test
 user, and a stand-in for the agent's side of bundle_offer.
 
-The stand-in answers exactly as the agent will: it reads the sealed memfds fleetd sent,
-runs the real verification (`elevatectl policy verify`, the library the agent calls) with
-what it applied last, and answers bundle_result. The real agent's handler is not written
-yet (docs/fleet.md, "Status"); a test also runs fleetd against the real agent, which
-answers bad-request today.
+The stand-in answers as the agent does: it reads the sealed memfds fleetd sent, runs the
+real verification (`elevatectl policy verify`, the library the agent calls) with what it
+applied last, and answers bundle_result; it also plays an agent without the fleet handler
+(bad-request). It lets test_fleet.py look at fleetd and the broker alone; the real agent
+is driven by test_fleet_agent.py.
 """
 
 import array

@@ -5,7 +5,8 @@
 nats-server with JetStream, received by the real elevate-fleetd running as a test user,
 and handed to the agent's socket. Every refusal the agent will make is reached over the
 network; the broker going away, fleetd restarting without it, an agent that does not take
-bundles yet, and the per-host permissions of `fleet authz` are each tested here."""
+bundles, the real agent's verdict, and the per-host permissions of `fleet authz` are each
+tested here. The real agent's side is test_fleet_agent.py."""
 
 import base64
 import json
@@ -15,7 +16,7 @@ import subprocess
 import time
 
 import lib
-from fleetlib import (Broker, Fleet, Fleetd, Scene, StubAgent, ctl, need_nats, probe, publish, status)
+from fleetlib import (FLEET_USER, Broker, Fleet, Fleetd, Scene, StubAgent, ctl, need_nats, probe, publish, status)
 
 HOSTS = {"h1": ["staff"], "h2": []}
 
@@ -110,9 +111,9 @@ def test_refusals_over_the_network():
 
 
 def test_agent_without_handler_keeps_and_retries():
-    """An agent that answers bad-request (it does not know bundle_offer): fleetd keeps the
-    bundles and asks again, and delivers them once the agent takes them. Also against the
-    real agent of today."""
+    """An agent that answers bad-request (one without the fleet handler): fleetd keeps the
+    bundles and asks again, and delivers them once the agent takes them. The real agent
+    answers with its own verdict: the release is applied (test_fleet_agent.py has the rest)."""
     with Scene() as sc:
         fleet, broker, agent = scene_one(sc, mode="old")
         publish(fleet, broker.url, fleet.sign(3, {"all": "g3", "group:staff": "s3"}))
@@ -129,12 +130,23 @@ def test_agent_without_handler_keeps_and_retries():
         fleet = sc.add(Fleet(HOSTS))
         broker = sc.add(Broker(fleet))
         publish(fleet, broker.url, fleet.sign(3))
-        real = lib.Agent(lib.base_policy([]))
+        real = lib.Agent(lib.base_policy([]), start=False)
         try:
+            conf = os.path.join(real.dir, "fleet.conf")
+            with open(conf, "w") as f:
+                f.write("host_id = h2\n")
+            os.chmod(conf, 0o644)
+            real.extra_args = ["--fleet-user", FLEET_USER, "--trust-dir", fleet.trust, "--fleet-conf", conf,
+                               "--policy-dir", os.path.join(real.dir, "policy.d")]
+            real.start()
             os.chmod(real.socket, 0o666)
             fleetd = sc.add(Fleetd(fleet, "h2", [], broker.url, real.socket))
-            fleetd.wait_log('message "bundle_offer" is not expected here', count=2)
-            lib.check(real.running(), "the real agent keeps running")
+            fleetd.wait_log("the agent answered applied (none)")
+            lib.check(lib.wait_until(lambda: status(fleet, broker.url).get("h2", {}).get("serial") == 3),
+                      "fleet status shows h2 on release 3", status(fleet, broker.url))
+            st = json.loads(real.ctl(["policy", "status", "--json"]).out)
+            lib.check_eq((st["origin"], st["release"]["serial"]), ("fleet", 3), "the real agent runs release 3")
+            lib.check_eq(real.audit_rows("policy-applied")[0]["data"]["serial"], 3, "audited")
         finally:
             real.cleanup()
 

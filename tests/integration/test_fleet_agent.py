@@ -16,7 +16,7 @@ import subprocess
 import time
 
 import lib
-from fleetlib import (FLEET_USER, Broker, Fleet, Fleetd, Scene, ctl, need_nats, probe)
+from fleetlib import FLEET_USER, Broker, Fleet, Fleetd, Scene, ctl, need_nats, probe
 from fleetlib import publish as publish_once
 
 ALICE = "elevate-test-alice"
@@ -225,7 +225,7 @@ def test_broker_down_then_agent_restart_offline():
             broker.kill()
             lib.check(agent.can_run(), "the broker gone: the agent keeps release 1")
             broker.start()
-            publish(fleet, broker.url, fleet.sign(2, {"all": "g2", "group:staff": "s2"}), retry_for=20)
+            publish(fleet, broker.url, fleet.sign(2, {"all": "g2", "group:staff": "s2"}))
             lib.check_eq(agent.serial(), 1, "nothing new while fleetd is cut off")
         finally:
             fleetd.proc.send_signal(signal.SIGCONT)
@@ -292,6 +292,13 @@ def test_only_the_fleet_user_may_offer():
         r = agent.offer([bundle], extra=["--unsealed"])[0]
         lib.check_eq((r["type"], r["code"]), ("error", "bad-request"), "an unsealed memfd")
         lib.check_in("not a memfd sealed", r["message"], "says why")
+        big = os.path.join(fleet.dir, "big.bundle")
+        with open(big, "wb") as f:
+            f.write(b"{" + b" " * (1024 * 1024 + 1) + b"}")
+        os.chmod(big, 0o644)
+        r = agent.offer([big])[0]
+        lib.check_eq((r["outcome"], r["reason"]), ("refused", "too-large"), "a memfd over 1 MiB")
+        lib.check(agent.refused("too-large"), "audited")
         lib.check_eq(agent.status()["origin"], "file", "nothing changed")
         lib.check_eq(agent.audit_rows("policy-applied"), [], "nothing applied")
         r = agent.offer([bundle])[0]
@@ -386,6 +393,60 @@ def test_expiry_keep():
         lib.check_in("EXPIRED", agent.elevate(ALICE, ["-l"]).out, "elevate -l says so")
         lib.check_eq(agent.ctl(["policy", "status"]).rc, 1, "policy status exit status")
     run(body, broker=False, conf="on_expiry = keep\n")
+
+
+def sign_policy(fleet, serial, policy):
+    """A release whose global part is this policy (a dict)."""
+    fleet.n += 1
+    src = os.path.join(fleet.dir, "custom-%d.json" % fleet.n)
+    out = os.path.join(fleet.dir, "custom-%d.bundle" % fleet.n)
+    with open(src, "w") as f:
+        json.dump(policy, f)
+    ctl("policy", "sign", "--key", fleet.key, "--serial", serial, "--expires", "30d", "--part", "all=" + src,
+        "-o", out)
+    return out
+
+
+def test_new_release_voids_what_its_rules_took_away():
+    """Applying a release is a reload: a request waiting for approval under a rule the new
+    release no longer has is void."""
+    def body(fleet, broker, agent, sc):
+        ask = {"id": "ask-true", "match": {"path": "/usr/bin/true"}, "action": "approve", "approvers": ["helpdesk"]}
+        other = {"id": "other", "match": {"path": "/usr/bin/id"}, "action": "allow"}
+        agent.offer([sign_policy(fleet, 1, lib.approval_policy([ask, other]))])
+        agent.wait_serial(1)
+        waiting = agent.elevate_bg(ALICE, ["/usr/bin/true"])
+        waiting.wait_pending()
+        agent.offer([sign_policy(fleet, 2, lib.approval_policy([other]))])
+        agent.wait_serial(2)
+        r = waiting.finish()
+        lib.check_eq(r.rc, 126, "the waiting request is void", r)
+    run(body, broker=False)
+
+
+def test_reload_reverifies_the_kept_release():
+    """A reload verifies the kept release again with today's anchors: its signer's anchor
+    removed, the file policy runs (and the refusal is audited); the anchor back, the release
+    runs again. While a release runs, `elevatectl reload` says the file is not used."""
+    def body(fleet, broker, agent, sc):
+        agent.drop(fleet.sign(3, {"all": "d3", "group:staff": "s3"}), "site.bundle")
+        agent.wait_serial(3, origin="drop-in")
+        r = agent.ctl(["reload"])
+        lib.check_in("the policy file is not used while a signed release is in force", r.out + r.err, "reload says",
+                     r)
+        anchor = os.path.join(fleet.trust, "signer.pub")
+        os.rename(anchor, anchor + ".off")
+        try:
+            agent.ctl(["reload"])
+            lib.check(lib.wait_until(lambda: agent.status()["origin"] == "file"), "the file runs", agent.status())
+            lib.check(agent.refused("unknown-signer"), "the refusal is audited")
+            lib.check(not agent.can_run(), "the file allows nothing")
+        finally:
+            os.rename(anchor + ".off", anchor)
+        agent.ctl(["reload"])
+        agent.wait_serial(3, origin="drop-in")
+        lib.check(agent.can_run(), "the release runs again")
+    run(body, broker=False)
 
 
 if __name__ == "__main__":
