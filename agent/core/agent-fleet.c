@@ -127,8 +127,8 @@ static const char *expiry_behaviour(FleetOnExpiry o) {
         return o == FLEET_ON_EXPIRY_KEEP ? "keep" : "deny-all";
 }
 
-static int on_warn(sd_event_source *s, uint64_t usec, void *userdata) {
-        AgentFleet *f = userdata;
+/* notify: tell systemd now (not at start: READY=1 comes once the agent listens) */
+static void warn_now(AgentFleet *f, bool notify) {
         Agent *a = f->agent;
         char when[64], left[DURATION_MAX];
         int64_t now = (int64_t) (now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
@@ -152,8 +152,12 @@ static int on_warn(sd_event_source *s, uint64_t usec, void *userdata) {
         if (d)
                 json_object_set_new(d, "on_expiry", json_string(expiry_behaviour(f->on_expiry)));
         audit_row(a, "policy-expiring", d);
-        if (policy_origin_is_release(a->policy_origin))
+        if (notify && policy_origin_is_release(a->policy_origin))
                 agent_policy_notify(a, "READY=1");
+}
+
+static int on_warn(sd_event_source *s, uint64_t usec, void *userdata) {
+        warn_now(userdata, true);
         return 0;
 }
 
@@ -216,7 +220,7 @@ static void arm_expiry(AgentFleet *f, bool initial) {
         }
         window = warning_window(f);
         if (!f->warned && (at <= window || at - window <= now))
-                (void) on_warn(NULL, now, f);
+                warn_now(f, !initial);
         if (!f->warned)
                 (void) sd_event_add_time(a->event, &f->warn_timer, CLOCK_REALTIME, at > window ? at - window : 0, 0,
                                          on_warn, f);

@@ -143,7 +143,7 @@ def test_publish_applied_and_audited():
         lib.check_eq(text.rc, 0, "policy status exit status on a release", text)
         for needle in ["fleet: a signed release", "signer", "expires", "group:staff"]:
             lib.check_in(needle, text.out, "policy status")
-        rows = agent.audit_rows("policy-applied")
+        rows = agent.wait_audit("policy-applied")
         lib.check_eq([r["data"]["serial"] for r in rows], [1], "one policy-applied row")
         lib.check_eq(rows[0]["data"]["parts"], ["group:staff", "all"], "audited parts")
         lib.check_eq(rows[0]["data"]["source"], "fleet", "audited source")
@@ -237,11 +237,14 @@ def test_broker_down_then_agent_restart_offline():
         agent.wait_serial(2, timeout=10)
         lib.check(agent.can_run(), "after the restart, offline, release 2 runs")
         lib.check_in("RELEASE", agent.logs().upper(), "the log says so")
+        lib.check(lib.wait_until(lambda: any(r["data"].get("at_start") for r in agent.audit_rows("policy-applied"))),
+                  "the apply at start is audited")
         starts = [r for r in agent.audit_rows("policy-applied") if r["data"].get("at_start")]
         lib.check_eq([r["data"]["serial"] for r in starts], [2], "audited as applied at start")
         # the floor survives the restart: release 1 offered again is a rollback
-        agent.offer([fleet.sign(1, {"all": "g1x", "group:staff": "s1x"})])
-        lib.check_eq(agent.refused("rollback")[-1]["data"]["serial"], 1, "rollback after restart refused")
+        r = agent.offer([fleet.sign(1, {"all": "g1x", "group:staff": "s1x"})])[0]
+        lib.check_eq((r["outcome"], r["reason"], r["serial"]), ("refused", "rollback", 2), "rollback after restart")
+        lib.check_eq(agent.wait_refused("rollback")["serial"], 1, "audited")
     run(body)
 
 
@@ -253,7 +256,7 @@ def test_dropin_applied_and_bad_ones_refused():
         agent.drop(fleet.sign(3, {"all": "d3", "group:staff": "s3"}), "site.bundle")
         agent.wait_serial(3, origin="drop-in")
         lib.check(agent.can_run(), "the drop-in release lets alice run")
-        lib.check_in(agent.dropin, agent.audit_rows("policy-applied")[-1]["data"]["path"], "audited path")
+        lib.check_in(agent.dropin, agent.wait_audit("policy-applied")[-1]["data"]["path"], "audited path")
 
         good = json.load(open(fleet.sign(4, {"all": "d4", "group:staff": "s4"})))
         part = base64.b64decode(good["parts"]["all"]).replace(b"d4", b"d5")
@@ -298,7 +301,7 @@ def test_only_the_fleet_user_may_offer():
         os.chmod(big, 0o644)
         r = agent.offer([big])[0]
         lib.check_eq((r["outcome"], r["reason"]), ("refused", "too-large"), "a memfd over 1 MiB")
-        lib.check(agent.refused("too-large"), "audited")
+        agent.wait_refused("too-large")
         lib.check_eq(agent.status()["origin"], "file", "nothing changed")
         lib.check_eq(agent.audit_rows("policy-applied"), [], "nothing applied")
         r = agent.offer([bundle])[0]
@@ -309,36 +312,44 @@ def test_only_the_fleet_user_may_offer():
 
 
 def test_offer_flood_is_bounded():
-    """A compromised fleetd offering as fast as it can: past the burst it gets `busy`
-    without a byte read, the same refusal is recorded once, and other users are served
-    meanwhile."""
+    """A compromised fleetd offering as fast as it can, each offer 18 forged bundles of
+    almost 1 MiB (the most the agent reads per offer): past the burst it gets `busy`
+    without a byte read, the same refusal is recorded once, and another user's requests
+    are served meanwhile."""
     def body(fleet, broker, agent, sc):
-        good = json.load(open(fleet.sign(2, {"all": "g2", "group:staff": "s2"})))
-        env = base64.b64decode(good["envelope"]).replace(b'"serial":2', b'"serial":20')
+        rules = [{"id": "r%05d" % i, "match": {"path": "/usr/bin/true", "args": ["x" * 40 + "%05d" % i]},
+                  "action": "allow"} for i in range(3600)]
+        big = json.load(open(sign_policy(fleet, 2, lib.base_policy(rules))))
+        env = base64.b64decode(big["envelope"]).replace(b'"serial":2', b'"serial":20')
         forged = os.path.join(fleet.dir, "forged.bundle")
-        json.dump(dict(good, envelope=base64.b64encode(env).decode()), open(forged, "w"))
+        json.dump(dict(big, envelope=base64.b64encode(env).decode()), open(forged, "w"))
         os.chmod(forged, 0o644)
-        flood = subprocess.Popen(lib.user_command(FLEET_USER, [lib.USER_PYTHON, OFFER, agent.socket, "--times", "60",
-                                                               forged]),
+        size = os.path.getsize(forged)
+        lib.check(900 * 1024 < size <= 1024 * 1024, "a bundle of almost 1 MiB (%d bytes)" % size)
+        flood = subprocess.Popen(lib.user_command(FLEET_USER, [lib.USER_PYTHON, OFFER, agent.socket, "--times", "40"] +
+                                                  [forged] * 18),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=lib.user_env(FLEET_USER))
-        worst = 0.0
+        times = []
         while flood.poll() is None:
             t = time.time()
             r = agent.elevate(ALICE, ["-l"])
             lib.check_eq(r.rc, 0, "alice is served during the flood", r)
-            worst = max(worst, time.time() - t)
-        out, err = flood.communicate(timeout=60)
+            times.append(time.time() - t)
+        out, err = flood.communicate(timeout=120)
         answers = [json.loads(l) for l in out.decode().splitlines()]
-        lib.check_eq(len(answers), 60, "60 answers", err)
+        lib.check_eq(len(answers), 40, "40 answers", err)
         verified = [a for a in answers if a["type"] == "bundle_result"]
         busy = [a for a in answers if a["type"] == "error" and a["code"] == "busy"]
-        print("# flood: %d verified, %d busy, elevate -l worst %.3f s" % (len(verified), len(busy), worst))
+        times.sort()
+        print("# flood: %d offers of 18 x %d bytes: %d verified, %d busy; elevate -l during it: %d runs, median "
+              "%.3f s, worst %.3f s" % (len(answers), size, len(verified), len(busy), len(times),
+                                       times[len(times) // 2] if times else 0, times[-1] if times else 0))
         lib.check(len(verified) <= 16 + 3, "at most the burst (and a refill or two) verified: %d" % len(verified))
-        lib.check_eq(len(verified) + len(busy), 60, "the rest busy")
+        lib.check_eq(len(verified) + len(busy), 40, "the rest busy")
         lib.check(all(a["reason"] == "bad-signature" for a in verified), "each verified one refused", verified)
-        rows = agent.refused("bad-signature")
-        lib.check_eq(len(rows), 1, "the same refusal recorded once")
-        lib.check(worst < 5, "elevate -l stayed quick (%.3f s)" % worst)
+        agent.wait_refused("bad-signature")
+        lib.check_eq(len(agent.refused("bad-signature")), 1, "the same refusal recorded once")
+        lib.check(not times or times[-1] < 10, "elevate -l was never held long (worst %.3f s)" % times[-1])
     run(body, broker=False)
 
 
@@ -439,7 +450,7 @@ def test_reload_reverifies_the_kept_release():
         try:
             agent.ctl(["reload"])
             lib.check(lib.wait_until(lambda: agent.status()["origin"] == "file"), "the file runs", agent.status())
-            lib.check(agent.refused("unknown-signer"), "the refusal is audited")
+            agent.wait_refused("unknown-signer")
             lib.check(not agent.can_run(), "the file allows nothing")
         finally:
             os.rename(anchor + ".off", anchor)
