@@ -396,6 +396,8 @@ static void msg_free_arrays(ProtoMsg *m) {
         m->events = NULL;
         free(m->keys);
         m->keys = NULL;
+        free(m->release_parts);
+        m->release_parts = NULL;
         m->args = NULL;
         m->env = NULL;
         m->file_args = NULL;

@@ -268,7 +268,7 @@ static void record_refusal(AgentFleet *f, PolicyOrigin source, const FleetInputs
         const Bundle *b = refused_bundle(res);
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         char key[sizeof f->last_refusal], sha[SHA256_HEX_LEN] = "";
-        json_t *d, *names = json_array();
+        json_t *d, *names;
 
         if (b)
                 sha_hex(b->envelope_sha256, sha);
@@ -278,6 +278,7 @@ static void record_refusal(AgentFleet *f, PolicyOrigin source, const FleetInputs
                 log_info("Refused the %s bundles again (%s), as recorded before", source_name(source), v->reason);
                 return;
         }
+        names = json_array();
         for (size_t i = 0; names && in && i < in->n; i++)
                 json_array_append_new(names, json_string(in->names[i]));
         d = json_pack("{s:s,s:s,s:s,s:o}", "source", source_name(source), "reason", v->reason, "message", v->message,

@@ -91,7 +91,13 @@ class FleetAgent:
         os.rename(tmp, os.path.join(self.dropin, name))
 
     def cleanup(self):
+        self.a.stop()
+        logs = self.a.logs()
         self.a.cleanup()
+        # a sanitizer build: the agent's own report of a memory error, a leak or undefined behaviour
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if bad in logs:
+                raise lib.Failed("the agent: %s in its log:\n%s" % (bad, logs[-4000:]))
 
 
 def scene(sc, broker=True, **kw):
