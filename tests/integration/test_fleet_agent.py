@@ -154,6 +154,10 @@ def test_publish_applied_and_audited():
         lib.check_eq(rows[0]["data"]["parts"], ["group:staff", "all"], "audited parts")
         lib.check_eq(rows[0]["data"]["source"], "fleet", "audited source")
         fleetd.wait_log("the agent answered applied (none)")
+        r = agent.ctl(["policy", "explain", "--user", ALICE, "/usr/bin/true"])
+        lib.check_eq(r.rc, 0, "explain against the running release", r)
+        lib.check_in("s1", r.out, "explain decides by the combined release", r)
+        lib.check_in("signed fleet release", r.out, "and says what it evaluated", r)
         kept = os.stat(os.path.join(agent.state, "fleet-release.json"))
         lib.check_eq((kept.st_uid, kept.st_mode & 0o777), (0, 0o600), "the kept release is root's, 0600")
         # a live update
