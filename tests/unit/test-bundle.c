@@ -17,6 +17,7 @@
 
 #include "base64.h"
 #include "bundle.h"
+#include "fleet-conf.h"
 #include "fleet-key.h"
 #include "nkey.h"
 #include "proto.h"
@@ -634,6 +635,39 @@ START_TEST(test_offer_message) {
 }
 END_TEST
 
+START_TEST(test_fleet_conf) {
+        static const char good[] = "# a host\nnats = nats://b:4222\nhost_id = lab-7\ngroups = staff,berlin\n"
+                                   "on_expiry = keep\nexpiry_warning = 3d\n";
+        static const char *const bad[] = {
+                "on_expiry = later\n",
+                "on_expiry = keep\non_expiry = deny-all\n",
+                "expiry_warning = 0\n",
+                "expiry_warning = soon\n",
+                "expiry_warning = 400d\n",
+                "expiry_warning = 1h\nexpiry_warning = 2h\n",
+                "colour = blue\n",
+        };
+        FleetConf c = {};
+        FleetConfError err = {};
+
+        ck_assert_int_eq(fleet_conf_parse(good, strlen(good), &c, &err), 0);
+        ck_assert_str_eq(c.host_id, "lab-7");
+        ck_assert_str_eq(c.groups[1], "berlin");
+        ck_assert_int_eq(c.on_expiry, FLEET_ON_EXPIRY_KEEP);
+        ck_assert_uint_eq(c.expiry_warning, UINT64_C(3) * 24 * 3600 * 1000000);
+        fleet_conf_done(&c);
+        ck_assert_int_eq(fleet_conf_parse("host_id = x\n", 12, &c, &err), 0);
+        ck_assert_int_eq(c.on_expiry, FLEET_ON_EXPIRY_UNSET);
+        ck_assert_uint_eq(c.expiry_warning, 0);
+        fleet_conf_done(&c);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                err = (FleetConfError){};
+                ck_assert_int_eq(fleet_conf_parse(bad[i], strlen(bad[i]), &c, &err), -EINVAL);
+                ck_assert_msg(strstr(err.message, "line ") != NULL, "%s", err.message);
+        }
+}
+END_TEST
+
 static Suite *bundle_suite(void) {
         Suite *s = suite_create("bundle");
         TCase *tc = tcase_create("bundle");
@@ -658,6 +692,7 @@ static Suite *bundle_suite(void) {
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_trust_dir);
         tcase_add_test(tc, test_offer_message);
+        tcase_add_test(tc, test_fleet_conf);
         suite_add_tcase(s, tc);
         return s;
 }
