@@ -412,6 +412,13 @@ static int take(AgentFleet *f, const FleetInputs *in, PolicyOrigin source, const
                 return 0;
         }
         r = bundle_verify(in->in, in->n, &setup.trust, setup.host, setup.groups, &f->last, now_sec(), &res);
+        if (r >= 0 && res.outcome == BUNDLE_SAME && !f->applied) {
+                /* the floor's own release, which stopped holding at a reload and verifies
+                 * again: apply it again */
+                BundleLast floor = { .issued = f->last.issued };
+                bundle_result_done(&res);
+                r = bundle_verify(in->in, in->n, &setup.trust, setup.host, setup.groups, &floor, now_sec(), &res);
+        }
         if (r < 0) {
                 fleet_setup_done(&setup);
                 return r;
@@ -630,7 +637,8 @@ static int fleet_policy_source(Agent *a, bool initial) {
         if (r < 0)
                 return r;
         if (r == 0 && !initial && f->applied) {
-                /* the release that ran no longer holds (an anchor removed, the host renamed) */
+                /* the release that ran no longer holds (an anchor removed, the host renamed);
+                 * it stays the floor: only it, or a newer one, may be applied again */
                 f->applied = false;
                 f->warn_timer = sd_event_source_disable_unref(f->warn_timer);
                 f->expire_timer = sd_event_source_disable_unref(f->expire_timer);

@@ -450,7 +450,9 @@ def test_reload_reverifies_the_kept_release():
     removed, the file policy runs (and the refusal is audited); the anchor back, the release
     runs again. While a release runs, `elevatectl reload` says the file is not used."""
     def body(fleet, broker, agent, sc):
-        agent.drop(fleet.sign(3, {"all": "d3", "group:staff": "s3"}), "site.bundle")
+        rel3 = fleet.sign(3, {"all": "d3", "group:staff": "s3"})
+        os.chmod(rel3, 0o644)
+        agent.drop(rel3, "site.bundle")
         agent.wait_serial(3, origin="drop-in")
         r = agent.ctl(["reload"])
         lib.check_in("the policy file is not used while a signed release is in force", r.out + r.err, "reload says",
@@ -464,9 +466,17 @@ def test_reload_reverifies_the_kept_release():
             lib.check(not agent.can_run(), "the file allows nothing")
         finally:
             os.rename(anchor + ".off", anchor)
-        agent.ctl(["reload"])
-        agent.wait_serial(3, origin="drop-in")
+        # it is still the floor: another release with its serial is refused
+        r = agent.offer([fleet.sign(3, {"all": "d3", "group:staff": "s3"})])[0]
+        lib.check_eq((r["outcome"], r["reason"]), ("refused", "serial-reused"), "another release 3")
+        lib.check_eq(agent.status()["origin"], "file", "the file still runs")
+        # release 3 itself verifies again and is applied again
+        r = agent.offer([rel3])[0]
+        lib.check_eq((r["outcome"], r["serial"]), ("applied", 3), "release 3 offered again")
+        agent.wait_serial(3, origin="fleet")
         lib.check(agent.can_run(), "the release runs again")
+        agent.ctl(["reload"])
+        agent.wait_serial(3, origin="fleet")
     run(body, broker=False)
 
 
