@@ -302,6 +302,11 @@ def test_only_the_fleet_user_may_offer():
             r = agent.offer([bundle], as_user=who)[0]
             lib.check_eq((r["type"], r["code"]), ("error", "not-permitted"), "%s may not offer" % who)
             lib.check_in("only the fleet user", r["message"], "says who may")
+        r = agent.offer([bundle], as_user=ALICE, extra=["--times", "50"])
+        lib.check(all(x.get("code") == "not-permitted" for x in r), "50 more: all refused")
+        lib.check_eq(agent.audit_rows("policy-refused"), [], "another user's offers cost no audit row")
+        r = lib.run_as(ALICE, [lib.ELEVATECTL, "--socket", agent.socket, "reload"])
+        lib.check(r.rc != 0, "nor may alice make the agent read its sources again", r)
         r = agent.offer([bundle], extra=["--unsealed"])[0]
         lib.check_eq((r["type"], r["code"]), ("error", "bad-request"), "an unsealed memfd")
         lib.check_in("not a memfd sealed", r["message"], "says why")
