@@ -538,10 +538,13 @@ static int dropin_scan(AgentFleet *f, bool initial) {
         return streq_ptr(v.outcome, "applied");
 }
 
+static void watch_dropin(AgentFleet *f);
+
 static int on_settled(sd_event_source *s, uint64_t usec, void *userdata) {
         AgentFleet *f = userdata;
 
         f->settle_timer = sd_event_source_disable_unref(f->settle_timer);
+        watch_dropin(f);
         if (dropin_scan(f, false) > 0)
                 agent_policy_notify(f->agent, "READY=1");
         return 0;
@@ -550,10 +553,22 @@ static int on_settled(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         AgentFleet *f = userdata;
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool gone = false;
+        ssize_t n;
 
         /* only that something changed matters: drain, then rescan once it settles */
-        while (read(fd, buf, sizeof buf) > 0)
-                ;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                for (size_t off = 0; off + sizeof(struct inotify_event) <= (size_t) n;) {
+                        const struct inotify_event *e = (const struct inotify_event *) (buf + off);
+                        gone = gone || (e->mask & (IN_IGNORED | IN_MOVE_SELF | IN_DELETE_SELF));
+                        off += sizeof(struct inotify_event) + e->len;
+                }
+        if (gone) {
+                /* the directory itself went away (or is being replaced): watch the path
+                 * anew once things settle */
+                f->inotify_source = sd_event_source_disable_unref(f->inotify_source);
+                f->inotify_fd = safe_close(f->inotify_fd);
+        }
         if (!f->settle_timer)
                 (void) sd_event_add_time_relative(f->agent->event, &f->settle_timer, CLOCK_MONOTONIC,
                                                   FLEET_DROPIN_SETTLE_USEC, 0, on_settled, f);
@@ -573,7 +588,7 @@ static void watch_dropin(AgentFleet *f) {
         }
         if (inotify_add_watch(f->inotify_fd, a->policy_dir,
                               IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |
-                                      IN_ONLYDIR | IN_DONT_FOLLOW) < 0) {
+                                      IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW) < 0) {
                 if (errno == ENOENT)
                         log_info("No drop-in directory %s: signed releases come from fleetd only (create it and "
                                  "reload to watch it)",

@@ -289,6 +289,14 @@ def test_dropin_applied_and_bad_ones_refused():
         os.unlink(os.path.join(agent.dropin, "old.bundle"))
         agent.drop(fleet.sign(6, {"all": "d6", "group:staff": "s6"}), "site.bundle")
         agent.wait_serial(6, origin="drop-in")
+        # configuration management replaces the whole directory: the new one is watched
+        fresh = agent.dropin + ".new"
+        os.mkdir(fresh, 0o755)
+        os.rename(agent.dropin, agent.dropin + ".old")
+        os.rename(fresh, agent.dropin)
+        time.sleep(1)  # let the agent notice the move before the next file: it watches the path anew
+        agent.drop(fleet.sign(7, {"all": "d7", "group:staff": "s7"}), "site.bundle")
+        agent.wait_serial(7, origin="drop-in")
     run(body, broker=False)
 
 
