@@ -480,7 +480,7 @@ def test_reload_reverifies_the_kept_release():
         finally:
             os.rename(anchor + ".off", anchor)
         # it is still the floor: another release with its serial is refused
-        r = agent.offer([fleet.sign(3, {"all": "d3", "group:staff": "s3"})])[0]
+        r = agent.offer([fleet.sign(3, {"all": "d3-other", "group:staff": "s3"})])[0]
         lib.check_eq((r["outcome"], r["reason"]), ("refused", "serial-reused"), "another release 3")
         lib.check_eq(agent.status()["origin"], "file", "the file still runs")
         # release 3 itself verifies again and is applied again
