@@ -411,10 +411,13 @@ static int run(void) {
         if (r < 0)
                 goto finish;
         /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
-        r = launcher_new(a.event, &supervise_launcher_events, &a, &a.launcher);
-        if (r < 0) {
-                log_error_errno(r, "Cannot start the launcher process");
-                goto finish;
+        {
+                _cleanup_free_ char *why = NULL;
+                r = launcher_new(a.event, NULL, &supervise_launcher_events, &a, &a.launcher, &why);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot start the launcher process%s%s", why ? ": " : "", why ?: "");
+                        goto finish;
+                }
         }
         (void) sd_event_add_signal(a.event, NULL, SIGTERM, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
@@ -499,9 +502,6 @@ finish:
 int main(int argc, char *argv[]) {
         int r;
 
-        /* the launcher process (agent-launcher.c): the agent runs its own binary so */
-        if (argc == 2 && streq(argv[1], "--launcher"))
-                return launcher_main();
         log_setup();
         r = parse_argv(argc, argv);
         if (r <= 0)
