@@ -744,8 +744,10 @@ void request_conn_gone(Request *r) {
                 /* the audit completion sees conn == NULL and cancels the launch */
                 return;
         case REQUEST_RUNNING:
-                /* without a pty nobody else will hang up on the program: do it */
-                if (!r->any_tty && r->pidfd >= 0 && !r->exited)
+                /* without a pty nobody else will hang up on the program: do it; but not
+                 * when the agent is stopping (a restart or an upgrade): the program keeps
+                 * running and the next agent re-adopts it */
+                if (!r->any_tty && r->pidfd >= 0 && !r->exited && !r->agent->stopping)
                         (void) launch_signal(r->pidfd, SIGHUP);
                 return;
         default:
