@@ -259,9 +259,20 @@ struct Audit {
         bool probe_pending;
         unsigned probe_failures; /* consecutive failed probes, for the back-off */
 
+        /* loop thread: told after writes completed (readers that follow the log) */
+        AuditCommitFn commit_hook;
+        void *commit_userdata;
+
         /* any thread, atomic: how long a key epoch lasts (AUDIT_EPOCH_USEC; tests shorten it) */
         uint64_t epoch_usec;
 };
+
+/* The loop thread's read-only connection, (re)opened when the writer reopened the file.
+ * -EIO while the log was never opened. */
+int audit_reader_get(Audit *a, sqlite3 **ret);
+/* {seq, time, event, request?, uid?, data} of a row selected as seq, time, event,
+ * request, uid, data; NULL on OOM. */
+json_t *audit_row_to_json(sqlite3_stmt *s);
 
 /* Writes one batch (the writer thread's whole queue) and hands the jobs back. */
 void audit_write_batch(Audit *a, AuditJob *jobs);

@@ -271,14 +271,21 @@ static void note_result(Audit *a, AuditJob *j) {
         probe_arm(a);
 }
 
+static void committed(Audit *a) {
+        if (a->commit_hook)
+                a->commit_hook(a->commit_userdata);
+}
+
 static void dispatch_done(Audit *a) {
         AuditJob *list;
+        bool any;
 
         pthread_mutex_lock(&a->lock);
         list = a->done_list;
         a->done_list = a->done_tail = NULL;
         pthread_mutex_unlock(&a->lock);
 
+        any = list;
         while (list) {
                 AuditJob *j = list;
 
@@ -288,6 +295,8 @@ static void dispatch_done(Audit *a) {
                         j->done(j->result, j->userdata);
                 audit_job_free(j);
         }
+        if (any)
+                committed(a);
 }
 
 static int on_eventfd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -479,6 +488,7 @@ static int run_sync(Audit *a, AuditJob *j) {
                 return r;
         wait_sync(a, j);
         note_result(a, j);
+        committed(a);
         return j->result;
 }
 
@@ -514,6 +524,11 @@ int audit_reveal_initial_key(Audit *a, char **ret_hex) {
         return 0;
 }
 
+void audit_set_commit_hook(Audit *a, AuditCommitFn fn, void *userdata) {
+        a->commit_hook = fn;
+        a->commit_userdata = userdata;
+}
+
 void audit_stats(Audit *a, uint64_t *ret_rows, uint64_t *ret_commits) {
         pthread_mutex_lock(&a->lock);
         if (ret_rows)
@@ -525,7 +540,7 @@ void audit_stats(Audit *a, uint64_t *ret_rows, uint64_t *ret_commits) {
 
 /* ---- reads (loop thread, own read-only connection; WAL lets it read during writes) ---- */
 
-static int reader_get(Audit *a, sqlite3 **ret) {
+int audit_reader_get(Audit *a, sqlite3 **ret) {
         unsigned gen;
         dev_t dev;
         ino_t ino;
@@ -550,7 +565,7 @@ static int reader_get(Audit *a, sqlite3 **ret) {
         return 0;
 }
 
-static json_t *row_to_json(sqlite3_stmt *s) {
+json_t *audit_row_to_json(sqlite3_stmt *s) {
         const char *data = (const char *) sqlite3_column_text(s, 5);
         json_t *row, *d;
 
@@ -584,7 +599,7 @@ int audit_query(Audit *a, int64_t since, int64_t limit, json_t **ret) {
 
         if (!a || !ret || limit < 0)
                 return -EINVAL;
-        r = reader_get(a, &db);
+        r = audit_reader_get(a, &db);
         if (r < 0)
                 return r;
         rc = sqlite3_prepare_v2(db,
@@ -597,7 +612,7 @@ int audit_query(Audit *a, int64_t since, int64_t limit, json_t **ret) {
         sqlite3_bind_int64(s, 2, MIN(limit, (int64_t) AUDIT_QUERY_MAX));
         rows = json_array();
         while (rows && (rc = sqlite3_step(s)) == SQLITE_ROW)
-                if (json_array_append_new(rows, row_to_json(s)) < 0) {
+                if (json_array_append_new(rows, audit_row_to_json(s)) < 0) {
                         json_decref(rows);
                         rows = NULL;
                 }
@@ -619,7 +634,7 @@ int audit_load_state(Audit *a, const char *table, const char *where_state, json_
 
         if (!a || !t || !ret)
                 return -EINVAL;
-        r = reader_get(a, &db);
+        r = audit_reader_get(a, &db);
         if (r < 0)
                 return r;
         return audit_state_load(db, t, where_state, ret);

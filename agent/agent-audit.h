@@ -82,6 +82,55 @@ int audit_submit_sync(Audit *a, const AuditEntry *e);
  * limit; returns a JSON array of objects {seq, time, event, request, uid, data}. */
 int audit_query(Audit *a, int64_t since, int64_t limit, json_t **ret);
 
+/* What `elevatectl audit` asks for (docs/audit.md, "Reading"). Every condition must
+ * hold; a list matches any of its members. */
+typedef struct AuditFilter {
+        int64_t since, until;       /* CLOCK_REALTIME µs, both inclusive; -1: no bound */
+        const char *request;        /* one exact request id, or NULL */
+        const unsigned *uids;       /* requester uids, n_uids of them (none: any) */
+        size_t n_uids;
+        const char *const *events;  /* event names, n_events of them (none: any) */
+        size_t n_events;
+} AuditFilter;
+
+/* Rows are looked at in slices: one call never visits more than `budget` rows of the
+ * table (or, for a request, more than `budget` of its rows), so a reader never holds
+ * the event loop for long, however large the log. */
+
+/* The seq of the last committed row (0 for an empty log). */
+int audit_last_seq(Audit *a, int64_t *ret);
+
+/* Takes one row: returns 0 when it took it, AUDIT_SCAN_FULL when it has no room (the row
+ * is not taken and the scan stops before it), or -errno. row is the callee's either way. */
+#define AUDIT_SCAN_FULL 1
+typedef int (*AuditRowFn)(json_t *row, void *userdata);
+
+/* Passes the rows with from < seq <= to that match f to fn, oldest first, looking at no
+ * more than `budget` rows. *ret_pos is the seq up to which every row was dealt with (to,
+ * when the range is done). */
+int audit_scan_forward(Audit *a, const AuditFilter *f, int64_t from, int64_t to, unsigned budget, AuditRowFn fn,
+                       void *userdata, int64_t *ret_pos);
+
+/* Counts the rows with from < seq <= to that match f, newest first, looking at no more
+ * than `budget` rows, until *io_found reaches need: then *ret_nth is the seq of that
+ * row. *ret_pos is the seq down to which rows were counted (the next call's `to`). */
+int audit_scan_back(Audit *a, const AuditFilter *f, int64_t from, int64_t to, unsigned budget, uint64_t need,
+                    uint64_t *io_found, int64_t *ret_nth, int64_t *ret_pos);
+
+/* Narrows (from, to] to the rows inside f's time window with the time index, when that
+ * takes little work (it gives up, leaving the range as it was, on a window too large to
+ * look at quickly: the slices filter by time anyway). */
+void audit_narrow(Audit *a, const AuditFilter *f, int64_t *io_from, int64_t *io_to);
+
+/* The request id that ref names: a whole id, a prefix of exactly one (hex), or a
+ * ticket. -ENOENT if none, -ENOTUNIQ if more than one (*ret_other: a second one). */
+int audit_resolve_request(Audit *a, const char *ref, char **ret_id, char **ret_other);
+
+/* Called on the loop thread after rows were committed (or a write failed), so readers
+ * that follow the log look for new rows. One hook. */
+typedef void (*AuditCommitFn)(void *userdata);
+void audit_set_commit_hook(Audit *a, AuditCommitFn fn, void *userdata);
+
 /* The initial chain key, once: returns it (hex) and erases the stored copy, auditing
  * "audit-key-revealed". -EALREADY if it was shown before. */
 int audit_reveal_initial_key(Audit *a, char **ret_hex);

@@ -9,7 +9,8 @@
  *    never copied or filtered as a whole.
  *  - PATH is ENV_SECURE_PATH; HOME, USER, LOGNAME and SHELL describe run_as; ELEVATE_*
  *    and SUDO_* are written by the agent. None of them can come from the caller, not
- *    even through env_keep (they are on the forbidden list).
+ *    even through env_keep (they are in the policy library's table of names env_keep
+ *    may never name, which the policy loader enforces too).
  *  - Every caller value is checked before it is copied: at most ENV_VALUE_MAX bytes,
  *    no control character, not a bash function import. Values with a format (TERM,
  *    LANG, LC_*, TZ…) are checked against it. A variable that fails is dropped, never
@@ -28,6 +29,7 @@
 
 #include "agent-env.h"
 #include "macro.h"
+#include "policy.h"
 #include "util.h"
 
 #define ENV_VALUE_MAX 4096
@@ -68,29 +70,6 @@ static const struct {
         { "TZ", ENV_CHECK_TZ },
 };
 
-/* Names env_keep can never bring back: the dynamic loader's and libc's own knobs, shell
- * start-up and function import, interpreters' module paths and option variables, and
- * everything the agent sets itself. TMPDIR is here too: glibc drops it for setuid
- * programs, because a temp directory the user controls invites races against root. */
-static const char *const forbidden_names[] = {
-        "BASHOPTS", "BASH_ENV", "CDPATH", "ENV", "FPATH", "GCONV_PATH", "GETCONF_DIR",
-        "GLOBIGNORE", "HOME", "HOSTALIASES", "IFS", "JAVA_TOOL_OPTIONS", "LOCALDOMAIN", "LOCPATH",
-        "LOGNAME", "NIS_PATH", "NLSPATH", "NODE_OPTIONS", "NODE_PATH", "NULLCMD", "OPENSSL_CONF",
-        "OPENSSL_ENGINES", "OPENSSL_MODULES", "PATH", "PATH_LOCALE", "PS4", "READNULLCMD",
-        "RESOLV_HOST_CONF", "RES_OPTIONS", "SHELL", "SHELLOPTS", "TCLLIBPATH", "TERMCAP",
-        "TERMINFO", "TERMINFO_DIRS", "TERMPATH", "TMPDIR", "TMPPREFIX", "TZDIR", "USER",
-        "ZDOTDIR", "_JAVA_OPTIONS", "GTK_MODULES", "GTK3_MODULES", "GTK_PATH", "GIO_EXTRA_MODULES",
-        "GIO_MODULE_DIR", "QT_PLUGIN_PATH", "QT_QPA_PLATFORM_PLUGIN_PATH", "GST_PLUGIN_PATH",
-        "GST_PLUGIN_SYSTEM_PATH", "LIBGL_DRIVERS_PATH",
-};
-
-/* PERL covers PERL5LIB, PERL5OPT, PERLLIB, PERLIO_DEBUG and PERLDB_OPTS; LUA_ covers
- * LUA_INIT, which runs code. */
-static const char *const forbidden_prefixes[] = {
-        "LD_", "_RLD", "MALLOC_", "GLIBC_", "BASH_FUNC_", "PYTHON", "PERL", "RUBY", "LUA_",
-        "ELEVATE_", "SUDO_",
-};
-
 static bool env_name_valid(const char *name) {
         if (!name || !((*name >= 'A' && *name <= 'Z') || (*name >= 'a' && *name <= 'z') || *name == '_'))
                 return false;
@@ -102,15 +81,10 @@ static bool env_name_valid(const char *name) {
 }
 
 bool env_name_forbidden(const char *name) {
-        if (!env_name_valid(name))
-                return true;
-        for (size_t i = 0; i < ELEMENTSOF(forbidden_names); i++)
-                if (streq(name, forbidden_names[i]))
-                        return true;
-        for (size_t i = 0; i < ELEMENTSOF(forbidden_prefixes); i++)
-                if (strncmp(name, forbidden_prefixes[i], strlen(forbidden_prefixes[i])) == 0)
-                        return true;
-        return false;
+        /* the names env_keep can never bring back, with the reason for each, are one
+         * table shared with the policy loader (policy/policy-env.c), which refuses a
+         * policy naming them; this is the second line */
+        return !env_name_valid(name) || policy_env_denied(name) != NULL;
 }
 
 /* What every value must satisfy: bounded, no control characters (they forge log lines

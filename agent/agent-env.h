@@ -11,8 +11,9 @@
  *    LANG/LC_* match [A-Za-z0-9_.@-]+, TZ names a zone under /usr/share/zoneinfo
  *    (relative, no "..", no leading "/", at most 64 bytes; a leading ':' is allowed).
  *  - LD_*, and DISPLAY/WAYLAND_DISPLAY/XAUTHORITY unless env_keep names them, never
- *    pass; env_keep cannot bring back LD_*, GCONV_PATH, LOCPATH, BASH_FUNC_* or any
- *    name on the loader/interpreter denylist.
+ *    pass; env_keep cannot bring back any name of the policy library's table
+ *    (policy_env_denied(): LD_*, GCONV_PATH, BASH_*, interpreters' and package
+ *    managers' variables, EDITOR, PAGER, …).
  *  - Any value with a control character, or longer than 4096 bytes, is dropped.
  */
 

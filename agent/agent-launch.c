@@ -1,61 +1,26 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Launching an elevated process (DESIGN §7).
+ * Starting an elevated process (docs/design.md, "The launcher").
  *
- * Two ways to start the child; the steps it takes until execveat() are the same:
- *
- *  - Shared memory (the default): glibc's clone(fn, stack, CLONE_VM | CLONE_VFORK |
- *    CLONE_PIDFD). Nothing of the agent is copied: no page tables, and no copy-on-write
- *    faults and TLB shootdowns in every agent thread afterwards. The child runs child_run()
- *    on its own stack, an array in the launching thread's frame (clone_vm()): CLONE_VFORK
- *    suspends that thread until the child has exec'd or exited, so the array is unused
- *    meanwhile and nothing else of that thread's stack is touched. clone() cannot do
- *    CLONE_INTO_CGROUP (only clone3() can), and clone3() with a new stack returns in the
- *    child inside syscall() on a stack that holds no return address: using it needs an
- *    assembly entry. So the child joins the launch cgroup itself, as its first step after
- *    the dumpable flag, by writing "0" to the launch cgroup's cgroup.procs, which the
- *    parent opened. If the parent cannot open it, clone() fails or the child cannot
- *    join, the launch is tried again as a copy, which starts or fails as it always did
- *    ("clone3: …"): the shared path never refuses a launch the copy would run.
- *  - A copy (clone3() with CLONE_INTO_CGROUP | CLONE_PIDFD, no CLONE_VM), for
- *      - noexec launches: that child stops at its own execveat() until the launching
- *        thread has taken the listener and let the exec through (noexec_first_exec());
- *        with CLONE_VFORK that thread would wait for the child and the child for it.
- *      - fs.suid_dumpable = 1 (or unreadable): the kernel sets the mm's dumpable flag to
- *        that value when the child changes ids, and the mm is the agent's on the shared
- *        path; the user the child now runs as could ptrace the agent itself.
- *      - run_as a user other than root: once the child has that user's ids, that user's
- *        processes may signal it, and a SIGSTOP between the id change and the exec would
- *        hold the launching thread (the event loop) inside clone() for as long as they
- *        like. A copy's launching thread waits with a deadline instead (3 s, looking
- *        every 20 ms whether the child was stopped; wait_for_child()): a stopped or stuck
- *        child is killed and the launch refused, saying why.
+ * launch_spawn() runs in the launcher (agent-launcher.c): a small single-threaded process
+ * of its own, so the child is an ordinary copy of a process that holds nothing but its
+ * socket to the agent. One way to start it: clone3() with CLONE_INTO_CGROUP (the child
+ * is born in its launch cgroup: nothing migrates, so no wait for the cgroup lock after
+ * an idle machine), CLONE_PIDFD, and, in the launcher, CLONE_PARENT (the child is the
+ * agent's, which supervises and reaps it as before). The unit tests call it in their own
+ * process, without CLONE_PARENT.
  *
  * Invariants (MUST):
  *  - Between the clone and execveat() the child makes system calls through syscall()
- *    only, and exits through exit_group. No malloc, stdio, locale or NSS (another
- *    agent thread may hold their locks, and on the shared path their memory is live);
- *    no libc wrapper of a system call either: the cancellation points (read, write, open,
- *    close, sendmsg…) update the calling thread's cancellation state, which on the shared
- *    path is the launching thread's, and sanitizer builds intercept the wrappers. The
- *    child writes no memory but its own stack and errno (the launching thread's TLS on
- *    the shared path, unused while that thread is suspended; the parent reads errno
- *    after the clone only when the clone failed). Everything it needs (argv, envp, the
- *    group list, the loginuid text, the rlimits, the BPF programs, the cgroup.procs fd)
- *    is prepared by the parent and only read by the child.
- *  - The child never calls glibc's setuid family: in a process glibc believes to be
- *    multi-threaded those broadcast to the other threads by signal, and the child's
- *    view of the thread list names the parent's threads.
- *  - Every signal is blocked in the parent around the clone, so no handler of the agent
- *    ever runs in the child; the child (which has its own copy of the dispositions: no
- *    CLONE_SIGHAND) resets every disposition to SIG_DFL (SIG_IGN would survive exec)
- *    and clears its signal mask just before execveat().
- *  - The child is non-dumpable from its first step, before it drops privileges, so the
- *    user it becomes can neither ptrace it nor read its memory (on the shared path: the
- *    agent's). The flag belongs to the mm: on the shared path the child's prctl() and
- *    the kernel's reset at the id change act on the agent's mm, and the parent puts back
- *    its previous value once the child is out of it.
+ *    only, and exits through exit_group: its steps are a fixed list, each reported by
+ *    name if it fails. Everything it needs (argv, envp, the group list, the loginuid
+ *    text, the rlimits, the BPF programs) is prepared by the parent and only read.
+ *  - The child never calls glibc's setuid family (it would broadcast to threads).
+ *  - Every signal is blocked in the parent around the clone; the child resets every
+ *    disposition to SIG_DFL (SIG_IGN would survive exec) and clears its signal mask just
+ *    before execveat().
+ *  - The child is non-dumpable from its first step, before it drops privileges.
  *  - The child drops privileges in a fixed order (seccomp while still root, then
  *    groups, gid, uid), checks that the ids stuck, closes every fd but 0-2 (and the
  *    script fd and the extra fds), and executes the file by fd, never by path. Once the
@@ -65,13 +30,10 @@
  *    when refused), prlimit64, rt_sigprocmask, execveat, and write and exit_group to fail.
  *  - Any failure before exec is reported as {step, errno} on a close-on-exec pipe and
  *    the child exits 127. EOF on the pipe means the exec happened.
- *  - Joining the cgroup from the child rather than at birth: the child spends its first
- *    system calls in the agent's cgroup; a cpuset attach would rebind the (shared) mm's
- *    memory policy, a no-op as long as the launch cgroups have the agent's cpuset.mems
- *    (agent-cgroup.c makes them beside the agent's own and sets no cpuset).
- *  - Sanitizer builds: clone_vm() is not instrumented (its array stays on the real stack,
- *    never on ASan's fake stack) and unpoisons the array afterwards, since the child's
- *    instrumented frames poisoned parts of it and never returned.
+ *  - The parent waits for the exec with a deadline (3 s), looking every 20 ms whether
+ *    the child was stopped (the user it becomes may SIGSTOP it once its ids changed): a
+ *    stopped or stuck child is killed and the launch refused, saying why. Only the
+ *    launcher waits: the agent's event loop never does.
  */
 
 #include <fcntl.h>
@@ -98,16 +60,6 @@
 #include "macro.h"
 #include "util.h"
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
-#define HAVE_ASAN 1
-#else
-#define HAVE_ASAN 0
-#endif
-
 /* 32-bit x86 and arm have 16-bit legacy id system calls; the *32 variants are the real
  * ones there. Elsewhere the plain names take 32-bit ids. */
 #ifdef SYS_setresuid32
@@ -131,13 +83,8 @@
  * default fs.nr_open). */
 #define CLOSE_LOOP_MAX (1U << 20)
 
-/* The shared-path child's stack. child_run() needs under 1 KiB (3.5 KiB with ASan); the
- * rest is margin, taken from the launching thread's stack (the main thread's, 8 MiB). */
-#define CHILD_STACK_SIZE (32U * 1024U)
-
 typedef enum LaunchStep {
         STEP_DUMPABLE,
-        STEP_CGROUP,
         STEP_SETSID,
         STEP_MOVE_FD,
         STEP_CTTY,
@@ -161,7 +108,6 @@ typedef enum LaunchStep {
 
 static const char *const step_names[_STEP_MAX] = {
         [STEP_DUMPABLE] = "prctl(PR_SET_DUMPABLE)",
-        [STEP_CGROUP] = "write cgroup.procs",
         [STEP_SETSID] = "setsid",
         [STEP_MOVE_FD] = "fcntl(F_DUPFD_CLOEXEC)",
         [STEP_CTTY] = "ioctl(TIOCSCTTY)",
@@ -197,7 +143,6 @@ typedef struct ChildPlan {
         const LaunchSpec *spec;
         int err_fd;
         int notify_sock;   /* noexec: where the child sends its listener, or -1 */
-        int cgroup_procs;  /* shared path: the launch cgroup's cgroup.procs, or -1 */
         char loginuid[16]; /* "" to leave the loginuid alone */
         size_t loginuid_len;
         bool set_nofile;
@@ -291,16 +236,6 @@ static int child_close_from_but(int from, int a, int b) {
             (r = child_close_range(lo + 1, hi - 1)) < 0 || (r = child_close_range(hi + 1, UINT_MAX)) < 0)
                 return r;
         return 0;
-}
-
-/* Shared path: moves us into the launch cgroup ("0": the writer). The fd is
- * close-on-exec and below first_free or closed with the rest. */
-static int child_join_cgroup(int procs_fd) {
-        long n = syscall(SYS_write, procs_fd, "0", 1);
-
-        if (n < 0)
-                return -errno;
-        return n == 1 ? 0 : -EIO;
 }
 
 static int child_write_loginuid(const ChildPlan *p) {
@@ -398,7 +333,7 @@ static void child_place_fds(const LaunchSpec *s, ChildFds *f) {
                         child_fail(f->err, STEP_EXTRA_FDS, errno);
 }
 
-/* noexec (always a copy, never the shared path): installs the notify filter with a new
+/* noexec: installs the notify filter with a new
  * listener and hands the listener to the agent over the socket (SCM_RIGHTS); both fds
  * are then closed here. */
 static int child_noexec(const LaunchSpec *s, int sock) {
@@ -434,12 +369,9 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         int r;
 
         child_reset_signals();
-        /* Until exec the child holds the agent's memory (a copy, or the agent's own on
-         * the shared path): no ptrace, no core. */
+        /* Until exec the child holds a copy of the launcher: no ptrace, no core. */
         if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 child_fail(p->err_fd, STEP_DUMPABLE, errno);
-        if (p->cgroup_procs >= 0 && (r = child_join_cgroup(p->cgroup_procs)) < 0)
-                child_fail(p->err_fd, STEP_CGROUP, -r);
         child_collect_fds(p, &f);
 
         if (syscall(SYS_setsid) < 0)
@@ -480,11 +412,6 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         child_fail(f.err, STEP_EXECVEAT, errno);
 }
 
-/* The shared path's entry, called by glibc's clone() on the child's stack. */
-static int child_main(void *userdata) {
-        child_run(userdata);
-}
-
 /* ---- parent side ---- */
 
 static int spec_validate(const LaunchSpec *s) {
@@ -522,99 +449,64 @@ static uint64_t rlim64(rlim_t v) {
         return v == RLIM_INFINITY ? UINT64_MAX : (uint64_t) v;
 }
 
-/* fs.suid_dumpable, or -1 if it cannot be read. */
-static int suid_dumpable(void) {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[4];
-        ssize_t n;
-
-        fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf));
-        if (n < 1 || buf[0] < '0' || buf[0] > '2' || (n > 1 && buf[1] != '\n'))
-                return -1;
-        return buf[0] - '0';
-}
-
-/* The shared path unless the child must wait for the launching thread before its exec
- * (noexec), the id change would leave the agent's mm dumpable by the user (1), or the
- * child becomes an unprivileged user: processes of that user may signal it once its ids
- * changed, and a SIGSTOP before its exec would suspend the launching thread (the event
- * loop) inside clone() for as long as that user likes. A copy can be waited for with a
- * deadline (wait_for_child()). */
-static bool use_shared_mm(const LaunchSpec *s) {
-        int d;
-
-        if (s->notify_filter || s->uid != 0)
-                return false;
-        d = suid_dumpable();
-        return d == 0 || d == 2;
-}
-
-/* The shared path (see the header): the child runs on stack[], in this frame, until it
- * has exec'd or exited; only then does clone() return here. Not instrumented by ASan,
- * so that stack[] is on the real stack, and unpoisoned afterwards. */
-__attribute__((__noinline__, __no_sanitize_address__)) static pid_t clone_vm(const ChildPlan *p, int *ret_pidfd) {
-        _Alignas(16) uint8_t stack[CHILD_STACK_SIZE];
-        pid_t pid;
-
-        /* CLONE_PIDFD: clone() returns the pidfd (O_CLOEXEC) through parent_tid. */
-        pid = (pid_t) clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
-                            (void *) p, ret_pidfd);
-#if HAVE_ASAN
-        __asan_unpoison_memory_region(stack, sizeof(stack));
-#endif
-        return pid;
-}
-
-/* A copy: clone3() places the child in its cgroup at birth. */
-static pid_t clone_copy(const ChildPlan *p, int cgroup_fd, int *ret_pidfd) {
+/* clone3(): the child is born in its cgroup (CLONE_INTO_CGROUP), and with
+ * spec->sibling it is our parent's child, not ours (CLONE_PARENT: the launcher's children
+ * are the agent's). Every signal is blocked around it (raw call: glibc's pthread_sigmask
+ * would leave its internal signals unblocked), so no handler of ours runs in the child. */
+static pid_t clone_child(const ChildPlan *p, int cgroup_fd, bool sibling, int *ret_pidfd) {
         struct clone_args args = {
-                .flags = CLONE_PIDFD,
+                .flags = CLONE_PIDFD | (sibling ? CLONE_PARENT : 0),
                 .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
-                .exit_signal = SIGCHLD,
+                .exit_signal = sibling ? 0 : SIGCHLD, /* CLONE_PARENT: the kernel takes ours */
         };
+        sigset_t all, old;
         pid_t pid;
+        int saved;
 
         if (cgroup_fd >= 0) {
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t) cgroup_fd;
         }
-        pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
-        if (pid == 0)
-                child_run(p);
-        return pid;
-}
-
-static pid_t clone_child(const ChildPlan *p, bool shared, int cgroup_fd, int *ret_pidfd) {
-        sigset_t all, old;
-        int saved, dumpable = -1;
-        pid_t pid;
-
-        /* Raw call: glibc's pthread_sigmask would leave its internal signals unblocked. */
         (void) sigfillset(&all);
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, KERNEL_SIGSET_SIZE) < 0)
                 return -errno;
-        if (shared) {
-                dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-                pid = clone_vm(p, ret_pidfd);
-        } else
-                pid = clone_copy(p, cgroup_fd, ret_pidfd);
-        saved = errno; /* meaningful only when pid < 0: a shared-path child writes errno */
-
-        /* The child's prctl() and id change acted on our mm: put our flag back (2, which
-         * prctl() cannot set, becomes the stricter 0). */
-        if (dumpable >= 0 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != dumpable)
-                (void) prctl(PR_SET_DUMPABLE, dumpable == 1 ? 1 : 0, 0, 0, 0);
+        pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        if (pid == 0)
+                child_run(p);
+        saved = errno;
         (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KERNEL_SIGSET_SIZE);
         return pid < 0 ? -saved : pid;
 }
 
-/* How long the launching thread waits for a copy child to reach its exec, and how often
- * it looks whether the child was stopped meanwhile. The child's steps take microseconds;
- * only a stopped or frozen child takes longer, and the launching thread runs the agent's
- * event loop. */
+/* Whether the child is stopped. Ours: waitid(WNOWAIT) says so without reaping. A sibling
+ * is not ours to wait for: its state letter in /proc/PID/stat (the pid is stable, since
+ * only the agent reaps it, and only once it knows it). */
+static bool child_stopped(pid_t pid, int pidfd, bool sibling) {
+        if (!sibling) {
+                siginfo_t si = {};
+                return waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WSTOPPED | WNOHANG | WNOWAIT) == 0 &&
+                       si.si_pid != 0;
+        }
+        char path[64], buf[512];
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+        char *e;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        e = strrchr(buf, ')'); /* the comm may hold anything, ")" included */
+        return e && e[1] == ' ' && (e[2] == 'T' || e[2] == 't');
+}
+
+/* How long the launcher waits for the child to reach its exec, and how often it looks
+ * whether the child was stopped meanwhile. The child's steps take microseconds; only a
+ * stopped or frozen child takes longer. */
 #define EXEC_WAIT_MSEC 3000
 #define EXEC_WAIT_TICK_MSEC 20
 
@@ -627,9 +519,8 @@ typedef enum ChildWait {
 /* Waits until one of fds[] is readable or hung up, the child is stopped, or the
  * deadline (*left_ms, shared by the waits of one launch) passes. Returns a ChildWait
  * (fds[i].revents filled when CHILD_READY) or -errno. */
-static int wait_for_child(struct pollfd *fds, nfds_t n, int pidfd, int *left_ms) {
+static int wait_for_child(struct pollfd *fds, nfds_t n, pid_t pid, int pidfd, bool sibling, int *left_ms) {
         for (;;) {
-                siginfo_t si = {};
                 int k, tick = MIN(*left_ms, EXEC_WAIT_TICK_MSEC);
                 uint64_t start = now_usec(CLOCK_MONOTONIC);
 
@@ -639,7 +530,7 @@ static int wait_for_child(struct pollfd *fds, nfds_t n, int pidfd, int *left_ms)
                         return CHILD_READY;
                 if (k < 0 && errno != EINTR)
                         return negative_errno();
-                if (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WSTOPPED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0)
+                if (child_stopped(pid, pidfd, sibling))
                         return CHILD_STOPPED;
                 if (*left_ms <= 0)
                         return CHILD_STUCK;
@@ -666,7 +557,7 @@ static int read_report(int fd, ChildReport *ret) {
 /* noexec, parent side: receive the listener, then let exactly the child's own first
  * exec through (SECCOMP_USER_NOTIF_FLAG_CONTINUE). Anything else it asks before that is
  * refused. Returns the listener, or <0 if the child failed first (its report says why). */
-static int noexec_first_exec(int sock, int report_fd, pid_t pid, int pidfd, int *left_ms) {
+static int noexec_first_exec(int sock, int report_fd, pid_t pid, int pidfd, bool sibling, int *left_ms) {
         _cleanup_close_ int listener = -EBADF;
         char cbuf[CMSG_SPACE(sizeof(int))], byte;
         struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
@@ -676,7 +567,7 @@ static int noexec_first_exec(int sock, int report_fd, pid_t pid, int pidfd, int 
         ssize_t n;
         int w;
 
-        w = wait_for_child(sp, 2, pidfd, left_ms);
+        w = wait_for_child(sp, 2, pid, pidfd, sibling, left_ms);
         if (w != CHILD_READY)
                 return w < 0 ? w : -w; /* -CHILD_STOPPED or -CHILD_STUCK (not errnos): see spawn() */
         do
@@ -694,7 +585,7 @@ static int noexec_first_exec(int sock, int report_fd, pid_t pid, int pidfd, int 
                 struct seccomp_notif req = {};
                 struct seccomp_notif_resp resp = {};
 
-                w = wait_for_child(p, 2, pidfd, left_ms);
+                w = wait_for_child(p, 2, pid, pidfd, sibling, left_ms);
                 if (w != CHILD_READY)
                         return w < 0 ? w : -w;
                 if (!(p[0].revents & POLLIN))
@@ -733,21 +624,34 @@ int launch_noexec_answer(int notify_fd, pid_t *ret_pid) {
         return 1;
 }
 
-#define SPAWN_RETRY_AS_COPY 1
-
-/* One attempt, shared or a copy. Returns 0, -errno (with *ret_error), or
- * SPAWN_RETRY_AS_COPY when the shared path could not start a child or the child could
- * not join the cgroup: the copy then starts as it always did, or fails as it always
- * did ("clone3: …"). */
-static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret_error) {
-        _cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF, pidfd = -EBADF, nsock = -EBADF, nsock_child = -EBADF,
-                            listener = -EBADF, procs = -EBADF;
-        ChildPlan plan = { .spec = s, .notify_sock = -1, .cgroup_procs = -1 };
-        ChildReport report;
+/* A child that did not start: killed, and reaped if it is ours. A sibling's pidfd goes
+ * back to the caller (LaunchResult.pidfd), whose parent must reap it. */
+static void give_up(int *pidfd, bool sibling, LaunchResult *ret) {
         siginfo_t si;
+
+        (void) launch_signal(*pidfd, SIGKILL);
+        if (sibling) {
+                ret->pidfd = TAKE_FD(*pidfd);
+                return;
+        }
+        while (waitid((idtype_t) P_PIDFD, (id_t) *pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+}
+
+int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
+        _cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF, pidfd = -EBADF, nsock = -EBADF, nsock_child = -EBADF,
+                            listener = -EBADF;
+        ChildPlan plan = { .spec = s, .notify_sock = -1 };
+        ChildReport report;
         int fds[2], r, left_ms = EXEC_WAIT_MSEC;
         pid_t pid;
 
+        r = spec_validate(s);
+        if (r < 0 || !ret) {
+                set_error(ret_error, "launch", r < 0 ? -r : EINVAL);
+                return r < 0 ? r : -EINVAL;
+        }
+        *ret = (LaunchResult){ .pid = -1, .pidfd = -1, .notify_fd = -1 };
         if (s->loginuid != (uid_t) -1)
                 plan.loginuid_len = (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u",
                                                       (unsigned) s->loginuid);
@@ -755,13 +659,6 @@ static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret
                 plan.set_nofile = true;
                 plan.nofile = (RLimit64){ .cur = rlim64(s->nofile->rlim_cur), .max = rlim64(s->nofile->rlim_max) };
         }
-        if (shared && s->cgroup_fd >= 0) {
-                procs = openat(s->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-                if (procs < 0)
-                        return SPAWN_RETRY_AS_COPY;
-                plan.cgroup_procs = procs;
-        }
-
         if (pipe2(fds, O_CLOEXEC) < 0) {
                 r = negative_errno();
                 set_error(ret_error, "pipe2", -r);
@@ -781,30 +678,25 @@ static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret
                 plan.notify_sock = nsock_child;
         }
 
-        pid = clone_child(&plan, shared, s->cgroup_fd, &pidfd);
-        if (pid < 0 && shared)
-                return SPAWN_RETRY_AS_COPY; /* e.g. a limit of the agent's own cgroup */
+        pid = clone_child(&plan, s->cgroup_fd, s->sibling, &pidfd);
         if (pid < 0) {
                 set_error(ret_error, "clone3", -pid);
                 return pid;
         }
-        procs = safe_close(procs);
+        ret->pid = pid;
         pipe_w = safe_close(pipe_w);
         nsock_child = safe_close(nsock_child);
         if (nsock >= 0)
-                listener = noexec_first_exec(nsock, pipe_r, pid, pidfd, &left_ms);
-        if (!shared && listener != -CHILD_STOPPED && listener != -CHILD_STUCK) {
-                /* the shared path's clone() returned after the exec: the pipe is at EOF */
+                listener = noexec_first_exec(nsock, pipe_r, pid, pidfd, s->sibling, &left_ms);
+        if (listener != -CHILD_STOPPED && listener != -CHILD_STUCK) {
                 struct pollfd p = { .fd = pipe_r, .events = POLLIN };
-                int w = wait_for_child(&p, 1, pidfd, &left_ms);
+                int w = wait_for_child(&p, 1, pid, pidfd, s->sibling, &left_ms);
 
                 if (w != CHILD_READY)
                         listener = w < 0 ? w : -w;
         }
         if (listener == -CHILD_STOPPED || listener == -CHILD_STUCK) {
-                (void) launch_signal(pidfd, SIGKILL);
-                while (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED) < 0 && errno == EINTR)
-                        ;
+                give_up(&pidfd, s->sibling, ret);
                 if (ret_error && listener == -CHILD_STOPPED)
                         *ret_error = strdup("it was stopped (SIGSTOP) before it started, by a process of the user it "
                                             "runs as; it was killed");
@@ -816,7 +708,6 @@ static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret
 
         r = read_report(pipe_r, &report);
         if (r == 0 && (!s->notify_filter || listener >= 0)) {
-                ret->pid = pid;
                 ret->pidfd = TAKE_FD(pidfd);
                 ret->notify_fd = TAKE_FD(listener);
                 return 0;
@@ -826,32 +717,11 @@ static int spawn(const LaunchSpec *s, bool shared, LaunchResult *ret, char **ret
                 report.step = STEP_NOEXEC;
                 report.error = EPROTO;
         }
-
-        /* Reap it, so a failed launch leaves no zombie behind. It is on its way to
-         * exit 127 anyway (on the shared path: already gone); the kill only matters if
-         * the pipe itself failed, and makes sure we never wait for a program that did
-         * start. */
-        (void) launch_signal(pidfd, SIGKILL);
-        while (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED) < 0 && errno == EINTR)
-                ;
-        if (shared && report.step == STEP_CGROUP)
-                return SPAWN_RETRY_AS_COPY;
+        /* It is on its way to exit 127 anyway; the kill only matters if the pipe itself
+         * failed, and makes sure nobody waits for a program that did start. */
+        give_up(&pidfd, s->sibling, ret);
         set_error(ret_error, report.step >= 0 ? step_names[report.step] : "launch", report.error);
         return -report.error;
-}
-
-int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
-        int r;
-
-        r = spec_validate(s);
-        if (r < 0 || !ret) {
-                set_error(ret_error, "launch", r < 0 ? -r : EINVAL);
-                return r < 0 ? r : -EINVAL;
-        }
-        r = spawn(s, use_shared_mm(s), ret, ret_error);
-        if (r == SPAWN_RETRY_AS_COPY)
-                r = spawn(s, false, ret, ret_error);
-        return r;
 }
 
 int launch_signal(int pidfd, int sig) {

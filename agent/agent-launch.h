@@ -7,10 +7,9 @@
  * Invariants:
  *  - Everything the child needs is prepared in the parent. Between the clone and
  *    execveat the child makes raw system calls only: no malloc, no stdio, no locks, no
- *    NSS. It shares the caller's memory until it execs (clone(CLONE_VM | CLONE_VFORK)),
- *    except for noexec launches and the fallbacks, whose child is a copy (clone3): see
- *    agent-launch.c.
- *  - Order in the child: non-dumpable; into the launch cgroup (when shared); setsid;
+ *    NSS. It is a copy (clone3 with CLONE_INTO_CGROUP), started by the launcher process:
+ *    see agent-launch.c and agent-launcher.c.
+ *  - Order in the child (born in its launch cgroup): non-dumpable; setsid;
  *    controlling terminal (pty slave) or stdio; cwd; umask 022; RLIMIT_CORE 0;
  *    loginuid; seccomp filter (while still privileged); setgroups, setresgid,
  *    setresuid; close every fd but 0-2 (and the script fd and extra_fds, placed at
@@ -41,7 +40,8 @@ typedef struct LaunchSpec {
         int cwd_fd;              /* directory to fchdir to, or -1 for "/" */
         uid_t loginuid;          /* (uid_t)-1: leave as is */
         const struct sock_fprog *seccomp; /* NULL: no filter */
-        int cgroup_fd;           /* the launch cgroup (the child joins it first thing), or -1 */
+        int cgroup_fd;           /* the launch cgroup (the child is born in it), or -1 */
+        bool sibling;            /* CLONE_PARENT: the child is our parent's (the launcher's are the agent's) */
         /* noexec: a filter whose execve/execveat are SECCOMP_RET_USER_NOTIF. The child
          * installs it with a new listener while still root and hands the listener over
          * before its own exec, which launch_spawn() lets through; later execs are the
@@ -73,7 +73,8 @@ int launch_noexec_answer(int notify_fd, pid_t *ret_pid);
 
 /* Starts the child and waits (on the close-on-exec pipe) until it has exec'd or
  * failed. On failure returns -errno and *ret_error says which step failed
- * ("setresuid: Operation not permitted"). The child is reaped on failure. */
+ * ("setresuid: Operation not permitted"). A failed child is killed; it is reaped here
+ * unless it is a sibling, whose pidfd is then left in ret->pidfd for its parent. */
 int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error);
 
 /* Sends sig to the process (pidfd_send_signal). */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * `elevate -l` and operator commands (elevatectl audit, audit init, reload).
+ * `elevate -l` and operator commands (elevatectl audit init, reload, policy explain);
+ * reading the audit log is agent-ops-audit.c.
  *
  * Invariants:
  *  - Operators are callers whose real, effective and saved uid are 0, or members of a
@@ -174,62 +175,6 @@ int ops_list(Conn *c, ProtoMsg *m) {
         }
         (void) conn_send(c, msg, NULL, 0);
         json_decref(msg);
-        conn_close(c);
-        return 0;
-}
-
-static int send_rows_page(Conn *c, json_t *page, bool more) {
-        json_t *msg = proto_new(PROTO_AUDIT_ROWS);
-        int r;
-
-        if (!msg)
-                return -ENOMEM;
-        json_object_set(msg, "rows", page);
-        json_object_set_new(msg, "more", json_boolean(more));
-        r = conn_send(c, msg, NULL, 0);
-        json_decref(msg);
-        return r;
-}
-
-int ops_audit(Conn *c, ProtoMsg *m) {
-        json_t *rows = NULL, *page = NULL;
-        size_t size = 256, idx;
-        json_t *row;
-        int r;
-
-        if (!ops_is_operator(c->agent, &c->peer))
-                return refuse(c, "read the audit log");
-        r = audit_query(c->agent->audit, m->has_since ? m->since : 0, m->has_limit ? m->limit : 1000, &rows);
-        if (r < 0) {
-                (void) conn_send_error(c, "internal", "cannot read the audit log: %s", strerror(-r));
-                conn_close(c);
-                return 0;
-        }
-        page = json_array();
-        if (!page) {
-                json_decref(rows);
-                return -ENOMEM;
-        }
-        json_array_foreach(rows, idx, row) {
-                char *s = json_dumps(row, JSON_COMPACT);
-                size_t l = s ? strlen(s) + 1 : 0;
-
-                free(s);
-                if (l > PROTO_MAX_MESSAGE - 1024)
-                        continue; /* cannot happen with bounded rows; never send an oversized page */
-                if (size + l > PROTO_MAX_MESSAGE - 1024 || json_array_size(page) >= PROTO_MAX_LIST) {
-                        if (send_rows_page(c, page, true) < 0)
-                                goto finish;
-                        json_array_clear(page);
-                        size = 256;
-                }
-                json_array_append(page, row);
-                size += l;
-        }
-        (void) send_rows_page(c, page, false);
-finish:
-        json_decref(page);
-        json_decref(rows);
         conn_close(c);
         return 0;
 }

@@ -216,7 +216,7 @@ static int start_on_fallback(Agent *a, const char *problem) {
         _cleanup_free_ char *buf = NULL;
         uint64_t saved = 0;
         size_t len = 0;
-        char why[512];
+        char why[sizeof(((PolicyError *) NULL)->message) + 64];
         int r;
 
         free(a->policy_problem);

@@ -743,6 +743,10 @@ void request_conn_gone(Request *r) {
         case REQUEST_AUDITING:
                 /* the audit completion sees conn == NULL and cancels the launch */
                 return;
+        case REQUEST_LAUNCHING:
+                /* the launcher's answer sees conn == NULL: a program that started runs on as
+                 * a launch whose client left (the case below) */
+                return;
         case REQUEST_RUNNING:
                 /* without a pty nobody else will hang up on the program: do it; but not
                  * when the agent is stopping (a restart or an upgrade): the program keeps

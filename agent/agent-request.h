@@ -21,6 +21,7 @@ typedef enum RequestState {
         REQUEST_DECIDED,
         REQUEST_WAITING,   /* a pending request: waiting for an approver or a code */
         REQUEST_AUDITING,
+        REQUEST_LAUNCHING, /* the launcher has the order; its answer starts or refuses it */
         REQUEST_RUNNING,
         REQUEST_EXITED,
         REQUEST_DONE,
@@ -35,7 +36,8 @@ typedef enum StdioKind {
 struct Request {
         Agent *agent;
         Conn *conn;                     /* NULL once the client is gone */
-        Request *next, *prev;           /* in agent->launches while running */
+        Request *next, *prev;           /* in agent->launching, then agent->launches while running */
+        uint64_t launch_cookie;         /* LAUNCHING: the launcher order's */
         RequestState state;
         char id[33];
         uid_t uid;                      /* copied from the peer: the request outlives the conn */
@@ -119,6 +121,11 @@ static inline bool request_has_started(const Request *r) {
 
 /* agent-supervise.c */
 int request_launch(Request *r);
+void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *message, pid_t pid, int pidfd,
+                             int notify_fd);
+void supervise_launching_free(Agent *a);
+void supervise_strays_free(Agent *a);
+extern const struct LauncherEvents supervise_launcher_events;
 void request_terminate(Request *r, const char *why);
 int supervise_arm_timers(Request *r);
 int supervise_watch_cgroup(Request *r);

@@ -251,6 +251,7 @@ void conn_free(Conn *c) {
                 request_conn_gone(c->request);
         c->request = NULL;
         conn_op_detach(c);
+        ops_audit_conn_gone(c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->deadline);
         sd_event_source_disable_unref(c->close_defer);
@@ -398,6 +399,12 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         if (c->state == CONN_CLOSING)
                 return 0;
+        /* an audit reader has room for its next page */
+        if (revents & EPOLLOUT) {
+                ops_audit_writable(c);
+                if (c->state == CONN_CLOSING || !(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                        return 0;
+        }
         r = proto_recv(fd, &m, &err);
         if (r == -EAGAIN)
                 return 0;

@@ -24,6 +24,7 @@
 
 #include "agent-env.h"
 #include "agent-launch.h"
+#include "agent-launcher.h"
 #include "agent-log.h"
 #include "agent-pty.h"
 #include "agent-approval.h"
@@ -356,12 +357,24 @@ static void compute_deadlines(Request *r) {
         r->kill_grace = set->kill_grace;
 }
 
+static void launching_unlink(Request *r) {
+        Agent *a = r->agent;
+
+        if (r->prev)
+                r->prev->next = r->next;
+        else if (a->launching == r)
+                a->launching = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        r->next = r->prev = NULL;
+}
+
+/* The order to the launcher (agent-launcher.c); the answer comes to
+ * supervise_launcher_done(). Until then the request is LAUNCHING, owned by the agent's
+ * launching list: a client that goes away meanwhile does not free it. */
 static void launch_now(Request *r) {
         Agent *a = r->agent;
-        _cleanup_free_ char *err = NULL;
-        LaunchResult res = {};
         LaunchSpec spec;
-        json_t *d;
         int k;
 
         spec = (LaunchSpec){
@@ -394,19 +407,94 @@ static void launch_now(Request *r) {
         else
                 spec.ctty_fd = -1;
 
-        k = launch_spawn(&spec, &res, &err);
-        r->pty_slave = safe_close(r->pty_slave);
+        r->launch_cookie = ++a->launch_cookie;
+        k = launcher_submit(a->launcher, &spec, r->launch_cookie);
+        r->pty_slave = safe_close(r->pty_slave); /* the order carries its own copy */
         if (k < 0) {
                 launch_cleanup_cgroup(r);
                 request_refuse(r, "internal", "launch-failed", "starting %s failed: %s", r->argv[0],
-                               err ?: strerror(-k));
+                               k == -ENOTCONN ? "the launcher is restarting; try again in a moment"
+                               : k == -EBUSY  ? "the launcher is too far behind; try again in a moment"
+                                              : strerror(-k));
                 return;
         }
-        r->pid = res.pid;
-        r->pidfd = res.pidfd;
-        r->notify_fd = res.notify_fd;
+        r->state = REQUEST_LAUNCHING;
+        r->prev = NULL;
+        r->next = a->launching;
+        if (a->launching)
+                a->launching->prev = r;
+        a->launching = r;
+}
+
+/* A child the launcher made but that did not start: the agent is its parent (CLONE_PARENT),
+ * so the agent reaps it once it is gone (it was killed). */
+typedef struct Stray {
+        sd_event_source *source;
+        int pidfd;
+        struct Stray *next;
+} Stray;
+
+static int on_stray(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Agent *a = userdata;
+        siginfo_t si = {};
+
+        if (waitid((idtype_t) P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) < 0 && errno != ECHILD)
+                return 0;
+        if (errno != ECHILD && si.si_pid == 0)
+                return 0;
+        for (Stray **p = &a->strays; *p; p = &(*p)->next)
+                if ((*p)->pidfd == fd) {
+                        Stray *x = *p;
+                        *p = x->next;
+                        sd_event_source_disable_unref(x->source);
+                        safe_close(x->pidfd);
+                        free(x);
+                        break;
+                }
+        return 0;
+}
+
+static void reap_later(Agent *a, int pidfd) {
+        Stray *x;
+
+        if (pidfd < 0)
+                return;
+        (void) launch_signal(pidfd, SIGKILL);
+        x = calloc(1, sizeof(*x));
+        if (!x || sd_event_add_io(a->event, &x->source, pidfd, EPOLLIN, on_stray, a) < 0) {
+                /* cannot watch it: wait here (it was killed, so this is short) */
+                siginfo_t si;
+                (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED);
+                safe_close(pidfd);
+                free(x);
+                return;
+        }
+        x->pidfd = pidfd;
+        x->next = a->strays;
+        a->strays = x;
+}
+
+void supervise_strays_free(Agent *a) {
+        while (a->strays) {
+                Stray *x = a->strays;
+                a->strays = x->next;
+                sd_event_source_disable_unref(x->source);
+                safe_close(x->pidfd);
+                free(x);
+        }
+}
+
+static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
+        Agent *a = r->agent;
+        json_t *d;
+        int k;
+
+        r->pid = pid;
+        r->pidfd = pidfd;
+        r->notify_fd = notify_fd;
         r->state = REQUEST_RUNNING;
-        r->conn->state = CONN_RUNNING;
+        if (r->conn)
+                r->conn->state = CONN_RUNNING;
         /* the program holds what it needs; drop our copies (this releases the leases) */
         for (int i = 0; i < 3; i++)
                 r->stdio[i] = safe_close(r->stdio[i]);
@@ -442,10 +530,61 @@ static void launch_now(Request *r) {
                 json_decref(row);
                 json_decref(d);
         }
-        if (send_started(r) < 0)
+        if (!r->conn)
+                request_conn_gone(r); /* it left while the launcher started the program */
+        else if (send_started(r) < 0)
                 log_info("Request %s: the client went away as the program started", r->id);
         if (k < 0)
                 request_terminate(r, "the agent could not supervise it");
+        else if (r->grant_lost[0]) {
+                /* its grant ended while the launcher was starting it (agent-grant.c) */
+                char why[300];
+                snprintf(why, sizeof why, "%s", r->grant_lost);
+                request_terminate(r, why);
+        }
+}
+
+void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *message, pid_t pid, int pidfd,
+                             int notify_fd) {
+        Request *r;
+
+        for (r = a->launching; r; r = r->next)
+                if (r->launch_cookie == cookie)
+                        break;
+        if (!r) {
+                /* cannot happen: an order's request stays until its answer */
+                log_error("The launcher answered order %" PRIu64 ", which no request waits for", cookie);
+                reap_later(a, pidfd);
+                safe_close(notify_fd);
+                return;
+        }
+        launching_unlink(r);
+        if (error < 0) {
+                reap_later(a, pidfd);
+                safe_close(notify_fd);
+                /* the launcher died mid-order: whatever it made is in the launch cgroup */
+                if (error == -ECONNRESET && a->cgroups && r->cgroup_name)
+                        (void) cgroup_launch_kill(a->cgroups, r->cgroup_name);
+                launch_cleanup_cgroup(r);
+                if (!r->conn) {
+                        request_free(r);
+                        return;
+                }
+                request_refuse(r, "internal", "launch-failed", "starting %s failed: %s", r->argv[0],
+                               message ?: strerror(-error));
+                return;
+        }
+        launch_started(r, pid, pidfd, notify_fd);
+}
+
+/* Requests whose order was never answered, at the agent's stop (the launcher was
+ * stopped first). */
+void supervise_launching_free(Agent *a) {
+        while (a->launching) {
+                Request *r = a->launching;
+                launching_unlink(r);
+                request_free(r);
+        }
 }
 
 /* The last checks once the launch record is durable, then the start. */
@@ -711,3 +850,45 @@ int agent_launches_for_uid(Agent *a, uid_t uid) {
                         n++;
         return n;
 }
+
+/* ---- the launcher's life, as the agent sees it ---- */
+
+static void audit_launcher(Agent *a, const char *event, json_t *d) {
+        AuditEntry e = { .event = event, .uid = -1, .data = d };
+
+        if (d && a->audit && !audit_failed(a->audit))
+                (void) audit_submit(a->audit, &e, NULL, NULL);
+        json_decref(d);
+}
+
+static void on_launcher_started(pid_t pid, void *userdata) {
+        Agent *a = userdata;
+
+        if (!a->launcher_restarting) {
+                log_debug("Launcher started, pid %d", (int) pid);
+                return;
+        }
+        a->launcher_restarting = false;
+        log_notice("The launcher was restarted (pid %d); launches are taken again", (int) pid);
+        audit_launcher(a, "launcher-started", json_pack("{s:i,s:b}", "pid", (int) pid, "restart", true));
+}
+
+static void on_launcher_died(const char *why, uint64_t pause, void *userdata) {
+        Agent *a = userdata;
+
+        a->launcher_restarting = true;
+        log_error("The launcher %s; launches are refused until it is restarted (in %" PRIu64 " ms)", why,
+                  pause / 1000);
+        audit_launcher(a, "launcher-died", json_pack("{s:s,s:I}", "why", why, "restart_in", (json_int_t) pause));
+}
+
+static void on_launcher_done(uint64_t cookie, int error, const char *message, pid_t pid, int pidfd, int notify_fd,
+                             void *userdata) {
+        supervise_launcher_done(userdata, cookie, error, message, pid, pidfd, notify_fd);
+}
+
+const LauncherEvents supervise_launcher_events = {
+        .started = on_launcher_started,
+        .died = on_launcher_died,
+        .done = on_launcher_done,
+};

@@ -36,6 +36,8 @@
 #define AGENT_MAX_LAUNCHES_PER_UID 32
 #define AGENT_READ_DEADLINE_USEC (30 * USEC_PER_SEC)  /* first message must arrive by then */
 #define AGENT_INSPECT_DEADLINE_USEC (60 * USEC_PER_SEC) /* reading and hashing a program */
+#define AGENT_MAX_AUDIT_READERS 32        /* `elevatectl audit` answers being sent or followed, */
+#define AGENT_MAX_AUDIT_READERS_PER_UID 4 /* per operator (agent-ops-audit.c) */
 #define AGENT_TEST_HOLD_MAX_USEC (60 * USEC_PER_SEC)    /* the --test-hold-launch hook, at most */
 
 typedef struct Agent Agent;
@@ -44,6 +46,7 @@ typedef struct Request Request;
 typedef struct Pending Pending;
 typedef struct Grant Grant;
 typedef struct ConnOp ConnOp;
+typedef struct AuditReader AuditReader;
 
 /* A policy in use; requests keep a reference so a reload never frees rules under them. */
 typedef struct PolicyRef {
@@ -122,9 +125,17 @@ struct Agent {
         struct Budget *budgets;    /* rows that elevate nothing, per uid (agent-budget.c) */
         sd_event_source *budget_timer;
 
+        AuditReader *audit_readers; /* `elevatectl audit` answers in progress (agent-ops-audit.c) */
+        size_t n_audit_readers;
+
         Conn *conns;               /* doubly linked */
         size_t n_conns;
         Request *launches;         /* requests whose program runs (or whose cgroup lives on) */
+        Request *launching;        /* requests whose order the launcher has (agent-supervise.c) */
+        uint64_t launch_cookie;    /* the last launcher order's */
+        struct Launcher *launcher;
+        bool launcher_restarting;  /* it died: the next start is a restart, audited */
+        struct Stray *strays;      /* children that did not start, reaped when they are gone */
         Request *queued;           /* over their uid's in-flight cap, oldest first */
         sd_event_source *queue_timer;
         size_t n_launches;
@@ -143,6 +154,7 @@ typedef enum ConnState {
         CONN_RUNNING,    /* the program runs; signals accepted */
         CONN_WAITING,    /* a pending request waits for an approver or a response code */
         CONN_SUBSCRIBED, /* a notifier: receives the user's events until it hangs up */
+        CONN_READING,    /* an operator reads (or follows) the audit log, page by page */
         CONN_CLOSING,
 } ConnState;
 
@@ -158,6 +170,7 @@ struct Conn {
         ConnState state;
         Request *request;          /* the exec in progress, if any */
         ConnOp *op;                /* an operator action waiting for its audit record */
+        AuditReader *audit_reader; /* the audit rows this connection asked for */
         unsigned n_messages;
 };
 
@@ -192,9 +205,16 @@ json_t *agent_event_new(const AgentEvent *e);
 /* Sends the event to every subscriber of uid. */
 void agent_event(Agent *a, uid_t uid, const AgentEvent *e);
 
+/* agent-ops-audit.c */
+int ops_audit(Conn *c, ProtoMsg *m);
+/* The connection has room for more (EPOLLOUT), or is going away. */
+void ops_audit_writable(Conn *c);
+void ops_audit_conn_gone(Conn *c);
+/* The audit log's commit hook: followers look for new rows. userdata is the Agent. */
+void ops_audit_committed(void *userdata);
+
 /* agent-ops.c */
 int ops_list(Conn *c, ProtoMsg *m);
-int ops_audit(Conn *c, ProtoMsg *m);
 int ops_audit_init(Conn *c, ProtoMsg *m);
 int ops_reload(Conn *c, ProtoMsg *m);
 int ops_policy_get(Conn *c, ProtoMsg *m);

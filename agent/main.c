@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agent-launcher.h"
 #include "agent-log.h"
 #include "agent-approval.h"
 #include "agent-budget.h"
@@ -279,8 +280,11 @@ static void audit_lifecycle(Agent *a, const char *event) {
 }
 
 static void agent_done(Agent *a) {
+        a->launcher = launcher_free(a->launcher);
         while (a->conns)
                 conn_free(a->conns);
+        supervise_launching_free(a); /* their connections are gone: request_conn_gone() left them */
+        supervise_strays_free(a);
         request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
         /* waiting requests and grants stay in the database for the next run */
         while (a->launches) {
@@ -389,6 +393,12 @@ static int run(void) {
         r = sd_event_default(&a.event);
         if (r < 0)
                 goto finish;
+        /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
+        r = launcher_new(a.event, &supervise_launcher_events, &a, &a.launcher);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the launcher process");
+                goto finish;
+        }
         (void) sd_event_add_signal(a.event, NULL, SIGTERM, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGHUP, on_sighup, &a);
@@ -449,6 +459,8 @@ static int run(void) {
                 log_error_errno(r, "Event loop failed");
         budget_flush(&a);
         audit_lifecycle(&a, "agent-stop");
+        /* the launcher lives in the agent's cgroup: it goes first */
+        a.launcher = launcher_free(a.launcher);
         {
                 size_t n = 0;
                 int k = cgroup_teardown(a.cgroups, &n);
@@ -468,6 +480,9 @@ finish:
 int main(int argc, char *argv[]) {
         int r;
 
+        /* the launcher process (agent-launcher.c): the agent runs its own binary so */
+        if (argc == 2 && streq(argv[1], "--launcher"))
+                return launcher_main();
         log_setup();
         r = parse_argv(argc, argv);
         if (r <= 0)

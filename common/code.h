@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Offline challenge/response codes (DESIGN §6, docs/offline-codes.md).
+ * Offline challenge/response codes (docs/design.md §6, docs/offline-codes.md).
  *
  * The agent shows a challenge for a pending request; the helpdesk, holding the site key,
  * turns it into a response code that the user types back. Everything here is pure: no

@@ -410,6 +410,12 @@ static void msg_free_arrays(ProtoMsg *m) {
         free(m->env);
         free(m->file_args);
         free(m->approvers);
+        free(m->uids);
+        free(m->events);
+        m->uids = NULL;
+        m->events = NULL;
+        free(m->keys);
+        m->keys = NULL;
         m->args = NULL;
         m->env = NULL;
         m->file_args = NULL;

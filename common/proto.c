@@ -267,7 +267,16 @@ static const ProtoField signal_fields[] = {
 
 static const ProtoField audit_fields[] = {
         {"since", FIELD_INT, false, DEST(since), COUNT(has_since), .min = 0, .max = INT64_MAX},
+        {"until", FIELD_INT, false, DEST(until), COUNT(has_until), .min = 0, .max = INT64_MAX},
         {"limit", FIELD_INT, false, DEST(limit), COUNT(has_limit), .min = 1, .max = 100000},
+        {"after_seq", FIELD_INT, false, DEST(after_seq), COUNT(has_after_seq), .min = 0, .max = INT64_MAX},
+        {"uids", FIELD_UINTV, false, DEST(uids), COUNT(n_uids), .min = 0, .max = UINT32_MAX - 1,
+         .max_count = PROTO_MAX_AUDIT_FILTER},
+        {"events", FIELD_STRV, false, DEST(events), COUNT(n_events), .min = 1, .max = 64,
+         .max_count = PROTO_MAX_AUDIT_FILTER},
+        {"request", FIELD_STRING, false, DEST(request), .min = 1, .max = 64, .syntax = ticket_ok,
+         .syntax_what = "a request id, the start of one, or a ticket"},
+        {"follow", FIELD_BOOL, false, DEST(follow)},
 };
 
 static const ProtoField decision_fields[] = {
@@ -339,6 +348,61 @@ static const ProtoField policy_text_fields[] = {
         {"policy_path", FIELD_STRING, false, DEST(policy_path), .max = PROTO_MAX_STRING},
 };
 
+/* A broker key of the policy bucket: "global", "group.NAME", "host.NAME", NAME as
+ * bundle_name_ok() (common/bundle.c) takes it. Written out here so that the client, which
+ * links the codec without libcrypto, does not pull in the bundle code. */
+static bool kv_key_ok(const char *s) {
+        size_t n;
+
+        if (streq(s, "global"))
+                return true;
+        if (strncmp(s, "group.", 6) == 0)
+                s += 6;
+        else if (strncmp(s, "host.", 5) == 0)
+                s += 5;
+        else
+                return false;
+        n = strlen(s);
+        if (n < 1 || n > PROTO_MAX_FLEET_NAME)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+                      *s == '-'))
+                        return false;
+        return true;
+}
+
+static const ProtoField bundle_offer_fields[] = {
+        {"keys", FIELD_STRV, true, DEST(keys), COUNT(n_keys), .min = 1, .max = PROTO_MAX_FLEET_NAME + 6,
+         .max_count = PROTO_MAX_BUNDLE_FDS},
+};
+
+static const char *const bundle_outcome_values[] = {"applied", "same", "wait", "refused", NULL};
+
+static const ProtoField bundle_result_fields[] = {
+        {"outcome", FIELD_ENUM, true, DEST(outcome), .values = bundle_outcome_values},
+        {"reason", FIELD_STRING, true, DEST(bundle_reason), .min = 1, .max = 32, .syntax = error_code_ok,
+         .syntax_what = "made of a-z and -"},
+        {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+        {"serial", FIELD_INT, false, DEST(serial), COUNT(has_serial), .min = 0, .max = INT64_MAX},
+        {"envelope_sha256", FIELD_STRING, false, DEST(envelope_sha256), .min = 64, .max = 64, .syntax = hex_ok,
+         .syntax_what = "hex"},
+};
+
+static size_t bundle_offer_fds(const ProtoMsg *m) {
+        return m->n_keys;
+}
+
+static int bundle_offer_check(const ProtoMsg *m, ProtoCtx *c) {
+        if (m->n_keys < 1)
+                return proto_fail(c, -EBADMSG, "\"keys\" must name at least one bundle");
+        for (size_t i = 0; i < m->n_keys; i++)
+                if (!kv_key_ok(m->keys[i]))
+                        return proto_fail(c, -EBADMSG,
+                                          "\"keys[%zu]\" is not global, group.NAME or host.NAME", i);
+        return 0;
+}
+
 static size_t exec_fds(const ProtoMsg *m) {
         return PROTO_EXEC_FIXED_FDS + m->n_file_args;
 }
@@ -387,6 +451,8 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_REVOKE] = {"revoke", ELEMENTS(revoke_fields)},
         [PROTO_KEYS_ROTATE] = {"keys_rotate"},
         [PROTO_POLICY_GET] = {"policy_get"},
+        [PROTO_BUNDLE_OFFER] = {"bundle_offer", ELEMENTS(bundle_offer_fields), 1, PROTO_MAX_BUNDLE_FDS,
+                                bundle_offer_fds, bundle_offer_check},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
         [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
         [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},
@@ -399,6 +465,7 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_PENDING_LIST] = {"pending_list", ELEMENTS(pending_list_fields)},
         [PROTO_GRANTS_LIST] = {"grants_list", ELEMENTS(grants_list_fields)},
         [PROTO_POLICY_TEXT] = {"policy_text", ELEMENTS(policy_text_fields), 1, 1},
+        [PROTO_BUNDLE_RESULT] = {"bundle_result", ELEMENTS(bundle_result_fields)},
 };
 
 const char *proto_type_to_string(ProtoType t) {

@@ -45,6 +45,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 #define PROTO_MAX_REASON 1024
 #define PROTO_MAX_FDS (PROTO_EXEC_FIXED_FDS + PROTO_MAX_FILE_ARGS)
 #define PROTO_MAX_LIST 4096          /* elements of result arrays (rules, rows) */
+#define PROTO_MAX_AUDIT_FILTER 32    /* uids, and event names, in one audit request */
+#define PROTO_MAX_BUNDLE_FDS 18      /* bundle_offer: host, 16 groups, global */
+#define PROTO_MAX_FLEET_NAME 64      /* a host or group name (BUNDLE_NAME_MAX) */
 
 /* exec carries its fds in this fixed order, then one fd per file argument */
 enum {
@@ -78,6 +81,7 @@ typedef enum ProtoType {
         PROTO_REVOKE,
         PROTO_KEYS_ROTATE,
         PROTO_POLICY_GET,  /* operators: the text of the policy the agent runs on */
+        PROTO_BUNDLE_OFFER, /* elevate-fleetd: the signed bundles it holds, one sealed memfd each */
         /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,
@@ -91,6 +95,7 @@ typedef enum ProtoType {
         PROTO_PENDING_LIST,
         PROTO_GRANTS_LIST,
         PROTO_POLICY_TEXT, /* policy_get's answer: origin, name, and the text as a sealed memfd */
+        PROTO_BUNDLE_RESULT, /* bundle_offer's answer: what the agent did with the bundles, and why */
         _PROTO_TYPE_MAX,
         _PROTO_TYPE_INVALID = -EINVAL,
 } ProtoType;
@@ -126,11 +131,21 @@ typedef struct ProtoMsg {
         /* signal */
         const char *signal;       /* "INT", "TERM", "HUP", "QUIT", "WINCH", "CONT", "TSTP" */
 
-        /* audit */
+        /* audit (docs/protocol.md): every condition given must hold */
         bool has_since;
-        int64_t since;            /* CLOCK_REALTIME usec */
+        int64_t since;            /* CLOCK_REALTIME usec, inclusive */
+        bool has_until;
+        int64_t until;            /* CLOCK_REALTIME usec, inclusive */
         bool has_limit;
-        int64_t limit;
+        int64_t limit;            /* the newest this many rows */
+        bool has_after_seq;
+        int64_t after_seq;        /* only rows with a greater seq (to continue where one left off) */
+        unsigned *uids;           /* requester uids, any of them */
+        size_t n_uids;
+        const char **events;      /* event names, any of them */
+        size_t n_events;
+        bool follow;              /* then the rows committed later, until the client hangs up */
+        /* (the request filter is `request`, below: a whole id, a prefix of one, or a ticket) */
 
         /* decision / started / exited / error / ok */
         const char *decision;     /* "allow", "deny", "approve" */
@@ -184,6 +199,15 @@ typedef struct ProtoMsg {
         json_t *audit_rows;       /* "rows" of audit_rows ("rows" is taken by the winsize) */
         bool more;
         const char *key;          /* audit_init result: hex key */
+
+        /* bundle_offer / bundle_result (fleet, docs/fleet.md) */
+        const char **keys;        /* bundle_offer: the broker key each fd came from; for logs only */
+        size_t n_keys;
+        const char *outcome;      /* bundle_result: "applied", "same", "wait", "refused" */
+        const char *bundle_reason; /* bundle_result: a bundle_reason_to_string() name, or "none" */
+        bool has_serial;
+        int64_t serial;           /* bundle_result: the fleet release the agent runs on now */
+        const char *envelope_sha256; /* bundle_result: the hash naming that release */
 
         int fds[PROTO_MAX_FDS];
         size_t n_fds;

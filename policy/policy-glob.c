@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Globs of path_glob, args and hosts (DESIGN §5).
+ * Globs of path_glob, args and hosts (docs/design.md §5).
  *
  * Invariants:
  *  - Paths and arguments follow shell pathname rules: fnmatch(FNM_PATHNAME|FNM_PERIOD),
@@ -9,6 +9,12 @@
  *  - An argument starting with '-' never matches a pattern that (as written) does not
  *    start with '-': a glob cannot be turned into an option.
  *  - A subject with a ".." component never matches a pattern containing '/'.
+ *  - In arguments a wildcard never stands for ':', '=' or '@' (URL schemes, host:path,
+ *    version pins, assignments), just as it never stands for '/': subject and pattern
+ *    are cut at these characters and must have the same ones in the same order.
+ *  - An argument ending in a package or archive suffix (x.deb, x.whl, x.tar.gz) matches a
+ *    pattern without '/' only if the pattern ends in the same suffix: a name pattern
+ *    stands for names, never for a local package file.
  *  - ${USER}, ${HOME}, ${UID} expand to the requester's values with every glob
  *    metacharacter escaped, so a home named "/home/a*" matches only itself. A value
  *    that is unknown or not believable (a relative home, a ".." in it, a '/' in a user
@@ -25,6 +31,10 @@
 #include "policy-internal.h"
 
 #define EXPAND_STACK 1024
+
+/* Characters a wildcard never stands for in an argument: ':' (file:, http:, host:path,
+ * pkg:arch), '=' (pkg=version, CC=prog, --opt=value), '@' (pkg@version, user@host). */
+#define ARG_SEPARATORS ":=@"
 
 typedef enum Var {
         VAR_NONE = -1,
@@ -371,6 +381,74 @@ static inline PolicyTri explain(char *why, size_t n, PolicyTri v, const char *pr
         return why ? explain_into(why, n, v, pre, a, mid, b, post) : v;
 }
 
+/* The next place p is cut at: an ARG_SEPARATORS character outside a bracket expression,
+ * escaped or not (then *ret_escaped, and the cut is at the backslash). NULL at the end;
+ * -1 in *ret_escaped for a bracket that does not parse (the caller gives up). */
+static char *next_cut(char *p, int *ret_escaped) {
+        *ret_escaped = 0;
+        for (size_t i = 0; p[i];) {
+                const char *why = NULL;
+                size_t l;
+
+                if (p[i] == '\\' && p[i + 1]) {
+                        if (strchr(ARG_SEPARATORS, p[i + 1])) {
+                                *ret_escaped = 1;
+                                return p + i;
+                        }
+                        i += 2;
+                } else if (p[i] == '[') {
+                        l = check_bracket(p + i, GLOB_KIND_ARG, &why);
+                        if (l == 0) {
+                                *ret_escaped = -1;
+                                return NULL;
+                        }
+                        i += l;
+                } else if (strchr(ARG_SEPARATORS, p[i]))
+                        return p + i;
+                else
+                        i++;
+        }
+        return NULL;
+}
+
+/* fnmatch() with ARG_SEPARATORS treated like '/' under FNM_PATHNAME: pattern and subject
+ * are cut at them, must have the same ones in the same order, and each piece is matched
+ * alone (a leading '.' of every piece must be written, as after a '/'). Works on copies;
+ * -ENOMEM or -EINVAL (then the caller says UNKNOWN), else fnmatch()'s result. */
+static int match_pieces(const char *pattern, const char *subject, int flags) {
+        size_t pl = strlen(pattern), sl = strlen(subject);
+        _cleanup_free_ char *heap = NULL;
+        char stackbuf[EXPAND_STACK], *buf = stackbuf, *p, *s;
+
+        if (pl + sl + 2 > sizeof stackbuf) {
+                heap = malloc(pl + sl + 2);
+                if (!heap)
+                        return -ENOMEM;
+                buf = heap;
+        }
+        p = memcpy(buf, pattern, pl + 1);
+        s = memcpy(buf + pl + 1, subject, sl + 1);
+        for (;;) {
+                int escaped, r;
+                char *pc = next_cut(p, &escaped), *sc = strpbrk(s, ARG_SEPARATORS);
+                char psep = pc ? pc[escaped] : 0, ssep = sc ? *sc : 0;
+
+                if (escaped < 0)
+                        return -EINVAL; /* cannot happen for a validated pattern: UNKNOWN */
+                if (psep != ssep)
+                        return FNM_NOMATCH;
+                if (pc)
+                        *pc = 0;
+                if (sc)
+                        *sc = 0;
+                r = fnmatch(p, s, flags | FNM_PERIOD);
+                if (r != 0 || !pc)
+                        return r;
+                p = pc + escaped + 1;
+                s = sc + 1;
+        }
+}
+
 PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequest *req,
                             const char *subject, char *why, size_t why_len) {
         _cleanup_free_ char *heap = NULL;
@@ -393,11 +471,29 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
             policy_has_dotdot(subject))
                 return explain(why, why_len, POLICY_FALSE, "'", subject, "' has a '..' component; pattern '",
                                g->text, "' contains '/'");
+        if (kind == GLOB_KIND_ARG && !(g->has_vars ? strchr(pattern, '/') != NULL : g->slash)) {
+                const char *suffix = policy_package_suffix(subject);
+
+                if (suffix && !policy_ends_with_suffix(pattern, suffix))
+                        return explain(why, why_len, POLICY_FALSE, "'", subject,
+                                       "' names a package or archive file; pattern '", g->text,
+                                       "' does not end in its suffix");
+        }
         /* Without metacharacters fnmatch() compares bytes, in a single-byte locale (the
          * agent never calls setlocale); elsewhere it may fail on invalid multibyte text. */
         if (g->literal && kind != GLOB_KIND_HOST && MB_CUR_MAX == 1)
                 r = pattern[0] == subject[0] && streq(pattern, subject) ? 0 : FNM_NOMATCH;
-        else
+        /* a bare "*" (every "..." argument) under FNM_PATHNAME|FNM_PERIOD, in a
+         * single-byte locale: no '/', no leading '.', and no separator it cannot stand for */
+        else if (kind == GLOB_KIND_ARG && pattern[0] == '*' && pattern[1] == 0 && MB_CUR_MAX == 1)
+                r = subject[0] == '.' || strpbrk(subject, "/" ARG_SEPARATORS) ? FNM_NOMATCH : 0;
+        else if (kind == GLOB_KIND_ARG && strpbrk(subject, ARG_SEPARATORS)) {
+                r = match_pieces(pattern, subject, flags);
+                if (r == FNM_NOMATCH)
+                        return explain(why, why_len, POLICY_FALSE, "'", subject,
+                                       "' does not match '", pattern,
+                                       "' (a wildcard never stands for ':', '=' or '@')");
+        } else
                 r = fnmatch(pattern, subject, flags);
         if (r == 0)
                 return explain(why, why_len, POLICY_TRUE, "'", subject, "' matches '", pattern, "'");

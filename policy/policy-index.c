@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Indexes that keep matching fast with tens of thousands of rules (DESIGN §5).
+ * Indexes that keep matching fast with tens of thousands of rules (docs/design.md §5).
  *
  * Invariants:
  *  - Each rule is filed under exactly one primary index, chosen by the key that must

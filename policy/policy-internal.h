@@ -143,6 +143,33 @@ void policy_glob_done(PolicyGlob *g);
 /* An argument or path with a ".." component. */
 bool policy_has_dotdot(const char *s);
 
+/* ---- package managers (policy-pkg.c) -------------------------------------------------------- */
+
+/* The longest package or archive suffix s ends in (".deb", ".tar.gz"), compared without
+ * regard to case; NULL if none. A pattern without '/' matches such an argument only if
+ * it ends in the same suffix. */
+const char *policy_package_suffix(const char *s);
+bool policy_ends_with_suffix(const char *s, const char *suffix);
+
+typedef enum PolicyPackageSource {
+        POLICY_PKG_REPOSITORY, /* repositories the administrator configured, signed */
+        POLICY_PKG_PUBLIC,     /* an index anyone may publish to (PyPI, npm, RubyGems, crates.io) */
+        POLICY_PKG_FILES,      /* local package files, by design (gdebi) */
+} PolicyPackageSource;
+
+/* A package manager the lint knows: its base name (an fnmatch pattern), a sample name for
+ * path globs, and the option words (fnmatch patterns) and subcommands that make it read a
+ * file or directory, trust a source or run a hook. */
+typedef struct PolicyPackageManager {
+        const char *name, *sample;
+        PolicyPackageSource source;
+        const char *const *file_options;
+        const char *const *file_subcommands;
+} PolicyPackageManager;
+
+extern const PolicyPackageManager policy_package_managers[];
+extern const size_t policy_n_package_managers;
+
 /* ---- parsed rules -------------------------------------------------------------------------- */
 
 typedef enum SessionMatch {
@@ -257,7 +284,18 @@ typedef struct ParseCtx {
         HashTable user_cache; /* name -> NameCacheValue (owned) */
         HashTable group_cache;
         bool names_at_key; /* errors about an object's member names point at the key */
+        PolicyErrorList *all; /* every error, when the caller wants them (may be NULL) */
+        unsigned n_errors;
 } ParseCtx;
+
+/* After an error (-EINVAL) the parser may go on with the next member, rule or section:
+ * these say whether to, and put the path back where it was. */
+static inline bool policy_may_go_on(ParseCtx *c, int r, size_t depth) {
+        if (r != -EINVAL)
+                return false;
+        c->path.n = depth;
+        return true;
+}
 
 int policy_errorf(ParseCtx *c, bool at_key, const char *fmt, ...) _printf_(3, 4);
 void policy_jpath_push_key(ParseCtx *c, const char *key);

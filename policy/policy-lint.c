@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * Lint: valid rules that are probably a mistake (DESIGN §5). Warnings, never errors.
+ * Lint: valid rules that are probably a mistake (docs/design.md §5). Warnings, never errors.
  *
- * A program that policy lets run as root is trusted with root (DESIGN §0): a shell, an
+ * A program that policy lets run as root is trusted with root (docs/design.md §0): a shell, an
  * interpreter or a program with a shell escape (editors, pagers, package managers with
  * hook options, find, tar, ...) allowed with loose arguments is a root shell for the
  * user. "Loose" means args absent, ending in "...", or containing a bare "*".
+ *
+ * Package managers have their own check (policy-pkg.c knows them): a wildcard package
+ * name is fine for a manager that installs from the administrator's repositories,
+ * because wildcards never stand for a file, a URL, a version pin or an option; what is
+ * flagged is anything that can make one install a local file, read a file or hook of
+ * the user's choice, or install from an index anyone may publish to.
  */
 
 #include <fnmatch.h>
@@ -89,15 +95,6 @@ static const struct {
         {"rsync", "rsync", LINT_ESCAPE},
         {"zip", "zip", LINT_ESCAPE},
         {"unzip", "unzip", LINT_ESCAPE},
-        {"apt", "apt", LINT_ESCAPE},
-        {"apt-get", "apt-get", LINT_ESCAPE},
-        {"aptitude", "aptitude", LINT_ESCAPE},
-        {"dpkg", "dpkg", LINT_ESCAPE},
-        {"rpm", "rpm", LINT_ESCAPE},
-        {"dnf", "dnf", LINT_ESCAPE},
-        {"yum", "yum", LINT_ESCAPE},
-        {"pip*", "pip3", LINT_ESCAPE},
-        {"npm", "npm", LINT_ESCAPE},
         {"systemctl", "systemctl", LINT_ESCAPE},
         {"journalctl", "journalctl", LINT_ESCAPE},
         {"crontab", "crontab", LINT_ESCAPE},
@@ -218,6 +215,139 @@ static void lint_program(Lint *l, const RuleData *r, const char *what, bool glob
                      r->pub.id, what, kind_names[lint_programs[k].kind]);
 }
 
+/* The package manager a program path or path glob can be, or NULL. */
+static const PolicyPackageManager *package_manager(const char *path_or_glob, bool glob) {
+        const char *base = base_name(path_or_glob);
+
+        for (size_t i = 0; i < policy_n_package_managers; i++) {
+                const PolicyPackageManager *m = &policy_package_managers[i];
+
+                if (glob ? fnmatch(base, m->sample, FNM_PERIOD) == 0 : fnmatch(m->name, base, 0) == 0)
+                        return m;
+        }
+        return NULL;
+}
+
+/* The first word of words the pattern g can match (options only by option patterns). */
+static const char *can_be(const PolicyGlob *g, const char *const *words) {
+        for (size_t i = 0; words[i]; i++) {
+                if ((words[i][0] == '-') != g->dash)
+                        continue;
+                /* an option pattern written with a wildcard ("-*", "--force-*") matches the word */
+                if (fnmatch(g->text, words[i], 0) == 0 || fnmatch(words[i], g->text, 0) == 0)
+                        return words[i];
+        }
+        return NULL;
+}
+
+/* Whether a pattern can name something a package manager takes as a local file or URL:
+ * a path, a variable (${HOME}), a leading '.', a ':', '=' or '@' written in it (only
+ * written ones can match), a package suffix, or a file argument. */
+static bool can_name_file(const RuleData *r, size_t i) {
+        const PolicyGlob *g = &r->args[i];
+
+        for (size_t k = 0; k < r->pub.n_file_args; k++)
+                if (r->pub.file_args[k] == i + 1)
+                        return true;
+        return g->slash || g->has_vars || g->text[0] == '.' || strpbrk(g->text, ":=@") ||
+               policy_package_suffix(g->text);
+}
+
+static bool has_wildcard_name(const RuleData *r) {
+        for (size_t i = 0; i < r->n_args; i++)
+                if (r->args[i].rest || (!r->args[i].dash && !r->args[i].literal))
+                        return true;
+        return false;
+}
+
+#define PKG_ADVICE                                                                                            \
+        "name packages only, e.g. [\"install\", \"*\", \"...\"] (wildcards never stand for '/', a leading '.', "    \
+        "':', '=', '@', an option or a package file); send local packages to an approve rule with file_args"
+
+/* One warning per rule and program: the first problem found, most serious first. */
+static void lint_package_manager(Lint *l, const RuleData *r, const char *what, bool glob) {
+        const PolicyPackageManager *m = package_manager(what, glob);
+        const char *id = r->pub.id, *action = policy_action_to_string(r->pub.action), *w;
+        bool approved_files = r->pub.action == POLICY_APPROVE && r->pub.n_file_args > 0;
+        char prog[160];
+
+        /* a glob already flagged for loose args (it includes a shell) needs no second warning */
+        if (!m || (glob && loose_args(r) && dangerous(what, true) >= 0))
+                return;
+        /* the path, or the glob and the manager it includes */
+        if (glob)
+                (void) snprintf(prog, sizeof prog, "%s (it includes %s)", what, m->sample);
+        else
+                (void) snprintf(prog, sizeof prog, "%s", what);
+        what = prog;
+        if (!r->has_args) {
+                warn(l, &r->pub,
+                     "rule \"%s\": %s runs %s, a package manager, with any arguments: a local package, a URL or "
+                     "an option (-o, --dangerous) makes it run code of the user's choice as root; " PKG_ADVICE,
+                     id, action, what);
+                return;
+        }
+        if (m->source == POLICY_PKG_FILES) {
+                warn(l, &r->pub,
+                     "rule \"%s\": %s runs %s, which installs local package files: their scripts run as root; "
+                     "only approve such requests, with file_args so the approval binds the file's hash",
+                     id, action, what);
+                return;
+        }
+        if (r->pub.allow_options) {
+                warn(l, &r->pub,
+                     "rule \"%s\": allow_options lets \"...\" pass options to %s, a package manager (-c FILE, "
+                     "-r FILE, --dangerous name files or hooks); remove it and write each harmless option "
+                     "literally",
+                     id, what);
+                return;
+        }
+        for (size_t i = 0; i < r->n_args; i++) {
+                const PolicyGlob *g = &r->args[i];
+
+                if (g->rest)
+                        continue;
+                w = can_be(g, m->file_options);
+                if (!w && i == 0)
+                        w = can_be(g, m->file_subcommands);
+                if (w && approved_files) {
+                        warn(l, &r->pub,
+                             "rule \"%s\": argument %zu of %s ('%s') can be %s: it installs a local package "
+                             "file, whose scripts run as root once approved; the approval binds the file's hash, "
+                             "so approvers must know the package",
+                             id, i + 1, what, g->text, w);
+                        return;
+                }
+                if (w) {
+                        warn(l, &r->pub,
+                             "rule \"%s\": argument %zu of %s ('%s') can be %s, which makes it install a file or "
+                             "trust a source of the user's choice; leave it out, or approve such requests with "
+                             "file_args so the approval binds the file's hash",
+                             id, i + 1, what, g->text, w);
+                        return;
+                }
+                if (can_name_file(r, i)) {
+                        warn(l, &r->pub,
+                             "rule \"%s\": argument %zu of %s ('%s') can name a local package file, a URL or a "
+                             "pinned version: a package of the user's choice, whose scripts run as root; " PKG_ADVICE,
+                             id, i + 1, what, g->text);
+                        return;
+                }
+        }
+        if (m->source == POLICY_PKG_PUBLIC && has_wildcard_name(r)) {
+                warn(l, &r->pub,
+                     "rule \"%s\": %s installs from an index anyone can publish to: a wildcard package name "
+                     "runs any published package's code as root; list the exact package names",
+                     id, what);
+                return;
+        }
+        if (r->pub.cwd == POLICY_CWD_INHERIT)
+                warn(l, &r->pub,
+                     "rule \"%s\": cwd inherit: %s resolves bare names (a source directory, a requirements "
+                     "file) in the caller's directory; keep cwd root",
+                     id, what);
+}
+
 static void lint_names(Lint *l, const RuleData *r, const NameRef *refs, size_t n, const char *what) {
         for (size_t i = 0; i < n; i++)
                 if (!refs[i].known)
@@ -237,10 +367,6 @@ static bool matches_everything(const RuleData *r) {
 static void lint_rule(Lint *l, const Policy *p, const RuleData *r) {
         lint_names(l, r, r->users, r->n_users, "user");
         lint_names(l, r, r->groups, r->n_groups, "group");
-        for (char **e = r->pub.env_keep; e && *e; e++)
-                if (strncmp(*e, "LD_", 3) == 0)
-                        warn(l, &r->pub, "rule \"%s\": env_keep %s: the agent never passes LD_* variables",
-                             r->pub.id, *e);
         if (r->pub.action == POLICY_DENY) {
                 if (matches_everything(r) && !r->run_as_explicit && r->pub.index + 1 < p->n_rules)
                         warn(l, &r->pub,
@@ -248,10 +374,14 @@ static void lint_rule(Lint *l, const Policy *p, const RuleData *r) {
                              r->pub.id, p->n_rules - r->pub.index - 1);
                 return;
         }
-        for (size_t i = 0; i < r->n_paths; i++)
+        for (size_t i = 0; i < r->n_paths; i++) {
                 lint_program(l, r, r->pub.match_paths[i], false);
-        for (size_t i = 0; i < r->n_path_globs; i++)
+                lint_package_manager(l, r, r->pub.match_paths[i], false);
+        }
+        for (size_t i = 0; i < r->n_path_globs; i++) {
                 lint_program(l, r, r->path_globs[i].text, true);
+                lint_package_manager(l, r, r->path_globs[i].text, true);
+        }
         if (r->n_paths + r->n_path_globs + r->n_sha256 == 0)
                 warn(l, &r->pub, "rule \"%s\": %s any program, including shells", r->pub.id,
                      policy_action_to_string(r->pub.action));

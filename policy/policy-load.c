@@ -58,8 +58,8 @@ static int parse_rules(ParseCtx *c, json_t *rules) {
         _cleanup_free_ size_t *offs = NULL;
         _cleanup_free_ unsigned *lines = NULL;
         Policy *p = c->p;
+        int k, failed = 0;
         size_t n;
-        int k;
 
         if (!json_is_array(rules))
                 return policy_errorf(c, false, "expected a list of rules");
@@ -76,7 +76,7 @@ static int parse_rules(ParseCtx *c, json_t *rules) {
         if (policy_ht_reserve(&p->ids, n) < 0)
                 return -ENOMEM;
 
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0, depth = c->path.n; i < n; i++) {
                 RuleData *r = &p->rules[i];
                 int q;
 
@@ -85,13 +85,24 @@ static int parse_rules(ParseCtx *c, json_t *rules) {
                 r->pub.line = lines[i];
                 policy_jpath_push_index(c, i);
                 q = policy_parse_rule(c, json_array_get(rules, i), r);
-                if (q >= 0)
-                        q = check_id_unique(c, r, (uint32_t) i);
-                if (q < 0)
-                        return q;
+                if (r->pub.id) {
+                        /* a bad rule's id still counts: a later rule cannot take it */
+                        int u;
+                        c->path.n = depth + 1;
+                        u = check_id_unique(c, r, (uint32_t) i);
+                        if (u < 0 && (q >= 0 || u != -EINVAL))
+                                q = u;
+                }
+                if (q < 0) {
+                        /* a bad rule: say so, and go on with the next one */
+                        if (!policy_may_go_on(c, q, depth))
+                                return q;
+                        failed = q;
+                        continue;
+                }
                 policy_jpath_pop(c);
         }
-        return 0;
+        return failed;
 }
 
 static int parse_serial(ParseCtx *c, json_t *v) {
@@ -122,25 +133,38 @@ static int parse_schema(ParseCtx *c, json_t *v) {
 
 static int parse_top(ParseCtx *c, json_t *root) {
         static const char *const required[] = {"schema", "rules"};
-        int r;
+        static const struct {
+                const char *key;
+                int (*fn)(ParseCtx *c, json_t *v);
+        } members[] = {
+                /* in dependency order, whatever the order in the file: rules need both */
+                {"serial", parse_serial},
+                {"settings", policy_parse_settings},
+                {"approvers", policy_parse_approvers},
+                {"rules", parse_rules},
+        };
+        int r, failed = 0;
 
         if (!json_is_object(root))
                 return policy_errorf(c, false, "the policy must be a JSON object");
         r = policy_check_known_keys(c, root, top_keys, ELEMENTSOF(top_keys));
         if (r >= 0)
                 r = policy_require_keys(c, root, required, ELEMENTSOF(required));
-        /* in dependency order, whatever the order in the file: rules need both */
         if (r >= 0)
                 r = parse_member(c, root, "schema", parse_schema);
-        if (r >= 0)
-                r = parse_member(c, root, "serial", parse_serial);
-        if (r >= 0)
-                r = parse_member(c, root, "settings", policy_parse_settings);
-        if (r >= 0)
-                r = parse_member(c, root, "approvers", policy_parse_approvers);
-        if (r >= 0)
-                r = parse_member(c, root, "rules", parse_rules);
-        return r;
+        if (r < 0)
+                return r; /* not even a policy of this version: nothing more to say */
+        /* every section is read even after an error in another (a rule naming an approver
+         * whose definition is broken is then reported too) */
+        for (size_t i = 0; i < ELEMENTSOF(members); i++) {
+                r = parse_member(c, root, members[i].key, members[i].fn);
+                if (r < 0) {
+                        if (!policy_may_go_on(c, r, 0))
+                                return r;
+                        failed = r;
+                }
+        }
+        return failed;
 }
 
 static void ctx_done(ParseCtx *c) {
@@ -182,6 +206,11 @@ static int parse_json(const char *buf, size_t len, PolicyError *err, json_t **re
 
 int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                        Policy **ret, PolicyError *ret_error) {
+        return policy_load_buffer_all(buf, len, name, resolver, ret, ret_error, NULL);
+}
+
+int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
+                           Policy **ret, PolicyError *ret_error, PolicyErrorList *all) {
         _cleanup_(policy_freep) Policy *p = NULL;
         PolicyError dummy;
         PolicyError *err = ret_error ? ret_error : &dummy;
@@ -206,7 +235,7 @@ int policy_load_buffer(const char *buf, size_t len, const char *name, const Poli
                 return plain_error(err, -ENOMEM, "out of memory");
         }
 
-        c = (ParseCtx){.buf = buf, .len = len, .err = err, .p = p, .res = resolver};
+        c = (ParseCtx){.buf = buf, .len = len, .err = err, .p = p, .res = resolver, .all = all};
         c.dir_cache.owns = c.user_cache.owns = c.group_cache.owns = true;
         r = parse_top(&c, root);
         ctx_done(&c);

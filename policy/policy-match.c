@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * The decision function (DESIGN §5).
+ * The decision function (docs/design.md §5).
  *
  * Invariants:
  *  - Pure: reads the policy and the request only; no I/O, no clock, no allocation on
@@ -200,6 +200,11 @@ static PolicyTri eval_arg_at(const RuleData *r, const PolicyRequest *req, size_t
         return policy_glob_match(g, GLOB_KIND_ARG, req, req->file_arg_paths[i + 1], why, n);
 }
 
+/* What "..." stands for, once per remaining argument: "*", options included or not. */
+static char rest_text[] = "*";
+static const PolicyGlob rest_star = {.text = rest_text};
+static const PolicyGlob rest_star_options = {.text = rest_text, .dash = true};
+
 static PolicyTri eval_args(const Policy *p, const RuleData *r, const PolicyRequest *req, char *why) {
         bool rest = r->n_args > 0 && r->args[r->n_args - 1].rest;
         size_t fixed = r->n_args - rest;
@@ -219,15 +224,28 @@ static PolicyTri eval_args(const Policy *p, const RuleData *r, const PolicyReque
                                         (unsigned) MIN(i + 1, (size_t) UINT32_MAX), w);
                 acc = tri_and(acc, v);
         }
-        /* "..." covers options only when the rule says so */
+        /* "..." stands for arguments that each match "*" (and cover options only when the
+         * rule says so): never a path, a hidden name, a URL, a version pin or a package file */
         for (size_t i = fixed; i < req->n_args && acc != POLICY_FALSE; i++) {
-                if (!req->args[i])
+                char w[WHY_LEN - 40];
+                PolicyTri v;
+
+                if (!req->args[i]) {
                         acc = tri_and(acc, say(why, POLICY_UNKNOWN, "argument %zu is unknown", i + 1));
-                else if (req->args[i][0] == '-' && !r->pub.allow_options)
+                        continue;
+                }
+                if (req->args[i][0] == '-' && !r->pub.allow_options) {
                         acc = say(why, POLICY_FALSE,
                                   "argument %zu is an option; \"...\" covers options only "
                                   "with allow_options",
                                   i + 1);
+                        continue;
+                }
+                v = policy_glob_match(r->pub.allow_options ? &rest_star_options : &rest_star, GLOB_KIND_ARG,
+                                      req, req->args[i], why ? w : NULL, sizeof w);
+                if (why && v != POLICY_TRUE)
+                        (void) snprintf(why, WHY_LEN, "argument %zu (\"...\"): %s", i + 1, w);
+                acc = tri_and(acc, v);
         }
         if (acc == POLICY_TRUE)
                 return say(why, POLICY_TRUE, "all %zu arguments match", req->n_args);

@@ -24,7 +24,7 @@ const char *const policy_scope_names[2] = {"command", "binary"};
 const char *const policy_nested_names[2] = {"deny", "allow"};
 const char *const policy_session_names[4] = {"", "local", "remote", "any"};
 
-/* Seccomp profiles the agent implements (DESIGN §7). One table: a new profile is one line
+/* Seccomp profiles the agent implements (docs/design.md §7). One table: a new profile is one line
  * here and one in the agent. */
 const char *const policy_profiles[] = {"none", "installer"};
 const size_t policy_n_profiles = ELEMENTSOF(policy_profiles);
@@ -55,11 +55,14 @@ void policy_jpath_pop(ParseCtx *c) {
 
 int policy_errorf(ParseCtx *c, bool at_key, const char *fmt, ...) {
         PolicyJPath where = c->path;
-        char path[160], msg[340];
+        char path[160], msg[448];
         size_t off = 0;
         va_list ap;
         int r = -ENOENT;
 
+        PolicyError e = {};
+
+        memcpy(e.file, c->err->file, sizeof e.file);
         at_key = at_key || c->names_at_key;
         where.n = MIN(where.n, (size_t) POLICY_JPATH_MAX);
         /* the innermost part of the path that is there */
@@ -72,13 +75,20 @@ int policy_errorf(ParseCtx *c, bool at_key, const char *fmt, ...) {
         }
         if (r < 0)
                 off = 0;
-        policy_json_linecol(c->buf, c->len, off, &c->err->line, &c->err->column);
+        policy_json_linecol(c->buf, c->len, off, &e.line, &e.column);
 
         va_start(ap, fmt);
         (void) vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
         policy_jpath_format(&c->path, path, sizeof path);
-        (void) snprintf(c->err->message, sizeof c->err->message, "%s%s%s", path, *path ? ": " : "", msg);
+        (void) snprintf(e.message, sizeof e.message, "%s%s%s", path, *path ? ": " : "", msg);
+        if (c->n_errors++ == 0)
+                *c->err = e; /* the first one is the error of the load */
+        if (c->all) {
+                if (c->all->n < c->all->max)
+                        c->all->items[c->all->n++] = e;
+                c->all->total++;
+        }
         return -EINVAL;
 }
 
@@ -361,6 +371,7 @@ int policy_check_name(ParseCtx *c, const char *s) {
 }
 
 int policy_check_env_name(ParseCtx *c, const char *s) {
+        const PolicyEnvDenied *d;
         char q[64];
 
         for (size_t i = 0; s[i]; i++) {
@@ -370,6 +381,13 @@ int policy_check_env_name(ParseCtx *c, const char *s) {
                         return policy_errorf(c, false, "\"%s\" is not a valid environment variable name",
                                              quote(s, q, sizeof q));
         }
+        /* a variable that hands root to whoever sets it is an error, not a silent drop:
+         * the administrator must learn that the rule does not do what it says */
+        d = policy_env_denied(s);
+        if (d)
+                return policy_errorf(c, false, "env_keep cannot pass %s%s%s%s: %s; %s", quote(s, q, sizeof q),
+                                     d->prefix ? " (" : "", d->prefix ? d->name : "", d->prefix ? "*)" : "",
+                                     d->reason, policy_env_advice(d));
         return 0;
 }
 
@@ -424,10 +442,13 @@ int policy_check_known_keys(ParseCtx *c, json_t *obj, const char *const *known, 
 int policy_parse_object(ParseCtx *c, json_t *obj, const PolicyField *fields, size_t n, void *target) {
         const char *names[64];
         const char *key;
+        size_t depth = c->path.n;
+        int failed = 0;
         json_t *v;
 
         if (!json_is_object(obj))
                 return policy_errorf(c, false, "expected an object");
+        /* every member is tried: one bad member does not hide the next one's error */
         json_object_foreach(obj, key, v) {
                 const PolicyField *f = NULL;
                 int r;
@@ -438,15 +459,20 @@ int policy_parse_object(ParseCtx *c, json_t *obj, const PolicyField *fields, siz
                 if (!f) {
                         for (size_t i = 0; i < MIN(n, ELEMENTSOF(names)); i++)
                                 names[i] = fields[i].key;
-                        return unknown_key(c, key, names, MIN(n, ELEMENTSOF(names)));
+                        r = unknown_key(c, key, names, MIN(n, ELEMENTSOF(names)));
+                } else {
+                        policy_jpath_push_key(c, key);
+                        r = f->parse(c, v, target);
+                        if (r >= 0)
+                                policy_jpath_pop(c);
                 }
-                policy_jpath_push_key(c, key);
-                r = f->parse(c, v, target);
-                if (r < 0)
-                        return r;
-                policy_jpath_pop(c);
+                if (r < 0) {
+                        if (!policy_may_go_on(c, r, depth))
+                                return r;
+                        failed = r;
+                }
         }
-        return 0;
+        return failed;
 }
 
 int policy_require_keys(ParseCtx *c, json_t *obj, const char *const *keys, size_t n) {

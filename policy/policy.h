@@ -109,8 +109,16 @@ typedef struct Policy Policy;
 typedef struct PolicyError {
         char file[256];
         unsigned line, column;
-        char message[512];
+        char message[640];
 } PolicyError;
+
+/* Every error of a file, not only the first (`elevatectl policy check`): the loader
+ * goes on after an error with the next member, rule or section where it can. items[]
+ * is the caller's, max long; total counts them all, also those that did not fit. */
+typedef struct PolicyErrorList {
+        PolicyError *items;
+        size_t max, n, total;
+} PolicyErrorList;
 
 /* Resolves names the policy mentions. The defaults use getpwnam/getgrnam/realpath;
  * tests substitute tables. A name that cannot be resolved leaves the key UNKNOWN. */
@@ -131,6 +139,9 @@ int policy_load_file(const char *path, bool check_owner, const PolicyResolver *r
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error);
 int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                        Policy **ret, PolicyError *ret_error);
+/* The same, collecting every error into *all as well (ret_error holds the first). */
+int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
+                           Policy **ret, PolicyError *ret_error, PolicyErrorList *all);
 void policy_free(Policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
 
@@ -144,7 +155,7 @@ const uint8_t *policy_digest(const Policy *p);
 /* The groups of an approver entry; NULL if no such approver */
 char *const *policy_approver_groups(const Policy *p, const char *name);
 
-/* Deny rules follow the content (DESIGN §5): for every deny rule with `path`, the caller
+/* Deny rules follow the content (docs/design.md §5): for every deny rule with `path`, the caller
  * (who may read files) hashes each path and registers the digest. The matcher then
  * treats a request whose sha256 equals it as matching that path key. */
 size_t policy_n_deny_paths(const Policy *p);
@@ -158,7 +169,7 @@ typedef struct PolicyRequest {
         const char *home;              /* requester's home; NULL unknown */
         const gid_t *gids;             /* primary + supplementary; NULL unknown */
         size_t n_gids;
-        const char *path;              /* trustworthy real path (DESIGN §4); NULL unknown */
+        const char *path;              /* trustworthy real path (docs/design.md §4); NULL unknown */
         bool trusted_in_place;         /* path rules may only allow such files */
         const uint8_t *sha256;         /* SHA256_LEN bytes; NULL unknown */
         const char *const *args;       /* argv[1..], exactly n_args */
@@ -215,9 +226,34 @@ char *policy_rule_summary(const PolicyRule *r);
  * programs allowed without tight args; grant_scope binary on such programs). */
 typedef struct PolicyWarning {
         const PolicyRule *rule;
-        char message[256];
+        char message[512];
 } PolicyWarning;
 int policy_lint(const Policy *p, PolicyWarning **ret, size_t *ret_n);
+
+/* Variables env_keep may never name (policy-env.c): a rule naming one is a load error,
+ * and the agent's environment builder refuses them too. One table for both. */
+typedef enum PolicyEnvKind {
+        POLICY_ENV_AGENT,  /* the agent sets it */
+        POLICY_ENV_CODE,   /* makes a program load or run code the user chose */
+        POLICY_ENV_CONFIG, /* makes a program read configuration, plugins or trust the user chose */
+        POLICY_ENV_WRITE,  /* makes a program write where the user chose */
+        _POLICY_ENV_KIND_MAX,
+} PolicyEnvKind;
+
+typedef struct PolicyEnvDenied {
+        const char *name; /* the name, or the prefix of a family */
+        bool prefix;
+        PolicyEnvKind kind;
+        const char *reason; /* what the variable makes a root program do */
+} PolicyEnvDenied;
+
+extern const PolicyEnvDenied policy_env_denied_table[];
+extern const size_t policy_env_n_denied;
+/* The entry that refuses name (compared without regard to case), NULL if env_keep may
+ * name it. Says nothing about the name's shape (see policy_check_env_name). */
+const PolicyEnvDenied *policy_env_denied(const char *name);
+/* What to do instead, for an error message. */
+const char *policy_env_advice(const PolicyEnvDenied *d);
 
 /* Writes the canonical form of the policy (paths canonicalised, defaults filled in)
  * as pretty JSON. */

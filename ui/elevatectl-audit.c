@@ -205,17 +205,46 @@ static char *summarize(json_t *data) {
                 if (a)
                         append(&buf, &len, "args", a);
         }
+        if (json_is_object(json_object_get(data, "omitted_fields"))) {
+                /* a row too large for one message: the agent named what it left out */
+                _cleanup_free_ char *o = json_dumps(json_object_get(data, "omitted_fields"),
+                                                    JSON_COMPACT | JSON_ENSURE_ASCII);
+                if (o)
+                        append(&buf, &len, "too-large-to-show", o);
+        }
         return buf;
 }
 
-static void print_row_text(json_t *row) {
+/* ISO 8601: "2026-12-05T15:03:22+01:00" local, or "2026-12-05T14:03:22Z"; with frac the
+ * microseconds too. */
+static void format_iso(int64_t usec, bool utc, bool frac, char *buf, size_t len) {
+        time_t t = (time_t) (usec / (int64_t) USEC_PER_SEC);
+        char date[32], zone[48] = "Z", us[24] = "";
+        struct tm tm;
+
+        if (usec < 0 || !(utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) ||
+            strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+                snprintf(buf, len, "@%" PRIi64, usec);
+                return;
+        }
+        if (!utc) {
+                long off = tm.tm_gmtoff;
+                snprintf(zone, sizeof(zone), "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 3600,
+                         labs(off) % 3600 / 60);
+        }
+        if (frac)
+                snprintf(us, sizeof(us), ".%06" PRIi64, usec % (int64_t) USEC_PER_SEC);
+        snprintf(buf, len, "%s%s%s", date, us, zone);
+}
+
+static void print_row_text(json_t *row, bool utc) {
         json_t *seq = json_object_get(row, "seq"), *t = json_object_get(row, "time"),
                *event = json_object_get(row, "event"), *request = json_object_get(row, "request"),
                *uid = json_object_get(row, "uid"), *data = json_object_get(row, "data");
         _cleanup_free_ char *ev = NULL, *req = NULL, *d = NULL, *dj = NULL, *sum = NULL;
         char when[64], uidbuf[32];
 
-        format_time(json_is_integer(t) ? json_integer_value(t) : -1, when, sizeof(when));
+        format_iso(json_is_integer(t) ? json_integer_value(t) : -1, utc, false, when, sizeof(when));
         ev = json_is_string(event) ? escape_display(json_string_value(event), json_string_length(event), 64)
                                    : strdup("?");
         /* request ids are 128-bit; the first 12 hex digits tell rows apart on screen */
@@ -236,7 +265,27 @@ static void print_row_text(json_t *row) {
                sum ?: d ?: "{}");
 }
 
-int ctl_audit_print(json_t *rows, bool json) {
+/* The row for --json: "time" in ISO 8601 UTC with microseconds, the number kept as
+ * "time_usec", the rest as the agent sent it, in the same order. */
+static json_t *row_for_json(json_t *row) {
+        json_t *o = json_object(), *v;
+        const char *key;
+        char iso[64];
+
+        if (!o)
+                return NULL;
+        json_object_foreach(row, key, v) {
+                if (streq(key, "time") && json_is_integer(v)) {
+                        format_iso(json_integer_value(v), true, true, iso, sizeof(iso));
+                        json_object_set_new(o, "time", json_string(iso));
+                        json_object_set(o, "time_usec", v);
+                } else
+                        json_object_set(o, key, v);
+        }
+        return o;
+}
+
+int ctl_audit_print(json_t *rows, bool json, bool utc) {
         size_t i;
         json_t *row;
 
@@ -246,12 +295,13 @@ int ctl_audit_print(json_t *rows, bool json) {
                 if (!json_is_object(row))
                         continue;
                 if (json) {
-                        _cleanup_free_ char *s = json_dumps(row, JSON_COMPACT | JSON_ENSURE_ASCII);
+                        _cleanup_json_ json_t *o = row_for_json(row);
+                        _cleanup_free_ char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
                         if (!s)
                                 return -ENOMEM;
                         printf("%s\n", s);
                 } else
-                        print_row_text(row);
+                        print_row_text(row, utc);
         }
         if (fflush(stdout) != 0 || ferror(stdout))
                 return -EIO;
@@ -447,11 +497,14 @@ bool ctl_audit_remote_refused(const char *host, int argc, char **argv) {
 
         if (argc < 1 || !streq(argv[0], "audit"))
                 return false;
+        /* -f is --key-file only for verify; for showing the log it is --follow */
+        bool verify = argc >= 2 && streq(argv[1], "verify");
+
         for (int i = 1; i < argc && !streq(argv[i], "--"); i++) {
                 /* --key, --key-file, their abbreviations and =forms; -k or -f, also in a cluster */
                 bool short_opts = argv[i][0] == '-' && argv[i][1] != '-';
 
-                if (!has_prefix(argv[i], "--k") && !(short_opts && strpbrk(argv[i] + 1, "kf")) &&
+                if (!has_prefix(argv[i], "--k") && !(short_opts && strpbrk(argv[i] + 1, verify ? "kf" : "k")) &&
                     !looks_like_key(argv[i]))
                         continue;
                 h = escape_display(host, strlen(host), 256);

@@ -29,6 +29,11 @@ int ctl_cmd_audit_verify(int argc, char **argv);
 bool ctl_audit_remote_refused(const char *host, int argc, char **argv);
 
 /* Prints rows ({seq, time, event, request?, uid?, data}, as audit_query returns them)
- * as one readable line each, or as JSON lines. -EINVAL if rows is not an array, -EIO if
- * stdout fails. */
-int ctl_audit_print(json_t *rows, bool json);
+ * as one readable line each (times in ISO 8601, local or with utc in UTC), or as JSON
+ * lines ("time" in ISO 8601 UTC, "time_usec" the number). -EINVAL if rows is not an
+ * array, -EIO if stdout fails. */
+int ctl_audit_print(json_t *rows, bool json, bool utc);
+
+/* `audit [OPTIONS]` (elevatectl-audit-show.c): reads rows through the agent. Returns
+ * the exit status. */
+int ctl_cmd_audit_show(int argc, char **argv);

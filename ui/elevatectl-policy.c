@@ -78,10 +78,28 @@ static int cmd_check(int argc, char **argv) {
                 fprintf(stderr, "Usage: elevatectl policy check [--canonical] FILE\n");
                 return 2;
         }
-        r = policy_load_file(path, false, NULL, &p, &e);
-        if (r < 0) {
-                print_error(path, r, &e);
-                return 1;
+        {
+                _cleanup_free_ char *buf = NULL;
+                PolicyError items[64];
+                PolicyErrorList all = { .items = items, .max = ELEMENTSOF(items) };
+                size_t len = 0;
+
+                r = policy_read_file(path, false, &buf, &len, &e);
+                if (r >= 0)
+                        r = policy_load_buffer_all(buf, len, path, NULL, &p, &e, &all);
+                if (r < 0) {
+                        /* every error the file has, not only the first */
+                        if (all.n == 0)
+                                print_error(path, r, &e);
+                        for (size_t i = 0; i < all.n; i++)
+                                print_error(path, r, &items[i]);
+                        if (all.total > all.n)
+                                fprintf(stderr, "%s: … and %zu more errors\n", path, all.total - all.n);
+                        if (all.total > 1)
+                                fprintf(stderr, "%s: %zu errors\n", path, all.total);
+                        (void) check_place(path);
+                        return 1;
+                }
         }
         if (canonical) {
                 _cleanup_free_ char *s = policy_format_canonical(p);

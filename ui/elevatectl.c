@@ -17,6 +17,7 @@
 #include "config.h"
 #include "elevatectl-audit.h"
 #include "elevatectl-code.h"
+#include "elevatectl-fleet.h"
 #include "elevatectl.h"
 #include "util.h"
 
@@ -71,108 +72,6 @@ int ctl_call(int sock, json_t *req, ProtoMsg *ret) {
         return 0;
 }
 
-/* "1h" (ago), "2026-11-23", "2026-11-23 14:00[:SS]" or "@SECONDS" -> realtime usec */
-static int parse_since(const char *s, int64_t *ret) {
-        uint64_t u;
-        struct tm tm = {};
-        const char *end;
-
-        if (s[0] == '@' && parse_uint64(s + 1, &u) >= 0 && u < INT64_MAX / USEC_PER_SEC) {
-                *ret = (int64_t) (u * USEC_PER_SEC);
-                return 0;
-        }
-        if (duration_parse(s, &u) >= 0 && u != USEC_INFINITY) {
-                uint64_t now = now_usec(CLOCK_REALTIME);
-                *ret = u > now ? 0 : (int64_t) (now - u);
-                return 0;
-        }
-        end = strptime(s, "%Y-%m-%d", &tm);
-        if (end && *end == ' ')
-                end = strptime(end + 1, "%H:%M", &tm);
-        if (end && *end == ':')
-                end = strptime(end + 1, "%S", &tm);
-        if (!end || *end)
-                return -EINVAL;
-        tm.tm_isdst = -1;
-        *ret = (int64_t) mktime(&tm) * (int64_t) USEC_PER_SEC;
-        return 0;
-}
-
-static int cmd_audit_show(int argc, char **argv) {
-        static const struct option options[] = {
-                { "since", required_argument, NULL, 's' },
-                { "json", no_argument, NULL, 'j' },
-                { "limit", required_argument, NULL, 'n' },
-                {},
-        };
-        _cleanup_close_ int sock = -EBADF;
-        bool json = false, more = true;
-        int64_t since = -1, limit = -1;
-        json_t *req;
-        int c, r;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "s:jn:", options, NULL)) >= 0)
-                switch (c) {
-                case 's':
-                        if (parse_since(optarg, &since) < 0) {
-                                fprintf(stderr, "elevatectl: --since takes \"1h\" (ago), \"2026-11-23 14:00\" or "
-                                                "\"@EPOCHSECONDS\".\n");
-                                return 2;
-                        }
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'n': {
-                        uint64_t n;
-                        if (parse_uint64(optarg, &n) < 0 || n < 1 || n > 100000) {
-                                fprintf(stderr, "elevatectl: --limit takes 1..100000.\n");
-                                return 2;
-                        }
-                        limit = (int64_t) n;
-                        break;
-                }
-                default:
-                        return 2;
-                }
-        sock = ctl_connect();
-        if (sock < 0)
-                return 3;
-        req = proto_new(PROTO_AUDIT);
-        if (!req)
-                return 1;
-        if (since >= 0)
-                json_object_set_new(req, "since", json_integer(since));
-        if (limit > 0)
-                json_object_set_new(req, "limit", json_integer(limit));
-        for (bool first = true; more; first = false) {
-                ProtoMsg m = {};
-                ProtoError err = {};
-
-                if (first) {
-                        r = ctl_call(sock, req, &m);
-                        json_decref(req);
-                        if (r > 0)
-                                return r;
-                } else if (proto_recv(sock, &m, &err) < 0) {
-                        fprintf(stderr, "elevatectl: the agent stopped answering: %s\n", err.message);
-                        return 3;
-                }
-                if (m.type != PROTO_AUDIT_ROWS) {
-                        proto_msg_done(&m);
-                        fprintf(stderr, "elevatectl: unexpected answer from the agent.\n");
-                        return 3;
-                }
-                r = ctl_audit_print(m.audit_rows, json);
-                more = m.more;
-                proto_msg_done(&m);
-                if (r < 0)
-                        return 1;
-        }
-        return 0;
-}
-
 static int cmd_audit_init(int argc, char **argv) {
         _cleanup_close_ int sock = ctl_connect();
         ProtoMsg m = {};
@@ -198,7 +97,7 @@ static int cmd_audit(int argc, char **argv) {
                 return cmd_audit_init(argc - 1, argv + 1);
         if (argc >= 2 && streq(argv[1], "verify"))
                 return ctl_cmd_audit_verify(argc - 1, argv + 1);
-        return cmd_audit_show(argc, argv);
+        return ctl_cmd_audit_show(argc, argv);
 }
 
 static int cmd_reload(int argc, char **argv) {
@@ -227,21 +126,37 @@ static int cmd_keys(int argc, char **argv) {
                 }
                 return ctl_keys_rotate();
         }
+        if (argc >= 2 && streq(argv[1], "new") && ctl_keys_new_is_fleet(argc, argv))
+                return ctl_keys_new_fleet(argc, argv);
         return ctl_cmd_keys(argc, argv);
+}
+
+/* policy sign/verify work on bundles, offline (elevatectl-bundle.c); the rest is elevatectl-policy.c */
+static int cmd_policy(int argc, char **argv) {
+        if (argc >= 2 && streq(argv[1], "sign"))
+                return ctl_policy_sign(argc, argv);
+        if (argc >= 2 && streq(argv[1], "verify"))
+                return ctl_policy_verify(argc, argv);
+        return ctl_cmd_policy(argc, argv);
 }
 
 static const CtlCommand commands[] = {
         { "audit", cmd_audit,
-          "audit [--since T] [--limit N] [--json]   show the audit log (operators)\n"
+          "audit [--since T] [--until T] [-n N] [-f] [--user U] [--event E] [--request ID] [--json]\n"
+          "                                          show the audit log (operators; audit --help)\n"
           "  audit init                              show the initial chain key, once (root)\n"
           "  audit verify [--db FILE] [--key-file FILE|-]\n"
           "                                          check the hash chain (and the tags, with the initial key)" },
-        { "policy", ctl_cmd_policy,
+        { "policy", cmd_policy,
           "policy check FILE                       validate a policy file; show rules and warnings\n"
           "  policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
           "                                          show the decision and the rules tried: by the running\n"
           "                                          agent's policy (operators), or by FILE\n"
-          "  policy status [--json]                  what policy the agent runs on, and whether its file is broken" },
+          "  policy status [--json]                  what policy the agent runs on, and whether its file is broken\n"
+          "  policy sign --key K --serial N --expires D [--host H|--group G] [POLICY] [--part T=FILE]... -o OUT\n"
+          "                                          sign a release for the fleet (offline)\n"
+          "  policy verify [--trust-dir D] [--host H] [--group G]... BUNDLE...\n"
+          "                                          check bundles as an agent would" },
         { "reload", cmd_reload, "reload                                  reload the agent's policy (operators)" },
         { "pending", ctl_cmd_pending,
           "pending [--json]                        requests waiting for you to approve them" },
@@ -257,7 +172,15 @@ static const CtlCommand commands[] = {
           "keys new --site-key FILE                create a site key (keep it on the helpdesk's machine)\n"
           "  keys derive --site-key FILE --host NAME [--epoch N] [--output FILE]\n"
           "                                          the endpoint key for one machine\n"
-          "  keys rotate                             make the agent use its new endpoint key file (root)" },
+          "  keys rotate                             make the agent use its new endpoint key file (root)\n"
+          "  keys new --kind signer|approver --out FILE.key\n"
+          "                                          a fleet signing key pair (FILE.key, FILE.pub)" },
+        { "fleet", ctl_cmd_fleet,
+          "fleet publish --nats URL --creds FILE [--host H | --group G] BUNDLE\n"
+          "                                          put a signed release into the broker\n"
+          "  fleet status --nats URL --creds FILE [--json]\n"
+          "                                          which hosts run which release, which refused and why\n"
+          "  fleet authz --hosts FILE [--out-dir DIR] the broker's accounts and per-host permissions" },
 };
 
 /* `-H [USER@]HOST`: the same command on another machine, over ssh (as `systemctl -H`).

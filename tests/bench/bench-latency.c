@@ -14,7 +14,7 @@
  * Any command failing stops the benchmark: a failed elevation is not a fast one.
  *
  * Records (bench-util.h):
- *   latency name=N rounds=R median_ms= p90_ms= p99_ms= mean_ms= cpu_ms=
+ *   latency name=N rounds=R median_ms= p90_ms= p95_ms= p99_ms= mean_ms= cpu_ms=
  *     (cpu_ms: the median user+system CPU of the command itself and its reaped children)
  *   rss name=N runs=R median_kib= max_kib=
  *     (ru_maxrss of fork+exec'd runs; a posix_spawn child would report our RSS instead)
@@ -161,9 +161,9 @@ static void report(const Cmd *cmds, int n_cmds, int rounds) {
 
                 bench_stats(cmds[k].ms, (size_t) rounds, &st);
                 bench_stats(cmds[k].cpu_ms, (size_t) rounds, &cpu);
-                printf("latency name=%s rounds=%d median_ms=%.3f p90_ms=%.3f p99_ms=%.3f mean_ms=%.3f "
+                printf("latency name=%s rounds=%d median_ms=%.3f p90_ms=%.3f p95_ms=%.3f p99_ms=%.3f mean_ms=%.3f "
                        "cpu_ms=%.3f\n",
-                       cmds[k].name, rounds, st.median, st.p90, st.p99, st.mean, cpu.median);
+                       cmds[k].name, rounds, st.median, st.p90, st.p95, st.p99, st.mean, cpu.median);
         }
 }
 

@@ -64,6 +64,35 @@ typedef struct Level {
         BenchCpu agent; /* sums of the differences */
 } Level;
 
+/* The agent's CPU includes its launcher process (a live child, so not in its children's
+ * times until it exits). */
+static void add_launcher(pid_t agent, BenchCpu *ret) {
+        char path[96], buf[4096], comm[64];
+        FILE *f;
+        int pid;
+
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) agent, (int) agent);
+        f = fopen(path, "re");
+        if (!f)
+                return;
+        while (fscanf(f, "%d", &pid) == 1) {
+                FILE *c;
+                BenchCpu l;
+
+                snprintf(buf, sizeof buf, "/proc/%d/comm", pid);
+                c = fopen(buf, "re");
+                if (!c)
+                        continue;
+                if (fgets(comm, sizeof comm, c) && strncmp(comm, "elevated-launch", 15) == 0 &&
+                    bench_proc_cpu(pid, &l) >= 0) {
+                        ret->user_ms += l.user_ms;
+                        ret->sys_ms += l.sys_ms;
+                }
+                fclose(c);
+        }
+        fclose(f);
+}
+
 static void read_agent(const Options *o, BenchCpu *ret) {
         *ret = (BenchCpu){};
         if (o->agent > 0 && bench_proc_cpu(o->agent, ret) < 0) {
@@ -71,6 +100,8 @@ static void read_agent(const Options *o, BenchCpu *ret) {
                         (int) o->agent);
                 exit(1);
         }
+        if (o->agent > 0)
+                add_launcher(o->agent, ret);
 }
 
 static void account(const Options *o, Share *sh, int status, const struct rusage *ru) {

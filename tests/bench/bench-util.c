@@ -50,6 +50,7 @@ void bench_stats(double *v, size_t n, BenchStats *ret) {
         /* the median of an even count is the mean of the two middle values */
         ret->median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
         ret->p90 = bench_quantile(v, n, 0.90);
+        ret->p95 = bench_quantile(v, n, 0.95);
         ret->p99 = bench_quantile(v, n, 0.99);
 }
 

@@ -18,7 +18,7 @@
 uint64_t bench_now_ns(void);
 
 typedef struct BenchStats {
-        double median, p90, p99, min, max, mean;
+        double median, p90, p95, p99, min, max, mean;
         size_t n;
 } BenchStats;
 

@@ -238,14 +238,18 @@ class Bench:
     def label(name):
         return {"true": "/bin/true (direct)", "elevate": "elevate /bin/true",
                 "elevate-tmpfs": "elevate /bin/true, audit DB on tmpfs", "sudo": "sudo -n /bin/true",
-                "doas": "doas -n /bin/true", "s6-sudo": "s6-sudo → s6-sudod /bin/true"}.get(name, name)
+                "doas": "doas -n /bin/true", "s6-sudo": "s6-sudo → s6-sudod /bin/true",
+                "floor": "floor reference (no policy, no audit)"}.get(name, name)
 
     def latency_rows(self, lat, targets):
         t = self.table
         base = lat["true"]["median_ms"]
         sudo = lat.get("sudo", {}).get("median_ms")
+        floor = lat.get("floor", {}).get("median_ms")
         for name, r in lat.items():
             note = "%.2f× true" % (r["median_ms"] / base)
+            if floor and name not in ("floor", "true"):
+                note += ", %.2f× floor" % (r["median_ms"] / floor)
             if sudo and name != "sudo":
                 note += ", %.2f× sudo" % (r["median_ms"] / sudo)
             note += "; CPU %s" % fmt(r["cpu_ms"], " ms")
@@ -255,6 +259,12 @@ class Bench:
                 target = "≤ 2.5× true"
                 t.row(self.label(name), fmt(r["median_ms"]), fmt(r["p90_ms"]), fmt(r["p99_ms"]), note, target,
                       verdict(ok_true))
+                if floor:
+                    t.row("  … against the floor", "", "", "", "%.2f× floor" % (r["median_ms"] / floor),
+                          "≤ 1.35× floor", verdict(r["median_ms"] <= 1.35 * floor))
+                if "p95_ms" in r:
+                    t.row("  … its p95", "", fmt(r["p95_ms"]), "", "%.2f× its median" % (r["p95_ms"] / r["median_ms"]),
+                          "≤ 2× median", verdict(r["p95_ms"] <= 2 * r["median_ms"]))
                 if sudo:
                     t.row("  … against sudo", "", "", "", "%.2f× sudo" % (r["median_ms"] / sudo), "≤ 0.35× sudo",
                           verdict(r["median_ms"] <= 0.35 * sudo))
@@ -274,6 +284,21 @@ class Bench:
                         "throughput: 8 clients as 8 users")
         ref = self.run(base[:1] + base[3:] + ["-c", "1,8", "-u", self.user, "--", PROGRAM],
                        "throughput: /bin/true alone, 1 and 8 at once (reference)")
+        floor_rate = None
+        sock = os.path.join(self.workdir, "floor-tp.sock")
+        floor = subprocess.Popen([self.tool("bench-floor"), "serve", sock, str(self.lib.user(self.user).pw_uid)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+        try:
+            deadline = time.time() + 10
+            while not os.path.exists(sock) and time.time() < deadline:
+                time.sleep(0.05)
+            fl = self.run(base[:1] + base[3:] + ["-c", "8", "-u", self.user, "--", self.tool("bench-floor"), "run",
+                                                 sock], "throughput: the floor reference, 8 at once")
+            fl = [x for x in fl if x["kind"] == "throughput"]
+        finally:
+            floor.kill()
+            floor.wait()
         t.section("2. Throughput, %d s × %d rounds per row, median elevations/s; CPU per elevation "
                   "(agent user+sys, launched program, client user+sys)" % (self.args.seconds,
                                                                              self.args.throughput_rounds))
@@ -282,6 +307,11 @@ class Bench:
                   "%s–%s" % (fmt(r["per_s_min"]), fmt(r["per_s_max"])),
                   "one process start, no elevation: CPU %s+%s ms" % (fmt(r["client_user_ms"]),
                                                                      fmt(r["client_sys_ms"])))
+        for r in fl:
+            floor_rate = r["per_s"]
+            t.row("floor reference (no policy, no audit), 8 at once", fmt(r["per_s"], "/s"), "",
+                  "%s–%s" % (fmt(r["per_s_min"]), fmt(r["per_s_max"])), "bench-floor: stdio by SCM_RIGHTS, "
+                  "posix_spawn")
         for r in [x for x in same + many if x["kind"] == "throughput"]:
             n, users = int(r["clients"]), int(r["users"])
             what = "%d client%s, %s" % (n, "s" if n > 1 else "", "one user" if users == 1 else "%d users" % users)
@@ -293,6 +323,9 @@ class Bench:
             target, ok = ("≥ 1,000/s", r["per_s"] >= 1000) if n == 8 else ("", None)
             t.row(what, fmt(r["per_s"], "/s"), "", "%s–%s" % (fmt(r["per_s_min"]), fmt(r["per_s_max"])), cpu,
                   target, verdict(ok))
+            if n == 8 and users == 1 and floor_rate:
+                t.row("  … against the floor", "", "", "", "%.2f× the floor's rate" % (r["per_s"] / floor_rate),
+                      "≥ 0.7× floor", verdict(r["per_s"] >= 0.7 * floor_rate))
 
     # ---- 5. memory -------------------------------------------------------------------
 
@@ -558,7 +591,7 @@ def main():
             if 1 in secs:
                 agent_tmpfs = b.start_agent(os.path.join(b.shm, "state"))
                 u = b.lib.user(args.user)
-                with Others(args.user, u.pw_uid, PROGRAM, b.workdir) as others:
+                with Others(args.user, u.pw_uid, PROGRAM, b.workdir, b.tool("bench-floor")) as others:
                     for n in others.notes:
                         log(n)
                     b.section_latency(agent, agent_tmpfs, others)

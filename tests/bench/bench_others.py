@@ -31,8 +31,10 @@ class Others:
     """Context manager: sets up sudo, doas and s6-sudo for USER running PROGRAM; yields
     {name: argv} for the ones that work."""
 
-    def __init__(self, user, uid, program, workdir):
+    def __init__(self, user, uid, program, workdir, floor=None):
         self.user, self.uid, self.program, self.workdir = user, uid, program, workdir
+        self.floor_tool = floor
+        self.floor = None
         self.commands = {}
         self.notes = []
         self.sudoers_written = False
@@ -42,6 +44,7 @@ class Others:
 
     def __enter__(self):
         try:
+            self._floor()
             self._sudo()
             self._doas()
             self._s6()
@@ -49,6 +52,21 @@ class Others:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _floor(self):
+        """The floor reference (tests/bench/bench-floor.c): a root daemon that only takes
+        the caller's stdio and starts /bin/true, so the least any design can cost here."""
+        if not self.floor_tool:
+            return
+        sock = os.path.join(self.workdir, "floor.sock")
+        self.floor = subprocess.Popen([self.floor_tool, "serve", sock, str(self.uid)], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(sock):
+            raise RuntimeError("bench-floor did not create its socket")
+        self.commands["floor"] = [self.floor_tool, "run", sock]
 
     def _sudo(self):
         sudo = shutil.which("sudo")
@@ -106,6 +124,10 @@ class Others:
         self.commands["s6-sudo"] = [client, sock]
 
     def __exit__(self, typ, value, tb):
+        if self.floor is not None:
+            self.floor.kill()
+            self.floor.wait()
+            self.floor = None
         if self.s6 is not None:
             self.s6.send_signal(signal.SIGTERM)
             try:

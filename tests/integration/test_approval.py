@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Online approval (DESIGN §6): a request under an `approve` rule waits while the helpdesk
+"""Online approval (docs/design.md §6): a request under an `approve` rule waits while the helpdesk
 looks at it with `elevatectl pending` and approves or denies it; the waiting client goes
 on by itself. Who may decide, reasons, grants and their scope (uid, command, program,
 login session), expiry and revoke ending what runs under a grant, the requester's own

@@ -442,5 +442,35 @@ def test_explain_asks_the_running_agent():
         check_in("no such user", r.err, "an unknown uid is said plainly", r)
 
 
+def test_policy_check_reports_every_error():
+    """A file with six mistakes is told all six, each with its line and column, not one
+    per run of policy check."""
+    bad = """{
+  "schema": 1,
+  "settings": { "default_ttl": "15 parsecs", "bogus": 1 },
+  "rules": [
+    { "id": "a", "match": { "path": "/usr/bin/id" }, "action": "allow", "ttl": "x" },
+    { "id": "b", "match": { "path": "relative" }, "action": "allow" },
+    { "id": "a", "match": { "path": "/usr/bin/true" }, "action": "allow" },
+    { "id": "c", "match": { "path": "/usr/bin/env" }, "action": "allow", "env_keep": ["LD_PRELOAD"] },
+    { "id": "d", "match": { "path": "/usr/bin/id" }, "action": "maybe" }
+  ]
+}
+"""
+    with agent_with(policy()) as a:
+        path = os.path.join(a.dir, "draft.json")
+        with open(path, "w") as f:
+            f.write(bad)
+        os.chmod(path, 0o644)
+        r = a.ctl(["policy", "check", path])
+        check_eq(r.rc, 1, "policy check fails", r)
+        for where, what in [(":3:32:", "settings.default_ttl"), (":3:46:", "settings.bogus"), (":5:", "rules[0].ttl"),
+                            (":6:", "rules[1].match.path"), (":7:", "duplicate rule id \"a\""),
+                            (":8:", "rules[3].env_keep[0]"), (":9:", "rules[4].action")]:
+            check([l for l in r.err.splitlines() if where in l and what in l], "reports %s at %s" % (what, where),
+                  r.err)
+        check_in("7 errors", r.err, "and counts them", r)
+
+
 if __name__ == "__main__":
     run_tests(globals())

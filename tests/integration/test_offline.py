@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Offline challenge/response codes (DESIGN §6, docs/offline-codes.md): the helpdesk turns
+"""Offline challenge/response codes (docs/design.md §6, docs/offline-codes.md): the helpdesk turns
 the challenge the waiting client shows into a response code with `elevatectl respond`
 and the site key; the user types it into the client or runs `elevate --respond`. A code
 approves its one request once; wrong codes count against a budget that re-filing does
@@ -299,7 +299,7 @@ def test_wrong_code_refused_and_counted_typo_not_counted():
         r = respond(a, ALICE, ticket, right)
         check_eq(r.rc, 0, "the right code still works", r)
         check_eq(b.finish().rc, 7, "and the program ran")
-        # DESIGN §6 and docs/offline-codes.md: every attempt is audited, typos included
+        # docs/design.md §6 and docs/offline-codes.md: every attempt is audited, typos included
         check(typo_audited, "the mistyped attempt is audited too", a.audit_rows())
 
 
@@ -375,7 +375,7 @@ def test_guessing_limited_across_refiled_requests():
         check_eq(r.rc, 0, "once the wait is over the right code works", r)
         r = a.elevate(ALICE, [prog, "guess"], stdin=subprocess.DEVNULL, timeout=30)
         check_eq(r.rc, 7, "and the user runs the program under the grant", r)
-        # DESIGN §6: every attempt is audited — also one refused because the user must wait
+        # docs/design.md §6: every attempt is audited — also one refused because the user must wait
         check(waiting_audited, "the attempt refused during the wait is audited", code_rows(a))
 
 

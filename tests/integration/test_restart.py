@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Restart consistency (DESIGN §6, §8): the agent is killed with SIGKILL — no chance to
+"""Restart consistency (docs/design.md §6, §8): the agent is killed with SIGKILL — no chance to
 tidy up — and started again on the same socket, state and policy. Pending requests and
 grants come back, a waiting client resumes by itself (only if the files it asked about
 are unchanged), running launches are re-adopted from their cgroups and still end at

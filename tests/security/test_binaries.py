@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Binary integrity (SECURITY-CATALOGUE B01–B05, B07, DESIGN §4): what was hashed is what
+"""Binary integrity (SECURITY-CATALOGUE B01–B05, B07, docs/design.md §4): what was hashed is what
 runs. Path swaps while asking; binaries the user can change (owned by the user, mode 0666,
 under a writable directory) are never trusted in place — a path rule does not allow them,
 a sha256 rule runs a sealed copy; symlinks into /tmp and hardlink copies; relocated copies

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Guessing offline response codes (DESIGN §6, docs/offline-codes.md): a user who does not
+"""Guessing offline response codes (docs/design.md §6, docs/offline-codes.md): a user who does not
 talk to the helpdesk types made-up codes. Three wrong codes are free, then the user must
 wait 1, 2, 4 … s; re-filing the request (cancel and ask again, another program, a restart
 of the agent) resets nothing; all users of the machine share a larger budget too; typos are

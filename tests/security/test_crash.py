@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""kill -9 of the agent at each step of a request (SECURITY-CATALOGUE D03, DESIGN §8):
+"""kill -9 of the agent at each step of a request (SECURITY-CATALOGUE D03, docs/design.md §8):
 during inspection (a slow FUSE file), after the decision, after the launch row, after
 exec, with only children left, while a request waits for approval — and at random points
 under load. After every restart:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Audit and state storage under attack or failure (SECURITY-CATALOGUE D01, D02, DESIGN §8):
+"""Audit and state storage under attack or failure (SECURITY-CATALOGUE D01, D02, docs/design.md §8):
 a full or read-only state disk, a corrupt or tampered database, files and directories of
 the wrong owner, mode or type. No elevation without a durable record: the agent keeps
 running and answering, refuses every elevation with the reason, and recovers by itself

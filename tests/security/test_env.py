@@ -106,8 +106,17 @@ def test_e01_loader_variables():
               "RESOLV_HOST_CONF": t.home + "/hosts", "TMPDIR": t.home, "OPENSSL_CONF": t.home + "/ssl.cnf"}
     rules = [{"id": "probe", "match": {"path": probe}, "action": "allow"},
              {"id": "probe-keep", "match": {"path": probe, "args": ["keep"]}, "action": "allow",
-              "env_keep": ["LD_PRELOAD", "LD_LIBRARY_PATH", "GCONV_PATH", "GLIBC_TUNABLES", "TMPDIR", "NLSPATH"]}]
+              "env_keep": ["DISPLAY"]}]
     rules.reverse()
+    # env_keep naming any of them is a load error (test_pkgmgr runs the agent on one)
+    bad = Agent(sec_policy([dict(rules[0], env_keep=["LD_PRELOAD", "GCONV_PATH", "GLIBC_TUNABLES", "TMPDIR"])]),
+                start=False)
+    try:
+        p = subprocess.run([ELEVATECTL, "policy", "check", bad.policy_path], capture_output=True, timeout=60)
+        check(p.returncode == 1 and b"env_keep cannot pass LD_PRELOAD" in p.stderr, "env_keep LD_PRELOAD is refused",
+              p.stderr)
+    finally:
+        bad.cleanup()
     with agent_with(sec_policy(rules)) as a:
         base = settled_fds(a)
         run_user(ALICE, ["/usr/bin/id"], env={"LD_PRELOAD": t.lib})
@@ -134,7 +143,7 @@ def test_e01_gconv_path_pwnkit():
     alice = user(ALICE).pw_uid
     t.plant("gconv-modules", "module  EVIL//  INTERNAL  evil  1\nmodule  INTERNAL  EVIL//  evil  1\n")
     rules = [{"id": "iconv", "match": {"path": "/usr/bin/iconv", "args": ["-f", "UTF-8", "-t", "EVIL"]},
-              "action": "allow", "env_keep": ["GCONV_PATH", "CHARSET"]}]
+              "action": "allow", "env_keep": ["CHARSET"]}]  # env_keep GCONV_PATH is a load error
     with agent_with(sec_policy(rules)) as a:
         base = settled_fds(a)
         env = {"GCONV_PATH": t.home, "CHARSET": "EVIL", "LANG": "C.UTF-8"}
@@ -203,10 +212,11 @@ def test_s02_interpreter_variables():
         for report in ("python", "pyuser", "perl", "shrc", "ps4", "node", "perlio"):
             not_as_root(report, t.uids(report))
         check(not os.path.exists(os.path.join(t.evil, "perlio")), "PERLIO_DEBUG created no file")
-        # env_keep cannot bring any of them back
+        # env_keep cannot bring any of them back: such a policy is refused, the running one stays
         keep = sorted(env)
         a.write_policy(sec_policy([dict(r, env_keep=keep) for r in rules]))
-        a.reload()
+        r = a.ctl(["reload"])
+        check(r.rc != 0 and "env_keep cannot pass" in r.err, "a policy keeping them is refused", r)
         for name, prog in progs.items():
             r = elevate_env(a, [prog], env)
             lines = [l for l in r.out.splitlines() if l.split(" ")[0] in ("PY", "PL", "BASH", "DASH")]

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""User-controlled filesystems (SECURITY-CATALOGUE B06, P10, DESIGN §3, §4): a FUSE file is
+"""User-controlled filesystems (SECURITY-CATALOGUE B06, P10, docs/design.md §3, §4): a FUSE file is
 never trusted in place whatever owner and mode it claims; one that changes its bytes
 between reads can only ever run the bytes the agent hashed; one that never answers a read
 costs a worker thread, not the event loop — the request times out with a clear error while

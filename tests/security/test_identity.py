@@ -212,7 +212,7 @@ def test_i04_handed_over_socket_zombie():
 
 
 def test_i04_root_connected_then_dropped_exec():
-    """DESIGN §3: a process that connected as root and then dropped privileges is refused."""
+    """docs/design.md §3: a process that connected as root and then dropped privileges is refused."""
     m = Marker()
     rule = {"id": "root-marker", "match": {"uids": [0], "path": m.prog}, "action": "allow"}
     with agent_with(sec_policy([rule])) as a:

@@ -317,7 +317,7 @@ def test_p06_escapes_pass_byte_for_byte():
 
 
 def test_unsupported_protocol_version():
-    """DESIGN §3 and docs/protocol.md: an unknown "v" gets unsupported-version naming the
+    """docs/design.md §3 and docs/protocol.md: an unknown "v" gets unsupported-version naming the
     supported version, checked before anything else."""
     m = Marker()
     with agent_with(policy(m)) as a:

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent-env.h"
+#include "policy.h"
 #include "macro.h"
 #include "util.h"
 
@@ -186,8 +187,28 @@ START_TEST(test_forbidden_names) {
         ck_assert(!env_name_forbidden("WAYLAND_DISPLAY"));
         ck_assert(!env_name_forbidden("XAUTHORITY"));
         ck_assert(!env_name_forbidden("http_proxy"));
-        ck_assert(!env_name_forbidden("DEBIAN_FRONTEND"));
-        ck_assert(!env_name_forbidden("LDFLAGS")); /* "LD_" is a prefix, "LD" is not */
+        ck_assert(env_name_forbidden("DEBIAN_FRONTEND")); /* frontend=editor starts an editor */
+        ck_assert(env_name_forbidden("ld_preload"));       /* names compare without case */
+        ck_assert(!env_name_forbidden("LDNAME")); /* "LD_" is a prefix, "LD" a name */
+        ck_assert(!env_name_forbidden("KEEP_ME"));
+}
+END_TEST
+
+/* The agent refuses exactly what the policy loader refuses: one table (policy_env_denied),
+ * every entry of it, and for a family any member. */
+START_TEST(test_forbidden_is_the_policy_table) {
+        ck_assert_uint_ge(policy_env_n_denied, 100);
+        for (size_t i = 0; i < policy_env_n_denied; i++) {
+                const PolicyEnvDenied *d = &policy_env_denied_table[i];
+                char member[PROTO_MAX_ENV_NAME + 1];
+
+                ck_assert_msg(env_name_forbidden(d->name), "%s passes the agent", d->name);
+                if (!d->prefix)
+                        continue;
+                snprintf(member, sizeof member, "%sX1", d->name);
+                ck_assert_msg(env_name_forbidden(member), "%s (a member of %s*) passes the agent", member,
+                              d->name);
+        }
 }
 END_TEST
 
@@ -408,6 +429,7 @@ static Suite *env_suite(void) {
         tcase_add_test(tc, test_fixed_not_from_caller);
         tcase_add_test(tc, test_dangerous_never_pass);
         tcase_add_test(tc, test_forbidden_names);
+        tcase_add_test(tc, test_forbidden_is_the_policy_table);
         tcase_add_test(tc, test_display_only_via_env_keep);
         tcase_add_test(tc, test_term);
         tcase_add_test(tc, test_locale);

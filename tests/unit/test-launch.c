@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent-launch.h"
+#include "agent-launcher.h"
 #include "agent-pty.h"
 #include "agent-seccomp.h"
 #include "macro.h"
@@ -656,7 +657,7 @@ START_TEST(test_noexec_copy_path) {
 }
 END_TEST
 
-/* The copy path reports its failures as the shared one does. */
+/* noexec launches report their failures the same way. */
 START_TEST(test_noexec_failures_name_the_step) {
         char *argv[] = { "x", NULL };
         const struct sock_fprog *filter;
@@ -711,9 +712,8 @@ static void *scribble(void *userdata) {
         return NULL;
 }
 
-/* What the launch must leave as it was in the caller: its dumpable flag (the child's
- * mm is the caller's until exec), its signal dispositions and mask, its other threads'
- * memory, its fds. */
+/* What the launch must leave as it was in the caller: its dumpable flag, its signal
+ * dispositions and mask, its other threads' memory, its fds. */
 START_TEST(test_caller_unharmed) {
         struct sigaction sa = { .sa_handler = on_usr2 }, now;
         _cleanup_free_ char *fds_before = NULL, *fds_after = NULL;
@@ -777,6 +777,164 @@ START_TEST(test_caller_unharmed) {
 }
 END_TEST
 
+/* ---- the launcher process (agent-launcher.c), through its real socket ---- */
+
+typedef struct Answer {
+        bool got;
+        uint64_t cookie;
+        int error;
+        char message[256];
+        pid_t pid;
+        int pidfd, notify_fd;
+        unsigned started, died;
+} Answer;
+
+static void on_started(pid_t pid, void *userdata) {
+        ((Answer *) userdata)->started++;
+}
+
+static void on_died(const char *why, uint64_t pause, void *userdata) {
+        ((Answer *) userdata)->died++;
+}
+
+static void on_done(uint64_t cookie, int error, const char *message, pid_t pid, int pidfd, int notify_fd,
+                    void *userdata) {
+        Answer *a = userdata;
+
+        a->got = true;
+        a->cookie = cookie;
+        a->error = error;
+        snprintf(a->message, sizeof a->message, "%s", message ?: "");
+        a->pid = pid;
+        a->pidfd = pidfd;
+        a->notify_fd = notify_fd;
+}
+
+static const LauncherEvents test_events = { .started = on_started, .died = on_died, .done = on_done };
+
+static void run_until(sd_event *e, Answer *a, unsigned *counter, unsigned want) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
+
+        while (!(counter ? *counter >= want : a->got)) {
+                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < end, "no answer from the launcher within 20 s");
+                ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+        }
+}
+
+/* An order goes to the launcher and the program comes back as our child (CLONE_PARENT):
+ * we reap it and read its status, with a long argv and environment on the way. */
+START_TEST(test_launcher_round_trip) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        Launcher *l = NULL;
+        Answer a = {};
+        char **argv = calloc(2003, sizeof(char *)), *envp[] = { "A=1", "PATH=/usr/bin:/bin", NULL };
+        siginfo_t si;
+        LaunchSpec s;
+
+        ck_assert_int_eq(sd_event_new(&e), 0);
+        ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
+        ck_assert_uint_eq(a.started, 1);
+        argv[0] = "sh";
+        argv[1] = "-c";
+        argv[2] = "[ $# -eq 1998 ] && [ \"$A\" = 1 ] && exit 42; exit 1"; /* argv[3] is $0 */
+        for (int i = 3; i < 2003; i++)
+                argv[i] = "0123456789abcdef";
+        argv[2002] = NULL;
+        s = spec_for("/bin/sh", argv);
+        s.envp = envp;
+        ck_assert_int_eq(launcher_submit(l, &s, 7), 0);
+        ck_assert_uint_eq(launcher_in_flight(l), 1);
+        run_until(e, &a, NULL, 0);
+        ck_assert_msg(a.error == 0, "launch: %s", a.message);
+        ck_assert_uint_eq(a.cookie, 7);
+        ck_assert_int_gt(a.pid, 0);
+        ck_assert_int_ge(a.pidfd, 0);
+        si = wait_pidfd(a.pidfd); /* ours to reap: only a parent can */
+        assert_exited(&si, 42);
+        close(a.pidfd);
+        ck_assert_uint_eq(launcher_in_flight(l), 0);
+        close(s.exec_fd);
+        close(s.stdio[0]);
+        free(argv);
+        launcher_free(l);
+}
+END_TEST
+
+/* A step that fails is named in the answer; the child that did not start is ours to reap. */
+START_TEST(test_launcher_failure_names_the_step) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        Launcher *l = NULL;
+        Answer a = {};
+        char *argv[] = { "true", NULL };
+        siginfo_t si;
+        LaunchSpec s;
+
+        ck_assert_int_eq(sd_event_new(&e), 0);
+        ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
+        s = spec_for("/usr/bin/true", argv);
+        s.cwd_fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_eq(launcher_submit(l, &s, 1), 0);
+        run_until(e, &a, NULL, 0);
+        ck_assert_int_eq(a.error, -ENOTDIR);
+        ck_assert_msg(strstr(a.message, "chdir"), "names the step: %s", a.message);
+        ck_assert_int_ge(a.pidfd, 0);
+        si = wait_pidfd(a.pidfd);
+        ck_assert(si.si_code == CLD_EXITED || si.si_code == CLD_KILLED);
+        close(a.pidfd);
+        close(s.cwd_fd);
+        close(s.exec_fd);
+        close(s.stdio[0]);
+        launcher_free(l);
+}
+END_TEST
+
+/* A launcher that dies with an order in flight: the order is answered with an error, the
+ * death reported, and a new launcher started that takes orders. */
+START_TEST(test_launcher_death_answers_and_restarts) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        Launcher *l = NULL;
+        Answer a = {};
+        char *argv[] = { "true", NULL };
+        LaunchSpec s;
+        pid_t pid;
+        char comm[32];
+
+        ck_assert_int_eq(sd_event_new(&e), 0);
+        ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
+        pid = launcher_pid(l);
+        ck_assert_int_gt(pid, 0);
+        /* it names itself once it runs */
+        for (int i = 0; i < 500; i++) {
+                _cleanup_free_ char *c = proc_read(pid, "comm", NULL);
+                snprintf(comm, sizeof comm, "%s", c);
+                if (streq(comm, "elevated-launch\n"))
+                        break;
+                usleep(10 * 1000);
+        }
+        ck_assert_str_eq(comm, "elevated-launch\n");
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        s = spec_for("/usr/bin/true", argv);
+        ck_assert_int_eq(launcher_submit(l, &s, 99), 0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        run_until(e, &a, NULL, 0);
+        ck_assert_uint_eq(a.cookie, 99);
+        ck_assert_int_eq(a.error, -ECONNRESET);
+        run_until(e, &a, &a.started, 2);
+        ck_assert_uint_eq(a.died, 1);
+        ck_assert(launcher_up(l));
+        ck_assert_int_ne(launcher_pid(l), pid);
+        a.got = false;
+        ck_assert_int_eq(launcher_submit(l, &s, 100), 0);
+        run_until(e, &a, NULL, 0);
+        ck_assert_msg(a.error == 0, "after the restart: %s", a.message);
+        assert_exited((siginfo_t[]){ wait_pidfd(a.pidfd) }, 0);
+        close(a.pidfd);
+        close(s.exec_fd);
+        close(s.stdio[0]);
+        launcher_free(l);
+}
+END_TEST
+
 static Suite *launch_suite(void) {
         Suite *s = suite_create("launch");
         TCase *tc = tcase_create("spawn");
@@ -798,12 +956,24 @@ static Suite *launch_suite(void) {
         tcase_add_test(tc, test_noexec_failures_name_the_step);
         tcase_add_test(tc, test_caller_unharmed);
         suite_add_tcase(s, tc);
+        {
+                TCase *tl = tcase_create("launcher");
+                tcase_set_timeout(tl, 60);
+                tcase_add_test(tl, test_launcher_round_trip);
+                tcase_add_test(tl, test_launcher_failure_names_the_step);
+                tcase_add_test(tl, test_launcher_death_answers_and_restarts);
+                suite_add_tcase(s, tl);
+        }
         return s;
 }
 
-int main(void) {
+int main(int argc, char *argv[]) {
         SRunner *sr;
         int failed;
+
+        /* the launcher tests start this very binary as the launcher (/proc/self/exe) */
+        if (argc == 2 && streq(argv[1], "--launcher"))
+                return launcher_main();
 
         if (geteuid() != 0) {
                 fprintf(stderr, "test-launch needs root; skipping\n");

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The launcher process (agent-launcher.c): starts elevated programs for the agent, one
+ * order at a time, so that the agent never forks itself and its event loop never waits
+ * for a child. See docs/design.md, "The launcher".
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "agent-launch.h"
+
+typedef struct Launcher Launcher;
+
+typedef struct LauncherEvents {
+        /* A launcher runs (at start, and after each restart). */
+        void (*started)(pid_t pid, void *userdata);
+        /* It died (why: "exited with status 1"); it is restarted after pause µs. Orders in
+         * flight were answered with -ECONNRESET just before. */
+        void (*died)(const char *why, uint64_t pause, void *userdata);
+        /* The answer to the order with this cookie: error 0 and the program's pid and pidfd
+         * (and the noexec listener), or -errno and why. A program that was made but did not
+         * start is the agent's child: its pidfd comes with the error, to be reaped. */
+        void (*done)(uint64_t cookie, int error, const char *message, pid_t pid, int pidfd, int notify_fd,
+                     void *userdata);
+} LauncherEvents;
+
+/* Starts the launcher (fork, then exec of our own binary with --launcher). */
+int launcher_new(sd_event *e, const LauncherEvents *cb, void *userdata, Launcher **ret);
+Launcher *launcher_free(Launcher *l);
+
+/* Whether there is a launcher to take orders now (not while it is being restarted). */
+bool launcher_up(const Launcher *l);
+pid_t launcher_pid(const Launcher *l);
+
+/* Sends one order; its answer comes through cb->done with the same cookie. The spec's
+ * fds are copied into the order (the caller keeps and closes its own). -ENOTCONN: no
+ * launcher right now; -EBUSY: it is megabytes of orders behind. */
+int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie);
+size_t launcher_in_flight(const Launcher *l);
+
+/* The launcher process itself: `elevated --launcher`, its socket at fd 3. */
+int launcher_main(void);
+
+/* The wire: an order as bytes plus the fds to send with it. */
+int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size_t *ret_len, int *fds,
+                          size_t *n_fds);

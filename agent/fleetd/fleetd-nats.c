@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/*
+ * fleetd's side of the broker (docs/fleet.md, "Buckets and subjects"): one connection,
+ * a plain subscription per key for live updates, a direct get of every key on each
+ * (re)connect, reconnection forever with a doubling delay, and this host's status.
+ *
+ * Invariants:
+ *  - libnats threads only queue events (fleetd_queue_push): bounded in count and bytes; an
+ *    event that does not fit is dropped and a full re-read is asked for instead, so a
+ *    flood costs memory up to the bound and a re-read, never more.
+ *  - A value larger than BUNDLE_MAX_SIZE is dropped where it arrives.
+ *  - Replies come to this host's own inbox prefix, the only one its permissions let it read.
+ */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fleet-nats.h"
+#include "fleetd.h"
+#include "nkey.h"
+#include "proto.h"
+#include "util.h"
+
+int fleetd_take_value(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision);
+
+static void wake(Fleetd *f) {
+        uint64_t one = 1;
+
+        (void) !write(f->wake_fd, &one, sizeof one);
+}
+
+void fleetd_queue_push(Fleetd *f, EventKind kind, const char *key, char *data, size_t len, uint64_t revision) {
+        Event *e = NULL;
+
+        pthread_mutex_lock(&f->lock);
+        if (f->queue_n >= FLEETD_QUEUE_MAX || f->queue_bytes + len > FLEETD_QUEUE_BYTES)
+                f->resync_wanted = true; /* dropped: the direct get will bring the latest value */
+        else
+                e = calloc(1, sizeof *e);
+        if (e) {
+                e->kind = kind;
+                snprintf(e->key, sizeof e->key, "%s", key ?: "");
+                e->data = data;
+                e->len = len;
+                e->revision = revision;
+                data = NULL;
+                if (f->queue_tail)
+                        f->queue_tail->next = e;
+                else
+                        f->queue_head = e;
+                f->queue_tail = e;
+                f->queue_n++;
+                f->queue_bytes += len;
+        } else
+                f->resync_wanted = true;
+        pthread_mutex_unlock(&f->lock);
+        free(data);
+        wake(f);
+}
+
+/* "DEL"/"PURGE" markers of the bucket stand for "no value". */
+static bool is_deletion(natsMsg *msg) {
+        const char *op = NULL;
+
+        return natsMsgHeader_Get(msg, "KV-Operation", &op) == NATS_OK && op &&
+               (streq(op, "DEL") || streq(op, "PURGE"));
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+        Fleetd *f = closure;
+        const char *subject = natsMsg_GetSubject(msg);
+        int len = natsMsg_GetDataLength(msg);
+        char *copy = NULL;
+
+        if (!subject || strncmp(subject, FLEET_POLICY_SUBJECT, strlen(FLEET_POLICY_SUBJECT)) != 0)
+                goto out;
+        if (len < 0 || (size_t) len > BUNDLE_MAX_SIZE) {
+                fprintf(stderr, "elevate-fleetd: a value of %d bytes on %s is larger than a bundle may be; dropped.\n",
+                        len, subject);
+                goto out;
+        }
+        if (!is_deletion(msg)) {
+                copy = malloc((size_t) len + 1);
+                if (!copy) {
+                        fleetd_queue_push(f, EV_RESYNC, NULL, NULL, 0, 0);
+                        goto out;
+                }
+                memcpy(copy, natsMsg_GetData(msg), (size_t) len);
+                copy[len] = 0;
+        }
+        fleetd_queue_push(f, EV_VALUE, subject + strlen(FLEET_POLICY_SUBJECT), copy, copy ? (size_t) len : 0, 0);
+out:
+        natsMsg_Destroy(msg);
+}
+
+static void on_connected(natsConnection *nc, void *closure) {
+        fleetd_queue_push(closure, EV_CONNECTED, NULL, NULL, 0, 0);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure) {
+        fleetd_queue_push(closure, EV_DISCONNECTED, NULL, NULL, 0, 0);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure) {
+        const char *last = NULL;
+
+        (void) nats_GetLastError(&err);
+        (void) natsConnection_GetLastError(nc, &last);
+        fprintf(stderr, "elevate-fleetd: broker: %s%s%s\n", natsStatus_GetText(err), last ? ": " : "", last ?: "");
+        if (err == NATS_SLOW_CONSUMER)
+                fleetd_queue_push(closure, EV_RESYNC, NULL, NULL, 0, 0);
+}
+
+/* Doubling delay between reconnect rounds, with jitter so a fleet does not come back at
+ * once: 250 ms, 500 ms, … up to reconnect_max. */
+static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure) {
+        Fleetd *f = closure;
+        uint64_t d = 250 * 1000ULL << MIN(attempts, 16);
+        uint32_t jitter = 0;
+
+        d = MIN(d, f->reconnect_max_usec);
+        (void) random_bytes(&jitter, sizeof jitter);
+        d += d / 4 * (jitter % 1000) / 1000;
+        return (int64_t) (d / 1000);
+}
+
+static natsStatus set_credentials(Fleetd *f, natsOptions *opts) {
+        _cleanup_free_ char *buf = NULL;
+        char pub[NKEY_PUBLIC_LEN + 1];
+        size_t len = 0;
+        int fd;
+
+        if (!f->creds)
+                return NATS_OK;
+        fd = open(f->creds, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0 || read_fd_full(fd, 64 * 1024, &buf, &len) < 0) {
+                fprintf(stderr, "elevate-fleetd: cannot read the credentials %s: %m\n", f->creds);
+                safe_close(fd);
+                return NATS_ERR;
+        }
+        safe_close(fd);
+        if (memmem(buf, len, "BEGIN NATS USER JWT", 19)) {
+                explicit_erase(buf, len);
+                return natsOptions_SetUserCredentialsFromFiles(opts, f->creds, NULL);
+        }
+        if (nkey_find_user_seed(buf, len, pub) >= 0) {
+                explicit_erase(buf, len);
+                return natsOptions_SetNKeyFromSeed(opts, pub, f->creds);
+        }
+        explicit_erase(buf, len);
+        fprintf(stderr, "elevate-fleetd: %s holds neither a user nkey seed nor a .creds JWT.\n", f->creds);
+        return NATS_ERR;
+}
+
+int fleetd_nats_start(Fleetd *f) {
+        natsConnection *nc = NULL;
+        natsOptions *opts = NULL;
+        char name[BUNDLE_NAME_MAX + 32], inbox[BUNDLE_NAME_MAX + 16];
+        natsStatus s;
+
+        snprintf(name, sizeof name, "elevate-fleetd %s", f->host);
+        snprintf(inbox, sizeof inbox, FLEET_INBOX_PREFIX "%s", f->host);
+        s = natsOptions_Create(&opts);
+        if (s == NATS_OK)
+                s = natsOptions_SetServers(opts, (const char **) f->servers, (int) strv_length(f->servers));
+        if (s == NATS_OK)
+                s = natsOptions_SetName(opts, name);
+        if (s == NATS_OK)
+                s = natsOptions_SetCustomInboxPrefix(opts, inbox);
+        if (s == NATS_OK)
+                s = natsOptions_SetMaxReconnect(opts, -1);
+        if (s == NATS_OK)
+                s = natsOptions_SetCustomReconnectDelay(opts, reconnect_delay, f);
+        if (s == NATS_OK)
+                s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, f);
+        if (s == NATS_OK)
+                s = natsOptions_SetReconnectedCB(opts, on_connected, f);
+        if (s == NATS_OK)
+                s = natsOptions_SetDisconnectedCB(opts, on_disconnected, f);
+        if (s == NATS_OK)
+                s = natsOptions_SetErrorHandler(opts, on_error, f);
+        if (s == NATS_OK)
+                s = natsOptions_SetTimeout(opts, 5000);
+        if (s == NATS_OK)
+                s = natsOptions_SetPingInterval(opts, 20000);
+        if (s == NATS_OK)
+                s = natsOptions_SetMaxPingsOut(opts, 3);
+        if (s == NATS_OK)
+                s = set_credentials(f, opts);
+        if (s == NATS_OK) {
+                s = natsConnection_Connect(&nc, opts);
+                if (s == NATS_OK)
+                        on_connected(nc, f); /* connected at once: no callback comes for that */
+                else if (s == NATS_NOT_YET_CONNECTED)
+                        s = NATS_OK; /* libnats keeps trying; on_connected comes when it succeeds */
+        }
+        natsOptions_Destroy(opts);
+        if (s != NATS_OK) {
+                fprintf(stderr, "elevate-fleetd: cannot start the broker connection: %s\n", natsStatus_GetText(s));
+                return -EIO;
+        }
+        f->nc = nc;
+        for (size_t i = 0; i < f->n_held; i++) {
+                natsSubscription *sub = NULL;
+                char subject[BUNDLE_NAME_MAX + 48];
+
+                snprintf(subject, sizeof subject, FLEET_POLICY_SUBJECT "%s", f->held[i].key);
+                s = natsConnection_Subscribe(&sub, nc, subject, on_msg, f);
+                if (s == NATS_OK)
+                        s = natsSubscription_SetPendingLimits(sub, 16, 32 * 1024 * 1024);
+                if (s != NATS_OK) {
+                        fprintf(stderr, "elevate-fleetd: cannot subscribe to %s: %s\n", subject, natsStatus_GetText(s));
+                        return -EIO;
+                }
+                /* libnats keeps the subscription across reconnects */
+                f->subs[i] = sub;
+        }
+        return 0;
+}
+
+void fleetd_nats_stop(Fleetd *f) {
+        for (size_t i = 0; i < f->n_held; i++) {
+                natsSubscription_Destroy(f->subs[i]);
+                f->subs[i] = NULL;
+        }
+        if (f->nc) {
+                natsConnection_Close(f->nc);
+                natsConnection_Destroy(f->nc);
+                f->nc = NULL;
+        }
+}
+
+static int direct_get(Fleetd *f, const char *key) {
+        char subject[BUNDLE_NAME_MAX + 96];
+        const char *status = NULL, *seq = NULL;
+        natsMsg *reply = NULL;
+        natsStatus s;
+        uint64_t revision = 0;
+        int len, r;
+
+        snprintf(subject, sizeof subject, FLEET_DIRECT_GET "%s", key);
+        s = natsConnection_Request(&reply, f->nc, subject, NULL, 0, 5000);
+        if (s == NATS_NO_RESPONDERS)
+                return fleetd_take_value(f, key, NULL, 0, 0); /* no bucket yet */
+        if (s != NATS_OK) {
+                fprintf(stderr, "elevate-fleetd: cannot read %s: %s\n", key, natsStatus_GetText(s));
+                return -EIO;
+        }
+        if (natsMsgHeader_Get(reply, "Status", &status) == NATS_OK && status) {
+                r = streq(status, "404") ? fleetd_take_value(f, key, NULL, 0, 0) : -EIO;
+                if (r == -EIO)
+                        fprintf(stderr, "elevate-fleetd: reading %s: the broker answered status %s\n", key, status);
+                natsMsg_Destroy(reply);
+                return r;
+        }
+        if (natsMsgHeader_Get(reply, "Nats-Sequence", &seq) == NATS_OK && seq)
+                (void) parse_uint64(seq, &revision);
+        len = natsMsg_GetDataLength(reply);
+        if (is_deletion(reply))
+                r = fleetd_take_value(f, key, NULL, 0, revision);
+        else if (len < 0 || (size_t) len > BUNDLE_MAX_SIZE)
+                r = -EFBIG;
+        else
+                r = fleetd_take_value(f, key, natsMsg_GetData(reply), (size_t) len, revision);
+        natsMsg_Destroy(reply);
+        return r;
+}
+
+int fleetd_nats_resync(Fleetd *f) {
+        int r = 0;
+
+        if (!f->nc || !f->connected)
+                return -ENOTCONN;
+        for (size_t i = 0; i < f->n_held; i++) {
+                int k = direct_get(f, f->held[i].key);
+                if (k < 0)
+                        r = k;
+        }
+        return r;
+}
+
+void fleetd_nats_publish_status(Fleetd *f) {
+        _cleanup_json_ json_t *o = NULL, *held = NULL, *groups = NULL;
+        _cleanup_free_ char *text = NULL;
+        char subject[BUNDLE_NAME_MAX + 32];
+        size_t n;
+
+        if (!f->nc || !f->connected)
+                return;
+        held = json_object();
+        groups = json_array();
+        if (!held || !groups)
+                return;
+        for (size_t i = 0; i < f->n_held; i++)
+                if (f->held[i].data)
+                        json_object_set_new(held, f->held[i].key, json_integer((json_int_t) f->held[i].serial));
+        for (size_t g = 0; f->groups && f->groups[g]; g++)
+                json_array_append_new(groups, json_string(f->groups[g]));
+        o = json_pack("{s:s,s:O,s:I,s:s,s:s,s:s,s:O,s:I,s:I}", "host", f->host, "groups", groups, "updated",
+                      (json_int_t) time(NULL), "outcome", f->outcome[0] ? f->outcome : "none", "reason",
+                      f->reason[0] ? f->reason : "none", "message", utf8_is_valid(f->message, strlen(f->message)) ? f->message : "",
+                      "held", held, "offers", (json_int_t) f->offers, "verdicts", (json_int_t) f->verdicts);
+        if (!o)
+                return;
+        if (f->agent_serial >= 0)
+                json_object_set_new(o, "serial", json_integer(f->agent_serial));
+        if (f->agent_sha256[0])
+                json_object_set_new(o, "envelope_sha256", json_string(f->agent_sha256));
+        text = json_dumps(o, JSON_COMPACT);
+        n = text ? strlen(text) : 0;
+        if (!text || n > FLEET_STATUS_MAX)
+                return;
+        snprintf(subject, sizeof subject, FLEET_STATUS_SUBJECT "%s", f->host);
+        (void) natsConnection_Publish(f->nc, subject, text, (int) n);
+}

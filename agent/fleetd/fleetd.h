@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * elevate-fleetd: receives signed policy bundles from the broker and hands them to the
+ * agent (docs/fleet.md, "elevate-fleetd").
+ *
+ * Invariants:
+ *  - It never runs as root and holds no privilege: it is the agent's peer like any other,
+ *    recognised by its uid. It verifies nothing on the agent's behalf; a compromised
+ *    fleetd can delay a policy, never make the agent apply one that is not signed.
+ *  - libnats runs its own threads; they only append to the event queue (bounded in count
+ *    and bytes) and wake the sd-event loop through an eventfd. Everything else happens on
+ *    the loop thread.
+ *  - What it received is kept in its state directory (one file per key, replaced
+ *    atomically), so a restart without the broker still offers the last bundles.
+ *  - Every hand-off that the agent does not answer with a verdict (unreachable, busy, a
+ *    protocol the agent does not speak yet) is retried with a doubling delay; the bundles
+ *    are kept until a newer value replaces them.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "bundle.h"
+#include "hash.h"
+
+#define FLEETD_MAX_KEYS (BUNDLE_MAX_GROUPS + 2)
+#define FLEETD_QUEUE_MAX 64                    /* events waiting for the loop */
+#define FLEETD_QUEUE_BYTES (8 * 1024 * 1024)   /* bytes of values waiting for the loop */
+#define FLEETD_RETRY_MIN_USEC (1000 * 1000ULL) /* first retry of a hand-off */
+#define FLEETD_RETRY_MAX_USEC (300 * 1000 * 1000ULL)
+#define FLEETD_REOFFER_USEC (15 * 60 * 1000 * 1000ULL) /* offered again even after a verdict */
+#define FLEETD_AGENT_TIMEOUT_SEC 30
+/* After a (re)connect every key is read at once, and again 2 s and 10 s later: a replica
+ * that answered a direct get may lag its leader for a moment after a failover. Then every
+ * 5 minutes, so a value missed for any reason arrives anyway. */
+#define FLEETD_RESYNC_PERIOD_USEC (300 * 1000 * 1000ULL)
+
+typedef struct Held {
+        char key[BUNDLE_NAME_MAX + 8]; /* "global", "group.G", "host.H" */
+        char *data;                    /* NULL: nothing held */
+        size_t len;
+        uint64_t revision;             /* the broker's sequence number, 0 if unknown (from disk) */
+        uint64_t serial;               /* the release it claims, for status only (0: does not parse) */
+        uint8_t sha256[SHA256_LEN];
+} Held;
+
+typedef enum EventKind {
+        EV_VALUE,     /* a value (or a deletion: data NULL) for a key */
+        EV_CONNECTED, /* (re)connected: read every key again */
+        EV_DISCONNECTED,
+        EV_RESYNC,    /* something was dropped (slow consumer, queue full): read every key again */
+} EventKind;
+
+typedef struct Event {
+        EventKind kind;
+        char key[BUNDLE_NAME_MAX + 8];
+        char *data;
+        size_t len;
+        uint64_t revision;
+        struct Event *next;
+} Event;
+
+typedef struct Fleetd {
+        /* configuration */
+        char **servers;
+        char *creds;
+        char *host;
+        char **groups;
+        char *socket;
+        char *state_dir;
+        uint64_t reconnect_max_usec;
+
+        sd_event *event;
+        sd_event_source *wake_source, *retry_timer, *reoffer_timer, *resync_timer;
+        unsigned resync_step;
+        int wake_fd;
+        int state_fd;
+
+        /* shared with libnats threads: under lock */
+        pthread_mutex_t lock;
+        Event *queue_head, *queue_tail;
+        size_t queue_n, queue_bytes;
+        bool resync_wanted;
+
+        /* loop thread only */
+        void *nc; /* natsConnection */
+        void *subs[FLEETD_MAX_KEYS]; /* natsSubscription; each holds a reference to nc */
+        bool connected;
+        Held held[FLEETD_MAX_KEYS];
+        size_t n_held;
+        bool offer_pending;
+        uint64_t retry_usec;
+        /* what the agent answered last */
+        char outcome[32], reason[32], message[1024];
+        int64_t agent_serial;
+        char agent_sha256[SHA256_HEX_LEN];
+        uint64_t offers, verdicts;
+} Fleetd;
+
+/* fleetd-store.c */
+int fleetd_store_open(Fleetd *f);
+int fleetd_store_load(Fleetd *f);
+/* Replaces the held value of key (data NULL: forget it); false if nothing changed. */
+int fleetd_store_set(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision, bool *ret_changed);
+
+/* fleetd-nats.c */
+int fleetd_nats_start(Fleetd *f);
+void fleetd_nats_stop(Fleetd *f);
+/* Reads the last value of every key with a direct get (loop thread). */
+int fleetd_nats_resync(Fleetd *f);
+/* Publishes this host's status (best effort; nothing if not connected). */
+void fleetd_nats_publish_status(Fleetd *f);
+/* Appends an event (any thread); takes data. */
+void fleetd_queue_push(Fleetd *f, EventKind kind, const char *key, char *data, size_t len, uint64_t revision);
+
+/* fleetd-offer.c */
+typedef enum OfferResult {
+        OFFER_VERDICT,     /* the agent answered with bundle_result */
+        OFFER_RETRY,       /* unreachable, busy, or an agent that does not take bundles yet */
+} OfferResult;
+OfferResult fleetd_offer(Fleetd *f);

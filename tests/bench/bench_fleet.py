@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Fleet fan-out benchmark (docs/performance.md, "Fleet"): one local nats-server with
+JetStream, N simulated agents (tests/bench/bench-fleet: real libnats connections, each
+verifying the bundle as the agent does), N = 1,000 and 10,000 by default. Prints one
+table: time from the publish to the agents' verified apply (p50, p99, max), how long the
+connections took, the broker's memory. Never pass/fail; the target is 10,000 agents
+applied within 2 s of the publish on a quiet 2-core machine.
+
+    tests/bench/bench_fleet.py --build build-bench [--agents 1000,10000] [--procs 4]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_table import Table, fmt, verdict  # noqa: E402
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_broker(tmp):
+    port = free_port()
+    conf = os.path.join(tmp, "server.conf")
+    with open(conf, "w") as f:
+        f.write('listen: 127.0.0.1:%d\njetstream { store_dir: "%s" }\n' % (port, os.path.join(tmp, "js")))
+    log = open(os.path.join(tmp, "server.log"), "wb")
+    proc = subprocess.Popen(["nats-server", "-c", conf], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, "nats://127.0.0.1:%d" % port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("bench_fleet: nats-server did not start")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build-bench")
+    ap.add_argument("--agents", default="1000,10000")
+    ap.add_argument("--procs", type=int, default=4)
+    ap.add_argument("--rules", type=int, default=40, help="rules in the signed policy (about 170 bytes each)")
+    args = ap.parse_args()
+    exe = os.path.join(args.build, "tests", "bench", "bench-fleet")
+    if not os.path.exists(exe) or not shutil.which("nats-server"):
+        raise SystemExit("bench_fleet: needs %s (libnats-dev, libevent-dev) and nats-server" % exe)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = -1
+    table = Table()
+    table.section("9 Fleet: publish to verified apply, one broker (load average %.1f at start)" % load)
+    for n in [int(x) for x in args.agents.split(",")]:
+        tmp = tempfile.mkdtemp(prefix="elevate-bench-fleet-")
+        broker, url = start_broker(tmp)
+        try:
+            p = subprocess.run([exe, "--url", url, "--agents", str(n), "--procs", str(min(args.procs, n)),
+                                "--rules", str(args.rules), "--broker-pid", str(broker.pid)],
+                               capture_output=True, text=True, timeout=600)
+        finally:
+            broker.terminate()
+            broker.wait(30)
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not p.stdout.strip():
+            sys.stderr.write(p.stderr)
+            table.row("%s agents" % format(n, ","), note="failed: " + p.stderr.strip()[-200:])
+            continue
+        r = json.loads(p.stdout)
+        target = 2000 if n >= 10000 else None
+        table.row("%s agents: publish → applied" % format(n, ","), fmt(r["p50_ms"], " ms"), "",
+                  fmt(r["p99_ms"], " ms") + " (max " + fmt(r["max_ms"], " ms") + ")",
+                  "%d of %d applied; bundle %s B; connecting took %.1f s" % (r["applied"], n,
+                                                                             format(r["bundle_bytes"], ","),
+                                                                             r["connect_s"]),
+                  "max ≤ 2 s" if target else "", verdict(r["max_ms"] <= target) if target else "")
+        table.row("%s agents: broker RSS" % format(n, ","), fmt(r["broker_rss_kib"] / 1024, " MiB"), "",
+                  "peak " + fmt(r["broker_hwm_kib"] / 1024, " MiB"), "nats-server %s" % "2.9")
+    print(table.render())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The launcher process: programs are started by a small single-threaded process of the
+agent's (never by the agent's own threads), born in their cgroup as the agent's
+children; the agent restarts a launcher that dies, refuses launches meanwhile with a
+clear message, audits both, and never waits for it on its event loop."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lib import *  # noqa: E402,F403
+
+ALICE, BOB = "elevate-test-alice", "elevate-test-bob"
+
+
+def policy():
+    ppid = install_trusted("ln-ppid", "#!/bin/sh\necho \"ppid=$PPID\"\ncat /proc/self/cgroup\n")
+    return base_policy([
+        {"id": "ppid", "match": {"path": ppid}, "action": "allow"},
+        {"id": "id", "match": {"path": "/usr/bin/id"}, "action": "allow"},
+    ]), ppid
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rindex(")") + 2:].split()
+        if int(rest[1]) == pid:
+            with open("/proc/%s/comm" % d) as f:
+                out.append((int(d), f.read().strip(), rest[0]))
+    return out
+
+
+def launcher_of(a):
+    found = [c for c in children(a.proc.pid) if c[1] == "elevated-launch"]
+    check_eq(len(found), 1, "one launcher, a child of the agent", children(a.proc.pid))
+    return found[0][0]
+
+
+def wait_until(fn, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    return fn()
+
+
+def test_programs_are_the_agents_children_born_in_their_cgroup():
+    pol, prog = policy()
+    with agent_with(pol) as a:
+        launcher_of(a)
+        r = a.elevate(ALICE, [prog])
+        check_eq(r.rc, 0, "ran", r)
+        check_in("ppid=%d" % a.proc.pid, r.out, "the program is the agent's child, not the launcher's", r)
+        check_in("/launch-", r.out, "and was in its launch cgroup from the start", r)
+
+
+def test_a_killed_launcher_is_restarted_and_audited():
+    pol, prog = policy()
+    with agent_with(pol) as a:
+        first = launcher_of(a)
+        os.kill(first, signal.SIGKILL)
+        died = a.wait_audit("launcher-died")
+        check_in("SIGKILL", died[-1]["data"].get("why", ""), "the death is audited with its cause", died)
+        started = a.wait_audit("launcher-started")
+        check(started[-1]["data"].get("pid") != first, "a new launcher", started)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "elevation works again", r)
+        check(launcher_of(a) != first, "through the new launcher")
+
+
+def test_launches_while_the_launcher_is_down_are_refused_clearly():
+    """Each death in a row waits longer before the restart (0, 1, 2, 4 s): after the
+    fourth, a request meets no launcher and is told so; the agent still serves."""
+    pol, prog = policy()
+    with agent_with(pol) as a:
+        for n in range(1, 5):
+            pid = wait_until(lambda: [c[0] for c in children(a.proc.pid) if c[1] == "elevated-launch"])
+            check(pid, "a launcher runs before death %d" % n)
+            os.kill(pid[0], signal.SIGKILL)
+            a.wait_audit("launcher-died", count=n)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq(r.rc, 125, "refused while there is no launcher", r)
+        check_in("the launcher is restarting; try again in a moment", r.err, "with a clear message", r)
+        check("uid=0" not in r.out, "nothing ran", r)
+        r = a.elevate(BOB, ["-l"])
+        check_eq(r.rc, 0, "the agent answers other requests meanwhile", r)
+        a.wait_audit("launcher-started", count=4, timeout=30)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "and launches again once it is back", r)
+
+
+def test_a_stopped_launcher_never_holds_the_agent():
+    """A launcher that answers nothing (stopped here) holds only its own orders, which fail
+    after the order deadline; the agent's event loop serves everyone meanwhile."""
+    pol, prog = policy()
+    with agent_with(pol) as a:
+        pid = launcher_of(a)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            b = a.elevate_bg(ALICE, ["/usr/bin/id", "-u"])
+            time.sleep(1)
+            start = time.time()
+            r = a.elevate(BOB, ["-l"])
+            check_eq(r.rc, 0, "another user is answered while the launcher is stopped", r)
+            check(time.time() - start < 5, "at once (%.2f s)" % (time.time() - start))
+            r = b.finish(60)
+            check_eq(r.rc, 125, "the waiting launch is refused once the order deadline passed", r)
+            check_in("the launcher died before it started the program", r.err, "and says why", r)
+        finally:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        a.wait_audit("launcher-started")
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "a new launcher takes orders", r)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
