@@ -1,8 +1,8 @@
-# bash completion for elevate, elevatectl, elevated and elevate-notify       -*- shell-script -*-
+# bash completion for elevate, elevatectl, elevated, elevate-notify, elevate-fleetd -*- shell-script -*-
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Installed as .../bash-completion/completions/elevate, with elevatectl, elevated and
-# elevate-notify as links to it (bash-completion loads a file by the command's name).
+# Installed as .../bash-completion/completions/elevate, with elevatectl, elevated,
+# elevate-notify and elevate-fleetd as links to it (bash-completion loads a file by the command's name).
 # What only the agent knows comes from the agent, as the user who presses TAB:
 #   - the programs your rules name, and their rule ids: `elevate -l`;
 #   - your waiting requests: `elevate --status --json`;
@@ -128,7 +128,7 @@ _elevatectl() {
         local cur prev words cword
         _elevate_init || return
         local global='-H --host --socket --state-dir -h --help --version'
-        local commands='audit policy reload pending approve deny grants revoke respond keys'
+        local commands='audit policy reload pending approve deny grants revoke respond keys fleet'
         local -a sock
         local i cmd=0 remote=0
 
@@ -152,13 +152,25 @@ _elevatectl() {
                         fi
                         return
                 fi ;;
-        --socket | --state-dir | --db | --key-file | --site-key | --output | --policy)
+        --socket | --state-dir | --db | --key-file | --site-key | --output | --policy | --creds | --hosts | \
+                --out | --out-dir | --trust-dir | --part | -o)
                 _elevate_files
                 return ;;
-        --since | --limit | --ttl | --comment | --epoch)
+        --since | -S | --until | -U | --limit | --lines | -n | --ttl | --comment | --epoch | --serial | \
+                --expires | --issued | --request | -r | --nats | --group | --replicas | --last-serial | \
+                --last-sha256 | --last-issued)
                 return ;;
-        --user)
+        --user | -u)
                 mapfile -t COMPREPLY < <(compgen -u -- "$cur")
+                return ;;
+        --event | -e)
+                _elevate_words 'agent-start agent-stop policy-loaded policy-rejected request decision pending
+                        approved denied refused cancelled grant expired revoked launch started terminate
+                        launch-failed exit adopted code-accepted code-rejected code-refused rate-limited
+                        rate-limit-ended'
+                return ;;
+        --kind)
+                _elevate_words 'signer approver'
                 return ;;
         esac
 
@@ -176,21 +188,35 @@ _elevatectl() {
         local n=$((cword - cmd))
         case $sub in
         audit)
+                local show='-S --since -U --until -n --limit --lines -f --follow -u --user -e --event -r --request
+                        --json --utc -h --help'
                 if ((n == 1)); then
-                        _elevate_words 'init verify --since --limit --json'
+                        _elevate_words "init verify $show"
                 elif [[ $sub2 == verify ]]; then
                         _elevate_words '--db --key-file --json'
                 elif [[ $sub2 == init ]]; then
                         :
                 else
-                        _elevate_words '--since --limit --json'
+                        _elevate_words "$show"
                 fi ;;
         policy)
                 if ((n == 1)); then
-                        _elevate_words 'check explain status'
+                        _elevate_words 'check explain status sign verify'
                         return
                 fi
                 case $sub2 in
+                sign)
+                        if [[ $cur == -* ]]; then
+                                _elevate_words '--key --serial --expires --issued --host --group --part -o --output'
+                        else
+                                _elevate_files
+                        fi ;;
+                verify)
+                        if [[ $cur == -* ]]; then
+                                _elevate_words '--trust-dir --host --group --last-serial --last-sha256 --last-issued --json'
+                        else
+                                _elevate_files
+                        fi ;;
                 check)
                         if [[ $cur == -* ]]; then
                                 _elevate_words '--canonical'
@@ -236,15 +262,29 @@ _elevatectl() {
                 fi ;;
         respond)
                 if ((n > 1)); then
-                        _elevate_words '--site-key --host --ttl'
+                        _elevate_words '--site-key --host --ttl --json'
                 fi ;;
         keys)
                 if ((n == 1)); then
                         _elevate_words 'new derive rotate'
                 elif [[ $sub2 == new ]]; then
-                        _elevate_words '--site-key'
+                        _elevate_words '--site-key --kind --out'
                 elif [[ $sub2 == derive ]]; then
                         _elevate_words '--site-key --host --epoch --output'
+                fi ;;
+        fleet)
+                if ((n == 1)); then
+                        _elevate_words 'publish status authz'
+                elif [[ $sub2 == publish ]]; then
+                        if [[ $cur == -* ]]; then
+                                _elevate_words '--nats --creds --host --group --replicas --json --force'
+                        else
+                                _elevate_files
+                        fi
+                elif [[ $sub2 == status ]]; then
+                        _elevate_words '--nats --creds --json'
+                elif [[ $sub2 == authz ]]; then
+                        _elevate_words '--hosts --out-dir'
                 fi ;;
         esac
 }
@@ -272,7 +312,21 @@ _elevate_notify() {
         _elevate_words '--socket --print --once --unique -v --verbose -h --help --version'
 }
 
+_elevate_fleetd() {
+        local cur prev words cword
+        _elevate_init || return
+        case $prev in
+        --config | --creds | --socket | --state-dir)
+                _elevate_files
+                return ;;
+        --nats | --host-id | --groups | --reconnect-max)
+                return ;;
+        esac
+        _elevate_words '--config --nats --creds --host-id --groups --socket --state-dir --reconnect-max -h --help'
+}
+
 complete -F _elevate elevate
 complete -F _elevatectl elevatectl
 complete -F _elevated elevated
 complete -F _elevate_notify elevate-notify
+complete -F _elevate_fleetd elevate-fleetd

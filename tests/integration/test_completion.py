@@ -20,6 +20,10 @@ BASH_COMPLETION = os.path.join(SOURCE, "packaging", "completion", "elevate.bash"
 ZSH_COMPLETION = os.path.join(SOURCE, "packaging", "completion", "_elevate")
 PROGRAMS = {"elevate": ELEVATE, "elevatectl": ELEVATECTL, "elevated": ELEVATED}
 MAN = {"elevate": "elevate.1", "elevatectl": "elevatectl.8", "elevated": "elevated.8"}
+FLEETD = os.path.join(BUILD, "agent", "fleetd", "elevate-fleetd")
+if os.path.exists(FLEETD):  # built when libnats is there (scripts/install-deps installs it)
+    PROGRAMS["elevate-fleetd"] = FLEETD
+    MAN["elevate-fleetd"] = "elevate-fleetd.8"
 
 
 def complete(words, path_dirs, socket=None, user=None):
@@ -43,7 +47,10 @@ printf '%s\\n' "${COMPREPLY[@]}"
 
 def help_options(prog):
     """Every long and short option a program's --help names."""
-    out = subprocess.run([PROGRAMS[prog], "--help"], capture_output=True, text=True).stdout
+    # elevate-fleetd refuses to run as root, even for --help
+    argv = [PROGRAMS[prog], "--help"]
+    out = subprocess.run(user_command(ALICE, argv) if prog == "elevate-fleetd" else argv,
+                         capture_output=True, text=True).stdout
     opts = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+|-[a-zA-Z])\b", out))
     return opts - {"--"}
 
@@ -62,9 +69,10 @@ def test_bash_completion_offers_every_option():
         if prog == "elevatectl":
             # the options of its commands, where each command takes them
             for ctx in [["audit"], ["audit", "verify"], ["policy", "check"], ["policy", "explain"],
-                        ["policy", "status"], ["pending"], ["approve", "X"], ["deny", "X"], ["grants"],
-                        ["respond", "C"], ["keys", "new"], ["keys", "derive"]]:
-                got |= set(complete([prog] + ctx + ["--"], stage_dirs()))
+                        ["policy", "status"], ["policy", "sign"], ["policy", "verify"], ["pending"],
+                        ["approve", "X"], ["deny", "X"], ["grants"], ["respond", "C"], ["keys", "new"],
+                        ["keys", "derive"], ["fleet", "publish"], ["fleet", "status"], ["fleet", "authz"]]:
+                got |= set(complete([prog] + ctx + ["-"], stage_dirs()))
         missing = sorted(o for o in opts if o not in got)
         check_eq(missing, [], "the completion of %s offers every option of its --help" % prog, got)
 
@@ -74,8 +82,8 @@ def test_bash_completion_commands_and_subcommands():
     out = subprocess.run([ELEVATECTL, "--help"], capture_output=True, text=True).stdout
     commands = sorted(set(re.findall(r"^  ([a-z]+)\b", out.split("Commands:")[1].split("Options:")[0], re.M)))
     check_eq(sorted(set(got)), commands, "elevatectl's commands are completed", got)
-    check_eq(sorted(complete(["elevatectl", "policy", ""], stage_dirs())), ["check", "explain", "status"],
-             "policy subcommands")
+    check_eq(sorted(complete(["elevatectl", "policy", ""], stage_dirs())),
+             ["check", "explain", "sign", "status", "verify"], "policy subcommands")
     check_eq(sorted(complete(["elevatectl", "keys", ""], stage_dirs())), ["derive", "new", "rotate"], "keys")
     check_in("--key-file", complete(["elevatectl", "audit", "verify", "--"], stage_dirs()), "audit verify options")
 

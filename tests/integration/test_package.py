@@ -46,7 +46,7 @@ BASE = "/var/tmp/elevate-nspawn-base"
 DEB_CACHE = "/var/tmp/elevate-deb-cache"
 # What the base has besides minbase: an init, D-Bus, and the libraries the package links
 # (so apt installs it without a package list; a missing one is fetched, see install()).
-INCLUDE = "systemd,systemd-sysv,dbus,libjansson4,libsqlite3-0,libseccomp2,libssl3"
+INCLUDE = "systemd,systemd-sysv,dbus,libjansson4,libsqlite3-0,libseccomp2,libssl3,libnats3.4"
 SUITE = "bookworm"
 USER = "alice"
 POLICY = "/etc/elevate/policy.json"
@@ -336,6 +336,7 @@ def test_01_build_and_lintian():
     names = sorted(os.path.basename(d) for d in glob.glob(os.path.join(C.debs, "*.deb")))
     check(any(n.startswith("elevate_") for n in names), "the elevate package was built", names)
     check(any(n.startswith("elevate-notify_") for n in names), "the elevate-notify package was built", names)
+    check(any(n.startswith("elevate-fleet_") for n in names), "the elevate-fleet package was built", names)
     contents = run(["dpkg-deb", "-c", glob.glob(os.path.join(C.debs, "elevate_*.deb"))[0]]).stdout
     for f in ["./usr/sbin/elevated", "./usr/bin/elevate", "./usr/bin/elevatectl", "elevated.socket",
               "elevated.service", "./usr/lib/tmpfiles.d/elevate.conf", "./usr/lib/sysusers.d/elevate.conf",
@@ -351,12 +352,14 @@ def test_01_build_and_lintian():
 def test_02_boot_and_install():
     ensure_base()
     C.boot()
-    deb = "/mnt/debs/" + os.path.basename(glob.glob(os.path.join(C.debs, "elevate_*.deb"))[0])
-    p = C.exec(["apt-get", "install", "-y", "--no-install-recommends", deb], timeout=300, check_rc=False)
+    debs = ["/mnt/debs/" + os.path.basename(glob.glob(os.path.join(C.debs, name + "_*.deb"))[0])
+            for name in ["elevate", "elevate-fleet"]]
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + debs
+    p = C.exec(cmd, timeout=300, check_rc=False)
     if p.returncode != 0 and "unmet dependencies" in (p.stdout + p.stderr).lower():
         # a dependency the base lacks (a newer package needs more): fetch it
         C.exec(["apt-get", "update", "-qq"], timeout=300)
-        p = C.exec(["apt-get", "install", "-y", "--no-install-recommends", deb], timeout=300, check_rc=False)
+        p = C.exec(cmd, timeout=300, check_rc=False)
     check_eq(p.returncode, 0, "apt installs the package", p.stdout[-3000:] + p.stderr[-3000:])
     said = p.stdout + p.stderr
     check_in("no policy is installed", said, "the installation says no policy is installed", said)
@@ -368,6 +371,11 @@ def test_02_boot_and_install():
     check_eq(C.exec(["systemctl", "is-active", "elevated.service"], check_rc=False).stdout.strip(), "inactive",
              "the agent itself does not run yet")
     check(C.exec(["test", "-e", POLICY], check_rc=False).returncode != 0, "no policy file was installed")
+    check_eq(C.exec(["systemctl", "is-enabled", "elevate-fleetd.service"], check_rc=False).stdout.strip(), "enabled",
+             "the fleet receiver is enabled")
+    check_eq(C.exec(["systemctl", "is-active", "elevate-fleetd.service"], check_rc=False).stdout.strip(), "inactive",
+             "but does not run without /etc/elevate/fleet.conf")
+    check_eq(C.exec(["getent", "passwd", "elevate-fleet"], check_rc=False).returncode, 0, "its user exists")
     groups = C.exec(["getent", "group", "elevate-helpdesk", "elevate-operators"], check_rc=False).stdout
     check_eq(len(groups.splitlines()), 2, "sysusers made the groups", groups)
     C.exec(["useradd", "-m", "-s", "/bin/sh", USER])
@@ -515,14 +523,15 @@ def test_08_journal_fields():
 def test_09_purge():
     pid = host_pids(SLEEP)
     agent = C.service("MainPID")
-    p = C.exec(["apt-get", "purge", "-y", "elevate"], timeout=300, check_rc=False)
+    p = C.exec(["apt-get", "purge", "-y", "elevate", "elevate-fleet"], timeout=300, check_rc=False)
     check_eq(p.returncode, 0, "apt purges the package", p.stdout[-2000:] + p.stderr[-2000:])
     check(agent not in ("", "0"), "the agent ran before the purge", agent)
     check(wait_until(lambda: C.exec(["test", "-d", "/proc/" + agent], check_rc=False).returncode != 0, timeout=30),
           "the agent stopped with its socket")
     for path in ["/var/lib/elevate", "/run/elevate", "/usr/sbin/elevated", "/lib/systemd/system/elevated.service",
                  "/lib/systemd/system/elevated.socket", "/etc/systemd/system/sockets.target.wants/elevated.socket",
-                 "/usr/share/doc/elevate"]:
+                 "/usr/share/doc/elevate", "/usr/libexec/elevate-fleetd", "/lib/systemd/system/elevate-fleetd.service",
+                 "/etc/systemd/system/multi-user.target.wants/elevate-fleetd.service"]:
         check(C.exec(["test", "-e", path], check_rc=False).returncode != 0, "purge removed " + path)
     listed = C.exec(["dpkg-query", "-W", "-f", "${Status}", "elevate"], check_rc=False).stdout
     check("installed" not in listed or "not-installed" in listed, "dpkg no longer knows the package", listed)
