@@ -274,6 +274,7 @@ int agent_policy_load(Agent *a, bool initial) {
 #else
                 /* built with -Dembedded-policy=none (the Debian package): no policy is
                  * installed, so nothing is allowed until an administrator installs one */
+                a->policy_file_missing = true;
                 snprintf(err.message, sizeof err.message,
                          "no policy is installed, so every request is denied. To install one: copy "
                          "%s, adapt it, check it with `elevatectl policy check FILE`, install it as %s "
@@ -315,6 +316,7 @@ int agent_policy_load(Agent *a, bool initial) {
         free(a->policy_problem);
         a->policy_problem = NULL;
         a->policy_saved = 0;
+        a->policy_file_missing = false;
         if (origin == POLICY_ORIGIN_FILE) {
                 r = last_good_save(a, buf, len);
                 if (r < 0)
@@ -345,8 +347,10 @@ void agent_policy_notify(Agent *a, const char *state) {
                                   state, serial, a->policy_path);
                 break;
         case POLICY_ORIGIN_NONE:
-                (void) sd_notifyf(false, "%s\nSTATUS=DENYING EVERYTHING: no valid policy (%s is broken)", state,
-                                  a->policy_path);
+                (void) sd_notifyf(false,
+                                  "%s\nSTATUS=DENYING EVERYTHING: no valid policy (%s is %s; elevatectl policy "
+                                  "status says what to do)",
+                                  state, a->policy_path, a->policy_file_missing ? "missing" : "broken");
                 break;
         default:
                 (void) sd_notifyf(false, "%s\nSTATUS=Serving; policy serial %llu%s", state, serial,
