@@ -151,5 +151,61 @@ def test_zsh_completion_loads():
                 check_in(opt, text, "the zsh completion knows %s %s" % (prog, opt))
 
 
+ZPTY = r"""
+zmodload zsh/zpty
+zpty -b z zsh -f -i
+zpty -w z "PS1='%% '; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -d $2/.zcompdump; zstyle ':completion:*' menu no"
+zpty -w z "export PATH=$3:\$PATH"
+# the keys are read in order: the completion is done before Ctrl-A moves to the start
+zpty -w -n z "$4"$'\t'
+zpty -w -n z $'\C-a print -r -- LINE:\C-e\n'
+out=""
+for i in {1..300}; do
+  while zpty -r -t z chunk; do out+="$chunk"; done
+  [[ ${out//$'\r'/} == *$'\n'LINE:*$'\n'* ]] && break
+  sleep 0.1
+done
+print -r -- "${out//$'\r'/}" | grep -a '^LINE:' | tail -1
+zpty -d z
+"""
+
+
+def zsh_complete(line, user=None):
+    """What zsh makes of `line` + TAB, in a real interactive zsh on a pty (zpty)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="elevate-zsh-")
+    try:
+        os.chmod(d, 0o777)
+        shutil.copy(ZSH_COMPLETION, d)
+        os.chmod(os.path.join(d, "_elevate"), 0o644)
+        argv = ["zsh", "-f", "-c", ZPTY, "zsh", d, d, ":".join(stage_dirs()), line]
+        if user:
+            argv = user_command(user, argv)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        out = p.stdout.strip()
+        return out[len("LINE:"):].rstrip() if out.startswith("LINE:") else out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_zsh_completion_completes():
+    if not shutil.which("zsh"):
+        raise Failed("zsh is missing: scripts/install-deps installs it")
+    for line, want in [("elevatectl pol", "elevatectl policy"), ("elevatectl policy sta", "elevatectl policy status"),
+                       ("elevatectl fleet pub", "elevatectl fleet publish"), ("elevate --non-int", "elevate --non-interactive"),
+                       ("elevated --fore", "elevated --foreground")]:
+        check_eq(zsh_complete(line), want, "zsh completes %r" % line)
+    rules = [{"id": "needs-ok", "match": {"path": "/usr/bin/true"}, "action": "approve", "approvers": ["helpdesk"]}]
+    with agent_with(approval_policy(rules)) as a:
+        bg = Background(user_command(ALICE, [ELEVATE, "--socket", a.socket, "--reason", "zsh test", "/usr/bin/true"]))
+        try:
+            ticket = bg.wait_pending(timeout=30)
+            got = zsh_complete("elevate --socket %s --cancel " % a.socket, user=ALICE)
+            check_eq(got, "elevate --socket %s --cancel %s" % (a.socket, ticket),
+                     "zsh completes alice's waiting ticket from the agent")
+        finally:
+            bg.kill()
+
+
 if __name__ == "__main__":
     run_tests(globals())
