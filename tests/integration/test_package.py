@@ -261,8 +261,22 @@ class Container:
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                # the container's PID 1 is in a session of its own: killing it ends the
+                # whole PID namespace, then nspawn
+                if self.pid:
+                    try:
+                        os.kill(self.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                else:  # nspawn halts its container on SIGTERM, at once on the second
+                    self.proc.terminate()
+                    time.sleep(1)
+                    self.proc.terminate()
+                try:
+                    self.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(10)
         self.proc = None
         if self.log:
             self.log.close()
