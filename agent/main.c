@@ -21,14 +21,35 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agent-adopt.h"
+#include "agent-audit.h"
+#include "agent-binary.h"
+#include "agent-budget.h"
+#include "agent-cgroup.h"
+#include "agent-events.h"
+#include "agent-grant.h"
+#include "agent-inspect.h"
+#include "agent-keys.h"
 #include "agent-launcher.h"
 #include "agent-log.h"
-#include "agent-approval.h"
-#include "agent-budget.h"
-#include "agent-keys.h"
+#include "agent-module.h"
+#include "agent-ops-approval.h"
+#include "agent-ops-audit.h"
+#include "agent-ops.h"
+#include "agent-pending.h"
+#include "agent-policy.h"
 #include "agent-seccomp.h"
+#include "agent-server.h"
+#include "agent-supervise.h"
+#include "agent-worker.h"
 #include "config.h"
 #include "util.h"
+
+/* The modules of the agent: what the server dispatches to, who owns a request in each
+ * state, who hears about a new policy (agent-module.h). */
+static const AgentModule *const agent_modules[] = {
+        &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
+};
 
 static const char *arg_socket;
 static const char *arg_policy = ELEVATE_POLICY_PATH;
@@ -286,17 +307,9 @@ static void agent_done(Agent *a) {
         supervise_launching_free(a); /* their connections are gone: request_conn_gone() left them */
         supervise_strays_free(a);
         request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
-        /* waiting requests and grants stay in the database for the next run */
-        while (a->launches) {
-                Request *r = a->launches;
-                /* leave the program running in its cgroup; a restarted agent finds it */
-                a->launches = r->next;
-                if (a->launches)
-                        a->launches->prev = NULL;
-                r->next = r->prev = NULL;
-                r->conn = NULL;
-                request_free(r);
-        }
+        /* waiting requests and grants stay in the database for the next run; programs
+         * stay running in their cgroups: a restarted agent finds them */
+        supervise_launches_free(a);
         agent_listen_close(a);
         {
                 /* a thread stuck in an abandoned job may still release its copy later */
@@ -327,6 +340,7 @@ static void agent_done(Agent *a) {
 
 static int run(void) {
         Agent a = { .state_fd = -EBADF, .tmp_fd = -EBADF };
+        sd_id128_t boot;
         sigset_t mask;
         int r;
 
@@ -357,8 +371,10 @@ static int run(void) {
         r = open_state_dir(&a);
         if (r < 0)
                 goto finish;
-        r = boot_id_get(a.boot_id);
-        if (r < 0) {
+        r = sd_id128_get_boot(&boot);
+        if (r >= 0)
+                sd_id128_to_string(boot, a.boot_id);
+        else {
                 log_error_errno(r, "Cannot read the boot id");
                 goto finish;
         }
@@ -388,8 +404,14 @@ static int run(void) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        /* sd-event reaps our children (the launcher, the programs) through their pidfds; it
+         * wants SIGCHLD blocked, so the kernel keeps their status for it */
+        sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
+        r = agent_modules_init(&a, agent_modules, ELEMENTSOF(agent_modules));
+        if (r < 0)
+                goto finish;
         r = sd_event_default(&a.event);
         if (r < 0)
                 goto finish;
@@ -427,6 +449,8 @@ static int run(void) {
                 r = grants_load(&a);
         if (r >= 0)
                 r = pending_load(&a);
+        if (r >= 0)
+                keys_restore_challenges(&a);
         if (r >= 0)
                 r = launches_adopt(&a);
         if (r < 0 && !audit_failed(a.audit)) {

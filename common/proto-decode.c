@@ -34,28 +34,8 @@ static bool env_name_ok(const char *s) {
         return true;
 }
 
-int proto_fail(ProtoCtx *c, int r, const char *fmt, ...) {
-        va_list ap;
-        size_t off = 0;
-        int k;
-
-        if (!c->error)
-                return r;
-        if (c->type) {
-                k = snprintf(c->error->message, sizeof(c->error->message), "%s: ", c->type);
-                off = k > 0 ? MIN((size_t) k, sizeof(c->error->message) - 1) : 0;
-        }
-        va_start(ap, fmt);
-        (void) vsnprintf(c->error->message + off, sizeof(c->error->message) - off, fmt, ap);
-        va_end(ap);
-        /* truncation may have cut a character in two; the message must stay sendable */
-        for (size_t n = strlen(c->error->message); n > 0 && !utf8_is_valid(c->error->message, n); n--)
-                c->error->message[n - 1] = 0;
-        return r;
-}
-
 /* Escapes a peer-chosen string (a key, a type) for an error message; NULL on OOM. */
-static char *shown(const char *s) {
+static char *escape_key(const char *s) {
         return escape_display(s, strlen(s), 48);
 }
 
@@ -261,7 +241,7 @@ static int parse_env(const ProtoField *f, json_t *v, ProtoMsg *m, ProtoCtx *c) {
                 const char *s;
 
                 if (strlen(key) > PROTO_MAX_ENV_NAME || !env_name_ok(key)) {
-                        k = shown(key);
+                        k = escape_key(key);
                         return proto_fail(c, -EBADMSG, "\"%s%s\": \"%s\" is not a valid variable name",
                                           c->prefix, f->name, k ?: "?");
                 }
@@ -385,7 +365,7 @@ static int parse_fields(const ProtoSpec *spec, json_t *obj, ProtoMsg *m, ProtoCt
 
                 if (spec_field(spec, key) || (top && (streq(key, "v") || streq(key, "type"))))
                         continue;
-                k = shown(key);
+                k = escape_key(key);
                 return proto_fail(c, -EBADMSG, "unknown field \"%s%s\"", c->prefix, k ?: "?");
         }
         for (size_t i = 0; i < spec->n_fields; i++) {
@@ -449,7 +429,7 @@ static int parse_message(json_t *root, size_t n_fds, ProtoMsg *m, ProtoCtx *c) {
                 return proto_fail(c, -EBADMSG, "\"type\" must be a string");
         type = proto_type_from_string(json_string_value(t));
         if (type < 0) {
-                _cleanup_free_ char *s = shown(json_string_value(t));
+                _cleanup_free_ char *s = escape_key(json_string_value(t));
                 return proto_fail(c, -EBADMSG, "unknown message type \"%s\"", s ?: "?");
         }
         spec = proto_specs + type;

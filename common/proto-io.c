@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "proto.h"
 
@@ -256,4 +257,35 @@ int proto_send_signal(int sock, const char *signal) {
         ProtoMsg m = {.type = PROTO_SIGNAL, .signal = signal};
 
         return proto_send_msg(sock, &m, NULL, 0);
+}
+
+int proto_connect(const char *path, int flags, ProtoError *ret_error) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len = strlen(path);
+        int fd, r;
+
+        if (len >= sizeof(sa.sun_path)) {
+                if (ret_error)
+                        snprintf(ret_error->message, sizeof(ret_error->message),
+                                 "the socket path %.200s is too long", path);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, path, len + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | flags, 0);
+        if (fd < 0) {
+                r = negative_errno();
+                if (ret_error)
+                        snprintf(ret_error->message, sizeof(ret_error->message), "cannot make a socket: %s",
+                                 strerror(-r));
+                return r;
+        }
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                r = negative_errno();
+                if (ret_error)
+                        snprintf(ret_error->message, sizeof(ret_error->message),
+                                 "cannot reach the elevate agent at %.180s: %s", path, strerror(-r));
+                safe_close(fd);
+                return r;
+        }
+        return fd;
 }

@@ -12,10 +12,31 @@
  */
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "proto-internal.h"
 #include "util.h"
+
+int proto_fail(ProtoCtx *c, int r, const char *fmt, ...) {
+        va_list ap;
+        size_t off = 0;
+        int k;
+
+        if (!c->error)
+                return r;
+        if (c->type) {
+                k = snprintf(c->error->message, sizeof(c->error->message), "%s: ", c->type);
+                off = k > 0 ? MIN((size_t) k, sizeof(c->error->message) - 1) : 0;
+        }
+        va_start(ap, fmt);
+        (void) vsnprintf(c->error->message + off, sizeof(c->error->message) - off, fmt, ap);
+        va_end(ap);
+        /* truncation may have cut a character in two; the message must stay sendable */
+        for (size_t n = strlen(c->error->message); n > 0 && !utf8_is_valid(c->error->message, n); n--)
+                c->error->message[n - 1] = 0;
+        return r;
+}
 
 #define DEST(f) .offset = offsetof(ProtoMsg, f)
 #define COUNT(f) .offset_n = offsetof(ProtoMsg, f)

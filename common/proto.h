@@ -236,6 +236,7 @@ typedef struct ProtoError {
 #define PROTO_ERR_BUSY "busy"                               /* a limit on concurrent work was reached */
 #define PROTO_ERR_TIMEOUT "timeout"                         /* a deadline passed (approval, file read) */
 #define PROTO_ERR_NEEDS_APPROVAL "needs-approval"           /* non_interactive, and a rule would ask */
+#define PROTO_ERR_BAD_POLICY "bad-policy"                   /* reload: the new policy was rejected */
 
 /* Maps a proto_decode()/proto_recv() failure to the code to reply with:
  * -EMSGSIZE/-E2BIG "too-large", -EPROTONOSUPPORT "unsupported-version", -EBADMSG
@@ -293,6 +294,11 @@ int proto_recv(int sock, ProtoMsg *ret, ProtoError *ret_error);
 
 /* Convenience: sends {"v":1,"type":"error","code":code,"message":message}. */
 int proto_send_error(int sock, const char *code, const char *message);
+
+/* Connects to the agent's socket at path: SOCK_SEQPACKET, close-on-exec, plus `flags`
+ * (SOCK_NONBLOCK). Returns the fd, or -errno and, with ret_error, a sentence for people
+ * ("cannot reach the elevate agent at PATH: REASON"), to be completed with what to do. */
+int proto_connect(const char *path, int flags, ProtoError *ret_error);
 
 /* Typed senders; NULL optional strings are left out. */
 int proto_send_msg(int sock, const ProtoMsg *m, const int *fds, size_t n_fds);

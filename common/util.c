@@ -89,20 +89,22 @@ int duration_parse(const char *s, uint64_t *ret_usec) {
         return 0;
 }
 
-char *duration_format(char *buf, size_t len, uint64_t usec) {
+char *duration_format_style(char *buf, size_t len, uint64_t usec, DurationStyle style) {
         static const struct {
-                const char *suffix;
+                const char *suffix, *compact;
                 uint64_t usec;
         } table[] = {
-                { "d", 86400 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC }, { "min", 60 * USEC_PER_SEC },
-                { "s", USEC_PER_SEC },         { "ms", USEC_PER_MSEC },       { "us", 1 },
+                { "d", "d", 86400 * USEC_PER_SEC }, { "h", "h", 3600 * USEC_PER_SEC },
+                { "min", "m", 60 * USEC_PER_SEC },  { "s", "s", USEC_PER_SEC },
+                { "ms", "ms", USEC_PER_MSEC },      { "us", "us", 1 },
         };
+        bool compact = style == DURATION_COMPACT;
         size_t off = 0;
 
         if (len == 0)
                 return buf;
         buf[0] = 0;
-        if (usec == USEC_INFINITY) {
+        if (usec == USEC_INFINITY && !compact) {
                 snprintf(buf, len, "infinity");
                 return buf;
         }
@@ -116,10 +118,12 @@ char *duration_format(char *buf, size_t len, uint64_t usec) {
 
                 if (n == 0)
                         continue;
-                /* below a second, only show sub-second units when nothing larger was shown */
-                if (table[i].usec < USEC_PER_SEC && off > 0)
+                /* for people, below a second only when nothing larger was shown; the
+                 * compact form is exact (it is read back as policy syntax) */
+                if (!compact && table[i].usec < USEC_PER_SEC && off > 0)
                         break;
-                k = snprintf(buf + off, len - off, "%s%" PRIu64 "%s", off > 0 ? " " : "", n, table[i].suffix);
+                k = snprintf(buf + off, len - off, "%s%" PRIu64 "%s", off > 0 && !compact ? " " : "", n,
+                             compact ? table[i].compact : table[i].suffix);
                 if (k < 0 || (size_t) k >= len - off) {
                         /* never leave half a component: "1h 3" would read as a different duration */
                         buf[off] = 0;
@@ -441,31 +445,6 @@ uint64_t now_usec(int clock) {
         if (clock_gettime(clock, &ts) < 0)
                 abort(); /* cannot happen for the clocks we use; never continue without time */
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-int boot_id_get(char ret[static 33]) {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[64];
-        ssize_t k;
-        size_t j = 0;
-
-        fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        k = read(fd, buf, sizeof(buf) - 1);
-        if (k < 0)
-                return negative_errno();
-        for (ssize_t i = 0; i < k && j < 32; i++) {
-                if (buf[i] == '-' || buf[i] == '\n')
-                        continue;
-                if (unhex(buf[i]) < 0)
-                        return -EIO;
-                ret[j++] = buf[i];
-        }
-        if (j != 32)
-                return -EIO;
-        ret[32] = 0;
-        return 0;
 }
 
 int random_bytes(void *p, size_t n) {

@@ -15,8 +15,17 @@
 /* "90s", "15m", "1h30m", "2d", "500ms", "0" -> microseconds. Units: us ms s m h d w.
  * A bare number is seconds. Rejects empty input, signs, overflow and trailing junk. */
 int duration_parse(const char *s, uint64_t *ret_usec);
-/* Formats like "1h 30min", "45s", "250ms"; USEC_INFINITY as "infinity". */
-char *duration_format(char *buf, size_t len, uint64_t usec);
+/* The one duration formatter. HUMAN: "1h 30min", "45s", "250ms" (below a second only
+ * when nothing larger is shown), USEC_INFINITY as "infinity". COMPACT: the policy's
+ * syntax, exact and read back by duration_parse(): "1h30m", "500ms", "1d2h3m4s5ms". A component that does not fit is left out whole. */
+typedef enum DurationStyle {
+        DURATION_HUMAN,
+        DURATION_COMPACT,
+} DurationStyle;
+char *duration_format_style(char *buf, size_t len, uint64_t usec, DurationStyle style);
+static inline char *duration_format(char *buf, size_t len, uint64_t usec) {
+        return duration_format_style(buf, len, usec, DURATION_HUMAN);
+}
 #define DURATION_MAX 64
 
 /* Strict decimal parsers: no sign, no leading space, no trailing junk, range checked. */
@@ -61,9 +70,6 @@ int fd_set_cloexec(int fd, bool b);
 
 /* CLOCK_BOOTTIME / CLOCK_MONOTONIC / CLOCK_REALTIME in microseconds. */
 uint64_t now_usec(int clock);
-
-/* The running boot's id (/proc/sys/kernel/random/boot_id) as 32 hex chars + NUL. */
-int boot_id_get(char ret[static 33]);
 
 /* Random bytes from getrandom(); fails closed. */
 int random_bytes(void *p, size_t n);

@@ -170,26 +170,17 @@ char *shown(const char *s) {
 }
 
 int connect_agent(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        ProtoError err = {};
         int fd;
 
-        if (strlen(arg_socket) >= sizeof(sa.sun_path)) {
-                fprintf(stderr, "elevate: socket path %s is too long.\n", arg_socket);
-                return -ENAMETOOLONG;
-        }
-        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = negative_errno();
+        fd = proto_connect(arg_socket, 0, &err);
+        if (fd == -ENAMETOOLONG)
+                fprintf(stderr, "elevate: %s.\n", err.message);
+        else if (fd < 0)
                 fprintf(stderr,
-                        "elevate: cannot reach the elevate agent at %s: %s.\n"
+                        "elevate: %s.\n"
                         "Is it running? (systemctl status elevated.socket; or set ELEVATE_SOCKET)\n",
-                        arg_socket, strerror(-r));
-                safe_close(fd);
-                return r;
-        }
+                        err.message);
         return fd;
 }
 
@@ -439,13 +430,11 @@ static int reconnect(int *sock, void *userdata, ProtoMsg *ret) {
 
         *sock = safe_close(*sock);
         for (int i = 0; i < 600; i++) {
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                int fd = proto_connect(arg_socket, 0, NULL);
 
-                if (fd < 0)
-                        return negative_errno();
-                memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
+                if (fd == -EMFILE || fd == -ENFILE || fd == -ENAMETOOLONG)
+                        return fd;
+                if (fd >= 0) {
                         r = send_request(x, fd, true);
                         if (r >= 0)
                                 r = proto_recv(fd, ret, &err);

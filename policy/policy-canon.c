@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "policy-internal.h"
+#include "user.h"
 
 typedef struct NameCacheValue {
         bool known;
@@ -264,51 +265,30 @@ int policy_canonicalize(ParseCtx *c, const char *path, char **ret) {
 }
 
 static int default_user(const char *name, uint32_t *ret) {
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 4096;
+        UserRecord u;
+        int r;
 
-        for (;;) {
-                struct passwd pw, *res = NULL;
-                int r;
-
-                free(buf);
-                buf = malloc(n);
-                if (!buf)
-                        return -ENOMEM;
-                r = getpwnam_r(name, &pw, buf, n, &res);
-                if (r == ERANGE && n < 1024 * 1024) {
-                        n *= 2;
-                        continue;
-                }
-                if (r != 0 || !res)
-                        return -ESRCH;
-                *ret = (uint32_t) pw.pw_uid;
-                return 0;
-        }
+        r = user_lookup(name, 0, &u);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -ESRCH;
+        *ret = (uint32_t) u.uid;
+        user_record_done(&u);
+        return 0;
 }
 
 static int default_group(const char *name, uint32_t *ret) {
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 4096;
+        gid_t gid;
+        int r;
 
-        for (;;) {
-                struct group gr, *res = NULL;
-                int r;
-
-                free(buf);
-                buf = malloc(n);
-                if (!buf)
-                        return -ENOMEM;
-                r = getgrnam_r(name, &gr, buf, n, &res);
-                if (r == ERANGE && n < 1024 * 1024) {
-                        n *= 2;
-                        continue;
-                }
-                if (r != 0 || !res)
-                        return -ESRCH;
-                *ret = (uint32_t) gr.gr_gid;
-                return 0;
-        }
+        r = group_lookup(name, &gid);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -ESRCH;
+        *ret = (uint32_t) gid;
+        return 0;
 }
 
 static int resolve_name(ParseCtx *c, HashTable *cache, bool group, const char *name, uint32_t *ret) {

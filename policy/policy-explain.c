@@ -162,7 +162,7 @@ static json_t *uints_json(const unsigned *v, size_t n) {
 static json_t *duration_json(uint64_t usec) {
         char buf[DURATION_MAX];
 
-        return json_string(policy_format_duration(buf, sizeof buf, usec));
+        return json_string(duration_format_style(buf, sizeof buf, usec, DURATION_COMPACT));
 }
 
 static json_t *match_json(const RuleData *r) {

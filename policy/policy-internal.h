@@ -325,9 +325,6 @@ int policy_parse_duration(ParseCtx *c, json_t *v, bool allow_zero, uint64_t *ret
 /* Bytes: an integer, or "4G" / "512MiB" style (powers of 1024). */
 int policy_parse_size(ParseCtx *c, json_t *v, uint64_t *ret);
 int policy_parse_size_string(const char *s, uint64_t *ret);
-/* Exact duration text that duration_parse() reads back ("1h30m", "500ms"). */
-char *policy_format_duration(char *buf, size_t n, uint64_t usec);
-
 int policy_check_user_name(ParseCtx *c, const char *s);
 int policy_check_name(ParseCtx *c, const char *s);
 int policy_check_env_name(ParseCtx *c, const char *s);

@@ -253,8 +253,8 @@ static int check_rule(ParseCtx *c, json_t *v, RuleData *r) {
         if (r->pub.ttl > s->max_ttl) {
                 policy_jpath_push_key(c, "ttl");
                 return policy_errorf(c, false, "ttl (%s) exceeds max_ttl (%s)",
-                                     policy_format_duration(a, sizeof a, r->pub.ttl),
-                                     policy_format_duration(b, sizeof b, s->max_ttl));
+                                     duration_format_style(a, sizeof a, r->pub.ttl, DURATION_COMPACT),
+                                     duration_format_style(b, sizeof b, s->max_ttl, DURATION_COMPACT));
         }
         return check_file_args(c, v, r);
 }

@@ -87,8 +87,8 @@ int policy_parse_settings(ParseCtx *c, json_t *v) {
                 /* point at whichever of the two the administrator wrote */
                 policy_jpath_push_key(c, json_object_get(v, "default_ttl") ? "default_ttl" : "max_ttl");
                 return policy_errorf(c, false, "default_ttl (%s) exceeds max_ttl (%s)",
-                                     policy_format_duration(a, sizeof a, s->default_ttl),
-                                     policy_format_duration(b, sizeof b, s->max_ttl));
+                                     duration_format_style(a, sizeof a, s->default_ttl, DURATION_COMPACT),
+                                     duration_format_style(b, sizeof b, s->max_ttl, DURATION_COMPACT));
         }
         return 0;
 }

@@ -289,38 +289,6 @@ int policy_parse_size(ParseCtx *c, json_t *v, uint64_t *ret) {
         return 0;
 }
 
-char *policy_format_duration(char *buf, size_t n, uint64_t usec) {
-        static const struct {
-                const char *suffix;
-                uint64_t usec;
-        } units[] = {
-                {"d", 86400 * USEC_PER_SEC}, {"h", 3600 * USEC_PER_SEC}, {"m", 60 * USEC_PER_SEC},
-                {"s", USEC_PER_SEC},         {"ms", USEC_PER_MSEC},      {"us", 1},
-        };
-        size_t off = 0;
-
-        if (n == 0)
-                return buf;
-        buf[0] = 0;
-        if (usec == 0) {
-                snprintf(buf, n, "0");
-                return buf;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(units) && usec > 0; i++) {
-                uint64_t k = usec / units[i].usec;
-                int w;
-
-                if (k == 0)
-                        continue;
-                w = snprintf(buf + off, n - off, "%llu%s", (unsigned long long) k, units[i].suffix);
-                if (w < 0 || (size_t) w >= n - off)
-                        break;
-                off += (size_t) w;
-                usec -= k * units[i].usec;
-        }
-        return buf;
-}
-
 static bool ascii_alnum(char ch) {
         return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }

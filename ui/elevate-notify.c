@@ -215,26 +215,24 @@ reconnect:
 }
 
 static int connect_agent(Context *c) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
-        char what[256];
+        ProtoError err = {};
         json_t *req;
         int r;
 
-        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1); /* length checked in main() */
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fd = proto_connect(arg_socket, SOCK_NONBLOCK, &err);
         if (fd < 0)
-                r = negative_errno();
-        else if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                r = negative_errno();
+                r = fd;
         else {
                 req = proto_new(PROTO_SUBSCRIBE);
                 r = req ? proto_send(fd, req, NULL, 0) : -ENOMEM;
                 json_decref(req);
+                if (r < 0)
+                        snprintf(err.message, sizeof(err.message), "cannot subscribe at %.180s: %s", arg_socket,
+                                 strerror(-r));
         }
         if (r < 0) {
-                snprintf(what, sizeof(what), "Cannot reach the agent at %s: %s", arg_socket, strerror(-r));
-                fail(c, what);
+                fail(c, err.message);
                 return r;
         }
         c->fd = TAKE_FD(fd);

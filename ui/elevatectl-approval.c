@@ -192,19 +192,13 @@ static int fetch_all(ProtoType type, json_t **ret) {
         if (!all)
                 return 1;
         for (;;) {
-                _cleanup_close_ int sock = ctl_connect();
                 ProtoMsg m = {};
                 json_t *req;
 
-                if (sock < 0)
-                        return 3;
                 req = proto_new(type);
-                if (!req)
-                        return 1;
-                if (after)
+                if (req && after)
                         json_object_set_new(req, "after", json_string(after));
-                r = ctl_call(sock, req, &m);
-                json_decref(req);
+                r = ctl_call(req, &m, NULL);
                 if (r > 0)
                         return r;
                 if (m.type != want || (m.next && after && strcmp(m.next, after) <= 0)) {
@@ -244,24 +238,16 @@ static int list(ProtoType type, int argc, char **argv) {
 }
 
 /* The agent's answer can quote what a user typed (a ticket, a program name). */
-static void print_message(const ProtoMsg *m) {
-        _cleanup_free_ char *e = m->message ? escape_display(m->message, strlen(m->message), PROTO_MAX_STRING) : NULL;
-
-        printf("%s\n", e ?: "done");
-}
-
 static int decide(int argc, char **argv, bool approve) {
         static const struct option options[] = {
                 { "ttl", required_argument, NULL, 't' },
                 { "comment", required_argument, NULL, 'c' },
                 {},
         };
-        _cleanup_close_ int sock = -EBADF;
         const char *comment = NULL;
         uint64_t ttl = 0;
-        ProtoMsg m = {};
         json_t *req;
-        int c, r;
+        int c;
 
         optind = 0;
         while ((c = getopt_long(argc, argv, "t:c:", options, NULL)) >= 0)
@@ -283,9 +269,6 @@ static int decide(int argc, char **argv, bool approve) {
                         approve ? "--ttl D] [" : "");
                 return 2;
         }
-        sock = ctl_connect();
-        if (sock < 0)
-                return 3;
         req = proto_new(approve ? PROTO_APPROVE : PROTO_DENY);
         if (!req)
                 return 1;
@@ -294,35 +277,15 @@ static int decide(int argc, char **argv, bool approve) {
                 json_object_set_new(req, "ttl", json_integer((json_int_t) ttl));
         if (comment)
                 json_object_set_new(req, "comment", json_string(comment));
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
-        if (r > 0)
-                return r;
-        print_message(&m);
-        proto_msg_done(&m);
-        return 0;
+        return ctl_call_ok(req, "done");
 }
 
 static int simple(ProtoType type, const char *field, const char *value) {
-        _cleanup_close_ int sock = ctl_connect();
-        ProtoMsg m = {};
-        json_t *req;
-        int r;
+        json_t *req = proto_new(type);
 
-        if (sock < 0)
-                return 3;
-        req = proto_new(type);
-        if (!req)
-                return 1;
-        if (field)
+        if (req && field)
                 json_object_set_new(req, field, json_string(value));
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
-        if (r > 0)
-                return r;
-        print_message(&m);
-        proto_msg_done(&m);
-        return 0;
+        return ctl_call_ok(req, "done");
 }
 
 int ctl_cmd_pending(int argc, char **argv) {

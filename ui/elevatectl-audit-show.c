@@ -14,19 +14,17 @@
 
 #include <getopt.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "elevatectl-audit.h"
 #include "elevatectl-time.h"
 #include "elevatectl.h"
+#include "user.h"
 #include "util.h"
 
 #define FOLLOW_DEFAULT_LIMIT 10
@@ -92,8 +90,7 @@ static int time_option(const char *name, const char *text, int64_t now, int64_t 
 
 static int user_option(ShowOptions *o, const char *text) {
         _cleanup_free_ char *shown = NULL;
-        struct passwd pw, *res = NULL;
-        char buf[4096];
+        UserRecord u;
         uid_t uid;
 
         if (o->n_uids >= ELEMENTSOF(o->uids)) {
@@ -104,8 +101,9 @@ static int user_option(ShowOptions *o, const char *text) {
                 o->uids[o->n_uids++] = uid;
                 return 0;
         }
-        if (getpwnam_r(text, &pw, buf, sizeof(buf), &res) == 0 && res) {
-                o->uids[o->n_uids++] = res->pw_uid;
+        if (user_lookup(text, 0, &u) >= 0) {
+                o->uids[o->n_uids++] = u.uid;
+                user_record_done(&u);
                 return 0;
         }
         shown = escape_display(text, strlen(text), 64);
@@ -384,25 +382,6 @@ static int receive_pages(int sock, int sigfd, const ShowOptions *o, int64_t *io_
         }
 }
 
-/* ctl_connect() without its message: a follow that lost the agent tries again quietly. */
-static int connect_quiet(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(arg_socket) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = negative_errno();
-                safe_close(fd);
-                return r;
-        }
-        return fd;
-}
-
 static int show(const ShowOptions *o, int sigfd) {
         int64_t last = -1;
         bool lost = false;
@@ -413,7 +392,8 @@ static int show(const ShowOptions *o, int sigfd) {
                 Outcome outcome = OUTCOME_DONE;
                 int k;
 
-                sock = lost ? connect_quiet() : ctl_connect();
+                /* a follow that lost the agent tries again quietly */
+                sock = ctl_connect(lost);
                 if (sock < 0) {
                         if (!lost)
                                 return 3;

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "elevatectl.h"
 #include "policy.h"
+#include "user.h"
 #include "util.h"
 
 static void print_error(const char *path, int r, const PolicyError *e) {
@@ -183,25 +184,17 @@ static void print_trail(const PolicyTrail *t) {
 /* The policy the running agent decides by, whatever it is (its file as loaded, the
  * built-in example, the last good copy, or deny-all), as text it hands over. */
 static int load_running_policy(Policy **ret, char *what, size_t what_size) {
-        _cleanup_close_ int sock = -EBADF, fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         PolicyError e = {};
         ProtoMsg m = {};
         size_t len = 0;
-        json_t *req;
         int r;
 
-        sock = ctl_connect();
-        if (sock < 0) {
+        r = ctl_call(proto_new(PROTO_POLICY_GET), &m, NULL);
+        if (r == 3)
                 fprintf(stderr, "elevatectl: without --policy FILE, explain asks the running agent; give --policy "
                                 "to explain a file instead.\n");
-                return 3;
-        }
-        req = proto_new(PROTO_POLICY_GET);
-        if (!req)
-                return 1;
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
         if (r > 0)
                 return r;
         if (m.type != PROTO_POLICY_TEXT || m.n_fds != 1) {
@@ -232,18 +225,6 @@ static int load_running_policy(Policy **ret, char *what, size_t what_size) {
         return 0;
 }
 
-/* A user name, or a uid in decimal. */
-static int lookup_user(const char *user, struct passwd *pw, char *buf, size_t size, struct passwd **res) {
-        char *end = NULL;
-        unsigned long uid;
-
-        errno = 0;
-        uid = strtoul(user, &end, 10);
-        if (*user && end && !*end && errno == 0 && uid <= UINT32_MAX && user[0] != '-')
-                return getpwuid_r((uid_t) uid, pw, buf, size, res);
-        return getpwnam_r(user, pw, buf, size, res);
-}
-
 static int cmd_explain(int argc, char **argv) {
         static const struct option options[] = {
                 { "user", required_argument, NULL, 'u' },
@@ -253,17 +234,18 @@ static int cmd_explain(int argc, char **argv) {
         const char *user = NULL, *policy_path = NULL;
         char what[PATH_MAX + 128] = "";
         _cleanup_(policy_freep) Policy *p = NULL;
-        _cleanup_free_ char *real = NULL, *pwbuf = NULL;
+        _cleanup_free_ char *real = NULL;
+        _cleanup_(user_record_done) UserRecord u = {};
         _cleanup_free_ const char **file_paths = NULL;
         _cleanup_free_ gid_t *gids = NULL;
-        struct passwd pw, *res = NULL;
         PolicyTrail trail = {};
         PolicyDecision d = {};
         PolicyError e = {};
         PolicyRequest req;
         uint8_t sha[SHA256_LEN];
         char hex[SHA256_HEX_LEN], host[256] = "localhost";
-        int c, r, ngroups = 1024;
+        size_t ngroups = 0;
+        int c, r;
         bool have_sha;
 
         optind = 0;
@@ -295,15 +277,14 @@ static int cmd_explain(int argc, char **argv) {
                 if (r > 0)
                         return r;
         }
-        pwbuf = malloc(16384);
-        gids = calloc((size_t) ngroups, sizeof(gid_t));
-        if (!pwbuf || !gids)
+        r = user_lookup_name_or_uid(user, &u);
+        if (r == -ENOMEM)
                 return 1;
-        if (lookup_user(user, &pw, pwbuf, 16384, &res) != 0 || !res) {
+        if (r < 0) {
                 fprintf(stderr, "elevatectl: no such user \"%s\" (give a user name or a uid).\n", user);
                 return 1;
         }
-        if (getgrouplist(res->pw_name, res->pw_gid, gids, &ngroups) < 0)
+        if (user_groups(u.name, u.gid, USER_MAX_GROUPS, &gids, &ngroups) < 0)
                 ngroups = 0;
         real = find_program(argv[optind]);
         have_sha = real && hash_file(real, sha) >= 0;
@@ -318,11 +299,11 @@ static int cmd_explain(int argc, char **argv) {
                         file_paths[i - optind] = realpath(argv[i], NULL);
         }
         req = (PolicyRequest){
-                .uid = res->pw_uid,
-                .user = res->pw_name,
-                .home = res->pw_dir,
+                .uid = u.uid,
+                .user = u.name,
+                .home = u.home,
                 .gids = gids,
-                .n_gids = (size_t) ngroups,
+                .n_gids = ngroups,
                 .path = real,
                 .trusted_in_place = real && looks_trusted(real),
                 .sha256 = have_sha ? sha : NULL,
@@ -335,7 +316,7 @@ static int cmd_explain(int argc, char **argv) {
         if (have_sha)
                 hex_encode(sha, SHA256_LEN, hex);
         printf("Policy %s: serial %llu, %zu rules\n", what, (unsigned long long) policy_serial(p), policy_n_rules(p));
-        printf("Request: %s (uid %u) runs %s\n", res->pw_name, (unsigned) res->pw_uid, real ?: argv[optind]);
+        printf("Request: %s (uid %u) runs %s\n", u.name, (unsigned) u.uid, real ?: argv[optind]);
         printf("  sha256 %s, %s (approximation: the agent also checks the mount)\n", have_sha ? hex : "unknown",
                req.trusted_in_place ? "trusted in place" : "not trusted in place: it would run from a sealed copy");
         r = policy_match(p, &req, &d, &trail);

@@ -63,10 +63,8 @@ int ctl_policy_status(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        _cleanup_close_ int sock = -EBADF;
         ProtoMsg m = {};
         bool json = false;
-        json_t *req;
         char t[64];
         int c, r;
 
@@ -91,14 +89,7 @@ int ctl_policy_status(int argc, char **argv) {
                 fprintf(stderr, "elevatectl: policy status takes no arguments (see --help).\n");
                 return 2;
         }
-        sock = ctl_connect();
-        if (sock < 0)
-                return 3;
-        req = proto_new(PROTO_LIST);
-        if (!req)
-                return 1;
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
+        r = ctl_call(proto_new(PROTO_LIST), &m, NULL);
         if (r > 0)
                 return r;
         if (m.type != PROTO_RULES || !m.policy_origin) {

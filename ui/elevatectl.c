@@ -9,8 +9,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,65 +22,11 @@
 const char *arg_socket;
 const char *arg_state_dir = ELEVATE_STATE_DIR;
 
-int ctl_connect(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(arg_socket) >= sizeof(sa.sun_path)) {
-                fprintf(stderr, "elevatectl: socket path %s is too long.\n", arg_socket);
-                return -ENAMETOOLONG;
-        }
-        memcpy(sa.sun_path, arg_socket, strlen(arg_socket) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = negative_errno();
-                fprintf(stderr, "elevatectl: cannot reach the agent at %s: %s. Is elevated running?\n", arg_socket,
-                        strerror(-r));
-                safe_close(fd);
-                return r;
-        }
-        return fd;
-}
-
-/* Sends one request and receives the first answer; errors are printed. Returns 0 with
- * *ret filled, or an exit status (> 0). */
-int ctl_call(int sock, json_t *req, ProtoMsg *ret) {
-        ProtoError err = {};
-        int r;
-
-        r = proto_send(sock, req, NULL, 0);
-        if (r >= 0)
-                r = proto_recv(sock, ret, &err);
-        if (r < 0) {
-                fprintf(stderr, "elevatectl: no answer from the agent: %s\n",
-                        err.message[0] ? err.message : strerror(-r));
-                return 3;
-        }
-        if (ret->type == PROTO_ERROR) {
-                /* an error can quote what a user typed: shown escaped like everything else */
-                _cleanup_free_ char *e = escape_display(ret->message ?: ret->code, strlen(ret->message ?: ret->code),
-                                                        PROTO_MAX_STRING);
-                fprintf(stderr, "elevatectl: %s\n", e ?: ret->code);
-                r = streq(ret->code, "not-permitted") ? 4 : 1;
-                proto_msg_done(ret);
-                return r;
-        }
-        return 0;
-}
-
 static int cmd_audit_init(int argc, char **argv) {
-        _cleanup_close_ int sock = ctl_connect();
         ProtoMsg m = {};
-        json_t *req;
         int r;
 
-        if (sock < 0)
-                return 3;
-        req = proto_new(PROTO_AUDIT_INIT);
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
+        r = ctl_call(proto_new(PROTO_AUDIT_INIT), &m, NULL);
         if (r > 0)
                 return r;
         if (m.message)
@@ -101,21 +45,7 @@ static int cmd_audit(int argc, char **argv) {
 }
 
 static int cmd_reload(int argc, char **argv) {
-        _cleanup_close_ int sock = ctl_connect();
-        ProtoMsg m = {};
-        json_t *req;
-        int r;
-
-        if (sock < 0)
-                return 3;
-        req = proto_new(PROTO_RELOAD);
-        r = ctl_call(sock, req, &m);
-        json_decref(req);
-        if (r > 0)
-                return r;
-        printf("%s\n", m.message ?: "reloaded");
-        proto_msg_done(&m);
-        return 0;
+        return ctl_call_ok(proto_new(PROTO_RELOAD), "reloaded");
 }
 
 static int cmd_keys(int argc, char **argv) {

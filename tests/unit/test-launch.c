@@ -821,6 +821,16 @@ static void run_until(sd_event *e, Answer *a, unsigned *counter, unsigned want) 
         }
 }
 
+/* As the agent does: sd-event reaps the launcher and the programs through their pidfds
+ * and wants SIGCHLD blocked for that. */
+static void block_sigchld(void) {
+        sigset_t m;
+
+        sigemptyset(&m);
+        sigaddset(&m, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &m, NULL), 0);
+}
+
 /* An order goes to the launcher and the program comes back as our child (CLONE_PARENT):
  * we reap it and read its status, with a long argv and environment on the way. */
 START_TEST(test_launcher_round_trip) {
@@ -832,6 +842,7 @@ START_TEST(test_launcher_round_trip) {
         LaunchSpec s;
 
         ck_assert_int_eq(sd_event_new(&e), 0);
+        block_sigchld();
         ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
         ck_assert_uint_eq(a.started, 1);
         argv[0] = "sh";
@@ -870,6 +881,7 @@ START_TEST(test_launcher_failure_names_the_step) {
         LaunchSpec s;
 
         ck_assert_int_eq(sd_event_new(&e), 0);
+        block_sigchld();
         ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
         s = spec_for("/usr/bin/true", argv);
         s.cwd_fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
@@ -900,6 +912,7 @@ START_TEST(test_launcher_death_answers_and_restarts) {
         char comm[32];
 
         ck_assert_int_eq(sd_event_new(&e), 0);
+        block_sigchld();
         ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
         pid = launcher_pid(l);
         ck_assert_int_gt(pid, 0);

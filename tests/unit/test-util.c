@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
+#include "list.h"
+#include "user.h"
 #include "util.h"
 
 #define SEC USEC_PER_SEC
@@ -114,6 +116,36 @@ START_TEST(test_duration_format) {
                 ck_assert_ptr_eq(duration_format(buf, sizeof(buf), cases[i].usec), buf);
                 ck_assert_str_eq(buf, cases[i].s);
         }
+}
+END_TEST
+
+START_TEST(test_duration_format_compact) {
+        static const struct {
+                uint64_t usec;
+                const char *text;
+        } cases[] = {
+                { 0, "0" },
+                { 90 * USEC_PER_SEC, "1m30s" },
+                { 5400 * USEC_PER_SEC, "1h30m" },
+                { 500 * USEC_PER_MSEC, "500ms" },
+                { 86400 * USEC_PER_SEC + 2 * 3600 * USEC_PER_SEC + 3 * 60 * USEC_PER_SEC + 4 * USEC_PER_SEC + 5000,
+                  "1d2h3m4s5ms" },
+        };
+        char buf[DURATION_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t back;
+
+                ck_assert_str_eq(duration_format_style(buf, sizeof(buf), cases[i].usec, DURATION_COMPACT),
+                                 cases[i].text);
+                /* exact: what the policy prints, it reads back */
+                ck_assert_int_eq(duration_parse(buf, &back), 0);
+                ck_assert_uint_eq(back, cases[i].usec);
+        }
+        /* the same durations for people */
+        ck_assert_str_eq(duration_format(buf, sizeof(buf), 5400 * USEC_PER_SEC), "1h 30min");
+        /* a component that does not fit is left out whole */
+        ck_assert_str_eq(duration_format_style(buf, 5, 5400 * USEC_PER_SEC, DURATION_COMPACT), "1h");
 }
 END_TEST
 
@@ -387,6 +419,127 @@ START_TEST(test_read_fd_full) {
 }
 END_TEST
 
+typedef struct Item Item;
+struct Item {
+        int v;
+        LIST_FIELDS(Item, a);
+        LIST_FIELDS(Item, b);
+};
+
+/* Walks the list both ways (the head's prev is the tail) and returns its values. */
+static size_t list_values(Item *head, int *out, size_t max) {
+        size_t n = 0;
+        Item *i;
+
+        LIST_FOREACH(a, i, head) {
+                ck_assert_uint_lt(n, max);
+                if (i != head)
+                        ck_assert_ptr_eq(i->a_prev->a_next, i);
+                out[n++] = i->v;
+        }
+        if (head) {
+                Item *t = LIST_TAIL(a, head);
+                ck_assert_ptr_null(t->a_next);
+                ck_assert_int_eq(t->v, out[n - 1]);
+        }
+        return n;
+}
+
+START_TEST(test_list) {
+        Item it[5], *head = NULL, *other = NULL, *i, *next;
+        int v[8];
+
+        for (int k = 0; k < 5; k++)
+                it[k] = (Item){ .v = k };
+        ck_assert(LIST_IS_EMPTY(head));
+        ck_assert_ptr_null(LIST_TAIL(a, head));
+        LIST_APPEND(a, head, &it[1]);
+        LIST_APPEND(a, head, &it[2]);
+        LIST_PREPEND(a, head, &it[0]);
+        LIST_APPEND(a, head, &it[3]);
+        ck_assert_uint_eq(list_values(head, v, 8), 4);
+        ck_assert_int_eq(v[0], 0);
+        ck_assert_int_eq(v[3], 3);
+        ck_assert(LIST_LINKED(a, &it[2]));
+        ck_assert(!LIST_LINKED(a, &it[4]));
+
+        /* the same items in a second list through their other pair */
+        LIST_PREPEND(b, other, &it[3]);
+        LIST_PREPEND(b, other, &it[1]);
+        ck_assert_ptr_eq(other->b_next, &it[3]);
+
+        /* middle, tail, head, then the last one */
+        LIST_REMOVE(a, head, &it[2]);
+        ck_assert(!LIST_LINKED(a, &it[2]));
+        LIST_REMOVE(a, head, &it[2]); /* twice is harmless */
+        ck_assert_uint_eq(list_values(head, v, 8), 3);
+        LIST_REMOVE(a, head, &it[3]);
+        ck_assert_uint_eq(list_values(head, v, 8), 2);
+        ck_assert_int_eq(LIST_TAIL(a, head)->v, 1);
+        LIST_REMOVE(a, head, &it[0]);
+        ck_assert_ptr_eq(head, &it[1]);
+        ck_assert_ptr_eq(LIST_TAIL(a, head), &it[1]);
+        ck_assert_ptr_eq(LIST_POP(a, head), &it[1]);
+        ck_assert_ptr_null(head);
+        ck_assert_ptr_null(LIST_POP(a, head));
+        ck_assert(LIST_LINKED(b, &it[3])); /* the other list is untouched */
+
+        /* join, and removal while iterating */
+        Item *x = NULL, *y = NULL;
+        LIST_APPEND(a, x, &it[0]);
+        LIST_APPEND(a, x, &it[1]);
+        LIST_APPEND(a, y, &it[2]);
+        LIST_APPEND(a, y, &it[4]);
+        LIST_JOIN(a, x, y);
+        ck_assert_ptr_null(y);
+        ck_assert_uint_eq(list_values(x, v, 8), 4);
+        ck_assert_int_eq(v[2], 2);
+        ck_assert_int_eq(v[3], 4);
+        LIST_JOIN(a, y, x); /* into an empty list */
+        ck_assert_ptr_null(x);
+        LIST_FOREACH_SAFE(a, i, next, y)
+                if (i->v % 2 == 0)
+                        LIST_REMOVE(a, y, i);
+        ck_assert_uint_eq(list_values(y, v, 8), 1);
+        ck_assert_int_eq(v[0], 1);
+}
+END_TEST
+
+START_TEST(test_user_lookup) {
+        _cleanup_(user_record_done) UserRecord u = {}, v = {};
+        _cleanup_free_ gid_t *groups = NULL;
+        size_t n = 0;
+        gid_t gid;
+
+        ck_assert_int_eq(user_lookup(NULL, 0, &u), 0);
+        ck_assert_str_eq(u.name, "root");
+        ck_assert_uint_eq(u.gid, 0);
+        ck_assert_ptr_nonnull(u.home);
+        ck_assert_ptr_nonnull(u.shell);
+        ck_assert_int_eq(user_lookup_name_or_uid("root", &v), 0);
+        ck_assert_uint_eq(v.uid, 0);
+        user_record_done(&v);
+        ck_assert_int_eq(user_lookup_name_or_uid("0", &v), 0);
+        ck_assert_str_eq(v.name, "root");
+        ck_assert_int_eq(user_lookup("no-such-user-elevate-test", 0, &v), -ESRCH);
+        ck_assert_int_eq(group_lookup("root", &gid), 0);
+        ck_assert_uint_eq(gid, 0);
+        ck_assert_int_eq(group_lookup("no-such-group-elevate-test", &gid), -ESRCH);
+        ck_assert_int_eq(user_groups("root", 0, USER_MAX_GROUPS, &groups, &n), 0);
+        ck_assert_uint_ge(n, 1);
+        ck_assert_uint_eq(groups[0], 0);
+        free(groups);
+        groups = NULL;
+        /* the primary group given is always in the list */
+        ck_assert_int_eq(user_groups("root", 54321, USER_MAX_GROUPS, &groups, &n), 0);
+        ck_assert_uint_ge(n, 1);
+        ck_assert_uint_eq(groups[0], 54321);
+        free(groups);
+        groups = NULL;
+        ck_assert_int_eq(user_groups("root", 0, 0, &groups, &n), -EINVAL);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc;
@@ -396,6 +549,7 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_duration_parse_null);
         tcase_add_test(tc, test_duration_format);
         tcase_add_test(tc, test_duration_round_trip);
+        tcase_add_test(tc, test_duration_format_compact);
         tcase_add_test(tc, test_duration_format_short_buffer);
         suite_add_tcase(s, tc);
 
@@ -411,6 +565,14 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_utf8_length_bounds_reads);
         tcase_add_test(tc, test_hex);
         tcase_add_test(tc, test_read_fd_full);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("user");
+        tcase_add_test(tc, test_user_lookup);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("list");
+        tcase_add_test(tc, test_list);
         suite_add_tcase(s, tc);
         return s;
 }

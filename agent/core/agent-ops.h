@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * `elevate -l` and the operators' commands about the policy and the audit log
+ * (agent-ops.c).
+ */
+
+#include <stdbool.h>
+
+#include "agent-peer.h"
+#include "agent.h"
+
+/* Operators are root (real, effective and saved uid 0) or members of the policy's
+ * operator_groups; never a process inside a launch cgroup or a sandbox. */
+bool ops_is_operator(Agent *a, const Peer *p);
+
+extern const AgentModule ops_module;
