@@ -73,8 +73,13 @@ static void help(void) {
                "                    %s\n"
                "  --policy FILE     policy file (default %s). It must be owned by root and not\n"
                "                    group/other writable, nor any directory above it. If the default\n"
+#if ELEVATE_EMBEDDED_POLICY
                "                    file does not exist, the agent runs on a built-in example policy\n"
                "                    and says so. If the file is broken at start, the agent runs on\n"
+#else
+               "                    file does not exist, the agent denies everything and says how to\n"
+               "                    install one. If the file is broken at start, the agent runs on\n"
+#endif
                "                    the last policy that loaded (a copy in the state directory), or\n"
                "                    denies everything, and says so until the file is fixed.\n"
                "  --state-dir DIR   audit database and state (default %s, created 0700)\n"

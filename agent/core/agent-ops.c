@@ -228,6 +228,7 @@ static int ops_reload(Conn *c, ProtoMsg *m) {
                 conn_close(c);
                 return 0;
         }
+        agent_policy_notify(a, "READY=1"); /* systemctl status shows what it runs on now */
         snprintf(msg, sizeof(msg), "policy reloaded: serial %llu, %zu rules",
                  (unsigned long long) policy_serial(a->policy->policy), policy_n_rules(a->policy->policy));
         return reply_ok(c, msg, NULL);

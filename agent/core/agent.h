@@ -67,6 +67,7 @@ struct Agent {
         const char *state_dir;
         bool foreground;
         bool use_embedded_policy;  /* the policy file is missing: run on the built-in example */
+        bool policy_file_missing;  /* deny-all because no policy file is installed (embedded-policy=none) */
         /* Test hook, set only by the hidden option --test-hold-launch PATH (which only root
          * can pass, on the agent's command line): while PATH exists, a launch whose record
          * is committed waits (at most AGENT_TEST_HOLD_MAX_USEC) before its last checks, so
