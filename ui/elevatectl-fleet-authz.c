@@ -100,7 +100,7 @@ static void print_approver(const char *name, const char *pub) {
         static const char *const streams[] = { FLEET_REQUESTS_STREAM, FLEET_DECISIONS_STREAM, FLEET_AUDIT_STREAM };
 
         printf("      # approver %s\n      { nkey: \"%s\", permissions: {\n", name, pub);
-        printf("          publish: { allow: [\"" FLEET_DECISIONS_SUBJECT ">\", \"$JS.API.INFO\", \"$JS.FC.>\",\n");
+        printf("          publish: { allow: [\"" FLEET_DECISIONS_SUBJECT ">\", \"$JS.API.INFO\", \"$JS.API.STREAM.NAMES\", \"$JS.FC.>\",\n");
         for (size_t i = 0; i < ELEMENTSOF(streams); i++)
                 printf("                            \"$JS.API.STREAM.INFO.%s\", \"$JS.API.CONSUMER.CREATE.%s\", "
                        "\"$JS.API.CONSUMER.CREATE.%s.>\",\n"

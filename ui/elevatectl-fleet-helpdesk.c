@@ -228,7 +228,8 @@ static int open_kv(natsConnection *nc, const char *bucket, jsCtx **js, kvStore *
  * each update, to fn. fn returns > 0 to stop. */
 typedef int (*EntryFn)(kvEntry *e, FleetRequest *r, void *userdata);
 
-static int walk_requests(natsConnection *nc, const char *filter, bool follow, EntryFn fn, void *userdata) {
+static int walk_requests(natsConnection *nc, const char *filter, bool follow, int64_t deadline, EntryFn fn,
+                         void *userdata) {
         jsCtx *js = NULL;
         kvStore *kv = NULL;
         kvWatcher *w = NULL;
@@ -248,9 +249,12 @@ static int walk_requests(natsConnection *nc, const char *filter, bool follow, En
                 kvEntry *e = NULL;
                 FleetError err = {};
 
-                s = kvWatcher_Next(&e, w, follow && !initial ? 3600 * 1000 : 10000);
-                if (s == NATS_TIMEOUT && follow && !initial)
+                s = kvWatcher_Next(&e, w, follow && !initial ? 1000 : 10000);
+                if (s == NATS_TIMEOUT && follow && !initial) {
+                        if (deadline > 0 && (int64_t) time(NULL) >= deadline)
+                                break;
                         continue;
+                }
                 if (s != NATS_OK) {
                         r = nfail("reading the requests", s);
                         break;
@@ -359,7 +363,7 @@ static int cmd_pending(natsConnection *nc, const HdOpts *o) {
         if (o->host_keys && load_host_keys(o->host_keys, hk) < 0)
                 return 1;
         snprintf(filter, sizeof filter, "%s.*", o->host ?: "");
-        return walk_requests(nc, o->host ? filter : NULL, o->watch, pending_entry, &c);
+        return walk_requests(nc, o->host ? filter : NULL, o->watch, 0, pending_entry, &c);
 }
 
 /* approve / deny */
@@ -428,8 +432,6 @@ typedef struct WaitCtx {
 static int wait_entry(kvEntry *e, FleetRequest *r, void *userdata) {
         WaitCtx *c = userdata;
 
-        if ((int64_t) time(NULL) > c->deadline)
-                return 1;
         if (!e || !streq(r->id, c->id) || r->seq <= c->seq)
                 return 0;
         if (streq(r->state_name, "pending")) {
@@ -487,7 +489,7 @@ static int cmd_decide(natsConnection *nc, FleetVerdict verdict, const char *targ
         fc.host = host;
         fc.ref = slash + 1;
         snprintf(filter, sizeof filter, "%s.*", host);
-        r = walk_requests(nc, filter, false, find_entry, &fc);
+        r = walk_requests(nc, filter, false, 0, find_entry, &fc);
         if (r > 1 || !fc.found) {
                 if (r <= 1)
                         fprintf(stderr, "elevatectl: no request %s on host %s in the queue (elevatectl fleet pending "
@@ -541,7 +543,7 @@ static int cmd_decide(natsConnection *nc, FleetVerdict verdict, const char *targ
                 char wfilter[BUNDLE_NAME_MAX + 40];
 
                 snprintf(wfilter, sizeof wfilter, "%s.%s", host, fc.found->id);
-                (void) walk_requests(nc, wfilter, true, wait_entry, &wc);
+                (void) walk_requests(nc, wfilter, true, wc.deadline, wait_entry, &wc);
                 if (wc.result == 7)
                         printf("The host has not answered within 30 s (offline, or its fleetd is); the decision "
                                "applies when it comes back, while the decision is valid.\n");
@@ -584,7 +586,7 @@ static int ensure_stream(jsCtx *js, const char *name, const char *subject, int64
         cfg.Replicas = replicas;
         cfg.Duplicates = 120 * (int64_t) 1000000000;
         cfg.DenyDelete = true;
-        cfg.DenyPurge = true;
+        cfg.DenyPurge = !kv; /* a bucket's roll-ups need purge; the audit stream has none */
         if (kv) {
                 cfg.Discard = js_DiscardNew;
                 cfg.AllowRollup = true;

@@ -62,8 +62,13 @@ static void hd_publish(Fleetd *f, HdRequest *q) {
         char subject[BUNDLE_NAME_MAX + 96];
         int r;
 
-        if (q->published || !f->connected)
+        if (q->published)
                 return;
+        if (!f->connected) {
+                fprintf(stderr, "elevate-fleetd: request %s (%s) not published yet; kept for later (no broker).\n",
+                        q->id, q->state);
+                return;
+        }
         snprintf(subject, sizeof subject, FLEET_REQUESTS_SUBJECT "%s.%s", f->host, q->id);
         r = fleetd_js_publish(f, subject, q->value, q->len, NULL, -1, NULL);
         if (r < 0) {
@@ -207,8 +212,11 @@ static int hd_forward(Fleetd *f, HdRequest *q) {
         if (q->decision_revision > 0)
                 json_object_set_new(msg, "revision", json_integer((json_int_t) q->decision_revision));
         sock = fleetd_connect_agent(f->socket);
-        if (sock < 0)
+        if (sock < 0) {
+                fprintf(stderr, "elevate-fleetd: cannot hand the decision for %s to the agent: %s; trying again.\n",
+                        q->id, strerror(-sock));
                 return sock;
+        }
         r = proto_send(sock, msg, NULL, 0);
         if (r >= 0)
                 r = proto_recv(sock, &m, &err);

@@ -12,6 +12,8 @@
  *   hdtool verify POLICY RULE HOST REQUEST DIGEST NOW < DECISION
  *                                                  {"reason", "message", "verdict", "ttl", …}
  *   hdtool chain < ROWS                            the rows with their chain hashes
+ *   hdtool decide KEYFILE HOST REQUEST DIGEST approve|deny TTL ISSUED EXPIRES
+ *                                                  a signed decision (for forgeries and replays)
  */
 
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "audit-chain.h"
 #include "fleet-helpdesk.h"
@@ -30,12 +33,18 @@ static int64_t num(const char *s) {
 }
 
 static char *read_stdin(size_t *len) {
-        char *buf = NULL;
+        size_t cap = 4 * 1024 * 1024, n = 0;
+        char *buf = malloc(cap + 1);
+        ssize_t k;
 
-        if (read_fd_full(0, 4 * 1024 * 1024, &buf, len) < 0) {
+        while (buf && (k = read(0, buf + n, cap - n)) > 0)
+                n += (size_t) k;
+        if (!buf) {
                 fprintf(stderr, "hdtool: cannot read stdin\n");
                 exit(2);
         }
+        buf[n] = 0;
+        *len = n;
         return buf;
 }
 
@@ -169,6 +178,29 @@ static int cmd_chain(void) {
         return 0;
 }
 
+static int cmd_decide(int argc, char **argv) {
+        FleetPrivateKey k;
+        FleetError err = {};
+        FleetDecisionSpec spec;
+        char *out = NULL;
+        int r;
+
+        if (argc != 10 || fleet_private_key_read(argv[2], &k) < 0)
+                return 2;
+        spec = (FleetDecisionSpec){ .host = argv[3], .request = argv[4], .digest = argv[5],
+                                    .verdict = fleet_verdict_from_string(argv[6]), .ttl = num(argv[7]),
+                                    .issued = num(argv[8]), .expires = num(argv[9]) };
+        r = fleet_decision_sign(&k, &spec, &out, NULL, &err);
+        fleet_private_key_done(&k);
+        if (r < 0) {
+                fprintf(stderr, "hdtool: %s\n", err.message);
+                return 1;
+        }
+        printf("%s\n", out);
+        free(out);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         if (argc >= 3 && streq(argv[1], "host-pub")) {
                 FleetPrivateKey k;
@@ -188,6 +220,8 @@ int main(int argc, char **argv) {
                 return cmd_value(argc, argv);
         if (argc >= 2 && streq(argv[1], "verify"))
                 return cmd_verify(argc, argv);
+        if (argc >= 2 && streq(argv[1], "decide"))
+                return cmd_decide(argc, argv);
         if (argc >= 2 && streq(argv[1], "chain"))
                 return cmd_chain();
         fprintf(stderr, "usage: hdtool host-pub|value|verify|chain ...\n");
