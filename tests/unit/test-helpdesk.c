@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "base64.h"
@@ -531,6 +532,68 @@ START_TEST(test_policy_keys) {
 }
 END_TEST
 
+/* The protocol messages between the agent and fleetd: built, checked and decoded by the
+ * one table, and refused when they say more or less than it allows. */
+static int decode(const char *text, size_t n_fds, ProtoMsg *m) {
+        int fds[1];
+        ProtoError err = {};
+
+        if (n_fds)
+                fds[0] = memfd_create("t", MFD_CLOEXEC);
+        return proto_decode(text, strlen(text), n_fds ? fds : NULL, n_fds, m, &err);
+}
+
+START_TEST(test_proto_messages) {
+        ProtoMsg m = {};
+
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_watch\"}", 0, &m), 0);
+        ck_assert_int_eq(m.type, PROTO_FLEET_WATCH);
+        ck_assert(proto_type_is_request(m.type));
+        proto_msg_done(&m);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_watch\",\"host\":\"h1\"}", 0, &m), -EBADMSG);
+
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ "\",\"state\":\"pending\",\"seq\":3}", 1, &m), 0);
+        ck_assert_int_eq(m.type, PROTO_FLEET_REQUEST);
+        ck_assert_str_eq(m.request, REQ);
+        ck_assert_str_eq(m.request_state, "pending");
+        ck_assert_int_eq(m.seq, 3);
+        ck_assert_int_ge(m.fds[0], 0);
+        proto_msg_done(&m);
+        /* its memfd is required; a request id is 32 hex digits; the state is one of the list */
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ "\",\"state\":\"pending\",\"seq\":3}", 0, &m), -EBADMSG);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"K7QM-42XD\",\"state\":\"pending\",\"seq\":3}", 1, &m), -EBADMSG);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ "\",\"state\":\"granted\",\"seq\":3}", 1, &m), -EBADMSG);
+
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_decision\",\"request\":\"" REQ "\",\"value\":\"{}\",\"revision\":7}", 0, &m), 0);
+        ck_assert_str_eq(m.decision_value, "{}");
+        ck_assert(m.has_revision && m.revision == 7);
+        proto_msg_done(&m);
+        {
+                /* a value longer than a decision may be is refused before anyone parses it */
+                char *big = malloc(PROTO_MAX_DECISION + 200), *text;
+                memset(big, 'x', PROTO_MAX_DECISION + 1);
+                big[PROTO_MAX_DECISION + 1] = 0;
+                text = strdup_printf("{\"v\":1,\"type\":\"fleet_decision\",\"request\":\"" REQ "\",\"value\":\"%s\"}", big);
+                ck_assert_int_eq(decode(text, 0, &m), -EBADMSG);
+                free(text);
+                free(big);
+        }
+
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_verdict\",\"request\":\"" REQ "\",\"outcome\":\"refused\",\"reason\":\"unknown-key\",\"approver\":\"0011223344556677\"}", 0, &m), 0);
+        ck_assert_str_eq(m.outcome, "refused");
+        ck_assert_str_eq(m.bundle_reason, "unknown-key");
+        ck_assert_str_eq(m.approver_key, "0011223344556677");
+        ck_assert(!proto_type_is_request(m.type));
+        proto_msg_done(&m);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_verdict\",\"request\":\"" REQ "\",\"outcome\":\"maybe\",\"reason\":\"none\"}", 0, &m), -EBADMSG);
+
+        /* audit rows may carry their chain fields */
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"audit_rows\",\"more\":false,\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"exec\",\"data\":{},\"boot_id\":\"b\",\"epoch\":0,\"hash\":\"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"}]}", 0, &m), 0);
+        proto_msg_done(&m);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"audit_rows\",\"more\":false,\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"exec\",\"data\":{},\"hash\":\"xyz\"}]}", 0, &m), -EBADMSG);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("helpdesk");
         TCase *tc = tcase_create("core");
@@ -545,6 +608,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_decision_refusals);
         tcase_add_test(tc, test_host_key_file);
         tcase_add_test(tc, test_policy_keys);
+        tcase_add_test(tc, test_proto_messages);
         suite_add_tcase(s, tc);
         return s;
 }
