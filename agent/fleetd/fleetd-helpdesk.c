@@ -83,6 +83,8 @@ static void hd_publish(Fleetd *f, HdRequest *q) {
                 hd_drop(f, q);
 }
 
+static void hd_look_for_decision(Fleetd *f, HdRequest *q);
+
 /* Takes the broker value of a request from the agent (or from disk at start). */
 static int hd_take(Fleetd *f, char *value, size_t len, const char *want_id, bool from_disk) {
         _cleanup_(fleet_request_freep) FleetRequest *r = NULL;
@@ -133,8 +135,13 @@ static int hd_take(Fleetd *f, char *value, size_t len, const char *want_id, bool
         if (is_final(q->state)) {
                 free(q->decision);
                 q->decision = NULL;
+                hd_publish(f, q); /* may forget q */
+                return 0;
         }
         hd_publish(f, q);
+        /* a decision may be there already (made while fleetd did not know the request) */
+        if (q->published && !from_disk)
+                hd_look_for_decision(f, q);
         return 0;
 }
 

@@ -318,7 +318,8 @@ def test_permissions_of_hosts_and_approvers():
                 ("$KV.ELEVATE_POLICY.global", "approver", hd(fleet), False),
                 ("$KV.ELEVATE_STATUS.h1", "approver", hd(fleet), False),
                 ("elevate.audit.h1", "approver", hd(fleet), False)):
-            p = probe(broker.url, creds, "jspub", subject, path, inbox="_INBOX_h1" if who == "h1" else None)
+            # a core publish: the broker says at once whether the user may
+            p = probe(broker.url, creds, "pub", subject, path, inbox="_INBOX_h1" if who == "h1" else None)
             lib.check_eq(p.returncode == 0, allowed, "%s publishing %s" % (who, subject), p.stderr)
 
 
