@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import lib
@@ -99,6 +100,29 @@ def test_approve_and_deny_across_the_broker():
         decide(fleet, broker, approvers, "deny", "h1/p2qx-7a8b", "bob-hd", "--comment", "use the software centre")
         st = agent.state(R2)
         lib.check_eq((st["state"], st["comment"]), ("denied", "use the software centre"), "denied, with the comment")
+
+
+def test_watch_shows_requests_and_decisions_live():
+    """`fleet watch --json`: one line per new request, and one when it is decided."""
+    with Scene() as sc:
+        fleet, broker, approvers, agent = scene(sc)
+        start_fleetd(sc, fleet, broker, agent)
+        w = subprocess.Popen([lib.ELEVATECTL, "fleet", "watch", "--json", "--nats", broker.url, "--creds", hd(fleet)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = []
+            reader = threading.Thread(target=lambda: lines.extend(iter(w.stdout.readline, "")), daemon=True)
+            reader.start()
+            time.sleep(1)
+            agent.file(R1, "LIVE-0001")
+            lib.check(lib.wait_until(lambda: any('"LIVE-0001"' in l and '"pending"' in l for l in lines), 30),
+                      "the new request is shown as it arrives", lines)
+            decide(fleet, broker, approvers, "deny", "h1/LIVE-0001", "alice-hd", "--comment", "no")
+            lib.check(lib.wait_until(lambda: any('"LIVE-0001"' in l and '"denied"' in l for l in lines), 30),
+                      "the decision is shown as it is applied", lines)
+        finally:
+            w.terminate()
+            w.wait(10)
 
 
 def test_two_approvers_race():
