@@ -84,6 +84,9 @@ static void hd_publish(Fleetd *f, HdRequest *q) {
 }
 
 static void hd_look_for_decision(Fleetd *f, HdRequest *q);
+static void hd_take_decision(Fleetd *f, HdRequest *q, const char *data, size_t len, uint64_t revision);
+static int hd_forward(Fleetd *f, HdRequest *q);
+static void hd_schedule(Fleetd *f, uint64_t usec);
 
 /* Takes the broker value of a request from the agent (or from disk at start). */
 static int hd_take(Fleetd *f, char *value, size_t len, const char *want_id, bool from_disk) {
@@ -153,8 +156,8 @@ static void hd_look_for_decision(Fleetd *f, HdRequest *q) {
         size_t len = 0;
 
         snprintf(subject, sizeof subject, FLEET_DECISION_DIRECT_GET "%s.%s", f->host, q->id);
-        if (fleetd_direct_get(f, subject, &data, &len, &rev) >= 0 && len <= FLEET_DECISION_MAX)
-                fleetd_hd_decision(f, q->id, data, len, rev);
+        if (fleetd_direct_get(f, subject, &data, &len, &rev) >= 0)
+                hd_take_decision(f, q, data, len, rev);
 }
 
 void fleetd_hd_connected(Fleetd *f) {
@@ -256,13 +259,11 @@ static void hd_schedule(Fleetd *f, uint64_t usec) {
         (void) sd_event_source_set_enabled(f->hd_timer, SD_EVENT_ONESHOT);
 }
 
-void fleetd_hd_decision(Fleetd *f, const char *id, const char *data, size_t len, uint64_t revision) {
-        HdRequest *q = hd_find(f, id);
+/* A value the stream holds for q's decision key. */
+static void hd_take_decision(Fleetd *f, HdRequest *q, const char *data, size_t len, uint64_t revision) {
         uint8_t sha[SHA256_LEN];
 
-        if (!q || is_final(q->state) || !data)
-                return; /* not a request waiting here (or a removal): nothing to hand over */
-        if (len > FLEET_DECISION_MAX || sha256_buf(data, len, sha) < 0)
+        if (!data || len > FLEET_DECISION_MAX || sha256_buf(data, len, sha) < 0)
                 return;
         if (q->has_decided && memcmp(sha, q->decided_sha256, SHA256_LEN) == 0)
                 return; /* the agent gave its verdict on exactly this one */
@@ -274,9 +275,20 @@ void fleetd_hd_decision(Fleetd *f, const char *id, const char *data, size_t len,
         q->decision[len] = 0;
         q->decision_len = len;
         q->decision_revision = revision;
-        fprintf(stderr, "elevate-fleetd: a decision for %s arrived; handing it to the agent.\n", id);
+        fprintf(stderr, "elevate-fleetd: a decision for %s arrived; handing it to the agent.\n", q->id);
         if (hd_forward(f, q) < 0)
                 hd_schedule(f, FLEETD_RETRY_MIN_USEC);
+}
+
+/* A message of the decisions subscription. It is what someone published, not what the
+ * stream stored: a second approver's decision, refused by the compare-and-swap, reaches
+ * subscribers all the same. So it only says "look": what is handed to the agent is the
+ * value the stream holds (a direct get), and the first decision wins. */
+void fleetd_hd_decision(Fleetd *f, const char *id) {
+        HdRequest *q = hd_find(f, id);
+
+        if (q && !is_final(q->state))
+                hd_look_for_decision(f, q);
 }
 
 /* The watch connection. */

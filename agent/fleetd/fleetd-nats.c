@@ -100,33 +100,18 @@ out:
         natsMsg_Destroy(msg);
 }
 
-/* A decision of this host: $KV.ELEVATE_DECISIONS.<host>.<request id>. */
+/* A decision of this host: $KV.ELEVATE_DECISIONS.<host>.<request id>. Only the key is
+ * kept: what was published may not be what the stream stored (fleetd_hd_decision). */
 static void on_decision_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
         Fleetd *f = closure;
-        const char *subject = natsMsg_GetSubject(msg), *id;
+        const char *subject = natsMsg_GetSubject(msg);
         size_t prefix = strlen(FLEET_DECISIONS_SUBJECT) + strlen(f->host) + 1;
-        int len = natsMsg_GetDataLength(msg);
-        char *copy = NULL;
 
-        if (!subject || strlen(subject) != prefix + 32 || strncmp(subject, FLEET_DECISIONS_SUBJECT, prefix - strlen(f->host) - 1) != 0)
-                goto out;
-        id = subject + prefix;
-        if (len < 0 || (size_t) len > FLEET_DECISION_MAX) {
-                fprintf(stderr, "elevate-fleetd: a decision of %d bytes for %s is larger than a decision may be; "
-                                "dropped.\n", len, id);
-                goto out;
-        }
-        if (!is_deletion(msg)) {
-                copy = malloc((size_t) len + 1);
-                if (!copy) {
-                        fleetd_queue_push(f, EV_RESYNC, NULL, NULL, 0, 0);
-                        goto out;
-                }
-                memcpy(copy, natsMsg_GetData(msg), (size_t) len);
-                copy[len] = 0;
-        }
-        fleetd_queue_push(f, EV_DECISION, id, copy, copy ? (size_t) len : 0, 0);
-out:
+        if (subject && strlen(subject) == prefix + 32 &&
+            strncmp(subject, FLEET_DECISIONS_SUBJECT, strlen(FLEET_DECISIONS_SUBJECT)) == 0 &&
+            strncmp(subject + strlen(FLEET_DECISIONS_SUBJECT), f->host, strlen(f->host)) == 0 &&
+            subject[prefix - 1] == '.')
+                fleetd_queue_push(f, EV_DECISION, subject + prefix, NULL, 0, 0);
         natsMsg_Destroy(msg);
 }
 

@@ -72,7 +72,7 @@ static void handle(Fleetd *f, Event *e) {
                 (void) fleetd_take_value(f, e->key, e->data, e->len, e->revision);
                 break;
         case EV_DECISION:
-                fleetd_hd_decision(f, e->key, e->data, e->len, e->revision);
+                fleetd_hd_decision(f, e->key);
                 break;
         case EV_CONNECTED:
                 f->connected = true;

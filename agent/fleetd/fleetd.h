@@ -50,7 +50,7 @@ typedef struct Held {
 
 typedef enum EventKind {
         EV_VALUE,     /* a value (or a deletion: data NULL) for a key */
-        EV_DECISION,  /* a decision value (key: the request id; data NULL: deleted) */
+        EV_DECISION,  /* a decision was published (key: the request id); the stream is asked what it holds */
         EV_CONNECTED, /* (re)connected: read every key again */
         EV_DISCONNECTED,
         EV_RESYNC,    /* something was dropped (slow consumer, queue full): read every key again */
@@ -147,7 +147,8 @@ int fleetd_hd_setup(Fleetd *f);
 void fleetd_hd_done(Fleetd *f);
 /* The broker is (back): publish what is not, look for decisions made meanwhile. */
 void fleetd_hd_connected(Fleetd *f);
-void fleetd_hd_decision(Fleetd *f, const char *id, const char *data, size_t len, uint64_t revision);
+/* A decision was published for request id (the subscription): read what the stream holds. */
+void fleetd_hd_decision(Fleetd *f, const char *id);
 /* fleetd-nats.c, for the helpdesk and the audit: a JetStream publish that waits for the
  * stream's acknowledgement (0, -ENOTCONN, -EIO). msg_id may be NULL. */
 int fleetd_js_publish(Fleetd *f, const char *subject, const char *data, size_t len, const char *msg_id,

@@ -48,7 +48,10 @@ def pending(fleet, broker, *extra):
 
 def wait_pending(fleet, broker, ticket, timeout=60):
     def there():
-        return any(r["ticket"] == ticket for r in pending(fleet, broker))
+        try:
+            return any(r["ticket"] == ticket for r in pending(fleet, broker))
+        except lib.Failed:
+            return False  # a broker that is slow to let a new client in: asked again
     if not lib.wait_until(there, timeout, 0.5):
         raise lib.Failed("%s never showed up in fleet pending: %r" % (ticket, pending(fleet, broker)))
     return [r for r in pending(fleet, broker) if r["ticket"] == ticket][0]
@@ -127,26 +130,37 @@ def test_watch_shows_requests_and_decisions_live():
 
 def test_two_approvers_race():
     """Both approve at once: the broker's compare-and-swap lets exactly one decision in; the
-    other approver is told who decided, and the agent sees one decision only."""
+    other approver is told who decided, and the host applies the one the broker stored — not
+    the loser's, which a plain subscriber sees published all the same (fleetd reads the
+    stored value). Three rounds, as the order of the two is up to the scheduler."""
     with Scene() as sc:
         fleet, broker, approvers, agent = scene(sc)
-        agent.file(R1, "RACE-0001")
         start_fleetd(sc, fleet, broker, agent)
-        wait_pending(fleet, broker, "RACE-0001")
-        base = [lib.ELEVATECTL, "fleet", "approve", "h1/RACE-0001", "--nats", broker.url, "--creds", hd(fleet),
-                "--no-wait"]
-        procs = [subprocess.Popen(base + ["--key", approvers.keys[who]], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for who in ("alice-hd", "bob-hd")]
-        res = [(p.wait(60), p.stdout.read(), p.stderr.read()) for p in procs]
-        rcs = sorted(r[0] for r in res)
-        lib.check_eq(rcs, [0, 5], "one approver wins, the other is refused", res)
-        loser = [r for r in res if r[0] == 5][0]
-        lib.check_in("already decided: approve by approver key", loser[2], "the other approver is told")
-        agent.wait_state(R1, "approved")
-        time.sleep(1)
-        lib.check_eq(len([v for v in agent.verdicts if v["outcome"] == "accepted"]), 1, "one decision accepted")
-        winner = [r for r in res if r[0] == 0][0]
-        lib.check_in(agent.state(R1)["by"], winner[1], "the winner is the one the host applied")
+        accepted = 0
+        for n in range(3):
+            rid, ticket = "%032x" % (0x5ace00 + n), "RACE-%04d" % n
+            agent.file(rid, ticket)
+            wait_pending(fleet, broker, ticket)
+            base = [lib.ELEVATECTL, "fleet", "approve", "h1/" + ticket, "--nats", broker.url, "--creds", hd(fleet),
+                    "--no-wait"]
+            procs = [subprocess.Popen(base + ["--key", approvers.keys[who]], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for who in ("alice-hd", "bob-hd")]
+            res = [(p.wait(60), p.stdout.read(), p.stderr.read()) for p in procs]
+            # exit 3 is the broker connection, not a decision: that approver tries again
+            res = [r if r[0] != 3 else (lambda q: (q.returncode, q.stdout, q.stderr))(
+                subprocess.run(base + ["--key", approvers.keys[who]], capture_output=True, text=True, timeout=60))
+                for r, who in zip(res, ("alice-hd", "bob-hd"))]
+            lib.check_eq(sorted(r[0] for r in res), [0, 5], "one approver wins, the other is refused", res)
+            loser = [r for r in res if r[0] == 5][0]
+            lib.check("already decided: approve by approver key" in loser[2] or "is approved, not pending" in loser[2],
+                      "the other approver is told", loser)
+            agent.wait_state(rid, "approved")
+            time.sleep(0.5)
+            accepted += 1
+            lib.check_eq(len([v for v in agent.verdicts if v["outcome"] == "accepted"]), accepted,
+                         "one decision accepted per request", agent.verdicts)
+            winner = [r for r in res if r[0] == 0][0]
+            lib.check_in(agent.state(rid)["by"], winner[1], "the winner is the one the host applied")
 
 
 def test_refused_decisions_are_refused_and_audited():
