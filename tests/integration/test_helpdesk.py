@@ -163,6 +163,41 @@ def test_two_approvers_race():
             lib.check_in(agent.state(rid)["by"], winner[1], "the winner is the one the host applied")
 
 
+def test_the_stored_decision_is_the_one_applied():
+    """A decision that the compare-and-swap refused is still seen by plain subscribers. The
+    agent is away while the first decision is stored and a second one is published against
+    it (refused by the stream); when the agent is back, it gets the stored one."""
+    with Scene() as sc:
+        fleet, broker, approvers, agent = scene(sc)
+        agent.file(R1, "CAS1-0001")
+        fleetd = start_fleetd(sc, fleet, broker, agent)
+        wait_pending(fleet, broker, "CAS1-0001")
+        saved = agent.state(R1)
+        agent.stop()
+        decide(fleet, broker, approvers, "approve", "h1/CAS1-0001", "alice-hd", "--no-wait")
+        fleetd.wait_log("cannot hand the decision for %s to the agent" % R1)
+        now = int(time.time())
+        late = hdtool("decide", approvers.keys["bob-hd"], "h1", R1, saved["digest"], "approve", 600, now, now + 600)
+        path = os.path.join(fleet.dir, "late-decision")
+        with open(path, "w") as f:
+            f.write(late.strip())
+        arrived = fleetd.logs().count("a decision for %s arrived" % R1)
+        p = probe(broker.url, fleet.admin, "pubhdr", "$KV.ELEVATE_DECISIONS.h1." + R1, path,
+                  "Nats-Expected-Last-Subject-Sequence", "0")
+        lib.check_eq(p.returncode, 0, "published (and refused by the stream: the key has a value)", p.stderr)
+        lib.check(lib.wait_until(lambda: fleetd.logs().count("a decision for %s arrived" % R1) > arrived
+                                 or "cannot hand" in fleetd.logs().split("a decision for")[-1], 10),
+                  "fleetd noticed the publication")
+        time.sleep(1)
+        agent2 = sc.add(HelpdeskAgent(fleet, "h1", approvers, state_dir=agent.dir))
+        saved.pop("digest")
+        with agent2.lock:
+            agent2.requests[R1] = saved
+        agent2.wait_state(R1, "approved", timeout=90)
+        lib.check_eq(agent2.state(R1)["by"], approvers.ids["alice-hd"],
+                     "the decision the broker stored (the first) is the one applied")
+
+
 def test_refused_decisions_are_refused_and_audited():
     """A key the policy does not name, a revoked key, a decision for another host, one
     replayed on a second request, and one altered in flight: each reaches the agent through
