@@ -213,7 +213,7 @@ int policy_load_buffer(const char *buf, size_t len, const char *name, const Poli
 int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                            Policy **ret, PolicyError *ret_error, PolicyErrorList *all) {
         _cleanup_(policy_freep) Policy *p = NULL;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
         json_t *root = NULL;
         ParseCtx c;
@@ -321,7 +321,7 @@ static int open_checked(const char *path, bool check_owner, PolicyError *err) {
 
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error) {
         _cleanup_close_ int fd = -EBADF;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
         int r;
 
