@@ -80,8 +80,13 @@ static void help(void) {
                "                    %s\n"
                "  --policy FILE     policy file (default %s). It must be owned by root and not\n"
                "                    group/other writable, nor any directory above it. If the default\n"
+#if ELEVATE_EMBEDDED_POLICY
                "                    file does not exist, the agent runs on a built-in example policy\n"
                "                    and says so. If the file is broken at start, the agent runs on\n"
+#else
+               "                    file does not exist, the agent denies everything and says how to\n"
+               "                    install one. If the file is broken at start, the agent runs on\n"
+#endif
                "                    the last policy that loaded (a copy in the state directory), or\n"
                "                    denies everything, and says so until the file is fixed.\n"
                "  --state-dir DIR   audit database and state (default %s, created 0700)\n"
@@ -456,10 +461,13 @@ static int run(void) {
         if (r < 0)
                 goto finish;
         /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
-        r = launcher_new(a.event, &supervise_launcher_events, &a, &a.launcher);
-        if (r < 0) {
-                log_error_errno(r, "Cannot start the launcher process");
-                goto finish;
+        {
+                _cleanup_free_ char *why = NULL;
+                r = launcher_new(a.event, NULL, &supervise_launcher_events, &a, &a.launcher, &why);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot start the launcher process%s%s", why ? ": " : "", why ?: "");
+                        goto finish;
+                }
         }
         (void) sd_event_add_signal(a.event, NULL, SIGTERM, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
@@ -544,9 +552,6 @@ finish:
 int main(int argc, char *argv[]) {
         int r;
 
-        /* the launcher process (agent-launcher.c): the agent runs its own binary so */
-        if (argc == 2 && streq(argv[1], "--launcher"))
-                return launcher_main();
         log_setup();
         r = parse_argv(argc, argv);
         if (r <= 0)

@@ -27,6 +27,7 @@
 static const char *const kind_names[_FLEET_KEY_KIND_MAX] = {
         [FLEET_KEY_SIGNER] = "signer",
         [FLEET_KEY_APPROVER] = "approver",
+        [FLEET_KEY_HOST] = "host",
 };
 
 const char *fleet_key_kind_to_string(FleetKeyKind k) {
@@ -178,6 +179,68 @@ static int parse_key(const char *buf, size_t len, const char *field, FleetKeyKin
         return 0;
 }
 
+int fleet_public_key_format_line(const FleetPublicKey *k, char out[static FLEET_KEY_FILE_MAX]) {
+        char b64[BASE64_ENCODED_SIZE(32)];
+        int n;
+
+        if (!fleet_key_kind_to_string(k->kind))
+                return -EINVAL;
+        base64_encode(k->key, 32, b64);
+        n = snprintf(out, FLEET_KEY_FILE_MAX, "elevate-%s %s %s", fleet_key_kind_to_string(k->kind), k->id, b64);
+        return n < 0 || n >= FLEET_KEY_FILE_MAX ? -ENOBUFS : n;
+}
+
+/* "elevate-KIND ID BASE64", exactly one space between, nothing else. */
+static int parse_line(const char *s, size_t len, FleetPublicKey *k) {
+        const char *sp1, *sp2;
+        char kind[16];
+        size_t got = 0;
+        uint8_t tmp[33];
+
+        if (!s || len > FLEET_KEY_FILE_MAX || memchr(s, 0, len) || memchr(s, '\n', len) || len < 8 ||
+            memcmp(s, "elevate-", 8) != 0)
+                return -EBADMSG;
+        sp1 = memchr(s, ' ', len);
+        if (!sp1 || (size_t) (sp1 - s) - 8 >= sizeof kind)
+                return -EBADMSG;
+        memcpy(kind, s + 8, (size_t) (sp1 - s) - 8);
+        kind[sp1 - s - 8] = 0;
+        k->kind = fleet_key_kind_from_string(kind);
+        if (k->kind < 0)
+                return -EBADMSG;
+        sp2 = memchr(sp1 + 1, ' ', len - (size_t) (sp1 + 1 - s));
+        if (!sp2 || sp2 - sp1 - 1 != FLEET_KEY_ID_LEN)
+                return -EBADMSG;
+        for (const char *c = sp1 + 1; c < sp2; c++)
+                if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+                        return -EBADMSG;
+        memcpy(k->id, sp1 + 1, FLEET_KEY_ID_LEN);
+        k->id[FLEET_KEY_ID_LEN] = 0;
+        if (base64_decode(sp2 + 1, len - (size_t) (sp2 + 1 - s), tmp, sizeof tmp, &got) < 0 || got != 32)
+                return -EBADMSG;
+        memcpy(k->key, tmp, 32);
+        return 0;
+}
+
+int fleet_public_key_parse_line(const char *s, size_t len, FleetPublicKey *ret) {
+        FleetPublicKey k = {};
+        char id[FLEET_KEY_ID_LEN + 1];
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = parse_line(s, len, &k);
+        if (r < 0)
+                return r;
+        r = fleet_key_id(k.key, id);
+        if (r < 0)
+                return r;
+        if (!streq(id, k.id))
+                return -EBADMSG; /* the id is derived: one naming another key is refused */
+        *ret = k;
+        return 0;
+}
+
 int fleet_public_key_parse(const char *buf, size_t len, FleetPublicKey *ret) {
         FleetPublicKey k = {};
         char id[FLEET_KEY_ID_LEN + 1];
@@ -185,6 +248,8 @@ int fleet_public_key_parse(const char *buf, size_t len, FleetPublicKey *ret) {
 
         if (!ret)
                 return -EINVAL;
+        if (buf && len >= 8 && memcmp(buf, "elevate-", 8) == 0 && !(len >= 14 && memcmp(buf, "elevate-key 1\n", 14) == 0))
+                return fleet_public_key_parse_line(buf, len > 0 && buf[len - 1] == '\n' ? len - 1 : len, ret);
         r = parse_key(buf, len, "public", &k.kind, k.id, k.key);
         if (r < 0)
                 return r;
@@ -256,6 +321,19 @@ int fleet_public_key_write(const char *path, const FleetPublicKey *k) {
 
         if (r >= 0)
                 r = write_file(path, text, (size_t) r, 0644);
+        return r;
+}
+
+int fleet_public_key_write_line(const char *path, const FleetPublicKey *k) {
+        char text[FLEET_KEY_FILE_MAX];
+        int r = fleet_public_key_format_line(k, text);
+
+        if (r >= 0 && r + 1 >= FLEET_KEY_FILE_MAX)
+                r = -ENOBUFS;
+        if (r >= 0) {
+                text[r++] = '\n';
+                r = write_file(path, text, (size_t) r, 0644);
+        }
         return r;
 }
 

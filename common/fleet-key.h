@@ -12,6 +12,10 @@
  * Files (text, exactly these lines in this order, '\n' after each):
  *   private (0600):  "elevate-key 1\nkind signer\nid 0123456789abcdef\nsecret <base64 32-byte seed>\n"
  *   public:          "elevate-key 1\nkind signer\nid 0123456789abcdef\npublic <base64 32 bytes>\n"
+ *   public, one line: "elevate-approver 0123456789abcdef <base64 32 bytes>" (also elevate-signer,
+ *                     elevate-host): what a policy's approvers.NAME.keys lists, and what an
+ *                     approver's .pub file holds. Both public forms parse with
+ *                     fleet_public_key_parse().
  *
  * Invariants:
  *  - Parsing is strict and total; the id in a file must be the id of its key.
@@ -37,6 +41,7 @@
 typedef enum FleetKeyKind {
         FLEET_KEY_SIGNER,
         FLEET_KEY_APPROVER,
+        FLEET_KEY_HOST,    /* an agent's own key: signs the requests it files (helpdesk) */
         _FLEET_KEY_KIND_MAX,
         _FLEET_KEY_KIND_INVALID = -EINVAL,
 } FleetKeyKind;
@@ -69,7 +74,12 @@ void fleet_private_key_done(FleetPrivateKey *k);
 /* Text forms (see above). Format into a buffer of FLEET_KEY_FILE_MAX; return the length. */
 int fleet_public_key_format(const FleetPublicKey *k, char out[static FLEET_KEY_FILE_MAX]);
 int fleet_private_key_format(const FleetPrivateKey *k, char out[static FLEET_KEY_FILE_MAX]);
-/* -EBADMSG for anything that is not exactly one key of the format. */
+/* The one-line public form (no '\n'); returns the length. */
+int fleet_public_key_format_line(const FleetPublicKey *k, char out[static FLEET_KEY_FILE_MAX]);
+/* Only the one-line form, without a newline: what a policy may list. -EBADMSG otherwise. */
+int fleet_public_key_parse_line(const char *s, size_t len, FleetPublicKey *ret);
+/* -EBADMSG for anything that is not exactly one key of the format (the public one: either
+ * form; the one-line form may end in one '\n'). */
 int fleet_public_key_parse(const char *buf, size_t len, FleetPublicKey *ret);
 int fleet_private_key_parse(const char *buf, size_t len, FleetPrivateKey *ret);
 
@@ -77,6 +87,8 @@ int fleet_private_key_parse(const char *buf, size_t len, FleetPrivateKey *ret);
  * public key. Reading a private key refuses one readable by group or others (-EPERM). */
 int fleet_private_key_write(const char *path, const FleetPrivateKey *k);
 int fleet_public_key_write(const char *path, const FleetPublicKey *k);
+/* The same in the one-line form, with a '\n' after it. */
+int fleet_public_key_write_line(const char *path, const FleetPublicKey *k);
 int fleet_private_key_read(const char *path, FleetPrivateKey *ret);
 int fleet_public_key_read(const char *path, FleetPublicKey *ret);
 

@@ -99,6 +99,8 @@ static const ProtoField rule_fields[] = {
 };
 static const ProtoSpec rule_spec = {"rule", ELEMENTS(rule_fields)};
 
+static bool hex_ok(const char *s);
+
 static const ProtoField row_fields[] = {
         {"seq", FIELD_INT, true, .min = 0, .max = INT64_MAX},
         {"time", FIELD_INT, true, .min = 0, .max = INT64_MAX},
@@ -107,6 +109,11 @@ static const ProtoField row_fields[] = {
         {"request", FIELD_STRING, false, .max = PROTO_MAX_STRING},
         {"uid", FIELD_INT, false, .min = 0, .max = UINT32_MAX},
         {"data", FIELD_OPAQUE, true, .max = 8},
+        /* the chain fields, for a reader that checks continuity elsewhere (fleetd's central
+         * audit, docs/helpdesk.md): the row's boot id, key epoch and chain hash */
+        {"boot_id", FIELD_STRING, false, .max = 64},
+        {"epoch", FIELD_INT, false, .min = 0, .max = INT64_MAX},
+        {"hash", FIELD_STRING, false, .min = 64, .max = 64, .syntax = hex_ok, .syntax_what = "hex"},
 };
 static const ProtoSpec row_spec = {"row", ELEMENTS(row_fields)};
 
@@ -429,6 +436,40 @@ static const ProtoField bundle_result_fields[] = {
          .syntax_what = "hex"},
 };
 
+/* helpdesk (docs/helpdesk.md) */
+static bool request_id_ok(const char *s) {
+        return strlen(s) == 32 && hex_ok(s);
+}
+
+static const char *const request_state_values[] = {"pending", "approved", "denied", "expired", "cancelled", "void",
+                                                    NULL};
+static const char *const verdict_outcome_values[] = {"accepted", "refused", "stale", NULL};
+
+static const ProtoField fleet_request_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 32, .max = 32, .syntax = request_id_ok,
+         .syntax_what = "a request id (32 hex digits)"},
+        {"state", FIELD_ENUM, true, DEST(request_state), .values = request_state_values},
+        {"seq", FIELD_INT, true, DEST(seq), COUNT(has_seq), .min = 0, .max = INT64_MAX},
+};
+
+static const ProtoField fleet_decision_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 32, .max = 32, .syntax = request_id_ok,
+         .syntax_what = "a request id (32 hex digits)"},
+        {"value", FIELD_STRING, true, DEST(decision_value), .min = 1, .max = PROTO_MAX_DECISION},
+        {"revision", FIELD_INT, false, DEST(revision), COUNT(has_revision), .min = 0, .max = INT64_MAX},
+};
+
+static const ProtoField fleet_verdict_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 32, .max = 32, .syntax = request_id_ok,
+         .syntax_what = "a request id (32 hex digits)"},
+        {"outcome", FIELD_ENUM, true, DEST(outcome), .values = verdict_outcome_values},
+        {"reason", FIELD_STRING, true, DEST(bundle_reason), .min = 1, .max = 32, .syntax = error_code_ok,
+         .syntax_what = "made of a-z and -"},
+        {"message", FIELD_STRING, false, DEST(message), .max = PROTO_MAX_STRING},
+        {"approver", FIELD_STRING, false, DEST(approver_key), .min = 16, .max = 16, .syntax = hex_ok,
+         .syntax_what = "a key id"},
+};
+
 static size_t bundle_offer_fds(const ProtoMsg *m) {
         return m->n_keys;
 }
@@ -493,6 +534,8 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_POLICY_GET] = {"policy_get"},
         [PROTO_BUNDLE_OFFER] = {"bundle_offer", ELEMENTS(bundle_offer_fields), 1, PROTO_MAX_BUNDLE_FDS,
                                 bundle_offer_fds, bundle_offer_check},
+        [PROTO_FLEET_WATCH] = {"fleet_watch"},
+        [PROTO_FLEET_DECISION] = {"fleet_decision", ELEMENTS(fleet_decision_fields)},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
         [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
         [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},
@@ -506,6 +549,8 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_GRANTS_LIST] = {"grants_list", ELEMENTS(grants_list_fields)},
         [PROTO_POLICY_TEXT] = {"policy_text", ELEMENTS(policy_text_fields), 1, 1},
         [PROTO_BUNDLE_RESULT] = {"bundle_result", ELEMENTS(bundle_result_fields)},
+        [PROTO_FLEET_REQUEST] = {"fleet_request", ELEMENTS(fleet_request_fields), 1, 1},
+        [PROTO_FLEET_VERDICT] = {"fleet_verdict", ELEMENTS(fleet_verdict_fields)},
 };
 
 const char *proto_type_to_string(ProtoType t) {

@@ -48,6 +48,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 #define PROTO_MAX_AUDIT_FILTER 32    /* uids, and event names, in one audit request */
 #define PROTO_MAX_BUNDLE_FDS 18      /* bundle_offer: host, 16 groups, global */
 #define PROTO_MAX_FLEET_NAME 64      /* a host or group name (BUNDLE_NAME_MAX) */
+#define PROTO_MAX_DECISION 8192      /* fleet_decision: a signed decision (FLEET_DECISION_MAX) */
 
 /* exec carries its fds in this fixed order, then one fd per file argument */
 enum {
@@ -82,6 +83,8 @@ typedef enum ProtoType {
         PROTO_KEYS_ROTATE,
         PROTO_POLICY_GET,  /* operators: the text of the policy the agent runs on */
         PROTO_BUNDLE_OFFER, /* elevate-fleetd: the signed bundles it holds, one sealed memfd each */
+        PROTO_FLEET_WATCH,  /* elevate-fleetd: send me the signed requests for remote approvers, and their updates */
+        PROTO_FLEET_DECISION, /* elevate-fleetd: a signed decision arrived from the broker */
         /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,
@@ -96,6 +99,8 @@ typedef enum ProtoType {
         PROTO_GRANTS_LIST,
         PROTO_POLICY_TEXT, /* policy_get's answer: origin, name, and the text as a sealed memfd */
         PROTO_BUNDLE_RESULT, /* bundle_offer's answer: what the agent did with the bundles, and why */
+        PROTO_FLEET_REQUEST, /* on a fleet_watch connection: one signed request (sealed memfd) to publish */
+        PROTO_FLEET_VERDICT, /* fleet_decision's answer: accepted, refused (and why), or stale */
         _PROTO_TYPE_MAX,
         _PROTO_TYPE_INVALID = -EINVAL,
 } ProtoType;
@@ -219,6 +224,17 @@ typedef struct ProtoMsg {
         bool has_serial;
         int64_t serial;           /* bundle_result: the fleet release the agent runs on now */
         const char *envelope_sha256; /* bundle_result: the hash naming that release */
+
+        /* fleet_request / fleet_decision / fleet_verdict (helpdesk, docs/helpdesk.md); the
+         * request id is `request`, fleet_verdict's outcome and reason are `outcome` and
+         * `bundle_reason` */
+        const char *request_state; /* fleet_request: pending approved denied expired cancelled void */
+        bool has_seq;
+        int64_t seq;               /* fleet_request: grows with every update of one request */
+        const char *decision_value; /* fleet_decision: the broker's value, a signed decision */
+        bool has_revision;
+        int64_t revision;          /* fleet_decision: the broker's sequence number of that value */
+        const char *approver_key;  /* fleet_verdict: the approver key id the decision names */
 
         int fds[PROTO_MAX_FDS];
         size_t n_fds;

@@ -271,6 +271,8 @@ static json_t *settings_json(const PolicySettings *s) {
                 q = set_new(o, "allow_sandboxed", json_boolean(s->allow_sandboxed));
         if (q >= 0)
                 q = set_new(o, "journal_argv", json_boolean(s->journal_argv));
+        if (q >= 0 && s->revoked_keys && s->revoked_keys[0])
+                q = set_new(o, "revoked_keys", strv_json(s->revoked_keys, strv_length(s->revoked_keys)));
         if (q < 0) {
                 json_decref(o);
                 return NULL;
@@ -287,8 +289,18 @@ static json_t *policy_json(const Policy *p) {
                 json_t *e = json_object();
 
                 q = set_new(approvers, a->name, e);
-                if (q >= 0)
+                if (q >= 0 && a->groups && a->groups[0])
                         q = set_new(e, "groups", strv_json(a->groups, strv_length(a->groups)));
+                if (q >= 0 && a->n_keys > 0) {
+                        json_t *keys = json_array();
+                        q = keys ? set_new(e, "keys", keys) : -ENOMEM;
+                        for (size_t k = 0; q >= 0 && k < a->n_keys; k++) {
+                                char line[FLEET_KEY_FILE_MAX];
+                                q = fleet_public_key_format_line(&a->keys[k], line);
+                                if (q >= 0)
+                                        q = json_array_append_new(keys, json_string(line)) == 0 ? 0 : -ENOMEM;
+                        }
+                }
         }
         for (size_t i = 0; q >= 0 && i < p->n_rules; i++) {
                 json_t *r = rule_json(p, &p->rules[i]);

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "fleet-key.h"
 #include "policy.h"
 #include "util.h"
 
@@ -233,7 +234,9 @@ typedef struct RuleData {
 
 typedef struct PolicyApprover {
         char *name;
-        char **groups;
+        char **groups;      /* may be empty when keys are given */
+        FleetPublicKey *keys; /* approver keys for signed decisions (docs/helpdesk.md) */
+        size_t n_keys;
 } PolicyApprover;
 
 /* A path of a deny rule; the agent registers the file's content hash. */

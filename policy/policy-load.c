@@ -35,7 +35,8 @@ static int settings_defaults(PolicySettings *s) {
         };
         /* an empty list, not NULL, so callers can iterate without checking */
         s->operator_groups = calloc(1, sizeof(char *));
-        return s->operator_groups ? 0 : -ENOMEM;
+        s->revoked_keys = calloc(1, sizeof(char *));
+        return s->operator_groups && s->revoked_keys ? 0 : -ENOMEM;
 }
 
 static int check_id_unique(ParseCtx *c, RuleData *r, uint32_t i) {
@@ -212,7 +213,7 @@ int policy_load_buffer(const char *buf, size_t len, const char *name, const Poli
 int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                            Policy **ret, PolicyError *ret_error, PolicyErrorList *all) {
         _cleanup_(policy_freep) Policy *p = NULL;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
         json_t *root = NULL;
         ParseCtx c;
@@ -320,7 +321,7 @@ static int open_checked(const char *path, bool check_owner, PolicyError *err) {
 
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error) {
         _cleanup_close_ int fd = -EBADF;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
         int r;
 
@@ -360,10 +361,12 @@ void policy_free(Policy *p) {
         for (size_t i = 0; i < p->n_approvers; i++) {
                 free(p->approvers[i].name);
                 strv_free(p->approvers[i].groups);
+                free(p->approvers[i].keys);
         }
         free(p->approvers);
         policy_index_done(p);
         strv_free(p->settings.operator_groups);
+        strv_free(p->settings.revoked_keys);
         free(p->name);
         free(p);
 }
@@ -403,4 +406,44 @@ char *const *policy_approver_groups(const Policy *p, const char *name) {
         const PolicyApprover *a = p && name ? policy_find_approver(p, name) : NULL;
 
         return a ? a->groups : NULL;
+}
+
+const FleetPublicKey *policy_approver_keys(const Policy *p, const char *name, size_t *ret_n) {
+        const PolicyApprover *a = p && name ? policy_find_approver(p, name) : NULL;
+
+        if (ret_n)
+                *ret_n = a ? a->n_keys : 0;
+        return a ? a->keys : NULL;
+}
+
+int policy_rule_approver_keys(const Policy *p, const PolicyRule *rule, FleetPublicKey **ret, size_t *ret_n) {
+        _cleanup_free_ FleetPublicKey *keys = NULL;
+        size_t n = 0, max = 0;
+
+        if (!p || !rule || !ret || !ret_n)
+                return -EINVAL;
+        for (size_t i = 0; rule->approvers && rule->approvers[i]; i++) {
+                const PolicyApprover *a = policy_find_approver(p, rule->approvers[i]);
+                max += a ? a->n_keys : 0;
+        }
+        keys = calloc(MAX(max, (size_t) 1), sizeof *keys);
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; rule->approvers && rule->approvers[i]; i++) {
+                const PolicyApprover *a = policy_find_approver(p, rule->approvers[i]);
+                for (size_t j = 0; a && j < a->n_keys; j++) {
+                        bool seen = false;
+                        for (size_t k = 0; k < n && !seen; k++)
+                                seen = streq(keys[k].id, a->keys[j].id);
+                        if (!seen)
+                                keys[n++] = a->keys[j];
+                }
+        }
+        *ret = TAKE_PTR(keys);
+        *ret_n = n;
+        return 0;
+}
+
+char *const *policy_revoked_keys(const Policy *p) {
+        return p ? p->settings.revoked_keys : NULL;
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fleet-key.h"
 #include "hash.h"
 #include "macro.h"
 
@@ -72,6 +73,7 @@ typedef struct PolicySettings {
         char **operator_groups;    /* groups whose members may run operator commands (audit, reload) */
         bool allow_sandboxed;      /* requests from flatpak/snap/containers; default false */
         bool journal_argv;         /* the journal copy of audit rows carries argv; default false */
+        char **revoked_keys;       /* approver key ids whose decisions are refused (never NULL) */
 } PolicySettings;
 
 typedef struct PolicyRule {
@@ -170,6 +172,16 @@ uint64_t policy_serial(const Policy *p);
 const uint8_t *policy_digest(const Policy *p);
 /* The groups of an approver entry; NULL if no such approver */
 char *const *policy_approver_groups(const Policy *p, const char *name);
+/* The approver keys of an approver entry (approvers.NAME.keys); 0 keys if none or no such
+ * entry. The array lives as long as the policy. */
+const FleetPublicKey *policy_approver_keys(const Policy *p, const char *name, size_t *ret_n);
+/* Every approver key of the entries a rule names, each once: the keys whose signed
+ * decisions may decide a request of that rule (fleet_decision_verify()). A new array
+ * (free()) in *ret, possibly empty; revoked keys are still in it (the verifier says
+ * "revoked-key" for them). */
+int policy_rule_approver_keys(const Policy *p, const PolicyRule *rule, FleetPublicKey **ret, size_t *ret_n);
+/* settings.revoked_keys: key ids, NULL-terminated, never NULL. */
+char *const *policy_revoked_keys(const Policy *p);
 
 /* Deny rules follow the content (docs/design.md §5): for every deny rule with `path`, the caller
  * (who may read files) hashes each path and registers the digest. The matcher then

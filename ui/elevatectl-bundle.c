@@ -64,7 +64,7 @@ int ctl_keys_new_fleet(int argc, char **argv) {
                 default:
                         return 2;
                 }
-        if (kind < 0 || !out || optind != argc - 1) {
+        if (kind < 0 || kind == FLEET_KEY_HOST || !out || optind != argc - 1) {
                 fprintf(stderr, "Usage: elevatectl keys new --kind signer|approver --out FILE.key\n"
                                 "  writes the private key to FILE.key (0600) and the public key to FILE.pub\n");
                 return 2;
@@ -85,7 +85,8 @@ int ctl_keys_new_fleet(int argc, char **argv) {
         }
         fleet_key_public_of(&key, &pub);
         fleet_private_key_done(&key);
-        r = fleet_public_key_write(pub_path, &pub);
+        /* an approver's public key is one line: what a policy's approvers.NAME.keys lists */
+        r = kind == FLEET_KEY_APPROVER ? fleet_public_key_write_line(pub_path, &pub) : fleet_public_key_write(pub_path, &pub);
         if (r < 0) {
                 fprintf(stderr, "elevatectl: cannot write %s: %s; removing %s again\n", pub_path, strerror(-r), out);
                 (void) unlink(out);
@@ -95,6 +96,12 @@ int ctl_keys_new_fleet(int argc, char **argv) {
                pub.id, out, pub_path);
         if (kind == FLEET_KEY_SIGNER)
                 printf("Install the public key on every endpoint as /etc/elevate/trust/%s.pub (root, 0644).\n", pub.id);
+        if (kind == FLEET_KEY_APPROVER) {
+                char line[FLEET_KEY_FILE_MAX];
+                if (fleet_public_key_format_line(&pub, line) > 0)
+                        printf("Add this line to the policy's \"approvers\": {\"NAME\": {\"keys\": [...]}} and publish it:\n"
+                               "  %s\n", line);
+        }
         return 0;
 }
 

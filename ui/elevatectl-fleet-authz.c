@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * `elevatectl fleet authz --hosts FILE [--out-dir DIR]`: the nats-server configuration
- * that lets each host read only its own policy keys and write only its own status key
- * (docs/fleet.md, "Permissions").
+ * `elevatectl fleet authz --hosts FILE [--out-dir DIR] [--approvers NAME[,NAME...]]`: the
+ * nats-server configuration that lets each host read only its own policy keys and write
+ * only its own status key, its own helpdesk requests and its own audit rows, and lets
+ * approvers read the queue and write decisions, nothing else (docs/fleet.md,
+ * "Permissions"; docs/helpdesk.md, "Permissions").
  *
  * FILE has one host per line: "HOST [GROUP,GROUP...]"; '#' starts a comment. For every
  * host (and for the administrator, "admin") DIR holds an nkey seed file NAME.nk (0600),
@@ -75,12 +77,38 @@ static void print_host(const char *host, char *const *groups, const char *pub) {
         printf("          publish: { allow: [\"" FLEET_DIRECT_GET "global\"");
         for (size_t g = 0; groups && groups[g]; g++)
                 printf(", \"" FLEET_DIRECT_GET "group.%s\"", groups[g]);
-        printf(", \"" FLEET_DIRECT_GET "host.%s\", \"" FLEET_STATUS_SUBJECT "%s\"] }\n", host, host);
+        printf(", \"" FLEET_DIRECT_GET "host.%s\", \"" FLEET_STATUS_SUBJECT "%s\",\n", host, host);
+        /* the helpdesk: its own requests, the removal of a refused decision of its own, the
+         * decisions of its own requests, and its own audit rows */
+        printf("                            \"" FLEET_REQUESTS_SUBJECT "%s.*\", \"" FLEET_DECISIONS_SUBJECT "%s.*\",\n"
+               "                            \"" FLEET_DECISION_DIRECT_GET "%s.*\",\n"
+               "                            \"" FLEET_AUDIT_SUBJECT "%s\", \"" FLEET_AUDIT_DIRECT_GET "%s\"] }\n",
+               host, host, host, host, host);
         printf("          subscribe: { allow: [\"" FLEET_POLICY_SUBJECT "global\"");
         for (size_t g = 0; groups && groups[g]; g++)
                 printf(", \"" FLEET_POLICY_SUBJECT "group.%s\"", groups[g]);
-        printf(", \"" FLEET_POLICY_SUBJECT "host.%s\", \"" FLEET_INBOX_PREFIX "%s.>\"] }\n", host, host);
+        printf(", \"" FLEET_POLICY_SUBJECT "host.%s\", \"" FLEET_INBOX_PREFIX "%s.>\",\n", host, host);
+        printf("                              \"" FLEET_DECISIONS_SUBJECT "%s.*\"] }\n", host);
         printf("      } }\n");
+}
+
+/* An approver's broker user: reads the queue and the audit, writes decisions (the console
+ * and `fleet pending|approve|deny|audit`). It cannot write a request, a policy or a status,
+ * nor change or remove a stream; its decisions count only if signed by a key the policy
+ * names. */
+static void print_approver(const char *name, const char *pub) {
+        static const char *const streams[] = { FLEET_REQUESTS_STREAM, FLEET_DECISIONS_STREAM, FLEET_AUDIT_STREAM };
+
+        printf("      # approver %s\n      { nkey: \"%s\", permissions: {\n", name, pub);
+        printf("          publish: { allow: [\"" FLEET_DECISIONS_SUBJECT ">\", \"$JS.API.INFO\", \"$JS.API.STREAM.NAMES\", \"$JS.FC.>\",\n");
+        for (size_t i = 0; i < ELEMENTSOF(streams); i++)
+                printf("                            \"$JS.API.STREAM.INFO.%s\", \"$JS.API.CONSUMER.CREATE.%s\", "
+                       "\"$JS.API.CONSUMER.CREATE.%s.>\",\n"
+                       "                            \"$JS.API.CONSUMER.DELETE.%s.>\", \"$JS.API.CONSUMER.INFO.%s.>\", "
+                       "\"$JS.API.STREAM.MSG.GET.%s\", \"$JS.API.DIRECT.GET.%s\", \"$JS.API.DIRECT.GET.%s.>\"%s\n",
+                       streams[i], streams[i], streams[i], streams[i], streams[i], streams[i], streams[i], streams[i],
+                       i + 1 < ELEMENTSOF(streams) ? "," : "] }");
+        printf("          subscribe: { allow: [\"_INBOX.>\"] }\n      } }\n");
 }
 
 /* One line of the hosts file: "HOST [G,G...]"; 0 for a blank line, 1 for a host. */
@@ -112,9 +140,12 @@ int ctl_fleet_authz(int argc, char **argv) {
         static const struct option options[] = {
                 { "hosts", required_argument, NULL, 'f' },
                 { "out-dir", required_argument, NULL, 'd' },
+                { "approvers", required_argument, NULL, 'a' },
                 {},
         };
         const char *hosts = NULL, *dir = ".";
+        _cleanup_strv_free_ char **approvers = NULL;
+        FleetConfError ae = {};
         _cleanup_free_ char *buf = NULL;
         _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
         char pub[NKEY_PUBLIC_LEN + 1], **seen = NULL;
@@ -131,12 +162,21 @@ int ctl_fleet_authz(int argc, char **argv) {
                 case 'd':
                         dir = optarg;
                         break;
+                case 'a':
+                        strv_free(approvers);
+                        approvers = NULL;
+                        if (fleet_groups_parse(optarg, &approvers, &ae) < 0) {
+                                fprintf(stderr, "elevatectl: --approvers: %s\n", ae.message);
+                                return 2;
+                        }
+                        break;
                 default:
                         return 2;
                 }
         if (!hosts || optind != argc - 1) {
-                fprintf(stderr, "Usage: elevatectl fleet authz --hosts FILE [--out-dir DIR]\n"
-                                "  FILE: one \"HOST [GROUP,GROUP...]\" per line; DIR receives HOST.nk and admin.nk\n");
+                fprintf(stderr, "Usage: elevatectl fleet authz --hosts FILE [--out-dir DIR] [--approvers NAME[,NAME...]]\n"
+                                "  FILE: one \"HOST [GROUP,GROUP...]\" per line; DIR receives HOST.nk, admin.nk and\n"
+                                "  approver-NAME.nk for each helpdesk approver\n");
                 return 2;
         }
         fd = open(hosts, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -187,6 +227,21 @@ int ctl_fleet_authz(int argc, char **argv) {
                         break;
                 }
                 print_host(host, groups, pub);
+        }
+        for (size_t i = 0; r >= 0 && approvers && approvers[i]; i++) {
+                _cleanup_free_ char *name = strdup_printf("approver-%s", approvers[i]);
+
+                if (!name || strv_contains(seen, name)) {
+                        fprintf(stderr, "elevatectl: approver %s clashes with a host name.\n", approvers[i]);
+                        r = -EINVAL;
+                        break;
+                }
+                r = host_key(dfd, name, pub);
+                if (r < 0) {
+                        fprintf(stderr, "elevatectl: %s/%s.nk: %s\n", dir, name, strerror(-r));
+                        break;
+                }
+                print_approver(approvers[i], pub);
         }
         free(seen);
         if (r < 0)

@@ -36,7 +36,7 @@ static int nats_fail(const char *what, natsStatus s) {
 }
 
 /* Connects with the credentials of creds: a .creds file (JWT) or an nkey seed file. */
-static int connect_broker(const char *urls, const char *creds, natsConnection **ret) {
+int ctl_nats_connect(const char *urls, const char *creds, natsConnection **ret) {
         _cleanup_strv_free_ char **servers = NULL;
         _cleanup_free_ char *buf = NULL, *copy = NULL;
         natsOptions *opts = NULL;
@@ -223,7 +223,7 @@ static int cmd_publish(int argc, char **argv, const char *urls, const char *cred
                                 "again (or --force, to see the agents refuse it).\n", b->serial);
                 return 1;
         }
-        r = connect_broker(urls, creds, &nc);
+        r = ctl_nats_connect(urls, creds, &nc);
         if (r == 0)
                 r = open_js(nc, &js, replicas);
         if (r == 0)
@@ -259,7 +259,7 @@ static int cmd_status(const char *urls, const char *creds, bool json) {
         natsStatus s;
         int r;
 
-        r = connect_broker(urls, creds, &nc);
+        r = ctl_nats_connect(urls, creds, &nc);
         if (r)
                 return r;
         s = natsConnection_JetStream(&js, nc, NULL);
@@ -314,8 +314,13 @@ int ctl_cmd_fleet(int argc, char **argv) {
 
         if (argc >= 2 && streq(argv[1], "authz"))
                 return ctl_fleet_authz(argc, argv);
+        if (argc >= 2 && ctl_fleet_is_helpdesk(argv[1]))
+                return ctl_fleet_helpdesk(argc, argv);
+        if (argc >= 2 && streq(argv[1], "audit"))
+                return ctl_fleet_audit(argc, argv);
         if (argc < 2 || (!streq(argv[1], "publish") && !streq(argv[1], "status"))) {
-                fprintf(stderr, "Usage: elevatectl fleet publish|status|authz ... (elevatectl --help)\n");
+                fprintf(stderr, "Usage: elevatectl fleet publish|status|authz|init|pending|watch|approve|deny|audit ... "
+                                "(elevatectl --help)\n");
                 return 2;
         }
         optind = 0;

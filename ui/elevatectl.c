@@ -110,7 +110,17 @@ static const CtlCommand commands[] = {
           "                                          put a signed release into the broker\n"
           "  fleet status --nats URL --creds FILE [--json]\n"
           "                                          which hosts run which release, which refused and why\n"
-          "  fleet authz --hosts FILE [--out-dir DIR] the broker's accounts and per-host permissions" },
+          "  fleet authz --hosts FILE [--out-dir DIR] [--approvers NAME,...]\n"
+          "                                          the broker's accounts and permissions\n"
+          "  fleet init --nats URL --creds FILE [--replicas N] [--audit-max-age D]\n"
+          "                                          the buckets and the audit stream\n"
+          "  fleet pending|watch --nats URL --creds FILE [--json] [--host H] [--user U] [--program P]\n"
+          "                                          the fleet's requests waiting for a remote approver\n"
+          "  fleet approve HOST/TICKET --key APPROVER.key [--ttl D] [--comment T]\n"
+          "  fleet deny HOST/TICKET --key APPROVER.key [--comment T]\n"
+          "                                          sign a decision; the first one wins\n"
+          "  fleet audit --nats URL --creds FILE [--host H] [--since T] [--follow] [--json]\n"
+          "                                          the hosts' audit rows, each host's chain checked" },
 };
 
 /* `-H [USER@]HOST`: the same command on another machine, over ssh (as `systemctl -H`).

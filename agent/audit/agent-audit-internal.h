@@ -45,6 +45,10 @@
 #define AUDIT_CACHE_KIB 256
 #define AUDIT_MAX_QUEUED 100000
 #define AUDIT_MAX_QUEUED_BYTES (256 * 1024 * 1024)
+/* How long rows nobody waits for may wait for one somebody does, to share its commit
+ * (linger() in agent-audit.c), and how many may wait at most. */
+#define AUDIT_LINGER_USEC (50 * USEC_PER_MSEC)
+#define AUDIT_LINGER_MAX_ROWS 256
 /* Records of what already happened (an exit, a refusal) that a failed log could not
  * take are kept for the first batch that commits, up to this many and this much data;
  * beyond that they are counted as dropped and the recovery row says how many. */
@@ -234,6 +238,7 @@ struct Audit {
         /* under lock */
         AuditJob *queue;
         size_t n_queued;
+        size_t n_waited;     /* queued jobs someone waits for (a done callback, a sync caller) */
         size_t queued_bytes; /* event data waiting, for AUDIT_MAX_QUEUED_BYTES */
         AuditJob *done_list;
         bool stopping;

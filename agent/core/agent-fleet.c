@@ -193,6 +193,7 @@ static void expire_now(AgentFleet *f, bool initial) {
                                       "a newer release arrives",
                                       f->last.serial, when);
                 r = why ? agent_policy_deny_all(a, why, initial) : -ENOMEM;
+                a->policy_release_expired = r >= 0;
                 if (r < 0)
                         log_error_errno(r, "Cannot switch to deny-all after the release expired");
                 log_error("THE SIGNED POLICY EXPIRED (release %" PRIu64
@@ -777,7 +778,7 @@ static int fleet_offer(Conn *c, ProtoMsg *m) {
 
         if (!f)
                 return -ENOMEM;
-        if (!f->have_uid || c->peer.uid != f->uid || c->peer.nested) {
+        if (!agent_fleet_peer_ok(a, &c->peer)) {
                 log_notice("uid %u (pid %d) offered policy bundles; only the fleet user may",
                            (unsigned) c->peer.uid, (int) c->peer.pid);
                 (void) conn_send_error(
@@ -842,6 +843,12 @@ static json_t *json_printf(const char *fmt, ...) {
         n = vasprintf(&s, fmt, ap);
         va_end(ap);
         return n < 0 ? NULL : json_string(s);
+}
+
+bool agent_fleet_peer_ok(Agent *a, const Peer *p) {
+        AgentFleet *f = fleet_get(a);
+
+        return f && f->have_uid && p->uid == f->uid && !p->nested;
 }
 
 int agent_fleet_describe(Agent *a, json_t *msg) {

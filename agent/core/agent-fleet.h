@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "agent-peer.h"
 #include "agent.h"
 #include "util.h"
 
@@ -26,4 +27,7 @@ extern const AgentModule fleet_module;
 /* What the rules reply says about a signed release (serial, signer, issued, expires,
  * parts, and the warning of one that expires soon or has). Nothing without one. */
 int agent_fleet_describe(Agent *a, json_t *msg);
+/* Whether a peer is the fleet user (--fleet-user, resolved at start), outside any launch
+ * cgroup: the one who may hand over what fleetd received. */
+bool agent_fleet_peer_ok(Agent *a, const Peer *p);
 void agent_fleet_free(Agent *a);

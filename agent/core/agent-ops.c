@@ -236,6 +236,7 @@ static int ops_reload(Conn *c, ProtoMsg *m) {
                 conn_close(c);
                 return 0;
         }
+        agent_policy_notify(a, "READY=1"); /* systemctl status shows what it runs on now */
         if (policy_origin_is_release(a->policy_origin))
                 snprintf(msg, sizeof(msg),
                          "signed release %llu (%s) runs: %zu rules; the policy file is not used while a signed "

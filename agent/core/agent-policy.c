@@ -15,7 +15,7 @@
  *    policy, and says so in the log, the audit, `elevatectl policy status` and `elevate -l`
  *    until a good file is loaded (docs/design-notes.md, "Policy loading").
  *  - A missing file at the default path means "run on the built-in example policy" (said
- *    loudly).
+ *    loudly), or, built with -Dembedded-policy=none, deny-all with how to install one.
  *  - Deny rules follow the content: the files their paths name are hashed here.
  */
 
@@ -26,6 +26,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "config.h"
 #include "agent-audit.h"
 #include "agent-binary.h"
 #include "agent-journal.h"
@@ -188,6 +189,7 @@ int agent_policy_install(Agent *a, Policy **pp, const char *text, size_t len, Po
         a->policy = ref;
         a->policy_origin = origin;
         a->policy_loaded = now_usec(CLOCK_REALTIME);
+        a->policy_release_expired = false;
         if (origin != POLICY_ORIGIN_LAST_GOOD && origin != POLICY_ORIGIN_NONE) {
                 free(a->policy_problem);
                 a->policy_problem = NULL;
@@ -316,12 +318,23 @@ int agent_policy_load(Agent *a, bool initial) {
         if (r >= 0)
                 r = policy_load_buffer(buf, len, a->policy_path, NULL, &p, &err);
         else if (r == -ENOENT && initial && a->use_embedded_policy) {
+#if ELEVATE_EMBEDDED_POLICY
                 log_warning("%s does not exist: running on the built-in example policy (see "
                             "packaging/policy/example-policy.json). Install a policy file for real use.",
                             a->policy_path);
                 r = policy_load_buffer(agent_embedded_policy, strlen(agent_embedded_policy), "(built-in example)",
                                        NULL, &p, &err);
                 origin = POLICY_ORIGIN_BUILTIN;
+#else
+                /* built with -Dembedded-policy=none (the Debian package): no policy is
+                 * installed, so nothing is allowed until an administrator installs one */
+                a->policy_file_missing = true;
+                snprintf(err.message, sizeof err.message,
+                         "no policy is installed, so every request is denied. To install one: copy "
+                         "%s, adapt it, check it with `elevatectl policy check FILE`, install it as %s "
+                         "(root-owned, mode 0644), then `systemctl reload elevated`",
+                         ELEVATE_EXAMPLE_POLICY, ELEVATE_POLICY_PATH);
+#endif
         }
         if (r < 0) {
                 json_t *d;
@@ -359,6 +372,7 @@ int agent_policy_load(Agent *a, bool initial) {
         free(a->policy_problem);
         a->policy_problem = NULL;
         a->policy_saved = 0;
+        a->policy_file_missing = false;
         if (origin == POLICY_ORIGIN_FILE) {
                 r = last_good_save(a, buf, len);
                 if (r < 0)
@@ -389,8 +403,14 @@ void agent_policy_notify(Agent *a, const char *state) {
                                   state, serial, a->policy_path);
                 break;
         case POLICY_ORIGIN_NONE:
-                (void) sd_notifyf(false, "%s\nSTATUS=DENYING EVERYTHING: no valid policy (%s)", state,
-                                  a->policy_problem ?: "the policy file is broken");
+                if (a->policy_release_expired)
+                        (void) sd_notifyf(false, "%s\nSTATUS=DENYING EVERYTHING: %s", state,
+                                          a->policy_problem ?: "the signed release expired");
+                else
+                        (void) sd_notifyf(false,
+                                          "%s\nSTATUS=DENYING EVERYTHING: no valid policy (%s is %s; elevatectl "
+                                          "policy status says what to do)",
+                                          state, a->policy_path, a->policy_file_missing ? "missing" : "broken");
                 break;
         case POLICY_ORIGIN_FLEET:
         case POLICY_ORIGIN_DROP_IN:

@@ -68,6 +68,7 @@ struct Agent {
         const char *state_dir;
         bool foreground;
         bool use_embedded_policy;  /* the policy file is missing: run on the built-in example */
+        bool policy_file_missing;  /* deny-all because no policy file is installed (embedded-policy=none) */
         /* Test hook, set only by the hidden option --test-hold-launch PATH (which only root
          * can pass, on the agent's command line): while PATH exists, a launch whose record
          * is committed waits (at most AGENT_TEST_HOLD_MAX_USEC) before its last checks, so
@@ -88,6 +89,7 @@ struct Agent {
         uint64_t policy_loaded;    /* CLOCK_REALTIME µs when the running policy was loaded */
         uint64_t policy_saved;     /* LAST_GOOD: CLOCK_REALTIME µs when that copy was saved */
         char *policy_warning;      /* a signed release that expires soon, or has (on_expiry=keep) */
+        bool policy_release_expired; /* NONE because a signed release expired (on_expiry=deny-all) */
 
         /* signed releases (agent-fleet.c, docs/fleet.md) */
         const char *fleet_user;    /* who may offer bundles: NULL for the default elevate-fleet */

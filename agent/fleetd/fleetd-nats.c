@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleet-helpdesk.h"
 #include "fleet-nats.h"
 #include "fleetd.h"
 #include "nkey.h"
@@ -97,6 +98,116 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         fleetd_queue_push(f, EV_VALUE, subject + strlen(FLEET_POLICY_SUBJECT), copy, copy ? (size_t) len : 0, 0);
 out:
         natsMsg_Destroy(msg);
+}
+
+/* A decision of this host: $KV.ELEVATE_DECISIONS.<host>.<request id>. Only the key is
+ * kept: what was published may not be what the stream stored (fleetd_hd_decision). */
+static void on_decision_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+        Fleetd *f = closure;
+        const char *subject = natsMsg_GetSubject(msg);
+        size_t prefix = strlen(FLEET_DECISIONS_SUBJECT) + strlen(f->host) + 1;
+
+        if (subject && strlen(subject) == prefix + 32 &&
+            strncmp(subject, FLEET_DECISIONS_SUBJECT, strlen(FLEET_DECISIONS_SUBJECT)) == 0 &&
+            strncmp(subject + strlen(FLEET_DECISIONS_SUBJECT), f->host, strlen(f->host)) == 0 &&
+            subject[prefix - 1] == '.')
+                fleetd_queue_push(f, EV_DECISION, subject + prefix, NULL, 0, 0);
+        natsMsg_Destroy(msg);
+}
+
+int fleetd_nats_subscribe_decisions(Fleetd *f) {
+        natsSubscription *sub = NULL;
+        char subject[BUNDLE_NAME_MAX + 64];
+        natsStatus s;
+
+        if (!f->nc || f->hd_sub)
+                return 0;
+        snprintf(subject, sizeof subject, FLEET_DECISIONS_SUBJECT "%s.*", f->host);
+        s = natsConnection_Subscribe(&sub, f->nc, subject, on_decision_msg, f);
+        if (s == NATS_OK)
+                s = natsSubscription_SetPendingLimits(sub, 64, 1024 * 1024);
+        if (s != NATS_OK) {
+                fprintf(stderr, "elevate-fleetd: cannot subscribe to %s: %s\n", subject, natsStatus_GetText(s));
+                natsSubscription_Destroy(sub);
+                return -EIO;
+        }
+        f->hd_sub = sub;
+        return 0;
+}
+
+int fleetd_js_publish(Fleetd *f, const char *subject, const char *data, size_t len, const char *msg_id,
+                      int64_t expected_last_subject_seq, const char *kv_operation) {
+        _cleanup_json_ json_t *ack = NULL;
+        natsMsg *msg = NULL, *reply = NULL;
+        char seq[24];
+        natsStatus s;
+        json_t *err;
+
+        if (!f->nc || !f->connected)
+                return -ENOTCONN;
+        s = natsMsg_Create(&msg, subject, NULL, data, (int) len);
+        if (s == NATS_OK && msg_id)
+                s = natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id);
+        if (s == NATS_OK && expected_last_subject_seq >= 0) {
+                snprintf(seq, sizeof seq, "%" PRId64, expected_last_subject_seq);
+                s = natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", seq);
+        }
+        if (s == NATS_OK && kv_operation)
+                s = natsMsgHeader_Set(msg, "KV-Operation", kv_operation);
+        if (s == NATS_OK)
+                s = natsConnection_RequestMsg(&reply, f->nc, msg, 5000);
+        natsMsg_Destroy(msg);
+        if (s != NATS_OK) {
+                fprintf(stderr, "elevate-fleetd: publishing to %s: %s\n", subject, natsStatus_GetText(s));
+                return -EIO;
+        }
+        ack = json_loadb(natsMsg_GetData(reply), (size_t) MAX(natsMsg_GetDataLength(reply), 0), 0, NULL);
+        natsMsg_Destroy(reply);
+        err = json_object_get(ack, "error");
+        if (!json_is_object(ack) || err || !json_is_integer(json_object_get(ack, "seq"))) {
+                fprintf(stderr, "elevate-fleetd: the stream refused %s: %s\n", subject,
+                        json_string_value(json_object_get(err, "description")) ?: "no acknowledgement");
+                return json_integer_value(json_object_get(err, "err_code")) == 10071 ? -ESTALE : -EIO;
+        }
+        return 0;
+}
+
+int fleetd_direct_get(Fleetd *f, const char *subject, char **ret, size_t *ret_len, uint64_t *ret_seq) {
+        const char *status = NULL, *seq = NULL;
+        natsMsg *reply = NULL;
+        natsStatus s;
+        uint64_t revision = 0;
+        int len, r = 0;
+
+        if (!f->nc || !f->connected)
+                return -ENOTCONN;
+        s = natsConnection_Request(&reply, f->nc, subject, NULL, 0, 5000);
+        if (s == NATS_NO_RESPONDERS)
+                return -ENOENT; /* no stream yet */
+        if (s != NATS_OK)
+                return -EIO;
+        if (natsMsgHeader_Get(reply, "Status", &status) == NATS_OK && status)
+                r = streq(status, "404") ? -ENOENT : -EIO;
+        else if (is_deletion(reply))
+                r = -ENOENT;
+        if (r >= 0) {
+                len = natsMsg_GetDataLength(reply);
+                if (natsMsgHeader_Get(reply, "Nats-Sequence", &seq) == NATS_OK && seq)
+                        (void) parse_uint64(seq, &revision);
+                if (ret_seq)
+                        *ret_seq = revision;
+                *ret = len >= 0 ? malloc((size_t) len + 1) : NULL;
+                if (!*ret)
+                        r = -ENOMEM;
+                else {
+                        memcpy(*ret, natsMsg_GetData(reply), (size_t) len);
+                        (*ret)[len] = 0;
+                        *ret_len = (size_t) len;
+                }
+        } else if (r == -ENOENT && ret_seq && natsMsgHeader_Get(reply, "Nats-Sequence", &seq) == NATS_OK && seq)
+                (void) parse_uint64(seq, ret_seq);
+        natsMsg_Destroy(reply);
+        return r;
 }
 
 static void on_connected(natsConnection *nc, void *closure) {
@@ -225,6 +336,8 @@ int fleetd_nats_start(Fleetd *f) {
 }
 
 void fleetd_nats_stop(Fleetd *f) {
+        natsSubscription_Destroy(f->hd_sub);
+        f->hd_sub = NULL;
         for (size_t i = 0; i < f->n_held; i++) {
                 natsSubscription_Destroy(f->subs[i]);
                 f->subs[i] = NULL;

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -36,7 +37,7 @@ static int sealed_memfd(const char *name, const char *data, size_t len) {
         return TAKE_FD(fd);
 }
 
-static int connect_agent(const char *path) {
+int fleetd_connect_agent(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = { .tv_sec = FLEETD_AGENT_TIMEOUT_SEC };
         _cleanup_close_ int fd = -EBADF;
@@ -53,6 +54,21 @@ static int connect_agent(const char *path) {
         if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
                 return negative_errno();
         return TAKE_FD(fd);
+}
+
+/* A memfd from the agent: sealed against every change, a regular size, read whole. */
+int fleetd_read_sealed(int fd, size_t max, char **ret, size_t *ret_len) {
+        const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+        struct stat st;
+        int seals = fcntl(fd, F_GET_SEALS);
+
+        if (seals < 0 || (seals & want) != want)
+                return -EPERM;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode) || st.st_size < 0 || (size_t) st.st_size > max)
+                return -EFBIG;
+        return read_fd_full(fd, max, ret, ret_len);
 }
 
 static void set_state(Fleetd *f, const char *outcome, const char *reason, const char *fmt, ...) _printf_(4, 5);
@@ -124,7 +140,7 @@ OfferResult fleetd_offer(Fleetd *f) {
         if (n == 0)
                 return OFFER_VERDICT; /* nothing to offer */
         json_object_set(msg, "keys", keys);
-        sock = connect_agent(f->socket);
+        sock = fleetd_connect_agent(f->socket);
         if (sock < 0) {
                 set_state(f, "agent-unreachable", "none", "cannot reach the agent at %s: %s", f->socket,
                           strerror(-sock));

@@ -60,8 +60,8 @@ int fleetd_store_load(Fleetd *f) {
         return 0;
 }
 
-static int write_atomic(int dir_fd, const char *name, const char *data, size_t len) {
-        char tmp[BUNDLE_NAME_MAX + 24];
+int fleetd_write_atomic(int dir_fd, const char *name, const char *data, size_t len) {
+        char tmp[BUNDLE_NAME_MAX + 64];
         _cleanup_close_ int fd = -EBADF;
         int r = 0;
 
@@ -118,7 +118,7 @@ int fleetd_store_set(Fleetd *f, const char *key, const char *data, size_t len, u
                 return -ENOMEM;
         memcpy(copy, data, len);
         copy[len] = 0;
-        r = write_atomic(f->state_fd, name, data, len);
+        r = fleetd_write_atomic(f->state_fd, name, data, len);
         if (r < 0) {
                 /* kept in memory all the same: the agent should still get it */
                 fprintf(stderr, "elevate-fleetd: cannot keep %s in %s: %s\n", key, f->state_dir, strerror(-r));

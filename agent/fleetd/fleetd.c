@@ -71,16 +71,22 @@ static void handle(Fleetd *f, Event *e) {
         case EV_VALUE:
                 (void) fleetd_take_value(f, e->key, e->data, e->len, e->revision);
                 break;
+        case EV_DECISION:
+                fleetd_hd_decision(f, e->key);
+                break;
         case EV_CONNECTED:
                 f->connected = true;
                 fprintf(stderr, "elevate-fleetd: connected to the broker; reading every key.\n");
                 resync(f);
+                fleetd_hd_connected(f);
+                fleetd_audit_connected(f);
                 f->resync_step = 0;
                 (void) sd_event_source_set_time_relative(f->resync_timer, 2 * USEC_PER_SEC);
                 (void) sd_event_source_set_enabled(f->resync_timer, SD_EVENT_ONESHOT);
                 break;
         case EV_DISCONNECTED:
                 f->connected = false;
+                fleetd_audit_disconnected(f);
                 fprintf(stderr, "elevate-fleetd: disconnected from the broker; reconnecting. The agent keeps its "
                                 "policy.\n");
                 break;
@@ -174,7 +180,9 @@ static void help(void) {
                "  --groups G[,G...]   this host's fleet groups (at most %d)\n"
                "  --socket PATH       the agent's socket (default %s)\n"
                "  --state-dir DIR     where the received bundles are kept (default %s)\n"
-               "  --reconnect-max SEC the longest wait between reconnect rounds (default 30)\n",
+               "  --reconnect-max SEC the longest wait between reconnect rounds (default 30)\n"
+               "  --no-helpdesk       do not publish the agent's requests for remote approvers\n"
+               "  --no-audit          do not forward the agent's audit rows to the broker\n",
                FLEET_CONF_PATH, BUNDLE_MAX_GROUPS, ELEVATE_SOCKET_PATH, FLEETD_STATE_DIR);
 }
 
@@ -208,7 +216,8 @@ static int parse_args(Fleetd *f, int argc, char **argv) {
                 { "creds", required_argument, NULL, 'c' },    { "host-id", required_argument, NULL, 'H' },
                 { "groups", required_argument, NULL, 'g' },   { "socket", required_argument, NULL, 's' },
                 { "state-dir", required_argument, NULL, 'S' }, { "reconnect-max", required_argument, NULL, 'R' },
-                { "help", no_argument, NULL, 'h' },           {},
+                { "help", no_argument, NULL, 'h' },           { "no-helpdesk", no_argument, NULL, 'D' },
+                { "no-audit", no_argument, NULL, 'A' },       {},
         };
         const char *config = FLEET_CONF_PATH;
         FleetConf conf = {};
@@ -263,6 +272,14 @@ static int parse_args(Fleetd *f, int argc, char **argv) {
                         r = parse_uint64(optarg, &u) < 0 || u < 1 || u > 3600 ? -EINVAL : 0;
                         f->reconnect_max_usec = u * USEC_PER_SEC;
                         break;
+                case 'D':
+                        f->helpdesk = false;
+                        r = 0;
+                        break;
+                case 'A':
+                        f->forward_audit = false;
+                        r = 0;
+                        break;
                 case 'h':
                         help();
                         exit(0);
@@ -310,6 +327,8 @@ static int fill_defaults(Fleetd *f) {
 
 static void fleetd_done(Fleetd *f) {
         fleetd_nats_stop(f);
+        fleetd_hd_done(f);
+        fleetd_audit_done(f);
         /* libnats's threads may still deliver a last callback (the disconnect of the close):
          * wait for them before the queue they write to is freed */
         (void) nats_CloseAndWait(5000);
@@ -371,6 +390,10 @@ static int run(Fleetd *f) {
                 r = sd_event_add_signal(f->event, NULL, SIGTERM, on_signal, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(f->event, NULL, SIGINT, on_signal, NULL);
+        if (r >= 0)
+                r = fleetd_hd_setup(f);
+        if (r >= 0)
+                r = fleetd_audit_setup(f);
         if (r < 0)
                 return r;
         f->retry_usec = FLEETD_RETRY_MIN_USEC;
@@ -381,14 +404,15 @@ static int run(Fleetd *f) {
                 return r;
         fprintf(stderr, "elevate-fleetd: host %s, %zu keys, broker %s%s, agent %s\n", f->host, f->n_held,
                 f->servers[0], f->servers[1] ? " and others" : "", f->socket);
-        (void) sd_notify(false, "READY=1\nSTATUS=Receiving policy bundles");
+        (void) sd_notify(false, "READY=1\nSTATUS=Receiving policy bundles, publishing helpdesk requests");
         r = sd_event_loop(f->event);
         (void) sd_notify(false, "STOPPING=1");
         return r;
 }
 
 int main(int argc, char **argv) {
-        Fleetd f = { .wake_fd = -EBADF, .state_fd = -EBADF, .agent_serial = -1 };
+        Fleetd f = { .wake_fd = -EBADF, .state_fd = -EBADF, .agent_serial = -1, .helpdesk = true,
+                     .forward_audit = true, .hd_fd = -EBADF, .hd_dir_fd = -EBADF, .audit_fd = -EBADF };
         int r;
 
         pthread_mutex_init(&f.lock, NULL);

@@ -50,6 +50,7 @@ typedef struct Held {
 
 typedef enum EventKind {
         EV_VALUE,     /* a value (or a deletion: data NULL) for a key */
+        EV_DECISION,  /* a decision was published (key: the request id); the stream is asked what it holds */
         EV_CONNECTED, /* (re)connected: read every key again */
         EV_DISCONNECTED,
         EV_RESYNC,    /* something was dropped (slow consumer, queue full): read every key again */
@@ -63,6 +64,26 @@ typedef struct Event {
         uint64_t revision;
         struct Event *next;
 } Event;
+
+/* The helpdesk queue (fleetd-helpdesk.c, docs/helpdesk.md). */
+#define FLEETD_HD_MAX 1024                      /* requests held (the agent's PENDING_MAX) */
+#define FLEETD_HD_RETRY_MAX_USEC (30 * 1000 * 1000ULL)
+#define FLEETD_HD_IDLE_USEC (300 * 1000 * 1000ULL) /* an agent without the handler is asked again after this */
+
+typedef struct HdRequest {
+        char id[33];
+        char state[16];
+        uint64_t seq;
+        int64_t expires;
+        char *value; /* the signed broker value, as the agent gave it */
+        size_t len;
+        bool published;        /* the broker acknowledged this seq */
+        char *decision;        /* a decision waiting to be handed to the agent */
+        size_t decision_len;
+        uint64_t decision_revision;
+        uint8_t decided_sha256[SHA256_LEN]; /* the last decision the agent gave a verdict on */
+        bool has_decided;
+} HdRequest;
 
 typedef struct Fleetd {
         /* configuration */
@@ -99,7 +120,53 @@ typedef struct Fleetd {
         int64_t agent_serial;
         char agent_sha256[SHA256_HEX_LEN];
         uint64_t offers, verdicts;
+
+        /* helpdesk: the watch connection to the agent, and the requests it gave */
+        bool helpdesk;
+        int hd_fd;
+        sd_event_source *hd_io, *hd_timer;
+        uint64_t hd_retry_usec;
+        HdRequest *hd;
+        size_t n_hd;
+        int hd_dir_fd;
+        void *hd_sub; /* natsSubscription on this host's decisions */
+        uint64_t hd_published, hd_forwarded;
+
+        /* central audit: rows read from the agent after audit_seq, published to the stream */
+        bool forward_audit;
+        int audit_fd;
+        sd_event_source *audit_io, *audit_timer;
+        uint64_t audit_retry_usec;
+        int64_t audit_seq;      /* the last row the broker acknowledged */
+        bool audit_seq_known;
+        uint64_t audit_forwarded;
 } Fleetd;
+
+/* fleetd-helpdesk.c */
+int fleetd_hd_setup(Fleetd *f);
+void fleetd_hd_done(Fleetd *f);
+/* The broker is (back): publish what is not, look for decisions made meanwhile. */
+void fleetd_hd_connected(Fleetd *f);
+/* A decision was published for request id (the subscription): read what the stream holds. */
+void fleetd_hd_decision(Fleetd *f, const char *id);
+/* fleetd-nats.c, for the helpdesk and the audit: a JetStream publish that waits for the
+ * stream's acknowledgement (0, -ENOTCONN, -EIO). msg_id may be NULL. */
+int fleetd_js_publish(Fleetd *f, const char *subject, const char *data, size_t len, const char *msg_id,
+                      int64_t expected_last_subject_seq, const char *kv_operation);
+/* A direct get of the last value of a subject through stream's direct API; -ENOENT if none. */
+int fleetd_direct_get(Fleetd *f, const char *subject, char **ret, size_t *ret_len, uint64_t *ret_seq);
+int fleetd_nats_subscribe_decisions(Fleetd *f);
+
+/* fleetd-audit.c */
+int fleetd_audit_setup(Fleetd *f);
+void fleetd_audit_done(Fleetd *f);
+void fleetd_audit_connected(Fleetd *f);
+void fleetd_audit_disconnected(Fleetd *f);
+
+/* fleetd-offer.c, shared */
+int fleetd_connect_agent(const char *path);
+int fleetd_read_sealed(int fd, size_t max, char **ret, size_t *ret_len);
+int fleetd_write_atomic(int dir_fd, const char *name, const char *data, size_t len);
 
 /* fleetd-store.c */
 int fleetd_store_open(Fleetd *f);

@@ -29,8 +29,11 @@ typedef struct LauncherEvents {
                      void *userdata);
 } LauncherEvents;
 
-/* Starts the launcher (fork, then exec of our own binary with --launcher). */
-int launcher_new(sd_event *e, const LauncherEvents *cb, void *userdata, Launcher **ret);
+/* Starts the launcher: fork, then exec of the program elevated-launch at path, or (NULL)
+ * beside the agent's own binary, else at ELEVATE_LAUNCHER_PATH. It must be root-owned and
+ * writable by root only; *ret_error says why not. */
+int launcher_new(sd_event *e, const char *path, const LauncherEvents *cb, void *userdata, Launcher **ret,
+                 char **ret_error);
 Launcher *launcher_free(Launcher *l);
 
 /* Whether there is a launcher to take orders now (not while it is being restarted). */
@@ -43,9 +46,4 @@ pid_t launcher_pid(const Launcher *l);
 int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie);
 size_t launcher_in_flight(const Launcher *l);
 
-/* The launcher process itself: `elevated --launcher`, its socket at fd 3. */
-int launcher_main(void);
 
-/* The wire: an order as bytes plus the fds to send with it. */
-int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size_t *ret_len, int *fds,
-                          size_t *n_fds);

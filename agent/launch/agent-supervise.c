@@ -943,8 +943,10 @@ static void supervise_conn_gone(Request *r) {
                  * a launch whose client left (the case below) */
                 return;
         case REQUEST_RUNNING:
-                /* without a pty nobody else will hang up on the program: do it */
-                if (!r->in.any_tty && r->run.pidfd >= 0 && !r->run.exited)
+                /* without a pty nobody else will hang up on the program: do it; but not
+                 * when the agent is stopping (a restart or an upgrade): the program keeps
+                 * running and the next agent re-adopts it */
+                if (!r->in.any_tty && r->run.pidfd >= 0 && !r->run.exited && !r->agent->stopping)
                         (void) launch_signal(r->run.pidfd, SIGHUP);
                 return;
         default:

@@ -56,7 +56,7 @@ def ctl(*args, check=True, timeout=60):
 class Fleet:
     """Keys, trust directory, permissions, and the files a test signs and publishes."""
 
-    def __init__(self, hosts):
+    def __init__(self, hosts, approvers=()):
         self.dir = tempfile.mkdtemp(prefix="elevate-fleet-")
         os.chmod(self.dir, 0o755)
         self.key = os.path.join(self.dir, "signer.key")
@@ -70,7 +70,8 @@ class Fleet:
             for h, groups in hosts.items():
                 f.write("%s %s\n" % (h, ",".join(groups)))
         self.hosts = hosts
-        self.authz = ctl("fleet", "authz", "--hosts", hosts_file, "--out-dir", self.nk).stdout
+        self.authz = ctl("fleet", "authz", "--hosts", hosts_file, "--out-dir", self.nk,
+                         *(["--approvers", ",".join(approvers)] if approvers else [])).stdout
         # each host's fleetd runs as the test user and reads its own seed
         os.chmod(self.nk, 0o755)
         u = lib.user(FLEET_USER)
@@ -229,6 +230,12 @@ class StubAgent:
                 fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
         try:
             m = json.loads(msg)
+            if m.get("type") != "bundle_offer":
+                # fleetd's helpdesk and audit connections: answered as an agent without
+                # those handlers answers (helpdesklib.py has the stand-in that takes them)
+                conn.send(json.dumps({"v": 1, "type": "error", "code": "bad-request",
+                                      "message": 'message "%s" is not expected here' % m.get("type")}).encode())
+                return
             with self.lock:
                 self.offers += 1
             if self.mode == "old":

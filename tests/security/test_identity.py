@@ -348,17 +348,24 @@ def test_i06_bad_run_as():
             r = raw(a, ALICE, (exec_msg(m.prog, ["x"], run_as=name), std_fds(m.prog)))
             check_refused(r, "bad-request", fragment, "run_as %r" % name)
         check(not m.ran(), "nothing was elevated")
-        # well-formed names that the rule does not grant
-        for name, prog in [("nosuchuser", m.prog), (BOB, m.prog), ("root", probe), ("daemon", probe)]:
+        # a well-formed name of nobody: refused before any decision, saying so
+        r = raw(a, ALICE, (exec_msg(m.prog, ["as", "nosuchuser"], run_as="nosuchuser"), std_fds(m.prog)))
+        check_refused(r, "not-permitted", 'there is no user "nosuchuser"', "run_as nosuchuser")
+        # well-formed names of users that the rule does not grant
+        for name, prog in [(BOB, m.prog), ("root", probe), ("daemon", probe)]:
             r = raw(a, ALICE, (exec_msg(prog, ["as", name], run_as=name), std_fds(prog)))
             dec = check_denied(r, "run_as %s" % name)
             check_in("requested user", dec.get("message", ""), "run_as %s: says why" % name, r)
         check(not m.ran(), "nothing was elevated")
-        wait_until(lambda: len(requests_audited(a, seq, alice, ("decision",))) >= 4)
+        wait_until(lambda: len(requests_audited(a, seq, alice, ("decision",))) >= 3)
         rows = requests_audited(a, seq, alice, ("decision",))
-        check_eq(len(rows), 4, "each decoded request has a decision row", rows)
-        check_eq(sorted(x["data"].get("run_as") for x in rows), sorted(["nosuchuser", BOB, "root", "daemon"]),
+        check_eq(len(rows), 3, "each decided request has a decision row", rows)
+        check_eq(sorted(x["data"].get("run_as") for x in rows), sorted([BOB, "root", "daemon"]),
                  "with the run_as asked for")
+        wait_until(lambda: requests_audited(a, seq, alice, ("refused",)))
+        refused = requests_audited(a, seq, alice, ("refused",))
+        check([x for x in refused if x["data"].get("run_as") == "nosuchuser"], "the unknown user's refusal is audited",
+              refused)
         # the real client refuses bad names itself or passes the agent's refusal on
         for name in ("../../etc/x", "4294967295", "-1"):
             r = a.elevate(ALICE, ["-u", name, m.prog], stdin=subprocess.DEVNULL)

@@ -916,6 +916,39 @@ START_TEST(test_group_commit) {
 }
 END_TEST
 
+/* Rows nobody waits for (an exit, a start) wait up to AUDIT_LINGER_USEC for a row somebody
+ * does wait for, and share its commit; alone they are committed once that time passed. */
+START_TEST(test_unwaited_rows_share_the_next_commit) {
+        Env env;
+        Counter c = {};
+        uint64_t rows0, commits0, rows, commits;
+
+        env_setup(&env);
+        write_rows(env.event, env.audit, 1);
+        audit_stats(env.audit, &rows0, &commits0);
+        /* three facts, then a launch row somebody waits for: one commit for all four */
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(submit(env.audit, "exit", "req-l", 1000, i, NULL), 0);
+        ck_assert_int_eq(submit(env.audit, "launch", "req-l", 1000, 9, &c), 0);
+        run_until(env.event, &c, 1);
+        audit_stats(env.audit, &rows, &commits);
+        ck_assert_uint_eq(rows - rows0, 4);
+        ck_assert_uint_eq(commits - commits0, 1);
+        /* a fact alone is committed after the linger time, not held for ever */
+        ck_assert_int_eq(submit(env.audit, "exit", "req-m", 1000, 1, NULL), 0);
+        for (int i = 0; i < 100; i++) {
+                audit_stats(env.audit, &rows, &commits);
+                if (rows - rows0 == 5)
+                        break;
+                usleep(10 * 1000);
+        }
+        ck_assert_uint_eq(rows - rows0, 5);
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+        env_done(&env);
+}
+END_TEST
+
 START_TEST(test_close_flushes) {
         Env env;
         Counter c = {};
@@ -1673,6 +1706,7 @@ int main(void) {
                 tcase_add_test(tdb, test_entry_error_spares_the_batch);
                 tcase_add_test(tdb, test_triggers_refuse_changes);
                 tcase_add_test(tdb, test_group_commit);
+                tcase_add_test(tdb, test_unwaited_rows_share_the_next_commit);
                 tcase_add_test(tdb, test_close_flushes);
                 tcase_add_test(tdb, test_tamper_detected);
                 tcase_add_test(tdb, test_tail_removed_detected);

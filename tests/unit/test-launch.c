@@ -843,7 +843,7 @@ START_TEST(test_launcher_round_trip) {
 
         ck_assert_int_eq(sd_event_new(&e), 0);
         block_sigchld();
-        ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
+        ck_assert_int_eq(launcher_new(e, LAUNCHER_BIN, &test_events, &a, &l, NULL), 0);
         ck_assert_uint_eq(a.started, 1);
         argv[0] = "sh";
         argv[1] = "-c";
@@ -882,7 +882,7 @@ START_TEST(test_launcher_failure_names_the_step) {
 
         ck_assert_int_eq(sd_event_new(&e), 0);
         block_sigchld();
-        ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
+        ck_assert_int_eq(launcher_new(e, LAUNCHER_BIN, &test_events, &a, &l, NULL), 0);
         s = spec_for("/usr/bin/true", argv);
         s.cwd_fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
         ck_assert_int_eq(launcher_submit(l, &s, 1), 0);
@@ -913,7 +913,7 @@ START_TEST(test_launcher_death_answers_and_restarts) {
 
         ck_assert_int_eq(sd_event_new(&e), 0);
         block_sigchld();
-        ck_assert_int_eq(launcher_new(e, &test_events, &a, &l), 0);
+        ck_assert_int_eq(launcher_new(e, LAUNCHER_BIN, &test_events, &a, &l, NULL), 0);
         pid = launcher_pid(l);
         ck_assert_int_gt(pid, 0);
         /* it names itself once it runs */
@@ -980,13 +980,10 @@ static Suite *launch_suite(void) {
         return s;
 }
 
-int main(int argc, char *argv[]) {
+int main(void) {
         SRunner *sr;
         int failed;
 
-        /* the launcher tests start this very binary as the launcher (/proc/self/exe) */
-        if (argc == 2 && streq(argv[1], "--launcher"))
-                return launcher_main();
 
         if (geteuid() != 0) {
                 fprintf(stderr, "test-launch needs root; skipping\n");

@@ -6,6 +6,8 @@
  *
  *   natsprobe [--inbox PREFIX] URL SEEDFILE|- pub SUBJECT FILE|-    core publish
  *   natsprobe [--inbox PREFIX] URL SEEDFILE|- jspub SUBJECT FILE|-  JetStream publish (acked)
+ *   natsprobe [--inbox PREFIX] URL SEEDFILE|- pubhdr SUBJECT FILE|- NAME VALUE
+ *                                                            core publish with one header
  *   natsprobe [--inbox PREFIX] URL SEEDFILE|- get SUBJECT           request, empty body: prints the reply
  *   natsprobe [--inbox PREFIX] URL SEEDFILE|- sub SUBJECT           subscribe
  *
@@ -100,6 +102,17 @@ int main(int argc, char **argv) {
         if (strcmp(argv[3], "pub") == 0 && argc == 6) {
                 char *data = read_all(argv[5], &len);
                 s = natsConnection_Publish(nc, argv[4], data, len);
+                free(data);
+                rc = s == NATS_OK ? settle(nc) : 1;
+        } else if (strcmp(argv[3], "pubhdr") == 0 && argc == 8) {
+                char *data = read_all(argv[5], &len);
+                natsMsg *m = NULL;
+                s = natsMsg_Create(&m, argv[4], NULL, data, len);
+                if (s == NATS_OK)
+                        s = natsMsgHeader_Set(m, argv[6], argv[7]);
+                if (s == NATS_OK)
+                        s = natsConnection_PublishMsg(nc, m);
+                natsMsg_Destroy(m);
                 free(data);
                 rc = s == NATS_OK ? settle(nc) : 1;
         } else if (strcmp(argv[3], "jspub") == 0 && argc == 6) {
