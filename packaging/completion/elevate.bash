@@ -303,13 +303,16 @@ _elevated() {
         local cur prev words cword
         _elevate_init || return
         case $prev in
-        --socket | --policy | --state-dir | --endpoint-key)
+        --socket | --policy | --state-dir | --endpoint-key | --trust-dir | --fleet-conf | --policy-dir)
                 _elevate_files
+                return ;;
+        --fleet-user)
+                COMPREPLY=($(compgen -u -- "$cur"))
                 return ;;
         --host-id)
                 return ;;
         esac
-        _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --foreground --debug -h --help --version'
+        _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --fleet-user --trust-dir --fleet-conf --policy-dir --foreground --debug -h --help --version'
 }
 
 _elevate_notify() {
