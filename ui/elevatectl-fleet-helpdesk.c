@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 #include "bundle.h"
-#include "elevatectl-fleet.h"
+#include "elevatectl-fleet-helpdesk.h"
+#include "elevatectl-nats.h"
 #include "fleet-helpdesk.h"
 #include "fleet-nats.h"
 #include "proto.h"
