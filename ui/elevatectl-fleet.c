@@ -36,53 +36,17 @@ static int nats_fail(const char *what, natsStatus s) {
         return ctl_nats_fail(what, s);
 }
 
-/* Creates a KV-shaped stream with direct get if it does not exist. */
-static int ensure_bucket(jsCtx *js, const char *stream, const char *subjects, int64_t history, int32_t max_size,
-                         int64_t replicas) {
-        jsStreamInfo *si = NULL;
-        jsStreamConfig cfg;
-        jsErrCode jerr = 0;
-        const char *subj[1] = { subjects };
-        natsStatus s;
-
-        s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
-        if (s == NATS_OK) {
-                jsStreamInfo_Destroy(si);
-                return 0;
-        }
-        if (s != NATS_NOT_FOUND)
-                return nats_fail("cannot look up the bucket", s);
-        jsStreamConfig_Init(&cfg);
-        cfg.Name = stream;
-        cfg.Subjects = subj;
-        cfg.SubjectsLen = 1;
-        cfg.MaxMsgsPerSubject = history;
-        cfg.MaxMsgSize = max_size;
-        cfg.Discard = js_DiscardNew;
-        cfg.Storage = js_FileStorage;
-        cfg.Replicas = replicas;
-        cfg.Duplicates = 120 * (int64_t) 1000000000;
-        cfg.AllowRollup = true;
-        cfg.DenyDelete = true;
-        cfg.AllowDirect = true;
-        s = js_AddStream(&si, js, &cfg, NULL, &jerr);
-        if (s != NATS_OK)
-                return nats_fail("cannot create the bucket", s);
-        jsStreamInfo_Destroy(si);
-        fprintf(stderr, "created the bucket %s (replicas %" PRId64 ")\n", stream + 3, replicas);
-        return 0;
-}
-
 static int open_js(natsConnection *nc, jsCtx **js, int64_t replicas) {
         natsStatus s = natsConnection_JetStream(js, nc, NULL);
         int r;
 
         if (s != NATS_OK)
                 return nats_fail("JetStream", s);
-        r = ensure_bucket(*js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE,
-                          replicas);
+        r = ctl_nats_ensure_stream(*js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE, 0,
+                                   replicas, true, stderr);
         if (r == 0)
-                r = ensure_bucket(*js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, replicas);
+                r = ctl_nats_ensure_stream(*js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0, replicas,
+                                           true, stderr);
         return r;
 }
 

@@ -3,6 +3,7 @@
 /* The broker connection every `elevatectl fleet` command makes (libnats). */
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,6 +66,49 @@ int ctl_nats_connect(const char *urls, const char *creds, natsConnection **ret) 
         natsOptions_Destroy(opts);
         if (s != NATS_OK)
                 return ctl_nats_fail("cannot connect to the broker", s);
+        return 0;
+}
+
+int ctl_nats_ensure_stream(jsCtx *js, const char *name, const char *subject, int64_t history, int32_t max_msg,
+                           int64_t max_age_ns, int64_t replicas, bool kv, FILE *out) {
+        jsStreamInfo *si = NULL;
+        jsStreamConfig cfg;
+        jsErrCode jerr = 0;
+        const char *subj[1] = { subject };
+        natsStatus s;
+
+        s = js_GetStreamInfo(&si, js, name, NULL, &jerr);
+        if (s == NATS_OK) {
+                jsStreamInfo_Destroy(si);
+                if (out == stdout)
+                        fprintf(out, "%s exists\n", name);
+                return 0;
+        }
+        if (s != NATS_NOT_FOUND)
+                return ctl_nats_fail("cannot look up a stream", s);
+        jsStreamConfig_Init(&cfg);
+        cfg.Name = name;
+        cfg.Subjects = subj;
+        cfg.SubjectsLen = 1;
+        cfg.MaxMsgsPerSubject = history;
+        cfg.MaxMsgSize = max_msg;
+        cfg.MaxAge = max_age_ns;
+        cfg.Storage = js_FileStorage;
+        cfg.Replicas = replicas;
+        cfg.Duplicates = 120 * (int64_t) 1000000000;
+        cfg.DenyDelete = true;
+        cfg.DenyPurge = !kv; /* a bucket's roll-ups need purge; the audit stream has none */
+        if (kv) {
+                cfg.Discard = js_DiscardNew;
+                cfg.AllowRollup = true;
+                cfg.AllowDirect = true;
+        } else
+                cfg.AllowDirect = true;
+        s = js_AddStream(&si, js, &cfg, NULL, &jerr);
+        if (s != NATS_OK)
+                return ctl_nats_fail("cannot create a stream", s);
+        jsStreamInfo_Destroy(si);
+        fprintf(out, "created %s (replicas %" PRId64 ")\n", name, replicas);
         return 0;
 }
 
