@@ -38,6 +38,7 @@
 #include "agent-ops.h"
 #include "agent-pending.h"
 #include "agent-policy.h"
+#include "agent-presence.h"
 #include "agent-seccomp.h"
 #include "agent-server.h"
 #include "agent-supervise.h"
@@ -49,6 +50,7 @@
  * state, who hears about a new policy (agent-module.h). */
 static const AgentModule *const agent_modules[] = {
         &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
+        &presence_module,
 };
 
 static const char *arg_socket;
@@ -59,6 +61,7 @@ static bool arg_debug;
 static const char *arg_host_id;
 static const char *arg_endpoint_key = ELEVATE_KEYS_DIR "/endpoint.key";
 static const char *arg_test_hold_launch; /* hidden, tests only: see agent.h */
+static uint64_t arg_test_auth_deadline;  /* hidden, tests only: see agent.h */
 static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
@@ -105,7 +108,7 @@ static void help(void) {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION, ARG_HOST_ID,
-               ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH };
+               ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH, ARG_TEST_AUTH_DEADLINE };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "policy", required_argument, NULL, ARG_POLICY },
@@ -115,6 +118,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "host-id", required_argument, NULL, ARG_HOST_ID },
                 { "endpoint-key", required_argument, NULL, ARG_ENDPOINT_KEY },
                 { "test-hold-launch", required_argument, NULL, ARG_TEST_HOLD_LAUNCH },
+                { "test-auth-deadline", required_argument, NULL, ARG_TEST_AUTH_DEADLINE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -155,6 +159,15 @@ static int parse_argv(int argc, char *argv[]) {
                         }
                         arg_test_hold_launch = optarg;
                         break;
+                case ARG_TEST_AUTH_DEADLINE: {
+                        uint64_t sec;
+                        if (parse_uint64(optarg, &sec) < 0 || sec < 1 || sec > 600) {
+                                fprintf(stderr, "elevated: --test-auth-deadline takes 1 to 600 seconds.\n");
+                                return -EINVAL;
+                        }
+                        arg_test_auth_deadline = (uint64_t) sec * USEC_PER_SEC;
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;
@@ -320,6 +333,7 @@ static void agent_done(Agent *a) {
                 if (abandoned == 0)
                         copy_budget_free(a->copies);
         }
+        presence_free(a); /* PAM threads still running free what is theirs when they end */
         audit_close(a->audit);
         pendings_free_all(a);
         grants_free_all(a);
@@ -383,6 +397,10 @@ static int run(void) {
         a.host_id = arg_host_id ?: a.host;
         a.endpoint_key_path = arg_endpoint_key;
         a.test_hold_launch = arg_test_hold_launch;
+        a.auth_deadline = arg_test_auth_deadline;
+        if (a.auth_deadline)
+                log_warning("Test hook: password prompts wait %llu s (--test-auth-deadline; never use this in "
+                            "production)", (unsigned long long) (a.auth_deadline / USEC_PER_SEC));
         if (a.test_hold_launch)
                 log_warning("Test hook: launches wait while %s exists (--test-hold-launch; never use this in "
                             "production)", a.test_hold_launch);
@@ -413,6 +431,9 @@ static int run(void) {
         if (r < 0)
                 goto finish;
         r = sd_event_default(&a.event);
+        if (r < 0)
+                goto finish;
+        r = presence_init(&a);
         if (r < 0)
                 goto finish;
         /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
@@ -508,6 +529,7 @@ int main(int argc, char *argv[]) {
         int r;
 
         log_setup();
+        proto_json_wipe_on_free(); /* before any JSON exists: answers to prompts are secrets */
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? 2 : 0;

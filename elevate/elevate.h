@@ -4,7 +4,8 @@
 /*
  * The client. It runs with the user's rights only (no setuid): it opens what the user
  * can open, sends the fds, shows decisions and relays the terminal. It holds no secret
- * and makes no decision.
+ * (a password asked for by the agent's PAM passes through, and is wiped) and makes no
+ * decision.
  */
 
 #include <stdbool.h>
@@ -16,7 +17,7 @@
 #define EXIT_NOT_PERMITTED 126
 #define EXIT_NOT_FOUND 127
 #define EXIT_AGENT 125
-#define EXIT_WOULD_ASK 122 /* -n, and a rule would ask for approval */
+#define EXIT_WOULD_ASK 122 /* -n, and a rule would ask for approval (or, without a terminal, a password) */
 
 #define CLIENT_MAX_FILE_ARGS PROTO_MAX_FILE_ARGS
 
@@ -63,6 +64,15 @@ typedef int (*WaitReconnect)(int *sock, void *userdata, ProtoMsg *ret);
  * decision or an "error". -EINTR: the user stopped waiting. */
 int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, WaitReconnect reconnect,
                       void *userdata, ProtoMsg *ret);
+
+/* elevate-prompt.c */
+
+/* Answers the agent's prompts (m is the first `prompt`) on the terminal until the agent
+ * sends something else, which is left in *m. -EINTR: a stop signal came (*ret_sig);
+ * -ENOTTY: no terminal to ask on; other < 0: the agent or the terminal failed. */
+int answer_prompts(int sock, int stop_fd, ProtoMsg *m, int *ret_sig);
+/* Echo back on, if a prompt turned it off (also on the way out of a failure). */
+void prompt_restore_terminal(void);
 
 /* elevate-relay.c */
 

@@ -97,6 +97,8 @@ static json_t *rule_json(const PolicyRule *r, const PolicySettings *set) {
         }
         if (r->message)
                 json_object_set_new(o, "message", json_string(r->message));
+        if (r->authenticate == POLICY_AUTH_PASSWORD)
+                json_object_set_new(o, "authenticate", json_string("password"));
         return o;
 }
 

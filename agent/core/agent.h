@@ -108,6 +108,12 @@ struct Agent {
         uint8_t *endpoint_key;     /* 32 bytes, mlock()ed */
         struct Attempts *attempts; /* failed offline codes per uid and for the host */
         struct Budget *budgets;    /* rows that elevate nothing, per uid (agent-budget.c) */
+        struct Presence *presence; /* password conversations and windows (agent-presence.c) */
+        const char *pam_service;   /* the PAM service of `authenticate: password` ("elevate") */
+        /* Test hook, set only by the hidden option --test-auth-deadline SEC (root, on the
+         * agent's command line): a password prompt waits that long instead of 60 s. 0 in
+         * production. */
+        uint64_t auth_deadline;
         sd_event_source *budget_timer;
 
         AuditReader *audit_readers; /* `elevatectl audit` answers in progress (agent-ops-audit.c) */
