@@ -472,6 +472,11 @@ static const ProtoField answer_fields[] = {
         {"text", FIELD_STRING, true, DEST(text), .max = PROTO_MAX_ANSWER},
 };
 
+/* audit archival: rows of the epochs that ended before this time (CLOCK_REALTIME usec) */
+static const ProtoField audit_archive_fields[] = {
+        {"before", FIELD_INT, true, DEST(until), COUNT(has_until), .min = 0, .max = INT64_MAX},
+};
+
 static size_t bundle_offer_fds(const ProtoMsg *m) {
         return m->n_keys;
 }
@@ -539,6 +544,7 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_FLEET_WATCH] = {"fleet_watch"},
         [PROTO_FLEET_DECISION] = {"fleet_decision", ELEMENTS(fleet_decision_fields)},
         [PROTO_ANSWER] = {"answer", ELEMENTS(answer_fields)},
+        [PROTO_AUDIT_ARCHIVE] = {"audit_archive", ELEMENTS(audit_archive_fields), 1, 1},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
         [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
         [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},

@@ -88,6 +88,7 @@ typedef enum ProtoType {
         PROTO_FLEET_WATCH,  /* elevate-fleetd: send me the signed requests for remote approvers, and their updates */
         PROTO_FLEET_DECISION, /* elevate-fleetd: a signed decision arrived from the broker */
         PROTO_ANSWER,      /* the user's answer to a prompt of the agent (a password) */
+        PROTO_AUDIT_ARCHIVE, /* root: move old audit rows into the archive file sent along */
         /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,

@@ -45,6 +45,10 @@ void audit_job_free(AuditJob *j) {
                 explicit_erase(j->key_hex, strlen(j->key_hex));
                 free(j->key_hex);
         }
+        if (j->archive) {
+                safe_close(j->archive->out_fd);
+                free(j->archive);
+        }
         free(j);
 }
 
@@ -515,6 +519,38 @@ int audit_submit_sync(Audit *a, const AuditEntry *e) {
         if (r < 0)
                 return r;
         return run_sync(a, j);
+}
+
+int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, AuditDoneFn done, void *userdata) {
+        AuditEntry e = {.event = "audit-archived", .uid = -1};
+        AuditJob *j;
+        int r;
+
+        if (!a || !info || !done || out_fd < 0)
+                return -EINVAL;
+        r = job_new(&e, &j);
+        if (r < 0)
+                return r;
+        j->kind = AUDIT_JOB_ARCHIVE;
+        j->archive = calloc(1, sizeof(AuditArchiveJob));
+        if (!j->archive) {
+                audit_job_free(j);
+                return -ENOMEM;
+        }
+        j->archive->out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
+        if (j->archive->out_fd < 0) {
+                r = negative_errno();
+                audit_job_free(j);
+                return r;
+        }
+        j->archive->before = before;
+        j->archive->info = info;
+        j->done = done;
+        j->userdata = userdata;
+        r = enqueue(a, j);
+        if (r < 0)
+                audit_job_free(j);
+        return r;
 }
 
 int audit_reveal_initial_key(Audit *a, char **ret_hex) {

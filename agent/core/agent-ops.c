@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent-audit.h"
@@ -212,6 +214,93 @@ static int ops_audit_init(Conn *c, ProtoMsg *m) {
                         key);
 }
 
+/* `elevatectl audit archive`: the writer moves old rows into the file the console sent
+ * (docs/audit.md, "Archival"). Root only: it removes rows from the live log, a decision
+ * of the machine's owner, not of everyone who may read the log. One at a time. */
+typedef struct Archiving {
+        Agent *agent;
+        Conn *conn;               /* NULL once the console left */
+        AuditArchiveInfo info;
+} Archiving;
+
+static void archiving_conn_free(Conn *c) {
+        Archiving *x = c->userdata_archive;
+
+        if (x)
+                x->conn = NULL;
+        c->userdata_archive = NULL;
+}
+
+static void archive_done(int result, void *userdata) {
+        Archiving *x = userdata;
+        Conn *c = x->conn;
+        char msg[512];
+
+        x->agent->audit_archiving = false;
+        if (result >= 0)
+                log_notice("Audit rows %" PRIi64 "-%" PRIi64 " moved into an archive (sha256 %s)", x->info.first_seq,
+                           x->info.last_seq, x->info.sha256);
+        if (c) {
+                c->userdata_archive = NULL;
+                c->on_free = NULL;
+                if (result >= 0) {
+                        snprintf(msg, sizeof(msg),
+                                 "archived rows %" PRIi64 "-%" PRIi64 " (%" PRIi64 " rows), sha256 %s; the live log "
+                                 "now begins at row %" PRIi64,
+                                 x->info.first_seq, x->info.last_seq, x->info.rows, x->info.sha256,
+                                 x->info.last_seq + 1);
+                        (void) reply_ok(c, msg, NULL);
+                } else {
+                        (void) conn_send_error(c, result == -ENODATA ? REFUSAL_NOT_FOUND : REFUSAL_INTERNAL,
+                                               "nothing was archived: %s",
+                                               x->info.error[0] ? x->info.error
+                                               : audit_failed(x->agent->audit) ?: strerror(-result));
+                        conn_close(c);
+                }
+        }
+        free(x);
+}
+
+static int ops_audit_archive(Conn *c, ProtoMsg *m) {
+        Agent *a = c->agent;
+        struct stat st;
+        Archiving *x;
+        int fl, r;
+
+        if (!peer_is_root(&c->peer) || c->peer.nested)
+                return refuse(c, "archive audit rows (root only)");
+        fl = fcntl(m->fds[0], F_GETFL);
+        if (fstat(m->fds[0], &st) < 0 || fl < 0 || !S_ISREG(st.st_mode) || st.st_size != 0 ||
+            (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH)) {
+                (void) conn_send_error(c, REFUSAL_BAD_REQUEST,
+                                       "the archive must be sent as a new, empty regular file open for writing");
+                conn_close(c);
+                return 0;
+        }
+        if (a->audit_archiving) {
+                (void) conn_send_error(c, REFUSAL_BUSY, "another archive is being written; try again when it is done");
+                conn_close(c);
+                return 0;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        x->agent = a;
+        x->conn = c;
+        r = audit_archive(a->audit, m->until, m->fds[0], &x->info, archive_done, x);
+        if (r < 0) {
+                free(x);
+                return r;
+        }
+        a->audit_archiving = true;
+        c->userdata_archive = x;
+        c->on_free = archiving_conn_free;
+        c->state = CONN_AUDITING;
+        log_info("uid %u (pid %d) archives the audit rows before %" PRIi64, (unsigned) c->peer.uid, (int) c->peer.pid,
+                 m->until);
+        return 0;
+}
+
 static int ops_reload(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         char msg[256];
@@ -276,6 +365,7 @@ static int ops_policy_get(Conn *c, ProtoMsg *m) {
 static const AgentOp ops_ops[] = {
         { PROTO_LIST, AGENT_OP_FIRST, false, ops_list },
         { PROTO_AUDIT_INIT, AGENT_OP_FIRST, false, ops_audit_init },
+        { PROTO_AUDIT_ARCHIVE, AGENT_OP_FIRST, false, ops_audit_archive },
         { PROTO_RELOAD, AGENT_OP_FIRST, false, ops_reload },
         { PROTO_POLICY_GET, AGENT_OP_FIRST, false, ops_policy_get },
 };

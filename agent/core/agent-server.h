@@ -40,6 +40,7 @@ struct Conn {
         Request *request;          /* the exec in progress, if any (agent-request.h) */
         ConnOp *op;                /* an operator action waiting for its audit record */
         AuditReader *audit_reader; /* the audit rows this connection asked for */
+        void *userdata_archive;    /* an archive being written for this connection (agent-ops.c) */
         /* Set by whoever hangs a request or an action on the connection: lets go of it
          * when the connection is freed (before anything else is). */
         void (*on_free)(Conn *c);

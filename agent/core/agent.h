@@ -117,6 +117,7 @@ struct Agent {
         sd_event_source *budget_timer;
 
         AuditReader *audit_readers; /* `elevatectl audit` answers in progress (agent-ops-audit.c) */
+        bool audit_archiving;      /* an `elevatectl audit archive` is being written (agent-ops.c) */
         size_t n_audit_readers;
 
         Conn *conns;
