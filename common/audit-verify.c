@@ -572,15 +572,17 @@ int audit_verify_chain(const char *const *archives, size_t n_archives, const cha
         }
         if (r >= 0 && res.status == AUDIT_VERIFY_OK && db_path) {
                 int64_t before = w.have_prev ? w.prev_seq : 0;
+                uint64_t rows_before = res.rows;
                 r = walk_file(db_path, &w, &res, ret_error);
                 if (r >= 0 && res.status == AUDIT_VERIFY_OK && w.have_prev && w.prev_seq == before && before > 0)
                         fail(&res, AUDIT_VERIFY_SEQ_GAP, before + 1, "the live log has no rows after the archives");
-                else if (r >= 0 && res.status != AUDIT_VERIFY_OK && before > 0 && res.bad_seq <= before + 1) {
+                else if (r >= 0 && res.status != AUDIT_VERIFY_OK && before > 0 && res.rows == rows_before) {
+                        /* its very first row breaks: a missing archive, or one of another log */
                         char d[sizeof(res.detail)];
                         snprintf(d, sizeof(d), "%s", res.detail);
                         snprintf(res.detail, sizeof(res.detail),
-                                 "the live log does not continue the last archive (which ends at row %" PRIi64
-                                 "): %.150s",
+                                 "the live log does not continue the last archive given (which ends at row %" PRIi64
+                                 "; is an archive missing, or out of order?): %.100s",
                                  before, d);
                 }
         }
