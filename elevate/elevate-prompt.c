@@ -61,7 +61,7 @@ static void tty_echo(bool on) {
                 if (tcsetattr(tty.in, TCSAFLUSH, &t) == 0)
                         tty.echo_off = true;
         } else if (tty.echo_off) {
-                (void) tcsetattr(tty.in, TCSAFLUSH, &tty.saved);
+                (void) tcsetattr(tty.in, TCSADRAIN, &tty.saved); /* keeps what was typed after */
                 tty.echo_off = false;
         }
 }
@@ -162,9 +162,11 @@ int answer_prompts(int sock, int stop_fd, ProtoMsg *m, int *ret_sig) {
                         /* a line from PAM ("Sorry, try again.", a warning) */
                         tty_say(m->text, true);
                 } else {
-                        tty_say(m->text, false);
+                        /* echo goes off before the prompt shows: whatever is typed once it
+                         * is visible is neither echoed nor flushed by the change */
                         if (secret)
                                 tty_echo(false);
+                        tty_say(m->text, false);
                         r = read_line(sock, stop_fd, line, sizeof(line), ret_sig);
                         tty_echo(true);
                         if (r == 0) {

@@ -219,7 +219,9 @@ static int ops_audit_init(Conn *c, ProtoMsg *m) {
  * of the machine's owner, not of everyone who may read the log. One at a time. */
 typedef struct Archiving {
         Agent *agent;
-        Conn *conn;               /* NULL once the console left */
+        Conn *conn;               /* NULL once the console left, or for retention */
+        bool retention;           /* started by the retention timer: name is in the archive dir */
+        char name[64];
         AuditArchiveInfo info;
 } Archiving;
 
@@ -231,6 +233,83 @@ static void archiving_conn_free(Conn *c) {
         c->userdata_archive = NULL;
 }
 
+/* Retention (docs/audit.md, "Retention"): with --audit-retention, the agent archives the
+ * key epochs that ended longer ago than that into its archive directory, at start and
+ * every AGENT_RETENTION_INTERVAL_USEC: the same job as `audit archive`, so rows leave
+ * the log only once their archive is on disk. The file is created under a temporary
+ * name and named after its rows once they left the log (audit-FIRST-LAST.db, zero-padded,
+ * so a shell glob lists them oldest first); nothing to archive leaves no file. */
+static void retention_done(Archiving *x, int result) {
+        Agent *a = x->agent;
+        char final[64];
+
+        if (result < 0) {
+                (void) unlinkat(a->archive_dir_fd, x->name, 0);
+                if (result == -ENODATA)
+                        log_info("Retention: nothing to archive (%s)", x->info.error);
+                else
+                        log_warning("Retention: the old audit rows could not be archived: %s",
+                                    x->info.error[0] ? x->info.error
+                                    : audit_failed(a->audit) ?: strerror(-result));
+                return;
+        }
+        snprintf(final, sizeof(final), "audit-%012" PRIi64 "-%012" PRIi64 ".db", x->info.first_seq,
+                 x->info.last_seq);
+        if (renameat(a->archive_dir_fd, x->name, a->archive_dir_fd, final) < 0)
+                log_warning_errno(negative_errno(), "Retention: rows %" PRIi64 "-%" PRIi64 " are in %s/%s "
+                                  "(it could not be renamed %s)", x->info.first_seq, x->info.last_seq,
+                                  a->archive_dir, x->name, final);
+        else {
+                (void) fsync(a->archive_dir_fd);
+                log_info("Retention: rows %" PRIi64 "-%" PRIi64 " archived into %s/%s", x->info.first_seq,
+                         x->info.last_seq, a->archive_dir, final);
+        }
+}
+
+static void archive_done(int result, void *userdata);
+
+static int on_retention(sd_event_source *s, uint64_t usec, void *userdata) {
+        Agent *a = userdata;
+        _cleanup_close_ int fd = -EBADF;
+        Archiving *x;
+        int r;
+
+        (void) sd_event_source_set_time_relative(s, AGENT_RETENTION_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        if (a->audit_archiving || audit_failed(a->audit))
+                return 0; /* next time */
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return 0;
+        x->agent = a;
+        x->retention = true;
+        snprintf(x->name, sizeof(x->name), ".new-%" PRIu64 ".db", now_usec(CLOCK_REALTIME));
+        fd = openat(a->archive_dir_fd, x->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                log_warning_errno(negative_errno(), "Retention: cannot create %s/%s", a->archive_dir, x->name);
+                free(x);
+                return 0;
+        }
+        r = audit_archive(a->audit, (int64_t) now_usec(CLOCK_REALTIME) - (int64_t) a->audit_retention, fd, &x->info,
+                          archive_done, x);
+        if (r < 0) {
+                log_warning_errno(r, "Retention: cannot archive the old audit rows");
+                (void) unlinkat(a->archive_dir_fd, x->name, 0);
+                free(x);
+                return 0;
+        }
+        a->audit_archiving = true;
+        return 0;
+}
+
+int ops_retention_start(Agent *a) {
+        if (a->audit_retention == 0)
+                return 0;
+        log_info("Audit rows of key epochs that ended more than %" PRIu64 " s ago are archived into %s",
+                 a->audit_retention / USEC_PER_SEC, a->archive_dir);
+        return sd_event_add_time_relative(a->event, &a->retention_timer, CLOCK_MONOTONIC, 0, 0, on_retention, a);
+}
+
 static void archive_done(int result, void *userdata) {
         Archiving *x = userdata;
         Conn *c = x->conn;
@@ -240,6 +319,8 @@ static void archive_done(int result, void *userdata) {
         if (result >= 0)
                 log_notice("Audit rows %" PRIi64 "-%" PRIi64 " moved into an archive (sha256 %s)", x->info.first_seq,
                            x->info.last_seq, x->info.sha256);
+        if (x->retention)
+                retention_done(x, result);
         if (c) {
                 c->userdata_archive = NULL;
                 c->on_free = NULL;

@@ -17,6 +17,7 @@
 #include "util.h"
 
 #define AGENT_MAX_LISTEN 4
+#define AGENT_RETENTION_INTERVAL_USEC (3600 * USEC_PER_SEC) /* --audit-retention looks this often */
 #define AGENT_MAX_CONNECTIONS 1024        /* all users */
 #define AGENT_MAX_CONNECTIONS_PER_UID 32
 #define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided; more wait */
@@ -117,7 +118,11 @@ struct Agent {
         sd_event_source *budget_timer;
 
         AuditReader *audit_readers; /* `elevatectl audit` answers in progress (agent-ops-audit.c) */
-        bool audit_archiving;      /* an `elevatectl audit archive` is being written (agent-ops.c) */
+        bool audit_archiving;      /* an archive is being written (agent-ops.c) */
+        uint64_t audit_retention;  /* --audit-retention: archive epochs that ended that long ago, 0: never */
+        const char *archive_dir;   /* where retention puts its archives */
+        int archive_dir_fd;        /* O_DIRECTORY of archive_dir, -EBADF without retention */
+        sd_event_source *retention_timer;
         size_t n_audit_readers;
 
         Conn *conns;

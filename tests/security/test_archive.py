@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seclib import *  # noqa: E402,F403
-from seclib import ELEVATECTL, Failed, check, check_eq, check_in  # noqa: E402
+from seclib import ELEVATECTL, ELEVATED, Agent, Failed, check, check_eq, check_in  # noqa: E402
 
 OPS_GROUP = "elevate-test-staff"  # elevate-test-alice is in it
 
@@ -266,8 +266,8 @@ def test_rows_leave_only_through_an_archive_and_only_for_root():
 
 
 def test_retention_as_documented():
-    """docs/audit.md, "Retention": the timer's command archives the epochs that ended
-    before the retention period and keeps the newer ones in the live log."""
+    """docs/audit.md, "Retention": the cron form (audit archive --before -PERIOD) archives
+    the epochs that ended before the period and keeps the newer ones in the live log."""
     d = root_tmpdir("elevate-arc-")
     with agent_with(archive_policy()) as a:
         some_rows(a)
@@ -284,6 +284,79 @@ def test_retention_as_documented():
         check_eq(live_range(a)[0], old_end + 1, "the older epochs left, the newer stayed")
         check(any(x["seq"] == new_end for x in a.audit_rows("audit-epoch-end")), "the newer end row is live")
         check_eq(verify(a, [out]).rc, 0, "and the two verify together")
+
+
+def end_rows(con):
+    return con.execute("SELECT seq, time FROM audit WHERE event = 'audit-epoch-end' ORDER BY seq").fetchall()
+
+
+def test_retention_option_archives_by_itself():
+    """docs/audit.md, "Retention": elevated --audit-retention archives at start (and hourly)
+    the epochs that ended longer ago than the period into its archive directory, named by
+    their rows; newer epochs stay; nothing to archive leaves no file and removes nothing."""
+    with agent_with(archive_policy()) as a:
+        arcdir = os.path.join(a.state, "archive")
+        some_rows(a)
+        a.extra_args = ["--audit-retention", "1000d"]
+        a.restart(signal.SIGTERM)  # ends an epoch, but not 1000 days ago
+        check(wait_until(lambda: "Retention: nothing to archive" in a.logs(), 30), "the agent looked", a.logs())
+        check_eq(os.stat(arcdir).st_mode & 0o777, 0o700, "its directory is private")
+        check_eq(os.listdir(arcdir), [], "nothing to archive leaves no file")
+        check_eq(live_range(a)[0], 1, "and removes nothing")
+        old_end = [r["seq"] for r in a.audit_rows("audit-epoch-end")][-1]
+
+        time.sleep(3)
+        some_rows(a)
+        a.extra_args = ["--audit-retention", "2s"]
+        started = time.time()
+        a.restart(signal.SIGTERM)
+
+        def archived():
+            return [f for f in os.listdir(arcdir) if f.startswith("audit-")]
+        check(wait_until(lambda: archived(), 60), "an archive appeared", (os.listdir(arcdir), a.logs()))
+        done = time.time()
+        files = archived()
+        check_eq(len(files), 1, "one archive", files)
+        check_eq(os.listdir(arcdir), files, "no temporary file is left", os.listdir(arcdir))
+        path = os.path.join(arcdir, files[0])
+        first, live_last = live_range(a)
+        cut = first - 1
+        check_eq(files[0], "audit-%012d-%012d.db" % (1, cut), "named after its rows")
+        check(cut >= old_end, "the epoch that ended 3 s before is in it (cut %d, that end %d)" % (cut, old_end))
+        check_eq(os.stat(path).st_mode & 0o777, 0o600, "the archive is private")
+        con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        try:
+            last_end = end_rows(con)[-1]
+        finally:
+            con.close()
+        check_eq(last_end[0], cut, "it ends with an end row")
+        check(last_end[1] / 1e6 < done - 2, "every epoch in it ended more than 2 s before the agent looked")
+        con = sqlite3.connect("file:%s?mode=ro" % a.db(), uri=True, timeout=10)
+        try:
+            live_ends = end_rows(con)
+        finally:
+            con.close()
+        check(all(t / 1e6 >= started - 2 - 1 for (_, t) in live_ends),
+              "an epoch that ended within the period stays live (%r, started %.1f)" % (live_ends, started))
+        rec = a.wait_audit("audit-archived")
+        check_eq(rec[-1]["data"]["sha256"], sha256_file(path), "the log records the file", rec)
+        r = verify(a, [path])
+        check_eq(r.rc, 0, "the archive and the live log verify together", r)
+        check_serves(a)
+
+
+def test_retention_option_refuses_bad_values():
+    for bad in ("-1d", "12x", "", "99999999999999999999", "36501d"):
+        a = Agent(archive_policy(), extra_args=["--audit-retention", bad], start=False)
+        try:
+            r = subprocess.run([ELEVATED, "--foreground", "--socket", a.socket, "--policy", a.policy_path,
+                                    "--state-dir", a.state, "--audit-retention", bad],
+                               capture_output=True, text=True, timeout=60)
+            check_eq(r.returncode, 2, "%r is refused" % bad, r)
+            check_in("--audit-retention takes a period", r.stderr, "with what it takes", r)
+            check(not os.path.exists(a.state), "before anything is created")
+        finally:
+            a.cleanup()
 
 
 if __name__ == "__main__":
