@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import termios
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -184,6 +185,9 @@ def test_right_password_runs_and_is_audited():
     with agent_with(presence_policy(prog)) as a:
         t = in_pty(a, U1, [prog, "one"])
         t.expect(r"[Pp]assword: ?$")
+        # echo is off before the prompt shows (else a quick typist's password is echoed,
+        # and then flushed by the change: seen under load)
+        check(not termios.tcgetattr(t.fd)[3] & termios.ECHO, "echo is off once the prompt is visible")
         t.send(PAM_USERS[U1] + "\n")
         rc = t.finish()
         check_eq(rc, 0, "the program ran", t.text())
