@@ -416,7 +416,7 @@ static void agent_done(Agent *a) {
         }
         presence_free(a); /* PAM threads still running free what is theirs when they end */
         a->retention_timer = sd_event_source_disable_unref(a->retention_timer);
-        audit_close(a->audit); /* an archive still in progress ends here (its file is removed) */
+        audit_log_close(a->audit); /* an archive still in progress ends here (its file is removed) */
         safe_close(a->archive_dir_fd);
         pendings_free_all(a);
         grants_free_all(a);
@@ -534,7 +534,7 @@ static int run(void) {
         (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGHUP, on_sighup, &a);
 
-        r = audit_open(a.event, arg_state_dir, &a.audit);
+        r = audit_log_open(a.event, arg_state_dir, &a.audit);
         if (r < 0) {
                 log_error_errno(r, "Cannot open the audit log");
                 goto finish;

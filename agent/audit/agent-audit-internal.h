@@ -9,7 +9,7 @@
  *
  * Thread ownership:
  *  - Audit.db (AuditDb, the write connection, chain state and keys) belongs to the writer
- *    thread once it runs; before that, to audit_open.
+ *    thread once it runs; before that, to audit_log_open.
  *  - Audit.rdb, failed, the probe timer and the eventfd source belong to the loop thread.
  *  - Everything between them (queue, done list, stopping, db identity, stats) is under
  *    Audit.lock.

@@ -8,7 +8,7 @@
  *  - audit_submit() validates and copies everything (canonical data, state values) on
  *    the caller's thread; the writer never sees a caller's pointer.
  *  - Every accepted submission completes exactly once: done() runs on the loop thread
- *    from the eventfd source, or from audit_close() for what was still in flight.
+ *    from the eventfd source, or from audit_log_close() for what was still in flight.
  *  - The writer thread runs with all signals blocked, so sd-event's signalfd sources
  *    keep working.
  *  - While the log is failed, a probe retries it after the probe interval (backing off
@@ -358,7 +358,7 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         a->event = sd_event_ref(event);
         a->probe_interval = AUDIT_PROBE_INTERVAL_USEC;
         a->epoch_usec = AUDIT_EPOCH_USEC;
-        *ret = a; /* audit_close() releases whatever follows */
+        *ret = a; /* audit_log_close() releases whatever follows */
         a->dir = strdup(state_dir);
         a->path = strdup_printf("%s/%s", state_dir, AUDIT_DB_NAME);
         if (!a->dir || !a->path)
@@ -373,8 +373,8 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         return sd_event_add_io(event, &a->efd_source, a->efd, EPOLLIN, on_eventfd, a);
 }
 
-int audit_open(sd_event *event, const char *state_dir, Audit **ret) {
-        _cleanup_(audit_closep) Audit *a = NULL;
+int audit_log_open(sd_event *event, const char *state_dir, Audit **ret) {
+        _cleanup_(audit_log_closep) Audit *a = NULL;
         _cleanup_free_ char *reason = NULL;
         int r;
 
@@ -408,7 +408,7 @@ int audit_open(sd_event *event, const char *state_dir, Audit **ret) {
         return 0;
 }
 
-void audit_close(Audit *a) {
+void audit_log_close(Audit *a) {
         if (!a)
                 return;
         if (a->thread_started) {

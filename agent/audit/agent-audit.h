@@ -55,10 +55,10 @@ typedef struct AuditEntry {
  * the log is unusable (corrupt, wrong owner…): then audit_failed() says why and every
  * submission fails, so the agent keeps running and refuses elevations. Returns <0 only
  * for programming or resource errors. */
-int audit_open(sd_event *event, const char *state_dir, Audit **ret);
+int audit_log_open(sd_event *event, const char *state_dir, Audit **ret);
 /* Flushes everything queued, stops the thread, closes the database. */
-void audit_close(Audit *a);
-DEFINE_TRIVIAL_CLEANUP_FUNC(Audit *, audit_close);
+void audit_log_close(Audit *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Audit *, audit_log_close);
 
 /* NULL when healthy, else a static/owned English reason ("disk full", "database is
  * corrupt: …"). */

@@ -6,7 +6,7 @@
  *
  *   bench-audit [-d DISK_PARENT] [-t TMPFS_PARENT] [-c N[,N...]] [-n ROWS] [-r ROUNDS]
  *
- * audit_open() and audit_submit() exactly as the agent uses them (WAL,
+ * audit_log_open() and audit_submit() exactly as the agent uses them (WAL,
  * synchronous=FULL, the writer thread, the hash chain and HMAC tag per row). Each row is
  * a "request" event with the data and the requests-table upsert of a real elevation, so
  * a row costs what one of the agent's rows costs. "N outstanding" = N submitters that
@@ -167,9 +167,9 @@ static void bench_fs(const char *fs, const char *parent, const int *levels, int 
                 fprintf(stderr, "bench-audit: cannot make a directory in %s: %m\n", parent);
                 exit(1);
         }
-        if (sd_event_new(&event) < 0 || audit_open(event, dir, &audit) < 0 || audit_failed(audit)) {
+        if (sd_event_new(&event) < 0 || audit_log_open(event, dir, &audit) < 0 || audit_failed(audit)) {
                 fprintf(stderr, "bench-audit: cannot open an audit log in %s: %s\n", dir,
-                        audit ? audit_failed(audit) : "audit_open failed");
+                        audit ? audit_failed(audit) : "audit_log_open failed");
                 remove_state_dir(dir);
                 exit(1);
         }
@@ -178,7 +178,7 @@ static void bench_fs(const char *fs, const char *parent, const int *levels, int 
         for (int i = 0; i < rounds; i++)
                 for (int k = 0; k < n_levels; k++)
                         res[k][i] = run_once(event, audit, levels[k], rows);
-        audit_close(audit);
+        audit_log_close(audit);
         remove_state_dir(dir);
 
         for (int k = 0; k < n_levels; k++) {

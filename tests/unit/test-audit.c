@@ -555,7 +555,7 @@ START_TEST(test_submit_validation) {
 
         ck_assert_int_eq(chmod(dir, 0755), 0);
         ck_assert_int_eq(sd_event_new(&e), 0);
-        ck_assert_int_eq(audit_open(e, dir, &a), 0);
+        ck_assert_int_eq(audit_log_open(e, dir, &a), 0);
         ck_assert(contains(audit_failed(a), geteuid() == 0 ? "mode 0755" : "not owned by root"));
 
         ck_assert_int_eq(submit(a, "", NULL, -1, 0, NULL), -EINVAL);
@@ -599,7 +599,7 @@ START_TEST(test_submit_validation) {
                 run_until(e, &c, 1);
                 ck_assert_int_eq(c.last, -EIO);
         }
-        audit_close(a);
+        audit_log_close(a);
         sd_event_unref(e);
         remove_dir(dir);
         free(dir);
@@ -723,7 +723,7 @@ typedef struct Env {
 } Env;
 
 static void env_open(Env *env) {
-        ck_assert_int_eq(audit_open(env->event, env->dir, &env->audit), 0);
+        ck_assert_int_eq(audit_log_open(env->event, env->dir, &env->audit), 0);
 }
 
 static void env_setup(Env *env) {
@@ -735,7 +735,7 @@ static void env_setup(Env *env) {
 }
 
 static void env_close_audit(Env *env) {
-        audit_close(env->audit);
+        audit_log_close(env->audit);
         env->audit = NULL;
 }
 
