@@ -174,8 +174,10 @@ static int check_archives_recorded(const char *db_path, const char *const *archi
                 struct stat st;
                 void *p;
 
-                if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0)
-                        return -errno ?: -EBADMSG;
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        return negative_errno();
+                if (st.st_size <= 0)
+                        return -EBADMSG; /* (it was walked above: it cannot be empty now) */
                 p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
                 if (p == MAP_FAILED)
                         return negative_errno();
