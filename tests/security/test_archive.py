@@ -184,6 +184,15 @@ def test_tampered_archive_is_detected():
             f.write(good)
         check_eq(verify(a, [out], key_file=k).rc, 0, "the untouched archive still verifies")
 
+        # a missing file, and one that is no archive: said, not a crash
+        r = verify(a, [os.path.join(d, "missing.db")])
+        check(r.rc != 0 and "cannot" in r.err and "missing.db" in r.err, "a missing archive file is named", r)
+        junk = os.path.join(d, "junk.db")
+        with open(junk, "w") as f:
+            f.write("not a database\n" * 100)
+        r = verify(a, [junk])
+        check(r.rc != 0 and "cannot" in r.err, "a file that is no archive is refused with the reason", r)
+
 
 def encode_row(seq, t, boot, ev, req, uid, data, ep):
     """docs/audit.md, "Canonical row encoding"."""
@@ -262,6 +271,18 @@ def test_rows_leave_only_through_an_archive_and_only_for_root():
         r = archive(a, out)
         check(r.rc != 0 and "must not exist" in r.err, "an existing file is refused", r)
         check_eq(open(out).read(), "keep me", "and left alone")
+        # arguments it cannot use: said plainly (exit 2), no file, nothing sent
+        out = os.path.join(d, "bad.db")
+        for args, says in ((["--before", "the day before", "--out", out], "cannot read"),
+                           (["--before", "now"], "usage: audit archive --before TIME --out FILE"),
+                           (["--out", out], "usage: audit archive"),
+                           (["--before", "now", "--out", out, "extra"], "usage: audit archive")):
+            r = ctl(a, ["audit", "archive"] + args)
+            check_eq(r.rc, 2, "%r refused" % args, r)
+            check_in(says, r.err, "%r: says why" % args, r)
+            check(not os.path.exists(out), "%r: no file" % args)
+        check_eq(live_range(a)[0], 1, "nothing left the log")
+        check_eq(len(a.audit_rows("audit-archived")), 0, "no archive was recorded")
         check_audit_ok(a)
 
 
