@@ -617,6 +617,29 @@ bool ctl_audit_remote_refused(const char *host, int argc, char **argv) {
         return false;
 }
 
+/* Removes the file we created, if the name still leads to it. */
+static void remove_ours(const char *path, int fd) {
+        struct stat a, b;
+
+        if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                (void) unlink(path);
+}
+
+/* The new file's name is durable before the agent writes into it (it syncs the content). */
+static void sync_parent(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!dir)
+                return;
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = 0;
+        dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+}
+
 int ctl_cmd_audit_archive(int argc, char **argv) {
         static const struct option options[] = {
                 { "before", required_argument, NULL, 'b' },
@@ -660,27 +683,41 @@ int ctl_cmd_audit_archive(int argc, char **argv) {
                 fprintf(stderr, "elevatectl: cannot create %s: %m (it must not exist yet).\n", out);
                 return 1;
         }
+        sync_parent(out);
         sock = ctl_connect(false);
         req = proto_new(PROTO_AUDIT_ARCHIVE);
         if (sock < 0 || !req) {
                 json_decref(req);
-                (void) unlink(out);
+                remove_ours(out, fd);
                 return 3;
         }
         json_object_set_new(req, "before", json_integer(usec));
         r = proto_send(sock, req, &fd, 1);
         json_decref(req);
-        if (r >= 0)
-                r = proto_recv(sock, &m, &err);
-        if (r < 0 || m.type != PROTO_OK) {
+        if (r < 0) {
+                fprintf(stderr, "elevatectl: cannot send the request to the agent: %s\n", strerror(-r));
+                remove_ours(out, fd);
+                return 1;
+        }
+        r = proto_recv(sock, &m, &err);
+        if (r < 0) {
+                /* sent, but no answer came: the agent may have moved the rows before it went */
+                fprintf(stderr,
+                        "elevatectl: no answer from the agent (%s). %s is kept: if the agent moved rows into it, "
+                        "the log has an audit-archived row naming its sha256; check with elevatectl audit verify "
+                        "--archive %s.\n",
+                        err.message[0] ? err.message : strerror(-r), out, out);
+                return 1;
+        }
+        if (m.type != PROTO_OK) {
                 _cleanup_free_ char *e = m.type == PROTO_ERROR && m.message
                                                  ? escape_display(m.message, strlen(m.message), PROTO_MAX_STRING)
                                                  : NULL;
-                fprintf(stderr, "elevatectl: %s\n",
-                        e ?: r < 0 ? (err.message[0] ? err.message : strerror(-r)) : "unexpected answer");
+                fprintf(stderr, "elevatectl: %s\n", e ?: "unexpected answer from the agent");
                 r = m.type == PROTO_ERROR && streq_ptr(m.code, PROTO_ERR_NOT_PERMITTED) ? 4 : 1;
+                if (m.type == PROTO_ERROR)
+                        remove_ours(out, fd); /* the agent said no: nothing left the log */
                 proto_msg_done(&m);
-                (void) unlink(out); /* nothing left the log: the file is of no use */
                 return r;
         }
         {

@@ -290,6 +290,7 @@ static int on_retention(sd_event_source *s, uint64_t usec, void *userdata) {
                 free(x);
                 return 0;
         }
+        (void) fsync(a->archive_dir_fd); /* after a crash, the file is there to hold what left the log */
         r = audit_archive(a->audit, (int64_t) now_usec(CLOCK_REALTIME) - (int64_t) a->audit_retention, fd, &x->info,
                           archive_done, x);
         if (r < 0) {
