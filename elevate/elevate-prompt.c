@@ -21,7 +21,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "elevate.h"
+#include "elevate-agent.h"
+#include "elevate-prompt.h"
 #include "util.h"
 
 typedef struct Tty {

@@ -214,7 +214,7 @@ int policy_load_buffer(const char *buf, size_t len, const char *name, const Poli
 int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
                            Policy **ret, PolicyError *ret_error, PolicyErrorList *all) {
         _cleanup_(policy_freep) Policy *p = NULL;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
         json_t *root = NULL;
         ParseCtx c;
@@ -246,6 +246,8 @@ int policy_load_buffer_all(const char *buf, size_t len, const char *name, const 
                 return plain_error(err, r, "out of memory");
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < p->n_rules; i++)
+                policy_rule_keys(&p->rules[i]);
         r = policy_build_index(p);
         if (r < 0)
                 return plain_error(err, r, "out of memory");
@@ -322,7 +324,7 @@ static int open_checked(const char *path, bool check_owner, PolicyError *err) {
 
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error) {
         _cleanup_close_ int fd = -EBADF;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
         int r;
 

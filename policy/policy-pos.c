@@ -270,11 +270,13 @@ static const char *find_element(const char *p, const char *end, size_t index) {
 }
 
 int policy_json_locate(const char *buf, size_t len, const PolicyJPath *path, bool at_key, size_t *ret_off) {
-        const char *p = buf, *end = buf + len;
+        const char *p, *end;
         size_t n;
 
         if (!buf || !path)
                 return -ENOENT;
+        p = buf;
+        end = buf + len;
         n = MIN(path->n, (size_t) POLICY_JPATH_MAX);
         for (size_t k = 0; k < n; k++) {
                 const PolicyJPathComp *c = &path->c[k];

@@ -364,7 +364,7 @@ static int respond(const char *input, const char *site_path, const char *host, u
                 fprintf(stderr,
                         "elevatectl: that challenge is of another format version than the one this "
                         "elevatectl knows (%u); use the elevatectl of the agent's release.\n",
-                        CODE_VERSION);
+                        (unsigned) CODE_VERSION);
                 return 2;
         }
         if (r < 0) {
