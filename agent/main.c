@@ -39,6 +39,7 @@
 #include "agent-ops.h"
 #include "agent-pending.h"
 #include "agent-policy.h"
+#include "agent-presence.h"
 #include "agent-seccomp.h"
 #include "agent-server.h"
 #include "agent-supervise.h"
@@ -51,7 +52,7 @@
  * state, who hears about a new policy (agent-module.h). */
 static const AgentModule *const agent_modules[] = {
         &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
-        &fleet_module,
+        &fleet_module, &presence_module,
 };
 
 static const char *arg_socket;
@@ -66,6 +67,9 @@ static const char *arg_fleet_user;       /* NULL: FLEET_DEFAULT_USER if it exist
 static const char *arg_trust_dir = FLEET_DEFAULT_TRUST_DIR;
 static const char *arg_fleet_conf = FLEET_CONF_PATH;
 static const char *arg_policy_dir = FLEET_DEFAULT_POLICY_DIR;
+static uint64_t arg_test_auth_deadline;  /* hidden, tests only: see agent.h */
+static uint64_t arg_audit_retention;     /* 0: rows stay until `elevatectl audit archive` */
+static const char *arg_audit_archive_dir; /* NULL: STATE_DIR/archive */
 static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
@@ -104,6 +108,14 @@ static void help(void) {
                "  --policy-dir DIR  drop-in directory of signed bundles, watched (default %s)\n"
                "                    A signed release that verifies takes precedence over --policy;\n"
                "                    see docs/fleet.md\n"
+               "  --audit-retention PERIOD\n"
+               "                    archive the audit rows of key epochs that ended longer ago than\n"
+               "                    PERIOD (90d, 12h; a plain number is days), at start and hourly,\n"
+               "                    into --audit-archive-dir, then remove them from the live log.\n"
+               "                    Default 0: never (docs/audit.md, \"Retention\")\n"
+               "  --audit-archive-dir DIR\n"
+               "                    where retention writes its archives (default STATE_DIR/archive,\n"
+               "                    created 0700; root's)\n"
                "  --foreground      stay attached and log to stderr. Without it the agent goes to the\n"
                "                    background once it serves and logs to the journal (under systemd\n"
                "                    it never forks)\n"
@@ -119,10 +131,36 @@ static void help(void) {
                FLEET_DEFAULT_TRUST_DIR, FLEET_CONF_PATH, FLEET_DEFAULT_POLICY_DIR);
 }
 
+/* "90d", "12h", "30m", "45s" or a plain number of days; "0" turns retention off. */
+static int parse_retention(const char *s, uint64_t *ret) {
+        static const struct {
+                char unit;
+                uint64_t usec;
+        } units[] = { { 's', USEC_PER_SEC }, { 'm', 60 * USEC_PER_SEC }, { 'h', 3600 * USEC_PER_SEC },
+                      { 'd', UINT64_C(86400) * USEC_PER_SEC } };
+        char num[32];
+        size_t n = strlen(s);
+        uint64_t v, mult = UINT64_C(86400) * USEC_PER_SEC;
+
+        if (n == 0 || n >= sizeof(num))
+                return -EINVAL;
+        memcpy(num, s, n + 1);
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (num[n - 1] == units[i].unit) {
+                        mult = units[i].usec;
+                        num[--n] = 0;
+                        break;
+                }
+        if (parse_uint64(num, &v) < 0 || v > UINT64_C(36500) * 86400 * USEC_PER_SEC / mult)
+                return -EINVAL;
+        *ret = v * mult;
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION, ARG_HOST_ID,
                ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH, ARG_FLEET_USER, ARG_TRUST_DIR, ARG_FLEET_CONF,
-               ARG_POLICY_DIR };
+               ARG_POLICY_DIR, ARG_TEST_AUTH_DEADLINE, ARG_AUDIT_RETENTION, ARG_AUDIT_ARCHIVE_DIR };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "policy", required_argument, NULL, ARG_POLICY },
@@ -131,11 +169,14 @@ static int parse_argv(int argc, char *argv[]) {
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "host-id", required_argument, NULL, ARG_HOST_ID },
                 { "endpoint-key", required_argument, NULL, ARG_ENDPOINT_KEY },
+                { "audit-retention", required_argument, NULL, ARG_AUDIT_RETENTION },
+                { "audit-archive-dir", required_argument, NULL, ARG_AUDIT_ARCHIVE_DIR },
                 { "test-hold-launch", required_argument, NULL, ARG_TEST_HOLD_LAUNCH },
                 { "fleet-user", required_argument, NULL, ARG_FLEET_USER },
                 { "trust-dir", required_argument, NULL, ARG_TRUST_DIR },
                 { "fleet-conf", required_argument, NULL, ARG_FLEET_CONF },
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
+                { "test-auth-deadline", required_argument, NULL, ARG_TEST_AUTH_DEADLINE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -169,6 +210,20 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ENDPOINT_KEY:
                         arg_endpoint_key = optarg;
                         break;
+                case ARG_AUDIT_RETENTION:
+                        if (parse_retention(optarg, &arg_audit_retention) < 0) {
+                                fprintf(stderr, "elevated: --audit-retention takes a period such as 90d, 12h or "
+                                                "30m (at least 1s, at most 36500d), or 0 for never.\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_AUDIT_ARCHIVE_DIR:
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "elevated: --audit-archive-dir takes an absolute path.\n");
+                                return -EINVAL;
+                        }
+                        arg_audit_archive_dir = optarg;
+                        break;
                 case ARG_TEST_HOLD_LAUNCH:
                         if (optarg[0] != '/') {
                                 fprintf(stderr, "elevated: --test-hold-launch takes an absolute path.\n");
@@ -194,6 +249,15 @@ static int parse_argv(int argc, char *argv[]) {
                         *(c == ARG_TRUST_DIR ? &arg_trust_dir : c == ARG_FLEET_CONF ? &arg_fleet_conf : &arg_policy_dir) =
                                 optarg;
                         break;
+                case ARG_TEST_AUTH_DEADLINE: {
+                        uint64_t sec;
+                        if (parse_uint64(optarg, &sec) < 0 || sec < 1 || sec > 600) {
+                                fprintf(stderr, "elevated: --test-auth-deadline takes 1 to 600 seconds.\n");
+                                return -EINVAL;
+                        }
+                        arg_test_auth_deadline = (uint64_t) sec * USEC_PER_SEC;
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;
@@ -293,6 +357,34 @@ static int open_state_dir(Agent *a) {
         return 0;
 }
 
+/* Retention's archive directory: root's and private, like the state directory. */
+static int open_archive_dir(Agent *a) {
+        _cleanup_free_ char *dflt = NULL;
+        struct stat st;
+
+        a->audit_retention = arg_audit_retention;
+        if (arg_audit_retention == 0)
+                return 0;
+        if (!arg_audit_archive_dir) {
+                dflt = strdup_printf("%s/archive", arg_state_dir);
+                if (!dflt)
+                        return log_error_errno(-ENOMEM, "Out of memory");
+        }
+        a->archive_dir = arg_audit_archive_dir ?: dflt;
+        if (mkdir(a->archive_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(negative_errno(), "Cannot create the archive directory %s", a->archive_dir);
+        a->archive_dir_fd = open(a->archive_dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (a->archive_dir_fd < 0)
+                return log_error_errno(negative_errno(), "Cannot open the archive directory %s (a symlink is refused)",
+                                       a->archive_dir);
+        if (fstat(a->archive_dir_fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 0077) != 0)
+                return log_error_errno(-EPERM, "The archive directory %s must be owned by root with mode 0700",
+                                       a->archive_dir);
+        if (dflt)
+                a->archive_dir = arg_audit_archive_dir = TAKE_PTR(dflt); /* lives as long as the process */
+        return 0;
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Agent *a = userdata;
 
@@ -359,7 +451,10 @@ static void agent_done(Agent *a) {
                 if (abandoned == 0)
                         copy_budget_free(a->copies);
         }
-        audit_close(a->audit);
+        presence_free(a); /* PAM threads still running free what is theirs when they end */
+        a->retention_timer = sd_event_source_disable_unref(a->retention_timer);
+        audit_log_close(a->audit); /* an archive still in progress ends here (its file is removed) */
+        safe_close(a->archive_dir_fd);
         pendings_free_all(a);
         grants_free_all(a);
         attempts_free(a);
@@ -380,7 +475,7 @@ static void agent_done(Agent *a) {
 }
 
 static int run(void) {
-        Agent a = { .state_fd = -EBADF, .tmp_fd = -EBADF };
+        Agent a = { .state_fd = -EBADF, .tmp_fd = -EBADF, .archive_dir_fd = -EBADF };
         sd_id128_t boot;
         sigset_t mask;
         int r;
@@ -414,6 +509,8 @@ static int run(void) {
         if (r < 0)
                 goto finish;
         r = open_state_dir(&a);
+        if (r >= 0)
+                r = open_archive_dir(&a);
         if (r < 0)
                 goto finish;
         r = sd_id128_get_boot(&boot);
@@ -428,6 +525,10 @@ static int run(void) {
         a.host_id = arg_host_id ?: a.host;
         a.endpoint_key_path = arg_endpoint_key;
         a.test_hold_launch = arg_test_hold_launch;
+        a.auth_deadline = arg_test_auth_deadline;
+        if (a.auth_deadline)
+                log_warning("Test hook: password prompts wait %llu s (--test-auth-deadline; never use this in "
+                            "production)", (unsigned long long) (a.auth_deadline / USEC_PER_SEC));
         if (a.test_hold_launch)
                 log_warning("Test hook: launches wait while %s exists (--test-hold-launch; never use this in "
                             "production)", a.test_hold_launch);
@@ -460,6 +561,9 @@ static int run(void) {
         r = sd_event_default(&a.event);
         if (r < 0)
                 goto finish;
+        r = presence_init(&a);
+        if (r < 0)
+                goto finish;
         /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
         {
                 _cleanup_free_ char *why = NULL;
@@ -473,7 +577,7 @@ static int run(void) {
         (void) sd_event_add_signal(a.event, NULL, SIGINT, on_sigterm, &a);
         (void) sd_event_add_signal(a.event, NULL, SIGHUP, on_sighup, &a);
 
-        r = audit_open(a.event, arg_state_dir, &a.audit);
+        r = audit_log_open(a.event, arg_state_dir, &a.audit);
         if (r < 0) {
                 log_error_errno(r, "Cannot open the audit log");
                 goto finish;
@@ -522,6 +626,11 @@ static int run(void) {
         if (r < 0)
                 goto finish;
         audit_lifecycle(&a, "agent-start");
+        r = ops_retention_start(&a);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the retention timer");
+                goto finish;
+        }
 
         log_info("Ready (socket %s, state %s)", a.socket_path ?: "from systemd", arg_state_dir);
         agent_policy_notify(&a, "READY=1");
@@ -553,6 +662,7 @@ int main(int argc, char *argv[]) {
         int r;
 
         log_setup();
+        proto_json_wipe_on_free(); /* before any JSON exists: answers to prompts are secrets */
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? 2 : 0;

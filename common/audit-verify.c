@@ -263,6 +263,83 @@ static int check_row(Walk *w, const StoredRow *sr, AuditVerifyResult *res) {
         return 1;
 }
 
+/* The row before an archive's first row, or before a live log's first row after its
+ * older rows were archived: the values the writer recorded when it cut (the log's `meta`
+ * or the archive's own `archive` table). Cuts are made right after an end row. 0 and
+ * nothing set when there is no such record for the row before from_seq. */
+static int load_anchor_from(sqlite3 *db, const char *table, const char *prefix, int64_t from_seq, Walk *w) {
+        _cleanup_finalize_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ char *sql = NULL;
+        int64_t seq = -1, epoch = -1;
+        bool have_hash = false, have_tag = false;
+        int rc;
+
+        sql = strdup_printf("SELECT key, value FROM %s WHERE key IN ('%sseq', '%shash', '%stag', '%sepoch')", table,
+                            prefix, prefix, prefix, prefix);
+        if (!sql)
+                return -ENOMEM;
+        rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                return 0; /* no such table: nothing was archived */
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *k = (const char *) sqlite3_column_text(s, 0) + strlen(prefix);
+                int t = sqlite3_column_type(s, 1);
+
+                if (streq(k, "seq") && t == SQLITE_INTEGER)
+                        seq = sqlite3_column_int64(s, 1);
+                else if (streq(k, "epoch") && t == SQLITE_INTEGER)
+                        epoch = sqlite3_column_int64(s, 1);
+                else if (streq(k, "hash") && t == SQLITE_BLOB && sqlite3_column_bytes(s, 1) == SHA256_LEN) {
+                        memcpy(w->prev_hash, sqlite3_column_blob(s, 1), SHA256_LEN);
+                        have_hash = true;
+                } else if (streq(k, "tag") && t == SQLITE_BLOB && sqlite3_column_bytes(s, 1) == SHA256_LEN) {
+                        memcpy(w->prev_tag, sqlite3_column_blob(s, 1), SHA256_LEN);
+                        have_tag = true;
+                }
+        }
+        if (rc != SQLITE_DONE)
+                return map_sqlite(rc);
+        if (seq <= 0 || seq != from_seq - 1 || epoch < 0 || !have_hash || !have_tag) {
+                memset(w->prev_hash, 0, SHA256_LEN);
+                memset(w->prev_tag, 0, SHA256_LEN);
+                return 0;
+        }
+        w->prev_seq = seq;
+        w->prev_epoch = epoch;
+        w->have_prev = true;
+        w->prev_end = true; /* the writer cuts only after an end row */
+        w->sealed = true;
+        return 1;
+}
+
+static int load_anchor(sqlite3 *db, int64_t from_seq, Walk *w) {
+        int r = load_anchor_from(db, "meta", "archived_", from_seq, w);
+
+        if (r == 0)
+                r = load_anchor_from(db, "archive", "prev_", from_seq, w);
+        return r < 0 ? r : 0;
+}
+
+/* The live log's rows 1..N went into archives: meta.archived_seq, or 0. */
+static int64_t archived_through(sqlite3 *db) {
+        _cleanup_finalize_ sqlite3_stmt *s = NULL;
+
+        if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'archived_seq'", -1, &s, NULL) != SQLITE_OK ||
+            sqlite3_step(s) != SQLITE_ROW || sqlite3_column_type(s, 0) != SQLITE_INTEGER)
+                return 0;
+        return sqlite3_column_int64(s, 0);
+}
+
+/* An archive's first row, from its `archive` table (0 if none). */
+static int64_t archive_first(sqlite3 *db) {
+        _cleanup_finalize_ sqlite3_stmt *s = NULL;
+
+        if (sqlite3_prepare_v2(db, "SELECT value FROM archive WHERE key = 'first_seq'", -1, &s, NULL) != SQLITE_OK ||
+            sqlite3_step(s) != SQLITE_ROW || sqlite3_column_type(s, 0) != SQLITE_INTEGER)
+                return 0;
+        return sqlite3_column_int64(s, 0);
+}
+
 /* For a walk that starts in the middle: the row before from_seq provides prev values. */
 static int load_prev(sqlite3 *db, int64_t from_seq, Walk *w) {
         _cleanup_finalize_ sqlite3_stmt *s = NULL;
@@ -276,7 +353,7 @@ static int load_prev(sqlite3 *db, int64_t from_seq, Walk *w) {
         sqlite3_bind_int64(s, 1, from_seq);
         rc = sqlite3_step(s);
         if (rc == SQLITE_DONE)
-                return 0; /* nothing before: the walk starts at the beginning */
+                return load_anchor(db, from_seq, w); /* archived, or the walk starts at the beginning */
         if (rc != SQLITE_ROW)
                 return map_sqlite(rc);
         if (sqlite3_column_type(s, 0) != SQLITE_INTEGER || sqlite3_column_type(s, 1) != SQLITE_INTEGER ||
@@ -368,6 +445,15 @@ int audit_verify_db(sqlite3 *db, const AuditVerifyOptions *opts, AuditVerifyResu
                 goto finish;
         }
         r = audit_table_exists(db);
+        if (r >= 0) {
+                /* rows moved into archives are not here: start after them */
+                int64_t cut = archived_through(db), first = archive_first(db);
+                res.archived_through = cut;
+                if (from <= cut)
+                        from = cut + 1;
+                if (first > 1 && from < first)
+                        from = first; /* an archive of rows first..last */
+        }
         if (r >= 0 && from > 1)
                 r = load_prev(db, from, &w);
         if (r >= 0)
@@ -424,6 +510,107 @@ int audit_verify_file(const char *path, const uint8_t *key, AuditVerifyResult *r
                                            r == -ENOENT                       ? "there is no audit table"
                                            : sqlite3_errcode(db) != SQLITE_OK ? sqlite3_errmsg(db)
                                                                               : "it is not a plain table");
+        sqlite3_close_v2(db);
+        return r;
+}
+
+/* One file of a chain: its rows continue the walk (or, for the first file, start it where
+ * the file says its rows begin). */
+static int walk_file(const char *path, Walk *w, AuditVerifyResult *res, char **ret_error) {
+        sqlite3 *db = NULL;
+        int r, rc;
+
+        if (access(path, R_OK) < 0) {
+                r = negative_errno();
+                if (ret_error)
+                        *ret_error = strdup_printf("cannot open %s: %s", path, strerror(-r));
+                return r;
+        }
+        r = open_readonly(path, &db, ret_error);
+        if (r < 0)
+                return r;
+        rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        r = rc == SQLITE_OK ? audit_table_exists(db) : map_sqlite(rc);
+        if (r >= 0 && !w->have_prev) {
+                int64_t first = archive_first(db), cut = archived_through(db);
+                int64_t from = first > 1 ? first : cut > 0 ? cut + 1 : 1;
+                if (cut > res->archived_through)
+                        res->archived_through = cut;
+                if (from > 1)
+                        r = load_anchor(db, from, w);
+        }
+        if (r >= 0)
+                r = walk_rows(db, w, 1, res);
+        (void) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        if (r < 0 && ret_error)
+                *ret_error = strdup_printf("cannot read the audit table of %s: %s", path,
+                                           r == -ENOENT ? "there is no audit table" : sqlite3_errmsg(db));
+        sqlite3_close_v2(db);
+        return r;
+}
+
+int audit_verify_chain(const char *const *archives, size_t n_archives, const char *db_path, const uint8_t *key,
+                       AuditVerifyResult *ret, char **ret_error) {
+        AuditVerifyResult res = {};
+        Walk w = {};
+        int r = 0;
+
+        if (!ret || (n_archives > 0 && !archives))
+                return -EINVAL;
+        if (key) {
+                memcpy(w.key, key, AUDIT_KEY_LEN);
+                w.has_key = true;
+        }
+        for (size_t i = 0; r >= 0 && res.status == AUDIT_VERIFY_OK && i < n_archives; i++) {
+                r = walk_file(archives[i], &w, &res, ret_error);
+                res.archives++;
+                if (r >= 0 && res.status != AUDIT_VERIFY_OK) {
+                        char d[sizeof(res.detail)];
+                        snprintf(d, sizeof(d), "%s", res.detail);
+                        snprintf(res.detail, sizeof(res.detail), "in archive %.80s: %.160s", archives[i], d);
+                }
+        }
+        if (r >= 0 && res.status == AUDIT_VERIFY_OK && db_path) {
+                int64_t before = w.have_prev ? w.prev_seq : 0;
+                uint64_t rows_before = res.rows;
+                r = walk_file(db_path, &w, &res, ret_error);
+                if (r >= 0 && res.status == AUDIT_VERIFY_OK && w.have_prev && w.prev_seq == before && before > 0)
+                        fail(&res, AUDIT_VERIFY_SEQ_GAP, before + 1, "the live log has no rows after the archives");
+                else if (r >= 0 && res.status != AUDIT_VERIFY_OK && before > 0 && res.rows == rows_before) {
+                        /* its very first row breaks: a missing archive, or one of another log */
+                        char d[sizeof(res.detail)];
+                        snprintf(d, sizeof(d), "%s", res.detail);
+                        snprintf(res.detail, sizeof(res.detail),
+                                 "the live log does not continue the last archive given (which ends at row %" PRIi64
+                                 "; is an archive missing, or out of order?): %.100s",
+                                 before, d);
+                }
+        }
+        if (r >= 0)
+                *ret = res;
+        explicit_erase(&w, sizeof(w));
+        return r;
+}
+
+int audit_archive_range(const char *path, int64_t *ret_first, int64_t *ret_last, char **ret_error) {
+        _cleanup_finalize_ sqlite3_stmt *s = NULL;
+        sqlite3 *db = NULL;
+        int r;
+
+        *ret_first = *ret_last = 0;
+        r = open_readonly(path, &db, ret_error);
+        if (r < 0)
+                return r;
+        if (sqlite3_prepare_v2(db, "SELECT MIN(seq), MAX(seq) FROM audit", -1, &s, NULL) == SQLITE_OK &&
+            sqlite3_step(s) == SQLITE_ROW) {
+                *ret_first = sqlite3_column_int64(s, 0);
+                *ret_last = sqlite3_column_int64(s, 1);
+        } else {
+                r = -EBADMSG;
+                if (ret_error)
+                        *ret_error = strdup_printf("%s is not an audit archive: %s", path, sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(TAKE_PTR(s));
         sqlite3_close_v2(db);
         return r;
 }

@@ -59,6 +59,8 @@ typedef struct AuditVerifyResult {
         uint64_t legacy_rows;   /* rows before the first end row (written by an older agent) */
         int64_t first_end_seq;  /* the first end row, 0 if none */
         int64_t open_from_seq;  /* first row after the last end row, 0 if the walk ends with one */
+        int64_t archived_through; /* rows 1..this were moved into archives (docs/audit.md), 0 if none */
+        uint64_t archives;      /* archive files walked before the log (audit_verify_chain) */
         char detail[256];       /* English: why the row is bad */
 } AuditVerifyResult;
 
@@ -71,6 +73,19 @@ int audit_verify_db(sqlite3 *db, const AuditVerifyOptions *opts, AuditVerifyResu
  * or NULL. A database that cannot be read is -errno; ret_error (optional) then gets a
  * malloc'd English reason. */
 int audit_verify_file(const char *path, const uint8_t *key, AuditVerifyResult *ret, char **ret_error);
+
+/* Archives (docs/audit.md, "Archival"): SQLite files with the same `audit` table holding
+ * rows first..last of a log, and an `archive` table naming them and the row before
+ * (prev_seq, prev_hash, prev_tag, prev_epoch). Walks every archive in the order given
+ * and then, if db_path is not NULL, the live log, as one chain: each must begin with the
+ * row after the last one walked and continue its hash (and, with key k_0, its tags). A
+ * missing archive, one that does not meet the next, or a changed row is reported like
+ * any break of the chain. ret_error as audit_verify_file(). */
+int audit_verify_chain(const char *const *archives, size_t n_archives, const char *db_path, const uint8_t *key,
+                       AuditVerifyResult *ret, char **ret_error);
+
+/* Reads an archive's own description: its first and last seq (0 if unreadable). */
+int audit_archive_range(const char *path, int64_t *ret_first, int64_t *ret_last, char **ret_error);
 
 /* "hash-mismatch", "tag-mismatch", … for JSON output. */
 const char *audit_verify_status_to_string(AuditVerifyStatus s);

@@ -149,7 +149,11 @@ int proto_recv(int sock, ProtoMsg *ret, ProtoError *ret_error) {
                 set_error(ret_error, "connection closed by the peer");
         if (r < 0)
                 return r;
-        return proto_decode(buf, len, fds, n_fds, ret, ret_error);
+        r = proto_decode(buf, len, fds, n_fds, ret, ret_error);
+        /* a message may carry a secret (an answer to a password prompt): the raw bytes do
+         * not outlive the decoding */
+        explicit_bzero(buf, len);
+        return r;
 }
 
 int proto_send(int sock, json_t *obj, const int *fds, size_t n_fds) {
@@ -186,8 +190,10 @@ int proto_send(int sock, json_t *obj, const int *fds, size_t n_fds) {
         do
                 k = sendmsg(sock, &mh, MSG_NOSIGNAL);
         while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return negative_errno();
+        r = k < 0 ? negative_errno() : 0;
+        explicit_bzero(buf, len); /* it may have been an answer to a password prompt */
+        if (r < 0)
+                return r;
         /* a SOCK_SEQPACKET send is all or nothing; anything else is not our socket */
         return (size_t) k == len ? 0 : -EIO;
 }

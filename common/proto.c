@@ -12,6 +12,7 @@
  */
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -96,6 +97,8 @@ static const ProtoField rule_fields[] = {
         {"approvers", FIELD_STRV, false, .min = 1, .max = PROTO_MAX_STRING, .max_count = PROTO_MAX_LIST},
         {"ttl", FIELD_INT, false, .min = 0, .max = INT64_MAX},
         {"message", FIELD_STRING, false, .max = PROTO_MAX_STRING},
+        /* the rule asks for the user's password first (policy.md, "authenticate") */
+        {"authenticate", FIELD_STRING, false, .min = 1, .max = 32},
 };
 static const ProtoSpec rule_spec = {"rule", ELEMENTS(rule_fields)};
 
@@ -470,6 +473,29 @@ static const ProtoField fleet_verdict_fields[] = {
          .syntax_what = "a key id"},
 };
 
+/* user presence (docs/protocol.md, "prompt" and "answer") */
+static const char *const prompt_kind_values[] = {"secret", "visible", "info", "error", NULL};
+
+static const ProtoField prompt_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 32, .max = 32, .syntax = request_id_ok,
+         .syntax_what = "a request id (32 hex digits)"},
+        {"id", FIELD_INT, true, DEST(prompt_id), COUNT(has_prompt_id), .min = 1, .max = INT32_MAX},
+        {"kind", FIELD_ENUM, true, DEST(prompt_kind), .values = prompt_kind_values},
+        {"text", FIELD_STRING, true, DEST(text), .max = PROTO_MAX_PROMPT},
+};
+
+static const ProtoField answer_fields[] = {
+        {"request", FIELD_STRING, true, DEST(request), .min = 32, .max = 32, .syntax = request_id_ok,
+         .syntax_what = "a request id (32 hex digits)"},
+        {"id", FIELD_INT, true, DEST(prompt_id), COUNT(has_prompt_id), .min = 1, .max = INT32_MAX},
+        {"text", FIELD_STRING, true, DEST(text), .max = PROTO_MAX_ANSWER},
+};
+
+/* audit archival: rows of the epochs that ended before this time (CLOCK_REALTIME usec) */
+static const ProtoField audit_archive_fields[] = {
+        {"before", FIELD_INT, true, DEST(until), COUNT(has_until), .min = 0, .max = INT64_MAX},
+};
+
 static size_t bundle_offer_fds(const ProtoMsg *m) {
         return m->n_keys;
 }
@@ -536,6 +562,8 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
                                 bundle_offer_fds, bundle_offer_check},
         [PROTO_FLEET_WATCH] = {"fleet_watch"},
         [PROTO_FLEET_DECISION] = {"fleet_decision", ELEMENTS(fleet_decision_fields)},
+        [PROTO_ANSWER] = {"answer", ELEMENTS(answer_fields)},
+        [PROTO_AUDIT_ARCHIVE] = {"audit_archive", ELEMENTS(audit_archive_fields), 1, 1},
         [PROTO_DECISION] = {"decision", ELEMENTS(decision_fields)},
         [PROTO_STARTED] = {"started", ELEMENTS(started_fields), 0, 1, started_fds},
         [PROTO_EXITED] = {"exited", ELEMENTS(exited_fields), .check = exited_check},
@@ -551,7 +579,19 @@ const ProtoSpec proto_specs[_PROTO_TYPE_MAX] = {
         [PROTO_BUNDLE_RESULT] = {"bundle_result", ELEMENTS(bundle_result_fields)},
         [PROTO_FLEET_REQUEST] = {"fleet_request", ELEMENTS(fleet_request_fields), 1, 1},
         [PROTO_FLEET_VERDICT] = {"fleet_verdict", ELEMENTS(fleet_verdict_fields)},
+        [PROTO_PROMPT] = {"prompt", ELEMENTS(prompt_fields)},
 };
+
+static void wiping_free(void *p) {
+        if (!p)
+                return;
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+}
+
+void proto_json_wipe_on_free(void) {
+        json_set_alloc_funcs(malloc, wiping_free);
+}
 
 const char *proto_type_to_string(ProtoType t) {
         if (t < 0 || t >= _PROTO_TYPE_MAX)

@@ -49,6 +49,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 #define PROTO_MAX_BUNDLE_FDS 18      /* bundle_offer: host, 16 groups, global */
 #define PROTO_MAX_FLEET_NAME 64      /* a host or group name (BUNDLE_NAME_MAX) */
 #define PROTO_MAX_DECISION 8192      /* fleet_decision: a signed decision (FLEET_DECISION_MAX) */
+#define PROTO_MAX_ANSWER 512         /* answer: bytes of what the user typed at a prompt */
+#define PROTO_MAX_PROMPT 512         /* prompt: bytes of the question or the line shown */
 
 /* exec carries its fds in this fixed order, then one fd per file argument */
 enum {
@@ -85,6 +87,8 @@ typedef enum ProtoType {
         PROTO_BUNDLE_OFFER, /* elevate-fleetd: the signed bundles it holds, one sealed memfd each */
         PROTO_FLEET_WATCH,  /* elevate-fleetd: send me the signed requests for remote approvers, and their updates */
         PROTO_FLEET_DECISION, /* elevate-fleetd: a signed decision arrived from the broker */
+        PROTO_ANSWER,      /* the user's answer to a prompt of the agent (a password) */
+        PROTO_AUDIT_ARCHIVE, /* root: move old audit rows into the archive file sent along */
         /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,
@@ -101,6 +105,7 @@ typedef enum ProtoType {
         PROTO_BUNDLE_RESULT, /* bundle_offer's answer: what the agent did with the bundles, and why */
         PROTO_FLEET_REQUEST, /* on a fleet_watch connection: one signed request (sealed memfd) to publish */
         PROTO_FLEET_VERDICT, /* fleet_decision's answer: accepted, refused (and why), or stale */
+        PROTO_PROMPT,      /* on an exec: a question to the user (PAM), or a line to show */
         _PROTO_TYPE_MAX,
         _PROTO_TYPE_INVALID = -EINVAL,
 } ProtoType;
@@ -236,9 +241,20 @@ typedef struct ProtoMsg {
         int64_t revision;          /* fleet_decision: the broker's sequence number of that value */
         const char *approver_key;  /* fleet_verdict: the approver key id the decision names */
 
+        /* prompt / answer (user presence, docs/protocol.md); the request id is `request` */
+        bool has_prompt_id;
+        int64_t prompt_id;         /* which prompt of the request this is, or answers */
+        const char *prompt_kind;   /* prompt: "secret", "visible" (answer them), "info", "error" */
+        const char *text;          /* prompt: what to show; answer: what the user typed (a secret) */
+
         int fds[PROTO_MAX_FDS];
         size_t n_fds;
 } ProtoMsg;
+
+/* Makes jansson wipe every block it frees (call before any JSON is made): a message may
+ * carry what the user typed at a password prompt, and the parser copies strings into
+ * buffers of its own. */
+void proto_json_wipe_on_free(void);
 
 /* Human-readable name of a type ("exec", …) or NULL. */
 const char *proto_type_to_string(ProtoType t);
@@ -264,6 +280,8 @@ typedef struct ProtoError {
 #define PROTO_ERR_TIMEOUT "timeout"                         /* a deadline passed (approval, file read) */
 #define PROTO_ERR_NEEDS_APPROVAL "needs-approval"           /* non_interactive, and a rule would ask */
 #define PROTO_ERR_BAD_POLICY "bad-policy"                   /* reload: the new policy was rejected */
+#define PROTO_ERR_NEEDS_AUTH "needs-authentication"         /* a rule asks for the password: no terminal, or -n */
+#define PROTO_ERR_AUTH_FAILED "authentication-failed"       /* the password was wrong (or PAM refused) */
 
 /* Maps a proto_decode()/proto_recv() failure to the code to reply with:
  * -EMSGSIZE/-E2BIG "too-large", -EPROTONOSUPPORT "unsupported-version", -EBADMSG

@@ -50,10 +50,10 @@ int explain_send_failure(int sock, int r) {
 static int exit_for_error(const char *code) {
         if (streq(code, "not-found"))
                 return EXIT_NOT_FOUND;
-        if (streq(code, "needs-approval"))
+        if (streq(code, "needs-approval") || streq(code, "needs-authentication"))
                 return EXIT_WOULD_ASK;
         if (streq(code, "denied") || streq(code, "not-permitted") || streq(code, "audit-failed") ||
-            streq(code, "busy") || streq(code, "timeout"))
+            streq(code, "busy") || streq(code, "timeout") || streq(code, "authentication-failed"))
                 return EXIT_NOT_PERMITTED;
         return EXIT_AGENT;
 }

@@ -4,7 +4,8 @@
 /*
  * The client (elevate): it runs with the user's rights only (no setuid): it opens what
  * the user can open, sends the fds, shows decisions and relays the terminal. It holds no
- * secret and makes no decision.
+ * secret (a password asked for by the agent's PAM passes through, and is wiped) and makes
+ * no decision.
  *
  * elevate-agent.c: what every part of the client shares about talking to the agent:
  * the socket, the exit codes, showing the agent's errors and others' words.
@@ -19,7 +20,7 @@
 #define EXIT_NOT_PERMITTED 126
 #define EXIT_NOT_FOUND 127
 #define EXIT_AGENT 125
-#define EXIT_WOULD_ASK 122 /* -n, and a rule would ask for approval */
+#define EXIT_WOULD_ASK 122 /* -n, and a rule would ask for approval (or, without a terminal, a password) */
 
 #define CLIENT_MAX_FILE_ARGS PROTO_MAX_FILE_ARGS
 

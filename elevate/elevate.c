@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "elevate-agent.h"
+#include "elevate-prompt.h"
 #include "elevate-relay.h"
 #include "elevate-resolve.h"
 #include "elevate-status.h"
@@ -57,8 +58,8 @@ static void help(void) {
                "                       approve request ID with a response code the helpdesk read to you\n"
                "  -u, --user USER      run as USER instead of the rule's default (root)\n"
                "  -n, --non-interactive\n"
-               "                       never wait or ask: if a rule needs an approval (or a reason),\n"
-               "                       exit at once with status 122 instead of filing the request\n"
+               "                       never wait or ask: if a rule needs an approval (or a reason, or\n"
+               "                       your password), exit at once with status 122 instead\n"
                "      --reason TEXT    why you need it (shown to approvers, kept in the audit log)\n"
                "      --socket PATH    the agent's socket (default $ELEVATE_SOCKET or %s)\n"
                "  -h, --help           show this help\n"
@@ -75,7 +76,9 @@ static void help(void) {
                "\n"
                "Exit status: the program's own; 128+N if it was killed by signal N; 126 if the request\n"
                "was denied or is not permitted; 127 if PROGRAM was not found; 125 if the agent could not\n"
-               "be reached or did not answer properly; 122 with -n when a rule would ask for approval.\n",
+               "be reached or did not answer properly; 122 with -n when a rule would ask for approval,\n"
+               "and when a rule asks for your password but there is no terminal (or -n); 126 too when\n"
+               "the password was wrong.\n",
                ELEVATE_SOCKET_PATH, CLIENT_MAX_FILE_ARGS);
 }
 
@@ -250,6 +253,8 @@ static int do_list(void) {
                                 printf("%s %s", j ? "," : "", a_e ?: "?");
                         }
                 }
+                if (streq_ptr(json_string_value(json_object_get(rule, "authenticate")), "password"))
+                        printf(", after your password");
                 if (json_is_integer(ttl) && json_integer_value(ttl) > 0)
                         printf(", for %s", duration_format(dur, sizeof(dur), (uint64_t) json_integer_value(ttl)));
                 printf("\n");
@@ -524,6 +529,23 @@ static int converse(ExecCtx *x, int *sock) {
                         return r;
                 case PROTO_STARTED:
                         return run_started(*sock, &m);
+                case PROTO_PROMPT:
+                        /* the rule asks for the user's password (PAM) */
+                        r = answer_prompts(*sock, stop_fd, &m, &sig);
+                        prompt_restore_terminal();
+                        if (r == -EINTR) {
+                                fprintf(stderr, "elevate: interrupted (SIG%s) at the password prompt; nothing was run.\n",
+                                        sigabbrev_np(sig) ?: "?");
+                                return 128 + sig;
+                        }
+                        if (r == -ENOTTY)
+                                return EXIT_WOULD_ASK;
+                        if (r < 0) {
+                                fprintf(stderr, "elevate: no answer from the agent: %s\n",
+                                        r == -ECONNRESET ? "it closed the connection" : strerror(-r));
+                                return EXIT_AGENT;
+                        }
+                        continue;
                 case PROTO_DECISION:
                         if (streq(m.decision, "deny")) {
                                 r = print_denial(&m);
@@ -641,6 +663,7 @@ static int do_exec(int argc, char **argv) {
 int main(int argc, char *argv[]) {
         int r;
 
+        proto_json_wipe_on_free(); /* what is typed at a password prompt is a secret */
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_AGENT : 0;

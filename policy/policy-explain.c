@@ -237,6 +237,8 @@ static json_t *rule_json(const Policy *p, const RuleData *r) {
                 q = set_new(o, "file_args", uints_json(u->file_args, u->n_file_args));
         if (q >= 0)
                 q = set_new(o, "allow_options", json_boolean(u->allow_options));
+        if (q >= 0 && u->authenticate != POLICY_AUTH_NONE)
+                q = set_new(o, "authenticate", json_string(policy_authenticate_names[u->authenticate]));
         if (q < 0) {
                 json_decref(o);
                 return NULL;
@@ -271,6 +273,8 @@ static json_t *settings_json(const PolicySettings *s) {
                 q = set_new(o, "allow_sandboxed", json_boolean(s->allow_sandboxed));
         if (q >= 0)
                 q = set_new(o, "journal_argv", json_boolean(s->journal_argv));
+        if (q >= 0)
+                q = set_new(o, "auth_window", duration_json(s->auth_window));
         if (q >= 0 && s->revoked_keys && s->revoked_keys[0])
                 q = set_new(o, "revoked_keys", strv_json(s->revoked_keys, strv_length(s->revoked_keys)));
         if (q < 0) {

@@ -343,6 +343,7 @@ extern const char *const policy_cwd_names[2];
 extern const char *const policy_justification_names[3];
 extern const char *const policy_scope_names[2];
 extern const char *const policy_nested_names[2];
+extern const char *const policy_authenticate_names[2];
 extern const char *const policy_session_names[4];
 
 /* Canonical real path of a rule path through the resolver (cached). */

@@ -32,6 +32,7 @@ static int settings_defaults(PolicySettings *s) {
                 .kill_grace = 10 * USEC_PER_SEC,
                 .max_copy_size = UINT64_C(4) << 30,
                 .copy_budget = UINT64_C(8) << 30,
+                .auth_window = 5 * 60 * USEC_PER_SEC,
         };
         /* an empty list, not NULL, so callers can iterate without checking */
         s->operator_groups = calloc(1, sizeof(char *));

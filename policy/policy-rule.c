@@ -6,7 +6,8 @@
  * Invariants:
  *  - id, match and action are required; every other key has the default policy.h
  *    documents (run_as root, profile none, cwd root, justification none, grant_scope
- *    command, nested deny, on_expiry keep, allow_sandboxed = settings.allow_sandboxed).
+ *    command, nested deny, on_expiry keep, allow_sandboxed = settings.allow_sandboxed,
+ *    authenticate none).
  *  - approve rules name at least one defined approver; no other rule names any.
  *  - ttl never exceeds settings.max_ttl.
  *  - file_args positions point at a glob of args (not "...", not past the end), so a
@@ -60,6 +61,7 @@ ENUM_FIELD(r_cwd, policy_cwd_names, cwd)
 ENUM_FIELD(r_justification, policy_justification_names, justification)
 ENUM_FIELD(r_grant_scope, policy_scope_names, grant_scope)
 ENUM_FIELD(r_nested, policy_nested_names, nested)
+ENUM_FIELD(r_authenticate, policy_authenticate_names, authenticate)
 
 static int r_run_as(ParseCtx *c, json_t *v, void *t) {
         const char *s;
@@ -214,6 +216,7 @@ static const PolicyField rule_fields[] = {
         {"approvers", r_approvers},
         {"file_args", r_file_args},
         {"allow_options", r_allow_options},
+        {"authenticate", r_authenticate},
 };
 
 static int key_error(ParseCtx *c, const char *key, const char *msg) {
@@ -250,6 +253,9 @@ static int check_rule(ParseCtx *c, json_t *v, RuleData *r) {
                 return key_error(c, "action", "approve rules need \"approvers\"");
         if (r->pub.action != POLICY_APPROVE && r->pub.approvers)
                 return key_error(c, "approvers", "only approve rules have approvers");
+        if (r->pub.action == POLICY_DENY && r->pub.authenticate != POLICY_AUTH_NONE)
+                return key_error(c, "authenticate", "a deny rule runs nothing, so it asks for no password; "
+                                                    "remove \"authenticate\" or make it an allow or approve rule");
         if (r->pub.ttl > s->max_ttl) {
                 policy_jpath_push_key(c, "ttl");
                 return policy_errorf(c, false, "ttl (%s) exceeds max_ttl (%s)",

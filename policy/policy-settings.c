@@ -62,6 +62,24 @@ static int s_allow_sandboxed(ParseCtx *c, json_t *v, void *t) {
         return policy_parse_bool(c, v, &SETTING(allow_sandboxed));
 }
 
+/* A password proves presence for at most a day: a window longer than that is a standing
+ * grant, which is what approve rules are for. */
+#define POLICY_AUTH_WINDOW_MAX (24 * 3600 * USEC_PER_SEC)
+
+static int s_auth_window(ParseCtx *c, json_t *v, void *t) {
+        char a[DURATION_MAX];
+        int r;
+
+        r = policy_parse_duration(c, v, true, &SETTING(auth_window));
+        if (r < 0)
+                return r;
+        if (SETTING(auth_window) > POLICY_AUTH_WINDOW_MAX)
+                return policy_errorf(c, false, "auth_window (%s) is longer than a day; a standing permission is "
+                                               "an approve rule's grant, not a password window",
+                                     duration_format_style(a, sizeof a, SETTING(auth_window), DURATION_COMPACT));
+        return 0;
+}
+
 static int s_journal_argv(ParseCtx *c, json_t *v, void *t) {
         return policy_parse_bool(c, v, &SETTING(journal_argv));
 }
@@ -111,6 +129,7 @@ static const PolicyField settings_fields[] = {
         {"operator_groups", s_operator_groups},
         {"allow_sandboxed", s_allow_sandboxed},
         {"journal_argv", s_journal_argv},
+        {"auth_window", s_auth_window},
 };
 
 int policy_parse_settings(ParseCtx *c, json_t *v) {

@@ -22,6 +22,7 @@ const char *const policy_cwd_names[2] = {"root", "inherit"};
 const char *const policy_justification_names[3] = {"none", "optional", "required"};
 const char *const policy_scope_names[2] = {"command", "binary"};
 const char *const policy_nested_names[2] = {"deny", "allow"};
+const char *const policy_authenticate_names[2] = {"none", "password"};
 const char *const policy_session_names[4] = {"", "local", "remote", "any"};
 
 /* Seccomp profiles the agent implements (docs/design.md §7). One table: a new profile is one line

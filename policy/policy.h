@@ -56,6 +56,12 @@ typedef enum PolicyNested {
         POLICY_NESTED_ALLOW,
 } PolicyNested;
 
+/* What a rule asks of the requester before it runs anything (user presence). */
+typedef enum PolicyAuthenticate {
+        POLICY_AUTH_NONE = 0,
+        POLICY_AUTH_PASSWORD,      /* the requester's own password, through PAM (service "elevate") */
+} PolicyAuthenticate;
+
 typedef enum PolicySession {
         POLICY_SESSION_UNKNOWN = 0,
         POLICY_SESSION_LOCAL,
@@ -74,6 +80,7 @@ typedef struct PolicySettings {
         bool allow_sandboxed;      /* requests from flatpak/snap/containers; default false */
         bool journal_argv;         /* the journal copy of audit rows carries argv; default false */
         char **revoked_keys;       /* approver key ids whose decisions are refused (never NULL) */
+        uint64_t auth_window;      /* usec a password proves presence in one session; default 5min, 0: always ask */
 } PolicySettings;
 
 typedef struct PolicyRule {
@@ -99,6 +106,7 @@ typedef struct PolicyRule {
         unsigned *file_args;       /* argv positions (1-based) that name files */
         size_t n_file_args;
         bool allow_options;
+        PolicyAuthenticate authenticate; /* default none */
 
         /* match keys, as parsed (paths canonical); opaque details live in policy-internal.h */
         char **match_paths;        /* canonical, NULL if the key is absent */

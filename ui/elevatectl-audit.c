@@ -18,7 +18,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -28,7 +30,9 @@
 #include "code.h"
 #include "config.h"
 #include "elevatectl-audit.h"
+#include "elevatectl-time.h"
 #include "elevatectl.h"
+#include "hash.h"
 #include "util.h"
 
 /* The key file holds what `audit init` printed: 64 hex digits and a newline. */
@@ -48,7 +52,8 @@ static int print_verify_json(const char *path, const AuditVerifyResult *res, boo
         json_t *o;
         char *s;
 
-        o = json_pack("{s:s,s:b,s:s,s:I,s:I,s:I,s:I,s:b,s:I}", "database", path, "ok",
+        o = json_pack("{s:s,s:I,s:I,s:b,s:s,s:I,s:I,s:I,s:I,s:b,s:I}", "database", path, "archived_through",
+                      (json_int_t) res->archived_through, "archives", (json_int_t) res->archives, "ok",
                       res->status == AUDIT_VERIFY_OK, "status", audit_verify_status_to_string(res->status),
                       "rows", (json_int_t) res->rows, "first_seq", (json_int_t) res->first_seq, "last_seq",
                       (json_int_t) res->last_seq, "key_epochs",
@@ -109,6 +114,14 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
                        "root compromise could reach one epoch further back than for later rows: the "
                        "end of the epoch before it could have been moved into it and rewritten.\n",
                        res->first_seq, res->first_seq + (int64_t) res->legacy_rows - 1);
+        if (res->archives > 0)
+                printf("The chain runs through %" PRIu64 " archive%s and the live log, from row %" PRIi64
+                       "; each archive is the file the log recorded (its sha256).\n",
+                       res->archives, res->archives == 1 ? "" : "s", res->first_seq);
+        else if (res->archived_through > 0)
+                printf("Rows 1-%" PRIi64 " are in archives and were not checked here (elevatectl audit verify "
+                       "--archive FILE, once for each, oldest first). The live log continues the last of them.\n",
+                       res->archived_through);
         if (res->rows > 0) {
                 format_time(res->last_time, when, sizeof(when));
                 printf("The last row is %" PRIi64
@@ -118,14 +131,89 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
         }
 }
 
-int ctl_audit_verify(const char *db_path, const uint8_t *key, bool json) {
+/* Each archive must be the very file the live log recorded: an "audit-archived" row (its
+ * chain verified with the rest) names its last row and its sha256. */
+static int collect_recorded(const char *path, json_t *recorded) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        int r = 0;
+
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "SELECT data FROM audit WHERE event = 'audit-archived'", -1, &s, NULL) != SQLITE_OK)
+                r = -EBADMSG;
+        while (r >= 0 && sqlite3_step(s) == SQLITE_ROW) {
+                json_t *d = json_loads((const char *) sqlite3_column_text(s, 0), 0, NULL);
+                const char *sha = json_string_value(json_object_get(d, "sha256"));
+                if (sha)
+                        json_object_set(recorded, sha, json_object_get(d, "last_seq"));
+                json_decref(d);
+        }
+        sqlite3_finalize(s);
+        sqlite3_close_v2(db);
+        return r;
+}
+
+/* Each archive must be the very file the log recorded: an "audit-archived" row (its chain
+ * verified with the rest; in the live log, or in a later archive once that row was
+ * archived too) names its last row and its sha256. */
+static int check_archives_recorded(const char *db_path, const char *const *archives, size_t n,
+                                   AuditVerifyResult *res) {
+        _cleanup_json_ json_t *recorded = json_object();
+        int r;
+
+        if (!recorded)
+                return -ENOMEM;
+        r = collect_recorded(db_path, recorded);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = collect_recorded(archives[i], recorded);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_close_ int fd = open(archives[i], O_RDONLY | O_CLOEXEC);
+                uint8_t digest[SHA256_LEN];
+                char hex[SHA256_HEX_LEN];
+                int64_t first, last;
+                struct stat st;
+                void *p;
+
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        return negative_errno();
+                if (st.st_size <= 0)
+                        return -EBADMSG; /* (it was walked above: it cannot be empty now) */
+                p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (p == MAP_FAILED)
+                        return negative_errno();
+                r = sha256_buf(p, (size_t) st.st_size, digest);
+                munmap(p, (size_t) st.st_size);
+                if (r < 0)
+                        break;
+                hex_encode(digest, SHA256_LEN, hex);
+                (void) audit_archive_range(archives[i], &first, &last, NULL);
+                if (json_integer_value(json_object_get(recorded, hex)) != last || last == 0) {
+                        res->status = AUDIT_VERIFY_HASH_MISMATCH;
+                        res->bad_seq = first;
+                        snprintf(res->detail, sizeof(res->detail),
+                                 "archive %.100s (sha256 %.16s…) is not a file the live log recorded in an "
+                                 "audit-archived row",
+                                 archives[i], hex);
+                        break;
+                }
+        }
+        return r;
+}
+
+int ctl_audit_verify(const char *db_path, const char *const *archives, size_t n_archives, const uint8_t *key,
+                     bool json) {
         _cleanup_free_ char *error = NULL;
         AuditVerifyResult res = {};
         int r;
 
         if (!db_path)
                 return -EINVAL;
-        r = audit_verify_file(db_path, key, &res, &error);
+        if (n_archives > 0) {
+                r = audit_verify_chain(archives, n_archives, db_path, key, &res, &error);
+                if (r >= 0 && res.status == AUDIT_VERIFY_OK)
+                        r = check_archives_recorded(db_path, archives, n_archives, &res);
+        } else
+                r = audit_verify_file(db_path, key, &res, &error);
         if (r < 0) {
                 _cleanup_free_ char *e = error ? escape_display(error, strlen(error), 1024) : NULL;
                 fprintf(stderr, "elevatectl: cannot verify the audit log: %s\n", e ?: strerror(-r));
@@ -434,9 +522,12 @@ int ctl_cmd_audit_verify(int argc, char **argv) {
                 { "key-file", required_argument, NULL, 'f' },
                 { "key", required_argument, NULL, 'k' },
                 { "json", no_argument, NULL, 'j' },
+                { "archive", required_argument, NULL, 'a' },
                 {},
         };
         _cleanup_free_ char *db = NULL;
+        const char *archives[64];
+        size_t n_archives = 0;
         const char *key_file = NULL;
         uint8_t key[AUDIT_KEY_LEN];
         bool json = false;
@@ -445,6 +536,13 @@ int ctl_cmd_audit_verify(int argc, char **argv) {
         optind = 0;
         while ((c = getopt_long(argc, argv, "d:f:k:j", options, NULL)) >= 0)
                 switch (c) {
+                case 'a':
+                        if (n_archives == ELEMENTSOF(archives)) {
+                                fprintf(stderr, "elevatectl: at most %zu archives at once.\n", ELEMENTSOF(archives));
+                                return 2;
+                        }
+                        archives[n_archives++] = optarg;
+                        break;
                 case 'd':
                         free(db);
                         db = strdup(optarg);
@@ -479,7 +577,7 @@ int ctl_cmd_audit_verify(int argc, char **argv) {
                         return 2;
                 }
         }
-        r = ctl_audit_verify(db, key_file ? key : NULL, json);
+        r = ctl_audit_verify(db, archives, n_archives, key_file ? key : NULL, json);
         explicit_erase(key, sizeof(key));
         return r == 0 ? 0 : 1;
 }
@@ -517,4 +615,118 @@ bool ctl_audit_remote_refused(const char *host, int argc, char **argv) {
                 return true;
         }
         return false;
+}
+
+/* Removes the file we created, if the name still leads to it. */
+static void remove_ours(const char *path, int fd) {
+        struct stat a, b;
+
+        if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                (void) unlink(path);
+}
+
+/* The new file's name is durable before the agent writes into it (it syncs the content). */
+static void sync_parent(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!dir)
+                return;
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = 0;
+        dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+}
+
+int ctl_cmd_audit_archive(int argc, char **argv) {
+        static const struct option options[] = {
+                { "before", required_argument, NULL, 'b' },
+                { "out", required_argument, NULL, 'o' },
+                {},
+        };
+        const char *before = NULL, *out = NULL;
+        _cleanup_close_ int fd = -EBADF, sock = -EBADF;
+        ProtoMsg m = {};
+        ProtoError err = {};
+        int64_t usec;
+        json_t *req;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "b:o:", options, NULL)) >= 0)
+                switch (c) {
+                case 'b':
+                        before = optarg;
+                        break;
+                case 'o':
+                        out = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!before || !out || optind < argc) {
+                fprintf(stderr, "elevatectl: usage: audit archive --before TIME --out FILE (for example --before "
+                                "-90d --out /var/backups/elevate/audit-2026-12.db)\n");
+                return 2;
+        }
+        if (ctl_time_parse(before, (int64_t) now_usec(CLOCK_REALTIME), &usec) < 0) {
+                fprintf(stderr, "elevatectl: --before: cannot read \"%s\" as a time (try 2026-09-01, -90d, "
+                                "@1764000000).\n",
+                        before);
+                return 2;
+        }
+        /* the file is ours (the caller's rights): the agent never opens a path it is given */
+        fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                fprintf(stderr, "elevatectl: cannot create %s: %m (it must not exist yet).\n", out);
+                return 1;
+        }
+        sync_parent(out);
+        sock = ctl_connect(false);
+        req = proto_new(PROTO_AUDIT_ARCHIVE);
+        if (sock < 0 || !req) {
+                json_decref(req);
+                remove_ours(out, fd);
+                return 3;
+        }
+        json_object_set_new(req, "before", json_integer(usec));
+        r = proto_send(sock, req, &fd, 1);
+        json_decref(req);
+        if (r < 0) {
+                fprintf(stderr, "elevatectl: cannot send the request to the agent: %s\n", strerror(-r));
+                remove_ours(out, fd);
+                return 1;
+        }
+        r = proto_recv(sock, &m, &err);
+        if (r < 0) {
+                /* sent, but no answer came: the agent may have moved the rows before it went */
+                fprintf(stderr,
+                        "elevatectl: no answer from the agent (%s). %s is kept: if the agent moved rows into it, "
+                        "the log has an audit-archived row naming its sha256; check with elevatectl audit verify "
+                        "--archive %s.\n",
+                        err.message[0] ? err.message : strerror(-r), out, out);
+                return 1;
+        }
+        if (m.type != PROTO_OK) {
+                _cleanup_free_ char *e = m.type == PROTO_ERROR && m.message
+                                                 ? escape_display(m.message, strlen(m.message), PROTO_MAX_STRING)
+                                                 : NULL;
+                fprintf(stderr, "elevatectl: %s\n", e ?: "unexpected answer from the agent");
+                r = m.type == PROTO_ERROR && streq_ptr(m.code, PROTO_ERR_NOT_PERMITTED) ? 4 : 1;
+                if (m.type == PROTO_ERROR)
+                        remove_ours(out, fd); /* the agent said no: nothing left the log */
+                proto_msg_done(&m);
+                return r;
+        }
+        {
+                _cleanup_free_ char *e = escape_display(m.message ?: "archived", strlen(m.message ?: "archived"),
+                                                        PROTO_MAX_STRING);
+                printf("%s\nArchive: %s. Keep it off this machine; verify it with the live log: elevatectl audit "
+                       "verify --archive %s [--key-file FILE].\n",
+                       e ?: "archived", out, out);
+        }
+        proto_msg_done(&m);
+        return 0;
 }

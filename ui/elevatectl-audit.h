@@ -17,7 +17,13 @@
  * BROKEN at row 17: …"), or with json one JSON object. Returns 0 only if every row
  * verifies; -EBADMSG for a broken chain, other -errno when the file cannot be read (also
  * explained on stderr). */
-int ctl_audit_verify(const char *db_path, const uint8_t *key, bool json);
+int ctl_audit_verify(const char *db_path, const char *const *archives, size_t n_archives, const uint8_t *key,
+                     bool json);
+
+/* `audit archive --before T --out FILE` (root): the agent moves the rows of the key
+ * epochs that ended before T into FILE, which this process creates (it must not exist).
+ * Returns the exit status. */
+int ctl_cmd_audit_archive(int argc, char **argv);
 
 /* `audit verify [--db FILE] [--key-file FILE|-] [--json]`: the key only from a private
  * file or standard input; `--key` is refused with the reason. Returns the exit status. */

@@ -42,6 +42,8 @@ static int cmd_audit(int argc, char **argv) {
                 return cmd_audit_init(argc - 1, argv + 1);
         if (argc >= 2 && streq(argv[1], "verify"))
                 return ctl_cmd_audit_verify(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "archive"))
+                return ctl_cmd_audit_archive(argc - 1, argv + 1);
         return ctl_cmd_audit_show(argc, argv);
 }
 
@@ -76,7 +78,8 @@ static const CtlCommand commands[] = {
           "audit [--since T] [--until T] [-n N] [-f] [--user U] [--event E] [--request ID] [--json]\n"
           "                                          show the audit log (operators; audit --help)\n"
           "  audit init                              show the initial chain key, once (root)\n"
-          "  audit verify [--db FILE] [--key-file FILE|-]\n"
+          "  audit archive --before T --out FILE     move rows older than T into an archive (root)\n"
+          "  audit verify [--db FILE] [--archive FILE]... [--key-file FILE|-]\n"
           "                                          check the hash chain (and the tags, with the initial key)" },
         { "policy", cmd_policy,
           "policy check FILE                       validate a policy file; show rules and warnings\n"

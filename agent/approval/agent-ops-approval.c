@@ -29,6 +29,7 @@
 #include "agent-pending-decide.h"
 #include "agent-pending.h"
 #include "agent-policy.h"
+#include "agent-presence.h"
 #include "agent-request.h"
 #include "agent-server.h"
 #include "list.h"
@@ -405,7 +406,7 @@ static int ops_cancel(Conn *c, ProtoMsg *m) {
 
 static int ops_forget(Conn *c, ProtoMsg *m) {
         unsigned n = 0;
-        char name[300], msg[128];
+        char name[300], msg[160];
 
         who(&c->peer, name, sizeof(name));
         Grant *g, *next;
@@ -416,7 +417,10 @@ static int ops_forget(Conn *c, ProtoMsg *m) {
                         n++;
                 }
         }
-        snprintf(msg, sizeof(msg), n == 1 ? "ended 1 grant" : "ended %u grants", n);
+        /* and the password windows of all his sessions: the next rule that asks, asks */
+        size_t w = presence_forget(c->agent, c->peer.uid);
+        snprintf(msg, sizeof(msg), "ended %u grant%s%s", n, n == 1 ? "" : "s",
+                 w > 0 ? "; the next rule that needs your password asks for it again" : "");
         return reply_ok(c, msg);
 }
 

@@ -123,10 +123,20 @@ static const char schema_v2[] = "CREATE TABLE pending ("
                                 "ALTER TABLE launches ADD COLUMN data TEXT;"
                                 "CREATE INDEX launches_state ON launches (state);";
 
+/* v3: rows leave the audit table only into an archive (agent-audit-archive.c): the
+ * writer first records meta.archived_seq, then removes rows up to it. Any other DELETE is
+ * still refused. */
+static const char schema_v3[] = "DROP TRIGGER audit_no_delete;"
+                                "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+                                "  WHEN OLD.seq > COALESCE((SELECT value FROM meta WHERE key = 'archived_seq'), 0)"
+                                "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only; rows leave it only "
+                                "through elevatectl audit archive'); END;";
+
 /* migrations[v] takes a database from user_version v to v + 1. Append only. */
 static const char *const migrations[AUDIT_SCHEMA_VERSION] = {
         schema_v1,
         schema_v2,
+        schema_v3,
 };
 
 static void finalizep(sqlite3_stmt **s) {

@@ -9,7 +9,7 @@
  *
  * Thread ownership:
  *  - Audit.db (AuditDb, the write connection, chain state and keys) belongs to the writer
- *    thread once it runs; before that, to audit_open.
+ *    thread once it runs; before that, to audit_log_open.
  *  - Audit.rdb, failed, the probe timer and the eventfd source belong to the loop thread.
  *  - Everything between them (queue, done list, stopping, db identity, stats) is under
  *    Audit.lock.
@@ -33,7 +33,7 @@
 #define AUDIT_HEAD_NAME "audit-head"
 #define AUDIT_HEAD_SIZE 160
 #define AUDIT_LOG_ID_LEN 16
-#define AUDIT_SCHEMA_VERSION 2
+#define AUDIT_SCHEMA_VERSION 3
 #define AUDIT_TAIL_CHECK_ROWS 1000
 #define AUDIT_PROBE_INTERVAL_USEC (5 * UINT64_C(1000000))
 #define AUDIT_PROBE_BACKOFF_MAX_SHIFT 6 /* 5 s doubling up to 320 s */
@@ -181,7 +181,20 @@ typedef enum AuditJobKind {
         AUDIT_JOB_ENTRY,
         AUDIT_JOB_REVEAL, /* hand out k_0 once, erase it, audit that */
         AUDIT_JOB_PROBE,  /* try the database again after a failure */
+        AUDIT_JOB_ARCHIVE, /* move old rows into an archive file; its row is "audit-archived" */
 } AuditJobKind;
+
+/* What an archive job needs and finds (agent-audit-archive.c). */
+typedef struct AuditArchiveJob {
+        int64_t before;           /* CLOCK_REALTIME usec: the cut is the last end row before it */
+        int out_fd;               /* the operator's file (dup'd, closed with the job) */
+        AuditArchiveInfo *info;   /* the caller's, filled before done() */
+        int error;                /* the preparation failed: the job fails with it, no row */
+        int64_t first, last, rows;
+        uint8_t last_hash[SHA256_LEN], last_tag[SHA256_LEN];
+        int64_t last_epoch;
+        char sha256[SHA256_HEX_LEN];
+} AuditArchiveJob;
 
 typedef struct AuditJob AuditJob;
 struct AuditJob {
@@ -211,7 +224,14 @@ struct AuditJob {
         char *reason;   /* the log's failure reason after that batch, NULL if healthy */
         bool not_open;  /* the database could not be (re)opened for that batch */
         char *key_hex;  /* AUDIT_JOB_REVEAL: k_0, erased when freed */
+        AuditArchiveJob *archive; /* AUDIT_JOB_ARCHIVE */
 };
+
+/* agent-audit-archive.c, on the writer thread: before the batch's transaction, writes
+ * the archive of j and copies it to the operator's file; in it, removes the archived rows
+ * and completes the job's row (audit-archived). */
+void audit_archive_prepare(Audit *a, AuditJob *j);
+int audit_archive_commit(Audit *a, AuditJob *j);
 
 void audit_job_free(AuditJob *j);
 

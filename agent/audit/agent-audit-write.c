@@ -286,6 +286,8 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
 
         if (j->kind == AUDIT_JOB_REVEAL)
                 r = reveal_key(d, j, e);
+        if (j->kind == AUDIT_JOB_ARCHIVE)
+                r = audit_archive_commit(a, j);
         for (size_t i = 0; r >= 0 && i < j->n_state; i++) {
                 rc = audit_state_upsert(d->db, &j->state[i]);
                 if (rc == SQLITE_OK)
@@ -479,6 +481,11 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
                 return -EIO;
         if (only_probes && !a->w_reason)
                 return 0;
+
+        /* archives are written (outside any transaction) before the rows leave the log */
+        for (AuditJob *j = jobs; j; j = j->jobs_next)
+                if (j->kind == AUDIT_JOB_ARCHIVE)
+                        audit_archive_prepare(a, j);
 
         saved = a->db->chain;
         saved_seal = a->db->seal_pending;

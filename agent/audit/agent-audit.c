@@ -8,7 +8,7 @@
  *  - audit_submit() validates and copies everything (canonical data, state values) on
  *    the caller's thread; the writer never sees a caller's pointer.
  *  - Every accepted submission completes exactly once: done() runs on the loop thread
- *    from the eventfd source, or from audit_close() for what was still in flight.
+ *    from the eventfd source, or from audit_log_close() for what was still in flight.
  *  - The writer thread runs with all signals blocked, so sd-event's signalfd sources
  *    keep working.
  *  - While the log is failed, a probe retries it after the probe interval (backing off
@@ -44,6 +44,10 @@ void audit_job_free(AuditJob *j) {
         if (j->key_hex) {
                 explicit_erase(j->key_hex, strlen(j->key_hex));
                 free(j->key_hex);
+        }
+        if (j->archive) {
+                safe_close(j->archive->out_fd);
+                free(j->archive);
         }
         free(j);
 }
@@ -354,7 +358,7 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         a->event = sd_event_ref(event);
         a->probe_interval = AUDIT_PROBE_INTERVAL_USEC;
         a->epoch_usec = AUDIT_EPOCH_USEC;
-        *ret = a; /* audit_close() releases whatever follows */
+        *ret = a; /* audit_log_close() releases whatever follows */
         a->dir = strdup(state_dir);
         a->path = strdup_printf("%s/%s", state_dir, AUDIT_DB_NAME);
         if (!a->dir || !a->path)
@@ -369,8 +373,8 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         return sd_event_add_io(event, &a->efd_source, a->efd, EPOLLIN, on_eventfd, a);
 }
 
-int audit_open(sd_event *event, const char *state_dir, Audit **ret) {
-        _cleanup_(audit_closep) Audit *a = NULL;
+int audit_log_open(sd_event *event, const char *state_dir, Audit **ret) {
+        _cleanup_(audit_log_closep) Audit *a = NULL;
         _cleanup_free_ char *reason = NULL;
         int r;
 
@@ -404,7 +408,7 @@ int audit_open(sd_event *event, const char *state_dir, Audit **ret) {
         return 0;
 }
 
-void audit_close(Audit *a) {
+void audit_log_close(Audit *a) {
         if (!a)
                 return;
         if (a->thread_started) {
@@ -515,6 +519,38 @@ int audit_submit_sync(Audit *a, const AuditEntry *e) {
         if (r < 0)
                 return r;
         return run_sync(a, j);
+}
+
+int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, AuditDoneFn done, void *userdata) {
+        AuditEntry e = {.event = "audit-archived", .uid = -1};
+        AuditJob *j;
+        int r;
+
+        if (!a || !info || !done || out_fd < 0)
+                return -EINVAL;
+        r = job_new(&e, &j);
+        if (r < 0)
+                return r;
+        j->kind = AUDIT_JOB_ARCHIVE;
+        j->archive = calloc(1, sizeof(AuditArchiveJob));
+        if (!j->archive) {
+                audit_job_free(j);
+                return -ENOMEM;
+        }
+        j->archive->out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
+        if (j->archive->out_fd < 0) {
+                r = negative_errno();
+                audit_job_free(j);
+                return r;
+        }
+        j->archive->before = before;
+        j->archive->info = info;
+        j->done = done;
+        j->userdata = userdata;
+        r = enqueue(a, j);
+        if (r < 0)
+                audit_job_free(j);
+        return r;
 }
 
 int audit_reveal_initial_key(Audit *a, char **ret_hex) {

@@ -55,10 +55,10 @@ typedef struct AuditEntry {
  * the log is unusable (corrupt, wrong owner…): then audit_failed() says why and every
  * submission fails, so the agent keeps running and refuses elevations. Returns <0 only
  * for programming or resource errors. */
-int audit_open(sd_event *event, const char *state_dir, Audit **ret);
+int audit_log_open(sd_event *event, const char *state_dir, Audit **ret);
 /* Flushes everything queued, stops the thread, closes the database. */
-void audit_close(Audit *a);
-DEFINE_TRIVIAL_CLEANUP_FUNC(Audit *, audit_close);
+void audit_log_close(Audit *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Audit *, audit_log_close);
 
 /* NULL when healthy, else a static/owned English reason ("disk full", "database is
  * corrupt: …"). */
@@ -134,6 +134,20 @@ void audit_set_commit_hook(Audit *a, AuditCommitFn fn, void *userdata);
 /* The initial chain key, once: returns it (hex) and erases the stored copy, auditing
  * "audit-key-revealed". -EALREADY if it was shown before. */
 int audit_reveal_initial_key(Audit *a, char **ret_hex);
+
+/* Archival (docs/audit.md, "Archival"): the rows up to the last key epoch that ended
+ * before `before` move into an SQLite archive written to out_fd (a regular, empty file the
+ * operator opened), and out of the log; the log records it in an "audit-archived" row
+ * (range, last hash, the archive's sha256) and its next rows continue the chain.
+ * done() gets 0, -ENODATA (no epoch ended before that time, nothing to move), -EIO (the
+ * file could not be written: nothing was removed), or the log's failure. info is the
+ * caller's and must live until done() ran. */
+typedef struct AuditArchiveInfo {
+        int64_t first_seq, last_seq, rows;
+        char sha256[65];
+        char error[256];           /* why it failed, for the operator */
+} AuditArchiveInfo;
+int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, AuditDoneFn done, void *userdata);
 
 /* Reads the rows of a state table (for restart recovery): JSON array of objects. */
 int audit_load_state(Audit *a, const char *table, const char *where_state, json_t **ret);

@@ -27,6 +27,7 @@ typedef enum AgentOpWhen {
         AGENT_OP_FIRST = 1 << 0,   /* as the connection's first message */
         AGENT_OP_RUNNING = 1 << 1, /* on a connection whose program runs (CONN_RUNNING) */
         AGENT_OP_WAITING = 1 << 2, /* on a connection waiting for an approval (CONN_WAITING) */
+        AGENT_OP_AUTHENTICATING = 1 << 3, /* on a connection whose user is asked a password */
 } AgentOpWhen;
 
 struct AgentOp {

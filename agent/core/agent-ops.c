@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent-audit.h"
@@ -98,6 +100,8 @@ static json_t *rule_json(const PolicyRule *r, const PolicySettings *set) {
         }
         if (r->message)
                 json_object_set_new(o, "message", json_string(r->message));
+        if (r->authenticate == POLICY_AUTH_PASSWORD)
+                json_object_set_new(o, "authenticate", json_string("password"));
         return o;
 }
 
@@ -218,6 +222,175 @@ static int ops_audit_init(Conn *c, ProtoMsg *m) {
                         key);
 }
 
+/* `elevatectl audit archive`: the writer moves old rows into the file the console sent
+ * (docs/audit.md, "Archival"). Root only: it removes rows from the live log, a decision
+ * of the machine's owner, not of everyone who may read the log. One at a time. */
+typedef struct Archiving {
+        Agent *agent;
+        Conn *conn;               /* NULL once the console left, or for retention */
+        bool retention;           /* started by the retention timer: name is in the archive dir */
+        char name[64];
+        AuditArchiveInfo info;
+} Archiving;
+
+static void archiving_conn_free(Conn *c) {
+        Archiving *x = c->userdata_archive;
+
+        if (x)
+                x->conn = NULL;
+        c->userdata_archive = NULL;
+}
+
+/* Retention (docs/audit.md, "Retention"): with --audit-retention, the agent archives the
+ * key epochs that ended longer ago than that into its archive directory, at start and
+ * every AGENT_RETENTION_INTERVAL_USEC: the same job as `audit archive`, so rows leave
+ * the log only once their archive is on disk. The file is created under a temporary
+ * name and named after its rows once they left the log (audit-FIRST-LAST.db, zero-padded,
+ * so a shell glob lists them oldest first); nothing to archive leaves no file. */
+static void retention_done(Archiving *x, int result) {
+        Agent *a = x->agent;
+        char final[64];
+
+        if (result < 0) {
+                (void) unlinkat(a->archive_dir_fd, x->name, 0);
+                if (result == -ENODATA)
+                        log_info("Retention: nothing to archive (%s)", x->info.error);
+                else
+                        log_warning("Retention: the old audit rows could not be archived: %s",
+                                    x->info.error[0] ? x->info.error
+                                    : audit_failed(a->audit) ?: strerror(-result));
+                return;
+        }
+        snprintf(final, sizeof(final), "audit-%012" PRIi64 "-%012" PRIi64 ".db", x->info.first_seq,
+                 x->info.last_seq);
+        if (renameat(a->archive_dir_fd, x->name, a->archive_dir_fd, final) < 0)
+                log_warning_errno(negative_errno(), "Retention: rows %" PRIi64 "-%" PRIi64 " are in %s/%s "
+                                  "(it could not be renamed %s)", x->info.first_seq, x->info.last_seq,
+                                  a->archive_dir, x->name, final);
+        else {
+                (void) fsync(a->archive_dir_fd);
+                log_info("Retention: rows %" PRIi64 "-%" PRIi64 " archived into %s/%s", x->info.first_seq,
+                         x->info.last_seq, a->archive_dir, final);
+        }
+}
+
+static void archive_done(int result, void *userdata);
+
+static int on_retention(sd_event_source *s, uint64_t usec, void *userdata) {
+        Agent *a = userdata;
+        _cleanup_close_ int fd = -EBADF;
+        Archiving *x;
+        int r;
+
+        (void) sd_event_source_set_time_relative(s, AGENT_RETENTION_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        if (a->audit_archiving || audit_failed(a->audit))
+                return 0; /* next time */
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return 0;
+        x->agent = a;
+        x->retention = true;
+        snprintf(x->name, sizeof(x->name), ".new-%" PRIu64 ".db", now_usec(CLOCK_REALTIME));
+        fd = openat(a->archive_dir_fd, x->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                log_warning_errno(negative_errno(), "Retention: cannot create %s/%s", a->archive_dir, x->name);
+                free(x);
+                return 0;
+        }
+        (void) fsync(a->archive_dir_fd); /* after a crash, the file is there to hold what left the log */
+        r = audit_archive(a->audit, (int64_t) now_usec(CLOCK_REALTIME) - (int64_t) a->audit_retention, fd, &x->info,
+                          archive_done, x);
+        if (r < 0) {
+                log_warning_errno(r, "Retention: cannot archive the old audit rows");
+                (void) unlinkat(a->archive_dir_fd, x->name, 0);
+                free(x);
+                return 0;
+        }
+        a->audit_archiving = true;
+        return 0;
+}
+
+int ops_retention_start(Agent *a) {
+        if (a->audit_retention == 0)
+                return 0;
+        log_info("Audit rows of key epochs that ended more than %" PRIu64 " s ago are archived into %s",
+                 a->audit_retention / USEC_PER_SEC, a->archive_dir);
+        return sd_event_add_time_relative(a->event, &a->retention_timer, CLOCK_MONOTONIC, 0, 0, on_retention, a);
+}
+
+static void archive_done(int result, void *userdata) {
+        Archiving *x = userdata;
+        Conn *c = x->conn;
+        char msg[512];
+
+        x->agent->audit_archiving = false;
+        if (result >= 0)
+                log_notice("Audit rows %" PRIi64 "-%" PRIi64 " moved into an archive (sha256 %s)", x->info.first_seq,
+                           x->info.last_seq, x->info.sha256);
+        if (x->retention)
+                retention_done(x, result);
+        if (c) {
+                c->userdata_archive = NULL;
+                c->on_free = NULL;
+                if (result >= 0) {
+                        snprintf(msg, sizeof(msg),
+                                 "archived rows %" PRIi64 "-%" PRIi64 " (%" PRIi64 " rows), sha256 %s; the live log "
+                                 "now begins at row %" PRIi64,
+                                 x->info.first_seq, x->info.last_seq, x->info.rows, x->info.sha256,
+                                 x->info.last_seq + 1);
+                        (void) reply_ok(c, msg, NULL);
+                } else {
+                        (void) conn_send_error(c, result == -ENODATA ? REFUSAL_NOT_FOUND : REFUSAL_INTERNAL,
+                                               "nothing was archived: %s",
+                                               x->info.error[0] ? x->info.error
+                                               : audit_failed(x->agent->audit) ?: strerror(-result));
+                        conn_close(c);
+                }
+        }
+        free(x);
+}
+
+static int ops_audit_archive(Conn *c, ProtoMsg *m) {
+        Agent *a = c->agent;
+        struct stat st;
+        Archiving *x;
+        int fl, r;
+
+        if (!peer_is_root(&c->peer) || c->peer.nested)
+                return refuse(c, "archive audit rows (root only)");
+        fl = fcntl(m->fds[0], F_GETFL);
+        if (fstat(m->fds[0], &st) < 0 || fl < 0 || !S_ISREG(st.st_mode) || st.st_size != 0 ||
+            (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH)) {
+                (void) conn_send_error(c, REFUSAL_BAD_REQUEST,
+                                       "the archive must be sent as a new, empty regular file open for writing");
+                conn_close(c);
+                return 0;
+        }
+        if (a->audit_archiving) {
+                (void) conn_send_error(c, REFUSAL_BUSY, "another archive is being written; try again when it is done");
+                conn_close(c);
+                return 0;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        x->agent = a;
+        x->conn = c;
+        r = audit_archive(a->audit, m->until, m->fds[0], &x->info, archive_done, x);
+        if (r < 0) {
+                free(x);
+                return r;
+        }
+        a->audit_archiving = true;
+        c->userdata_archive = x;
+        c->on_free = archiving_conn_free;
+        c->state = CONN_AUDITING;
+        log_info("uid %u (pid %d) archives the audit rows before %" PRIi64, (unsigned) c->peer.uid, (int) c->peer.pid,
+                 m->until);
+        return 0;
+}
+
 static int ops_reload(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         char msg[256];
@@ -292,6 +465,7 @@ static int ops_policy_get(Conn *c, ProtoMsg *m) {
 static const AgentOp ops_ops[] = {
         { PROTO_LIST, AGENT_OP_FIRST, false, ops_list },
         { PROTO_AUDIT_INIT, AGENT_OP_FIRST, false, ops_audit_init },
+        { PROTO_AUDIT_ARCHIVE, AGENT_OP_FIRST, false, ops_audit_archive },
         { PROTO_RELOAD, AGENT_OP_FIRST, false, ops_reload },
         { PROTO_POLICY_GET, AGENT_OP_FIRST, false, ops_policy_get },
 };

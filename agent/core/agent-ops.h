@@ -15,4 +15,7 @@
  * operator_groups; never a process inside a launch cgroup or a sandbox. */
 bool ops_is_operator(Agent *a, const Peer *p);
 
+/* Starts the retention timer if a->audit_retention is set (docs/audit.md, "Retention"). */
+int ops_retention_start(Agent *a);
+
 extern const AgentModule ops_module;

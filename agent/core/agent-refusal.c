@@ -19,6 +19,8 @@ static const char *const refusal_proto[_REFUSAL_MAX] = {
         [REFUSAL_BAD_POLICY] = PROTO_ERR_BAD_POLICY,
         [REFUSAL_AUDIT_FAILED] = PROTO_ERR_AUDIT_FAILED,
         [REFUSAL_INTERNAL] = PROTO_ERR_INTERNAL,
+        [REFUSAL_NEEDS_AUTH] = PROTO_ERR_NEEDS_AUTH,
+        [REFUSAL_AUTH_FAILED] = PROTO_ERR_AUTH_FAILED,
 };
 
 const char *refusal_to_proto(RefusalCode code) {

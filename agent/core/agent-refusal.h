@@ -21,6 +21,8 @@ typedef enum RefusalCode {
         REFUSAL_BAD_POLICY,          /* a new policy was rejected */
         REFUSAL_AUDIT_FAILED,        /* no durable record: nothing ran */
         REFUSAL_INTERNAL,            /* the agent failed: nothing was elevated */
+        REFUSAL_NEEDS_AUTH,          /* a rule asks for the password, and there is no terminal (or -n) */
+        REFUSAL_AUTH_FAILED,         /* the password was wrong, or PAM refused the account */
         _REFUSAL_MAX,
 } RefusalCode;
 

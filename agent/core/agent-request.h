@@ -11,7 +11,8 @@
  *   NEW         request (agent-request.c)        QUEUED INSPECTING RUNNING(adopted) DONE
  *   QUEUED      inspection (agent-inspect.c)     INSPECTING DONE
  *   INSPECTING  inspection                       DECIDED DONE
- *   DECIDED     decision (agent-decide.c)        WAITING AUDITING DONE
+ *   DECIDED     decision (agent-decide.c)        AUTHENTICATING WAITING AUDITING DONE
+ *   AUTHENTICATING presence (agent-presence.c)   WAITING AUDITING DONE
  *   WAITING     approval (approval/)             AUDITING DONE
  *   AUDITING    supervision (agent-supervise.c)  LAUNCHING DONE
  *   LAUNCHING   supervision                      RUNNING DONE
@@ -46,6 +47,7 @@ typedef enum RequestState {
         REQUEST_QUEUED,     /* over the per-uid in-flight cap: waits its turn (not in flight) */
         REQUEST_INSPECTING, /* a worker reads and hashes what the client sent */
         REQUEST_DECIDED,
+        REQUEST_AUTHENTICATING, /* the rule asks for the user's password: a PAM conversation */
         REQUEST_WAITING,    /* a pending request: waiting for an approver or a code */
         REQUEST_AUDITING,   /* waiting for the durable launch record */
         REQUEST_LAUNCHING,  /* the launcher has the order; its answer starts or refuses it */
@@ -82,6 +84,9 @@ typedef struct RequestDecision {
         const PolicyRule *rule;         /* valid while the request's policy is referenced */
         const char *resume;             /* "resume": the pending request id it continues */
         char session[128];              /* login session key for grants */
+        bool authenticated;             /* the user proved presence (rule authenticate: password) */
+        size_t row_size;                /* what the decision row is charged at (agent-budget.h) */
+        bool row_charged;               /* and it was, when the password was asked */
 } RequestDecision;
 
 /* Its approval (approval/): the pending request it waits on, the grant it runs under.
@@ -155,6 +160,7 @@ struct Request {
         RequestInspection in;
         RequestDecision dec;
         RequestApproval appr;
+        struct PresenceAuth *auth;      /* presence: AUTHENTICATING, its conversation (agent-presence.c) */
         RequestLaunch run;
 
         /* The lists a request is in: each pair is linked and unlinked by the owner of

@@ -327,7 +327,8 @@ static bool op_accepted(const Conn *c, const AgentOp *op) {
         bool first = c->state == CONN_IDLE && c->n_messages == 1;
 
         return ((op->when & AGENT_OP_FIRST) && first) || ((op->when & AGENT_OP_RUNNING) && c->state == CONN_RUNNING) ||
-               ((op->when & AGENT_OP_WAITING) && c->state == CONN_WAITING);
+               ((op->when & AGENT_OP_WAITING) && c->state == CONN_WAITING) ||
+               ((op->when & AGENT_OP_AUTHENTICATING) && c->state == CONN_AUTHENTICATING);
 }
 
 /* Hands the message to the operation registered for its type. Everything not accepted

@@ -21,6 +21,7 @@ typedef enum ConnState {
         CONN_AUDITING,   /* waiting for a durable record */
         CONN_RUNNING,    /* the program runs; signals accepted */
         CONN_WAITING,    /* a pending request waits for an approver or a response code */
+        CONN_AUTHENTICATING, /* the user is asked for a password: answers to prompts accepted */
         CONN_SUBSCRIBED, /* a notifier: receives the user's events until it hangs up */
         CONN_READING,    /* an operator reads (or follows) the audit log, page by page */
         CONN_CLOSING,
@@ -39,6 +40,7 @@ struct Conn {
         Request *request;          /* the exec in progress, if any (agent-request.h) */
         ConnOp *op;                /* an operator action waiting for its audit record */
         AuditReader *audit_reader; /* the audit rows this connection asked for */
+        void *userdata_archive;    /* an archive being written for this connection (agent-ops.c) */
         /* Set by whoever hangs a request or an action on the connection: lets go of it
          * when the connection is freed (before anything else is). */
         void (*on_free)(Conn *c);

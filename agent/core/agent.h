@@ -17,6 +17,7 @@
 #include "util.h"
 
 #define AGENT_MAX_LISTEN 4
+#define AGENT_RETENTION_INTERVAL_USEC (3600 * USEC_PER_SEC) /* --audit-retention looks this often */
 #define AGENT_MAX_CONNECTIONS 1024        /* all users */
 #define AGENT_MAX_CONNECTIONS_PER_UID 32
 #define AGENT_MAX_INFLIGHT_PER_UID 4      /* requests being inspected or decided; more wait */
@@ -118,9 +119,20 @@ struct Agent {
         uint8_t *endpoint_key;     /* 32 bytes, mlock()ed */
         struct Attempts *attempts; /* failed offline codes per uid and for the host */
         struct Budget *budgets;    /* rows that elevate nothing, per uid (agent-budget.c) */
+        struct Presence *presence; /* password conversations and windows (agent-presence.c) */
+        const char *pam_service;   /* the PAM service of `authenticate: password` ("elevate") */
+        /* Test hook, set only by the hidden option --test-auth-deadline SEC (root, on the
+         * agent's command line): a password prompt waits that long instead of 60 s. 0 in
+         * production. */
+        uint64_t auth_deadline;
         sd_event_source *budget_timer;
 
         AuditReader *audit_readers; /* `elevatectl audit` answers in progress (agent-ops-audit.c) */
+        bool audit_archiving;      /* an archive is being written (agent-ops.c) */
+        uint64_t audit_retention;  /* --audit-retention: archive epochs that ended that long ago, 0: never */
+        const char *archive_dir;   /* where retention puts its archives */
+        int archive_dir_fd;        /* O_DIRECTORY of archive_dir, -EBADF without retention */
+        sd_event_source *retention_timer;
         size_t n_audit_readers;
 
         Conn *conns;

@@ -24,7 +24,9 @@
 
 #include "audit-chain.h"
 #include "fleet-nats.h"
-#include "fleetd.h"
+#include "fleetd-audit.h"
+#include "fleetd-nats.h"
+#include "fleetd-offer.h"
 #include "proto.h"
 #include "util.h"
 

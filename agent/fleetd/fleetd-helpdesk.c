@@ -33,7 +33,9 @@
 
 #include "fleet-helpdesk.h"
 #include "fleet-nats.h"
-#include "fleetd.h"
+#include "fleetd-helpdesk.h"
+#include "fleetd-nats.h"
+#include "fleetd-offer.h"
 #include "proto.h"
 #include "util.h"
 

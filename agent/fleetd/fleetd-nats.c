@@ -23,12 +23,12 @@
 
 #include "fleet-helpdesk.h"
 #include "fleet-nats.h"
-#include "fleetd.h"
+#include "fleetd-nats.h"
+#include "fleetd-store.h"
 #include "nkey.h"
 #include "proto.h"
 #include "util.h"
 
-int fleetd_take_value(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision);
 
 static void wake(Fleetd *f) {
         uint64_t one = 1;

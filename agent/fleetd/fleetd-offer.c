@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "fleetd.h"
+#include "fleetd-offer.h"
 #include "proto.h"
 #include "util.h"
 
@@ -163,4 +163,9 @@ out:
         for (size_t i = 0; i < n; i++)
                 safe_close(fds[i]);
         return res;
+}
+
+void fleetd_schedule_offer(Fleetd *f, uint64_t delay_usec) {
+        (void) sd_event_source_set_time_relative(f->retry_timer, delay_usec);
+        (void) sd_event_source_set_enabled(f->retry_timer, SD_EVENT_ONESHOT);
 }

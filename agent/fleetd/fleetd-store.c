@@ -14,7 +14,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "fleetd.h"
+#include "fleetd-offer.h"
+#include "fleetd-store.h"
 #include "util.h"
 
 int fleetd_store_open(Fleetd *f) {
@@ -129,5 +130,26 @@ int fleetd_store_set(Fleetd *f, const char *key, const char *data, size_t len, u
         h->revision = revision;
         describe(h);
         *ret_changed = true;
+        return 0;
+}
+
+
+int fleetd_take_value(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision) {
+        bool changed = false;
+        int r;
+
+        r = fleetd_store_set(f, key, data, len, revision, &changed);
+        if (r == -ENOENT)
+                return 0; /* a subject we did not ask for: ignored */
+        if (r < 0) {
+                fprintf(stderr, "elevate-fleetd: cannot keep the value of %s: %s\n", key, strerror(-r));
+                return r;
+        }
+        if (changed) {
+                fprintf(stderr, "elevate-fleetd: %s: %s\n", key,
+                        data ? "a new value; offering it to the agent" : "no value any more");
+                f->retry_usec = FLEETD_RETRY_MIN_USEC;
+                fleetd_schedule_offer(f, 0);
+        }
         return 0;
 }

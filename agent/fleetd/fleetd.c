@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * elevate-fleetd (fleetd.h, docs/fleet.md): options and configuration, and the event
+ * elevate-fleetd (fleetd-types.h, docs/fleet.md): options and configuration, and the event
  * loop that turns what the broker sends into offers to the agent.
  *
  * Invariants:
@@ -22,37 +22,14 @@
 
 #include "config.h"
 #include "fleet-conf.h"
-#include "fleetd.h"
+#include "fleetd-audit.h"
+#include "fleetd-helpdesk.h"
+#include "fleetd-nats.h"
+#include "fleetd-offer.h"
+#include "fleetd-store.h"
 #include "util.h"
 
 #define FLEETD_STATE_DIR "/var/lib/elevate-fleet"
-
-int fleetd_take_value(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision);
-
-static void schedule_offer(Fleetd *f, uint64_t delay_usec) {
-        (void) sd_event_source_set_time_relative(f->retry_timer, delay_usec);
-        (void) sd_event_source_set_enabled(f->retry_timer, SD_EVENT_ONESHOT);
-}
-
-int fleetd_take_value(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision) {
-        bool changed = false;
-        int r;
-
-        r = fleetd_store_set(f, key, data, len, revision, &changed);
-        if (r == -ENOENT)
-                return 0; /* a subject we did not ask for: ignored */
-        if (r < 0) {
-                fprintf(stderr, "elevate-fleetd: cannot keep the value of %s: %s\n", key, strerror(-r));
-                return r;
-        }
-        if (changed) {
-                fprintf(stderr, "elevate-fleetd: %s: %s\n", key,
-                        data ? "a new value; offering it to the agent" : "no value any more");
-                f->retry_usec = FLEETD_RETRY_MIN_USEC;
-                schedule_offer(f, 0);
-        }
-        return 0;
-}
 
 static void resync(Fleetd *f) {
         int r = fleetd_nats_resync(f);
@@ -137,7 +114,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         if (fleetd_offer(f) == OFFER_VERDICT)
                 f->retry_usec = FLEETD_RETRY_MIN_USEC;
         else {
-                schedule_offer(f, f->retry_usec);
+                fleetd_schedule_offer(f, f->retry_usec);
                 f->retry_usec = MIN(f->retry_usec * 2, FLEETD_RETRY_MAX_USEC);
         }
         fleetd_nats_publish_status(f);
@@ -148,7 +125,7 @@ static int on_reoffer(sd_event_source *s, uint64_t usec, void *userdata) {
         Fleetd *f = userdata;
 
         /* an agent restarted with other trust anchors, say: it hears the same offer again */
-        schedule_offer(f, 0);
+        fleetd_schedule_offer(f, 0);
         (void) sd_event_source_set_time_relative(s, FLEETD_REOFFER_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }

@@ -9,6 +9,8 @@
  *  - Every decision is audited; a denial is sent at once, an allow waits for the durable
  *    launch record (agent-supervise.c), in the same commit as the decision row.
  *  - Policy first: deny wins over any grant; a grant only satisfies an `approve` match.
+ *  - A rule that asks for the user's password (authenticate) gets it before anything it
+ *    leads to: a launch, a grant's use, a filing or a resumption (agent-presence.c).
  */
 
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "agent-log.h"
 #include "agent-pending-file.h"
 #include "agent-policy.h"
+#include "agent-presence.h"
 #include "agent-request.h"
 #include "agent-server.h"
 #include "agent-supervise.h"
@@ -50,6 +53,43 @@ static int build_policy_request(Request *r, PolicyRequest *pr, const char **file
         return 0;
 }
 
+/* What an allow or approve decision leads to, once the user is present (or was not
+ * asked): a launch, a launch under a grant, or a pending request. */
+static void request_proceed(Request *r) {
+        const PolicyRule *rule = r->dec.rule;
+        int k;
+
+        if (r->dec.decision.action == POLICY_ALLOW) {
+                log_info("Request %s: uid %u may run %s (rule \"%s\")", r->id, (unsigned) r->uid,
+                         r->in.program->path ?: r->msg.program, rule->id);
+                (void) request_launch(r);
+                return;
+        }
+        Grant *g = grant_find(r->agent, r, r->dec.session);
+        if (g) {
+                log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
+                         r->in.program->path ?: r->msg.program, g->id);
+                grant_hold(g, r);
+                (void) request_launch(r);
+                return;
+        }
+        if (r->msg.non_interactive && !r->dec.resume) {
+                /* elevate -n: nothing is filed, nobody is asked (the grant went away meanwhile) */
+                request_refuse(r, REFUSAL_NEEDS_APPROVAL, REFUSAL_RECORD,
+                               "rule \"%s\" needs an approval, and -n (non-interactive) means not to ask; "
+                               "run it without -n to file the request",
+                               rule->id);
+                return;
+        }
+        /* waiting for approval runs nothing (yet): its decision row counts, unless the
+         * password prompt already charged it */
+        if (!r->dec.row_charged)
+                budget_charge(r->agent, r->uid, r->dec.row_size);
+        k = r->dec.resume ? pending_resume(r) : pending_file(r);
+        if (k < 0)
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot file the request: %s", strerror(-k));
+}
+
 static void request_decide_now(Request *r) {
         _cleanup_free_ const char **file_paths = NULL;
         size_t row_size;
@@ -77,7 +117,7 @@ static void request_decide_now(Request *r) {
         if (r->dec.decision.reason)
                 json_object_set_new(d, "why", json_string(r->dec.decision.reason));
         request_audit(r, "decision", d, NULL, 0, NULL);
-        row_size = budget_size(d);
+        row_size = r->dec.row_size = budget_size(d);
         json_decref(d);
 
         /* cwd: inherit means the caller's directory, not any directory fd a client sends */
@@ -90,32 +130,29 @@ static void request_decide_now(Request *r) {
 
         switch (r->dec.decision.action) {
         case POLICY_ALLOW:
-                log_info("Request %s: uid %u may run %s (rule \"%s\")", r->id, (unsigned) r->uid,
-                         r->in.program->path ?: r->msg.program, rule->id);
-                (void) request_launch(r);
-                return;
         case POLICY_APPROVE: {
-                Grant *g = grant_find(r->agent, r, r->dec.session);
-                if (!g && r->msg.non_interactive && !r->dec.resume) {
-                        /* elevate -n: nothing is filed, nobody is asked */
+                Agent *a = r->agent;
+                uid_t uid = r->uid;
+
+                /* -n and an approval that would be filed: say so before asking a password */
+                if (r->dec.decision.action == POLICY_APPROVE && r->msg.non_interactive && !r->dec.resume &&
+                    !grant_find(a, r, r->dec.session)) {
                         request_refuse(r, REFUSAL_NEEDS_APPROVAL, REFUSAL_RECORD,
                                        "rule \"%s\" needs an approval, and -n (non-interactive) means not to ask; "
                                        "run it without -n to file the request",
                                        rule->id);
                         return;
                 }
-                if (g) {
-                        log_info("Request %s: uid %u runs %s under grant %s", r->id, (unsigned) r->uid,
-                                 r->in.program->path ?: r->msg.program, g->id);
-                        grant_hold(g, r);
-                        (void) request_launch(r);
+                /* asking (or refusing) runs nothing yet, so the decision row counts now; r may
+                 * be gone once presence_check() took it */
+                r->dec.row_charged = rule->authenticate != POLICY_AUTH_NONE;
+                k = presence_check(r, request_proceed);
+                if (k == 0) {
+                        budget_charge(a, uid, row_size);
                         return;
                 }
-                /* waiting for approval runs nothing (yet): its decision row counts */
-                budget_charge(r->agent, r->uid, row_size);
-                k = r->dec.resume ? pending_resume(r) : pending_file(r);
-                if (k < 0)
-                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot file the request: %s", strerror(-k));
+                r->dec.row_charged = false; /* the window was open: nothing was charged */
+                request_proceed(r);
                 return;
         }
         case POLICY_DENY:

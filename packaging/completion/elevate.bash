@@ -153,10 +153,10 @@ _elevatectl() {
                         return
                 fi ;;
         --socket | --state-dir | --db | --key-file | --site-key | --output | --policy | --creds | --hosts | \
-                --out | --out-dir | --trust-dir | --part | -o)
+                --archive | --out | --out-dir | --trust-dir | --part | -o)
                 _elevate_files
                 return ;;
-        --since | -S | --until | -U | --limit | --lines | -n | --ttl | --comment | --epoch | --serial | \
+        --since | -S | --until | -U | --before | --limit | --lines | -n | --ttl | --comment | --epoch | --serial | \
                 --expires | --issued | --request | -r | --nats | --group | --replicas | --last-serial | \
                 --last-sha256 | --last-issued)
                 return ;;
@@ -191,9 +191,11 @@ _elevatectl() {
                 local show='-S --since -U --until -n --limit --lines -f --follow -u --user -e --event -r --request
                         --json --utc -h --help'
                 if ((n == 1)); then
-                        _elevate_words "init verify $show"
+                        _elevate_words "init verify archive $show"
                 elif [[ $sub2 == verify ]]; then
-                        _elevate_words '--db --key-file --json'
+                        _elevate_words '--db --archive --key-file --json'
+                elif [[ $sub2 == archive ]]; then
+                        _elevate_words '--before --out'
                 elif [[ $sub2 == init ]]; then
                         :
                 else
@@ -303,16 +305,17 @@ _elevated() {
         local cur prev words cword
         _elevate_init || return
         case $prev in
-        --socket | --policy | --state-dir | --endpoint-key | --trust-dir | --fleet-conf | --policy-dir)
+        --socket | --policy | --state-dir | --endpoint-key | --trust-dir | --fleet-conf | --policy-dir | --audit-archive-dir)
                 _elevate_files
                 return ;;
         --fleet-user)
                 COMPREPLY=($(compgen -u -- "$cur"))
                 return ;;
-        --host-id)
+        --host-id | --audit-retention)
                 return ;;
         esac
-        _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --fleet-user --trust-dir --fleet-conf --policy-dir --foreground --debug -h --help --version'
+        _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --fleet-user --trust-dir --fleet-conf
+                --policy-dir --audit-retention --audit-archive-dir --foreground --debug -h --help --version'
 }
 
 _elevate_notify() {

@@ -6,7 +6,7 @@
  *
  *   bench-audit [-d DISK_PARENT] [-t TMPFS_PARENT] [-c N[,N...]] [-n ROWS] [-r ROUNDS]
  *
- * audit_open() and audit_submit() exactly as the agent uses them (WAL,
+ * audit_log_open() and audit_submit() exactly as the agent uses them (WAL,
  * synchronous=FULL, the writer thread, the hash chain and HMAC tag per row). Each row is
  * a "request" event with the data and the requests-table upsert of a real elevation, so
  * a row costs what one of the agent's rows costs. "N outstanding" = N submitters that
@@ -15,15 +15,20 @@
  * DISK_PARENT (default /var/tmp: the disk /var/lib lives on) and TMPFS_PARENT (default
  * /dev/shm), and are removed afterwards with everything the audit module put in them.
  *
+ * Then everything in the log whose key epoch ended is archived (audit_archive(), as
+ * `elevatectl audit archive` does): how long the writer is busy with that.
+ *
  * Records (bench-util.h):
  *   audit fs=disk|tmpfs outstanding=N rounds=R rows= rows_per_s= us_per_row=
  *     rows_per_commit=                                   (medians over the rounds)
+ *   audit-archive fs=disk|tmpfs rows= ms= rows_per_s=    (one archive of the whole log)
  */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +132,47 @@ static Result run_once(sd_event *event, Audit *audit, int outstanding, long rows
         };
 }
 
+typedef struct ArchiveRun {
+        bool done;
+        int result;
+} ArchiveRun;
+
+static void on_archived(int result, void *userdata) {
+        ArchiveRun *x = userdata;
+
+        x->done = true;
+        x->result = result;
+}
+
+/* One archive of every row whose epoch ended, into a file in dir (removed with it). */
+static void bench_archive(const char *fs, const char *dir, sd_event *event, Audit *audit) {
+        _cleanup_free_ char *path = NULL;
+        AuditArchiveInfo info = {};
+        ArchiveRun x = {};
+        uint64_t t0;
+        int fd, r;
+
+        if (asprintf(&path, "%s/bench-archive.db", dir) < 0)
+                exit(1);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                fprintf(stderr, "bench-audit: cannot create %s: %m\n", path);
+                exit(1);
+        }
+        t0 = bench_now_ns();
+        r = audit_archive(audit, INT64_MAX, fd, &info, on_archived, &x);
+        close(fd); /* the job has its own copy */
+        while (r >= 0 && !x.done)
+                r = sd_event_run(event, UINT64_MAX);
+        if (r < 0 || x.result < 0) {
+                fprintf(stderr, "bench-audit: archive: %s (%s)\n", strerror(-(r < 0 ? r : x.result)), info.error);
+                exit(1);
+        }
+        double ms = (double) (bench_now_ns() - t0) / 1e6;
+        printf("audit-archive fs=%s rows=%" PRIi64 " ms=%.1f rows_per_s=%.0f\n", fs, info.rows, ms,
+               (double) info.rows / (ms / 1e3));
+}
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* A fresh directory in parent: nobody else's, so nothing in it is. */
@@ -167,9 +213,9 @@ static void bench_fs(const char *fs, const char *parent, const int *levels, int 
                 fprintf(stderr, "bench-audit: cannot make a directory in %s: %m\n", parent);
                 exit(1);
         }
-        if (sd_event_new(&event) < 0 || audit_open(event, dir, &audit) < 0 || audit_failed(audit)) {
+        if (sd_event_new(&event) < 0 || audit_log_open(event, dir, &audit) < 0 || audit_failed(audit)) {
                 fprintf(stderr, "bench-audit: cannot open an audit log in %s: %s\n", dir,
-                        audit ? audit_failed(audit) : "audit_open failed");
+                        audit ? audit_failed(audit) : "audit_log_open failed");
                 remove_state_dir(dir);
                 exit(1);
         }
@@ -178,7 +224,8 @@ static void bench_fs(const char *fs, const char *parent, const int *levels, int 
         for (int i = 0; i < rounds; i++)
                 for (int k = 0; k < n_levels; k++)
                         res[k][i] = run_once(event, audit, levels[k], rows);
-        audit_close(audit);
+        bench_archive(fs, dir, event, audit);
+        audit_log_close(audit);
         remove_state_dir(dir);
 
         for (int k = 0; k < n_levels; k++) {

@@ -68,7 +68,7 @@ def test_bash_completion_offers_every_option():
         got = set(complete([prog, "-"], stage_dirs()))
         if prog == "elevatectl":
             # the options of its commands, where each command takes them
-            for ctx in [["audit"], ["audit", "verify"], ["policy", "check"], ["policy", "explain"],
+            for ctx in [["audit"], ["audit", "verify"], ["audit", "archive"], ["policy", "check"], ["policy", "explain"],
                         ["policy", "status"], ["policy", "sign"], ["policy", "verify"], ["pending"],
                         ["approve", "X"], ["deny", "X"], ["grants"], ["respond", "C"], ["keys", "new"],
                         ["keys", "derive"], ["fleet", "publish"], ["fleet", "status"], ["fleet", "authz"],

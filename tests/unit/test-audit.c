@@ -555,7 +555,7 @@ START_TEST(test_submit_validation) {
 
         ck_assert_int_eq(chmod(dir, 0755), 0);
         ck_assert_int_eq(sd_event_new(&e), 0);
-        ck_assert_int_eq(audit_open(e, dir, &a), 0);
+        ck_assert_int_eq(audit_log_open(e, dir, &a), 0);
         ck_assert(contains(audit_failed(a), geteuid() == 0 ? "mode 0755" : "not owned by root"));
 
         ck_assert_int_eq(submit(a, "", NULL, -1, 0, NULL), -EINVAL);
@@ -599,7 +599,7 @@ START_TEST(test_submit_validation) {
                 run_until(e, &c, 1);
                 ck_assert_int_eq(c.last, -EIO);
         }
-        audit_close(a);
+        audit_log_close(a);
         sd_event_unref(e);
         remove_dir(dir);
         free(dir);
@@ -723,7 +723,7 @@ typedef struct Env {
 } Env;
 
 static void env_open(Env *env) {
-        ck_assert_int_eq(audit_open(env->event, env->dir, &env->audit), 0);
+        ck_assert_int_eq(audit_log_open(env->event, env->dir, &env->audit), 0);
 }
 
 static void env_setup(Env *env) {
@@ -735,7 +735,7 @@ static void env_setup(Env *env) {
 }
 
 static void env_close_audit(Env *env) {
-        audit_close(env->audit);
+        audit_log_close(env->audit);
         env->audit = NULL;
 }
 
@@ -1250,6 +1250,78 @@ START_TEST(test_legacy_log_sealed_on_open) {
 }
 END_TEST
 
+START_TEST(test_archive_continues_the_chain) {
+        /* Whole ended epochs leave the log into an archive (docs/audit.md, "Archival"): the
+         * archive and the log verify as one chain, with k_0 too; the log alone verifies
+         * from the cut; a changed archived row is found; nothing ended: nothing moves. */
+        Env env;
+        Counter c = {};
+        AuditArchiveInfo info = {}, none = {};
+        AuditVerifyResult res = {};
+        char *k0_hex = NULL, *arc, *arc2, *error = NULL;
+        const char *arcs[1];
+        uint8_t k0[AUDIT_KEY_LEN];
+        sqlite3 *db;
+        int fd;
+
+        env_setup(&env);
+        ck_assert_int_eq(audit_reveal_initial_key(env.audit, &k0_hex), 0);
+        ck_assert_int_eq(hex_decode(k0_hex, k0, sizeof(k0)), 0);
+        write_rows(env.event, env.audit, 10);
+        env_close_audit(&env); /* the stop ends the epoch: rows 1-13 are whole epochs (1: the
+                                * end of epoch 0, 2: the key revealed, 3-12, 13: the end) */
+        env_open(&env);
+        write_rows(env.event, env.audit, 5);
+
+        arc = strdup_printf("%s/arc.db", env.dir);
+        fd = open(arc, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(audit_archive(env.audit, INT64_MAX, fd, &info, on_done, &c), 0);
+        close(fd); /* the job has its own copy */
+        run_until(env.event, &c, 1);
+        ck_assert_msg(c.failures == 0, "archive failed: %d %s", c.last, info.error);
+        ck_assert_int_eq(info.first_seq, 1);
+        ck_assert_int_eq(info.last_seq, 13);
+        ck_assert_int_eq(info.rows, 13);
+        ck_assert_uint_eq(strlen(info.sha256), 64);
+
+        /* the open epoch has not ended: a second archive moves nothing and leaves the file empty */
+        arc2 = strdup_printf("%s/arc2.db", env.dir);
+        fd = open(arc2, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(audit_archive(env.audit, INT64_MAX, fd, &none, on_done, &c), 0);
+        run_until(env.event, &c, 2);
+        ck_assert_int_eq(c.last, -ENODATA);
+        ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0);
+        close(fd);
+        env_close_audit(&env);
+
+        arcs[0] = arc;
+        ck_assert_int_eq(audit_verify_chain(arcs, 1, env.path, k0, &res, &error), 0);
+        ck_assert_msg(res.status == AUDIT_VERIFY_OK, "%s", res.detail);
+        ck_assert_int_eq(res.first_seq, 1);
+        ck_assert_uint_eq(res.archives, 1);
+        ck_assert_uint_eq(res.rows, (uint64_t) res.last_seq); /* every row, once */
+        res = verify(env.path, k0);
+        ck_assert_msg(res.status == AUDIT_VERIFY_OK, "%s", res.detail);
+        ck_assert_int_eq(res.archived_through, 13);
+        ck_assert_int_eq(res.first_seq, 14);
+
+        db = open_raw(arc);
+        exec_ok(db, "UPDATE audit SET time = time + 1 WHERE seq = 5");
+        sqlite3_close(db);
+        ck_assert_int_eq(audit_verify_chain(arcs, 1, env.path, NULL, &res, &error), 0);
+        ck_assert_int_eq(res.status, AUDIT_VERIFY_HASH_MISMATCH);
+        ck_assert_int_eq(res.bad_seq, 5);
+
+        free(error);
+        free(arc);
+        free(arc2);
+        free(k0_hex);
+        env_done(&env);
+}
+END_TEST
+
 START_TEST(test_stop_ends_the_epoch) {
         /* Once the agent stopped, the key on disk tags nothing that exists: a root who
          * reads it then cannot rewrite even the last rows. */
@@ -1714,6 +1786,7 @@ int main(void) {
                 tcase_add_test(tdb, test_rechained_past_needs_the_key);
                 tcase_add_test(tdb, test_current_epoch_is_forgeable);
                 tcase_add_test(tdb, test_stop_ends_the_epoch);
+                tcase_add_test(tdb, test_archive_continues_the_chain);
                 tcase_add_test(tdb, test_legacy_log_sealed_on_open);
                 tcase_add_test(tdb, test_idle_epoch_ends_in_time);
                 tcase_add_test(tdb, test_reveal_once);

@@ -2,6 +2,9 @@
 #pragma once
 
 /*
+ * elevate-fleetd's state, shared by its files; each file's functions are declared in its
+ * own header (fleetd-nats.h, fleetd-offer.h, ...).
+ *
  * elevate-fleetd: receives signed policy bundles from the broker and hands them to the
  * agent (docs/fleet.md, "elevate-fleetd").
  *
@@ -141,52 +144,3 @@ typedef struct Fleetd {
         bool audit_seq_known;
         uint64_t audit_forwarded;
 } Fleetd;
-
-/* fleetd-helpdesk.c */
-int fleetd_hd_setup(Fleetd *f);
-void fleetd_hd_done(Fleetd *f);
-/* The broker is (back): publish what is not, look for decisions made meanwhile. */
-void fleetd_hd_connected(Fleetd *f);
-/* A decision was published for request id (the subscription): read what the stream holds. */
-void fleetd_hd_decision(Fleetd *f, const char *id);
-/* fleetd-nats.c, for the helpdesk and the audit: a JetStream publish that waits for the
- * stream's acknowledgement (0, -ENOTCONN, -EIO). msg_id may be NULL. */
-int fleetd_js_publish(Fleetd *f, const char *subject, const char *data, size_t len, const char *msg_id,
-                      int64_t expected_last_subject_seq, const char *kv_operation);
-/* A direct get of the last value of a subject through stream's direct API; -ENOENT if none. */
-int fleetd_direct_get(Fleetd *f, const char *subject, char **ret, size_t *ret_len, uint64_t *ret_seq);
-int fleetd_nats_subscribe_decisions(Fleetd *f);
-
-/* fleetd-audit.c */
-int fleetd_audit_setup(Fleetd *f);
-void fleetd_audit_done(Fleetd *f);
-void fleetd_audit_connected(Fleetd *f);
-void fleetd_audit_disconnected(Fleetd *f);
-
-/* fleetd-offer.c, shared */
-int fleetd_connect_agent(const char *path);
-int fleetd_read_sealed(int fd, size_t max, char **ret, size_t *ret_len);
-int fleetd_write_atomic(int dir_fd, const char *name, const char *data, size_t len);
-
-/* fleetd-store.c */
-int fleetd_store_open(Fleetd *f);
-int fleetd_store_load(Fleetd *f);
-/* Replaces the held value of key (data NULL: forget it); false if nothing changed. */
-int fleetd_store_set(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision, bool *ret_changed);
-
-/* fleetd-nats.c */
-int fleetd_nats_start(Fleetd *f);
-void fleetd_nats_stop(Fleetd *f);
-/* Reads the last value of every key with a direct get (loop thread). */
-int fleetd_nats_resync(Fleetd *f);
-/* Publishes this host's status (best effort; nothing if not connected). */
-void fleetd_nats_publish_status(Fleetd *f);
-/* Appends an event (any thread); takes data. */
-void fleetd_queue_push(Fleetd *f, EventKind kind, const char *key, char *data, size_t len, uint64_t revision);
-
-/* fleetd-offer.c */
-typedef enum OfferResult {
-        OFFER_VERDICT,     /* the agent answered with bundle_result */
-        OFFER_RETRY,       /* unreachable, busy, or an agent that does not take bundles yet */
-} OfferResult;
-OfferResult fleetd_offer(Fleetd *f);
