@@ -73,6 +73,27 @@ static int cmd_policy(int argc, char **argv) {
         return ctl_cmd_policy(argc, argv);
 }
 
+/* `elevatectl COMMAND ... --help` for the commands that have no help of their own: the
+ * command's lines of the overview. Not past "--", and for policy only right after the
+ * subcommand (what follows PROGRAM in `policy explain` is the program's). */
+static bool wants_help(int argc, char **argv) {
+        static const char *const own_help[] = { "audit", "keys", "respond", "fleet" };
+        int last = streq(argv[0], "policy") ? MIN(argc - 1, 2) : argc - 1;
+
+        for (size_t i = 0; i < ELEMENTSOF(own_help); i++)
+                if (streq(argv[0], own_help[i]))
+                        return false;
+        if (streq(argv[0], "policy") && argc >= 2 && streq(argv[1], "status"))
+                return false; /* its own --help */
+        for (int i = 1; i <= last; i++) {
+                if (streq(argv[i], "--"))
+                        break;
+                if (streq(argv[i], "--help") || streq(argv[i], "-h"))
+                        return true;
+        }
+        return false;
+}
+
 static const CtlCommand commands[] = {
         { "audit", cmd_audit,
           "audit [--since T] [--until T] [-n N] [-f] [--user U] [--event E] [--request ID] [--json]\n"
@@ -230,8 +251,13 @@ int main(int argc, char *argv[]) {
         if (arg_host)
                 return ctl_remote(arg_host, argc - optind, argv + optind);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (streq(argv[optind], commands[i].name))
+                if (streq(argv[optind], commands[i].name)) {
+                        if (wants_help(argc - optind, argv + optind)) {
+                                printf("Usage: elevatectl %s\n", commands[i].help);
+                                return 0;
+                        }
                         return commands[i].fn(argc - optind, argv + optind);
+                }
         fprintf(stderr, "elevatectl: unknown command \"%s\". Try 'elevatectl --help'.\n", argv[optind]);
         return 2;
 }

@@ -119,9 +119,12 @@ def ensure_base():
 def source_hash():
     """A hash of the source tree as scripts/build-deb copies it."""
     h = hashlib.sha256()
-    files = subprocess.run(["git", "-C", SOURCE, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           capture_output=True)
-    if files.returncode == 0:
+    try:
+        files = subprocess.run(["git", "-C", SOURCE, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                               capture_output=True)
+    except OSError:
+        files = None  # no git (a tree from a tarball or `git archive`): every file but the builds
+    if files is not None and files.returncode == 0:
         names = sorted(n for n in files.stdout.decode().split("\0") if n)
     else:
         names = []

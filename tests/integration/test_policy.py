@@ -4,6 +4,8 @@ injection through argument globs, ownership of the policy file, the console's ch
 explain."""
 
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -80,10 +82,24 @@ def test_policy_must_be_root_owned():
 
 
 def test_policy_check_and_explain():
-    example = os.path.join(SOURCE, "packaging", "policy", "example-policy.json")
+    # the check includes where the file sits (the agent's own checks): installed as the
+    # README says, root-owned 0644 in directories only root may write. The checkout's own
+    # copy may be 0664 (git archive, umask 002), which the check rightly refuses.
+    source = os.path.join(SOURCE, "packaging", "policy", "example-policy.json")
+    os.makedirs("/var/lib/elevate-test", mode=0o755, exist_ok=True)
+    example = "/var/lib/elevate-test/example-policy.json"
+    shutil.copyfile(source, example)
+    os.chown(example, 0, 0)
+    os.chmod(example, 0o644)
     p = subprocess.run([ELEVATECTL, "policy", "check", example], capture_output=True)
     out = p.stdout.decode()
     check_eq(p.returncode, 0, "the example policy is valid", out + p.stderr.decode())
+    os.chmod(example, 0o664)
+    p = subprocess.run([ELEVATECTL, "policy", "check", example], capture_output=True)
+    check_eq(p.returncode, 1, "a group-writable copy fails the check", p.stdout.decode() + p.stderr.decode())
+    said = p.stdout.decode() + p.stderr.decode()
+    check_in("install -o root -g root -m 0644", said, "and it says how to install it", said)
+    os.chmod(example, 0o644)
     check_in("no-whoami", out, "lists the rules")
     check_in("/usr/bin/dash", out, "prints canonical paths (/bin/sh is dash)")
     with open("/tmp/elevate-it-bad-policy.json", "w") as f:
