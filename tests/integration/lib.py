@@ -81,6 +81,10 @@ def stage(build, source):
             for f in os.listdir(os.path.join(source, sub)):
                 if f.endswith(".py"):
                     _stage_copy(os.path.join(source, sub, f), os.path.join(top, "src", sub, f), 0o644)
+        # what a test user sources from the tree: the shell completions
+        for f in os.listdir(os.path.join(source, "packaging", "completion")):
+            _stage_copy(os.path.join(source, "packaging", "completion", f),
+                        os.path.join(top, "src", "packaging", "completion", f), 0o644)
     return top
 
 
@@ -93,8 +97,10 @@ else:
     BUILD = _BUILD
     STAGED = os.path.dirname(BUILD) if BUILD.startswith(STAGE_ROOT + "/") else None
 BUILD_REAL = _BUILD  # the build directory itself (the harness works on the staged copy)
-# The tests' Python files as the test users reach them (seclib.user_call)
+# The tests' Python files as the test users reach them (seclib.user_call), and the tree's
+# files they read (the checkout may sit in a 0700 home)
 USER_TESTS = os.path.join(STAGED, "src", "tests") if STAGED else os.path.join(SOURCE, "tests")
+USER_SOURCE = os.path.join(STAGED, "src") if STAGED else SOURCE
 ELEVATED = os.path.join(BUILD, "agent", "elevated")
 ELEVATE = os.path.join(BUILD, "elevate", "elevate")
 ELEVATECTL = os.path.join(BUILD, "ui", "elevatectl")

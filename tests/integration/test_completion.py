@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from lib import *  # noqa: E402,F403
 
 ALICE = "elevate-test-alice"
-BASH_COMPLETION = os.path.join(SOURCE, "packaging", "completion", "elevate.bash")
+BASH_COMPLETION = os.path.join(USER_SOURCE, "packaging", "completion", "elevate.bash")  # test users source it
 ZSH_COMPLETION = os.path.join(SOURCE, "packaging", "completion", "_elevate")
 PROGRAMS = {"elevate": ELEVATE, "elevatectl": ELEVATECTL, "elevated": ELEVATED}
 MAN = {"elevate": "elevate.1", "elevatectl": "elevatectl.8", "elevated": "elevated.8"}

@@ -114,10 +114,11 @@ def elevate_in_ns(a, who, args, cwd=None):
     """The real client as `who`, in the agent's mount namespace (so it opens the recorder
     at /usr/bin/apt, and the agent does not take it for a sandboxed caller)."""
     u = user(who)
-    argv = ["nsenter", "--mount=/proc/%d/ns/mnt" % a.proc.pid, "--"] + \
-        user_command(who, [ELEVATE, "--socket", a.socket] + list(args))
-    p = subprocess.run(argv, capture_output=True, env=user_env(who), stdin=subprocess.DEVNULL,
-                       cwd=cwd or u.pw_dir, timeout=60)
+    # entering a mount namespace also resets the root directory: keep the agent's (the
+    # tests may run in a chroot), and the working directory asked for
+    argv = ["nsenter", "--mount=/proc/%d/ns/mnt" % a.proc.pid, "--root=/proc/%d/root" % a.proc.pid,
+            "--wd=" + (cwd or u.pw_dir), "--"] + user_command(who, [ELEVATE, "--socket", a.socket] + list(args))
+    p = subprocess.run(argv, capture_output=True, env=user_env(who), stdin=subprocess.DEVNULL, timeout=60)
     return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
