@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "agent-audit.h"
+#include "agent-fleet.h"
 #include "agent-log.h"
 #include "agent-module.h"
 #include "agent-ops-audit.h"
@@ -251,7 +252,8 @@ static int reader_flush(AuditReader *r) {
 static bool reader_allowed(AuditReader *r) {
         Conn *c = r->conn;
 
-        if (peer_verify(&c->peer) >= 0 && ops_is_operator(c->agent, &c->peer))
+        if (peer_verify(&c->peer) >= 0 &&
+            (ops_is_operator(c->agent, &c->peer) || agent_fleet_peer_ok(c->agent, &c->peer)))
                 return true;
         log_notice("uid %u (pid %d) may no longer read the audit log; ending its reader", (unsigned) c->peer.uid,
                    (int) c->peer.pid);
@@ -450,7 +452,8 @@ static int ops_audit(Conn *c, ProtoMsg *m) {
         int64_t last = 0;
         int k;
 
-        if (!ops_is_operator(a, &c->peer)) {
+        /* operators, and the fleet user for the central audit (read-only, limited like any reader) */
+        if (!ops_is_operator(a, &c->peer) && !agent_fleet_peer_ok(a, &c->peer)) {
                 log_notice("uid %u (pid %d) is not allowed to read the audit log", (unsigned) c->peer.uid,
                            (int) c->peer.pid);
                 return reply_error(c, REFUSAL_NOT_PERMITTED,
