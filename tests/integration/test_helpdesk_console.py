@@ -165,7 +165,9 @@ def test_end_to_end_with_the_real_agent():
                        "creds": os.path.join(fleet.nk, "approver-hd.nk"), "key": approvers.keys["alice-hd"],
                        "keyId": approvers.ids["alice-hd"], "host": "h1", "ticket": ticket,
                        "user": "elevate-test-alice", "program": cfg_prog, "args": ["-i", "/home/alice/printer.deb"],
-                       "screenshot": shot}
+                       "screenshot": shot, "programFilter": "hd-echo",
+                       # the real process chain: elevate's parent is this test
+                       "ancestry": "[%d]" % os.getpid()}
                 p = subprocess.run(["node", E2E, json.dumps(cfg)], capture_output=True, text=True, timeout=240)
                 lib.check_eq(p.returncode, 0, "the console approves on the real agent", p.stdout + p.stderr)
             finally:
