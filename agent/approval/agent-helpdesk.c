@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent-budget.h"
@@ -406,6 +407,10 @@ static int hd_watch(Conn *c, ProtoMsg *m) {
                         (void) entry_get(h, p);
         LIST_FOREACH(entries, e, h->entries)
                 e->dirty = true;
+        /* the kernel's send buffer is the queue: about HELPDESK_QUEUE_MAX bytes may wait in
+         * it, and the socket turns writable again once less than that does (its buffer is
+         * twice what is set, writable below half of it) */
+        (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &(int){ HELPDESK_QUEUE_MAX }, sizeof(int));
         h->watch = c;
         c->on_free = watch_gone;
         c->on_writable = watch_writable;
