@@ -112,6 +112,10 @@ class AgentScene(Scene):
                     if typ is not None:
                         print("".join("# agent: %s\n" % l for l in it.agent.logs().splitlines()[-40:]), end="")
                     it.cleanup()
+                    # a sanitizer build: the agent's own report of a memory error, a leak or undefined behaviour
+                    for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                        if bad in it.agent.logs() and typ is None:
+                            raise lib.Failed("the agent: %s in its log:\n%s" % (bad, it.agent.logs()[-4000:]))
 
 
 def as_fleet_user(sock, msgs, watch_seconds=0.0):
