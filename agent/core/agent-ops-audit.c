@@ -148,6 +148,14 @@ static json_t *row_shorten(json_t *row, size_t bytes) {
                 json_object_set(out, "request", x);
         if ((x = json_object_get(row, "uid")) && json_integer_value(x) >= 0 && json_integer_value(x) <= UINT32_MAX)
                 json_object_set(out, "uid", x);
+        /* the chain fields as they are (their checks are the row's): a reader elsewhere
+         * sees where the row stands in the chain even though its data is cut */
+        if ((x = json_object_get(row, "boot_id")) && json_string_length(x) <= 64)
+                json_object_set(out, "boot_id", x);
+        if ((x = json_object_get(row, "epoch")) && json_integer_value(x) >= 0)
+                json_object_set(out, "epoch", x);
+        if ((x = json_object_get(row, "hash")) && json_string_length(x) == 64)
+                json_object_set(out, "hash", x);
         json_object_foreach(data, key, v) {
                 size_t l = json_dumpb(v, NULL, 0, JSON_COMPACT);
                 json_t *probe;
