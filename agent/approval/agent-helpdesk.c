@@ -498,6 +498,10 @@ static void on_refusal_recorded(int result, void *userdata) {
         free(v);
 }
 
+/* the digest a request without a filing is checked against: no filing has it */
+static const char no_digest[SHA256_HEX_LEN] =
+        "0000000000000000000000000000000000000000000000000000000000000000";
+
 static int hd_decision(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         AgentHelpdesk *h = hd(a);
@@ -523,19 +527,27 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
                              "that request is not waiting (decided, expired, withdrawn, or unknown here)");
                 return 0;
         }
-        if (!h || !(e = entry_get(h, p)))
+        if (!h)
                 return reply_error(
                         c, REFUSAL_INTERNAL,
-                        "this request has no signed filing here (no host key, no fleet name, or its "
-                        "rule's approvers have no keys); nothing changed");
+                        "this agent has no host key or no fleet name (see its log), so it takes no "
+                        "remote decisions; nothing changed");
         r = policy_rule_approver_keys(a->policy->policy, rule, &keys, &n);
         if (r < 0)
                 return r;
+        /* a request without a filing here (its rule's approvers have no keys) was never
+         * offered to remote approvers: no key may decide it, which the verifier says as it
+         * says it for any key the rule does not name (and the refusal is recorded) */
+        e = entry_get(h, p);
+        if (!e)
+                n = 0;
         r = fleet_decision_verify(m->decision_value, strlen(m->decision_value), keys, n,
-                                  policy_revoked_keys(a->policy->policy), h->host, p->id, e->filing.digest,
-                                  now_sec(), &res);
+                                  policy_revoked_keys(a->policy->policy), h->host, p->id,
+                                  e ? e->filing.digest : no_digest, now_sec(), &res);
         if (r < 0 && res.reason == FLEET_REASON_NONE)
                 res.reason = FLEET_REASON_MALFORMED; /* fail closed */
+        if (res.reason == FLEET_REASON_NONE && !e)
+                res.reason = FLEET_REASON_UNKNOWN_KEY; /* cannot be (no keys were given); fail closed */
         if (res.reason == FLEET_REASON_NONE) {
                 FleetDecision *dec = res.decision;
                 char approver[FLEET_KEY_ID_LEN + 8], sha[SHA256_HEX_LEN], note[512];
@@ -582,7 +594,7 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
         if (res.decision)
                 snprintf(v->approver, sizeof(v->approver), "%s", res.decision->approver);
         /* the note on the broker: the approvers see why, and may decide again */
-        {
+        if (e) {
                 char note[128];
                 snprintf(note, sizeof(note), "a decision was refused: %s", reason);
                 entry_set(&e->note, note);

@@ -34,7 +34,7 @@ class Setup:
     """A broker, approver keys, the real agent (fleet user, fleet.conf naming it h1) and,
     unless told otherwise, the real fleetd."""
 
-    def __init__(self, sc, revoked=(), fleetd=True, agent_extra=(), host="h1"):
+    def __init__(self, sc, revoked=(), fleetd=True, agent_extra=(), host="h1", keys=True):
         need_nats()
         self.sc = sc
         self.fleet = sc.add(Fleet({host: []}, approvers=["hd"]))
@@ -48,6 +48,8 @@ class Setup:
                                  else None)
         listed = [self.approvers.lines[n] for n in ["alice-hd", "bob-hd"] + list(revoked)]
         policy["approvers"] = {"helpdesk": {"groups": ["elevate-test-helpdesk"], "keys": listed}}
+        if not keys:
+            del policy["approvers"]["helpdesk"]["keys"]
         self.conf = os.path.join(self.fleet.dir, "fleet.conf")
         with open(self.conf, "w") as f:
             f.write("host_id = %s\n" % host)
@@ -332,6 +334,28 @@ def test_fleet_user_only_and_row_budget():
         lib.check(rows + len(unrecorded) == n and rows < n, "rows bounded by the budget (%d rows)" % rows)
         print("# %d refused decisions: %d rows, %d over the budget" % (n, rows, len(unrecorded)))
         lib.check(b.running(), "the request still waits")
+        b.kill()
+
+
+def test_rule_without_keys_is_not_offered_and_refuses_decisions():
+    """A rule whose approvers have no keys: its requests are not sent to fleetd, and a
+    decision for one (signed by any key) is refused as unknown-key and recorded."""
+    with AgentScene() as sc:
+        s = sc.add(Setup(sc, fleetd=False, keys=False))
+        b, ticket = s.elevate("local-only")
+        rid = s.agent.audit_rows("pending")[-1]["request"]
+        watched = as_fleet_user(s.agent.socket, [{"v": 1, "type": "fleet_watch"}], watch_seconds=2)
+        lib.check_eq(watched, [], "nothing offered to remote approvers", watched)
+        now = int(time.time())
+        value = hdtool("decide", s.approvers.keys["alice-hd"], "h1", rid, "0" * 64, "approve", 600, now,
+                       now + 600).strip()
+        v = as_fleet_user(s.agent.socket, [decision_msg(rid, value)])[0]
+        lib.check_eq((v["type"], v["outcome"], v["reason"]), ("fleet_verdict", "refused", "unknown-key"),
+                     "refused", v)
+        row = s.agent.audit_rows("fleet-decision-refused")[-1]
+        lib.check_eq((row["request"], row["data"]["reason"], row["data"]["approver_key"]),
+                     (rid, "unknown-key", s.approvers.ids["alice-hd"]), "recorded", row)
+        lib.check(b.running(), "the request still waits for a local approver")
         b.kill()
 
 
