@@ -8,7 +8,7 @@ pending request with its context, a click approves it, the decision signed in th
 browser is verified and applied.
 
 The last step of the issue, "the waiting elevate runs the program", needs the real agent's
-helpdesk handler (docs/helpdesk.md, "Status"). test_end_to_end_with_the_real_agent asks the
+helpdesk handler (docs/helpdesk.md, "The agent's side"). test_end_to_end_with_the_real_agent asks the
 real agent whether it has one (a fleet_watch: an agent without it answers bad-request). If
 it has, the whole path runs: elevate as a user, the console approves, the program runs. If
 not, the test checks exactly that answer, and that fleetd keeps asking, and says so.
