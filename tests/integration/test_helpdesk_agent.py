@@ -12,7 +12,7 @@ import base64
 import json
 import os
 import re
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -460,6 +460,18 @@ def test_outage_offline_code_and_restart():
             lib.check_eq(fresh[0]["digest"], before["digest"], "the same filing (digest) after the restart")
             s.decide("approve", t2, "alice-hd")
             lib.check_eq(b2.finish(60).rc, 7, "the decision applied after the restart")
+
+            # 3. decided while the agent is down: applied when it is back (fleetd hands it over)
+            b3 = s.agent.elevate_bg(ALICE, [s.prog, "down"])
+            t3 = b3.wait_pending(30)
+            s.wait_on_broker(t3)
+            s.agent.stop(signal.SIGKILL)
+            s.decide("approve", t3, "bob-hd", "--no-wait")
+            s.agent.start()
+            res = b3.finish(90)
+            lib.check_eq(res.rc, 7, "a decision made while the agent was down applies once it is back", res)
+            row = s.agent.audit_rows("approved")[-1]["data"]
+            lib.check_eq(row["approver_key"], s.approvers.ids["bob-hd"], "by that key", row)
         finally:
             keys.cleanup()
 
