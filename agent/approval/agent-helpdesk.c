@@ -387,6 +387,20 @@ static void helpdesk_pending_changed(Pending *p, const char *by, const char *com
         watch_pump(h);
 }
 
+/* A reload may give a rule's approvers keys: its waiting requests are offered now. */
+static void helpdesk_policy_changed(Agent *a) {
+        AgentHelpdesk *h = hd(a);
+        Pending *p;
+        HdEntry *e;
+
+        if (!h)
+                return;
+        LIST_FOREACH(pendings, p, a->pendings)
+        if (p->state == PENDING_WAITING && p->timer && !entry_find(h, p->id) && (e = entry_get(h, p)))
+                e->dirty = true;
+        watch_pump(h);
+}
+
 static int reply_error(Conn *c, RefusalCode code, const char *msg) {
         (void) conn_send_error(c, code, "%s", msg);
         conn_close(c);
@@ -660,4 +674,5 @@ const AgentModule helpdesk_module = {
         .ops = helpdesk_ops,
         .n_ops = ELEMENTSOF(helpdesk_ops),
         .pending_changed = helpdesk_pending_changed,
+        .policy_changed = helpdesk_policy_changed,
 };

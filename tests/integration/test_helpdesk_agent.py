@@ -48,6 +48,7 @@ class Setup:
                                  else None)
         listed = [self.approvers.lines[n] for n in ["alice-hd", "bob-hd"] + list(revoked)]
         policy["approvers"] = {"helpdesk": {"groups": ["elevate-test-helpdesk"], "keys": listed}}
+        self.policy = json.loads(json.dumps(policy))  # with keys, whatever this agent starts with
         if not keys:
             del policy["approvers"]["helpdesk"]["keys"]
         self.conf = os.path.join(self.fleet.dir, "fleet.conf")
@@ -339,7 +340,8 @@ def test_fleet_user_only_and_row_budget():
 
 def test_rule_without_keys_is_not_offered_and_refuses_decisions():
     """A rule whose approvers have no keys: its requests are not sent to fleetd, and a
-    decision for one (signed by any key) is refused as unknown-key and recorded."""
+    decision for one (signed by any key) is refused as unknown-key and recorded. A reload
+    that gives them keys offers the waiting request at once."""
     with AgentScene() as sc:
         s = sc.add(Setup(sc, fleetd=False, keys=False))
         b, ticket = s.elevate("local-only")
@@ -356,7 +358,15 @@ def test_rule_without_keys_is_not_offered_and_refuses_decisions():
         lib.check_eq((row["request"], row["data"]["reason"], row["data"]["approver_key"]),
                      (rid, "unknown-key", s.approvers.ids["alice-hd"]), "recorded", row)
         lib.check(b.running(), "the request still waits for a local approver")
-        b.kill()
+
+        # a reload gives the rule's approvers keys: fleetd, watching all along, is sent the request
+        s.start_fleetd()
+        s.fleetd.wait_log("watching the agent's helpdesk requests")
+        s.agent.write_policy(s.policy)
+        s.agent.reload()
+        s.wait_on_broker(ticket)
+        s.decide("approve", ticket, "alice-hd")
+        lib.check_eq(b.finish(60).rc, 7, "approved from the helpdesk after the reload")
 
 
 def test_watch_one_at_a_time_and_bounded_queue():
