@@ -19,7 +19,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "elevate.h"
+#include "elevate-relay.h"
+#include "proto.h"
 #include "util.h"
 
 static struct termios saved_termios;

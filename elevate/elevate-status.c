@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "elevate.h"
+#include "elevate-agent.h"
+#include "elevate-status.h"
 #include "util.h"
 
 /* Sends req, returns the answer (errors printed, exit status returned as > 0). */

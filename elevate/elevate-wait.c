@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "elevate.h"
+#include "elevate-agent.h"
+#include "elevate-wait.h"
 #include "util.h"
 
 static const char *const spinner[] = { "|", "/", "-", "\\" };
@@ -200,7 +201,7 @@ static int on_message(Wait *w, const ProtoMsg *m, ProtoMsg *ret, ProtoMsg *keep)
         return 1;
 }
 
-int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, WaitReconnect reconnect,
+int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, WaitReconnect reconnect_fn,
                       void *userdata, ProtoMsg *ret) {
         _cleanup_close_ int sfd = -EBADF;
         _cleanup_free_ char *ticket = strdup(decision->ticket ?: decision->request);
@@ -270,7 +271,7 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                                 fprintf(stderr, "elevate: lost the agent; reconnecting to continue request %s…\n",
                                         ticket);
                                 fflush(stderr);
-                                r = reconnect(sock, userdata, &m);
+                                r = reconnect_fn(sock, userdata, &m);
                                 if (r < 0) {
                                         fprintf(stderr, "elevate: could not reconnect (%s); request %s stays open.\n",
                                                 strerror(-r), ticket);

@@ -22,12 +22,15 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "elevate.h"
+#include "elevate-agent.h"
+#include "elevate-relay.h"
+#include "elevate-resolve.h"
+#include "elevate-status.h"
+#include "elevate-wait.h"
 #include "util.h"
 
 extern char **environ;
 
-const char *arg_socket;
 static const char *arg_reason;
 static const char *arg_user;
 static bool arg_list;
@@ -163,62 +166,6 @@ static int parse_argv(int argc, char *argv[]) {
                 arg_socket = e && *e ? e : ELEVATE_SOCKET_PATH;
         }
         return 1;
-}
-
-char *shown(const char *s) {
-        return s ? escape_display(s, strlen(s), CLIENT_MAX_SHOWN) : NULL;
-}
-
-int connect_agent(void) {
-        ProtoError err = {};
-        int fd;
-
-        fd = proto_connect(arg_socket, 0, &err);
-        if (fd == -ENAMETOOLONG)
-                fprintf(stderr, "elevate: %s.\n", err.message);
-        else if (fd < 0)
-                fprintf(stderr,
-                        "elevate: %s.\n"
-                        "Is it running? (systemctl status elevated.socket; or set ELEVATE_SOCKET)\n",
-                        err.message);
-        return fd;
-}
-
-/* The agent may refuse a connection at once (busy) and close it before our request is
- * written: the send fails, but its reason is waiting to be read. Shows it if so. */
-int explain_send_failure(int sock, int r) {
-        ProtoMsg m = {};
-        ProtoError err = {};
-
-        if ((r == -EPIPE || r == -ECONNRESET) && proto_recv(sock, &m, &err) >= 0 && m.type == PROTO_ERROR) {
-                r = print_error(&m);
-                proto_msg_done(&m);
-                return r;
-        }
-        proto_msg_done(&m);
-        fprintf(stderr, "elevate: cannot send the request to the agent: %s\n", strerror(-r));
-        return EXIT_AGENT;
-}
-
-static int exit_for_error(const char *code) {
-        if (streq(code, "not-found"))
-                return EXIT_NOT_FOUND;
-        if (streq(code, "needs-approval"))
-                return EXIT_WOULD_ASK;
-        if (streq(code, "denied") || streq(code, "not-permitted") || streq(code, "audit-failed") ||
-            streq(code, "busy") || streq(code, "timeout"))
-                return EXIT_NOT_PERMITTED;
-        return EXIT_AGENT;
-}
-
-int print_error(const ProtoMsg *m) {
-        _cleanup_free_ char *msg = shown(m->message ?: m->code);
-
-        fprintf(stderr, "elevate: %s\n", msg ?: "?");
-        if (streq(m->code, "bad-request") || streq(m->code, "unsupported-version") || streq(m->code, "too-large"))
-                fprintf(stderr, "elevate: this client and the agent do not understand each other; check that "
-                                "both come from the same version.\n");
-        return exit_for_error(m->code);
 }
 
 static int do_list(void) {

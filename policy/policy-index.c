@@ -402,10 +402,8 @@ int policy_build_index(Policy *p) {
                 return -ENOMEM;
         }
         p->by_content.owns = true;
-        for (size_t i = 0; i < p->n_rules && r >= 0; i++) {
-                policy_rule_keys(&p->rules[i]);
+        for (size_t i = 0; i < p->n_rules && r >= 0; i++)
                 r = index_rule(p, &seen, &p->rules[i], (uint32_t) i);
-        }
         policy_ht_done(&seen);
         return r;
 }

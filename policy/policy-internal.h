@@ -361,6 +361,7 @@ void policy_rule_data_done(RuleData *r);
 
 /* ---- indexes and evaluation (policy-index.c, policy-match.c) ------------------------------ */
 
+/* Indexes the rules; their keys are filled (policy_rule_keys) before. */
 int policy_build_index(Policy *p);
 void policy_index_done(Policy *p);
 /* The rules worth evaluating for req, merged in rule order: calls fn for each until it

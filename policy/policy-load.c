@@ -245,6 +245,8 @@ int policy_load_buffer_all(const char *buf, size_t len, const char *name, const 
                 return plain_error(err, r, "out of memory");
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < p->n_rules; i++)
+                policy_rule_keys(&p->rules[i]);
         r = policy_build_index(p);
         if (r < 0)
                 return plain_error(err, r, "out of memory");

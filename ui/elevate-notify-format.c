@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "elevate-notify.h"
+#include "elevate-notify-format.h"
 #include "util.h"
 
 NotifierEvent *notifier_event_free(NotifierEvent *e) {

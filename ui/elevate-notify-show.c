@@ -17,7 +17,8 @@
 #include <syslog.h>
 
 /* ours first: GLib redefines MIN/MAX with an #undef, macro.h does not */
-#include "elevate-notify.h"
+#include "elevate-notify-log.h"
+#include "elevate-notify-show.h"
 
 #include <glib.h>
 #include <libnotify/notify.h>

@@ -31,7 +31,9 @@
 #include <syslog.h>
 
 #include "config.h"
-#include "elevate-notify.h"
+#include "elevate-notify-format.h"
+#include "elevate-notify-log.h"
+#include "elevate-notify-show.h"
 #include "util.h"
 
 /* after ours: GLib redefines MIN/MAX with an #undef, macro.h does not */
@@ -44,7 +46,6 @@
 
 static const char *arg_socket;
 static bool arg_print, arg_once, arg_unique, arg_verbose;
-static bool log_to_journal;
 
 typedef struct Context {
         GMainLoop *loop;
@@ -55,32 +56,6 @@ typedef struct Context {
         bool subscribed;
         char last_error[256]; /* a streak of the same failure is logged once */
 } Context;
-
-void notifier_log(int priority, const char *fmt, ...) {
-        va_list ap;
-
-        if (priority >= LOG_DEBUG && !arg_verbose)
-                return;
-        if (log_to_journal) /* journald reads the priority from this prefix */
-                fprintf(stderr, "<%d>", priority);
-        else
-                fputs("elevate-notify: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
-
-/* Is stderr the journal stream systemd gave us ($JOURNAL_STREAM is "DEV:INODE")? */
-static bool stderr_is_journal(void) {
-        const char *e = getenv("JOURNAL_STREAM");
-        unsigned long long dev, ino;
-        struct stat st;
-
-        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
-                return false;
-        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
-}
 
 static void schedule_reconnect(Context *c);
 
@@ -262,7 +237,7 @@ static void schedule_reconnect(Context *c) {
         c->backoff = MIN(c->backoff * 2, BACKOFF_MAX_SEC);
 }
 
-static void on_shown(void *userdata) {
+static void display_shown(void *userdata) {
         Context *c = userdata;
 
         if (arg_once)
@@ -305,7 +280,7 @@ static int run(void) {
         _cleanup_(notifier_display_freep) NotifierDisplay *display = NULL;
         int r;
 
-        r = notifier_display_new(on_shown, &c, &display);
+        r = notifier_display_new(display_shown, &c, &display);
         if (r < 0)
                 return r;
         c.display = display;
@@ -402,7 +377,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "elevate-notify: socket path %s is too long.\n", arg_socket);
                 return 2;
         }
-        log_to_journal = stderr_is_journal();
+        notifier_log_setup(arg_verbose);
         /* a reader of --print that goes away must not kill us */
         signal(SIGPIPE, SIG_IGN);
 

@@ -21,7 +21,7 @@
 
 #include "bundle.h"
 #include "config.h"
-#include "elevatectl-fleet.h"
+#include "elevatectl-bundle.h"
 #include "fleet-conf.h"
 #include "fleet-key.h"
 #include "policy.h"

@@ -22,7 +22,8 @@
 
 #include "audit-chain.h"
 #include "bundle.h"
-#include "elevatectl-fleet.h"
+#include "elevatectl-fleet-audit.h"
+#include "elevatectl-nats.h"
 #include "elevatectl-time.h"
 #include "fleet-nats.h"
 #include "proto.h"

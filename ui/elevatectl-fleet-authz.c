@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 
 #include "bundle.h"
-#include "elevatectl-fleet.h"
+#include "elevatectl-fleet-authz.h"
 #include "fleet-conf.h"
 #include "fleet-nats.h"
 #include "nkey.h"
@@ -135,7 +135,6 @@ static int parse_hosts_line(char *line, unsigned no, char **ret_host, char ***re
         return 1;
 }
 
-int ctl_fleet_authz(int argc, char **argv);
 int ctl_fleet_authz(int argc, char **argv) {
         static const struct option options[] = {
                 { "hosts", required_argument, NULL, 'f' },

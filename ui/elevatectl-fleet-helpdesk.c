@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 #include "bundle.h"
-#include "elevatectl-fleet.h"
+#include "elevatectl-fleet-helpdesk.h"
+#include "elevatectl-nats.h"
 #include "fleet-helpdesk.h"
 #include "fleet-nats.h"
 #include "proto.h"
@@ -558,49 +559,6 @@ out:
         return r;
 }
 
-/* fleet init: the buckets of the helpdesk and the audit stream (and those of part 1). */
-static int ensure_stream(jsCtx *js, const char *name, const char *subject, int64_t history, int32_t max_msg,
-                         int64_t max_age_ns, int64_t replicas, bool kv) {
-        jsStreamInfo *si = NULL;
-        jsStreamConfig cfg;
-        jsErrCode jerr = 0;
-        const char *subj[1] = { subject };
-        natsStatus s;
-
-        s = js_GetStreamInfo(&si, js, name, NULL, &jerr);
-        if (s == NATS_OK) {
-                jsStreamInfo_Destroy(si);
-                printf("%s exists\n", name);
-                return 0;
-        }
-        if (s != NATS_NOT_FOUND)
-                return nfail("cannot look up a stream", s);
-        jsStreamConfig_Init(&cfg);
-        cfg.Name = name;
-        cfg.Subjects = subj;
-        cfg.SubjectsLen = 1;
-        cfg.MaxMsgsPerSubject = history;
-        cfg.MaxMsgSize = max_msg;
-        cfg.MaxAge = max_age_ns;
-        cfg.Storage = js_FileStorage;
-        cfg.Replicas = replicas;
-        cfg.Duplicates = 120 * (int64_t) 1000000000;
-        cfg.DenyDelete = true;
-        cfg.DenyPurge = !kv; /* a bucket's roll-ups need purge; the audit stream has none */
-        if (kv) {
-                cfg.Discard = js_DiscardNew;
-                cfg.AllowRollup = true;
-                cfg.AllowDirect = true;
-        } else
-                cfg.AllowDirect = true;
-        s = js_AddStream(&si, js, &cfg, NULL, &jerr);
-        if (s != NATS_OK)
-                return nfail("cannot create a stream", s);
-        jsStreamInfo_Destroy(si);
-        printf("created %s (replicas %" PRId64 ")\n", name, replicas);
-        return 0;
-}
-
 static int cmd_init(natsConnection *nc, const HdOpts *o) {
         jsCtx *js = NULL;
         natsStatus s = natsConnection_JetStream(&js, nc, NULL);
@@ -609,20 +567,19 @@ static int cmd_init(natsConnection *nc, const HdOpts *o) {
 
         if (s != NATS_OK)
                 return nfail("JetStream", s);
-        r = ensure_stream(js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE, 0,
-                          o->replicas, true);
+        r = ctl_nats_ensure_stream(js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE, 0,
+                          o->replicas, true, stdout);
         if (!r)
-                r = ensure_stream(js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0, o->replicas,
-                                  true);
+                r = ctl_nats_ensure_stream(js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0, o->replicas, true, stdout);
         if (!r)
-                r = ensure_stream(js, FLEET_REQUESTS_STREAM, FLEET_REQUESTS_SUBJECT ">", 1, FLEET_REQUEST_MAX,
-                                  FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true);
+                r = ctl_nats_ensure_stream(js, FLEET_REQUESTS_STREAM, FLEET_REQUESTS_SUBJECT ">", 1, FLEET_REQUEST_MAX,
+                                  FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true, stdout);
         if (!r)
-                r = ensure_stream(js, FLEET_DECISIONS_STREAM, FLEET_DECISIONS_SUBJECT ">", 1, FLEET_DECISION_MAX,
-                                  FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true);
+                r = ctl_nats_ensure_stream(js, FLEET_DECISIONS_STREAM, FLEET_DECISIONS_SUBJECT ">", 1, FLEET_DECISION_MAX,
+                                  FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true, stdout);
         if (!r)
-                r = ensure_stream(js, FLEET_AUDIT_STREAM, FLEET_AUDIT_SUBJECT ">", -1, FLEET_AUDIT_ROW_MAX,
-                                  (int64_t) (o->audit_max_age_usec * 1000), o->replicas, false);
+                r = ctl_nats_ensure_stream(js, FLEET_AUDIT_STREAM, FLEET_AUDIT_SUBJECT ">", -1, FLEET_AUDIT_ROW_MAX,
+                                  (int64_t) (o->audit_max_age_usec * 1000), o->replicas, false, stdout);
         jsCtx_Destroy(js);
         return r;
 }

@@ -18,12 +18,14 @@
 #include <time.h>
 
 #include "bundle.h"
+#include "elevatectl-fleet-audit.h"
+#include "elevatectl-fleet-authz.h"
+#include "elevatectl-fleet-helpdesk.h"
 #include "elevatectl-fleet.h"
+#include "elevatectl-nats.h"
 #include "fleet-nats.h"
 #include "proto.h"
 #include "util.h"
-
-int ctl_fleet_authz(int argc, char **argv);
 
 #if HAVE_LIBNATS
 #include <nats/nats.h>
@@ -31,97 +33,7 @@ int ctl_fleet_authz(int argc, char **argv);
 #include "nkey.h"
 
 static int nats_fail(const char *what, natsStatus s) {
-        fprintf(stderr, "elevatectl: %s: %s (%s)\n", what, natsStatus_GetText(s), nats_GetLastError(NULL) ?: "");
-        return 3;
-}
-
-/* Connects with the credentials of creds: a .creds file (JWT) or an nkey seed file. */
-int ctl_nats_connect(const char *urls, const char *creds, natsConnection **ret) {
-        _cleanup_strv_free_ char **servers = NULL;
-        _cleanup_free_ char *buf = NULL, *copy = NULL;
-        natsOptions *opts = NULL;
-        natsStatus s;
-        size_t n = 0, len = 0;
-        int fd;
-
-        copy = strdup(urls);
-        servers = calloc(strlen(urls) / 2 + 2, sizeof(char *));
-        if (!copy || !servers)
-                return 1;
-        for (char *p = copy, *save = NULL, *t; (t = strtok_r(p, ",", &save)); p = NULL)
-                servers[n++] = strdup(t);
-        s = natsOptions_Create(&opts);
-        if (s == NATS_OK)
-                s = natsOptions_SetServers(opts, (const char **) servers, (int) n);
-        if (s == NATS_OK)
-                s = natsOptions_SetTimeout(opts, 5000);
-        if (s == NATS_OK)
-                s = natsOptions_SetName(opts, "elevatectl");
-        if (s == NATS_OK && creds) {
-                char pub[NKEY_PUBLIC_LEN + 1];
-
-                fd = open(creds, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-                if (fd < 0 || read_fd_full(fd, 64 * 1024, &buf, &len) < 0) {
-                        fprintf(stderr, "elevatectl: cannot read the credentials %s: %m\n", creds);
-                        safe_close(fd);
-                        natsOptions_Destroy(opts);
-                        return 1;
-                }
-                safe_close(fd);
-                if (memmem(buf, len, "BEGIN NATS USER JWT", 19))
-                        s = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL);
-                else if (nkey_find_user_seed(buf, len, pub) >= 0)
-                        s = natsOptions_SetNKeyFromSeed(opts, pub, creds);
-                else {
-                        fprintf(stderr, "elevatectl: %s holds neither a user nkey seed nor a .creds JWT.\n", creds);
-                        natsOptions_Destroy(opts);
-                        return 1;
-                }
-                explicit_erase(buf, len);
-        }
-        if (s == NATS_OK)
-                s = natsConnection_Connect(ret, opts);
-        natsOptions_Destroy(opts);
-        if (s != NATS_OK)
-                return nats_fail("cannot connect to the broker", s);
-        return 0;
-}
-
-/* Creates a KV-shaped stream with direct get if it does not exist. */
-static int ensure_bucket(jsCtx *js, const char *stream, const char *subjects, int64_t history, int32_t max_size,
-                         int64_t replicas) {
-        jsStreamInfo *si = NULL;
-        jsStreamConfig cfg;
-        jsErrCode jerr = 0;
-        const char *subj[1] = { subjects };
-        natsStatus s;
-
-        s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
-        if (s == NATS_OK) {
-                jsStreamInfo_Destroy(si);
-                return 0;
-        }
-        if (s != NATS_NOT_FOUND)
-                return nats_fail("cannot look up the bucket", s);
-        jsStreamConfig_Init(&cfg);
-        cfg.Name = stream;
-        cfg.Subjects = subj;
-        cfg.SubjectsLen = 1;
-        cfg.MaxMsgsPerSubject = history;
-        cfg.MaxMsgSize = max_size;
-        cfg.Discard = js_DiscardNew;
-        cfg.Storage = js_FileStorage;
-        cfg.Replicas = replicas;
-        cfg.Duplicates = 120 * (int64_t) 1000000000;
-        cfg.AllowRollup = true;
-        cfg.DenyDelete = true;
-        cfg.AllowDirect = true;
-        s = js_AddStream(&si, js, &cfg, NULL, &jerr);
-        if (s != NATS_OK)
-                return nats_fail("cannot create the bucket", s);
-        jsStreamInfo_Destroy(si);
-        fprintf(stderr, "created the bucket %s (replicas %" PRId64 ")\n", stream + 3, replicas);
-        return 0;
+        return ctl_nats_fail(what, s);
 }
 
 static int open_js(natsConnection *nc, jsCtx **js, int64_t replicas) {
@@ -130,10 +42,11 @@ static int open_js(natsConnection *nc, jsCtx **js, int64_t replicas) {
 
         if (s != NATS_OK)
                 return nats_fail("JetStream", s);
-        r = ensure_bucket(*js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE,
-                          replicas);
+        r = ctl_nats_ensure_stream(*js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE, 0,
+                                   replicas, true, stderr);
         if (r == 0)
-                r = ensure_bucket(*js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, replicas);
+                r = ctl_nats_ensure_stream(*js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0, replicas,
+                                           true, stderr);
         return r;
 }
 

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "elevatectl-audit.h"
 #include "elevatectl-code.h"
+#include "elevatectl-bundle.h"
 #include "elevatectl-fleet.h"
 #include "elevatectl.h"
 #include "fleet-helpdesk.h"

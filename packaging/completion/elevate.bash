@@ -274,7 +274,7 @@ _elevatectl() {
                 fi ;;
         fleet)
                 if ((n == 1)); then
-                        _elevate_words 'publish status authz'
+                        _elevate_words 'publish status authz init pending watch approve deny audit'
                 elif [[ $sub2 == publish ]]; then
                         if [[ $cur == -* ]]; then
                                 _elevate_words '--nats --creds --host --group --replicas --json --force'
@@ -284,7 +284,17 @@ _elevatectl() {
                 elif [[ $sub2 == status ]]; then
                         _elevate_words '--nats --creds --json'
                 elif [[ $sub2 == authz ]]; then
-                        _elevate_words '--hosts --out-dir'
+                        _elevate_words '--hosts --out-dir --approvers'
+                elif [[ $sub2 == init ]]; then
+                        _elevate_words '--nats --creds --replicas --audit-max-age'
+                elif [[ $sub2 == pending || $sub2 == watch ]]; then
+                        _elevate_words '--nats --creds --json --host --user --program'
+                elif [[ $sub2 == approve ]]; then
+                        if [[ $prev == --key ]]; then _elevate_files; else _elevate_words '--key --ttl --comment'; fi
+                elif [[ $sub2 == deny ]]; then
+                        if [[ $prev == --key ]]; then _elevate_files; else _elevate_words '--key --comment'; fi
+                elif [[ $sub2 == audit ]]; then
+                        _elevate_words '--nats --creds --host --since --follow --json'
                 fi ;;
         esac
 }
@@ -293,13 +303,16 @@ _elevated() {
         local cur prev words cword
         _elevate_init || return
         case $prev in
-        --socket | --policy | --state-dir | --endpoint-key)
+        --socket | --policy | --state-dir | --endpoint-key | --trust-dir | --fleet-conf | --policy-dir)
                 _elevate_files
+                return ;;
+        --fleet-user)
+                COMPREPLY=($(compgen -u -- "$cur"))
                 return ;;
         --host-id)
                 return ;;
         esac
-        _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --foreground --debug -h --help --version'
+        _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --fleet-user --trust-dir --fleet-conf --policy-dir --foreground --debug -h --help --version'
 }
 
 _elevate_notify() {
@@ -322,7 +335,7 @@ _elevate_fleetd() {
         --nats | --host-id | --groups | --reconnect-max)
                 return ;;
         esac
-        _elevate_words '--config --nats --creds --host-id --groups --socket --state-dir --reconnect-max -h --help'
+        _elevate_words '--config --nats --creds --host-id --groups --socket --state-dir --reconnect-max --no-helpdesk --no-audit -h --help'
 }
 
 complete -F _elevate elevate

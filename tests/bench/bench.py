@@ -446,7 +446,9 @@ class Bench:
             pt.wait(60)
         spans, windows, fsyncs = phases(out, agent.proc.pid)
         if not windows:
-            t.row("no complete elevation found in the trace: section skipped")
+            kept = "/var/tmp/elevate-bench-perf-trace.txt"
+            shutil.copyfile(out, kept)
+            t.row("no complete elevation found in the trace (kept in %s): section skipped" % kept)
             return
         for name, ms in spans:
             t.row(name, fmt(ms, " ms"), note="of %d elevations" % windows if name == PHASES[-1] else "")

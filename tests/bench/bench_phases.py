@@ -7,12 +7,13 @@ the first of these, in order, and report the median length of every phase betwee
 
     client execve → connect → sendmsg (request) → agent recvmsg (main thread) → worker's
     eventfd write (inspection done) → audit-writer fdatasync start → its end → agent
-    clone3/clone → child execveat → program exit_group → agent sendmsg (exit status) →
-    client exit_group
+    sendmsg (the launch order to the launcher) → launcher clone3 → child execveat →
+    program exit_group → agent sendmsg (exit status) → client exit_group
 
 A window missing any event (another process interleaved, a trace cut short) is skipped;
 the number of windows used is reported. Thread names are the agent's own: the main
-thread has the agent's pid, the writer is "audit-writer", workers are "elevated".
+thread has the agent's pid, the writer is "audit-writer", workers are "elevated", and
+the launcher process (docs/design.md §11) is "elevated-launch".
 """
 
 import re
@@ -29,7 +30,8 @@ PHASES = [
     "agent: inspection (worker thread)",
     "agent: decision, audit row queued → fsync starts",
     "audit commit fsync (launch row durable)",
-    "commit seen → clone",
+    "commit seen → launch order sent",
+    "launcher: order → clone3",
     "clone → execveat (child set-up)",
     "program runs (execveat → exit_group)",
     "program exit → agent sends exit status",
@@ -90,7 +92,8 @@ def _window(w, agent, program):
     if end is None:
         return None
     t.append(end)
-    for pred in [lambda e: e["tid"] == agent and e["sc"] in ("clone3", "clone") and not e["cont"],
+    for pred in [lambda e: e["tid"] == agent and e["sc"] == "sendmsg",
+                 lambda e: e["comm"].startswith("elevated-launc") and e["sc"] in ("clone3", "clone") and not e["cont"],
                  lambda e: e["sc"] == "execveat" and not e["cont"],
                  lambda e: e["comm"] == program and e["sc"] == "exit_group",
                  lambda e: e["tid"] == agent and e["sc"] == "sendmsg",

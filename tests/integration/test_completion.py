@@ -71,7 +71,9 @@ def test_bash_completion_offers_every_option():
             for ctx in [["audit"], ["audit", "verify"], ["policy", "check"], ["policy", "explain"],
                         ["policy", "status"], ["policy", "sign"], ["policy", "verify"], ["pending"],
                         ["approve", "X"], ["deny", "X"], ["grants"], ["respond", "C"], ["keys", "new"],
-                        ["keys", "derive"], ["fleet", "publish"], ["fleet", "status"], ["fleet", "authz"]]:
+                        ["keys", "derive"], ["fleet", "publish"], ["fleet", "status"], ["fleet", "authz"],
+                        ["fleet", "init"], ["fleet", "pending"], ["fleet", "watch"], ["fleet", "approve", "H/T"],
+                        ["fleet", "deny", "H/T"], ["fleet", "audit"]]:
                 got |= set(complete([prog] + ctx + ["-"], stage_dirs()))
         missing = sorted(o for o in opts if o not in got)
         check_eq(missing, [], "the completion of %s offers every option of its --help" % prog, got)

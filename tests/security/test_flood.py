@@ -114,7 +114,7 @@ def flood_connections(sock_path, batches, per_batch):
 
 def test_x01_ten_thousand_connections_from_one_uid():
     with agent_with(sec_policy([])) as a:
-        base_fds = agent_fds(a)
+        base_fds = settled_fds(a)
         cpu0 = agent_cpu(a)
         prober = Prober(a)
         prober.start()
@@ -168,7 +168,7 @@ def hold_idle(sock_path, n, hold, probe_more=0):
 
 def test_x01_slowloris_idle_connections_are_dropped():
     with agent_with(sec_policy([])) as a:
-        base_fds = agent_fds(a)
+        base_fds = settled_fds(a)
         prober = Prober(a)
         prober.start()
         results = {}
@@ -228,7 +228,7 @@ def test_x01_thousand_pending_requests_from_one_uid():
         # another user's pending request first: its timers are the agent's steady state
         r = raw(a, CAROL, [("send", exec_msg(prog, ["carol"]), std_fds(prog)), ("wait", "decision"), ("close",)])
         check_eq(replies_of(r)[0].get("decision"), "approve", "a pending request of another user", r)
-        base_fds = agent_fds(a)
+        base_fds = settled_fds(a)
         seq = last_seq(a)
         prober = Prober(a)
         prober.start()

@@ -2,6 +2,8 @@
 #pragma once
 
 /*
+ * elevate-notify's events and what is shown of them (elevate-notify-format.c).
+ *
  * elevate-notify: the per-user desktop notifier. It subscribes to the agent's events
  * for its own uid and shows them with libnotify.
  *
@@ -47,7 +49,7 @@ typedef struct NotifierText {
 #define NOTIFIER_MAX_COMMENT 512
 #define NOTIFIER_MAX_NAME 64
 
-/* elevate-notify-format.c: pure, no I/O. */
+/* Pure, no I/O. */
 int notifier_event_from_msg(const ProtoMsg *m, uint64_t received, NotifierEvent **ret);
 NotifierEvent *notifier_event_free(NotifierEvent *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NotifierEvent *, notifier_event_free);
@@ -64,17 +66,3 @@ void notifier_text_done(NotifierText *t);
 
 /* A ticket as shown in a summary: only [0-9A-Za-z-], 1..32 characters. */
 bool notifier_ticket_ok(const char *s);
-
-/* elevate-notify-show.c: the session bus and libnotify. */
-typedef struct NotifierDisplay NotifierDisplay;
-typedef void (*NotifierShownFn)(void *userdata);
-
-int notifier_display_new(NotifierShownFn on_shown, void *userdata, NotifierDisplay **ret);
-NotifierDisplay *notifier_display_free(NotifierDisplay *d);
-DEFINE_TRIVIAL_CLEANUP_FUNC(NotifierDisplay *, notifier_display_free);
-/* Takes the event. Shows it now, or queues it (bounded; the oldest is dropped) and
- * retries with backoff while the session bus or the notification server is away. */
-void notifier_display_post(NotifierDisplay *d, NotifierEvent *e);
-
-/* elevate-notify.c */
-void notifier_log(int priority, const char *fmt, ...) _printf_(2, 3);
