@@ -29,6 +29,7 @@
 #include "agent-events.h"
 #include "agent-fleet.h"
 #include "agent-grant.h"
+#include "agent-helpdesk.h"
 #include "agent-inspect.h"
 #include "agent-keys.h"
 #include "agent-launcher.h"
@@ -52,7 +53,7 @@
  * state, who hears about a new policy (agent-module.h). */
 static const AgentModule *const agent_modules[] = {
         &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
-        &fleet_module, &presence_module,
+        &fleet_module, &presence_module, &helpdesk_module,
 };
 
 static const char *arg_socket;
@@ -455,6 +456,7 @@ static void agent_done(Agent *a) {
         a->retention_timer = sd_event_source_disable_unref(a->retention_timer);
         audit_log_close(a->audit); /* an archive still in progress ends here (its file is removed) */
         safe_close(a->archive_dir_fd);
+        helpdesk_free(a);
         pendings_free_all(a);
         grants_free_all(a);
         attempts_free(a);
@@ -596,7 +598,9 @@ static int run(void) {
         /* what a previous run left: requests still waiting, grants still live, launches
          * still running (re-adopted), wrong-code counts */
         (void) agent_keys_load(&a, true);
-        r = attempts_load(&a);
+        r = helpdesk_init(&a);
+        if (r >= 0)
+                r = attempts_load(&a);
         if (r >= 0)
                 r = grants_load(&a);
         if (r >= 0)

@@ -6,6 +6,8 @@
  * check/explain, audit verify) which read files directly.
  */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@
 #include "elevatectl-bundle.h"
 #include "elevatectl-fleet.h"
 #include "elevatectl.h"
+#include "fleet-helpdesk.h"
+#include "fleet-key.h"
 #include "util.h"
 
 const char *arg_socket;
@@ -94,6 +98,46 @@ static bool wants_help(int argc, char **argv) {
         return false;
 }
 
+/* The agent's host key (docs/helpdesk.md): STATE/host.pub, the one line an administrator
+ * gives the approvers' `fleet pending --host-keys`. Checked before it is printed. */
+static int cmd_host_key(int argc, char **argv) {
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char line[FLEET_KEY_FILE_MAX];
+        FleetPublicKey k;
+        size_t len = 0;
+        int r;
+
+        if (argc > 1) {
+                fprintf(stderr, "elevatectl: host-key takes no arguments (--state-dir DIR before it names the agent's "
+                                "state directory)\n");
+                return 2;
+        }
+        path = strdup_printf("%s/%s", arg_state_dir, FLEET_HOST_PUB_FILE);
+        if (!path)
+                return 1;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                r = errno;
+                fprintf(stderr, "elevatectl: cannot read %s: %s%s\n", path, strerror(r),
+                        r == ENOENT ? " (the agent makes its host key when it starts; is it running with this "
+                                      "--state-dir?)"
+                                    : r == EACCES ? " (run as root)" : "");
+                return 1;
+        }
+        r = read_fd_full(fd, FLEET_KEY_FILE_MAX, &buf, &len);
+        if (r >= 0)
+                r = fleet_public_key_parse(buf, len, &k);
+        if (r < 0 || k.kind != FLEET_KEY_HOST || fleet_public_key_format_line(&k, line) < 0) {
+                fprintf(stderr, "elevatectl: %s is not a host key (%s); remove host.key and host.pub and restart "
+                                "the agent to make a new one\n",
+                        path, r < 0 ? strerror(-r) : "another kind of key");
+                return 1;
+        }
+        printf("%s\n", line);
+        return 0;
+}
+
 static const CtlCommand commands[] = {
         { "audit", cmd_audit,
           "audit [--since T] [--until T] [-n N] [-f] [--user U] [--event E] [--request ID] [--json]\n"
@@ -130,6 +174,8 @@ static const CtlCommand commands[] = {
           "  keys rotate                             make the agent use its new endpoint key file (root)\n"
           "  keys new --kind signer|approver --out FILE.key\n"
           "                                          a fleet signing key pair (FILE.key, FILE.pub)" },
+        { "host-key", cmd_host_key,
+          "host-key                                this machine's helpdesk host key (public), one line" },
         { "fleet", ctl_cmd_fleet,
           "fleet publish --nats URL --creds FILE [--host H | --group G] BUNDLE\n"
           "                                          put a signed release into the broker\n"

@@ -32,6 +32,9 @@ struct ConnOp {
         char *comment;
         uint64_t ttl;
         PendingState from;
+        json_t *extra;          /* more fields for the audit row (a remote decision's key, host, hash) */
+        char *event_message;    /* what the user's notification says, if not the default */
+        PendingReplyFn reply;   /* answers the asker itself (fleetd: a fleet_verdict), else "ok" */
 };
 
 /* The connection went away before the decision was durable: nobody to answer. */
@@ -65,6 +68,8 @@ static void op_free(ConnOp *op) {
         free(op->message);
         free(op->approver);
         free(op->comment);
+        free(op->event_message);
+        json_decref(op->extra);
         free(op);
 }
 
@@ -73,6 +78,10 @@ static void op_reply(ConnOp *op, int r, const char *what) {
 
         if (!op->conn)
                 return;
+        if (op->reply) {
+                op->reply(op->conn, r, op->p, op->approver, what);
+                return;
+        }
         if (r < 0) {
                 (void) conn_send_error(op->conn, REFUSAL_AUDIT_FAILED, "%s could not be recorded (%s); nothing changed", what,
                                        audit_failed(op->conn->agent->audit) ?: strerror(-r));
@@ -117,6 +126,7 @@ static void on_approved(int result, void *userdata) {
                          p->ticket);
                 op->message = strdup(msg);
                 op_reply(op, 0, NULL);
+                pending_changed(p, op->approver, op->comment);
                 if (p->waiter) {
                         w = p->waiter;
                         p->waiter = NULL;
@@ -136,12 +146,15 @@ static void on_approved(int result, void *userdata) {
         agent_event(p->agent, p->uid,
                     &(AgentEvent){ .event = "approved", .request = p->id, .ticket = p->ticket, .grant = g->id,
                                    .program = program_of(p), .rule = p->rule, .approver = op->approver,
-                                   .comment = op->comment, .ttl = (int64_t) op->ttl });
+                                   .comment = op->comment, .message = op->event_message,
+                                   .ttl = (int64_t) op->ttl });
+        pending_changed(p, op->approver, op->comment);
         w = p->waiter;
         if (w) {
                 json_t *m = agent_event_new(&(AgentEvent){ .event = "approved", .request = p->id, .ticket = p->ticket,
                                                            .grant = g->id, .approver = op->approver,
-                                                           .comment = op->comment, .ttl = (int64_t) op->ttl });
+                                                           .comment = op->comment, .message = op->event_message,
+                                                           .ttl = (int64_t) op->ttl });
                 if (m && w->conn)
                         (void) conn_send(w->conn, m, NULL, 0);
                 json_decref(m);
@@ -168,7 +181,8 @@ static uint64_t clamp_ttl(Agent *a, const PolicyRule *rule, uint64_t asked) {
         return asked > 0 && asked < cap ? asked : cap;
 }
 
-int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, const char *comment) {
+static int approve_as(Pending *p, Conn *by, const char *approver, uint64_t ttl, const char *comment,
+                      const PendingRemote *remote) {
         Agent *a = p->agent;
         const PolicyRule *rule = agent_rule(a, p->rule);
         ConnOp *op;
@@ -185,6 +199,10 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
         op->ttl = clamp_ttl(a, rule, ttl);
         op->approver = strdup(approver);
         op->comment = comment ? strdup(comment) : NULL;
+        if (remote) {
+                op->reply = remote->reply;
+                op->event_message = remote->message ? strdup(remote->message) : NULL;
+        }
         k = grant_new(a, p, approver, comment, op->ttl, &op->g, &grant_row);
         if (k < 0 || !op->approver) {
                 op_free(op);
@@ -193,10 +211,16 @@ int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, co
         p->state = PENDING_APPROVED;
         extra = json_pack("{s:s,s:s?,s:I,s:s,s:s}", "approver", approver, "comment", comment, "ttl",
                           (json_int_t) op->ttl, "grant", op->g->id, "binding", grant_binding(op->g));
+        if (extra && remote && remote->extra)
+                json_object_update(extra, remote->extra);
         pending_audit_state(p, "approved", extra, grant_row, on_approved, op);
         json_decref(extra);
         json_decref(grant_row);
         return 0;
+}
+
+int pending_approve(Pending *p, Conn *by, const char *approver, uint64_t ttl, const char *comment) {
+        return approve_as(p, by, approver, ttl, comment, NULL);
 }
 
 static void on_closed(int result, void *userdata) {
@@ -219,7 +243,7 @@ static void on_closed(int result, void *userdata) {
                 agent_event(p->agent, p->uid,
                             &(AgentEvent){ .event = "denied", .request = p->id, .ticket = p->ticket,
                                            .program = program_of(p), .rule = p->rule, .approver = op->approver,
-                                           .comment = op->comment, .message = msg, .ttl = -1 });
+                                           .comment = op->comment, .message = op->event_message ?: msg, .ttl = -1 });
         } else {
                 snprintf(msg, sizeof(msg), "request %s was withdrawn%s%s", p->ticket, op->comment ? ": " : "",
                          op->comment ?: "");
@@ -228,6 +252,7 @@ static void on_closed(int result, void *userdata) {
                                            .program = program_of(p), .rule = p->rule, .approver = op->approver,
                                            .message = msg, .ttl = -1 });
         }
+        pending_changed(p, op->approver, op->comment);
         if (p->waiter) {
                 Request *w = p->waiter;
                 p->waiter = NULL;
@@ -239,7 +264,7 @@ static void on_closed(int result, void *userdata) {
 }
 
 static int pending_close_as(Pending *p, Conn *by, PendingState state, const char *event, const char *who,
-                            const char *comment, const char *message) {
+                            const char *comment, const char *message, const PendingRemote *remote) {
         ConnOp *op;
         json_t *extra;
 
@@ -251,8 +276,14 @@ static int pending_close_as(Pending *p, Conn *by, PendingState state, const char
         op->approver = strdup(who);
         op->comment = comment ? strdup(comment) : NULL;
         op->message = strdup(message);
+        if (remote) {
+                op->reply = remote->reply;
+                op->event_message = remote->message ? strdup(remote->message) : NULL;
+        }
         p->state = state;
         extra = json_pack("{s:s,s:s?}", "by", who, "comment", comment);
+        if (extra && remote && remote->extra)
+                json_object_update(extra, remote->extra);
         pending_audit_state(p, event, extra, NULL, on_closed, op);
         json_decref(extra);
         return 0;
@@ -262,14 +293,24 @@ int pending_deny(Pending *p, Conn *by, const char *approver, const char *comment
         char msg[128];
 
         snprintf(msg, sizeof(msg), "denied %s", p->ticket);
-        return pending_close_as(p, by, PENDING_DENIED, "denied", approver, comment, msg);
+        return pending_close_as(p, by, PENDING_DENIED, "denied", approver, comment, msg, NULL);
+}
+
+int pending_decide_remote(Pending *p, Conn *by, bool approve, const char *approver, uint64_t ttl,
+                          const char *comment, const PendingRemote *remote) {
+        char msg[128];
+
+        if (approve)
+                return approve_as(p, by, approver, ttl, comment, remote);
+        snprintf(msg, sizeof(msg), "denied %s", p->ticket);
+        return pending_close_as(p, by, PENDING_DENIED, "denied", approver, comment, msg, remote);
 }
 
 int pending_cancel(Pending *p, Conn *by, const char *who) {
         char msg[128];
 
         snprintf(msg, sizeof(msg), "withdrew %s", p->ticket);
-        return pending_close_as(p, by, PENDING_CANCELLED, "cancelled", who, NULL, msg);
+        return pending_close_as(p, by, PENDING_CANCELLED, "cancelled", who, NULL, msg, NULL);
 }
 
 /* One audit row per attempt: accepted, rejected and counted, or rejected and not counted
@@ -380,6 +421,7 @@ void pendings_policy_changed(Agent *a) {
                 const PolicyRule *rule = agent_rule(a, p->rule);
                 if (p->state == PENDING_WAITING && (!rule || rule->action != POLICY_APPROVE))
                         (void) pending_close_as(p, NULL, PENDING_VOID, "void", "policy", NULL,
-                                                rule ? "its rule no longer asks for approval" : "its rule was removed");
+                                                rule ? "its rule no longer asks for approval" : "its rule was removed",
+                                                NULL);
         }
 }

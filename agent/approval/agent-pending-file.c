@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "agent-events.h"
+#include "agent-helpdesk.h"
 #include "agent-keys.h"
 #include "agent-log.h"
 #include "agent-pending-file.h"
@@ -178,6 +179,7 @@ static void on_pending_filed(int result, void *userdata) {
         log_info("Request %s from uid %u is pending approval as %s (rule \"%s\")", p->id, (unsigned) p->uid,
                  p->ticket, p->rule);
         pending_arm(p);
+        pending_changed(p, NULL, NULL);
         agent_event(p->agent, p->uid, &(AgentEvent){ .event = "pending", .request = p->id, .ticket = p->ticket,
                                                       .program = pending_program(p), .rule = p->rule,
                                                       .challenge = p->challenge, .ttl = -1 });
@@ -262,6 +264,11 @@ int pending_file(Request *r) {
                                why);
                 return 0;
         }
+        k = helpdesk_filing_attach(p);
+        if (k < 0) {
+                pending_free(p);
+                return k;
+        }
         p->waiter = r;
         r->appr.pending = p;
         request_set_state(r, REQUEST_WAITING);
@@ -292,6 +299,7 @@ int pending_resume(Request *r) {
                 p->state = PENDING_VOID;
                 pending_audit(p, "void", d, NULL, NULL);
                 json_decref(d);
+                pending_changed(p, NULL, NULL);
                 request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
                                "%s or its arguments changed since request %s was filed; the request is void and "
                                "nothing was run",

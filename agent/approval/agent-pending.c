@@ -16,6 +16,7 @@
 
 #include "agent-events.h"
 #include "agent-log.h"
+#include "agent-module.h"
 #include "agent-pending.h"
 #include "agent-policy.h"
 #include "agent-request.h"
@@ -277,6 +278,14 @@ size_t pending_count_uid(Agent *a, uid_t uid) {
         return n;
 }
 
+void pending_changed(Pending *p, const char *by, const char *comment) {
+        Agent *a = p->agent;
+
+        for (size_t i = 0; i < a->n_modules; i++)
+                if (a->modules[i]->pending_changed)
+                        a->modules[i]->pending_changed(p, by, comment);
+}
+
 static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Pending *p = userdata;
         char dur[DURATION_MAX];
@@ -288,6 +297,7 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         p->state = PENDING_EXPIRED;
         log_info("Pending request %s (%s) expired", p->ticket, p->id);
         pending_audit(p, "expired", NULL, NULL, NULL);
+        pending_changed(p, NULL, NULL);
         snprintf(msg, sizeof(msg), "request %s expired: nobody approved it within %s", p->ticket,
                  duration_format(dur, sizeof(dur), policy_settings(p->agent->policy->policy)->approval_timeout));
         agent_event(p->agent, p->uid, &(AgentEvent){ .event = "expired", .request = p->id, .ticket = p->ticket,
@@ -367,6 +377,7 @@ int pending_load(Agent *a) {
                         p->state = PENDING_EXPIRED;
                         pending_audit_state(p, "expired", d, NULL, NULL, NULL);
                         json_decref(d);
+                        pending_changed(p, NULL, NULL);
                         pending_free(p);
                         continue;
                 }

@@ -97,6 +97,8 @@ json_t *pending_json(const Pending *p);
 void pending_audit(Pending *p, const char *event, json_t *extra, AuditDoneFn done, void *userdata);
 void pending_audit_state(Pending *p, const char *event, json_t *extra, json_t *grant_row, AuditDoneFn done,
                          void *userdata);
+/* Tells the modules that p was filed or changed state (their pending_changed hook). */
+void pending_changed(Pending *p, const char *by, const char *comment);
 void pending_arm(Pending *p);
 void pending_link(Agent *a, Pending *p);
 void pending_free(Pending *p);

@@ -158,7 +158,7 @@ int audit_scan_forward(Audit *a, const AuditFilter *f, int64_t from, int64_t to,
         }
         if (!f->request && to - from > (int64_t) budget)
                 end = from + budget;
-        sql_select(&q, f, "seq, time, event, request, uid, data", false);
+        sql_select(&q, f, "seq, time, event, request, uid, data, boot_id, epoch, hash", false);
         r = prepare(a, &q, &s);
         if (r < 0)
                 return r;

@@ -634,6 +634,22 @@ json_t *audit_row_to_json(sqlite3_stmt *s) {
         if (sqlite3_column_type(s, 4) == SQLITE_INTEGER &&
             json_object_set_new(row, "uid", json_integer(sqlite3_column_int64(s, 4))) < 0)
                 goto fail;
+        /* the chain fields, when the query selected them (audit_scan_forward) */
+        if (sqlite3_column_count(s) >= 9) {
+                char hex[2 * 32 + 1];
+
+                if (sqlite3_column_type(s, 6) == SQLITE_TEXT &&
+                    json_object_set_new(row, "boot_id", json_string((const char *) sqlite3_column_text(s, 6))) < 0)
+                        goto fail;
+                if (sqlite3_column_type(s, 7) == SQLITE_INTEGER && sqlite3_column_int64(s, 7) >= 0 &&
+                    json_object_set_new(row, "epoch", json_integer(sqlite3_column_int64(s, 7))) < 0)
+                        goto fail;
+                if (sqlite3_column_type(s, 8) == SQLITE_BLOB && sqlite3_column_bytes(s, 8) == 32) {
+                        hex_encode(sqlite3_column_blob(s, 8), 32, hex);
+                        if (json_object_set_new(row, "hash", json_string(hex)) < 0)
+                                goto fail;
+                }
+        }
         return row;
 fail:
         json_decref(row);

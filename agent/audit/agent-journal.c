@@ -76,6 +76,7 @@ static const JournalEventType event_types[] = {
         {"rate-limited", "66afd37467514854982a7d14441e613f", LOG_WARNING, "a user's refused requests are counted, not recorded"},
         {"rate-limit-ended", "943bc020dd3148a081f8f772fbf74882", LOG_NOTICE, "refused requests counted while rate-limited"},
         {"audit-log-new", "da53d2b520a04199bbeffc32eab24546", LOG_WARNING, "audit log started afresh after another"},
+        {"fleet-decision-refused", "72a483e589be4e6eacae3961fba53598", LOG_WARNING, "a signed helpdesk decision was refused"},
 };
 
 static const JournalEventType generic_type = {NULL, "7f590700c409650c2ff7caf264c971b3", LOG_INFO,

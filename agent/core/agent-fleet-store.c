@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent-fleet-internal.h"
+#include "agent-fleet.h"
 #include "base64.h"
 #include "proto.h"
 #include "util.h"
@@ -32,6 +33,33 @@ void fleet_setup_done(FleetSetup *s) {
         free(s->host);
         strv_free(s->groups);
         *s = (FleetSetup){};
+}
+
+int agent_fleet_host(Agent *a, char **ret, char *err, size_t size) {
+        _cleanup_free_ char *buf = NULL;
+        FleetConf conf = {};
+        FleetConfError cerr = {};
+        PolicyError perr = {};
+        size_t len = 0;
+        int r;
+
+        /* root's file, read like the policy file; never a name fleetd gives */
+        r = policy_read_file(a->fleet_conf, true, &buf, &len, &perr);
+        if (r >= 0)
+                r = fleet_conf_parse(buf, len, &conf, &cerr);
+        if (r < 0 && r != -ENOENT) {
+                snprintf(err, size, "%s: %s", a->fleet_conf, perr.message[0] ? perr.message : cerr.message);
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        *ret = TAKE_PTR(conf.host_id);
+        fleet_conf_done(&conf);
+        if (*ret)
+                return 0;
+        r = fleet_default_host_id(ret);
+        if (r < 0)
+                snprintf(err, size, "this machine's host name is not a fleet name (1..%d of A-Z a-z 0-9 _ -): set "
+                                    "host_id in %s", BUNDLE_NAME_MAX, a->fleet_conf);
+        return r;
 }
 
 int fleet_setup_read(Agent *a, FleetSetup *ret, char *err, size_t size) {

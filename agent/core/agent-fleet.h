@@ -30,4 +30,7 @@ int agent_fleet_describe(Agent *a, json_t *msg);
 /* Whether a peer is the fleet user (--fleet-user, resolved at start), outside any launch
  * cgroup: the one who may hand over what fleetd received. */
 bool agent_fleet_peer_ok(Agent *a, const Peer *p);
+/* This machine's name in the fleet: host_id of fleet.conf (root's file), else the short
+ * host name. Fails with why in err. */
+int agent_fleet_host(Agent *a, char **ret, char *err, size_t size);
 void agent_fleet_free(Agent *a);

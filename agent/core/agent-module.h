@@ -55,6 +55,10 @@ struct AgentModule {
         void (*request_release)(Request *r);
         /* r's program started. */
         void (*request_launched)(Request *r);
+        /* A pending request was filed (it waits now), or it changed state (decided, expired,
+         * withdrawn, void) and is about to be freed; by and comment: who decided and what
+         * they said, when known. */
+        void (*pending_changed)(Pending *p, const char *by, const char *comment);
         /* A reload installed a new policy. */
         void (*policy_changed)(Agent *a);
         /* Before the policy file is read (at start, initial, and on every reload): a

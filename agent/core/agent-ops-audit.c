@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "agent-audit.h"
+#include "agent-fleet.h"
 #include "agent-log.h"
 #include "agent-module.h"
 #include "agent-ops-audit.h"
@@ -147,6 +148,14 @@ static json_t *row_shorten(json_t *row, size_t bytes) {
                 json_object_set(out, "request", x);
         if ((x = json_object_get(row, "uid")) && json_integer_value(x) >= 0 && json_integer_value(x) <= UINT32_MAX)
                 json_object_set(out, "uid", x);
+        /* the chain fields as they are (their checks are the row's): a reader elsewhere
+         * sees where the row stands in the chain even though its data is cut */
+        if ((x = json_object_get(row, "boot_id")) && json_string_length(x) <= 64)
+                json_object_set(out, "boot_id", x);
+        if ((x = json_object_get(row, "epoch")) && json_integer_value(x) >= 0)
+                json_object_set(out, "epoch", x);
+        if ((x = json_object_get(row, "hash")) && json_string_length(x) == 64)
+                json_object_set(out, "hash", x);
         json_object_foreach(data, key, v) {
                 size_t l = json_dumpb(v, NULL, 0, JSON_COMPACT);
                 json_t *probe;
@@ -251,7 +260,8 @@ static int reader_flush(AuditReader *r) {
 static bool reader_allowed(AuditReader *r) {
         Conn *c = r->conn;
 
-        if (peer_verify(&c->peer) >= 0 && ops_is_operator(c->agent, &c->peer))
+        if (peer_verify(&c->peer) >= 0 &&
+            (ops_is_operator(c->agent, &c->peer) || agent_fleet_peer_ok(c->agent, &c->peer)))
                 return true;
         log_notice("uid %u (pid %d) may no longer read the audit log; ending its reader", (unsigned) c->peer.uid,
                    (int) c->peer.pid);
@@ -450,7 +460,8 @@ static int ops_audit(Conn *c, ProtoMsg *m) {
         int64_t last = 0;
         int k;
 
-        if (!ops_is_operator(a, &c->peer)) {
+        /* operators, and the fleet user for the central audit (read-only, limited like any reader) */
+        if (!ops_is_operator(a, &c->peer) && !agent_fleet_peer_ok(a, &c->peer)) {
                 log_notice("uid %u (pid %d) is not allowed to read the audit log", (unsigned) c->peer.uid,
                            (int) c->peer.pid);
                 return reply_error(c, REFUSAL_NOT_PERMITTED,

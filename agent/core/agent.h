@@ -55,6 +55,7 @@ typedef struct CopyBudget CopyBudget;
 typedef struct Workers Workers;
 typedef struct AuditReader AuditReader;
 typedef struct AgentFleet AgentFleet;
+typedef struct AgentHelpdesk AgentHelpdesk;
 
 struct Agent {
         sd_event *event;
@@ -98,6 +99,7 @@ struct Agent {
         const char *fleet_conf;    /* host_id, groups, on_expiry, expiry_warning */
         const char *policy_dir;    /* the drop-in directory, watched with inotify */
         AgentFleet *fleet;
+        AgentHelpdesk *helpdesk;   /* host key, signed filings, fleetd's watch (agent-helpdesk.c) */
         Audit *audit;
         Cgroups *cgroups;          /* NULL: process-group fallback */
         char *cgroup_error;        /* why cgroups are unusable */

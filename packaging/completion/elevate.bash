@@ -128,7 +128,7 @@ _elevatectl() {
         local cur prev words cword
         _elevate_init || return
         local global='-H --host --socket --state-dir -h --help --version'
-        local commands='audit policy reload pending approve deny grants revoke respond keys fleet'
+        local commands='audit policy reload pending approve deny grants revoke respond keys host-key fleet'
         local -a sock
         local i cmd=0 remote=0
 

@@ -9,8 +9,9 @@ after the agent's own check (`hdtool verify`: the real policy library gives the 
 approver keys and the revoked keys, fleet_decision_verify() decides), and serves `audit`
 with `after_seq`/`follow` rows that carry their chain fields. What it does with an
 accepted decision (the request's new state, an audit row naming the approver key) is
-what the agent does; the real agent's handler is the lead's to wire (docs/helpdesk.md,
-"Status"); test_helpdesk_console.py runs against the real agent when it answers.
+what the agent does. The real agent's side (docs/helpdesk.md, "The agent's side") is
+tested with the real agent in test_helpdesk_agent.py, and in the browser by
+test_helpdesk_console.py::test_end_to_end_with_the_real_agent.
 """
 
 import array

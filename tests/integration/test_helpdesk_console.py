@@ -8,7 +8,7 @@ pending request with its context, a click approves it, the decision signed in th
 browser is verified and applied.
 
 The last step of the issue, "the waiting elevate runs the program", needs the real agent's
-helpdesk handler (docs/helpdesk.md, "Status"). test_end_to_end_with_the_real_agent asks the
+helpdesk handler (docs/helpdesk.md, "The agent's side"). test_end_to_end_with_the_real_agent asks the
 real agent whether it has one (a fleet_watch: an agent without it answers bad-request). If
 it has, the whole path runs: elevate as a user, the console approves, the program runs. If
 not, the test checks exactly that answer, and that fleetd keeps asking, and says so.
@@ -165,7 +165,9 @@ def test_end_to_end_with_the_real_agent():
                        "creds": os.path.join(fleet.nk, "approver-hd.nk"), "key": approvers.keys["alice-hd"],
                        "keyId": approvers.ids["alice-hd"], "host": "h1", "ticket": ticket,
                        "user": "elevate-test-alice", "program": cfg_prog, "args": ["-i", "/home/alice/printer.deb"],
-                       "screenshot": shot}
+                       "screenshot": shot, "programFilter": "hd-echo",
+                       # the real process chain: elevate's parent is this test
+                       "ancestry": "[%d]" % os.getpid()}
                 p = subprocess.run(["node", E2E, json.dumps(cfg)], capture_output=True, text=True, timeout=240)
                 lib.check_eq(p.returncode, 0, "the console approves on the real agent", p.stdout + p.stderr)
             finally:

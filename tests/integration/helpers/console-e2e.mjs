@@ -75,14 +75,14 @@ try {
   const card = page.locator(`.request[data-ticket="${cfg.ticket}"]`);
   await card.waitFor({ timeout: 60000 });
   const text = await card.textContent();
-  for (const want of [`${cfg.host}/${cfg.ticket}`, cfg.user, cfg.program, ...cfg.args, "bash[812] <- sshd[700]"])
+  for (const want of [`${cfg.host}/${cfg.ticket}`, cfg.user, cfg.program, ...cfg.args, cfg.ancestry ?? "bash[812] <- sshd[700]"])
     if (!text.includes(want)) fail(`"${want}" not shown in: ${text}`);
 
   step = "filters";
   await page.fill("#f-host", "no-such-host");
   if (await card.count() !== 0) fail("a filter on another host still shows the request");
   await page.fill("#f-host", cfg.host);
-  await page.fill("#f-program", "dpkg");
+  await page.fill("#f-program", cfg.programFilter ?? "dpkg");
   await card.waitFor();
   await page.fill("#f-program", "");
 
