@@ -187,7 +187,10 @@ static int on_audit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!f->audit_seq_known)
                 audit_learn_position(f);
         if (!f->audit_seq_known) {
+                /* the stream did not answer (a request that waits on the loop): back off, so
+                 * a missing or unreachable audit stream cannot keep the loop from policy */
                 audit_schedule(f, f->audit_retry_usec);
+                f->audit_retry_usec = MIN(f->audit_retry_usec * 2, FLEETD_HD_RETRY_MAX_USEC);
                 return 0;
         }
         r = audit_open(f);
