@@ -61,8 +61,15 @@ int ctl_nats_connect(const char *urls, const char *creds, natsConnection **ret) 
                 }
                 explicit_erase(buf, len);
         }
+        /* libnats 3.4 with nats-server 2.9 fails about one nkey handshake in a hundred with an
+         * authentication error that the same key passes at once on a new connection: ask
+         * again before saying so (a wrong key fails every time) */
         if (s == NATS_OK)
-                s = natsConnection_Connect(ret, opts);
+                for (int attempt = 0; attempt < 3; attempt++) {
+                        s = natsConnection_Connect(ret, opts);
+                        if (s != NATS_CONNECTION_AUTH_FAILED)
+                                break;
+                }
         natsOptions_Destroy(opts);
         if (s != NATS_OK)
                 return ctl_nats_fail("cannot connect to the broker", s);

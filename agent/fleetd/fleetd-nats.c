@@ -305,7 +305,13 @@ int fleetd_nats_start(Fleetd *f) {
         if (s == NATS_OK)
                 s = set_credentials(f, opts);
         if (s == NATS_OK) {
-                s = natsConnection_Connect(&nc, opts);
+                /* one nkey handshake in about a hundred fails spuriously (libnats 3.4 with
+                 * nats-server 2.9); a wrong key fails every time */
+                for (int attempt = 0; attempt < 3; attempt++) {
+                        s = natsConnection_Connect(&nc, opts);
+                        if (s != NATS_CONNECTION_AUTH_FAILED)
+                                break;
+                }
                 if (s == NATS_OK)
                         on_connected(nc, f); /* connected at once: no callback comes for that */
                 else if (s == NATS_NOT_YET_CONNECTED)

@@ -121,7 +121,11 @@ class Broker:
         self.proc = None
         with open(os.path.join(self.dir, "authz.conf"), "w") as f:
             f.write(fleet.authz)
+        # a client has 2 s by default to authenticate (sign the nonce with its nkey): on a
+        # machine loaded by parallel test suites that is sometimes too short, and the client
+        # is told "Authorization Violation"; 10 s is still a bound
         conf = ["server_name: %s" % name, "listen: 127.0.0.1:%d" % self.port,
+                "authorization { timeout: 10 }",
                 'jetstream { store_dir: "%s" }' % os.path.join(self.dir, "js")]
         if cluster_port:
             conf.append('cluster { name: elevate, listen: 127.0.0.1:%d, routes: [%s] }' %
@@ -136,8 +140,19 @@ class Broker:
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(["nats-server", "-c", self.conf], stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
-        if not lib.wait_until(self.listening, 20):
+        # ours must be the one listening: a port another test's broker took meanwhile would
+        # otherwise pass for ours (and refuse our nkeys)
+        if not lib.wait_until(lambda: self.proc.poll() is not None or
+                              (b"Server is ready" in self._log_bytes() and self.listening()), 20) or \
+                self.proc.poll() is not None:
             raise lib.Failed("nats-server %s did not start:\n%s" % (self.name, self.logs()))
+
+    def _log_bytes(self):
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                return f.read()[-200000:]
+        except OSError:
+            return b""
 
     def listening(self):
         try:
