@@ -52,8 +52,8 @@
 /* The modules of the agent: what the server dispatches to, who owns a request in each
  * state, who hears about a new policy (agent-module.h). */
 static const AgentModule *const agent_modules[] = {
-        &events_module, &ops_module, &ops_audit_module, &inspect_module, &supervise_module, &approval_module,
-        &fleet_module, &presence_module, &helpdesk_module,
+        &events_module,   &ops_module,   &ops_audit_module, &inspect_module,  &supervise_module,
+        &approval_module, &fleet_module, &presence_module,  &helpdesk_module,
 };
 
 static const char *arg_socket;
@@ -68,10 +68,10 @@ static const char *arg_fleet_user;       /* NULL: FLEET_DEFAULT_USER if it exist
 static const char *arg_trust_dir = FLEET_DEFAULT_TRUST_DIR;
 static const char *arg_fleet_conf = FLEET_CONF_PATH;
 static const char *arg_policy_dir = FLEET_DEFAULT_POLICY_DIR;
-static uint64_t arg_test_auth_deadline;  /* hidden, tests only: see agent.h */
-static uint64_t arg_audit_retention;     /* 0: rows stay until `elevatectl audit archive` */
+static uint64_t arg_test_auth_deadline;   /* hidden, tests only: see agent.h */
+static uint64_t arg_audit_retention;      /* 0: rows stay until `elevatectl audit archive` */
 static const char *arg_audit_archive_dir; /* NULL: STATE_DIR/archive */
-static int ready_fd = -EBADF; /* detached: tell the waiting parent we are serving */
+static int ready_fd = -EBADF;             /* detached: tell the waiting parent we are serving */
 
 static void help(void) {
         printf("Usage: elevated [OPTIONS]\n"
@@ -128,8 +128,8 @@ static void help(void) {
                "See what it runs on: elevatectl policy status\n"
                "Try it:  sudo elevated --foreground --socket /run/elevate/agent.sock\n"
                "         elevate /usr/bin/id\n",
-               ELEVATE_SOCKET_PATH, ELEVATE_POLICY_PATH, ELEVATE_STATE_DIR, FLEET_DEFAULT_USER,
-               FLEET_DEFAULT_TRUST_DIR, FLEET_CONF_PATH, FLEET_DEFAULT_POLICY_DIR);
+               ELEVATE_SOCKET_PATH, ELEVATE_POLICY_PATH, ELEVATE_STATE_DIR, FLEET_DEFAULT_USER, FLEET_DEFAULT_TRUST_DIR,
+               FLEET_CONF_PATH, FLEET_DEFAULT_POLICY_DIR);
 }
 
 /* "90d", "12h", "30m", "45s" or a plain number of days; "0" turns retention off. */
@@ -137,7 +137,9 @@ static int parse_retention(const char *s, uint64_t *ret) {
         static const struct {
                 char unit;
                 uint64_t usec;
-        } units[] = { { 's', USEC_PER_SEC }, { 'm', 60 * USEC_PER_SEC }, { 'h', 3600 * USEC_PER_SEC },
+        } units[] = { { 's', USEC_PER_SEC },
+                      { 'm', 60 * USEC_PER_SEC },
+                      { 'h', 3600 * USEC_PER_SEC },
                       { 'd', UINT64_C(86400) * USEC_PER_SEC } };
         char num[32];
         size_t n = strlen(s);
@@ -159,9 +161,24 @@ static int parse_retention(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_SOCKET = 0x100, ARG_POLICY, ARG_STATE_DIR, ARG_FOREGROUND, ARG_DEBUG, ARG_VERSION, ARG_HOST_ID,
-               ARG_ENDPOINT_KEY, ARG_TEST_HOLD_LAUNCH, ARG_FLEET_USER, ARG_TRUST_DIR, ARG_FLEET_CONF,
-               ARG_POLICY_DIR, ARG_TEST_AUTH_DEADLINE, ARG_AUDIT_RETENTION, ARG_AUDIT_ARCHIVE_DIR };
+        enum {
+                ARG_SOCKET = 0x100,
+                ARG_POLICY,
+                ARG_STATE_DIR,
+                ARG_FOREGROUND,
+                ARG_DEBUG,
+                ARG_VERSION,
+                ARG_HOST_ID,
+                ARG_ENDPOINT_KEY,
+                ARG_TEST_HOLD_LAUNCH,
+                ARG_FLEET_USER,
+                ARG_TRUST_DIR,
+                ARG_FLEET_CONF,
+                ARG_POLICY_DIR,
+                ARG_TEST_AUTH_DEADLINE,
+                ARG_AUDIT_RETENTION,
+                ARG_AUDIT_ARCHIVE_DIR
+        };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "policy", required_argument, NULL, ARG_POLICY },
@@ -244,11 +261,14 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_POLICY_DIR:
                         if (optarg[0] != '/') {
                                 fprintf(stderr, "elevated: --%s takes an absolute path.\n",
-                                        c == ARG_TRUST_DIR ? "trust-dir" : c == ARG_FLEET_CONF ? "fleet-conf" : "policy-dir");
+                                        c == ARG_TRUST_DIR    ? "trust-dir"
+                                        : c == ARG_FLEET_CONF ? "fleet-conf"
+                                                              : "policy-dir");
                                 return -EINVAL;
                         }
-                        *(c == ARG_TRUST_DIR ? &arg_trust_dir : c == ARG_FLEET_CONF ? &arg_fleet_conf : &arg_policy_dir) =
-                                optarg;
+                        *(c == ARG_TRUST_DIR    ? &arg_trust_dir
+                          : c == ARG_FLEET_CONF ? &arg_fleet_conf
+                                                : &arg_policy_dir) = optarg;
                         break;
                 case ARG_TEST_AUTH_DEADLINE: {
                         uint64_t sec;
@@ -347,7 +367,8 @@ static int open_state_dir(Agent *a) {
                                        arg_state_dir);
         if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 0077) != 0) {
                 safe_close(fd);
-                return log_error_errno(-EPERM, "State directory %s must be owned by root with mode 0700", arg_state_dir);
+                return log_error_errno(-EPERM, "State directory %s must be owned by root with mode 0700",
+                                       arg_state_dir);
         }
         a->state_fd = fd;
         if (mkdirat(fd, "tmp", 0700) < 0 && errno != EEXIST)
@@ -503,7 +524,8 @@ static int run(void) {
          * the hard one so the connection caps, not EMFILE, are what limits us. Programs
          * get the limit we were started with (the launch child restores it). */
         if (getrlimit(RLIMIT_NOFILE, &a.nofile) >= 0) {
-                struct rlimit raised = { .rlim_cur = MIN(a.nofile.rlim_max, (rlim_t) 65536), .rlim_max = a.nofile.rlim_max };
+                struct rlimit raised = { .rlim_cur = MIN(a.nofile.rlim_max, (rlim_t) 65536),
+                                         .rlim_max = a.nofile.rlim_max };
                 if (raised.rlim_cur > a.nofile.rlim_cur)
                         (void) setrlimit(RLIMIT_NOFILE, &raised);
         }
@@ -530,10 +552,12 @@ static int run(void) {
         a.auth_deadline = arg_test_auth_deadline;
         if (a.auth_deadline)
                 log_warning("Test hook: password prompts wait %llu s (--test-auth-deadline; never use this in "
-                            "production)", (unsigned long long) (a.auth_deadline / USEC_PER_SEC));
+                            "production)",
+                            (unsigned long long) (a.auth_deadline / USEC_PER_SEC));
         if (a.test_hold_launch)
                 log_warning("Test hook: launches wait while %s exists (--test-hold-launch; never use this in "
-                            "production)", a.test_hold_launch);
+                            "production)",
+                            a.test_hold_launch);
 
         /* before any thread exists: moving into the agent leaf moves the whole process */
         r = cgroup_setup(arg_state_dir, &a.cgroups, &a.cgroup_error);

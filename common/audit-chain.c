@@ -94,21 +94,21 @@ int audit_row_encode(const AuditRow *row, uint8_t **ret, size_t *ret_len) {
 
 int audit_chain_hash(const uint8_t prev[static SHA256_LEN], const uint8_t *enc, size_t len,
                      uint8_t ret[static SHA256_LEN]) {
-        const HashPart parts[] = {{prev, SHA256_LEN}, {enc, len}};
+        const HashPart parts[] = { { prev, SHA256_LEN }, { enc, len } };
 
         return sha256_parts(parts, ELEMENTSOF(parts), ret);
 }
 
 int audit_chain_tag(const uint8_t key[static AUDIT_KEY_LEN], const uint8_t prev_tag[static SHA256_LEN],
                     const uint8_t *enc, size_t len, uint8_t ret[static SHA256_LEN]) {
-        const HashPart parts[] = {{prev_tag, SHA256_LEN}, {enc, len}};
+        const HashPart parts[] = { { prev_tag, SHA256_LEN }, { enc, len } };
 
         return hmac_sha256_parts(key, AUDIT_KEY_LEN, parts, ELEMENTSOF(parts), ret);
 }
 
 int audit_chain_row(const AuditRow *row, const uint8_t prev_hash[static SHA256_LEN],
-                    const uint8_t prev_tag[static SHA256_LEN], const uint8_t *key,
-                    uint8_t ret_hash[static SHA256_LEN], uint8_t *ret_tag) {
+                    const uint8_t prev_tag[static SHA256_LEN], const uint8_t *key, uint8_t ret_hash[static SHA256_LEN],
+                    uint8_t *ret_tag) {
         _cleanup_free_ uint8_t *enc = NULL;
         uint8_t hash[SHA256_LEN], tag[SHA256_LEN];
         size_t len;
@@ -135,7 +135,7 @@ int audit_chain_row(const AuditRow *row, const uint8_t prev_hash[static SHA256_L
 int audit_key_evolve(const uint8_t key[static AUDIT_KEY_LEN], uint8_t ret[static AUDIT_KEY_LEN]) {
         static const char label[] = "evolve";
         uint8_t next[SHA256_LEN];
-        const HashPart parts[] = {{label, sizeof(label) - 1}, {key, AUDIT_KEY_LEN}};
+        const HashPart parts[] = { { label, sizeof(label) - 1 }, { key, AUDIT_KEY_LEN } };
         int r;
 
         r = sha256_parts(parts, ELEMENTSOF(parts), next);

@@ -87,8 +87,8 @@ int audit_chain_tag(const uint8_t key[static AUDIT_KEY_LEN], const uint8_t prev_
 /* Both at once for one row (encodes it internally). key may be NULL: then only the hash
  * is computed and ret_tag is left alone. */
 int audit_chain_row(const AuditRow *row, const uint8_t prev_hash[static SHA256_LEN],
-                    const uint8_t prev_tag[static SHA256_LEN], const uint8_t *key,
-                    uint8_t ret_hash[static SHA256_LEN], uint8_t *ret_tag);
+                    const uint8_t prev_tag[static SHA256_LEN], const uint8_t *key, uint8_t ret_hash[static SHA256_LEN],
+                    uint8_t *ret_tag);
 
 /* k_{e+1} = SHA-256("evolve" || k_e); key and ret may be the same buffer. Intermediate
  * copies are erased. */

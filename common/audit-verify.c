@@ -42,14 +42,12 @@ static const char *const status_names[_AUDIT_VERIFY_STATUS_MAX] = {
 static const char *const status_explanations[_AUDIT_VERIFY_STATUS_MAX] = {
         [AUDIT_VERIFY_OK] = "chain intact",
         [AUDIT_VERIFY_HASH_MISMATCH] = "hash does not match (row changed or removed)",
-        [AUDIT_VERIFY_TAG_MISMATCH] =
-                "tag does not match the key (past rewritten and re-chained, or wrong key)",
+        [AUDIT_VERIFY_TAG_MISMATCH] = "tag does not match the key (past rewritten and re-chained, or wrong key)",
         [AUDIT_VERIFY_SEQ_GAP] = "gap in the sequence (rows removed)",
         [AUDIT_VERIFY_EPOCH_BACKWARDS] = "key epoch goes backwards",
         [AUDIT_VERIFY_EPOCH_SKIP] = "key epoch skips ahead",
         [AUDIT_VERIFY_BAD_ROW] = "malformed row",
-        [AUDIT_VERIFY_EPOCH_UNSEALED] =
-                "key epoch changes without its end row (rows moved into a later epoch)",
+        [AUDIT_VERIFY_EPOCH_UNSEALED] = "key epoch changes without its end row (rows moved into a later epoch)",
 };
 
 const char *audit_verify_status_to_string(AuditVerifyStatus s) {
@@ -104,8 +102,7 @@ static int map_sqlite(int rc) {
         }
 }
 
-static int fail(AuditVerifyResult *res, AuditVerifyStatus st, int64_t seq, const char *fmt, ...)
-        _printf_(4, 5);
+static int fail(AuditVerifyResult *res, AuditVerifyStatus st, int64_t seq, const char *fmt, ...) _printf_(4, 5);
 static int fail(AuditVerifyResult *res, AuditVerifyStatus st, int64_t seq, const char *fmt, ...) {
         va_list ap;
 
@@ -158,8 +155,7 @@ static const char *read_row(sqlite3_stmt *s, StoredRow *ret) {
                 return "uid is neither NULL nor a non-negative integer";
         if (!column_text(s, 2, true, &r->boot_id, &r->boot_id_len) ||
             !column_text(s, 3, false, &r->event, &r->event_len) ||
-            !column_text(s, 4, true, &r->request, &r->request_len) ||
-            !column_text(s, 6, false, &r->data, &r->data_len))
+            !column_text(s, 4, true, &r->request, &r->request_len) || !column_text(s, 6, false, &r->data, &r->data_len))
                 return "boot_id, event, request or data is not text";
         if (!column_blob32(s, 8, &ret->hash) || !column_blob32(s, 9, &ret->tag))
                 return "hash or tag is not a 32-byte blob";
@@ -172,20 +168,19 @@ static int check_order(Walk *w, const AuditRow *r, AuditVerifyResult *res) {
         int64_t want_seq = w->have_prev ? w->prev_seq + 1 : 1;
 
         if (r->seq != want_seq)
-                return w->have_prev ? fail(res, AUDIT_VERIFY_SEQ_GAP, r->seq,
-                                           "row %" PRIi64 " follows row %" PRIi64, r->seq, w->prev_seq)
+                return w->have_prev ? fail(res, AUDIT_VERIFY_SEQ_GAP, r->seq, "row %" PRIi64 " follows row %" PRIi64,
+                                           r->seq, w->prev_seq)
                                     : fail(res, AUDIT_VERIFY_SEQ_GAP, r->seq,
-                                           "the first row is %" PRIi64 ", not 1 (rows at the start removed)",
-                                           r->seq);
+                                           "the first row is %" PRIi64 ", not 1 (rows at the start removed)", r->seq);
         if (!w->have_prev && r->epoch != 0)
-                return fail(res, AUDIT_VERIFY_EPOCH_SKIP, r->seq,
-                            "the first row has key epoch %" PRIi64 ", not 0", r->epoch);
+                return fail(res, AUDIT_VERIFY_EPOCH_SKIP, r->seq, "the first row has key epoch %" PRIi64 ", not 0",
+                            r->epoch);
         if (w->have_prev && r->epoch < w->prev_epoch)
-                return fail(res, AUDIT_VERIFY_EPOCH_BACKWARDS, r->seq,
-                            "key epoch %" PRIi64 " after epoch %" PRIi64, r->epoch, w->prev_epoch);
+                return fail(res, AUDIT_VERIFY_EPOCH_BACKWARDS, r->seq, "key epoch %" PRIi64 " after epoch %" PRIi64,
+                            r->epoch, w->prev_epoch);
         if (w->have_prev && r->epoch > w->prev_epoch + 1)
-                return fail(res, AUDIT_VERIFY_EPOCH_SKIP, r->seq,
-                            "key epoch jumps from %" PRIi64 " to %" PRIi64, w->prev_epoch, r->epoch);
+                return fail(res, AUDIT_VERIFY_EPOCH_SKIP, r->seq, "key epoch jumps from %" PRIi64 " to %" PRIi64,
+                            w->prev_epoch, r->epoch);
         if (w->have_prev && w->prev_end && r->epoch == w->prev_epoch)
                 return fail(res, AUDIT_VERIFY_EPOCH_UNSEALED, r->seq,
                             "row %" PRIi64 " comes after the end row of key epoch %" PRIi64
@@ -346,8 +341,8 @@ static int load_prev(sqlite3 *db, int64_t from_seq, Walk *w) {
         int rc;
 
         rc = sqlite3_prepare_v2(
-                db, "SELECT seq, epoch, hash, tag, event FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1",
-                -1, &s, NULL);
+                db, "SELECT seq, epoch, hash, tag, event FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1", -1, &s,
+                NULL);
         if (rc != SQLITE_OK)
                 return map_sqlite(rc);
         sqlite3_bind_int64(s, 1, from_seq);
@@ -387,8 +382,7 @@ static int walk_rows(sqlite3 *db, Walk *w, int64_t from_seq, AuditVerifyResult *
                 const char *bad = read_row(s, &sr);
 
                 if (bad)
-                        return fail(res, AUDIT_VERIFY_BAD_ROW, sqlite3_column_int64(s, 0),
-                                    "malformed row: %s", bad);
+                        return fail(res, AUDIT_VERIFY_BAD_ROW, sqlite3_column_int64(s, 0), "malformed row: %s", bad);
                 r = check_row(w, &sr, res);
                 if (r <= 0)
                         return r;
@@ -474,13 +468,12 @@ static int open_readonly(const char *path, sqlite3 **ret, char **ret_error) {
         if (rc == SQLITE_OK) {
                 (void) sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
                 (void) sqlite3_busy_timeout(db, 5000);
-                rc = sqlite3_exec(db, "PRAGMA trusted_schema = OFF; PRAGMA query_only = ON;", NULL, NULL,
-                                  NULL);
+                rc = sqlite3_exec(db, "PRAGMA trusted_schema = OFF; PRAGMA query_only = ON;", NULL, NULL, NULL);
         }
         if (rc != SQLITE_OK) {
                 if (ret_error)
-                        *ret_error = strdup_printf("cannot open %s: %s", path,
-                                                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                        *ret_error =
+                                strdup_printf("cannot open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
                 sqlite3_close_v2(db);
                 return map_sqlite(rc);
         }
@@ -490,7 +483,7 @@ static int open_readonly(const char *path, sqlite3 **ret, char **ret_error) {
 
 int audit_verify_file(const char *path, const uint8_t *key, AuditVerifyResult *ret, char **ret_error) {
         sqlite3 *db = NULL;
-        AuditVerifyOptions o = {.from_seq = 1, .key = key, .key_epoch = 0};
+        AuditVerifyOptions o = { .from_seq = 1, .key = key, .key_epoch = 0 };
         int r;
 
         if (!path || !ret)

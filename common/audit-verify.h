@@ -53,15 +53,15 @@ typedef struct AuditVerifyResult {
         uint64_t rows; /* rows checked (up to and excluding a bad one) */
         int64_t first_seq, last_seq;
         int64_t first_epoch, last_epoch;
-        int64_t last_time;      /* time of the last good row */
-        uint64_t tags_verified; /* rows whose tag was checked */
-        int64_t bad_seq;        /* first bad row, 0 if none */
-        uint64_t legacy_rows;   /* rows before the first end row (written by an older agent) */
-        int64_t first_end_seq;  /* the first end row, 0 if none */
-        int64_t open_from_seq;  /* first row after the last end row, 0 if the walk ends with one */
+        int64_t last_time;        /* time of the last good row */
+        uint64_t tags_verified;   /* rows whose tag was checked */
+        int64_t bad_seq;          /* first bad row, 0 if none */
+        uint64_t legacy_rows;     /* rows before the first end row (written by an older agent) */
+        int64_t first_end_seq;    /* the first end row, 0 if none */
+        int64_t open_from_seq;    /* first row after the last end row, 0 if the walk ends with one */
         int64_t archived_through; /* rows 1..this were moved into archives (docs/audit.md), 0 if none */
-        uint64_t archives;      /* archive files walked before the log (audit_verify_chain) */
-        char detail[256];       /* English: why the row is bad */
+        uint64_t archives;        /* archive files walked before the log (audit_verify_chain) */
+        char detail[256];         /* English: why the row is bad */
 } AuditVerifyResult;
 
 /* Walks rows from opts->from_seq in seq order inside one read transaction of db.

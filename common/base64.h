@@ -17,7 +17,7 @@
 
 /* Bytes needed to encode n bytes, with the terminating NUL. */
 #define BASE64_ENCODED_SIZE(n) ((((n) + 2) / 3) * 4 + 1)
-#define BASE32_ENCODED_SIZE(n) ((((n) * 8) + 4) / 5 + 1)
+#define BASE32_ENCODED_SIZE(n) ((((n) *8) + 4) / 5 + 1)
 
 /* Encodes in[0..n) into out (BASE64_ENCODED_SIZE(n) bytes), NUL-terminated; returns the
  * length without the NUL. */

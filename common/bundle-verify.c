@@ -180,8 +180,9 @@ static int assemble(BundleResult *res, const Bundle *rel, const char *host, char
                 r = take_part(res, rel, BUNDLE_TARGET_ALL, "");
         if (r <= 0)
                 return r;
-        return decide(res, BUNDLE_APPLY, BUNDLE_REASON_NONE, 0, "release %" PRIu64 " verified: %zu part%s for this host",
-                      rel->serial, res->n_parts, res->n_parts == 1 ? "" : "s");
+        return decide(res, BUNDLE_APPLY, BUNDLE_REASON_NONE, 0,
+                      "release %" PRIu64 " verified: %zu part%s for this host", rel->serial, res->n_parts,
+                      res->n_parts == 1 ? "" : "s");
 }
 
 int bundle_verify(const BundleInput *in, size_t n_in, const FleetTrust *trust, const char *host, char *const *groups,
@@ -235,8 +236,8 @@ int bundle_verify(const BundleInput *in, size_t n_in, const FleetTrust *trust, c
                               cand->serial, last->serial);
         if (last->serial > 0 && cand->serial == last->serial) {
                 if (memcmp(cand->envelope_sha256, last->envelope_sha256, SHA256_LEN) == 0)
-                        return decide(ret, BUNDLE_SAME, BUNDLE_REASON_NONE, 0,
-                                      "release %" PRIu64 " is already applied", cand->serial);
+                        return decide(ret, BUNDLE_SAME, BUNDLE_REASON_NONE, 0, "release %" PRIu64 " is already applied",
+                                      cand->serial);
                 short_hash(cand->envelope_sha256, a);
                 short_hash(last->envelope_sha256, b);
                 return decide(ret, BUNDLE_REFUSED, BUNDLE_REASON_SERIAL_REUSED, 0,

@@ -116,13 +116,18 @@ int bundle_kv_key_parse(const char *key, BundleTargetKind *ret_kind, char ret_na
 }
 
 void bundle_target_format(BundleTargetKind kind, const char *name, char *out, size_t size) {
-        snprintf(out, size, "%s%s", kind == BUNDLE_TARGET_ALL ? "all" : kind == BUNDLE_TARGET_GROUP ? "group:" : "host:",
+        snprintf(out, size, "%s%s",
+                 kind == BUNDLE_TARGET_ALL     ? "all"
+                 : kind == BUNDLE_TARGET_GROUP ? "group:"
+                                               : "host:",
                  kind == BUNDLE_TARGET_ALL ? "" : name);
 }
 
 void bundle_target_kv_key(BundleTargetKind kind, const char *name, char *out, size_t size) {
         snprintf(out, size, "%s%s",
-                 kind == BUNDLE_TARGET_ALL ? "global" : kind == BUNDLE_TARGET_GROUP ? "group." : "host.",
+                 kind == BUNDLE_TARGET_ALL     ? "global"
+                 : kind == BUNDLE_TARGET_GROUP ? "group."
+                                               : "host.",
                  kind == BUNDLE_TARGET_ALL ? "" : name);
 }
 
@@ -221,7 +226,9 @@ static int parse_part_entry(json_t *e, size_t i, BundlePart *p, BundleError *err
 }
 
 static int parse_envelope(Bundle *b, BundleError *err) {
-        static const char *const keys[] = { "format", "version", "serial", "issued", "expires", "signer", "parts", NULL };
+        static const char *const keys[] = {
+                "format", "version", "serial", "issued", "expires", "signer", "parts", NULL
+        };
         _cleanup_json_ json_t *o = NULL;
         json_error_t je;
         json_t *v, *parts;

@@ -45,7 +45,7 @@
 #define BUNDLE_MAX_GROUPS 16          /* fleet groups of one host (an offer is host, groups, global) */
 #define BUNDLE_MAX_INPUTS 24          /* bundles offered at once: host, groups, global, and spare */
 #define BUNDLE_MAX_APPLIED (BUNDLE_MAX_GROUPS + 2)
-#define BUNDLE_CLOCK_SKEW 300         /* seconds a release may be issued ahead of our clock */
+#define BUNDLE_CLOCK_SKEW 300                 /* seconds a release may be issued ahead of our clock */
 #define BUNDLE_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 #define BUNDLE_SIGN_DOMAIN "elevate policy bundle 1"
 
@@ -154,7 +154,7 @@ typedef struct BundleInput {
 typedef struct BundleLast {
         uint64_t serial; /* 0: nothing applied yet */
         uint8_t envelope_sha256[SHA256_LEN];
-        int64_t issued;  /* the newest `issued` applied: time never runs back behind it */
+        int64_t issued; /* the newest `issued` applied: time never runs back behind it */
 } BundleLast;
 
 typedef struct BundleResult {

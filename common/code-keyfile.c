@@ -145,8 +145,7 @@ int code_endpoint_key_format(const CodeEndpointKey *k, char out[static CODE_ENDP
         if (!k || !out || k->epoch > CODE_EPOCH_MAX || code_host_canonical(k->host, host) < 0)
                 return -EINVAL;
         hex_encode(k->key, CODE_KEY_LEN, hex);
-        r = snprintf(out, CODE_ENDPOINT_KEY_FILE_MAX, "host %s\nepoch %u\nkey %s\n", host,
-                     (unsigned) k->epoch, hex);
+        r = snprintf(out, CODE_ENDPOINT_KEY_FILE_MAX, "host %s\nepoch %u\nkey %s\n", host, (unsigned) k->epoch, hex);
         explicit_erase(hex, sizeof(hex));
         if (r < 0 || (size_t) r >= CODE_ENDPOINT_KEY_FILE_MAX)
                 return -ENOBUFS;
@@ -154,8 +153,7 @@ int code_endpoint_key_format(const CodeEndpointKey *k, char out[static CODE_ENDP
 }
 
 /* The next line, which must start with prefix; the last line may lack its newline. */
-static int take_line(const char *buf, size_t len, size_t *pos, const char *prefix, const char **ret,
-                     size_t *ret_len) {
+static int take_line(const char *buf, size_t len, size_t *pos, const char *prefix, const char **ret, size_t *ret_len) {
         size_t plen = strlen(prefix), start = *pos, end;
         const char *nl;
 

@@ -194,9 +194,8 @@ int code_endpoint_key(const uint8_t site_key[static CODE_KEY_LEN], const char *h
         return hmac_sha256(site_key, CODE_KEY_LEN, m.buf, m.len, ret);
 }
 
-int code_response_mac(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host,
-                      const CodeChallenge *c, uint32_t ttl_minutes, uint64_t issued_minutes,
-                      uint8_t ret[static CODE_MAC_LEN]) {
+int code_response_mac(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host, const CodeChallenge *c,
+                      uint32_t ttl_minutes, uint64_t issued_minutes, uint8_t ret[static CODE_MAC_LEN]) {
         char canon[CODE_HOST_MAX + 1];
         uint8_t full[SHA256_LEN];
         Msg m = {};
@@ -222,10 +221,9 @@ int code_response_mac(const uint8_t endpoint_key[static CODE_KEY_LEN], const cha
         return r;
 }
 
-int code_response_make(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host,
-                       const CodeChallenge *c, uint32_t ttl_minutes, uint64_t issued_minutes,
-                       CodeResponse *ret) {
-        CodeResponse resp = {.ttl_minutes = ttl_minutes, .issued_minutes = issued_minutes};
+int code_response_make(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host, const CodeChallenge *c,
+                       uint32_t ttl_minutes, uint64_t issued_minutes, CodeResponse *ret) {
+        CodeResponse resp = { .ttl_minutes = ttl_minutes, .issued_minutes = issued_minutes };
         int r;
 
         if (!ret)
@@ -243,9 +241,9 @@ static uint64_t minutes_round_up(uint64_t usec) {
         return usec / USEC_PER_MINUTE + (usec % USEC_PER_MINUTE != 0);
 }
 
-int code_verify_response(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host,
-                         const CodeChallenge *c, const char *response, uint64_t now_usec,
-                         uint64_t max_age_usec, uint64_t max_skew_usec, CodeResponse *ret) {
+int code_verify_response(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host, const CodeChallenge *c,
+                         const char *response, uint64_t now_usec, uint64_t max_age_usec, uint64_t max_skew_usec,
+                         CodeResponse *ret) {
         uint64_t now_min = now_usec / USEC_PER_MINUTE, max_age_min, skew_min, issued;
         uint8_t mac[CODE_MAC_LEN];
         CodeResponse resp;

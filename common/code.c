@@ -156,7 +156,7 @@ int code_challenge_init(CodeChallenge *c, uint32_t epoch, const uint8_t nonce[st
                         const uint8_t request_digest[static SHA256_LEN]) {
         if (!c || !nonce || !request_digest || epoch > CODE_EPOCH_MAX)
                 return -EINVAL;
-        *c = (CodeChallenge){.version = CODE_VERSION, .epoch = epoch};
+        *c = (CodeChallenge){ .version = CODE_VERSION, .epoch = epoch };
         memcpy(c->nonce, nonce, CODE_NONCE_LEN);
         memcpy(c->digest, request_digest, CODE_DIGEST_LEN);
         return 0;
@@ -206,8 +206,7 @@ int code_challenge_decode(const char *s, CodeChallenge *ret) {
         r = code_base32_decode(s, CODE_CHALLENGE_CHARS, buf, sizeof(buf));
         if (r < 0)
                 return r;
-        if (check_bits(buf, CHALLENGE_BITS - CHECK_BITS) !=
-            get_bits(buf, CHALLENGE_BITS - CHECK_BITS, CHECK_BITS))
+        if (check_bits(buf, CHALLENGE_BITS - CHECK_BITS) != get_bits(buf, CHALLENGE_BITS - CHECK_BITS, CHECK_BITS))
                 return -EBADMSG;
         for (size_t i = 0; i < CODE_NONCE_LEN; i++, pos += 8)
                 c.nonce[i] = (uint8_t) get_bits(buf, pos, 8);
@@ -264,8 +263,7 @@ int code_response_decode(const char *s, CodeResponse *ret) {
         r = code_base32_decode(s, CODE_RESPONSE_CHARS, buf, sizeof(buf));
         if (r < 0)
                 return r;
-        if (check_bits(buf, RESPONSE_BITS - CHECK_BITS) !=
-            get_bits(buf, RESPONSE_BITS - CHECK_BITS, CHECK_BITS))
+        if (check_bits(buf, RESPONSE_BITS - CHECK_BITS) != get_bits(buf, RESPONSE_BITS - CHECK_BITS, CHECK_BITS))
                 return -EBADMSG;
         resp.ttl_minutes = (uint32_t) get_bits(buf, pos, CODE_TTL_BITS);
         pos += CODE_TTL_BITS;

@@ -149,15 +149,13 @@ int code_endpoint_key(const uint8_t site_key[static CODE_KEY_LEN], const char *h
 
 /* MAC = HMAC-SHA256(endpoint_key, "elevate-response-mac-v1" || host || epoch || nonce ||
  * digest bits || ttl || issue minute), first 56 bits. */
-int code_response_mac(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host,
-                      const CodeChallenge *c, uint32_t ttl_minutes, uint64_t issued_minutes,
-                      uint8_t ret[static CODE_MAC_LEN]);
+int code_response_mac(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host, const CodeChallenge *c,
+                      uint32_t ttl_minutes, uint64_t issued_minutes, uint8_t ret[static CODE_MAC_LEN]);
 
 /* The helpdesk's side: a response for challenge c, valid for ttl_minutes, issued at
  * issued_minutes (minutes since 1970). */
-int code_response_make(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host,
-                       const CodeChallenge *c, uint32_t ttl_minutes, uint64_t issued_minutes,
-                       CodeResponse *ret);
+int code_response_make(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host, const CodeChallenge *c,
+                       uint32_t ttl_minutes, uint64_t issued_minutes, CodeResponse *ret);
 
 #define CODE_DEFAULT_SKEW_USEC (5 * 60 * UINT64_C(1000000))
 
@@ -167,9 +165,9 @@ int code_response_make(const uint8_t endpoint_key[static CODE_KEY_LEN], const ch
  * it, both rounded up to whole minutes. Typo errors (code_error_is_typo) come before the
  * MAC; -EKEYREJECTED, -EKEYEXPIRED, -ETIME as above. -EINVAL for a max_age or skew the
  * time field cannot represent. On success *ret holds the ttl and the full issue minute. */
-int code_verify_response(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host,
-                         const CodeChallenge *c, const char *response, uint64_t now_usec,
-                         uint64_t max_age_usec, uint64_t max_skew_usec, CodeResponse *ret);
+int code_verify_response(const uint8_t endpoint_key[static CODE_KEY_LEN], const char *host, const CodeChallenge *c,
+                         const char *response, uint64_t now_usec, uint64_t max_age_usec, uint64_t max_skew_usec,
+                         CodeResponse *ret);
 
 /* Key files (docs/offline-codes.md). Reading opens with O_NOFOLLOW (-ELOOP for a
  * symlink), needs a regular file (-EBADFD) of at most CODE_KEY_FILE_MAX bytes (-EFBIG),

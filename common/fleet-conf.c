@@ -135,8 +135,7 @@ static int parse_line(FleetConf *c, char *line, unsigned no, FleetConfError *err
                 if (c->expiry_warning)
                         return fail(err, -EINVAL, "line %u: \"expiry_warning\" is set twice", no);
                 if (duration_parse(value, &u) < 0 || u == 0 || u > UINT64_C(366) * 24 * 3600 * USEC_PER_SEC)
-                        return fail(err, -EINVAL, "line %u: expiry_warning is a duration from 1s to 366d (\"3d\")",
-                                    no);
+                        return fail(err, -EINVAL, "line %u: expiry_warning is a duration from 1s to 366d (\"3d\")", no);
                 c->expiry_warning = u;
                 return 0;
         }

@@ -34,10 +34,10 @@ typedef enum FleetOnExpiry {
 } FleetOnExpiry;
 
 typedef struct FleetConf {
-        char *nats;     /* comma-separated URLs */
-        char *creds;    /* an nkey seed file (.nk) or a .creds file */
+        char *nats;  /* comma-separated URLs */
+        char *creds; /* an nkey seed file (.nk) or a .creds file */
         char *host_id;
-        char **groups;  /* NULL-terminated, possibly empty */
+        char **groups; /* NULL-terminated, possibly empty */
         char *socket;
         /* the agent's (fleetd ignores them): what happens when the running release
          * expires, and how long ahead it warns (0: unset, the agent's default) */

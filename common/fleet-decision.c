@@ -216,7 +216,8 @@ int fleet_decision_sign(const FleetPrivateKey *approver, const FleetDecisionSpec
                 return r;
         b64 = fleet_base64(body, n);
         sig64 = fleet_base64(sig, FLEET_SIG_LEN);
-        value = b64 && sig64 ? json_pack("{s:i,s:s,s:s}", "elevate_decision", 1, "body", b64, "signature", sig64) : NULL;
+        value = b64 && sig64 ? json_pack("{s:i,s:s,s:s}", "elevate_decision", 1, "body", b64, "signature", sig64)
+                             : NULL;
         if (!value)
                 return -ENOMEM;
         *ret = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
@@ -243,9 +244,9 @@ static int refuse(FleetDecisionResult *ret, FleetDecisionReason reason, const ch
         return 0;
 }
 
-int fleet_decision_verify(const void *buf, size_t len, const FleetPublicKey *keys, size_t n_keys,
-                          char *const *revoked, const char *host, const char *request, const char *digest,
-                          int64_t now, FleetDecisionResult *ret) {
+int fleet_decision_verify(const void *buf, size_t len, const FleetPublicKey *keys, size_t n_keys, char *const *revoked,
+                          const char *host, const char *request, const char *digest, int64_t now,
+                          FleetDecisionResult *ret) {
         FleetDecision *d = NULL;
         const FleetPublicKey *key = NULL;
         FleetError err = {};
@@ -272,10 +273,11 @@ int fleet_decision_verify(const void *buf, size_t len, const FleetPublicKey *key
                 if (keys[i].kind == FLEET_KEY_APPROVER && streq(keys[i].id, d->approver))
                         key = &keys[i];
         if (!key)
-                return refuse(ret, FLEET_REASON_UNKNOWN_KEY,
-                              "refused: approver key %s is not one the policy names for the approvers of this request's "
-                              "rule (add its .pub line to approvers.NAME.keys and publish the policy)",
-                              d->approver);
+                return refuse(
+                        ret, FLEET_REASON_UNKNOWN_KEY,
+                        "refused: approver key %s is not one the policy names for the approvers of this request's "
+                        "rule (add its .pub line to approvers.NAME.keys and publish the policy)",
+                        d->approver);
         r = fleet_verify(key, FLEET_DECISION_DOMAIN, d->body, d->len, d->signature);
         if (r == -EBADMSG)
                 return refuse(ret, FLEET_REASON_BAD_SIGNATURE,

@@ -15,7 +15,7 @@ typedef enum FleetFieldKind {
         FF_STRING, /* min..max bytes, optional syntax */
         FF_INT,    /* min..max */
         FF_BOOL,
-        FF_ANY,    /* checked elsewhere */
+        FF_ANY, /* checked elsewhere */
 } FleetFieldKind;
 
 typedef struct FleetField {

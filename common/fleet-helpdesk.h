@@ -58,14 +58,14 @@
 #define FLEET_STATE_DOMAIN "elevate helpdesk request state 1"
 #define FLEET_DECISION_DOMAIN "elevate helpdesk decision 1"
 
-#define FLEET_REQUEST_MAX (256 * 1024) /* a request value on the broker */
-#define FLEET_FILING_MAX (128 * 1024)  /* the filing bytes */
-#define FLEET_DECISION_MAX 8192        /* a decision value */
-#define FLEET_COMMENT_MAX 1024         /* PROTO_MAX_REASON */
-#define FLEET_TTL_MAX (30 * 86400)     /* seconds an approval may ask for */
+#define FLEET_REQUEST_MAX (256 * 1024)      /* a request value on the broker */
+#define FLEET_FILING_MAX (128 * 1024)       /* the filing bytes */
+#define FLEET_DECISION_MAX 8192             /* a decision value */
+#define FLEET_COMMENT_MAX 1024              /* PROTO_MAX_REASON */
+#define FLEET_TTL_MAX (30 * 86400)          /* seconds an approval may ask for */
 #define FLEET_DECISION_LIFE_MAX (7 * 86400) /* issued..expires of a decision */
-#define FLEET_CLOCK_SKEW 300           /* seconds a decision may be issued ahead of our clock */
-#define FLEET_REQUEST_ID_LEN 32        /* hex */
+#define FLEET_CLOCK_SKEW 300                /* seconds a decision may be issued ahead of our clock */
+#define FLEET_REQUEST_ID_LEN 32             /* hex */
 #define FLEET_HOST_KEY_FILE "host.key"
 #define FLEET_HOST_PUB_FILE "host.pub"
 
@@ -90,8 +90,8 @@ typedef struct FleetFiling {
  * offline challenge). host is the agent's own fleet name (fleet.conf), created and expires
  * CLOCK_REALTIME seconds. The result is deterministic: the same input gives the same bytes,
  * digest and signature (Ed25519 is), so an agent that restarts re-derives it. */
-int fleet_filing_new(const FleetPrivateKey *host_key, const char *host, json_t *entry, int64_t created,
-                     int64_t expires, FleetFiling *ret, FleetError *err);
+int fleet_filing_new(const FleetPrivateKey *host_key, const char *host, json_t *entry, int64_t created, int64_t expires,
+                     FleetFiling *ret, FleetError *err);
 /* The filing again from its bytes (an agent that kept them): checks that they parse as a
  * filing of this host key, and signs them again. */
 int fleet_filing_from_body(const FleetPrivateKey *host_key, const char *body, size_t len, FleetFiling *ret,
@@ -111,12 +111,12 @@ typedef struct FleetStateSpec {
 bool fleet_request_state_ok(const char *state);
 
 /* The whole broker value: the filing and a state signed now. */
-int fleet_request_value(const FleetPrivateKey *host_key, const FleetFiling *f, const FleetStateSpec *st,
-                        char **ret, size_t *ret_len, FleetError *err);
+int fleet_request_value(const FleetPrivateKey *host_key, const FleetFiling *f, const FleetStateSpec *st, char **ret,
+                        size_t *ret_len, FleetError *err);
 
 typedef struct FleetRequest {
-        json_t *filing;     /* the parsed filing (owned) */
-        json_t *state;      /* the parsed state (owned) */
+        json_t *filing; /* the parsed filing (owned) */
+        json_t *state;  /* the parsed state (owned) */
         char *filing_body, *state_body;
         size_t filing_len, state_len;
         uint8_t filing_signature[FLEET_SIG_LEN], state_signature[FLEET_SIG_LEN];
@@ -151,11 +151,11 @@ FleetVerdict fleet_verdict_from_string(const char *s);
 
 typedef struct FleetDecisionSpec {
         const char *host;
-        const char *request;  /* 32 hex */
-        const char *digest;   /* 64 hex: the digest of the filing the approver was shown */
+        const char *request; /* 32 hex */
+        const char *digest;  /* 64 hex: the digest of the filing the approver was shown */
         FleetVerdict verdict;
-        int64_t ttl;          /* approve: 1..FLEET_TTL_MAX seconds; deny: 0 */
-        const char *comment;  /* optional, at most FLEET_COMMENT_MAX bytes of UTF-8 */
+        int64_t ttl;               /* approve: 1..FLEET_TTL_MAX seconds; deny: 0 */
+        const char *comment;       /* optional, at most FLEET_COMMENT_MAX bytes of UTF-8 */
         const char *approver_host; /* optional: the approver's machine, 1..64 of [A-Za-z0-9_.-] */
         int64_t issued, expires;
 } FleetDecisionSpec;
@@ -171,7 +171,7 @@ typedef struct FleetDecision {
         char digest[SHA256_HEX_LEN];
         FleetVerdict verdict;
         int64_t ttl;
-        char *comment;        /* NULL if none */
+        char *comment; /* NULL if none */
         char approver[FLEET_KEY_ID_LEN + 1];
         char approver_host[65]; /* "" if none */
         int64_t issued, expires;
@@ -189,17 +189,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(FleetDecision *, fleet_decision_free);
 /* Why a decision is not accepted. The strings are stable: they go into audit rows, the
  * agent's answer to fleetd, the request's state on the broker and the tests. */
 typedef enum FleetDecisionReason {
-        FLEET_REASON_NONE,           /* "none": accepted */
-        FLEET_REASON_MALFORMED,      /* "malformed" */
-        FLEET_REASON_TOO_LARGE,      /* "too-large" */
-        FLEET_REASON_REVOKED_KEY,    /* "revoked-key": the policy revokes the approver key */
-        FLEET_REASON_UNKNOWN_KEY,    /* "unknown-key": not a key the policy names for this rule's approvers */
-        FLEET_REASON_BAD_SIGNATURE,  /* "bad-signature": altered in flight, or signed by another key */
-        FLEET_REASON_OTHER_HOST,     /* "other-host": made for another machine */
-        FLEET_REASON_OTHER_REQUEST,  /* "other-request": made for another request (a replay) */
-        FLEET_REASON_ALTERED,        /* "request-altered": the approver was shown other bytes than were filed */
-        FLEET_REASON_NOT_YET_VALID,  /* "not-yet-valid": issued ahead of our clock */
-        FLEET_REASON_EXPIRED,        /* "expired" */
+        FLEET_REASON_NONE,          /* "none": accepted */
+        FLEET_REASON_MALFORMED,     /* "malformed" */
+        FLEET_REASON_TOO_LARGE,     /* "too-large" */
+        FLEET_REASON_REVOKED_KEY,   /* "revoked-key": the policy revokes the approver key */
+        FLEET_REASON_UNKNOWN_KEY,   /* "unknown-key": not a key the policy names for this rule's approvers */
+        FLEET_REASON_BAD_SIGNATURE, /* "bad-signature": altered in flight, or signed by another key */
+        FLEET_REASON_OTHER_HOST,    /* "other-host": made for another machine */
+        FLEET_REASON_OTHER_REQUEST, /* "other-request": made for another request (a replay) */
+        FLEET_REASON_ALTERED,       /* "request-altered": the approver was shown other bytes than were filed */
+        FLEET_REASON_NOT_YET_VALID, /* "not-yet-valid": issued ahead of our clock */
+        FLEET_REASON_EXPIRED,       /* "expired" */
         _FLEET_REASON_MAX,
 } FleetDecisionReason;
 
@@ -207,8 +207,8 @@ const char *fleet_decision_reason_to_string(FleetDecisionReason r);
 
 typedef struct FleetDecisionResult {
         FleetDecisionReason reason;
-        char message[512];   /* for people: what happened and what to do */
-        FleetDecision *decision; /* owned; set whenever the value parsed (also on refusal) */
+        char message[512];         /* for people: what happened and what to do */
+        FleetDecision *decision;   /* owned; set whenever the value parsed (also on refusal) */
         const FleetPublicKey *key; /* the key that verified (points into `keys`), on acceptance */
 } FleetDecisionResult;
 
@@ -223,9 +223,9 @@ typedef struct FleetDecisionResult {
  * request id, digest, issued not ahead of now + FLEET_CLOCK_SKEW, not past expires.
  * Returns 0 with ret->reason NONE (accepted) or a refusal reason; -ENOMEM/-EINVAL, which
  * the caller treats as a refusal. Release with fleet_decision_result_done(). */
-int fleet_decision_verify(const void *buf, size_t len, const FleetPublicKey *keys, size_t n_keys,
-                          char *const *revoked, const char *host, const char *request, const char *digest,
-                          int64_t now, FleetDecisionResult *ret);
+int fleet_decision_verify(const void *buf, size_t len, const FleetPublicKey *keys, size_t n_keys, char *const *revoked,
+                          const char *host, const char *request, const char *digest, int64_t now,
+                          FleetDecisionResult *ret);
 void fleet_decision_result_done(FleetDecisionResult *r);
 
 /* ---- the host key (the agent's, in its state directory) ---- */

@@ -117,8 +117,7 @@ int fleet_private_key_format(const FleetPrivateKey *k, char out[static FLEET_KEY
 }
 
 /* The next line, which must start with prefix and end with '\n'. */
-static int take_line(const char *buf, size_t len, size_t *pos, const char *prefix, const char **ret,
-                     size_t *ret_len) {
+static int take_line(const char *buf, size_t len, size_t *pos, const char *prefix, const char **ret, size_t *ret_len) {
         size_t plen = strlen(prefix), start = *pos;
         const char *nl;
 
@@ -248,7 +247,8 @@ int fleet_public_key_parse(const char *buf, size_t len, FleetPublicKey *ret) {
 
         if (!ret)
                 return -EINVAL;
-        if (buf && len >= 8 && memcmp(buf, "elevate-", 8) == 0 && !(len >= 14 && memcmp(buf, "elevate-key 1\n", 14) == 0))
+        if (buf && len >= 8 && memcmp(buf, "elevate-", 8) == 0 &&
+            !(len >= 14 && memcmp(buf, "elevate-key 1\n", 14) == 0))
                 return fleet_public_key_parse_line(buf, len > 0 && buf[len - 1] == '\n' ? len - 1 : len, ret);
         r = parse_key(buf, len, "public", &k.kind, k.id, k.key);
         if (r < 0)
@@ -558,8 +558,8 @@ int fleet_trust_load(int dir_fd, bool check_owner, FleetTrust *ret, FleetTrustEr
                 r = read_checked(dirfd(d), de->d_name, false, check_owner, buf, &n);
                 if (r < 0) {
                         r = trust_fail(err, r, "trust anchor %s: %s", de->d_name,
-                                       r == -EPERM   ? "refused: not root's, or writable by group or others"
-                                       : r == -ELOOP ? "is a symbolic link"
+                                       r == -EPERM    ? "refused: not root's, or writable by group or others"
+                                       : r == -ELOOP  ? "is a symbolic link"
                                        : r == -EBADFD ? "not a regular file"
                                                       : strerror(-r));
                         break;

@@ -41,7 +41,7 @@
 typedef enum FleetKeyKind {
         FLEET_KEY_SIGNER,
         FLEET_KEY_APPROVER,
-        FLEET_KEY_HOST,    /* an agent's own key: signs the requests it files (helpdesk) */
+        FLEET_KEY_HOST, /* an agent's own key: signs the requests it files (helpdesk) */
         _FLEET_KEY_KIND_MAX,
         _FLEET_KEY_KIND_INVALID = -EINVAL,
 } FleetKeyKind;

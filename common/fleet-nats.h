@@ -24,8 +24,8 @@
 #define FLEET_STATUS_SUBJECT "$KV." FLEET_STATUS_BUCKET "."
 #define FLEET_DIRECT_GET "$JS.API.DIRECT.GET." FLEET_POLICY_STREAM "." FLEET_POLICY_SUBJECT
 #define FLEET_INBOX_PREFIX "_INBOX_"
-#define FLEET_POLICY_HISTORY 5  /* values kept per key */
-#define FLEET_STATUS_MAX 4096   /* bytes of one status value */
+#define FLEET_POLICY_HISTORY 5 /* values kept per key */
+#define FLEET_STATUS_MAX 4096  /* bytes of one status value */
 #define FLEET_ACCOUNT "ELEVATE"
 
 /* The helpdesk queue (docs/helpdesk.md):
@@ -47,5 +47,5 @@
 #define FLEET_AUDIT_STREAM "ELEVATE_AUDIT"
 #define FLEET_AUDIT_SUBJECT "elevate.audit."
 #define FLEET_AUDIT_DIRECT_GET "$JS.API.DIRECT.GET." FLEET_AUDIT_STREAM "." FLEET_AUDIT_SUBJECT
-#define FLEET_REQUESTS_MAX_AGE_DAYS 7 /* a request value is dropped by the broker after this */
+#define FLEET_REQUESTS_MAX_AGE_DAYS 7     /* a request value is dropped by the broker after this */
 #define FLEET_AUDIT_ROW_MAX (1024 * 1024) /* bytes of one forwarded row (NATS's max_payload) */

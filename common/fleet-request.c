@@ -153,8 +153,9 @@ char *fleet_base64(const void *p, size_t n) {
 
 /* The fields of a pending entry that go into a filing; everything else is left out. */
 static const char *const filing_copied[] = {
-        "id", "ticket", "uid", "user", "program", "program_verified", "program_name", "sha256", "args", "file_args",
-        "notes", "reason", "rule", "run_as", "approvers", "session", "tty", "ancestry", "scope",
+        "id",   "ticket",    "uid",   "user",   "program", "program_verified", "program_name", "sha256",
+        "args", "file_args", "notes", "reason", "rule",    "run_as",           "approvers",    "session",
+        "tty",  "ancestry",  "scope",
 };
 
 static bool copied(const char *key) {
@@ -272,8 +273,8 @@ static int finish_filing(const FleetPrivateKey *host_key, json_t *o, char *body,
         return 0;
 }
 
-int fleet_filing_new(const FleetPrivateKey *host_key, const char *host, json_t *entry, int64_t created,
-                     int64_t expires, FleetFiling *ret, FleetError *err) {
+int fleet_filing_new(const FleetPrivateKey *host_key, const char *host, json_t *entry, int64_t created, int64_t expires,
+                     FleetFiling *ret, FleetError *err) {
         _cleanup_json_ json_t *o = NULL;
         ProtoError pe = {};
         char *body = NULL;
@@ -292,8 +293,8 @@ int fleet_filing_new(const FleetPrivateKey *host_key, const char *host, json_t *
                 return fleet_fail(err, -EINVAL, "the request id is not %d hex digits", FLEET_REQUEST_ID_LEN);
         if (created < 0 || expires < created || expires > BUNDLE_TIME_MAX)
                 return fleet_fail(err, -EINVAL, "bad created/expires times");
-        o = json_pack("{s:s,s:i,s:s,s:s,s:I,s:I}", "format", "elevate-request", "version", 1, "host", host,
-                      "host_key", host_key->id, "created", (json_int_t) created, "expires", (json_int_t) expires);
+        o = json_pack("{s:s,s:i,s:s,s:s,s:I,s:I}", "format", "elevate-request", "version", 1, "host", host, "host_key",
+                      host_key->id, "created", (json_int_t) created, "expires", (json_int_t) expires);
         if (!o)
                 return -ENOMEM;
         json_object_foreach(entry, key, v)
@@ -440,10 +441,8 @@ void fleet_request_free(FleetRequest *r) {
 }
 
 static const FleetField value_fields[] = {
-        { "elevate_request", FF_INT, true, 1, 1 },
-        { "filing", FF_ANY, true },
-        { "filing_signature", FF_ANY, true },
-        { "state", FF_ANY, true },
+        { "elevate_request", FF_INT, true, 1, 1 }, { "filing", FF_ANY, true },
+        { "filing_signature", FF_ANY, true },      { "state", FF_ANY, true },
         { "state_signature", FF_ANY, true },
 };
 
@@ -473,7 +472,8 @@ int fleet_request_parse(const void *buf, size_t len, FleetRequest **ret, FleetEr
                 r = fleet_get_signature(json_object_get(o, "filing_signature"), "\"filing_signature\"",
                                         q->filing_signature, err);
         if (r >= 0)
-                r = fleet_get_base64(json_object_get(o, "state"), "\"state\"", 8192, &q->state_body, &q->state_len, err);
+                r = fleet_get_base64(json_object_get(o, "state"), "\"state\"", 8192, &q->state_body, &q->state_len,
+                                     err);
         if (r >= 0)
                 r = fleet_get_signature(json_object_get(o, "state_signature"), "\"state_signature\"",
                                         q->state_signature, err);

@@ -32,82 +32,81 @@
 /* The last element, or NULL. */
 #define LIST_TAIL(name, head) ((head) ? (head)->name##_prev : NULL)
 
-#define LIST_PREPEND(name, head, item)                                                                     \
-        do {                                                                                               \
-                __typeof__(*(head)) **_lh = &(head), *_li = (item);                                        \
-                assert(!LIST_LINKED(name, _li));                                                           \
-                _li->name##_next = *_lh;                                                                   \
-                if (*_lh) {                                                                                \
-                        _li->name##_prev = (*_lh)->name##_prev;                                            \
-                        (*_lh)->name##_prev = _li;                                                         \
-                } else                                                                                     \
-                        _li->name##_prev = _li;                                                            \
-                *_lh = _li;                                                                                \
+#define LIST_PREPEND(name, head, item)                                                                                 \
+        do {                                                                                                           \
+                __typeof__(*(head)) **_lh = &(head), *_li = (item);                                                    \
+                assert(!LIST_LINKED(name, _li));                                                                       \
+                _li->name##_next = *_lh;                                                                               \
+                if (*_lh) {                                                                                            \
+                        _li->name##_prev = (*_lh)->name##_prev;                                                        \
+                        (*_lh)->name##_prev = _li;                                                                     \
+                } else                                                                                                 \
+                        _li->name##_prev = _li;                                                                        \
+                *_lh = _li;                                                                                            \
         } while (0)
 
-#define LIST_APPEND(name, head, item)                                                                      \
-        do {                                                                                               \
-                __typeof__(*(head)) **_lh = &(head), *_li = (item);                                        \
-                assert(!LIST_LINKED(name, _li));                                                           \
-                _li->name##_next = NULL;                                                                   \
-                if (*_lh) {                                                                                \
-                        __typeof__(*(head)) *_lt = (*_lh)->name##_prev;                                    \
-                        _lt->name##_next = _li;                                                            \
-                        _li->name##_prev = _lt;                                                            \
-                        (*_lh)->name##_prev = _li;                                                         \
-                } else {                                                                                   \
-                        _li->name##_prev = _li;                                                            \
-                        *_lh = _li;                                                                        \
-                }                                                                                          \
+#define LIST_APPEND(name, head, item)                                                                                  \
+        do {                                                                                                           \
+                __typeof__(*(head)) **_lh = &(head), *_li = (item);                                                    \
+                assert(!LIST_LINKED(name, _li));                                                                       \
+                _li->name##_next = NULL;                                                                               \
+                if (*_lh) {                                                                                            \
+                        __typeof__(*(head)) *_lt = (*_lh)->name##_prev;                                                \
+                        _lt->name##_next = _li;                                                                        \
+                        _li->name##_prev = _lt;                                                                        \
+                        (*_lh)->name##_prev = _li;                                                                     \
+                } else {                                                                                               \
+                        _li->name##_prev = _li;                                                                        \
+                        *_lh = _li;                                                                                    \
+                }                                                                                                      \
         } while (0)
 
 /* Removes item from the list at head; an element in no list is left alone. */
-#define LIST_REMOVE(name, head, item)                                                                      \
-        do {                                                                                               \
-                __typeof__(*(head)) **_lh = &(head), *_li = (item);                                        \
-                if (!LIST_LINKED(name, _li))                                                               \
-                        break;                                                                             \
-                if (_li == *_lh) {                                                                         \
-                        *_lh = _li->name##_next;                                                           \
-                        if (*_lh)                                                                          \
-                                (*_lh)->name##_prev = _li->name##_prev;                                    \
-                } else {                                                                                   \
-                        _li->name##_prev->name##_next = _li->name##_next;                                  \
-                        if (_li->name##_next)                                                              \
-                                _li->name##_next->name##_prev = _li->name##_prev;                          \
-                        else                                                                               \
-                                (*_lh)->name##_prev = _li->name##_prev;                                    \
-                }                                                                                          \
-                _li->name##_next = _li->name##_prev = NULL;                                                \
+#define LIST_REMOVE(name, head, item)                                                                                  \
+        do {                                                                                                           \
+                __typeof__(*(head)) **_lh = &(head), *_li = (item);                                                    \
+                if (!LIST_LINKED(name, _li))                                                                           \
+                        break;                                                                                         \
+                if (_li == *_lh) {                                                                                     \
+                        *_lh = _li->name##_next;                                                                       \
+                        if (*_lh)                                                                                      \
+                                (*_lh)->name##_prev = _li->name##_prev;                                                \
+                } else {                                                                                               \
+                        _li->name##_prev->name##_next = _li->name##_next;                                              \
+                        if (_li->name##_next)                                                                          \
+                                _li->name##_next->name##_prev = _li->name##_prev;                                      \
+                        else                                                                                           \
+                                (*_lh)->name##_prev = _li->name##_prev;                                                \
+                }                                                                                                      \
+                _li->name##_next = _li->name##_prev = NULL;                                                            \
         } while (0)
 
 /* Removes and returns the first element, or NULL. */
-#define LIST_POP(name, head)                                                                               \
-        ({                                                                                                 \
-                __typeof__(*(head)) *_lf = (head);                                                         \
-                if (_lf)                                                                                   \
-                        LIST_REMOVE(name, head, _lf);                                                      \
-                _lf;                                                                                       \
+#define LIST_POP(name, head)                                                                                           \
+        ({                                                                                                             \
+                __typeof__(*(head)) *_lf = (head);                                                                     \
+                if (_lf)                                                                                               \
+                        LIST_REMOVE(name, head, _lf);                                                                  \
+                _lf;                                                                                                   \
         })
 
 /* Moves every element of `from` to the end of `to`; `from` is empty afterwards. */
-#define LIST_JOIN(name, to, from)                                                                          \
-        do {                                                                                               \
-                __typeof__(*(to)) **_lt = &(to), **_lf = &(from);                                          \
-                if (!*_lf)                                                                                 \
-                        break;                                                                             \
-                if (*_lt) {                                                                                \
-                        __typeof__(*(to)) *_tail = (*_lt)->name##_prev, *_ftail = (*_lf)->name##_prev;     \
-                        _tail->name##_next = *_lf;                                                         \
-                        (*_lf)->name##_prev = _tail;                                                       \
-                        (*_lt)->name##_prev = _ftail;                                                      \
-                } else                                                                                     \
-                        *_lt = *_lf;                                                                       \
-                *_lf = NULL;                                                                               \
+#define LIST_JOIN(name, to, from)                                                                                      \
+        do {                                                                                                           \
+                __typeof__(*(to)) **_lt = &(to), **_lf = &(from);                                                      \
+                if (!*_lf)                                                                                             \
+                        break;                                                                                         \
+                if (*_lt) {                                                                                            \
+                        __typeof__(*(to)) *_tail = (*_lt)->name##_prev, *_ftail = (*_lf)->name##_prev;                 \
+                        _tail->name##_next = *_lf;                                                                     \
+                        (*_lf)->name##_prev = _tail;                                                                   \
+                        (*_lt)->name##_prev = _ftail;                                                                  \
+                } else                                                                                                 \
+                        *_lt = *_lf;                                                                                   \
+                *_lf = NULL;                                                                                           \
         } while (0)
 
 #define LIST_FOREACH(name, i, head) for ((i) = (head); (i); (i) = (i)->name##_next)
 
 /* The current element may be removed and freed in the body. */
-#define LIST_FOREACH_SAFE(name, i, n, head)                                                                \
-        for ((i) = (head); (i) && (((n) = (i)->name##_next), 1); (i) = (n))
+#define LIST_FOREACH_SAFE(name, i, n, head) for ((i) = (head); (i) && (((n) = (i)->name##_next), 1); (i) = (n))

@@ -25,18 +25,18 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
-#define TAKE_PTR(p)                                                                                        \
-        ({                                                                                                 \
-                __typeof__(p) _tp = (p);                                                                   \
-                (p) = NULL;                                                                                \
-                _tp;                                                                                       \
+#define TAKE_PTR(p)                                                                                                    \
+        ({                                                                                                             \
+                __typeof__(p) _tp = (p);                                                                               \
+                (p) = NULL;                                                                                            \
+                _tp;                                                                                                   \
         })
 
-#define TAKE_FD(fd)                                                                                        \
-        ({                                                                                                 \
-                int _tf = (fd);                                                                            \
-                (fd) = -EBADF;                                                                             \
-                _tf;                                                                                       \
+#define TAKE_FD(fd)                                                                                                    \
+        ({                                                                                                             \
+                int _tf = (fd);                                                                                        \
+                (fd) = -EBADF;                                                                                         \
+                _tf;                                                                                                   \
         })
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -65,10 +65,10 @@ static inline void freep(void *p) {
 
 /* Defines a cleanup function for a pointer type with a free function that accepts NULL
  * or not; we always check for NULL so both kinds work. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                           \
-        static inline void func##p(type *p) {                                                              \
-                if (*p)                                                                                    \
-                        func(*p);                                                                          \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                                        \
+        static inline void func##p(type *p) {                                                                          \
+                if (*p)                                                                                                \
+                        func(*p);                                                                                      \
         }
 
 static inline bool streq_ptr(const char *a, const char *b) {

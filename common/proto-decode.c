@@ -28,8 +28,7 @@ static bool env_name_ok(const char *s) {
         if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
                 return false;
         for (s++; *s; s++)
-                if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-                      (*s >= '0' && *s <= '9')))
+                if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
                         return false;
         return true;
 }
@@ -50,16 +49,16 @@ static int get_string(ProtoCtx *c, json_t *v, const char *name, const char *suff
         len = json_string_length(v);
         /* jansson checked what it parsed; this also covers strings a sender built itself */
         if (!utf8_is_valid(s, len))
-                return proto_fail(c, -EBADMSG, "\"%s%s%s\" is not valid UTF-8 or contains NUL", c->prefix,
-                                  name, suffix);
+                return proto_fail(c, -EBADMSG, "\"%s%s%s\" is not valid UTF-8 or contains NUL", c->prefix, name,
+                                  suffix);
         if ((int64_t) len > max)
-                return proto_fail(c, -EBADMSG, "\"%s%s%s\" is longer than %" PRId64 " bytes", c->prefix,
-                                  name, suffix, max);
+                return proto_fail(c, -EBADMSG, "\"%s%s%s\" is longer than %" PRId64 " bytes", c->prefix, name, suffix,
+                                  max);
         if ((int64_t) len < min && min == 1)
                 return proto_fail(c, -EBADMSG, "\"%s%s%s\" must not be empty", c->prefix, name, suffix);
         if ((int64_t) len < min)
-                return proto_fail(c, -EBADMSG, "\"%s%s%s\" is shorter than %" PRId64 " bytes", c->prefix,
-                                  name, suffix, min);
+                return proto_fail(c, -EBADMSG, "\"%s%s%s\" is shorter than %" PRId64 " bytes", c->prefix, name, suffix,
+                                  min);
         *ret = s;
         return 0;
 }
@@ -72,8 +71,8 @@ static int get_int(ProtoCtx *c, json_t *v, const char *name, const char *suffix,
                 return proto_fail(c, -EBADMSG, "\"%s%s%s\" must be an integer", c->prefix, name, suffix);
         i = json_integer_value(v);
         if (i < min || i > max)
-                return proto_fail(c, -EBADMSG, "\"%s%s%s\" must be between %" PRId64 " and %" PRId64,
-                                  c->prefix, name, suffix, min, max);
+                return proto_fail(c, -EBADMSG, "\"%s%s%s\" must be between %" PRId64 " and %" PRId64, c->prefix, name,
+                                  suffix, min, max);
         *ret = i;
         return 0;
 }
@@ -86,8 +85,7 @@ static int check_count(ProtoCtx *c, const ProtoField *f, json_t *v, bool object)
                                   object ? "an object" : "an array");
         n = object ? json_object_size(v) : json_array_size(v);
         if (n > f->max_count)
-                return proto_fail(c, -EBADMSG, "\"%s%s\" has more than %zu elements", c->prefix, f->name,
-                                  f->max_count);
+                return proto_fail(c, -EBADMSG, "\"%s%s\" has more than %zu elements", c->prefix, f->name, f->max_count);
         return 0;
 }
 
@@ -207,8 +205,7 @@ static int parse_uintv(const ProtoField *f, json_t *v, ProtoMsg *m, ProtoCtx *c)
                 if (r < 0)
                         return r;
                 if (x <= prev)
-                        return proto_fail(c, -EBADMSG, "\"%s%s\" must be strictly ascending", c->prefix,
-                                          f->name);
+                        return proto_fail(c, -EBADMSG, "\"%s%s\" must be strictly ascending", c->prefix, f->name);
                 prev = x;
                 if (a)
                         a[i] = (unsigned) x;
@@ -242,17 +239,17 @@ static int parse_env(const ProtoField *f, json_t *v, ProtoMsg *m, ProtoCtx *c) {
 
                 if (strlen(key) > PROTO_MAX_ENV_NAME || !env_name_ok(key)) {
                         k = escape_key(key);
-                        return proto_fail(c, -EBADMSG, "\"%s%s\": \"%s\" is not a valid variable name",
-                                          c->prefix, f->name, k ?: "?");
+                        return proto_fail(c, -EBADMSG, "\"%s%s\": \"%s\" is not a valid variable name", c->prefix,
+                                          f->name, k ?: "?");
                 }
                 r = get_string(c, value, f->name, ".", 0, f->max, &s);
                 if (r < 0) {
                         /* name the variable, it is known to be harmless by now */
-                        return proto_fail(c, r, "\"%s%s.%s\" must be a string of at most %" PRId64 " bytes",
-                                          c->prefix, f->name, key, f->max);
+                        return proto_fail(c, r, "\"%s%s.%s\" must be a string of at most %" PRId64 " bytes", c->prefix,
+                                          f->name, key, f->max);
                 }
                 if (env && i < n)
-                        env[i] = (ProtoEnv){key, s};
+                        env[i] = (ProtoEnv){ key, s };
                 i++;
         }
         if (m) {
@@ -294,8 +291,7 @@ static int parse_objv(const ProtoField *f, json_t *v, ProtoMsg *m, ProtoCtx *c) 
                 json_t *e = json_array_get(v, i);
 
                 if (!json_is_object(e))
-                        return proto_fail(c, -EBADMSG, "\"%s%s[%zu]\" must be an object", c->prefix, f->name,
-                                          i);
+                        return proto_fail(c, -EBADMSG, "\"%s%s[%zu]\" must be an object", c->prefix, f->name, i);
                 (void) snprintf(c->prefix + saved, sizeof(c->prefix) - saved, "%s[%zu].", f->name, i);
                 r = parse_fields(f->sub, e, NULL, c, false);
                 c->prefix[saved] = 0;
@@ -335,8 +331,8 @@ static int parse_opaque(const ProtoField *f, json_t *v, ProtoMsg *m, ProtoCtx *c
         if (!json_is_object(v))
                 return proto_fail(c, -EBADMSG, "\"%s%s\" must be an object", c->prefix, f->name);
         if (!depth_ok(v, (unsigned) f->max))
-                return proto_fail(c, -EBADMSG, "\"%s%s\" is nested deeper than %" PRId64 " levels",
-                                  c->prefix, f->name, f->max);
+                return proto_fail(c, -EBADMSG, "\"%s%s\" is nested deeper than %" PRId64 " levels", c->prefix, f->name,
+                                  f->max);
         return 0;
 }
 
@@ -374,8 +370,7 @@ static int parse_fields(const ProtoSpec *spec, json_t *obj, ProtoMsg *m, ProtoCt
                 v = json_object_get(obj, f->name);
                 if (!v) {
                         if (f->required)
-                                return proto_fail(c, -EBADMSG, "missing required field \"%s%s\"", c->prefix,
-                                                  f->name);
+                                return proto_fail(c, -EBADMSG, "missing required field \"%s%s\"", c->prefix, f->name);
                         continue;
                 }
                 r = parsers[f->kind](f, v, m, c);
@@ -421,8 +416,7 @@ static int parse_message(json_t *root, size_t n_fds, ProtoMsg *m, ProtoCtx *c) {
                 return proto_fail(c, -EBADMSG, "\"v\" must be an integer");
         if (json_integer_value(v) != PROTO_VERSION)
                 return proto_fail(c, -EPROTONOSUPPORT,
-                                  "protocol version %" JSON_INTEGER_FORMAT
-                                  " is not supported (supported: %d)",
+                                  "protocol version %" JSON_INTEGER_FORMAT " is not supported (supported: %d)",
                                   json_integer_value(v), PROTO_VERSION);
         t = json_object_get(root, "type");
         if (!t)
@@ -469,8 +463,7 @@ static int decode_buffer(const char *buf, size_t len, size_t n_fds, ProtoMsg *m,
                 return proto_fail(c, -EBADMSG, "message is empty");
         nul = memchr(buf, 0, len);
         if (nul)
-                return proto_fail(c, -EBADMSG, "message contains a NUL byte at offset %zu",
-                                  (size_t) (nul - buf));
+                return proto_fail(c, -EBADMSG, "message contains a NUL byte at offset %zu", (size_t) (nul - buf));
         if (!utf8_is_valid(buf, len))
                 return proto_fail(c, -EBADMSG, "message is not valid UTF-8");
         if (buf[0] != '{')
@@ -479,20 +472,17 @@ static int decode_buffer(const char *buf, size_t len, size_t n_fds, ProtoMsg *m,
         /* never JSON_ALLOW_NUL; EOF check is ours so trailing whitespace is refused too */
         m->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &jerr);
         if (!m->root) {
-                _cleanup_free_ char *s =
-                        escape_display(jerr.text, strnlen(jerr.text, sizeof(jerr.text)), 120);
-                return proto_fail(c, -EBADMSG, "message is not valid JSON: %s (at byte %d)", s ?: "?",
-                                  jerr.position);
+                _cleanup_free_ char *s = escape_display(jerr.text, strnlen(jerr.text, sizeof(jerr.text)), 120);
+                return proto_fail(c, -EBADMSG, "message is not valid JSON: %s (at byte %d)", s ?: "?", jerr.position);
         }
         if (jerr.position < 0 || (size_t) jerr.position != len)
-                return proto_fail(c, -EBADMSG, "trailing bytes after the JSON object (at byte %d)",
-                                  jerr.position);
+                return proto_fail(c, -EBADMSG, "trailing bytes after the JSON object (at byte %d)", jerr.position);
         return parse_message(m->root, n_fds, m, c);
 }
 
 int proto_decode(const char *buf, size_t len, int *fds, size_t n_fds, ProtoMsg *ret, ProtoError *ret_error) {
         ProtoMsg m = {};
-        ProtoCtx c = {.error = ret_error};
+        ProtoCtx c = { .error = ret_error };
         int r;
 
         if (ret_error)
@@ -514,7 +504,7 @@ int proto_decode(const char *buf, size_t len, int *fds, size_t n_fds, ProtoMsg *
 
 int proto_validate(json_t *obj, size_t n_fds, ProtoError *ret_error) {
         ProtoMsg m = {};
-        ProtoCtx c = {.error = ret_error};
+        ProtoCtx c = { .error = ret_error };
         int r;
 
         if (ret_error)
@@ -529,7 +519,7 @@ int proto_validate(json_t *obj, size_t n_fds, ProtoError *ret_error) {
 }
 
 int proto_validate_element(ProtoType t, const char *field, json_t *element, ProtoError *ret_error) {
-        ProtoCtx c = {.error = ret_error};
+        ProtoCtx c = { .error = ret_error };
         const ProtoField *f;
         int r;
 

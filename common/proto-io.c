@@ -84,7 +84,7 @@ int proto_recv_raw(int sock, char *buf, size_t *ret_len, int *fds, size_t *ret_n
         int flags = 0, r;
 
         for (;;) {
-                iov = (struct iovec){.iov_base = buf, .iov_len = PROTO_MAX_MESSAGE + 1};
+                iov = (struct iovec){ .iov_base = buf, .iov_len = PROTO_MAX_MESSAGE + 1 };
                 mh = (struct msghdr){
                         .msg_iov = &iov,
                         .msg_iovlen = 1,
@@ -174,8 +174,8 @@ int proto_send(int sock, json_t *obj, const int *fds, size_t n_fds) {
         if (r < 0)
                 return r;
 
-        iov = (struct iovec){.iov_base = buf, .iov_len = len};
-        mh = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1};
+        iov = (struct iovec){ .iov_base = buf, .iov_len = len };
+        mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1 };
         if (n_fds > 0) {
                 struct cmsghdr *cmsg;
 
@@ -209,13 +209,12 @@ int proto_send_msg(int sock, const ProtoMsg *m, const int *fds, size_t n_fds) {
 }
 
 int proto_send_error(int sock, const char *code, const char *message) {
-        ProtoMsg m = {.type = PROTO_ERROR, .code = code, .message = message ?: ""};
+        ProtoMsg m = { .type = PROTO_ERROR, .code = code, .message = message ?: "" };
 
         return proto_send_msg(sock, &m, NULL, 0);
 }
 
-int proto_send_decision(int sock, const char *request, const char *decision, const char *rule,
-                        const char *message) {
+int proto_send_decision(int sock, const char *request, const char *decision, const char *rule, const char *message) {
         ProtoMsg m = {
                 .type = PROTO_DECISION,
                 .request = request,
@@ -228,13 +227,13 @@ int proto_send_decision(int sock, const char *request, const char *decision, con
 }
 
 int proto_send_started(int sock, const char *request, pid_t pid, int pty_fd) {
-        ProtoMsg m = {.type = PROTO_STARTED, .request = request, .pid = pid, .pty = pty_fd >= 0};
+        ProtoMsg m = { .type = PROTO_STARTED, .request = request, .pid = pid, .pty = pty_fd >= 0 };
 
         return proto_send_msg(sock, &m, pty_fd >= 0 ? &pty_fd : NULL, pty_fd >= 0 ? 1 : 0);
 }
 
 int proto_send_exited(int sock, const char *request, int cld_code, int cld_status, const char *message) {
-        ProtoMsg m = {.type = PROTO_EXITED, .request = request, .message = message};
+        ProtoMsg m = { .type = PROTO_EXITED, .request = request, .message = message };
 
         switch (cld_code) {
         case CLD_EXITED:
@@ -254,13 +253,13 @@ int proto_send_exited(int sock, const char *request, int cld_code, int cld_statu
 }
 
 int proto_send_ok(int sock, const char *message) {
-        ProtoMsg m = {.type = PROTO_OK, .message = message};
+        ProtoMsg m = { .type = PROTO_OK, .message = message };
 
         return proto_send_msg(sock, &m, NULL, 0);
 }
 
 int proto_send_signal(int sock, const char *signal) {
-        ProtoMsg m = {.type = PROTO_SIGNAL, .signal = signal};
+        ProtoMsg m = { .type = PROTO_SIGNAL, .signal = signal };
 
         return proto_send_msg(sock, &m, NULL, 0);
 }
@@ -272,8 +271,8 @@ int proto_connect(const char *path, int flags, ProtoError *ret_error) {
 
         if (len >= sizeof(sa.sun_path)) {
                 if (ret_error)
-                        snprintf(ret_error->message, sizeof(ret_error->message),
-                                 "the socket path %.200s is too long", path);
+                        snprintf(ret_error->message, sizeof(ret_error->message), "the socket path %.200s is too long",
+                                 path);
                 return -ENAMETOOLONG;
         }
         memcpy(sa.sun_path, path, len + 1);

@@ -35,22 +35,22 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_MESSAGE (64 * 1024)
-#define PROTO_MAX_ARGS 4096          /* argv entries after the program */
-#define PROTO_MAX_ARG_LEN 32768      /* one argument, bytes */
-#define PROTO_MAX_ENV 256            /* environment entries sent by the client */
+#define PROTO_MAX_ARGS 4096     /* argv entries after the program */
+#define PROTO_MAX_ARG_LEN 32768 /* one argument, bytes */
+#define PROTO_MAX_ENV 256       /* environment entries sent by the client */
 #define PROTO_MAX_ENV_NAME 128
 #define PROTO_MAX_ENV_VALUE 4096
-#define PROTO_MAX_FILE_ARGS 16       /* file-argument fds in one exec */
-#define PROTO_MAX_STRING 4096        /* any other string field, bytes */
+#define PROTO_MAX_FILE_ARGS 16 /* file-argument fds in one exec */
+#define PROTO_MAX_STRING 4096  /* any other string field, bytes */
 #define PROTO_MAX_REASON 1024
 #define PROTO_MAX_FDS (PROTO_EXEC_FIXED_FDS + PROTO_MAX_FILE_ARGS)
-#define PROTO_MAX_LIST 4096          /* elements of result arrays (rules, rows) */
-#define PROTO_MAX_AUDIT_FILTER 32    /* uids, and event names, in one audit request */
-#define PROTO_MAX_BUNDLE_FDS 18      /* bundle_offer: host, 16 groups, global */
-#define PROTO_MAX_FLEET_NAME 64      /* a host or group name (BUNDLE_NAME_MAX) */
-#define PROTO_MAX_DECISION 8192      /* fleet_decision: a signed decision (FLEET_DECISION_MAX) */
-#define PROTO_MAX_ANSWER 512         /* answer: bytes of what the user typed at a prompt */
-#define PROTO_MAX_PROMPT 512         /* prompt: bytes of the question or the line shown */
+#define PROTO_MAX_LIST 4096       /* elements of result arrays (rules, rows) */
+#define PROTO_MAX_AUDIT_FILTER 32 /* uids, and event names, in one audit request */
+#define PROTO_MAX_BUNDLE_FDS 18   /* bundle_offer: host, 16 groups, global */
+#define PROTO_MAX_FLEET_NAME 64   /* a host or group name (BUNDLE_NAME_MAX) */
+#define PROTO_MAX_DECISION 8192   /* fleet_decision: a signed decision (FLEET_DECISION_MAX) */
+#define PROTO_MAX_ANSWER 512      /* answer: bytes of what the user typed at a prompt */
+#define PROTO_MAX_PROMPT 512      /* prompt: bytes of the question or the line shown */
 
 /* exec carries its fds in this fixed order, then one fd per file argument */
 enum {
@@ -67,12 +67,12 @@ typedef enum ProtoType {
         PROTO_EXEC,
         PROTO_LIST,
         PROTO_SIGNAL,
-        PROTO_RESUME,      /* a waiting client reconnects after an agent restart */
-        PROTO_RESPONSE,    /* an offline response code for a pending request */
-        PROTO_CANCEL,      /* withdraw my pending request */
-        PROTO_STATUS,      /* my pending requests and grants */
-        PROTO_FORGET,      /* end my grants */
-        PROTO_SUBSCRIBE,   /* notifier: send me my events */
+        PROTO_RESUME,    /* a waiting client reconnects after an agent restart */
+        PROTO_RESPONSE,  /* an offline response code for a pending request */
+        PROTO_CANCEL,    /* withdraw my pending request */
+        PROTO_STATUS,    /* my pending requests and grants */
+        PROTO_FORGET,    /* end my grants */
+        PROTO_SUBSCRIBE, /* notifier: send me my events */
         /* operator -> agent */
         PROTO_AUDIT,
         PROTO_AUDIT_INIT,
@@ -83,12 +83,12 @@ typedef enum ProtoType {
         PROTO_GRANTS,
         PROTO_REVOKE,
         PROTO_KEYS_ROTATE,
-        PROTO_POLICY_GET,  /* operators: the text of the policy the agent runs on */
-        PROTO_BUNDLE_OFFER, /* elevate-fleetd: the signed bundles it holds, one sealed memfd each */
-        PROTO_FLEET_WATCH,  /* elevate-fleetd: send me the signed requests for remote approvers, and their updates */
+        PROTO_POLICY_GET,     /* operators: the text of the policy the agent runs on */
+        PROTO_BUNDLE_OFFER,   /* elevate-fleetd: the signed bundles it holds, one sealed memfd each */
+        PROTO_FLEET_WATCH,    /* elevate-fleetd: send me the signed requests for remote approvers, and their updates */
         PROTO_FLEET_DECISION, /* elevate-fleetd: a signed decision arrived from the broker */
-        PROTO_ANSWER,      /* the user's answer to a prompt of the agent (a password) */
-        PROTO_AUDIT_ARCHIVE, /* root: move old audit rows into the archive file sent along */
+        PROTO_ANSWER,         /* the user's answer to a prompt of the agent (a password) */
+        PROTO_AUDIT_ARCHIVE,  /* root: move old audit rows into the archive file sent along */
         /* agent -> client (every type from here on) */
         PROTO_DECISION,
         PROTO_STARTED,
@@ -97,15 +97,15 @@ typedef enum ProtoType {
         PROTO_RULES,
         PROTO_AUDIT_ROWS,
         PROTO_OK,
-        PROTO_EVENT,       /* something happened to one of my requests or grants */
+        PROTO_EVENT, /* something happened to one of my requests or grants */
         PROTO_STATUS_RESULT,
         PROTO_PENDING_LIST,
         PROTO_GRANTS_LIST,
-        PROTO_POLICY_TEXT, /* policy_get's answer: origin, name, and the text as a sealed memfd */
+        PROTO_POLICY_TEXT,   /* policy_get's answer: origin, name, and the text as a sealed memfd */
         PROTO_BUNDLE_RESULT, /* bundle_offer's answer: what the agent did with the bundles, and why */
         PROTO_FLEET_REQUEST, /* on a fleet_watch connection: one signed request (sealed memfd) to publish */
         PROTO_FLEET_VERDICT, /* fleet_decision's answer: accepted, refused (and why), or stale */
-        PROTO_PROMPT,      /* on an exec: a question to the user (PAM), or a line to show */
+        PROTO_PROMPT,        /* on an exec: a question to the user (PAM), or a line to show */
         _PROTO_TYPE_MAX,
         _PROTO_TYPE_INVALID = -EINVAL,
 } ProtoType;
@@ -125,44 +125,44 @@ typedef struct ProtoMsg {
         json_t *root;
 
         /* exec */
-        const char *program;      /* as the user typed it, for display only */
-        const char **args;        /* argv[1..], NULL-terminated */
+        const char *program; /* as the user typed it, for display only */
+        const char **args;   /* argv[1..], NULL-terminated */
         size_t n_args;
-        const char *reason;       /* optional */
-        const char *run_as;       /* optional user name (-u) */
-        bool non_interactive;     /* -n: refuse rather than ask anyone (approval, a reason) */
-        ProtoEnv *env;            /* optional */
+        const char *reason;   /* optional */
+        const char *run_as;   /* optional user name (-u) */
+        bool non_interactive; /* -n: refuse rather than ask anyone (approval, a reason) */
+        ProtoEnv *env;        /* optional */
         size_t n_env;
-        unsigned *file_args;      /* argv positions (1-based) whose fds follow the fixed ones */
+        unsigned *file_args; /* argv positions (1-based) whose fds follow the fixed ones */
         size_t n_file_args;
         bool has_winsize;
         unsigned rows, cols;
 
         /* signal */
-        const char *signal;       /* "INT", "TERM", "HUP", "QUIT", "WINCH", "CONT", "TSTP" */
+        const char *signal; /* "INT", "TERM", "HUP", "QUIT", "WINCH", "CONT", "TSTP" */
 
         /* audit (docs/protocol.md): every condition given must hold */
         bool has_since;
-        int64_t since;            /* CLOCK_REALTIME usec, inclusive */
+        int64_t since; /* CLOCK_REALTIME usec, inclusive */
         bool has_until;
-        int64_t until;            /* CLOCK_REALTIME usec, inclusive */
+        int64_t until; /* CLOCK_REALTIME usec, inclusive */
         bool has_limit;
-        int64_t limit;            /* the newest this many rows */
+        int64_t limit; /* the newest this many rows */
         bool has_after_seq;
-        int64_t after_seq;        /* only rows with a greater seq (to continue where one left off) */
-        unsigned *uids;           /* requester uids, any of them */
+        int64_t after_seq; /* only rows with a greater seq (to continue where one left off) */
+        unsigned *uids;    /* requester uids, any of them */
         size_t n_uids;
-        const char **events;      /* event names, any of them */
+        const char **events; /* event names, any of them */
         size_t n_events;
-        bool follow;              /* then the rows committed later, until the client hangs up */
+        bool follow; /* then the rows committed later, until the client hangs up */
         /* (the request filter is `request`, below: a whole id, a prefix of one, or a ticket) */
 
         /* decision / started / exited / error / ok */
-        const char *decision;     /* "allow", "deny", "approve" */
+        const char *decision; /* "allow", "deny", "approve" */
         const char *rule;
         const char *message;
         const char *request;
-        const char *code;         /* error code, e.g. "denied", "bad-request" */
+        const char *code; /* error code, e.g. "denied", "bad-request" */
         int64_t pid;
         bool pty;
         bool has_exit_code;
@@ -172,25 +172,25 @@ typedef struct ProtoMsg {
         bool core_dumped;
 
         /* approvals (issue 3) */
-        const char *ticket;       /* short request id shown to people, "K7QM-42XD" */
-        const char *challenge;    /* offline challenge code */
-        const char **approvers;   /* decision "approve": who must approve */
+        const char *ticket;     /* short request id shown to people, "K7QM-42XD" */
+        const char *challenge;  /* offline challenge code */
+        const char **approvers; /* decision "approve": who must approve */
         size_t n_approvers;
         bool has_timeout;
-        int64_t timeout;          /* usec until the pending request expires */
-        bool needs_reason;        /* decision "approve": file again with a reason */
+        int64_t timeout;   /* usec until the pending request expires */
+        bool needs_reason; /* decision "approve": file again with a reason */
         bool has_ttl;
-        int64_t ttl;              /* usec; approve: requested grant life; events: grant life */
+        int64_t ttl; /* usec; approve: requested grant life; events: grant life */
         const char *comment;
-        const char *grant;        /* grant id (revoke, events) */
-        const char *event;        /* event name */
+        const char *grant; /* grant id (revoke, events) */
+        const char *event; /* event name */
         const char *approver;
         const char *program_path;
-        const char *on_expiry;    /* grant-expiring: "keep" or "terminate" */
-        json_t *pending;          /* status_result / pending_list: array of requests */
-        json_t *grants;           /* status_result / grants_list: array of grants */
-        const char *next;         /* status_result / pending_list / grants_list: more pages follow */
-        const char *after;        /* status / pending / grants: the page after this id */
+        const char *on_expiry; /* grant-expiring: "keep" or "terminate" */
+        json_t *pending;       /* status_result / pending_list: array of requests */
+        json_t *grants;        /* status_result / grants_list: array of grants */
+        const char *next;      /* status_result / pending_list / grants_list: more pages follow */
+        const char *after;     /* status / pending / grants: the page after this id */
 
         /* rules / audit_rows: arrays of objects, each validated against a sub-table */
         json_t *rules;
@@ -201,9 +201,9 @@ typedef struct ProtoMsg {
         int64_t policy_serial;
         const char *policy_sha256;
         bool has_policy_loaded;
-        int64_t policy_loaded;    /* CLOCK_REALTIME usec */
+        int64_t policy_loaded; /* CLOCK_REALTIME usec */
         bool has_policy_saved;
-        int64_t policy_saved;     /* last-good: when that copy was saved */
+        int64_t policy_saved;       /* last-good: when that copy was saved */
         const char *policy_problem; /* last-good, none: why the file is not what runs */
         const char *policy_error;   /* the last reload that failed, while an older policy runs */
         const char *policy_warning; /* a signed release expires soon, or has (on_expiry=keep) */
@@ -217,17 +217,17 @@ typedef struct ProtoMsg {
         size_t n_release_parts;
         const char *release_source;
         bool release_expired;
-        json_t *audit_rows;       /* "rows" of audit_rows ("rows" is taken by the winsize) */
+        json_t *audit_rows; /* "rows" of audit_rows ("rows" is taken by the winsize) */
         bool more;
-        const char *key;          /* audit_init result: hex key */
+        const char *key; /* audit_init result: hex key */
 
         /* bundle_offer / bundle_result (fleet, docs/fleet.md) */
-        const char **keys;        /* bundle_offer: the broker key each fd came from; for logs only */
+        const char **keys; /* bundle_offer: the broker key each fd came from; for logs only */
         size_t n_keys;
-        const char *outcome;      /* bundle_result: "applied", "same", "wait", "refused" */
+        const char *outcome;       /* bundle_result: "applied", "same", "wait", "refused" */
         const char *bundle_reason; /* bundle_result: a bundle_reason_to_string() name, or "none" */
         bool has_serial;
-        int64_t serial;           /* bundle_result: the fleet release the agent runs on now */
+        int64_t serial;              /* bundle_result: the fleet release the agent runs on now */
         const char *envelope_sha256; /* bundle_result: the hash naming that release */
 
         /* fleet_request / fleet_decision / fleet_verdict (helpdesk, docs/helpdesk.md); the
@@ -235,17 +235,17 @@ typedef struct ProtoMsg {
          * `bundle_reason` */
         const char *request_state; /* fleet_request: pending approved denied expired cancelled void */
         bool has_seq;
-        int64_t seq;               /* fleet_request: grows with every update of one request */
+        int64_t seq;                /* fleet_request: grows with every update of one request */
         const char *decision_value; /* fleet_decision: the broker's value, a signed decision */
         bool has_revision;
-        int64_t revision;          /* fleet_decision: the broker's sequence number of that value */
-        const char *approver_key;  /* fleet_verdict: the approver key id the decision names */
+        int64_t revision;         /* fleet_decision: the broker's sequence number of that value */
+        const char *approver_key; /* fleet_verdict: the approver key id the decision names */
 
         /* prompt / answer (user presence, docs/protocol.md); the request id is `request` */
         bool has_prompt_id;
-        int64_t prompt_id;         /* which prompt of the request this is, or answers */
-        const char *prompt_kind;   /* prompt: "secret", "visible" (answer them), "info", "error" */
-        const char *text;          /* prompt: what to show; answer: what the user typed (a secret) */
+        int64_t prompt_id;       /* which prompt of the request this is, or answers */
+        const char *prompt_kind; /* prompt: "secret", "visible" (answer them), "info", "error" */
+        const char *text;        /* prompt: what to show; answer: what the user typed (a secret) */
 
         int fds[PROTO_MAX_FDS];
         size_t n_fds;
@@ -347,8 +347,7 @@ int proto_connect(const char *path, int flags, ProtoError *ret_error);
 
 /* Typed senders; NULL optional strings are left out. */
 int proto_send_msg(int sock, const ProtoMsg *m, const int *fds, size_t n_fds);
-int proto_send_decision(int sock, const char *request, const char *decision, const char *rule,
-                        const char *message);
+int proto_send_decision(int sock, const char *request, const char *decision, const char *rule, const char *message);
 /* pty_fd < 0: no pty; else the master is passed and "pty":true. */
 int proto_send_started(int sock, const char *request, pid_t pid, int pty_fd);
 /* From waitid(): cld_code/cld_status are si_code/si_status; CLD_EXITED gives exit_code,

@@ -9,21 +9,21 @@
 /* Evaluates `call` (a get*_r function, which sees the buffer `buf` of `n` bytes and
  * returns 0 or an errno) with a buffer that doubles while it is too small. Returns 0 or
  * -errno; -E2BIG past USER_LOOKUP_MAX_BUFFER. */
-#define LOOKUP_GROWING(call)                                                                               \
-        ({                                                                                                 \
-                int _r = -ENOMEM;                                                                          \
-                for (size_t n = 4096; n <= USER_LOOKUP_MAX_BUFFER; n *= 2) {                               \
-                        free(buf);                                                                         \
-                        buf = malloc(n);                                                                   \
-                        if (!buf) {                                                                        \
-                                _r = -ENOMEM;                                                              \
-                                break;                                                                     \
-                        }                                                                                  \
-                        _r = (call);                                                                       \
-                        if (_r != ERANGE)                                                                  \
-                                break;                                                                     \
-                }                                                                                          \
-                _r == ERANGE ? -E2BIG : _r > 0 ? -_r : _r;                                                 \
+#define LOOKUP_GROWING(call)                                                                                           \
+        ({                                                                                                             \
+                int _r = -ENOMEM;                                                                                      \
+                for (size_t n = 4096; n <= USER_LOOKUP_MAX_BUFFER; n *= 2) {                                           \
+                        free(buf);                                                                                     \
+                        buf = malloc(n);                                                                               \
+                        if (!buf) {                                                                                    \
+                                _r = -ENOMEM;                                                                          \
+                                break;                                                                                 \
+                        }                                                                                              \
+                        _r = (call);                                                                                   \
+                        if (_r != ERANGE)                                                                              \
+                                break;                                                                                 \
+                }                                                                                                      \
+                _r == ERANGE ? -E2BIG : _r > 0 ? -_r : _r;                                                             \
         })
 
 int user_lookup(const char *name, uid_t uid, UserRecord *ret) {

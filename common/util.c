@@ -56,8 +56,7 @@ int duration_parse(const char *s, uint64_t *ret_usec) {
                         bool found = false;
                         for (size_t i = 0; i < ELEMENTSOF(duration_units); i++) {
                                 size_t l = strlen(duration_units[i].suffix);
-                                if (strncmp(s, duration_units[i].suffix, l) == 0 &&
-                                    !(s[l] >= 'a' && s[l] <= 'z')) {
+                                if (strncmp(s, duration_units[i].suffix, l) == 0 && !(s[l] >= 'a' && s[l] <= 'z')) {
                                         mult = duration_units[i].usec;
                                         s += l;
                                         found = true;
@@ -194,8 +193,8 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *ret) {
                 c = (c << 6) | (s[i] & 0x3f);
         }
         /* overlong, surrogates, beyond Unicode */
-        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
-            (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) || (c >= 0xd800 && c <= 0xdfff) ||
+            c > 0x10ffff)
                 return 0;
         *ret = c;
         return n;

@@ -8,7 +8,7 @@
 
 #include "macro.h"
 
-#define USEC_PER_SEC  UINT64_C(1000000)
+#define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
 #define USEC_INFINITY UINT64_MAX
 
@@ -17,7 +17,8 @@
 int duration_parse(const char *s, uint64_t *ret_usec);
 /* The one duration formatter. HUMAN: "1h 30min", "45s", "250ms" (below a second only
  * when nothing larger is shown), USEC_INFINITY as "infinity". COMPACT: the policy's
- * syntax, exact and read back by duration_parse(): "1h30m", "500ms", "1d2h3m4s5ms". A component that does not fit is left out whole. */
+ * syntax, exact and read back by duration_parse(): "1h30m", "500ms", "1d2h3m4s5ms". A component that does not fit is
+ * left out whole. */
 typedef enum DurationStyle {
         DURATION_HUMAN,
         DURATION_COMPACT,

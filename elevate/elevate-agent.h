@@ -27,7 +27,6 @@
 /* What one printed text from someone else may show of it (input bytes). */
 #define CLIENT_MAX_SHOWN PROTO_MAX_STRING
 
-
 extern const char *arg_socket; /* --socket, $ELEVATE_SOCKET or the default */
 /* Every text the client prints that it did not write itself (the agent's messages,
  * approvers' names and comments, rule ids and messages from the policy, tickets,

@@ -26,8 +26,8 @@
 #include "util.h"
 
 typedef struct Tty {
-        int in, out;              /* where to read the answer, where to write the prompt */
-        int opened;               /* /dev/tty, if we opened it */
+        int in, out; /* where to read the answer, where to write the prompt */
+        int opened;  /* /dev/tty, if we opened it */
         struct termios saved;
         bool echo_off;
 } Tty;

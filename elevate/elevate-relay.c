@@ -57,7 +57,7 @@ static const struct {
         int sig;
         const char *name;
 } forwarded[] = {
-        { SIGINT, "INT" },   { SIGTERM, "TERM" }, { SIGHUP, "HUP" },   { SIGQUIT, "QUIT" },
+        { SIGINT, "INT" },   { SIGTERM, "TERM" }, { SIGHUP, "HUP" },     { SIGQUIT, "QUIT" },
         { SIGCONT, "CONT" }, { SIGTSTP, "TSTP" }, { SIGWINCH, "WINCH" },
 };
 

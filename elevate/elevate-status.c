@@ -49,7 +49,8 @@ static void print_pending(json_t *p) {
         char age[DURATION_MAX], left[DURATION_MAX];
         size_t i;
 
-        duration_format(age, sizeof(age), (uint64_t) json_integer_value(json_object_get(p, "age")) / USEC_PER_SEC * USEC_PER_SEC);
+        duration_format(age, sizeof(age),
+                        (uint64_t) json_integer_value(json_object_get(p, "age")) / USEC_PER_SEC * USEC_PER_SEC);
         duration_format(left, sizeof(left),
                         (uint64_t) json_integer_value(json_object_get(p, "expires_in")) / USEC_PER_SEC * USEC_PER_SEC);
         printf("  %-10s %s", ticket ?: "?", prog ?: "?");
@@ -137,11 +138,13 @@ int do_status(bool json) {
                 printf("You have no pending requests and no grants.\n");
         if (json_array_size(pending) > 0) {
                 printf("Waiting for approval:\n");
-                json_array_foreach(pending, i, e) print_pending(e);
+                json_array_foreach(pending, i, e)
+                        print_pending(e);
         }
         if (json_array_size(grants) > 0) {
                 printf("%sGrants (run these again without a new approval):\n", json_array_size(pending) ? "\n" : "");
-                json_array_foreach(grants, i, e) print_grant(e);
+                json_array_foreach(grants, i, e)
+                        print_grant(e);
         }
         return 0;
 }

@@ -79,7 +79,8 @@ static void print_header(const ProtoMsg *m, const char *program, bool prompt) {
                         duration_format(dur, sizeof(dur), (uint64_t) m->timeout), at);
         } else
                 fprintf(stderr, "  waiting for approval until an approver answers (no time limit).\n");
-        fprintf(stderr, "  To stop waiting: Ctrl-C or SIGTERM (the request stays open); to withdraw it: elevate --cancel %s\n",
+        fprintf(stderr,
+                "  To stop waiting: Ctrl-C or SIGTERM (the request stays open); to withdraw it: elevate --cancel %s\n",
                 ticket ?: "?");
         if (prompt)
                 fprintf(stderr, "  or type a response code from the helpdesk: ");
@@ -93,7 +94,9 @@ static void update_status(uint64_t started, unsigned tick, int64_t timeout) {
 
         if (timeout > 0 && (uint64_t) timeout / USEC_PER_SEC > el)
                 duration_format(left, sizeof(left), ((uint64_t) timeout / USEC_PER_SEC - el) * USEC_PER_SEC);
-        fprintf(stderr, "\0337\033[1A\r  waiting for approval %s %" PRIu64 ":%02" PRIu64 "%s%s (Ctrl-C stops waiting)\033[K\0338",
+        fprintf(stderr,
+                "\0337\033[1A\r  waiting for approval %s %" PRIu64 ":%02" PRIu64
+                "%s%s (Ctrl-C stops waiting)\033[K\0338",
                 spinner[tick % ELEMENTSOF(spinner)], el / 60, el % 60, *left ? ", expires in " : "", left);
         fflush(stderr);
 }
@@ -178,8 +181,8 @@ static int on_message(Wait *w, const ProtoMsg *m, ProtoMsg *ret, ProtoMsg *keep)
                         if (m->has_ttl)
                                 duration_format(dur, sizeof(dur), (uint64_t) m->ttl);
                         say_begin(w);
-                        fprintf(stderr, "elevate: approved by %s%s%s%s%s — starting\n", by ?: "?",
-                                *dur ? " for " : "", dur, comment ? ": " : "", comment ?: "");
+                        fprintf(stderr, "elevate: approved by %s%s%s%s%s — starting\n", by ?: "?", *dur ? " for " : "",
+                                dur, comment ? ": " : "", comment ?: "");
                         fflush(stderr);
                         w->show = w->prompt = false; /* nothing more is drawn */
                 } else if (streq_ptr(m->event, "code-rejected")) {
@@ -241,8 +244,9 @@ int wait_for_approval(int *sock, const ProtoMsg *decision, const char *program, 
                         update_status(w.started, ++w.tick, w.timeout);
                 if (p[1].revents & POLLIN) {
                         say_begin(&w);
-                        fprintf(stderr, "elevate: stopped waiting; request %s stays open (elevate --status; "
-                                        "elevate --cancel %s withdraws it).\n",
+                        fprintf(stderr,
+                                "elevate: stopped waiting; request %s stays open (elevate --status; "
+                                "elevate --cancel %s withdraws it).\n",
                                 ticket, ticket);
                         r = -EINTR;
                         break;

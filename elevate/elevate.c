@@ -233,8 +233,8 @@ static int do_list(void) {
                 const char *run_as = json_string_value(json_object_get(rule, "run_as"));
                 const char *message = json_string_value(json_object_get(rule, "message"));
                 json_t *ttl = json_object_get(rule, "ttl");
-                _cleanup_free_ char *esc = escape_display(summary ?: "", strlen(summary ?: ""), 200),
-                                    *id_e = shown(id), *msg_e = shown(message), *as_e = shown(run_as);
+                _cleanup_free_ char *esc = escape_display(summary ?: "", strlen(summary ?: ""), 200), *id_e = shown(id),
+                                    *msg_e = shown(message), *as_e = shown(run_as);
                 char dur[DURATION_MAX];
 
                 printf("  %-8s %-20s %s\n", action ?: "?", id_e ?: "?", esc ?: "");
@@ -358,7 +358,7 @@ typedef struct ExecCtx {
         size_t n_fds;
         unsigned positions[CLIENT_MAX_FILE_ARGS];
         size_t n_files;
-        char *request;           /* the agent's id, once it has one */
+        char *request; /* the agent's id, once it has one */
         const char *reason;
 } ExecCtx;
 
@@ -518,7 +518,9 @@ static int converse(ExecCtx *x, int *sock) {
         }
         if (r < 0) {
                 fprintf(stderr, "elevate: no answer from the agent: %s\n",
-                        r == -ECONNRESET ? "it closed the connection" : perr.message[0] ? perr.message : strerror(-r));
+                        r == -ECONNRESET  ? "it closed the connection"
+                        : perr.message[0] ? perr.message
+                                          : strerror(-r));
                 return EXIT_AGENT;
         }
         for (;;) {
@@ -534,7 +536,8 @@ static int converse(ExecCtx *x, int *sock) {
                         r = answer_prompts(*sock, stop_fd, &m, &sig);
                         prompt_restore_terminal();
                         if (r == -EINTR) {
-                                fprintf(stderr, "elevate: interrupted (SIG%s) at the password prompt; nothing was run.\n",
+                                fprintf(stderr,
+                                        "elevate: interrupted (SIG%s) at the password prompt; nothing was run.\n",
                                         sigabbrev_np(sig) ?: "?");
                                 return 128 + sig;
                         }
@@ -555,8 +558,9 @@ static int converse(ExecCtx *x, int *sock) {
                         if (!streq(m.decision, "approve"))
                                 break;
                         if (m.needs_reason && arg_non_interactive) {
-                                fprintf(stderr, "elevate: rule \"%s\" needs a reason for the approver, and -n means not "
-                                                "to ask for one; give it with --reason TEXT.\n",
+                                fprintf(stderr,
+                                        "elevate: rule \"%s\" needs a reason for the approver, and -n means not "
+                                        "to ask for one; give it with --reason TEXT.\n",
                                         m.rule ?: "?");
                                 proto_msg_done(&m);
                                 return EXIT_WOULD_ASK;
@@ -598,8 +602,7 @@ static int converse(ExecCtx *x, int *sock) {
 }
 
 static int do_exec(int argc, char **argv) {
-        _cleanup_close_ int sock = -EBADF, prog = -EBADF, cwd = -EBADF, null0 = -EBADF, null1 = -EBADF,
-                            null2 = -EBADF;
+        _cleanup_close_ int sock = -EBADF, prog = -EBADF, cwd = -EBADF, null0 = -EBADF, null1 = -EBADF, null2 = -EBADF;
         int *null_fd[3] = { &null0, &null1, &null2 };
         _cleanup_free_ char *err = NULL;
         int file_fds[CLIENT_MAX_FILE_ARGS];

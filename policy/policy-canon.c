@@ -169,8 +169,7 @@ static int dir_list(DirInfo *d) {
                 if (++n > LIST_MAX_ENTRIES)
                         break;
                 if (de->d_type == DT_UNKNOWN)
-                        link = fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                               S_ISLNK(st.st_mode);
+                        link = fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
                 if (link)
                         r = add_link(d, de->d_name);
         }
@@ -258,8 +257,7 @@ int policy_canonicalize(ParseCtx *c, const char *path, char **ret) {
                         return -ENOMEM;
         }
         if (!policy_path_is_normal(out))
-                return policy_errorf(c, false,
-                                     "the canonical form of this path is not a normal absolute path");
+                return policy_errorf(c, false, "the canonical form of this path is not a normal absolute path");
         *ret = TAKE_PTR(out);
         return 0;
 }

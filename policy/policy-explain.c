@@ -16,8 +16,7 @@
 
 #include "policy-internal.h"
 
-static void put_list(FILE *f, char *const *l, size_t n, const char *sep, const char *open,
-                     const char *close) {
+static void put_list(FILE *f, char *const *l, size_t n, const char *sep, const char *open, const char *close) {
         if (n > 1)
                 fputs(open, f);
         for (size_t i = 0; i < n; i++)
@@ -261,14 +260,11 @@ static json_t *settings_json(const PolicySettings *s) {
         if (q >= 0)
                 q = set_new(o, "kill_grace", duration_json(s->kill_grace));
         if (q >= 0)
-                q = set_new(o, "max_copy_size",
-                            json_integer((json_int_t) MIN(s->max_copy_size, (uint64_t) INT64_MAX)));
+                q = set_new(o, "max_copy_size", json_integer((json_int_t) MIN(s->max_copy_size, (uint64_t) INT64_MAX)));
         if (q >= 0)
-                q = set_new(o, "copy_budget",
-                            json_integer((json_int_t) MIN(s->copy_budget, (uint64_t) INT64_MAX)));
+                q = set_new(o, "copy_budget", json_integer((json_int_t) MIN(s->copy_budget, (uint64_t) INT64_MAX)));
         if (q >= 0 && s->operator_groups && s->operator_groups[0])
-                q = set_new(o, "operator_groups",
-                            strv_json(s->operator_groups, strv_length(s->operator_groups)));
+                q = set_new(o, "operator_groups", strv_json(s->operator_groups, strv_length(s->operator_groups)));
         if (q >= 0)
                 q = set_new(o, "allow_sandboxed", json_boolean(s->allow_sandboxed));
         if (q >= 0)

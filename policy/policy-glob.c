@@ -66,8 +66,8 @@ static Var var_at(const char *s, size_t *ret_len) {
 }
 
 static bool class_known(const char *name, size_t len) {
-        static const char *const classes[] = {"alnum", "alpha", "blank", "cntrl", "digit", "graph",
-                                              "lower", "print", "punct", "space", "upper", "xdigit"};
+        static const char *const classes[] = { "alnum", "alpha", "blank", "cntrl", "digit", "graph",
+                                               "lower", "print", "punct", "space", "upper", "xdigit" };
 
         for (size_t i = 0; i < ELEMENTSOF(classes); i++)
                 if (strlen(classes[i]) == len && strncmp(name, classes[i], len) == 0)
@@ -298,8 +298,7 @@ static const char *var_value(Var v, const PolicyRequest *req, char uidbuf[static
 
 /* Expands g->text for req into *ret (buf, or malloc'd into *heap). 0, -ENOENT for an
  * unknown value, -ENOMEM. */
-static int expand(const PolicyGlob *g, const PolicyRequest *req, char *buf, size_t n, char **heap,
-                  const char **ret) {
+static int expand(const PolicyGlob *g, const PolicyRequest *req, char *buf, size_t n, char **heap, const char **ret) {
         const char *t = g->text;
         char uidbuf[16], *out = NULL;
         size_t need = strlen(t) + 1;
@@ -365,8 +364,8 @@ static void show(char *out, size_t n, const char *s) {
 }
 
 /* why = pre 'a' mid 'b' post, with a and b made printable and short. */
-static PolicyTri explain_into(char *why, size_t n, PolicyTri v, const char *pre, const char *a,
-                              const char *mid, const char *b, const char *post) {
+static PolicyTri explain_into(char *why, size_t n, PolicyTri v, const char *pre, const char *a, const char *mid,
+                              const char *b, const char *post) {
         char sa[64], sb[64];
 
         show(sa, sizeof sa, a ? a : "");
@@ -376,8 +375,8 @@ static PolicyTri explain_into(char *why, size_t n, PolicyTri v, const char *pre,
 }
 
 /* Without an explanation wanted (the fast path) this is only the value. */
-static inline PolicyTri explain(char *why, size_t n, PolicyTri v, const char *pre, const char *a,
-                                const char *mid, const char *b, const char *post) {
+static inline PolicyTri explain(char *why, size_t n, PolicyTri v, const char *pre, const char *a, const char *mid,
+                                const char *b, const char *post) {
         return why ? explain_into(why, n, v, pre, a, mid, b, post) : v;
 }
 
@@ -449,8 +448,8 @@ static int match_pieces(const char *pattern, const char *subject, int flags) {
         }
 }
 
-PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequest *req,
-                            const char *subject, char *why, size_t why_len) {
+PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequest *req, const char *subject,
+                            char *why, size_t why_len) {
         _cleanup_free_ char *heap = NULL;
         char stackbuf[EXPAND_STACK];
         const char *pattern = g->text;
@@ -459,8 +458,8 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
         if (!subject)
                 return explain(why, why_len, POLICY_UNKNOWN, "unknown", NULL, "", NULL, "");
         if (kind == GLOB_KIND_ARG && subject[0] == '-' && !g->dash)
-                return explain(why, why_len, POLICY_FALSE, "'", subject, "' is an option; pattern '",
-                               g->text, "' is not");
+                return explain(why, why_len, POLICY_FALSE, "'", subject, "' is an option; pattern '", g->text,
+                               "' is not");
         if (g->has_vars) {
                 r = expand(g, req, stackbuf, sizeof stackbuf, &heap, &pattern);
                 if (r < 0)
@@ -469,8 +468,8 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
         }
         if (kind != GLOB_KIND_HOST && (g->has_vars ? strchr(pattern, '/') != NULL : g->slash) &&
             policy_has_dotdot(subject))
-                return explain(why, why_len, POLICY_FALSE, "'", subject, "' has a '..' component; pattern '",
-                               g->text, "' contains '/'");
+                return explain(why, why_len, POLICY_FALSE, "'", subject, "' has a '..' component; pattern '", g->text,
+                               "' contains '/'");
         if (kind == GLOB_KIND_ARG && !(g->has_vars ? strchr(pattern, '/') != NULL : g->slash)) {
                 const char *suffix = policy_package_suffix(subject);
 
@@ -490,8 +489,7 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
         else if (kind == GLOB_KIND_ARG && strpbrk(subject, ARG_SEPARATORS)) {
                 r = match_pieces(pattern, subject, flags);
                 if (r == FNM_NOMATCH)
-                        return explain(why, why_len, POLICY_FALSE, "'", subject,
-                                       "' does not match '", pattern,
+                        return explain(why, why_len, POLICY_FALSE, "'", subject, "' does not match '", pattern,
                                        "' (a wildcard never stands for ':', '=' or '@')");
         } else
                 r = fnmatch(pattern, subject, flags);
@@ -499,8 +497,7 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
                 return explain(why, why_len, POLICY_TRUE, "'", subject, "' matches '", pattern, "'");
         if (r == FNM_NOMATCH)
                 return explain(why, why_len, POLICY_FALSE, "'", subject, "' does not match '", pattern, "'");
-        return explain(why, why_len, POLICY_UNKNOWN, "'", subject, "': pattern '", pattern,
-                       "' could not be evaluated");
+        return explain(why, why_len, POLICY_UNKNOWN, "'", subject, "': pattern '", pattern, "' could not be evaluated");
 }
 
 void policy_glob_done(PolicyGlob *g) {

@@ -137,7 +137,7 @@ int policy_ht_put(HashTable *t, const void *key, size_t len, HashEntry **ret) {
         s = slot_of(h, t->cap);
         while (t->e[s].key)
                 s = (s + 1) & (t->cap - 1);
-        t->e[s] = (HashEntry){.key = key, .len = len, .hash = h};
+        t->e[s] = (HashEntry){ .key = key, .len = len, .hash = h };
         t->n++;
         *ret = &t->e[s];
         return 1;
@@ -154,7 +154,7 @@ void policy_ht_done(HashTable *t) {
                 }
         }
         free(t->e);
-        *t = (HashTable){.owns = t->owns};
+        *t = (HashTable){ .owns = t->owns };
 }
 
 static int idx_reserve(IdxList *l) {
@@ -266,7 +266,7 @@ static int add_deny_paths(Policy *p, HashTable *seen, const RuleData *r, uint32_
                         q = policy_idx_append(&e->list, (uint32_t) p->n_deny_paths);
                         if (q < 0)
                                 return q;
-                        p->deny_paths[p->n_deny_paths++] = (PolicyDenyPath){.path = path};
+                        p->deny_paths[p->n_deny_paths++] = (PolicyDenyPath){ .path = path };
                 }
                 q = policy_idx_append(&p->deny_paths[IDX_V(&e->list)[0]].rules, i);
                 if (q < 0)
@@ -523,7 +523,7 @@ static bool add_list(Cursor *c, size_t *n, const IdxList *l, bool subject_holds)
                 return true;
         if (*n >= MAX_SOURCES)
                 return false;
-        c[(*n)++] = (Cursor){.v = IDX_V(l), .n = l->n, .subject_holds = subject_holds};
+        c[(*n)++] = (Cursor){ .v = IDX_V(l), .n = l->n, .subject_holds = subject_holds };
         return true;
 }
 
@@ -608,8 +608,7 @@ static bool collect(const Policy *p, const PolicyRequest *req, Cursor *c, size_t
         return add_subject(p, req, c, n) && add_source(c, n, &p->rest);
 }
 
-int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn,
-                             void *userdata) {
+int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn, void *userdata) {
         Cursor c[MAX_SOURCES];
         size_t n = 0;
 

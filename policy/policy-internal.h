@@ -138,8 +138,8 @@ void policy_glob_classify(PolicyGlob *g);
 char *policy_glob_escape(const char *s);
 /* Matches subject against g for this requester (variables expanded, values escaped).
  * why (may be NULL) receives an explanation. */
-PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequest *req,
-                            const char *subject, char *why, size_t why_len);
+PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequest *req, const char *subject,
+                            char *why, size_t why_len);
 void policy_glob_done(PolicyGlob *g);
 /* An argument or path with a ".." component. */
 bool policy_has_dotdot(const char *s);
@@ -234,7 +234,7 @@ typedef struct RuleData {
 
 typedef struct PolicyApprover {
         char *name;
-        char **groups;      /* may be empty when keys are given */
+        char **groups;        /* may be empty when keys are given */
         FleetPublicKey *keys; /* approver keys for signed decisions (docs/helpdesk.md) */
         size_t n_keys;
 } PolicyApprover;
@@ -286,7 +286,7 @@ typedef struct ParseCtx {
         HashTable dir_cache;  /* directory -> DirInfo, for the default resolver (owned) */
         HashTable user_cache; /* name -> NameCacheValue (owned) */
         HashTable group_cache;
-        bool names_at_key; /* errors about an object's member names point at the key */
+        bool names_at_key;    /* errors about an object's member names point at the key */
         PolicyErrorList *all; /* every error, when the caller wants them (may be NULL) */
         unsigned n_errors;
 } ParseCtx;
@@ -319,8 +319,8 @@ typedef int (*PolicyStrCheck)(ParseCtx *c, const char *s);
 int policy_parse_string(ParseCtx *c, json_t *v, size_t max, const char **ret);
 /* A string, or (when allow_scalar is false: only) a non-empty list of strings; each
  * element is checked by check. */
-int policy_parse_strv(ParseCtx *c, json_t *v, bool allow_scalar, size_t max_len, PolicyStrCheck check,
-                      char ***ret, size_t *ret_n);
+int policy_parse_strv(ParseCtx *c, json_t *v, bool allow_scalar, size_t max_len, PolicyStrCheck check, char ***ret,
+                      size_t *ret_n);
 int policy_parse_bool(ParseCtx *c, json_t *v, bool *ret);
 int policy_parse_enum(ParseCtx *c, json_t *v, const char *const *names, size_t n, int *ret);
 /* "15m", "1h30m" or an integer number of seconds; zero only if allow_zero; never infinity. */
@@ -370,8 +370,7 @@ void policy_index_done(Policy *p);
  * fit, which is slower but gives the same answer. subject_holds: the rule was found by
  * its subject_key under the requester's own uid or gid, so that key is TRUE. */
 typedef int (*PolicyCandidateFn)(const Policy *p, uint32_t i, bool subject_holds, void *userdata);
-int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn,
-                             void *userdata);
+int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn, void *userdata);
 
 /* Fills r->keys from the parsed rule; once, when the policy is indexed. */
 void policy_rule_keys(RuleData *r);

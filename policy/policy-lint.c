@@ -41,98 +41,98 @@ static const struct {
         const char *name, *sample;
         LintKind kind;
 } lint_programs[] = {
-        {"sh", "sh", LINT_SHELL},
-        {"bash", "bash", LINT_SHELL},
-        {"rbash", "rbash", LINT_SHELL},
-        {"dash", "dash", LINT_SHELL},
-        {"ash", "ash", LINT_SHELL},
-        {"zsh", "zsh", LINT_SHELL},
-        {"fish", "fish", LINT_SHELL},
-        {"ksh*", "ksh93", LINT_SHELL},
-        {"mksh", "mksh", LINT_SHELL},
-        {"csh", "csh", LINT_SHELL},
-        {"tcsh", "tcsh", LINT_SHELL},
-        {"busybox", "busybox", LINT_SHELL},
-        {"python*", "python3", LINT_INTERPRETER},
-        {"perl*", "perl", LINT_INTERPRETER},
-        {"ruby*", "ruby", LINT_INTERPRETER},
-        {"irb*", "irb", LINT_INTERPRETER},
-        {"node", "node", LINT_INTERPRETER},
-        {"nodejs", "nodejs", LINT_INTERPRETER},
-        {"lua*", "lua5.4", LINT_INTERPRETER},
-        {"php*", "php", LINT_INTERPRETER},
-        {"tclsh*", "tclsh", LINT_INTERPRETER},
-        {"wish*", "wish", LINT_INTERPRETER},
-        {"expect", "expect", LINT_INTERPRETER},
-        {"env", "env", LINT_INTERPRETER},
-        {"gdb", "gdb", LINT_INTERPRETER},
-        {"vi", "vi", LINT_ESCAPE},
-        {"vim*", "vim", LINT_ESCAPE},
-        {"nvim", "nvim", LINT_ESCAPE},
-        {"view", "view", LINT_ESCAPE},
-        {"rvim", "rvim", LINT_ESCAPE},
-        {"ex", "ex", LINT_ESCAPE},
-        {"ed", "ed", LINT_ESCAPE},
-        {"nano", "nano", LINT_ESCAPE},
-        {"pico", "pico", LINT_ESCAPE},
-        {"emacs*", "emacs", LINT_ESCAPE},
-        {"less", "less", LINT_ESCAPE},
-        {"more", "more", LINT_ESCAPE},
-        {"most", "most", LINT_ESCAPE},
-        {"man", "man", LINT_ESCAPE},
-        {"find", "find", LINT_ESCAPE},
-        {"xargs", "xargs", LINT_ESCAPE},
-        {"tar", "tar", LINT_ESCAPE},
-        {"awk", "awk", LINT_ESCAPE},
-        {"gawk", "gawk", LINT_ESCAPE},
-        {"mawk", "mawk", LINT_ESCAPE},
-        {"nawk", "nawk", LINT_ESCAPE},
-        {"sed", "sed", LINT_ESCAPE},
-        {"git", "git", LINT_ESCAPE},
-        {"ssh", "ssh", LINT_ESCAPE},
-        {"scp", "scp", LINT_ESCAPE},
-        {"sftp", "sftp", LINT_ESCAPE},
-        {"rsync", "rsync", LINT_ESCAPE},
-        {"zip", "zip", LINT_ESCAPE},
-        {"unzip", "unzip", LINT_ESCAPE},
-        {"systemctl", "systemctl", LINT_ESCAPE},
-        {"journalctl", "journalctl", LINT_ESCAPE},
-        {"crontab", "crontab", LINT_ESCAPE},
-        {"at", "at", LINT_ESCAPE},
-        {"script", "script", LINT_ESCAPE},
-        {"screen", "screen", LINT_ESCAPE},
-        {"tmux", "tmux", LINT_ESCAPE},
-        {"make", "make", LINT_ESCAPE},
-        {"strace", "strace", LINT_ESCAPE},
-        {"docker", "docker", LINT_ESCAPE},
-        {"podman", "podman", LINT_ESCAPE},
-        {"sudo", "sudo", LINT_ESCAPE},
-        {"su", "su", LINT_ESCAPE},
-        {"doas", "doas", LINT_ESCAPE},
-        {"pkexec", "pkexec", LINT_ESCAPE},
-        {"run0", "run0", LINT_ESCAPE},
-        {"systemd-run", "systemd-run", LINT_ESCAPE},
-        {"nsenter", "nsenter", LINT_ESCAPE},
-        {"unshare", "unshare", LINT_ESCAPE},
-        {"chroot", "chroot", LINT_ESCAPE},
-        {"timeout", "timeout", LINT_ESCAPE},
-        {"nice", "nice", LINT_ESCAPE},
-        {"ionice", "ionice", LINT_ESCAPE},
-        {"taskset", "taskset", LINT_ESCAPE},
-        {"setsid", "setsid", LINT_ESCAPE},
-        {"stdbuf", "stdbuf", LINT_ESCAPE},
-        {"watch", "watch", LINT_ESCAPE},
-        {"flock", "flock", LINT_ESCAPE},
-        {"mount", "mount", LINT_ESCAPE},
-        {"cp", "cp", LINT_WRITER},
-        {"mv", "mv", LINT_WRITER},
-        {"dd", "dd", LINT_WRITER},
-        {"tee", "tee", LINT_WRITER},
-        {"install", "install", LINT_WRITER},
-        {"chmod", "chmod", LINT_WRITER},
-        {"chown", "chown", LINT_WRITER},
-        {"ln", "ln", LINT_WRITER},
-        {"truncate", "truncate", LINT_WRITER},
+        { "sh", "sh", LINT_SHELL },
+        { "bash", "bash", LINT_SHELL },
+        { "rbash", "rbash", LINT_SHELL },
+        { "dash", "dash", LINT_SHELL },
+        { "ash", "ash", LINT_SHELL },
+        { "zsh", "zsh", LINT_SHELL },
+        { "fish", "fish", LINT_SHELL },
+        { "ksh*", "ksh93", LINT_SHELL },
+        { "mksh", "mksh", LINT_SHELL },
+        { "csh", "csh", LINT_SHELL },
+        { "tcsh", "tcsh", LINT_SHELL },
+        { "busybox", "busybox", LINT_SHELL },
+        { "python*", "python3", LINT_INTERPRETER },
+        { "perl*", "perl", LINT_INTERPRETER },
+        { "ruby*", "ruby", LINT_INTERPRETER },
+        { "irb*", "irb", LINT_INTERPRETER },
+        { "node", "node", LINT_INTERPRETER },
+        { "nodejs", "nodejs", LINT_INTERPRETER },
+        { "lua*", "lua5.4", LINT_INTERPRETER },
+        { "php*", "php", LINT_INTERPRETER },
+        { "tclsh*", "tclsh", LINT_INTERPRETER },
+        { "wish*", "wish", LINT_INTERPRETER },
+        { "expect", "expect", LINT_INTERPRETER },
+        { "env", "env", LINT_INTERPRETER },
+        { "gdb", "gdb", LINT_INTERPRETER },
+        { "vi", "vi", LINT_ESCAPE },
+        { "vim*", "vim", LINT_ESCAPE },
+        { "nvim", "nvim", LINT_ESCAPE },
+        { "view", "view", LINT_ESCAPE },
+        { "rvim", "rvim", LINT_ESCAPE },
+        { "ex", "ex", LINT_ESCAPE },
+        { "ed", "ed", LINT_ESCAPE },
+        { "nano", "nano", LINT_ESCAPE },
+        { "pico", "pico", LINT_ESCAPE },
+        { "emacs*", "emacs", LINT_ESCAPE },
+        { "less", "less", LINT_ESCAPE },
+        { "more", "more", LINT_ESCAPE },
+        { "most", "most", LINT_ESCAPE },
+        { "man", "man", LINT_ESCAPE },
+        { "find", "find", LINT_ESCAPE },
+        { "xargs", "xargs", LINT_ESCAPE },
+        { "tar", "tar", LINT_ESCAPE },
+        { "awk", "awk", LINT_ESCAPE },
+        { "gawk", "gawk", LINT_ESCAPE },
+        { "mawk", "mawk", LINT_ESCAPE },
+        { "nawk", "nawk", LINT_ESCAPE },
+        { "sed", "sed", LINT_ESCAPE },
+        { "git", "git", LINT_ESCAPE },
+        { "ssh", "ssh", LINT_ESCAPE },
+        { "scp", "scp", LINT_ESCAPE },
+        { "sftp", "sftp", LINT_ESCAPE },
+        { "rsync", "rsync", LINT_ESCAPE },
+        { "zip", "zip", LINT_ESCAPE },
+        { "unzip", "unzip", LINT_ESCAPE },
+        { "systemctl", "systemctl", LINT_ESCAPE },
+        { "journalctl", "journalctl", LINT_ESCAPE },
+        { "crontab", "crontab", LINT_ESCAPE },
+        { "at", "at", LINT_ESCAPE },
+        { "script", "script", LINT_ESCAPE },
+        { "screen", "screen", LINT_ESCAPE },
+        { "tmux", "tmux", LINT_ESCAPE },
+        { "make", "make", LINT_ESCAPE },
+        { "strace", "strace", LINT_ESCAPE },
+        { "docker", "docker", LINT_ESCAPE },
+        { "podman", "podman", LINT_ESCAPE },
+        { "sudo", "sudo", LINT_ESCAPE },
+        { "su", "su", LINT_ESCAPE },
+        { "doas", "doas", LINT_ESCAPE },
+        { "pkexec", "pkexec", LINT_ESCAPE },
+        { "run0", "run0", LINT_ESCAPE },
+        { "systemd-run", "systemd-run", LINT_ESCAPE },
+        { "nsenter", "nsenter", LINT_ESCAPE },
+        { "unshare", "unshare", LINT_ESCAPE },
+        { "chroot", "chroot", LINT_ESCAPE },
+        { "timeout", "timeout", LINT_ESCAPE },
+        { "nice", "nice", LINT_ESCAPE },
+        { "ionice", "ionice", LINT_ESCAPE },
+        { "taskset", "taskset", LINT_ESCAPE },
+        { "setsid", "setsid", LINT_ESCAPE },
+        { "stdbuf", "stdbuf", LINT_ESCAPE },
+        { "watch", "watch", LINT_ESCAPE },
+        { "flock", "flock", LINT_ESCAPE },
+        { "mount", "mount", LINT_ESCAPE },
+        { "cp", "cp", LINT_WRITER },
+        { "mv", "mv", LINT_WRITER },
+        { "dd", "dd", LINT_WRITER },
+        { "tee", "tee", LINT_WRITER },
+        { "install", "install", LINT_WRITER },
+        { "chmod", "chmod", LINT_WRITER },
+        { "chown", "chown", LINT_WRITER },
+        { "ln", "ln", LINT_WRITER },
+        { "truncate", "truncate", LINT_WRITER },
 };
 
 typedef struct Lint {
@@ -149,9 +149,8 @@ static void warn(Lint *l, const PolicyRule *rule, const char *fmt, ...) {
                 return;
         if (l->n >= l->cap) {
                 size_t n = l->cap ? l->cap * 2 : 16;
-                PolicyWarning *v = n > SIZE_MAX / sizeof(PolicyWarning)
-                                           ? NULL
-                                           : realloc(l->v, n * sizeof(PolicyWarning));
+                PolicyWarning *v =
+                        n > SIZE_MAX / sizeof(PolicyWarning) ? NULL : realloc(l->v, n * sizeof(PolicyWarning));
                 if (!v) {
                         l->error = -ENOMEM;
                         return;
@@ -201,8 +200,8 @@ static void lint_program(Lint *l, const RuleData *r, const char *what, bool glob
         if (k < 0)
                 return;
         if (loose_args(r) && glob)
-                warn(l, &r->pub, "rule \"%s\": %s can match %s, which includes %s (%s), without tight args",
-                     r->pub.id, action, what, lint_programs[k].sample, kind_names[lint_programs[k].kind]);
+                warn(l, &r->pub, "rule \"%s\": %s can match %s, which includes %s (%s), without tight args", r->pub.id,
+                     action, what, lint_programs[k].sample, kind_names[lint_programs[k].kind]);
         else if (loose_args(r))
                 warn(l, &r->pub,
                      "rule \"%s\": %s runs %s (%s) without tight args (args absent, ending in "
@@ -260,8 +259,8 @@ static bool has_wildcard_name(const RuleData *r) {
         return false;
 }
 
-#define PKG_ADVICE                                                                                            \
-        "name packages only, e.g. [\"install\", \"*\", \"...\"] (wildcards never stand for '/', a leading '.', "    \
+#define PKG_ADVICE                                                                                                     \
+        "name packages only, e.g. [\"install\", \"*\", \"...\"] (wildcards never stand for '/', a leading '.', "       \
         "':', '=', '@', an option or a package file); send local packages to an approve rule with file_args"
 
 /* One warning per rule and program: the first problem found, most serious first. */
@@ -358,9 +357,7 @@ static void lint_names(Lint *l, const RuleData *r, const NameRef *refs, size_t n
 }
 
 static bool matches_everything(const RuleData *r) {
-        return r->n_users + r->n_uids + r->n_groups + r->n_paths + r->n_path_globs + r->n_sha256 +
-                               r->n_hosts ==
-                       0 &&
+        return r->n_users + r->n_uids + r->n_groups + r->n_paths + r->n_path_globs + r->n_sha256 + r->n_hosts == 0 &&
                !r->has_args && (r->session == SESSION_MATCH_ABSENT || r->session == SESSION_MATCH_ANY);
 }
 
@@ -369,8 +366,7 @@ static void lint_rule(Lint *l, const Policy *p, const RuleData *r) {
         lint_names(l, r, r->groups, r->n_groups, "group");
         if (r->pub.action == POLICY_DENY) {
                 if (matches_everything(r) && !r->run_as_explicit && r->pub.index + 1 < p->n_rules)
-                        warn(l, &r->pub,
-                             "rule \"%s\" denies every request: the %zu rules after it are never used",
+                        warn(l, &r->pub, "rule \"%s\" denies every request: the %zu rules after it are never used",
                              r->pub.id, p->n_rules - r->pub.index - 1);
                 return;
         }

@@ -21,7 +21,7 @@
 
 #include "policy-internal.h"
 
-static const char *const top_keys[] = {"schema", "serial", "settings", "approvers", "rules"};
+static const char *const top_keys[] = { "schema", "serial", "settings", "approvers", "rules" };
 
 static int settings_defaults(PolicySettings *s) {
         *s = (PolicySettings){
@@ -49,14 +49,14 @@ static int check_id_unique(ParseCtx *c, RuleData *r, uint32_t i) {
                 return q;
         if (q == 0) {
                 policy_jpath_push_key(c, "id");
-                return policy_errorf(c, false, "duplicate rule id \"%s\" (first used by rules[%u])",
-                                     r->pub.id, IDX_V(&e->list)[0]);
+                return policy_errorf(c, false, "duplicate rule id \"%s\" (first used by rules[%u])", r->pub.id,
+                                     IDX_V(&e->list)[0]);
         }
         return policy_idx_append(&e->list, i);
 }
 
 static int parse_rules(ParseCtx *c, json_t *rules) {
-        static const PolicyJPath rules_path = {.c = {{.key = "rules"}}, .n = 1};
+        static const PolicyJPath rules_path = { .c = { { .key = "rules" } }, .n = 1 };
         _cleanup_free_ size_t *offs = NULL;
         _cleanup_free_ unsigned *lines = NULL;
         Policy *p = c->p;
@@ -134,16 +134,16 @@ static int parse_schema(ParseCtx *c, json_t *v) {
 }
 
 static int parse_top(ParseCtx *c, json_t *root) {
-        static const char *const required[] = {"schema", "rules"};
+        static const char *const required[] = { "schema", "rules" };
         static const struct {
                 const char *key;
                 int (*fn)(ParseCtx *c, json_t *v);
         } members[] = {
                 /* in dependency order, whatever the order in the file: rules need both */
-                {"serial", parse_serial},
-                {"settings", policy_parse_settings},
-                {"approvers", policy_parse_approvers},
-                {"rules", parse_rules},
+                { "serial", parse_serial },
+                { "settings", policy_parse_settings },
+                { "approvers", policy_parse_approvers },
+                { "rules", parse_rules },
         };
         int r, failed = 0;
 
@@ -206,13 +206,13 @@ static int parse_json(const char *buf, size_t len, PolicyError *err, json_t **re
         return 0;
 }
 
-int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
-                       Policy **ret, PolicyError *ret_error) {
+int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver, Policy **ret,
+                       PolicyError *ret_error) {
         return policy_load_buffer_all(buf, len, name, resolver, ret, ret_error, NULL);
 }
 
-int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
-                           Policy **ret, PolicyError *ret_error, PolicyErrorList *all) {
+int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver, Policy **ret,
+                           PolicyError *ret_error, PolicyErrorList *all) {
         _cleanup_(policy_freep) Policy *p = NULL;
         PolicyError dummy = {};
         PolicyError *err = ret_error ? ret_error : &dummy;
@@ -237,7 +237,7 @@ int policy_load_buffer_all(const char *buf, size_t len, const char *name, const 
                 return plain_error(err, -ENOMEM, "out of memory");
         }
 
-        c = (ParseCtx){.buf = buf, .len = len, .err = err, .p = p, .res = resolver, .all = all};
+        c = (ParseCtx){ .buf = buf, .len = len, .err = err, .p = p, .res = resolver, .all = all };
         c.dir_cache.owns = c.user_cache.owns = c.group_cache.owns = true;
         r = parse_top(&c, root);
         ctx_done(&c);
@@ -300,8 +300,7 @@ static int open_checked(const char *path, bool check_owner, PolicyError *err) {
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 int r = negative_errno();
-                return plain_error(err, r, "cannot open: %s",
-                                   r == -ELOOP ? "is a symbolic link" : strerror(-r));
+                return plain_error(err, r, "cannot open: %s", r == -ELOOP ? "is a symbolic link" : strerror(-r));
         }
         if (fstat(fd, &st) < 0)
                 return plain_error(err, negative_errno(), "cannot stat: %m");

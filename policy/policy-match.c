@@ -80,8 +80,7 @@ static PolicyTri eval_names(const NameRef *refs, size_t n, const uint32_t *ids, 
         if (!ids_known)
                 return say(why, POLICY_UNKNOWN, "the requester's %ss are unknown", what);
         if (unresolved)
-                return say(why, POLICY_UNKNOWN, "%s %s did not resolve when the policy loaded", what,
-                           unresolved);
+                return say(why, POLICY_UNKNOWN, "%s %s did not resolve when the policy loaded", what, unresolved);
         return say(why, POLICY_FALSE, "no listed %s matches", what);
 }
 
@@ -93,8 +92,8 @@ static PolicyTri eval_users(const Policy *p, const RuleData *r, const PolicyRequ
 
 static PolicyTri eval_groups(const Policy *p, const RuleData *r, const PolicyRequest *req, char *why) {
         _Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is 32 bits");
-        return eval_names(r->groups, r->n_groups, (const uint32_t *) req->gids, req->n_gids,
-                          req->gids != NULL, "group", why);
+        return eval_names(r->groups, r->n_groups, (const uint32_t *) req->gids, req->n_gids, req->gids != NULL, "group",
+                          why);
 }
 
 static PolicyTri eval_session(const Policy *p, const RuleData *r, const PolicyRequest *req, char *why) {
@@ -107,8 +106,8 @@ static PolicyTri eval_session(const Policy *p, const RuleData *r, const PolicyRe
         return say(why, POLICY_FALSE, "session is not %s", policy_session_names[r->session]);
 }
 
-static PolicyTri eval_globs(const PolicyGlob *g, size_t n, GlobKind kind, const PolicyRequest *req,
-                            const char *subject, char *why) {
+static PolicyTri eval_globs(const PolicyGlob *g, size_t n, GlobKind kind, const PolicyRequest *req, const char *subject,
+                            char *why) {
         PolicyTri acc = POLICY_FALSE;
 
         for (size_t i = 0; i < n && acc != POLICY_TRUE; i++) {
@@ -167,8 +166,7 @@ static PolicyTri eval_sha256(const Policy *p, const RuleData *r, const PolicyReq
                 return say(why, POLICY_UNKNOWN, "the file's sha256 is unknown");
         for (size_t i = 0; i < r->n_sha256; i++)
                 if (memcmp(r->sha256[i], req->sha256, SHA256_LEN) == 0)
-                        return say(why, POLICY_TRUE, "sha256 %.12s... is listed",
-                                   r->pub.match_sha256_hex[i]);
+                        return say(why, POLICY_TRUE, "sha256 %.12s... is listed", r->pub.match_sha256_hex[i]);
         return say(why, POLICY_FALSE, "sha256 is not listed");
 }
 
@@ -202,8 +200,8 @@ static PolicyTri eval_arg_at(const RuleData *r, const PolicyRequest *req, size_t
 
 /* What "..." stands for, once per remaining argument: "*", options included or not. */
 static char rest_text[] = "*";
-static const PolicyGlob rest_star = {.text = rest_text};
-static const PolicyGlob rest_star_options = {.text = rest_text, .dash = true};
+static const PolicyGlob rest_star = { .text = rest_text };
+static const PolicyGlob rest_star_options = { .text = rest_text, .dash = true };
 
 static PolicyTri eval_args(const Policy *p, const RuleData *r, const PolicyRequest *req, char *why) {
         bool rest = r->n_args > 0 && r->args[r->n_args - 1].rest;
@@ -220,8 +218,7 @@ static PolicyTri eval_args(const Policy *p, const RuleData *r, const PolicyReque
                 PolicyTri v = eval_arg_at(r, req, i, why ? w : NULL, sizeof w);
 
                 if (why && (v == POLICY_FALSE || (v == POLICY_UNKNOWN && acc == POLICY_TRUE)))
-                        (void) snprintf(why, WHY_LEN, "argument %u: %s",
-                                        (unsigned) MIN(i + 1, (size_t) UINT32_MAX), w);
+                        (void) snprintf(why, WHY_LEN, "argument %u: %s", (unsigned) MIN(i + 1, (size_t) UINT32_MAX), w);
                 acc = tri_and(acc, v);
         }
         /* "..." stands for arguments that each match "*" (and cover options only when the
@@ -241,8 +238,8 @@ static PolicyTri eval_args(const Policy *p, const RuleData *r, const PolicyReque
                                   i + 1);
                         continue;
                 }
-                v = policy_glob_match(r->pub.allow_options ? &rest_star_options : &rest_star, GLOB_KIND_ARG,
-                                      req, req->args[i], why ? w : NULL, sizeof w);
+                v = policy_glob_match(r->pub.allow_options ? &rest_star_options : &rest_star, GLOB_KIND_ARG, req,
+                                      req->args[i], why ? w : NULL, sizeof w);
                 if (why && v != POLICY_TRUE)
                         (void) snprintf(why, WHY_LEN, "argument %zu (\"...\"): %s", i + 1, w);
                 acc = tri_and(acc, v);
@@ -287,15 +284,15 @@ static const struct {
         KeyEval eval;
         bool who; /* describes the requester, not the program (policy_rules_for) */
 } match_keys[] = {
-        [MATCH_KEY_UIDS] = {"uids", has_uids, eval_uids, true},
-        [MATCH_KEY_USERS] = {"users", has_users, eval_users, true},
-        [MATCH_KEY_GROUPS] = {"groups", has_groups, eval_groups, true},
-        [MATCH_KEY_SESSION] = {"session", has_session, eval_session, true},
-        [MATCH_KEY_HOSTS] = {"hosts", has_hosts, eval_hosts, true},
-        [MATCH_KEY_PATH] = {"path", has_path, eval_path, false},
-        [MATCH_KEY_SHA256] = {"sha256", has_sha256, eval_sha256, false},
-        [MATCH_KEY_PATH_GLOB] = {"path_glob", has_path_glob, eval_path_glob, false},
-        [MATCH_KEY_ARGS] = {"args", has_args, eval_args, false},
+        [MATCH_KEY_UIDS] = { "uids", has_uids, eval_uids, true },
+        [MATCH_KEY_USERS] = { "users", has_users, eval_users, true },
+        [MATCH_KEY_GROUPS] = { "groups", has_groups, eval_groups, true },
+        [MATCH_KEY_SESSION] = { "session", has_session, eval_session, true },
+        [MATCH_KEY_HOSTS] = { "hosts", has_hosts, eval_hosts, true },
+        [MATCH_KEY_PATH] = { "path", has_path, eval_path, false },
+        [MATCH_KEY_SHA256] = { "sha256", has_sha256, eval_sha256, false },
+        [MATCH_KEY_PATH_GLOB] = { "path_glob", has_path_glob, eval_path_glob, false },
+        [MATCH_KEY_ARGS] = { "args", has_args, eval_args, false },
 };
 
 _Static_assert(ELEMENTSOF(match_keys) == _MATCH_KEY_MAX && _MATCH_KEY_MAX <= 16,
@@ -344,7 +341,7 @@ static int trail_add(PolicyTrail *t, const PolicyRule *rule, const char *key, Po
                 t->steps = s;
                 t->allocated = n;
         }
-        t->steps[t->n_steps] = (PolicyTrailStep){.rule = rule, .key = key, .value = v};
+        t->steps[t->n_steps] = (PolicyTrailStep){ .rule = rule, .key = key, .value = v };
         (void) snprintf(t->steps[t->n_steps].why, sizeof t->steps[t->n_steps].why, "%s", why ? why : "");
         t->n_steps++;
         return 0;
@@ -373,8 +370,7 @@ static const char *rule_filter(const RuleData *r, MatchCtx *m) {
                 bool ok = streq(req->run_as, r->pub.run_as);
 
                 record(m, r, "run_as", ok ? POLICY_TRUE : POLICY_FALSE,
-                       ok ? "the requested user is the rule's run_as"
-                          : "the requested user is not the rule's run_as");
+                       ok ? "the requested user is the rule's run_as" : "the requested user is not the rule's run_as");
                 if (!ok)
                         return "no rule allows running as the requested user";
         }
@@ -435,8 +431,7 @@ static bool rule_matches(const Policy *p, const RuleData *r, MatchCtx *m, unsign
                 record(m, r, NULL, POLICY_FALSE, skip);
                 return false;
         }
-        record(m, r, NULL, acc,
-               acc == POLICY_TRUE ? "match" : "match: unknown facts count as a match for deny rules");
+        record(m, r, NULL, acc, acc == POLICY_TRUE ? "match" : "match: unknown facts count as a match for deny rules");
         return true;
 }
 
@@ -451,11 +446,11 @@ static int candidate(const Policy *p, uint32_t i, bool subject_holds, void *user
 }
 
 int policy_match(const Policy *p, const PolicyRequest *req, PolicyDecision *ret, PolicyTrail *trail) {
-        MatchCtx m = {.req = req, .trail = trail};
+        MatchCtx m = { .req = req, .trail = trail };
 
         if (!ret)
                 return -EINVAL;
-        *ret = (PolicyDecision){.action = POLICY_DENY, .reason = "no policy is loaded"};
+        *ret = (PolicyDecision){ .action = POLICY_DENY, .reason = "no policy is loaded" };
         if (!p || !req)
                 return -EINVAL;
         if (trail) {
@@ -466,7 +461,7 @@ int policy_match(const Policy *p, const PolicyRequest *req, PolicyDecision *ret,
                 (void) policy_foreach_candidate(p, req, candidate, &m);
 
         if (m.found)
-                *ret = (PolicyDecision){.action = m.found->pub.action, .rule = &m.found->pub};
+                *ret = (PolicyDecision){ .action = m.found->pub.action, .rule = &m.found->pub };
         else
                 ret->reason = m.near_miss ? m.near_miss : "no rule matches this request";
         return m.error < 0 ? m.error : 0;

@@ -38,14 +38,15 @@ static int take_missing(json_t *into, json_t *obj) {
 
         if (!obj)
                 return 0;
-        json_object_foreach(obj, key, v) if (!json_object_get(into, key) &&
-                                             json_object_set(into, key, v) < 0) return -ENOMEM;
+        json_object_foreach(obj, key, v)
+                if (!json_object_get(into, key) && json_object_set(into, key, v) < 0)
+                        return -ENOMEM;
         return 0;
 }
 
 /* A rule index of the combined text, said the way the administrator wrote it. */
-static void locate_rule(const PolicyPart *parts, const size_t *first_rule, size_t n, const char *msg,
-                        char *out, size_t size) {
+static void locate_rule(const PolicyPart *parts, const size_t *first_rule, size_t n, const char *msg, char *out,
+                        size_t size) {
         unsigned long k;
         size_t i;
 
@@ -63,14 +64,13 @@ static void locate_rule(const PolicyPart *parts, const size_t *first_rule, size_
 
 static int combine(const PolicyPart *parts, size_t n, uint64_t serial, const char *name, size_t *first_rule,
                    json_t **ret, PolicyError *err) {
-        _cleanup_json_ json_t *all = NULL, *settings = json_object(), *approvers = json_object(),
-                              *rules = json_array(), *ids = json_object();
+        _cleanup_json_ json_t *all = NULL, *settings = json_object(), *approvers = json_object(), *rules = json_array(),
+                              *ids = json_object();
 
         if (!settings || !approvers || !rules || !ids)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                _cleanup_json_ json_t *root =
-                        json_loadb(parts[i].text, parts[i].len, JSON_REJECT_DUPLICATES, NULL);
+                _cleanup_json_ json_t *root = json_loadb(parts[i].text, parts[i].len, JSON_REJECT_DUPLICATES, NULL);
                 json_t *list, *rule;
                 size_t k;
 
@@ -113,7 +113,7 @@ int policy_load_parts(const PolicyPart *parts, size_t n, uint64_t serial, const 
         _cleanup_free_ size_t *first_rule = NULL;
         _cleanup_free_ char *text = NULL;
         _cleanup_(policy_freep) Policy *p = NULL;
-        PolicyError dummy;
+        PolicyError dummy = {};
         PolicyError *err = ret_error ?: &dummy;
         size_t total = 0;
         int r;
@@ -128,10 +128,8 @@ int policy_load_parts(const PolicyPart *parts, size_t n, uint64_t serial, const 
                         return fail(err, name, -EINVAL, "invalid arguments");
                 total += parts[i].len;
                 if (total > POLICY_MAX_SIZE)
-                        return fail(err, name, -EFBIG, "the parts together are larger than %u bytes",
-                                    POLICY_MAX_SIZE);
-                r = policy_load_buffer(parts[i].text ?: "", parts[i].len, parts[i].name, resolver, &one,
-                                       err);
+                        return fail(err, name, -EFBIG, "the parts together are larger than %u bytes", POLICY_MAX_SIZE);
+                r = policy_load_buffer(parts[i].text ?: "", parts[i].len, parts[i].name, resolver, &one, err);
                 if (r < 0)
                         return r;
         }

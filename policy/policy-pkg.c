@@ -19,22 +19,21 @@
 
 /* Package formats, and the archives that language package managers install from
  * (pip: .whl, .zip, .tar.gz; npm: .tgz, .tar; gem: .gem; conda: .conda, .tar.bz2). */
-#define S(x)                                                                                                \
+#define S(x)                                                                                                           \
         { x, sizeof(x) - 1 }
 static const struct {
         const char *text;
         size_t len;
 } package_suffixes[] = {
-        S(".deb"),     S(".udeb"),     S(".ddeb"),        S(".dsc"),        S(".changes"),
-        S(".rpm"),     S(".snap"),     S(".flatpak"),     S(".flatpakref"), S(".flatpakrepo"),
-        S(".apk"),     S(".xbps"),     S(".ipk"),         S(".opk"),        S(".pkg"),
-        S(".whl"),     S(".egg"),      S(".gem"),         S(".crate"),      S(".nupkg"),
-        S(".conda"),   S(".appimage"), S(".zip"),         S(".tar"),        S(".tgz"),
-        S(".tbz"),     S(".tbz2"),     S(".txz"),         S(".tzst"),       S(".tlz"),
-        S(".gz"),      S(".bz2"),      S(".xz"),          S(".zst"),        S(".lz"),
-        S(".lz4"),     S(".lzma"),     S(".z"),           S(".7z"),         S(".tar.gz"),
-        S(".tar.bz2"), S(".tar.xz"),   S(".tar.zst"),     S(".tar.lz"),     S(".tar.lzma"),
-        S(".tar.z"),   S(".pkg.tar"),  S(".pkg.tar.zst"), S(".pkg.tar.xz"), S(".pkg.tar.gz"),
+        S(".deb"),        S(".udeb"),       S(".ddeb"),       S(".dsc"),         S(".changes"), S(".rpm"),
+        S(".snap"),       S(".flatpak"),    S(".flatpakref"), S(".flatpakrepo"), S(".apk"),     S(".xbps"),
+        S(".ipk"),        S(".opk"),        S(".pkg"),        S(".whl"),         S(".egg"),     S(".gem"),
+        S(".crate"),      S(".nupkg"),      S(".conda"),      S(".appimage"),    S(".zip"),     S(".tar"),
+        S(".tgz"),        S(".tbz"),        S(".tbz2"),       S(".txz"),         S(".tzst"),    S(".tlz"),
+        S(".gz"),         S(".bz2"),        S(".xz"),         S(".zst"),         S(".lz"),      S(".lz4"),
+        S(".lzma"),       S(".z"),          S(".7z"),         S(".tar.gz"),      S(".tar.bz2"), S(".tar.xz"),
+        S(".tar.zst"),    S(".tar.lz"),     S(".tar.lzma"),   S(".tar.z"),       S(".pkg.tar"), S(".pkg.tar.zst"),
+        S(".pkg.tar.xz"), S(".pkg.tar.gz"),
 };
 #undef S
 
@@ -65,109 +64,102 @@ bool policy_ends_with_suffix(const char *s, const char *suffix) {
 /* Options (fnmatch patterns of the option word) that make a manager read a file or
  * directory, trust a source or run a hook; subcommands that install from files. */
 static const char *const apt_files[] = {
-        "-o", "--option", "-c", "--config-file", "--allow-unauthenticated", "--allow-insecure-repositories",
-        NULL};
-static const char *const dpkg_files[] = {
-        "-i",        "--install",          "--unpack", "--record-avail", "-A",     "-x",        "--extract",
-        "-X",        "--vextract",         "-R",       "--recursive",    "--root", "--instdir", "--admindir",
-        "--force-*", "--auto-deconfigure", NULL};
-static const char *const rpm_files[] = {
-        "-i",          "--install", "-U",       "--upgrade",     "-F",         "--freshen",
-        "--reinstall", "--root",    "--dbpath", "--macros",      "--rcfile",   "--define",
-        "-D",          "--eval",    "-E",       "--nosignature", "--nodigest", NULL};
+        "-o", "--option", "-c", "--config-file", "--allow-unauthenticated", "--allow-insecure-repositories", NULL
+};
+static const char *const dpkg_files[] = { "-i",         "--install",  "--unpack",    "--record-avail",
+                                          "-A",         "-x",         "--extract",   "-X",
+                                          "--vextract", "-R",         "--recursive", "--root",
+                                          "--instdir",  "--admindir", "--force-*",   "--auto-deconfigure",
+                                          NULL };
+static const char *const rpm_files[] = { "-i",         "--install", "-U",          "--upgrade",
+                                         "-F",         "--freshen", "--reinstall", "--root",
+                                         "--dbpath",   "--macros",  "--rcfile",    "--define",
+                                         "-D",         "--eval",    "-E",          "--nosignature",
+                                         "--nodigest", NULL };
 static const char *const dnf_files[] = {
-        "-c",     "--config",     "--setopt", "--installroot", "--repofrompath", "--nogpgcheck",
-        "--repo", "--enablerepo", NULL};
-static const char *const dnf_subcommands[] = {"localinstall", "config-manager", NULL};
+        "-c", "--config", "--setopt", "--installroot", "--repofrompath", "--nogpgcheck", "--repo", "--enablerepo", NULL
+};
+static const char *const dnf_subcommands[] = { "localinstall", "config-manager", NULL };
 static const char *const zypper_files[] = {
-        "--plus-repo", "-p", "--root", "-R", "--no-gpg-checks", "--gpg-auto-import-keys",
-        "--config",    "-c", NULL};
-static const char *const zypper_subcommands[] = {"addrepo", "ar", NULL};
-static const char *const pacman_files[] = {"-U",       "--upgrade",  "--config",    "--root",
-                                           "-r",       "--dbpath",   "-b",          "--hookdir",
-                                           "--gpgdir", "--cachedir", "--overwrite", NULL};
-static const char *const apk_files[] = {"--allow-untrusted",
-                                        "--repository",
-                                        "-X",
-                                        "--repositories-file",
-                                        "--root",
-                                        "-p",
-                                        "--keys-dir",
-                                        NULL};
-static const char *const snap_files[] = {"--dangerous", "--devmode", NULL};
-static const char *const snap_subcommands[] = {"try", "ack", NULL};
-static const char *const flatpak_files[] = {"--bundle", "--from", "--sideload-repo", "--no-gpg-verify",
-                                            NULL};
-static const char *const flatpak_subcommands[] = {"remote-add", NULL};
-static const char *const pip_files[] = {"-r",
-                                        "--requirement",
-                                        "-e",
-                                        "--editable",
-                                        "-c",
-                                        "--constraint",
-                                        "-i",
-                                        "--index-url",
-                                        "--extra-index-url",
-                                        "-f",
-                                        "--find-links",
-                                        "--trusted-host",
-                                        "--no-index",
-                                        "--src",
-                                        "--prefix",
-                                        "--target",
-                                        "-t",
-                                        "--root",
-                                        "--config-settings",
-                                        "-C",
-                                        NULL};
-static const char *const npm_files[] = {
-        "--registry", "--prefix", "--userconfig", "--globalconfig", "--script-shell", "-C", NULL};
-static const char *const npm_subcommands[] = {"link",       "exec",    "x",    "run",
-                                              "run-script", "explore", "pack", NULL};
-static const char *const gem_files[] = {
-        "--local", "-l",       "--source", "--clear-sources", "-i", "--install-dir",
-        "-n",      "--bindir", "-g",       "--file",          NULL};
-static const char *const cargo_files[] = {"--path", "--git",    "--registry", "--index",
-                                          "--root", "--config", "-Z",         NULL};
-static const char *const go_files[] = {"-toolexec", "-exec", "-modfile", "-overlay", NULL};
-static const char *const conda_files[] = {"-c",          "--channel", "--file", "--override-channels",
-                                          "--use-local", NULL};
-static const char *const none[] = {NULL};
+        "--plus-repo", "-p", "--root", "-R", "--no-gpg-checks", "--gpg-auto-import-keys", "--config", "-c", NULL
+};
+static const char *const zypper_subcommands[] = { "addrepo", "ar", NULL };
+static const char *const pacman_files[] = { "-U", "--upgrade", "--config", "--root",     "-r",          "--dbpath",
+                                            "-b", "--hookdir", "--gpgdir", "--cachedir", "--overwrite", NULL };
+static const char *const apk_files[] = {
+        "--allow-untrusted", "--repository", "-X", "--repositories-file", "--root", "-p", "--keys-dir", NULL
+};
+static const char *const snap_files[] = { "--dangerous", "--devmode", NULL };
+static const char *const snap_subcommands[] = { "try", "ack", NULL };
+static const char *const flatpak_files[] = { "--bundle", "--from", "--sideload-repo", "--no-gpg-verify", NULL };
+static const char *const flatpak_subcommands[] = { "remote-add", NULL };
+static const char *const pip_files[] = { "-r",
+                                         "--requirement",
+                                         "-e",
+                                         "--editable",
+                                         "-c",
+                                         "--constraint",
+                                         "-i",
+                                         "--index-url",
+                                         "--extra-index-url",
+                                         "-f",
+                                         "--find-links",
+                                         "--trusted-host",
+                                         "--no-index",
+                                         "--src",
+                                         "--prefix",
+                                         "--target",
+                                         "-t",
+                                         "--root",
+                                         "--config-settings",
+                                         "-C",
+                                         NULL };
+static const char *const npm_files[] = { "--registry", "--prefix", "--userconfig", "--globalconfig", "--script-shell",
+                                         "-C",         NULL };
+static const char *const npm_subcommands[] = { "link", "exec", "x", "run", "run-script", "explore", "pack", NULL };
+static const char *const gem_files[] = { "--local", "-l",       "--source", "--clear-sources", "-i", "--install-dir",
+                                         "-n",      "--bindir", "-g",       "--file",          NULL };
+static const char *const cargo_files[] = {
+        "--path", "--git", "--registry", "--index", "--root", "--config", "-Z", NULL
+};
+static const char *const go_files[] = { "-toolexec", "-exec", "-modfile", "-overlay", NULL };
+static const char *const conda_files[] = { "-c", "--channel", "--file", "--override-channels", "--use-local", NULL };
+static const char *const none[] = { NULL };
 
 const PolicyPackageManager policy_package_managers[] = {
-        {"apt", "apt", POLICY_PKG_REPOSITORY, apt_files, none},
-        {"apt-get", "apt-get", POLICY_PKG_REPOSITORY, apt_files, none},
-        {"aptitude", "aptitude", POLICY_PKG_REPOSITORY, apt_files, none},
-        {"dpkg", "dpkg", POLICY_PKG_REPOSITORY, dpkg_files, none},
-        {"gdebi*", "gdebi", POLICY_PKG_FILES, none, none},
-        {"rpm", "rpm", POLICY_PKG_REPOSITORY, rpm_files, none},
-        {"dnf*", "dnf", POLICY_PKG_REPOSITORY, dnf_files, dnf_subcommands},
-        {"yum", "yum", POLICY_PKG_REPOSITORY, dnf_files, dnf_subcommands},
-        {"microdnf", "microdnf", POLICY_PKG_REPOSITORY, dnf_files, dnf_subcommands},
-        {"zypper", "zypper", POLICY_PKG_REPOSITORY, zypper_files, zypper_subcommands},
-        {"pacman", "pacman", POLICY_PKG_REPOSITORY, pacman_files, none},
-        {"apk", "apk", POLICY_PKG_REPOSITORY, apk_files, none},
-        {"xbps-install", "xbps-install", POLICY_PKG_REPOSITORY, none, none},
-        {"snap", "snap", POLICY_PKG_REPOSITORY, snap_files, snap_subcommands},
-        {"flatpak", "flatpak", POLICY_PKG_REPOSITORY, flatpak_files, flatpak_subcommands},
-        {"pkcon", "pkcon", POLICY_PKG_REPOSITORY, none, none},
-        {"pip*", "pip3", POLICY_PKG_PUBLIC, pip_files, none},
-        {"easy_install*", "easy_install", POLICY_PKG_PUBLIC, pip_files, none},
-        {"uv", "uv", POLICY_PKG_PUBLIC, pip_files, none},
-        {"npm", "npm", POLICY_PKG_PUBLIC, npm_files, npm_subcommands},
+        { "apt", "apt", POLICY_PKG_REPOSITORY, apt_files, none },
+        { "apt-get", "apt-get", POLICY_PKG_REPOSITORY, apt_files, none },
+        { "aptitude", "aptitude", POLICY_PKG_REPOSITORY, apt_files, none },
+        { "dpkg", "dpkg", POLICY_PKG_REPOSITORY, dpkg_files, none },
+        { "gdebi*", "gdebi", POLICY_PKG_FILES, none, none },
+        { "rpm", "rpm", POLICY_PKG_REPOSITORY, rpm_files, none },
+        { "dnf*", "dnf", POLICY_PKG_REPOSITORY, dnf_files, dnf_subcommands },
+        { "yum", "yum", POLICY_PKG_REPOSITORY, dnf_files, dnf_subcommands },
+        { "microdnf", "microdnf", POLICY_PKG_REPOSITORY, dnf_files, dnf_subcommands },
+        { "zypper", "zypper", POLICY_PKG_REPOSITORY, zypper_files, zypper_subcommands },
+        { "pacman", "pacman", POLICY_PKG_REPOSITORY, pacman_files, none },
+        { "apk", "apk", POLICY_PKG_REPOSITORY, apk_files, none },
+        { "xbps-install", "xbps-install", POLICY_PKG_REPOSITORY, none, none },
+        { "snap", "snap", POLICY_PKG_REPOSITORY, snap_files, snap_subcommands },
+        { "flatpak", "flatpak", POLICY_PKG_REPOSITORY, flatpak_files, flatpak_subcommands },
+        { "pkcon", "pkcon", POLICY_PKG_REPOSITORY, none, none },
+        { "pip*", "pip3", POLICY_PKG_PUBLIC, pip_files, none },
+        { "easy_install*", "easy_install", POLICY_PKG_PUBLIC, pip_files, none },
+        { "uv", "uv", POLICY_PKG_PUBLIC, pip_files, none },
+        { "npm", "npm", POLICY_PKG_PUBLIC, npm_files, npm_subcommands },
         /* what /usr/bin/npm and /usr/bin/npx resolve to when npm installs itself */
-        {"npm-cli.js", "npm-cli.js", POLICY_PKG_PUBLIC, npm_files, npm_subcommands},
-        {"npx", "npx", POLICY_PKG_PUBLIC, npm_files, none},
-        {"npx-cli.js", "npx-cli.js", POLICY_PKG_PUBLIC, npm_files, none},
-        {"pnpm", "pnpm", POLICY_PKG_PUBLIC, npm_files, npm_subcommands},
-        {"yarn*", "yarn", POLICY_PKG_PUBLIC, npm_files, npm_subcommands}, /* yarn, yarnpkg, yarn.js */
-        {"gem", "gem", POLICY_PKG_PUBLIC, gem_files, none},
-        {"cargo", "cargo", POLICY_PKG_PUBLIC, cargo_files, none},
-        {"go", "go", POLICY_PKG_PUBLIC, go_files, none},
-        {"composer", "composer", POLICY_PKG_PUBLIC, none, none},
-        {"conda", "conda", POLICY_PKG_REPOSITORY, conda_files, none},
-        {"mamba", "mamba", POLICY_PKG_REPOSITORY, conda_files, none},
-        {"micromamba", "micromamba", POLICY_PKG_REPOSITORY, conda_files, none},
+        { "npm-cli.js", "npm-cli.js", POLICY_PKG_PUBLIC, npm_files, npm_subcommands },
+        { "npx", "npx", POLICY_PKG_PUBLIC, npm_files, none },
+        { "npx-cli.js", "npx-cli.js", POLICY_PKG_PUBLIC, npm_files, none },
+        { "pnpm", "pnpm", POLICY_PKG_PUBLIC, npm_files, npm_subcommands },
+        { "yarn*", "yarn", POLICY_PKG_PUBLIC, npm_files, npm_subcommands }, /* yarn, yarnpkg, yarn.js */
+        { "gem", "gem", POLICY_PKG_PUBLIC, gem_files, none },
+        { "cargo", "cargo", POLICY_PKG_PUBLIC, cargo_files, none },
+        { "go", "go", POLICY_PKG_PUBLIC, go_files, none },
+        { "composer", "composer", POLICY_PKG_PUBLIC, none, none },
+        { "conda", "conda", POLICY_PKG_REPOSITORY, conda_files, none },
+        { "mamba", "mamba", POLICY_PKG_REPOSITORY, conda_files, none },
+        { "micromamba", "micromamba", POLICY_PKG_REPOSITORY, conda_files, none },
 };
 
 const size_t policy_n_package_managers = ELEMENTSOF(policy_package_managers);

@@ -58,8 +58,7 @@ static int m_groups(ParseCtx *c, json_t *v, void *t) {
 
 static int parse_uid_value(ParseCtx *c, json_t *v, uid_t *ret) {
         /* (uid_t) -1 means "no uid" to the kernel: never a requester */
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) >= (json_int_t) UINT32_MAX)
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= (json_int_t) UINT32_MAX)
                 return policy_errorf(c, false, "expected a uid (an integer from 0 to 4294967294)");
         *ret = (uid_t) json_integer_value(v);
         return 0;
@@ -97,8 +96,7 @@ static int check_rule_path(ParseCtx *c, const char *s) {
         if (strstr(s, "${"))
                 return policy_errorf(c, false, "variables are not allowed in \"path\" (use \"path_glob\")");
         if (!policy_path_is_normal(s))
-                return policy_errorf(c, false,
-                                     "expected an absolute path without empty, '.' or '..' components");
+                return policy_errorf(c, false, "expected an absolute path without empty, '.' or '..' components");
         return 0;
 }
 
@@ -311,9 +309,9 @@ static int m_session(ParseCtx *c, json_t *v, void *t) {
 }
 
 static const PolicyField match_fields[] = {
-        {"users", m_users}, {"uids", m_uids},           {"groups", m_groups},
-        {"path", m_path},   {"path_glob", m_path_glob}, {"sha256", m_sha256},
-        {"args", m_args},   {"hosts", m_hosts},         {"session", m_session},
+        { "users", m_users }, { "uids", m_uids },           { "groups", m_groups },
+        { "path", m_path },   { "path_glob", m_path_glob }, { "sha256", m_sha256 },
+        { "args", m_args },   { "hosts", m_hosts },         { "session", m_session },
 };
 
 int policy_parse_match(ParseCtx *c, json_t *v, RuleData *r) {

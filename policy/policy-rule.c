@@ -49,10 +49,10 @@ static int parse_enum_field(ParseCtx *c, json_t *v, const char *const *names, si
         return 0;
 }
 
-#define ENUM_FIELD(fn, names, field)                                                                        \
-        static int fn(ParseCtx *c, json_t *v, void *t) {                                                    \
-                _Static_assert(sizeof(RULE(t)->pub.field) == sizeof(int), "enum size");                     \
-                return parse_enum_field(c, v, names, ELEMENTSOF(names), &RULE(t)->pub.field);               \
+#define ENUM_FIELD(fn, names, field)                                                                                   \
+        static int fn(ParseCtx *c, json_t *v, void *t) {                                                               \
+                _Static_assert(sizeof(RULE(t)->pub.field) == sizeof(int), "enum size");                                \
+                return parse_enum_field(c, v, names, ELEMENTSOF(names), &RULE(t)->pub.field);                          \
         }
 
 ENUM_FIELD(r_action, policy_action_names, action)
@@ -96,8 +96,7 @@ static int r_profile(ParseCtx *c, json_t *v, void *t) {
                 return r;
         if (!policy_profile_known(s)) {
                 for (size_t i = 0; i < policy_n_profiles && off < sizeof known; i++) {
-                        int w = snprintf(known + off, sizeof known - off, "%s%s", i ? ", " : "",
-                                         policy_profiles[i]);
+                        int w = snprintf(known + off, sizeof known - off, "%s%s", i ? ", " : "", policy_profiles[i]);
                         if (w < 0)
                                 break;
                         off += (size_t) w;
@@ -122,8 +121,7 @@ static int r_allow_options(ParseCtx *c, json_t *v, void *t) {
 }
 
 static int r_env_keep(ParseCtx *c, json_t *v, void *t) {
-        return policy_parse_strv(c, v, true, POLICY_ENV_MAX, policy_check_env_name, &RULE(t)->pub.env_keep,
-                                 NULL);
+        return policy_parse_strv(c, v, true, POLICY_ENV_MAX, policy_check_env_name, &RULE(t)->pub.env_keep, NULL);
 }
 
 static int r_message(ParseCtx *c, json_t *v, void *t) {
@@ -152,14 +150,12 @@ static int check_approver_ref(ParseCtx *c, const char *s) {
 }
 
 static int r_approvers(ParseCtx *c, json_t *v, void *t) {
-        return policy_parse_strv(c, v, true, POLICY_NAME_MAX, check_approver_ref, &RULE(t)->pub.approvers,
-                                 NULL);
+        return policy_parse_strv(c, v, true, POLICY_NAME_MAX, check_approver_ref, &RULE(t)->pub.approvers, NULL);
 }
 
 static int parse_position(ParseCtx *c, json_t *v, unsigned *ret) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > POLICY_ARGS_MAX)
-                return policy_errorf(c, false, "expected an argument position from 1 to %u",
-                                     POLICY_ARGS_MAX);
+                return policy_errorf(c, false, "expected an argument position from 1 to %u", POLICY_ARGS_MAX);
         *ret = (unsigned) json_integer_value(v);
         return 0;
 }
@@ -187,8 +183,7 @@ static int r_file_args(ParseCtx *c, json_t *v, void *t) {
                         return r;
                 for (size_t k = 0; k < i; k++)
                         if (rd->pub.file_args[k] == rd->pub.file_args[i])
-                                return policy_errorf(c, false, "position %u is listed twice",
-                                                     rd->pub.file_args[i]);
+                                return policy_errorf(c, false, "position %u is listed twice", rd->pub.file_args[i]);
                 rd->pub.n_file_args = i + 1;
                 if (!scalar)
                         policy_jpath_pop(c);
@@ -197,26 +192,26 @@ static int r_file_args(ParseCtx *c, json_t *v, void *t) {
 }
 
 static const PolicyField rule_fields[] = {
-        {"id", r_id},
-        {"match", r_match},
-        {"action", r_action},
-        {"run_as", r_run_as},
-        {"ttl", r_ttl},
-        {"max_runtime", r_max_runtime},
-        {"on_expiry", r_on_expiry},
-        {"profile", r_profile},
-        {"noexec", r_noexec},
-        {"env_keep", r_env_keep},
-        {"cwd", r_cwd},
-        {"justification", r_justification},
-        {"message", r_message},
-        {"grant_scope", r_grant_scope},
-        {"nested", r_nested},
-        {"allow_sandboxed", r_allow_sandboxed},
-        {"approvers", r_approvers},
-        {"file_args", r_file_args},
-        {"allow_options", r_allow_options},
-        {"authenticate", r_authenticate},
+        { "id", r_id },
+        { "match", r_match },
+        { "action", r_action },
+        { "run_as", r_run_as },
+        { "ttl", r_ttl },
+        { "max_runtime", r_max_runtime },
+        { "on_expiry", r_on_expiry },
+        { "profile", r_profile },
+        { "noexec", r_noexec },
+        { "env_keep", r_env_keep },
+        { "cwd", r_cwd },
+        { "justification", r_justification },
+        { "message", r_message },
+        { "grant_scope", r_grant_scope },
+        { "nested", r_nested },
+        { "allow_sandboxed", r_allow_sandboxed },
+        { "approvers", r_approvers },
+        { "file_args", r_file_args },
+        { "allow_options", r_allow_options },
+        { "authenticate", r_authenticate },
 };
 
 static int key_error(ParseCtx *c, const char *key, const char *msg) {
@@ -237,10 +232,9 @@ static int check_file_args(ParseCtx *c, json_t *v, RuleData *r) {
                         policy_jpath_push_key(c, "file_args");
                         if (list)
                                 policy_jpath_push_index(c, k);
-                        return policy_errorf(
-                                c, false,
-                                "position %u has no pattern in args (it has %zu before any \"...\")",
-                                r->pub.file_args[k], fixed);
+                        return policy_errorf(c, false,
+                                             "position %u has no pattern in args (it has %zu before any \"...\")",
+                                             r->pub.file_args[k], fixed);
                 }
         return 0;
 }
@@ -254,8 +248,9 @@ static int check_rule(ParseCtx *c, json_t *v, RuleData *r) {
         if (r->pub.action != POLICY_APPROVE && r->pub.approvers)
                 return key_error(c, "approvers", "only approve rules have approvers");
         if (r->pub.action == POLICY_DENY && r->pub.authenticate != POLICY_AUTH_NONE)
-                return key_error(c, "authenticate", "a deny rule runs nothing, so it asks for no password; "
-                                                    "remove \"authenticate\" or make it an allow or approve rule");
+                return key_error(c, "authenticate",
+                                 "a deny rule runs nothing, so it asks for no password; "
+                                 "remove \"authenticate\" or make it an allow or approve rule");
         if (r->pub.ttl > s->max_ttl) {
                 policy_jpath_push_key(c, "ttl");
                 return policy_errorf(c, false, "ttl (%s) exceeds max_ttl (%s)",
@@ -276,7 +271,7 @@ static int fill_defaults(ParseCtx *c, RuleData *r) {
 }
 
 int policy_parse_rule(ParseCtx *c, json_t *v, RuleData *r) {
-        static const char *const required[] = {"id", "match", "action"};
+        static const char *const required[] = { "id", "match", "action" };
         int q;
 
         if (!json_is_object(v))

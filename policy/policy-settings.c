@@ -74,8 +74,9 @@ static int s_auth_window(ParseCtx *c, json_t *v, void *t) {
         if (r < 0)
                 return r;
         if (SETTING(auth_window) > POLICY_AUTH_WINDOW_MAX)
-                return policy_errorf(c, false, "auth_window (%s) is longer than a day; a standing permission is "
-                                               "an approve rule's grant, not a password window",
+                return policy_errorf(c, false,
+                                     "auth_window (%s) is longer than a day; a standing permission is "
+                                     "an approve rule's grant, not a password window",
                                      duration_format_style(a, sizeof a, SETTING(auth_window), DURATION_COMPACT));
         return 0;
 }
@@ -94,8 +95,10 @@ static int check_key_ref(ParseCtx *c, const char *s) {
                 hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
         if (hex || fleet_public_key_parse_line(s, strlen(s), &k) >= 0)
                 return 0;
-        return policy_errorf(c, false, "\"%.80s\" is neither a key id (16 hex digits) nor an approver key line "
-                                       "(\"elevate-approver ID BASE64\", the .pub of elevatectl keys new)", s);
+        return policy_errorf(c, false,
+                             "\"%.80s\" is neither a key id (16 hex digits) nor an approver key line "
+                             "(\"elevate-approver ID BASE64\", the .pub of elevatectl keys new)",
+                             s);
 }
 
 static int s_revoked_keys(ParseCtx *c, json_t *v, void *t) {
@@ -118,18 +121,18 @@ static int s_revoked_keys(ParseCtx *c, json_t *v, void *t) {
 }
 
 static const PolicyField settings_fields[] = {
-        {"revoked_keys", s_revoked_keys},
-        {"default_ttl", s_default_ttl},
-        {"max_ttl", s_max_ttl},
-        {"approval_timeout", s_approval_timeout},
-        {"expiry_warning", s_expiry_warning},
-        {"kill_grace", s_kill_grace},
-        {"max_copy_size", s_max_copy_size},
-        {"copy_budget", s_copy_budget},
-        {"operator_groups", s_operator_groups},
-        {"allow_sandboxed", s_allow_sandboxed},
-        {"journal_argv", s_journal_argv},
-        {"auth_window", s_auth_window},
+        { "revoked_keys", s_revoked_keys },
+        { "default_ttl", s_default_ttl },
+        { "max_ttl", s_max_ttl },
+        { "approval_timeout", s_approval_timeout },
+        { "expiry_warning", s_expiry_warning },
+        { "kill_grace", s_kill_grace },
+        { "max_copy_size", s_max_copy_size },
+        { "copy_budget", s_copy_budget },
+        { "operator_groups", s_operator_groups },
+        { "allow_sandboxed", s_allow_sandboxed },
+        { "journal_argv", s_journal_argv },
+        { "auth_window", s_auth_window },
 };
 
 int policy_parse_settings(ParseCtx *c, json_t *v) {
@@ -160,8 +163,10 @@ static int check_key_line(ParseCtx *c, const char *s) {
         FleetPublicKey k;
 
         if (fleet_public_key_parse_line(s, strlen(s), &k) < 0)
-                return policy_errorf(c, false, "\"%.80s\" is not an approver key line (\"elevate-approver ID BASE64\", "
-                                               "the .pub file elevatectl keys new --kind approver writes)", s);
+                return policy_errorf(c, false,
+                                     "\"%.80s\" is not an approver key line (\"elevate-approver ID BASE64\", "
+                                     "the .pub file elevatectl keys new --kind approver writes)",
+                                     s);
         if (k.kind != FLEET_KEY_APPROVER)
                 return policy_errorf(c, false, "key %s is a %s key; only approver keys sign decisions", k.id,
                                      fleet_key_kind_to_string(k.kind));
@@ -199,8 +204,8 @@ static int a_keys(ParseCtx *c, json_t *v, void *t) {
 }
 
 static const PolicyField approver_fields[] = {
-        {"groups", a_groups},
-        {"keys", a_keys},
+        { "groups", a_groups },
+        { "keys", a_keys },
 };
 
 static int parse_approver(ParseCtx *c, const char *name, json_t *v, PolicyApprover *a) {
@@ -218,8 +223,9 @@ static int parse_approver(ParseCtx *c, const char *name, json_t *v, PolicyApprov
         if (r < 0)
                 return r;
         if (!a->groups && a->n_keys == 0)
-                return policy_errorf(c, false, "an approver entry needs \"groups\" (who approve on this machine), "
-                                               "\"keys\" (whose signed decisions count), or both");
+                return policy_errorf(c, false,
+                                     "an approver entry needs \"groups\" (who approve on this machine), "
+                                     "\"keys\" (whose signed decisions count), or both");
         if (!a->groups && !(a->groups = calloc(1, sizeof(char *))))
                 return -ENOMEM;
         return 0;
@@ -232,8 +238,9 @@ int policy_parse_approvers(ParseCtx *c, json_t *v) {
         size_t n;
 
         if (!json_is_object(v))
-                return policy_errorf(c, false,
-                                     "expected an object of approvers: { \"name\": { \"groups\": [...], \"keys\": [...] } }");
+                return policy_errorf(
+                        c, false,
+                        "expected an object of approvers: { \"name\": { \"groups\": [...], \"keys\": [...] } }");
         n = json_object_size(v);
         if (n > POLICY_LIST_MAX)
                 return policy_errorf(c, false, "too many approvers");

@@ -16,18 +16,18 @@
 
 #include "policy-internal.h"
 
-const char *const policy_action_names[3] = {"deny", "allow", "approve"};
-const char *const policy_on_expiry_names[2] = {"keep", "terminate"};
-const char *const policy_cwd_names[2] = {"root", "inherit"};
-const char *const policy_justification_names[3] = {"none", "optional", "required"};
-const char *const policy_scope_names[2] = {"command", "binary"};
-const char *const policy_nested_names[2] = {"deny", "allow"};
-const char *const policy_authenticate_names[2] = {"none", "password"};
-const char *const policy_session_names[4] = {"", "local", "remote", "any"};
+const char *const policy_action_names[3] = { "deny", "allow", "approve" };
+const char *const policy_on_expiry_names[2] = { "keep", "terminate" };
+const char *const policy_cwd_names[2] = { "root", "inherit" };
+const char *const policy_justification_names[3] = { "none", "optional", "required" };
+const char *const policy_scope_names[2] = { "command", "binary" };
+const char *const policy_nested_names[2] = { "deny", "allow" };
+const char *const policy_authenticate_names[2] = { "none", "password" };
+const char *const policy_session_names[4] = { "", "local", "remote", "any" };
 
 /* Seccomp profiles the agent implements (docs/design.md §7). One table: a new profile is one line
  * here and one in the agent. */
-const char *const policy_profiles[] = {"none", "installer"};
+const char *const policy_profiles[] = { "none", "installer" };
 const size_t policy_n_profiles = ELEMENTSOF(policy_profiles);
 
 bool policy_profile_known(const char *name) {
@@ -39,13 +39,13 @@ bool policy_profile_known(const char *name) {
 
 void policy_jpath_push_key(ParseCtx *c, const char *key) {
         if (c->path.n < POLICY_JPATH_MAX)
-                c->path.c[c->path.n] = (PolicyJPathComp){.key = key};
+                c->path.c[c->path.n] = (PolicyJPathComp){ .key = key };
         c->path.n++;
 }
 
 void policy_jpath_push_index(ParseCtx *c, size_t i) {
         if (c->path.n < POLICY_JPATH_MAX)
-                c->path.c[c->path.n] = (PolicyJPathComp){.index = i};
+                c->path.c[c->path.n] = (PolicyJPathComp){ .index = i };
         c->path.n++;
 }
 
@@ -137,8 +137,8 @@ static int parse_strv_element(ParseCtx *c, json_t *e, size_t max_len, PolicyStrC
         return *ret ? 0 : -ENOMEM;
 }
 
-int policy_parse_strv(ParseCtx *c, json_t *v, bool allow_scalar, size_t max_len, PolicyStrCheck check,
-                      char ***ret, size_t *ret_n) {
+int policy_parse_strv(ParseCtx *c, json_t *v, bool allow_scalar, size_t max_len, PolicyStrCheck check, char ***ret,
+                      size_t *ret_n) {
         _cleanup_strv_free_ char **l = NULL;
         bool scalar = allow_scalar && json_is_string(v);
         size_t n;
@@ -149,8 +149,7 @@ int policy_parse_strv(ParseCtx *c, json_t *v, bool allow_scalar, size_t max_len,
         else if (json_is_array(v)) {
                 n = json_array_size(v);
                 if (n == 0)
-                        return policy_errorf(c, false,
-                                             "must not be an empty list (leave the key out instead)");
+                        return policy_errorf(c, false, "must not be an empty list (leave the key out instead)");
                 if (n > POLICY_LIST_MAX)
                         return policy_errorf(c, false, "too many elements (at most %u)", POLICY_LIST_MAX);
         } else
@@ -204,8 +203,7 @@ int policy_parse_enum(ParseCtx *c, json_t *v, const char *const *names, size_t n
         }
         if (!json_is_string(v))
                 return policy_errorf(c, false, "expected one of %s", expected);
-        return policy_errorf(c, false, "\"%s\" is not one of %s", quote(json_string_value(v), q, sizeof q),
-                             expected);
+        return policy_errorf(c, false, "\"%s\" is not one of %s", quote(json_string_value(v), q, sizeof q), expected);
 }
 
 #define DURATION_LIMIT (366 * 86400 * USEC_PER_SEC)
@@ -224,11 +222,9 @@ int policy_parse_duration(ParseCtx *c, json_t *v, bool allow_zero, uint64_t *ret
                 const char *s = json_string_value(v);
 
                 if (streq(s, "infinity"))
-                        return policy_errorf(c, false,
-                                             "durations must be finite (leave the key out instead)");
+                        return policy_errorf(c, false, "durations must be finite (leave the key out instead)");
                 if (duration_parse(s, &u) < 0)
-                        return policy_errorf(c, false,
-                                             "bad duration \"%s\" (use e.g. \"90s\", \"15m\", \"1h30m\")",
+                        return policy_errorf(c, false, "bad duration \"%s\" (use e.g. \"90s\", \"15m\", \"1h30m\")",
                                              quote(s, q, sizeof q));
                 if (u > DURATION_LIMIT)
                         return policy_errorf(c, false, "duration out of range (at most 366d)");
@@ -245,8 +241,8 @@ int policy_parse_size_string(const char *s, uint64_t *ret) {
                 const char *suffix;
                 unsigned shift;
         } units[] = {
-                {"", 0},     {"B", 0},  {"K", 10},   {"KiB", 10}, {"M", 20},
-                {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40},   {"TiB", 40},
+                { "", 0 },     { "B", 0 },  { "K", 10 },   { "KiB", 10 }, { "M", 20 },
+                { "MiB", 20 }, { "G", 30 }, { "GiB", 30 }, { "T", 40 },   { "TiB", 40 },
         };
         uint64_t n = 0;
         size_t i = 0;
@@ -279,8 +275,7 @@ int policy_parse_size(ParseCtx *c, json_t *v, uint64_t *ret) {
                 u = (uint64_t) json_integer_value(v);
         } else if (json_is_string(v)) {
                 if (policy_parse_size_string(json_string_value(v), &u) < 0)
-                        return policy_errorf(c, false,
-                                             "bad size \"%s\" (use bytes or e.g. \"512M\", \"4G\")",
+                        return policy_errorf(c, false, "bad size \"%s\" (use bytes or e.g. \"512M\", \"4G\")",
                                              quote(json_string_value(v), q, sizeof q));
         } else
                 return policy_errorf(c, false, "expected a size such as \"4G\"");
@@ -329,12 +324,10 @@ int policy_check_name(ParseCtx *c, const char *s) {
         for (size_t i = 0; s[i]; i++) {
                 char ch = s[i];
 
-                if (!ascii_alnum(ch) &&
-                    !(i > 0 && (ch == '.' || ch == '_' || ch == '-' || ch == ':' || ch == '@')))
-                        return policy_errorf(
-                                c, false,
-                                "\"%s\" is not a valid name (letters, digits, then also . _ - : @)",
-                                quote(s, q, sizeof q));
+                if (!ascii_alnum(ch) && !(i > 0 && (ch == '.' || ch == '_' || ch == '-' || ch == ':' || ch == '@')))
+                        return policy_errorf(c, false,
+                                             "\"%s\" is not a valid name (letters, digits, then also . _ - : @)",
+                                             quote(s, q, sizeof q));
         }
         return 0;
 }
@@ -355,8 +348,8 @@ int policy_check_env_name(ParseCtx *c, const char *s) {
         d = policy_env_denied(s);
         if (d)
                 return policy_errorf(c, false, "env_keep cannot pass %s%s%s%s: %s; %s", quote(s, q, sizeof q),
-                                     d->prefix ? " (" : "", d->prefix ? d->name : "", d->prefix ? "*)" : "",
-                                     d->reason, policy_env_advice(d));
+                                     d->prefix ? " (" : "", d->prefix ? d->name : "", d->prefix ? "*)" : "", d->reason,
+                                     policy_env_advice(d));
         return 0;
 }
 

@@ -59,7 +59,7 @@ typedef enum PolicyNested {
 /* What a rule asks of the requester before it runs anything (user presence). */
 typedef enum PolicyAuthenticate {
         POLICY_AUTH_NONE = 0,
-        POLICY_AUTH_PASSWORD,      /* the requester's own password, through PAM (service "elevate") */
+        POLICY_AUTH_PASSWORD, /* the requester's own password, through PAM (service "elevate") */
 } PolicyAuthenticate;
 
 typedef enum PolicySession {
@@ -86,30 +86,30 @@ typedef struct PolicySettings {
 typedef struct PolicyRule {
         char *id;
         PolicyAction action;
-        unsigned index;            /* position in the file, 0-based */
-        unsigned line;             /* where the rule starts in the file */
+        unsigned index; /* position in the file, 0-based */
+        unsigned line;  /* where the rule starts in the file */
 
-        char *run_as;              /* user name; default "root" */
-        uint64_t ttl;              /* 0 = settings.default_ttl */
-        uint64_t max_runtime;      /* 0 = none */
+        char *run_as;         /* user name; default "root" */
+        uint64_t ttl;         /* 0 = settings.default_ttl */
+        uint64_t max_runtime; /* 0 = none */
         PolicyOnExpiry on_expiry;
-        char *profile;             /* "none" (default) or a seccomp profile name; validated by the caller */
+        char *profile; /* "none" (default) or a seccomp profile name; validated by the caller */
         bool noexec;
-        char **env_keep;           /* variable names */
+        char **env_keep; /* variable names */
         PolicyCwd cwd;
         PolicyJustification justification;
-        char *message;             /* shown on deny */
+        char *message; /* shown on deny */
         PolicyGrantScope grant_scope;
         PolicyNested nested;
         bool allow_sandboxed;
-        char **approvers;          /* names of entries in the policy's "approvers" */
-        unsigned *file_args;       /* argv positions (1-based) that name files */
+        char **approvers;    /* names of entries in the policy's "approvers" */
+        unsigned *file_args; /* argv positions (1-based) that name files */
         size_t n_file_args;
         bool allow_options;
         PolicyAuthenticate authenticate; /* default none */
 
         /* match keys, as parsed (paths canonical); opaque details live in policy-internal.h */
-        char **match_paths;        /* canonical, NULL if the key is absent */
+        char **match_paths; /* canonical, NULL if the key is absent */
         char *match_path_glob;
         char **match_sha256_hex;
 } PolicyRule;
@@ -147,11 +147,11 @@ int policy_load_file(const char *path, bool check_owner, const PolicyResolver *r
                      PolicyError *ret_error);
 /* The checked read of policy_load_file() alone: the bytes, for a caller that keeps them. */
 int policy_read_file(const char *path, bool check_owner, char **ret_buf, size_t *ret_len, PolicyError *ret_error);
-int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
-                       Policy **ret, PolicyError *ret_error);
+int policy_load_buffer(const char *buf, size_t len, const char *name, const PolicyResolver *resolver, Policy **ret,
+                       PolicyError *ret_error);
 /* The same, collecting every error into *all as well (ret_error holds the first). */
-int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver,
-                           Policy **ret, PolicyError *ret_error, PolicyErrorList *all);
+int policy_load_buffer_all(const char *buf, size_t len, const char *name, const PolicyResolver *resolver, Policy **ret,
+                           PolicyError *ret_error, PolicyErrorList *all);
 void policy_free(Policy *p);
 /* One policy from the parts of a signed release (docs/fleet.md), most specific first
  * (host, then groups in the host's order, then global): each part must load on its own
@@ -201,22 +201,22 @@ int policy_set_deny_path_hash(Policy *p, size_t i, const uint8_t sha[static SHA2
 /* A request as the agent knows it. Any pointer may be NULL meaning UNKNOWN. */
 typedef struct PolicyRequest {
         uid_t uid;
-        const char *user;              /* requester's name; NULL unknown */
-        const char *home;              /* requester's home; NULL unknown */
-        const gid_t *gids;             /* primary + supplementary; NULL unknown */
+        const char *user;  /* requester's name; NULL unknown */
+        const char *home;  /* requester's home; NULL unknown */
+        const gid_t *gids; /* primary + supplementary; NULL unknown */
         size_t n_gids;
-        const char *path;              /* trustworthy real path (docs/design.md §4); NULL unknown */
-        bool trusted_in_place;         /* path rules may only allow such files */
-        const uint8_t *sha256;         /* SHA256_LEN bytes; NULL unknown */
-        const char *const *args;       /* argv[1..], exactly n_args */
+        const char *path;        /* trustworthy real path (docs/design.md §4); NULL unknown */
+        bool trusted_in_place;   /* path rules may only allow such files */
+        const uint8_t *sha256;   /* SHA256_LEN bytes; NULL unknown */
+        const char *const *args; /* argv[1..], exactly n_args */
         size_t n_args;
         const char *const *file_arg_paths; /* indexed by argv position (1-based, [0] unused),
                                               n_args + 1 entries; NULL entry = unknown/none */
-        const char *host;              /* NULL unknown */
+        const char *host;                  /* NULL unknown */
         PolicySession session;
-        const char *run_as;            /* requested run_as user; NULL = rule default */
-        bool nested;                   /* from inside a launch cgroup */
-        bool sandboxed;                /* from flatpak/snap/container */
+        const char *run_as; /* requested run_as user; NULL = rule default */
+        bool nested;        /* from inside a launch cgroup */
+        bool sandboxed;     /* from flatpak/snap/container */
 } PolicyRequest;
 
 typedef enum PolicyTri {
@@ -228,7 +228,7 @@ typedef enum PolicyTri {
 /* One line of an explanation: rule i, which key, what it evaluated to, why. */
 typedef struct PolicyTrailStep {
         const PolicyRule *rule;
-        const char *key;               /* "groups", "path", "args", … or NULL for the rule verdict */
+        const char *key; /* "groups", "path", "args", … or NULL for the rule verdict */
         PolicyTri value;
         char why[160];
 } PolicyTrailStep;
@@ -240,10 +240,10 @@ typedef struct PolicyTrail {
 void policy_trail_done(PolicyTrail *t);
 
 typedef struct PolicyDecision {
-        PolicyAction action;           /* DENY when rule == NULL (no match) */
-        const PolicyRule *rule;        /* NULL: default deny */
-        const char *reason;            /* static text when the verdict is not the rule's action,
-                                          e.g. "path rules only allow files trusted in place" */
+        PolicyAction action;    /* DENY when rule == NULL (no match) */
+        const PolicyRule *rule; /* NULL: default deny */
+        const char *reason;     /* static text when the verdict is not the rule's action,
+                                   e.g. "path rules only allow files trusted in place" */
 } PolicyDecision;
 
 /* Evaluates in file order using the indexes; fills *ret. If trail is non-NULL, records

@@ -172,7 +172,7 @@ static const char *clock_after(char *buf, size_t len, const NotifierEvent *e, in
         if (usec < 0 || at < e->received || !localtime_r(&t, &tm))
                 return buf;
         if ((uint64_t) usec < 20 * 3600 * USEC_PER_SEC ? strftime(buf, len, "%H:%M", &tm) == 0
-                                                        : strftime(buf, len, "%Y-%m-%d %H:%M", &tm) == 0)
+                                                       : strftime(buf, len, "%Y-%m-%d %H:%M", &tm) == 0)
                 buf[0] = 0;
         return buf;
 }
@@ -192,8 +192,9 @@ static void body_request(FILE *f, const NotifierEvent *e, const Shown *s) {
                 fprintf(f, "%s needs approval%s%s%s.\n", s->program ?: "A program", s->rule ? " (rule " : "",
                         s->rule ?: "", s->rule ? ")" : "");
                 if (e->challenge && notifier_ticket_ok(e->challenge))
-                        fprintf(f, "The helpdesk can approve request %s online, or read you a response code for "
-                                   "the challenge %s.",
+                        fprintf(f,
+                                "The helpdesk can approve request %s online, or read you a response code for "
+                                "the challenge %s.",
                                 s->ticket ?: "(no id)", e->challenge);
                 else
                         fprintf(f, "The helpdesk can approve request %s online; \"elevate --status\" shows it.",
@@ -206,16 +207,15 @@ static void body_request(FILE *f, const NotifierEvent *e, const Shown *s) {
                 if (e->has_ttl) {
                         /* computed first: the order in which arguments are evaluated is unspecified */
                         clock_after(until, sizeof(until), e, e->ttl);
-                        fprintf(f, " for %s%s%s%s", human_duration(dur, e->ttl), *until ? " (until " : "",
-                                until, *until ? ")" : "");
+                        fprintf(f, " for %s%s%s%s", human_duration(dur, e->ttl), *until ? " (until " : "", until,
+                                *until ? ")" : "");
                 }
                 fprintf(f, ": %s.", s->program ?: "your program");
                 if (s->comment)
                         fprintf(f, "\nComment: \"%s\"", s->comment);
                 fprintf(f, "\nUntil the grant ends, the same request runs again without a new approval.");
         } else if (streq(e->event, "denied")) {
-                fprintf(f, "Denied by %s: %s.\n", s->approver ?: "the helpdesk",
-                        s->program ?: "your program");
+                fprintf(f, "Denied by %s: %s.\n", s->approver ?: "the helpdesk", s->program ?: "your program");
                 if (s->comment)
                         fprintf(f, "Why: \"%s\"", s->comment);
                 else
@@ -344,8 +344,7 @@ int notifier_format(const NotifierEvent *e, bool markup, NotifierText *ret) {
         if (k) {
                 t.icon = k->icon;
                 /* something of the user's is (about to be) killed: that must not go unnoticed */
-                if (streq(e->event, "terminated") ||
-                    (streq(e->event, "grant-expiring") && expiry_terminates(e)))
+                if (streq(e->event, "terminated") || (streq(e->event, "grant-expiring") && expiry_terminates(e)))
                         t.level = NOTIFIER_LEVEL_CRITICAL;
         }
         *ret = t;

@@ -25,8 +25,8 @@
 /* One event as received, copied out of the message so it can wait for the display. */
 typedef struct NotifierEvent {
         char *event, *request, *ticket, *grant, *program, *rule, *approver, *comment, *message;
-        char *challenge;   /* pending: the offline challenge, when the machine has a key */
-        char *on_expiry;   /* grant-expiring: "keep" or "terminate" */
+        char *challenge; /* pending: the offline challenge, when the machine has a key */
+        char *on_expiry; /* grant-expiring: "keep" or "terminate" */
         bool has_ttl;
         int64_t ttl;       /* usec */
         uint64_t received; /* CLOCK_REALTIME usec, so "until 14:32" stays right if shown late */

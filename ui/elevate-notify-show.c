@@ -123,7 +123,7 @@ static int show_one(NotifierDisplay *d, const NotifierEvent *e, char *why, size_
         }
         n = notify_notification_new(t.summary, t.body, t.icon);
         notify_notification_set_urgency(n, t.level == NOTIFIER_LEVEL_CRITICAL ? NOTIFY_URGENCY_CRITICAL
-                                                                                  : NOTIFY_URGENCY_NORMAL);
+                                                                              : NOTIFY_URGENCY_NORMAL);
         notify_notification_set_timeout(n, NOTIFY_EXPIRES_DEFAULT);
         ok = notify_notification_show(n, &err);
         g_object_unref(n);
@@ -175,8 +175,7 @@ static gboolean on_retry(gpointer userdata) {
 
 void notifier_display_post(NotifierDisplay *d, NotifierEvent *e) {
         if (d->n_queue == QUEUE_MAX) {
-                notifier_log(LOG_WARNING,
-                             "Too many notifications wait for the display; dropping the oldest (%s).",
+                notifier_log(LOG_WARNING, "Too many notifications wait for the display; dropping the oldest (%s).",
                              d->queue[0]->event);
                 notifier_event_free(d->queue[0]);
                 memmove(d->queue, d->queue + 1, (QUEUE_MAX - 1) * sizeof(d->queue[0]));

@@ -88,8 +88,7 @@ static void print_event(const NotifierEvent *e) {
         if (notifier_format(e, false, &t) < 0)
                 return;
         o = json_pack("{s:s,s:s,s:s,s:s}", "event", e->event, "urgency",
-                      t.level == NOTIFIER_LEVEL_CRITICAL ? "critical" : "normal", "summary", t.summary,
-                      "body", t.body);
+                      t.level == NOTIFIER_LEVEL_CRITICAL ? "critical" : "normal", "summary", t.summary, "body", t.body);
         notifier_text_done(&t);
         if (!o)
                 return;
@@ -146,8 +145,7 @@ static bool on_message(Context *c, const ProtoMsg *m) {
                 return false;
         }
         default:
-                notifier_log(LOG_DEBUG, "Ignoring a \"%s\" message from the agent.",
-                             proto_type_to_string(m->type));
+                notifier_log(LOG_DEBUG, "Ignoring a \"%s\" message from the agent.", proto_type_to_string(m->type));
                 return true;
         }
 }
@@ -384,11 +382,9 @@ int main(int argc, char *argv[]) {
         if (arg_unique) {
                 r = take_lock(&other);
                 if (r < 0)
-                        notifier_log(LOG_WARNING, "Cannot take the single-instance lock (%s); going on.",
-                                     strerror(-r));
+                        notifier_log(LOG_WARNING, "Cannot take the single-instance lock (%s); going on.", strerror(-r));
                 if (other) {
-                        notifier_log(LOG_INFO,
-                                     "Another elevate-notify already runs for this user; exiting.");
+                        notifier_log(LOG_INFO, "Another elevate-notify already runs for this user; exiting.");
                         return 0;
                 }
         }

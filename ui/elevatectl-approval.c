@@ -73,7 +73,8 @@ static void print_request(json_t *p) {
                             *run_as = esc(json_object_get(p, "run_as"));
         size_t i, n_cut = 0;
 
-        duration_format(age, sizeof(age), (uint64_t) json_integer_value(json_object_get(p, "age")) / USEC_PER_SEC * USEC_PER_SEC);
+        duration_format(age, sizeof(age),
+                        (uint64_t) json_integer_value(json_object_get(p, "age")) / USEC_PER_SEC * USEC_PER_SEC);
         duration_format(left, sizeof(left),
                         (uint64_t) json_integer_value(json_object_get(p, "expires_in")) / USEC_PER_SEC * USEC_PER_SEC);
         printf("%s  %s (uid %" JSON_INTEGER_FORMAT ")  waiting %s, expires in %s\n",
@@ -84,7 +85,8 @@ static void print_request(json_t *p) {
         printf("  %-9s", "argv");
         if (json_array_size(args) == 0)
                 printf(" (none)");
-        json_array_foreach(args, i, e) n_cut += print_arg(e);
+        json_array_foreach(args, i, e)
+                n_cut += print_arg(e);
         printf("\n");
         if (n_cut > 0)
                 printf("  %-9s %zu argument%s cut at %d bytes; `elevatectl pending --json` shows every argument "
@@ -92,11 +94,13 @@ static void print_request(json_t *p) {
                        "cut", n_cut, n_cut == 1 ? "" : "s", SHOWN_ARG_MAX);
         json_array_foreach(files, i, e) {
                 _cleanup_free_ char *path = esc(json_object_get(e, "path"));
-                printf("  %-9s #%" JSON_INTEGER_FORMAT " %s  sha256 %s\n", "file", json_integer_value(json_object_get(e, "position")),
+                printf("  %-9s #%" JSON_INTEGER_FORMAT " %s  sha256 %s\n", "file",
+                       json_integer_value(json_object_get(e, "position")),
                        path && *path ? path : "(no trustworthy path)",
                        json_string_value(json_object_get(e, "sha256")) ?: "?");
         }
-        json_array_foreach(notes, i, e) line("note", e);
+        json_array_foreach(notes, i, e)
+                line("note", e);
         line("reason", json_object_get(p, "reason"));
         printf("  %-9s %s, as %s", "rule", rule && *rule ? rule : "?", run_as && *run_as ? run_as : "root");
         if (json_array_size(apps) > 0) {
@@ -112,7 +116,8 @@ static void print_request(json_t *p) {
                                         : "exactly these arguments");
         {
                 _cleanup_free_ char *tty = esc(json_object_get(p, "tty")), *sess = esc(json_object_get(p, "session"));
-                printf("  %-9s tty %s, session %s\n", "from", tty && *tty ? tty : "none", sess && *sess ? sess : "none");
+                printf("  %-9s tty %s, session %s\n", "from", tty && *tty ? tty : "none",
+                       sess && *sess ? sess : "none");
         }
         if (json_array_size(anc) > 0) {
                 printf("  %-9s", "process");
@@ -158,13 +163,15 @@ static void print_grant(json_t *e) {
                json_string_value(json_object_get(e, "id")) ?: "?", user && *user ? user : "?",
                json_integer_value(json_object_get(e, "uid")), prog && *prog ? prog : "(program)",
                rule && *rule ? rule : "?",
-               streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments" : "these arguments",
+               streq_ptr(json_string_value(json_object_get(e, "scope")), "binary") ? "any arguments"
+                                                                                   : "these arguments",
                approver && *approver ? approver : "?", left, json_integer_value(json_object_get(e, "launches")));
         if (streq_ptr(binding, "single-use"))
                 printf("  %-9s %s\n", "bound", binding_words(binding));
         else if (binding)
                 printf("  %-9s %s (%s)\n", "bound", binding_words(binding), sess && *sess ? sess : "?");
-        json_array_foreach(json_object_get(e, "notes"), i, n) line("note", n);
+        json_array_foreach(json_object_get(e, "notes"), i, n)
+                line("note", n);
 }
 
 static int print_json(json_t *v) {
@@ -231,9 +238,11 @@ static int list(ProtoType type, int argc, char **argv) {
         else if (json_array_size(arr) == 0)
                 printf(type == PROTO_PENDING ? "No requests wait for you.\n" : "No live grants you may see.\n");
         else if (type == PROTO_PENDING)
-                json_array_foreach(arr, i, e) print_request(e);
+                json_array_foreach(arr, i, e)
+                        print_request(e);
         else
-                json_array_foreach(arr, i, e) print_grant(e);
+                json_array_foreach(arr, i, e)
+                        print_grant(e);
         return 0;
 }
 

@@ -83,8 +83,7 @@ static int time_option(const char *name, const char *text, int64_t now, int64_t 
                 return 0;
         }
         shown = escape_display(text, strlen(text), 64);
-        fprintf(stderr, "elevatectl: %s \"%s\" is not a time. Give one of:\n%s", name, shown ?: "?",
-                ctl_time_examples);
+        fprintf(stderr, "elevatectl: %s \"%s\" is not a time. Give one of:\n%s", name, shown ?: "?", ctl_time_examples);
         return -EINVAL;
 }
 
@@ -107,8 +106,9 @@ static int user_option(ShowOptions *o, const char *text) {
                 return 0;
         }
         shown = escape_display(text, strlen(text), 64);
-        fprintf(stderr, "elevatectl: --user: there is no user \"%s\" here; give a user name or a numeric uid "
-                        "(a deleted user's rows are found by uid).\n",
+        fprintf(stderr,
+                "elevatectl: --user: there is no user \"%s\" here; give a user name or a numeric uid "
+                "(a deleted user's rows are found by uid).\n",
                 shown ?: "?");
         return -ENOENT;
 }
@@ -129,8 +129,9 @@ static int event_option(ShowOptions *o, const char *text) {
                         return -ENOMEM;
                 if (!event_name_ok(e)) {
                         _cleanup_free_ char *shown = escape_display(e, strlen(e), 64);
-                        fprintf(stderr, "elevatectl: --event \"%s\" is not an event name: a-z, 0-9 and -, as the "
-                                        "event column shows (launch, exit, decision, refused, ...).\n",
+                        fprintf(stderr,
+                                "elevatectl: --event \"%s\" is not an event name: a-z, 0-9 and -, as the "
+                                "event column shows (launch, exit, decision, refused, ...).\n",
                                 shown ?: "?");
                         return -EINVAL;
                 }
@@ -148,8 +149,7 @@ static int event_option(ShowOptions *o, const char *text) {
 static bool request_ok(const char *s) {
         size_t n = strlen(s);
 
-        return n > 0 && n <= 64 &&
-               strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") == n;
+        return n > 0 && n <= 64 && strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") == n;
 }
 
 static int cmp_uint(const void *a, const void *b) {
@@ -160,12 +160,12 @@ static int cmp_uint(const void *a, const void *b) {
 
 static int parse_options(int argc, char **argv, ShowOptions *o) {
         static const struct option options[] = {
-                { "since", required_argument, NULL, 'S' },  { "until", required_argument, NULL, 'U' },
-                { "limit", required_argument, NULL, 'n' },  { "lines", required_argument, NULL, 'n' },
-                { "follow", no_argument, NULL, 'f' },       { "user", required_argument, NULL, 'u' },
-                { "event", required_argument, NULL, 'e' },  { "request", required_argument, NULL, 'r' },
-                { "json", no_argument, NULL, 'j' },         { "utc", no_argument, NULL, 'Z' },
-                { "help", no_argument, NULL, 'h' },         {},
+                { "since", required_argument, NULL, 'S' }, { "until", required_argument, NULL, 'U' },
+                { "limit", required_argument, NULL, 'n' }, { "lines", required_argument, NULL, 'n' },
+                { "follow", no_argument, NULL, 'f' },      { "user", required_argument, NULL, 'u' },
+                { "event", required_argument, NULL, 'e' }, { "request", required_argument, NULL, 'r' },
+                { "json", no_argument, NULL, 'j' },        { "utc", no_argument, NULL, 'Z' },
+                { "help", no_argument, NULL, 'h' },        {},
         };
         int64_t now = (int64_t) now_usec(CLOCK_REALTIME);
         bool limit_given = false;

@@ -54,11 +54,11 @@ static int print_verify_json(const char *path, const AuditVerifyResult *res, boo
 
         o = json_pack("{s:s,s:I,s:I,s:b,s:s,s:I,s:I,s:I,s:I,s:b,s:I}", "database", path, "archived_through",
                       (json_int_t) res->archived_through, "archives", (json_int_t) res->archives, "ok",
-                      res->status == AUDIT_VERIFY_OK, "status", audit_verify_status_to_string(res->status),
-                      "rows", (json_int_t) res->rows, "first_seq", (json_int_t) res->first_seq, "last_seq",
+                      res->status == AUDIT_VERIFY_OK, "status", audit_verify_status_to_string(res->status), "rows",
+                      (json_int_t) res->rows, "first_seq", (json_int_t) res->first_seq, "last_seq",
                       (json_int_t) res->last_seq, "key_epochs",
-                      (json_int_t) (res->rows > 0 ? res->last_epoch - res->first_epoch + 1 : 0),
-                      "tags_verified", with_key, "rows_tag_checked", (json_int_t) res->tags_verified);
+                      (json_int_t) (res->rows > 0 ? res->last_epoch - res->first_epoch + 1 : 0), "tags_verified",
+                      with_key, "rows_tag_checked", (json_int_t) res->tags_verified);
         if (!o)
                 return -ENOMEM;
         if (res->status == AUDIT_VERIFY_OK &&
@@ -86,8 +86,7 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
 
         if (res->status != AUDIT_VERIFY_OK) {
                 const char *what = audit_verify_status_explain(res->status);
-                _cleanup_free_ char *detail =
-                        escape_display(res->detail, strlen(res->detail), sizeof(res->detail));
+                _cleanup_free_ char *detail = escape_display(res->detail, strlen(res->detail), sizeof(res->detail));
 
                 printf("audit chain BROKEN at row %" PRIi64 ": %s", res->bad_seq, what);
                 if (detail && !streq(res->detail, what))
@@ -96,8 +95,8 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
                        with_key ? " with the key" : " (hashes only)");
                 return;
         }
-        printf("audit chain OK: %" PRIu64 " row%s, %" PRIi64 " key epoch%s, %s\n", res->rows,
-               res->rows == 1 ? "" : "s", res->rows > 0 ? res->last_epoch - res->first_epoch + 1 : 0,
+        printf("audit chain OK: %" PRIu64 " row%s, %" PRIi64 " key epoch%s, %s\n", res->rows, res->rows == 1 ? "" : "s",
+               res->rows > 0 ? res->last_epoch - res->first_epoch + 1 : 0,
                res->rows > 0 && res->last_epoch != res->first_epoch ? "s" : "",
                with_key ? "tags verified with the key"
                         : "tags not checked (give --key-file to detect a rewritten and re-chained past)");
@@ -124,8 +123,7 @@ static void print_verify_text(const AuditVerifyResult *res, bool with_key) {
                        res->archived_through);
         if (res->rows > 0) {
                 format_time(res->last_time, when, sizeof(when));
-                printf("The last row is %" PRIi64
-                       ", written %s. Rows cut off at the end cannot be detected from "
+                printf("The last row is %" PRIi64 ", written %s. Rows cut off at the end cannot be detected from "
                        "the file: compare with ELEVATE_SEQ in the journal.\n",
                        res->last_seq, when);
         }
@@ -156,8 +154,7 @@ static int collect_recorded(const char *path, json_t *recorded) {
 /* Each archive must be the very file the log recorded: an "audit-archived" row (its chain
  * verified with the rest; in the live log, or in a later archive once that row was
  * archived too) names its last row and its sha256. */
-static int check_archives_recorded(const char *db_path, const char *const *archives, size_t n,
-                                   AuditVerifyResult *res) {
+static int check_archives_recorded(const char *db_path, const char *const *archives, size_t n, AuditVerifyResult *res) {
         _cleanup_json_ json_t *recorded = json_object();
         int r;
 
@@ -251,8 +248,8 @@ static char *json_for_terminal(const char *j) {
 
 /* The fields an operator scans for, in this order; the full row is in --json. */
 static const char *const summary_keys[] = {
-        "decision", "rule", "user", "run_as", "exit_code", "exit_signal", "code", "error", "why", "path", "serial",
-        "rules",
+        "decision", "rule",  "user", "run_as", "exit_code", "exit_signal",
+        "code",     "error", "why",  "path",   "serial",    "rules",
 };
 
 static void append(char **buf, size_t *len, const char *key, const char *val) {
@@ -295,8 +292,8 @@ static char *summarize(json_t *data) {
         }
         if (json_is_object(json_object_get(data, "omitted_fields"))) {
                 /* a row too large for one message: the agent named what it left out */
-                _cleanup_free_ char *o = json_dumps(json_object_get(data, "omitted_fields"),
-                                                    JSON_COMPACT | JSON_ENSURE_ASCII);
+                _cleanup_free_ char *o =
+                        json_dumps(json_object_get(data, "omitted_fields"), JSON_COMPACT | JSON_ENSURE_ASCII);
                 if (o)
                         append(&buf, &len, "too-large-to-show", o);
         }
@@ -408,8 +405,9 @@ static int key_parse(char *buf, size_t len, uint8_t key[static AUDIT_KEY_LEN]) {
 
         explicit_erase(buf, len);
         if (r < 0)
-                fprintf(stderr, "elevatectl: the key must be the %d hex digits shown by `elevatectl audit init` "
-                                "(one line, nothing else).\n",
+                fprintf(stderr,
+                        "elevatectl: the key must be the %d hex digits shown by `elevatectl audit init` "
+                        "(one line, nothing else).\n",
                         AUDIT_KEY_HEX_LEN);
         return r;
 }
@@ -430,8 +428,9 @@ static void key_file_error(const char *path, int r) {
                         "(chmod 600 %s) and keep it off the machine you verify.\n",
                         p ?: "?", (unsigned) (st.st_mode & 07777), p ?: "FILE");
         else if (r == -EPERM)
-                fprintf(stderr, "elevatectl: %s belongs to another user, who could read or change the key; it must be "
-                                "yours or root's.\n",
+                fprintf(stderr,
+                        "elevatectl: %s belongs to another user, who could read or change the key; it must be "
+                        "yours or root's.\n",
                         p ?: "?");
         else if (r == -EFBIG)
                 fprintf(stderr, "elevatectl: %s is too large for a key file.\n", p ?: "?");
@@ -445,8 +444,9 @@ static int key_from_file(const char *path, uint8_t key[static AUDIT_KEY_LEN]) {
         /* no symlink (O_NOFOLLOW), no FIFO, a regular file, private, the caller's or root's */
         r = code_site_key_read(path, CODE_KEY_FILE_PRIVATE | CODE_KEY_FILE_OWNED_BY_ME, key);
         if (r == -EBADMSG)
-                fprintf(stderr, "elevatectl: the key file must hold the %d hex digits shown by `elevatectl audit "
-                                "init`, on one line.\n",
+                fprintf(stderr,
+                        "elevatectl: the key file must hold the %d hex digits shown by `elevatectl audit "
+                        "init`, on one line.\n",
                         AUDIT_KEY_HEX_LEN);
         else if (r < 0)
                 key_file_error(path, r);
@@ -518,12 +518,9 @@ static void refuse_key_argument(void) {
 
 int ctl_cmd_audit_verify(int argc, char **argv) {
         static const struct option options[] = {
-                { "db", required_argument, NULL, 'd' },
-                { "key-file", required_argument, NULL, 'f' },
-                { "key", required_argument, NULL, 'k' },
-                { "json", no_argument, NULL, 'j' },
-                { "archive", required_argument, NULL, 'a' },
-                {},
+                { "db", required_argument, NULL, 'd' },      { "key-file", required_argument, NULL, 'f' },
+                { "key", required_argument, NULL, 'k' },     { "json", no_argument, NULL, 'j' },
+                { "archive", required_argument, NULL, 'a' }, {},
         };
         _cleanup_free_ char *db = NULL;
         const char *archives[64];
@@ -672,8 +669,9 @@ int ctl_cmd_audit_archive(int argc, char **argv) {
                 return 2;
         }
         if (ctl_time_parse(before, (int64_t) now_usec(CLOCK_REALTIME), &usec) < 0) {
-                fprintf(stderr, "elevatectl: --before: cannot read \"%s\" as a time (try 2026-09-01, -90d, "
-                                "@1764000000).\n",
+                fprintf(stderr,
+                        "elevatectl: --before: cannot read \"%s\" as a time (try 2026-09-01, -90d, "
+                        "@1764000000).\n",
                         before);
                 return 2;
         }
@@ -721,8 +719,8 @@ int ctl_cmd_audit_archive(int argc, char **argv) {
                 return r;
         }
         {
-                _cleanup_free_ char *e = escape_display(m.message ?: "archived", strlen(m.message ?: "archived"),
-                                                        PROTO_MAX_STRING);
+                _cleanup_free_ char *e =
+                        escape_display(m.message ?: "archived", strlen(m.message ?: "archived"), PROTO_MAX_STRING);
                 printf("%s\nArchive: %s. Keep it off this machine; verify it with the live log: elevatectl audit "
                        "verify --archive %s [--key-file FILE].\n",
                        e ?: "archived", out, out);

@@ -86,7 +86,8 @@ int ctl_keys_new_fleet(int argc, char **argv) {
         fleet_key_public_of(&key, &pub);
         fleet_private_key_done(&key);
         /* an approver's public key is one line: what a policy's approvers.NAME.keys lists */
-        r = kind == FLEET_KEY_APPROVER ? fleet_public_key_write_line(pub_path, &pub) : fleet_public_key_write(pub_path, &pub);
+        r = kind == FLEET_KEY_APPROVER ? fleet_public_key_write_line(pub_path, &pub)
+                                       : fleet_public_key_write(pub_path, &pub);
         if (r < 0) {
                 fprintf(stderr, "elevatectl: cannot write %s: %s; removing %s again\n", pub_path, strerror(-r), out);
                 (void) unlink(out);
@@ -99,8 +100,10 @@ int ctl_keys_new_fleet(int argc, char **argv) {
         if (kind == FLEET_KEY_APPROVER) {
                 char line[FLEET_KEY_FILE_MAX];
                 if (fleet_public_key_format_line(&pub, line) > 0)
-                        printf("Add this line to the policy's \"approvers\": {\"NAME\": {\"keys\": [...]}} and publish it:\n"
-                               "  %s\n", line);
+                        printf("Add this line to the policy's \"approvers\": {\"NAME\": {\"keys\": [...]}} and publish "
+                               "it:\n"
+                               "  %s\n",
+                               line);
         }
         return 0;
 }
@@ -115,7 +118,8 @@ static int parse_time(const char *s, int64_t now, bool relative_ok, int64_t *ret
                 *ret = (int64_t) u;
                 return 0;
         }
-        if (relative_ok && duration_parse(s, &u) >= 0 && u != USEC_INFINITY && u / USEC_PER_SEC < (uint64_t) BUNDLE_TIME_MAX) {
+        if (relative_ok && duration_parse(s, &u) >= 0 && u != USEC_INFINITY &&
+            u / USEC_PER_SEC < (uint64_t) BUNDLE_TIME_MAX) {
                 *ret = now + (int64_t) (u / USEC_PER_SEC);
                 return 0;
         }
@@ -187,8 +191,10 @@ static int add_part(SignPart *parts, size_t *n, const char *spec) {
         }
         snprintf(target, sizeof target, "%.*s", (int) (eq - spec), spec);
         if (bundle_target_parse(target, &parts[*n].kind, parts[*n].name) < 0) {
-                fprintf(stderr, "elevatectl: \"%s\" is not a target: all, group:NAME or host:NAME (NAME: 1..%d of "
-                                "A-Z a-z 0-9 _ -).\n", target, BUNDLE_NAME_MAX);
+                fprintf(stderr,
+                        "elevatectl: \"%s\" is not a target: all, group:NAME or host:NAME (NAME: 1..%d of "
+                        "A-Z a-z 0-9 _ -).\n",
+                        target, BUNDLE_NAME_MAX);
                 return -EINVAL;
         }
         parts[(*n)++].path = eq + 1;
@@ -217,10 +223,14 @@ static int write_output(const char *path, const char *data, size_t len) {
 
 int ctl_policy_sign(int argc, char **argv) {
         static const struct option options[] = {
-                { "key", required_argument, NULL, 'k' },  { "serial", required_argument, NULL, 's' },
-                { "expires", required_argument, NULL, 'e' }, { "issued", required_argument, NULL, 'i' },
-                { "host", required_argument, NULL, 'H' }, { "group", required_argument, NULL, 'g' },
-                { "part", required_argument, NULL, 'p' }, { "output", required_argument, NULL, 'o' },
+                { "key", required_argument, NULL, 'k' },
+                { "serial", required_argument, NULL, 's' },
+                { "expires", required_argument, NULL, 'e' },
+                { "issued", required_argument, NULL, 'i' },
+                { "host", required_argument, NULL, 'H' },
+                { "group", required_argument, NULL, 'g' },
+                { "part", required_argument, NULL, 'p' },
+                { "output", required_argument, NULL, 'o' },
                 {},
         };
         static SignPart parts[BUNDLE_MAX_PARTS + 1];
@@ -325,8 +335,8 @@ int ctl_policy_sign(int argc, char **argv) {
                 return 1;
         }
         if (!streq(out, "-"))
-                fprintf(stderr, "signed release %" PRIu64 " with %zu part%s, expires %" PRId64 ", into %s\n", serial,
-                        n, n == 1 ? "" : "s", expires, out);
+                fprintf(stderr, "signed release %" PRIu64 " with %zu part%s, expires %" PRId64 ", into %s\n", serial, n,
+                        n == 1 ? "" : "s", expires, out);
         return 0;
 }
 
@@ -346,9 +356,9 @@ static void print_result(const BundleResult *res, bool json, char **files) {
         char hash[SHA256_HEX_LEN], target[BUNDLE_NAME_MAX + 8];
 
         if (json) {
-                _cleanup_json_ json_t *o = json_pack("{s:s,s:s,s:s}", "outcome", bundle_outcome_to_string(res->outcome),
-                                                     "reason", bundle_reason_to_string(res->reason), "message",
-                                                     res->message);
+                _cleanup_json_ json_t *o =
+                        json_pack("{s:s,s:s,s:s}", "outcome", bundle_outcome_to_string(res->outcome), "reason",
+                                  bundle_reason_to_string(res->reason), "message", res->message);
                 if (!o)
                         return;
                 if (res->outcome == BUNDLE_REFUSED)
@@ -389,10 +399,14 @@ static void print_result(const BundleResult *res, bool json, char **files) {
 
 int ctl_policy_verify(int argc, char **argv) {
         static const struct option options[] = {
-                { "trust-dir", required_argument, NULL, 't' },  { "host", required_argument, NULL, 'H' },
-                { "group", required_argument, NULL, 'g' },      { "last-serial", required_argument, NULL, 's' },
-                { "last-sha256", required_argument, NULL, 'x' }, { "last-issued", required_argument, NULL, 'i' },
-                { "json", no_argument, NULL, 'j' },             {},
+                { "trust-dir", required_argument, NULL, 't' },
+                { "host", required_argument, NULL, 'H' },
+                { "group", required_argument, NULL, 'g' },
+                { "last-serial", required_argument, NULL, 's' },
+                { "last-sha256", required_argument, NULL, 'x' },
+                { "last-issued", required_argument, NULL, 'i' },
+                { "json", no_argument, NULL, 'j' },
+                {},
         };
         const char *trust_dir = TRUST_DIR_DEFAULT;
         _cleanup_free_ char *host = NULL;
@@ -454,10 +468,11 @@ int ctl_policy_verify(int argc, char **argv) {
                 }
         n_in = (size_t) (argc - 1 - optind);
         if (n_in < 1 || n_in > BUNDLE_MAX_INPUTS || (last.serial && !have_hash)) {
-                fprintf(stderr, "Usage: elevatectl policy verify [--trust-dir DIR] [--host H] [--group G]...\n"
-                                "         [--last-serial N --last-sha256 HEX [--last-issued EPOCH]] [--json] "
-                                "BUNDLE...\n"
-                                "  checks BUNDLEs as the agent of host H in groups G would (at most %d files)\n",
+                fprintf(stderr,
+                        "Usage: elevatectl policy verify [--trust-dir DIR] [--host H] [--group G]...\n"
+                        "         [--last-serial N --last-sha256 HEX [--last-issued EPOCH]] [--json] "
+                        "BUNDLE...\n"
+                        "  checks BUNDLEs as the agent of host H in groups G would (at most %d files)\n",
                         BUNDLE_MAX_INPUTS);
                 return 2;
         }

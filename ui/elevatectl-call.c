@@ -17,8 +17,7 @@ int ctl_connect(bool quiet) {
 
         fd = proto_connect(arg_socket, 0, &err);
         if (fd < 0 && !quiet)
-                fprintf(stderr, "elevatectl: %s.%s\n", err.message,
-                        fd == -ENAMETOOLONG ? "" : " Is elevated running?");
+                fprintf(stderr, "elevatectl: %s.%s\n", err.message, fd == -ENAMETOOLONG ? "" : " Is elevated running?");
         return fd;
 }
 
@@ -45,8 +44,8 @@ int ctl_call(json_t *req, ProtoMsg *ret, int *ret_sock) {
         }
         if (ret->type == PROTO_ERROR) {
                 /* an error can quote what a user typed: shown escaped like everything else */
-                _cleanup_free_ char *e = escape_display(ret->message ?: ret->code, strlen(ret->message ?: ret->code),
-                                                        PROTO_MAX_STRING);
+                _cleanup_free_ char *e =
+                        escape_display(ret->message ?: ret->code, strlen(ret->message ?: ret->code), PROTO_MAX_STRING);
                 fprintf(stderr, "elevatectl: %s\n", e ?: ret->code);
                 r = streq(ret->code, PROTO_ERR_NOT_PERMITTED) ? 4 : 1;
                 proto_msg_done(ret);
@@ -65,8 +64,8 @@ int ctl_call_ok(json_t *req, const char *done) {
         if (r > 0)
                 return r;
         {
-                _cleanup_free_ char *e = m.message ? escape_display(m.message, strlen(m.message), PROTO_MAX_STRING)
-                                                   : NULL;
+                _cleanup_free_ char *e =
+                        m.message ? escape_display(m.message, strlen(m.message), PROTO_MAX_STRING) : NULL;
                 printf("%s\n", e ?: done);
         }
         proto_msg_done(&m);

@@ -98,8 +98,7 @@ static void key_file_error(const char *what, const char *path, int r) {
                         "others: chmod 600 %s\n",
                         what, path, path);
         else if (r == -EBADMSG)
-                fprintf(stderr,
-                        "elevatectl: %s %s is not a valid key file (see `elevatectl keys --help`).\n", what,
+                fprintf(stderr, "elevatectl: %s %s is not a valid key file (see `elevatectl keys --help`).\n", what,
                         path);
         else if (r == -EBADFD || r == -ELOOP)
                 fprintf(stderr, "elevatectl: %s %s is not a regular file.\n", what, path);
@@ -109,8 +108,8 @@ static void key_file_error(const char *what, const char *path, int r) {
 
 static int keys_new(int argc, char **argv) {
         static const struct option options[] = {
-                {"site-key", required_argument, NULL, 'k'},
-                {"help", no_argument, NULL, 'h'},
+                { "site-key", required_argument, NULL, 'k' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *path = NULL;
@@ -170,7 +169,7 @@ static int parse_epoch(const char *s, uint32_t *ret) {
 
 /* Derives and prints or writes the endpoint key file; an exit status. */
 static int derive_and_emit(const char *site_path, const char *host, uint32_t epoch, const char *output) {
-        CodeEndpointKey k = {.epoch = epoch};
+        CodeEndpointKey k = { .epoch = epoch };
         char text[CODE_ENDPOINT_KEY_FILE_MAX];
         uint8_t site[CODE_KEY_LEN];
         int r;
@@ -190,8 +189,7 @@ static int derive_and_emit(const char *site_path, const char *host, uint32_t epo
         explicit_erase(&k, sizeof(k));
         explicit_erase(text, sizeof(text));
         if (r == -EEXIST) {
-                fprintf(stderr, "elevatectl: %s exists; it is never overwritten (remove it first).\n",
-                        output);
+                fprintf(stderr, "elevatectl: %s exists; it is never overwritten (remove it first).\n", output);
                 return 1;
         }
         if (r < 0) {
@@ -200,16 +198,15 @@ static int derive_and_emit(const char *site_path, const char *host, uint32_t epo
                 return 1;
         }
         fprintf(stderr, "%s%s%sInstall it on %s as %s/endpoint.key (root, mode 0600) for key epoch %u.\n",
-                output ? "Wrote " : "", output ?: "", output ? ". " : "", host, ELEVATE_KEYS_DIR,
-                (unsigned) epoch);
+                output ? "Wrote " : "", output ?: "", output ? ". " : "", host, ELEVATE_KEYS_DIR, (unsigned) epoch);
         return 0;
 }
 
 static int keys_derive(int argc, char **argv) {
         static const struct option options[] = {
-                {"site-key", required_argument, NULL, 'k'}, {"host", required_argument, NULL, 'H'},
-                {"epoch", required_argument, NULL, 'e'},    {"output", required_argument, NULL, 'o'},
-                {"help", no_argument, NULL, 'h'},           {},
+                { "site-key", required_argument, NULL, 'k' }, { "host", required_argument, NULL, 'H' },
+                { "epoch", required_argument, NULL, 'e' },    { "output", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },           {},
         };
         const char *site_path = NULL, *host = NULL, *output = NULL;
         uint32_t epoch = 1;
@@ -321,10 +318,10 @@ static int print_answer_json(const Answer *a) {
 
         if (!gmtime_r(&t, &tm) || strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
                 return -EINVAL;
-        o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I,s:s,s:I,s:s}", "challenge", a->challenge, "request",
-                      a->request, "host", a->host, "epoch", (json_int_t) a->epoch, "request_digest",
-                      a->digest, "ttl_minutes", (json_int_t) a->resp.ttl_minutes, "issued", iso,
-                      "issued_minutes", (json_int_t) a->resp.issued_minutes, "response", a->response);
+        o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I,s:s,s:I,s:s}", "challenge", a->challenge, "request", a->request, "host",
+                      a->host, "epoch", (json_int_t) a->epoch, "request_digest", a->digest, "ttl_minutes",
+                      (json_int_t) a->resp.ttl_minutes, "issued", iso, "issued_minutes",
+                      (json_int_t) a->resp.issued_minutes, "response", a->response);
         if (!o)
                 return -ENOMEM;
         s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -380,8 +377,7 @@ static int respond(const char *input, const char *site_path, const char *host, u
         r = code_endpoint_key(site, host, ch.epoch, ek);
         explicit_erase(site, sizeof(site));
         if (r >= 0)
-                r = code_response_make(ek, host, &ch, ttl, now_usec(CLOCK_REALTIME) / USEC_PER_MINUTE,
-                                       &a.resp);
+                r = code_response_make(ek, host, &ch, ttl, now_usec(CLOCK_REALTIME) / USEC_PER_MINUTE, &a.resp);
         explicit_erase(ek, sizeof(ek));
         if (r >= 0)
                 r = code_response_encode(&a.resp, a.response);
@@ -407,9 +403,9 @@ static int respond(const char *input, const char *site_path, const char *host, u
 
 int ctl_cmd_respond(int argc, char **argv) {
         static const struct option options[] = {
-                {"site-key", required_argument, NULL, 'k'}, {"host", required_argument, NULL, 'H'},
-                {"ttl", required_argument, NULL, 't'},      {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},           {},
+                { "site-key", required_argument, NULL, 'k' }, { "host", required_argument, NULL, 'H' },
+                { "ttl", required_argument, NULL, 't' },      { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },           {},
         };
         const char *site_path = NULL, *host = NULL;
         char input[CHALLENGE_INPUT_MAX];
@@ -440,9 +436,8 @@ int ctl_cmd_respond(int argc, char **argv) {
                         return 2;
                 }
         if (!site_path || !host || ttl == 0 || optind >= argc) {
-                fprintf(stderr,
-                        "Usage: elevatectl respond CHALLENGE --site-key FILE --host NAME --ttl D [--json]\n"
-                        "(elevatectl respond --help explains)\n");
+                fprintf(stderr, "Usage: elevatectl respond CHALLENGE --site-key FILE --host NAME --ttl D [--json]\n"
+                                "(elevatectl respond --help explains)\n");
                 return 2;
         }
         if (!code_host_valid(host)) {

@@ -103,7 +103,8 @@ static void check_row(AuditCtx *c, HostChain *h, json_t *o) {
                 if ((known_prev || (h->last < 0 && seq == 1)) &&
                     (row_hash(o, known_prev ? h->hash : zero, want) < 0 || memcmp(want, got, SHA256_LEN) != 0)) {
                         printf("%s: CHAIN BROKEN: row %" PRId64 " is not the row the agent chained (its hash does "
-                               "not follow from row %" PRId64 ")\n", h->host, seq, seq - 1);
+                               "not follow from row %" PRId64 ")\n",
+                               h->host, seq, seq - 1);
                         h->breaks++;
                 }
                 memcpy(h->hash, got, SHA256_LEN);
@@ -131,8 +132,8 @@ static void print_row(json_t *o) {
 }
 
 static int handle(AuditCtx *c, natsMsg *m) {
-        _cleanup_json_ json_t *o = json_loadb(natsMsg_GetData(m), (size_t) MAX(natsMsg_GetDataLength(m), 0),
-                                              JSON_REJECT_DUPLICATES, NULL);
+        _cleanup_json_ json_t *o =
+                json_loadb(natsMsg_GetData(m), (size_t) MAX(natsMsg_GetDataLength(m), 0), JSON_REJECT_DUPLICATES, NULL);
         const char *host = json_string_value(json_object_get(o, "host"));
         const char *subject = natsMsg_GetSubject(m);
         HostChain *h;
@@ -223,8 +224,7 @@ static int read_stream(natsConnection *nc, const char *host, int64_t since_usec,
         for (size_t i = 0; i < c.n_hosts; i++) {
                 HostChain *h = &c.hosts[i];
                 fprintf(json ? stderr : stdout, "%s: rows %" PRId64 "..%" PRId64 " (%" PRIu64 "), %s\n", h->host,
-                        h->first, h->last, h->rows,
-                        h->breaks ? "CHAIN BROKEN (see above)" : "chain continuous");
+                        h->first, h->last, h->rows, h->breaks ? "CHAIN BROKEN (see above)" : "chain continuous");
                 breaks += h->breaks;
         }
         if (c.n_hosts == 0)
@@ -235,9 +235,12 @@ static int read_stream(natsConnection *nc, const char *host, int64_t since_usec,
 
 int ctl_fleet_audit(int argc, char **argv) {
         static const struct option options[] = {
-                { "nats", required_argument, NULL, 'n' }, { "creds", required_argument, NULL, 'c' },
-                { "host", required_argument, NULL, 'H' }, { "since", required_argument, NULL, 's' },
-                { "follow", no_argument, NULL, 'f' },     { "json", no_argument, NULL, 'j' },
+                { "nats", required_argument, NULL, 'n' },
+                { "creds", required_argument, NULL, 'c' },
+                { "host", required_argument, NULL, 'H' },
+                { "since", required_argument, NULL, 's' },
+                { "follow", no_argument, NULL, 'f' },
+                { "json", no_argument, NULL, 'j' },
                 {},
         };
         const char *urls = NULL, *creds = NULL, *host = NULL;

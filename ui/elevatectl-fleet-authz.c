@@ -100,7 +100,8 @@ static void print_approver(const char *name, const char *pub) {
         static const char *const streams[] = { FLEET_REQUESTS_STREAM, FLEET_DECISIONS_STREAM, FLEET_AUDIT_STREAM };
 
         printf("      # approver %s\n      { nkey: \"%s\", permissions: {\n", name, pub);
-        printf("          publish: { allow: [\"" FLEET_DECISIONS_SUBJECT ">\", \"$JS.API.INFO\", \"$JS.API.STREAM.NAMES\", \"$JS.FC.>\",\n");
+        printf("          publish: { allow: [\"" FLEET_DECISIONS_SUBJECT
+               ">\", \"$JS.API.INFO\", \"$JS.API.STREAM.NAMES\", \"$JS.FC.>\",\n");
         for (size_t i = 0; i < ELEMENTSOF(streams); i++)
                 printf("                            \"$JS.API.STREAM.INFO.%s\", \"$JS.API.CONSUMER.CREATE.%s\", "
                        "\"$JS.API.CONSUMER.CREATE.%s.>\",\n"
@@ -123,8 +124,10 @@ static int parse_hosts_line(char *line, unsigned no, char **ret_host, char ***re
         if (groups && groups[0] == '#')
                 groups = NULL;
         if (!bundle_name_ok(host) || streq(host, "admin")) {
-                fprintf(stderr, "elevatectl: hosts line %u: \"%.64s\" is not a host id (1..%d of A-Z a-z 0-9 _ -, not "
-                                "\"admin\").\n", no, host, BUNDLE_NAME_MAX);
+                fprintf(stderr,
+                        "elevatectl: hosts line %u: \"%.64s\" is not a host id (1..%d of A-Z a-z 0-9 _ -, not "
+                        "\"admin\").\n",
+                        no, host, BUNDLE_NAME_MAX);
                 return -EINVAL;
         }
         if (fleet_groups_parse(groups ?: "", ret_groups, &e) < 0) {
@@ -173,9 +176,10 @@ int ctl_fleet_authz(int argc, char **argv) {
                         return 2;
                 }
         if (!hosts || optind != argc - 1) {
-                fprintf(stderr, "Usage: elevatectl fleet authz --hosts FILE [--out-dir DIR] [--approvers NAME[,NAME...]]\n"
-                                "  FILE: one \"HOST [GROUP,GROUP...]\" per line; DIR receives HOST.nk, admin.nk and\n"
-                                "  approver-NAME.nk for each helpdesk approver\n");
+                fprintf(stderr,
+                        "Usage: elevatectl fleet authz --hosts FILE [--out-dir DIR] [--approvers NAME[,NAME...]]\n"
+                        "  FILE: one \"HOST [GROUP,GROUP...]\" per line; DIR receives HOST.nk, admin.nk and\n"
+                        "  approver-NAME.nk for each helpdesk approver\n");
                 return 2;
         }
         fd = open(hosts, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -201,7 +205,8 @@ int ctl_fleet_authz(int argc, char **argv) {
                "# Include it from the broker's configuration, beside a jetstream {} block.\n"
                "accounts {\n  " FLEET_ACCOUNT ": {\n    jetstream: enabled\n    users: [\n"
                "      # the administrator: publishes releases, reads every status (%s/admin.nk)\n"
-               "      { nkey: \"%s\" }\n", dir, pub);
+               "      { nkey: \"%s\" }\n",
+               dir, pub);
         r = 0;
         for (char *line = buf, *next; line && line < buf + len && r >= 0; line = next) {
                 _cleanup_strv_free_ char **groups = NULL;

@@ -93,8 +93,10 @@ static int load_host_keys(const char *dir, HostKeys *ret) {
                     ret->keys[ret->n].kind == FLEET_KEY_HOST)
                         ret->n++;
                 else
-                        fprintf(stderr, "elevatectl: %s is not a host key (elevatectl host-key prints one); "
-                                        "ignored.\n", path ?: de->d_name);
+                        fprintf(stderr,
+                                "elevatectl: %s is not a host key (elevatectl host-key prints one); "
+                                "ignored.\n",
+                                path ?: de->d_name);
         }
         closedir(d);
         return 0;
@@ -112,8 +114,8 @@ static const char *signature_state(const FleetRequest *r, const HostKeys *hk) {
 
 static bool matches(const FleetRequest *r, const HdOpts *o) {
         const char *user = json_string_value(json_object_get(r->filing, "user"));
-        const char *prog = json_string_value(json_object_get(r->filing, "program")) ?:
-                           json_string_value(json_object_get(r->filing, "program_name"));
+        const char *prog = json_string_value(json_object_get(r->filing, "program"))
+                                   ?: json_string_value(json_object_get(r->filing, "program_name"));
 
         if (!o->all && !streq(r->state_name, "pending"))
                 return false;
@@ -153,7 +155,8 @@ static void print_request(const FleetRequest *r, const HostKeys *hk) {
         json_t *args = json_object_get(p, "args"), *files = json_object_get(p, "file_args");
         json_t *notes = json_object_get(p, "notes"), *anc = json_object_get(p, "ancestry");
         _cleanup_free_ char *user = esc(json_object_get(p, "user")), *rule = esc(json_object_get(p, "rule")),
-                            *run_as = esc(json_object_get(p, "run_as")), *name = esc(json_object_get(p, "program_name"));
+                            *run_as = esc(json_object_get(p, "run_as")),
+                            *name = esc(json_object_get(p, "program_name"));
         int64_t now = (int64_t) time(NULL);
         char age[DURATION_MAX], left[DURATION_MAX];
         size_t i;
@@ -181,17 +184,20 @@ static void print_request(const FleetRequest *r, const HostKeys *hk) {
         json_array_foreach(files, i, e) {
                 _cleanup_free_ char *path = esc(json_object_get(e, "path"));
                 printf("  %-9s #%" JSON_INTEGER_FORMAT " %s  sha256 %s\n", "file",
-                       json_integer_value(json_object_get(e, "position")), path && *path ? path : "(no trustworthy path)",
+                       json_integer_value(json_object_get(e, "position")),
+                       path && *path ? path : "(no trustworthy path)",
                        json_string_value(json_object_get(e, "sha256")) ?: "?");
         }
-        json_array_foreach(notes, i, e) line("note", e);
+        json_array_foreach(notes, i, e)
+                line("note", e);
         line("reason", json_object_get(p, "reason"));
         printf("  %-9s %s, as %s, grants %s\n", "rule", rule && *rule ? rule : "?", run_as && *run_as ? run_as : "root",
                streq_ptr(json_string_value(json_object_get(p, "scope")), "binary") ? "any arguments"
-                                                                                  : "exactly these arguments");
+                                                                                   : "exactly these arguments");
         {
                 _cleanup_free_ char *tty = esc(json_object_get(p, "tty")), *sess = esc(json_object_get(p, "session"));
-                printf("  %-9s tty %s, session %s\n", "from", tty && *tty ? tty : "none", sess && *sess ? sess : "none");
+                printf("  %-9s tty %s, session %s\n", "from", tty && *tty ? tty : "none",
+                       sess && *sess ? sess : "none");
         }
         if (json_array_size(anc) > 0) {
                 printf("  %-9s", "process");
@@ -272,8 +278,10 @@ static int walk_requests(natsConnection *nc, const char *filter, bool follow, in
                                 _cleanup_free_ char *k = esc_s(kvEntry_Key(e));
                                 fprintf(stderr, "elevatectl: %s: not a request (%s); not shown.\n", k ?: "?",
                                         err.message);
-                        } else if (!streq_ptr(kvEntry_Key(e), q->host) && strncmp(kvEntry_Key(e), q->host, strlen(q->host)) != 0) {
-                                fprintf(stderr, "elevatectl: a request of host %s under another host's key; not shown.\n",
+                        } else if (!streq_ptr(kvEntry_Key(e), q->host) &&
+                                   strncmp(kvEntry_Key(e), q->host, strlen(q->host)) != 0) {
+                                fprintf(stderr,
+                                        "elevatectl: a request of host %s under another host's key; not shown.\n",
                                         q->host);
                                 fleet_request_free(q);
                                 q = NULL;
@@ -413,9 +421,11 @@ static int existing_decision(kvStore *kv, const char *key) {
                 struct tm tm;
                 if (gmtime_r(&t, &tm))
                         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-                fprintf(stderr, "elevatectl: already decided: %s by approver key %s%s%s at %s; your decision was not "
-                                "stored.\n", fleet_verdict_to_string(d->verdict), d->approver,
-                        d->approver_host[0] ? " on " : "", d->approver_host, when);
+                fprintf(stderr,
+                        "elevatectl: already decided: %s by approver key %s%s%s at %s; your decision was not "
+                        "stored.\n",
+                        fleet_verdict_to_string(d->verdict), d->approver, d->approver_host[0] ? " on " : "",
+                        d->approver_host, when);
         } else
                 fprintf(stderr, "elevatectl: the request already has a decision (not a valid one: the host refuses it "
                                 "and clears it; try again in a moment). Yours was not stored.\n");
@@ -482,8 +492,8 @@ static int cmd_decide(natsConnection *nc, FleetVerdict verdict, const char *targ
         if (r < 0 || key.kind != FLEET_KEY_APPROVER) {
                 fprintf(stderr, "elevatectl: %s: %s\n", o->key,
                         r == -EPERM ? "readable by others: keep an approver key 0600"
-                        : r < 0    ? strerror(-r)
-                                   : "not an approver key (elevatectl keys new --kind approver makes one)");
+                        : r < 0     ? strerror(-r)
+                                    : "not an approver key (elevatectl keys new --kind approver makes one)");
                 fleet_private_key_done(&key);
                 return 1;
         }
@@ -493,8 +503,10 @@ static int cmd_decide(natsConnection *nc, FleetVerdict verdict, const char *targ
         r = walk_requests(nc, filter, false, 0, find_entry, &fc);
         if (r > 1 || !fc.found) {
                 if (r <= 1)
-                        fprintf(stderr, "elevatectl: no request %s on host %s in the queue (elevatectl fleet pending "
-                                        "lists them).\n", fc.ref, host);
+                        fprintf(stderr,
+                                "elevatectl: no request %s on host %s in the queue (elevatectl fleet pending "
+                                "lists them).\n",
+                                fc.ref, host);
                 r = r > 1 ? r : 4;
                 goto out;
         }
@@ -504,9 +516,15 @@ static int cmd_decide(natsConnection *nc, FleetVerdict verdict, const char *targ
                 r = 5;
                 goto out;
         }
-        spec = (FleetDecisionSpec){ .host = host, .request = fc.found->id, .digest = fc.found->digest,
-                                    .verdict = verdict, .ttl = verdict == FLEET_DECISION_APPROVE ? (int64_t) (o->ttl_usec / USEC_PER_SEC) : 0,
-                                    .comment = o->comment, .approver_host = o->approver_host, .issued = now,
+        spec = (FleetDecisionSpec){ .host = host,
+                                    .request = fc.found->id,
+                                    .digest = fc.found->digest,
+                                    .verdict = verdict,
+                                    .ttl = verdict == FLEET_DECISION_APPROVE ? (int64_t) (o->ttl_usec / USEC_PER_SEC)
+                                                                             : 0,
+                                    .comment = o->comment,
+                                    .approver_host = o->approver_host,
+                                    .issued = now,
                                     .expires = now + (int64_t) (o->valid_usec / USEC_PER_SEC) };
         r = fleet_decision_sign(&key, &spec, &value, &len, &err);
         if (r < 0) {
@@ -567,31 +585,33 @@ static int cmd_init(natsConnection *nc, const HdOpts *o) {
 
         if (s != NATS_OK)
                 return nfail("JetStream", s);
-        r = ctl_nats_ensure_stream(js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE, 0,
-                          o->replicas, true, stdout);
+        r = ctl_nats_ensure_stream(js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY,
+                                   BUNDLE_MAX_SIZE, 0, o->replicas, true, stdout);
         if (!r)
-                r = ctl_nats_ensure_stream(js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0, o->replicas, true, stdout);
+                r = ctl_nats_ensure_stream(js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0,
+                                           o->replicas, true, stdout);
         if (!r)
                 r = ctl_nats_ensure_stream(js, FLEET_REQUESTS_STREAM, FLEET_REQUESTS_SUBJECT ">", 1, FLEET_REQUEST_MAX,
-                                  FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true, stdout);
+                                           FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true, stdout);
         if (!r)
-                r = ctl_nats_ensure_stream(js, FLEET_DECISIONS_STREAM, FLEET_DECISIONS_SUBJECT ">", 1, FLEET_DECISION_MAX,
-                                  FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true, stdout);
+                r = ctl_nats_ensure_stream(js, FLEET_DECISIONS_STREAM, FLEET_DECISIONS_SUBJECT ">", 1,
+                                           FLEET_DECISION_MAX, FLEET_REQUESTS_MAX_AGE_DAYS * day, o->replicas, true,
+                                           stdout);
         if (!r)
                 r = ctl_nats_ensure_stream(js, FLEET_AUDIT_STREAM, FLEET_AUDIT_SUBJECT ">", -1, FLEET_AUDIT_ROW_MAX,
-                                  (int64_t) (o->audit_max_age_usec * 1000), o->replicas, false, stdout);
+                                           (int64_t) (o->audit_max_age_usec * 1000), o->replicas, false, stdout);
         jsCtx_Destroy(js);
         return r;
 }
-
 
 static int run(const char *verb, int argc, char **argv, HdOpts *o) {
         natsConnection *nc = NULL;
         int r;
 
         if ((streq(verb, "approve") || streq(verb, "deny")) && (argc != 1 || !o->key)) {
-                fprintf(stderr, "Usage: elevatectl fleet %s HOST/TICKET --key APPROVER.key --nats URL --creds FILE%s "
-                                "[--comment TEXT] [--valid 1h] [--no-wait]\n",
+                fprintf(stderr,
+                        "Usage: elevatectl fleet %s HOST/TICKET --key APPROVER.key --nats URL --creds FILE%s "
+                        "[--comment TEXT] [--valid 1h] [--no-wait]\n",
                         verb, streq(verb, "approve") ? " [--ttl 30m]" : "");
                 return 2;
         }
@@ -622,23 +642,35 @@ bool ctl_fleet_is_helpdesk(const char *verb) {
 
 int ctl_fleet_helpdesk(int argc, char **argv) {
         static const struct option options[] = {
-                { "nats", required_argument, NULL, 'n' },     { "creds", required_argument, NULL, 'c' },
-                { "json", no_argument, NULL, 'j' },           { "watch", no_argument, NULL, 'w' },
-                { "host", required_argument, NULL, 'H' },     { "user", required_argument, NULL, 'u' },
-                { "program", required_argument, NULL, 'p' },  { "host-keys", required_argument, NULL, 'K' },
-                { "key", required_argument, NULL, 'k' },      { "ttl", required_argument, NULL, 't' },
-                { "comment", required_argument, NULL, 'm' },  { "valid", required_argument, NULL, 'V' },
-                { "no-wait", no_argument, NULL, 'N' },        { "all", no_argument, NULL, 'a' },
-                { "approver-host", required_argument, NULL, 'A' }, { "replicas", required_argument, NULL, 'r' },
-                { "audit-max-age", required_argument, NULL, 'M' }, {},
+                { "nats", required_argument, NULL, 'n' },
+                { "creds", required_argument, NULL, 'c' },
+                { "json", no_argument, NULL, 'j' },
+                { "watch", no_argument, NULL, 'w' },
+                { "host", required_argument, NULL, 'H' },
+                { "user", required_argument, NULL, 'u' },
+                { "program", required_argument, NULL, 'p' },
+                { "host-keys", required_argument, NULL, 'K' },
+                { "key", required_argument, NULL, 'k' },
+                { "ttl", required_argument, NULL, 't' },
+                { "comment", required_argument, NULL, 'm' },
+                { "valid", required_argument, NULL, 'V' },
+                { "no-wait", no_argument, NULL, 'N' },
+                { "all", no_argument, NULL, 'a' },
+                { "approver-host", required_argument, NULL, 'A' },
+                { "replicas", required_argument, NULL, 'r' },
+                { "audit-max-age", required_argument, NULL, 'M' },
+                {},
         };
         const char *verb = argv[1];
         char hostname[256] = "";
         uint64_t u;
         int c;
 #if HAVE_LIBNATS
-        HdOpts o = { .ttl_usec = 30 * 60 * USEC_PER_SEC, .valid_usec = 3600 * USEC_PER_SEC, .wait = true,
-                     .audit_max_age_usec = 90 * 86400 * USEC_PER_SEC, .replicas = 1 };
+        HdOpts o = { .ttl_usec = 30 * 60 * USEC_PER_SEC,
+                     .valid_usec = 3600 * USEC_PER_SEC,
+                     .wait = true,
+                     .audit_max_age_usec = 90 * 86400 * USEC_PER_SEC,
+                     .replicas = 1 };
 #else
         struct {
                 const char *urls, *creds, *host, *user, *program, *host_keys, *key, *comment, *approver_host;
@@ -705,8 +737,12 @@ int ctl_fleet_helpdesk(int argc, char **argv) {
                             (c == 't' && u / USEC_PER_SEC > FLEET_TTL_MAX) ||
                             (c == 'V' && u / USEC_PER_SEC > FLEET_DECISION_LIFE_MAX)) {
                                 fprintf(stderr, "elevatectl: --%s takes a duration (30m, 1h), at most %s.\n",
-                                        c == 't' ? "ttl" : c == 'V' ? "valid" : "audit-max-age",
-                                        c == 't' ? "30 days" : c == 'V' ? "7 days" : "any");
+                                        c == 't'   ? "ttl"
+                                        : c == 'V' ? "valid"
+                                                   : "audit-max-age",
+                                        c == 't'   ? "30 days"
+                                        : c == 'V' ? "7 days"
+                                                   : "any");
                                 return 2;
                         }
                         if (c == 't')

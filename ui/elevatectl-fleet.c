@@ -42,11 +42,11 @@ static int open_js(natsConnection *nc, jsCtx **js, int64_t replicas) {
 
         if (s != NATS_OK)
                 return nats_fail("JetStream", s);
-        r = ctl_nats_ensure_stream(*js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY, BUNDLE_MAX_SIZE, 0,
-                                   replicas, true, stderr);
+        r = ctl_nats_ensure_stream(*js, FLEET_POLICY_STREAM, FLEET_POLICY_SUBJECT ">", FLEET_POLICY_HISTORY,
+                                   BUNDLE_MAX_SIZE, 0, replicas, true, stderr);
         if (r == 0)
-                r = ctl_nats_ensure_stream(*js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0, replicas,
-                                           true, stderr);
+                r = ctl_nats_ensure_stream(*js, FLEET_STATUS_STREAM, FLEET_STATUS_SUBJECT ">", 1, FLEET_STATUS_MAX, 0,
+                                           replicas, true, stderr);
         return r;
 }
 
@@ -132,8 +132,10 @@ static int cmd_publish(int argc, char **argv, const char *urls, const char *cred
                 return 1;
         }
         if (b->expires <= (int64_t) time(NULL) && !force) {
-                fprintf(stderr, "elevatectl: release %" PRIu64 " has expired; every agent would refuse it. Sign it "
-                                "again (or --force, to see the agents refuse it).\n", b->serial);
+                fprintf(stderr,
+                        "elevatectl: release %" PRIu64 " has expired; every agent would refuse it. Sign it "
+                        "again (or --force, to see the agents refuse it).\n",
+                        b->serial);
                 return 1;
         }
         r = ctl_nats_connect(urls, creds, &nc);
@@ -215,10 +217,10 @@ static int cmd_status(const char *urls, const char *creds, bool json) {
 
 int ctl_cmd_fleet(int argc, char **argv) {
         static const struct option options[] = {
-                { "nats", required_argument, NULL, 'n' },    { "creds", required_argument, NULL, 'c' },
-                { "host", required_argument, NULL, 'H' },    { "group", required_argument, NULL, 'g' },
+                { "nats", required_argument, NULL, 'n' },     { "creds", required_argument, NULL, 'c' },
+                { "host", required_argument, NULL, 'H' },     { "group", required_argument, NULL, 'g' },
                 { "replicas", required_argument, NULL, 'r' }, { "json", no_argument, NULL, 'j' },
-                { "force", no_argument, NULL, 'f' },         {},
+                { "force", no_argument, NULL, 'f' },          {},
         };
         const char *urls = NULL, *creds = NULL, *host = NULL, *group = NULL;
         uint64_t replicas = 1;
@@ -232,8 +234,9 @@ int ctl_cmd_fleet(int argc, char **argv) {
         if (argc >= 2 && streq(argv[1], "audit"))
                 return ctl_fleet_audit(argc, argv);
         if (argc < 2 || (!streq(argv[1], "publish") && !streq(argv[1], "status"))) {
-                fprintf(stderr, "Usage: elevatectl fleet publish|status|authz|init|pending|watch|approve|deny|audit ... "
-                                "(elevatectl --help)\n");
+                fprintf(stderr,
+                        "Usage: elevatectl fleet publish|status|authz|init|pending|watch|approve|deny|audit ... "
+                        "(elevatectl --help)\n");
                 return 2;
         }
         optind = 0;

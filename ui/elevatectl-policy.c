@@ -157,7 +157,8 @@ static int hash_file(const char *path, uint8_t out[static SHA256_LEN]) {
 }
 
 static char *find_program(const char *name) {
-        static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
+        static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                                            "/usr/bin",        "/sbin",          "/bin" };
 
         if (strchr(name, '/'))
                 return realpath(name, NULL);
@@ -175,8 +176,8 @@ static void print_trail(const PolicyTrail *t) {
         printf("Rules tried, in order:\n");
         for (size_t i = 0; i < t->n_steps; i++) {
                 const PolicyTrailStep *s = &t->steps[i];
-                printf("  %-20s %-10s %-8s %s\n", s->rule != last && s->rule ? s->rule->id : "",
-                       s->key ?: "=>", policy_tri_to_string(s->value), s->why);
+                printf("  %-20s %-10s %-8s %s\n", s->rule != last && s->rule ? s->rule->id : "", s->key ?: "=>",
+                       policy_tri_to_string(s->value), s->why);
                 last = s->rule;
         }
 }
@@ -199,17 +200,20 @@ static int load_running_policy(Policy **ret, char *what, size_t what_size) {
                 return r;
         if (m.type != PROTO_POLICY_TEXT || m.n_fds != 1) {
                 proto_msg_done(&m);
-                fprintf(stderr, "elevatectl: the agent did not send its policy (an older agent?); use --policy FILE.\n");
+                fprintf(stderr,
+                        "elevatectl: the agent did not send its policy (an older agent?); use --policy FILE.\n");
                 return 1;
         }
         fd = TAKE_FD(m.fds[0]);
         m.n_fds = 0;
-        snprintf(what, what_size, "%s%s%s", streq(m.policy_origin, "file")        ? "of the running agent, from "
-                                            : streq(m.policy_origin, "built-in")  ? "of the running agent: the built-in example"
-                                            : streq(m.policy_origin, "last-good") ? "of the running agent: THE LAST GOOD COPY (its file is broken)"
-                                            : streq(m.policy_origin, "fleet")     ? "of the running agent: the signed fleet release"
-                                            : streq(m.policy_origin, "drop-in")   ? "of the running agent: the signed release from the drop-in directory"
-                                                                                  : "of the running agent: NONE, it denies everything",
+        snprintf(what, what_size, "%s%s%s",
+                 streq(m.policy_origin, "file")        ? "of the running agent, from "
+                 : streq(m.policy_origin, "built-in")  ? "of the running agent: the built-in example"
+                 : streq(m.policy_origin, "last-good") ? "of the running agent: THE LAST GOOD COPY (its file is broken)"
+                 : streq(m.policy_origin, "fleet")     ? "of the running agent: the signed fleet release"
+                 : streq(m.policy_origin, "drop-in")
+                         ? "of the running agent: the signed release from the drop-in directory"
+                         : "of the running agent: NONE, it denies everything",
                  m.policy_path ?: "", "");
         proto_msg_done(&m);
         if (lseek(fd, 0, SEEK_SET) < 0)
@@ -263,8 +267,9 @@ static int cmd_explain(int argc, char **argv) {
                         return 2;
                 }
         if (!user || optind >= argc) {
-                fprintf(stderr, "Usage: elevatectl policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
-                                "Without --policy it asks the running agent, and explains by the policy it runs on.\n");
+                fprintf(stderr,
+                        "Usage: elevatectl policy explain --user USER|UID [--policy FILE] [--] PROGRAM [ARGS...]\n"
+                        "Without --policy it asks the running agent, and explains by the policy it runs on.\n");
                 return 2;
         }
         if (policy_path) {

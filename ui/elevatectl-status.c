@@ -135,15 +135,15 @@ int ctl_policy_status(int argc, char **argv) {
         else {
                 const char *o = m.policy_origin;
 
-                print_field("source",
-                            streq(o, "fleet")       ? "fleet: a signed release from elevate-fleetd"
-                            : streq(o, "drop-in")   ? "drop-in: a signed release from the drop-in directory"
-                            : streq(o, "file")      ? "the policy file"
-                            : streq(o, "built-in")  ? "the built-in example policy (no policy file is installed)"
-                            : streq(o, "last-good") ? "THE LAST GOOD COPY: the policy file is broken"
-                            : m.release_expired     ? "NONE: the signed release expired; every request is denied"
-                                                    : "NONE: the policy file is broken and no good copy "
-                                                      "exists; every request is denied");
+                print_field("source", streq(o, "fleet")     ? "fleet: a signed release from elevate-fleetd"
+                                      : streq(o, "drop-in") ? "drop-in: a signed release from the drop-in directory"
+                                      : streq(o, "file")    ? "the policy file"
+                                      : streq(o, "built-in")
+                                              ? "the built-in example policy (no policy file is installed)"
+                                      : streq(o, "last-good") ? "THE LAST GOOD COPY: the policy file is broken"
+                                      : m.release_expired ? "NONE: the signed release expired; every request is denied"
+                                                          : "NONE: the policy file is broken and no good copy "
+                                                            "exists; every request is denied");
                 if (m.policy_path)
                         print_field("file", m.policy_path);
                 if (m.has_policy_serial)

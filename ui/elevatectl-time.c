@@ -252,8 +252,13 @@ static int absolute_parse(const char *s, int64_t now, int64_t *ret) {
                 mo = tm.tm_mon + 1;
                 d = tm.tm_mday;
         }
-        tm = (struct tm){ .tm_year = (int) (y - 1900), .tm_mon = (int) (mo - 1), .tm_mday = (int) d,
-                          .tm_hour = (int) h, .tm_min = (int) mi, .tm_sec = (int) sec, .tm_isdst = -1 };
+        tm = (struct tm){ .tm_year = (int) (y - 1900),
+                          .tm_mon = (int) (mo - 1),
+                          .tm_mday = (int) d,
+                          .tm_hour = (int) h,
+                          .tm_min = (int) mi,
+                          .tm_sec = (int) sec,
+                          .tm_isdst = -1 };
         check = tm;
         r = z > 0 ? timegm(&tm) : mktime(&tm);
         if (r == (time_t) -1 && !(y == 1969 && mo == 12 && d == 31))
@@ -346,9 +351,8 @@ int ctl_time_parse(const char *text, int64_t now, int64_t *ret) {
         return 0;
 }
 
-const char ctl_time_examples[] =
-        "  now, today, yesterday, tomorrow (midnight, local time)\n"
-        "  2026-11-23, 2026-11-23 14:00, 2026-11-23 14:00:05, 14:00 (today)\n"
-        "  2026-11-23T14:00:05Z, 2026-11-23 14:00 UTC, 2026-11-23T14:00+01:00\n"
-        "  -2h, +1d, 2h ago, 1h 30min ago, 2h (= 2h ago) (units: us ms s min h d w M y)\n"
-        "  @1764000000 (seconds since 1970, UTC; a fraction is allowed)\n";
+const char ctl_time_examples[] = "  now, today, yesterday, tomorrow (midnight, local time)\n"
+                                 "  2026-11-23, 2026-11-23 14:00, 2026-11-23 14:00:05, 14:00 (today)\n"
+                                 "  2026-11-23T14:00:05Z, 2026-11-23 14:00 UTC, 2026-11-23T14:00+01:00\n"
+                                 "  -2h, +1d, 2h ago, 1h 30min ago, 2h (= 2h ago) (units: us ms s min h d w M y)\n"
+                                 "  @1764000000 (seconds since 1970, UTC; a fraction is allowed)\n";

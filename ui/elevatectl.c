@@ -120,17 +120,19 @@ static int cmd_host_key(int argc, char **argv) {
         if (fd < 0) {
                 r = errno;
                 fprintf(stderr, "elevatectl: cannot read %s: %s%s\n", path, strerror(r),
-                        r == ENOENT ? " (the agent makes its host key when it starts; is it running with this "
-                                      "--state-dir?)"
-                                    : r == EACCES ? " (run as root)" : "");
+                        r == ENOENT   ? " (the agent makes its host key when it starts; is it running with this "
+                                        "--state-dir?)"
+                        : r == EACCES ? " (run as root)"
+                                      : "");
                 return 1;
         }
         r = read_fd_full(fd, FLEET_KEY_FILE_MAX, &buf, &len);
         if (r >= 0)
                 r = fleet_public_key_parse(buf, len, &k);
         if (r < 0 || k.kind != FLEET_KEY_HOST || fleet_public_key_format_line(&k, line) < 0) {
-                fprintf(stderr, "elevatectl: %s is not a host key (%s); remove host.key and host.pub and restart "
-                                "the agent to make a new one\n",
+                fprintf(stderr,
+                        "elevatectl: %s is not a host key (%s); remove host.key and host.pub and restart "
+                        "the agent to make a new one\n",
                         path, r < 0 ? strerror(-r) : "another kind of key");
                 return 1;
         }
@@ -253,12 +255,9 @@ static void help(void) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "socket", required_argument, NULL, 's' },
-                { "state-dir", required_argument, NULL, 'S' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                { "host", required_argument, NULL, 'H' },
-                {},
+                { "socket", required_argument, NULL, 's' }, { "state-dir", required_argument, NULL, 'S' },
+                { "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+                { "host", required_argument, NULL, 'H' },   {},
         };
         const char *arg_host = NULL;
         int c;

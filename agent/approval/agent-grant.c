@@ -69,10 +69,10 @@ json_t *grant_json(const Grant *g) {
         const char *comment = json_string_value(json_object_get(g->data, "comment"));
         const char *program = json_string_value(json_object_get(g->data, "program"));
 
-        o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "id", g->id, "uid", (json_int_t) g->uid, "rule",
-                      g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
-                      streq(g->scope, "binary") ? "binary" : "command", "session", g->session, "approver",
-                      g->approver, "expires_in", (json_int_t) (g->expires > now ? g->expires - now : 0));
+        o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "id", g->id, "uid", (json_int_t) g->uid, "rule", g->rule,
+                      "run_as", g->run_as, "sha256", g->sha256, "scope",
+                      streq(g->scope, "binary") ? "binary" : "command", "session", g->session, "approver", g->approver,
+                      "expires_in", (json_int_t) (g->expires > now ? g->expires - now : 0));
         if (!o)
                 return NULL;
         json_object_set_new(o, "binding", json_string(grant_binding(g)));
@@ -101,8 +101,8 @@ static json_t *grant_row(const Grant *g, const char *state) {
                          (json_int_t) g->uid, "state", state, "created", (json_int_t) g->created, "updated",
                          (json_int_t) now_usec(CLOCK_REALTIME), "expires", (json_int_t) g->expires, "boot_id",
                          g->agent->boot_id, "rule", g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
-                         g->scope, "session", g->session, "approver", g->approver, "request", g->request ?: "",
-                         "data", g->data);
+                         g->scope, "session", g->session, "approver", g->approver, "request", g->request ?: "", "data",
+                         g->data);
 }
 
 int grant_new(Agent *a, const Pending *p, const char *approver, const char *comment, uint64_t ttl, Grant **ret,
@@ -176,7 +176,10 @@ static int on_grant_warn(sd_event_source *s, uint64_t usec, void *userdata) {
                  duration_format(dur, sizeof(dur), g->expires > now ? g->expires - now : 0),
                  terminate ? "; programs still running then will be ended" : "");
         agent_event(g->agent, g->uid,
-                    &(AgentEvent){ .event = "grant-expiring", .grant = g->id, .rule = g->rule, .message = msg,
+                    &(AgentEvent){ .event = "grant-expiring",
+                                   .grant = g->id,
+                                   .rule = g->rule,
+                                   .message = msg,
                                    .program = json_string_value(json_object_get(g->data, "program")),
                                    .on_expiry = terminate ? "terminate" : "keep",
                                    .ttl = (int64_t) (g->expires > now ? g->expires - now : 0) });
@@ -251,8 +254,8 @@ static void holder_grant_ended(Request *r, Grant *g, const PolicyRule *rule, con
 
         grant_release(r);
         if (!request_has_started(r)) {
-                snprintf(r->appr.grant_lost, sizeof(r->appr.grant_lost), "grant %s ended (%s) before the program started",
-                         g->id, why);
+                snprintf(r->appr.grant_lost, sizeof(r->appr.grant_lost),
+                         "grant %s ended (%s) before the program started", g->id, why);
                 return;
         }
         if (!rule || rule->action == POLICY_DENY || rule->on_expiry == POLICY_EXPIRY_TERMINATE) {
@@ -279,15 +282,23 @@ void grant_end(Grant *g, const char *state, const char *why, const char *by) {
                       grant_binding(g));
         st = (AuditState){ .table = "grants", .row = row };
         if (d) {
-                AuditEntry e = { .event = "grant-ended", .request = g->request, .uid = (int64_t) g->uid, .data = d,
-                                 .state = row ? &st : NULL, .n_state = row ? 1 : 0 };
+                AuditEntry e = { .event = "grant-ended",
+                                 .request = g->request,
+                                 .uid = (int64_t) g->uid,
+                                 .data = d,
+                                 .state = row ? &st : NULL,
+                                 .n_state = row ? 1 : 0 };
                 (void) audit_submit(a->audit, &e, NULL, NULL);
         }
         json_decref(d);
         json_decref(row);
         agent_event(a, g->uid,
-                    &(AgentEvent){ .event = streq(state, "revoked") ? "revoked" : "grant-ended", .grant = g->id,
-                                   .rule = g->rule, .approver = by, .message = why, .ttl = -1,
+                    &(AgentEvent){ .event = streq(state, "revoked") ? "revoked" : "grant-ended",
+                                   .grant = g->id,
+                                   .rule = g->rule,
+                                   .approver = by,
+                                   .message = why,
+                                   .ttl = -1,
                                    .program = json_string_value(json_object_get(g->data, "program")) });
 
         rule = agent_rule(a, g->rule);

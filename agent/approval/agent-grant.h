@@ -30,13 +30,13 @@ struct Grant {
         char scope[SHA256_HEX_LEN]; /* "binary" for grant_scope binary */
         char *session;
         char *approver;
-        char *request;              /* the pending request it came from */
-        json_t *data;               /* program, args, comment, ticket */
-        uint64_t created;           /* CLOCK_REALTIME usec */
-        uint64_t expires;           /* CLOCK_BOOTTIME usec */
+        char *request;    /* the pending request it came from */
+        json_t *data;     /* program, args, comment, ticket */
+        uint64_t created; /* CLOCK_REALTIME usec */
+        uint64_t expires; /* CLOCK_BOOTTIME usec */
         sd_event_source *warn_timer, *expiry_timer;
-        Request *holders;           /* requests decided under it (Request.holders_next) */
-        bool single_use;            /* no session could be established: one launch, then gone */
+        Request *holders; /* requests decided under it (Request.holders_next) */
+        bool single_use;  /* no session could be established: one launch, then gone */
 };
 
 Grant *grant_find(Agent *a, const Request *r, const char *session);

@@ -133,11 +133,10 @@ int helpdesk_init(Agent *a) {
         a->helpdesk = h;
         r = fleet_host_key_load_or_create(a->state_fd, &h->key, &created);
         if (r < 0)
-                log_error_errno(
-                        r,
-                        "Cannot load or make the host key (%s/%s): helpdesk requests are not signed, "
-                        "remote decisions are refused. Remove a damaged key file and restart",
-                        a->state_dir, FLEET_HOST_KEY_FILE);
+                log_error_errno(r,
+                                "Cannot load or make the host key (%s/%s): helpdesk requests are not signed, "
+                                "remote decisions are refused. Remove a damaged key file and restart",
+                                a->state_dir, FLEET_HOST_KEY_FILE);
         else {
                 h->have_key = true;
                 if (created)
@@ -159,8 +158,8 @@ static HdEntry *entry_find(AgentHelpdesk *h, const char *id) {
         HdEntry *e;
 
         LIST_FOREACH(entries, e, h->entries)
-        if (streq(e->id, id))
-                return e;
+                if (streq(e->id, id))
+                        return e;
         return NULL;
 }
 
@@ -182,13 +181,11 @@ static int filing_make(AgentHelpdesk *h, Pending *p, FleetFiling *ret) {
 
         if (!e)
                 return -ENOMEM;
-        r = fleet_filing_new(
-                &h->key, h->host, e, created,
-                (int64_t) (now_sec() + (p->deadline > now_bt ? (p->deadline - now_bt) / USEC_PER_SEC : 0)),
-                ret, &err);
+        r = fleet_filing_new(&h->key, h->host, e, created,
+                             (int64_t) (now_sec() + (p->deadline > now_bt ? (p->deadline - now_bt) / USEC_PER_SEC : 0)),
+                             ret, &err);
         if (r < 0)
-                log_error("Cannot sign the filing of %s: %s", p->ticket,
-                          err.message[0] ? err.message : strerror(-r));
+                log_error("Cannot sign the filing of %s: %s", p->ticket, err.message[0] ? err.message : strerror(-r));
         return r;
 }
 
@@ -224,8 +221,8 @@ static HdEntry *entry_get(AgentHelpdesk *h, Pending *p) {
         if (!e)
                 return NULL;
         if (json_is_string(kept))
-                r = fleet_filing_from_body(&h->key, json_string_value(kept), json_string_length(kept),
-                                           &e->filing, &err);
+                r = fleet_filing_from_body(&h->key, json_string_value(kept), json_string_length(kept), &e->filing,
+                                           &err);
         else
                 r = filing_make(h, p, &e->filing);
         if (r < 0 || !streq(e->filing.id, p->id)) {
@@ -252,13 +249,13 @@ static int entry_send(AgentHelpdesk *h, HdEntry *e) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *value = NULL;
         _cleanup_json_ json_t *m = NULL;
-        FleetStateSpec st = {.state = e->state,
-                             .seq = e->seq,
-                             .updated = e->updated,
-                             .by = e->by,
-                             .by_host = e->by_host,
-                             .comment = e->comment,
-                             .note = e->note};
+        FleetStateSpec st = { .state = e->state,
+                              .seq = e->seq,
+                              .updated = e->updated,
+                              .by = e->by,
+                              .by_host = e->by_host,
+                              .comment = e->comment,
+                              .note = e->note };
         FleetError err = {};
         size_t len = 0, done = 0;
         int r;
@@ -378,8 +375,8 @@ static void helpdesk_pending_changed(Pending *p, const char *by, const char *com
                 /* final states are kept for a fleetd that is away, the oldest dropped past the bound */
                 if (h->n_final > HELPDESK_FINAL_MAX) {
                         LIST_FOREACH(entries, x, h->entries)
-                        if (x->final && (!oldest || x->seq < oldest->seq))
-                                oldest = x;
+                                if (x->final && (!oldest || x->seq < oldest->seq))
+                                        oldest = x;
                         if (oldest && oldest != e)
                                 entry_free(h, oldest);
                 }
@@ -396,8 +393,8 @@ static void helpdesk_policy_changed(Agent *a) {
         if (!h)
                 return;
         LIST_FOREACH(pendings, p, a->pendings)
-        if (p->state == PENDING_WAITING && p->timer && !entry_find(h, p->id) && (e = entry_get(h, p)))
-                e->dirty = true;
+                if (p->state == PENDING_WAITING && p->timer && !entry_find(h, p->id) && (e = entry_get(h, p)))
+                        e->dirty = true;
         watch_pump(h);
 }
 
@@ -417,10 +414,9 @@ static int hd_watch(Conn *c, ProtoMsg *m) {
                 return reply_error(c, REFUSAL_NOT_PERMITTED,
                                    "only the fleet user (--fleet-user) may watch the helpdesk requests");
         if (!h)
-                return reply_error(
-                        c, REFUSAL_INTERNAL,
-                        "this agent has no host key or no fleet name (see its log); it files no helpdesk "
-                        "requests");
+                return reply_error(c, REFUSAL_INTERNAL,
+                                   "this agent has no host key or no fleet name (see its log); it files no helpdesk "
+                                   "requests");
         if (h->watch && h->watch != c) {
                 /* one watcher: the newer replaces the older (a fleetd that restarted) */
                 log_info("A new helpdesk watch replaces the previous one");
@@ -431,25 +427,25 @@ static int hd_watch(Conn *c, ProtoMsg *m) {
         }
         /* the waiting requests that are recorded (armed: filed and durable, or restored) */
         LIST_FOREACH(pendings, p, a->pendings)
-        if (p->state == PENDING_WAITING && p->timer)
-                (void) entry_get(h, p);
+                if (p->state == PENDING_WAITING && p->timer)
+                        (void) entry_get(h, p);
         LIST_FOREACH(entries, e, h->entries)
-        e->dirty = true;
+                e->dirty = true;
         /* the kernel's send buffer is the queue: about HELPDESK_QUEUE_MAX bytes may wait in
          * it, and the socket turns writable again once less than that does (its buffer is
          * twice what is set, writable below half of it) */
-        (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &(int){HELPDESK_QUEUE_MAX}, sizeof(int));
+        (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &(int){ HELPDESK_QUEUE_MAX }, sizeof(int));
         h->watch = c;
         c->on_free = watch_gone;
         c->on_writable = watch_writable;
-        log_info("uid %u (pid %d) watches the helpdesk requests (%zu)", (unsigned) c->peer.uid,
-                 (int) c->peer.pid, h->n_entries);
+        log_info("uid %u (pid %d) watches the helpdesk requests (%zu)", (unsigned) c->peer.uid, (int) c->peer.pid,
+                 h->n_entries);
         watch_pump(h);
         return 0;
 }
 
-static void send_verdict(Conn *c, const char *request, const char *outcome, const char *reason,
-                         const char *approver, const char *message) {
+static void send_verdict(Conn *c, const char *request, const char *outcome, const char *reason, const char *approver,
+                         const char *message) {
         _cleanup_json_ json_t *m = proto_new(PROTO_FLEET_VERDICT);
 
         if (!c)
@@ -472,15 +468,13 @@ static void on_decided(Conn *c, int result, const Pending *p, const char *approv
         char msg[256];
 
         if (result < 0) {
-                (void) conn_send_error(c, REFUSAL_AUDIT_FAILED,
-                                       "%s could not be recorded (%s); nothing changed",
+                (void) conn_send_error(c, REFUSAL_AUDIT_FAILED, "%s could not be recorded (%s); nothing changed",
                                        what ?: "the decision", strerror(-result));
                 conn_close(c);
                 return;
         }
         snprintf(msg, sizeof(msg), "%s %s", p->state == PENDING_APPROVED ? "approved" : "denied", p->ticket);
-        send_verdict(c, p->id, "accepted", "none",
-                     approver && has_prefix(approver, "key:") ? approver + 4 : NULL, msg);
+        send_verdict(c, p->id, "accepted", "none", approver && has_prefix(approver, "key:") ? approver + 4 : NULL, msg);
 }
 
 static void verdict_conn_gone(Conn *c) {
@@ -489,8 +483,8 @@ static void verdict_conn_gone(Conn *c) {
 
         if (h)
                 LIST_FOREACH(verdicts, v, h->verdicts)
-        if (v->conn == c)
-                v->conn = NULL;
+                        if (v->conn == c)
+                                v->conn = NULL;
 }
 
 static void on_refusal_recorded(int result, void *userdata) {
@@ -503,8 +497,7 @@ static void on_refusal_recorded(int result, void *userdata) {
                 v->conn->on_free = NULL;
                 if (result < 0) {
                         (void) conn_send_error(v->conn, REFUSAL_AUDIT_FAILED,
-                                               "the refusal could not be recorded (%s); try again",
-                                               strerror(-result));
+                                               "the refusal could not be recorded (%s); try again", strerror(-result));
                         conn_close(v->conn);
                 } else
                         send_verdict(v->conn, v->request, "refused", v->reason, v->approver, v->message);
@@ -513,8 +506,7 @@ static void on_refusal_recorded(int result, void *userdata) {
 }
 
 /* the digest a request without a filing is checked against: no filing has it */
-static const char no_digest[SHA256_HEX_LEN] =
-        "0000000000000000000000000000000000000000000000000000000000000000";
+static const char no_digest[SHA256_HEX_LEN] = "0000000000000000000000000000000000000000000000000000000000000000";
 
 static int hd_decision(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
@@ -535,17 +527,15 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
                 return reply_error(c, REFUSAL_NOT_PERMITTED,
                                    "only the fleet user (--fleet-user) may hand over decisions");
         p = pending_find(a, m->request);
-        if (!p || !streq(p->id, m->request) || p->state != PENDING_WAITING ||
-            !(rule = agent_rule(a, p->rule))) {
+        if (!p || !streq(p->id, m->request) || p->state != PENDING_WAITING || !(rule = agent_rule(a, p->rule))) {
                 send_verdict(c, m->request, "stale", "not-pending", NULL,
                              "that request is not waiting (decided, expired, withdrawn, or unknown here)");
                 return 0;
         }
         if (!h)
-                return reply_error(
-                        c, REFUSAL_INTERNAL,
-                        "this agent has no host key or no fleet name (see its log), so it takes no "
-                        "remote decisions; nothing changed");
+                return reply_error(c, REFUSAL_INTERNAL,
+                                   "this agent has no host key or no fleet name (see its log), so it takes no "
+                                   "remote decisions; nothing changed");
         r = policy_rule_approver_keys(a->policy->policy, rule, &keys, &n);
         if (r < 0)
                 return r;
@@ -579,10 +569,9 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
                         return -ENOMEM;
                 }
                 entry_set(&e->next_by_host, dec->approver_host);
-                r = pending_decide_remote(
-                        p, c, dec->verdict == FLEET_DECISION_APPROVE, approver,
-                        (uint64_t) dec->ttl * USEC_PER_SEC, dec->comment,
-                        &(PendingRemote){.extra = extra, .message = note, .reply = on_decided});
+                r = pending_decide_remote(p, c, dec->verdict == FLEET_DECISION_APPROVE, approver,
+                                          (uint64_t) dec->ttl * USEC_PER_SEC, dec->comment,
+                                          &(PendingRemote){ .extra = extra, .message = note, .reply = on_decided });
                 log_info("Request %s: a decision of approver key %s (%s) accepted", p->ticket, dec->approver,
                          fleet_verdict_to_string(dec->verdict));
                 fleet_decision_result_done(&res);
@@ -630,11 +619,10 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
                 char sha[SHA256_HEX_LEN] = "";
                 if (res.decision)
                         hex_encode(res.decision->sha256, SHA256_LEN, sha);
-                d = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?}", "ticket", p->ticket, "rule", p->rule,
-                              "reason", reason, "message", res.message, "approver_key",
-                              v->approver[0] ? v->approver : NULL, "approver_host",
-                              res.decision && res.decision->approver_host[0] ? res.decision->approver_host
-                                                                             : NULL,
+                d = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?}", "ticket", p->ticket, "rule", p->rule, "reason",
+                              reason, "message", res.message, "approver_key", v->approver[0] ? v->approver : NULL,
+                              "approver_host",
+                              res.decision && res.decision->approver_host[0] ? res.decision->approver_host : NULL,
                               "decision_sha256", sha[0] ? sha : NULL);
         }
         fleet_decision_result_done(&res);
@@ -648,12 +636,11 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
         v->conn = c;
         c->on_free = verdict_conn_gone;
         LIST_PREPEND(verdicts, h->verdicts, v);
-        r = audit_submit(a->audit,
-                         &(AuditEntry){.event = "fleet-decision-refused",
-                                       .request = p->id,
-                                       .uid = (int64_t) p->uid,
-                                       .data = d},
-                         on_refusal_recorded, v);
+        r = audit_submit(
+                a->audit,
+                &(AuditEntry){
+                        .event = "fleet-decision-refused", .request = p->id, .uid = (int64_t) p->uid, .data = d },
+                on_refusal_recorded, v);
         json_decref(d);
         if (r < 0) {
                 LIST_REMOVE(verdicts, h->verdicts, v);
@@ -665,8 +652,8 @@ static int hd_decision(Conn *c, ProtoMsg *m) {
 }
 
 static const AgentOp helpdesk_ops[] = {
-        {PROTO_FLEET_WATCH, AGENT_OP_FIRST, false, hd_watch},
-        {PROTO_FLEET_DECISION, AGENT_OP_FIRST, false, hd_decision},
+        { PROTO_FLEET_WATCH, AGENT_OP_FIRST, false, hd_watch },
+        { PROTO_FLEET_DECISION, AGENT_OP_FIRST, false, hd_decision },
 };
 
 const AgentModule helpdesk_module = {

@@ -19,15 +19,15 @@
 #include "agent-log.h"
 #include "util.h"
 
-#define ATTEMPTS_FREE_UID 3      /* wrong codes a user may type before waits begin */
-#define ATTEMPTS_FREE_HOST 10    /* for all users of this machine together */
+#define ATTEMPTS_FREE_UID 3   /* wrong codes a user may type before waits begin */
+#define ATTEMPTS_FREE_HOST 10 /* for all users of this machine together */
 #define ATTEMPTS_MAX_WAIT_SEC 3600
 
 typedef struct Attempts {
         LIST_FIELDS(struct Attempts, attempts);
-        char key[32];            /* "uid:1000" or "host" */
+        char key[32]; /* "uid:1000" or "host" */
         uint64_t failures;
-        uint64_t next_allowed;   /* CLOCK_BOOTTIME usec */
+        uint64_t next_allowed; /* CLOCK_BOOTTIME usec */
 } Attempts;
 
 /* The request digest a challenge binds: uid, program hash, argv and file-argument
@@ -45,7 +45,8 @@ static int pending_digest(const Pending *p, uint8_t ret[static SHA256_LEN]) {
         argv = calloc(n + 1, sizeof(char *));
         if (!argv)
                 return -ENOMEM;
-        json_array_foreach(args, i, e) argv[i] = json_string_value(e) ?: "";
+        json_array_foreach(args, i, e)
+                argv[i] = json_string_value(e) ?: "";
         json_array_foreach(files, i, e) {
                 if (nf >= ELEMENTSOF(fa))
                         break;
@@ -58,7 +59,9 @@ static int pending_digest(const Pending *p, uint8_t ret[static SHA256_LEN]) {
         free(argv);
         if (k < 0)
                 return k;
-        return code_request_digest(&(CodeRequest){ .uid = p->uid, .program_sha256 = prog, .argv_digest = argv_digest,
+        return code_request_digest(&(CodeRequest){ .uid = p->uid,
+                                                   .program_sha256 = prog,
+                                                   .argv_digest = argv_digest,
                                                    .run_as = p->run_as,
                                                    .grant_scope = streq(p->scope, "binary") ? "binary" : "command" },
                                    ret);
@@ -190,8 +193,9 @@ int agent_keys_load(Agent *a, bool initial) {
         }
         if (r < 0) {
                 explicit_erase(&k, sizeof(k));
-                return log_error_errno(r, "Cannot use the endpoint key %s (it must be root-owned, mode 0600, made by "
-                                          "`elevatectl keys derive`)",
+                return log_error_errno(r,
+                                       "Cannot use the endpoint key %s (it must be root-owned, mode 0600, made by "
+                                       "`elevatectl keys derive`)",
                                        a->endpoint_key_path);
         }
         if (a->host_id && (code_host_canonical(a->host_id, host) < 0 || !streq(host, k.host))) {

@@ -29,10 +29,10 @@ void keys_restore_challenges(Agent *a);
 
 typedef enum KeysVerdict {
         KEYS_OK,
-        KEYS_TYPO,      /* not a well-formed code: does not count as an attempt */
-        KEYS_WRONG,     /* well-formed but not valid for this request */
-        KEYS_STALE,     /* issued too long ago, or in the future */
-        KEYS_NO_KEY,    /* offline codes are not set up here */
+        KEYS_TYPO,   /* not a well-formed code: does not count as an attempt */
+        KEYS_WRONG,  /* well-formed but not valid for this request */
+        KEYS_STALE,  /* issued too long ago, or in the future */
+        KEYS_NO_KEY, /* offline codes are not set up here */
 } KeysVerdict;
 
 /* Checks a response code for p. On KEYS_OK *ret_ttl is the granted ttl (usec). */

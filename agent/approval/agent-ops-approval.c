@@ -106,7 +106,7 @@ static int reply_ok(Conn *c, const char *message) {
 typedef struct Page {
         json_t *msg;
         ProtoType type;
-        size_t size;      /* encoded bytes of the entries so far */
+        size_t size; /* encoded bytes of the entries so far */
         size_t n;
         const char *last; /* id of the last entry added */
 } Page;
@@ -125,8 +125,8 @@ static int page_start(Page *pg, ProtoType type) {
 }
 
 /* A checked entry for obj: its own, or the placeholder. NULL if neither can be sent. */
-static json_t *page_entry(const Page *pg, const char *field, const void *obj, const char *id, json_t *(*build)(const void *),
-                          PlaceholderFn placeholder) {
+static json_t *page_entry(const Page *pg, const char *field, const void *obj, const char *id,
+                          json_t *(*build)(const void *), PlaceholderFn placeholder) {
         json_t *e = build(obj);
         ProtoError err = {};
         char why[300];
@@ -144,8 +144,7 @@ static json_t *page_entry(const Page *pg, const char *field, const void *obj, co
         e = placeholder(obj, why);
         if (e && proto_validate_element(pg->type, field, e, &err) >= 0)
                 return e;
-        log_error("Listing %s: entry %s left out, not even its placeholder can be sent (%s)", field, id,
-                  err.message);
+        log_error("Listing %s: entry %s left out, not even its placeholder can be sent (%s)", field, id, err.message);
         json_decref(e);
         return NULL;
 }
@@ -191,10 +190,10 @@ static json_t *pending_placeholder(const void *obj, const char *why) {
                                                   "have not seen",
                                                   why);
 
-        return json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:s,s:s,s:I,s:b,s:[s]}", "id", p->id, "ticket", p->ticket,
-                         "state", pending_state_name(p->state), "uid", (json_int_t) p->uid, "sha256", p->sha256,
-                         "args", "rule", p->rule, "run_as", p->run_as, "age", (json_int_t) 0, "program_verified",
-                         false, "notes", note ?: "this request cannot be shown");
+        return json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:s,s:s,s:I,s:b,s:[s]}", "id", p->id, "ticket", p->ticket, "state",
+                         pending_state_name(p->state), "uid", (json_int_t) p->uid, "sha256", p->sha256, "args", "rule",
+                         p->rule, "run_as", p->run_as, "age", (json_int_t) 0, "program_verified", false, "notes",
+                         note ?: "this request cannot be shown");
 }
 
 static json_t *grant_build(const void *obj) {
@@ -205,10 +204,10 @@ static json_t *grant_placeholder(const void *obj, const char *why) {
         const Grant *g = obj;
         _cleanup_free_ char *note = strdup_printf("this grant cannot be shown (%s); see the agent's log", why);
 
-        return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:[s]}", "id", g->id, "uid", (json_int_t) g->uid,
-                         "rule", g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
-                         streq(g->scope, "binary") ? "binary" : "command", "session", "", "approver", "",
-                         "expires_in", (json_int_t) 0, "notes", note ?: "this grant cannot be shown");
+        return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:[s]}", "id", g->id, "uid", (json_int_t) g->uid, "rule",
+                         g->rule, "run_as", g->run_as, "sha256", g->sha256, "scope",
+                         streq(g->scope, "binary") ? "binary" : "command", "session", "", "approver", "", "expires_in",
+                         (json_int_t) 0, "notes", note ?: "this grant cannot be shown");
 }
 
 static int cmp_pending(const void *a, const void *b) {

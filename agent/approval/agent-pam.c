@@ -26,29 +26,29 @@
 #include "agent-pam.h"
 #include "util.h"
 
-#define PAM_CONV_QUEUE 8          /* messages shown but not yet taken by the loop */
-#define PAM_CONV_MAX_MESSAGES 32  /* in one authentication: a module that talks on is cut off */
+#define PAM_CONV_QUEUE 8         /* messages shown but not yet taken by the loop */
+#define PAM_CONV_MAX_MESSAGES 32 /* in one authentication: a module that talks on is cut off */
 
 static atomic_uint pam_threads;
 
 struct PamConv {
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        unsigned refs;            /* the loop's and the thread's */
-        int efd;                  /* the thread wakes the loop */
-        sd_event_source *source;  /* loop only */
-        PamConvEventFn on_event;  /* loop only */
+        unsigned refs;           /* the loop's and the thread's */
+        int efd;                 /* the thread wakes the loop */
+        sd_event_source *source; /* loop only */
+        PamConvEventFn on_event; /* loop only */
         void *userdata;
         char *service, *user, *tty;
-        uint64_t deadline;        /* CLOCK_MONOTONIC usec */
+        uint64_t deadline; /* CLOCK_MONOTONIC usec */
 
         /* under lock */
         PamPrompt queue[PAM_CONV_QUEUE];
         size_t q_head, q_len;
         unsigned n_messages;
-        bool waiting;             /* a prompt waits for its answer */
-        char *answer;             /* given by the loop, taken (and wiped) by the thread */
-        bool released;            /* the loop let go */
+        bool waiting;  /* a prompt waits for its answer */
+        char *answer;  /* given by the loop, taken (and wiped) by the thread */
+        bool released; /* the loop let go */
         bool timed_out;
         PamOutcome outcome;
         char error[256];
@@ -116,7 +116,7 @@ static int post_locked(PamConv *pc, PamPromptKind kind, const char *text) {
                 return -E2BIG;
         if (pc->q_len == PAM_CONV_QUEUE) {
                 if (kind == PAM_PROMPT_INFO || kind == PAM_PROMPT_ERROR)
-                        return 0; /* the loop is behind: a line to show may be dropped */
+                        return 0;                               /* the loop is behind: a line to show may be dropped */
                 pc->q_head = (pc->q_head + 1) % PAM_CONV_QUEUE; /* a question may not */
                 pc->q_len--;
         }

@@ -24,17 +24,17 @@
 #include "util.h"
 
 struct ConnOp {
-        Conn *conn;       /* who asked; NULL once gone (conn_free clears it) */
+        Conn *conn; /* who asked; NULL once gone (conn_free clears it) */
         Pending *p;
         Grant *g;
-        char *message;    /* what to tell the asker on success */
+        char *message; /* what to tell the asker on success */
         char *approver;
         char *comment;
         uint64_t ttl;
         PendingState from;
-        json_t *extra;          /* more fields for the audit row (a remote decision's key, host, hash) */
-        char *event_message;    /* what the user's notification says, if not the default */
-        PendingReplyFn reply;   /* answers the asker itself (fleetd: a fleet_verdict), else "ok" */
+        json_t *extra;        /* more fields for the audit row (a remote decision's key, host, hash) */
+        char *event_message;  /* what the user's notification says, if not the default */
+        PendingReplyFn reply; /* answers the asker itself (fleetd: a fleet_verdict), else "ok" */
 };
 
 /* The connection went away before the decision was durable: nobody to answer. */
@@ -83,8 +83,8 @@ static void op_reply(ConnOp *op, int r, const char *what) {
                 return;
         }
         if (r < 0) {
-                (void) conn_send_error(op->conn, REFUSAL_AUDIT_FAILED, "%s could not be recorded (%s); nothing changed", what,
-                                       audit_failed(op->conn->agent->audit) ?: strerror(-r));
+                (void) conn_send_error(op->conn, REFUSAL_AUDIT_FAILED, "%s could not be recorded (%s); nothing changed",
+                                       what, audit_failed(op->conn->agent->audit) ?: strerror(-r));
                 conn_close(op->conn);
                 return;
         }
@@ -144,16 +144,26 @@ static void on_approved(int result, void *userdata) {
         op->message = strdup(msg);
         op_reply(op, 0, NULL);
         agent_event(p->agent, p->uid,
-                    &(AgentEvent){ .event = "approved", .request = p->id, .ticket = p->ticket, .grant = g->id,
-                                   .program = program_of(p), .rule = p->rule, .approver = op->approver,
-                                   .comment = op->comment, .message = op->event_message,
+                    &(AgentEvent){ .event = "approved",
+                                   .request = p->id,
+                                   .ticket = p->ticket,
+                                   .grant = g->id,
+                                   .program = program_of(p),
+                                   .rule = p->rule,
+                                   .approver = op->approver,
+                                   .comment = op->comment,
+                                   .message = op->event_message,
                                    .ttl = (int64_t) op->ttl });
         pending_changed(p, op->approver, op->comment);
         w = p->waiter;
         if (w) {
-                json_t *m = agent_event_new(&(AgentEvent){ .event = "approved", .request = p->id, .ticket = p->ticket,
-                                                           .grant = g->id, .approver = op->approver,
-                                                           .comment = op->comment, .message = op->event_message,
+                json_t *m = agent_event_new(&(AgentEvent){ .event = "approved",
+                                                           .request = p->id,
+                                                           .ticket = p->ticket,
+                                                           .grant = g->id,
+                                                           .approver = op->approver,
+                                                           .comment = op->comment,
+                                                           .message = op->event_message,
                                                            .ttl = (int64_t) op->ttl });
                 if (m && w->conn)
                         (void) conn_send(w->conn, m, NULL, 0);
@@ -241,16 +251,27 @@ static void on_closed(int result, void *userdata) {
                 snprintf(msg, sizeof(msg), "denied by %s%s%s", op->approver, op->comment ? ": " : "",
                          op->comment ?: "");
                 agent_event(p->agent, p->uid,
-                            &(AgentEvent){ .event = "denied", .request = p->id, .ticket = p->ticket,
-                                           .program = program_of(p), .rule = p->rule, .approver = op->approver,
-                                           .comment = op->comment, .message = op->event_message ?: msg, .ttl = -1 });
+                            &(AgentEvent){ .event = "denied",
+                                           .request = p->id,
+                                           .ticket = p->ticket,
+                                           .program = program_of(p),
+                                           .rule = p->rule,
+                                           .approver = op->approver,
+                                           .comment = op->comment,
+                                           .message = op->event_message ?: msg,
+                                           .ttl = -1 });
         } else {
                 snprintf(msg, sizeof(msg), "request %s was withdrawn%s%s", p->ticket, op->comment ? ": " : "",
                          op->comment ?: "");
                 agent_event(p->agent, p->uid,
-                            &(AgentEvent){ .event = "cancelled", .request = p->id, .ticket = p->ticket,
-                                           .program = program_of(p), .rule = p->rule, .approver = op->approver,
-                                           .message = msg, .ttl = -1 });
+                            &(AgentEvent){ .event = "cancelled",
+                                           .request = p->id,
+                                           .ticket = p->ticket,
+                                           .program = program_of(p),
+                                           .rule = p->rule,
+                                           .approver = op->approver,
+                                           .message = msg,
+                                           .ttl = -1 });
         }
         pending_changed(p, op->approver, op->comment);
         if (p->waiter) {
@@ -296,8 +317,8 @@ int pending_deny(Pending *p, Conn *by, const char *approver, const char *comment
         return pending_close_as(p, by, PENDING_DENIED, "denied", approver, comment, msg, NULL);
 }
 
-int pending_decide_remote(Pending *p, Conn *by, bool approve, const char *approver, uint64_t ttl,
-                          const char *comment, const PendingRemote *remote) {
+int pending_decide_remote(Pending *p, Conn *by, bool approve, const char *approver, uint64_t ttl, const char *comment,
+                          const PendingRemote *remote) {
         char msg[128];
 
         if (approve)
@@ -325,10 +346,12 @@ static void audit_attempt(Pending *p, const char *event, const char *why, const 
         d = json_pack("{s:s,s:s?,s:s?,s:b}", "ticket", p->ticket, "why", why, "code", esc, "counted", counted);
         if (!d)
                 return;
-        json_array_foreach(rows, i, row) if (n < ELEMENTSOF(st)) st[n++] = (AuditState){ .table = "attempts",
-                                                                                           .row = row };
-        AuditEntry e = { .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
-                         .n_state = n };
+        json_array_foreach(rows, i, row)
+                if (n < ELEMENTSOF(st))
+                        st[n++] = (AuditState){ .table = "attempts", .row = row };
+        AuditEntry e = {
+                .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st, .n_state = n
+        };
         /* a code that approves is an elevation; every other attempt counts (agent-budget.h) */
         if (!streq(event, "code-accepted"))
                 budget_charge(p->agent, p->uid, budget_size(d));
@@ -337,8 +360,7 @@ static void audit_attempt(Pending *p, const char *event, const char *why, const 
 }
 
 static int reject(Conn *c, Pending *p, const char *msg) {
-        AgentEvent ev = { .event = "code-rejected", .request = p->id, .ticket = p->ticket, .message = msg,
-                          .ttl = -1 };
+        AgentEvent ev = { .event = "code-rejected", .request = p->id, .ticket = p->ticket, .message = msg, .ttl = -1 };
         json_t *m = agent_event_new(&ev);
 
         log_info("Response code for %s rejected: %s", p->ticket, msg);
@@ -370,8 +392,8 @@ int pending_response(Conn *c, Pending *p, const char *code) {
                          "too many of your codes or requests were refused lately, so this code was not checked; "
                          "try again in %u s",
                          budget_wait);
-                m = agent_event_new(&(AgentEvent){ .event = "code-rejected", .request = p->id, .ticket = p->ticket,
-                                                   .message = buf, .ttl = -1 });
+                m = agent_event_new(&(AgentEvent){
+                        .event = "code-rejected", .request = p->id, .ticket = p->ticket, .message = buf, .ttl = -1 });
                 if (m)
                         (void) conn_send(c, m, NULL, 0);
                 json_decref(m);

@@ -26,8 +26,8 @@ typedef struct PendingRemote {
         const char *message; /* for the user's notification; NULL: the default */
         PendingReplyFn reply;
 } PendingRemote;
-int pending_decide_remote(Pending *p, Conn *by, bool approve, const char *approver, uint64_t ttl,
-                          const char *comment, const PendingRemote *remote);
+int pending_decide_remote(Pending *p, Conn *by, bool approve, const char *approver, uint64_t ttl, const char *comment,
+                          const PendingRemote *remote);
 int pending_cancel(Pending *p, Conn *by, const char *who);
 /* Returns 0 when the code approved the request, 1 when it was rejected (the client was
  * told), <0 on error. */

@@ -96,7 +96,8 @@ static json_t *identical_notes(const Request *r) {
 }
 
 static json_t *pending_data(Request *r, const char *scope_kind) {
-        json_t *d = json_object(), *files = json_array(), *args = json_array(), *apps = json_array(), *ctx = json_object();
+        json_t *d = json_object(), *files = json_array(), *args = json_array(), *apps = json_array(),
+               *ctx = json_object();
         json_t *notes = identical_notes(r);
 
         if (!d || !files || !args || !apps || !ctx || !notes) {
@@ -112,16 +113,17 @@ static json_t *pending_data(Request *r, const char *scope_kind) {
                 json_array_append_new(args, json_string(r->msg.args[i]));
         for (size_t i = 0; i < r->in.n_files; i++)
                 if (r->in.files[i])
-                        json_array_append_new(files, json_pack("{s:I,s:s?,s:s}", "position", (json_int_t) r->in.file_pos[i],
-                                                               "path", r->in.files[i]->path, "sha256",
-                                                               r->in.files[i]->sha256_hex));
+                        json_array_append_new(
+                                files, json_pack("{s:I,s:s?,s:s}", "position", (json_int_t) r->in.file_pos[i], "path",
+                                                 r->in.files[i]->path, "sha256", r->in.files[i]->sha256_hex));
         for (size_t i = 0; r->dec.rule->approvers && r->dec.rule->approvers[i]; i++)
                 json_array_append_new(apps, json_string(r->dec.rule->approvers[i]));
         if (r->conn)
                 (void) peer_to_json(&r->conn->peer, ctx);
-        json_object_set_new(d, "program", json_pack("{s:s?,s:s,s:b,s:I}", "path", r->in.program->path, "sha256",
-                                                    r->in.program->sha256_hex, "in_place", r->in.program->in_place, "size",
-                                                    (json_int_t) r->in.program->st.st_size));
+        json_object_set_new(d, "program",
+                            json_pack("{s:s?,s:s,s:b,s:I}", "path", r->in.program->path, "sha256",
+                                      r->in.program->sha256_hex, "in_place", r->in.program->in_place, "size",
+                                      (json_int_t) r->in.program->st.st_size));
         json_object_set_new(d, "program_name", json_string(r->msg.program));
         json_object_set_new(d, "user", r->user ? json_string(r->user) : json_null());
         json_object_set_new(d, "args", args);
@@ -176,13 +178,18 @@ static void on_pending_filed(int result, void *userdata) {
                 pending_free(p);
                 return;
         }
-        log_info("Request %s from uid %u is pending approval as %s (rule \"%s\")", p->id, (unsigned) p->uid,
-                 p->ticket, p->rule);
+        log_info("Request %s from uid %u is pending approval as %s (rule \"%s\")", p->id, (unsigned) p->uid, p->ticket,
+                 p->rule);
         pending_arm(p);
         pending_changed(p, NULL, NULL);
-        agent_event(p->agent, p->uid, &(AgentEvent){ .event = "pending", .request = p->id, .ticket = p->ticket,
-                                                      .program = pending_program(p), .rule = p->rule,
-                                                      .challenge = p->challenge, .ttl = -1 });
+        agent_event(p->agent, p->uid,
+                    &(AgentEvent){ .event = "pending",
+                                   .request = p->id,
+                                   .ticket = p->ticket,
+                                   .program = pending_program(p),
+                                   .rule = p->rule,
+                                   .challenge = p->challenge,
+                                   .ttl = -1 });
         pending_tell_waiter(p);
 }
 
@@ -293,8 +300,8 @@ int pending_resume(Request *r) {
                 snprintf(scope, sizeof(scope), "binary");
         else if (request_scope_digest(r, scope) < 0)
                 return -ENOMEM;
-        if (!streq(p->sha256, r->in.program->sha256_hex) || !streq(p->scope, scope) || !streq(p->rule, r->dec.rule->id) ||
-            !streq(p->session, r->dec.session)) {
+        if (!streq(p->sha256, r->in.program->sha256_hex) || !streq(p->scope, scope) ||
+            !streq(p->rule, r->dec.rule->id) || !streq(p->session, r->dec.session)) {
                 json_t *d = json_pack("{s:s}", "why", "the program, its arguments or file arguments changed");
                 p->state = PENDING_VOID;
                 pending_audit(p, "void", d, NULL, NULL);

@@ -24,7 +24,7 @@
 #include "util.h"
 
 static const char *const pending_states[] = {
-        [PENDING_WAITING] = "pending", [PENDING_APPROVED] = "approved", [PENDING_DENIED] = "denied",
+        [PENDING_WAITING] = "pending", [PENDING_APPROVED] = "approved",   [PENDING_DENIED] = "denied",
         [PENDING_EXPIRED] = "expired", [PENDING_CANCELLED] = "cancelled", [PENDING_VOID] = "void",
 };
 
@@ -43,9 +43,9 @@ static json_t *pending_row(const Pending *p) {
         return json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:O}", "id", p->id, "ticket",
                          p->ticket, "uid", (json_int_t) p->uid, "state", pending_states[p->state], "created",
                          (json_int_t) p->created, "updated", (json_int_t) now_usec(CLOCK_REALTIME), "deadline",
-                         (json_int_t) p->deadline, "boot_id", p->agent->boot_id, "rule", p->rule, "run_as",
-                         p->run_as, "sha256", p->sha256, "scope", p->scope, "session", p->session, "nonce",
-                         p->nonce_hex, "epoch", (json_int_t) p->epoch, "data", p->data);
+                         (json_int_t) p->deadline, "boot_id", p->agent->boot_id, "rule", p->rule, "run_as", p->run_as,
+                         "sha256", p->sha256, "scope", p->scope, "session", p->session, "nonce", p->nonce_hex, "epoch",
+                         (json_int_t) p->epoch, "data", p->data);
 }
 
 /* One audit row plus the pending state row, in one transaction. */
@@ -67,8 +67,9 @@ void pending_audit(Pending *p, const char *event, json_t *extra, AuditDoneFn don
         json_object_set_new(d, "state", json_string(pending_states[p->state]));
         if (extra)
                 json_object_update(d, extra);
-        e = (AuditEntry){ .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = &st,
-                          .n_state = 1 };
+        e = (AuditEntry){
+                .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = &st, .n_state = 1
+        };
         k = audit_submit(p->agent->audit, &e, done, userdata);
         if (k < 0 && done)
                 done(k, userdata);
@@ -77,7 +78,7 @@ void pending_audit(Pending *p, const char *event, json_t *extra, AuditDoneFn don
 }
 
 void pending_audit_state(Pending *p, const char *event, json_t *extra, json_t *grant_row, AuditDoneFn done,
-                           void *userdata) {
+                         void *userdata) {
         json_t *row, *d = json_object();
         AuditState st[2];
         AuditEntry e;
@@ -101,8 +102,9 @@ void pending_audit_state(Pending *p, const char *event, json_t *extra, json_t *g
         json_object_set(d, "program", json_object_get(json_object_get(p->data, "program"), "path") ?: json_null());
         if (extra)
                 json_object_update(d, extra);
-        e = (AuditEntry){ .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st,
-                          .n_state = n };
+        e = (AuditEntry){
+                .event = event, .request = p->id, .uid = (int64_t) p->uid, .data = d, .state = st, .n_state = n
+        };
         k = audit_submit(p->agent->audit, &e, done, userdata);
         json_decref(row);
         json_decref(d);
@@ -172,8 +174,8 @@ json_t *pending_json(const Pending *p) {
         json_t *o, *ctx = json_object_get(p->data, "context"), *anc = json_array(), *a, *notes, *args;
         json_t *path = json_object_get(json_object_get(p->data, "program"), "path");
         const char *scope = json_string_value(json_object_get(p->data, "scope"));
-        bool verified = json_is_string(path) && json_string_length(path) > 0 &&
-                        json_string_length(path) <= PROTO_MAX_STRING;
+        bool verified =
+                json_is_string(path) && json_string_length(path) > 0 && json_string_length(path) <= PROTO_MAX_STRING;
         size_t i;
 
         o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:s,s:s,s:I,s:I,s:s,s:b}", "id", p->id, "ticket", p->ticket, "state",
@@ -300,8 +302,13 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         pending_changed(p, NULL, NULL);
         snprintf(msg, sizeof(msg), "request %s expired: nobody approved it within %s", p->ticket,
                  duration_format(dur, sizeof(dur), policy_settings(p->agent->policy->policy)->approval_timeout));
-        agent_event(p->agent, p->uid, &(AgentEvent){ .event = "expired", .request = p->id, .ticket = p->ticket,
-                                                      .program = pending_program(p), .message = msg, .ttl = -1 });
+        agent_event(p->agent, p->uid,
+                    &(AgentEvent){ .event = "expired",
+                                   .request = p->id,
+                                   .ticket = p->ticket,
+                                   .program = pending_program(p),
+                                   .message = msg,
+                                   .ttl = -1 });
         if (p->waiter)
                 request_deny(p->waiter, p->rule, msg);
         pending_free(p);
@@ -371,9 +378,9 @@ int pending_load(Agent *a) {
                         continue;
                 pending_link(a, p);
                 if (!boot || !streq(boot, a->boot_id) || p->deadline <= now_usec(CLOCK_BOOTTIME)) {
-                        json_t *d = json_pack("{s:s}", "why", boot && streq(boot, a->boot_id)
-                                                                      ? "it expired while the agent was stopped"
-                                                                      : "the machine rebooted");
+                        json_t *d = json_pack("{s:s}", "why",
+                                              boot && streq(boot, a->boot_id) ? "it expired while the agent was stopped"
+                                                                              : "the machine rebooted");
                         p->state = PENDING_EXPIRED;
                         pending_audit_state(p, "expired", d, NULL, NULL, NULL);
                         json_decref(d);

@@ -57,7 +57,7 @@ typedef enum PendingState {
         PENDING_DENIED,
         PENDING_EXPIRED,
         PENDING_CANCELLED,
-        PENDING_VOID,    /* the program changed, or the rule went away */
+        PENDING_VOID, /* the program changed, or the rule went away */
 } PendingState;
 
 struct Pending {
@@ -68,8 +68,8 @@ struct Pending {
         char ticket[16];
         char nonce_hex[17];
         uint32_t epoch;
-        char *challenge;            /* NULL when offline codes are not configured */
-        char digest[8];             /* with a challenge: its digest bits as 6 hex digits */
+        char *challenge; /* NULL when offline codes are not configured */
+        char digest[8];  /* with a challenge: its digest bits as 6 hex digits */
         uid_t uid;
         char *user;
         char *rule;
@@ -77,13 +77,12 @@ struct Pending {
         char sha256[SHA256_HEX_LEN];
         char scope[SHA256_HEX_LEN]; /* argv/file-argument digest */
         char *session;
-        json_t *data;               /* program, args, file_args, reason, context, notes, approvers */
-        uint64_t created;           /* CLOCK_REALTIME usec */
-        uint64_t deadline;          /* CLOCK_BOOTTIME usec */
+        json_t *data;      /* program, args, file_args, reason, context, notes, approvers */
+        uint64_t created;  /* CLOCK_REALTIME usec */
+        uint64_t deadline; /* CLOCK_BOOTTIME usec */
         sd_event_source *timer;
-        Request *waiter;            /* the connected client waiting for it, if any */
+        Request *waiter; /* the connected client waiting for it, if any */
 };
-
 
 const char *pending_state_name(PendingState s);
 PendingState pending_state_from(const char *s);
@@ -105,4 +104,3 @@ void pending_free(Pending *p);
 void pendings_free_all(Agent *a);
 /* After a restart: requests of this boot keep waiting; the others expire (audited). */
 int pending_load(Agent *a);
-

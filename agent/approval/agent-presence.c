@@ -28,14 +28,14 @@ typedef struct PresenceWindow {
         LIST_FIELDS(struct PresenceWindow, windows);
         uid_t uid;
         char session[128];
-        uint64_t when;            /* CLOCK_BOOTTIME of the authentication */
+        uint64_t when; /* CLOCK_BOOTTIME of the authentication */
 } PresenceWindow;
 
 typedef struct PresenceFailures {
         LIST_FIELDS(struct PresenceFailures, failures);
         uid_t uid;
-        unsigned count;           /* wrong passwords in a row */
-        uint64_t next_allowed;    /* CLOCK_BOOTTIME */
+        unsigned count;        /* wrong passwords in a row */
+        uint64_t next_allowed; /* CLOCK_BOOTTIME */
 } PresenceFailures;
 
 typedef struct PresenceAuth {
@@ -43,20 +43,20 @@ typedef struct PresenceAuth {
         Presence *presence;
         Request *r;
         PresenceContinueFn cont;
-        PamConv *pc;              /* NULL while it waits for its uid's turn */
-        unsigned attempt;         /* 1 … PRESENCE_ATTEMPTS */
-        int64_t prompt_id;        /* the prompt that waits for an answer (0: none) */
+        PamConv *pc;       /* NULL while it waits for its uid's turn */
+        unsigned attempt;  /* 1 … PRESENCE_ATTEMPTS */
+        int64_t prompt_id; /* the prompt that waits for an answer (0: none) */
         int64_t last_prompt_id;
         sd_event_source *deadline;
 } PresenceAuth;
 
 struct Presence {
-        PresenceWindow *windows;  /* newest first */
+        PresenceWindow *windows; /* newest first */
         size_t n_windows;
         PresenceFailures *failures;
         size_t n_failures;
-        PresenceAuth *auths;      /* oldest first: running ones and those waiting their turn */
-        sd_event_source *kick;    /* a conversation ended: whoever waits gets a turn (turn_next) */
+        PresenceAuth *auths;   /* oldest first: running ones and those waiting their turn */
+        sd_event_source *kick; /* a conversation ended: whoever waits gets a turn (turn_next) */
         sd_event *sd_event;
 };
 
@@ -175,7 +175,8 @@ static unsigned failures_bump(Presence *p, uid_t uid) {
         f->count++;
         if (f->count > PRESENCE_FREE_FAILURES) {
                 unsigned over = f->count - PRESENCE_FREE_FAILURES;
-                wait = over >= 11 ? PRESENCE_MAX_BACKOFF_SEC : MIN((uint64_t) 1 << (over - 1), PRESENCE_MAX_BACKOFF_SEC);
+                wait = over >= 11 ? PRESENCE_MAX_BACKOFF_SEC
+                                  : MIN((uint64_t) 1 << (over - 1), PRESENCE_MAX_BACKOFF_SEC);
         }
         f->next_allowed = now_usec(CLOCK_BOOTTIME) + wait * USEC_PER_SEC;
         return f->count;
@@ -546,7 +547,8 @@ static int op_answer(Conn *c, ProtoMsg *m) {
         if (k == -ENOMEM)
                 return k;
         if (k < 0) {
-                log_info("uid %u sent an answer that no prompt of its request waits for; closing", (unsigned) c->peer.uid);
+                log_info("uid %u sent an answer that no prompt of its request waits for; closing",
+                         (unsigned) c->peer.uid);
                 (void) conn_send_error(c, REFUSAL_BAD_REQUEST,
                                        "this answer is for no prompt that waits (request %s, prompt %" PRIi64 "); "
                                        "nothing was run",

@@ -30,12 +30,12 @@
 
 #include "agent.h"
 
-#define PRESENCE_ATTEMPTS 3                /* passwords one request may try */
+#define PRESENCE_ATTEMPTS 3                        /* passwords one request may try */
 #define PRESENCE_DEADLINE_USEC (60 * USEC_PER_SEC) /* for one conversation (each try) */
-#define PRESENCE_MAX_THREADS 64            /* PAM threads alive, all users */
-#define PRESENCE_MAX_WAITING_PER_UID 4     /* requests of a uid waiting for its conversation */
+#define PRESENCE_MAX_THREADS 64                    /* PAM threads alive, all users */
+#define PRESENCE_MAX_WAITING_PER_UID 4             /* requests of a uid waiting for its conversation */
 #define PRESENCE_MAX_WINDOWS 4096
-#define PRESENCE_FREE_FAILURES 3           /* wrong passwords in a row before the back-off */
+#define PRESENCE_FREE_FAILURES 3 /* wrong passwords in a row before the back-off */
 #define PRESENCE_MAX_BACKOFF_SEC 900
 
 /* What the decision does once the user is present (or was not asked). */

@@ -172,7 +172,8 @@ static int write_archive(AuditDb *d, const char *path, AuditArchiveJob *x, const
         }
         if (rc != SQLITE_DONE || n != x->last - x->first + 1)
                 goto out;
-        if (put(arc, "rows", SQLITE_INTEGER, n, NULL, 0) < 0 || sqlite3_exec(arc, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        if (put(arc, "rows", SQLITE_INTEGER, n, NULL, 0) < 0 ||
+            sqlite3_exec(arc, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
                 goto out;
         x->rows = n;
         r = 0;
@@ -251,8 +252,9 @@ static int prepare(Audit *a, AuditArchiveJob *x, char *why, size_t len) {
                 return -EIO;
         }
         if (x->last == 0 || x->last < x->first) {
-                snprintf(why, len, "no key epoch that is still in the live log ended before that time: nothing "
-                                   "to archive");
+                snprintf(why, len,
+                         "no key epoch that is still in the live log ended before that time: nothing "
+                         "to archive");
                 return -ENODATA;
         }
         r = row_chain(d->db, x->last, x->last_hash, x->last_tag, &x->last_epoch);

@@ -161,8 +161,7 @@ static int open_component(int fd, const char *dir, const char *p, size_t n, size
         int nfd;
 
         if (n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-                *ret_reason =
-                        strdup_printf("the state directory %s must not contain ., .. or long names", dir);
+                *ret_reason = strdup_printf("the state directory %s must not contain ., .. or long names", dir);
                 return -EINVAL;
         }
         memcpy(comp, p, n);
@@ -170,9 +169,9 @@ static int open_component(int fd, const char *dir, const char *p, size_t n, size
         nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (nfd < 0) {
                 int r = negative_errno();
-                *ret_reason = strdup_printf(
-                        "cannot open the state directory %.*s: %s", (int) done, dir,
-                        r == -ELOOP || r == -ENOTDIR ? "a symbolic link or not a directory" : strerror(-r));
+                *ret_reason = strdup_printf("cannot open the state directory %.*s: %s", (int) done, dir,
+                                            r == -ELOOP || r == -ENOTDIR ? "a symbolic link or not a directory"
+                                                                         : strerror(-r));
                 return r;
         }
         return nfd;
@@ -223,19 +222,16 @@ unsafe:
                 *ret_reason = strdup_printf("the state directory %s has mode %04o; it must be 0700", dir,
                                             (unsigned) (st.st_mode & 07777));
         else
-                *ret_reason = strdup_printf("%.*s is %s; the audit database needs a root-only path",
-                                            (int) MAX(done, 1), dir,
-                                            st.st_uid != 0 ? "not owned by root" : "writable by others");
+                *ret_reason = strdup_printf("%.*s is %s; the audit database needs a root-only path", (int) MAX(done, 1),
+                                            dir, st.st_uid != 0 ? "not owned by root" : "writable by others");
         return -EPERM;
 }
 
-static int check_file(const struct stat *st, const char *path, const char *what, bool exact_mode,
-                      char **ret_reason) {
+static int check_file(const struct stat *st, const char *path, const char *what, bool exact_mode, char **ret_reason) {
         if (!S_ISREG(st->st_mode))
                 *ret_reason = strdup_printf("%s%s is not a regular file", path, what);
         else if (st->st_uid != 0)
-                *ret_reason = strdup_printf("%s%s is owned by uid %u, not root", path, what,
-                                            (unsigned) st->st_uid);
+                *ret_reason = strdup_printf("%s%s is owned by uid %u, not root", path, what, (unsigned) st->st_uid);
         else if (exact_mode ? (st->st_mode & 07777) != 0600 : (st->st_mode & 0077) != 0)
                 *ret_reason = strdup_printf("%s%s has mode %04o; it must be 0600", path, what,
                                             (unsigned) (st->st_mode & 07777));
@@ -251,8 +247,7 @@ static int open_db_file(AuditDb *d, char **ret_reason) {
         struct stat st;
         int fd;
 
-        fd = openat(d->dir_fd, AUDIT_DB_NAME, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
-                    0600);
+        fd = openat(d->dir_fd, AUDIT_DB_NAME, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
         if (fd >= 0) {
                 /* ours from the first byte: whatever the umask did, make it exactly 0600 */
                 if (fchmod(fd, 0600) < 0) {
@@ -261,24 +256,20 @@ static int open_db_file(AuditDb *d, char **ret_reason) {
                         return r;
                 }
         } else if (errno == EEXIST)
-                fd = openat(d->dir_fd, AUDIT_DB_NAME,
-                            O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+                fd = openat(d->dir_fd, AUDIT_DB_NAME, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
                 int r = negative_errno();
                 if (r == -EROFS)
-                        *ret_reason = strdup_printf(
-                                "the audit database is read-only: %s is on a read-only file system",
-                                d->path);
+                        *ret_reason = strdup_printf("the audit database is read-only: %s is on a read-only file system",
+                                                    d->path);
                 else if (r == -ENOSPC || r == -EDQUOT)
-                        *ret_reason = strdup_printf("the audit database is full: cannot create %s (%s)",
-                                                    d->path, strerror(-r));
-                else if (r == -ELOOP)
-                        *ret_reason = strdup_printf(
-                                "the audit database %s is a symbolic link; it must be a plain file",
-                                d->path);
-                else
-                        *ret_reason = strdup_printf("cannot open the audit database %s: %s", d->path,
+                        *ret_reason = strdup_printf("the audit database is full: cannot create %s (%s)", d->path,
                                                     strerror(-r));
+                else if (r == -ELOOP)
+                        *ret_reason = strdup_printf("the audit database %s is a symbolic link; it must be a plain file",
+                                                    d->path);
+                else
+                        *ret_reason = strdup_printf("cannot open the audit database %s: %s", d->path, strerror(-r));
                 return r;
         }
         d->fd = fd;
@@ -291,7 +282,7 @@ static int open_db_file(AuditDb *d, char **ret_reason) {
 
 /* SQLite creates -wal and -shm beside the file; anything already there must be ours. */
 static int check_sidecars(AuditDb *d, char **ret_reason) {
-        static const char *const suffixes[] = {"-wal", "-shm"};
+        static const char *const suffixes[] = { "-wal", "-shm" };
         char name[64];
         struct stat st;
 
@@ -397,10 +388,9 @@ static int migrate(AuditDb *d, char **ret_reason) {
                 return audit_db_sql_reason(d, rc, ret_reason);
         v = sqlite3_column_int64(s, 0);
         if (v < 0 || v > AUDIT_SCHEMA_VERSION) {
-                *ret_reason = strdup_printf(
-                        "the audit database has schema version %" PRIi64
-                        ", which this agent (version %d) does not know; elevations are refused",
-                        v, AUDIT_SCHEMA_VERSION);
+                *ret_reason = strdup_printf("the audit database has schema version %" PRIi64
+                                            ", which this agent (version %d) does not know; elevations are refused",
+                                            v, AUDIT_SCHEMA_VERSION);
                 return -EPROTONOSUPPORT;
         }
         for (; v < AUDIT_SCHEMA_VERSION; v++) {
@@ -485,8 +475,8 @@ static int head_parse(const char *buf, size_t n, Head *ret) {
                 return -EBADMSG;
         memcpy(copy, buf, n);
         copy[n] = 0;
-        if (sscanf(copy, "elevate-audit-head 2 %33s %20lld %65s%n", id, &seq, h, &used) != 3 || seq < 0 ||
-            used <= 0 || strspn(copy + used, " \n") != n - (size_t) used || !lower_hex(id, AUDIT_LOG_ID_LEN * 2))
+        if (sscanf(copy, "elevate-audit-head 2 %33s %20lld %65s%n", id, &seq, h, &used) != 3 || seq < 0 || used <= 0 ||
+            strspn(copy + used, " \n") != n - (size_t) used || !lower_hex(id, AUDIT_LOG_ID_LEN * 2))
                 return -EBADMSG;
         if (seq == 0 ? strcmp(h, "-") != 0 : !lower_hex(h, SHA256_LEN * 2))
                 return -EBADMSG;
@@ -586,8 +576,7 @@ static int head_check(AuditDb *d, char **ret_reason) {
         if (!streq(head.log_id, d->log_id)) {
                 json_decref(d->new_log_note);
                 d->new_log_note = json_pack("{s:s,s:I,s:s?}", "previous_log", head.log_id, "previous_seq",
-                                            (json_int_t) head.seq, "previous_hash",
-                                            head.seq > 0 ? head.hash : NULL);
+                                            (json_int_t) head.seq, "previous_hash", head.seq > 0 ? head.hash : NULL);
                 if (!d->new_log_note)
                         return -ENOMEM;
                 return head_store(d, fd, hp, ret_reason);
@@ -595,8 +584,8 @@ static int head_check(AuditDb *d, char **ret_reason) {
         if (head.seq == 0)
                 return 0;
         if (head.seq > d->chain.seq)
-                what = strdup_printf("it ends at row %" PRIi64 " but row %" PRIi64 " had been committed",
-                                     d->chain.seq, head.seq);
+                what = strdup_printf("it ends at row %" PRIi64 " but row %" PRIi64 " had been committed", d->chain.seq,
+                                     head.seq);
         else {
                 r = row_hash_hex(d, head.seq, have);
                 if (r == -EIO)
@@ -624,8 +613,7 @@ static int db_open_checked(AuditDb *d, const char *dir, char **ret_reason) {
         if (r < 0)
                 return r;
 
-        rc = sqlite3_open_v2(d->path, &d->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
+        rc = sqlite3_open_v2(d->path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK)
                 return d->db ? audit_db_sql_reason(d, rc, ret_reason) : -ENOMEM;
         if (same_file(d->dir_fd, AUDIT_DB_NAME, d->dev, d->ino) < 0) {
@@ -671,8 +659,8 @@ int audit_db_open(const char *dir, AuditDb **ret, char **ret_reason) {
         if (r < 0) {
                 audit_db_close(d);
                 if (!*ret_reason && r != -ENOMEM)
-                        *ret_reason = strdup_printf("cannot open the audit database in %s: %s", dir ?: "?",
-                                                    strerror(-r));
+                        *ret_reason =
+                                strdup_printf("cannot open the audit database in %s: %s", dir ?: "?", strerror(-r));
                 return r;
         }
         *ret = d;
@@ -684,8 +672,7 @@ int audit_db_open_reader(const char *path, dev_t dev, ino_t ino, sqlite3 **ret) 
         sqlite3 *db = NULL;
         int rc;
 
-        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc == SQLITE_OK) {
                 (void) sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
                 (void) sqlite3_busy_timeout(db, AUDIT_BUSY_TIMEOUT_MSEC);

@@ -124,7 +124,7 @@ typedef struct AuditChain {
 typedef struct AuditDb {
         sqlite3 *db;
         int dir_fd;
-        int fd; /* our O_NOFOLLOW descriptor: the identity SQLite must match */
+        int fd;      /* our O_NOFOLLOW descriptor: the identity SQLite must match */
         int head_fd; /* AUDIT_HEAD_NAME: the last committed row, outside the database */
         char log_id[AUDIT_LOG_ID_LEN * 2 + 1];
         json_t *new_log_note; /* a new database replaced another log: written as its next row */
@@ -179,17 +179,17 @@ int audit_db_exec(sqlite3 *db, const char *sql);
 
 typedef enum AuditJobKind {
         AUDIT_JOB_ENTRY,
-        AUDIT_JOB_REVEAL, /* hand out k_0 once, erase it, audit that */
-        AUDIT_JOB_PROBE,  /* try the database again after a failure */
+        AUDIT_JOB_REVEAL,  /* hand out k_0 once, erase it, audit that */
+        AUDIT_JOB_PROBE,   /* try the database again after a failure */
         AUDIT_JOB_ARCHIVE, /* move old rows into an archive file; its row is "audit-archived" */
 } AuditJobKind;
 
 /* What an archive job needs and finds (agent-audit-archive.c). */
 typedef struct AuditArchiveJob {
-        int64_t before;           /* CLOCK_REALTIME usec: the cut is the last end row before it */
-        int out_fd;               /* the operator's file (dup'd, closed with the job) */
-        AuditArchiveInfo *info;   /* the caller's, filled before done() */
-        int error;                /* the preparation failed: the job fails with it, no row */
+        int64_t before;         /* CLOCK_REALTIME usec: the cut is the last end row before it */
+        int out_fd;             /* the operator's file (dup'd, closed with the job) */
+        AuditArchiveInfo *info; /* the caller's, filled before done() */
+        int error;              /* the preparation failed: the job fails with it, no row */
         int64_t first, last, rows;
         uint8_t last_hash[SHA256_LEN], last_tag[SHA256_LEN];
         int64_t last_epoch;
@@ -219,11 +219,11 @@ struct AuditJob {
 
         /* results */
         int result;
-        int64_t seq;    /* the row written */
-        uint64_t batch; /* which batch decided it (orders reason updates) */
-        char *reason;   /* the log's failure reason after that batch, NULL if healthy */
-        bool not_open;  /* the database could not be (re)opened for that batch */
-        char *key_hex;  /* AUDIT_JOB_REVEAL: k_0, erased when freed */
+        int64_t seq;              /* the row written */
+        uint64_t batch;           /* which batch decided it (orders reason updates) */
+        char *reason;             /* the log's failure reason after that batch, NULL if healthy */
+        bool not_open;            /* the database could not be (re)opened for that batch */
+        char *key_hex;            /* AUDIT_JOB_REVEAL: k_0, erased when freed */
         AuditArchiveJob *archive; /* AUDIT_JOB_ARCHIVE */
 };
 
@@ -242,7 +242,7 @@ struct Audit {
         int efd;
         char *dir;
         char *path;
-        char boot_id[33];            /* sd_id128_get_boot(), 32 lower-case hex digits */
+        char boot_id[33]; /* sd_id128_get_boot(), 32 lower-case hex digits */
         uint64_t probe_interval;
 
         pthread_t thread;
@@ -274,7 +274,7 @@ struct Audit {
         uint64_t w_batch;
         AuditJob *w_backlog; /* kept records, oldest first */
         size_t w_backlog_n, w_backlog_bytes;
-        uint64_t w_dropped; /* kept records given up since the log last committed */
+        uint64_t w_dropped;   /* kept records given up since the log last committed */
         bool stopping_writer; /* the last batch before the thread ends: nothing more is kept */
 
         /* loop thread */

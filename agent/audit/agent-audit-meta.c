@@ -33,11 +33,10 @@ static void finalizep(sqlite3_stmt **s) {
 int audit_db_prepare_cached(AuditDb *d) {
         int rc;
 
-        rc = sqlite3_prepare_v3(
-                d->db,
-                "INSERT INTO audit (seq, time, boot_id, event, request, uid, data, epoch, hash, tag) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                -1, SQLITE_PREPARE_PERSISTENT, &d->insert_row, NULL);
+        rc = sqlite3_prepare_v3(d->db,
+                                "INSERT INTO audit (seq, time, boot_id, event, request, uid, data, epoch, hash, tag) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                -1, SQLITE_PREPARE_PERSISTENT, &d->insert_row, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v3(d->db,
                                         "INSERT INTO meta (key, value) VALUES (?1, ?2) "
@@ -101,7 +100,7 @@ static int chain_create(AuditDb *d, char **ret_reason) {
                 *ret_reason = strdup_printf("cannot make the audit chain key: %s", strerror(-r));
                 return r;
         }
-        d->chain = (AuditChain){.epoch_started = now, .epoch_first_seq = 1};
+        d->chain = (AuditChain){ .epoch_started = now, .epoch_first_seq = 1 };
         d->seal_pending = true; /* row 1 will end epoch 0: the log is sealed from its start */
         rc = audit_db_exec(d->db, "BEGIN IMMEDIATE");
         if (rc == SQLITE_OK)
@@ -161,8 +160,7 @@ static int last_row(AuditDb *d, int64_t *ret_seq, int64_t *ret_epoch, uint8_t ha
         _cleanup_finalize_ sqlite3_stmt *s = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(d->db,
-                                "SELECT seq, epoch, hash, tag, event FROM audit ORDER BY seq DESC LIMIT 1", -1,
+        rc = sqlite3_prepare_v2(d->db, "SELECT seq, epoch, hash, tag, event FROM audit ORDER BY seq DESC LIMIT 1", -1,
                                 &s, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(s);
@@ -206,8 +204,8 @@ static const char *chain_load_state(AuditDb *d) {
         if (head_seq != last_seq)
                 return head_seq > last_seq ? "rows at the end of the audit log were removed"
                                            : "rows were added to the audit log behind the agent's back";
-        if (last_seq > 0 && (get_meta(d, "head_hash", head_hash, SHA256_LEN, NULL) != 1 ||
-                             memcmp(head_hash, c->hash, SHA256_LEN) != 0))
+        if (last_seq > 0 &&
+            (get_meta(d, "head_hash", head_hash, SHA256_LEN, NULL) != 1 || memcmp(head_hash, c->hash, SHA256_LEN) != 0))
                 return "the last audit row was replaced";
         /* after an end row the key has evolved and the next epoch has no rows yet */
         if (last_seq > 0 && c->epoch != last_epoch + (last_end ? 1 : 0))
@@ -215,8 +213,7 @@ static const char *chain_load_state(AuditDb *d) {
                                 : "the key epoch does not match the last row";
         if (last_end && c->epoch_first_seq != last_seq + 1)
                 return "the chain state in the meta table is inconsistent";
-        if (c->epoch < 0 || c->epoch_first_seq < 1 || c->epoch_first_seq > last_seq + 1 ||
-            d->sealed_from > last_seq)
+        if (c->epoch < 0 || c->epoch_first_seq < 1 || c->epoch_first_seq > last_seq + 1 || d->sealed_from > last_seq)
                 return "the chain state in the meta table is inconsistent";
         return NULL;
 }
@@ -251,10 +248,10 @@ int audit_db_chain_load(AuditDb *d, char **ret_reason) {
         /* epoch boundaries are checked from the first end row on; before it the log was
          * written by an older agent that made none */
         r = audit_verify_db(d->db,
-                            &(AuditVerifyOptions){.from_seq = from,
-                                                  .key = d->secrets->key,
-                                                  .key_epoch = d->chain.epoch,
-                                                  .sealed = d->sealed_from > 0 && d->sealed_from < from},
+                            &(AuditVerifyOptions){ .from_seq = from,
+                                                   .key = d->secrets->key,
+                                                   .key_epoch = d->chain.epoch,
+                                                   .sealed = d->sealed_from > 0 && d->sealed_from < from },
                             &res);
         if (r < 0) {
                 *ret_reason = audit_db_corrupt_reason("the audit rows cannot be read");

@@ -307,8 +307,7 @@ static bool all_hex(const char *s) {
 }
 
 /* Up to two distinct values of column 0. */
-static int two_values(Audit *a, const char *sql, const char *p1, const char *p2, char **ret_first,
-                      char **ret_second) {
+static int two_values(Audit *a, const char *sql, const char *p1, const char *p2, char **ret_first, char **ret_second) {
         Sql q = {};
         sqlite3_stmt *s = NULL;
         int r, rc, n = 0;
@@ -362,10 +361,11 @@ int audit_resolve_request(Audit *a, const char *ref, char **ret_id, char **ret_o
                 if (!end)
                         return -ENOMEM;
                 end[n - 1]++;
-                r = two_values(a,
-                               "SELECT request FROM audit INDEXED BY audit_request WHERE request >= ?1 AND request < ?2 "
-                               "GROUP BY request LIMIT 2",
-                               norm, end, &first, &second);
+                r = two_values(
+                        a,
+                        "SELECT request FROM audit INDEXED BY audit_request WHERE request >= ?1 AND request < ?2 "
+                        "GROUP BY request LIMIT 2",
+                        norm, end, &first, &second);
                 if (r < 0)
                         return r;
         }

@@ -12,10 +12,9 @@
 #include "util.h"
 
 char *audit_db_corrupt_reason(const char *detail) {
-        return strdup_printf(
-                "audit database is corrupt (%s); elevations are refused until it is repaired or moved "
-                "away",
-                detail);
+        return strdup_printf("audit database is corrupt (%s); elevations are refused until it is repaired or moved "
+                             "away",
+                             detail);
 }
 
 bool audit_db_rc_is_corrupt(int rc) {
@@ -64,9 +63,8 @@ char *audit_db_reason(int rc, int sys_errno, const char *msg, const char *path) 
                 return audit_db_corrupt_reason(what);
         switch (audit_db_errno(rc, sys_errno)) {
         case -ENOSPC:
-                return strdup_printf(
-                        "the audit database is full: %s (free space on the file system holding %s)", what,
-                        path ?: "the state directory");
+                return strdup_printf("the audit database is full: %s (free space on the file system holding %s)", what,
+                                     path ?: "the state directory");
         case -EROFS:
                 return strdup_printf("the audit database is read-only: %s", what);
         case -EBUSY:

@@ -21,51 +21,54 @@
 #define COLUMN_TEXT_MAX AUDIT_DATA_MAX
 
 static const AuditColumn requests_columns[] = {
-        {"id", AUDIT_COLUMN_TEXT},     {"uid", AUDIT_COLUMN_INTEGER},     {"user", AUDIT_COLUMN_TEXT},
-        {"state", AUDIT_COLUMN_TEXT},  {"created", AUDIT_COLUMN_INTEGER}, {"updated", AUDIT_COLUMN_INTEGER},
-        {"rule", AUDIT_COLUMN_TEXT},   {"action", AUDIT_COLUMN_TEXT},     {"program", AUDIT_COLUMN_TEXT},
-        {"sha256", AUDIT_COLUMN_TEXT}, {"argv", AUDIT_COLUMN_TEXT},       {"reason", AUDIT_COLUMN_TEXT},
-        {"run_as", AUDIT_COLUMN_TEXT}, {"session", AUDIT_COLUMN_TEXT},    {"data", AUDIT_COLUMN_TEXT},
+        { "id", AUDIT_COLUMN_TEXT },     { "uid", AUDIT_COLUMN_INTEGER },     { "user", AUDIT_COLUMN_TEXT },
+        { "state", AUDIT_COLUMN_TEXT },  { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER },
+        { "rule", AUDIT_COLUMN_TEXT },   { "action", AUDIT_COLUMN_TEXT },     { "program", AUDIT_COLUMN_TEXT },
+        { "sha256", AUDIT_COLUMN_TEXT }, { "argv", AUDIT_COLUMN_TEXT },       { "reason", AUDIT_COLUMN_TEXT },
+        { "run_as", AUDIT_COLUMN_TEXT }, { "session", AUDIT_COLUMN_TEXT },    { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn launches_columns[] = {
-        {"request", AUDIT_COLUMN_TEXT},        {"pid", AUDIT_COLUMN_INTEGER},
-        {"cgroup", AUDIT_COLUMN_TEXT},         {"started", AUDIT_COLUMN_INTEGER},
-        {"boot_id", AUDIT_COLUMN_TEXT},        {"deadline", AUDIT_COLUMN_INTEGER},
-        {"ended", AUDIT_COLUMN_INTEGER},       {"exit_code", AUDIT_COLUMN_INTEGER},
-        {"exit_signal", AUDIT_COLUMN_INTEGER}, {"end_reason", AUDIT_COLUMN_TEXT},
-        {"state", AUDIT_COLUMN_TEXT},          {"grant_id", AUDIT_COLUMN_TEXT},
-        {"data", AUDIT_COLUMN_TEXT},
+        { "request", AUDIT_COLUMN_TEXT },        { "pid", AUDIT_COLUMN_INTEGER },
+        { "cgroup", AUDIT_COLUMN_TEXT },         { "started", AUDIT_COLUMN_INTEGER },
+        { "boot_id", AUDIT_COLUMN_TEXT },        { "deadline", AUDIT_COLUMN_INTEGER },
+        { "ended", AUDIT_COLUMN_INTEGER },       { "exit_code", AUDIT_COLUMN_INTEGER },
+        { "exit_signal", AUDIT_COLUMN_INTEGER }, { "end_reason", AUDIT_COLUMN_TEXT },
+        { "state", AUDIT_COLUMN_TEXT },          { "grant_id", AUDIT_COLUMN_TEXT },
+        { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn pending_columns[] = {
-        {"id", AUDIT_COLUMN_TEXT},        {"ticket", AUDIT_COLUMN_TEXT},    {"uid", AUDIT_COLUMN_INTEGER},
-        {"state", AUDIT_COLUMN_TEXT},     {"created", AUDIT_COLUMN_INTEGER}, {"updated", AUDIT_COLUMN_INTEGER},
-        {"deadline", AUDIT_COLUMN_INTEGER}, {"boot_id", AUDIT_COLUMN_TEXT}, {"rule", AUDIT_COLUMN_TEXT},
-        {"run_as", AUDIT_COLUMN_TEXT},    {"sha256", AUDIT_COLUMN_TEXT},    {"scope", AUDIT_COLUMN_TEXT},
-        {"session", AUDIT_COLUMN_TEXT},   {"nonce", AUDIT_COLUMN_TEXT},     {"epoch", AUDIT_COLUMN_INTEGER},
-        {"data", AUDIT_COLUMN_TEXT},
+        { "id", AUDIT_COLUMN_TEXT },          { "ticket", AUDIT_COLUMN_TEXT },     { "uid", AUDIT_COLUMN_INTEGER },
+        { "state", AUDIT_COLUMN_TEXT },       { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER },
+        { "deadline", AUDIT_COLUMN_INTEGER }, { "boot_id", AUDIT_COLUMN_TEXT },    { "rule", AUDIT_COLUMN_TEXT },
+        { "run_as", AUDIT_COLUMN_TEXT },      { "sha256", AUDIT_COLUMN_TEXT },     { "scope", AUDIT_COLUMN_TEXT },
+        { "session", AUDIT_COLUMN_TEXT },     { "nonce", AUDIT_COLUMN_TEXT },      { "epoch", AUDIT_COLUMN_INTEGER },
+        { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn grants_columns[] = {
-        {"id", AUDIT_COLUMN_TEXT},       {"uid", AUDIT_COLUMN_INTEGER},     {"state", AUDIT_COLUMN_TEXT},
-        {"created", AUDIT_COLUMN_INTEGER}, {"updated", AUDIT_COLUMN_INTEGER}, {"expires", AUDIT_COLUMN_INTEGER},
-        {"boot_id", AUDIT_COLUMN_TEXT},  {"rule", AUDIT_COLUMN_TEXT},       {"run_as", AUDIT_COLUMN_TEXT},
-        {"sha256", AUDIT_COLUMN_TEXT},   {"scope", AUDIT_COLUMN_TEXT},      {"session", AUDIT_COLUMN_TEXT},
-        {"approver", AUDIT_COLUMN_TEXT}, {"request", AUDIT_COLUMN_TEXT},    {"data", AUDIT_COLUMN_TEXT},
+        { "id", AUDIT_COLUMN_TEXT },         { "uid", AUDIT_COLUMN_INTEGER },     { "state", AUDIT_COLUMN_TEXT },
+        { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER }, { "expires", AUDIT_COLUMN_INTEGER },
+        { "boot_id", AUDIT_COLUMN_TEXT },    { "rule", AUDIT_COLUMN_TEXT },       { "run_as", AUDIT_COLUMN_TEXT },
+        { "sha256", AUDIT_COLUMN_TEXT },     { "scope", AUDIT_COLUMN_TEXT },      { "session", AUDIT_COLUMN_TEXT },
+        { "approver", AUDIT_COLUMN_TEXT },   { "request", AUDIT_COLUMN_TEXT },    { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn attempts_columns[] = {
-        {"key", AUDIT_COLUMN_TEXT},     {"failures", AUDIT_COLUMN_INTEGER}, {"next_allowed", AUDIT_COLUMN_INTEGER},
-        {"boot_id", AUDIT_COLUMN_TEXT}, {"updated", AUDIT_COLUMN_INTEGER},
+        { "key", AUDIT_COLUMN_TEXT },
+        { "failures", AUDIT_COLUMN_INTEGER },
+        { "next_allowed", AUDIT_COLUMN_INTEGER },
+        { "boot_id", AUDIT_COLUMN_TEXT },
+        { "updated", AUDIT_COLUMN_INTEGER },
 };
 
 static const AuditTable tables[] = {
-        {"requests", "id", "state", requests_columns, ELEMENTSOF(requests_columns)},
-        {"launches", "request", "state", launches_columns, ELEMENTSOF(launches_columns)},
-        {"pending", "id", "state", pending_columns, ELEMENTSOF(pending_columns)},
-        {"grants", "id", "state", grants_columns, ELEMENTSOF(grants_columns)},
-        {"attempts", "key", NULL, attempts_columns, ELEMENTSOF(attempts_columns)},
+        { "requests", "id", "state", requests_columns, ELEMENTSOF(requests_columns) },
+        { "launches", "request", "state", launches_columns, ELEMENTSOF(launches_columns) },
+        { "pending", "id", "state", pending_columns, ELEMENTSOF(pending_columns) },
+        { "grants", "id", "state", grants_columns, ELEMENTSOF(grants_columns) },
+        { "attempts", "key", NULL, attempts_columns, ELEMENTSOF(attempts_columns) },
 };
 
 const AuditTable *audit_table_find(const char *name) {
@@ -270,8 +273,7 @@ static json_t *column_json(sqlite3_stmt *s, int i) {
                 return json_null();
         default:
                 /* NULL (invalid UTF-8) makes the caller fail: we only ever stored jansson strings */
-                return json_stringn((const char *) sqlite3_column_text(s, i),
-                                    (size_t) sqlite3_column_bytes(s, i));
+                return json_stringn((const char *) sqlite3_column_text(s, i), (size_t) sqlite3_column_bytes(s, i));
         }
 }
 

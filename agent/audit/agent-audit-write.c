@@ -102,8 +102,7 @@ static int insert_row(AuditDb *d, const AuditRow *row, const uint8_t hash[static
                  * so the file is reopened and its chain state checked from scratch. */
                 batch_fail(d, e, rc);
                 e->rc = SQLITE_CORRUPT;
-                snprintf(e->msg, sizeof(e->msg), "row %" PRIi64 " was written behind the agent's back",
-                         row->seq);
+                snprintf(e->msg, sizeof(e->msg), "row %" PRIi64 " was written behind the agent's back", row->seq);
                 return -EIO;
         }
         return rc == SQLITE_DONE ? 0 : batch_fail(d, e, rc);
@@ -165,8 +164,7 @@ static int end_epoch(Audit *a, const char *why, BatchError *e) {
         json_decref(o);
         if (r < 0)
                 return r;
-        r = chain_append(a,
-                         &(AuditRow){.time = now, .event = AUDIT_EVENT_EPOCH_END, .uid = -1, .data = data}, e);
+        r = chain_append(a, &(AuditRow){ .time = now, .event = AUDIT_EVENT_EPOCH_END, .uid = -1, .data = data }, e);
         if (r < 0)
                 return r;
         if (a->db->sealed_from == 0) {
@@ -318,10 +316,9 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
 
 /* A row the log writes about itself, first in a batch. */
 static int write_note(Audit *a, const char *event, json_t *o, BatchError *e, int64_t *ret_seq) {
-        AuditJob j = {.kind = AUDIT_JOB_ENTRY,
-                      .event = (char *) event,
-                      .uid = -1,
-                      .time = (int64_t) now_usec(CLOCK_REALTIME)};
+        AuditJob j = {
+                .kind = AUDIT_JOB_ENTRY, .event = (char *) event, .uid = -1, .time = (int64_t) now_usec(CLOCK_REALTIME)
+        };
         _cleanup_free_ char *data = NULL;
         int r;
 
@@ -516,7 +513,7 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
 
 /* Takes what the journal needs out of a committed job before the loop frees it. */
 static void journal_take(AuditJob *j, JournalCopy *c) {
-        *c = (JournalCopy){.seq = j->seq, .uid = j->uid};
+        *c = (JournalCopy){ .seq = j->seq, .uid = j->uid };
         if (j->kind == AUDIT_JOB_PROBE || j->result < 0 || j->seq <= 0)
                 return;
         c->event = TAKE_PTR(j->event);

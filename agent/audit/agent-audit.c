@@ -81,8 +81,8 @@ static int job_new(const AuditEntry *e, AuditJob **ret) {
 
         /* end rows are the writer's alone: one anywhere else would end an epoch early */
         if (!e || !event_name_ok(e->event) || streq(e->event, AUDIT_EVENT_EPOCH_END) ||
-            (e->request && !request_id_ok(e->request)) || e->uid < -1 ||
-            e->n_state > AUDIT_MAX_STATE || (e->n_state > 0 && !e->state))
+            (e->request && !request_id_ok(e->request)) || e->uid < -1 || e->n_state > AUDIT_MAX_STATE ||
+            (e->n_state > 0 && !e->state))
                 return -EINVAL;
         j = calloc(1, sizeof(*j));
         if (!j)
@@ -121,8 +121,7 @@ static int enqueue(Audit *a, AuditJob *j) {
         }
         pthread_mutex_lock(&a->lock);
         /* A stuck disk must not turn into unbounded memory: the agent refuses instead. */
-        if (a->n_queued >= AUDIT_MAX_QUEUED || a->queued_bytes + j->data_len > AUDIT_MAX_QUEUED_BYTES ||
-            a->stopping) {
+        if (a->n_queued >= AUDIT_MAX_QUEUED || a->queued_bytes + j->data_len > AUDIT_MAX_QUEUED_BYTES || a->stopping) {
                 pthread_mutex_unlock(&a->lock);
                 return -ENOBUFS;
         }
@@ -147,8 +146,8 @@ static bool wait_for_work(Audit *a) {
                 pthread_cond_wait(&a->cond, &a->lock);
                 return true;
         }
-        ts = (struct timespec){.tv_sec = (time_t) (deadline / USEC_PER_SEC),
-                               .tv_nsec = (long) (deadline % USEC_PER_SEC) * 1000};
+        ts = (struct timespec){ .tv_sec = (time_t) (deadline / USEC_PER_SEC),
+                                .tv_nsec = (long) (deadline % USEC_PER_SEC) * 1000 };
         if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) != ETIMEDOUT || a->queue || a->stopping)
                 return true;
         return false;
@@ -166,8 +165,8 @@ static void linger(Audit *a) {
         if (a->n_waited > 0 || a->stopping)
                 return;
         until = now_usec(CLOCK_REALTIME) + AUDIT_LINGER_USEC;
-        ts = (struct timespec){.tv_sec = (time_t) (until / USEC_PER_SEC),
-                               .tv_nsec = (long) (until % USEC_PER_SEC) * 1000};
+        ts = (struct timespec){ .tv_sec = (time_t) (until / USEC_PER_SEC),
+                                .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
         while (a->n_waited == 0 && !a->stopping && a->n_queued < AUDIT_LINGER_MAX_ROWS)
                 if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) == ETIMEDOUT)
                         break;
@@ -243,8 +242,8 @@ static void probe_arm(Audit *a) {
         if (sd_event_now(a->event, CLOCK_MONOTONIC, &now) < 0)
                 now = now_usec(CLOCK_MONOTONIC);
         if (!a->probe_timer) {
-                if (sd_event_add_time(a->event, &a->probe_timer, CLOCK_MONOTONIC, now + probe_delay(a), 0,
-                                      on_probe, a) < 0)
+                if (sd_event_add_time(a->event, &a->probe_timer, CLOCK_MONOTONIC, now + probe_delay(a), 0, on_probe,
+                                      a) < 0)
                         return; /* submissions still retry */
                 (void) sd_event_source_set_description(a->probe_timer, "audit-probe");
                 return;
@@ -389,8 +388,7 @@ int audit_log_open(sd_event *event, const char *state_dir, Audit **ret) {
         if (r == -ENOMEM && !reason)
                 return r;
         if (r < 0) {
-                a->failed = reason ? strdup(reason)
-                                   : strdup_printf("cannot open the audit database: %s", strerror(-r));
+                a->failed = reason ? strdup(reason) : strdup_printf("cannot open the audit database: %s", strerror(-r));
                 a->w_reason = reason ? TAKE_PTR(reason) : strdup(a->failed ?: "");
                 if (!a->failed || !a->w_reason)
                         return -ENOMEM;
@@ -522,7 +520,7 @@ int audit_submit_sync(Audit *a, const AuditEntry *e) {
 }
 
 int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, AuditDoneFn done, void *userdata) {
-        AuditEntry e = {.event = "audit-archived", .uid = -1};
+        AuditEntry e = { .event = "audit-archived", .uid = -1 };
         AuditJob *j;
         int r;
 
@@ -555,7 +553,7 @@ int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, 
 
 int audit_reveal_initial_key(Audit *a, char **ret_hex) {
         _cleanup_(audit_job_freep) AuditJob *j = NULL;
-        AuditEntry e = {.event = "audit-key-revealed", .uid = -1};
+        AuditEntry e = { .event = "audit-key-revealed", .uid = -1 };
         int r;
 
         if (!a || !ret_hex)

@@ -41,12 +41,12 @@ typedef struct AuditState {
 } AuditState;
 
 typedef struct AuditEntry {
-        const char *event;      /* "agent-start", "policy-loaded", "request", "decision",
-                                   "launch", "exit", "launch-failed", "refused", … */
-        const char *request;    /* request id or NULL */
-        int64_t uid;            /* requester uid, or -1 */
-        json_t *data;           /* event details, borrowed; canonicalised at submit time */
-        const AuditState *state;   /* optional state change(s) */
+        const char *event;       /* "agent-start", "policy-loaded", "request", "decision",
+                                    "launch", "exit", "launch-failed", "refused", … */
+        const char *request;     /* request id or NULL */
+        int64_t uid;             /* requester uid, or -1 */
+        json_t *data;            /* event details, borrowed; canonicalised at submit time */
+        const AuditState *state; /* optional state change(s) */
         size_t n_state;
 } AuditEntry;
 
@@ -85,11 +85,11 @@ int audit_query(Audit *a, int64_t since, int64_t limit, json_t **ret);
 /* What `elevatectl audit` asks for (docs/audit.md, "Reading"). Every condition must
  * hold; a list matches any of its members. */
 typedef struct AuditFilter {
-        int64_t since, until;       /* CLOCK_REALTIME µs, both inclusive; -1: no bound */
-        const char *request;        /* one exact request id, or NULL */
-        const unsigned *uids;       /* requester uids, n_uids of them (none: any) */
+        int64_t since, until; /* CLOCK_REALTIME µs, both inclusive; -1: no bound */
+        const char *request;  /* one exact request id, or NULL */
+        const unsigned *uids; /* requester uids, n_uids of them (none: any) */
         size_t n_uids;
-        const char *const *events;  /* event names, n_events of them (none: any) */
+        const char *const *events; /* event names, n_events of them (none: any) */
         size_t n_events;
 } AuditFilter;
 
@@ -145,7 +145,7 @@ int audit_reveal_initial_key(Audit *a, char **ret_hex);
 typedef struct AuditArchiveInfo {
         int64_t first_seq, last_seq, rows;
         char sha256[65];
-        char error[256];           /* why it failed, for the operator */
+        char error[256]; /* why it failed, for the operator */
 } AuditArchiveInfo;
 int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, AuditDoneFn done, void *userdata);
 

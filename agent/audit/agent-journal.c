@@ -37,50 +37,50 @@ typedef struct JournalEventType {
 } JournalEventType;
 
 static const JournalEventType event_types[] = {
-        {"agent-start", "24a4bfe538f1533c9ddb0afcc725b5c8", LOG_INFO, "elevate agent started"},
-        {"agent-stop", "c78a57140d6853a9ac00f7358c2e0592", LOG_INFO, "elevate agent stopped"},
-        {"policy-loaded", "b7d1dfa8b83dbc8c0df09480d24502ce", LOG_INFO, "policy loaded"},
-        {"policy-rejected", "f563707a3144c0a75d420add09925d10", LOG_WARNING,
-         "policy rejected, the previous policy stays in force"},
-        {"policy-applied", "0d96335027e14d4da40675f83c3617cf", LOG_NOTICE, "signed policy release applied"},
-        {"policy-refused", "b9c8c791ec6b462db60b3f28ba15c6d0", LOG_WARNING,
-         "signed policy bundles refused, the running policy stays"},
-        {"policy-expiring", "d533c7e1674b4aa4be8382a53b464a60", LOG_WARNING, "signed policy release expires soon"},
-        {"policy-expired", "ad70706e728341688098aa3771272c34", LOG_ERR, "signed policy release expired"},
-        {"request", "78ec1e1ca7e3607cad212ee73cfbdab8", LOG_INFO, "elevation requested"},
-        {"decision", "1e28deb36ed66701e509a82193815627", LOG_INFO, "policy decision"},
-        {"pending", "10be58287fa999ebea2bda035d5e69e1", LOG_INFO, "request waits for approval"},
-        {"approved", "23a10f698bbc005e45555fea01dba404", LOG_NOTICE, "request approved"},
-        {"denied", "35cf5d9acac972235f347fcdf1238b80", LOG_NOTICE, "request denied"},
-        {"refused", "a38268a5f002a8c91c2da37ca3ba7583", LOG_WARNING, "request refused"},
-        {"cancelled", "b7755fb33cc72ad187dc610f49d26e7d", LOG_INFO, "request cancelled"},
-        {"grant", "ffd0d5e9a981a64ceb492740d5000f16", LOG_NOTICE, "grant created"},
-        {"expired", "b012591405dfb1d3df0ed851e7f34430", LOG_INFO, "grant expired"},
-        {"revoked", "27bdda8fce7939a8316f2411404ef046", LOG_NOTICE, "grant revoked"},
-        {"launch", "27ff7e04293f0b11eb3fed16c35cdfb3", LOG_NOTICE,
-         "elevation recorded, program about to start"},
-        {"started", "e3d53763aa06988a34d8aa442e804189", LOG_NOTICE, "elevated program started"},
-        {"terminate", "d8eccbb84d6971a669629cf3cdbeb12b", LOG_NOTICE, "elevated program being ended"},
-        {"launch-failed", "00843e98f7c335cb3f277e0cc898243c", LOG_WARNING,
-         "elevated program failed to start"},
-        {"exit", "1b07f6344184b97e0a9f3c2102a037c5", LOG_INFO, "elevated program ended"},
-        {"adopted", "3fd3fec6ee8e50142ebb833f4f91d68e", LOG_NOTICE, "running elevated program re-adopted"},
-        {"code-accepted", "bffd9f2faa7bc3f338361b136d98220c", LOG_NOTICE, "offline response code accepted"},
-        {"code-rejected", "e69504707125036c6038dec9302e0a02", LOG_WARNING, "offline response code rejected"},
-        {"audit-key-revealed", "9c945f84d6b718bb78844d4c85d62a4b", LOG_NOTICE, "initial audit key revealed"},
-        {"audit-archived", "006f7889e36d7c70c7bee876811a22f2", LOG_NOTICE, "old audit rows moved into an archive"},
-        {"authenticated", "986d27211e89085b2d23a9f9d7db9d35", LOG_INFO, "requester authenticated"},
-        {"authentication-failed", "a6f2e16e1f05b139f7f53b49fc56ed35", LOG_WARNING, "wrong password of a requester"},
-        {"audit-recovered", "c619458129706ce4e5b42b46070805af", LOG_NOTICE, "audit log writable again"},
-        {"code-refused", "f3a8674a88f748149580bd2a79e0e680", LOG_WARNING, "response code for another user's request"},
-        {"rate-limited", "66afd37467514854982a7d14441e613f", LOG_WARNING, "a user's refused requests are counted, not recorded"},
-        {"rate-limit-ended", "943bc020dd3148a081f8f772fbf74882", LOG_NOTICE, "refused requests counted while rate-limited"},
-        {"audit-log-new", "da53d2b520a04199bbeffc32eab24546", LOG_WARNING, "audit log started afresh after another"},
-        {"fleet-decision-refused", "72a483e589be4e6eacae3961fba53598", LOG_WARNING, "a signed helpdesk decision was refused"},
+        { "agent-start", "24a4bfe538f1533c9ddb0afcc725b5c8", LOG_INFO, "elevate agent started" },
+        { "agent-stop", "c78a57140d6853a9ac00f7358c2e0592", LOG_INFO, "elevate agent stopped" },
+        { "policy-loaded", "b7d1dfa8b83dbc8c0df09480d24502ce", LOG_INFO, "policy loaded" },
+        { "policy-rejected", "f563707a3144c0a75d420add09925d10", LOG_WARNING,
+          "policy rejected, the previous policy stays in force" },
+        { "policy-applied", "0d96335027e14d4da40675f83c3617cf", LOG_NOTICE, "signed policy release applied" },
+        { "policy-refused", "b9c8c791ec6b462db60b3f28ba15c6d0", LOG_WARNING,
+          "signed policy bundles refused, the running policy stays" },
+        { "policy-expiring", "d533c7e1674b4aa4be8382a53b464a60", LOG_WARNING, "signed policy release expires soon" },
+        { "policy-expired", "ad70706e728341688098aa3771272c34", LOG_ERR, "signed policy release expired" },
+        { "request", "78ec1e1ca7e3607cad212ee73cfbdab8", LOG_INFO, "elevation requested" },
+        { "decision", "1e28deb36ed66701e509a82193815627", LOG_INFO, "policy decision" },
+        { "pending", "10be58287fa999ebea2bda035d5e69e1", LOG_INFO, "request waits for approval" },
+        { "approved", "23a10f698bbc005e45555fea01dba404", LOG_NOTICE, "request approved" },
+        { "denied", "35cf5d9acac972235f347fcdf1238b80", LOG_NOTICE, "request denied" },
+        { "refused", "a38268a5f002a8c91c2da37ca3ba7583", LOG_WARNING, "request refused" },
+        { "cancelled", "b7755fb33cc72ad187dc610f49d26e7d", LOG_INFO, "request cancelled" },
+        { "grant", "ffd0d5e9a981a64ceb492740d5000f16", LOG_NOTICE, "grant created" },
+        { "expired", "b012591405dfb1d3df0ed851e7f34430", LOG_INFO, "grant expired" },
+        { "revoked", "27bdda8fce7939a8316f2411404ef046", LOG_NOTICE, "grant revoked" },
+        { "launch", "27ff7e04293f0b11eb3fed16c35cdfb3", LOG_NOTICE, "elevation recorded, program about to start" },
+        { "started", "e3d53763aa06988a34d8aa442e804189", LOG_NOTICE, "elevated program started" },
+        { "terminate", "d8eccbb84d6971a669629cf3cdbeb12b", LOG_NOTICE, "elevated program being ended" },
+        { "launch-failed", "00843e98f7c335cb3f277e0cc898243c", LOG_WARNING, "elevated program failed to start" },
+        { "exit", "1b07f6344184b97e0a9f3c2102a037c5", LOG_INFO, "elevated program ended" },
+        { "adopted", "3fd3fec6ee8e50142ebb833f4f91d68e", LOG_NOTICE, "running elevated program re-adopted" },
+        { "code-accepted", "bffd9f2faa7bc3f338361b136d98220c", LOG_NOTICE, "offline response code accepted" },
+        { "code-rejected", "e69504707125036c6038dec9302e0a02", LOG_WARNING, "offline response code rejected" },
+        { "audit-key-revealed", "9c945f84d6b718bb78844d4c85d62a4b", LOG_NOTICE, "initial audit key revealed" },
+        { "audit-archived", "006f7889e36d7c70c7bee876811a22f2", LOG_NOTICE, "old audit rows moved into an archive" },
+        { "authenticated", "986d27211e89085b2d23a9f9d7db9d35", LOG_INFO, "requester authenticated" },
+        { "authentication-failed", "a6f2e16e1f05b139f7f53b49fc56ed35", LOG_WARNING, "wrong password of a requester" },
+        { "audit-recovered", "c619458129706ce4e5b42b46070805af", LOG_NOTICE, "audit log writable again" },
+        { "code-refused", "f3a8674a88f748149580bd2a79e0e680", LOG_WARNING, "response code for another user's request" },
+        { "rate-limited", "66afd37467514854982a7d14441e613f", LOG_WARNING,
+          "a user's refused requests are counted, not recorded" },
+        { "rate-limit-ended", "943bc020dd3148a081f8f772fbf74882", LOG_NOTICE,
+          "refused requests counted while rate-limited" },
+        { "audit-log-new", "da53d2b520a04199bbeffc32eab24546", LOG_WARNING, "audit log started afresh after another" },
+        { "fleet-decision-refused", "72a483e589be4e6eacae3961fba53598", LOG_WARNING,
+          "a signed helpdesk decision was refused" },
 };
 
-static const JournalEventType generic_type = {NULL, "7f590700c409650c2ff7caf264c971b3", LOG_INFO,
-                                              "elevate event"};
+static const JournalEventType generic_type = { NULL, "7f590700c409650c2ff7caf264c971b3", LOG_INFO, "elevate event" };
 
 static const JournalEventType *event_type(const char *event) {
         if (event)
@@ -108,7 +108,8 @@ static bool strip_argv(json_t *v) {
         size_t i;
 
         if (json_is_array(v)) {
-                json_array_foreach(v, i, e) any |= strip_argv(e);
+                json_array_foreach(v, i, e)
+                        any |= strip_argv(e);
                 return any;
         }
         if (!json_is_object(v))
@@ -118,7 +119,8 @@ static bool strip_argv(json_t *v) {
                         json_object_del(v, key);
                         any = true;
                 } else if (streq(key, "file_args") && json_is_array(e)) {
-                        json_array_foreach(e, i, f) any |= json_object_del(f, "path") == 0;
+                        json_array_foreach(e, i, f)
+                                any |= json_object_del(f, "path") == 0;
                 } else
                         any |= strip_argv(e);
         }
@@ -162,10 +164,10 @@ static void append_data(FILE *f, json_t *data) {
                 const char *key;
                 const char *label;
         } shown[] = {
-                {"user", "user"},           {"program", "program"},    {"rule", "rule"},
-                {"action", "action"},       {"run_as", "as"},          {"approver", "approver"},
-                {"exit_code", "exit code"}, {"exit_signal", "signal"}, {"error", "error"},
-                {"reason", "reason"},
+                { "user", "user" },           { "program", "program" },    { "rule", "rule" },
+                { "action", "action" },       { "run_as", "as" },          { "approver", "approver" },
+                { "exit_code", "exit code" }, { "exit_signal", "signal" }, { "error", "error" },
+                { "reason", "reason" },
         };
         char num[32];
 
@@ -230,19 +232,18 @@ int journal_send(int64_t seq, const char *event, const char *request, int64_t ui
         f_event = strdup_printf("ELEVATE_EVENT=%s", event ?: "");
         if (!message || !f_id || !f_prio || !f_event)
                 return -ENOMEM;
-        iov[n++] = (struct iovec){message, strlen(message)};
-        iov[n++] = (struct iovec){f_id, strlen(f_id)};
-        iov[n++] = (struct iovec){f_prio, strlen(f_prio)};
-        iov[n++] = (struct iovec){f_event, strlen(f_event)};
-        iov[n++] =
-                (struct iovec){(char *) "SYSLOG_IDENTIFIER=elevated", strlen("SYSLOG_IDENTIFIER=elevated")};
+        iov[n++] = (struct iovec){ message, strlen(message) };
+        iov[n++] = (struct iovec){ f_id, strlen(f_id) };
+        iov[n++] = (struct iovec){ f_prio, strlen(f_prio) };
+        iov[n++] = (struct iovec){ f_event, strlen(f_event) };
+        iov[n++] = (struct iovec){ (char *) "SYSLOG_IDENTIFIER=elevated", strlen("SYSLOG_IDENTIFIER=elevated") };
 
-#define ADD_FIELD(var, ...)                                                                                 \
-        do {                                                                                                \
-                var = strdup_printf(__VA_ARGS__);                                                           \
-                if (!var)                                                                                   \
-                        return -ENOMEM;                                                                     \
-                iov[n++] = (struct iovec){var, strlen(var)};                                                \
+#define ADD_FIELD(var, ...)                                                                                            \
+        do {                                                                                                           \
+                var = strdup_printf(__VA_ARGS__);                                                                      \
+                if (!var)                                                                                              \
+                        return -ENOMEM;                                                                                \
+                iov[n++] = (struct iovec){ var, strlen(var) };                                                         \
         } while (0)
 
         if (request)

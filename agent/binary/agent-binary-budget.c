@@ -117,10 +117,10 @@ int copy_budget_reserve(CopyBudget *b, uid_t uid, uint64_t uid_limit, uint64_t s
         if (size > b->total || b->held > b->total - size) {
                 uint64_t all = b->held;
                 pthread_mutex_unlock(&b->lock);
-                *ret_error = strdup_printf(
-                        "%s (%" PRIu64 " MiB) cannot be copied now: the agent holds %" PRIu64 " MiB of copies for all "
-                        "users and its budget is %" PRIu64 " MiB; try again later",
-                        display, mib(size), mib(all), mib(b->total));
+                *ret_error = strdup_printf("%s (%" PRIu64 " MiB) cannot be copied now: the agent holds %" PRIu64
+                                           " MiB of copies for all "
+                                           "users and its budget is %" PRIu64 " MiB; try again later",
+                                           display, mib(size), mib(all), mib(b->total));
                 return -ENOSPC;
         }
         if (!h) {

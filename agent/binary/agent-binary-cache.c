@@ -26,7 +26,7 @@
 typedef struct Entry {
         BinaryCacheKey key;
         uint8_t sha[SHA256_LEN];
-        struct Entry *chain;       /* next in the bucket */
+        struct Entry *chain;            /* next in the bucket */
         LIST_FIELDS(struct Entry, lru); /* LRU order, most recent first */
 } Entry;
 
@@ -34,7 +34,7 @@ struct BinaryCache {
         pthread_mutex_t lock;
         size_t max, n, n_buckets; /* n_buckets is a power of two */
         Entry **buckets;
-        Entry *lru;                /* most recent first; its prev is the oldest */
+        Entry *lru; /* most recent first; its prev is the oldest */
         uint64_t hits, misses;
 };
 

@@ -240,7 +240,7 @@ static int start_writer(pthread_t *t, Pipeline *p) {
 }
 
 static int copy_pipelined(int src, int dst, uint64_t size, Sha256 *h) {
-        Pipeline p = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .dst = dst};
+        Pipeline p = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .dst = dst };
         pthread_t t;
         int r = 0, k;
 
@@ -359,8 +359,8 @@ static void memfd_name(const char *display, char out[static 80]) {
         memcpy(out, "elevate:", 8);
         for (const char *p = base; *p && n < 64; p++, n++) {
                 char c = *p;
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                          c == '.' || c == '_' || c == '+' || c == '-';
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                          c == '_' || c == '+' || c == '-';
                 out[8 + n] = ok ? c : '_';
         }
         out[8 + n] = 0;
@@ -423,8 +423,8 @@ static int tmpfile_new(int dirfd, bool want_exec, char **ret_error) {
         fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0700);
         if (fd < 0) {
                 r = negative_errno();
-                *ret_error = strdup_printf("cannot create a copy in the agent's directory for copies: %s",
-                                           strerror(-r));
+                *ret_error =
+                        strdup_printf("cannot create a copy in the agent's directory for copies: %s", strerror(-r));
                 return r;
         }
         return fd;
@@ -452,8 +452,8 @@ static bool stat_unchanged(const struct stat *a, const struct stat *b) {
 
 static int copy_error(int r, const char *display, char **ret_error) {
         if (r == -ESTALE)
-                *ret_error = strdup_printf(
-                        "%s changed while it was being read; try again once it is complete", display);
+                *ret_error =
+                        strdup_printf("%s changed while it was being read; try again once it is complete", display);
         else if (r == -ECANCELED)
                 *ret_error = strdup_printf("the copy of %s was stopped: nobody waits for it any more", display);
         else
@@ -461,21 +461,20 @@ static int copy_error(int r, const char *display, char **ret_error) {
         return r;
 }
 
-int binary_make_copy(int src, const struct stat *st, const char *display, const BinaryOptions *o,
-                     int *ret_fd, uint8_t ret_sha[static SHA256_LEN], char **ret_error) {
+int binary_make_copy(int src, const struct stat *st, const char *display, const BinaryOptions *o, int *ret_fd,
+                     uint8_t ret_sha[static SHA256_LEN], char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
         bool tmpfile = o->want_exec && (o->force_tmpfile || !binary_memfd_exec_allowed());
         struct stat after;
         int r;
 
         if (tmpfile && o->tmpfile_dir_fd < 0) {
-                *ret_error = strdup(
-                        "executable memfds are disabled by the kernel setting vm.memfd_noexec and the agent "
-                        "has no directory for copies");
+                *ret_error =
+                        strdup("executable memfds are disabled by the kernel setting vm.memfd_noexec and the agent "
+                               "has no directory for copies");
                 return -EPERM;
         }
-        fd = tmpfile ? tmpfile_new(o->tmpfile_dir_fd, o->want_exec, ret_error)
-                     : memfd_new(display, o->want_exec);
+        fd = tmpfile ? tmpfile_new(o->tmpfile_dir_fd, o->want_exec, ret_error) : memfd_new(display, o->want_exec);
         if (fd < 0)
                 return *ret_error ? fd : copy_error(fd, display, ret_error);
 

@@ -38,8 +38,7 @@
  * /run/user/UID) fail the directory rule anyway, and a system with a volatile root
  * (systemd.volatile) keeps its root-owned directories trusted. */
 static const char *const trusted_fstypes[] = {
-        "ext2", "ext3", "ext4",     "xfs",   "btrfs",    "f2fs",
-        "jfs",  "zfs",  "bcachefs", "erofs", "squashfs", "tmpfs",
+        "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "zfs", "bcachefs", "erofs", "squashfs", "tmpfs",
 };
 
 bool binary_fstype_trusted(const char *fstype) {
@@ -57,8 +56,8 @@ static void unescape_octal(char *s) {
         char *w = s;
 
         for (char *r = s; *r;) {
-                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-                    r[3] >= '0' && r[3] <= '7') {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+                    r[3] <= '7') {
                         *w++ = (char) ((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
                         r += 4;
                 } else

@@ -119,8 +119,7 @@ static int interp_open(const char *interp, const BinaryMountTable *mt, const cha
                         why = strdup("cannot be used: it is not a regular file");
                 else
                         why = strdup_printf("cannot be used: %s", strerror(-r));
-                return interp_error(r == -ENOENT ? r : -EPERM, interp, script, why ?: "is refused",
-                                    ret_error);
+                return interp_error(r == -ENOENT ? r : -EPERM, interp, script, why ?: "is refused", ret_error);
         }
         /* binary_resolve_trusted() ends on a regular file only; reopening cannot block */
         r = binary_reopen(pfd, ret_fd);
@@ -154,8 +153,8 @@ static int interp_check(const char *interp, const BinaryMountTable *mt, const ch
         if (fstat(fd, &st) < 0 || !(st.st_mode & 0111))
                 return interp_error(-EACCES, interp, script, "is not executable", ret_error);
         if (binary_pread_full(fd, head, sizeof(head), 0) == 2 && head[0] == '#' && head[1] == '!')
-                return interp_error(-ENOEXEC, interp, script,
-                                    "is itself a script; nested interpreters are refused", ret_error);
+                return interp_error(-ENOEXEC, interp, script, "is itself a script; nested interpreters are refused",
+                                    ret_error);
         r = binary_take_lease(fd);
         if (r == -EAGAIN)
                 return interp_error(-ETXTBSY, interp, script,
@@ -181,25 +180,22 @@ int binary_check_exec(int fd, const char *script, const BinaryMountTable *mt, Bi
                 return 0;
         r = binary_shebang_parse(head, (size_t) k, &interp, &arg);
         if (r == 0) {
-                *ret_error =
-                        strdup_printf("%s is not an executable program (no ELF header or #! line)", script);
+                *ret_error = strdup_printf("%s is not an executable program (no ELF header or #! line)", script);
                 return -ENOEXEC;
         }
         if (r == -ENOEXEC) {
-                *ret_error =
-                        strdup_printf("%s has a #! line the kernel cannot use (no interpreter, or it is "
-                                      "longer than %u bytes)",
-                                      script, BINARY_BINPRM_BUF_SIZE);
+                *ret_error = strdup_printf("%s has a #! line the kernel cannot use (no interpreter, or it is "
+                                           "longer than %u bytes)",
+                                           script, BINARY_BINPRM_BUF_SIZE);
                 return r;
         }
         if (r < 0)
                 return r;
         if (interp[0] != '/') {
                 _cleanup_free_ char *i = binary_display(interp);
-                *ret_error =
-                        strdup_printf("relative interpreter \"%s\" in the #! line of %s is refused; use an "
-                                      "absolute path",
-                                      i ?: "?", script);
+                *ret_error = strdup_printf("relative interpreter \"%s\" in the #! line of %s is refused; use an "
+                                           "absolute path",
+                                           i ?: "?", script);
                 return -ENOEXEC;
         }
         r = interp_check(interp, mt, script, &ret->interpreter_fd, ret_error);

@@ -110,16 +110,14 @@ int binary_reopen(int fd, int *ret_fd) {
 /* The mount rule. Directories on the way only need a trusted filesystem in our table;
  * the object itself (file, or cwd directory) must also not be nosuid (the mark of
  * removable or user-mounted media), nor noexec when it is to be executed in place. */
-static int mount_check(const BinaryMountTable *mt, uint64_t id, bool object, bool want_exec,
-                       const char *what, char **reason) {
+static int mount_check(const BinaryMountTable *mt, uint64_t id, bool object, bool want_exec, const char *what,
+                       char **reason) {
         const BinaryMountEntry *m = binary_mount_table_find(mt, id);
 
         if (!m)
-                return binary_reason_set(reason, "%s is on a mount that is not in the agent's mount table",
-                                         what);
+                return binary_reason_set(reason, "%s is on a mount that is not in the agent's mount table", what);
         if (!binary_fstype_trusted(m->fstype))
-                return binary_reason_set(reason,
-                                         "%s is on a %s filesystem, which is not a trusted local filesystem",
+                return binary_reason_set(reason, "%s is on a %s filesystem, which is not a trusted local filesystem",
                                          what, *m->fstype ? m->fstype : "unknown");
         if (object && m->nosuid)
                 return binary_reason_set(reason, "%s is on a nosuid mount", what);
@@ -138,8 +136,8 @@ static int owner_check(const struct statx *sx, const char *what, char **reason) 
         return 0;
 }
 
-static int dir_check(int fd, const struct statx *sx, const BinaryMountTable *mt, bool object,
-                     const char *name, char **reason) {
+static int dir_check(int fd, const struct statx *sx, const BinaryMountTable *mt, bool object, const char *name,
+                     char **reason) {
         _cleanup_free_ char *link = NULL, *d = NULL, *what = NULL;
         int r;
 
@@ -168,8 +166,7 @@ static bool same_object(const struct statx *a, const struct statx *b) {
 /* Walks an absolute path without symlinks. Returns 1 if it reaches target, 0 if not
  * (the path is then not believed), -errno on allocation failure. Directory trust
  * failures go to *reason; for is_dir the target directory is checked as well. */
-static int walk(const char *path, const struct statx *target, bool is_dir, const BinaryMountTable *mt,
-                char **reason) {
+static int walk(const char *path, const struct statx *target, bool is_dir, const BinaryMountTable *mt, char **reason) {
         _cleanup_close_ int dir = -EBADF;
         _cleanup_free_ char *prefix = NULL;
         struct statx sx;
@@ -282,9 +279,8 @@ int binary_trust_inspect(int fd, bool is_dir, bool want_exec, const BinaryMountT
                         t.path = TAKE_PTR(link);
         }
         if (!t.path)
-                r = binary_reason_set(&t.reason,
-                                      "its path cannot be verified in the agent's mount namespace "
-                                      "(deleted, renamed, or opened in another mount namespace)");
+                r = binary_reason_set(&t.reason, "its path cannot be verified in the agent's mount namespace "
+                                                 "(deleted, renamed, or opened in another mount namespace)");
         if (r >= 0)
                 r = object_checks(&sx, is_dir, want_exec, mt, &t);
         if (r >= 0 && dir_reason && !t.reason)

@@ -153,31 +153,28 @@ static int check_client_fd(int fd, const char *what, char **ret_display, char **
         if (!d)
                 return -ENOMEM;
         if (flags & O_PATH)
-                return fail(-EBADFD, ret_error,
-                            "%s %s was passed as an O_PATH descriptor; open it for reading", what, d);
+                return fail(-EBADFD, ret_error, "%s %s was passed as an O_PATH descriptor; open it for reading", what,
+                            d);
         if (fstat(fd, &st) < 0)
-                return fail(negative_errno(), ret_error, "cannot inspect %s %s: %s", what, d,
-                            strerror(errno));
+                return fail(negative_errno(), ret_error, "cannot inspect %s %s: %s", what, d, strerror(errno));
         if (!S_ISREG(st.st_mode))
-                return fail(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, ret_error,
-                            "%s %s is %s, not a regular file", what, d, type_name(st.st_mode));
+                return fail(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, ret_error, "%s %s is %s, not a regular file", what,
+                            d, type_name(st.st_mode));
         if ((flags & O_ACCMODE) != O_RDONLY && (flags & O_ACCMODE) != O_RDWR)
                 return fail(-EBADF, ret_error, "%s %s was not opened for reading", what, d);
         if (fstatfs(fd, &sfs) < 0)
-                return fail(negative_errno(), ret_error, "cannot inspect %s %s: %s", what, d,
-                            strerror(errno));
+                return fail(negative_errno(), ret_error, "cannot inspect %s %s: %s", what, d, strerror(errno));
         if (pseudo_fs((long) sfs.f_type))
-                return fail(-EINVAL, ret_error, "%s %s is a kernel interface file, not a regular file", what,
-                            d);
+                return fail(-EINVAL, ret_error, "%s %s is a kernel interface file, not a regular file", what, d);
         *ret_display = TAKE_PTR(d);
         return 0;
 }
 
 static bool same_file_state(const struct stat *a, const struct stat *b) {
-        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_uid == b->st_uid &&
-               a->st_mode == b->st_mode && a->st_size == b->st_size &&
-               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_uid == b->st_uid && a->st_mode == b->st_mode &&
+               a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+               a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+               a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 static int64_t ts_ns(const struct timespec *ts) {
@@ -227,19 +224,16 @@ static int hash_in_place(Binary *b, BinaryCache *cache, const char *d, char **re
 }
 
 /* Returns 1 if the file cannot be protected by a lease and must be copied instead. */
-static int prepare_in_place(Binary *b, const BinaryOptions *o, BinaryCache *cache, const char *d,
-                            char **ret_error) {
+static int prepare_in_place(Binary *b, const BinaryOptions *o, BinaryCache *cache, const char *d, char **ret_error) {
         struct stat after;
         int r;
 
         r = binary_take_lease(b->fd);
         if (r == -EAGAIN)
-                return fail(-ETXTBSY, ret_error,
-                            "%s is open for writing by another process; refusing to %s it", d,
+                return fail(-ETXTBSY, ret_error, "%s is open for writing by another process; refusing to %s it", d,
                             o->want_exec ? "run" : "use");
         if (r < 0) {
-                if (binary_reason_set(&b->not_in_place, "a read lease cannot be taken on it (%s)",
-                                      strerror(-r)) < 0)
+                if (binary_reason_set(&b->not_in_place, "a read lease cannot be taken on it (%s)", strerror(-r)) < 0)
                         return -ENOMEM;
                 return 1;
         }
@@ -282,8 +276,7 @@ static int open_own(int client_fd, const BinaryOptions *o, const char *what, con
         if (r < 0)
                 return fail(r, ret_error, "cannot open %s %s: %s", what, d, strerror(-r));
         if (fstat(b->fd, &b->st) < 0)
-                return fail(negative_errno(), ret_error, "cannot inspect %s %s: %s", what, d,
-                            strerror(errno));
+                return fail(negative_errno(), ret_error, "cannot inspect %s %s: %s", what, d, strerror(errno));
         if ((uint64_t) b->st.st_size > o->max_copy_size)
                 return fail(-EFBIG, ret_error, "%s %s is too large (%llu bytes; the limit is %llu)", what, d,
                             (unsigned long long) b->st.st_size, (unsigned long long) o->max_copy_size);
@@ -297,8 +290,7 @@ static int open_own(int client_fd, const BinaryOptions *o, const char *what, con
 }
 
 /* Decides in place or not; fills path, fstype and not_in_place. */
-static int decide(Binary *b, const BinaryOptions *o, const BinaryMountTable *mt, const char *d,
-                  char **ret_error) {
+static int decide(Binary *b, const BinaryOptions *o, const BinaryMountTable *mt, const char *d, char **ret_error) {
         BinaryTrust t = {};
         int r;
 
@@ -365,8 +357,7 @@ static int prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Bi
         return 0;
 }
 
-int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Binary **ret,
-                   char **ret_error) {
+int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Binary **ret, char **ret_error) {
         int r;
 
         binary_set_cancel(o->cancel);
@@ -379,7 +370,7 @@ int binary_prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Bi
  * a device, and never through a magic link. */
 static int open_regular(const char *path, int *ret_fd, struct stat *ret_st) {
         _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
-        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
+        struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS };
         struct stat st;
         int r;
 

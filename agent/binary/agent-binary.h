@@ -57,42 +57,42 @@ uint64_t copy_budget_default_total(void);
 void copy_budget_held(CopyBudget *b, uid_t uid, uint64_t *ret_all, uint64_t *ret_uid);
 
 typedef struct BinaryOptions {
-        uint64_t max_copy_size;  /* larger files are refused (-EFBIG) */
-        CopyBudget *copy_budget; /* where a copy reserves its size; NULL: not accounted */
-        uid_t uid;               /* whose request the copy is for */
-        uint64_t uid_copy_budget; /* that uid's limit; a copy over it is refused (-EDQUOT) */
+        uint64_t max_copy_size;    /* larger files are refused (-EFBIG) */
+        CopyBudget *copy_budget;   /* where a copy reserves its size; NULL: not accounted */
+        uid_t uid;                 /* whose request the copy is for */
+        uint64_t uid_copy_budget;  /* that uid's limit; a copy over it is refused (-EDQUOT) */
         const atomic_bool *cancel; /* set once nobody waits for the result: reading stops (-ECANCELED) */
-        int tmpfile_dir_fd;      /* root-only directory for the O_TMPFILE fallback, or -1 */
-        bool want_exec;          /* program (true) or file argument (false) */
-        bool force_copy;         /* tests: never trust in place */
-        bool force_tmpfile;      /* tests: use the O_TMPFILE fallback even where memfds may be executed */
+        int tmpfile_dir_fd;        /* root-only directory for the O_TMPFILE fallback, or -1 */
+        bool want_exec;            /* program (true) or file argument (false) */
+        bool force_copy;           /* tests: never trust in place */
+        bool force_tmpfile;        /* tests: use the O_TMPFILE fallback even where memfds may be executed */
 } BinaryOptions;
 
 #define BINARY_IDENTICAL_MAX 3 /* /usr/bin, /usr/sbin, /usr/local/bin */
 
 typedef struct Binary {
-        int fd;                  /* what runs / what the program reads: the agent's own in-place
-                                    descriptor (lease held) or the sealed copy; O_CLOEXEC */
+        int fd; /* what runs / what the program reads: the agent's own in-place
+                   descriptor (lease held) or the sealed copy; O_CLOEXEC */
         bool in_place;
-        bool lease;              /* an F_RDLCK lease is held on fd */
+        bool lease; /* an F_RDLCK lease is held on fd */
         uint8_t sha256[SHA256_LEN];
         char sha256_hex[SHA256_HEX_LEN];
-        char *path;              /* real path, believed (see above), or NULL */
-        struct stat st;          /* of the original file */
+        char *path;     /* real path, believed (see above), or NULL */
+        struct stat st; /* of the original file */
         uint64_t mnt_id;
         char fstype[32];
-        uint64_t copied;         /* bytes held in a sealed copy (0 in place) */
-        CopyBudget *budget;      /* the reservation of the copy, released by binary_free() */
+        uint64_t copied;    /* bytes held in a sealed copy (0 in place) */
+        CopyBudget *budget; /* the reservation of the copy, released by binary_free() */
         uid_t budget_uid;
         uint64_t reserved;
-        char *not_in_place;      /* why it is not trusted in place, for logs and approvers */
+        char *not_in_place; /* why it is not trusted in place, for logs and approvers */
 
         /* scripts (want_exec only) */
         bool script;
-        char *interpreter;       /* absolute path from "#!", verified trusted in place */
-        char *interpreter_arg;   /* the optional single argument, or NULL */
-        int interpreter_fd;      /* the agent's read-only descriptor of the interpreter with an
-                                    F_RDLCK lease held (no writer until exec), or < 0 */
+        char *interpreter;     /* absolute path from "#!", verified trusted in place */
+        char *interpreter_arg; /* the optional single argument, or NULL */
+        int interpreter_fd;    /* the agent's read-only descriptor of the interpreter with an
+                                  F_RDLCK lease held (no writer until exec), or < 0 */
 
         /* system programs with the same name and content (binary_find_identical), NULL-ended */
         char *identical[BINARY_IDENTICAL_MAX + 1];

@@ -14,11 +14,11 @@
 struct Budget {
         LIST_FIELDS(struct Budget, budgets);
         uid_t uid;
-        int64_t tokens_usec;  /* tokens × AGENT_RECORD_REFILL_USEC, so refill needs no floats;
-                                 negative while in debt */
-        uint64_t last;        /* CLOCK_MONOTONIC of the last refill */
+        int64_t tokens_usec;                   /* tokens × AGENT_RECORD_REFILL_USEC, so refill needs no floats;
+                                                  negative while in debt */
+        uint64_t last;                         /* CLOCK_MONOTONIC of the last refill */
         uint64_t suppressed[_BUDGET_KIND_MAX]; /* refused without a record in this episode */
-        uint64_t since;       /* CLOCK_REALTIME when the episode began */
+        uint64_t since;                        /* CLOCK_REALTIME when the episode began */
 };
 
 #define TOKEN ((int64_t) AGENT_RECORD_REFILL_USEC)
@@ -70,8 +70,8 @@ static void audit_episode(Agent *a, struct Budget *b, const char *event) {
         for (size_t k = 0; kinds && k < _BUDGET_KIND_MAX; k++)
                 if (b->suppressed[k] > 0)
                         json_object_set_new(kinds, kind_names[k], json_integer((json_int_t) b->suppressed[k]));
-        d = json_pack("{s:I,s:o*,s:I,s:I,s:I}", "suppressed", (json_int_t) suppressed(b), "kinds", kinds,
-                      "since_usec", (json_int_t) b->since, "burst", (json_int_t) AGENT_RECORD_BURST, "refill_sec",
+        d = json_pack("{s:I,s:o*,s:I,s:I,s:I}", "suppressed", (json_int_t) suppressed(b), "kinds", kinds, "since_usec",
+                      (json_int_t) b->since, "burst", (json_int_t) AGENT_RECORD_BURST, "refill_sec",
                       (json_int_t) (AGENT_RECORD_REFILL_USEC / USEC_PER_SEC));
         if (!d)
                 return;
@@ -125,8 +125,8 @@ static void timer_arm(Agent *a) {
         if (!a->event)
                 return;
         if (!a->budget_timer) {
-                if (sd_event_add_time_relative(a->event, &a->budget_timer, CLOCK_MONOTONIC, AGENT_RECORD_REFILL_USEC,
-                                               0, on_timer, a) < 0)
+                if (sd_event_add_time_relative(a->event, &a->budget_timer, CLOCK_MONOTONIC, AGENT_RECORD_REFILL_USEC, 0,
+                                               on_timer, a) < 0)
                         return; /* the count is written at the next request or at stop */
                 (void) sd_event_source_set_description(a->budget_timer, "record-budget");
                 return;
@@ -158,8 +158,8 @@ bool budget_allows(Agent *a, uid_t uid, BudgetKind kind, unsigned *ret_wait_sec)
         } else
                 b->suppressed[kind]++;
         if (ret_wait_sec)
-                *ret_wait_sec = (unsigned) ((uint64_t) (TOKEN - b->tokens_usec + (int64_t) USEC_PER_SEC - 1) /
-                                            USEC_PER_SEC);
+                *ret_wait_sec =
+                        (unsigned) ((uint64_t) (TOKEN - b->tokens_usec + (int64_t) USEC_PER_SEC - 1) / USEC_PER_SEC);
         return false;
 }
 

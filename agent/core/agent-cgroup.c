@@ -40,12 +40,12 @@
 #define TREE_DEPTH_MAX 16
 
 struct Cgroups {
-        char *mount;   /* where cgroup2 is mounted, e.g. /sys/fs/cgroup/unified */
-        char *base;    /* our subtree, as a cgroup path ("/elevated-ab12cd34") */
-        char *rel;     /* the same below the mount ("" when it is the mount itself) */
+        char *mount;         /* where cgroup2 is mounted, e.g. /sys/fs/cgroup/unified */
+        char *base;          /* our subtree, as a cgroup path ("/elevated-ab12cd34") */
+        char *rel;           /* the same below the mount ("" when it is the mount itself) */
         char *launch_prefix; /* base + "/launch-", what launch cgroup paths start with */
-        int base_fd;   /* O_DIRECTORY of the base */
-        char *own;     /* the cgroup we were started in, below the mount, when we made the base */
+        int base_fd;         /* O_DIRECTORY of the base */
+        char *own;           /* the cgroup we were started in, below the mount, when we made the base */
 };
 
 static bool launch_name_valid(const char *name) {
@@ -58,8 +58,8 @@ static bool launch_name_valid(const char *name) {
                 return false;
         for (size_t i = 0; i < n; i++) {
                 char ch = name[i];
-                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                      ch == '_' || ch == '-' || ch == '.'))
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                      ch == '-' || ch == '.'))
                         return false;
         }
         return true;
@@ -79,8 +79,8 @@ static void unescape_octal(char *s) {
         char *w = s;
 
         for (char *r = s; *r; r++) {
-                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-                    r[3] >= '0' && r[3] <= '7') {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+                    r[3] <= '7') {
                         *w++ = (char) ((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
                         r += 3;
                 } else
@@ -651,8 +651,7 @@ static int signal_one(SignalState *s, pid_t pid) {
         r = cgroup_of_proc(pdir, &path);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0 || syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 ||
-            !path_in_launch(s->c, path, s->name))
+        if (r < 0 || syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 || !path_in_launch(s->c, path, s->name))
                 return 0;
 
         if (s->n_seen + s->n_fresh >= SIGNAL_TRACKED_MAX)

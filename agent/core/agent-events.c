@@ -41,10 +41,10 @@ json_t *agent_event_new(const AgentEvent *e) {
         if (!m)
                 return NULL;
         json_object_set_new(m, "event", json_string(e->event));
-#define SET(k, v)                                                                                          \
-        do {                                                                                               \
-                if (v)                                                                                     \
-                        json_object_set_new(m, k, json_string(v));                                         \
+#define SET(k, v)                                                                                                      \
+        do {                                                                                                           \
+                if (v)                                                                                                 \
+                        json_object_set_new(m, k, json_string(v));                                                     \
         } while (0)
         SET("request", e->request);
         SET("ticket", e->ticket);

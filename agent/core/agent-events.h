@@ -13,11 +13,11 @@
 #include "agent.h"
 
 typedef struct AgentEvent {
-        const char *event;      /* one of the protocol's event names */
+        const char *event; /* one of the protocol's event names */
         const char *request, *ticket, *grant, *program, *rule, *approver, *comment, *message;
         const char *challenge;
-        const char *on_expiry;  /* "keep" / "terminate" (grant-expiring) */
-        int64_t ttl;            /* usec, or -1 */
+        const char *on_expiry; /* "keep" / "terminate" (grant-expiring) */
+        int64_t ttl;           /* usec, or -1 */
 } AgentEvent;
 
 json_t *agent_event_new(const AgentEvent *e);

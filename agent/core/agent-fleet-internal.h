@@ -50,11 +50,9 @@ int fleet_inputs_add(FleetInputs *i, char *buf, size_t len, const char *name);
 
 /* The release kept in the state directory: -ENOENT if there is none; the source it came
  * by and, for a drop-in, the file names. */
-int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char **ret_path, char *err,
-                     size_t size);
+int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char **ret_path, char *err, size_t size);
 /* Keeps the inputs with keep[i] set, atomically (root, 0600, fsync'd). */
-int fleet_store_save(Agent *a, const FleetInputs *in, const bool *keep, PolicyOrigin source,
-                     const char *path);
+int fleet_store_save(Agent *a, const FleetInputs *in, const bool *keep, PolicyOrigin source, const char *path);
 
 /* The drop-in directory's "*.bundle" files (root's, checked like the policy file, at most
  * BUNDLE_MAX_INPUTS of at most BUNDLE_MAX_SIZE each). -ENOENT: no such directory. Any

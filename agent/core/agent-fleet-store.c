@@ -57,8 +57,10 @@ int agent_fleet_host(Agent *a, char **ret, char *err, size_t size) {
                 return 0;
         r = fleet_default_host_id(ret);
         if (r < 0)
-                snprintf(err, size, "this machine's host name is not a fleet name (1..%d of A-Z a-z 0-9 _ -): set "
-                                    "host_id in %s", BUNDLE_NAME_MAX, a->fleet_conf);
+                snprintf(err, size,
+                         "this machine's host name is not a fleet name (1..%d of A-Z a-z 0-9 _ -): set "
+                         "host_id in %s",
+                         BUNDLE_NAME_MAX, a->fleet_conf);
         return r;
 }
 
@@ -126,7 +128,7 @@ int fleet_inputs_add(FleetInputs *i, char *buf, size_t len, const char *name) {
                 return -E2BIG;
         }
         i->data[i->n] = buf;
-        i->in[i->n] = (BundleInput){.data = buf, .len = len};
+        i->in[i->n] = (BundleInput){ .data = buf, .len = len };
         snprintf(i->names[i->n], sizeof i->names[i->n], "%s", name);
         i->n++;
         return 0;
@@ -136,8 +138,7 @@ static const char *source_name(PolicyOrigin o) {
         return o == POLICY_ORIGIN_DROP_IN ? "drop-in" : "fleet";
 }
 
-int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char **ret_path, char *err,
-                     size_t size) {
+int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char **ret_path, char *err, size_t size) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         _cleanup_json_ json_t *o = NULL;
@@ -148,13 +149,11 @@ int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char 
         size_t len = 0, k;
         int r;
 
-        fd = openat(a->state_fd, FLEET_STORE_NAME,
-                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        fd = openat(a->state_fd, FLEET_STORE_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return errno == ENOENT ? -ENOENT : negative_errno();
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0077)) {
-                snprintf(err, size, "%s/%s is not a root-owned private file", a->state_dir,
-                         FLEET_STORE_NAME);
+                snprintf(err, size, "%s/%s is not a root-owned private file", a->state_dir, FLEET_STORE_NAME);
                 return -EPERM;
         }
         r = read_fd_full(fd, FLEET_STORE_MAX, &buf, &len);
@@ -166,8 +165,8 @@ int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char 
         list = json_object_get(o, "bundles");
         source = json_string_value(json_object_get(o, "source"));
         path = json_string_value(json_object_get(o, "path"));
-        if (!json_is_array(list) || json_array_size(list) == 0 ||
-            json_array_size(list) > BUNDLE_MAX_INPUTS || !source) {
+        if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > BUNDLE_MAX_INPUTS ||
+            !source) {
                 snprintf(err, size, "%s/%s is damaged", a->state_dir, FLEET_STORE_NAME);
                 return -EBADMSG;
         }
@@ -178,16 +177,14 @@ int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char 
 
                 if (!s || base64_decoded_size(s, strlen(s), &n) < 0 || n > BUNDLE_MAX_SIZE) {
                         fleet_inputs_done(&in);
-                        snprintf(err, size, "%s/%s is damaged (bundle %zu)", a->state_dir, FLEET_STORE_NAME,
-                                 k);
+                        snprintf(err, size, "%s/%s is damaged (bundle %zu)", a->state_dir, FLEET_STORE_NAME, k);
                         return -EBADMSG;
                 }
                 data = malloc(n + 1);
                 if (!data || base64_decode(s, strlen(s), (uint8_t *) data, n + 1, &dec) < 0) {
                         free(data);
                         fleet_inputs_done(&in);
-                        snprintf(err, size, "%s/%s is damaged (bundle %zu)", a->state_dir, FLEET_STORE_NAME,
-                                 k);
+                        snprintf(err, size, "%s/%s is damaged (bundle %zu)", a->state_dir, FLEET_STORE_NAME, k);
                         return -EBADMSG;
                 }
                 snprintf(name, sizeof name, "kept-%zu", k);
@@ -209,8 +206,7 @@ int fleet_store_load(Agent *a, FleetInputs *ret, PolicyOrigin *ret_source, char 
         return 0;
 }
 
-int fleet_store_save(Agent *a, const FleetInputs *in, const bool *keep, PolicyOrigin source,
-                     const char *path) {
+int fleet_store_save(Agent *a, const FleetInputs *in, const bool *keep, PolicyOrigin source, const char *path) {
         _cleanup_json_ json_t *o = NULL, *list = json_array();
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -236,15 +232,13 @@ int fleet_store_save(Agent *a, const FleetInputs *in, const bool *keep, PolicyOr
         if (!text)
                 return -ENOMEM;
         (void) unlinkat(a->state_fd, FLEET_STORE_NAME ".new", 0);
-        fd = openat(a->state_fd, FLEET_STORE_NAME ".new",
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = openat(a->state_fd, FLEET_STORE_NAME ".new", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return negative_errno();
         r = write_full(fd, text, strlen(text));
         if (r < 0)
                 return r;
-        if (fsync(fd) < 0 ||
-            renameat(a->state_fd, FLEET_STORE_NAME ".new", a->state_fd, FLEET_STORE_NAME) < 0 ||
+        if (fsync(fd) < 0 || renameat(a->state_fd, FLEET_STORE_NAME ".new", a->state_fd, FLEET_STORE_NAME) < 0 ||
             fsync(a->state_fd) < 0)
                 return negative_errno();
         return 0;
@@ -309,8 +303,8 @@ static int dropin_list(int dfd, const char *dir, char ***ret, size_t *ret_n, cha
         return 0;
 }
 
-static int dropin_read_one(int dfd, const char *dir, const char *name, char **ret, size_t *ret_len,
-                           char *err, size_t size) {
+static int dropin_read_one(int dfd, const char *dir, const char *name, char **ret, size_t *ret_len, char *err,
+                           size_t size) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         int r;
@@ -332,8 +326,7 @@ static int dropin_read_one(int dfd, const char *dir, const char *name, char **re
                 return -EPERM;
         }
         if (st.st_size > BUNDLE_MAX_SIZE) {
-                snprintf(err, size, "%s/%s: larger than a bundle may be (%d bytes)", dir, name,
-                         BUNDLE_MAX_SIZE);
+                snprintf(err, size, "%s/%s: larger than a bundle may be (%d bytes)", dir, name, BUNDLE_MAX_SIZE);
                 return -EFBIG;
         }
         r = read_fd_full(fd, BUNDLE_MAX_SIZE, ret, ret_len);

@@ -95,7 +95,7 @@ static void fmt_time(int64_t sec, char *buf, size_t size) {
 }
 
 static void audit_row(Agent *a, const char *event, json_t *d) {
-        AuditEntry e = {.event = event, .uid = -1, .data = d};
+        AuditEntry e = { .event = event, .uid = -1, .data = d };
 
         if (d && a->audit)
                 (void) audit_submit(a->audit, &e, NULL, NULL);
@@ -109,10 +109,9 @@ static json_t *release_json(AgentFleet *f) {
         for (size_t i = 0; parts && i < f->n_parts; i++)
                 json_array_append_new(parts, json_string(f->parts[i]));
         sha_hex(f->last.envelope_sha256, sha);
-        d = json_pack("{s:I,s:s,s:s,s:I,s:I,s:o,s:s,s:s?}", "serial", (json_int_t) f->last.serial, "signer",
-                      f->signer, "envelope_sha256", sha, "issued", (json_int_t) f->issued, "expires",
-                      (json_int_t) f->expires, "parts", parts ?: json_array(), "source",
-                      source_name(f->source), "path", f->source_path);
+        d = json_pack("{s:I,s:s,s:s,s:I,s:I,s:o,s:s,s:s?}", "serial", (json_int_t) f->last.serial, "signer", f->signer,
+                      "envelope_sha256", sha, "issued", (json_int_t) f->issued, "expires", (json_int_t) f->expires,
+                      "parts", parts ?: json_array(), "source", source_name(f->source), "path", f->source_path);
         return d;
 }
 
@@ -139,13 +138,11 @@ static void warn_now(AgentFleet *f, bool notify) {
         fmt_time(f->expires, when, sizeof when);
         duration_format(left, sizeof left, (uint64_t) MAX(f->expires - now, (int64_t) 0) * USEC_PER_SEC);
         free(a->policy_warning);
-        a->policy_warning = strdup_printf("signed release %" PRIu64 " expires at %s; then %s (on_expiry=%s)",
-                                          f->last.serial, when,
-                                          f->on_expiry == FLEET_ON_EXPIRY_KEEP ? "it stays in force, expired"
-                                                                               : "every request is denied",
-                                          expiry_behaviour(f->on_expiry));
-        log_warning("The signed policy (release %" PRIu64
-                    ", signer %s) expires in %s, at %s; then %s. Publish a "
+        a->policy_warning = strdup_printf(
+                "signed release %" PRIu64 " expires at %s; then %s (on_expiry=%s)", f->last.serial, when,
+                f->on_expiry == FLEET_ON_EXPIRY_KEEP ? "it stays in force, expired" : "every request is denied",
+                expiry_behaviour(f->on_expiry));
+        log_warning("The signed policy (release %" PRIu64 ", signer %s) expires in %s, at %s; then %s. Publish a "
                     "newer release.",
                     f->last.serial, f->signer, left, when,
                     f->on_expiry == FLEET_ON_EXPIRY_KEEP ? "it stays in force (on_expiry=keep)"
@@ -178,26 +175,22 @@ static void expire_now(AgentFleet *f, bool initial) {
         free(a->policy_warning);
         a->policy_warning = NULL;
         if (f->on_expiry == FLEET_ON_EXPIRY_KEEP) {
-                a->policy_warning =
-                        strdup_printf("signed release %" PRIu64 " EXPIRED at %s and stays in force "
-                                      "(on_expiry=keep) until a newer release arrives",
-                                      f->last.serial, when);
-                log_error("THE SIGNED POLICY EXPIRED (release %" PRIu64
-                          ", at %s); it stays in force because "
+                a->policy_warning = strdup_printf("signed release %" PRIu64 " EXPIRED at %s and stays in force "
+                                                  "(on_expiry=keep) until a newer release arrives",
+                                                  f->last.serial, when);
+                log_error("THE SIGNED POLICY EXPIRED (release %" PRIu64 ", at %s); it stays in force because "
                           "on_expiry=keep. Publish a newer release.",
                           f->last.serial, when);
         } else {
-                _cleanup_free_ char *why =
-                        strdup_printf("the signed policy (release %" PRIu64 ") expired at %s "
-                                      "and on_expiry=deny-all: every request is denied until "
-                                      "a newer release arrives",
-                                      f->last.serial, when);
+                _cleanup_free_ char *why = strdup_printf("the signed policy (release %" PRIu64 ") expired at %s "
+                                                         "and on_expiry=deny-all: every request is denied until "
+                                                         "a newer release arrives",
+                                                         f->last.serial, when);
                 r = why ? agent_policy_deny_all(a, why, initial) : -ENOMEM;
                 a->policy_release_expired = r >= 0;
                 if (r < 0)
                         log_error_errno(r, "Cannot switch to deny-all after the release expired");
-                log_error("THE SIGNED POLICY EXPIRED (release %" PRIu64
-                          ", at %s): every request is denied until "
+                log_error("THE SIGNED POLICY EXPIRED (release %" PRIu64 ", at %s): every request is denied until "
                           "a newer release arrives (on_expiry=deny-all).",
                           f->last.serial, when);
         }
@@ -229,8 +222,8 @@ static void arm_expiry(AgentFleet *f, bool initial) {
         if (!f->warned && (at <= window || at - window <= now))
                 warn_now(f, !initial);
         if (!f->warned)
-                (void) sd_event_add_time(a->event, &f->warn_timer, CLOCK_REALTIME,
-                                         at > window ? at - window : 0, 0, on_warn, f);
+                (void) sd_event_add_time(a->event, &f->warn_timer, CLOCK_REALTIME, at > window ? at - window : 0, 0,
+                                         on_warn, f);
         (void) sd_event_add_time(a->event, &f->expire_timer, CLOCK_REALTIME, at, 0, on_expire, f);
 }
 
@@ -270,8 +263,8 @@ static const Bundle *refused_bundle(const BundleResult *res) {
 }
 
 /* The row of a refusal, unless the same one was recorded within the hour. */
-static void record_refusal(AgentFleet *f, PolicyOrigin source, const FleetInputs *in,
-                           const BundleResult *res, const Verdict *v) {
+static void record_refusal(AgentFleet *f, PolicyOrigin source, const FleetInputs *in, const BundleResult *res,
+                           const Verdict *v) {
         const Bundle *b = refused_bundle(res);
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         char key[sizeof f->last_refusal], sha[SHA256_HEX_LEN] = "";
@@ -279,19 +272,17 @@ static void record_refusal(AgentFleet *f, PolicyOrigin source, const FleetInputs
 
         if (b)
                 sha_hex(b->envelope_sha256, sha);
-        snprintf(key, sizeof key, "%s|%s|%" PRIu64 "|%s", source_name(source), v->reason, b ? b->serial : 0,
-                 sha);
+        snprintf(key, sizeof key, "%s|%s|%" PRIu64 "|%s", source_name(source), v->reason, b ? b->serial : 0, sha);
         if (streq(key, f->last_refusal) && now < f->last_refusal_at + FLEET_REFUSAL_REPEAT_USEC) {
                 f->repeated++;
-                log_info("Refused the %s bundles again (%s), as recorded before", source_name(source),
-                         v->reason);
+                log_info("Refused the %s bundles again (%s), as recorded before", source_name(source), v->reason);
                 return;
         }
         names = json_array();
         for (size_t i = 0; names && in && i < in->n; i++)
                 json_array_append_new(names, json_string(in->names[i]));
-        d = json_pack("{s:s,s:s,s:s,s:o}", "source", source_name(source), "reason", v->reason, "message",
-                      v->message, source == POLICY_ORIGIN_DROP_IN ? "files" : "keys", names ?: json_array());
+        d = json_pack("{s:s,s:s,s:s,s:o}", "source", source_name(source), "reason", v->reason, "message", v->message,
+                      source == POLICY_ORIGIN_DROP_IN ? "files" : "keys", names ?: json_array());
         if (d && b) {
                 json_object_set_new(d, "serial", json_integer((json_int_t) b->serial));
                 json_object_set_new(d, "signer", json_string(b->signer));
@@ -335,8 +326,8 @@ static void remember(AgentFleet *f, const BundleResult *res, PolicyOrigin source
 
 /* Combines the parts, keeps the release (store), installs it. 0 with the verdict, or < 0:
  * nothing changed (the caller answers "internal"). */
-static int apply(AgentFleet *f, const BundleResult *res, const FleetInputs *in, PolicyOrigin source,
-                 const char *path, const FleetSetup *setup, bool store, bool initial, Verdict *v) {
+static int apply(AgentFleet *f, const BundleResult *res, const FleetInputs *in, PolicyOrigin source, const char *path,
+                 const FleetSetup *setup, bool store, bool initial, Verdict *v) {
         Agent *a = f->agent;
         const Bundle *rel = res->release;
         PolicyPart parts[BUNDLE_MAX_APPLIED];
@@ -351,8 +342,8 @@ static int apply(AgentFleet *f, const BundleResult *res, const FleetInputs *in, 
 
         for (size_t i = 0; i < res->n_parts; i++) {
                 bundle_target_format(res->parts[i]->kind, res->parts[i]->name, names[i], sizeof names[i]);
-                parts[i] = (PolicyPart){
-                        .name = names[i], .text = res->parts[i]->text, .len = res->parts[i]->text_len};
+                parts[i] =
+                        (PolicyPart){ .name = names[i], .text = res->parts[i]->text, .len = res->parts[i]->text_len };
         }
         snprintf(name, sizeof name, "(fleet release %" PRIu64 ")", rel->serial);
         r = policy_load_parts(parts, res->n_parts, rel->serial, name, NULL, &p, &text, &len, &err);
@@ -360,19 +351,17 @@ static int apply(AgentFleet *f, const BundleResult *res, const FleetInputs *in, 
                 return r;
         if (r < 0) {
                 if (err.line > 0)
-                        say(v, "refused", "bad-policy",
-                            "release %" PRIu64 " does not load here: %s:%u:%u: %s", rel->serial, err.file,
-                            err.line, err.column, err.message);
+                        say(v, "refused", "bad-policy", "release %" PRIu64 " does not load here: %s:%u:%u: %s",
+                            rel->serial, err.file, err.line, err.column, err.message);
                 else
-                        say(v, "refused", "bad-policy", "release %" PRIu64 " does not load here: %s: %s",
-                            rel->serial, err.file, err.message);
+                        say(v, "refused", "bad-policy", "release %" PRIu64 " does not load here: %s: %s", rel->serial,
+                            err.file, err.message);
                 record_refusal(f, source, in, res, v);
                 return 0;
         }
         if (store) {
                 for (size_t i = 0; i < res->n_bundles && i < in->n; i++)
-                        keep[i] = memcmp(res->bundles[i]->envelope_sha256, rel->envelope_sha256,
-                                         SHA256_LEN) == 0;
+                        keep[i] = memcmp(res->bundles[i]->envelope_sha256, rel->envelope_sha256, SHA256_LEN) == 0;
                 r = fleet_store_save(a, in, keep, source, path);
                 if (r < 0)
                         return log_error_errno(r,
@@ -392,16 +381,14 @@ static int apply(AgentFleet *f, const BundleResult *res, const FleetInputs *in, 
                 char digest[SHA256_HEX_LEN];
                 hex_encode(policy_digest(a->policy->policy), SHA256_LEN, digest);
                 json_object_set_new(d, "policy_sha256", json_string(digest));
-                json_object_set_new(d, "rules",
-                                    json_integer((json_int_t) policy_n_rules(a->policy->policy)));
+                json_object_set_new(d, "rules", json_integer((json_int_t) policy_n_rules(a->policy->policy)));
                 json_object_set_new(d, "at_start", json_boolean(initial));
         }
         audit_row(a, "policy-applied", d);
-        log_notice("Applied signed policy release %" PRIu64
-                   " (signer %s, %zu part%s, %zu rules) from %s%s%s",
+        log_notice("Applied signed policy release %" PRIu64 " (signer %s, %zu part%s, %zu rules) from %s%s%s",
                    rel->serial, rel->signer, res->n_parts, res->n_parts == 1 ? "" : "s",
-                   policy_n_rules(a->policy->policy), store ? source_name(source) : "the kept copy",
-                   path ? " " : "", path ?: "");
+                   policy_n_rules(a->policy->policy), store ? source_name(source) : "the kept copy", path ? " " : "",
+                   path ?: "");
         say(v, "applied", "none", "%s", res->message);
         return 0;
 }
@@ -411,8 +398,7 @@ static int64_t now_sec(void) {
 }
 
 /* The one verification of every path. */
-static int take(AgentFleet *f, const FleetInputs *in, PolicyOrigin source, const char *path, bool initial,
-                Verdict *v) {
+static int take(AgentFleet *f, const FleetInputs *in, PolicyOrigin source, const char *path, bool initial, Verdict *v) {
         _cleanup_(bundle_result_done) BundleResult res = {};
         FleetSetup setup = {};
         char err[768];
@@ -430,10 +416,9 @@ static int take(AgentFleet *f, const FleetInputs *in, PolicyOrigin source, const
         if (r >= 0 && res.outcome == BUNDLE_SAME && !f->applied) {
                 /* the floor's own release, which stopped holding at a reload and verifies
                  * again: apply it again */
-                BundleLast floor = {.issued = f->last.issued};
+                BundleLast floor = { .issued = f->last.issued };
                 bundle_result_done(&res);
-                r = bundle_verify(in->in, in->n, &setup.trust, setup.host, setup.groups, &floor, now_sec(),
-                                  &res);
+                r = bundle_verify(in->in, in->n, &setup.trust, setup.host, setup.groups, &floor, now_sec(), &res);
         }
         if (r < 0) {
                 fleet_setup_done(&setup);
@@ -493,14 +478,12 @@ static int take_kept(AgentFleet *f, bool initial) {
                 return r == -ENOMEM ? r : 0;
         }
         r = bundle_verify(in.in, in.n, &setup.trust, setup.host, setup.groups, &none, now_sec(), &res);
-        if (r >= 0 && res.outcome == BUNDLE_REFUSED && res.reason == BUNDLE_REASON_EXPIRED &&
-            res.n_bundles > 0) {
+        if (r >= 0 && res.outcome == BUNDLE_REFUSED && res.reason == BUNDLE_REASON_EXPIRED && res.n_bundles > 0) {
                 /* everything else verified: see it as it was just before it expired, then
                  * let the expiry behaviour decide */
                 int64_t expires = res.bundles[0]->expires;
                 bundle_result_done(&res);
-                r = bundle_verify(in.in, in.n, &setup.trust, setup.host, setup.groups, &none, expires - 1,
-                                  &res);
+                r = bundle_verify(in.in, in.n, &setup.trust, setup.host, setup.groups, &none, expires - 1, &res);
         }
         if (r >= 0 && res.outcome == BUNDLE_APPLY) {
                 if (!initial && f->applied && res.release->serial == f->last.serial &&
@@ -515,8 +498,8 @@ static int take_kept(AgentFleet *f, bool initial) {
                         r = r < 0 ? r : streq(v.outcome, "applied") ? 1 : 0;
                 }
         } else if (r >= 0) {
-                say(&v, "refused", bundle_reason_to_string(res.reason),
-                    "the kept release no longer verifies: %s", res.message);
+                say(&v, "refused", bundle_reason_to_string(res.reason), "the kept release no longer verifies: %s",
+                    res.message);
                 record_refusal(f, source, &in, &res, &v);
                 r = 0;
         }
@@ -547,8 +530,8 @@ static int dropin_scan(AgentFleet *f, bool initial) {
         }
         path[0] = 0;
         for (size_t i = 0; i < in.n && off < sizeof path; i++)
-                off += (size_t) snprintf(path + off, sizeof path - off, "%s%s/%s", i ? " " : "",
-                                         a->policy_dir, in.names[i]);
+                off += (size_t) snprintf(path + off, sizeof path - off, "%s%s/%s", i ? " " : "", a->policy_dir,
+                                         in.names[i]);
         r = take(f, &in, POLICY_ORIGIN_DROP_IN, path, initial, &v);
         fleet_inputs_done(&in);
         if (r < 0)
@@ -605,9 +588,8 @@ static void watch_dropin(AgentFleet *f) {
                 return;
         }
         if (inotify_add_watch(f->inotify_fd, a->policy_dir,
-                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
-                                      IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR |
-                                      IN_DONT_FOLLOW) < 0) {
+                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |
+                                      IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW) < 0) {
                 if (errno == ENOENT)
                         log_info("No drop-in directory %s: signed releases come from fleetd only (create it "
                                  "and "
@@ -726,8 +708,7 @@ static int read_sealed(int fd, size_t i, char **ret, size_t *ret_len, char *err,
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode) || st.st_size < 0 || st.st_size > BUNDLE_MAX_SIZE) {
-                snprintf(err, size, "bundle %zu is %lld bytes; at most %d", i, (long long) st.st_size,
-                         BUNDLE_MAX_SIZE);
+                snprintf(err, size, "bundle %zu is %lld bytes; at most %d", i, (long long) st.st_size, BUNDLE_MAX_SIZE);
                 return -EFBIG;
         }
         buf = malloc((size_t) st.st_size + 1);
@@ -779,19 +760,17 @@ static int fleet_offer(Conn *c, ProtoMsg *m) {
         if (!f)
                 return -ENOMEM;
         if (!agent_fleet_peer_ok(a, &c->peer)) {
-                log_notice("uid %u (pid %d) offered policy bundles; only the fleet user may",
-                           (unsigned) c->peer.uid, (int) c->peer.pid);
-                (void) conn_send_error(
-                        c, REFUSAL_NOT_PERMITTED,
-                        "only the fleet user (elevated --fleet-user, by default %s) may offer policy "
-                        "bundles; nothing was read",
-                        FLEET_DEFAULT_USER);
+                log_notice("uid %u (pid %d) offered policy bundles; only the fleet user may", (unsigned) c->peer.uid,
+                           (int) c->peer.pid);
+                (void) conn_send_error(c, REFUSAL_NOT_PERMITTED,
+                                       "only the fleet user (elevated --fleet-user, by default %s) may offer policy "
+                                       "bundles; nothing was read",
+                                       FLEET_DEFAULT_USER);
                 conn_close(c);
                 return 0;
         }
         if (!take_token(f, &wait)) {
-                (void) conn_send_error(c, REFUSAL_BUSY,
-                                       "too many offers; try again in %u s (nothing was read)", wait);
+                (void) conn_send_error(c, REFUSAL_BUSY, "too many offers; try again in %u s (nothing was read)", wait);
                 conn_close(c);
                 return 0;
         }
@@ -822,8 +801,7 @@ static int fleet_offer(Conn *c, ProtoMsg *m) {
         r = take(f, &in, POLICY_ORIGIN_FLEET, NULL, false, &v);
         fleet_inputs_done(&in);
         if (r < 0) {
-                (void) conn_send_error(c, REFUSAL_INTERNAL,
-                                       "the bundles could not be applied: %s (nothing changed)",
+                (void) conn_send_error(c, REFUSAL_INTERNAL, "the bundles could not be applied: %s (nothing changed)",
                                        strerror(-r));
                 conn_close(c);
                 return 0;
@@ -868,10 +846,8 @@ int agent_fleet_describe(Agent *a, json_t *msg) {
         json_object_set_new(msg, "release_serial", json_integer((json_int_t) f->last.serial));
         json_object_set_new(msg, "release_sha256", json_string(sha));
         json_object_set_new(msg, "release_signer", json_string(f->signer));
-        json_object_set_new(msg, "release_issued",
-                            json_integer((json_int_t) f->issued * (json_int_t) USEC_PER_SEC));
-        json_object_set_new(msg, "release_expires",
-                            json_integer((json_int_t) f->expires * (json_int_t) USEC_PER_SEC));
+        json_object_set_new(msg, "release_issued", json_integer((json_int_t) f->issued * (json_int_t) USEC_PER_SEC));
+        json_object_set_new(msg, "release_expires", json_integer((json_int_t) f->expires * (json_int_t) USEC_PER_SEC));
         json_object_set_new(msg, "release_parts", parts);
         json_object_set_new(msg, "release_source", json_string(source_name(f->source)));
         json_object_set_new(msg, "release_expired", json_boolean(f->expired));
@@ -883,8 +859,7 @@ int agent_fleet_describe(Agent *a, json_t *msg) {
                                                 "newer release arrives",
                                                 f->last.serial, when));
         else if (!f->expired && f->warned && policy_origin_is_release(a->policy_origin)) {
-                duration_format(left, sizeof left,
-                                (uint64_t) MAX(f->expires - now, (int64_t) 0) * USEC_PER_SEC);
+                duration_format(left, sizeof left, (uint64_t) MAX(f->expires - now, (int64_t) 0) * USEC_PER_SEC);
                 json_object_set_new(msg, "policy_warning",
                                     json_printf("the signed policy (release %" PRIu64 ") expires in %s "
                                                 "(at %s); then %s",
@@ -912,7 +887,7 @@ void agent_fleet_free(Agent *a) {
 }
 
 static const AgentOp fleet_ops[] = {
-        {PROTO_BUNDLE_OFFER, AGENT_OP_FIRST, false, fleet_offer},
+        { PROTO_BUNDLE_OFFER, AGENT_OP_FIRST, false, fleet_offer },
 };
 
 const AgentModule fleet_module = {

@@ -16,10 +16,10 @@
 #define FLEET_DEFAULT_USER "elevate-fleet"
 #define FLEET_DEFAULT_TRUST_DIR "/etc/elevate/trust"
 #define FLEET_DEFAULT_POLICY_DIR "/etc/elevate/policy.d"
-#define FLEET_OFFER_BURST 16                            /* offers verified at once, */
-#define FLEET_OFFER_REFILL_USEC (5 * USEC_PER_SEC)      /* and one more this often; past it: busy */
-#define FLEET_REFUSAL_REPEAT_USEC (3600 * USEC_PER_SEC) /* the same refusal is recorded once this long */
-#define FLEET_DROPIN_SETTLE_USEC (200 * USEC_PER_MSEC)  /* changes in the drop-in directory settle */
+#define FLEET_OFFER_BURST 16                                  /* offers verified at once, */
+#define FLEET_OFFER_REFILL_USEC (5 * USEC_PER_SEC)            /* and one more this often; past it: busy */
+#define FLEET_REFUSAL_REPEAT_USEC (3600 * USEC_PER_SEC)       /* the same refusal is recorded once this long */
+#define FLEET_DROPIN_SETTLE_USEC (200 * USEC_PER_MSEC)        /* changes in the drop-in directory settle */
 #define FLEET_WARNING_MAX_USEC (7 * 24 * 3600 * USEC_PER_SEC) /* the default warning, at most */
 
 extern const AgentModule fleet_module;

@@ -24,15 +24,15 @@
 
 /* When an operation is accepted (any of): */
 typedef enum AgentOpWhen {
-        AGENT_OP_FIRST = 1 << 0,   /* as the connection's first message */
-        AGENT_OP_RUNNING = 1 << 1, /* on a connection whose program runs (CONN_RUNNING) */
-        AGENT_OP_WAITING = 1 << 2, /* on a connection waiting for an approval (CONN_WAITING) */
+        AGENT_OP_FIRST = 1 << 0,          /* as the connection's first message */
+        AGENT_OP_RUNNING = 1 << 1,        /* on a connection whose program runs (CONN_RUNNING) */
+        AGENT_OP_WAITING = 1 << 2,        /* on a connection waiting for an approval (CONN_WAITING) */
         AGENT_OP_AUTHENTICATING = 1 << 3, /* on a connection whose user is asked a password */
 } AgentOpWhen;
 
 struct AgentOp {
         ProtoType type;
-        unsigned when;            /* AgentOpWhen bits */
+        unsigned when; /* AgentOpWhen bits */
         /* The peer's identity is checked by the handler itself, once the message has been
          * read (an exec is refused and audited with what it asked); otherwise the server
          * checks it before the handler runs. */

@@ -54,18 +54,18 @@ struct AuditReader {
         char **events;
         char *request;
         bool follow;
-        uint64_t limit;   /* the newest this many rows of the history; 0: all */
+        uint64_t limit; /* the newest this many rows of the history; 0: all */
         ReaderPhase phase;
         int64_t from;     /* nothing at or below this seq (the client's `after`) */
         int64_t pos;      /* forward: every row up to this seq was dealt with */
         int64_t hi;       /* forward: this pass ends here */
         int64_t back_pos; /* back: counted down to here */
         uint64_t found;
-        bool caught_up;   /* follow: the history is out */
-        bool dirty;       /* follow: rows were committed since we last looked */
+        bool caught_up; /* follow: the history is out */
+        bool dirty;     /* follow: rows were committed since we last looked */
         json_t *page;
         size_t page_bytes;
-        char *out;        /* an encoded page waiting for room in the socket */
+        char *out; /* an encoded page waiting for room in the socket */
         size_t out_len;
         bool page_full;   /* the last slice stopped at a row the page had no room for */
         bool close_after; /* the last page is out: done */
@@ -179,8 +179,9 @@ static json_t *row_shorten(json_t *row, size_t bytes) {
         }
         json_object_set_new(d, "omitted_fields", omitted);
         json_object_set_new(d, "row_bytes", json_integer((json_int_t) bytes));
-        json_object_set_new(d, "note", json_string("this row is too large to be shown whole here; the fields in "
-                                                   "omitted_fields (with their sizes) are in the database"));
+        json_object_set_new(d, "note",
+                            json_string("this row is too large to be shown whole here; the fields in "
+                                        "omitted_fields (with their sizes) are in the database"));
         json_object_set_new(out, "data", d);
         return out;
 fail:
@@ -196,8 +197,7 @@ static int reader_take_row(json_t *row, void *userdata) {
         ProtoError err;
 
         /* a row that would not fit an empty page, or that the receiver would refuse */
-        if (l == 0 || l + 1 + 256 > AUDIT_PAGE_MAX ||
-            proto_validate_element(PROTO_AUDIT_ROWS, "rows", row, &err) < 0) {
+        if (l == 0 || l + 1 + 256 > AUDIT_PAGE_MAX || proto_validate_element(PROTO_AUDIT_ROWS, "rows", row, &err) < 0) {
                 json_t *s = row_shorten(row, l);
 
                 json_decref(row);
@@ -238,9 +238,8 @@ static int reader_flush(AuditReader *r) {
                 k = send(r->conn->fd, r->out, r->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
         while (k < 0 && errno == EINTR);
         if (k < 0 && errno == EAGAIN) {
-                if (!r->stall &&
-                    sd_event_add_time_relative(r->conn->agent->event, &r->stall, CLOCK_MONOTONIC,
-                                               AUDIT_READER_STALL_USEC, 0, on_stall, r) < 0)
+                if (!r->stall && sd_event_add_time_relative(r->conn->agent->event, &r->stall, CLOCK_MONOTONIC,
+                                                            AUDIT_READER_STALL_USEC, 0, on_stall, r) < 0)
                         return -ENOMEM;
                 reader_want_write(r, true);
                 return -EAGAIN;
@@ -386,7 +385,8 @@ static void ops_audit_writable(Conn *c) {
         if (k < 0) {
                 if (k != -EPERM && k != -EPIPE && k != -ECONNRESET) {
                         log_warning_errno(k, "Reading the audit log for uid %u failed", (unsigned) c->peer.uid);
-                        (void) proto_send_error(c->fd, refusal_to_proto(REFUSAL_INTERNAL), "cannot read the audit log; try again");
+                        (void) proto_send_error(c->fd, refusal_to_proto(REFUSAL_INTERNAL),
+                                                "cannot read the audit log; try again");
                 }
                 reader_end(r);
         }

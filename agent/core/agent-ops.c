@@ -63,8 +63,10 @@ static int reply_ok(Conn *c, const char *message, const char *key) {
 
 static int refuse(Conn *c, const char *what) {
         log_notice("uid %u (pid %d) is not allowed to %s", (unsigned) c->peer.uid, (int) c->peer.pid, what);
-        (void) conn_send_error(c, REFUSAL_NOT_PERMITTED, "you are not allowed to %s (operators are root and members of "
-                                                   "the policy's operator_groups)", what);
+        (void) conn_send_error(c, REFUSAL_NOT_PERMITTED,
+                               "you are not allowed to %s (operators are root and members of "
+                               "the policy's operator_groups)",
+                               what);
         conn_close(c);
         return 0;
 }
@@ -215,10 +217,11 @@ static int ops_audit_init(Conn *c, ProtoMsg *m) {
                 return 0;
         }
         log_notice("The initial audit key was shown to uid %u (pid %d)", (unsigned) c->peer.uid, (int) c->peer.pid);
-        return reply_ok(c, "initial audit chain key: keep it off this machine (a password manager, paper). To verify, "
-                           "put it in a file only you can read (chmod 600) and run `elevatectl audit verify "
-                           "--key-file FILE`, or run it with `--key-file -` and type or pipe the key in; never give it "
-                           "on a command line. It will not be shown again.",
+        return reply_ok(c,
+                        "initial audit chain key: keep it off this machine (a password manager, paper). To verify, "
+                        "put it in a file only you can read (chmod 600) and run `elevatectl audit verify "
+                        "--key-file FILE`, or run it with `--key-file -` and type or pipe the key in; never give it "
+                        "on a command line. It will not be shown again.",
                         key);
 }
 
@@ -227,8 +230,8 @@ static int ops_audit_init(Conn *c, ProtoMsg *m) {
  * of the machine's owner, not of everyone who may read the log. One at a time. */
 typedef struct Archiving {
         Agent *agent;
-        Conn *conn;               /* NULL once the console left, or for retention */
-        bool retention;           /* started by the retention timer: name is in the archive dir */
+        Conn *conn;     /* NULL once the console left, or for retention */
+        bool retention; /* started by the retention timer: name is in the archive dir */
         char name[64];
         AuditArchiveInfo info;
 } Archiving;
@@ -261,12 +264,12 @@ static void retention_done(Archiving *x, int result) {
                                     : audit_failed(a->audit) ?: strerror(-result));
                 return;
         }
-        snprintf(final, sizeof(final), "audit-%012" PRIi64 "-%012" PRIi64 ".db", x->info.first_seq,
-                 x->info.last_seq);
+        snprintf(final, sizeof(final), "audit-%012" PRIi64 "-%012" PRIi64 ".db", x->info.first_seq, x->info.last_seq);
         if (renameat(a->archive_dir_fd, x->name, a->archive_dir_fd, final) < 0)
-                log_warning_errno(negative_errno(), "Retention: rows %" PRIi64 "-%" PRIi64 " are in %s/%s "
-                                  "(it could not be renamed %s)", x->info.first_seq, x->info.last_seq,
-                                  a->archive_dir, x->name, final);
+                log_warning_errno(negative_errno(),
+                                  "Retention: rows %" PRIi64 "-%" PRIi64 " are in %s/%s "
+                                  "(it could not be renamed %s)",
+                                  x->info.first_seq, x->info.last_seq, a->archive_dir, x->name, final);
         else {
                 (void) fsync(a->archive_dir_fd);
                 log_info("Retention: rows %" PRIi64 "-%" PRIi64 " archived into %s/%s", x->info.first_seq,
@@ -402,7 +405,7 @@ static int ops_reload(Conn *c, ProtoMsg *m) {
         r = agent_policy_load(a, false);
         if (r < 0) {
                 (void) conn_send_error(c, REFUSAL_BAD_POLICY, "the new policy was rejected, %s: %s",
-                                       a->policy_origin == POLICY_ORIGIN_NONE        ? "the agent still denies everything"
+                                       a->policy_origin == POLICY_ORIGIN_NONE ? "the agent still denies everything"
                                        : a->policy_origin == POLICY_ORIGIN_LAST_GOOD ? "the last good copy still runs"
                                                                                      : "the running one stays",
                                        a->policy_error ?: strerror(-r));

@@ -147,7 +147,8 @@ static int proc_stat(int proc_fd, ProcStat *ret) {
 }
 
 static char *tty_name(int tty_nr) {
-        unsigned maj = ((unsigned) tty_nr >> 8) & 0xfff, min = ((unsigned) tty_nr & 0xff) | (((unsigned) tty_nr >> 12) & 0xfff00);
+        unsigned maj = ((unsigned) tty_nr >> 8) & 0xfff,
+                 min = ((unsigned) tty_nr & 0xff) | (((unsigned) tty_nr >> 12) & 0xfff00);
 
         if (tty_nr == 0)
                 return NULL;
@@ -259,20 +260,19 @@ static void read_sessions(Peer *p) {
 
         p->loginuid = (uid_t) -1;
         p->audit_session = UINT32_MAX;
-        if (read_proc_file(p->proc_fd, "loginuid", &s) >= 0 && parse_uint64(chomp(s), &n) >= 0 &&
-            n < UINT32_MAX)
+        if (read_proc_file(p->proc_fd, "loginuid", &s) >= 0 && parse_uint64(chomp(s), &n) >= 0 && n < UINT32_MAX)
                 p->loginuid = (uid_t) n;
         free(s);
         s = NULL;
-        if (read_proc_file(p->proc_fd, "sessionid", &s) >= 0 && parse_uint64(chomp(s), &n) >= 0 &&
-            n < UINT32_MAX)
+        if (read_proc_file(p->proc_fd, "sessionid", &s) >= 0 && parse_uint64(chomp(s), &n) >= 0 && n < UINT32_MAX)
                 p->audit_session = (uint32_t) n;
 
         p->session = POLICY_SESSION_UNKNOWN;
         if (sd_pid_get_session(p->pid, &session) >= 0) {
                 int remote = sd_session_is_remote(session);
-                p->session = remote > 0 ? POLICY_SESSION_REMOTE : remote == 0 ? POLICY_SESSION_LOCAL
-                                                                                 : POLICY_SESSION_UNKNOWN;
+                p->session = remote > 0    ? POLICY_SESSION_REMOTE
+                             : remote == 0 ? POLICY_SESSION_LOCAL
+                                           : POLICY_SESSION_UNKNOWN;
                 p->logind_session = TAKE_PTR(session);
         }
 }

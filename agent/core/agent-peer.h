@@ -33,28 +33,28 @@ typedef struct Peer {
         pid_t pid;
         uid_t uid;
         gid_t gid;
-        gid_t *gids;              /* primary first, then supplementary */
+        gid_t *gids; /* primary first, then supplementary */
         size_t n_gids;
         int pidfd;
-        int proc_fd;              /* /proc/PID, opened while the pidfd showed it alive */
-        uint64_t start_time;      /* clock ticks since boot, /proc/PID/stat field 22 */
+        int proc_fd;         /* /proc/PID, opened while the pidfd showed it alive */
+        uint64_t start_time; /* clock ticks since boot, /proc/PID/stat field 22 */
 
-        char *user;               /* name from the passwd database, NULL if none */
+        char *user; /* name from the passwd database, NULL if none */
         char *home;
 
         /* context shown to approvers and bound into grants */
         char *cgroup;
-        char *logind_session;     /* NULL if none */
-        uint32_t audit_session;   /* (uint32_t)-1 if none */
-        uid_t loginuid;           /* (uid_t)-1 if none */
-        char *tty;                /* "pts/3" or NULL */
-        pid_t leader;             /* the leader of the caller's session, 0 if it cannot be established */
-        uint64_t leader_start;    /* its start time (clock ticks since boot) */
+        char *logind_session;   /* NULL if none */
+        uint32_t audit_session; /* (uint32_t)-1 if none */
+        uid_t loginuid;         /* (uid_t)-1 if none */
+        char *tty;              /* "pts/3" or NULL */
+        pid_t leader;           /* the leader of the caller's session, 0 if it cannot be established */
+        uint64_t leader_start;  /* its start time (clock ticks since boot) */
         PeerAncestor ancestry[PEER_MAX_ANCESTRY];
         size_t n_ancestry;
-        PolicySession session;    /* local / remote / unknown */
-        bool nested;              /* inside one of our launch cgroups (or unknown) */
-        bool sandboxed;           /* another user namespace, flatpak/snap/container cgroup */
+        PolicySession session; /* local / remote / unknown */
+        bool nested;           /* inside one of our launch cgroups (or unknown) */
+        bool sandboxed;        /* another user namespace, flatpak/snap/container cgroup */
         char *sandbox_reason;
 } Peer;
 

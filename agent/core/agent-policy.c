@@ -265,8 +265,7 @@ static int start_on_fallback(Agent *a, const char *problem, bool initial) {
                 log_error("RUNNING ON THE LAST GOOD POLICY (serial %llu, saved %s) because the policy file is "
                           "broken: %s. Fix it (elevatectl policy check %s), then reload (systemctl reload elevated, "
                           "or kill -HUP).",
-                          (unsigned long long) policy_serial(a->policy->policy), LAST_GOOD, problem,
-                          a->policy_path);
+                          (unsigned long long) policy_serial(a->policy->policy), LAST_GOOD, problem, a->policy_path);
                 audit_loaded(a, "policy-fallback", LAST_GOOD, problem);
                 return 0;
         }
@@ -322,8 +321,8 @@ int agent_policy_load(Agent *a, bool initial) {
                 log_warning("%s does not exist: running on the built-in example policy (see "
                             "packaging/policy/example-policy.json). Install a policy file for real use.",
                             a->policy_path);
-                r = policy_load_buffer(agent_embedded_policy, strlen(agent_embedded_policy), "(built-in example)",
-                                       NULL, &p, &err);
+                r = policy_load_buffer(agent_embedded_policy, strlen(agent_embedded_policy), "(built-in example)", NULL,
+                                       &p, &err);
                 origin = POLICY_ORIGIN_BUILTIN;
 #else
                 /* built with -Dembedded-policy=none (the Debian package): no policy is
@@ -376,8 +375,9 @@ int agent_policy_load(Agent *a, bool initial) {
         if (origin == POLICY_ORIGIN_FILE) {
                 r = last_good_save(a, buf, len);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot keep a copy of the policy in %s/" LAST_GOOD
-                                             " (a broken file at the next start will mean deny-all)",
+                        log_warning_errno(r,
+                                          "Cannot keep a copy of the policy in %s/" LAST_GOOD
+                                          " (a broken file at the next start will mean deny-all)",
                                           a->state_dir);
         }
         {

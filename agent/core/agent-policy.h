@@ -20,7 +20,7 @@ typedef struct PolicyRef {
         unsigned n_ref;
         /* argv positions any rule declares in file_args: only these are opened and hashed */
         bool file_arg_position[PROTO_MAX_ARGS + 1];
-        char *text;                /* the bytes it was loaded from (elevatectl policy explain) */
+        char *text; /* the bytes it was loaded from (elevatectl policy explain) */
         size_t text_len;
 } PolicyRef;
 

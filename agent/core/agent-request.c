@@ -63,12 +63,17 @@ static const uint32_t request_next[_REQUEST_STATE_MAX] = {
 /* What the client's connection is doing while its request is in a state (DONE: the
  * connection is being closed, nothing changes). */
 static const int request_conn_state[_REQUEST_STATE_MAX] = {
-        [REQUEST_NEW] = CONN_INSPECTING,      [REQUEST_QUEUED] = CONN_INSPECTING,
-        [REQUEST_INSPECTING] = CONN_INSPECTING, [REQUEST_DECIDED] = CONN_INSPECTING,
+        [REQUEST_NEW] = CONN_INSPECTING,
+        [REQUEST_QUEUED] = CONN_INSPECTING,
+        [REQUEST_INSPECTING] = CONN_INSPECTING,
+        [REQUEST_DECIDED] = CONN_INSPECTING,
         [REQUEST_AUTHENTICATING] = CONN_AUTHENTICATING,
-        [REQUEST_WAITING] = CONN_WAITING,     [REQUEST_AUDITING] = CONN_AUDITING,
-        [REQUEST_LAUNCHING] = CONN_AUDITING,  [REQUEST_RUNNING] = CONN_RUNNING,
-        [REQUEST_EXITED] = CONN_RUNNING,      [REQUEST_DONE] = -1,
+        [REQUEST_WAITING] = CONN_WAITING,
+        [REQUEST_AUDITING] = CONN_AUDITING,
+        [REQUEST_LAUNCHING] = CONN_AUDITING,
+        [REQUEST_RUNNING] = CONN_RUNNING,
+        [REQUEST_EXITED] = CONN_RUNNING,
+        [REQUEST_DONE] = -1,
 };
 
 const char *request_state_to_string(RequestState s) {
@@ -130,7 +135,10 @@ int request_new(Agent *a, Conn *c, uid_t uid, Request **ret) {
                 .state = REQUEST_NEW,
                 .uid = uid,
                 .in = { .program_fd = -EBADF, .cwd_fd = -EBADF, .stdio = { -EBADF, -EBADF, -EBADF } },
-                .run = { .pty_master = -EBADF, .pty_slave = -EBADF, .cgroup_fd = -EBADF, .pidfd = -EBADF,
+                .run = { .pty_master = -EBADF,
+                         .pty_slave = -EBADF,
+                         .cgroup_fd = -EBADF,
+                         .pidfd = -EBADF,
                          .notify_fd = -EBADF },
         };
         k = request_id_new(r->id);

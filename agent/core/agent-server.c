@@ -74,7 +74,8 @@ static int socket_dir_prepare(const char *dir, bool own) {
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return log_error_errno(negative_errno(),
-                                       "Cannot open the socket directory %s (a symbolic link or not a directory?)", dir);
+                                       "Cannot open the socket directory %s (a symbolic link or not a directory?)",
+                                       dir);
         if (fstat(fd, &st) < 0)
                 return log_error_errno(negative_errno(), "Cannot inspect %s", dir);
         if (st.st_uid != 0)
@@ -443,22 +444,24 @@ static int conn_new(Agent *a, int fd) {
                  * keep the connection only so that what comes over it is refused and
                  * audited under them. Without its pidfd and /proc entry it can never pass
                  * peer_verify(), which every message meets before anything is done. */
-                log_notice("Connection from uid %u (pid %d): %s; what it sends will be refused",
-                           (unsigned) c->peer.uid, (int) c->peer.pid, why ?: "the process is gone");
+                log_notice("Connection from uid %u (pid %d): %s; what it sends will be refused", (unsigned) c->peer.uid,
+                           (int) c->peer.pid, why ?: "the process is gone");
                 c->peer.pidfd = safe_close(c->peer.pidfd);
                 c->peer.proc_fd = safe_close(c->peer.proc_fd);
                 r = 0;
         }
         if (r < 0) {
                 log_notice("Refusing a connection: cannot identify the peer: %s", why ?: strerror(-r));
-                (void) proto_send_error(fd, refusal_to_proto(REFUSAL_NOT_PERMITTED), "the agent could not identify you; nothing was done");
+                (void) proto_send_error(fd, refusal_to_proto(REFUSAL_NOT_PERMITTED),
+                                        "the agent could not identify you; nothing was done");
                 conn_free(c);
                 return 0;
         }
         c->peer_ok = true;
         if (a->n_conns > AGENT_MAX_CONNECTIONS || agent_conns_for_uid(a, c->peer.uid) > AGENT_MAX_CONNECTIONS_PER_UID) {
                 log_notice("Refusing a connection from uid %u: too many connections", (unsigned) c->peer.uid);
-                (void) proto_send_error(fd, refusal_to_proto(REFUSAL_BUSY), "too many connections from you; try again shortly");
+                (void) proto_send_error(fd, refusal_to_proto(REFUSAL_BUSY),
+                                        "too many connections from you; try again shortly");
                 conn_free(c);
                 return 0;
         }

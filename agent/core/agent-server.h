@@ -16,14 +16,14 @@
 #include "proto.h"
 
 typedef enum ConnState {
-        CONN_IDLE,       /* waiting for a message */
-        CONN_INSPECTING, /* a worker reads the program */
-        CONN_AUDITING,   /* waiting for a durable record */
-        CONN_RUNNING,    /* the program runs; signals accepted */
-        CONN_WAITING,    /* a pending request waits for an approver or a response code */
+        CONN_IDLE,           /* waiting for a message */
+        CONN_INSPECTING,     /* a worker reads the program */
+        CONN_AUDITING,       /* waiting for a durable record */
+        CONN_RUNNING,        /* the program runs; signals accepted */
+        CONN_WAITING,        /* a pending request waits for an approver or a response code */
         CONN_AUTHENTICATING, /* the user is asked for a password: answers to prompts accepted */
-        CONN_SUBSCRIBED, /* a notifier: receives the user's events until it hangs up */
-        CONN_READING,    /* an operator reads (or follows) the audit log, page by page */
+        CONN_SUBSCRIBED,     /* a notifier: receives the user's events until it hangs up */
+        CONN_READING,        /* an operator reads (or follows) the audit log, page by page */
         CONN_CLOSING,
 } ConnState;
 

@@ -14,7 +14,7 @@
 typedef enum JobState {
         JOB_QUEUED,
         JOB_RUNNING,
-        JOB_FINISHED,  /* fn returned; waiting for the loop */
+        JOB_FINISHED, /* fn returned; waiting for the loop */
 } JobState;
 
 struct WorkerJob {
@@ -26,8 +26,8 @@ struct WorkerJob {
         void *userdata;
         sd_event_source *timer;
         JobState state;
-        bool abandoned;           /* deadline passed or cancelled: no done() */
-        bool thread_replaced;     /* deadline passed while running: its thread ends after fn */
+        bool abandoned;       /* deadline passed or cancelled: no done() */
+        bool thread_replaced; /* deadline passed while running: its thread ends after fn */
         bool has_tag;
         uint64_t tag;
         LIST_FIELDS(WorkerJob, live); /* every job not yet released (loop thread only) */
@@ -41,10 +41,10 @@ struct Workers {
         pthread_cond_t cond;
         WorkerJob *queue;
         WorkerJob *finished;
-        WorkerJob *live;          /* loop thread only */
-        unsigned n_threads;       /* threads not stuck in an abandoned job */
+        WorkerJob *live;    /* loop thread only */
+        unsigned n_threads; /* threads not stuck in an abandoned job */
         unsigned n_idle;
-        unsigned n_abandoned;     /* threads stuck in abandoned jobs */
+        unsigned n_abandoned; /* threads stuck in abandoned jobs */
         unsigned want_threads;
         unsigned max_threads;
         unsigned max_abandoned;

@@ -71,8 +71,10 @@ static void audit_learn_position(Fleetd *f) {
         if (json_is_integer(json_object_get(o, "seq"))) {
                 int64_t seq = json_integer_value(json_object_get(o, "seq"));
                 if (seq > f->audit_seq) {
-                        fprintf(stderr, "elevate-fleetd: the stream has audit rows up to %" PRId64 "; resuming after "
-                                        "it.\n", seq);
+                        fprintf(stderr,
+                                "elevate-fleetd: the stream has audit rows up to %" PRId64 "; resuming after "
+                                "it.\n",
+                                seq);
                         f->audit_seq = seq;
                         audit_save(f);
                 }
@@ -111,8 +113,10 @@ static int on_audit_io(sd_event_source *s, int fd, uint32_t revents, void *userd
 
         r = proto_recv(fd, &m, &err);
         if (r < 0) {
-                fprintf(stderr, "elevate-fleetd: the agent ended the audit stream (%s); reading again after row "
-                                "%" PRId64 ".\n", err.message[0] ? err.message : strerror(-r), f->audit_seq);
+                fprintf(stderr,
+                        "elevate-fleetd: the agent ended the audit stream (%s); reading again after row "
+                        "%" PRId64 ".\n",
+                        err.message[0] ? err.message : strerror(-r), f->audit_seq);
                 audit_close(f);
                 audit_schedule(f, f->audit_retry_usec);
                 f->audit_retry_usec = MIN(f->audit_retry_usec * 2, FLEETD_HD_RETRY_MAX_USEC);
@@ -135,14 +139,18 @@ static int on_audit_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                         continue; /* already on the stream */
                 r = publish_row(f, row);
                 if (r == -EFBIG) {
-                        fprintf(stderr, "elevate-fleetd: audit row %" PRId64 " is larger than a message; skipped "
-                                        "(the chain check will name it).\n", seq);
+                        fprintf(stderr,
+                                "elevate-fleetd: audit row %" PRId64 " is larger than a message; skipped "
+                                "(the chain check will name it).\n",
+                                seq);
                         r = 0;
                 }
                 if (r < 0) {
                         /* the broker is away: stop reading, resume after the last row it has */
-                        fprintf(stderr, "elevate-fleetd: audit row %" PRId64 " not published; resuming after row "
-                                        "%" PRId64 " once the broker is back.\n", seq, f->audit_seq);
+                        fprintf(stderr,
+                                "elevate-fleetd: audit row %" PRId64 " not published; resuming after row "
+                                "%" PRId64 " once the broker is back.\n",
+                                seq, f->audit_seq);
                         audit_close(f);
                         if (f->connected)
                                 audit_schedule(f, f->audit_retry_usec);
@@ -196,8 +204,7 @@ static int on_audit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         r = audit_open(f);
         if (r < 0) {
                 audit_close(f);
-                fprintf(stderr, "elevate-fleetd: cannot read the agent's audit log: %s; trying again.\n",
-                        strerror(-r));
+                fprintf(stderr, "elevate-fleetd: cannot read the agent's audit log: %s; trying again.\n", strerror(-r));
                 audit_schedule(f, f->audit_retry_usec);
                 f->audit_retry_usec = MIN(f->audit_retry_usec * 2, FLEETD_HD_RETRY_MAX_USEC);
         }

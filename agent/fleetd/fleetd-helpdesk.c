@@ -323,8 +323,10 @@ static int on_hd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata
         if (m.type == PROTO_ERROR) {
                 /* an agent without the helpdesk handler (bad-request), or one that does not
                  * know this user (not-permitted): ask again much later */
-                fprintf(stderr, "elevate-fleetd: the agent does not send helpdesk requests (%s: %s); asking again "
-                                "in %d s.\n", m.code, m.message ?: "", (int) (FLEETD_HD_IDLE_USEC / USEC_PER_SEC));
+                fprintf(stderr,
+                        "elevate-fleetd: the agent does not send helpdesk requests (%s: %s); asking again "
+                        "in %d s.\n",
+                        m.code, m.message ?: "", (int) (FLEETD_HD_IDLE_USEC / USEC_PER_SEC));
                 proto_msg_done(&m);
                 hd_retry_later(f, FLEETD_HD_IDLE_USEC);
                 return 0;
@@ -340,7 +342,9 @@ static int on_hd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata
         r = fleetd_read_sealed(m.fds[0], FLEET_REQUEST_MAX, &value, &len);
         if (r < 0)
                 fprintf(stderr, "elevate-fleetd: request %s: %s; dropped.\n", m.request,
-                        r == -EPERM ? "the memfd is not sealed" : r == -EFBIG ? "too large" : strerror(-r));
+                        r == -EPERM   ? "the memfd is not sealed"
+                        : r == -EFBIG ? "too large"
+                                      : strerror(-r));
         else
                 (void) hd_take(f, value, len, m.request, false);
         proto_msg_done(&m);
@@ -376,8 +380,10 @@ static int on_hd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 int r = hd_watch(f);
                 if (r < 0) {
                         hd_close(f);
-                        fprintf(stderr, "elevate-fleetd: cannot reach the agent for helpdesk requests: %s; trying "
-                                        "again.\n", strerror(-r));
+                        fprintf(stderr,
+                                "elevate-fleetd: cannot reach the agent for helpdesk requests: %s; trying "
+                                "again.\n",
+                                strerror(-r));
                         again = true;
                 }
         }

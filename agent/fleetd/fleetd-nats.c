@@ -29,7 +29,6 @@
 #include "proto.h"
 #include "util.h"
 
-
 static void wake(Fleetd *f) {
         uint64_t one = 1;
 
@@ -69,8 +68,7 @@ void fleetd_queue_push(Fleetd *f, EventKind kind, const char *key, char *data, s
 static bool is_deletion(natsMsg *msg) {
         const char *op = NULL;
 
-        return natsMsgHeader_Get(msg, "KV-Operation", &op) == NATS_OK && op &&
-               (streq(op, "DEL") || streq(op, "PURGE"));
+        return natsMsgHeader_Get(msg, "KV-Operation", &op) == NATS_OK && op && (streq(op, "DEL") || streq(op, "PURGE"));
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
@@ -423,8 +421,9 @@ void fleetd_nats_publish_status(Fleetd *f) {
                 json_array_append_new(groups, json_string(f->groups[g]));
         o = json_pack("{s:s,s:O,s:I,s:s,s:s,s:s,s:O,s:I,s:I}", "host", f->host, "groups", groups, "updated",
                       (json_int_t) time(NULL), "outcome", f->outcome[0] ? f->outcome : "none", "reason",
-                      f->reason[0] ? f->reason : "none", "message", utf8_is_valid(f->message, strlen(f->message)) ? f->message : "",
-                      "held", held, "offers", (json_int_t) f->offers, "verdicts", (json_int_t) f->verdicts);
+                      f->reason[0] ? f->reason : "none", "message",
+                      utf8_is_valid(f->message, strlen(f->message)) ? f->message : "", "held", held, "offers",
+                      (json_int_t) f->offers, "verdicts", (json_int_t) f->verdicts);
         if (!o)
                 return;
         if (f->agent_serial >= 0)

@@ -13,7 +13,6 @@ void fleetd_nats_publish_status(Fleetd *f);
 /* Appends an event (any thread); takes data. */
 void fleetd_queue_push(Fleetd *f, EventKind kind, const char *key, char *data, size_t len, uint64_t revision);
 
-
 /* fleetd-nats.c, for the helpdesk and the audit: a JetStream publish that waits for the
  * stream's acknowledgement (0, -ENOTCONN, -EIO). msg_id may be NULL. */
 int fleetd_js_publish(Fleetd *f, const char *subject, const char *data, size_t len, const char *msg_id,

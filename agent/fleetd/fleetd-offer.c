@@ -101,8 +101,8 @@ static OfferResult take_answer(Fleetd *f, ProtoMsg *m) {
         }
         if (m->type == PROTO_ERROR) {
                 set_state(f, "agent-error", "none", "%s: %s", m->code, m->message ?: "");
-                fprintf(stderr, "elevate-fleetd: the agent refused the offer (%s: %s)%s; trying again later.\n", m->code,
-                        m->message ?: "",
+                fprintf(stderr, "elevate-fleetd: the agent refused the offer (%s: %s)%s; trying again later.\n",
+                        m->code, m->message ?: "",
                         streq(m->code, PROTO_ERR_NOT_PERMITTED) ? " - is the agent started with --fleet-user for "
                                                                   "this user?"
                                                                 : "");

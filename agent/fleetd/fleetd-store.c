@@ -133,7 +133,6 @@ int fleetd_store_set(Fleetd *f, const char *key, const char *data, size_t len, u
         return 0;
 }
 
-
 int fleetd_take_value(Fleetd *f, const char *key, const char *data, size_t len, uint64_t revision) {
         bool changed = false;
         int r;

@@ -46,8 +46,8 @@ typedef struct Held {
         char key[BUNDLE_NAME_MAX + 8]; /* "global", "group.G", "host.H" */
         char *data;                    /* NULL: nothing held */
         size_t len;
-        uint64_t revision;             /* the broker's sequence number, 0 if unknown (from disk) */
-        uint64_t serial;               /* the release it claims, for status only (0: does not parse) */
+        uint64_t revision; /* the broker's sequence number, 0 if unknown (from disk) */
+        uint64_t serial;   /* the release it claims, for status only (0: does not parse) */
         uint8_t sha256[SHA256_LEN];
 } Held;
 
@@ -56,7 +56,7 @@ typedef enum EventKind {
         EV_DECISION,  /* a decision was published (key: the request id); the stream is asked what it holds */
         EV_CONNECTED, /* (re)connected: read every key again */
         EV_DISCONNECTED,
-        EV_RESYNC,    /* something was dropped (slow consumer, queue full): read every key again */
+        EV_RESYNC, /* something was dropped (slow consumer, queue full): read every key again */
 } EventKind;
 
 typedef struct Event {
@@ -69,7 +69,7 @@ typedef struct Event {
 } Event;
 
 /* The helpdesk queue (fleetd-helpdesk.c, docs/helpdesk.md). */
-#define FLEETD_HD_MAX 1024                      /* requests held (the agent's PENDING_MAX) */
+#define FLEETD_HD_MAX 1024 /* requests held (the agent's PENDING_MAX) */
 #define FLEETD_HD_RETRY_MAX_USEC (30 * 1000 * 1000ULL)
 #define FLEETD_HD_IDLE_USEC (300 * 1000 * 1000ULL) /* an agent without the handler is asked again after this */
 
@@ -80,8 +80,8 @@ typedef struct HdRequest {
         int64_t expires;
         char *value; /* the signed broker value, as the agent gave it */
         size_t len;
-        bool published;        /* the broker acknowledged this seq */
-        char *decision;        /* a decision waiting to be handed to the agent */
+        bool published; /* the broker acknowledged this seq */
+        char *decision; /* a decision waiting to be handed to the agent */
         size_t decision_len;
         uint64_t decision_revision;
         uint8_t decided_sha256[SHA256_LEN]; /* the last decision the agent gave a verdict on */
@@ -111,7 +111,7 @@ typedef struct Fleetd {
         bool resync_wanted;
 
         /* loop thread only */
-        void *nc; /* natsConnection */
+        void *nc;                    /* natsConnection */
         void *subs[FLEETD_MAX_KEYS]; /* natsSubscription; each holds a reference to nc */
         bool connected;
         Held held[FLEETD_MAX_KEYS];
@@ -140,7 +140,7 @@ typedef struct Fleetd {
         int audit_fd;
         sd_event_source *audit_io, *audit_timer;
         uint64_t audit_retry_usec;
-        int64_t audit_seq;      /* the last row the broker acknowledged */
+        int64_t audit_seq; /* the last row the broker acknowledged */
         bool audit_seq_known;
         uint64_t audit_forwarded;
 } Fleetd;

@@ -189,12 +189,18 @@ static int parse_servers(Fleetd *f, const char *urls) {
 /* fleet.conf first, then the options over it. */
 static int parse_args(Fleetd *f, int argc, char **argv) {
         static const struct option options[] = {
-                { "config", required_argument, NULL, 'C' },   { "nats", required_argument, NULL, 'n' },
-                { "creds", required_argument, NULL, 'c' },    { "host-id", required_argument, NULL, 'H' },
-                { "groups", required_argument, NULL, 'g' },   { "socket", required_argument, NULL, 's' },
-                { "state-dir", required_argument, NULL, 'S' }, { "reconnect-max", required_argument, NULL, 'R' },
-                { "help", no_argument, NULL, 'h' },           { "no-helpdesk", no_argument, NULL, 'D' },
-                { "no-audit", no_argument, NULL, 'A' },       {},
+                { "config", required_argument, NULL, 'C' },
+                { "nats", required_argument, NULL, 'n' },
+                { "creds", required_argument, NULL, 'c' },
+                { "host-id", required_argument, NULL, 'H' },
+                { "groups", required_argument, NULL, 'g' },
+                { "socket", required_argument, NULL, 's' },
+                { "state-dir", required_argument, NULL, 'S' },
+                { "reconnect-max", required_argument, NULL, 'R' },
+                { "help", no_argument, NULL, 'h' },
+                { "no-helpdesk", no_argument, NULL, 'D' },
+                { "no-audit", no_argument, NULL, 'A' },
+                {},
         };
         const char *config = FLEET_CONF_PATH;
         FleetConf conf = {};
@@ -338,8 +344,7 @@ static int run(Fleetd *f) {
 
         r = fleetd_store_open(f);
         if (r < 0) {
-                fprintf(stderr, "elevate-fleetd: cannot open the state directory %s: %s\n", f->state_dir,
-                        strerror(-r));
+                fprintf(stderr, "elevate-fleetd: cannot open the state directory %s: %s\n", f->state_dir, strerror(-r));
                 return r;
         }
         (void) fleetd_store_load(f);
@@ -379,8 +384,8 @@ static int run(Fleetd *f) {
         r = fleetd_nats_start(f);
         if (r < 0)
                 return r;
-        fprintf(stderr, "elevate-fleetd: host %s, %zu keys, broker %s%s, agent %s\n", f->host, f->n_held,
-                f->servers[0], f->servers[1] ? " and others" : "", f->socket);
+        fprintf(stderr, "elevate-fleetd: host %s, %zu keys, broker %s%s, agent %s\n", f->host, f->n_held, f->servers[0],
+                f->servers[1] ? " and others" : "", f->socket);
         (void) sd_notify(false, "READY=1\nSTATUS=Receiving policy bundles, publishing helpdesk requests");
         r = sd_event_loop(f->event);
         (void) sd_notify(false, "STOPPING=1");
@@ -388,8 +393,14 @@ static int run(Fleetd *f) {
 }
 
 int main(int argc, char **argv) {
-        Fleetd f = { .wake_fd = -EBADF, .state_fd = -EBADF, .agent_serial = -1, .helpdesk = true,
-                     .forward_audit = true, .hd_fd = -EBADF, .hd_dir_fd = -EBADF, .audit_fd = -EBADF };
+        Fleetd f = { .wake_fd = -EBADF,
+                     .state_fd = -EBADF,
+                     .agent_serial = -1,
+                     .helpdesk = true,
+                     .forward_audit = true,
+                     .hd_fd = -EBADF,
+                     .hd_dir_fd = -EBADF,
+                     .audit_fd = -EBADF };
         int r;
 
         pthread_mutex_init(&f.lock, NULL);

@@ -9,9 +9,9 @@
  *    never copied or filtered as a whole.
  *  - PATH is ENV_SECURE_PATH; HOME, USER, LOGNAME and SHELL describe run_as; ELEVATE_*
  *    and SUDO_* are written by the agent, and so are LESSSECURE=1 and
- *    SYSTEMD_PAGERSECURE=1 (a pager on the user's terminal runs no commands). None of them can come from the caller, not
- *    even through env_keep (they are in the policy library's table of names env_keep
- *    may never name, which the policy loader enforces too).
+ *    SYSTEMD_PAGERSECURE=1 (a pager on the user's terminal runs no commands). None of them can come from the caller,
+ * not even through env_keep (they are in the policy library's table of names env_keep may never name, which the policy
+ * loader enforces too).
  *  - Every caller value is checked before it is copied: at most ENV_VALUE_MAX bytes,
  *    no control character, not a bash function import. Values with a format (TERM,
  *    LANG, LC_*, TZ…) are checked against it. A variable that fails is dropped, never
@@ -75,8 +75,7 @@ static bool env_name_valid(const char *name) {
         if (!name || !((*name >= 'A' && *name <= 'Z') || (*name >= 'a' && *name <= 'z') || *name == '_'))
                 return false;
         for (const char *p = name; *p; p++)
-                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                      *p == '_'))
+                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
                         return false;
         return strlen(name) <= PROTO_MAX_ENV_NAME;
 }
@@ -223,8 +222,7 @@ static int put_fixed(EnvVec *e, const EnvInput *in) {
 
         if ((r = envvec_put(e, "PATH", ENV_SECURE_PATH)) < 0 ||
             (r = envvec_put(e, "HOME", in->run_as_home ?: "/")) < 0 ||
-            (r = envvec_put(e, "USER", in->run_as_user)) < 0 ||
-            (r = envvec_put(e, "LOGNAME", in->run_as_user)) < 0 ||
+            (r = envvec_put(e, "USER", in->run_as_user)) < 0 || (r = envvec_put(e, "LOGNAME", in->run_as_user)) < 0 ||
             (r = envvec_put(e, "SHELL", in->run_as_shell ?: "/bin/sh")) < 0)
                 return r;
         return 0;

@@ -25,21 +25,21 @@
 #define ENV_SECURE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 typedef struct EnvInput {
-        const ProtoEnv *caller;      /* what the client sent */
+        const ProtoEnv *caller; /* what the client sent */
         size_t n_caller;
-        char *const *env_keep;       /* from the rule, may be NULL */
+        char *const *env_keep; /* from the rule, may be NULL */
 
-        const char *run_as_user;     /* HOME, USER, LOGNAME, SHELL */
+        const char *run_as_user; /* HOME, USER, LOGNAME, SHELL */
         const char *run_as_home;
         const char *run_as_shell;
 
-        const char *caller_user;     /* ELEVATE_USER, SUDO_USER */
-        uid_t caller_uid;            /* ELEVATE_UID, SUDO_UID */
-        gid_t caller_gid;            /* SUDO_GID */
-        const char *request_id;      /* ELEVATE_REQUEST */
-        const char *command;         /* SUDO_COMMAND: path and args, space-joined by the caller */
+        const char *caller_user; /* ELEVATE_USER, SUDO_USER */
+        uid_t caller_uid;        /* ELEVATE_UID, SUDO_UID */
+        gid_t caller_gid;        /* SUDO_GID */
+        const char *request_id;  /* ELEVATE_REQUEST */
+        const char *command;     /* SUDO_COMMAND: path and args, space-joined by the caller */
 
-        const char *zoneinfo_dir;    /* NULL: /usr/share/zoneinfo (tests point elsewhere) */
+        const char *zoneinfo_dir; /* NULL: /usr/share/zoneinfo (tests point elsewhere) */
 } EnvInput;
 
 /* Builds a NULL-terminated "NAME=value" vector. -ENOMEM only. */

@@ -232,8 +232,8 @@ static int child_close_from_but(int from, int a, int b) {
         }
         lo = (unsigned) MIN(a, b);
         hi = (unsigned) MAX(a, b);
-        if ((r = child_close_range((unsigned) from, lo - 1)) < 0 ||
-            (r = child_close_range(lo + 1, hi - 1)) < 0 || (r = child_close_range(hi + 1, UINT_MAX)) < 0)
+        if ((r = child_close_range((unsigned) from, lo - 1)) < 0 || (r = child_close_range(lo + 1, hi - 1)) < 0 ||
+            (r = child_close_range(hi + 1, UINT_MAX)) < 0)
                 return r;
         return 0;
 }
@@ -344,8 +344,8 @@ static int child_noexec(const LaunchSpec *s, int sock) {
         struct cmsghdr *cm;
         int listener;
 
-        listener = (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                                 s->notify_filter);
+        listener =
+                (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, s->notify_filter);
         if (listener < 0)
                 return -errno;
         cm = CMSG_FIRSTHDR(&mh);
@@ -653,8 +653,8 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
         }
         *ret = (LaunchResult){ .pid = -1, .pidfd = -1, .notify_fd = -1 };
         if (s->loginuid != (uid_t) -1)
-                plan.loginuid_len = (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u",
-                                                      (unsigned) s->loginuid);
+                plan.loginuid_len =
+                        (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u", (unsigned) s->loginuid);
         if (s->nofile) {
                 plan.set_nofile = true;
                 plan.nofile = (RLimit64){ .cur = rlim64(s->nofile->rlim_cur), .max = rlim64(s->nofile->rlim_max) };

@@ -27,21 +27,21 @@
 #include "macro.h"
 
 typedef struct LaunchSpec {
-        int exec_fd;             /* file to execveat */
-        bool keep_exec_fd;       /* scripts: the interpreter opens /dev/fd/N */
-        char **argv;             /* argv[0] set by the agent */
+        int exec_fd;       /* file to execveat */
+        bool keep_exec_fd; /* scripts: the interpreter opens /dev/fd/N */
+        char **argv;       /* argv[0] set by the agent */
         char **envp;
         uid_t uid;
         gid_t gid;
         const gid_t *groups;
         size_t n_groups;
-        int stdio[3];            /* fds for 0,1,2 (a pty slave three times in pty mode) */
-        bool controlling_tty;    /* make stdio[0] the controlling terminal (pty mode) */
-        int cwd_fd;              /* directory to fchdir to, or -1 for "/" */
-        uid_t loginuid;          /* (uid_t)-1: leave as is */
+        int stdio[3];                     /* fds for 0,1,2 (a pty slave three times in pty mode) */
+        bool controlling_tty;             /* make stdio[0] the controlling terminal (pty mode) */
+        int cwd_fd;                       /* directory to fchdir to, or -1 for "/" */
+        uid_t loginuid;                   /* (uid_t)-1: leave as is */
         const struct sock_fprog *seccomp; /* NULL: no filter */
-        int cgroup_fd;           /* the launch cgroup (the child is born in it), or -1 */
-        bool sibling;            /* CLONE_PARENT: the child is our parent's (the launcher's are the agent's) */
+        int cgroup_fd;                    /* the launch cgroup (the child is born in it), or -1 */
+        bool sibling;                     /* CLONE_PARENT: the child is our parent's (the launcher's are the agent's) */
         /* noexec: a filter whose execve/execveat are SECCOMP_RET_USER_NOTIF. The child
          * installs it with a new listener while still root and hands the listener over
          * before its own exec, which launch_spawn() lets through; later execs are the
@@ -52,18 +52,18 @@ typedef struct LaunchSpec {
         const struct rlimit *nofile;
         /* Added by the launch module (file arguments, docs/design.md §4; pty when only stdout or
          * stderr is a terminal): */
-        const int *extra_fds;    /* passed on at fds 3, 4, … (4, 5, … with keep_exec_fd), */
-        size_t n_extra_fds;      /*   without close-on-exec; at most LAUNCH_EXTRA_FDS_MAX */
-        int ctty_fd;             /* with controlling_tty: the terminal to make controlling,
-                                  * or -1 for stdio[0] */
+        const int *extra_fds; /* passed on at fds 3, 4, … (4, 5, … with keep_exec_fd), */
+        size_t n_extra_fds;   /*   without close-on-exec; at most LAUNCH_EXTRA_FDS_MAX */
+        int ctty_fd;          /* with controlling_tty: the terminal to make controlling,
+                               * or -1 for stdio[0] */
 } LaunchSpec;
 
 #define LAUNCH_EXTRA_FDS_MAX 64
 
 typedef struct LaunchResult {
         pid_t pid;
-        int pidfd;               /* CLONE_PIDFD, O_CLOEXEC */
-        int notify_fd;           /* seccomp listener for noexec, or -1 */
+        int pidfd;     /* CLONE_PIDFD, O_CLOEXEC */
+        int notify_fd; /* seccomp listener for noexec, or -1 */
 } LaunchResult;
 
 /* Answers one pending notification on a noexec listener: every exec after the first is

@@ -20,8 +20,7 @@ static size_t filter_size(const struct sock_fprog *f) {
         return f ? (size_t) f->len * sizeof(struct sock_filter) : 0;
 }
 
-int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size_t *ret_len, int *fds,
-                          size_t *n_fds) {
+int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size_t *ret_len, int *fds, size_t *n_fds) {
         OrderHeader h = {
                 .magic = LAUNCHER_MAGIC,
                 .cookie = cookie,
@@ -284,4 +283,3 @@ int launcher_send(int sock, const void *buf, size_t len, const int *fds, size_t 
                 return negative_errno();
         return n == (ssize_t) len ? 0 : -EIO;
 }
-

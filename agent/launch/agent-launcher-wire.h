@@ -16,7 +16,7 @@
 #include "agent-launch.h"
 
 #define LAUNCHER_MAGIC UINT32_C(0x454c4e31) /* "ELN1" */
-#define LAUNCHER_FD 3                        /* where the launcher finds its socket */
+#define LAUNCHER_FD 3                       /* where the launcher finds its socket */
 
 /* An order is at most one request's argv and environment (each bounded by the protocol's
  * 64 KiB message) plus BPF programs and the agent's own variables. */
@@ -52,7 +52,7 @@ typedef struct ReplyHeader {
         uint32_t magic;
         int32_t error; /* 0, or -errno */
         uint64_t cookie;
-        int32_t pid;   /* -1 if no child was made */
+        int32_t pid; /* -1 if no child was made */
         uint32_t n_fds;
         uint32_t has_notify;
         char message[256];
@@ -69,8 +69,7 @@ typedef struct Order {
         int extra[LAUNCH_EXTRA_FDS_MAX];
 } Order;
 
-int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size_t *ret_len, int *fds,
-                          size_t *n_fds);
+int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size_t *ret_len, int *fds, size_t *n_fds);
 /* The fds stay the caller's (closed after the launch); o points into buf. */
 int launcher_order_decode(const void *buf, size_t len, const int *fds, size_t n_fds, Order *o);
 void launcher_order_done(Order *o);

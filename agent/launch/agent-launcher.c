@@ -53,7 +53,7 @@
 
 typedef struct InFlight {
         uint64_t cookie;
-        uint64_t sent;              /* CLOCK_MONOTONIC µs */
+        uint64_t sent; /* CLOCK_MONOTONIC µs */
         LIST_FIELDS(struct InFlight, in_flight);
 } InFlight;
 
@@ -64,13 +64,13 @@ typedef struct InFlight {
 
 struct Launcher {
         sd_event *event;
-        int exe_fd;                 /* elevated-launch, opened and checked once */
-        int sock;                   /* our end, or -1 while there is no launcher */
+        int exe_fd; /* elevated-launch, opened and checked once */
+        int sock;   /* our end, or -1 while there is no launcher */
         int pidfd;
         pid_t pid;
         sd_event_source *io, *death, *restart, *deadline;
-        unsigned restarts;          /* in a row, without a launch that worked in between */
-        InFlight *in_flight;        /* oldest first: the launcher answers in order */
+        unsigned restarts;   /* in a row, without a launch that worked in between */
+        InFlight *in_flight; /* oldest first: the launcher answers in order */
         const LauncherEvents *cb;
         void *userdata;
 };
@@ -94,8 +94,8 @@ static void arm_deadline(Launcher *l) {
                 return;
         }
         if (!l->deadline) {
-                if (sd_event_add_time(l->event, &l->deadline, CLOCK_MONOTONIC,
-                                      l->in_flight->sent + ORDER_DEADLINE_USEC, 0, on_deadline, l) < 0)
+                if (sd_event_add_time(l->event, &l->deadline, CLOCK_MONOTONIC, l->in_flight->sent + ORDER_DEADLINE_USEC,
+                                      0, on_deadline, l) < 0)
                         log_warning("Cannot arm the launcher's order deadline");
                 return;
         }
@@ -196,8 +196,8 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 if (h.error == 0)
                         l->restarts = 0;
                 h.message[sizeof h.message - 1] = 0;
-                l->cb->done(h.cookie, h.error, h.message[0] ? h.message : NULL, h.pid,
-                            n_fds > 0 ? fds[0] : -EBADF, h.has_notify && n_fds > 1 ? fds[1] : -EBADF, l->userdata);
+                l->cb->done(h.cookie, h.error, h.message[0] ? h.message : NULL, h.pid, n_fds > 0 ? fds[0] : -EBADF,
+                            h.has_notify && n_fds > 1 ? fds[1] : -EBADF, l->userdata);
         }
 }
 
@@ -291,8 +291,8 @@ static int launcher_open(const char *path, char **ret_error) {
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
             !(st.st_mode & 0100)) {
-                *ret_error = strdup_printf("the launcher %s is not a root-owned executable that only root may write",
-                                           path);
+                *ret_error =
+                        strdup_printf("the launcher %s is not a root-owned executable that only root may write", path);
                 return -EPERM;
         }
         dir = strdup(path);

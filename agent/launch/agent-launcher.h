@@ -45,5 +45,3 @@ pid_t launcher_pid(const Launcher *l);
  * launcher right now; -EBUSY: it is megabytes of orders behind. */
 int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie);
 size_t launcher_in_flight(const Launcher *l);
-
-

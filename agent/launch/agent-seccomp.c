@@ -17,9 +17,27 @@ typedef struct Profile {
 /* An installer may write anywhere as root, but has no business changing the running
  * kernel, the clock, or other processes' memory. */
 static const char *const installer_refused[] = {
-        "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf", "ptrace",
-        "process_vm_readv", "process_vm_writev", "reboot", "swapon", "swapoff", "settimeofday", "clock_settime",
-        "clock_adjtime", "adjtimex", "iopl", "ioperm", "acct", "open_by_handle_at", NULL,
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "kexec_load",
+        "kexec_file_load",
+        "bpf",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "iopl",
+        "ioperm",
+        "acct",
+        "open_by_handle_at",
+        NULL,
 };
 
 static const Profile profiles[] = {

@@ -169,15 +169,16 @@ int request_launch(Request *r) {
         if (rule->noexec) {
                 k = seccomp_noexec_get(&r->run.noexec_filter);
                 if (k < 0) {
-                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare the noexec filter: %s; nothing was run",
-                                       strerror(-k));
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD,
+                                       "cannot prepare the noexec filter: %s; nothing was run", strerror(-k));
                         return 0;
                 }
         }
         k = seccomp_profile_get(rule->profile, &r->run.seccomp);
         if (k < 0) {
-                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare seccomp profile \"%s\": %s; nothing was run",
-                               rule->profile ?: "none", strerror(-k));
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD,
+                               "cannot prepare seccomp profile \"%s\": %s; nothing was run", rule->profile ?: "none",
+                               strerror(-k));
                 return 0;
         }
         k = resolve_run_as(r, rule->run_as ?: "root", &err);
@@ -189,16 +190,18 @@ int request_launch(Request *r) {
         if (k >= 0)
                 k = build_env(r);
         if (k >= 0 && r->in.any_tty)
-                k = pty_open(r->run.run_uid, r->run.ws.ws_row ? &r->run.ws : NULL, &r->run.pty_master, &r->run.pty_slave);
+                k = pty_open(r->run.run_uid, r->run.ws.ws_row ? &r->run.ws : NULL, &r->run.pty_master,
+                             &r->run.pty_slave);
         if (k < 0) {
-                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare the launch: %s; nothing was run", strerror(-k));
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot prepare the launch: %s; nothing was run",
+                               strerror(-k));
                 return 0;
         }
         if (a->cgroups) {
                 k = cgroup_launch_create(a->cgroups, r->id, &r->run.cgroup_fd);
                 if (k < 0) {
-                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "cannot create the launch cgroup: %s; nothing was run",
-                                       strerror(-k));
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD,
+                                       "cannot create the launch cgroup: %s; nothing was run", strerror(-k));
                         return 0;
                 }
                 r->run.cgroup_name = strdup(r->id);
@@ -215,13 +218,13 @@ int request_launch(Request *r) {
                             "rule", rule->id, "action", policy_action_to_string(rule->action), "program",
                             r->in.program->path, "sha256", r->in.program->sha256_hex, "run_as", r->run.run_user);
         /* enough for a restarted agent to take over supervision (agent-adopt.c) */
-        launch_row = json_pack("{s:s,s:s,s:s?,s:I,s:s,s:s?,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "state",
-                               "running", "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started",
-                               (json_int_t) now_usec(CLOCK_REALTIME), "boot_id", a->boot_id, "grant_id",
-                               r->appr.grant_id[0] ? r->appr.grant_id : NULL, "deadline", (json_int_t) r->run.runtime_deadline, "data",
-                               "uid", (json_int_t) r->uid, "rule", rule->id, "on_expiry",
-                               rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
-                               (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace);
+        launch_row = json_pack(
+                "{s:s,s:s,s:s?,s:I,s:s,s:s?,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "state", "running",
+                "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started", (json_int_t) now_usec(CLOCK_REALTIME),
+                "boot_id", a->boot_id, "grant_id", r->appr.grant_id[0] ? r->appr.grant_id : NULL, "deadline",
+                (json_int_t) r->run.runtime_deadline, "data", "uid", (json_int_t) r->uid, "rule", rule->id, "on_expiry",
+                rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
+                (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace);
         if (!d || !req_row || !launch_row) {
                 json_decref(d);
                 json_decref(req_row);
@@ -235,12 +238,14 @@ int request_launch(Request *r) {
                 json_object_set_new(d, "grant", json_string(r->appr.grant_id));
                 json_object_set_new(d, "grant_binding", json_string(r->appr.grant_binding));
                 /* the request that was approved: this one, or one it resumed or joined */
-                json_object_set_new(d, "approved_request",
-                                    json_string(r->appr.approved_request[0] ? r->appr.approved_request : r->appr.grant_request));
+                json_object_set_new(
+                        d, "approved_request",
+                        json_string(r->appr.approved_request[0] ? r->appr.approved_request : r->appr.grant_request));
         }
         json_object_set_new(d, "pty", json_boolean(r->in.any_tty));
         json_object_set_new(d, "profile", json_string(rule->profile ?: "none"));
-        json_object_set_new(d, "cwd", json_string(rule->cwd == POLICY_CWD_INHERIT && r->in.cwd_path ? r->in.cwd_path : "/"));
+        json_object_set_new(d, "cwd",
+                            json_string(rule->cwd == POLICY_CWD_INHERIT && r->in.cwd_path ? r->in.cwd_path : "/"));
         st[0] = (AuditState){ .table = "requests", .row = req_row };
         st[1] = (AuditState){ .table = "launches", .row = launch_row };
         r->run.launch_recorded = true;
@@ -276,7 +281,8 @@ static int on_noexec(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 r->run.n_exec_refused++;
                 /* the log and the audit say so, but a program looping on exec cannot flood them */
                 if (r->run.n_exec_refused <= 16) {
-                        json_t *d = json_pack("{s:i,s:I}", "pid", (int) pid, "count", (json_int_t) r->run.n_exec_refused);
+                        json_t *d =
+                                json_pack("{s:i,s:I}", "pid", (int) pid, "count", (json_int_t) r->run.n_exec_refused);
                         log_info("Request %s: refused an exec by pid %d (noexec)", r->id, (int) pid);
                         if (d)
                                 request_audit(r, "exec-refused", d, NULL, 0, NULL);
@@ -314,10 +320,13 @@ static int on_expiry_warning(sd_event_source *s, uint64_t usec, void *userdata) 
                  r->in.program ? r->in.program->path ?: r->msg.program : r->run.program_path ?: "the program",
                  duration_format(dur, sizeof(dur), left));
         agent_event(r->agent, r->uid,
-                    &(AgentEvent){ .event = "grant-expiring", .request = r->id,
+                    &(AgentEvent){ .event = "grant-expiring",
+                                   .request = r->id,
                                    .program = r->in.program ? r->in.program->path : r->run.program_path,
-                                   .rule = r->dec.rule ? r->dec.rule->id : r->run.rule_id, .message = msg,
-                                   .on_expiry = "terminate", .ttl = (int64_t) left });
+                                   .rule = r->dec.rule ? r->dec.rule->id : r->run.rule_id,
+                                   .message = msg,
+                                   .on_expiry = "terminate",
+                                   .ttl = (int64_t) left });
         return 0;
 }
 
@@ -337,8 +346,8 @@ int supervise_arm_timers(Request *r) {
                                                  r->run.expiry_deadline - set->expiry_warning, 0, on_expiry_warning, r);
         }
         if (r->run.runtime_deadline > 0) {
-                k = sd_event_add_time(r->agent->event, &r->run.runtime_timer, CLOCK_BOOTTIME, r->run.runtime_deadline, 0,
-                                      on_max_runtime, r);
+                k = sd_event_add_time(r->agent->event, &r->run.runtime_timer, CLOCK_BOOTTIME, r->run.runtime_deadline,
+                                      0, on_max_runtime, r);
                 if (k < 0)
                         return k;
         }
@@ -353,7 +362,8 @@ static void compute_deadlines(Request *r) {
         const PolicySettings *set = policy_settings(r->policy->policy);
         uint64_t ttl = r->dec.rule->ttl ?: set->default_ttl;
 
-        if (r->dec.rule->action == POLICY_ALLOW && r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE && ttl != USEC_INFINITY)
+        if (r->dec.rule->action == POLICY_ALLOW && r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE &&
+            ttl != USEC_INFINITY)
                 r->run.expiry_deadline = r->run.started_boottime + ttl;
         else if (r->appr.grant_id[0] && r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE)
                 r->run.expiry_deadline = r->appr.grant_expires;
@@ -420,7 +430,8 @@ static void launch_now(Request *r) {
         r->run.pty_slave = safe_close(r->run.pty_slave); /* the order carries its own copy */
         if (k < 0) {
                 launch_cleanup_cgroup(r);
-                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s", r->run.argv[0],
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
+                               r->run.argv[0],
                                k == -ENOTCONN ? "the launcher is restarting; try again in a moment"
                                : k == -EBUSY  ? "the launcher is too far behind; try again in a moment"
                                               : strerror(-k));
@@ -434,7 +445,7 @@ static void launch_now(Request *r) {
  * so the agent reaps it once it is gone (it was killed). */
 typedef struct Stray {
         Agent *agent;
-        sd_event_source *source;        /* owns the child's pidfd */
+        sd_event_source *source; /* owns the child's pidfd */
         LIST_FIELDS(struct Stray, strays);
 } Stray;
 
@@ -509,16 +520,16 @@ static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
         if (k < 0)
                 log_error_errno(k, "Cannot supervise launch %s (pid %d); ending it", r->id, (int) r->run.pid);
 
-        log_info("Request %s: started %s as %s, pid %d%s", r->id, r->in.program->path ?: r->msg.program, r->run.run_user,
-                 (int) r->run.pid, r->in.any_tty ? " on a new pty" : "");
+        log_info("Request %s: started %s as %s, pid %d%s", r->id, r->in.program->path ?: r->msg.program,
+                 r->run.run_user, (int) r->run.pid, r->in.any_tty ? " on a new pty" : "");
         d = json_pack("{s:i,s:s?}", "pid", (int) r->run.pid, "cgroup", r->run.cgroup_name);
         if (d) {
-                json_t *row = json_pack("{s:s,s:i,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "pid",
-                                        (int) r->run.pid, "deadline", (json_int_t) r->run.runtime_deadline, "data", "uid",
-                                        (json_int_t) r->uid, "rule", r->dec.rule->id, "on_expiry",
-                                        r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep",
-                                        "expiry", (json_int_t) r->run.expiry_deadline, "kill_grace",
-                                        (json_int_t) r->run.kill_grace);
+                json_t *row =
+                        json_pack("{s:s,s:i,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "pid", (int) r->run.pid,
+                                  "deadline", (json_int_t) r->run.runtime_deadline, "data", "uid", (json_int_t) r->uid,
+                                  "rule", r->dec.rule->id, "on_expiry",
+                                  r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
+                                  (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace);
                 AuditState st = { .table = "launches", .row = row };
                 request_audit(r, "started", d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(row);
@@ -564,8 +575,8 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                         request_free(r);
                         return;
                 }
-                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s", r->run.argv[0],
-                               message ?: strerror(-error));
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
+                               r->run.argv[0], message ?: strerror(-error));
                 return;
         }
         launch_started(r, pid, pidfd, notify_fd);
@@ -623,7 +634,8 @@ static void launch_checked(Request *r) {
         }
         if (peer_verify(&r->conn->peer) < 0) {
                 launch_cleanup_cgroup(r);
-                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD, "your process changed identity or exited; nothing was run");
+                request_refuse(r, REFUSAL_NOT_PERMITTED, REFUSAL_RECORD,
+                               "your process changed identity or exited; nothing was run");
                 return;
         }
         if (binary_lease_check(r->in.program) < 0) {
@@ -717,7 +729,8 @@ static int send_exited(Request *r) {
 void supervise_maybe_done(Request *r) {
         if (!r->run.exited)
                 return;
-        if (r->agent->cgroups && r->run.cgroup_name && cgroup_launch_populated(r->agent->cgroups, r->run.cgroup_name) > 0)
+        if (r->agent->cgroups && r->run.cgroup_name &&
+            cgroup_launch_populated(r->agent->cgroups, r->run.cgroup_name) > 0)
                 return; /* children live on: the cgroup watch calls us again */
         if (r->run.lingering) {
                 /* the launch row stayed "running" while children outlived the program */
@@ -759,21 +772,24 @@ void supervise_main_exited(Request *r, bool known) {
         r->run.exited = true;
         request_set_state(r, REQUEST_EXITED);
         r->run.lingering = r->agent->cgroups && r->run.cgroup_name &&
-                       cgroup_launch_populated(r->agent->cgroups, r->run.cgroup_name) > 0;
+                           cgroup_launch_populated(r->agent->cgroups, r->run.cgroup_name) > 0;
         if (known) {
                 log_info("Request %s: pid %d %s %d", r->id, (int) r->run.pid,
-                         r->run.exit_signal ? "killed by signal" : "exited with", r->run.exit_signal ?: r->run.exit_code);
-                d = json_pack("{s:i,s:i,s:b,s:b}", "pid", (int) r->run.pid, r->run.exit_signal ? "exit_signal" : "exit_code",
-                              r->run.exit_signal ?: r->run.exit_code, "core_dumped", r->run.core_dumped, "children_remain",
-                              r->run.lingering);
-                row = json_pack("{s:s,s:s,s:I,s:i,s:s}", "request", r->id, "state", r->run.lingering ? "running" : "ended",
-                                "ended", (json_int_t) now_usec(CLOCK_REALTIME),
-                                r->run.exit_signal ? "exit_signal" : "exit_code", r->run.exit_signal ?: r->run.exit_code,
-                                "end_reason", r->run.terminating ? "ended by the agent" : "exited");
+                         r->run.exit_signal ? "killed by signal" : "exited with",
+                         r->run.exit_signal ?: r->run.exit_code);
+                d = json_pack("{s:i,s:i,s:b,s:b}", "pid", (int) r->run.pid,
+                              r->run.exit_signal ? "exit_signal" : "exit_code", r->run.exit_signal ?: r->run.exit_code,
+                              "core_dumped", r->run.core_dumped, "children_remain", r->run.lingering);
+                row = json_pack("{s:s,s:s,s:I,s:i,s:s}", "request", r->id, "state",
+                                r->run.lingering ? "running" : "ended", "ended", (json_int_t) now_usec(CLOCK_REALTIME),
+                                r->run.exit_signal ? "exit_signal" : "exit_code",
+                                r->run.exit_signal ?: r->run.exit_code, "end_reason",
+                                r->run.terminating ? "ended by the agent" : "exited");
         } else {
-                log_info("Request %s: pid %d ended (exit status unknown: the agent restarted)", r->id, (int) r->run.pid);
-                d = json_pack("{s:i,s:s,s:b}", "pid", (int) r->run.pid, "exit_status",
-                              "unknown (agent restarted)", "children_remain", r->run.lingering);
+                log_info("Request %s: pid %d ended (exit status unknown: the agent restarted)", r->id,
+                         (int) r->run.pid);
+                d = json_pack("{s:i,s:s,s:b}", "pid", (int) r->run.pid, "exit_status", "unknown (agent restarted)",
+                              "children_remain", r->run.lingering);
                 row = json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", r->run.lingering ? "running" : "ended",
                                 "ended", (json_int_t) now_usec(CLOCK_REALTIME), "end_reason",
                                 "exit status unknown (agent restarted)");
@@ -828,9 +844,12 @@ void request_terminate(Request *r, const char *why) {
         r->run.terminating = true;
         log_info("Request %s: ending the launch: %s", r->id, why);
         agent_event(r->agent, r->uid,
-                    &(AgentEvent){ .event = "terminated", .request = r->id,
+                    &(AgentEvent){ .event = "terminated",
+                                   .request = r->id,
                                    .program = r->in.program ? r->in.program->path : r->run.program_path,
-                                   .rule = r->dec.rule ? r->dec.rule->id : r->run.rule_id, .message = why, .ttl = -1 });
+                                   .rule = r->dec.rule ? r->dec.rule->id : r->run.rule_id,
+                                   .message = why,
+                                   .ttl = -1 });
         d = json_pack("{s:s}", "why", why);
         if (d)
                 request_audit(r, "terminate", d, NULL, 0, NULL);
@@ -890,8 +909,7 @@ static void on_launcher_died(const char *why, uint64_t pause, void *userdata) {
         Agent *a = userdata;
 
         a->launcher_restarting = true;
-        log_error("The launcher %s; launches are refused until it is restarted (in %" PRIu64 " ms)", why,
-                  pause / 1000);
+        log_error("The launcher %s; launches are refused until it is restarted (in %" PRIu64 " ms)", why, pause / 1000);
         audit_launcher(a, "launcher-died", json_pack("{s:s,s:I}", "why", why, "restart_in", (json_int_t) pause));
 }
 
@@ -910,7 +928,7 @@ static const struct {
         const char *name;
         int sig;
 } signal_allowlist[] = {
-        { "INT", SIGINT }, { "TERM", SIGTERM }, { "HUP", SIGHUP },   { "QUIT", SIGQUIT },
+        { "INT", SIGINT },     { "TERM", SIGTERM }, { "HUP", SIGHUP },   { "QUIT", SIGQUIT },
         { "WINCH", SIGWINCH }, { "CONT", SIGCONT }, { "TSTP", SIGTSTP },
 };
 

@@ -29,7 +29,6 @@
 #include "macro.h"
 #include "util.h"
 
-
 static void reply(int sock, uint64_t cookie, int error, const char *message, const LaunchResult *res) {
         ReplyHeader h = { .magic = LAUNCHER_MAGIC, .error = error, .cookie = cookie, .pid = -1 };
         int fds[2];
@@ -104,4 +103,3 @@ int main(int argc, char *argv[]) {
         free(buf);
         return 0;
 }
-

@@ -39,8 +39,12 @@ static void close_row(Agent *a, json_t *row, const char *why) {
         json_t *st_row = json_pack("{s:s,s:s,s:I,s:s}", "request", id, "state", "ended", "ended",
                                    (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", why);
         AuditState st = { .table = "launches", .row = st_row };
-        AuditEntry e = { .event = "exit", .request = id, .uid = json_is_integer(json_object_get(data, "uid")) ? uid : -1,
-                         .data = d, .state = st_row ? &st : NULL, .n_state = st_row ? 1 : 0 };
+        AuditEntry e = { .event = "exit",
+                         .request = id,
+                         .uid = json_is_integer(json_object_get(data, "uid")) ? uid : -1,
+                         .data = d,
+                         .state = st_row ? &st : NULL,
+                         .n_state = st_row ? 1 : 0 };
 
         log_info("Launch %s: %s", id, why);
         if (d)

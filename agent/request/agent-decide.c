@@ -105,7 +105,8 @@ static void request_decide_now(Request *r) {
         (void) peer_session_key(&r->conn->peer, r->dec.session, sizeof(r->dec.session));
         k = policy_match(r->policy->policy, &pr, &r->dec.decision, NULL);
         if (k < 0)
-                return request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "policy evaluation failed: %s", strerror(-k));
+                return request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "policy evaluation failed: %s",
+                                      strerror(-k));
         rule = r->dec.rule = r->dec.decision.rule;
         request_set_state(r, REQUEST_DECIDED);
 

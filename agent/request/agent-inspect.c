@@ -33,14 +33,14 @@
 #include "util.h"
 
 typedef struct Inspect {
-        Request *req;                  /* loop thread only; never touched by the worker */
+        Request *req; /* loop thread only; never touched by the worker */
         BinaryCache *cache;
         BinaryOptions opts;
-        atomic_bool cancel;            /* set by the loop when nobody waits for the result */
-        char *program_name;            /* what the user asked for (identical-program notes) */
-        char *run_as;                  /* elevate -u: checked here, the account database may block */
+        atomic_bool cancel; /* set by the loop when nobody waits for the result */
+        char *program_name; /* what the user asked for (identical-program notes) */
+        char *run_as;       /* elevate -u: checked here, the account database may block */
         int program_fd, cwd_fd, stdio[3];
-        int proc_fd;                   /* the caller's /proc/PID (a copy of the peer's) */
+        int proc_fd; /* the caller's /proc/PID (a copy of the peer's) */
         int file_fd[PROTO_MAX_FILE_ARGS];
         unsigned file_pos[PROTO_MAX_FILE_ARGS];
         size_t n_files;
@@ -228,7 +228,8 @@ static void on_inspected(int result, void *userdata) {
                 return request_refuse(r, REFUSAL_TIMEOUT, REFUSAL_RECORD,
                                       "reading %s took longer than %llus (is it on a stuck network or FUSE "
                                       "filesystem?); nothing was run",
-                                      r->msg.program, (unsigned long long) (AGENT_INSPECT_DEADLINE_USEC / USEC_PER_SEC));
+                                      r->msg.program,
+                                      (unsigned long long) (AGENT_INSPECT_DEADLINE_USEC / USEC_PER_SEC));
         if (j->r < 0)
                 return request_refuse(r, j->code, REFUSAL_RECORD, "%s", j->error ?: strerror(-j->r));
         if (!r->conn)
@@ -292,8 +293,9 @@ static int request_start(Conn *c, ProtoMsg *m) {
                 r->dec.resume = r->msg.request;
         a->n_requests++;
 
-        *j = (Inspect){ .req = r, .cache = a->cache, .program_fd = -EBADF, .cwd_fd = -EBADF,
-                        .stdio = { -EBADF, -EBADF, -EBADF } };
+        *j = (Inspect){
+                .req = r, .cache = a->cache, .program_fd = -EBADF, .cwd_fd = -EBADF, .stdio = { -EBADF, -EBADF, -EBADF }
+        };
         j->proc_fd = c->peer.proc_fd >= 0 ? fcntl(c->peer.proc_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
         if (j->proc_fd < 0)
                 j->proc_fd = -EBADF; /* then cwd: inherit is refused */
@@ -323,7 +325,8 @@ static int request_start(Conn *c, ProtoMsg *m) {
                         r->msg.fds[PROTO_EXEC_FIXED_FDS + i] = safe_close(r->msg.fds[PROTO_EXEC_FIXED_FDS + i]);
         }
         if (r->msg.has_winsize)
-                r->run.ws = (struct winsize){ .ws_row = (unsigned short) r->msg.rows, .ws_col = (unsigned short) r->msg.cols };
+                r->run.ws = (struct winsize){ .ws_row = (unsigned short) r->msg.rows,
+                                              .ws_col = (unsigned short) r->msg.cols };
 
         if (a->n_launches >= AGENT_MAX_LAUNCHES || agent_launches_for_uid(a, r->uid) >= AGENT_MAX_LAUNCHES_PER_UID) {
                 inspect_free(j);
@@ -356,10 +359,12 @@ static int inspection_submit(Request *r, Inspect *j) {
                                audit_failed(a->audit));
                 return 0;
         }
-        k = workers_submit(a->workers, inspect_run, on_inspected, inspect_free, j, AGENT_INSPECT_DEADLINE_USEC, &r->in.job);
+        k = workers_submit(a->workers, inspect_run, on_inspected, inspect_free, j, AGENT_INSPECT_DEADLINE_USEC,
+                           &r->in.job);
         if (k < 0) {
                 inspect_free(j);
-                request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD, "the agent is busy reading other programs; try again shortly");
+                request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
+                               "the agent is busy reading other programs; try again shortly");
                 return 0;
         }
         worker_job_set_tag(r->in.job, (uint64_t) r->uid);

@@ -69,8 +69,7 @@ static void submit_one(Run *run) {
         json_t *data, *row;
         int r;
 
-        (void) snprintf(id, sizeof id, "%016lx%016lx", (unsigned long) getpid(),
-                        (unsigned long) run->submitted);
+        (void) snprintf(id, sizeof id, "%016lx%016lx", (unsigned long) getpid(), (unsigned long) run->submitted);
         /* clang-format off */
         data = json_pack("{s:s, s:s, s:{s:s, s:s, s:b, s:n, s:i}, s:[s], s:[], s:{s:i, s:i, s:i, s:[i,i]}}",
                          "user", "elevate-test-alice",
@@ -90,9 +89,8 @@ static void submit_one(Run *run) {
                 fprintf(stderr, "bench-audit: out of memory\n");
                 exit(1);
         }
-        AuditState st = {.table = "requests", .row = row};
-        AuditEntry e = {
-                .event = "request", .request = id, .uid = 1001, .data = data, .state = &st, .n_state = 1};
+        AuditState st = { .table = "requests", .row = row };
+        AuditEntry e = { .event = "request", .request = id, .uid = 1001, .data = data, .state = &st, .n_state = 1 };
         r = audit_submit(run->audit, &e, on_done, run);
         json_decref(data);
         json_decref(row);
@@ -108,7 +106,7 @@ typedef struct Result {
 } Result;
 
 static Result run_once(sd_event *event, Audit *audit, int outstanding, long rows) {
-        Run run = {.event = event, .audit = audit, .target = rows};
+        Run run = { .event = event, .audit = audit, .target = rows };
         uint64_t rows0, commits0, rows1, commits1, t0;
         int r;
 
@@ -127,8 +125,7 @@ static Result run_once(sd_event *event, Audit *audit, int outstanding, long rows
         audit_stats(audit, &rows1, &commits1);
         return (Result){
                 .rows_per_s = (double) rows / s,
-                .rows_per_commit =
-                        commits1 > commits0 ? (double) (rows1 - rows0) / (double) (commits1 - commits0) : 0,
+                .rows_per_commit = commits1 > commits0 ? (double) (rows1 - rows0) / (double) (commits1 - commits0) : 0,
         };
 }
 
@@ -202,8 +199,7 @@ static void remove_state_dir(const char *dir) {
         (void) rmdir(dir);
 }
 
-static void bench_fs(const char *fs, const char *parent, const int *levels, int n_levels, long rows,
-                     int rounds) {
+static void bench_fs(const char *fs, const char *parent, const int *levels, int n_levels, long rows, int rounds) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_free_ char *dir = make_state_dir(parent);
         Result res[MAX_LEVELS][MAX_ROUNDS];
@@ -246,7 +242,7 @@ static void bench_fs(const char *fs, const char *parent, const int *levels, int 
 
 int main(int argc, char *argv[]) {
         const char *disk = "/var/tmp", *tmpfs = "/dev/shm";
-        int levels[MAX_LEVELS] = {1, 8}, n_levels = 2, rounds = 3, c;
+        int levels[MAX_LEVELS] = { 1, 8 }, n_levels = 2, rounds = 3, c;
         long rows = 1000;
 
         while ((c = getopt(argc, argv, "d:t:c:n:r:h")) >= 0)
@@ -272,9 +268,8 @@ int main(int argc, char *argv[]) {
                         rounds = (int) bench_parse_long(optarg, "-r", 1, MAX_ROUNDS);
                         break;
                 default:
-                        fprintf(stderr,
-                                "usage: bench-audit [-d DISK_PARENT] [-t TMPFS_PARENT] [-c N,N...] [-n ROWS] "
-                                "[-r ROUNDS]\n");
+                        fprintf(stderr, "usage: bench-audit [-d DISK_PARENT] [-t TMPFS_PARENT] [-c N,N...] [-n ROWS] "
+                                        "[-r ROUNDS]\n");
                         return 2;
                 }
         if (geteuid() != 0) {

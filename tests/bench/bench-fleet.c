@@ -232,9 +232,13 @@ static int publish(int64_t *ret_t0) {
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                { "url", required_argument, NULL, 'u' },    { "agents", required_argument, NULL, 'n' },
-                { "procs", required_argument, NULL, 'p' },  { "rules", required_argument, NULL, 'r' },
-                { "broker-pid", required_argument, NULL, 'b' }, { "no-verify", no_argument, NULL, 'V' }, {},
+                { "url", required_argument, NULL, 'u' },
+                { "agents", required_argument, NULL, 'n' },
+                { "procs", required_argument, NULL, 'p' },
+                { "rules", required_argument, NULL, 'r' },
+                { "broker-pid", required_argument, NULL, 'b' },
+                { "no-verify", no_argument, NULL, 'V' },
+                {},
         };
         struct rlimit rl = { 65536, 65536 };
         int ready[2], results[2], c;
@@ -245,13 +249,26 @@ int main(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
-                case 'u': arg_url = optarg; break;
-                case 'n': arg_agents = (unsigned) atoi(optarg); break;
-                case 'p': arg_procs = (unsigned) atoi(optarg); break;
-                case 'r': arg_policy_rules = (unsigned) atoi(optarg); break;
-                case 'b': arg_broker_pid = (pid_t) atoi(optarg); break;
-                case 'V': arg_verify = false; break;
-                default: return 2;
+                case 'u':
+                        arg_url = optarg;
+                        break;
+                case 'n':
+                        arg_agents = (unsigned) atoi(optarg);
+                        break;
+                case 'p':
+                        arg_procs = (unsigned) atoi(optarg);
+                        break;
+                case 'r':
+                        arg_policy_rules = (unsigned) atoi(optarg);
+                        break;
+                case 'b':
+                        arg_broker_pid = (pid_t) atoi(optarg);
+                        break;
+                case 'V':
+                        arg_verify = false;
+                        break;
+                default:
+                        return 2;
                 }
         if (arg_agents < 1 || arg_procs < 1 || arg_procs > arg_agents)
                 return 2;
@@ -296,7 +313,8 @@ int main(int argc, char **argv) {
         p50 = applied ? (double) times[applied / 2] / 1000 : -1;
         p99 = applied ? (double) times[MIN(applied - 1, applied * 99 / 100)] / 1000 : -1;
         max = applied ? (double) times[applied - 1] / 1000 : -1;
-        printf("{\"verify\":%s,\"agents\":%u,\"applied\":%u,\"bundle_bytes\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,"
+        printf("{\"verify\":%s,\"agents\":%u,\"applied\":%u,\"bundle_bytes\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_"
+               "ms\":%.1f,"
                "\"connect_s\":%.2f,\"broker_rss_kib\":%ld,\"broker_hwm_kib\":%ld,\"verify_us\":%.1f}\n",
                arg_verify ? "true" : "false", arg_agents, applied, bundle_len, p50, p99, max, connect_s,
                arg_broker_pid ? rss_kib(arg_broker_pid, "VmRSS:") : -1,

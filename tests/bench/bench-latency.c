@@ -98,9 +98,8 @@ static int parse_cmds(int argc, char *argv[], int rounds, Cmd *cmds) {
 }
 
 static void usage(void) {
-        fprintf(stderr,
-                "usage: bench-latency [-n ROUNDS] [-w WARMUP] [-R RSS_RUNS] [-u USER] [-e ERRLOG] [-t] "
-                "-- NAME CMD... -- NAME CMD...\n");
+        fprintf(stderr, "usage: bench-latency [-n ROUNDS] [-w WARMUP] [-R RSS_RUNS] [-u USER] [-e ERRLOG] [-t] "
+                        "-- NAME CMD... -- NAME CMD...\n");
         exit(2);
 }
 
@@ -113,7 +112,7 @@ typedef struct Options {
 static void parse_options(int argc, char *argv[], Options *o) {
         int c;
 
-        *o = (Options){.rounds = 200, .warmup = 10};
+        *o = (Options){ .rounds = 200, .warmup = 10 };
         while ((c = getopt(argc, argv, "+n:w:R:u:e:th")) >= 0)
                 switch (c) {
                 case 'n':

@@ -42,8 +42,7 @@
 
 /* Group names: resolvable ones and some that do not exist (an UNKNOWN key). */
 static const char *const groups[] = {
-        "elevate-test-staff", "users",    "adm", "staff", "bench-nosuch-a", "sudo",
-        "bench-nosuch-b",     "operator",
+        "elevate-test-staff", "users", "adm", "staff", "bench-nosuch-a", "sudo", "bench-nosuch-b", "operator",
 };
 
 typedef struct Buf {
@@ -122,9 +121,8 @@ static int write_policy(const char *dir, unsigned n_rules, char **ret_path, size
         Buf b = {};
 
         buf_printf(&b, "{\n  \"schema\": 1,\n  \"serial\": %u,\n  \"rules\": [\n", n_rules);
-        buf_printf(&b,
-                   "    {\"id\": \"no-shells\", \"action\": \"deny\", \"match\": {\"path\": [\"/bin/sh\", "
-                   "\"/bin/bash\"]}, \"message\": \"no shells\"}");
+        buf_printf(&b, "    {\"id\": \"no-shells\", \"action\": \"deny\", \"match\": {\"path\": [\"/bin/sh\", "
+                       "\"/bin/bash\"]}, \"message\": \"no shells\"}");
         for (unsigned i = 0; i < n_rules - 1; i++)
                 gen_rule(&b, i);
         buf_printf(&b, "\n  ]\n}\n");
@@ -177,8 +175,8 @@ typedef struct Case {
         double *us;
 } Case;
 
-static const gid_t alice_gids[] = {1001, 995};
-static const char *const alice_args[] = {"install", "htop"};
+static const gid_t alice_gids[] = { 1001, 995 };
+static const char *const alice_args[] = { "install", "htop" };
 
 /* The last rule of kind k among n_rules - 1 generated ones that allows. */
 static unsigned last_allowing(unsigned n_gen, unsigned k) {
@@ -214,7 +212,7 @@ static void setup_cases(Case *c, unsigned n_rules) {
         i = last_allowing(n_gen, 1);
         hex_of(i, hex);
         for (size_t k = 0; k < SHA256_LEN; k++)
-                c[1].sha[k] = (uint8_t) strtoul((char[3]){hex[2 * k], hex[2 * k + 1], 0}, NULL, 16);
+                c[1].sha[k] = (uint8_t) strtoul((char[3]){ hex[2 * k], hex[2 * k + 1], 0 }, NULL, 16);
         (void) snprintf(c[1].path, sizeof c[1].path, "/home/elevate-test-alice/Downloads/setup.run");
         c[1].req.trusted_in_place = false;
         (void) snprintf(c[1].want, sizeof c[1].want, "r%u", i);
@@ -248,8 +246,7 @@ static void check_case(const Policy *p, const Case *c, unsigned n_rules) {
                 fprintf(stderr, "bench-policy: policy_match failed\n");
                 exit(1);
         }
-        if (c->want[0] ? !d.rule || !streq(d.rule->id, c->want) || d.action != POLICY_ALLOW
-                       : d.rule != NULL) {
+        if (c->want[0] ? !d.rule || !streq(d.rule->id, c->want) || d.action != POLICY_ALLOW : d.rule != NULL) {
                 fprintf(stderr, "bench-policy: %u rules, %s: expected %s, got %s\n", n_rules, c->name,
                         c->want[0] ? c->want : "no match", d.rule ? d.rule->id : "no match");
                 exit(1);
@@ -360,12 +357,7 @@ int main(int argc, char *argv[]) {
         printf("timer overhead_us=%.3f\n", timer_overhead_us());
         for (unsigned i = 0; i < n_sizes; i++)
                 /* fewer loads of the big ones: each takes long enough to be measured alone */
-                bench_size(dir, sizes[i],
-                           loads               ? loads
-                           : sizes[i] >= 10000 ? 9
-                           : sizes[i] >= 1000  ? 15
-                                               : 31,
-                           matches);
+                bench_size(dir, sizes[i], loads ? loads : sizes[i] >= 10000 ? 9 : sizes[i] >= 1000 ? 15 : 31, matches);
         if (dir == tmpl)
                 (void) rmdir(dir);
         return 0;

@@ -71,8 +71,8 @@ static int create_file(const char *path, uint64_t size, uid_t owner, bool *ret_m
 
         if (!dir || !buf)
                 return -ENOMEM;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size == size &&
-            st.st_uid == owner && has_elf_magic(path))
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size == size && st.st_uid == owner &&
+            has_elf_magic(path))
                 return 0;
         slash = strrchr(dir, '/');
         if (slash && slash != dir) {
@@ -169,8 +169,7 @@ static double prepare(const char *path, bool force_copy, BinaryCache *cache, Bin
 }
 
 static void bench_seal(const char *path, uint64_t size, int rounds) {
-        double rh[MAX_ROUNDS], sh[MAX_ROUNDS], rc[MAX_ROUNDS], sc[MAX_ROUNDS],
-                gib = (double) size / (1 << 30);
+        double rh[MAX_ROUNDS], sh[MAX_ROUNDS], rc[MAX_ROUNDS], sc[MAX_ROUNDS], gib = (double) size / (1 << 30);
         BenchStats a, b, ca, cb;
 
         (void) read_hash(path, size); /* into the page cache */
@@ -199,8 +198,8 @@ static void bench_seal(const char *path, uint64_t size, int rounds) {
         bench_stats(sc, (size_t) rounds, &cb);
         printf("seal mib=%llu rounds=%d readhash_gbs=%.3f seal_gbs=%.3f ratio=%.3f seal_min_gbs=%.3f "
                "seal_max_gbs=%.3f readhash_cpu_s_per_gib=%.3f seal_cpu_s_per_gib=%.3f\n",
-               (unsigned long long) (size >> 20), rounds, a.median, b.median, b.median / a.median, b.min,
-               b.max, ca.median, cb.median);
+               (unsigned long long) (size >> 20), rounds, a.median, b.median, b.median / a.median, b.min, b.max,
+               ca.median, cb.median);
 }
 
 static void bench_cache(const char *program, int rounds) {
@@ -232,9 +231,8 @@ static void bench_cache(const char *program, int rounds) {
         }
         bench_stats(miss, (size_t) n, &a);
         bench_stats(hit, (size_t) n, &b);
-        printf("cache program=%s rounds=%d size=%llu miss_us=%.1f hit_us=%.1f hits=%llu misses=%llu\n",
-               program, n, (unsigned long long) size, a.median, b.median, (unsigned long long) hits,
-               (unsigned long long) misses);
+        printf("cache program=%s rounds=%d size=%llu miss_us=%.1f hit_us=%.1f hits=%llu misses=%llu\n", program, n,
+               (unsigned long long) size, a.median, b.median, (unsigned long long) hits, (unsigned long long) misses);
 }
 
 int main(int argc, char *argv[]) {

@@ -21,17 +21,15 @@ extern char **environ;
 void bench_become(const char *user) {
         struct passwd *pw = getpwnam(user);
 
-        if (!pw || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-            setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+        if (!pw || initgroups(pw->pw_name, pw->pw_gid) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
             setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
-                fprintf(stderr, "bench: cannot become %s: %s\n", user,
-                        pw ? strerror(errno) : "no such user");
+                fprintf(stderr, "bench: cannot become %s: %s\n", user, pw ? strerror(errno) : "no such user");
                 exit(1);
         }
 }
 
 void bench_stdio_open(BenchStdio *s, const char *err_path, bool terminal) {
-        *s = (BenchStdio){.err_fd = -EBADF, .pty_master = -EBADF};
+        *s = (BenchStdio){ .err_fd = -EBADF, .pty_master = -EBADF };
         s->err_fd = open(err_path ? err_path : "/dev/null", O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (s->err_fd < 0) {
                 fprintf(stderr, "bench: cannot open %s: %m\n", err_path);
@@ -126,7 +124,7 @@ static void drain(const BenchStdio *s) {
 
 static void wait_pty(const BenchStdio *s, pid_t pid) {
         _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = s->pty_master, .events = POLLIN}};
+        struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = s->pty_master, .events = POLLIN } };
 
         if (pidfd < 0) {
                 fprintf(stderr, "bench: pidfd_open: %m\n");
@@ -158,8 +156,7 @@ void bench_wait_ok(const BenchStdio *s, pid_t pid, const char *name, struct rusa
         if (s->pty_master >= 0)
                 drain(s);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                fprintf(stderr, "bench: %s failed (%s %d)\n", name,
-                        WIFEXITED(status) ? "exit status" : "signal",
+                fprintf(stderr, "bench: %s failed (%s %d)\n", name, WIFEXITED(status) ? "exit status" : "signal",
                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
                 bench_show_errors(s);
                 exit(1);
@@ -185,8 +182,8 @@ int bench_proc_cpu(pid_t pid, BenchCpu *ret) {
         buf[n] = '\0';
         /* the command name may hold spaces and parentheses: fields start after the last ')' */
         p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &f[0],
-                         &f[1], &f[2], &f[3]) != 4)
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &f[0], &f[1], &f[2],
+                         &f[3]) != 4)
                 return -EBADMSG;
         *ret = (BenchCpu){
                 .user_ms = (double) f[0] * 1e3 / tick,

@@ -96,8 +96,7 @@ static void add_launcher(pid_t agent, BenchCpu *ret) {
 static void read_agent(const Options *o, BenchCpu *ret) {
         *ret = (BenchCpu){};
         if (o->agent > 0 && bench_proc_cpu(o->agent, ret) < 0) {
-                fprintf(stderr, "bench-throughput: cannot read the agent's CPU times (pid %d)\n",
-                        (int) o->agent);
+                fprintf(stderr, "bench-throughput: cannot read the agent's CPU times (pid %d)\n", (int) o->agent);
                 exit(1);
         }
         if (o->agent > 0)
@@ -110,8 +109,7 @@ static void account(const Options *o, Share *sh, int status, const struct rusage
         else if (o->busy_ok && WIFEXITED(status) && WEXITSTATUS(status) == STATUS_BUSY)
                 sh->busy++;
         else {
-                fprintf(stderr, "bench-throughput: %s failed (status 0x%x)\n", o->argv[0],
-                        (unsigned) status);
+                fprintf(stderr, "bench-throughput: %s failed (status 0x%x)\n", o->argv[0], (unsigned) status);
                 bench_show_errors(&o->stdio);
                 exit(1);
         }
@@ -193,8 +191,8 @@ static void run_level(const Options *o, Level *l, int round) {
                 Share sh;
                 int status;
 
-                if (read(fds[w], &sh, sizeof sh) != (ssize_t) sizeof sh ||
-                    waitpid(pids[w], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                if (read(fds[w], &sh, sizeof sh) != (ssize_t) sizeof sh || waitpid(pids[w], &status, 0) < 0 ||
+                    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                         fprintf(stderr, "bench-throughput: a worker failed\n");
                         exit(1);
                 }
@@ -229,15 +227,14 @@ static void report(const Options *o, const Level *l, int rounds) {
         printf("throughput clients=%d users=%d rounds=%d runs=%ld busy=%ld per_s=%.1f per_s_min=%.1f "
                "per_s_max=%.1f client_user_ms=%.3f client_sys_ms=%.3f agent_user_ms=%.3f agent_sys_ms=%.3f "
                "program_ms=%.3f\n",
-               l->clients, MAX(1, MIN(o->n_users, l->clients)), rounds, l->total.done, l->total.busy,
-               st.median, st.min, st.max, l->total.client_user_ms / n, l->total.client_sys_ms / n,
-               l->agent.user_ms / n, l->agent.sys_ms / n,
-               (l->agent.child_user_ms + l->agent.child_sys_ms) / n);
+               l->clients, MAX(1, MIN(o->n_users, l->clients)), rounds, l->total.done, l->total.busy, st.median, st.min,
+               st.max, l->total.client_user_ms / n, l->total.client_sys_ms / n, l->agent.user_ms / n,
+               l->agent.sys_ms / n, (l->agent.child_user_ms + l->agent.child_sys_ms) / n);
 }
 
 int main(int argc, char *argv[]) {
-        Options o = {.seconds = 5};
-        Level levels[MAX_LEVELS] = {{.clients = 1}};
+        Options o = { .seconds = 5 };
+        Level levels[MAX_LEVELS] = { { .clients = 1 } };
         char *items[MAX_LEVELS];
         int n_levels = 1, rounds = 1, c;
         const char *err_path = NULL;
@@ -247,8 +244,7 @@ int main(int argc, char *argv[]) {
                 case 'c':
                         n_levels = bench_split(optarg, items, MAX_LEVELS, "-c");
                         for (int k = 0; k < n_levels; k++)
-                                levels[k] =
-                                        (Level){.clients = (int) bench_parse_long(items[k], "-c", 1, 256)};
+                                levels[k] = (Level){ .clients = (int) bench_parse_long(items[k], "-c", 1, 256) };
                         break;
                 case 'd':
                         o.seconds = (double) bench_parse_long(optarg, "-d", 1, 3600);
@@ -272,9 +268,8 @@ int main(int argc, char *argv[]) {
                         err_path = optarg;
                         break;
                 default:
-                        fprintf(stderr,
-                                "usage: bench-throughput [-c N,N...] [-d SECONDS | -N COUNT] [-r ROUNDS] "
-                                "[-p AGENT_PID] [-u USER,...] [-b] [-e ERRLOG] -- CMD ARGS...\n");
+                        fprintf(stderr, "usage: bench-throughput [-c N,N...] [-d SECONDS | -N COUNT] [-r ROUNDS] "
+                                        "[-p AGENT_PID] [-u USER,...] [-b] [-e ERRLOG] -- CMD ARGS...\n");
                         return 2;
                 }
         if (optind < argc && streq(argv[optind], "--"))

@@ -76,8 +76,7 @@ int bench_split(char *s, char **items, int max, const char *what) {
                 if (comma)
                         *comma = '\0';
                 if (n == max || !*s) {
-                        fprintf(stderr, "bench: %s takes at most %d comma-separated, non-empty items\n",
-                                what, max);
+                        fprintf(stderr, "bench: %s takes at most %d comma-separated, non-empty items\n", what, max);
                         exit(2);
                 }
                 items[n++] = s;

@@ -22,9 +22,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void same_bundle(const Bundle *a, const Bundle *b) {
-        if (a->serial != b->serial || a->issued != b->issued || a->expires != b->expires ||
-            a->n_parts != b->n_parts || a->envelope_len != b->envelope_len ||
-            memcmp(a->envelope, b->envelope, a->envelope_len) != 0 ||
+        if (a->serial != b->serial || a->issued != b->issued || a->expires != b->expires || a->n_parts != b->n_parts ||
+            a->envelope_len != b->envelope_len || memcmp(a->envelope, b->envelope, a->envelope_len) != 0 ||
             memcmp(a->signature, b->signature, FLEET_SIG_LEN) != 0)
                 abort();
         for (size_t i = 0; i < a->n_parts; i++) {

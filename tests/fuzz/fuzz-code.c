@@ -68,8 +68,8 @@ static void fuzz_challenge(const char *s) {
 }
 
 static void fuzz_response(const char *s) {
-        static const uint8_t ek[CODE_KEY_LEN] = {1, 2, 3};
-        static const uint8_t nonce[CODE_NONCE_LEN] = {9, 8, 7}, digest[SHA256_LEN] = {5, 5, 5};
+        static const uint8_t ek[CODE_KEY_LEN] = { 1, 2, 3 };
+        static const uint8_t nonce[CODE_NONCE_LEN] = { 9, 8, 7 }, digest[SHA256_LEN] = { 5, 5, 5 };
         CodeResponse resp, again;
         CodeChallenge c;
         char enc[CODE_RESPONSE_STR_MAX];
@@ -86,15 +86,14 @@ static void fuzz_response(const char *s) {
                         abort();
                 if (r >= 0) {
                         same_symbols(s, enc);
-                        if (code_response_decode(enc, &again) < 0 ||
-                            memcmp(&resp, &again, sizeof(resp)) != 0)
+                        if (code_response_decode(enc, &again) < 0 || memcmp(&resp, &again, sizeof(resp)) != 0)
                                 abort();
                 }
         }
         if (code_challenge_init(&c, 3, nonce, digest) < 0)
                 abort();
-        r = code_verify_response(ek, "fuzz-host", &c, s, UINT64_C(1768478400) * USEC_PER_SEC,
-                                 1800 * USEC_PER_SEC, CODE_DEFAULT_SKEW_USEC, &resp);
+        r = code_verify_response(ek, "fuzz-host", &c, s, UINT64_C(1768478400) * USEC_PER_SEC, 1800 * USEC_PER_SEC,
+                                 CODE_DEFAULT_SKEW_USEC, &resp);
         if (r < 0 && !code_error_is_typo(r) && r != -EKEYREJECTED && r != -EKEYEXPIRED && r != -ETIME)
                 abort();
 }
@@ -115,8 +114,7 @@ static void fuzz_key_files(const uint8_t *data, size_t size) {
                 return;
         }
         r = code_endpoint_key_format(&k, text);
-        if (r < 0 || code_endpoint_key_parse(text, (size_t) r, &again) < 0 ||
-            memcmp(&k, &again, sizeof(k)) != 0)
+        if (r < 0 || code_endpoint_key_parse(text, (size_t) r, &again) < 0 || memcmp(&k, &again, sizeof(k)) != 0)
                 abort();
 }
 

@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fleet_decision_free(d);
         }
         if (fleet_request_parse(data, size, &r, NULL) >= 0) {
-                if (!r->host || !r->id || strcmp(json_string_value(json_object_get(r->state, "digest")), r->digest) != 0)
+                if (!r->host || !r->id ||
+                    strcmp(json_string_value(json_object_get(r->state, "digest")), r->digest) != 0)
                         abort();
                 fleet_request_free(r);
         }

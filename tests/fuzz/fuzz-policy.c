@@ -20,10 +20,10 @@
 
 static void check_scanner(const char *buf, size_t len) {
         static const PolicyJPath paths[] = {
-                {.c = {{.key = "rules"}, {.index = 0}, {.key = "match"}, {.key = "args"}, {.index = 1}},
-                 .n = 5},
-                {.c = {{.key = "settings"}, {.key = "max_ttl"}}, .n = 2},
-                {.c = {{.key = "rules"}, {.index = 2}, {.key = "id"}}, .n = 3},
+                { .c = { { .key = "rules" }, { .index = 0 }, { .key = "match" }, { .key = "args" }, { .index = 1 } },
+                  .n = 5 },
+                { .c = { { .key = "settings" }, { .key = "max_ttl" } }, .n = 2 },
+                { .c = { { .key = "rules" }, { .index = 2 }, { .key = "id" } }, .n = 3 },
         };
         size_t offs[8], off;
 
@@ -55,8 +55,7 @@ static void request_for(const PolicyRule *r, size_t i, PolicyRequest *req, const
                 .home = i % 5 == 4 ? NULL : u->home,
                 .gids = i % 7 == 6 ? NULL : u->gids,
                 .n_gids = i % 7 == 6 ? 0 : u->n_gids,
-                .path = r->match_paths ? r->match_paths[0]
-                                       : (r->match_path_glob ? r->match_path_glob : NULL),
+                .path = r->match_paths ? r->match_paths[0] : (r->match_path_glob ? r->match_path_glob : NULL),
                 .trusted_in_place = i % 2,
                 .host = i % 3 ? "ws1" : NULL,
                 .session = (PolicySession) (i % 3),
@@ -93,7 +92,7 @@ static void check_decisions(Policy *p) {
 }
 
 static void check_views(const Policy *p) {
-        PolicyRequest who = {.uid = 1000, .gids = test_users[1].gids, .n_gids = test_users[1].n_gids};
+        PolicyRequest who = { .uid = 1000, .gids = test_users[1].gids, .n_gids = test_users[1].n_gids };
         const PolicyRule **l = NULL;
         PolicyWarning *w = NULL;
         size_t n = 0;
@@ -114,8 +113,7 @@ static void check_canonical(const Policy *p) {
         if (!a)
                 return;
         if (policy_load_buffer(a, strlen(a), "canonical", &test_resolver, &q, &err) < 0) {
-                fprintf(stderr, "canonical form refused: %u:%u: %s\n%s\n", err.line, err.column, err.message,
-                        a);
+                fprintf(stderr, "canonical form refused: %u:%u: %s\n%s\n", err.line, err.column, err.message, a);
                 abort();
         }
         b = policy_format_canonical(q);

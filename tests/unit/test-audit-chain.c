@@ -122,8 +122,8 @@ END_TEST
 
 START_TEST(test_chain_parts_agree) {
         AuditRow r = row1();
-        uint8_t prev[SHA256_LEN], ptag[SHA256_LEN], key[AUDIT_KEY_LEN], h[SHA256_LEN], t[SHA256_LEN],
-                h2[SHA256_LEN], t2[SHA256_LEN], h3[SHA256_LEN] = {}, t3[SHA256_LEN] = {0x55};
+        uint8_t prev[SHA256_LEN], ptag[SHA256_LEN], key[AUDIT_KEY_LEN], h[SHA256_LEN], t[SHA256_LEN], h2[SHA256_LEN],
+                t2[SHA256_LEN], h3[SHA256_LEN] = {}, t3[SHA256_LEN] = { 0x55 };
         uint8_t *enc = NULL;
         size_t len;
 
@@ -164,8 +164,7 @@ static void encode_pair_differs(AuditRow a, AuditRow b) {
 }
 
 START_TEST(test_encode_injective) {
-        AuditRow base = {
-                .seq = 5, .time = 7, .event = "ab", .request = "c", .uid = 0, .data = "{}", .epoch = 0};
+        AuditRow base = { .seq = 5, .time = 7, .event = "ab", .request = "c", .uid = 0, .data = "{}", .epoch = 0 };
         AuditRow x;
 
         /* bytes moved from one field to the next */
@@ -176,8 +175,8 @@ START_TEST(test_encode_injective) {
         /* NULL is not the empty string, no uid is not uid 0 */
         x = base;
         x.request = "";
-        encode_pair_differs(
-                (AuditRow){.seq = 5, .time = 7, .event = "ab", .request = NULL, .uid = 0, .data = "{}"}, x);
+        encode_pair_differs((AuditRow){ .seq = 5, .time = 7, .event = "ab", .request = NULL, .uid = 0, .data = "{}" },
+                            x);
         x = base;
         x.uid = -1;
         encode_pair_differs(base, x);
@@ -273,7 +272,7 @@ START_TEST(test_epoch_due) {
 END_TEST
 
 START_TEST(test_epoch_end_row) {
-        AuditRow r = {.seq = 1, .time = 1, .event = AUDIT_EVENT_EPOCH_END, .uid = -1, .data = "{}"};
+        AuditRow r = { .seq = 1, .time = 1, .event = AUDIT_EVENT_EPOCH_END, .uid = -1, .data = "{}" };
 
         audit_row_set_lengths(&r);
         ck_assert(audit_row_is_epoch_end(&r));
@@ -294,8 +293,7 @@ START_TEST(test_data_canonical) {
         char *s = NULL;
         size_t n = 0;
 
-        d = json_pack("{s:i,s:s,s:{s:b,s:n},s:[i,i]}", "b", 1, "a", "\xc3\xa9\n", "c", "z", 1, "y", "l", 1,
-                      2);
+        d = json_pack("{s:i,s:s,s:{s:b,s:n},s:[i,i]}", "b", 1, "a", "\xc3\xa9\n", "c", "z", 1, "y", "l", 1, 2);
         ck_assert_ptr_nonnull(d);
         ck_assert_int_eq(audit_data_canonical(d, &s, &n), 0);
         /* sorted, compact, ASCII; jansson writes \u escapes with upper-case hex */

@@ -49,8 +49,7 @@ static void run_until(sd_event *e, const Counter *c, unsigned n) {
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
 
         while (c->n < n) {
-                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "completions did not arrive (%u of %u)",
-                              c->n, n);
+                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "completions did not arrive (%u of %u)", c->n, n);
                 ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
         }
 }
@@ -84,7 +83,7 @@ static char *db_path(const char *dir) {
 
 static int submit(Audit *a, const char *event, const char *request, int64_t uid, int n, Counter *c) {
         json_t *d = json_pack("{s:i,s:s}", "n", n, "rule", "test-rule");
-        AuditEntry e = {.event = event, .request = request, .uid = uid, .data = d};
+        AuditEntry e = { .event = event, .request = request, .uid = uid, .data = d };
         int r;
 
         ck_assert_ptr_nonnull(d);
@@ -152,14 +151,14 @@ static void builder_init(Builder *b, const char *path) {
 }
 
 static void builder_add_event(Builder *b, int64_t seq, int64_t epoch, const char *event, const char *data) {
-        AuditRow r = {.seq = seq,
-                      .time = 1000 + seq,
-                      .boot_id = "b00t",
-                      .event = event,
-                      .request = "r",
-                      .uid = 1000,
-                      .data = data,
-                      .epoch = epoch};
+        AuditRow r = { .seq = seq,
+                       .time = 1000 + seq,
+                       .boot_id = "b00t",
+                       .event = event,
+                       .request = "r",
+                       .uid = 1000,
+                       .data = data,
+                       .epoch = epoch };
         uint8_t h[SHA256_LEN], t[SHA256_LEN];
         sqlite3_stmt *s;
 
@@ -169,9 +168,8 @@ static void builder_add_event(Builder *b, int64_t seq, int64_t epoch, const char
         }
         audit_row_set_lengths(&r);
         ck_assert_int_eq(audit_chain_row(&r, b->hash, b->tag, b->key, h, t), 0);
-        ck_assert_int_eq(sqlite3_prepare_v2(
-                                 b->db, "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                                 -1, &s, NULL),
+        ck_assert_int_eq(sqlite3_prepare_v2(b->db, "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                            -1, &s, NULL),
                          SQLITE_OK);
         sqlite3_bind_int64(s, 1, r.seq);
         sqlite3_bind_int64(s, 2, r.time);
@@ -232,7 +230,7 @@ static void drop_file(char *path) {
 START_TEST(test_verify_good_chain) {
         char *path = build_chain(600, 256);
         AuditVerifyResult res;
-        uint8_t wrong[AUDIT_KEY_LEN] = {1};
+        uint8_t wrong[AUDIT_KEY_LEN] = { 1 };
 
         res = verify(path, NULL);
         ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
@@ -259,14 +257,14 @@ START_TEST(test_verify_finds_each_problem) {
                 AuditVerifyStatus status;
                 int64_t seq;
         } cases[] = {
-                {"UPDATE audit SET data = '{\"x\":2}' WHERE seq = 7", AUDIT_VERIFY_HASH_MISMATCH, 7},
-                {"UPDATE audit SET uid = 0 WHERE seq = 9", AUDIT_VERIFY_HASH_MISMATCH, 9},
-                {"DELETE FROM audit WHERE seq = 5", AUDIT_VERIFY_SEQ_GAP, 6},
-                {"DELETE FROM audit WHERE seq = 1", AUDIT_VERIFY_SEQ_GAP, 2},
-                {"UPDATE audit SET uid = '1000x' WHERE seq = 3", AUDIT_VERIFY_BAD_ROW, 3},
-                {"UPDATE audit SET hash = x'00' WHERE seq = 4", AUDIT_VERIFY_BAD_ROW, 4},
-                {"UPDATE audit SET time = '1004x' WHERE seq = 4", AUDIT_VERIFY_BAD_ROW, 4},
-                {"UPDATE audit SET epoch = 1 WHERE seq = 20", AUDIT_VERIFY_HASH_MISMATCH, 20},
+                { "UPDATE audit SET data = '{\"x\":2}' WHERE seq = 7", AUDIT_VERIFY_HASH_MISMATCH, 7 },
+                { "UPDATE audit SET uid = 0 WHERE seq = 9", AUDIT_VERIFY_HASH_MISMATCH, 9 },
+                { "DELETE FROM audit WHERE seq = 5", AUDIT_VERIFY_SEQ_GAP, 6 },
+                { "DELETE FROM audit WHERE seq = 1", AUDIT_VERIFY_SEQ_GAP, 2 },
+                { "UPDATE audit SET uid = '1000x' WHERE seq = 3", AUDIT_VERIFY_BAD_ROW, 3 },
+                { "UPDATE audit SET hash = x'00' WHERE seq = 4", AUDIT_VERIFY_BAD_ROW, 4 },
+                { "UPDATE audit SET time = '1004x' WHERE seq = 4", AUDIT_VERIFY_BAD_ROW, 4 },
+                { "UPDATE audit SET epoch = 1 WHERE seq = 20", AUDIT_VERIFY_HASH_MISMATCH, 20 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -278,8 +276,8 @@ START_TEST(test_verify_finds_each_problem) {
                 sqlite3_close(db);
                 res = verify(path, NULL);
                 ck_assert_msg(res.status == cases[i].status && res.bad_seq == cases[i].seq,
-                              "%s: status %d at %lld, detail %s", cases[i].sql, res.status,
-                              (long long) res.bad_seq, res.detail);
+                              "%s: status %d at %lld, detail %s", cases[i].sql, res.status, (long long) res.bad_seq,
+                              res.detail);
                 drop_file(path);
         }
 }
@@ -488,11 +486,11 @@ START_TEST(test_verify_sealed_from_the_middle) {
         ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         /* from row 9 (epoch 2): the row before is no end row, yet the caller knows the log
          * is sealed, so the boundary at 14 is held to the rule */
-        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){.from_seq = 9, .sealed = true}, &res), 0);
+        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){ .from_seq = 9, .sealed = true }, &res), 0);
         ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
         ck_assert_uint_eq(res.legacy_rows, 0);
         /* from right after an end row: sealed without being told */
-        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){.from_seq = 8}, &res), 0);
+        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){ .from_seq = 8 }, &res), 0);
         ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
         ck_assert_uint_eq(res.legacy_rows, 0);
         sqlite3_close(db);
@@ -511,9 +509,8 @@ START_TEST(test_verify_tail_with_current_key) {
         ck_assert_int_eq(audit_key_evolve(k2, k2), 0);
         ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         /* from the middle: prev values come from row 99; only epoch-2 rows can be tag-checked */
-        ck_assert_int_eq(
-                audit_verify_db(db, &(AuditVerifyOptions){.from_seq = 100, .key = k2, .key_epoch = 2}, &res),
-                0);
+        ck_assert_int_eq(audit_verify_db(db, &(AuditVerifyOptions){ .from_seq = 100, .key = k2, .key_epoch = 2 }, &res),
+                         0);
         ck_assert_int_eq(res.status, AUDIT_VERIFY_OK);
         ck_assert_uint_eq(res.rows, 501);
         ck_assert_uint_eq(res.tags_verified, 600 - 512);
@@ -566,28 +563,28 @@ START_TEST(test_submit_validation) {
         ck_assert_int_eq(submit(a, AUDIT_EVENT_EPOCH_END, NULL, -1, 0, NULL), -EINVAL);
 
         static const char *const bad_rows[][2] = {
-                {"nosuch", "{\"id\":\"x\"}"},                  /* table not known */
-                {"grants", "{\"id\":\"x\",\"evil\":1}"},      /* unknown column in a v2 table */
-                {"requests", "{\"uid\":1,\"state\":\"x\"}"},   /* no primary key */
-                {"requests", "{\"id\":\"x\",\"evil\":1}"},     /* unknown column */
-                {"requests", "{\"id\":\"x\",\"uid\":\"1\"}"},  /* text in an integer column */
-                {"requests", "{\"id\":\"x\",\"uid\":1.5}"},    /* reals never */
-                {"requests", "{\"id\":\"x\",\"state\":true}"}, /* bool in a text column */
-                {"launches", "{\"request\":null}"},            /* null key */
-                {"requests", "[]"},
+                { "nosuch", "{\"id\":\"x\"}" },                  /* table not known */
+                { "grants", "{\"id\":\"x\",\"evil\":1}" },       /* unknown column in a v2 table */
+                { "requests", "{\"uid\":1,\"state\":\"x\"}" },   /* no primary key */
+                { "requests", "{\"id\":\"x\",\"evil\":1}" },     /* unknown column */
+                { "requests", "{\"id\":\"x\",\"uid\":\"1\"}" },  /* text in an integer column */
+                { "requests", "{\"id\":\"x\",\"uid\":1.5}" },    /* reals never */
+                { "requests", "{\"id\":\"x\",\"state\":true}" }, /* bool in a text column */
+                { "launches", "{\"request\":null}" },            /* null key */
+                { "requests", "[]" },
         };
         for (size_t i = 0; i < ELEMENTSOF(bad_rows); i++) {
                 row = json_loads(bad_rows[i][1], 0, NULL);
                 ck_assert_ptr_nonnull(row);
-                st = (AuditState){.table = bad_rows[i][0], .row = row};
-                en = (AuditEntry){.event = "request", .uid = 1, .state = &st, .n_state = 1};
+                st = (AuditState){ .table = bad_rows[i][0], .row = row };
+                en = (AuditEntry){ .event = "request", .uid = 1, .state = &st, .n_state = 1 };
                 ck_assert_msg(audit_submit(a, &en, NULL, NULL) == -EINVAL, "accepted %s %s", bad_rows[i][0],
                               bad_rows[i][1]);
                 json_decref(row);
         }
         /* data must be an object */
         row = json_array();
-        en = (AuditEntry){.event = "request", .uid = 1, .data = row};
+        en = (AuditEntry){ .event = "request", .uid = 1, .data = row };
         ck_assert_int_eq(audit_submit(a, &en, NULL, NULL), -EINVAL);
         json_decref(row);
 
@@ -647,13 +644,13 @@ START_TEST(test_journal_ids_and_summary) {
                 ck_assert_uint_eq(strspn(id, "0123456789abcdef"), JOURNAL_MESSAGE_ID_LEN);
                 ck_assert_msg(!streq(id, generic), "%s has the generic id", events[i]);
                 for (size_t j = 0; j < i; j++)
-                        ck_assert_msg(!streq(id, journal_message_id(events[j])), "%s and %s share an id",
-                                      events[i], events[j]);
+                        ck_assert_msg(!streq(id, journal_message_id(events[j])), "%s and %s share an id", events[i],
+                                      events[j]);
         }
 
         /* a hostile program path cannot break the line or reach the terminal */
-        d = json_pack("{s:{s:s},s:s,s:i}", "program", "path", "/tmp/x\n\x1b[31mFAKE: root login", "rule",
-                      "r\r", "exit_code", 3);
+        d = json_pack("{s:{s:s},s:s,s:i}", "program", "path", "/tmp/x\n\x1b[31mFAKE: root login", "rule", "r\r",
+                      "exit_code", 3);
         m = journal_summary("exit", "req-1", 1000, d);
         ck_assert_ptr_nonnull(m);
         ck_assert_ptr_null(strchr(m, '\n'));
@@ -678,8 +675,8 @@ END_TEST
 START_TEST(test_journal_argv) {
         json_t *d = json_pack("{s:s,s:[s,s],s:{s:s,s:s},s:[{s:i,s:s,s:s}],s:{s:[s]}}", "program_name", "./my-tool",
                               "args", "--password", "hunter2", "program", "path", "/usr/bin/tac", "sha256", "ab",
-                              "file_args", "position", 1, "path", "/home/u/secret.txt", "sha256", "cd", "inner",
-                              "args", "nested-secret");
+                              "file_args", "position", 1, "path", "/home/u/secret.txt", "sha256", "cd", "inner", "args",
+                              "nested-secret");
         json_t *j, *e;
         char *text;
 
@@ -690,7 +687,7 @@ START_TEST(test_journal_argv) {
         ck_assert_ptr_ne(j, d);
         text = json_dumps(j, JSON_COMPACT);
         ck_assert(!contains(text, "hunter2") && !contains(text, "my-tool") && !contains(text, "secret"));
-        ck_assert(contains(text, "/usr/bin/tac"));  /* the verified path is not argv */
+        ck_assert(contains(text, "/usr/bin/tac"));      /* the verified path is not argv */
         ck_assert(contains(text, "\"sha256\":\"cd\"")); /* the file argument's hash stays */
         ck_assert(json_is_true(json_object_get(j, "argv_omitted")));
         free(text);
@@ -727,7 +724,7 @@ static void env_open(Env *env) {
 }
 
 static void env_setup(Env *env) {
-        *env = (Env){.dir = make_dir()};
+        *env = (Env){ .dir = make_dir() };
         env->path = db_path(env->dir);
         ck_assert_int_eq(sd_event_new(&env->event), 0);
         env_open(env);
@@ -761,25 +758,25 @@ START_TEST(test_rows_and_state) {
         ck_assert_uint_eq(sb.st_mode & 07777, 0600);
 
         /* arrays for TEXT columns are stored as canonical JSON text */
-        req_row = json_pack("{s:s,s:i,s:s,s:s,s:[s,s]}", "id", "req-1", "uid", 1000, "state", "launching",
-                            "rule", "apt", "argv", "install", "x");
+        req_row = json_pack("{s:s,s:i,s:s,s:s,s:[s,s]}", "id", "req-1", "uid", 1000, "state", "launching", "rule",
+                            "apt", "argv", "install", "x");
         launch_row = json_pack("{s:s,s:i,s:n}", "request", "req-1", "pid", 42, "cgroup");
-        st[0] = (AuditState){.table = "requests", .row = req_row};
-        st[1] = (AuditState){.table = "launches", .row = launch_row};
-        en = (AuditEntry){.event = "launch",
-                          .request = "req-1",
-                          .uid = 1000,
-                          .data = json_pack("{s:s,s:s}", "rule", "apt", "note", "line\nbreak \xe2\x80\xae"),
-                          .state = st,
-                          .n_state = 2};
+        st[0] = (AuditState){ .table = "requests", .row = req_row };
+        st[1] = (AuditState){ .table = "launches", .row = launch_row };
+        en = (AuditEntry){ .event = "launch",
+                           .request = "req-1",
+                           .uid = 1000,
+                           .data = json_pack("{s:s,s:s}", "rule", "apt", "note", "line\nbreak \xe2\x80\xae"),
+                           .state = st,
+                           .n_state = 2 };
         ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
         json_decref(en.data);
         json_decref(req_row);
         json_decref(launch_row);
         /* a partial upsert updates only what it names */
         req_row = json_pack("{s:s,s:s}", "id", "req-1", "state", "running");
-        st[0] = (AuditState){.table = "requests", .row = req_row};
-        en = (AuditEntry){.event = "started", .request = "req-1", .uid = 1000, .state = st, .n_state = 1};
+        st[0] = (AuditState){ .table = "requests", .row = req_row };
+        en = (AuditEntry){ .event = "started", .request = "req-1", .uid = 1000, .state = st, .n_state = 1 };
         ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
         json_decref(req_row);
         ck_assert_int_eq(submit(env.audit, "agent-start", NULL, -1, 0, &c), 0);
@@ -848,8 +845,8 @@ START_TEST(test_entry_error_spares_the_batch) {
         Env env;
         Counter good = {}, bad = {};
         json_t *row = json_pack("{s:s,s:s}", "id", "new-req", "state", "x"); /* uid is NOT NULL */
-        AuditState st = {.table = "requests", .row = row};
-        AuditEntry en = {.event = "request", .request = "new-req", .uid = 1, .state = &st, .n_state = 1};
+        AuditState st = { .table = "requests", .row = row };
+        AuditEntry en = { .event = "request", .request = "new-req", .uid = 1, .state = &st, .n_state = 1 };
         json_t *rows;
 
         env_setup(&env);
@@ -880,8 +877,7 @@ START_TEST(test_triggers_refuse_changes) {
         env_setup(&env);
         write_rows(env.event, env.audit, 3);
         db = open_raw(env.path);
-        ck_assert_int_ne(sqlite3_exec(db, "UPDATE audit SET data = '{}' WHERE seq = 2", NULL, NULL, &err),
-                         SQLITE_OK);
+        ck_assert_int_ne(sqlite3_exec(db, "UPDATE audit SET data = '{}' WHERE seq = 2", NULL, NULL, &err), SQLITE_OK);
         ck_assert(contains(err, "append-only"));
         sqlite3_free(err);
         err = NULL;
@@ -956,7 +952,7 @@ START_TEST(test_close_flushes) {
         env_setup(&env);
         for (int i = 0; i < 50; i++)
                 ck_assert_int_eq(submit(env.audit, "request", NULL, 1, i, &c), 0);
-        ck_assert_int_eq(audit_submit_sync(env.audit, &(AuditEntry){.event = "agent-stop", .uid = -1}), 0);
+        ck_assert_int_eq(audit_submit_sync(env.audit, &(AuditEntry){ .event = "agent-stop", .uid = -1 }), 0);
         env_close_audit(&env); /* no loop iteration: close delivers the completions */
         ck_assert_uint_eq(c.n, 50);
         ck_assert_uint_eq(c.failures, 0);
@@ -1040,8 +1036,7 @@ END_TEST
 static void read_meta_key(sqlite3 *db, uint8_t key[static AUDIT_KEY_LEN]) {
         sqlite3_stmt *s;
 
-        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'key'", -1, &s, NULL),
-                         SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'key'", -1, &s, NULL), SQLITE_OK);
         ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
         ck_assert_int_eq(sqlite3_column_bytes(s, 0), AUDIT_KEY_LEN);
         memcpy(key, sqlite3_column_blob(s, 0), AUDIT_KEY_LEN);
@@ -1061,16 +1056,14 @@ static void rechain_from(const char *path, int64_t from, const uint8_t *stolen) 
                 read_meta_key(db, key);
         exec_ok(db, "DROP TRIGGER IF EXISTS audit_no_update");
         exec_ok(db, "BEGIN");
-        ck_assert_int_eq(
-                sqlite3_prepare_v2(db,
-                                   "SELECT seq, time, boot_id, event, request, uid, data, epoch, hash, tag "
-                                   "FROM audit ORDER BY seq",
-                                   -1, &s, NULL),
-                SQLITE_OK);
         ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                            "UPDATE audit SET data = ?1, hash = ?2, tag = ?3 WHERE seq = ?4",
-                                            -1, &u, NULL),
+                                            "SELECT seq, time, boot_id, event, request, uid, data, epoch, hash, tag "
+                                            "FROM audit ORDER BY seq",
+                                            -1, &s, NULL),
                          SQLITE_OK);
+        ck_assert_int_eq(
+                sqlite3_prepare_v2(db, "UPDATE audit SET data = ?1, hash = ?2, tag = ?3 WHERE seq = ?4", -1, &u, NULL),
+                SQLITE_OK);
         while (sqlite3_step(s) == SQLITE_ROW) {
                 AuditRow r = {
                         .seq = sqlite3_column_int64(s, 0),
@@ -1187,9 +1180,9 @@ static void set_meta_int(sqlite3 *db, const char *key, int64_t v) {
 static void set_meta_blob(sqlite3 *db, const char *key, const void *p, size_t n) {
         sqlite3_stmt *s;
 
-        ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", -1, &s,
-                                            NULL),
-                         SQLITE_OK);
+        ck_assert_int_eq(
+                sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", -1, &s, NULL),
+                SQLITE_OK);
         sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_blob(s, 2, p, (int) n, SQLITE_STATIC);
         ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
@@ -1369,11 +1362,9 @@ START_TEST(test_idle_epoch_ends_in_time) {
                 ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "the idle epoch did not end (%zu rows)", n);
                 usleep(20 * 1000);
         }
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 4), "event")),
-                         AUDIT_EVENT_EPOCH_END);
-        ck_assert_str_eq(
-                json_string_value(json_object_get(json_object_get(json_array_get(rows, 4), "data"), "reason")),
-                "time");
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 4), "event")), AUDIT_EVENT_EPOCH_END);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(rows, 4), "data"), "reason")),
+                         "time");
         json_decref(rows);
         /* an epoch without rows never ends: nothing more while idle */
         usleep(600 * 1000);
@@ -1408,15 +1399,13 @@ START_TEST(test_reveal_once) {
 
         ck_assert_int_eq(audit_query(env.audit, 0, 10, &rows), 0);
         ck_assert_uint_eq(json_array_size(rows), 4); /* epoch 0's end row first */
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 3), "event")),
-                         "audit-key-revealed");
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 3), "event")), "audit-key-revealed");
         json_decref(rows);
         env_close_audit(&env);
 
         db = open_raw(env.path);
-        ck_assert_int_eq(
-                sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'initial_key'", -1, &s, NULL),
-                SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'initial_key'", -1, &s, NULL),
+                         SQLITE_OK);
         ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
         sqlite3_finalize(s);
         sqlite3_close(db);
@@ -1484,13 +1473,12 @@ static char *tiny_tmpfs(void) {
 
         ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
         ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
-        ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=2m,mode=0700"),
-                         0);
+        ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=2m,mode=0700"), 0);
         return dir;
 }
 
 static void env_setup_in(Env *env, char *dir) {
-        *env = (Env){.dir = dir};
+        *env = (Env){ .dir = dir };
         env->path = db_path(dir);
         ck_assert_int_eq(sd_event_new(&env->event), 0);
         env_open(env);
@@ -1524,8 +1512,7 @@ static void wait_healthy(Env *env) {
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
 
         while (audit_failed(env->audit)) {
-                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "still failed: %s",
-                              audit_failed(env->audit));
+                ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "still failed: %s", audit_failed(env->audit));
                 ck_assert_int_ge(sd_event_run(env->event, 100 * USEC_PER_MSEC), 0);
         }
 }
@@ -1536,11 +1523,10 @@ static bool has_recovered_row(Audit *a, const char *after) {
         bool found = false;
 
         ck_assert_int_eq(audit_query(a, 0, 100000, &rows), 0);
-        json_array_foreach(
-                rows, i,
-                row) if (streq(json_string_value(json_object_get(row, "event")), "audit-recovered") &&
-                         contains(json_string_value(json_object_get(json_object_get(row, "data"), "after")),
-                                  after)) found = true;
+        json_array_foreach(rows, i, row)
+                if (streq(json_string_value(json_object_get(row, "event")), "audit-recovered") &&
+                    contains(json_string_value(json_object_get(json_object_get(row, "data"), "after")), after))
+                        found = true;
         json_decref(rows);
         return found;
 }
@@ -1556,8 +1542,7 @@ START_TEST(test_disk_full_and_recovery) {
         ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 1, &c), 0);
         run_until(env.event, &c, 1);
         ck_assert_int_lt(c.last, 0);
-        ck_assert_msg(contains(audit_failed(env.audit), "the audit database is full"), "%s",
-                      audit_failed(env.audit));
+        ck_assert_msg(contains(audit_failed(env.audit), "the audit database is full"), "%s", audit_failed(env.audit));
         ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 2, &c), 0);
         run_until(env.event, &c, 2);
         ck_assert_int_lt(c.last, 0);
@@ -1596,9 +1581,8 @@ START_TEST(test_read_only_and_recovery) {
         env_setup_in(&env, tiny_tmpfs());
         write_rows(env.event, env.audit, 2);
         env_close_audit(&env);
-        ck_assert_int_eq(
-                mount(NULL, env.dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
-                0);
+        ck_assert_int_eq(mount(NULL, env.dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+                         0);
 
         env_open(&env);
         ck_assert_msg(contains(audit_failed(env.audit), "read-only"), "%s", audit_failed(env.audit));
@@ -1657,14 +1641,14 @@ START_TEST(test_refuses_bad_files) {
                 Mutate mutate;
                 const char *reason;
         } cases[] = {
-                {m_owner, "owned by uid 1000, not root"},
-                {m_mode, "mode 0644; it must be 0600"},
-                {m_symlink, "symbolic link"},
-                {m_hardlink, "2 hard links"},
-                {m_fifo, "not a regular file"},
-                {m_wal_owner, "-wal is owned by uid 1000"},
-                {m_dir_mode, "has mode 0750; it must be 0700"},
-                {m_dir_owner, "not owned by root"},
+                { m_owner, "owned by uid 1000, not root" },
+                { m_mode, "mode 0644; it must be 0600" },
+                { m_symlink, "symbolic link" },
+                { m_hardlink, "2 hard links" },
+                { m_fifo, "not a regular file" },
+                { m_wal_owner, "-wal is owned by uid 1000" },
+                { m_dir_mode, "has mode 0750; it must be 0700" },
+                { m_dir_owner, "not owned by root" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -1689,7 +1673,7 @@ START_TEST(test_refuses_bad_files) {
 END_TEST
 
 START_TEST(test_corrupt_garbage_then_moved_away) {
-        Env env = {.dir = make_dir()};
+        Env env = { .dir = make_dir() };
         _cleanup_free_ char *moved = NULL;
         uint8_t junk[16384];
         Counter c = {};
@@ -1704,10 +1688,8 @@ START_TEST(test_corrupt_garbage_then_moved_away) {
 
         ck_assert_int_eq(sd_event_new(&env.event), 0);
         env_open(&env);
-        ck_assert_msg(contains(audit_failed(env.audit), "audit database is corrupt ("), "%s",
-                      audit_failed(env.audit));
-        ck_assert(contains(audit_failed(env.audit),
-                           "elevations are refused until it is repaired or moved away"));
+        ck_assert_msg(contains(audit_failed(env.audit), "audit database is corrupt ("), "%s", audit_failed(env.audit));
+        ck_assert(contains(audit_failed(env.audit), "elevations are refused until it is repaired or moved away"));
         ck_assert_int_eq(submit(env.audit, "launch", NULL, 1, 0, &c), 0);
         run_until(env.event, &c, 1);
         ck_assert_int_eq(c.last, -EIO);
@@ -1738,11 +1720,9 @@ START_TEST(test_corrupt_page) {
         ck_assert_int_ge(st.st_size, 8 * 4096);
         /* one whole page in the middle of the audit table becomes garbage */
         memset(junk, 0xa5, sizeof(junk));
-        ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), (st.st_size / 4096 / 2) * 4096),
-                         (ssize_t) sizeof(junk));
+        ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), (st.st_size / 4096 / 2) * 4096), (ssize_t) sizeof(junk));
         env_open(&env);
-        ck_assert_msg(contains(audit_failed(env.audit), "corrupt"), "%s",
-                      audit_failed(env.audit) ?: "(healthy)");
+        ck_assert_msg(contains(audit_failed(env.audit), "corrupt"), "%s", audit_failed(env.audit) ?: "(healthy)");
         env_done(&env);
 }
 END_TEST

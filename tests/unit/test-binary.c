@@ -123,7 +123,7 @@ static void assert_msg(const char *err, const char *needle) {
 }
 
 static BinaryOptions opts(bool want_exec) {
-        return (BinaryOptions){.max_copy_size = 1ULL << 30, .tmpfile_dir_fd = -1, .want_exec = want_exec};
+        return (BinaryOptions){ .max_copy_size = 1ULL << 30, .tmpfile_dir_fd = -1, .want_exec = want_exec };
 }
 
 /* prepare() with the default options; the error message (if any) goes to *err */
@@ -144,8 +144,8 @@ static int prep_path(const char *path, const BinaryOptions *o, Binary **b, char 
 
 static int send_fd(int sock, int fd, int error) {
         char cbuf[CMSG_SPACE(sizeof(int))] = {};
-        struct iovec iov = {.iov_base = &error, .iov_len = sizeof(error)};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        struct iovec iov = { .iov_base = &error, .iov_len = sizeof(error) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
         if (fd >= 0) {
                 struct cmsghdr *cm;
@@ -163,9 +163,8 @@ static int send_fd(int sock, int fd, int error) {
 static int recv_fd(int sock) {
         char cbuf[CMSG_SPACE(sizeof(int))] = {};
         int error = 0, fd = -1;
-        struct iovec iov = {.iov_base = &error, .iov_len = sizeof(error)};
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+        struct iovec iov = { .iov_base = &error, .iov_len = sizeof(error) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
         struct cmsghdr *cm;
 
         if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) < 0)
@@ -238,7 +237,7 @@ static int run_fd(int fd) {
 
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-                char *argv[] = {(char *) "true", NULL}, *envp[] = {NULL};
+                char *argv[] = { (char *) "true", NULL }, *envp[] = { NULL };
                 syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
                 _exit(127);
         }
@@ -267,17 +266,17 @@ static const struct {
         int r;
         const char *interp, *arg;
 } shebangs[] = {
-        {"#!/bin/sh\n", 0, 1, "/bin/sh", NULL},
-        {"#! /bin/sh -e -x \n", 0, 1, "/bin/sh", "-e -x"},
-        {"#!\t/usr/bin/env\t python3 -u\t\nrest", 0, 1, "/usr/bin/env", "python3 -u"},
-        {"#!/bin/sh", 0, 1, "/bin/sh", NULL},   /* short file: zero padded */
-        {"#!python3\n", 0, 1, "python3", NULL}, /* parsed; refused later */
-        {"#!\n", 0, -ENOEXEC, NULL, NULL},
-        {"#!   \t \n", 0, -ENOEXEC, NULL, NULL},
-        {"#!/bin/sh\0 -x\n", 14, 1, "/bin/sh", NULL}, /* NUL ends the name, no argument */
-        {"ELF", 0, 0, NULL, NULL},
-        {"#", 0, 0, NULL, NULL},
-        {" #!/bin/sh\n", 0, 0, NULL, NULL},
+        { "#!/bin/sh\n", 0, 1, "/bin/sh", NULL },
+        { "#! /bin/sh -e -x \n", 0, 1, "/bin/sh", "-e -x" },
+        { "#!\t/usr/bin/env\t python3 -u\t\nrest", 0, 1, "/usr/bin/env", "python3 -u" },
+        { "#!/bin/sh", 0, 1, "/bin/sh", NULL },   /* short file: zero padded */
+        { "#!python3\n", 0, 1, "python3", NULL }, /* parsed; refused later */
+        { "#!\n", 0, -ENOEXEC, NULL, NULL },
+        { "#!   \t \n", 0, -ENOEXEC, NULL, NULL },
+        { "#!/bin/sh\0 -x\n", 14, 1, "/bin/sh", NULL }, /* NUL ends the name, no argument */
+        { "ELF", 0, 0, NULL, NULL },
+        { "#", 0, 0, NULL, NULL },
+        { " #!/bin/sh\n", 0, 0, NULL, NULL },
 };
 
 START_TEST(test_shebang_parse) {
@@ -289,8 +288,7 @@ START_TEST(test_shebang_parse) {
                 ck_assert_msg(r == shebangs[i].r, "case %zu: %d", i, r);
                 if (r == 1) {
                         ck_assert_str_eq(interp, shebangs[i].interp);
-                        ck_assert_msg(streq_ptr(arg, shebangs[i].arg), "case %zu: arg %s", i,
-                                      arg ?: "(null)");
+                        ck_assert_msg(streq_ptr(arg, shebangs[i].arg), "case %zu: arg %s", i, arg ?: "(null)");
                 }
         }
 }
@@ -374,7 +372,7 @@ END_TEST
 
 START_TEST(test_cache_lru) {
         _cleanup_(binary_cache_freep) BinaryCache *c = NULL;
-        BinaryCacheKey k[3] = {{.ino = 1}, {.ino = 2}, {.ino = 3}};
+        BinaryCacheKey k[3] = { { .ino = 1 }, { .ino = 2 }, { .ino = 3 } };
         uint8_t sha[SHA256_LEN], got[SHA256_LEN];
         uint64_t hits, misses;
 
@@ -415,7 +413,7 @@ static int memfd_with(size_t n, uint8_t **ret_data) {
 /* The copy loop refuses a file that is shorter or longer than its size said, on both
  * the simple and the threaded path, and copies exactly what it hashed otherwise. */
 START_TEST(test_copy_stream_sizes) {
-        static const size_t sizes[] = {0, 1000, 9 * MiB + 17};
+        static const size_t sizes[] = { 0, 1000, 9 * MiB + 17 };
 
         for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
                 _cleanup_free_ uint8_t *data = NULL;
@@ -427,8 +425,7 @@ START_TEST(test_copy_stream_sizes) {
                 close(dst);
                 if (sizes[i] > 0) {
                         dst = memfd_create("dst", MFD_CLOEXEC);
-                        ck_assert_int_eq(binary_copy_stream(src, dst, sizes[i] - 1, sha),
-                                         -ESTALE); /* grew */
+                        ck_assert_int_eq(binary_copy_stream(src, dst, sizes[i] - 1, sha), -ESTALE); /* grew */
                         close(dst);
                 }
                 dst = memfd_create("dst", MFD_CLOEXEC);
@@ -552,8 +549,7 @@ START_TEST(test_writable_dir_copied) {
         assert_sha_of(b, data, n);
         ck_assert_uint_eq(b->copied, n);
         /* (an executable memfd sealed with F_SEAL_EXEC reports F_SEAL_FUTURE_WRITE too) */
-        ck_assert_int_eq(fcntl(b->fd, F_GET_SEALS) & (BINARY_SEALS | F_SEAL_EXEC),
-                         BINARY_SEALS | F_SEAL_EXEC);
+        ck_assert_int_eq(fcntl(b->fd, F_GET_SEALS) & (BINARY_SEALS | F_SEAL_EXEC), BINARY_SEALS | F_SEAL_EXEC);
         ck_assert_int_eq(run_fd(b->fd), 0);
 }
 END_TEST
@@ -630,12 +626,12 @@ START_TEST(test_bad_descriptors) {
                 int r;
                 const char *msg;
         } cases[] = {
-                {"/usr/bin/true", O_PATH, -EBADFD, "O_PATH"},
-                {"/usr/bin", O_RDONLY | O_DIRECTORY, -EISDIR, "is a directory"},
-                {"/dev/null", O_RDONLY, -EINVAL, "character device"},
-                {"/proc/self/status", O_RDONLY, -EINVAL, "kernel interface"},
-                {"FIFO", O_RDONLY | O_NONBLOCK, -EINVAL, "FIFO"},
-                {"WRONLY", O_WRONLY, -EBADF, "not opened for reading"},
+                { "/usr/bin/true", O_PATH, -EBADFD, "O_PATH" },
+                { "/usr/bin", O_RDONLY | O_DIRECTORY, -EISDIR, "is a directory" },
+                { "/dev/null", O_RDONLY, -EINVAL, "character device" },
+                { "/proc/self/status", O_RDONLY, -EINVAL, "kernel interface" },
+                { "FIFO", O_RDONLY | O_NONBLOCK, -EINVAL, "FIFO" },
+                { "WRONLY", O_WRONLY, -EBADF, "not opened for reading" },
         };
         _cleanup_free_ char *err = NULL;
         BinaryOptions o = opts(true);
@@ -851,7 +847,7 @@ START_TEST(test_lease_break_detected) {
         _cleanup_(binary_freep) Binary *b = NULL;
         _cleanup_free_ char *err = NULL;
         BinaryOptions o = opts(true);
-        struct sigaction sa = {.sa_handler = on_sig};
+        struct sigaction sa = { .sa_handler = on_sig };
         char p[PATH_MAX];
         int fd;
 
@@ -921,10 +917,9 @@ START_TEST(test_script_refused) {
         char d[PATH_MAX], p[PATH_MAX], s[PATH_MAX];
 
         alarm(20);
-        expect_script_refused(
-                "rel", "#!python3\n", -ENOEXEC,
-                "relative interpreter \"python3\" in the #! line of /var/tmp/binary-test/rel is "
-                "refused; use an absolute path");
+        expect_script_refused("rel", "#!python3\n", -ENOEXEC,
+                              "relative interpreter \"python3\" in the #! line of /var/tmp/binary-test/rel is "
+                              "refused; use an absolute path");
         expect_script_refused("empty", "#!   \n", -ENOEXEC, "#! line the kernel cannot use");
         expect_script_refused("missing", "#!/nonexistent/sh\n", -ENOENT, "does not exist");
 
@@ -1004,8 +999,8 @@ START_TEST(test_size_limit) {
 }
 END_TEST
 
-static void expect_mount_not_in_place(const char *fstype, unsigned long flags, const char *data,
-                                      const char *reason, bool want_exec) {
+static void expect_mount_not_in_place(const char *fstype, unsigned long flags, const char *data, const char *reason,
+                                      bool want_exec) {
         _cleanup_(binary_freep) Binary *b = NULL;
         _cleanup_free_ char *err = NULL;
         BinaryOptions o = opts(want_exec);
@@ -1121,7 +1116,7 @@ START_TEST(test_truncated_during_copy) {
                 _cleanup_(binary_freep) Binary *b = NULL;
                 _cleanup_free_ char *err = NULL, *copy = NULL;
                 _cleanup_free_ uint8_t *buf = malloc(32 * MiB);
-                Truncator t = {.path = sp(p, "growing"), .size = MiB};
+                Truncator t = { .path = sp(p, "growing"), .size = MiB };
                 pthread_t th;
                 size_t n;
                 int fd, r;

@@ -55,9 +55,8 @@ typedef struct Blob {
 } Blob;
 
 /* A release with a global part and optional group/host parts, signed by k. */
-static Blob sign_release(const FleetPrivateKey *k, uint64_t serial, int64_t issued, int64_t expires,
-                         const char *global, const char *group, const char *group_text, const char *host,
-                         const char *host_text) {
+static Blob sign_release(const FleetPrivateKey *k, uint64_t serial, int64_t issued, int64_t expires, const char *global,
+                         const char *group, const char *group_text, const char *host, const char *host_text) {
         BundlePartSpec parts[3];
         size_t n = 0;
         BundleError err = {};
@@ -69,8 +68,7 @@ static Blob sign_release(const FleetPrivateKey *k, uint64_t serial, int64_t issu
                 parts[n++] = (BundlePartSpec){ BUNDLE_TARGET_GROUP, group, group_text, strlen(group_text) };
         if (host)
                 parts[n++] = (BundlePartSpec){ BUNDLE_TARGET_HOST, host, host_text, strlen(host_text) };
-        ck_assert_msg(bundle_sign(serial, issued, expires, parts, n, k, &b.data, &b.len, &err) == 0, "%s",
-                      err.message);
+        ck_assert_msg(bundle_sign(serial, issued, expires, parts, n, k, &b.data, &b.len, &err) == 0, "%s", err.message);
         return b;
 }
 
@@ -611,7 +609,8 @@ START_TEST(test_offer_message) {
         ProtoMsg m = {};
         json_t *o;
 
-        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"host.h1\",\"global\"]}", 2, &m), 0);
+        ck_assert_int_eq(decode_offer("{\"v\":1,\"type\":\"bundle_offer\",\"keys\":[\"host.h1\",\"global\"]}", 2, &m),
+                         0);
         ck_assert_int_eq(m.type, PROTO_BUNDLE_OFFER);
         ck_assert_uint_eq(m.n_keys, 2);
         ck_assert_uint_eq(m.n_fds, 2);
@@ -639,12 +638,9 @@ START_TEST(test_fleet_conf) {
         static const char good[] = "# a host\nnats = nats://b:4222\nhost_id = lab-7\ngroups = staff,berlin\n"
                                    "on_expiry = keep\nexpiry_warning = 3d\n";
         static const char *const bad[] = {
-                "on_expiry = later\n",
-                "on_expiry = keep\non_expiry = deny-all\n",
-                "expiry_warning = 0\n",
-                "expiry_warning = soon\n",
-                "expiry_warning = 400d\n",
-                "expiry_warning = 1h\nexpiry_warning = 2h\n",
+                "on_expiry = later\n",     "on_expiry = keep\non_expiry = deny-all\n",
+                "expiry_warning = 0\n",    "expiry_warning = soon\n",
+                "expiry_warning = 400d\n", "expiry_warning = 1h\nexpiry_warning = 2h\n",
                 "colour = blue\n",
         };
         FleetConf c = {};

@@ -64,8 +64,7 @@ static void leave(void) {
 
         if (!cg)
                 return;
-        procs = strdup_printf("%s%s/cgroup.procs", cgroup_mount(cg),
-                              streq(orig_cgroup, "/") ? "" : orig_cgroup);
+        procs = strdup_printf("%s%s/cgroup.procs", cgroup_mount(cg), streq(orig_cgroup, "/") ? "" : orig_cgroup);
         (void) write_file(procs, "0");
         if (cgroup_launch_list(cg, &names) >= 0)
                 for (char **n = names; *n; n++) {
@@ -176,8 +175,7 @@ START_TEST(test_setup_layout) {
         hex_encode(digest, SHA256_LEN, hex);
         hex[8] = 0;
         if (!strstr(orig_cgroup, ".service")) {
-                expect_base = strdup_printf("%s/elevated-%s",
-                                            streq(orig_cgroup, "/") ? "" : orig_cgroup, hex);
+                expect_base = strdup_printf("%s/elevated-%s", streq(orig_cgroup, "/") ? "" : orig_cgroup, hex);
                 ck_assert_str_eq(cgroup_base(cg), expect_base);
         }
         /* we now live in base/agent */
@@ -386,8 +384,8 @@ END_TEST
  * change. launch_spawn() runs on the agent's event loop, so it must give up after its
  * deadline, kill the child and say why, never wait for it. */
 static void freeze(const char *name, bool on) {
-        _cleanup_free_ char *path = strdup_printf("%s%s/launch-%s/cgroup.freeze", cgroup_mount(cg), cgroup_base(cg),
-                                                  name);
+        _cleanup_free_ char *path =
+                strdup_printf("%s%s/launch-%s/cgroup.freeze", cgroup_mount(cg), cgroup_base(cg), name);
 
         ck_assert_int_eq(write_file(path, on ? "1" : "0"), 0);
 }
@@ -446,8 +444,8 @@ typedef struct StopArgs {
  * child then stops before it can run another instruction. */
 static void *stop_the_child(void *userdata) {
         StopArgs *a = userdata;
-        _cleanup_free_ char *path = strdup_printf("%s%s/launch-%s/cgroup.procs", cgroup_mount(cg), cgroup_base(cg),
-                                                  a->name);
+        _cleanup_free_ char *path =
+                strdup_printf("%s%s/launch-%s/cgroup.procs", cgroup_mount(cg), cgroup_base(cg), a->name);
 
         for (int i = 0; i < 500 && a->stopped == 0; i++) {
                 _cleanup_free_ char *buf = NULL;

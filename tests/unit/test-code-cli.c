@@ -67,7 +67,7 @@ static char *read_memfd(int fd) {
 /* Runs elevatectl with args (NULL-terminated); returns the exit status. */
 static int run(const char *const *args, char **ret_out, char **ret_err) {
         posix_spawn_file_actions_t fa;
-        const char *argv[32] = {"elevatectl"};
+        const char *argv[32] = { "elevatectl" };
         int out = memfd_create("out", MFD_CLOEXEC), err = memfd_create("err", MFD_CLOEXEC), status, n = 1;
         pid_t pid;
 
@@ -98,30 +98,29 @@ static char *path_in(const char *name) {
 static void new_site_key(const char *path, uint8_t ret[static CODE_KEY_LEN]) {
         _cleanup_free_ char *out = NULL, *err = NULL;
 
-        ck_assert_int_eq(run((const char *[]){"keys", "new", "--site-key", path, NULL}, &out, &err), 0);
+        ck_assert_int_eq(run((const char *[]){ "keys", "new", "--site-key", path, NULL }, &out, &err), 0);
         ck_assert_int_eq(code_site_key_read(path, CODE_KEY_FILE_PRIVATE, ret), 0);
 }
 
 START_TEST(test_keys_new) {
-        _cleanup_free_ char *site = path_in("site.key"), *out = NULL, *err = NULL, *out2 = NULL,
-                            *err2 = NULL;
+        _cleanup_free_ char *site = path_in("site.key"), *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
         uint8_t k[CODE_KEY_LEN], k2[CODE_KEY_LEN];
         struct stat st;
 
-        ck_assert_int_eq(run((const char *[]){"keys", "new", "--site-key", site, NULL}, &out, &err), 0);
+        ck_assert_int_eq(run((const char *[]){ "keys", "new", "--site-key", site, NULL }, &out, &err), 0);
         ck_assert_ptr_nonnull(strstr(out, "Created the site key"));
         ck_assert_int_eq(stat(site, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
         ck_assert_int_eq(code_site_key_read(site, CODE_KEY_FILE_PRIVATE | CODE_KEY_FILE_OWNED_BY_ME, k), 0);
         /* never overwritten */
-        ck_assert_int_eq(run((const char *[]){"keys", "new", "--site-key", site, NULL}, &out2, &err2), 1);
+        ck_assert_int_eq(run((const char *[]){ "keys", "new", "--site-key", site, NULL }, &out2, &err2), 1);
         ck_assert_ptr_nonnull(strstr(err2, "never overwritten"));
         ck_assert_int_eq(code_site_key_read(site, 0, k2), 0);
         ck_assert_mem_eq(k, k2, CODE_KEY_LEN);
         free(out2), free(err2);
-        ck_assert_int_eq(run((const char *[]){"keys", "new", NULL}, &out2, &err2), 2);
+        ck_assert_int_eq(run((const char *[]){ "keys", "new", NULL }, &out2, &err2), 2);
         free(out2), free(err2);
-        ck_assert_int_eq(run((const char *[]){"keys", "--help", NULL}, &out2, &err2), 0);
+        ck_assert_int_eq(run((const char *[]){ "keys", "--help", NULL }, &out2, &err2), 0);
         ck_assert_ptr_nonnull(strstr(out2, "site key"));
         ck_assert_ptr_nonnull(strstr(out2, "endpoint key"));
         unlink(site);
@@ -129,25 +128,23 @@ START_TEST(test_keys_new) {
 END_TEST
 
 START_TEST(test_keys_derive) {
-        _cleanup_free_ char *site = path_in("site.key"), *ep = path_in("endpoint.key"), *out = NULL,
-                            *err = NULL;
+        _cleanup_free_ char *site = path_in("site.key"), *ep = path_in("endpoint.key"), *out = NULL, *err = NULL;
         uint8_t sk[CODE_KEY_LEN], want[CODE_KEY_LEN];
         CodeEndpointKey k;
         struct stat st;
 
         new_site_key(site, sk);
-        ck_assert_int_eq(
-                run((const char *[]){"keys", "derive", "--site-key", site, "--host", "Alice-Laptop", NULL},
-                    &out, &err),
-                0);
+        ck_assert_int_eq(run((const char *[]){ "keys", "derive", "--site-key", site, "--host", "Alice-Laptop", NULL },
+                             &out, &err),
+                         0);
         ck_assert_int_eq(code_endpoint_key_parse(out, strlen(out), &k), 0);
         ck_assert_str_eq(k.host, "alice-laptop");
         ck_assert_uint_eq(k.epoch, 1);
         ck_assert_int_eq(code_endpoint_key(sk, "alice-laptop", 1, want), 0);
         ck_assert_mem_eq(k.key, want, CODE_KEY_LEN);
         free(out), free(err);
-        ck_assert_int_eq(run((const char *[]){"keys", "derive", "--site-key", site, "--host", "alice-laptop",
-                                              "--epoch", "7", "--output", ep, NULL},
+        ck_assert_int_eq(run((const char *[]){ "keys", "derive", "--site-key", site, "--host", "alice-laptop",
+                                               "--epoch", "7", "--output", ep, NULL },
                              &out, &err),
                          0);
         ck_assert_str_eq(out, "");
@@ -159,24 +156,22 @@ START_TEST(test_keys_derive) {
         ck_assert_mem_eq(k.key, want, CODE_KEY_LEN);
         free(out), free(err);
         /* no overwrite, bad epoch, bad host, a site key others can read */
-        ck_assert_int_eq(run((const char *[]){"keys", "derive", "--site-key", site, "--host", "a",
-                                              "--output", ep, NULL},
-                             &out, &err),
-                         1);
+        ck_assert_int_eq(
+                run((const char *[]){ "keys", "derive", "--site-key", site, "--host", "a", "--output", ep, NULL }, &out,
+                    &err),
+                1);
         free(out), free(err);
-        ck_assert_int_eq(run((const char *[]){"keys", "derive", "--site-key", site, "--host", "a", "--epoch",
-                                              "4096", NULL},
-                             &out, &err),
-                         2);
+        ck_assert_int_eq(
+                run((const char *[]){ "keys", "derive", "--site-key", site, "--host", "a", "--epoch", "4096", NULL },
+                    &out, &err),
+                2);
         free(out), free(err);
-        ck_assert_int_eq(run((const char *[]){"keys", "derive", "--site-key", site, "--host", "a b", NULL},
-                             &out, &err),
-                         2);
+        ck_assert_int_eq(
+                run((const char *[]){ "keys", "derive", "--site-key", site, "--host", "a b", NULL }, &out, &err), 2);
         free(out), free(err);
         ck_assert_int_eq(chmod(site, 0644), 0);
-        ck_assert_int_eq(
-                run((const char *[]){"keys", "derive", "--site-key", site, "--host", "a", NULL}, &out, &err),
-                1);
+        ck_assert_int_eq(run((const char *[]){ "keys", "derive", "--site-key", site, "--host", "a", NULL }, &out, &err),
+                         1);
         ck_assert_ptr_nonnull(strstr(err, "chmod 600"));
         ck_assert_str_eq(out, "");
         unlink(site), unlink(ep);
@@ -184,8 +179,8 @@ START_TEST(test_keys_derive) {
 END_TEST
 
 /* A challenge as an agent with endpoint key ek for host would show it. */
-static void agent_challenge(const uint8_t sk[static CODE_KEY_LEN], CodeChallenge *c,
-                            uint8_t ek[CODE_KEY_LEN], char s[CODE_CHALLENGE_STR_MAX]) {
+static void agent_challenge(const uint8_t sk[static CODE_KEY_LEN], CodeChallenge *c, uint8_t ek[CODE_KEY_LEN],
+                            char s[CODE_CHALLENGE_STR_MAX]) {
         uint8_t digest[SHA256_LEN];
 
         ck_assert_int_eq(random_bytes(digest, sizeof(digest)), 0);
@@ -204,8 +199,8 @@ START_TEST(test_respond) {
 
         new_site_key(site, sk);
         agent_challenge(sk, &c, ek, s);
-        ck_assert_int_eq(run((const char *[]){"respond", s, "--site-key", site, "--host", "alice-laptop",
-                                              "--ttl", "89s", "--json", NULL},
+        ck_assert_int_eq(run((const char *[]){ "respond", s, "--site-key", site, "--host", "alice-laptop", "--ttl",
+                                               "89s", "--json", NULL },
                              &out, &err),
                          0);
         j = json_loads(out, 0, NULL);
@@ -219,17 +214,15 @@ START_TEST(test_respond) {
         hex_encode(c.digest, CODE_DIGEST_LEN, digest);
         ck_assert_str_eq(json_string_value(json_object_get(j, "request_digest")), digest);
         /* the agent's check accepts it, with the ttl rounded up to whole minutes */
-        ck_assert_int_eq(code_verify_response(ek, "alice-laptop", &c,
-                                              json_string_value(json_object_get(j, "response")),
-                                              now_usec(CLOCK_REALTIME), 30 * 60 * USEC_PER_SEC,
-                                              CODE_DEFAULT_SKEW_USEC, &r),
+        ck_assert_int_eq(code_verify_response(ek, "alice-laptop", &c, json_string_value(json_object_get(j, "response")),
+                                              now_usec(CLOCK_REALTIME), 30 * 60 * USEC_PER_SEC, CODE_DEFAULT_SKEW_USEC,
+                                              &r),
                          0);
         ck_assert_uint_eq(r.ttl_minutes, 2);
         /* and only on that host */
-        ck_assert_int_eq(code_verify_response(ek, "bob-laptop", &c,
-                                              json_string_value(json_object_get(j, "response")),
-                                              now_usec(CLOCK_REALTIME), 30 * 60 * USEC_PER_SEC,
-                                              CODE_DEFAULT_SKEW_USEC, &r),
+        ck_assert_int_eq(code_verify_response(ek, "bob-laptop", &c, json_string_value(json_object_get(j, "response")),
+                                              now_usec(CLOCK_REALTIME), 30 * 60 * USEC_PER_SEC, CODE_DEFAULT_SKEW_USEC,
+                                              &r),
                          -EKEYREJECTED);
         json_decref(j);
         free(out), free(err);
@@ -238,8 +231,8 @@ START_TEST(test_respond) {
                 if (*p >= 'A' && *p <= 'Z')
                         *p = (char) (*p - 'A' + 'a');
         s[4] = 0;
-        ck_assert_int_eq(run((const char *[]){"respond", "--site-key", site, "--host", "alice-laptop",
-                                              "--ttl", "8h", s, s + 5, NULL},
+        ck_assert_int_eq(run((const char *[]){ "respond", "--site-key", site, "--host", "alice-laptop", "--ttl", "8h",
+                                               s, s + 5, NULL },
                              &out, &err),
                          0);
         ck_assert_ptr_nonnull(strstr(out, id));
@@ -259,46 +252,42 @@ START_TEST(test_respond_refuses) {
         agent_challenge(sk, &c, ek, s);
         memcpy(typo, s, sizeof(typo));
         typo[6] = typo[6] == 'X' ? 'Y' : 'X';
-        ck_assert_int_eq(run((const char *[]){"respond", typo, "--site-key", site, "--host", "h", "--ttl",
-                                              "30m", NULL},
-                             &out, &err),
-                         2);
+        ck_assert_int_eq(
+                run((const char *[]){ "respond", typo, "--site-key", site, "--host", "h", "--ttl", "30m", NULL }, &out,
+                    &err),
+                2);
         ck_assert_ptr_nonnull(strstr(err, "typo"));
         ck_assert_str_eq(out, "");
         free(out), free(err);
         typo[6] = 'U';
-        ck_assert_int_eq(run((const char *[]){"respond", typo, "--site-key", site, "--host", "h", "--ttl",
-                                              "30m", NULL},
-                             &out, &err),
-                         2);
+        ck_assert_int_eq(
+                run((const char *[]){ "respond", typo, "--site-key", site, "--host", "h", "--ttl", "30m", NULL }, &out,
+                    &err),
+                2);
         ck_assert_str_eq(out, "");
         free(out), free(err);
-        ck_assert_int_eq(run((const char *[]){"respond", s, "--site-key", site, "--host", "h", "--ttl",
-                                              "68h16m", NULL},
+        ck_assert_int_eq(
+                run((const char *[]){ "respond", s, "--site-key", site, "--host", "h", "--ttl", "68h16m", NULL }, &out,
+                    &err),
+                2);
+        free(out), free(err);
+        ck_assert_int_eq(run((const char *[]){ "respond", s, "--site-key", site, "--host", "h", "--ttl", "0", NULL },
                              &out, &err),
                          2);
         free(out), free(err);
-        ck_assert_int_eq(
-                run((const char *[]){"respond", s, "--site-key", site, "--host", "h", "--ttl", "0", NULL},
-                    &out, &err),
-                2);
+        ck_assert_int_eq(run((const char *[]){ "respond", s, "--site-key", site, "--host", "-h", "--ttl", "1h", NULL },
+                             &out, &err),
+                         2);
         free(out), free(err);
-        ck_assert_int_eq(
-                run((const char *[]){"respond", s, "--site-key", site, "--host", "-h", "--ttl", "1h", NULL},
-                    &out, &err),
-                2);
-        free(out), free(err);
-        ck_assert_int_eq(
-                run((const char *[]){"respond", s, "--site-key", site, "--ttl", "1h", NULL}, &out, &err), 2);
+        ck_assert_int_eq(run((const char *[]){ "respond", s, "--site-key", site, "--ttl", "1h", NULL }, &out, &err), 2);
         free(out), free(err);
         ck_assert_int_eq(chmod(site, 0640), 0);
-        ck_assert_int_eq(
-                run((const char *[]){"respond", s, "--site-key", site, "--host", "h", "--ttl", "1h", NULL},
-                    &out, &err),
-                1);
+        ck_assert_int_eq(run((const char *[]){ "respond", s, "--site-key", site, "--host", "h", "--ttl", "1h", NULL },
+                             &out, &err),
+                         1);
         ck_assert_str_eq(out, "");
         free(out), free(err);
-        ck_assert_int_eq(run((const char *[]){"respond", "--help", NULL}, &out, &err), 0);
+        ck_assert_int_eq(run((const char *[]){ "respond", "--help", NULL }, &out, &err), 0);
         ck_assert_ptr_nonnull(strstr(out, "--site-key"));
         unlink(site);
 }

@@ -131,7 +131,7 @@ START_TEST(test_base32_alphabet_and_mapping) {
         ck_assert_mem_eq(out, all, 20);
         /* I, i, L, l read as 1; O, o as 0 */
         for (const char *p = "IiLl"; *p; p++) {
-                char one[2] = {*p, 0};
+                char one[2] = { *p, 0 };
                 ck_assert_int_eq(code_base32_decode(one, 1, a, 1), 0);
                 ck_assert_int_eq(code_base32_decode("1", 1, b, 1), 0);
                 ck_assert_uint_eq(a[0], b[0]);
@@ -154,7 +154,7 @@ START_TEST(test_base32_alphabet_and_mapping) {
 END_TEST
 
 START_TEST(test_base32_rejects) {
-        uint8_t out[8] = {0xAA};
+        uint8_t out[8] = { 0xAA };
         char s[8];
 
         ck_assert_int_eq(code_base32_decode("U", 1, out, sizeof(out)), -EILSEQ);
@@ -201,8 +201,7 @@ START_TEST(test_challenge_round_trip) {
                 char s[CODE_CHALLENGE_STR_MAX];
 
                 ck_assert_int_eq(random_bytes(digest, sizeof(digest)), 0);
-                ck_assert_int_eq(code_challenge_new(&c, (uint32_t) (i * 37) % (CODE_EPOCH_MAX + 1), digest),
-                                 0);
+                ck_assert_int_eq(code_challenge_new(&c, (uint32_t) (i * 37) % (CODE_EPOCH_MAX + 1), digest), 0);
                 ck_assert_int_eq(code_challenge_encode(&c, s), 0);
                 ck_assert_uint_eq(strlen(s), CODE_CHALLENGE_STR_MAX - 1);
                 ck_assert_int_eq(code_challenge_decode(s, &d), 0);
@@ -213,7 +212,7 @@ END_TEST
 
 START_TEST(test_challenge_rejects) {
         uint8_t digest[SHA256_LEN] = {}, nonce[CODE_NONCE_LEN] = {}, b[15] = {};
-        CodeChallenge c, d = {.epoch = 77};
+        CodeChallenge c, d = { .epoch = 77 };
         char s[CODE_CHALLENGE_STR_MAX];
         size_t pos = 0;
 
@@ -235,8 +234,7 @@ START_TEST(test_challenge_rejects) {
         ck_assert_int_eq(code_challenge_decode(KAT_RESPONSE, &d), -EMSGSIZE);
         ck_assert_int_eq(code_challenge_decode("KHZ5-MERX-1WJ6-G403-41BZ-6B3U", &d), -EILSEQ);
         ck_assert_int_eq(code_challenge_decode("KHZ5-MERX-1WJ6-G403-41BZ-6B3K", &d), -EBADMSG);
-        ck_assert(code_error_is_typo(-EBADMSG) && code_error_is_typo(-EILSEQ) &&
-                  code_error_is_typo(-EMSGSIZE));
+        ck_assert(code_error_is_typo(-EBADMSG) && code_error_is_typo(-EILSEQ) && code_error_is_typo(-EMSGSIZE));
         ck_assert(!code_error_is_typo(-EKEYREJECTED) && !code_error_is_typo(-EPROTONOSUPPORT));
         ck_assert_uint_eq(d.epoch, 77);
 }
@@ -294,9 +292,9 @@ START_TEST(test_check_catches_typos) {
                 ck_assert_int_eq(code_challenge_new(&c, (uint32_t) i, digest), 0);
                 ck_assert_int_eq(code_challenge_encode(&c, s), 0);
                 check_all_typos(s, decode_challenge, &c);
-                ck_assert_int_eq(code_response_make(ek, "h", &c, 1 + (uint32_t) i * 97,
-                                                    KAT_ISSUED + (uint64_t) i * 999, &resp),
-                                 0);
+                ck_assert_int_eq(
+                        code_response_make(ek, "h", &c, 1 + (uint32_t) i * 97, KAT_ISSUED + (uint64_t) i * 999, &resp),
+                        0);
                 ck_assert_int_eq(code_response_encode(&resp, r), 0);
                 check_all_typos(r, decode_response, &resp);
         }
@@ -324,7 +322,7 @@ START_TEST(test_response_known_answer) {
 END_TEST
 
 START_TEST(test_response_round_trip_and_range) {
-        CodeResponse r = {.ttl_minutes = 0}, d;
+        CodeResponse r = { .ttl_minutes = 0 }, d;
         char s[CODE_RESPONSE_STR_MAX];
 
         ck_assert_int_eq(code_response_encode(&r, s), -ERANGE);
@@ -349,8 +347,8 @@ END_TEST
 
 START_TEST(test_digests_known_answer) {
         uint8_t prog[SHA256_LEN], fh[SHA256_LEN], argv_d[SHA256_LEN], req[SHA256_LEN];
-        const char *args[] = {"-i", "/home/alice/Downloads/zoom.deb"};
-        CodeFileArg file = {.position = 2};
+        const char *args[] = { "-i", "/home/alice/Downloads/zoom.deb" };
+        CodeFileArg file = { .position = 2 };
 
         ck_assert_int_eq(sha256_buf("zoom_installer.run", 18, prog), 0);
         ck_hex_eq(prog, SHA256_LEN, KAT_PROGRAM);
@@ -361,25 +359,24 @@ START_TEST(test_digests_known_answer) {
         ck_hex_eq(argv_d, SHA256_LEN, KAT_ARGV);
         ck_assert_int_eq(code_argv_digest(NULL, 0, NULL, 0, req), 0);
         ck_hex_eq(req, SHA256_LEN, KAT_ARGV_EMPTY);
-        ck_assert_int_eq(code_request_digest(&(CodeRequest){.uid = 1000,
-                                                            .program_sha256 = prog,
-                                                            .argv_digest = argv_d,
-                                                            .run_as = "root",
-                                                            .grant_scope = "command"},
+        ck_assert_int_eq(code_request_digest(&(CodeRequest){ .uid = 1000,
+                                                             .program_sha256 = prog,
+                                                             .argv_digest = argv_d,
+                                                             .run_as = "root",
+                                                             .grant_scope = "command" },
                                              req),
                          0);
         ck_hex_eq(req, SHA256_LEN, KAT_REQUEST);
 }
 END_TEST
 
-static void digest_of(const char *const *args, size_t n, const CodeFileArg *f, size_t nf,
-                      uint8_t out[SHA256_LEN]) {
+static void digest_of(const char *const *args, size_t n, const CodeFileArg *f, size_t nf, uint8_t out[SHA256_LEN]) {
         ck_assert_int_eq(code_argv_digest(args, n, f, nf, out), 0);
 }
 
 START_TEST(test_argv_digest_injective) {
-        const char *ab_c[] = {"ab", "c"}, *a_bc[] = {"a", "bc"}, *abc[] = {"abc"}, *abc_[] = {"abc", ""};
-        CodeFileArg f1 = {.position = 1}, f2 = {.position = 2}, f1x = {.position = 1, .sha256 = {1}};
+        const char *ab_c[] = { "ab", "c" }, *a_bc[] = { "a", "bc" }, *abc[] = { "abc" }, *abc_[] = { "abc", "" };
+        CodeFileArg f1 = { .position = 1 }, f2 = { .position = 2 }, f1x = { .position = 1, .sha256 = { 1 } };
         uint8_t x[SHA256_LEN], y[SHA256_LEN];
 
         digest_of(ab_c, 2, NULL, 0, x);
@@ -397,19 +394,17 @@ START_TEST(test_argv_digest_injective) {
         ck_assert_mem_ne(x, y, SHA256_LEN);
         digest_of(abc, 1, &f1, 1, y);
         ck_assert_mem_eq(x, y, SHA256_LEN);
-        ck_assert_int_eq(code_argv_digest((const char *[]){"a", NULL}, 2, NULL, 0, x), -EINVAL);
+        ck_assert_int_eq(code_argv_digest((const char *[]){ "a", NULL }, 2, NULL, 0, x), -EINVAL);
         ck_assert_int_eq(code_argv_digest(NULL, 1, NULL, 0, x), -EINVAL);
 }
 END_TEST
 
 START_TEST(test_request_digest_binds_every_field) {
-        uint8_t prog[SHA256_LEN] = {1}, prog2[SHA256_LEN] = {2}, av[SHA256_LEN] = {3}, av2[SHA256_LEN] = {4};
-        CodeRequest base = {.uid = 1000,
-                            .program_sha256 = prog,
-                            .argv_digest = av,
-                            .run_as = "root",
-                            .grant_scope = "command"};
-        CodeRequest v[] = {base, base, base, base, base, base};
+        uint8_t prog[SHA256_LEN] = { 1 }, prog2[SHA256_LEN] = { 2 }, av[SHA256_LEN] = { 3 }, av2[SHA256_LEN] = { 4 };
+        CodeRequest base = {
+                .uid = 1000, .program_sha256 = prog, .argv_digest = av, .run_as = "root", .grant_scope = "command"
+        };
+        CodeRequest v[] = { base, base, base, base, base, base };
         uint8_t d0[SHA256_LEN], d[SHA256_LEN];
 
         v[0].uid = 1001;
@@ -499,23 +494,21 @@ START_TEST(test_mac_binds_everything) {
         ck_assert_int_eq(code_response_mac(ek, "alice-laptop", &c0, 30, KAT_ISSUED, m), 0);
         ck_assert_mem_eq(m, m0, CODE_MAC_LEN);
         ck_assert_int_eq(code_response_mac(ek, "alice laptop", &c0, 30, KAT_ISSUED, m), -EINVAL);
-        ck_assert_int_eq(code_response_make(ek, "alice-laptop", &c0, 0, KAT_ISSUED, &(CodeResponse){}),
-                         -ERANGE);
-        ck_assert_int_eq(code_response_make(ek, "alice-laptop", &c0, CODE_TTL_MAX_MINUTES + 1, KAT_ISSUED,
-                                            &(CodeResponse){}),
-                         -ERANGE);
+        ck_assert_int_eq(code_response_make(ek, "alice-laptop", &c0, 0, KAT_ISSUED, &(CodeResponse){}), -ERANGE);
+        ck_assert_int_eq(
+                code_response_make(ek, "alice-laptop", &c0, CODE_TTL_MAX_MINUTES + 1, KAT_ISSUED, &(CodeResponse){}),
+                -ERANGE);
 }
 END_TEST
 
-static int verify_at(const uint8_t *ek, const char *host, const CodeChallenge *c, const char *code,
-                     uint64_t now_min, CodeResponse *ret) {
+static int verify_at(const uint8_t *ek, const char *host, const CodeChallenge *c, const char *code, uint64_t now_min,
+                     CodeResponse *ret) {
         return code_verify_response(ek, host, c, code, now_min * 60 * USEC_PER_SEC + 17 * USEC_PER_SEC,
                                     30 * 60 * USEC_PER_SEC, CODE_DEFAULT_SKEW_USEC, ret);
 }
 
 /* A response for c issued at minute t, ttl 45. */
-static void response_at(const uint8_t *ek, const CodeChallenge *c, uint64_t t,
-                        char out[CODE_RESPONSE_STR_MAX]) {
+static void response_at(const uint8_t *ek, const CodeChallenge *c, uint64_t t, char out[CODE_RESPONSE_STR_MAX]) {
         CodeResponse r;
 
         ck_assert_int_eq(code_response_make(ek, "alice-laptop", c, 45, t, &r), 0);
@@ -524,7 +517,7 @@ static void response_at(const uint8_t *ek, const CodeChallenge *c, uint64_t t,
 
 START_TEST(test_verify) {
         uint8_t ek[CODE_KEY_LEN], ek2[CODE_KEY_LEN], site[CODE_KEY_LEN], mac[CODE_MAC_LEN];
-        CodeResponse r = {.ttl_minutes = 999};
+        CodeResponse r = { .ttl_minutes = 999 };
         CodeChallenge c, c2;
         char s[CODE_RESPONSE_STR_MAX], f[CODE_RESPONSE_STR_MAX];
         const uint64_t now = KAT_ISSUED;
@@ -604,44 +597,38 @@ START_TEST(test_verify_time) {
         ck_assert_uint_eq(r.issued_minutes, 65536 * 450 - 3);
         /* limits the time field cannot represent */
         ck_assert_int_eq(code_verify_response(ek, "alice-laptop", &c, s, now * 60 * USEC_PER_SEC,
-                                              (uint64_t) (CODE_TIME_PAST_MAX + 1) * 60 * USEC_PER_SEC, 0,
-                                              &r),
+                                              (uint64_t) (CODE_TIME_PAST_MAX + 1) * 60 * USEC_PER_SEC, 0, &r),
                          -EINVAL);
-        ck_assert_int_eq(code_verify_response(ek, "alice-laptop", &c, s, now * 60 * USEC_PER_SEC,
-                                              60 * USEC_PER_SEC, UINT64_MAX, &r),
+        ck_assert_int_eq(code_verify_response(ek, "alice-laptop", &c, s, now * 60 * USEC_PER_SEC, 60 * USEC_PER_SEC,
+                                              UINT64_MAX, &r),
                          -EINVAL);
 }
 END_TEST
 
 START_TEST(test_time_reconstruct) {
-        const uint64_t nows[] = {65536,
-                                 65536 * 2 - 1,
-                                 65536 * 3,
-                                 KAT_ISSUED,
-                                 KAT_ISSUED | 0x7FFF,
-                                 KAT_ISSUED | 0x8000,
-                                 (KAT_ISSUED | 0xFFFF) + 1};
+        const uint64_t nows[] = { 65536,
+                                  65536 * 2 - 1,
+                                  65536 * 3,
+                                  KAT_ISSUED,
+                                  KAT_ISSUED | 0x7FFF,
+                                  KAT_ISSUED | 0x8000,
+                                  (KAT_ISSUED | 0xFFFF) + 1 };
         uint64_t t;
 
         for (size_t i = 0; i < sizeof(nows) / sizeof(nows[0]); i++) {
                 uint64_t now = nows[i];
 
-                for (int64_t d = -(int64_t) CODE_TIME_PAST_MAX; d <= (int64_t) CODE_TIME_FUTURE_MAX;
-                     d += 97) {
+                for (int64_t d = -(int64_t) CODE_TIME_PAST_MAX; d <= (int64_t) CODE_TIME_FUTURE_MAX; d += 97) {
                         uint64_t want = (uint64_t) ((int64_t) now + d);
                         ck_assert_int_eq(code_time_reconstruct((uint32_t) (want & 0xFFFF), now, &t), 0);
                         ck_assert_uint_eq(t, want);
                 }
-                ck_assert_int_eq(
-                        code_time_reconstruct((uint32_t) ((now + CODE_TIME_FUTURE_MAX) & 0xFFFF), now, &t),
-                        0);
+                ck_assert_int_eq(code_time_reconstruct((uint32_t) ((now + CODE_TIME_FUTURE_MAX) & 0xFFFF), now, &t), 0);
                 ck_assert_uint_eq(t, now + CODE_TIME_FUTURE_MAX);
-                ck_assert_int_eq(
-                        code_time_reconstruct((uint32_t) ((now - CODE_TIME_PAST_MAX) & 0xFFFF), now, &t), 0);
+                ck_assert_int_eq(code_time_reconstruct((uint32_t) ((now - CODE_TIME_PAST_MAX) & 0xFFFF), now, &t), 0);
                 ck_assert_uint_eq(t, now - CODE_TIME_PAST_MAX);
                 /* one past the future edge is read as the far past */
-                ck_assert_int_eq(code_time_reconstruct(
-                                         (uint32_t) ((now + CODE_TIME_FUTURE_MAX + 1) & 0xFFFF), now, &t),
+                ck_assert_int_eq(code_time_reconstruct((uint32_t) ((now + CODE_TIME_FUTURE_MAX + 1) & 0xFFFF), now, &t),
                                  0);
                 ck_assert_uint_eq(t, now - CODE_TIME_PAST_MAX);
         }
@@ -661,8 +648,7 @@ START_TEST(test_site_key_parse) {
         snprintf(buf, sizeof(buf), "%s\n", good);
         ck_assert_int_eq(code_site_key_parse(buf, 65, k), 0);
         ck_assert_mem_eq(k, want, CODE_KEY_LEN);
-        snprintf(buf, sizeof(buf), "%s\n",
-                 "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
+        snprintf(buf, sizeof(buf), "%s\n", "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
         ck_assert_int_eq(code_site_key_parse(buf, 65, upper_k), 0);
         ck_assert_mem_eq(upper_k, want, CODE_KEY_LEN);
         memset(k, 0x55, sizeof(k));
@@ -753,7 +739,7 @@ static char *path_in(const char *name) {
 START_TEST(test_key_files_on_disk) {
         _cleanup_free_ char *site = NULL, *ep = NULL, *link = NULL, *fifo = NULL, *big = NULL;
         uint8_t key[CODE_KEY_LEN], got[CODE_KEY_LEN];
-        CodeEndpointKey k = {.host = "alice-laptop", .epoch = 3}, k2;
+        CodeEndpointKey k = { .host = "alice-laptop", .epoch = 3 }, k2;
         struct stat st;
         int fd;
 
@@ -768,8 +754,7 @@ START_TEST(test_key_files_on_disk) {
         ck_assert_int_eq(stat(site, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
         ck_assert_int_eq(st.st_size, 65);
-        ck_assert_int_eq(code_site_key_read(site, CODE_KEY_FILE_PRIVATE | CODE_KEY_FILE_OWNED_BY_ME, got),
-                         0);
+        ck_assert_int_eq(code_site_key_read(site, CODE_KEY_FILE_PRIVATE | CODE_KEY_FILE_OWNED_BY_ME, got), 0);
         ck_assert_mem_eq(got, key, CODE_KEY_LEN);
         ck_assert_int_eq(code_site_key_write(site, got), -EEXIST);
         ck_assert_int_eq(code_site_key_read(site, 0, got), 0);

@@ -100,9 +100,19 @@ static bool passes(const char *name, const char *value, char **keep) {
 
 START_TEST(test_baseline_exact) {
         static const char *const expected[] = {
-                ("PATH=" ENV_SECURE_PATH), "HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/bash",
-                "ELEVATE_USER=alice", "ELEVATE_UID=1000", "ELEVATE_REQUEST=req-42", "SUDO_USER=alice",
-                "SUDO_UID=1000", "SUDO_GID=1001", "SUDO_COMMAND=/usr/bin/apt install zoom", "LESSSECURE=1",
+                ("PATH=" ENV_SECURE_PATH),
+                "HOME=/root",
+                "USER=root",
+                "LOGNAME=root",
+                "SHELL=/bin/bash",
+                "ELEVATE_USER=alice",
+                "ELEVATE_UID=1000",
+                "ELEVATE_REQUEST=req-42",
+                "SUDO_USER=alice",
+                "SUDO_UID=1000",
+                "SUDO_GID=1001",
+                "SUDO_COMMAND=/usr/bin/apt install zoom",
+                "LESSSECURE=1",
                 "SYSTEMD_PAGERSECURE=1",
         };
         _cleanup_strv_free_ char **v = build(NULL, 0, NULL);
@@ -115,13 +125,18 @@ END_TEST
 
 START_TEST(test_fixed_not_from_caller) {
         ProtoEnv e[] = {
-                { "PATH", "/home/alice/bin:/usr/bin" }, { "HOME", "/home/alice" }, { "USER", "alice" },
-                { "LOGNAME", "alice" },                 { "SHELL", "/home/alice/evilsh" },
-                { "ELEVATE_UID", "0" },                 { "SUDO_USER", "root" },
-                { "SUDO_UID", "0" },                    { "SUDO_COMMAND", "/bin/true" },
+                { "PATH", "/home/alice/bin:/usr/bin" },
+                { "HOME", "/home/alice" },
+                { "USER", "alice" },
+                { "LOGNAME", "alice" },
+                { "SHELL", "/home/alice/evilsh" },
+                { "ELEVATE_UID", "0" },
+                { "SUDO_USER", "root" },
+                { "SUDO_UID", "0" },
+                { "SUDO_COMMAND", "/bin/true" },
         };
-        char *keep[] = { "PATH", "HOME", "SHELL", "USER", "LOGNAME", "ELEVATE_UID", "SUDO_USER", "SUDO_UID",
-                         "SUDO_COMMAND", NULL };
+        char *keep[] = { "PATH",        "HOME",      "SHELL",    "USER",         "LOGNAME",
+                         "ELEVATE_UID", "SUDO_USER", "SUDO_UID", "SUDO_COMMAND", NULL };
         _cleanup_strv_free_ char **v = build(e, ELEMENTSOF(e), keep);
 
         ck_assert_str_eq(get(v, "PATH"), ENV_SECURE_PATH);
@@ -139,13 +154,50 @@ START_TEST(test_fixed_not_from_caller) {
 END_TEST
 
 static const char *const dangerous[] = {
-        "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG_OUTPUT", "GCONV_PATH", "LOCPATH",
-        "GLIBC_TUNABLES", "MALLOC_CHECK_", "MALLOC_TRACE", "BASH_ENV", "ENV", "BASH_FUNC_x%%",
-        "BASH_FUNC_ls", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "PYTHONPATH", "PYTHONSTARTUP",
-        "PYTHONHOME", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
-        "NODE_PATH", "LUA_INIT", "LUA_PATH", "TCLLIBPATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
-        "HOSTALIASES", "RES_OPTIONS", "NLSPATH", "TMPDIR", "TERMINFO", "OPENSSL_CONF", "TZDIR",
-        "ELEVATE_REQUEST", "SUDO_GID", "LESSSECURE", "SYSTEMD_PAGERSECURE", "LESSOPEN",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "LD_DEBUG_OUTPUT",
+        "GCONV_PATH",
+        "LOCPATH",
+        "GLIBC_TUNABLES",
+        "MALLOC_CHECK_",
+        "MALLOC_TRACE",
+        "BASH_ENV",
+        "ENV",
+        "BASH_FUNC_x%%",
+        "BASH_FUNC_ls",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "LUA_INIT",
+        "LUA_PATH",
+        "TCLLIBPATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "HOSTALIASES",
+        "RES_OPTIONS",
+        "NLSPATH",
+        "TMPDIR",
+        "TERMINFO",
+        "OPENSSL_CONF",
+        "TZDIR",
+        "ELEVATE_REQUEST",
+        "SUDO_GID",
+        "LESSSECURE",
+        "SYSTEMD_PAGERSECURE",
+        "LESSOPEN",
 };
 
 START_TEST(test_dangerous_never_pass) {
@@ -192,8 +244,8 @@ START_TEST(test_forbidden_names) {
         ck_assert(!env_name_forbidden("XAUTHORITY"));
         ck_assert(!env_name_forbidden("http_proxy"));
         ck_assert(env_name_forbidden("DEBIAN_FRONTEND")); /* frontend=editor starts an editor */
-        ck_assert(env_name_forbidden("ld_preload"));       /* names compare without case */
-        ck_assert(!env_name_forbidden("LDNAME")); /* "LD_" is a prefix, "LD" a name */
+        ck_assert(env_name_forbidden("ld_preload"));      /* names compare without case */
+        ck_assert(!env_name_forbidden("LDNAME"));         /* "LD_" is a prefix, "LD" a name */
         ck_assert(!env_name_forbidden("KEEP_ME"));
 }
 END_TEST
@@ -210,15 +262,16 @@ START_TEST(test_forbidden_is_the_policy_table) {
                 if (!d->prefix)
                         continue;
                 snprintf(member, sizeof member, "%sX1", d->name);
-                ck_assert_msg(env_name_forbidden(member), "%s (a member of %s*) passes the agent", member,
-                              d->name);
+                ck_assert_msg(env_name_forbidden(member), "%s (a member of %s*) passes the agent", member, d->name);
         }
 }
 END_TEST
 
 START_TEST(test_display_only_via_env_keep) {
-        ProtoEnv e[] = { { "DISPLAY", ":0" }, { "WAYLAND_DISPLAY", "wayland-0" },
-                         { "XAUTHORITY", "/home/alice/.Xauthority" }, { "FOO", "bar" } };
+        ProtoEnv e[] = { { "DISPLAY", ":0" },
+                         { "WAYLAND_DISPLAY", "wayland-0" },
+                         { "XAUTHORITY", "/home/alice/.Xauthority" },
+                         { "FOO", "bar" } };
         char *keep[] = { "DISPLAY", "XAUTHORITY", NULL };
         _cleanup_strv_free_ char **plain = build(e, ELEMENTSOF(e), NULL);
         _cleanup_strv_free_ char **kept = build(e, ELEMENTSOF(e), keep);
@@ -338,8 +391,8 @@ START_TEST(test_values_checked) {
 END_TEST
 
 START_TEST(test_duplicates_first_wins) {
-        ProtoEnv e[] = { { "TERM", "xterm" }, { "TERM", "vt100" }, { "FOO", "first" }, { "FOO", "second" },
-                         { "LANG", "../bad" }, { "LANG", "C.UTF-8" } };
+        ProtoEnv e[] = { { "TERM", "xterm" }, { "TERM", "vt100" },  { "FOO", "first" },
+                         { "FOO", "second" }, { "LANG", "../bad" }, { "LANG", "C.UTF-8" } };
         char *keep[] = { "FOO", "FOO", NULL };
         _cleanup_strv_free_ char **v = build(e, ELEMENTSOF(e), keep);
 
@@ -390,10 +443,12 @@ START_TEST(test_huge_input) {
 END_TEST
 
 START_TEST(test_deterministic_order) {
-        ProtoEnv a[] = { { "TZ", "Europe/Paris" }, { "FOO", "1" }, { "LANG", "C" }, { "TERM", "xterm" },
-                         { "BAR", "2" } };
-        ProtoEnv b[] = { { "BAR", "2" }, { "TERM", "xterm" }, { "LANG", "C" }, { "FOO", "1" },
-                         { "TZ", "Europe/Paris" } };
+        ProtoEnv a[] = {
+                { "TZ", "Europe/Paris" }, { "FOO", "1" }, { "LANG", "C" }, { "TERM", "xterm" }, { "BAR", "2" }
+        };
+        ProtoEnv b[] = {
+                { "BAR", "2" }, { "TERM", "xterm" }, { "LANG", "C" }, { "FOO", "1" }, { "TZ", "Europe/Paris" }
+        };
         char *keep[] = { "FOO", "BAR", NULL };
         _cleanup_strv_free_ char **va = build(a, ELEMENTSOF(a), keep);
         _cleanup_strv_free_ char **vb = build(b, ELEMENTSOF(b), keep);

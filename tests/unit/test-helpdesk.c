@@ -264,9 +264,15 @@ START_TEST(test_request_altered) {
 END_TEST
 
 static FleetDecisionSpec spec(const FleetFiling *f) {
-        return (FleetDecisionSpec){ .host = f->host, .request = f->id, .digest = f->digest,
-                                    .verdict = FLEET_DECISION_APPROVE, .ttl = 1800, .comment = "ticket 4711",
-                                    .approver_host = "hd-3", .issued = NOW, .expires = NOW + 3600 };
+        return (FleetDecisionSpec){ .host = f->host,
+                                    .request = f->id,
+                                    .digest = f->digest,
+                                    .verdict = FLEET_DECISION_APPROVE,
+                                    .ttl = 1800,
+                                    .comment = "ticket 4711",
+                                    .approver_host = "hd-3",
+                                    .issued = NOW,
+                                    .expires = NOW + 3600 };
 }
 
 static char *sign_decision(const FleetPrivateKey *k, FleetDecisionSpec s) {
@@ -277,8 +283,7 @@ static char *sign_decision(const FleetPrivateKey *k, FleetDecisionSpec s) {
         return v;
 }
 
-static FleetDecisionReason verify(const char *v, size_t len, const FleetFiling *f, char *const *revoked,
-                                  int64_t now) {
+static FleetDecisionReason verify(const char *v, size_t len, const FleetFiling *f, char *const *revoked, int64_t now) {
         FleetDecisionResult res;
         FleetDecisionReason r;
 
@@ -485,7 +490,8 @@ START_TEST(test_policy_keys) {
         ck_assert_int_gt(fleet_public_key_format_line(&spub, sline), 0);
         snprintf(text, sizeof text,
                  "{\"schema\":1,\"settings\":{\"revoked_keys\":[\"%s\",\"00112233aabbccdd\"]},"
-                 "\"approvers\":{\"helpdesk\":{\"groups\":[\"wheel\"],\"keys\":[\"%s\"]},\"remote\":{\"keys\":[\"%s\",\"%s\"]}},"
+                 "\"approvers\":{\"helpdesk\":{\"groups\":[\"wheel\"],\"keys\":[\"%s\"]},\"remote\":{\"keys\":[\"%s\","
+                 "\"%s\"]}},"
                  "\"rules\":[{\"id\":\"deb\",\"match\":{\"path\":\"/usr/bin/dpkg\"},\"action\":\"approve\","
                  "\"approvers\":[\"helpdesk\",\"remote\"]}]}",
                  line2, line1, line2, line1);
@@ -512,11 +518,12 @@ START_TEST(test_policy_keys) {
         snprintf(text, sizeof text, "{\"schema\":1,\"approvers\":{\"h\":{\"keys\":[\"%s\"]}},\"rules\":[]}", sline);
         ck_assert_ptr_null(load(text, &err));
         ck_assert_ptr_nonnull(strstr(err.message, "only approver keys"));
-        snprintf(text, sizeof text, "{\"schema\":1,\"approvers\":{\"h\":{\"keys\":[\"%s\",\"%s\"]}},\"rules\":[]}", line1,
-                 line1);
+        snprintf(text, sizeof text, "{\"schema\":1,\"approvers\":{\"h\":{\"keys\":[\"%s\",\"%s\"]}},\"rules\":[]}",
+                 line1, line1);
         ck_assert_ptr_null(load(text, &err));
         ck_assert_ptr_nonnull(strstr(err.message, "listed twice"));
-        ck_assert_ptr_null(load("{\"schema\":1,\"approvers\":{\"h\":{\"keys\":[\"ssh-ed25519 AAAA\"]}},\"rules\":[]}", &err));
+        ck_assert_ptr_null(
+                load("{\"schema\":1,\"approvers\":{\"h\":{\"keys\":[\"ssh-ed25519 AAAA\"]}},\"rules\":[]}", &err));
         ck_assert_ptr_nonnull(strstr(err.message, "not an approver key line"));
         ck_assert_ptr_null(load("{\"schema\":1,\"approvers\":{\"h\":{}},\"rules\":[]}", &err));
         ck_assert_ptr_nonnull(strstr(err.message, "needs \"groups\""));
@@ -552,7 +559,10 @@ START_TEST(test_proto_messages) {
         proto_msg_done(&m);
         ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_watch\",\"host\":\"h1\"}", 0, &m), -EBADMSG);
 
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ "\",\"state\":\"pending\",\"seq\":3}", 1, &m), 0);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ
+                                "\",\"state\":\"pending\",\"seq\":3}",
+                                1, &m),
+                         0);
         ck_assert_int_eq(m.type, PROTO_FLEET_REQUEST);
         ck_assert_str_eq(m.request, REQ);
         ck_assert_str_eq(m.request_state, "pending");
@@ -560,11 +570,23 @@ START_TEST(test_proto_messages) {
         ck_assert_int_ge(m.fds[0], 0);
         proto_msg_done(&m);
         /* its memfd is required; a request id is 32 hex digits; the state is one of the list */
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ "\",\"state\":\"pending\",\"seq\":3}", 0, &m), -EBADMSG);
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"K7QM-42XD\",\"state\":\"pending\",\"seq\":3}", 1, &m), -EBADMSG);
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ "\",\"state\":\"granted\",\"seq\":3}", 1, &m), -EBADMSG);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ
+                                "\",\"state\":\"pending\",\"seq\":3}",
+                                0, &m),
+                         -EBADMSG);
+        ck_assert_int_eq(
+                decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"K7QM-42XD\",\"state\":\"pending\",\"seq\":3}",
+                       1, &m),
+                -EBADMSG);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_request\",\"request\":\"" REQ
+                                "\",\"state\":\"granted\",\"seq\":3}",
+                                1, &m),
+                         -EBADMSG);
 
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_decision\",\"request\":\"" REQ "\",\"value\":\"{}\",\"revision\":7}", 0, &m), 0);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_decision\",\"request\":\"" REQ
+                                "\",\"value\":\"{}\",\"revision\":7}",
+                                0, &m),
+                         0);
         ck_assert_str_eq(m.decision_value, "{}");
         ck_assert(m.has_revision && m.revision == 7);
         proto_msg_done(&m);
@@ -573,24 +595,40 @@ START_TEST(test_proto_messages) {
                 char *big = malloc(PROTO_MAX_DECISION + 200), *text;
                 memset(big, 'x', PROTO_MAX_DECISION + 1);
                 big[PROTO_MAX_DECISION + 1] = 0;
-                text = strdup_printf("{\"v\":1,\"type\":\"fleet_decision\",\"request\":\"" REQ "\",\"value\":\"%s\"}", big);
+                text = strdup_printf("{\"v\":1,\"type\":\"fleet_decision\",\"request\":\"" REQ "\",\"value\":\"%s\"}",
+                                     big);
                 ck_assert_int_eq(decode(text, 0, &m), -EBADMSG);
                 free(text);
                 free(big);
         }
 
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_verdict\",\"request\":\"" REQ "\",\"outcome\":\"refused\",\"reason\":\"unknown-key\",\"approver\":\"0011223344556677\"}", 0, &m), 0);
+        ck_assert_int_eq(
+                decode("{\"v\":1,\"type\":\"fleet_verdict\",\"request\":\"" REQ
+                       "\",\"outcome\":\"refused\",\"reason\":\"unknown-key\",\"approver\":\"0011223344556677\"}",
+                       0, &m),
+                0);
         ck_assert_str_eq(m.outcome, "refused");
         ck_assert_str_eq(m.bundle_reason, "unknown-key");
         ck_assert_str_eq(m.approver_key, "0011223344556677");
         ck_assert(!proto_type_is_request(m.type));
         proto_msg_done(&m);
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_verdict\",\"request\":\"" REQ "\",\"outcome\":\"maybe\",\"reason\":\"none\"}", 0, &m), -EBADMSG);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"fleet_verdict\",\"request\":\"" REQ
+                                "\",\"outcome\":\"maybe\",\"reason\":\"none\"}",
+                                0, &m),
+                         -EBADMSG);
 
         /* audit rows may carry their chain fields */
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"audit_rows\",\"more\":false,\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"exec\",\"data\":{},\"boot_id\":\"b\",\"epoch\":0,\"hash\":\"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"}]}", 0, &m), 0);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"audit_rows\",\"more\":false,\"rows\":[{\"seq\":1,\"time\":2,"
+                                "\"event\":\"exec\",\"data\":{},\"boot_id\":\"b\",\"epoch\":0,\"hash\":\""
+                                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                                "\"}]}",
+                                0, &m),
+                         0);
         proto_msg_done(&m);
-        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"audit_rows\",\"more\":false,\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"exec\",\"data\":{},\"hash\":\"xyz\"}]}", 0, &m), -EBADMSG);
+        ck_assert_int_eq(decode("{\"v\":1,\"type\":\"audit_rows\",\"more\":false,\"rows\":[{\"seq\":1,\"time\":2,"
+                                "\"event\":\"exec\",\"data\":{},\"hash\":\"xyz\"}]}",
+                                0, &m),
+                         -EBADMSG);
 }
 END_TEST
 

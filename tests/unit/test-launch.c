@@ -270,7 +270,11 @@ START_TEST(test_child_state) {
         ck_assert_int_eq(memcmp(env, "A=1\0B=two words\0", len), 0);
 
         cmd = proc_read(res.pid, "cmdline", &len);
-        ck_assert_int_eq(memcmp(cmd, "renamed-sleep\0" "100\0", len), 0);
+        ck_assert_int_eq(memcmp(cmd,
+                                "renamed-sleep\0"
+                                "100\0",
+                                len),
+                         0);
 
         lim = proc_read(res.pid, "limits", NULL);
         ck_assert_ptr_nonnull(strstr(lim, "Max core file size        0                    0"));
@@ -983,7 +987,6 @@ static Suite *launch_suite(void) {
 int main(void) {
         SRunner *sr;
         int failed;
-
 
         if (geteuid() != 0) {
                 fprintf(stderr, "test-launch needs root; skipping\n");

@@ -33,8 +33,8 @@ static Policy *load(const char *rel) {
         Policy *p = NULL;
         PolicyError err;
 
-        ck_assert_msg(policy_load_file(path, false, &test_resolver, &p, &err) == 0, "%s:%u:%u: %s", err.file,
-                      err.line, err.column, err.message);
+        ck_assert_msg(policy_load_file(path, false, &test_resolver, &p, &err) == 0, "%s:%u:%u: %s", err.file, err.line,
+                      err.column, err.message);
         free(path);
         return p;
 }
@@ -93,16 +93,14 @@ START_TEST(test_every_key) {
         ck_assert_uint_eq(strv_length(r->match_paths), 1);
         ck_assert_str_eq(r->match_paths[0], "/usr/bin/tool");
         ck_assert_str_eq(r->match_path_glob, "/usr/sbin/tool-*");
-        ck_assert_str_eq(r->match_sha256_hex[0],
-                         "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+        ck_assert_str_eq(r->match_sha256_hex[0], "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
         policy_free(p);
 }
 END_TEST
 
 START_TEST(test_defaults) {
         Policy *p = load("valid/keys.json");
-        const PolicyRule *d = policy_rule_by_id(p, "defaults"),
-                         *x = policy_rule_by_id(p, "inherits-sandbox");
+        const PolicyRule *d = policy_rule_by_id(p, "defaults"), *x = policy_rule_by_id(p, "inherits-sandbox");
         const PolicySettings *s;
 
         ck_assert_ptr_nonnull(d);
@@ -154,41 +152,41 @@ START_TEST(test_durations_and_sizes) {
                 const char *value;
                 uint64_t usec; /* 0: refused */
         } ttls[] = {
-                {"\"90s\"", 90 * USEC_PER_SEC},
-                {"\"1h30m\"", 5400 * USEC_PER_SEC},
-                {"45", 45 * USEC_PER_SEC},
-                {"\"500ms\"", 500 * USEC_PER_MSEC},
-                {"\"2d\"", 0},
-                {"\"8h\"", 8 * 3600 * USEC_PER_SEC},
-                {"\"8h1s\"", 0},
-                {"\"-1s\"", 0},
-                {"\"1 h\"", 0},
-                {"\"\"", 0},
-                {"true", 0},
-                {"1.5", 0},
-                {"\"1x\"", 0},
-                {"\"0s\"", 0},
-                {"\"infinity\"", 0},
-                {"0", 0},
+                { "\"90s\"", 90 * USEC_PER_SEC },
+                { "\"1h30m\"", 5400 * USEC_PER_SEC },
+                { "45", 45 * USEC_PER_SEC },
+                { "\"500ms\"", 500 * USEC_PER_MSEC },
+                { "\"2d\"", 0 },
+                { "\"8h\"", 8 * 3600 * USEC_PER_SEC },
+                { "\"8h1s\"", 0 },
+                { "\"-1s\"", 0 },
+                { "\"1 h\"", 0 },
+                { "\"\"", 0 },
+                { "true", 0 },
+                { "1.5", 0 },
+                { "\"1x\"", 0 },
+                { "\"0s\"", 0 },
+                { "\"infinity\"", 0 },
+                { "0", 0 },
         };
         static const struct {
                 const char *s;
                 int r;
                 uint64_t v;
         } sizes[] = {
-                {"4G", 0, UINT64_C(4) << 30},
-                {"512MiB", 0, UINT64_C(512) << 20},
-                {"1024", 0, 1024},
-                {"3K", 0, 3072},
-                {"2TiB", 0, UINT64_C(2) << 40},
-                {"7B", 0, 7},
-                {"4g", -EINVAL, 0},
-                {"G", -EINVAL, 0},
-                {"-1", -EINVAL, 0},
-                {"1.5G", -EINVAL, 0},
-                {"4 G", -EINVAL, 0},
-                {"99999999999999999999", -ERANGE, 0},
-                {"17179869184G", -ERANGE, 0},
+                { "4G", 0, UINT64_C(4) << 30 },
+                { "512MiB", 0, UINT64_C(512) << 20 },
+                { "1024", 0, 1024 },
+                { "3K", 0, 3072 },
+                { "2TiB", 0, UINT64_C(2) << 40 },
+                { "7B", 0, 7 },
+                { "4g", -EINVAL, 0 },
+                { "G", -EINVAL, 0 },
+                { "-1", -EINVAL, 0 },
+                { "1.5G", -EINVAL, 0 },
+                { "4 G", -EINVAL, 0 },
+                { "99999999999999999999", -ERANGE, 0 },
+                { "17179869184G", -ERANGE, 0 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(ttls); i++) {
@@ -340,8 +338,7 @@ END_TEST
 
 /* The default resolver on a real tree: symlinked directories and files are canonical. */
 START_TEST(test_default_resolver) {
-        char dir[] = "/tmp/test-policy-XXXXXX", *text = NULL, *real = NULL, *want = NULL, *sub = NULL,
-             *lnk = NULL;
+        char dir[] = "/tmp/test-policy-XXXXXX", *text = NULL, *real = NULL, *want = NULL, *sub = NULL, *lnk = NULL;
         char *tool = NULL, *tlink = NULL;
         const PolicyRule *r;
         PolicyError err;
@@ -361,13 +358,12 @@ START_TEST(test_default_resolver) {
         ck_assert_int_ge(fd, 0);
         close(fd);
         ck_assert_int_eq(symlink("tool", tlink), 0);
-        ck_assert_int_ge(
-                asprintf(&text,
-                         "{\"schema\":1,\"rules\":[{\"id\":\"a\",\"match\":{\"path\":[\"%s/link/tool\","
-                         "\"%s/link/tool-link\",\"%s/link/missing\",\"%s/nodir/x\"],\"path_glob\":"
-                         "\"%s/link/t*\"},\"action\":\"deny\"}]}",
-                         real, real, real, real, real),
-                0);
+        ck_assert_int_ge(asprintf(&text,
+                                  "{\"schema\":1,\"rules\":[{\"id\":\"a\",\"match\":{\"path\":[\"%s/link/tool\","
+                                  "\"%s/link/tool-link\",\"%s/link/missing\",\"%s/nodir/x\"],\"path_glob\":"
+                                  "\"%s/link/t*\"},\"action\":\"deny\"}]}",
+                                  real, real, real, real, real),
+                         0);
         ck_assert_int_eq(policy_load_buffer(text, strlen(text), "inline", NULL, &p, &err), 0);
         r = policy_rule(p, 0);
         ck_assert_uint_eq(strv_length(r->match_paths), 3);
@@ -422,8 +418,8 @@ START_TEST(test_default_resolver_listing) {
         f = open_memstream(&s, &len);
         fputs("{\"schema\":1,\"rules\":[", f);
         for (int i = 0; i < 22; i++) /* f20 and f21 do not exist */
-                fprintf(f, "%s{\"id\":\"r%d\",\"match\":{\"path\":\"%s/f%d\"},\"action\":\"deny\"}",
-                        i ? "," : "", i, real, i);
+                fprintf(f, "%s{\"id\":\"r%d\",\"match\":{\"path\":\"%s/f%d\"},\"action\":\"deny\"}", i ? "," : "", i,
+                        real, i);
         fputs("]}", f);
         fclose(f);
         ck_assert_int_eq(policy_load_buffer(s, strlen(s), "inline", NULL, &p, &err), 0);
@@ -435,8 +431,7 @@ START_TEST(test_default_resolver_listing) {
                         target = realpath("/usr", NULL);
                 else
                         ck_assert_int_ge(asprintf(&target, "%s/f%d", real, i), 0);
-                ck_assert_msg(strcmp(r->match_paths[0], target) == 0, "f%d: %s, want %s", i,
-                              r->match_paths[0], target);
+                ck_assert_msg(strcmp(r->match_paths[0], target) == 0, "f%d: %s, want %s", i, r->match_paths[0], target);
                 free(target);
         }
         policy_free(p);
@@ -452,7 +447,7 @@ START_TEST(test_default_resolver_listing) {
 END_TEST
 
 static PolicyDecision decide(const Policy *p, const char *path, const uint8_t *sha) {
-        PolicyRequest req = {.uid = 1000, .path = path, .sha256 = sha, .trusted_in_place = true};
+        PolicyRequest req = { .uid = 1000, .path = path, .sha256 = sha, .trusted_in_place = true };
         PolicyDecision d;
         PolicyTrail t = {};
         PolicyDecision dt;
@@ -519,7 +514,7 @@ static bool has_rule(const PolicyRule **l, size_t n, const char *id) {
 START_TEST(test_rules_for) {
         Policy *p = load("tri.json");
         const TestUser *alice = test_user("alice"), *bob = test_user("bob");
-        PolicyRequest who = {.uid = alice->uid, .gids = alice->gids, .n_gids = alice->n_gids};
+        PolicyRequest who = { .uid = alice->uid, .gids = alice->gids, .n_gids = alice->n_gids };
         const PolicyRule **l = NULL;
         size_t n = 0;
 
@@ -534,7 +529,7 @@ START_TEST(test_rules_for) {
                 ck_assert_uint_lt(l[i - 1]->index, l[i]->index);
         free(l);
 
-        who = (PolicyRequest){.uid = bob->uid, .gids = bob->gids, .n_gids = bob->n_gids};
+        who = (PolicyRequest){ .uid = bob->uid, .gids = bob->gids, .n_gids = bob->n_gids };
         ck_assert_int_eq(policy_rules_for(p, &who, &l, &n), 0);
         ck_assert(!has_rule(l, n, "g-allow"));
         ck_assert(!has_rule(l, n, "u-allow"));
@@ -542,7 +537,7 @@ START_TEST(test_rules_for) {
         free(l);
 
         /* groups unknown: only deny rules with a groups key remain */
-        who = (PolicyRequest){.uid = alice->uid};
+        who = (PolicyRequest){ .uid = alice->uid };
         ck_assert_int_eq(policy_rules_for(p, &who, &l, &n), 0);
         ck_assert(!has_rule(l, n, "g-allow"));
         ck_assert(has_rule(l, n, "g-deny"));
@@ -557,12 +552,12 @@ END_TEST
 START_TEST(test_session_out_of_range) {
         Policy *p = load("tri.json");
         uint8_t sha[SHA256_LEN];
-        PolicyRequest req = {.uid = 1000,
-                             .path = "/usr/bin/s2",
-                             .trusted_in_place = true,
-                             .sha256 = sha,
-                             .home = "/home/alice",
-                             .session = (PolicySession) 7};
+        PolicyRequest req = { .uid = 1000,
+                              .path = "/usr/bin/s2",
+                              .trusted_in_place = true,
+                              .sha256 = sha,
+                              .home = "/home/alice",
+                              .session = (PolicySession) 7 };
         PolicyDecision d;
 
         memset(sha, 0xff, sizeof sha);
@@ -579,17 +574,16 @@ START_TEST(test_summary) {
         static const struct {
                 const char *file, *id, *want;
         } cases[] = {
-                {"basic.json", "apt-install", "/usr/bin/apt install * ... [groups staff]"},
-                {"basic.json", "deb-from-downloads", "/usr/bin/dpkg -i ${HOME}/Downloads/*.deb"},
-                {"basic.json", "zoom", "sha256:9f86d081884c... (any arguments)"},
-                {"basic.json", "no-shells", "{/usr/bin/dash,/usr/bin/bash} (any arguments)"},
-                {"args.json", "none", "/usr/bin/a-none (no arguments)"},
-                {"who.json", "remote-deny",
-                 "(any program) (any arguments) [hosts prod-*,db?.example.com; session remote]"},
-                {"who.json", "all-of",
-                 "/usr/bin/w6 (any arguments) [users alice,bob; uids 1000,1001; groups staff]"},
-                {"index.json", "multi-glob", "{/srv/*/bin/*,/usr/local/bin/app-*} (any arguments)"},
-                {"index.json", "sha-glob", "/home/*/bin/* sha256:555555555555... (any arguments)"},
+                { "basic.json", "apt-install", "/usr/bin/apt install * ... [groups staff]" },
+                { "basic.json", "deb-from-downloads", "/usr/bin/dpkg -i ${HOME}/Downloads/*.deb" },
+                { "basic.json", "zoom", "sha256:9f86d081884c... (any arguments)" },
+                { "basic.json", "no-shells", "{/usr/bin/dash,/usr/bin/bash} (any arguments)" },
+                { "args.json", "none", "/usr/bin/a-none (no arguments)" },
+                { "who.json", "remote-deny",
+                  "(any program) (any arguments) [hosts prod-*,db?.example.com; session remote]" },
+                { "who.json", "all-of", "/usr/bin/w6 (any arguments) [users alice,bob; uids 1000,1001; groups staff]" },
+                { "index.json", "multi-glob", "{/srv/*/bin/*,/usr/local/bin/app-*} (any arguments)" },
+                { "index.json", "sha-glob", "/home/*/bin/* sha256:555555555555... (any arguments)" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

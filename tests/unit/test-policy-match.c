@@ -37,10 +37,10 @@ static PolicyJPath jpath(const char *spec) {
 
                 s[l] = 0;
                 if (*s >= '0' && *s <= '9')
-                        p.c[n] = (PolicyJPathComp){.index = strtoul(s, NULL, 10)};
+                        p.c[n] = (PolicyJPathComp){ .index = strtoul(s, NULL, 10) };
                 else {
                         snprintf(keys[n], sizeof keys[n], "%s", s);
-                        p.c[n] = (PolicyJPathComp){.key = keys[n]};
+                        p.c[n] = (PolicyJPathComp){ .key = keys[n] };
                 }
                 n++;
                 s += l + (save != 0);
@@ -65,24 +65,24 @@ START_TEST(test_pos_locate) {
                 bool at_key;
                 unsigned line, col; /* 0: not there */
         } cases[] = {
-                {"", false, 1, 1},
-                {"a", false, 2, 8},
-                {"a", true, 2, 3},
-                {"a/0", false, 2, 9},
-                {"a/1/b", false, 2, 18},
-                {"a/1/b", true, 2, 13},
-                {"a/1/cd/2", false, 2, 50},
-                {"a/1/cd", true, 2, 26},
-                {"rules/1/id", false, 3, 26},
-                {"rules/0", false, 3, 14},
-                {"\xc3\xa9t\xc3\xa9/k", false, 4, 17},
-                {"\xf0\x9f\x98\x80", false, 4, 38},
-                {"a/2", false, 0, 0},
-                {"a/1/zz", false, 0, 0},
-                {"rules/1/id/x", false, 0, 0},
-                {"a/1/b/0", false, 0, 0},
-                {"rules/2", false, 0, 0},
-                {"cd", false, 0, 0},
+                { "", false, 1, 1 },
+                { "a", false, 2, 8 },
+                { "a", true, 2, 3 },
+                { "a/0", false, 2, 9 },
+                { "a/1/b", false, 2, 18 },
+                { "a/1/b", true, 2, 13 },
+                { "a/1/cd/2", false, 2, 50 },
+                { "a/1/cd", true, 2, 26 },
+                { "rules/1/id", false, 3, 26 },
+                { "rules/0", false, 3, 14 },
+                { "\xc3\xa9t\xc3\xa9/k", false, 4, 17 },
+                { "\xf0\x9f\x98\x80", false, 4, 38 },
+                { "a/2", false, 0, 0 },
+                { "a/1/zz", false, 0, 0 },
+                { "rules/1/id/x", false, 0, 0 },
+                { "a/1/b/0", false, 0, 0 },
+                { "rules/2", false, 0, 0 },
+                { "cd", false, 0, 0 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -137,8 +137,7 @@ END_TEST
 
 /* Any bytes: every prefix and many corruptions of a document end in an answer, inside it. */
 START_TEST(test_pos_robust) {
-        static const char *const specs[] = {"a/1/cd/2", "rules/1/id", "a/1/b", "\xc3\xa9t\xc3\xa9/k",
-                                            "x/0/y"};
+        static const char *const specs[] = { "a/1/cd/2", "rules/1/id", "a/1/b", "\xc3\xa9t\xc3\xa9/k", "x/0/y" };
         size_t len = strlen(pos_text);
         char buf[sizeof pos_text];
         unsigned seed = 1;
@@ -177,35 +176,35 @@ START_TEST(test_glob_check) {
                 GlobKind kind;
                 bool ok;
         } cases[] = {
-                {"/usr/bin/*", GLOB_KIND_PATH, true},
-                {"${HOME}/bin/*", GLOB_KIND_PATH, true},
-                {"/run/user/${UID}/x", GLOB_KIND_PATH, true},
-                {"/a/[[:alpha:]]?", GLOB_KIND_PATH, true},
-                {"/a/[]x]", GLOB_KIND_PATH, true},
-                {"/a/[!/]", GLOB_KIND_PATH, false},
-                {"bin/*", GLOB_KIND_PATH, false},
-                {"/usr/bin/", GLOB_KIND_PATH, false},
-                {"/usr//bin", GLOB_KIND_PATH, false},
-                {"/usr/./bin", GLOB_KIND_PATH, false},
-                {"/usr/bin/..", GLOB_KIND_PATH, false},
-                {"/", GLOB_KIND_PATH, true},
-                {"${USER}/x", GLOB_KIND_PATH, false},
-                {"", GLOB_KIND_ARG, false},
-                {"-*", GLOB_KIND_ARG, true},
-                {"a\\*", GLOB_KIND_ARG, true},
-                {"a\\", GLOB_KIND_ARG, false},
-                {"[a", GLOB_KIND_ARG, false},
-                {"[[:nope:]]", GLOB_KIND_ARG, false},
-                {"[[=a=]]", GLOB_KIND_ARG, false},
-                {"${HOME", GLOB_KIND_ARG, false},
-                {"${PATH}", GLOB_KIND_ARG, false},
-                {"$HOME", GLOB_KIND_ARG, true},
-                {"\\${HOME", GLOB_KIND_ARG, true},
-                {"[${UID}]", GLOB_KIND_ARG, false},
-                {"a/[b]", GLOB_KIND_ARG, true},
-                {"db[0-9].example.com", GLOB_KIND_HOST, true},
-                {"${USER}", GLOB_KIND_HOST, false},
-                {"[a/b]", GLOB_KIND_HOST, true},
+                { "/usr/bin/*", GLOB_KIND_PATH, true },
+                { "${HOME}/bin/*", GLOB_KIND_PATH, true },
+                { "/run/user/${UID}/x", GLOB_KIND_PATH, true },
+                { "/a/[[:alpha:]]?", GLOB_KIND_PATH, true },
+                { "/a/[]x]", GLOB_KIND_PATH, true },
+                { "/a/[!/]", GLOB_KIND_PATH, false },
+                { "bin/*", GLOB_KIND_PATH, false },
+                { "/usr/bin/", GLOB_KIND_PATH, false },
+                { "/usr//bin", GLOB_KIND_PATH, false },
+                { "/usr/./bin", GLOB_KIND_PATH, false },
+                { "/usr/bin/..", GLOB_KIND_PATH, false },
+                { "/", GLOB_KIND_PATH, true },
+                { "${USER}/x", GLOB_KIND_PATH, false },
+                { "", GLOB_KIND_ARG, false },
+                { "-*", GLOB_KIND_ARG, true },
+                { "a\\*", GLOB_KIND_ARG, true },
+                { "a\\", GLOB_KIND_ARG, false },
+                { "[a", GLOB_KIND_ARG, false },
+                { "[[:nope:]]", GLOB_KIND_ARG, false },
+                { "[[=a=]]", GLOB_KIND_ARG, false },
+                { "${HOME", GLOB_KIND_ARG, false },
+                { "${PATH}", GLOB_KIND_ARG, false },
+                { "$HOME", GLOB_KIND_ARG, true },
+                { "\\${HOME", GLOB_KIND_ARG, true },
+                { "[${UID}]", GLOB_KIND_ARG, false },
+                { "a/[b]", GLOB_KIND_ARG, true },
+                { "db[0-9].example.com", GLOB_KIND_HOST, true },
+                { "${USER}", GLOB_KIND_HOST, false },
+                { "[a/b]", GLOB_KIND_HOST, true },
         };
         char *long_glob = malloc(POLICY_GLOB_MAX + 2);
 
@@ -250,8 +249,7 @@ START_TEST(test_long_home) {
                            "\"args\":[\"${HOME}/${HOME}/*\"]},\"action\":\"allow\"}]}";
         char *home = malloc(1502), *arg = NULL;
         const char *args[1];
-        PolicyRequest req = {
-                .uid = 1, .path = "/usr/bin/x", .trusted_in_place = true, .args = args, .n_args = 1};
+        PolicyRequest req = { .uid = 1, .path = "/usr/bin/x", .trusted_in_place = true, .args = args, .n_args = 1 };
         PolicyDecision d;
         PolicyError err;
         Policy *p = NULL;
@@ -284,20 +282,19 @@ static const PolicyTrailStep *step(const PolicyTrail *t, const char *rule, const
 }
 
 START_TEST(test_trail) {
-        const char *text =
-                "{\"schema\":1,\"rules\":["
-                "{\"id\":\"apt\",\"match\":{\"groups\":\"staff\",\"path\":\"/usr/bin/"
-                "apt\",\"args\":[\"install\",\"*\",\"...\"]},\"action\":\"allow\"},"
-                "{\"id\":\"h\",\"match\":{\"hosts\":\"ws*\",\"session\":\"local\"},\"action\":\"deny\"}]}";
+        const char *text = "{\"schema\":1,\"rules\":["
+                           "{\"id\":\"apt\",\"match\":{\"groups\":\"staff\",\"path\":\"/usr/bin/"
+                           "apt\",\"args\":[\"install\",\"*\",\"...\"]},\"action\":\"allow\"},"
+                           "{\"id\":\"h\",\"match\":{\"hosts\":\"ws*\",\"session\":\"local\"},\"action\":\"deny\"}]}";
         const TestUser *alice = test_user("alice");
-        const char *args[] = {"install", "x", "-o", "\x1b[31mevil"};
-        PolicyRequest req = {.uid = alice->uid,
-                             .gids = alice->gids,
-                             .n_gids = alice->n_gids,
-                             .path = "/usr/bin/apt",
-                             .trusted_in_place = true,
-                             .args = args,
-                             .n_args = 3};
+        const char *args[] = { "install", "x", "-o", "\x1b[31mevil" };
+        PolicyRequest req = { .uid = alice->uid,
+                              .gids = alice->gids,
+                              .n_gids = alice->n_gids,
+                              .path = "/usr/bin/apt",
+                              .trusted_in_place = true,
+                              .args = args,
+                              .n_args = 3 };
         const PolicyTrailStep *s;
         PolicyTrail t = {};
         PolicyDecision d;
@@ -344,14 +341,15 @@ static unsigned rnd(unsigned n) {
         return (rnd_state >> 8) % n;
 }
 
-static const char *const r_paths[] = {"/usr/bin/p0", "/usr/bin/p1", "/usr/bin/p2",  "/bin/p3",
-                                      "/opt/x/p0",   "/opt/y/p1",   "/opt/link/p2", "/usr/sbin/p4"};
-static const char *const r_globs[] = {"/usr/bin/p*", "/opt/*/p?",   "${HOME}/p*",     "/usr/*/p[0-4]",
-                                      "/*",          "/opt/real/*", "/run/${UID}/p*", "/bin/p[13]"};
-static const char *const r_users[] = {"alice", "bob", "carol", "ghost", "root"};
-static const char *const r_groups[] = {"staff", "users", "helpdesk", "phantom"};
+static const char *const r_paths[] = { "/usr/bin/p0", "/usr/bin/p1", "/usr/bin/p2",  "/bin/p3",
+                                       "/opt/x/p0",   "/opt/y/p1",   "/opt/link/p2", "/usr/sbin/p4" };
+static const char *const r_globs[] = { "/usr/bin/p*", "/opt/*/p?",   "${HOME}/p*",     "/usr/*/p[0-4]",
+                                       "/*",          "/opt/real/*", "/run/${UID}/p*", "/bin/p[13]" };
+static const char *const r_users[] = { "alice", "bob", "carol", "ghost", "root" };
+static const char *const r_groups[] = { "staff", "users", "helpdesk", "phantom" };
 static const char *const r_args[] = {
-        "[]", "[\"*\"]", "[\"-x\", \"...\"]", "[\"${USER}\", \"...\"]", "[\"a\", \"*\"]", "[\"...\"]"};
+        "[]", "[\"*\"]", "[\"-x\", \"...\"]", "[\"${USER}\", \"...\"]", "[\"a\", \"*\"]", "[\"...\"]"
+};
 
 static void put_some(FILE *f, const char *key, const char *const *v, size_t n, bool *first) {
         size_t k = 1 + rnd(2);
@@ -364,7 +362,7 @@ static void put_some(FILE *f, const char *key, const char *const *v, size_t n, b
 }
 
 static void put_rule(FILE *f, size_t i) {
-        static const char *const actions[] = {"allow", "approve", "deny"};
+        static const char *const actions[] = { "allow", "approve", "deny" };
         const char *action = actions[rnd(3)];
         bool first = true;
 
@@ -389,8 +387,7 @@ static void put_rule(FILE *f, size_t i) {
         if (rnd(6) == 0)
                 fprintf(f, "%s\"hosts\": [\"ws*\", \"db?\"]", first ? "" : ", "), first = false;
         if (rnd(6) == 0)
-                fprintf(f, "%s\"session\": \"%s\"", first ? "" : ", ", rnd(2) ? "local" : "remote"),
-                        first = false;
+                fprintf(f, "%s\"session\": \"%s\"", first ? "" : ", ", rnd(2) ? "local" : "remote"), first = false;
         if (rnd(3) == 0)
                 fprintf(f, "%s\"args\": %s", first ? "" : ", ", r_args[rnd(ELEMENTSOF(r_args))]);
         fprintf(f, "}, \"action\": \"%s\"", action);
@@ -421,26 +418,27 @@ static char *random_policy(size_t n) {
 }
 
 static void random_request(PolicyRequest *req, uint8_t sha[static SHA256_LEN], const char **args) {
-        static const char *const paths[] = {
-                "/usr/bin/p0",    "/usr/bin/p1",  "/usr/bin/p2", "/usr/bin/p3",  "/opt/x/p0", "/opt/real/p2",
-                "/home/alice/p9", "/run/1000/p1", "/tmp/z",      "/usr/sbin/p4", "/p1"};
-        static const char *const words[] = {"a", "b", "-x", "alice", "--", "", "a/b", "..", "bob"};
+        static const char *const paths[] = { "/usr/bin/p0",    "/usr/bin/p1",  "/usr/bin/p2",
+                                             "/usr/bin/p3",    "/opt/x/p0",    "/opt/real/p2",
+                                             "/home/alice/p9", "/run/1000/p1", "/tmp/z",
+                                             "/usr/sbin/p4",   "/p1" };
+        static const char *const words[] = { "a", "b", "-x", "alice", "--", "", "a/b", "..", "bob" };
         const TestUser *u = &test_users[rnd(ELEMENTSOF(test_users))];
 
-        *req = (PolicyRequest){.uid = u->uid,
-                               .user = rnd(8) ? u->name : NULL,
-                               .home = rnd(8) ? u->home : NULL,
-                               .gids = rnd(8) ? u->gids : NULL,
-                               .n_gids = u->n_gids,
-                               .path = rnd(6) ? paths[rnd(ELEMENTSOF(paths))] : NULL,
-                               .trusted_in_place = rnd(2),
-                               .host = rnd(3) ? (rnd(2) ? "ws1" : "db2") : NULL,
-                               .session = (PolicySession) rnd(3),
-                               .run_as = rnd(4) == 0 ? (rnd(2) ? "root" : "postgres") : NULL,
-                               .nested = rnd(8) == 0,
-                               .sandboxed = rnd(8) == 0,
-                               .args = args,
-                               .n_args = rnd(4)};
+        *req = (PolicyRequest){ .uid = u->uid,
+                                .user = rnd(8) ? u->name : NULL,
+                                .home = rnd(8) ? u->home : NULL,
+                                .gids = rnd(8) ? u->gids : NULL,
+                                .n_gids = u->n_gids,
+                                .path = rnd(6) ? paths[rnd(ELEMENTSOF(paths))] : NULL,
+                                .trusted_in_place = rnd(2),
+                                .host = rnd(3) ? (rnd(2) ? "ws1" : "db2") : NULL,
+                                .session = (PolicySession) rnd(3),
+                                .run_as = rnd(4) == 0 ? (rnd(2) ? "root" : "postgres") : NULL,
+                                .nested = rnd(8) == 0,
+                                .sandboxed = rnd(8) == 0,
+                                .args = args,
+                                .n_args = rnd(4) };
         if (!req->gids)
                 req->n_gids = 0;
         for (size_t i = 0; i < req->n_args; i++)
@@ -460,8 +458,7 @@ START_TEST(test_index_random) {
                 PolicyError err;
                 Policy *p = NULL;
 
-                ck_assert_msg(policy_load_buffer(text, strlen(text), "random", &test_resolver, &p, &err) ==
-                                      0,
+                ck_assert_msg(policy_load_buffer(text, strlen(text), "random", &test_resolver, &p, &err) == 0,
                               "%u:%u: %s", err.line, err.column, err.message);
                 /* register content for some deny paths */
                 for (size_t i = 0; i < policy_n_deny_paths(p); i++)
@@ -503,7 +500,7 @@ START_TEST(test_index_fallback) {
         char *s = NULL, path[1024] = "";
         size_t len = 0, off = 0;
         FILE *f = open_memstream(&s, &len);
-        PolicyRequest req = {.uid = 1, .trusted_in_place = true};
+        PolicyRequest req = { .uid = 1, .trusted_in_place = true };
         PolicyDecision d;
         PolicyError err;
         Policy *p = NULL;
@@ -517,8 +514,8 @@ START_TEST(test_index_fallback) {
         }
         fputs("]}", f);
         fclose(f);
-        ck_assert_msg(policy_load_buffer(s, strlen(s), "deep", &test_resolver, &p, &err) == 0, "%u:%u: %s",
-                      err.line, err.column, err.message);
+        ck_assert_msg(policy_load_buffer(s, strlen(s), "deep", &test_resolver, &p, &err) == 0, "%u:%u: %s", err.line,
+                      err.column, err.message);
         for (int k = 0; k < 80; k++)
                 off += (size_t) snprintf(path + off, sizeof path - off, "/d");
         snprintf(path + off, sizeof path - off, "/tool");
@@ -621,10 +618,10 @@ static void subj_put_names(FILE *f, const char *key, const char *prefix, unsigne
 }
 
 static void subj_put_rule(FILE *f, size_t i, SubjRule *r) {
-        static const char *const words[] = {"a", "b", "c"};
+        static const char *const words[] = { "a", "b", "c" };
         bool first = true;
 
-        *r = (SubjRule){.action = (PolicyAction) rnd(3)};
+        *r = (SubjRule){ .action = (PolicyAction) rnd(3) };
         fprintf(f, "%s{\"id\": \"s%zu\", \"match\": {", i ? ",\n" : "", i);
         if (rnd(4) == 0) {
                 r->n_uids = 1 + rnd(3);
@@ -718,8 +715,7 @@ static ssize_t subj_reference(const SubjRule *rules, size_t n, const SubjReq *q)
                 if (r->n_users > 0)
                         acc = tri_all(acc, subj_names(r->users, r->n_users, &uid, 1, true));
                 if (r->n_groups > 0)
-                        acc = tri_all(acc,
-                                      subj_names(r->groups, r->n_groups, q->gids, q->n_gids, q->gids_known));
+                        acc = tri_all(acc, subj_names(r->groups, r->n_groups, q->gids, q->n_gids, q->gids_known));
                 if (r->has_path) {
                         char want[32];
                         snprintf(want, sizeof want, "/usr/bin/p%u", r->path);
@@ -740,9 +736,9 @@ static ssize_t subj_reference(const SubjRule *rules, size_t n, const SubjReq *q)
 }
 
 static void subj_request(SubjReq *q) {
-        static const char *const words[] = {"a", "b", "c"};
+        static const char *const words[] = { "a", "b", "c" };
 
-        *q = (SubjReq){.uid = rnd(10) == 0 ? 0 : 2000 + rnd(24), .gids_known = rnd(6) != 0};
+        *q = (SubjReq){ .uid = rnd(10) == 0 ? 0 : 2000 + rnd(24), .gids_known = rnd(6) != 0 };
         if (q->gids_known) {
                 /* sometimes in very many of the policy's groups, sometimes in none */
                 q->n_gids = rnd(4) == 0 ? 17 + rnd(32) : rnd(5);
@@ -779,8 +775,7 @@ START_TEST(test_subject_index_random) {
                 PolicyError err;
                 Policy *p = NULL;
 
-                ck_assert_msg(policy_load_buffer(text, strlen(text), "subjects", &subj_resolver, &p, &err) ==
-                                      0,
+                ck_assert_msg(policy_load_buffer(text, strlen(text), "subjects", &subj_resolver, &p, &err) == 0,
                               "%u:%u: %s", err.line, err.column, err.message);
                 for (int k = 0; k < 2000; k++) {
                         PolicyRequest req;
@@ -796,9 +791,8 @@ START_TEST(test_subject_index_random) {
                         ck_assert_msg(want < 0 ? d.rule == NULL
                                                : d.rule && d.rule->index == (unsigned) want &&
                                                          d.action == rules[want].action,
-                                      "round %d request %d (uid %u, %s groups): indexed %s, reference s%zd",
-                                      round, k, (unsigned) q.uid,
-                                      q.gids_known ? (q.n_gids > 16 ? "many" : "known") : "unknown",
+                                      "round %d request %d (uid %u, %s groups): indexed %s, reference s%zd", round, k,
+                                      (unsigned) q.uid, q.gids_known ? (q.n_gids > 16 ? "many" : "known") : "unknown",
                                       d.rule ? d.rule->id : "-", want);
                         ck_assert_int_eq(policy_match(p, &req, &dt, &t), 0);
                         ck_assert_ptr_eq(d.rule, dt.rule);
@@ -825,11 +819,11 @@ static const char *subj_decide_path(const char *rules, uid_t uid, int n_gids, co
         static char id[16];
         _cleanup_free_ char *text = NULL;
         gid_t gids[64];
-        PolicyRequest req = {.uid = uid,
-                             .gids = n_gids < 0 ? NULL : gids,
-                             .n_gids = n_gids < 0 ? 0 : (size_t) n_gids,
-                             .path = path,
-                             .trusted_in_place = true};
+        PolicyRequest req = { .uid = uid,
+                              .gids = n_gids < 0 ? NULL : gids,
+                              .n_gids = n_gids < 0 ? 0 : (size_t) n_gids,
+                              .path = path,
+                              .trusted_in_place = true };
         PolicyDecision d;
         PolicyError err;
         Policy *p = NULL;
@@ -841,8 +835,8 @@ static const char *subj_decide_path(const char *rules, uid_t uid, int n_gids, co
         for (char *c = text; *c; c++)
                 if (*c == '\'')
                         *c = '"';
-        ck_assert_msg(policy_load_buffer(text, strlen(text), "case", &subj_resolver, &p, &err) == 0,
-                      "%s: %u:%u: %s", rules, err.line, err.column, err.message);
+        ck_assert_msg(policy_load_buffer(text, strlen(text), "case", &subj_resolver, &p, &err) == 0, "%s: %u:%u: %s",
+                      rules, err.line, err.column, err.message);
         ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
         snprintf(id, sizeof id, "%s", d.rule ? d.rule->id : "-");
         policy_free(p);
@@ -906,8 +900,7 @@ START_TEST(test_subject_index_cases) {
         ck_assert_ptr_nonnull(f);
         fprintf(f, "{'id':'a0','match':{'groups':'g0','args':['x']},'action':'allow'}");
         for (int k = 1; k < 40; k++)
-                fprintf(f, ",{'id':'a%d','match':{'groups':'g%d'},'action':'%s'}", k, k,
-                        k < 30 ? "allow" : "deny");
+                fprintf(f, ",{'id':'a%d','match':{'groups':'g%d'},'action':'%s'}", k, k, k < 30 ? "allow" : "deny");
         fclose(f);
         ck_assert_str_eq(subj_decide(many, 2001, 40), "a1");
         ck_assert_str_eq(subj_decide(many, 2001, 1), "-");

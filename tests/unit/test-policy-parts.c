@@ -34,20 +34,18 @@ static const char global_part[] =
         "            \"approvers\": [\"helpdesk\"]}]}\n";
 
 static PolicyPart part(const char *name, const char *text) {
-        return (PolicyPart){.name = name, .text = text, .len = strlen(text)};
+        return (PolicyPart){ .name = name, .text = text, .len = strlen(text) };
 }
 
 static int load3(const char *h, const char *g, const char *a, Policy **p, char **text, PolicyError *err) {
-        PolicyPart parts[3] = {part("host:lab-7", h), part("group:staff", g), part("all", a)};
+        PolicyPart parts[3] = { part("host:lab-7", h), part("group:staff", g), part("all", a) };
         size_t len = 0;
 
         return policy_load_parts(parts, 3, 42, "(release 42)", &test_resolver, p, text, &len, err);
 }
 
-static const PolicyRule *decide(const Policy *p, const char *path, uid_t uid, const gid_t *gids,
-                                size_t n_gids) {
-        PolicyRequest req = {
-                .uid = uid, .gids = gids, .n_gids = n_gids, .path = path, .trusted_in_place = true};
+static const PolicyRule *decide(const Policy *p, const char *path, uid_t uid, const gid_t *gids, size_t n_gids) {
+        PolicyRequest req = { .uid = uid, .gids = gids, .n_gids = n_gids, .path = path, .trusted_in_place = true };
         PolicyDecision d = {};
 
         ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
@@ -58,11 +56,10 @@ START_TEST(test_precedence) {
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_free_ char *text = NULL;
         PolicyError err = {};
-        const gid_t staff[] = {1000, 100}, users[] = {1001, 101};
+        const gid_t staff[] = { 1000, 100 }, users[] = { 1001, 101 };
         char *const *helpdesk;
 
-        ck_assert_msg(load3(host_part, group_part, global_part, &p, &text, &err) == 0, "%s: %s", err.file,
-                      err.message);
+        ck_assert_msg(load3(host_part, group_part, global_part, &p, &text, &err) == 0, "%s: %s", err.file, err.message);
         /* rules in part order: host, group, global */
         ck_assert_uint_eq(policy_n_rules(p), 4);
         ck_assert_str_eq(policy_rule(p, 0)->id, "host-deny-apt");
@@ -134,13 +131,11 @@ START_TEST(test_parts_that_do_not_combine) {
         char *text = NULL;
         PolicyError err = {};
         /* each loads alone; together the host's max_ttl is below a global rule's ttl */
-        static const char host[] =
-                "{\"schema\": 1, \"settings\": {\"max_ttl\": \"1h\", \"default_ttl\": \"5m\"}, "
-                "\"rules\": []}";
-        static const char global[] =
-                "{\"schema\": 1, \"rules\": [{\"id\": \"a\", \"match\": {\"path\": "
-                "\"/usr/bin/id\"}, \"action\": \"allow\"}, {\"id\": \"long\", \"match\": "
-                "{\"path\": \"/usr/bin/ls\"}, \"action\": \"allow\", \"ttl\": \"3h\"}]}";
+        static const char host[] = "{\"schema\": 1, \"settings\": {\"max_ttl\": \"1h\", \"default_ttl\": \"5m\"}, "
+                                   "\"rules\": []}";
+        static const char global[] = "{\"schema\": 1, \"rules\": [{\"id\": \"a\", \"match\": {\"path\": "
+                                     "\"/usr/bin/id\"}, \"action\": \"allow\"}, {\"id\": \"long\", \"match\": "
+                                     "{\"path\": \"/usr/bin/ls\"}, \"action\": \"allow\", \"ttl\": \"3h\"}]}";
 
         ck_assert_int_eq(load3(host, group_part, global, &p, &text, &err), -EINVAL);
         ck_assert_ptr_null(p);
@@ -162,8 +157,7 @@ START_TEST(test_bad_calls) {
                 many[i] = one;
         ck_assert_int_eq(policy_load_parts(NULL, 1, 1, NULL, NULL, &p, &text, &len, &err), -EINVAL);
         ck_assert_int_eq(policy_load_parts(&one, 0, 1, NULL, NULL, &p, &text, &len, &err), -EINVAL);
-        ck_assert_int_eq(policy_load_parts(many, ELEMENTSOF(many), 1, NULL, NULL, &p, &text, &len, &err),
-                         -EINVAL);
+        ck_assert_int_eq(policy_load_parts(many, ELEMENTSOF(many), 1, NULL, NULL, &p, &text, &len, &err), -EINVAL);
         ck_assert_int_eq(policy_load_parts(&one, 1, UINT64_MAX, NULL, NULL, &p, &text, &len, &err), -EINVAL);
         ck_assert_ptr_null(p);
         /* a single part is a policy of its own, with the release's serial */

@@ -27,8 +27,8 @@ static Policy *load(const char *rel) {
         PolicyError err;
 
         ck_assert_int_ge(asprintf(&path, "%s/policy/%s", d ? d : "tests/data", rel), 0);
-        ck_assert_msg(policy_load_file(path, false, &test_resolver, &p, &err) == 0, "%s:%u:%u: %s", err.file,
-                      err.line, err.column, err.message);
+        ck_assert_msg(policy_load_file(path, false, &test_resolver, &p, &err) == 0, "%s:%u:%u: %s", err.file, err.line,
+                      err.column, err.message);
         free(path);
         return p;
 }
@@ -37,32 +37,31 @@ static Policy *load(const char *rel) {
 static const struct {
         const char *id, *want;
 } lint_cases[] = {
-        {"apt-safe", NULL},
-        {"apt-get-safe", NULL},
-        {"pip-exact", NULL},
-        {"apt-deny", NULL},
-        {"apt-any", "a package manager, with any arguments"},
-        {"apt-opts", "allow_options lets \"...\" pass options"},
-        {"apt-o", "('-o') can be -o"},
-        {"apt-path", "('/srv/debs/*') can name a local package file"},
-        {"apt-home", "('${HOME}') can name a local package file"},
-        {"apt-deb", "('*.deb') can name a local package file"},
-        {"apt-url", "('file:*') can name a local package file, a URL"},
-        {"apt-pin", "('*=*') can name a local package file, a URL or a pinned version"},
-        {"apt-dot", "('.*') can name a local package file"},
-        {"dpkg-i",
-         "('-i') can be -i: it installs a local package file, whose scripts run as root once approved"},
-        {"dpkg-force", "('--force-all') can be --force-*"},
-        {"dpkg-any-opt", "('-*') can be -i"},
-        {"pip-wild", "installs from an index anyone can publish to"},
-        {"pip-r", "('-r') can be -r"},
-        {"npm-link", "('link') can be link"},
-        {"snap-dangerous", "('--dangerous') can be --dangerous"},
-        {"gdebi", "which installs local package files"},
-        {"dnf-local", "('localinstall') can be localinstall"},
-        {"cargo-path", "('--path') can be --path"},
-        {"apt-inherit", "cwd inherit"},
-        {"pkg-glob", "/usr/bin/apt* (it includes apt) ('*.deb') can name a local package file"},
+        { "apt-safe", NULL },
+        { "apt-get-safe", NULL },
+        { "pip-exact", NULL },
+        { "apt-deny", NULL },
+        { "apt-any", "a package manager, with any arguments" },
+        { "apt-opts", "allow_options lets \"...\" pass options" },
+        { "apt-o", "('-o') can be -o" },
+        { "apt-path", "('/srv/debs/*') can name a local package file" },
+        { "apt-home", "('${HOME}') can name a local package file" },
+        { "apt-deb", "('*.deb') can name a local package file" },
+        { "apt-url", "('file:*') can name a local package file, a URL" },
+        { "apt-pin", "('*=*') can name a local package file, a URL or a pinned version" },
+        { "apt-dot", "('.*') can name a local package file" },
+        { "dpkg-i", "('-i') can be -i: it installs a local package file, whose scripts run as root once approved" },
+        { "dpkg-force", "('--force-all') can be --force-*" },
+        { "dpkg-any-opt", "('-*') can be -i" },
+        { "pip-wild", "installs from an index anyone can publish to" },
+        { "pip-r", "('-r') can be -r" },
+        { "npm-link", "('link') can be link" },
+        { "snap-dangerous", "('--dangerous') can be --dangerous" },
+        { "gdebi", "which installs local package files" },
+        { "dnf-local", "('localinstall') can be localinstall" },
+        { "cargo-path", "('--path') can be --path" },
+        { "apt-inherit", "cwd inherit" },
+        { "pkg-glob", "/usr/bin/apt* (it includes apt) ('*.deb') can name a local package file" },
 };
 
 START_TEST(test_lint_package_managers) {
@@ -79,14 +78,12 @@ START_TEST(test_lint_package_managers) {
                         if (!streq(w[k].rule->id, lint_cases[i].id))
                                 continue;
                         hits++;
-                        ck_assert_msg(lint_cases[i].want && strstr(w[k].message, lint_cases[i].want),
-                                      "rule %s: %s", lint_cases[i].id, w[k].message);
+                        ck_assert_msg(lint_cases[i].want && strstr(w[k].message, lint_cases[i].want), "rule %s: %s",
+                                      lint_cases[i].id, w[k].message);
                         /* every warning says how to do it instead */
-                        ck_assert_msg(strstr(w[k].message, "; ") || strstr(w[k].message, ": "), "%s",
-                                      w[k].message);
+                        ck_assert_msg(strstr(w[k].message, "; ") || strstr(w[k].message, ": "), "%s", w[k].message);
                 }
-                ck_assert_msg(hits == (lint_cases[i].want ? 1u : 0u), "rule %s: %zu warnings",
-                              lint_cases[i].id, hits);
+                ck_assert_msg(hits == (lint_cases[i].want ? 1u : 0u), "rule %s: %zu warnings", lint_cases[i].id, hits);
                 expected += lint_cases[i].want != NULL;
         }
         ck_assert_uint_eq(n, expected);
@@ -104,8 +101,7 @@ START_TEST(test_lint_example_policy_clean) {
         Policy *p = NULL;
         size_t n = 0;
 
-        ck_assert_int_ge(
-                asprintf(&path, "%s/../../packaging/policy/example-policy.json", d ? d : "tests/data"), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/../../packaging/policy/example-policy.json", d ? d : "tests/data"), 0);
         ck_assert_msg(policy_load_file(path, false, &test_resolver, &p, &err) == 0, "%s", err.message);
         ck_assert_int_eq(policy_lint(p, &w, &n), 0);
         for (size_t i = 0; i < n; i++)
@@ -134,14 +130,12 @@ END_TEST
 
 /* Arguments cut at ':', '=' and '@' longer than the stack buffer: the same answers. */
 START_TEST(test_long_pieces) {
-        const char *text =
-                "{\"schema\": 1, \"rules\": [{\"id\": \"r\", \"match\": {\"path\": \"/usr/bin/t\", "
-                "\"args\": [\"*:*\", \"...\"]}, \"action\": \"allow\"}]}";
+        const char *text = "{\"schema\": 1, \"rules\": [{\"id\": \"r\", \"match\": {\"path\": \"/usr/bin/t\", "
+                           "\"args\": [\"*:*\", \"...\"]}, \"action\": \"allow\"}]}";
         size_t n = 5000;
         char *arg = malloc(n + 1), *second = malloc(n + 1);
-        const char *args[2] = {arg, second};
-        PolicyRequest req = {
-                .uid = 1000, .path = "/usr/bin/t", .trusted_in_place = true, .args = args, .n_args = 1};
+        const char *args[2] = { arg, second };
+        PolicyRequest req = { .uid = 1000, .path = "/usr/bin/t", .trusted_in_place = true, .args = args, .n_args = 1 };
         PolicyDecision d;
         PolicyError err;
         Policy *p = NULL;
@@ -326,8 +320,7 @@ START_TEST(test_env_table_shape) {
                 ck_assert_msg((unsigned) d->kind < _POLICY_ENV_KIND_MAX, "%s: kind", d->name);
                 ck_assert_msg(strlen(d->reason) < 140, "%s: reason too long for the error line", d->name);
                 for (const char *c = d->name; *c; c++)
-                        ck_assert_msg(isupper((unsigned char) *c) || isdigit((unsigned char) *c) ||
-                                              *c == '_',
+                        ck_assert_msg(isupper((unsigned char) *c) || isdigit((unsigned char) *c) || *c == '_',
                                       "%s: written in upper case", d->name);
                 /* no entry is dead: nothing earlier already refuses it */
                 for (size_t k = 0; k < i; k++) {
@@ -364,22 +357,19 @@ START_TEST(test_env_keep_load_error) {
                 Policy *p = NULL;
 
                 snprintf(name, sizeof name, "%s%s", d->name, d->prefix ? "X" : "");
-                ck_assert_int_ge(
-                        asprintf(&text,
-                                 "{\"schema\": 1, \"rules\": [\n{\"id\": \"r\", \"match\": {\"path\": "
-                                 "\"/usr/bin/true\"}, \"action\": \"allow\",\n \"env_keep\": [\"LANG\", "
-                                 "\"%s\"]}]}",
-                                 name),
-                        0);
-                ck_assert_int_eq(policy_load_buffer(text, strlen(text), "t", &test_resolver, &p, &err),
-                                 -EINVAL);
+                ck_assert_int_ge(asprintf(&text,
+                                          "{\"schema\": 1, \"rules\": [\n{\"id\": \"r\", \"match\": {\"path\": "
+                                          "\"/usr/bin/true\"}, \"action\": \"allow\",\n \"env_keep\": [\"LANG\", "
+                                          "\"%s\"]}]}",
+                                          name),
+                                 0);
+                ck_assert_int_eq(policy_load_buffer(text, strlen(text), "t", &test_resolver, &p, &err), -EINVAL);
                 ck_assert_ptr_null(p);
                 ck_assert_msg(strstr(err.message, "rules[0].env_keep[1]: env_keep cannot pass ") &&
                                       strstr(err.message, name),
                               "%s: %s", name, err.message);
                 ck_assert_msg(strstr(err.message, d->reason), "%s: reason missing: %s", name, err.message);
-                ck_assert_msg(strstr(err.message, policy_env_advice(d)), "%s: advice missing: %s", name,
-                              err.message);
+                ck_assert_msg(strstr(err.message, policy_env_advice(d)), "%s: advice missing: %s", name, err.message);
                 ck_assert_int_ge(asprintf(&family, "(%s*)", d->name), 0);
                 ck_assert_msg(!d->prefix || strstr(err.message, family), "%s: family missing", name);
                 ck_assert_uint_eq(err.line, 3);

@@ -20,30 +20,30 @@ typedef struct TestUser {
 
 /* carol's home has glob metacharacters: ${HOME} must match it literally */
 static const TestUser test_users[] = {
-        {"root", 0, "/root", {0}, 1},
-        {"alice", 1000, "/home/alice", {1000, 100, 101}, 3}, /* staff, users */
-        {"bob", 1001, "/home/bob", {1001, 101}, 2},          /* users */
-        {"carol", 1002, "/home/c*[r]l", {1002, 100}, 2},     /* staff */
-        {"dave", 1003, "/home/dave/", {1003, 200, 101}, 3},  /* helpdesk, users */
-        {"postgres", 110, "/var/lib/postgresql", {110}, 1},
+        { "root", 0, "/root", { 0 }, 1 },
+        { "alice", 1000, "/home/alice", { 1000, 100, 101 }, 3 }, /* staff, users */
+        { "bob", 1001, "/home/bob", { 1001, 101 }, 2 },          /* users */
+        { "carol", 1002, "/home/c*[r]l", { 1002, 100 }, 2 },     /* staff */
+        { "dave", 1003, "/home/dave/", { 1003, 200, 101 }, 3 },  /* helpdesk, users */
+        { "postgres", 110, "/var/lib/postgresql", { 110 }, 1 },
 };
 
 static const struct {
         const char *name;
         gid_t gid;
 } test_groups[] = {
-        {"root", 0},       {"wheel", 10}, {"staff", 100},  {"users", 101},
-        {"helpdesk", 200}, {"dev", 300},  {"admins", 400},
+        { "root", 0 },       { "wheel", 10 }, { "staff", 100 },  { "users", 101 },
+        { "helpdesk", 200 }, { "dev", 300 },  { "admins", 400 },
 };
 
 /* "/bin" is a symlink to "/usr/bin", "/usr/bin/sh" to "dash", like on Debian */
 static const struct {
         const char *from, *to;
 } test_canon[] = {
-        {"/bin", "/usr/bin"},
-        {"/sbin", "/usr/sbin"},
-        {"/opt/link", "/opt/real"},
-        {"/usr/bin/sh", "/usr/bin/dash"},
+        { "/bin", "/usr/bin" },
+        { "/sbin", "/usr/sbin" },
+        { "/opt/link", "/opt/real" },
+        { "/usr/bin/sh", "/usr/bin/dash" },
 };
 
 static inline const TestUser *test_user(const char *name) {

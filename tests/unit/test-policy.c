@@ -260,8 +260,8 @@ static void load_canonical(CaseFile *f) {
         char *s = policy_format_canonical(f->policy);
 
         if (!s || policy_load_buffer(s, strlen(s), "canonical", &test_resolver, &f->canon, &err) < 0)
-                snprintf(f->error, sizeof f->error, "canonical form does not load: %u:%u: %s", err.line,
-                         err.column, s ? err.message : "out of memory");
+                snprintf(f->error, sizeof f->error, "canonical form does not load: %u:%u: %s", err.line, err.column,
+                         s ? err.message : "out of memory");
         free(s);
 }
 
@@ -276,8 +276,7 @@ static void load_case_file(const char *dir, const char *name) {
         if (asprintf(&path, "%s/%.*s.json", dir, (int) (strlen(name) - 6), name) < 0)
                 abort();
         if (policy_load_file(path, false, &test_resolver, &f->policy, &err) < 0)
-                snprintf(f->error, sizeof f->error, "%s:%u:%u: %s", err.file, err.line, err.column,
-                         err.message);
+                snprintf(f->error, sizeof f->error, "%s:%u:%u: %s", err.file, err.line, err.column, err.message);
         else
                 load_canonical(f);
         free(path);
@@ -305,7 +304,7 @@ static void load_case_file(const char *dir, const char *name) {
                         continue;
                 }
                 if (n_cases < MAX_CASES)
-                        cases[n_cases++] = (Case){.file = n_files, .line = lineno, .text = strdup(line)};
+                        cases[n_cases++] = (Case){ .file = n_files, .line = lineno, .text = strdup(line) };
         }
         fclose(in);
         n_files++;
@@ -374,13 +373,12 @@ START_TEST(test_case) {
         ck_assert_msg(parse_case(c->text, &p) == 0, "%s:%u: cannot parse this case", f->name, c->line);
 
         ck_assert_int_eq(policy_match(f->policy, &p.req, &d, NULL), 0);
-        ck_assert_msg(d.action == p.want && strcmp(rule_id(&d), p.want_rule) == 0,
-                      "%s:%u: %s\n  got %s %s (%s)", f->name, c->line, c->text,
-                      policy_action_to_string(d.action), rule_id(&d), d.reason ? d.reason : "");
+        ck_assert_msg(d.action == p.want && strcmp(rule_id(&d), p.want_rule) == 0, "%s:%u: %s\n  got %s %s (%s)",
+                      f->name, c->line, c->text, policy_action_to_string(d.action), rule_id(&d),
+                      d.reason ? d.reason : "");
         if (p.want_reason[0])
-                ck_assert_msg(d.reason && strstr(d.reason, p.want_reason),
-                              "%s:%u: reason \"%s\" lacks \"%s\"", f->name, c->line,
-                              d.reason ? d.reason : "(null)", p.want_reason);
+                ck_assert_msg(d.reason && strstr(d.reason, p.want_reason), "%s:%u: reason \"%s\" lacks \"%s\"", f->name,
+                              c->line, d.reason ? d.reason : "(null)", p.want_reason);
 
         /* the walk over every rule, ignoring the indexes, must agree */
         ck_assert_int_eq(policy_match(f->policy, &p.req, &dt, &t), 0);
@@ -397,8 +395,8 @@ START_TEST(test_case) {
         /* the canonical form decides the same */
         ck_assert_int_eq(policy_match(f->canon, &p.req, &dc, NULL), 0);
         ck_assert_msg(dc.action == d.action && strcmp(rule_id(&dc), rule_id(&d)) == 0,
-                      "%s:%u: canonical form says %s %s", f->name, c->line,
-                      policy_action_to_string(dc.action), rule_id(&dc));
+                      "%s:%u: canonical form says %s %s", f->name, c->line, policy_action_to_string(dc.action),
+                      rule_id(&dc));
 }
 END_TEST
 
@@ -432,8 +430,8 @@ START_TEST(test_bad) {
         ck_assert_ptr_null(p);
         ck_assert_msg(strstr(err.file, b->file), "%s: error names file %s", b->file, err.file);
         ck_assert_msg(err.line == b->line && err.column == b->column && strstr(err.message, b->fragment),
-                      "%s: got %u:%u: %s\n  want %u:%u: ...%s...", b->file, err.line, err.column,
-                      err.message, b->line, b->column, b->fragment);
+                      "%s: got %u:%u: %s\n  want %u:%u: ...%s...", b->file, err.line, err.column, err.message, b->line,
+                      b->column, b->fragment);
 }
 END_TEST
 

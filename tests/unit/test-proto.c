@@ -53,8 +53,7 @@ static void assert_refused(const char *s, size_t len, int r, const char *what) {
         int k = proto_decode(s, len, NULL, 0, &m, &e);
 
         ck_assert_msg(k == r, "%s: got %d (%s), want %d", s, k, e.message, r);
-        ck_assert_msg(strstr(e.message, what), "%s: error \"%s\" does not mention \"%s\"", s, e.message,
-                      what);
+        ck_assert_msg(strstr(e.message, what), "%s: error \"%s\" does not mention \"%s\"", s, e.message, what);
         ck_assert_ptr_null(m.root); /* ret untouched */
 }
 
@@ -82,9 +81,9 @@ static void round_trip(const ProtoMsg *in, size_t n_fds, ProtoMsg *out) {
 }
 
 START_TEST(test_round_trip_exec) {
-        const char *args[] = {"install", "", "back\\slash", "%n%s", "ünïcödé", NULL};
-        ProtoEnv env[] = {{"TERM", "xterm-256color"}, {"LANG", ""}};
-        unsigned file_args[] = {1, 3};
+        const char *args[] = { "install", "", "back\\slash", "%n%s", "ünïcödé", NULL };
+        ProtoEnv env[] = { { "TERM", "xterm-256color" }, { "LANG", "" } };
+        unsigned file_args[] = { 1, 3 };
         ProtoMsg in = {
                 .type = PROTO_EXEC,
                 .program = "/usr/bin/apt",
@@ -130,7 +129,7 @@ START_TEST(test_round_trip_exec) {
 END_TEST
 
 START_TEST(test_round_trip_exec_minimal) {
-        ProtoMsg in = {.type = PROTO_EXEC, .program = "x"}, m = {};
+        ProtoMsg in = { .type = PROTO_EXEC, .program = "x" }, m = {};
 
         /* empty argv after the program is fine; optional fields stay absent */
         round_trip(&in, PROTO_EXEC_FIXED_FDS, &m);
@@ -147,13 +146,20 @@ START_TEST(test_round_trip_exec_minimal) {
 END_TEST
 
 START_TEST(test_round_trip_approval_types) {
-        const char *approvers[] = {"helpdesk", NULL};
-        const char *args[] = {"-i", "x.deb", NULL};
+        const char *approvers[] = { "helpdesk", NULL };
+        const char *args[] = { "-i", "x.deb", NULL };
         ProtoMsg in, m;
 
-        in = (ProtoMsg){.type = PROTO_DECISION, .decision = "approve", .request = "0123456789abcdef0123456789abcdef",
-                        .rule = "downloads", .ticket = "K7QM-42XD", .challenge = "C7QK-2M9F-XW4P-AAAA",
-                        .approvers = approvers, .n_approvers = 1, .has_timeout = true, .timeout = 1800000000};
+        in = (ProtoMsg){ .type = PROTO_DECISION,
+                         .decision = "approve",
+                         .request = "0123456789abcdef0123456789abcdef",
+                         .rule = "downloads",
+                         .ticket = "K7QM-42XD",
+                         .challenge = "C7QK-2M9F-XW4P-AAAA",
+                         .approvers = approvers,
+                         .n_approvers = 1,
+                         .has_timeout = true,
+                         .timeout = 1800000000 };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.ticket, "K7QM-42XD");
         ck_assert_str_eq(m.challenge, "C7QK-2M9F-XW4P-AAAA");
@@ -163,39 +169,50 @@ START_TEST(test_round_trip_approval_types) {
         ck_assert(!m.needs_reason);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_RESUME, .request = "0123456789abcdef0123456789abcdef", .program = "./x",
-                        .args = args, .n_args = 2};
+        in = (ProtoMsg){ .type = PROTO_RESUME,
+                         .request = "0123456789abcdef0123456789abcdef",
+                         .program = "./x",
+                         .args = args,
+                         .n_args = 2 };
         round_trip(&in, PROTO_EXEC_FIXED_FDS, &m);
         ck_assert_str_eq(m.request, "0123456789abcdef0123456789abcdef");
         ck_assert_uint_eq(m.n_args, 2);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_RESPONSE, .request = "K7QM-42XD", .code = "ABCD-EFGH"};
+        in = (ProtoMsg){ .type = PROTO_RESPONSE, .request = "K7QM-42XD", .code = "ABCD-EFGH" };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.code, "ABCD-EFGH");
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_APPROVE, .request = "K7QM-42XD", .has_ttl = true, .ttl = 60000000,
-                        .comment = "ticket 4411"};
+        in = (ProtoMsg){ .type = PROTO_APPROVE,
+                         .request = "K7QM-42XD",
+                         .has_ttl = true,
+                         .ttl = 60000000,
+                         .comment = "ticket 4411" };
         round_trip(&in, 0, &m);
         ck_assert(m.has_ttl && m.ttl == 60000000);
         ck_assert_str_eq(m.comment, "ticket 4411");
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_REVOKE, .grant = "G7QM-42XD"};
+        in = (ProtoMsg){ .type = PROTO_REVOKE, .grant = "G7QM-42XD" };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.grant, "G7QM-42XD");
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_EVENT, .event = "approved", .ticket = "K7QM-42XD", .approver = "bob",
-                        .comment = "ok", .has_ttl = true, .ttl = 5};
+        in = (ProtoMsg){ .type = PROTO_EVENT,
+                         .event = "approved",
+                         .ticket = "K7QM-42XD",
+                         .approver = "bob",
+                         .comment = "ok",
+                         .has_ttl = true,
+                         .ttl = 5 };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.event, "approved");
         ck_assert_str_eq(m.approver, "bob");
         proto_msg_done(&m);
 
         /* an unknown event name is refused */
-        in = (ProtoMsg){.type = PROTO_EVENT, .event = "exploded"};
+        in = (ProtoMsg){ .type = PROTO_EVENT, .event = "exploded" };
         {
                 _cleanup_json_ json_t *obj = NULL;
                 ck_assert_int_eq(proto_msg_to_json(&in, &obj), 0);
@@ -207,35 +224,32 @@ END_TEST
 START_TEST(test_round_trip_simple_types) {
         ProtoMsg in, m;
 
-        static const ProtoType bare[] = {PROTO_LIST,    PROTO_STATUS,  PROTO_FORGET, PROTO_SUBSCRIBE,
-                                         PROTO_AUDIT_INIT, PROTO_RELOAD, PROTO_PENDING, PROTO_GRANTS,
-                                         PROTO_KEYS_ROTATE};
+        static const ProtoType bare[] = { PROTO_LIST,   PROTO_STATUS,  PROTO_FORGET, PROTO_SUBSCRIBE,  PROTO_AUDIT_INIT,
+                                          PROTO_RELOAD, PROTO_PENDING, PROTO_GRANTS, PROTO_KEYS_ROTATE };
 
         for (size_t i = 0; i < ELEMENTSOF(bare); i++) {
                 ProtoType t = bare[i];
-                in = (ProtoMsg){.type = t};
+                in = (ProtoMsg){ .type = t };
                 m = (ProtoMsg){};
                 round_trip(&in, 0, &m);
                 proto_msg_done(&m);
         }
 
-        in = (ProtoMsg){.type = PROTO_SIGNAL, .signal = "WINCH"};
+        in = (ProtoMsg){ .type = PROTO_SIGNAL, .signal = "WINCH" };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.signal, "WINCH");
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_AUDIT,
-                        .has_since = true,
-                        .since = 1700000000000000,
-                        .has_limit = true,
-                        .limit = 100000};
+        in = (ProtoMsg){
+                .type = PROTO_AUDIT, .has_since = true, .since = 1700000000000000, .has_limit = true, .limit = 100000
+        };
         round_trip(&in, 0, &m);
         ck_assert(m.has_since && m.has_limit);
         ck_assert_int_eq(m.since, 1700000000000000);
         ck_assert_int_eq(m.limit, 100000);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_AUDIT};
+        in = (ProtoMsg){ .type = PROTO_AUDIT };
         round_trip(&in, 0, &m);
         ck_assert(!m.has_since && !m.has_limit);
         proto_msg_done(&m);
@@ -245,11 +259,11 @@ END_TEST
 START_TEST(test_round_trip_agent_types) {
         ProtoMsg in, m;
 
-        in = (ProtoMsg){.type = PROTO_DECISION,
-                        .decision = "approve",
-                        .request = "K7-3QX",
-                        .rule = "downloads",
-                        .message = "waiting for helpdesk"};
+        in = (ProtoMsg){ .type = PROTO_DECISION,
+                         .decision = "approve",
+                         .request = "K7-3QX",
+                         .rule = "downloads",
+                         .message = "waiting for helpdesk" };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.decision, "approve");
         ck_assert_str_eq(m.request, "K7-3QX");
@@ -257,41 +271,41 @@ START_TEST(test_round_trip_agent_types) {
         ck_assert_str_eq(m.message, "waiting for helpdesk");
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_STARTED, .request = "r1", .pid = 4242, .pty = true};
+        in = (ProtoMsg){ .type = PROTO_STARTED, .request = "r1", .pid = 4242, .pty = true };
         round_trip(&in, 1, &m);
         ck_assert_int_eq(m.pid, 4242);
         ck_assert(m.pty);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_STARTED, .request = "r1", .pid = 1};
+        in = (ProtoMsg){ .type = PROTO_STARTED, .request = "r1", .pid = 1 };
         round_trip(&in, 0, &m);
         ck_assert(!m.pty);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_EXITED, .request = "r1", .has_exit_code = true, .exit_code = 37};
+        in = (ProtoMsg){ .type = PROTO_EXITED, .request = "r1", .has_exit_code = true, .exit_code = 37 };
         round_trip(&in, 0, &m);
         ck_assert(m.has_exit_code && !m.has_exit_signal);
         ck_assert_int_eq(m.exit_code, 37);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_EXITED,
-                        .request = "r1",
-                        .has_exit_signal = true,
-                        .exit_signal = 11,
-                        .core_dumped = true,
-                        .message = "segfault"};
+        in = (ProtoMsg){ .type = PROTO_EXITED,
+                         .request = "r1",
+                         .has_exit_signal = true,
+                         .exit_signal = 11,
+                         .core_dumped = true,
+                         .message = "segfault" };
         round_trip(&in, 0, &m);
         ck_assert(m.has_exit_signal && !m.has_exit_code && m.core_dumped);
         ck_assert_int_eq(m.exit_signal, 11);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_ERROR, .code = "not-permitted", .message = "operators only"};
+        in = (ProtoMsg){ .type = PROTO_ERROR, .code = "not-permitted", .message = "operators only" };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.code, "not-permitted");
         ck_assert_str_eq(m.message, "operators only");
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_OK, .key = "00ff10ab"};
+        in = (ProtoMsg){ .type = PROTO_OK, .key = "00ff10ab" };
         round_trip(&in, 0, &m);
         ck_assert_str_eq(m.key, "00ff10ab");
         ck_assert_ptr_null(m.message);
@@ -303,28 +317,27 @@ START_TEST(test_round_trip_lists) {
         _cleanup_json_ json_t *rules = NULL, *rows = NULL;
         ProtoMsg in, m;
 
-        rules = json_pack("[{s:s,s:s,s:s,s:s,s:[s,s],s:I,s:s},{s:s,s:s,s:s}]", "id", "deb", "action",
-                          "approve", "summary", "dpkg -i ~/Downloads/*.deb", "run_as", "root", "approvers",
-                          "helpdesk", "secops", "ttl", (json_int_t) 1800000000, "message", "ask first", "id",
-                          "no-shells", "action", "deny", "summary", "");
+        rules = json_pack("[{s:s,s:s,s:s,s:s,s:[s,s],s:I,s:s},{s:s,s:s,s:s}]", "id", "deb", "action", "approve",
+                          "summary", "dpkg -i ~/Downloads/*.deb", "run_as", "root", "approvers", "helpdesk", "secops",
+                          "ttl", (json_int_t) 1800000000, "message", "ask first", "id", "no-shells", "action", "deny",
+                          "summary", "");
         ck_assert_ptr_nonnull(rules);
-        in = (ProtoMsg){.type = PROTO_RULES, .rules = rules};
+        in = (ProtoMsg){ .type = PROTO_RULES, .rules = rules };
         round_trip(&in, 0, &m);
         ck_assert(json_equal(m.rules, rules));
         proto_msg_done(&m);
 
-        rows = json_pack("[{s:I,s:I,s:s,s:s,s:I,s:{s:[i,{s:n}]}},{s:i,s:i,s:s,s:{}}]", "seq", (json_int_t) 1,
-                         "time", (json_int_t) 1700000000000000, "event", "launched", "request", "r1", "uid",
-                         (json_int_t) 1000, "data", "argv", 1, "x", "seq", 2, "time", 0, "event",
-                         "agent-start", "data");
+        rows = json_pack("[{s:I,s:I,s:s,s:s,s:I,s:{s:[i,{s:n}]}},{s:i,s:i,s:s,s:{}}]", "seq", (json_int_t) 1, "time",
+                         (json_int_t) 1700000000000000, "event", "launched", "request", "r1", "uid", (json_int_t) 1000,
+                         "data", "argv", 1, "x", "seq", 2, "time", 0, "event", "agent-start", "data");
         ck_assert_ptr_nonnull(rows);
-        in = (ProtoMsg){.type = PROTO_AUDIT_ROWS, .audit_rows = rows, .more = true};
+        in = (ProtoMsg){ .type = PROTO_AUDIT_ROWS, .audit_rows = rows, .more = true };
         round_trip(&in, 0, &m);
         ck_assert(json_equal(m.audit_rows, rows));
         ck_assert(m.more);
         proto_msg_done(&m);
 
-        in = (ProtoMsg){.type = PROTO_RULES}; /* no rules at all is an empty list */
+        in = (ProtoMsg){ .type = PROTO_RULES }; /* no rules at all is an empty list */
         round_trip(&in, 0, &m);
         ck_assert_uint_eq(json_array_size(m.rules), 0);
         proto_msg_done(&m);
@@ -332,14 +345,14 @@ START_TEST(test_round_trip_lists) {
 END_TEST
 
 START_TEST(test_build_refuses_bad_input) {
-        const char *args[] = {"\xc0\xaf", NULL};
-        ProtoMsg in = {.type = PROTO_EXEC, .program = "x", .args = args, .n_args = 1};
+        const char *args[] = { "\xc0\xaf", NULL };
+        ProtoMsg in = { .type = PROTO_EXEC, .program = "x", .args = args, .n_args = 1 };
         json_t *obj = NULL;
 
         ck_assert_int_eq(proto_msg_to_json(&in, &obj), -EINVAL); /* argument not UTF-8 */
-        in = (ProtoMsg){.type = PROTO_EXEC};
+        in = (ProtoMsg){ .type = PROTO_EXEC };
         ck_assert_int_eq(proto_msg_to_json(&in, &obj), -EINVAL); /* program is required */
-        in = (ProtoMsg){.type = _PROTO_TYPE_MAX};
+        in = (ProtoMsg){ .type = _PROTO_TYPE_MAX };
         ck_assert_int_eq(proto_msg_to_json(&in, &obj), -EINVAL);
         ck_assert_ptr_null(obj);
         ck_assert_ptr_null(proto_new(_PROTO_TYPE_MAX));
@@ -374,185 +387,174 @@ static const struct {
         const char *what;
 } refused[] = {
         /* not JSON, not an object, not one object */
-        {"garbage", -EBADMSG, "not a JSON object"},
-        {"{garbage}", -EBADMSG, "not valid JSON"},
-        {EXEC_HEAD, -EBADMSG, "not valid JSON"}, /* truncated */
-        {"{\"v\":1,\"type\":\"list\"", -EBADMSG, "not valid JSON"},
-        {"{\"v\":1,\"type\":\"li", -EBADMSG, "not valid JSON"},
-        {"[]", -EBADMSG, "not a JSON object"},
-        {"1", -EBADMSG, "not a JSON object"},
-        {"\"list\"", -EBADMSG, "not a JSON object"},
-        {" {\"v\":1,\"type\":\"list\"}", -EBADMSG, "not a JSON object"},
-        {"{\"v\":1,\"type\":\"list\"} ", -EBADMSG, "trailing bytes"},
-        {"{\"v\":1,\"type\":\"list\"}\n", -EBADMSG, "trailing bytes"},
-        {"{\"v\":1,\"type\":\"list\"}{}", -EBADMSG, "trailing bytes"},
-        {"{\"v\":1,\"type\":\"list\"}x", -EBADMSG, "trailing bytes"},
-        {"", -EBADMSG, "empty"},
+        { "garbage", -EBADMSG, "not a JSON object" },
+        { "{garbage}", -EBADMSG, "not valid JSON" },
+        { EXEC_HEAD, -EBADMSG, "not valid JSON" }, /* truncated */
+        { "{\"v\":1,\"type\":\"list\"", -EBADMSG, "not valid JSON" },
+        { "{\"v\":1,\"type\":\"li", -EBADMSG, "not valid JSON" },
+        { "[]", -EBADMSG, "not a JSON object" },
+        { "1", -EBADMSG, "not a JSON object" },
+        { "\"list\"", -EBADMSG, "not a JSON object" },
+        { " {\"v\":1,\"type\":\"list\"}", -EBADMSG, "not a JSON object" },
+        { "{\"v\":1,\"type\":\"list\"} ", -EBADMSG, "trailing bytes" },
+        { "{\"v\":1,\"type\":\"list\"}\n", -EBADMSG, "trailing bytes" },
+        { "{\"v\":1,\"type\":\"list\"}{}", -EBADMSG, "trailing bytes" },
+        { "{\"v\":1,\"type\":\"list\"}x", -EBADMSG, "trailing bytes" },
+        { "", -EBADMSG, "empty" },
         /* duplicates, at the top and inside */
-        {"{\"v\":1,\"type\":\"list\",\"type\":\"list\"}", -EBADMSG, "duplicate"},
-        {"{\"v\":1,\"v\":1,\"type\":\"list\"}", -EBADMSG, "duplicate"},
-        {EXEC_HEAD ",\"env\":{\"A\":\"1\",\"A\":\"2\"}}", -EBADMSG, "duplicate"},
+        { "{\"v\":1,\"type\":\"list\",\"type\":\"list\"}", -EBADMSG, "duplicate" },
+        { "{\"v\":1,\"v\":1,\"type\":\"list\"}", -EBADMSG, "duplicate" },
+        { EXEC_HEAD ",\"env\":{\"A\":\"1\",\"A\":\"2\"}}", -EBADMSG, "duplicate" },
         /* NUL as an escape, in a value and in a key */
-        {EXEC_HEAD ",\"reason\":\"a\\u0000b\"}", -EBADMSG, "not valid JSON"},
-        {EXEC_HEAD ",\"a\\u0000\":1}", -EBADMSG, "not valid JSON"},
+        { EXEC_HEAD ",\"reason\":\"a\\u0000b\"}", -EBADMSG, "not valid JSON" },
+        { EXEC_HEAD ",\"a\\u0000\":1}", -EBADMSG, "not valid JSON" },
         /* escaped surrogates */
-        {EXEC_HEAD ",\"reason\":\"\\ud800\"}", -EBADMSG, "not valid JSON"},
-        {EXEC_HEAD ",\"reason\":\"\\udc00\\ud800\"}", -EBADMSG, "not valid JSON"},
+        { EXEC_HEAD ",\"reason\":\"\\ud800\"}", -EBADMSG, "not valid JSON" },
+        { EXEC_HEAD ",\"reason\":\"\\udc00\\ud800\"}", -EBADMSG, "not valid JSON" },
         /* version */
-        {"{\"type\":\"list\"}", -EBADMSG, "missing required field \"v\""},
-        {"{\"v\":\"1\",\"type\":\"list\"}", -EBADMSG, "\"v\" must be an integer"},
-        {"{\"v\":1.0,\"type\":\"list\"}", -EBADMSG, "\"v\" must be an integer"},
-        {"{\"v\":true,\"type\":\"list\"}", -EBADMSG, "\"v\" must be an integer"},
-        {"{\"v\":2,\"type\":\"list\"}", -EPROTONOSUPPORT,
-         "protocol version 2 is not supported (supported: 1)"},
-        {"{\"v\":0,\"type\":\"list\"}", -EPROTONOSUPPORT, "version 0 is not supported"},
-        {"{\"v\":-1,\"type\":\"list\"}", -EPROTONOSUPPORT, "version -1 is not supported"},
-        {"{\"v\":2,\"type\":\"nonsense\",\"x\":1}", -EPROTONOSUPPORT, "not supported"},
+        { "{\"type\":\"list\"}", -EBADMSG, "missing required field \"v\"" },
+        { "{\"v\":\"1\",\"type\":\"list\"}", -EBADMSG, "\"v\" must be an integer" },
+        { "{\"v\":1.0,\"type\":\"list\"}", -EBADMSG, "\"v\" must be an integer" },
+        { "{\"v\":true,\"type\":\"list\"}", -EBADMSG, "\"v\" must be an integer" },
+        { "{\"v\":2,\"type\":\"list\"}", -EPROTONOSUPPORT, "protocol version 2 is not supported (supported: 1)" },
+        { "{\"v\":0,\"type\":\"list\"}", -EPROTONOSUPPORT, "version 0 is not supported" },
+        { "{\"v\":-1,\"type\":\"list\"}", -EPROTONOSUPPORT, "version -1 is not supported" },
+        { "{\"v\":2,\"type\":\"nonsense\",\"x\":1}", -EPROTONOSUPPORT, "not supported" },
         /* type */
-        {"{\"v\":1}", -EBADMSG, "missing required field \"type\""},
-        {"{\"v\":1,\"type\":7}", -EBADMSG, "\"type\" must be a string"},
-        {"{\"v\":1,\"type\":\"shell\"}", -EBADMSG, "unknown message type \"shell\""},
-        {"{\"v\":1,\"type\":\"EXEC\"}", -EBADMSG, "unknown message type"},
-        {"{\"v\":1,\"type\":\"\"}", -EBADMSG, "unknown message type"},
+        { "{\"v\":1}", -EBADMSG, "missing required field \"type\"" },
+        { "{\"v\":1,\"type\":7}", -EBADMSG, "\"type\" must be a string" },
+        { "{\"v\":1,\"type\":\"shell\"}", -EBADMSG, "unknown message type \"shell\"" },
+        { "{\"v\":1,\"type\":\"EXEC\"}", -EBADMSG, "unknown message type" },
+        { "{\"v\":1,\"type\":\"\"}", -EBADMSG, "unknown message type" },
         /* unknown fields, identity in the body */
-        {"{\"v\":1,\"type\":\"list\",\"verbose\":true}", -EBADMSG, "list: unknown field \"verbose\""},
-        {EXEC_HEAD ",\"uid\":0}", -EBADMSG, "exec: unknown field \"uid\""},
-        {EXEC_HEAD ",\"gid\":0}", -EBADMSG, "unknown field \"gid\""},
-        {EXEC_HEAD ",\"pid\":1}", -EBADMSG, "unknown field \"pid\""},
-        {EXEC_HEAD ",\"user\":\"root\"}", -EBADMSG, "unknown field \"user\""},
-        {EXEC_HEAD ",\"groups\":[0]}", -EBADMSG, "unknown field \"groups\""},
-        {EXEC_HEAD ",\"argv0\":\"sh\"}", -EBADMSG, "unknown field \"argv0\""},
-        {"{\"v\":1,\"type\":\"list\",\"\\u001b[2J\":1}", -EBADMSG, "unknown field \"\\x1b[2J\""},
+        { "{\"v\":1,\"type\":\"list\",\"verbose\":true}", -EBADMSG, "list: unknown field \"verbose\"" },
+        { EXEC_HEAD ",\"uid\":0}", -EBADMSG, "exec: unknown field \"uid\"" },
+        { EXEC_HEAD ",\"gid\":0}", -EBADMSG, "unknown field \"gid\"" },
+        { EXEC_HEAD ",\"pid\":1}", -EBADMSG, "unknown field \"pid\"" },
+        { EXEC_HEAD ",\"user\":\"root\"}", -EBADMSG, "unknown field \"user\"" },
+        { EXEC_HEAD ",\"groups\":[0]}", -EBADMSG, "unknown field \"groups\"" },
+        { EXEC_HEAD ",\"argv0\":\"sh\"}", -EBADMSG, "unknown field \"argv0\"" },
+        { "{\"v\":1,\"type\":\"list\",\"\\u001b[2J\":1}", -EBADMSG, "unknown field \"\\x1b[2J\"" },
         /* exec: required fields, empties */
-        {"{\"v\":1,\"type\":\"exec\",\"args\":[]}", -EBADMSG, "missing required field \"program\""},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\"}", -EBADMSG, "missing required field \"args\""},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"\",\"args\":[]}", -EBADMSG,
-         "\"program\" must not be empty"},
+        { "{\"v\":1,\"type\":\"exec\",\"args\":[]}", -EBADMSG, "missing required field \"program\"" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\"}", -EBADMSG, "missing required field \"args\"" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"\",\"args\":[]}", -EBADMSG, "\"program\" must not be empty" },
         /* wrong types */
-        {"{\"v\":1,\"type\":\"exec\",\"program\":1,\"args\":[]}", -EBADMSG, "\"program\" must be a string"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":null,\"args\":[]}", -EBADMSG,
-         "\"program\" must be a string"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":[\"x\"],\"args\":[]}", -EBADMSG, "must be a string"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":\"a b\"}", -EBADMSG,
-         "\"args\" must be an array"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":{}}", -EBADMSG, "\"args\" must be an array"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[1]}", -EBADMSG,
-         "\"args[0]\" must be a string"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\",null]}", -EBADMSG,
-         "\"args[1]\" must be a string"},
-        {EXEC_HEAD ",\"env\":[]}", -EBADMSG, "\"env\" must be an object"},
-        {EXEC_HEAD ",\"env\":{\"A\":1}}", -EBADMSG, "\"env.A\" must be a string"},
-        {EXEC_HEAD ",\"winsize\":[24,80]}", -EBADMSG, "\"winsize\" must be an object"},
-        {EXEC_HEAD ",\"winsize\":{\"rows\":24}}", -EBADMSG, "missing required field \"winsize.cols\""},
-        {EXEC_HEAD ",\"winsize\":{\"rows\":24,\"cols\":80,\"x\":1}}", -EBADMSG,
-         "unknown field \"winsize.x\""},
-        {EXEC_HEAD ",\"file_args\":1}", -EBADMSG, "\"file_args\" must be an array"},
-        {EXEC_HEAD ",\"reason\":false}", -EBADMSG, "\"reason\" must be a string"},
+        { "{\"v\":1,\"type\":\"exec\",\"program\":1,\"args\":[]}", -EBADMSG, "\"program\" must be a string" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":null,\"args\":[]}", -EBADMSG, "\"program\" must be a string" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":[\"x\"],\"args\":[]}", -EBADMSG, "must be a string" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":\"a b\"}", -EBADMSG, "\"args\" must be an array" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":{}}", -EBADMSG, "\"args\" must be an array" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[1]}", -EBADMSG, "\"args[0]\" must be a string" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\",null]}", -EBADMSG,
+          "\"args[1]\" must be a string" },
+        { EXEC_HEAD ",\"env\":[]}", -EBADMSG, "\"env\" must be an object" },
+        { EXEC_HEAD ",\"env\":{\"A\":1}}", -EBADMSG, "\"env.A\" must be a string" },
+        { EXEC_HEAD ",\"winsize\":[24,80]}", -EBADMSG, "\"winsize\" must be an object" },
+        { EXEC_HEAD ",\"winsize\":{\"rows\":24}}", -EBADMSG, "missing required field \"winsize.cols\"" },
+        { EXEC_HEAD ",\"winsize\":{\"rows\":24,\"cols\":80,\"x\":1}}", -EBADMSG, "unknown field \"winsize.x\"" },
+        { EXEC_HEAD ",\"file_args\":1}", -EBADMSG, "\"file_args\" must be an array" },
+        { EXEC_HEAD ",\"reason\":false}", -EBADMSG, "\"reason\" must be a string" },
         /* ints as strings, reals, out of range */
-        {EXEC_HEAD ",\"winsize\":{\"rows\":\"24\",\"cols\":80}}", -EBADMSG,
-         "\"winsize.rows\" must be an integer"},
-        {EXEC_HEAD ",\"winsize\":{\"rows\":24.0,\"cols\":80}}", -EBADMSG,
-         "\"winsize.rows\" must be an integer"},
-        {EXEC_HEAD ",\"winsize\":{\"rows\":0,\"cols\":80}}", -EBADMSG,
-         "\"winsize.rows\" must be between 1 and 65535"},
-        {EXEC_HEAD ",\"winsize\":{\"rows\":1,\"cols\":65536}}", -EBADMSG,
-         "\"winsize.cols\" must be between"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":\"5\",\"pty\":false}", -EBADMSG,
-         "\"pid\" must be an integer"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5.0,\"pty\":false}", -EBADMSG,
-         "\"pid\" must be an integer"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5e2,\"pty\":false}", -EBADMSG,
-         "\"pid\" must be an integer"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":0,\"pty\":false}", -EBADMSG,
-         "\"pid\" must be between 1 and"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5,\"pty\":\"true\"}", -EBADMSG,
-         "\"pty\" must be true or false"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5,\"pty\":1}", -EBADMSG,
-         "\"pty\" must be true or false"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":99999999999999999999,\"pty\":false}",
-         -EBADMSG, "not valid JSON"},
-        {"{\"v\":1,\"type\":\"audit\",\"since\":-1}", -EBADMSG, "\"since\" must be between 0 and"},
-        {"{\"v\":1,\"type\":\"audit\",\"limit\":0}", -EBADMSG, "\"limit\" must be between 1 and 100000"},
-        {"{\"v\":1,\"type\":\"audit\",\"limit\":100001}", -EBADMSG,
-         "\"limit\" must be between 1 and 100000"},
-        {"{\"v\":1,\"type\":\"audit\",\"limit\":\"10\"}", -EBADMSG, "\"limit\" must be an integer"},
+        { EXEC_HEAD ",\"winsize\":{\"rows\":\"24\",\"cols\":80}}", -EBADMSG, "\"winsize.rows\" must be an integer" },
+        { EXEC_HEAD ",\"winsize\":{\"rows\":24.0,\"cols\":80}}", -EBADMSG, "\"winsize.rows\" must be an integer" },
+        { EXEC_HEAD ",\"winsize\":{\"rows\":0,\"cols\":80}}", -EBADMSG,
+          "\"winsize.rows\" must be between 1 and 65535" },
+        { EXEC_HEAD ",\"winsize\":{\"rows\":1,\"cols\":65536}}", -EBADMSG, "\"winsize.cols\" must be between" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":\"5\",\"pty\":false}", -EBADMSG,
+          "\"pid\" must be an integer" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5.0,\"pty\":false}", -EBADMSG,
+          "\"pid\" must be an integer" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5e2,\"pty\":false}", -EBADMSG,
+          "\"pid\" must be an integer" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":0,\"pty\":false}", -EBADMSG,
+          "\"pid\" must be between 1 and" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5,\"pty\":\"true\"}", -EBADMSG,
+          "\"pty\" must be true or false" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5,\"pty\":1}", -EBADMSG,
+          "\"pty\" must be true or false" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":99999999999999999999,\"pty\":false}", -EBADMSG,
+          "not valid JSON" },
+        { "{\"v\":1,\"type\":\"audit\",\"since\":-1}", -EBADMSG, "\"since\" must be between 0 and" },
+        { "{\"v\":1,\"type\":\"audit\",\"limit\":0}", -EBADMSG, "\"limit\" must be between 1 and 100000" },
+        { "{\"v\":1,\"type\":\"audit\",\"limit\":100001}", -EBADMSG, "\"limit\" must be between 1 and 100000" },
+        { "{\"v\":1,\"type\":\"audit\",\"limit\":\"10\"}", -EBADMSG, "\"limit\" must be an integer" },
         /* enums */
-        {"{\"v\":1,\"type\":\"signal\",\"signal\":\"KILL\"}", -EBADMSG,
-         "\"signal\" must be one of INT, TERM, HUP, QUIT, WINCH, CONT, TSTP"},
-        {"{\"v\":1,\"type\":\"signal\",\"signal\":\"int\"}", -EBADMSG, "must be one of"},
-        {"{\"v\":1,\"type\":\"signal\",\"signal\":9}", -EBADMSG, "must be one of"},
-        {"{\"v\":1,\"type\":\"signal\"}", -EBADMSG, "missing required field \"signal\""},
-        {"{\"v\":1,\"type\":\"decision\",\"decision\":\"maybe\",\"request\":\"r\"}", -EBADMSG,
-         "\"decision\" must be one of allow, deny, approve"},
+        { "{\"v\":1,\"type\":\"signal\",\"signal\":\"KILL\"}", -EBADMSG,
+          "\"signal\" must be one of INT, TERM, HUP, QUIT, WINCH, CONT, TSTP" },
+        { "{\"v\":1,\"type\":\"signal\",\"signal\":\"int\"}", -EBADMSG, "must be one of" },
+        { "{\"v\":1,\"type\":\"signal\",\"signal\":9}", -EBADMSG, "must be one of" },
+        { "{\"v\":1,\"type\":\"signal\"}", -EBADMSG, "missing required field \"signal\"" },
+        { "{\"v\":1,\"type\":\"decision\",\"decision\":\"maybe\",\"request\":\"r\"}", -EBADMSG,
+          "\"decision\" must be one of allow, deny, approve" },
         /* syntax of names */
-        {EXEC_HEAD ",\"run_as\":\"Root\"}", -EBADMSG, "\"run_as\" is not a valid user name"},
-        {EXEC_HEAD ",\"run_as\":\"../etc\"}", -EBADMSG, "\"run_as\" is not a valid user name"},
-        {EXEC_HEAD ",\"run_as\":\"$a\"}", -EBADMSG, "\"run_as\" is not a valid user name"},
-        {EXEC_HEAD ",\"run_as\":\"a$b\"}", -EBADMSG, "\"run_as\" is not a valid user name"},
-        {EXEC_HEAD ",\"run_as\":\"0day\"}", -EBADMSG, "\"run_as\" is not a valid user name"},
-        {EXEC_HEAD ",\"run_as\":\"\"}", -EBADMSG, "\"run_as\" must not be empty"},
-        {EXEC_HEAD ",\"run_as\":\"abcdefghijabcdefghijabcdefghijabc\"}", -EBADMSG, "longer than 32 bytes"},
-        {EXEC_HEAD ",\"env\":{\"1A\":\"x\"}}", -EBADMSG, "\"1A\" is not a valid variable name"},
-        {EXEC_HEAD ",\"env\":{\"A=B\":\"x\"}}", -EBADMSG, "is not a valid variable name"},
-        {EXEC_HEAD ",\"env\":{\"\":\"x\"}}", -EBADMSG, "is not a valid variable name"},
-        {EXEC_HEAD ",\"env\":{\"A B\":\"x\"}}", -EBADMSG, "is not a valid variable name"},
-        {"{\"v\":1,\"type\":\"error\",\"code\":\"Bad_Code\",\"message\":\"\"}", -EBADMSG,
-         "\"code\" is not made of a-z and -"},
-        {"{\"v\":1,\"type\":\"error\",\"code\":\"denied\"}", -EBADMSG, "missing required field \"message\""},
-        {"{\"v\":1,\"type\":\"ok\",\"key\":\"ABCD\"}", -EBADMSG, "\"key\" is not lower-case hex"},
-        {"{\"v\":1,\"type\":\"ok\",\"key\":\"abc\"}", -EBADMSG, "\"key\" is not lower-case hex"},
+        { EXEC_HEAD ",\"run_as\":\"Root\"}", -EBADMSG, "\"run_as\" is not a valid user name" },
+        { EXEC_HEAD ",\"run_as\":\"../etc\"}", -EBADMSG, "\"run_as\" is not a valid user name" },
+        { EXEC_HEAD ",\"run_as\":\"$a\"}", -EBADMSG, "\"run_as\" is not a valid user name" },
+        { EXEC_HEAD ",\"run_as\":\"a$b\"}", -EBADMSG, "\"run_as\" is not a valid user name" },
+        { EXEC_HEAD ",\"run_as\":\"0day\"}", -EBADMSG, "\"run_as\" is not a valid user name" },
+        { EXEC_HEAD ",\"run_as\":\"\"}", -EBADMSG, "\"run_as\" must not be empty" },
+        { EXEC_HEAD ",\"run_as\":\"abcdefghijabcdefghijabcdefghijabc\"}", -EBADMSG, "longer than 32 bytes" },
+        { EXEC_HEAD ",\"env\":{\"1A\":\"x\"}}", -EBADMSG, "\"1A\" is not a valid variable name" },
+        { EXEC_HEAD ",\"env\":{\"A=B\":\"x\"}}", -EBADMSG, "is not a valid variable name" },
+        { EXEC_HEAD ",\"env\":{\"\":\"x\"}}", -EBADMSG, "is not a valid variable name" },
+        { EXEC_HEAD ",\"env\":{\"A B\":\"x\"}}", -EBADMSG, "is not a valid variable name" },
+        { "{\"v\":1,\"type\":\"error\",\"code\":\"Bad_Code\",\"message\":\"\"}", -EBADMSG,
+          "\"code\" is not made of a-z and -" },
+        { "{\"v\":1,\"type\":\"error\",\"code\":\"denied\"}", -EBADMSG, "missing required field \"message\"" },
+        { "{\"v\":1,\"type\":\"ok\",\"key\":\"ABCD\"}", -EBADMSG, "\"key\" is not lower-case hex" },
+        { "{\"v\":1,\"type\":\"ok\",\"key\":\"abc\"}", -EBADMSG, "\"key\" is not lower-case hex" },
         /* file_args */
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\",\"b\"],\"file_args\":[2,1]}",
-         -EBADMSG, "\"file_args\" must be strictly ascending"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\",\"b\"],\"file_args\":[1,1]}",
-         -EBADMSG, "\"file_args\" must be strictly ascending"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[0]}", -EBADMSG,
-         "\"file_args[0]\" must be between 1 and"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[2]}", -EBADMSG,
-         "\"file_args[0]\" is 2 but there are only 1 arguments"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[\"1\"]}", -EBADMSG,
-         "\"file_args[0]\" must be an integer"},
-        {"{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[1.5]}", -EBADMSG,
-         "\"file_args[0]\" must be an integer"},
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\",\"b\"],\"file_args\":[2,1]}", -EBADMSG,
+          "\"file_args\" must be strictly ascending" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\",\"b\"],\"file_args\":[1,1]}", -EBADMSG,
+          "\"file_args\" must be strictly ascending" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[0]}", -EBADMSG,
+          "\"file_args[0]\" must be between 1 and" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[2]}", -EBADMSG,
+          "\"file_args[0]\" is 2 but there are only 1 arguments" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[\"1\"]}", -EBADMSG,
+          "\"file_args[0]\" must be an integer" },
+        { "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[1.5]}", -EBADMSG,
+          "\"file_args[0]\" must be an integer" },
         /* exited */
-        {"{\"v\":1,\"type\":\"exited\",\"request\":\"r\"}", -EBADMSG, "exactly one of"},
-        {"{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_code\":0,\"exit_signal\":9}", -EBADMSG,
-         "exactly one of"},
-        {"{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_code\":256}", -EBADMSG,
-         "\"exit_code\" must be between 0 and 255"},
-        {"{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_signal\":0}", -EBADMSG,
-         "\"exit_signal\" must be between 1 and 64"},
-        {"{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_code\":1,\"core_dumped\":true}", -EBADMSG,
-         "\"core_dumped\" requires \"exit_signal\""},
+        { "{\"v\":1,\"type\":\"exited\",\"request\":\"r\"}", -EBADMSG, "exactly one of" },
+        { "{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_code\":0,\"exit_signal\":9}", -EBADMSG,
+          "exactly one of" },
+        { "{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_code\":256}", -EBADMSG,
+          "\"exit_code\" must be between 0 and 255" },
+        { "{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_signal\":0}", -EBADMSG,
+          "\"exit_signal\" must be between 1 and 64" },
+        { "{\"v\":1,\"type\":\"exited\",\"request\":\"r\",\"exit_code\":1,\"core_dumped\":true}", -EBADMSG,
+          "\"core_dumped\" requires \"exit_signal\"" },
         /* fd rules (without fds attached) */
-        {EXEC_HEAD "}", -EBADMSG, "expected 5 file descriptors, got 0"},
-        {"{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5,\"pty\":true}", -EBADMSG,
-         "expected 1 file descriptors, got 0"},
+        { EXEC_HEAD "}", -EBADMSG, "expected 5 file descriptors, got 0" },
+        { "{\"v\":1,\"type\":\"started\",\"request\":\"r\",\"pid\":5,\"pty\":true}", -EBADMSG,
+          "expected 1 file descriptors, got 0" },
         /* object arrays */
-        {"{\"v\":1,\"type\":\"rules\",\"rules\":{}}", -EBADMSG, "\"rules\" must be an array"},
-        {"{\"v\":1,\"type\":\"rules\",\"rules\":[1]}", -EBADMSG, "\"rules[0]\" must be an object"},
-        {"{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"action\":\"allow\",\"summary\":\"\"},"
-         "{\"id\":\"b\",\"action\":\"allow\",\"summary\":\"\",\"uid\":0}]}",
-         -EBADMSG, "rules: unknown field \"rules[1].uid\""},
-        {"{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"summary\":\"\"}]}", -EBADMSG,
-         "missing required field \"rules[0].action\""},
-        {"{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"action\":\"allow\",\"summary\":\"\","
-         "\"approvers\":[\"x\",3]}]}",
-         -EBADMSG, "\"rules[0].approvers[1]\" must be a string"},
-        {"{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"action\":\"allow\",\"summary\":\"\","
-         "\"ttl\":-1}]}",
-         -EBADMSG, "\"rules[0].ttl\" must be between 0 and"},
-        {"{\"v\":1,\"type\":\"audit_rows\",\"rows\":[],\"more\":null}", -EBADMSG,
-         "\"more\" must be true or false"},
-        {"{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":[]}],"
-         "\"more\":false}",
-         -EBADMSG, "\"rows[0].data\" must be an object"},
-        {"{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":{},"
-         "\"uid\":4294967296}],\"more\":false}",
-         -EBADMSG, "\"rows[0].uid\" must be between 0 and 4294967295"},
-        {"{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":"
-         "{\"a\":[[[[[[[[1]]]]]]]]}}],\"more\":false}",
-         -EBADMSG, "\"rows[0].data\" is nested deeper than 8 levels"},
+        { "{\"v\":1,\"type\":\"rules\",\"rules\":{}}", -EBADMSG, "\"rules\" must be an array" },
+        { "{\"v\":1,\"type\":\"rules\",\"rules\":[1]}", -EBADMSG, "\"rules[0]\" must be an object" },
+        { "{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"action\":\"allow\",\"summary\":\"\"},"
+          "{\"id\":\"b\",\"action\":\"allow\",\"summary\":\"\",\"uid\":0}]}",
+          -EBADMSG, "rules: unknown field \"rules[1].uid\"" },
+        { "{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"summary\":\"\"}]}", -EBADMSG,
+          "missing required field \"rules[0].action\"" },
+        { "{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"action\":\"allow\",\"summary\":\"\","
+          "\"approvers\":[\"x\",3]}]}",
+          -EBADMSG, "\"rules[0].approvers[1]\" must be a string" },
+        { "{\"v\":1,\"type\":\"rules\",\"rules\":[{\"id\":\"a\",\"action\":\"allow\",\"summary\":\"\","
+          "\"ttl\":-1}]}",
+          -EBADMSG, "\"rules[0].ttl\" must be between 0 and" },
+        { "{\"v\":1,\"type\":\"audit_rows\",\"rows\":[],\"more\":null}", -EBADMSG, "\"more\" must be true or false" },
+        { "{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":[]}],"
+          "\"more\":false}",
+          -EBADMSG, "\"rows[0].data\" must be an object" },
+        { "{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":{},"
+          "\"uid\":4294967296}],\"more\":false}",
+          -EBADMSG, "\"rows[0].uid\" must be between 0 and 4294967295" },
+        { "{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":"
+          "{\"a\":[[[[[[[[1]]]]]]]]}}],\"more\":false}",
+          -EBADMSG, "\"rows[0].data\" is nested deeper than 8 levels" },
 };
 
 START_TEST(test_refused) {
@@ -562,9 +564,8 @@ END_TEST
 
 START_TEST(test_opaque_depth_limit) {
         ProtoMsg m = {};
-        const char *ok =
-                "{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":"
-                "{\"a\":[[[[[[[1]]]]]]],\"b\":{\"c\":\"\"}}}],\"more\":false}";
+        const char *ok = "{\"v\":1,\"type\":\"audit_rows\",\"rows\":[{\"seq\":1,\"time\":2,\"event\":\"e\",\"data\":"
+                         "{\"a\":[[[[[[[1]]]]]]],\"b\":{\"c\":\"\"}}}],\"more\":false}";
 
         /* data itself plus 7 levels is exactly 8 */
         ck_assert_int_eq(decode_str(ok, &m, NULL), 0);
@@ -626,11 +627,10 @@ START_TEST(test_limits) {
 
                 exact = malloc(PROTO_MAX_MESSAGE + 1);
                 ck_assert_ptr_nonnull(exact);
-                ck_assert_int_eq(
-                        snprintf(exact, PROTO_MAX_MESSAGE + 1,
-                                 "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"%s\",\"%s\"]}",
-                                 s1, s2),
-                        PROTO_MAX_MESSAGE);
+                ck_assert_int_eq(snprintf(exact, PROTO_MAX_MESSAGE + 1,
+                                          "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"%s\",\"%s\"]}", s1,
+                                          s2),
+                                 PROTO_MAX_MESSAGE);
         }
         ck_assert_int_eq(proto_decode(exact, PROTO_MAX_MESSAGE, NULL, 0, &m, &e), -EBADMSG);
         ck_assert_str_eq(e.message, "exec: expected 5 file descriptors, got 0"); /* fields were fine */
@@ -643,12 +643,12 @@ START_TEST(test_limits) {
         assert_refused(deep, strlen(deep), -EBADMSG, "maximum parsing depth");
 
         /* argv: 4096 empty arguments are fine, 4097 are not */
-        argv_ok = repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"\"", ",\"\"",
-                         PROTO_MAX_ARGS - 1, "]}");
+        argv_ok = repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"\"", ",\"\"", PROTO_MAX_ARGS - 1,
+                         "]}");
         ck_assert_int_eq(proto_decode(argv_ok, strlen(argv_ok), NULL, 0, &m, &e), -EBADMSG);
         ck_assert_str_eq(e.message, "exec: expected 5 file descriptors, got 0");
-        argv_bomb = repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"\"", ",\"\"",
-                           PROTO_MAX_ARGS, "]}");
+        argv_bomb =
+                repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"\"", ",\"\"", PROTO_MAX_ARGS, "]}");
         assert_refused(argv_bomb, strlen(argv_bomb), -EBADMSG, "\"args\" has more than 4096 elements");
 
         env_bomb = repeat(EXEC_HEAD ",\"env\":{\"A\":\"\"", ",\"A\":\"\"", PROTO_MAX_ENV, "}}");
@@ -659,8 +659,7 @@ START_TEST(test_limits) {
                 _cleanup_free_ char *s = malloc(PROTO_MAX_MESSAGE);
                 size_t off = (size_t) snprintf(s, PROTO_MAX_MESSAGE, "%s,\"env\":{", EXEC_HEAD);
                 for (int i = 0; i <= PROTO_MAX_ENV; i++)
-                        off += (size_t) snprintf(s + off, PROTO_MAX_MESSAGE - off, "%s\"V%d\":\"\"",
-                                                 i ? "," : "", i);
+                        off += (size_t) snprintf(s + off, PROTO_MAX_MESSAGE - off, "%s\"V%d\":\"\"", i ? "," : "", i);
                 (void) snprintf(s + off, PROTO_MAX_MESSAGE - off, "}}");
                 assert_refused(s, strlen(s), -EBADMSG, "\"env\" has more than 256 elements");
         }
@@ -668,22 +667,19 @@ START_TEST(test_limits) {
         assert_refused(env_bomb, strlen(env_bomb), -EBADMSG, "is not a valid variable name");
         free(env_bomb);
         env_bomb = repeat(EXEC_HEAD ",\"env\":{\"N\":\"", "v", PROTO_MAX_ENV_VALUE + 1, "\"}}");
-        assert_refused(env_bomb, strlen(env_bomb), -EBADMSG,
-                       "\"env.N\" must be a string of at most 4096 bytes");
+        assert_refused(env_bomb, strlen(env_bomb), -EBADMSG, "\"env.N\" must be a string of at most 4096 bytes");
 
-        long_arg = repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"", "a",
-                          PROTO_MAX_ARG_LEN + 1, "\"]}");
+        long_arg =
+                repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"", "a", PROTO_MAX_ARG_LEN + 1, "\"]}");
         assert_refused(long_arg, strlen(long_arg), -EBADMSG, "\"args[0]\" is longer than 32768 bytes");
-        long_program = repeat("{\"v\":1,\"type\":\"exec\",\"args\":[],\"program\":\"", "a",
-                              PROTO_MAX_STRING + 1, "\"}");
-        assert_refused(long_program, strlen(long_program), -EBADMSG,
-                       "\"program\" is longer than 4096 bytes");
+        long_program =
+                repeat("{\"v\":1,\"type\":\"exec\",\"args\":[],\"program\":\"", "a", PROTO_MAX_STRING + 1, "\"}");
+        assert_refused(long_program, strlen(long_program), -EBADMSG, "\"program\" is longer than 4096 bytes");
         free(big);
         big = repeat(EXEC_HEAD ",\"reason\":\"", "r", PROTO_MAX_REASON + 1, "\"}");
         assert_refused(big, strlen(big), -EBADMSG, "\"reason\" is longer than 1024 bytes");
         free(big);
-        big = repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[1", ",1",
-                     16, "]}");
+        big = repeat("{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[1", ",1", 16, "]}");
         assert_refused(big, strlen(big), -EBADMSG, "\"file_args\" has more than 16 elements");
 }
 END_TEST
@@ -742,8 +738,7 @@ START_TEST(test_validate_explains) {
         _cleanup_json_ json_t *obj = NULL;
         ProtoError e;
 
-        obj = json_pack("{s:i,s:s,s:s,s:[s],s:i}", "v", 1, "type", "exec", "program", "x", "args", "a",
-                        "uid", 0);
+        obj = json_pack("{s:i,s:s,s:s,s:[s],s:i}", "v", 1, "type", "exec", "program", "x", "args", "a", "uid", 0);
         ck_assert_int_eq(proto_validate(obj, 5, &e), -EINVAL);
         ck_assert_str_eq(e.message, "exec: unknown field \"uid\"");
         json_object_del(obj, "uid");
@@ -761,7 +756,7 @@ END_TEST
 START_TEST(test_error_message_stays_utf8) {
         _cleanup_free_ char *s = NULL;
         ProtoError e;
-        ProtoCtx c = {.error = &e, .type = "exec"};
+        ProtoCtx c = { .error = &e, .type = "exec" };
 
         /* "exec: " + 248 bytes + "é" leaves room for one byte of the "é" only */
         s = repeat("", "a", 248, "\xc3\xa9tail");
@@ -834,8 +829,8 @@ static void send_raw(int sock, const void *buf, size_t len, const int *fds, size
                 struct cmsghdr align;
                 char buf[CMSG_SPACE(sizeof(int) * 253)];
         } control = {};
-        struct iovec iov = {.iov_base = (void *) buf, .iov_len = len};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
         ck_assert_uint_le(n, 253);
         if (n > 0) {
@@ -876,8 +871,7 @@ static void send_expect(const char *msg, size_t len, size_t n, int r) {
 
 START_TEST(test_fd_counts) {
         static const char exec0[] = EXEC_HEAD "}";
-        static const char exec1[] =
-                "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[1]}";
+        static const char exec1[] = "{\"v\":1,\"type\":\"exec\",\"program\":\"x\",\"args\":[\"a\"],\"file_args\":[1]}";
         static const char list[] = "{\"v\":1,\"type\":\"list\"}";
 
         /* exec needs exactly 5 (+ file args) */
@@ -899,17 +893,17 @@ START_TEST(test_fd_counts) {
 END_TEST
 
 START_TEST(test_fd_passing) {
-        const char *args[] = {"-c", "/tmp/f", NULL};
-        unsigned file_args[] = {2};
+        const char *args[] = { "-c", "/tmp/f", NULL };
+        unsigned file_args[] = { 2 };
         int sv[2], fds[PROTO_EXEC_FIXED_FDS + 1], pipefd[2];
         struct stat a, b;
         size_t before;
-        ProtoMsg in = {.type = PROTO_EXEC,
-                       .program = "/usr/bin/id",
-                       .args = args,
-                       .n_args = 2,
-                       .file_args = file_args,
-                       .n_file_args = 1},
+        ProtoMsg in = { .type = PROTO_EXEC,
+                        .program = "/usr/bin/id",
+                        .args = args,
+                        .n_args = 2,
+                        .file_args = file_args,
+                        .n_file_args = 1 },
                  m = {};
         ProtoError e = {};
 
@@ -983,7 +977,7 @@ START_TEST(test_recv_too_large) {
         /* 64 KiB + 1 with fds: all closed */
         {
                 size_t before = count_open_fds();
-                int fds[2] = {open_null(), open_null()};
+                int fds[2] = { open_null(), open_null() };
                 send_raw(sv[0], buf, PROTO_MAX_MESSAGE + 1, fds, 2);
                 safe_close(fds[0]);
                 safe_close(fds[1]);
@@ -1003,12 +997,11 @@ START_TEST(test_recv_credentials_refused) {
                 struct cmsghdr align;
                 char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
         } control = {};
-        struct ucred cred = {.pid = getpid(), .uid = getuid(), .gid = getgid()};
-        struct iovec iov = {.iov_base = (void *) list, .iov_len = strlen(list)};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = &control,
-                            .msg_controllen = sizeof(control)};
+        struct ucred cred = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+        struct iovec iov = { .iov_base = (void *) list, .iov_len = strlen(list) };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control)
+        };
         struct cmsghdr *c;
         int sv[2], one = 1, fd = open_null();
         size_t before;

@@ -25,52 +25,52 @@ static const struct {
         int r;
         uint64_t usec;
 } durations[] = {
-        {"90s", 0, 90 * SEC},
-        {"1h30m", 0, HOUR + 30 * MIN_},
-        {"1h 30min", 0, HOUR + 30 * MIN_},
-        {"1h  30min ", 0, HOUR + 30 * MIN_},
-        {"500ms", 0, 500 * USEC_PER_MSEC},
-        {"250us", 0, 250},
-        {"5sec", 0, 5 * SEC},
-        {"5msec", 0, 5 * USEC_PER_MSEC},
-        {"5usec", 0, 5},
-        {"10min", 0, 10 * MIN_},
-        {"1m30s", 0, 90 * SEC},
-        {"2d", 0, 2 * DAY},
-        {"1w", 0, 7 * DAY},
-        {"1w2d3h4m5s6ms7us", 0, 9 * DAY + 3 * HOUR + 4 * MIN_ + 5 * SEC + 6 * USEC_PER_MSEC + 7},
-        {"0", 0, 0},
-        {"00", 0, 0},
-        {"0s", 0, 0},
-        {"15", 0, 15 * SEC}, /* a bare number is seconds */
-        {"infinity", 0, USEC_INFINITY},
-        {"18446744073709551609us", 0, UINT64_C(18446744073709551609)},
-        {"", -EINVAL, 0},
-        {" ", -EINVAL, 0},
-        {"junk", -EINVAL, 0},
-        {"s", -EINVAL, 0},
-        {"-5s", -EINVAL, 0},
-        {"+5s", -EINVAL, 0},
-        {"5x", -EINVAL, 0},
-        {"5S", -EINVAL, 0},
-        {"5mins", -EINVAL, 0},
-        {"5 s", -EINVAL, 0},
-        {"1.5h", -EINVAL, 0},
-        {"0x10s", -EINVAL, 0},
-        {"1h30", -EINVAL, 0},  /* bare number after a unit: ambiguous */
-        {"1h 30", -EINVAL, 0}, /* same */
-        {"30 1h", -EINVAL, 0}, /* bare number before a unit: same */
-        {"5 5s", -EINVAL, 0},
-        {"infinityx", -EINVAL, 0},
-        {"Infinity", -EINVAL, 0},
-        {"1h infinity", -EINVAL, 0},
-        {"18446744073709551615us", -ERANGE, 0}, /* would be USEC_INFINITY */
-        {"18446744073709551614us", -ERANGE, 0},
-        {"99999999999999999999", -ERANGE, 0},
-        {"213503982335d", -ERANGE, 0},
-        {"30500568w", 0, UINT64_C(30500568) * 7 * DAY},
-        {"30500569w", -ERANGE, 0},
-        {"18446744073709s 1d", -ERANGE, 0}, /* each part fits, the sum does not */
+        { "90s", 0, 90 * SEC },
+        { "1h30m", 0, HOUR + 30 * MIN_ },
+        { "1h 30min", 0, HOUR + 30 * MIN_ },
+        { "1h  30min ", 0, HOUR + 30 * MIN_ },
+        { "500ms", 0, 500 * USEC_PER_MSEC },
+        { "250us", 0, 250 },
+        { "5sec", 0, 5 * SEC },
+        { "5msec", 0, 5 * USEC_PER_MSEC },
+        { "5usec", 0, 5 },
+        { "10min", 0, 10 * MIN_ },
+        { "1m30s", 0, 90 * SEC },
+        { "2d", 0, 2 * DAY },
+        { "1w", 0, 7 * DAY },
+        { "1w2d3h4m5s6ms7us", 0, 9 * DAY + 3 * HOUR + 4 * MIN_ + 5 * SEC + 6 * USEC_PER_MSEC + 7 },
+        { "0", 0, 0 },
+        { "00", 0, 0 },
+        { "0s", 0, 0 },
+        { "15", 0, 15 * SEC }, /* a bare number is seconds */
+        { "infinity", 0, USEC_INFINITY },
+        { "18446744073709551609us", 0, UINT64_C(18446744073709551609) },
+        { "", -EINVAL, 0 },
+        { " ", -EINVAL, 0 },
+        { "junk", -EINVAL, 0 },
+        { "s", -EINVAL, 0 },
+        { "-5s", -EINVAL, 0 },
+        { "+5s", -EINVAL, 0 },
+        { "5x", -EINVAL, 0 },
+        { "5S", -EINVAL, 0 },
+        { "5mins", -EINVAL, 0 },
+        { "5 s", -EINVAL, 0 },
+        { "1.5h", -EINVAL, 0 },
+        { "0x10s", -EINVAL, 0 },
+        { "1h30", -EINVAL, 0 },  /* bare number after a unit: ambiguous */
+        { "1h 30", -EINVAL, 0 }, /* same */
+        { "30 1h", -EINVAL, 0 }, /* bare number before a unit: same */
+        { "5 5s", -EINVAL, 0 },
+        { "infinityx", -EINVAL, 0 },
+        { "Infinity", -EINVAL, 0 },
+        { "1h infinity", -EINVAL, 0 },
+        { "18446744073709551615us", -ERANGE, 0 }, /* would be USEC_INFINITY */
+        { "18446744073709551614us", -ERANGE, 0 },
+        { "99999999999999999999", -ERANGE, 0 },
+        { "213503982335d", -ERANGE, 0 },
+        { "30500568w", 0, UINT64_C(30500568) * 7 * DAY },
+        { "30500569w", -ERANGE, 0 },
+        { "18446744073709s 1d", -ERANGE, 0 }, /* each part fits, the sum does not */
 };
 
 START_TEST(test_duration_parse) {
@@ -97,18 +97,18 @@ START_TEST(test_duration_format) {
                 uint64_t usec;
                 const char *s;
         } cases[] = {
-                {0, "0"},
-                {1, "1us"},
-                {999, "999us"},
-                {USEC_PER_MSEC, "1ms"},
-                {250 * USEC_PER_MSEC, "250ms"},
-                {45 * SEC, "45s"},
-                {90 * SEC, "1min 30s"},
-                {HOUR + 30 * MIN_, "1h 30min"},
-                {DAY + HOUR + MIN_ + SEC, "1d 1h 1min 1s"},
-                {1500 * USEC_PER_MSEC, "1s"}, /* sub-second parts only when nothing larger */
-                {USEC_INFINITY, "infinity"},
-                {USEC_INFINITY - 1, "213503982d 8h 1min 49s"},
+                { 0, "0" },
+                { 1, "1us" },
+                { 999, "999us" },
+                { USEC_PER_MSEC, "1ms" },
+                { 250 * USEC_PER_MSEC, "250ms" },
+                { 45 * SEC, "45s" },
+                { 90 * SEC, "1min 30s" },
+                { HOUR + 30 * MIN_, "1h 30min" },
+                { DAY + HOUR + MIN_ + SEC, "1d 1h 1min 1s" },
+                { 1500 * USEC_PER_MSEC, "1s" }, /* sub-second parts only when nothing larger */
+                { USEC_INFINITY, "infinity" },
+                { USEC_INFINITY - 1, "213503982d 8h 1min 49s" },
         };
         char buf[DURATION_MAX];
 
@@ -195,22 +195,22 @@ START_TEST(test_parse_uid) {
                 int r;
                 uid_t uid;
         } cases[] = {
-                {"0", 0, 0},
-                {"1000", 0, 1000},
-                {"65534", 0, 65534},
-                {"4294967293", 0, 4294967293u},
-                {"-1", -EINVAL, 0},
-                {"4294967295", -ERANGE, 0}, /* (uid_t) -1: "unchanged" to setresuid() */
-                {"4294967294", -ERANGE, 0}, /* (uid_t) -2 */
-                {"4294967296", -ERANGE, 0},
-                {"99999999999999999999", -ERANGE, 0},
-                {"", -EINVAL, 0},
-                {" 1", -EINVAL, 0},
-                {"1 ", -EINVAL, 0},
-                {"+1", -EINVAL, 0},
-                {"1a", -EINVAL, 0},
-                {"0x10", -EINVAL, 0},
-                {"root", -EINVAL, 0},
+                { "0", 0, 0 },
+                { "1000", 0, 1000 },
+                { "65534", 0, 65534 },
+                { "4294967293", 0, 4294967293u },
+                { "-1", -EINVAL, 0 },
+                { "4294967295", -ERANGE, 0 }, /* (uid_t) -1: "unchanged" to setresuid() */
+                { "4294967294", -ERANGE, 0 }, /* (uid_t) -2 */
+                { "4294967296", -ERANGE, 0 },
+                { "99999999999999999999", -ERANGE, 0 },
+                { "", -EINVAL, 0 },
+                { " 1", -EINVAL, 0 },
+                { "1 ", -EINVAL, 0 },
+                { "+1", -EINVAL, 0 },
+                { "1a", -EINVAL, 0 },
+                { "0x10", -EINVAL, 0 },
+                { "root", -EINVAL, 0 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -264,14 +264,15 @@ START_TEST(test_escape_display) {
         ESC("\xe2\x80\x8b", "\\u{200b}");                             /* zero width space */
         ESC("\xef\xbb\xbf", "\\u{feff}");                             /* BOM */
         ESC("\xc2\x85", "\\u{0085}");                                 /* C1 control NEL */
-        ESC("\xc2\x9b""2J", "\\u{009b}2J");                           /* C1 CSI */
-        ESC("\xe2\x81\xa0", "\\u{2060}");                             /* word joiner */
-        ESC("\xef\xbf\xb9", "\\u{fff9}");                             /* interlinear annotation */
-        ESC("\xf3\xa0\x80\x81", "\\u{e0001}");                        /* language tag */
+        ESC("\xc2\x9b"
+            "2J",
+            "\\u{009b}2J");                    /* C1 CSI */
+        ESC("\xe2\x81\xa0", "\\u{2060}");      /* word joiner */
+        ESC("\xef\xbf\xb9", "\\u{fff9}");      /* interlinear annotation */
+        ESC("\xf3\xa0\x80\x81", "\\u{e0001}"); /* language tag */
         ESC("\x1b]8;;http://x\x1b\\l\x1b]8;;\x1b\\", "\\x1b]8;;http://x\\x1b\\\\l\\x1b]8;;\\x1b\\\\"); /* OSC 8 */
         /* valid UTF-8 stays as it is */
-        ESC("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91",
-            "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91");
+        ESC("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91", "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x94\x91");
         /* invalid UTF-8, byte by byte: overlong, surrogate, stray, truncated, 0xff */
         ESC("\xc0\xaf", "\\xc0\\xaf");
         ESC("\xed\xa0\x80", "\\xed\\xa0\\x80");
@@ -319,7 +320,7 @@ START_TEST(test_utf8_is_valid) {
                 size_t len;
                 bool ok;
         } cases[] = {
-#define U(s, ok) {s, sizeof(s) - 1, ok}
+#define U(s, ok) { s, sizeof(s) - 1, ok }
                 U("", true),
                 U("ascii", true),
                 U("\xc2\x80", true),         /* U+0080 */
@@ -373,7 +374,7 @@ START_TEST(test_utf8_length_bounds_reads) {
 END_TEST
 
 START_TEST(test_hex) {
-        static const uint8_t bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xcd, 0xef, 0xff};
+        static const uint8_t bytes[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xcd, 0xef, 0xff };
         char out[2 * sizeof(bytes) + 1];
         uint8_t back[sizeof(bytes)], rnd[32], rnd_back[32];
         char rnd_hex[65];

@@ -76,7 +76,9 @@ static int cmd_value(int argc, char **argv) {
                 fprintf(stderr, "hdtool: %s\n", err.message);
                 return 1;
         }
-        st = (FleetStateSpec){ .state = argv[6], .seq = (uint64_t) num(argv[7]), .updated = num(argv[4]),
+        st = (FleetStateSpec){ .state = argv[6],
+                               .seq = (uint64_t) num(argv[7]),
+                               .updated = num(argv[4]),
                                .by = argc > 8 && *argv[8] ? argv[8] : NULL,
                                .by_host = argc > 9 && *argv[9] ? argv[9] : NULL,
                                .comment = argc > 10 && *argv[10] ? argv[10] : NULL,
@@ -162,7 +164,8 @@ static int cmd_chain(void) {
                                   .boot_id = json_string_value(json_object_get(o, "boot_id")),
                                   .event = json_string_value(json_object_get(o, "event")),
                                   .request = json_string_value(json_object_get(o, "request")),
-                                  .uid = json_is_integer(uid) ? json_integer_value(uid) : -1, .data = data,
+                                  .uid = json_is_integer(uid) ? json_integer_value(uid) : -1,
+                                  .data = data,
                                   .epoch = json_integer_value(json_object_get(o, "epoch")) };
                 audit_row_set_lengths(&row);
                 if (audit_chain_row(&row, prev, prev, NULL, h, NULL) < 0)
@@ -187,9 +190,13 @@ static int cmd_decide(int argc, char **argv) {
 
         if (argc != 10 || fleet_private_key_read(argv[2], &k) < 0)
                 return 2;
-        spec = (FleetDecisionSpec){ .host = argv[3], .request = argv[4], .digest = argv[5],
-                                    .verdict = fleet_verdict_from_string(argv[6]), .ttl = num(argv[7]),
-                                    .issued = num(argv[8]), .expires = num(argv[9]) };
+        spec = (FleetDecisionSpec){ .host = argv[3],
+                                    .request = argv[4],
+                                    .digest = argv[5],
+                                    .verdict = fleet_verdict_from_string(argv[6]),
+                                    .ttl = num(argv[7]),
+                                    .issued = num(argv[8]),
+                                    .expires = num(argv[9]) };
         r = fleet_decision_sign(&k, &spec, &out, NULL, &err);
         fleet_private_key_done(&k);
         if (r < 0) {

@@ -30,8 +30,8 @@ __attribute__((constructor)) static void planted(void) {
 
 EXPORT unsigned int la_version(unsigned int v);
 EXPORT int gconv_init(void *step);
-EXPORT int gconv(void *a, void *b, const unsigned char **c, const unsigned char *d, unsigned char **e, size_t *f,
-                 int g, int h);
+EXPORT int gconv(void *a, void *b, const unsigned char **c, const unsigned char *d, unsigned char **e, size_t *f, int g,
+                 int h);
 
 /* what ld.so looks for in an LD_AUDIT library, and glibc in a gconv module */
 unsigned int la_version(unsigned int v) {

@@ -78,7 +78,7 @@ int main(int argc, char *argv[]) {
         hex(getcwd(cwd, sizeof(cwd)) ? cwd : "");
         printf(",\"pid\":%d,\"sid\":%d,\"pgid\":%d,\"core_limit\":%lld,\"dumpable\":%d,\"isatty\":[%d,%d,%d]}\n",
                (int) getpid(), (int) getsid(0), (int) getpgid(0),
-               core.rlim_cur == RLIM_INFINITY ? -1LL : (long long) core.rlim_cur, prctl(PR_GET_DUMPABLE),
-               isatty(0), isatty(1), isatty(2));
+               core.rlim_cur == RLIM_INFINITY ? -1LL : (long long) core.rlim_cur, prctl(PR_GET_DUMPABLE), isatty(0),
+               isatty(1), isatty(2));
         return 0;
 }

@@ -28,7 +28,7 @@ int main(void) {
                 perror("stat /proc/self/exe");
                 return 1;
         }
-        printf("marker=%s request=%s dev=%u:%u ino=%llu\n", copy, req ? req : "-", major(st.st_dev),
-               minor(st.st_dev), (unsigned long long) st.st_ino);
+        printf("marker=%s request=%s dev=%u:%u ino=%llu\n", copy, req ? req : "-", major(st.st_dev), minor(st.st_dev),
+               (unsigned long long) st.st_ino);
         return 0;
 }

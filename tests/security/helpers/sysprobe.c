@@ -60,31 +60,31 @@ static void probe_all(const char *prefix) {
         struct timex tx = { .modes = 0 }; /* modes 0: read the clock state, change nothing */
         char name[64];
 
-#define P(n, call)                                                      \
-        do {                                                            \
-                snprintf(name, sizeof(name), "%s%s", prefix, n);        \
-                errno = 0;                                              \
-                report(name, (long) (call));                            \
+#define P(n, call)                                                                                                     \
+        do {                                                                                                           \
+                snprintf(name, sizeof(name), "%s%s", prefix, n);                                                       \
+                errno = 0;                                                                                             \
+                report(name, (long) (call));                                                                           \
         } while (0)
 
-        P("init_module", syscall(SYS_init_module, NULL, 0UL, ""));          /* no image: EFAULT/ENOEXEC */
-        P("finit_module", syscall(SYS_finit_module, -1, "", 0));            /* bad fd */
-        P("delete_module", syscall(SYS_delete_module, nomod, O_NONBLOCK));  /* no such module */
+        P("init_module", syscall(SYS_init_module, NULL, 0UL, ""));              /* no image: EFAULT/ENOEXEC */
+        P("finit_module", syscall(SYS_finit_module, -1, "", 0));                /* bad fd */
+        P("delete_module", syscall(SYS_delete_module, nomod, O_NONBLOCK));      /* no such module */
         P("kexec_load", syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0xdead0000UL)); /* bad flags */
         P("kexec_file_load", syscall(SYS_kexec_file_load, -1, -1, 0UL, NULL, 0xdead0000UL));
-        P("bpf", syscall(SYS_bpf, -1, NULL, 0));                            /* no such command */
+        P("bpf", syscall(SYS_bpf, -1, NULL, 0));                           /* no such command */
         P("ptrace", syscall(SYS_ptrace, PTRACE_PEEKDATA, -1, NULL, NULL)); /* no such pid */
         P("process_vm_readv", syscall(SYS_process_vm_readv, -1, NULL, 0UL, NULL, 0UL, 0UL));
         P("process_vm_writev", syscall(SYS_process_vm_writev, -1, NULL, 0UL, NULL, 0UL, 0UL));
-        P("reboot", syscall(SYS_reboot, 0, 0, 0, NULL));                    /* bad magic: EINVAL */
+        P("reboot", syscall(SYS_reboot, 0, 0, 0, NULL)); /* bad magic: EINVAL */
         P("swapon", syscall(SYS_swapon, "/nonexistent/elevate-sec-swap", 0));
         P("swapoff", syscall(SYS_swapoff, "/nonexistent/elevate-sec-swap"));
-        P("settimeofday", syscall(SYS_settimeofday, NULL, NULL));           /* nothing to set */
-        P("clock_settime", syscall(SYS_clock_settime, -1, NULL));           /* no such clock */
-        P("clock_adjtime", syscall(SYS_clock_adjtime, -1, &tx));            /* no such clock */
-        P("adjtimex", syscall(SYS_adjtimex, &tx));                          /* modes 0: read only */
-        P("iopl", syscall(SYS_iopl, 4));                                    /* level > 3: EINVAL */
-        P("ioperm", syscall(SYS_ioperm, 0x7fffffffUL, 8UL, 1));             /* beyond the range */
+        P("settimeofday", syscall(SYS_settimeofday, NULL, NULL)); /* nothing to set */
+        P("clock_settime", syscall(SYS_clock_settime, -1, NULL)); /* no such clock */
+        P("clock_adjtime", syscall(SYS_clock_adjtime, -1, &tx));  /* no such clock */
+        P("adjtimex", syscall(SYS_adjtimex, &tx));                /* modes 0: read only */
+        P("iopl", syscall(SYS_iopl, 4));                          /* level > 3: EINVAL */
+        P("ioperm", syscall(SYS_ioperm, 0x7fffffffUL, 8UL, 1));   /* beyond the range */
         P("acct", syscall(SYS_acct, "/nonexistent/elevate-sec-acct"));
         P("open_by_handle_at", syscall(SYS_open_by_handle_at, -1, NULL, 0));
         /* not in the profile: must keep working */
