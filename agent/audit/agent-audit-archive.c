@@ -100,18 +100,7 @@ static int prev_anchor(sqlite3 *db, int64_t first, uint8_t hash[static SHA256_LE
 static const char archive_schema[] = "PRAGMA journal_mode = DELETE;"
                                      "PRAGMA synchronous = FULL;"
                                      "BEGIN;"
-                                     "CREATE TABLE archive (key TEXT PRIMARY KEY NOT NULL, value);"
-                                     "CREATE TABLE audit ("
-                                     "  seq INTEGER PRIMARY KEY,"
-                                     "  time INTEGER NOT NULL,"
-                                     "  boot_id TEXT,"
-                                     "  event TEXT NOT NULL,"
-                                     "  request TEXT,"
-                                     "  uid INTEGER,"
-                                     "  data TEXT NOT NULL,"
-                                     "  epoch INTEGER NOT NULL,"
-                                     "  hash BLOB NOT NULL,"
-                                     "  tag BLOB NOT NULL);";
+                                     "CREATE TABLE archive (key TEXT PRIMARY KEY NOT NULL, value);" AUDIT_TABLE_SQL;
 
 static int put(sqlite3 *db, const char *key, int type, int64_t i, const void *blob, size_t n) {
         _cleanup_finalize_ sqlite3_stmt *s = NULL;

@@ -1,6 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+/* The audit table, the same in the live log and in an archive (whose rows verify as one
+ * chain with the log's). */
+#define AUDIT_TABLE_SQL                                                                                                \
+        "CREATE TABLE audit ("                                                                                         \
+        "  seq INTEGER PRIMARY KEY,"                                                                                   \
+        "  time INTEGER NOT NULL,"                                                                                     \
+        "  boot_id TEXT,"                                                                                              \
+        "  event TEXT NOT NULL,"                                                                                       \
+        "  request TEXT,"                                                                                              \
+        "  uid INTEGER,"                                                                                               \
+        "  data TEXT NOT NULL,"                                                                                        \
+        "  epoch INTEGER NOT NULL,"                                                                                    \
+        "  hash BLOB NOT NULL,"                                                                                        \
+        "  tag BLOB NOT NULL);"
+
 /*
  * Shared between agent-audit.c (public API, threads, event loop), agent-audit-db.c
  * (opening, checks, schema), agent-audit-meta.c (chain state, keys), agent-audit-write.c

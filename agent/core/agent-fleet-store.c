@@ -35,22 +35,34 @@ void fleet_setup_done(FleetSetup *s) {
         *s = (FleetSetup){};
 }
 
-int agent_fleet_host(Agent *a, char **ret, char *err, size_t size) {
+/* /etc/elevate/fleet.conf, read like the policy file: root's, not writable by others, nor
+ * any directory above. A missing file is an empty configuration. */
+static int fleet_conf_load(Agent *a, FleetConf *ret, char *err, size_t size) {
         _cleanup_free_ char *buf = NULL;
-        FleetConf conf = {};
         FleetConfError cerr = {};
         PolicyError perr = {};
         size_t len = 0;
         int r;
 
-        /* root's file, read like the policy file; never a name fleetd gives */
+        *ret = (FleetConf){};
         r = policy_read_file(a->fleet_conf, true, &buf, &len, &perr);
         if (r >= 0)
-                r = fleet_conf_parse(buf, len, &conf, &cerr);
+                r = fleet_conf_parse(buf, len, ret, &cerr);
         if (r < 0 && r != -ENOENT) {
                 snprintf(err, size, "%s: %s", a->fleet_conf, perr.message[0] ? perr.message : cerr.message);
                 return r == -ENOMEM ? r : -EINVAL;
         }
+        return 0;
+}
+
+int agent_fleet_host(Agent *a, char **ret, char *err, size_t size) {
+        FleetConf conf = {};
+        int r;
+
+        /* root's file; never a name fleetd gives */
+        r = fleet_conf_load(a, &conf, err, size);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(conf.host_id);
         fleet_conf_done(&conf);
         if (*ret)
@@ -65,24 +77,15 @@ int agent_fleet_host(Agent *a, char **ret, char *err, size_t size) {
 }
 
 int fleet_setup_read(Agent *a, FleetSetup *ret, char *err, size_t size) {
-        _cleanup_free_ char *buf = NULL;
         _cleanup_close_ int dfd = -EBADF;
         FleetSetup s = {};
         FleetConf conf = {};
-        FleetConfError cerr = {};
         FleetTrustError terr = {};
-        PolicyError perr = {};
-        size_t len = 0;
         int r;
 
-        /* read like the policy file: root's, not writable by others, nor any directory above */
-        r = policy_read_file(a->fleet_conf, true, &buf, &len, &perr);
-        if (r >= 0)
-                r = fleet_conf_parse(buf, len, &conf, &cerr);
-        if (r < 0 && r != -ENOENT) {
-                snprintf(err, size, "%s: %s", a->fleet_conf, perr.message[0] ? perr.message : cerr.message);
-                return r == -ENOMEM ? r : -EINVAL;
-        }
+        r = fleet_conf_load(a, &conf, err, size);
+        if (r < 0)
+                return r;
         s.on_expiry = conf.on_expiry;
         s.warning = conf.expiry_warning;
         s.host = TAKE_PTR(conf.host_id);
