@@ -96,12 +96,12 @@ static int kind_and_name(const char *s, const char *group_prefix, const char *ho
         }
         if (strncmp(s, group_prefix, gl) == 0 && bundle_name_ok(s + gl)) {
                 *ret_kind = BUNDLE_TARGET_GROUP;
-                strcpy(ret_name, s + gl); /* length checked by bundle_name_ok */
+                snprintf(ret_name, BUNDLE_NAME_MAX + 1, "%s", s + gl); /* bundle_name_ok checked its length */
                 return 0;
         }
         if (strncmp(s, host_prefix, hl) == 0 && bundle_name_ok(s + hl)) {
                 *ret_kind = BUNDLE_TARGET_HOST;
-                strcpy(ret_name, s + hl);
+                snprintf(ret_name, BUNDLE_NAME_MAX + 1, "%s", s + hl);
                 return 0;
         }
         return -EINVAL;

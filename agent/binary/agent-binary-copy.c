@@ -102,26 +102,24 @@ static int check_eof(int fd, uint64_t size) {
         return k == 0 ? 0 : -ESTALE;
 }
 
-int binary_hash_stream(int fd, uint64_t size, uint8_t ret_sha[static SHA256_LEN]) {
-        _cleanup_(sha256_freep) Sha256 *h = NULL;
+/* Reads size bytes of src in chunks into h, and writes each to dst at the same offset
+ * unless dst < 0. The one loop of hashing (and of a copy too small to overlap). */
+static int hash_chunks(int src, int dst, uint64_t size, Sha256 *h) {
         _cleanup_free_ uint8_t *buf = NULL;
         size_t cap = (size_t) MIN(size, (uint64_t) BINARY_CHUNK_SIZE);
-        int r;
 
-        r = sha256_new(&h);
-        if (r < 0)
-                return r;
         buf = malloc(MAX(cap, (size_t) 1));
         if (!buf)
                 return -ENOMEM;
         for (uint64_t off = 0; off < size;) {
                 size_t n = (size_t) MIN(size - off, (uint64_t) cap);
                 ssize_t k;
+                int r;
 
                 r = binary_check_cancel();
                 if (r < 0)
                         return r;
-                k = binary_pread_full(fd, buf, n, off);
+                k = binary_pread_full(src, buf, n, off);
                 if (k < 0)
                         return (int) k;
                 if ((size_t) k < n)
@@ -129,8 +127,26 @@ int binary_hash_stream(int fd, uint64_t size, uint8_t ret_sha[static SHA256_LEN]
                 r = sha256_update(h, buf, n);
                 if (r < 0)
                         return r;
+                if (dst >= 0) {
+                        r = pwrite_full(dst, buf, n, off);
+                        if (r < 0)
+                                return r;
+                }
                 off += n;
         }
+        return 0;
+}
+
+int binary_hash_stream(int fd, uint64_t size, uint8_t ret_sha[static SHA256_LEN]) {
+        _cleanup_(sha256_freep) Sha256 *h = NULL;
+        int r;
+
+        r = sha256_new(&h);
+        if (r < 0)
+                return r;
+        r = hash_chunks(fd, -EBADF, size, h);
+        if (r < 0)
+                return r;
         r = check_eof(fd, size);
         if (r < 0)
                 return r;
@@ -272,37 +288,6 @@ static int copy_pipelined(int src, int dst, uint64_t size, Sha256 *h) {
         return r;
 }
 
-static int copy_simple(int src, int dst, uint64_t size, Sha256 *h) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t cap = (size_t) MIN(size, (uint64_t) BINARY_CHUNK_SIZE);
-
-        buf = malloc(MAX(cap, (size_t) 1));
-        if (!buf)
-                return -ENOMEM;
-        for (uint64_t off = 0; off < size;) {
-                size_t n = (size_t) MIN(size - off, (uint64_t) cap);
-                ssize_t k;
-                int r;
-
-                r = binary_check_cancel();
-                if (r < 0)
-                        return r;
-                k = binary_pread_full(src, buf, n, off);
-                if (k < 0)
-                        return (int) k;
-                if ((size_t) k < n)
-                        return -ESTALE;
-                r = sha256_update(h, buf, n);
-                if (r < 0)
-                        return r;
-                r = pwrite_full(dst, buf, n, off);
-                if (r < 0)
-                        return r;
-                off += n;
-        }
-        return 0;
-}
-
 int binary_copy_stream(int src, int dst, uint64_t size, uint8_t ret_sha[static SHA256_LEN]) {
         _cleanup_(sha256_freep) Sha256 *h = NULL;
         int r;
@@ -314,7 +299,7 @@ int binary_copy_stream(int src, int dst, uint64_t size, uint8_t ret_sha[static S
         if (size > 4 * (uint64_t) BINARY_CHUNK_SIZE)
                 r = copy_pipelined(src, dst, size, h);
         else
-                r = copy_simple(src, dst, size, h);
+                r = hash_chunks(src, dst, size, h);
         if (r < 0)
                 return r;
         r = check_eof(src, size);
