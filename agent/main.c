@@ -68,6 +68,7 @@ static const char *arg_fleet_user;       /* NULL: FLEET_DEFAULT_USER if it exist
 static const char *arg_trust_dir = FLEET_DEFAULT_TRUST_DIR;
 static const char *arg_fleet_conf = FLEET_CONF_PATH;
 static const char *arg_policy_dir = FLEET_DEFAULT_POLICY_DIR;
+static const char *arg_launcher_socket; /* NULL: the agent starts its own launcher */
 static uint64_t arg_test_auth_deadline;   /* hidden, tests only: see agent.h */
 static uint64_t arg_audit_retention;      /* 0: rows stay until `elevatectl audit archive` */
 static const char *arg_audit_archive_dir; /* NULL: STATE_DIR/archive */
@@ -117,6 +118,11 @@ static void help(void) {
                "  --audit-archive-dir DIR\n"
                "                    where retention writes its archives (default STATE_DIR/archive,\n"
                "                    created 0700; root's)\n"
+               "  --launcher-socket PATH\n"
+               "                    use the launcher service listening on PATH (elevated-launch --serve,\n"
+               "                    started by elevated-launch.socket) instead of starting a launcher\n"
+               "                    of its own: the programs are then not the agent's descendants, so\n"
+               "                    the agent's own unit can be sandboxed (docs/security.md)\n"
                "  --foreground      stay attached and log to stderr. Without it the agent goes to the\n"
                "                    background once it serves and logs to the journal (under systemd\n"
                "                    it never forks)\n"
@@ -177,7 +183,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_POLICY_DIR,
                 ARG_TEST_AUTH_DEADLINE,
                 ARG_AUDIT_RETENTION,
-                ARG_AUDIT_ARCHIVE_DIR
+                ARG_AUDIT_ARCHIVE_DIR,
+                ARG_LAUNCHER_SOCKET,
         };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
@@ -194,6 +201,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "trust-dir", required_argument, NULL, ARG_TRUST_DIR },
                 { "fleet-conf", required_argument, NULL, ARG_FLEET_CONF },
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
+                { "launcher-socket", required_argument, NULL, ARG_LAUNCHER_SOCKET },
                 { "test-auth-deadline", required_argument, NULL, ARG_TEST_AUTH_DEADLINE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -259,16 +267,19 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_TRUST_DIR:
                 case ARG_FLEET_CONF:
                 case ARG_POLICY_DIR:
+                case ARG_LAUNCHER_SOCKET:
                         if (optarg[0] != '/') {
                                 fprintf(stderr, "elevated: --%s takes an absolute path.\n",
-                                        c == ARG_TRUST_DIR    ? "trust-dir"
-                                        : c == ARG_FLEET_CONF ? "fleet-conf"
-                                                              : "policy-dir");
+                                        c == ARG_TRUST_DIR          ? "trust-dir"
+                                        : c == ARG_FLEET_CONF       ? "fleet-conf"
+                                        : c == ARG_LAUNCHER_SOCKET ? "launcher-socket"
+                                                                    : "policy-dir");
                                 return -EINVAL;
                         }
-                        *(c == ARG_TRUST_DIR    ? &arg_trust_dir
-                          : c == ARG_FLEET_CONF ? &arg_fleet_conf
-                                                : &arg_policy_dir) = optarg;
+                        *(c == ARG_TRUST_DIR          ? &arg_trust_dir
+                          : c == ARG_FLEET_CONF       ? &arg_fleet_conf
+                          : c == ARG_LAUNCHER_SOCKET ? &arg_launcher_socket
+                                                      : &arg_policy_dir) = optarg;
                         break;
                 case ARG_TEST_AUTH_DEADLINE: {
                         uint64_t sec;
@@ -593,9 +604,18 @@ static int run(void) {
         /* before any thread exists (it is exec'd anyway: a restart later is as clean) */
         {
                 _cleanup_free_ char *why = NULL;
-                r = launcher_new(a.event, NULL, &supervise_launcher_events, &a, &a.launcher, &why);
+                if (arg_launcher_socket) {
+                        r = launcher_connect(a.event, arg_launcher_socket, &supervise_launcher_events, &a,
+                                             &a.launcher);
+                        if (r >= 0)
+                                log_info("Launches go to the launcher service at %s", arg_launcher_socket);
+                } else
+                        r = launcher_new(a.event, NULL, &supervise_launcher_events, &a, &a.launcher, &why);
                 if (r < 0) {
-                        log_error_errno(r, "Cannot start the launcher process%s%s", why ? ": " : "", why ?: "");
+                        if (why)
+                                log_error("Cannot start the launcher process: %s", why);
+                        else
+                                log_error_errno(r, "Cannot start the launcher process");
                         goto finish;
                 }
         }

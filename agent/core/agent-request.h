@@ -144,6 +144,7 @@ typedef struct RequestLaunch {
         char *program_path; /* adopted launches: for messages */
         int exit_code, exit_signal;
         bool core_dumped;
+        const char *unknown_why; /* the end was seen but not its status: why (NULL: the agent restarted) */
 } RequestLaunch;
 
 struct Request {

@@ -15,7 +15,7 @@
 
 #include "agent-launch.h"
 
-#define LAUNCHER_MAGIC UINT32_C(0x454c4e31) /* "ELN1" */
+#define LAUNCHER_MAGIC UINT32_C(0x454c4e32) /* "ELN2": an agent and a launcher of another version do not talk */
 #define LAUNCHER_FD 3                       /* where the launcher finds its socket */
 
 /* An order is at most one request's argv and environment (each bounded by the protocol's
@@ -48,9 +48,20 @@ typedef struct OrderHeader {
         uint64_t nofile_cur, nofile_max;
 } OrderHeader;
 
+/* What a message from the launcher is. A launcher the agent made itself only answers
+ * orders; a launcher service (elevated-launch --serve) also says hello on each connection
+ * and reports its programs' ends, since they are its children and not the agent's. */
+enum {
+        REPLY_ORDER = 0, /* the answer to the order with this cookie */
+        REPLY_HELLO = 1, /* a launcher service took the connection: pid is its own */
+        REPLY_EXIT = 2,  /* the program of the order with this cookie ended: si_code, si_status */
+};
+
 typedef struct ReplyHeader {
         uint32_t magic;
-        int32_t error; /* 0, or -errno */
+        uint32_t kind;
+        int32_t end_code, end_status; /* REPLY_EXIT: as waitid() said (CLD_EXITED and the status, or the signal) */
+        int32_t error;              /* 0, or -errno */
         uint64_t cookie;
         int32_t pid; /* -1 if no child was made */
         uint32_t n_fds;

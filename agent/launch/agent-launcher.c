@@ -25,6 +25,10 @@
  *    refuses launches while there is none (the caller says so), and answers every order
  *    that was in flight with an error. Both the death and the restart are the caller's to
  *    audit (LauncherEvents).
+ *  - Or, where systemd runs the launcher as a service of its own (launcher_connect(),
+ *    `elevated --launcher-socket`), the agent connects to it instead: the programs are
+ *    then the launcher's children, so it reports their ends (REPLY_EXIT), and a lost
+ *    connection is the launcher's death (the agent reconnects with the same pauses).
  */
 
 #include <fcntl.h>
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
@@ -64,7 +69,8 @@ typedef struct InFlight {
 
 struct Launcher {
         sd_event *event;
-        int exe_fd; /* elevated-launch, opened and checked once */
+        int exe_fd;        /* elevated-launch, opened and checked once; -1 for a service */
+        char *socket_path; /* a launcher service's socket (launcher_connect()), else NULL */
         int sock;   /* our end, or -1 while there is no launcher */
         int pidfd;
         pid_t pid;
@@ -76,12 +82,17 @@ struct Launcher {
 };
 
 static int launcher_spawn(Launcher *l);
+static void lost_service(Launcher *l, const char *why);
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         Launcher *l = userdata;
 
-        log_error("The launcher has not answered an order for %" PRIu64 " s; killing it",
-                  ORDER_DEADLINE_USEC / USEC_PER_SEC);
+        log_error("The launcher has not answered an order for %" PRIu64 " s; %s",
+                  ORDER_DEADLINE_USEC / USEC_PER_SEC, l->socket_path ? "leaving it" : "killing it");
+        if (l->socket_path) {
+                lost_service(l, "did not answer an order for 10 s");
+                return 0;
+        }
         if (l->pidfd >= 0)
                 (void) launch_signal(l->pidfd, SIGKILL); /* on_death answers the orders and restarts it */
         return 0;
@@ -89,7 +100,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* The deadline follows the oldest order in flight. */
 static void arm_deadline(Launcher *l) {
-        if (!l->in_flight || l->pidfd < 0) {
+        if (!l->in_flight || (l->pidfd < 0 && l->sock < 0)) {
                 l->deadline = sd_event_source_disable_unref(l->deadline);
                 return;
         }
@@ -134,10 +145,19 @@ static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* 0 s, 1 s, 2 s, 4 s … 30 s: a launcher that dies at once is not restarted in a loop */
+static void schedule_restart(Launcher *l, const char *why) {
+        uint64_t pause = l->restarts == 0 ? 0 : MIN(USEC_PER_SEC << MIN(l->restarts - 1, 5U), 30 * USEC_PER_SEC);
+
+        l->restarts++;
+        l->cb->died(why, pause, l->userdata);
+        l->restart = sd_event_source_disable_unref(l->restart);
+        (void) sd_event_add_time_relative(l->event, &l->restart, CLOCK_MONOTONIC, pause, 0, on_restart, l);
+}
+
 /* The launcher is the agent's child: sd-event reaps it and hands us its status. */
 static int on_death(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Launcher *l = userdata;
-        uint64_t pause;
         char why[128];
 
         if (si->si_code == CLD_EXITED)
@@ -149,12 +169,17 @@ static int on_death(sd_event_source *s, const siginfo_t *si, void *userdata) {
         l->death = sd_event_source_disable_unref(l->death);
         l->pidfd = -EBADF;
         fail_in_flight(l, "the launcher died before it started the program");
-        /* 0 s, 1 s, 2 s, 4 s … 30 s: a launcher that dies at once is not restarted in a loop */
-        pause = l->restarts == 0 ? 0 : MIN(USEC_PER_SEC << MIN(l->restarts - 1, 5U), 30 * USEC_PER_SEC);
-        l->restarts++;
-        l->cb->died(why, pause, l->userdata);
-        (void) sd_event_add_time_relative(l->event, &l->restart, CLOCK_MONOTONIC, pause, 0, on_restart, l);
+        schedule_restart(l, why);
         return 0;
+}
+
+/* A launcher service's connection is gone (it stopped, crashed, or talked nonsense): as
+ * a death, but there is no process of ours to reap; we connect again. */
+static void lost_service(Launcher *l, const char *why) {
+        lose(l);
+        l->pid = 0;
+        fail_in_flight(l, "the connection to the launcher service was lost before it started the program");
+        schedule_restart(l, why);
 }
 
 static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -171,14 +196,30 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 if (n == -EAGAIN)
                         return 0;
                 if (n <= 0 || n != (ssize_t) sizeof h || h.magic != LAUNCHER_MAGIC || n_fds != h.n_fds ||
-                    n_fds > 1 + !!h.has_notify) {
+                    n_fds > 1 + !!h.has_notify || (h.kind != REPLY_ORDER && n_fds > 0) ||
+                    (h.kind != REPLY_ORDER && !l->socket_path)) {
                         /* gone, or not speaking our language: kill it, on_death restarts it */
                         for (size_t i = 0; i < n_fds; i++)
                                 safe_close(fds[i]);
+                        if (l->socket_path) {
+                                lost_service(l, n == 0 ? "closed the connection"
+                                                       : "sent a message the agent does not understand (another "
+                                                         "version?)");
+                                return 0;
+                        }
                         lose(l);
                         if (l->pidfd >= 0)
                                 (void) launch_signal(l->pidfd, SIGKILL);
                         return 0;
+                }
+                if (h.kind == REPLY_HELLO) {
+                        l->pid = h.pid;
+                        l->cb->started(h.pid, l->userdata);
+                        continue;
+                }
+                if (h.kind == REPLY_EXIT) {
+                        l->cb->exited(h.cookie, h.end_code, h.end_status, l->userdata);
+                        continue;
                 }
                 f = l->in_flight;
                 if (!f || f->cookie != h.cookie) {
@@ -186,6 +227,10 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                                   h.cookie);
                         for (size_t i = 0; i < n_fds; i++)
                                 safe_close(fds[i]);
+                        if (l->socket_path) {
+                                lost_service(l, "answered an order it was not given");
+                                return 0;
+                        }
                         lose(l);
                         (void) launch_signal(l->pidfd, SIGKILL);
                         return 0;
@@ -201,11 +246,48 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
         }
 }
 
+/* A launcher service: connect to its socket (systemd holds it, so this works while the
+ * service is still starting). The socket must be root's: the peer that listens is. */
+static int launcher_connect_service(Launcher *l) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct ucred cred = {};
+        socklen_t len = sizeof(cred);
+        int size = 2 * (int) ORDER_MAX, r;
+
+        if (strlen(l->socket_path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strncpy(sa.sun_path, l->socket_path, sizeof sa.sun_path - 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return negative_errno();
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return negative_errno();
+        if (cred.uid != 0) {
+                log_error("The launcher socket %s is not root's (uid %u listens on it); not using it",
+                          l->socket_path, (unsigned) cred.uid);
+                return -EPERM;
+        }
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
+        r = fd_set_nonblock(fd, true);
+        if (r >= 0)
+                r = sd_event_add_io(l->event, &l->io, fd, EPOLLIN, on_reply, l);
+        if (r < 0)
+                return r;
+        l->sock = TAKE_FD(fd);
+        l->pid = 0; /* until it says hello */
+        return 0;
+}
+
 static int launcher_spawn(Launcher *l) {
         _cleanup_close_ int ours = -EBADF, theirs = -EBADF, pidfd = -EBADF;
         int sp[2], size = 2 * (int) ORDER_MAX, r;
         pid_t pid;
 
+        if (l->socket_path)
+                return launcher_connect_service(l);
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 return negative_errno();
         ours = sp[0];
@@ -331,7 +413,36 @@ int launcher_new(sd_event *e, const char *path, const LauncherEvents *cb, void *
         return 0;
 }
 
+int launcher_connect(sd_event *e, const char *socket_path, const LauncherEvents *cb, void *userdata, Launcher **ret) {
+        Launcher *l;
+        int r;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *l = (Launcher){ .event = e, .exe_fd = -EBADF, .sock = -EBADF, .pidfd = -EBADF, .cb = cb, .userdata = userdata };
+        l->socket_path = strdup(socket_path);
+        if (!l->socket_path) {
+                free(l);
+                return -ENOMEM;
+        }
+        r = launcher_connect_service(l);
+        if (r < 0) {
+                /* not fatal: launches are refused until it can be reached, as after a death */
+                _cleanup_free_ char *why = strdup_printf("cannot be reached at %s: %s", socket_path, strerror(-r));
+                schedule_restart(l, why ?: "cannot be reached");
+        }
+        *ret = l;
+        return 0;
+}
+
+bool launcher_owns_programs(const Launcher *l) {
+        return l && l->socket_path;
+}
+
 pid_t launcher_pid(const Launcher *l) {
+        if (l && l->socket_path)
+                return l->sock >= 0 && l->pid > 0 ? l->pid : -1;
         return l && l->pidfd >= 0 ? l->pid : -1;
 }
 
@@ -398,6 +509,7 @@ Launcher *launcher_free(Launcher *l) {
         while (l->in_flight)
                 free(LIST_POP(in_flight, l->in_flight));
         safe_close(l->exe_fd);
+        free(l->socket_path);
         free(l);
         return NULL;
 }

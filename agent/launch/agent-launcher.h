@@ -27,6 +27,10 @@ typedef struct LauncherEvents {
          * start is the agent's child: its pidfd comes with the error, to be reaped. */
         void (*done)(uint64_t cookie, int error, const char *message, pid_t pid, int pidfd, int notify_fd,
                      void *userdata);
+        /* A launcher service's program (of the order with this cookie) ended, as waitid()
+         * said: CLD_EXITED and the status, or CLD_KILLED/CLD_DUMPED and the signal. Only
+         * from a launcher service (launcher_owns_programs()). */
+        void (*exited)(uint64_t cookie, int code, int status, void *userdata);
 } LauncherEvents;
 
 /* Starts the launcher: fork, then exec of the program elevated-launch at path, or (NULL)
@@ -34,7 +38,15 @@ typedef struct LauncherEvents {
  * writable by root only; *ret_error says why not. */
 int launcher_new(sd_event *e, const char *path, const LauncherEvents *cb, void *userdata, Launcher **ret,
                  char **ret_error);
+/* Or uses the launcher service listening at socket_path (elevated-launch --serve, started
+ * by systemd), which must be root's. Not reaching it is not an error: launches are
+ * refused until it can be reached (cb->died, then cb->started on its hello). */
+int launcher_connect(sd_event *e, const char *socket_path, const LauncherEvents *cb, void *userdata, Launcher **ret);
 Launcher *launcher_free(Launcher *l);
+
+/* Whether the programs are the launcher's children (a service), not the agent's: their
+ * ends then come through cb->exited, and a pidfd only lets the agent signal them. */
+bool launcher_owns_programs(const Launcher *l);
 
 /* Whether there is a launcher to take orders now (not while it is being restarted). */
 bool launcher_up(const Launcher *l);

@@ -265,6 +265,7 @@ static void launch_cleanup_cgroup(Request *r) {
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata);
+static void watch_unreported(Agent *a);
 static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata);
 static int on_max_runtime(sd_event_source *s, uint64_t usec, void *userdata);
 
@@ -508,10 +509,14 @@ static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
         a->n_launches++;
         request_launched(r); /* a single-use grant is used up now (before the timers: see there) */
 
-        k = sd_event_add_child_pidfd(a->event, &r->run.child_source, r->run.pidfd, WEXITED, on_child, r);
-        if (k >= 0) {
-                k = sd_event_source_set_child_pidfd_own(r->run.child_source, true);
-                r->run.pidfd_in_source = k >= 0;
+        if (launcher_owns_programs(a->launcher))
+                k = 0; /* the launcher service's child: it reports the end (on_launcher_exited) */
+        else {
+                k = sd_event_add_child_pidfd(a->event, &r->run.child_source, r->run.pidfd, WEXITED, on_child, r);
+                if (k >= 0) {
+                        k = sd_event_source_set_child_pidfd_own(r->run.child_source, true);
+                        r->run.pidfd_in_source = k >= 0;
+                }
         }
         if (k >= 0 && r->run.notify_fd >= 0)
                 k = sd_event_add_io(a->event, &r->run.notify_source, r->run.notify_fd, EPOLLIN, on_noexec, r);
@@ -718,6 +723,11 @@ static int send_exited(Request *r) {
                 json_object_set_new(m, "core_dumped", json_true());
         if (r->run.terminating)
                 json_object_set_new(m, "message", json_string("the program was ended by the agent"));
+        else if (r->run.unknown_why) {
+                _cleanup_free_ char *why = strdup_printf("the program ended, its exit status is unknown: %s",
+                                                         r->run.unknown_why);
+                json_object_set_new(m, "message", json_string(why ?: "its exit status is unknown"));
+        }
         k = conn_send(r->conn, m, NULL, 0);
         json_decref(m);
         return k;
@@ -786,13 +796,15 @@ void supervise_main_exited(Request *r, bool known) {
                                 r->run.exit_signal ?: r->run.exit_code, "end_reason",
                                 r->run.terminating ? "ended by the agent" : "exited");
         } else {
-                log_info("Request %s: pid %d ended (exit status unknown: the agent restarted)", r->id,
-                         (int) r->run.pid);
-                d = json_pack("{s:i,s:s,s:b}", "pid", (int) r->run.pid, "exit_status", "unknown (agent restarted)",
-                              "children_remain", r->run.lingering);
-                row = json_pack("{s:s,s:s,s:I,s:s}", "request", r->id, "state", r->run.lingering ? "running" : "ended",
-                                "ended", (json_int_t) now_usec(CLOCK_REALTIME), "end_reason",
-                                "exit status unknown (agent restarted)");
+                const char *why = r->run.unknown_why ?: "the agent restarted";
+                _cleanup_free_ char *status = strdup_printf("unknown (%s)", why),
+                                    *reason = strdup_printf("exit status unknown (%s)", why);
+
+                log_info("Request %s: pid %d ended (exit status unknown: %s)", r->id, (int) r->run.pid, why);
+                d = json_pack("{s:i,s:s?,s:b}", "pid", (int) r->run.pid, "exit_status", status, "children_remain",
+                              r->run.lingering);
+                row = json_pack("{s:s,s:s,s:I,s:s?}", "request", r->id, "state", r->run.lingering ? "running" : "ended",
+                                "ended", (json_int_t) now_usec(CLOCK_REALTIME), "end_reason", reason);
         }
         st = (AuditState){ .table = "launches", .row = row };
         if (d)
@@ -910,7 +922,61 @@ static void on_launcher_died(const char *why, uint64_t pause, void *userdata) {
 
         a->launcher_restarting = true;
         log_error("The launcher %s; launches are refused until it is restarted (in %" PRIu64 " ms)", why, pause / 1000);
+        watch_unreported(a);
         audit_launcher(a, "launcher-died", json_pack("{s:s,s:I}", "why", why, "restart_in", (json_int_t) pause));
+}
+
+/* A launcher service's program ended: it reaped it and says how. */
+static void on_launcher_exited(uint64_t cookie, int code, int status, void *userdata) {
+        Agent *a = userdata;
+        Request *r;
+
+        LIST_FOREACH(live, r, a->launches)
+                if (!r->run.adopted && r->run.launch_cookie == cookie)
+                        break;
+        if (!r || r->run.exited)
+                return; /* ended by other means already (its pidfd, when the launcher was lost) */
+        r->run.child_source = sd_event_source_disable_unref(r->run.child_source);
+        r->run.pidfd = safe_close(r->run.pidfd);
+        if (code == CLD_EXITED)
+                r->run.exit_code = status;
+        else {
+                r->run.exit_signal = status;
+                r->run.core_dumped = code == CLD_DUMPED;
+        }
+        supervise_main_exited(r, true);
+        (void) send_exited(r);
+        supervise_maybe_done(r);
+}
+
+/* The launcher service is gone: nobody will report how its programs end. Their pidfds
+ * still say when; the status is unknown, as for a launch adopted after a restart. */
+static int on_unreported_end(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Request *r = userdata;
+
+        r->run.child_source = sd_event_source_disable_unref(r->run.child_source);
+        r->run.unknown_why = "the launcher service was lost";
+        r->run.exit_code = 255;
+        supervise_main_exited(r, false);
+        (void) send_exited(r);
+        supervise_maybe_done(r);
+        return 0;
+}
+
+static void watch_unreported(Agent *a) {
+        Request *r;
+
+        if (!launcher_owns_programs(a->launcher))
+                return;
+        LIST_FOREACH(live, r, a->launches) {
+                if (r->run.adopted || r->run.exited || r->run.child_source || r->run.pidfd < 0)
+                        continue;
+                if (sd_event_add_io(a->event, &r->run.child_source, r->run.pidfd, EPOLLIN, on_unreported_end, r) < 0) {
+                        log_error("Request %s: cannot watch pid %d now that the launcher is lost; ending it", r->id,
+                                  (int) r->run.pid);
+                        request_terminate(r, "the agent could not supervise it");
+                }
+        }
 }
 
 static void on_launcher_done(uint64_t cookie, int error, const char *message, pid_t pid, int pidfd, int notify_fd,
@@ -922,6 +988,7 @@ const LauncherEvents supervise_launcher_events = {
         .started = on_launcher_started,
         .died = on_launcher_died,
         .done = on_launcher_done,
+        .exited = on_launcher_exited,
 };
 
 static const struct {
