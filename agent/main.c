@@ -68,7 +68,7 @@ static const char *arg_fleet_user;       /* NULL: FLEET_DEFAULT_USER if it exist
 static const char *arg_trust_dir = FLEET_DEFAULT_TRUST_DIR;
 static const char *arg_fleet_conf = FLEET_CONF_PATH;
 static const char *arg_policy_dir = FLEET_DEFAULT_POLICY_DIR;
-static const char *arg_launcher_socket; /* NULL: the agent starts its own launcher */
+static const char *arg_launcher_socket;   /* NULL: the agent starts its own launcher */
 static uint64_t arg_test_auth_deadline;   /* hidden, tests only: see agent.h */
 static uint64_t arg_audit_retention;      /* 0: rows stay until `elevatectl audit archive` */
 static const char *arg_audit_archive_dir; /* NULL: STATE_DIR/archive */
@@ -270,16 +270,16 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_LAUNCHER_SOCKET:
                         if (optarg[0] != '/') {
                                 fprintf(stderr, "elevated: --%s takes an absolute path.\n",
-                                        c == ARG_TRUST_DIR          ? "trust-dir"
-                                        : c == ARG_FLEET_CONF       ? "fleet-conf"
+                                        c == ARG_TRUST_DIR         ? "trust-dir"
+                                        : c == ARG_FLEET_CONF      ? "fleet-conf"
                                         : c == ARG_LAUNCHER_SOCKET ? "launcher-socket"
-                                                                    : "policy-dir");
+                                                                   : "policy-dir");
                                 return -EINVAL;
                         }
-                        *(c == ARG_TRUST_DIR          ? &arg_trust_dir
-                          : c == ARG_FLEET_CONF       ? &arg_fleet_conf
+                        *(c == ARG_TRUST_DIR         ? &arg_trust_dir
+                          : c == ARG_FLEET_CONF      ? &arg_fleet_conf
                           : c == ARG_LAUNCHER_SOCKET ? &arg_launcher_socket
-                                                      : &arg_policy_dir) = optarg;
+                                                     : &arg_policy_dir) = optarg;
                         break;
                 case ARG_TEST_AUTH_DEADLINE: {
                         uint64_t sec;
@@ -605,8 +605,7 @@ static int run(void) {
         {
                 _cleanup_free_ char *why = NULL;
                 if (arg_launcher_socket) {
-                        r = launcher_connect(a.event, arg_launcher_socket, &supervise_launcher_events, &a,
-                                             &a.launcher);
+                        r = launcher_connect(a.event, arg_launcher_socket, &supervise_launcher_events, &a, &a.launcher);
                         if (r >= 0)
                                 log_info("Launches go to the launcher service at %s", arg_launcher_socket);
                 } else

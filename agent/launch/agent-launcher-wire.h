@@ -61,7 +61,7 @@ typedef struct ReplyHeader {
         uint32_t magic;
         uint32_t kind;
         int32_t end_code, end_status; /* REPLY_EXIT: as waitid() said (CLD_EXITED and the status, or the signal) */
-        int32_t error;              /* 0, or -errno */
+        int32_t error;                /* 0, or -errno */
         uint64_t cookie;
         int32_t pid; /* -1 if no child was made */
         uint32_t n_fds;

@@ -71,7 +71,7 @@ struct Launcher {
         sd_event *event;
         int exe_fd;        /* elevated-launch, opened and checked once; -1 for a service */
         char *socket_path; /* a launcher service's socket (launcher_connect()), else NULL */
-        int sock;   /* our end, or -1 while there is no launcher */
+        int sock;          /* our end, or -1 while there is no launcher */
         int pidfd;
         pid_t pid;
         sd_event_source *io, *death, *restart, *deadline;
@@ -87,8 +87,8 @@ static void lost_service(Launcher *l, const char *why);
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         Launcher *l = userdata;
 
-        log_error("The launcher has not answered an order for %" PRIu64 " s; %s",
-                  ORDER_DEADLINE_USEC / USEC_PER_SEC, l->socket_path ? "leaving it" : "killing it");
+        log_error("The launcher has not answered an order for %" PRIu64 " s; %s", ORDER_DEADLINE_USEC / USEC_PER_SEC,
+                  l->socket_path ? "leaving it" : "killing it");
         if (l->socket_path) {
                 lost_service(l, "did not answer an order for 10 s");
                 return 0;
@@ -266,8 +266,8 @@ static int launcher_connect_service(Launcher *l) {
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return negative_errno();
         if (cred.uid != 0) {
-                log_error("The launcher socket %s is not root's (uid %u listens on it); not using it",
-                          l->socket_path, (unsigned) cred.uid);
+                log_error("The launcher socket %s is not root's (uid %u listens on it); not using it", l->socket_path,
+                          (unsigned) cred.uid);
                 return -EPERM;
         }
         (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
@@ -420,7 +420,9 @@ int launcher_connect(sd_event *e, const char *socket_path, const LauncherEvents 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
-        *l = (Launcher){ .event = e, .exe_fd = -EBADF, .sock = -EBADF, .pidfd = -EBADF, .cb = cb, .userdata = userdata };
+        *l = (Launcher){
+                .event = e, .exe_fd = -EBADF, .sock = -EBADF, .pidfd = -EBADF, .cb = cb, .userdata = userdata
+        };
         l->socket_path = strdup(socket_path);
         if (!l->socket_path) {
                 free(l);

@@ -724,8 +724,8 @@ static int send_exited(Request *r) {
         if (r->run.terminating)
                 json_object_set_new(m, "message", json_string("the program was ended by the agent"));
         else if (r->run.unknown_why) {
-                _cleanup_free_ char *why = strdup_printf("the program ended, its exit status is unknown: %s",
-                                                         r->run.unknown_why);
+                _cleanup_free_ char *why =
+                        strdup_printf("the program ended, its exit status is unknown: %s", r->run.unknown_why);
                 json_object_set_new(m, "message", json_string(why ?: "its exit status is unknown"));
         }
         k = conn_send(r->conn, m, NULL, 0);
