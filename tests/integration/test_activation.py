@@ -42,26 +42,44 @@ def test_socket_activation():
 
 
 def test_units_verify():
+    """The agent's units and the launcher's (elevated-launch.service is what lets the
+    agent's unit be sandboxed: tests/integration/test_launcher_service.py)."""
     build_units = os.path.join(BUILD, "packaging")
     unitdir = tempfile.mkdtemp(prefix="elevate-units-")
+    import re
     try:
-        shutil.copy(os.path.join(build_units, "elevated.service"), unitdir)
-        shutil.copy(os.path.join(SOURCE, "packaging", "systemd", "elevated.socket"), unitdir)
-        # the unit names the installed path; point it at the build tree for the check
-        svc = os.path.join(unitdir, "elevated.service")
-        with open(svc) as f:
-            text = f.read()
-        import re
-        text = re.sub(r"ExecStart=\S+", "ExecStart=" + ELEVATED, text)
-        text = re.sub(r"ExecReload=\S+", "ExecReload=" + ELEVATECTL, text)
-        with open(svc, "w") as f:
-            f.write(text)
-        p = subprocess.run(["systemd-analyze", "verify", "--man=no", svc, os.path.join(unitdir, "elevated.socket")],
+        units = []
+        for name, exe in [("elevated.service", ELEVATED),
+                          ("elevated-launch.service", os.path.join(BUILD, "agent", "elevated-launch"))]:
+            # the unit names the installed path; point it at the build tree for the check
+            with open(os.path.join(build_units, name)) as f:
+                text = f.read()
+            text = re.sub(r"ExecStart=\S+", "ExecStart=" + exe, text)
+            text = re.sub(r"ExecReload=\S+", "ExecReload=" + ELEVATECTL, text)
+            with open(os.path.join(unitdir, name), "w") as f:
+                f.write(text)
+            units.append(os.path.join(unitdir, name))
+        for name in ["elevated.socket", "elevated-launch.socket"]:
+            shutil.copy(os.path.join(SOURCE, "packaging", "systemd", name), unitdir)
+            units.append(os.path.join(unitdir, name))
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no"] + units,
                            capture_output=True, env=dict(os.environ, SYSTEMD_LOG_LEVEL="warning"))
         out = (p.stdout + p.stderr).decode()
         relevant = [l for l in out.splitlines() if "elevated" in l]
         check_eq(p.returncode, 0, "systemd-analyze verify exit status", out)
         check_eq(relevant, [], "no warnings about our units", out)
+        # the agent hands launches to the launcher service, so its own unit can be
+        # sandboxed; the launcher takes connections from the agent's cgroup only
+        with open(units[0]) as f:
+            agent_unit = f.read()
+        with open(units[1]) as f:
+            launch_unit = f.read()
+        check_in("--launcher-socket /run/elevate/launch.sock", agent_unit, "the agent uses the launcher service")
+        check_in("ListenSequentialPacket=/run/elevate/launch.sock",
+                 open(units[3]).read(), "where the launcher's socket listens")
+        check_in("--agent-cgroup /system.slice/elevated.service", launch_unit, "the launcher knows the agent's cgroup")
+        for opt in ["NoNewPrivileges=yes", "SystemCallFilter=@system-service", "CapabilityBoundingSet="]:
+            check_in(opt, agent_unit, "the agent's unit is sandboxed")
     finally:
         shutil.rmtree(unitdir, ignore_errors=True)
 

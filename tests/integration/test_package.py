@@ -359,7 +359,8 @@ def test_01_build_and_lintian():
     check(any(n.startswith("elevate-fleet_") for n in names), "the elevate-fleet package was built", names)
     contents = run(["dpkg-deb", "-c", glob.glob(os.path.join(C.debs, "elevate_*.deb"))[0]]).stdout
     for f in ["./usr/sbin/elevated", "./usr/bin/elevate", "./usr/bin/elevatectl", "elevated.socket",
-              "elevated.service", "./usr/lib/tmpfiles.d/elevate.conf", "./usr/lib/sysusers.d/elevate.conf",
+              "elevated.service", "elevated-launch.service", "elevated-launch.socket",
+              "./usr/libexec/elevate/elevated-launch", "./usr/lib/tmpfiles.d/elevate.conf", "./usr/lib/sysusers.d/elevate.conf",
               "man8/elevated.8.gz", "man1/elevate.1.gz", "man8/elevatectl.8.gz", "man5/elevate-policy.5.gz",
               "completions/elevate", "vendor-completions/_elevate", "./usr/share/doc/elevate/examples/example-policy.json"]:
         check_in(f, contents, "the package has " + f)
@@ -402,6 +403,14 @@ def test_02_boot_and_install():
     check(m is not None, "systemd-analyze scores elevate-fleetd.service", p.stdout[-500:] + p.stderr[-500:])
     log("systemd-analyze security, elevate-fleetd.service: " + m.group(1))
     check(float(m.group(1)) <= 2.0, "elevate-fleetd.service's exposure is at most 2.0", p.stdout[-3000:])
+    # the agent parses what users send: its unit is sandboxed, which the launcher service
+    # makes possible (docs/security.md, "The systemd unit": 9.6 before it)
+    p = C.exec(["systemd-analyze", "security", "--no-pager", "elevated.service", "elevated-launch.service"],
+               check_rc=False)
+    scores = dict(re.findall(r"Overall exposure level for (\S+): ([0-9.]+)", p.stdout))
+    log("systemd-analyze security: %s" % scores)
+    check("elevated.service" in scores, "systemd-analyze scores elevated.service", p.stdout[-500:] + p.stderr[-500:])
+    check(float(scores["elevated.service"]) <= 4.5, "elevated.service's exposure is at most 4.5", p.stdout[-3000:])
     groups = C.exec(["getent", "group", "elevate-helpdesk", "elevate-operators"], check_rc=False).stdout
     check_eq(len(groups.splitlines()), 2, "sysusers made the groups", groups)
     C.exec(["useradd", "-m", "-s", "/bin/sh", USER])
@@ -475,8 +484,18 @@ def adopted_for(request):
 
 
 @step
+def parent_comm(pid):
+    with open("/proc/%d/status" % pid) as f:
+        ppid = int(re.search(r"^PPid:\s+(\d+)", f.read(), re.M).group(1))
+    with open("/proc/%d/comm" % ppid) as f:
+        return f.read().strip()
+
+
 def test_06_restart_readopts_running_program():
     pid, request = start_sleep()
+    check_eq(parent_comm(pid), "elevated-launch", "the program is the launcher service's child, not the agent's")
+    check_eq(C.exec(["systemctl", "is-active", "elevated-launch.service"], check_rc=False).stdout.strip(), "active",
+             "the launcher service was started by its socket")
     before = C.service("MainPID")
     C.exec(["systemctl", "restart", "elevated"])
     check(C.service("MainPID") != before, "systemctl restart replaced the agent")
@@ -486,6 +505,19 @@ def test_06_restart_readopts_running_program():
           C.journal("adopted"))
     r = C.as_user(["elevate", "/usr/bin/id", "-u"])
     check_eq(r.returncode, 0, "the restarted agent serves", r.stderr)
+
+
+@step
+def test_06b_launcher_restart_keeps_program_and_agent_reconnects():
+    pids = host_pids(SLEEP)
+    check_eq(len(pids), 1, "the elevated program from the restart step still runs", pids)
+    n_started = len(C.journal("launcher-started"))
+    C.exec(["systemctl", "restart", "elevated-launch.service"])
+    check(pid_alive(pids[0]), "the program survives a restart of the launcher (KillMode=process)")
+    check(wait_until(lambda: len(C.journal("launcher-started")) > n_started, timeout=30),
+          "the agent audits the loss and reconnects to the new launcher", C.journal("launcher-died"))
+    r = C.as_user(["elevate", "/usr/bin/id", "-u"])
+    check_eq((r.returncode, r.stdout.strip()), (0, "0"), "and launches through it", r.stderr)
 
 
 @step
