@@ -119,7 +119,7 @@ static void help(void) {
                "                    where retention writes its archives (default STATE_DIR/archive,\n"
                "                    created 0700; root's)\n"
                "  --launcher-socket PATH\n"
-               "                    use the launcher service listening on PATH (elevated-launch --serve,\n"
+               "                    use the launcher service listening on PATH (elevated-launch.service,\n"
                "                    started by elevated-launch.socket) instead of starting a launcher\n"
                "                    of its own: the programs are then not the agent's descendants, so\n"
                "                    the agent's own unit can be sandboxed (docs/security.md)\n"

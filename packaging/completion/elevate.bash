@@ -305,7 +305,7 @@ _elevated() {
         local cur prev words cword
         _elevate_init || return
         case $prev in
-        --socket | --policy | --state-dir | --endpoint-key | --trust-dir | --fleet-conf | --policy-dir | --audit-archive-dir)
+        --socket | --policy | --state-dir | --endpoint-key | --trust-dir | --fleet-conf | --policy-dir | --audit-archive-dir | --launcher-socket)
                 _elevate_files
                 return ;;
         --fleet-user)
@@ -315,7 +315,7 @@ _elevated() {
                 return ;;
         esac
         _elevate_words '--socket --policy --state-dir --host-id --endpoint-key --fleet-user --trust-dir --fleet-conf
-                --policy-dir --audit-retention --audit-archive-dir --foreground --debug -h --help --version'
+                --policy-dir --audit-retention --audit-archive-dir --launcher-socket --foreground --debug -h --help --version'
 }
 
 _elevate_notify() {

@@ -468,6 +468,32 @@ def test_05_bad_policy_keeps_serving():
     check_eq(C.exec(["systemctl", "reload", "elevated"], check_rc=False).returncode, 0, "a good file reloads again")
 
 
+@step
+def test_05b_sandboxed_agent_does_pty_and_password():
+    """What the agent's sandbox could break and the tests outside systemd cannot see: the
+    pty it hands to the user (fchown), PAM reading /etc/shadow, a deny rule hashed by
+    path (openat2), a wrong password refused."""
+    C.exec(["/bin/sh", "-c", 'echo "%s:Pw-for-the-test-1" | chpasswd' % USER])
+    rules = RULES + [{"id": "pw-tty", "match": {"path": "/usr/bin/tty"}, "action": "allow",
+                      "authenticate": "password"}]
+    C.write(POLICY, policy(4, rules))
+    check_eq(C.exec(["systemctl", "reload", "elevated"], check_rc=False).returncode, 0, "the policy reloads")
+    j = C.exec(["journalctl", "-u", "elevated", "--no-pager", "-o", "cat"], check_rc=False).stdout
+    check("Cannot hash" not in j, "deny rules are hashed by path (openat2 works in the sandbox)", j[-2000:])
+
+    def on_pty(password):
+        script = '(sleep 2; printf "%s\\n"; sleep 2) | script -qec "elevate /usr/bin/tty" /dev/null' % password
+        return C.as_user(["/bin/sh", "-c", script])
+
+    r = on_pty("Pw-for-the-test-1")
+    check_in("/dev/pts/", r.stdout, "the right password, on a fresh pty", r.stdout + r.stderr)
+    r = on_pty("wrong-password")
+    check("/dev/pts/" not in r.stdout.replace("Password:", ""), "a wrong password runs nothing", r.stdout + r.stderr)
+    check(C.journal("authenticated"), "the authentication is in the journal")
+    check(wait_until(lambda: C.journal("authentication-failed"), timeout=15),
+          "and the failed one", r.stdout + r.stderr)
+
+
 def start_sleep():
     C.exec(["systemd-run", "--quiet", "--collect", "--unit=elevate-longrun", "-p", "User=" + USER, "--",
             "elevate", SLEEP[0], SLEEP[1]])
