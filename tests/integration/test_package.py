@@ -482,7 +482,9 @@ def test_05b_sandboxed_agent_does_pty_and_password():
     check("Cannot hash" not in j, "deny rules are hashed by path (openat2 works in the sandbox)", j[-2000:])
 
     def on_pty(password):
-        script = '(sleep 2; printf "%s\\n"; sleep 2) | script -qec "elevate /usr/bin/tty" /dev/null' % password
+        # a wrong password is asked again (three tries, with pauses): 12 s is enough to see one refused
+        script = ('(sleep 2; printf "%s\\n"; sleep 3) | timeout 12 script -qec "elevate /usr/bin/tty" /dev/null'
+                  % password)
         return C.as_user(["/bin/sh", "-c", script])
 
     r = on_pty("Pw-for-the-test-1")
@@ -509,7 +511,6 @@ def adopted_for(request):
     return [e for e in C.journal("adopted") if e.get("ELEVATE_REQUEST") == request]
 
 
-@step
 def parent_comm(pid):
     with open("/proc/%d/status" % pid) as f:
         ppid = int(re.search(r"^PPid:\s+(\d+)", f.read(), re.M).group(1))
@@ -517,6 +518,7 @@ def parent_comm(pid):
         return f.read().strip()
 
 
+@step
 def test_06_restart_readopts_running_program():
     pid, request = start_sleep()
     check_eq(parent_comm(pid), "elevated-launch", "the program is the launcher service's child, not the agent's")
