@@ -595,6 +595,27 @@ def wait_until(cond, timeout=15, interval=0.1):
     return bool(cond())
 
 
+def wait_for(fn, timeout=15, interval=0.05):
+    """Polls fn() until it returns something true; returns that (or the last value)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    return fn()
+
+
+def cgroup2_mount():
+    """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    raise Skip("no cgroup v2 hierarchy")
+
+
 def read_pid_file(path, timeout=10):
     """The pid a test program wrote to path (waits for it to appear)."""
     deadline = time.time() + timeout

@@ -46,16 +46,6 @@ def launcher_of(a):
     return found[0][0]
 
 
-def wait_until(fn, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    return fn()
-
-
 def test_programs_are_the_agents_children_born_in_their_cgroup():
     pol, prog = policy()
     with agent_with(pol) as a:
@@ -86,7 +76,7 @@ def test_launches_while_the_launcher_is_down_are_refused_clearly():
     pol, prog = policy()
     with agent_with(pol) as a:
         for n in range(1, 5):
-            pid = wait_until(lambda: [c[0] for c in children(a.proc.pid) if c[1] == "elevated-launch"])
+            pid = wait_for(lambda: [c[0] for c in children(a.proc.pid) if c[1] == "elevated-launch"], 20)
             check(pid, "a launcher runs before death %d" % n)
             os.kill(pid[0], signal.SIGKILL)
             a.wait_audit("launcher-died", count=n)

@@ -28,15 +28,6 @@ ALICE, BOB = "elevate-test-alice", "elevate-test-bob"
 LAUNCH = os.path.join(BUILD, "agent", "elevated-launch")
 
 
-def cgroup2_mount():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] == "cgroup2":
-                return left.split()[4]
-    raise Failed("no cgroup2 mount")
-
-
 def own_cgroup():
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -120,21 +111,34 @@ def policy():
     ]), ppid
 
 
-def agent_in(cg, pol, svc):
-    """The agent, moved into cg before it execs (as systemd starts a unit's process)."""
-    a = Agent(pol, extra_args=["--launcher-socket", svc.socket], start=False)
+def start_in(cg, a):
+    """Starts the agent moved into cg before it execs (as systemd starts a unit's process)."""
     a.start(command=["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.path] + a.command())
-    return a
 
 
-def wait_for_value(fn, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    return fn()
+class service_and_agent:
+    """`with service_and_agent(pol) as (svc, a):` a launcher service and an agent in a
+    cgroup of its own that uses it; the launcher takes connections from agent_cgroup
+    (default: the agent's). Cleans up, and shows the launcher's log when the body fails."""
+
+    def __init__(self, pol, agent_cgroup=None):
+        self.pol, self.agent_cgroup = pol, agent_cgroup
+
+    def __enter__(self):
+        self.cg = AgentCgroup().__enter__()
+        self.svc = LauncherService(agent_cgroup=self.agent_cgroup or self.cg.rel)
+        self.agent = Agent(self.pol, extra_args=["--launcher-socket", self.svc.socket], start=False)
+        self.agent.cgroup = self.cg
+        start_in(self.cg, self.agent)
+        return self.svc, self.agent
+
+    def __exit__(self, typ, value, tb):
+        if typ is not None:
+            print("# launcher: " + self.svc.logs().replace("\n", "\n# launcher: "))
+        self.agent.cleanup()
+        self.svc.cleanup()
+        self.cg.__exit__(typ, value, tb)
+        return False
 
 
 def find_program(name, args_contain):
@@ -155,116 +159,84 @@ def find_program(name, args_contain):
 
 def test_programs_are_the_launchers_children_and_their_ends_are_reported():
     pol, prog = policy()
-    with AgentCgroup() as cg:
-        svc = LauncherService(agent_cgroup=cg.rel)
-        a = agent_in(cg, pol, svc)
-        try:
-            r = a.elevate(ALICE, [prog])
-            check_eq(r.rc, 7, "the exit status came back through the launcher", r)
-            check_in("ppid=%d" % svc.proc.pid, r.out, "the program is the launcher's child, not the agent's", r)
-            check(("ppid=%d" % a.proc.pid) not in r.out, "not the agent's", r)
-            r = a.elevate(ALICE, ["/usr/bin/dash", "-c", "kill -TERM $$"])
-            check_eq(r.rc, 128 + signal.SIGTERM, "a death by signal too", r)
-            rows = a.wait_audit("exit", count=2)
-            check_eq(rows[0]["data"].get("exit_code"), 7, "the audit has the status", rows)
-            check_eq(rows[1]["data"].get("exit_signal"), signal.SIGTERM, "and the signal", rows)
-            r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
-            check_eq((r.rc, r.out.strip()), (0, "0"), "and it runs as root", r)
-            check_in("Launches go to the launcher service at " + svc.socket, a.logs(), "the agent says where")
-        except Exception:
-            print("# launcher: " + svc.logs().replace("\n", "\n# launcher: "))
-            raise
-        finally:
-            a.cleanup()
-            svc.cleanup()
+    with service_and_agent(pol) as (svc, a):
+        r = a.elevate(ALICE, [prog])
+        check_eq(r.rc, 7, "the exit status came back through the launcher", r)
+        check_in("ppid=%d" % svc.proc.pid, r.out, "the program is the launcher's child, not the agent's", r)
+        check(("ppid=%d" % a.proc.pid) not in r.out, "not the agent's", r)
+        r = a.elevate(ALICE, ["/usr/bin/dash", "-c", "kill -TERM $$"])
+        check_eq(r.rc, 128 + signal.SIGTERM, "a death by signal too", r)
+        rows = a.wait_audit("exit", count=2)
+        check_eq(rows[0]["data"].get("exit_code"), 7, "the audit has the status", rows)
+        check_eq(rows[1]["data"].get("exit_signal"), signal.SIGTERM, "and the signal", rows)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "and it runs as root", r)
+        check_in("Launches go to the launcher service at " + svc.socket, a.logs(), "the agent says where")
 
 
 def test_root_outside_the_agents_cgroup_is_refused():
     """The socket is root's alone; the cgroup check keeps even another root process (a
     sandboxed root service, say) from having programs started through it."""
     pol, prog = policy()
-    with AgentCgroup() as cg:
-        svc = LauncherService(agent_cgroup=own_cgroup().rstrip("/") + "/elevate-lsvc-elsewhere")
-        a = agent_in(cg, pol, svc)
-        try:
-            r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
-            check_eq(r.rc, 125, "nothing runs", r)
-            check("uid=0" not in r.out and r.out.strip() != "0", "nothing ran", r)
-            check_in("launcher", r.err, "the user is told the launcher is the problem", r)
-            wait_until(lambda: "refused a connection" in svc.logs(), 10)
-            check(re.search(r"refused a connection: peer pid %d runs in cgroup \S+, not in \S+elsewhere" % a.proc.pid,
-                            svc.logs()), "the launcher says whom it refused and why", svc.logs())
-            died = a.wait_audit("launcher-died")
-            check_in("closed the connection", died[0]["data"].get("why", ""), "the agent audits the loss", died)
-            r = a.elevate(BOB, ["-l"])
-            check_eq(r.rc, 0, "the agent still answers what needs no launch", r)
-        finally:
-            a.cleanup()
-            svc.cleanup()
+    with service_and_agent(pol, agent_cgroup=own_cgroup().rstrip("/") + "/elevate-lsvc-elsewhere") as (svc, a):
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq(r.rc, 125, "nothing runs", r)
+        check("uid=0" not in r.out and r.out.strip() != "0", "nothing ran", r)
+        check_in("launcher", r.err, "the user is told the launcher is the problem", r)
+        wait_until(lambda: "refused a connection" in svc.logs(), 10)
+        check(re.search(r"refused a connection: peer pid %d runs in cgroup \S+, not in \S+elsewhere" % a.proc.pid,
+                        svc.logs()), "the launcher says whom it refused and why", svc.logs())
+        died = a.wait_audit("launcher-died")
+        check_in("closed the connection", died[0]["data"].get("why", ""), "the agent audits the loss", died)
+        r = a.elevate(BOB, ["-l"])
+        check_eq(r.rc, 0, "the agent still answers what needs no launch", r)
+
+
+def start_sleep(a, tag):
+    marker = "%s.%d" % (tag, os.getpid())
+    b = a.elevate_bg(ALICE, ["/usr/bin/sleep", marker])
+    pid = wait_for(lambda: find_program("sleep", marker), 15)
+    check(pid and pid > 1, "the program runs", pid)
+    return b, pid
 
 
 def test_a_lost_launcher_is_audited_its_programs_ends_noted_and_the_agent_reconnects():
     pol, prog = policy()
-    with AgentCgroup() as cg:
-        svc = LauncherService(agent_cgroup=cg.rel)
-        a = agent_in(cg, pol, svc)
-        try:
-            marker = "4242.%d" % os.getpid()
-            b = a.elevate_bg(ALICE, ["/usr/bin/sleep", marker])
-            pid = wait_for_value(lambda: find_program("sleep", marker), 15)
-            check(pid and pid > 1, "the program runs", pid)
-            svc.kill()
-            died = a.wait_audit("launcher-died")
-            check_in("closed the connection", died[0]["data"].get("why", ""), "the loss is audited", died)
-            check(pid_alive(pid), "the program keeps running without its launcher")
-            os.kill(pid, signal.SIGTERM)
-            r = b.finish(30)
-            check_in("exit status is unknown: the launcher service was lost", r.err,
-                     "the client hears the end, and that its status is unknown", r)
-            rows = a.wait_audit("exit")
-            check_in("the launcher service was lost", rows[-1]["data"].get("exit_status", ""),
-                     "the end is audited", rows)
-            svc.start()
-            a.wait_audit("launcher-started", timeout=30)
-            r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
-            check_eq((r.rc, r.out.strip()), (0, "0"), "the agent reconnected and launches again", r)
-        except Exception:
-            print("# launcher: " + svc.logs().replace("\n", "\n# launcher: "))
-            raise
-        finally:
-            a.cleanup()
-            svc.cleanup()
+    with service_and_agent(pol) as (svc, a):
+        b, pid = start_sleep(a, "4242")
+        svc.kill()
+        died = a.wait_audit("launcher-died")
+        check_in("closed the connection", died[0]["data"].get("why", ""), "the loss is audited", died)
+        check(pid_alive(pid), "the program keeps running without its launcher")
+        os.kill(pid, signal.SIGTERM)
+        r = b.finish(30)
+        check_in("exit status is unknown: the launcher service was lost", r.err,
+                 "the client hears the end, and that its status is unknown", r)
+        rows = a.wait_audit("exit")
+        check_in("the launcher service was lost", rows[-1]["data"].get("exit_status", ""), "the end is audited", rows)
+        svc.start()
+        a.wait_audit("launcher-started", timeout=30)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "the agent reconnected and launches again", r)
 
 
 def test_a_restarted_agent_readopts_and_uses_the_same_launcher():
     pol, prog = policy()
-    with AgentCgroup() as cg:
-        svc = LauncherService(agent_cgroup=cg.rel)
-        a = agent_in(cg, pol, svc)
-        try:
-            marker = "4243.%d" % os.getpid()
-            b = a.elevate_bg(ALICE, ["/usr/bin/sleep", marker])
-            pid = wait_for_value(lambda: find_program("sleep", marker), 15)
-            check(pid and pid > 1, "the program runs", pid)
-            a.stop()
-            check(pid_alive(pid), "an agent's stop leaves the program running")
-            a.start(command=["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.path] + a.command())
-            adopted = a.wait_audit("adopted")
-            check_eq(adopted[-1]["data"].get("pid"), pid, "the new agent took it over", adopted)
-            r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
-            check_eq((r.rc, r.out.strip()), (0, "0"), "the launcher took the new agent's connection", r)
-            r = a.elevate(ALICE, [prog])
-            check_eq(r.rc, 7, "and reports to it", r)
-            os.kill(pid, signal.SIGTERM)
-            rows = wait_for_value(lambda: [x for x in a.audit_rows("exit") if x["data"].get("pid") == pid], 15)
-            check(rows, "the adopted program's end is audited")
-            b.kill()
-        except Exception:
-            print("# launcher: " + svc.logs().replace("\n", "\n# launcher: "))
-            raise
-        finally:
-            a.cleanup()
-            svc.cleanup()
+    with service_and_agent(pol) as (svc, a):
+        b, pid = start_sleep(a, "4243")
+        a.stop()
+        check(pid_alive(pid), "an agent's stop leaves the program running")
+        start_in(a.cgroup, a)
+        adopted = a.wait_audit("adopted")
+        check_eq(adopted[-1]["data"].get("pid"), pid, "the new agent took it over", adopted)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "the launcher took the new agent's connection", r)
+        r = a.elevate(ALICE, [prog])
+        check_eq(r.rc, 7, "and reports to it", r)
+        os.kill(pid, signal.SIGTERM)
+        rows = wait_for(lambda: [x for x in a.audit_rows("exit") if x["data"].get("pid") == pid], 15)
+        check(rows, "the adopted program's end is audited")
+        b.kill()
 
 
 def test_the_launcher_service_says_how_it_is_started():

@@ -739,16 +739,6 @@ def agent_cgroup_base(a):
     raise Failed("the agent is not in a cgroup v2 hierarchy")
 
 
-def cgroup2_mount():
-    """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] == "cgroup2":
-                return left.split()[4]
-    raise Skip("no cgroup v2 hierarchy")
-
-
 def launch_cgroups(base):
     """{request id: [pids]} of every launch-* cgroup under base."""
     out = {}
