@@ -104,8 +104,12 @@ static int serve_order(int sock, void *buf, bool service, Child *children, size_
                 r = launch_spawn(&o.spec, &res, &err);
                 reply(sock, REPLY_ORDER, o.cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
                 if (service && r >= 0 && res.pidfd >= 0) {
-                        children[(*n_children)++] =
-                                (Child){ .pidfd = TAKE_FD(res.pidfd), .pid = res.pid, .cookie = o.cookie };
+                        Child *c = &children[(*n_children)++];
+                        c->pidfd = res.pidfd;
+                        c->pid = res.pid;
+                        c->cookie = o.cookie;
+                        c->reported = false;
+                        res.pidfd = -EBADF; /* the child's entry holds it now */
                 }
                 launcher_order_done(&o);
         }
