@@ -185,13 +185,39 @@ static int child_dup2(int from, int to) {
 #endif
 }
 
+/* The signals whose disposition is not SIG_DFL in this process, as launch_note_signals()
+ * found them; n_noted < 0: not noted, so the child resets every signal. */
+static int noted[_NSIG];
+static int n_noted = -1;
+
+void launch_note_signals(void) {
+        int n = 0;
+
+        for (int sig = 1; sig < _NSIG; sig++) {
+                struct sigaction sa;
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                /* glibc's internal signals refuse sigaction(): count them in, to be safe */
+                if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler != SIG_DFL)
+                        noted[n++] = sig;
+        }
+        n_noted = n;
+}
+
 static void child_reset_signals(void) {
         /* SIG_DFL, no flags, no restorer, an empty mask: all zeros in the kernel's struct
          * sigaction whatever its layout, and 64 bytes are more than any architecture's. */
         static const uint64_t dfl[8] = {};
 
-        /* SIGKILL and SIGSTOP refuse with EINVAL. glibc's two internal signals are reset
-         * as well (its sigaction() would refuse them). */
+        /* A process that noted its signals (the launcher) resets just those: a system call
+         * each is what a launch costs most before its exec. Otherwise every one; SIGKILL and
+         * SIGSTOP refuse with EINVAL; glibc's two internal signals are reset as well (its
+         * sigaction() would refuse them). */
+        if (n_noted >= 0) {
+                for (int i = 0; i < n_noted; i++)
+                        (void) syscall(SYS_rt_sigaction, noted[i], dfl, NULL, KERNEL_SIGSET_SIZE);
+                return;
+        }
         for (int sig = 1; sig < _NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) syscall(SYS_rt_sigaction, sig, dfl, NULL, KERNEL_SIGSET_SIZE);

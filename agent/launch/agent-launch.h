@@ -77,5 +77,10 @@ int launch_noexec_answer(int notify_fd, pid_t *ret_pid);
  * unless it is a sibling, whose pidfd is then left in ret->pidfd for its parent. */
 int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error);
 
+/* Notes which signals this process does not leave at SIG_DFL, so that each child resets
+ * just those before its exec instead of all 64. For a process that sets no handler
+ * afterwards (the launcher calls it once, at start); without it, children reset all. */
+void launch_note_signals(void);
+
 /* Sends sig to the process (pidfd_send_signal). */
 int launch_signal(int pidfd, int sig);

@@ -303,6 +303,7 @@ int main(int argc, char *argv[]) {
         (void) prctl(PR_SET_NAME, "elevated-launch", 0, 0, 0);
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         (void) signal(SIGPIPE, SIG_IGN);
+        launch_note_signals(); /* it sets no handler after this line */
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--serve") == 0)
                         serve = true;

@@ -20,6 +20,7 @@ def policy():
     return base_policy([
         {"id": "ppid", "match": {"path": ppid}, "action": "allow"},
         {"id": "id", "match": {"path": "/usr/bin/id"}, "action": "allow"},
+        {"id": "status", "match": {"path": "/usr/bin/cat", "args": ["/proc/self/status"]}, "action": "allow"},
     ]), ppid
 
 
@@ -54,6 +55,10 @@ def test_programs_are_the_agents_children_born_in_their_cgroup():
         check_eq(r.rc, 0, "ran", r)
         check_in("ppid=%d" % a.proc.pid, r.out, "the program is the agent's child, not the launcher's", r)
         check_in("/launch-", r.out, "and was in its launch cgroup from the start", r)
+        # the launcher ignores SIGPIPE itself and resets only what it noted: none of it reaches the program
+        r = a.elevate(ALICE, ["/usr/bin/cat", "/proc/self/status"])
+        check_in("SigIgn:\t0000000000000000", r.out, "the program ignores no signal", r)
+        check_in("SigBlk:\t0000000000000000", r.out, "and blocks none", r)
 
 
 def test_a_killed_launcher_is_restarted_and_audited():
