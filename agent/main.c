@@ -470,6 +470,7 @@ static void agent_done(Agent *a) {
                 conn_free(a->conns);
         supervise_launching_free(a); /* their connections are gone: request_conn_gone() left them */
         supervise_strays_free(a);
+        supervise_withdrawn_free(a);
         request_queue_free(a); /* (empty now: every queued request belonged to a connection) */
         /* waiting requests and grants stay in the database for the next run; programs
          * stay running in their cgroups: a restarted agent finds them */

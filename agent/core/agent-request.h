@@ -105,7 +105,9 @@ typedef struct RequestApproval {
 
 /* Its launch and supervision (agent-supervise.c). */
 typedef struct RequestLaunch {
-        uint64_t launch_cookie; /* LAUNCHING: the launcher order's */
+        uint64_t launch_cookie; /* LAUNCHING (or held): the launcher order's */
+        bool held;              /* the launcher holds the program ready until the record is durable */
+        bool held_lost;         /* the launcher died while it held it */
         bool launch_recorded;   /* a launches row says "running": close it if refused */
         struct winsize ws;
         uid_t run_uid;

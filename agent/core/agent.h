@@ -143,9 +143,11 @@ struct Agent {
         Request *launching;     /* requests whose order the launcher has (agent-supervise.c) */
         uint64_t launch_cookie; /* the last launcher order's */
         struct Launcher *launcher;
-        bool launcher_restarting; /* it died: the next start is a restart, audited */
-        struct Stray *strays;     /* children that did not start, reaped when they are gone */
-        Request *queued;          /* over their uid's in-flight cap, oldest first */
+        bool launcher_restarting;    /* it died: the next start is a restart, audited */
+        struct Stray *strays;        /* children that did not start, reaped when they are gone */
+        struct Request *launch_held; /* the request whose program the launcher holds ready (one) */
+        struct Withdrawn *withdrawn; /* held programs withdrawn, until the launcher answers */
+        Request *queued;             /* over their uid's in-flight cap, oldest first */
         sd_event_source *queue_timer;
         size_t n_launches;
 

@@ -143,6 +143,8 @@ typedef struct ChildPlan {
         const LaunchSpec *spec;
         int err_fd;
         int notify_sock;   /* noexec: where the child sends its listener, or -1 */
+        int hold_fd;       /* a held launch: the child waits here for its go, or -1 */
+        int hold_w;        /*   and the pipe's other end, which the child closes at once */
         char loginuid[16]; /* "" to leave the loginuid alone */
         size_t loginuid_len;
         bool set_nofile;
@@ -306,7 +308,7 @@ static int child_set_ids(const LaunchSpec *s, LaunchStep *ret_step) {
 
 /* The fds the child works with, all moved to >= first_free before any dup2(). */
 typedef struct ChildFds {
-        int err, exec, cwd, ctty, notify;
+        int err, exec, cwd, ctty, notify, hold;
         int stdio[3];
         int extra[LAUNCH_EXTRA_FDS_MAX];
         int first_extra; /* 3, or 4 when the script fd takes 3 */
@@ -324,12 +326,14 @@ static void child_collect_fds(const ChildPlan *p, ChildFds *f) {
         f->cwd = s->cwd_fd;
         f->ctty = s->controlling_tty ? (s->ctty_fd >= 0 ? s->ctty_fd : s->stdio[0]) : -1;
         f->notify = p->notify_sock;
+        f->hold = p->hold_fd;
 
         /* The error pipe first: later failures must still reach the parent. */
         if ((r = child_move_up(&f->err, f->first_free)) < 0)
                 child_fail(p->err_fd, STEP_MOVE_FD, -r);
         if ((r = child_move_up(&f->exec, f->first_free)) < 0 || (r = child_move_up(&f->cwd, f->first_free)) < 0 ||
-            (r = child_move_up(&f->ctty, f->first_free)) < 0 || (r = child_move_up(&f->notify, f->first_free)) < 0)
+            (r = child_move_up(&f->ctty, f->first_free)) < 0 || (r = child_move_up(&f->notify, f->first_free)) < 0 ||
+            (r = child_move_up(&f->hold, f->first_free)) < 0)
                 child_fail(f->err, STEP_MOVE_FD, -r);
         for (int i = 0; i < 3 && r >= 0; i++) {
                 f->stdio[i] = s->stdio[i];
@@ -394,6 +398,10 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         ChildFds f;
         int r;
 
+        /* Our copy of the go pipe's write end: with it open, a launcher that died would
+         * leave us waiting forever instead of reading its end. */
+        if (p->hold_w >= 0)
+                (void) syscall(SYS_close, p->hold_w);
         child_reset_signals();
         /* Until exec the child holds a copy of the launcher: no ptrace, no core. */
         if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -418,6 +426,21 @@ _noreturn_ static void child_run(const ChildPlan *p) {
                 child_fail(f.err, STEP_RLIMIT_CORE, errno);
         if ((r = child_write_loginuid(p)) < 0)
                 child_fail(f.err, STEP_LOGINUID, -r);
+
+        /* A held launch (launch_prepare()) waits here, still root, for its go: one byte
+         * once the agent's launch record is durable. Anything else (the order withdrawn,
+         * the launcher gone) ends it without a word. The rest takes microseconds. */
+        if (f.hold >= 0) {
+                char go = 0;
+                long n;
+                do
+                        n = syscall(SYS_read, f.hold, &go, 1);
+                while (n < 0 && errno == EINTR);
+                if (n != 1 || go != 'G')
+                        for (;;)
+                                (void) syscall(SYS_exit_group, 127);
+                (void) syscall(SYS_close, f.hold);
+        }
 
         /* Installed while still root: CAP_SYS_ADMIN makes NO_NEW_PRIVS unnecessary, and
          * the filter then also covers the id changes below. */
@@ -664,20 +687,49 @@ static void give_up(int *pidfd, bool sibling, LaunchResult *ret) {
                 ;
 }
 
-int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
-        _cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF, pidfd = -EBADF, nsock = -EBADF, nsock_child = -EBADF,
-                            listener = -EBADF;
-        ChildPlan plan = { .spec = s, .notify_sock = -1 };
-        ChildReport report;
-        int fds[2], r, left_ms = EXEC_WAIT_MSEC;
+struct LaunchHeld {
         pid_t pid;
+        int pidfd, pipe_r, nsock, hold_w;
+        bool sibling, noexec;
+};
+
+LaunchHeld *launch_held_free(LaunchHeld *h) {
+        if (!h)
+                return NULL;
+        safe_close(h->pidfd);
+        safe_close(h->pipe_r);
+        safe_close(h->nsock);
+        safe_close(h->hold_w);
+        free(h);
+        return NULL;
+}
+
+/* Clones the child, which sets itself up and then (hold) waits for launch_release(). */
+static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_error) {
+        _cleanup_close_ int pipe_w = -EBADF, nsock_child = -EBADF, hold_r = -EBADF;
+        ChildPlan plan = { .spec = s, .notify_sock = -1, .hold_fd = -1, .hold_w = -1 };
+        LaunchHeld *h;
+        int fds[2], r;
 
         r = spec_validate(s);
-        if (r < 0 || !ret) {
-                set_error(ret_error, "launch", r < 0 ? -r : EINVAL);
-                return r < 0 ? r : -EINVAL;
+        if (r < 0) {
+                set_error(ret_error, "launch", -r);
+                return r;
         }
-        *ret = (LaunchResult){ .pid = -1, .pidfd = -1, .notify_fd = -1 };
+        h = calloc(1, sizeof(*h));
+        if (!h) {
+                set_error(ret_error, "launch", ENOMEM);
+                return -ENOMEM;
+        }
+        *h = (LaunchHeld){
+                .pid = -1,
+                .pidfd = -EBADF,
+                .pipe_r = -EBADF,
+                .nsock = -EBADF,
+                .hold_w = -EBADF,
+                .sibling = s->sibling,
+                .noexec = s->notify_filter != NULL,
+        };
         if (s->loginuid != (uid_t) -1)
                 plan.loginuid_len =
                         (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u", (unsigned) s->loginuid);
@@ -688,41 +740,75 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
         if (pipe2(fds, O_CLOEXEC) < 0) {
                 r = negative_errno();
                 set_error(ret_error, "pipe2", -r);
-                return r;
+                goto fail;
         }
-        pipe_r = fds[0];
+        h->pipe_r = fds[0];
         pipe_w = fds[1];
         plan.err_fd = pipe_w;
+        if (hold) {
+                if (pipe2(fds, O_CLOEXEC) < 0) {
+                        r = negative_errno();
+                        set_error(ret_error, "pipe2", -r);
+                        goto fail;
+                }
+                hold_r = fds[0];
+                h->hold_w = fds[1];
+                plan.hold_fd = hold_r;
+                plan.hold_w = h->hold_w;
+        }
         if (s->notify_filter) {
                 if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
                         r = negative_errno();
                         set_error(ret_error, "socketpair", -r);
-                        return r;
+                        goto fail;
                 }
-                nsock = fds[0];
+                h->nsock = fds[0];
                 nsock_child = fds[1];
                 plan.notify_sock = nsock_child;
         }
 
-        pid = clone_child(&plan, s->cgroup_fd, s->sibling, &pidfd);
-        if (pid < 0) {
-                set_error(ret_error, "clone3", -pid);
-                return pid;
+        h->pid = clone_child(&plan, s->cgroup_fd, s->sibling, &h->pidfd);
+        if (h->pid < 0) {
+                r = h->pid;
+                h->pidfd = -EBADF;
+                set_error(ret_error, "clone3", -r);
+                goto fail;
         }
-        ret->pid = pid;
-        pipe_w = safe_close(pipe_w);
-        nsock_child = safe_close(nsock_child);
-        if (nsock >= 0)
-                listener = noexec_first_exec(nsock, pipe_r, pid, pidfd, s->sibling, &left_ms);
+        *ret = h;
+        return 0;
+fail:
+        launch_held_free(h);
+        return r;
+}
+
+/* Lets the child go on (or not) and waits until it has exec'd or failed. */
+static int release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error) {
+        _cleanup_close_ int listener = -EBADF;
+        ChildReport report;
+        int r, left_ms = EXEC_WAIT_MSEC;
+
+        *ret = (LaunchResult){ .pid = h->pid, .pidfd = -1, .notify_fd = -1 };
+        if (h->hold_w >= 0) {
+                /* a pipe of our own with room: the byte cannot block, and cannot be lost */
+                ssize_t n = go ? write(h->hold_w, "G", 1) : 0;
+                h->hold_w = safe_close(h->hold_w);
+                if (!go || n != 1) {
+                        give_up(&h->pidfd, h->sibling, ret);
+                        set_error(ret_error, "launch", go ? EIO : ECANCELED);
+                        return go ? -EIO : -ECANCELED;
+                }
+        }
+        if (h->nsock >= 0)
+                listener = noexec_first_exec(h->nsock, h->pipe_r, h->pid, h->pidfd, h->sibling, &left_ms);
         if (listener != -CHILD_STOPPED && listener != -CHILD_STUCK) {
-                struct pollfd p = { .fd = pipe_r, .events = POLLIN };
-                int w = wait_for_child(&p, 1, pid, pidfd, s->sibling, &left_ms);
+                struct pollfd p = { .fd = h->pipe_r, .events = POLLIN };
+                int w = wait_for_child(&p, 1, h->pid, h->pidfd, h->sibling, &left_ms);
 
                 if (w != CHILD_READY)
                         listener = w < 0 ? w : -w;
         }
         if (listener == -CHILD_STOPPED || listener == -CHILD_STUCK) {
-                give_up(&pidfd, s->sibling, ret);
+                give_up(&h->pidfd, h->sibling, ret);
                 if (ret_error && listener == -CHILD_STOPPED)
                         *ret_error = strdup("it was stopped (SIGSTOP) before it started, by a process of the user it "
                                             "runs as; it was killed");
@@ -732,9 +818,9 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
                 return -ETIMEDOUT;
         }
 
-        r = read_report(pipe_r, &report);
-        if (r == 0 && (!s->notify_filter || listener >= 0)) {
-                ret->pidfd = TAKE_FD(pidfd);
+        r = read_report(h->pipe_r, &report);
+        if (r == 0 && (!h->noexec || listener >= 0)) {
+                ret->pidfd = TAKE_FD(h->pidfd);
                 ret->notify_fd = TAKE_FD(listener);
                 return 0;
         }
@@ -745,9 +831,35 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
         }
         /* It is on its way to exit 127 anyway; the kill only matters if the pipe itself
          * failed, and makes sure nobody waits for a program that did start. */
-        give_up(&pidfd, s->sibling, ret);
+        give_up(&h->pidfd, h->sibling, ret);
         set_error(ret_error, report.step >= 0 ? step_names[report.step] : "launch", report.error);
         return -report.error;
+}
+
+int launch_prepare(const LaunchSpec *s, LaunchHeld **ret, char **ret_error) {
+        return prepare(s, true, ret, ret_error);
+}
+
+int launch_release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error) {
+        int r = release(h, go, ret, ret_error);
+
+        launch_held_free(h);
+        return r;
+}
+
+int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
+        LaunchHeld *h;
+        int r;
+
+        if (!ret) {
+                set_error(ret_error, "launch", EINVAL);
+                return -EINVAL;
+        }
+        *ret = (LaunchResult){ .pid = -1, .pidfd = -1, .notify_fd = -1 };
+        r = prepare(s, false, &h, ret_error);
+        if (r < 0)
+                return r;
+        return launch_release(h, true, ret, ret_error);
 }
 
 int launch_signal(int pidfd, int sig) {

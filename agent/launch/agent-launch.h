@@ -77,6 +77,17 @@ int launch_noexec_answer(int notify_fd, pid_t *ret_pid);
  * unless it is a sibling, whose pidfd is then left in ret->pidfd for its parent. */
 int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error);
 
+/* The same in two steps, so that a program can be made ready while its launch record is
+ * still being written (docs/design.md §7): launch_prepare() clones the child, which sets
+ * itself up and then waits, still root and before its seccomp filter and id change, for
+ * launch_release(). With go, it goes on to its exec and the result is launch_spawn()'s;
+ * without, it is killed (and reaped unless a sibling) and -ECANCELED returned. A child
+ * whose LaunchHeld is freed without a release exits by itself (its pipe closes). */
+typedef struct LaunchHeld LaunchHeld;
+int launch_prepare(const LaunchSpec *s, LaunchHeld **ret, char **ret_error);
+int launch_release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error);
+LaunchHeld *launch_held_free(LaunchHeld *h);
+
 /* Notes which signals this process does not leave at SIG_DFL, so that each child resets
  * just those before its exec instead of all 64. For a process that sets no handler
  * afterwards (the launcher calls it once, at start); without it, children reset all. */

@@ -142,6 +142,7 @@ int launcher_order_decode(const void *buf, size_t len, const int *fds, size_t n_
                 return -EBADMSG;
 
         o->cookie = h.cookie;
+        o->hold = h.flags & ORDER_HOLD;
         o->groups = calloc(h.n_groups ?: 1, sizeof(gid_t));
         o->strv = calloc((size_t) h.n_argv + h.n_envp + 2, sizeof(char *));
         if (!o->groups || !o->strv)
@@ -221,6 +222,27 @@ bad:
 oom:
         launcher_order_done(o);
         return -ENOMEM;
+}
+
+int launcher_release_send(int sock, uint64_t cookie, bool go) {
+        OrderHeader h = { .magic = LAUNCHER_MAGIC,
+                          .cookie = cookie,
+                          .flags = go ? ORDER_RELEASE_GO : ORDER_RELEASE_ABORT };
+
+        return launcher_send(sock, &h, sizeof h, NULL, 0);
+}
+
+bool launcher_is_release(const void *buf, size_t n, uint64_t *cookie, bool *go) {
+        OrderHeader h;
+
+        if (n != sizeof h)
+                return false;
+        memcpy(&h, buf, sizeof h);
+        if (h.magic != LAUNCHER_MAGIC || !(h.flags & (ORDER_RELEASE_GO | ORDER_RELEASE_ABORT)))
+                return false;
+        *cookie = h.cookie;
+        *go = h.flags == ORDER_RELEASE_GO;
+        return true;
 }
 
 ssize_t launcher_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *n_fds) {

@@ -8,6 +8,7 @@
  * checks every length against what it received.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -33,6 +34,12 @@ enum {
         ORDER_CTTY = 1U << 4,   /* an fd: the terminal to make controlling */
         ORDER_NOFILE = 1U << 5,
         ORDER_LOGINUID = 1U << 6,
+        /* Made ready now, started later (docs/design.md §7): the launcher prepares the child
+         * (launch_prepare()) and answers only once a release for the same cookie came. */
+        ORDER_HOLD = 1U << 7,
+        /* A release: a bare header, no fds: start the held program, or withdraw it. */
+        ORDER_RELEASE_GO = 1U << 8,
+        ORDER_RELEASE_ABORT = 1U << 9,
 };
 
 typedef struct OrderHeader {
@@ -73,6 +80,7 @@ typedef struct ReplyHeader {
 typedef struct Order {
         LaunchSpec spec;
         uint64_t cookie;
+        bool hold;
         gid_t *groups;
         char **strv; /* argv, NULL, envp, NULL */
         struct sock_fprog seccomp, notify;
@@ -84,6 +92,11 @@ int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size
 /* The fds stay the caller's (closed after the launch); o points into buf. */
 int launcher_order_decode(const void *buf, size_t len, const int *fds, size_t n_fds, Order *o);
 void launcher_order_done(Order *o);
+
+/* A release message for the held order with this cookie (go: start it; else withdraw it). */
+int launcher_release_send(int sock, uint64_t cookie, bool go);
+/* Whether buf (n bytes) is a release; *go and *cookie say which. */
+bool launcher_is_release(const void *buf, size_t n, uint64_t *cookie, bool *go);
 
 /* One message with up to max_fds fds (close-on-exec); extra fds are closed. -EMSGSIZE: cut. */
 ssize_t launcher_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *n_fds);

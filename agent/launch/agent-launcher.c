@@ -58,7 +58,8 @@
 
 typedef struct InFlight {
         uint64_t cookie;
-        uint64_t sent; /* CLOCK_MONOTONIC µs */
+        uint64_t sent; /* CLOCK_MONOTONIC µs; a held order's from its release */
+        bool held;     /* held, not released yet: no deadline (the agent's audit commit is its wait) */
         LIST_FIELDS(struct InFlight, in_flight);
 } InFlight;
 
@@ -75,8 +76,9 @@ struct Launcher {
         int pidfd;
         pid_t pid;
         sd_event_source *io, *death, *restart, *deadline;
-        unsigned restarts;   /* in a row, without a launch that worked in between */
-        InFlight *in_flight; /* oldest first: the launcher answers in order */
+        unsigned restarts;    /* in a row, without a launch that worked in between */
+        InFlight *in_flight;  /* oldest first; answered in order, but a held order at its release */
+        uint64_t held_cookie; /* the order held now, or 0 */
         const LauncherEvents *cb;
         void *userdata;
 };
@@ -98,25 +100,31 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* The deadline follows the oldest order in flight. */
+/* The deadline follows the oldest order in flight that is not held. */
 static void arm_deadline(Launcher *l) {
-        if (!l->in_flight || (l->pidfd < 0 && l->sock < 0)) {
+        InFlight *f = l->in_flight, *oldest = NULL;
+
+        LIST_FOREACH(in_flight, f, l->in_flight)
+                if (!f->held && (!oldest || f->sent < oldest->sent))
+                        oldest = f;
+        if (!oldest || (l->pidfd < 0 && l->sock < 0)) {
                 l->deadline = sd_event_source_disable_unref(l->deadline);
                 return;
         }
         if (!l->deadline) {
-                if (sd_event_add_time(l->event, &l->deadline, CLOCK_MONOTONIC, l->in_flight->sent + ORDER_DEADLINE_USEC,
-                                      0, on_deadline, l) < 0)
+                if (sd_event_add_time(l->event, &l->deadline, CLOCK_MONOTONIC, oldest->sent + ORDER_DEADLINE_USEC, 0,
+                                      on_deadline, l) < 0)
                         log_warning("Cannot arm the launcher's order deadline");
                 return;
         }
-        (void) sd_event_source_set_time(l->deadline, l->in_flight->sent + ORDER_DEADLINE_USEC);
+        (void) sd_event_source_set_time(l->deadline, oldest->sent + ORDER_DEADLINE_USEC);
         (void) sd_event_source_set_enabled(l->deadline, SD_EVENT_ONESHOT);
 }
 
 static void fail_in_flight(Launcher *l, const char *why) {
         InFlight *f;
 
+        l->held_cookie = 0;
         while ((f = LIST_POP(in_flight, l->in_flight))) {
                 l->cb->done(f->cookie, -ECONNRESET, why, -1, -EBADF, -EBADF, l->userdata);
                 free(f);
@@ -221,8 +229,10 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         l->cb->exited(h.cookie, h.end_code, h.end_status, l->userdata);
                         continue;
                 }
-                f = l->in_flight;
-                if (!f || f->cookie != h.cookie) {
+                LIST_FOREACH(in_flight, f, l->in_flight)
+                        if (f->cookie == h.cookie && !f->held)
+                                break;
+                if (!f) {
                         log_error("The launcher answered an order it was not given (%" PRIu64 "); restarting it",
                                   h.cookie);
                         for (size_t i = 0; i < n_fds; i++)
@@ -455,7 +465,7 @@ bool launcher_up(const Launcher *l) {
         return l && l->sock >= 0;
 }
 
-int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
+static int submit(Launcher *l, const LaunchSpec *s, uint64_t cookie, bool hold) {
         _cleanup_free_ void *buf = NULL;
         int fds[ORDER_MAX_FDS];
         size_t len = 0, n_fds = 0;
@@ -464,9 +474,17 @@ int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
 
         if (!launcher_up(l))
                 return -ENOTCONN;
+        if (hold && l->held_cookie)
+                return -EBUSY;
         r = launcher_order_encode(s, cookie, &buf, &len, fds, &n_fds);
         if (r < 0)
                 return r;
+        if (hold) {
+                OrderHeader h;
+                memcpy(&h, buf, sizeof h);
+                h.flags |= ORDER_HOLD;
+                memcpy(buf, &h, sizeof h);
+        }
         f = calloc(1, sizeof(*f));
         if (!f)
                 return -ENOMEM;
@@ -478,9 +496,40 @@ int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
         }
         f->cookie = cookie;
         f->sent = now_usec(CLOCK_MONOTONIC);
+        f->held = hold;
         LIST_APPEND(in_flight, l->in_flight, f);
-        if (l->in_flight == f)
+        if (hold)
+                l->held_cookie = cookie;
+        else
                 arm_deadline(l);
+        return 0;
+}
+
+int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
+        return submit(l, s, cookie, false);
+}
+
+int launcher_submit_held(Launcher *l, const LaunchSpec *s, uint64_t cookie) {
+        return submit(l, s, cookie, true);
+}
+
+int launcher_release(Launcher *l, uint64_t cookie, bool go) {
+        InFlight *f;
+        int r;
+
+        if (!launcher_up(l) || l->held_cookie != cookie)
+                return -ENOTCONN; /* the launcher went away: the order was answered already */
+        LIST_FOREACH(in_flight, f, l->in_flight)
+                if (f->cookie == cookie)
+                        break;
+        assert(f && f->held);
+        r = launcher_release_send(l->sock, cookie, go);
+        if (r < 0)
+                return r; /* the socket is full or broken: the order's answer comes when it dies */
+        l->held_cookie = 0;
+        f->held = false;
+        f->sent = now_usec(CLOCK_MONOTONIC);
+        arm_deadline(l);
         return 0;
 }
 

@@ -57,3 +57,11 @@ pid_t launcher_pid(const Launcher *l);
  * launcher right now; -EBUSY: it is megabytes of orders behind. */
 int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie);
 size_t launcher_in_flight(const Launcher *l);
+
+/* An order made ready now and started later (docs/design.md §7): the launcher prepares
+ * the program, which waits before its seccomp filter and id change; launcher_release()
+ * with go lets it exec, without go withdraws it. The order's answer (cb->done) comes
+ * after the release, or -ECONNRESET if the launcher dies first. One held order at a
+ * time: -EBUSY when there is one. */
+int launcher_submit_held(Launcher *l, const LaunchSpec *s, uint64_t cookie);
+int launcher_release(Launcher *l, uint64_t cookie, bool go);

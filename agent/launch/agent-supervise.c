@@ -150,6 +150,7 @@ static int build_env(Request *r) {
 static void on_launch_audited(int result, void *userdata);
 static void supervise_conn_gone(Request *r);
 static void compute_deadlines(Request *r);
+static void launch_prepare_early(Request *r);
 
 int request_launch(Request *r) {
         Agent *a = r->agent;
@@ -249,6 +250,9 @@ int request_launch(Request *r) {
         st[0] = (AuditState){ .table = "requests", .row = req_row };
         st[1] = (AuditState){ .table = "launches", .row = launch_row };
         r->run.launch_recorded = true;
+        /* the launcher makes the program ready while the record is written; it starts
+         * only once the record is durable and the last checks passed (launch_checked()) */
+        launch_prepare_early(r);
         request_set_state(r, REQUEST_AUDITING);
         request_audit(r, "launch", d, st, 2, on_launch_audited);
         json_decref(d);
@@ -257,11 +261,45 @@ int request_launch(Request *r) {
         return 0;
 }
 
+/* A held program that will not start: withdrawn, and its cgroup removed once the
+ * launcher has answered (the program is gone then). */
+typedef struct Withdrawn {
+        uint64_t cookie;
+        char *cgroup_name;
+        LIST_FIELDS(struct Withdrawn, withdrawn);
+} Withdrawn;
+
+static void withdraw_held(Request *r) {
+        Agent *a = r->agent;
+        Withdrawn *w;
+
+        if (a->launch_held == r)
+                a->launch_held = NULL;
+        if (!r->run.held)
+                return;
+        r->run.held = false;
+        if (r->run.held_lost)
+                return; /* the launcher died holding it: answered already */
+        (void) launcher_release(a->launcher, r->run.launch_cookie, false);
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                log_error("Request %s: out of memory; its launch cgroup stays", r->id);
+                return;
+        }
+        w->cookie = r->run.launch_cookie;
+        w->cgroup_name = r->run.cgroup_name ? strdup(r->run.cgroup_name) : NULL;
+        LIST_PREPEND(withdrawn, a->withdrawn, w);
+}
+
 static void launch_cleanup_cgroup(Request *r) {
+        bool later = r->run.held && !r->run.held_lost;
+
+        withdraw_held(r);
         if (!r->run.cgroup_name || !r->agent->cgroups)
                 return;
         r->run.cgroup_fd = safe_close(r->run.cgroup_fd);
-        (void) cgroup_launch_remove(r->agent->cgroups, r->run.cgroup_name);
+        if (!later) /* a withdrawn program is still in it: removed at the launcher's answer */
+                (void) cgroup_launch_remove(r->agent->cgroups, r->run.cgroup_name);
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata);
@@ -391,10 +429,9 @@ static void live_unlink(Request *r) {
 /* The order to the launcher (agent-launcher.c); the answer comes to
  * supervise_launcher_done(). Until then the request is LAUNCHING, owned by the agent's
  * launching list: a client that goes away meanwhile does not free it. */
-static void launch_now(Request *r) {
+static void fill_spec(Request *r, LaunchSpec *ret) {
         Agent *a = r->agent;
         LaunchSpec spec;
-        int k;
 
         spec = (LaunchSpec){
                 .exec_fd = r->in.program->fd,
@@ -425,7 +462,53 @@ static void launch_now(Request *r) {
                 spec.ctty_fd = r->run.pty_slave;
         else
                 spec.ctty_fd = -1;
+        *ret = spec;
+}
 
+/* While the launch record is being written: the launcher prepares the program, which
+ * waits for launch_now() to release it (docs/design.md §7). Only when the launcher is
+ * idle and holds nothing else; otherwise the order goes at launch_now(), as ever. */
+static void launch_prepare_early(Request *r) {
+        Agent *a = r->agent;
+        LaunchSpec spec;
+        uint64_t cookie;
+
+        if (a->launch_held || !launcher_up(a->launcher) || launcher_in_flight(a->launcher) > 0)
+                return;
+        fill_spec(r, &spec);
+        cookie = a->launch_cookie + 1;
+        if (launcher_submit_held(a->launcher, &spec, cookie) < 0)
+                return; /* it goes the usual way after the commit */
+        a->launch_cookie = cookie;
+        r->run.launch_cookie = cookie;
+        r->run.held = true;
+        a->launch_held = r;
+        r->run.pty_slave = safe_close(r->run.pty_slave); /* the order carries its own copy */
+}
+
+static void launch_now(Request *r) {
+        Agent *a = r->agent;
+        LaunchSpec spec;
+        int k;
+
+        if (r->run.held || r->run.held_lost) {
+                /* made ready while the record was written: let it go */
+                k = r->run.held_lost ? -ENOTCONN : launcher_release(a->launcher, r->run.launch_cookie, true);
+                if (k >= 0) {
+                        a->launch_held = NULL;
+                        r->run.held = false;
+                        request_set_state(r, REQUEST_LAUNCHING);
+                        live_link(r, &a->launching);
+                        return;
+                }
+                if (a->cgroups && r->run.cgroup_name)
+                        (void) cgroup_launch_kill(a->cgroups, r->run.cgroup_name);
+                launch_cleanup_cgroup(r);
+                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
+                               r->run.argv[0], "the launcher died before it started the program");
+                return;
+        }
+        fill_spec(r, &spec);
         r->run.launch_cookie = ++a->launch_cookie;
         k = launcher_submit(a->launcher, &spec, r->run.launch_cookie);
         r->run.pty_slave = safe_close(r->run.pty_slave); /* the order carries its own copy */
@@ -561,6 +644,41 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
         LIST_FOREACH(live, r, a->launching)
                 if (r->run.launch_cookie == cookie)
                         break;
+        if (!r && a->launch_held && a->launch_held->run.launch_cookie == cookie) {
+                /* the launcher died holding it (only then is a held order answered before its
+                 * release): launch_now() refuses it once the record is durable */
+                Request *h = a->launch_held;
+                a->launch_held = NULL;
+                h->run.held = false;
+                h->run.held_lost = true;
+                reap_later(a, pidfd);
+                safe_close(notify_fd);
+                return;
+        }
+        if (!r) {
+                Withdrawn *w;
+                LIST_FOREACH(withdrawn, w, a->withdrawn)
+                        if (w->cookie == cookie)
+                                break;
+                if (w) {
+                        /* a withdrawn program: gone now (or killed with its cgroup), then the cgroup */
+                        LIST_REMOVE(withdrawn, a->withdrawn, w);
+                        if (pidfd >= 0) {
+                                siginfo_t si;
+                                (void) launch_signal(pidfd, SIGKILL);
+                                (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED);
+                                safe_close(pidfd);
+                        }
+                        safe_close(notify_fd);
+                        if (a->cgroups && w->cgroup_name) {
+                                (void) cgroup_launch_kill(a->cgroups, w->cgroup_name);
+                                (void) cgroup_launch_remove(a->cgroups, w->cgroup_name);
+                        }
+                        free(w->cgroup_name);
+                        free(w);
+                        return;
+                }
+        }
         if (!r) {
                 /* cannot happen: an order's request stays until its answer */
                 log_error("The launcher answered order %" PRIu64 ", which no request waits for", cookie);
@@ -1044,11 +1162,29 @@ static const AgentOp supervise_ops[] = {
         { PROTO_SIGNAL, AGENT_OP_RUNNING, false, op_signal },
 };
 
+/* A request that goes away with its program still held (the agent stops, say): withdrawn. */
+static void supervise_release(Request *r) {
+        if (r->run.held)
+                launch_cleanup_cgroup(r);
+        else if (r->agent->launch_held == r)
+                r->agent->launch_held = NULL;
+        live_unlink(r);
+}
+
+void supervise_withdrawn_free(Agent *a) {
+        Withdrawn *w;
+
+        while ((w = LIST_POP(withdrawn, a->withdrawn))) {
+                free(w->cgroup_name);
+                free(w);
+        }
+}
+
 const AgentModule supervise_module = {
         .name = "supervise",
         .ops = supervise_ops,
         .n_ops = ELEMENTSOF(supervise_ops),
         .owns = 1U << REQUEST_AUDITING | 1U << REQUEST_LAUNCHING | 1U << REQUEST_RUNNING | 1U << REQUEST_EXITED,
         .request_conn_gone = supervise_conn_gone,
-        .request_release = live_unlink,
+        .request_release = supervise_release,
 };

@@ -21,6 +21,8 @@ void request_terminate(Request *r, const char *why);
 int supervise_arm_timers(Request *r);
 int supervise_watch_cgroup(Request *r);
 void supervise_main_exited(Request *r, bool known);
+/* At the agent's stop: forgets held programs withdrawn but not answered yet. */
+void supervise_withdrawn_free(Agent *a);
 void supervise_maybe_done(Request *r);
 /* A launch taken over after a restart runs from now on (agent-adopt.c). */
 void supervise_adopted(Request *r);

@@ -73,13 +73,78 @@ static void reply(int sock, uint32_t kind, uint64_t cookie, int error, const cha
         (void) launcher_send(sock, &h, sizeof h, fds, n);
 }
 
-/* Reads and carries out one order. Returns 0 when the connection is done (closed or
- * broken), 1 otherwise; a program started is added to children[] (service mode). */
-static int serve_order(int sock, void *buf, bool service, Child *children, size_t *n_children) {
+/* The one order that may be held at a time: its child is ready and waits for the
+ * release (launch_prepare()); the answer to the order is sent at the release. */
+typedef struct Held {
+        bool active;
+        uint64_t cookie;
+        LaunchHeld *h; /* NULL when the preparation failed: */
+        int error;     /*   then why, answered at the release */
+        char *message;
+} Held;
+
+static void held_clear(Held *held) {
+        free(held->message);
+        *held = (Held){};
+}
+
+/* Withdraws a held child nobody will release (the agent went away). */
+static void held_drop(Held *held) {
+        LaunchResult res;
+
+        if (held->active && held->h) {
+                (void) launch_release(held->h, false, &res, NULL);
+                safe_close(res.pidfd);
+                safe_close(res.notify_fd);
+        }
+        held_clear(held);
+}
+
+static void add_child(Child *children, size_t *n_children, LaunchResult *res, uint64_t cookie) {
+        Child *c = &children[(*n_children)++];
+
+        c->pidfd = res->pidfd;
+        c->pid = res->pid;
+        c->cookie = cookie;
+        c->reported = false;
+        res->pidfd = -EBADF; /* the child's entry holds it now */
+}
+
+/* The release of the held order: start it (or withdraw it) and answer the order. */
+static void serve_release(int sock, bool service, Held *held, uint64_t cookie, bool go, Child *children,
+                          size_t *n_children) {
+        _cleanup_free_ char *err = NULL;
+        LaunchResult res = { .pid = -1, .pidfd = -EBADF, .notify_fd = -EBADF };
+        int r;
+
+        if (!held->active || held->cookie != cookie) {
+                reply(sock, REPLY_ORDER, cookie, -ESRCH, "the launcher holds no such order", NULL);
+                return;
+        }
+        if (!held->h)
+                reply(sock, REPLY_ORDER, cookie, held->error, held->message, NULL);
+        else {
+                r = launch_release(held->h, go, &res, &err);
+                held->h = NULL;
+                reply(sock, REPLY_ORDER, cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
+                if (service && r >= 0 && res.pidfd >= 0)
+                        add_child(children, n_children, &res, cookie);
+        }
+        held_clear(held);
+        safe_close(res.pidfd);
+        safe_close(res.notify_fd);
+}
+
+/* Reads and carries out one message: an order (started now, or held) or a release.
+ * Returns 0 when the connection is done (closed or broken), 1 otherwise; a program
+ * started is added to children[] (service mode). */
+static int serve_order(int sock, void *buf, bool service, Held *held, Child *children, size_t *n_children) {
         int fds[ORDER_MAX_FDS];
         size_t n_fds = 0;
         _cleanup_free_ char *err = NULL;
         LaunchResult res = { .pid = -1, .pidfd = -EBADF, .notify_fd = -EBADF };
+        uint64_t cookie;
+        bool go;
         Order o;
         ssize_t n;
         int r;
@@ -89,6 +154,10 @@ static int serve_order(int sock, void *buf, bool service, Child *children, size_
                 return 0; /* the agent closed its end */
         if (n < 0 && n != -EMSGSIZE)
                 return 0;
+        if (n > 0 && n_fds == 0 && launcher_is_release(buf, (size_t) n, &cookie, &go)) {
+                serve_release(sock, service, held, cookie, go, children, n_children);
+                return 1;
+        }
         r = n < 0 ? (int) n : launcher_order_decode(buf, (size_t) n, fds, n_fds, &o);
         if (r < 0) {
                 OrderHeader h = {};
@@ -98,18 +167,26 @@ static int serve_order(int sock, void *buf, bool service, Child *children, size_
         } else if (service && *n_children >= CHILDREN_MAX) {
                 reply(sock, REPLY_ORDER, o.cookie, -EAGAIN, "the launcher runs too many programs already", NULL);
                 launcher_order_done(&o);
+        } else if (o.hold && held->active) {
+                reply(sock, REPLY_ORDER, o.cookie, -EBUSY, "the launcher holds another order already", NULL);
+                launcher_order_done(&o);
         } else {
                 /* a service's programs are its own children: the agent is not their parent */
                 o.spec.sibling = !service;
-                r = launch_spawn(&o.spec, &res, &err);
-                reply(sock, REPLY_ORDER, o.cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
-                if (service && r >= 0 && res.pidfd >= 0) {
-                        Child *c = &children[(*n_children)++];
-                        c->pidfd = res.pidfd;
-                        c->pid = res.pid;
-                        c->cookie = o.cookie;
-                        c->reported = false;
-                        res.pidfd = -EBADF; /* the child's entry holds it now */
+                if (o.hold) {
+                        /* the child has its own copy of the order and of its fds from here on */
+                        *held = (Held){ .active = true, .cookie = o.cookie };
+                        r = launch_prepare(&o.spec, &held->h, &err);
+                        if (r < 0) {
+                                held->h = NULL;
+                                held->error = r;
+                                held->message = TAKE_PTR(err);
+                        }
+                } else {
+                        r = launch_spawn(&o.spec, &res, &err);
+                        reply(sock, REPLY_ORDER, o.cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
+                        if (service && r >= 0 && res.pidfd >= 0)
+                                add_child(children, n_children, &res, o.cookie);
                 }
                 launcher_order_done(&o);
         }
@@ -137,8 +214,10 @@ static int run_for_agent(void) {
         buf = malloc(ORDER_MAX);
         if (!buf)
                 return 1;
-        while (serve_order(sock, buf, false, NULL, NULL) > 0)
+        Held held = {};
+        while (serve_order(sock, buf, false, &held, NULL, NULL) > 0)
                 ;
+        held_drop(&held);
         free(buf);
         return 0;
 }
@@ -219,6 +298,7 @@ static int run_service(const char *agent_cgroup) {
         _cleanup_free_ struct pollfd *p = NULL;
         _cleanup_free_ Child *children = NULL;
         size_t n_children = 0;
+        Held held = {};
         void *buf;
 
         if (!e || !pid || strcmp(e, "1") != 0 || strtol(pid, NULL, 10) != (long) getpid() ||
@@ -232,8 +312,9 @@ static int run_service(const char *agent_cgroup) {
         (void) unsetenv("LISTEN_FDNAMES");
         (void) fcntl(lsock, F_SETFD, FD_CLOEXEC);
         buf = malloc(ORDER_MAX);
-        children = calloc(CHILDREN_MAX, sizeof(Child));
-        p = calloc(CHILDREN_MAX + 1, sizeof(struct pollfd));
+        /* one more than the limit: a held order checked it before others took the last place */
+        children = calloc(CHILDREN_MAX + 1, sizeof(Child));
+        p = calloc(CHILDREN_MAX + 2, sizeof(struct pollfd));
         if (!buf || !children || !p)
                 return 1;
         fprintf(stderr, "elevated-launch: serving on its socket%s%s\n", agent_cgroup ? ", for the agent in " : "",
@@ -274,8 +355,10 @@ static int run_service(const char *agent_cgroup) {
                         sock = fd;
                         continue;
                 }
-                if (serve_order(sock, buf, true, children, &n_children) == 0) {
-                        /* the agent is gone: what it started is adopted by the next one */
+                if (serve_order(sock, buf, true, &held, children, &n_children) == 0) {
+                        /* the agent is gone: what it started is adopted by the next one;
+                         * what it had not started yet is withdrawn */
+                        held_drop(&held);
                         sock = safe_close(sock);
                         for (size_t i = 0; i < n_children; i++)
                                 children[i].reported = true;

@@ -5,8 +5,10 @@ children; the agent restarts a launcher that dies, refuses launches meanwhile wi
 clear message, audits both, and never waits for it on its event loop."""
 
 import os
+import re
 import signal
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -121,6 +123,56 @@ def test_a_stopped_launcher_never_holds_the_agent():
         a.wait_audit("launcher-started")
         r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
         check_eq((r.rc, r.out.strip()), (0, "0"), "a new launcher takes orders", r)
+
+
+def launch_cgroup_procs(a, request):
+    base = re.search(r"Launch cgroups under (\S+)", a.logs()).group(1)
+    try:
+        with open(os.path.join(base, "launch-" + request, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return None
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
+
+def test_the_program_is_made_ready_during_the_commit_and_runs_only_after_it():
+    """docs/design.md §7: while the launch record is written the launcher prepares the
+    program, which waits, still root and before its exec, in its launch cgroup. It goes
+    on only once the record is durable and the last checks passed; withdrawn, it never
+    runs. The agent's --test-hold-launch hook holds the launch right after the commit."""
+    pol, prog = policy()
+    hold = os.path.join(tempfile.mkdtemp(prefix="elevate-hold-"), "hold")
+    with agent_with(pol, extra_args=["--test-hold-launch", hold]) as a:
+        held = re.compile(r"Request (\w+): launch record committed; test hold")
+        for withdrawn in (True, False):
+            before = len(held.findall(a.logs()))
+            open(hold, "w").close()
+            b = a.elevate_bg(ALICE, ["/usr/bin/id", "-u"])
+            m = wait_for(lambda: held.findall(a.logs())[before:], 20)
+            check(m, "the launch record was committed and the launch is held", a.logs())
+            req = m[0]
+            procs = wait_for(lambda: launch_cgroup_procs(a, req), 10)
+            check(procs and len(procs) == 1, "one process waits in the launch cgroup already", procs)
+            st = proc_status(procs[0])
+            check_eq(st["Name"].strip(), "elevated-launch", "the prepared child, not yet the program", st)
+            check_eq(st["Uid"].split()[0], "0", "still root: it changes ids only after the go", st)
+            check_eq(b.text()[0], "", "and nothing ran")
+            if withdrawn:
+                b.kill()  # the client goes away: the last check refuses the launch
+                os.unlink(hold)
+                check(wait_until(lambda: launch_cgroup_procs(a, req) is None, 10),
+                      "the prepared child was withdrawn and its cgroup removed", launch_cgroup_procs(a, req))
+                check(not [r for r in a.audit_rows("started") if r["request"] == req], "it never started")
+                check(process_gone(procs[0]), "the child is gone")
+            else:
+                os.unlink(hold)
+                r = b.finish(30)
+                check_eq((r.rc, r.out.strip()), (0, "0"), "released, it runs as root", r)
+                a.wait_audit("started", count=1)
 
 
 if __name__ == "__main__":
