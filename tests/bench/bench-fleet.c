@@ -14,11 +14,13 @@
  */
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <event2/thread.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <nats/adapters/libevent.h>
 #include <nats/nats.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -38,6 +40,7 @@ static const char *arg_url = "nats://127.0.0.1:4222";
 static unsigned arg_agents = 1000, arg_procs = 4, arg_policy_rules = 40;
 static pid_t arg_broker_pid;
 static bool arg_verify = true; /* --no-verify: the fan-out alone, to see what verifying costs */
+static unsigned arg_pool;       /* --delivery pool: libnats's delivery threads, this many per process */
 
 static FleetTrust trust;
 static char *bundle_data;
@@ -45,35 +48,135 @@ static size_t bundle_len;
 
 typedef struct Agent {
         natsConnection *nc;
-        natsSubscription *sub;
+        natsSubscription *_Atomic sub; /* set by the main thread, read by the loop's */
         char host[16];
         int64_t applied_usec; /* CLOCK_REALTIME, 0 until applied */
 } Agent;
 
 static atomic_uint applied_count;
+static unsigned child_agents; /* the agents of this process */
+static int done_pipe[2];      /* written once when the last of them has applied */
 
 static int64_t now_real(void) {
         return (int64_t) now_usec(CLOCK_REALTIME);
 }
 
-static void on_bundle(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
-        Agent *a = closure;
+/* The agent's work on one delivery: verify, and count the first verified apply. */
+static void take_bundle(Agent *a, natsMsg *msg) {
         BundleInput in = { natsMsg_GetData(msg), (size_t) natsMsg_GetDataLength(msg) };
         BundleResult res;
+        bool ok = false;
 
-        if (!arg_verify) {
-                if (!a->applied_usec && in.len == bundle_len) {
-                        a->applied_usec = now_real();
-                        atomic_fetch_add(&applied_count, 1);
-                }
-        } else if (bundle_verify(&in, 1, &trust, a->host, NULL, NULL, now_real() / 1000000, &res) >= 0) {
-                if (res.outcome == BUNDLE_APPLY && !a->applied_usec) {
-                        a->applied_usec = now_real();
-                        atomic_fetch_add(&applied_count, 1);
-                }
+        if (!arg_verify)
+                ok = in.len == bundle_len;
+        else if (bundle_verify(&in, 1, &trust, a->host, NULL, NULL, now_real() / 1000000, &res) >= 0) {
+                ok = res.outcome == BUNDLE_APPLY;
                 bundle_result_done(&res);
         }
+        if (ok && !a->applied_usec) {
+                a->applied_usec = now_real();
+                if (atomic_fetch_add(&applied_count, 1) + 1 == child_agents)
+                        (void) !write(done_pipe[1], "D", 1);
+        }
         natsMsg_Destroy(msg);
+}
+
+/* --delivery pool: libnats hands every message to one of its delivery threads */
+static void on_bundle(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+        take_bundle(closure, msg);
+}
+
+/* --delivery inline: the event loop thread reads a connection and verifies what it read
+ * at once, as an agent's one event loop would; no hand-over to another thread. This is
+ * libnats's libevent adapter (nats/adapters/libevent.h) with the draining of the agent's
+ * synchronous subscription added after every read. */
+typedef struct Watch {
+        Agent *agent;
+        natsConnection *nc;
+        struct event *read, *write;
+} Watch;
+
+static Agent *attaching; /* the agent whose connection is being made (one at a time) */
+
+static void on_event(evutil_socket_t fd, short what, void *userdata) {
+        Watch *w = userdata;
+        natsSubscription *sub;
+        natsMsg *msg;
+
+        if (what & EV_READ) {
+                natsConnection_ProcessReadEvent(w->nc);
+                sub = atomic_load(&w->agent->sub);
+                while (sub && natsSubscription_NextMsg(&msg, sub, 0) == NATS_OK)
+                        take_bundle(w->agent, msg);
+        }
+        if (what & EV_WRITE)
+                natsConnection_ProcessWriteEvent(w->nc);
+}
+
+static natsStatus watch_attach(void **userdata, void *loop, natsConnection *nc, natsSock fd) {
+        Watch *w = *userdata;
+
+        if (w) /* a reconnect: none is expected here, the old socket is gone */
+                return NATS_ERR;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return NATS_NO_MEMORY;
+        w->agent = attaching;
+        w->nc = nc;
+        w->read = event_new(loop, fd, EV_READ | EV_PERSIST, on_event, w);
+        w->write = event_new(loop, fd, EV_WRITE | EV_PERSIST, on_event, w);
+        if (!w->read || !w->write || event_add(w->read, NULL) != 0)
+                return NATS_ERR;
+        *userdata = w;
+        return NATS_OK;
+}
+
+static natsStatus watch_read(void *userdata, bool add) {
+        Watch *w = userdata;
+        return (add ? event_add(w->read, NULL) : event_del_noblock(w->read)) == 0 ? NATS_OK : NATS_ERR;
+}
+
+static natsStatus watch_write(void *userdata, bool add) {
+        Watch *w = userdata;
+        return (add ? event_add(w->write, NULL) : event_del_noblock(w->write)) == 0 ? NATS_OK : NATS_ERR;
+}
+
+static natsStatus watch_detach(void *userdata) {
+        return NATS_OK; /* the process ends with its connections */
+}
+
+/* What an agent process reports to the parent: records of 16 bytes, each written at once
+ * (under PIPE_BUF), so the records of several processes never mix. */
+enum { RECORD_APPLIED, RECORD_CPU };
+typedef struct Record {
+        int64_t kind, value;
+} Record;
+
+static void send_record(int fd, int64_t kind, int64_t value) {
+        Record r = { kind, value };
+        (void) !write(fd, &r, sizeof r);
+}
+
+/* utime + stime of a process, µs */
+static int64_t proc_cpu_usec(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long ut = 0, st = 0;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return -1;
+        buf[n] = 0;
+        p = strrchr(buf, ')'); /* the name may hold spaces; the fields after it do not */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                return -1;
+        return (int64_t) (ut + st) * 1000000 / sysconf(_SC_CLK_TCK);
 }
 
 static void *loop_thread(void *p) {
@@ -86,31 +189,41 @@ static int run_child(unsigned first, unsigned n, int ready_fd, int result_fd) {
         struct event_base *base;
         Agent *agents = calloc(n, sizeof *agents);
         natsOptions *opts = NULL;
+        struct pollfd pfd;
         pthread_t t;
-        int64_t deadline;
+        int64_t cpu0;
         char c = 'R';
 
+        child_agents = n;
         nats_Open(-1);
-        nats_SetMessageDeliveryPoolSize(2);
+        if (arg_pool)
+                nats_SetMessageDeliveryPoolSize(arg_pool);
         evthread_use_pthreads();
         base = event_base_new();
-        natsLibevent_Init();
-        if (!agents || !base)
+        if (!agents || !base || pipe2(done_pipe, O_CLOEXEC) < 0)
                 return 1;
         for (unsigned i = 0; i < n; i++) {
+                natsSubscription *sub = NULL;
                 natsStatus s;
 
                 snprintf(agents[i].host, sizeof agents[i].host, "h%u", first + i);
                 natsOptions_Create(&opts);
                 natsOptions_SetURL(opts, arg_url);
-                natsOptions_UseGlobalMessageDelivery(opts, true);
-                natsOptions_SetEventLoop(opts, base, natsLibevent_Attach, natsLibevent_Read, natsLibevent_Write,
-                                         natsLibevent_Detach);
                 natsOptions_SetTimeout(opts, 20000);
+                if (arg_pool) {
+                        natsOptions_UseGlobalMessageDelivery(opts, true);
+                        natsOptions_SetEventLoop(opts, base, natsLibevent_Attach, natsLibevent_Read,
+                                                 natsLibevent_Write, natsLibevent_Detach);
+                } else
+                        natsOptions_SetEventLoop(opts, base, watch_attach, watch_read, watch_write, watch_detach);
+                attaching = &agents[i];
                 s = natsConnection_Connect(&agents[i].nc, opts);
-                if (s == NATS_OK)
-                        s = natsConnection_Subscribe(&agents[i].sub, agents[i].nc, FLEET_POLICY_SUBJECT "global",
-                                                     on_bundle, &agents[i]);
+                if (s == NATS_OK && arg_pool)
+                        s = natsConnection_Subscribe(&sub, agents[i].nc, FLEET_POLICY_SUBJECT "global", on_bundle,
+                                                     &agents[i]);
+                else if (s == NATS_OK)
+                        s = natsConnection_SubscribeSync(&sub, agents[i].nc, FLEET_POLICY_SUBJECT "global");
+                atomic_store(&agents[i].sub, sub);
                 natsOptions_Destroy(opts);
                 if (s != NATS_OK) {
                         fprintf(stderr, "bench-fleet: agent %u: %s\n", first + i, natsStatus_GetText(s));
@@ -121,12 +234,14 @@ static int run_child(unsigned first, unsigned n, int ready_fd, int result_fd) {
         }
         for (unsigned i = 0; i < n; i++)
                 natsConnection_FlushTimeout(agents[i].nc, 20000);
+        cpu0 = (int64_t) now_usec(CLOCK_PROCESS_CPUTIME_ID);
         (void) !write(ready_fd, &c, 1);
-        deadline = now_real() + 60 * 1000000LL;
-        while (atomic_load(&applied_count) < n && now_real() < deadline)
-                usleep(2000);
+        pfd = (struct pollfd){ done_pipe[0], POLLIN, 0 };
+        (void) poll(&pfd, 1, 60 * 1000); /* the last apply, or give up after a minute */
+        cpu0 = (int64_t) now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
         for (unsigned i = 0; i < n; i++)
-                (void) !write(result_fd, &agents[i].applied_usec, sizeof(int64_t));
+                send_record(result_fd, RECORD_APPLIED, agents[i].applied_usec);
+        send_record(result_fd, RECORD_CPU, cpu0);
         _exit(0); /* 10,000 connections need no orderly close */
 }
 
@@ -238,11 +353,12 @@ int main(int argc, char **argv) {
                 { "rules", required_argument, NULL, 'r' },
                 { "broker-pid", required_argument, NULL, 'b' },
                 { "no-verify", no_argument, NULL, 'V' },
+                { "delivery", required_argument, NULL, 'd' },
                 {},
         };
         struct rlimit rl = { 65536, 65536 };
         int ready[2], results[2], c;
-        int64_t t0 = 0, connect_start, *times;
+        int64_t t0 = 0, connect_start, *times, agents_cpu = 0, broker_cpu;
         unsigned applied = 0, per;
         double p50, p99, max;
         char ch;
@@ -266,6 +382,14 @@ int main(int argc, char **argv) {
                         break;
                 case 'V':
                         arg_verify = false;
+                        break;
+                case 'd':
+                        if (streq(optarg, "inline"))
+                                arg_pool = 0;
+                        else if (streq(optarg, "pool"))
+                                arg_pool = 2;
+                        else
+                                return 2;
                         break;
                 default:
                         return 2;
@@ -295,18 +419,24 @@ int main(int argc, char **argv) {
                 }
         double connect_s = (double) (now_real() - connect_start) / 1e6;
         nats_Open(-1);
+        broker_cpu = arg_broker_pid ? proc_cpu_usec(arg_broker_pid) : -1;
         if (publish(&t0) < 0) {
                 fprintf(stderr, "bench-fleet: cannot publish\n");
                 return 1;
         }
         times = calloc(arg_agents, sizeof *times);
-        for (unsigned i = 0; i < arg_agents; i++) {
-                int64_t t = 0;
-                if (read(results[0], &t, sizeof t) != sizeof t)
-                        break;
-                if (t > 0)
-                        times[applied++] = t - t0;
+        if (!times)
+                return 1;
+        for (;;) {
+                Record rec;
+                if (read(results[0], &rec, sizeof rec) != sizeof rec)
+                        break; /* every agent process has exited */
+                if (rec.kind == RECORD_APPLIED && rec.value > 0 && applied < arg_agents)
+                        times[applied++] = rec.value - t0;
+                else if (rec.kind == RECORD_CPU)
+                        agents_cpu += rec.value;
         }
+        broker_cpu = arg_broker_pid ? proc_cpu_usec(arg_broker_pid) - broker_cpu : -1;
         while (wait(NULL) > 0)
                 ;
         qsort(times, applied, sizeof *times, cmp64);
@@ -315,9 +445,11 @@ int main(int argc, char **argv) {
         max = applied ? (double) times[applied - 1] / 1000 : -1;
         printf("{\"verify\":%s,\"agents\":%u,\"applied\":%u,\"bundle_bytes\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_"
                "ms\":%.1f,"
-               "\"connect_s\":%.2f,\"broker_rss_kib\":%ld,\"broker_hwm_kib\":%ld,\"verify_us\":%.1f}\n",
+               "\"connect_s\":%.2f,\"broker_rss_kib\":%ld,\"broker_hwm_kib\":%ld,\"verify_us\":%.1f,"
+               "\"broker_cpu_ms\":%.1f,\"agents_cpu_ms\":%.1f}\n",
                arg_verify ? "true" : "false", arg_agents, applied, bundle_len, p50, p99, max, connect_s,
                arg_broker_pid ? rss_kib(arg_broker_pid, "VmRSS:") : -1,
-               arg_broker_pid ? rss_kib(arg_broker_pid, "VmHWM:") : -1, verify_us);
+               arg_broker_pid ? rss_kib(arg_broker_pid, "VmHWM:") : -1, verify_us, (double) broker_cpu / 1000,
+               (double) agents_cpu / 1000);
         return applied == arg_agents ? 0 : 1;
 }
