@@ -219,6 +219,9 @@ static int run_child(unsigned first, unsigned n, int ready_fd, int result_fd) {
                 natsOptions_Create(&opts);
                 natsOptions_SetURL(opts, arg_url);
                 natsOptions_SetTimeout(opts, 20000);
+                /* no flusher thread per connection (10,000 threads that only sleep): an agent
+                 * writes nothing but its SUB and PONGs, which go out at once */
+                natsOptions_SetSendAsap(opts, true);
                 if (arg_pool) {
                         natsOptions_UseGlobalMessageDelivery(opts, true);
                         natsOptions_SetEventLoop(opts, base, natsLibevent_Attach, natsLibevent_Read,
