@@ -8,7 +8,9 @@
  *  - The size is checked before anything is parsed; every decoded length is checked
  *    against what it may be before it is allocated.
  *  - JSON is read with duplicate keys refused; every object is checked against its exact
- *    key list; integers are JSON integers in range; base64 is canonical.
+ *    key list; integers are JSON integers in range; base64 is canonical. The bundle's own
+ *    object is read by the scanner below (its strings take no escapes), the envelope by
+ *    jansson.
  *  - A failed parse frees everything it allocated and says what was wrong.
  */
 

@@ -48,8 +48,8 @@ static const char *arg_url = "nats://127.0.0.1:4222";
 static unsigned arg_agents = 1000, arg_procs = 4, arg_policy_rules = 40;
 static pid_t arg_broker_pid;
 static bool arg_verify = true; /* --no-verify: the fan-out alone, to see what verifying costs */
-static unsigned arg_pool;       /* --delivery pool: libnats's delivery threads, this many per process */
-static bool arg_cost_only;      /* --verify-cost: only the CPU of one verification, no broker needed */
+static unsigned arg_pool;      /* --delivery pool: libnats's delivery threads, this many per process */
+static bool arg_cost_only;     /* --verify-cost: only the CPU of one verification, no broker needed */
 
 static FleetTrust trust;
 static char *bundle_data;
@@ -224,8 +224,8 @@ static int run_child(unsigned first, unsigned n, int ready_fd, int result_fd) {
                 natsOptions_SetSendAsap(opts, true);
                 if (arg_pool) {
                         natsOptions_UseGlobalMessageDelivery(opts, true);
-                        natsOptions_SetEventLoop(opts, base, natsLibevent_Attach, natsLibevent_Read,
-                                                 natsLibevent_Write, natsLibevent_Detach);
+                        natsOptions_SetEventLoop(opts, base, natsLibevent_Attach, natsLibevent_Read, natsLibevent_Write,
+                                                 natsLibevent_Detach);
                 } else
                         natsOptions_SetEventLoop(opts, base, watch_attach, watch_read, watch_write, watch_detach);
                 attaching = &agents[i];
