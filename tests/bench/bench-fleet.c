@@ -5,8 +5,9 @@
  * each a real libnats connection with a subscription on the global policy key, each
  * verifying the bundle it receives with bundle_verify() exactly as the agent does (parse,
  * signer lookup, Ed25519, part hashes, target, serial, expiry) and nothing more. One
- * signed release is put into the KV stream; the time from just before the put to each
- * agent's verified apply is measured. Agents are spread over P processes, each driving its
+ * signed release is put into the KV stream and applied everywhere; then a second one, and
+ * the time from just before its put to each agent's verified apply is measured (--cold:
+ * the first, on connections nothing has crossed yet). Agents are spread over P processes, each driving its
  * connections from one libevent loop, so N is not bounded by threads.
  *
  * --delivery inline (the default): the loop thread verifies what it has just read, as an
@@ -51,44 +52,52 @@ static pid_t arg_broker_pid;
 static bool arg_verify = true; /* --no-verify: the fan-out alone, to see what verifying costs */
 static unsigned arg_pool;      /* --delivery pool: libnats's delivery threads, this many per process */
 static bool arg_cost_only;     /* --verify-cost: only the CPU of one verification, no broker needed */
+static bool arg_cold;          /* --cold: measure release 1, on connections that have carried nothing */
 
 static FleetTrust trust;
-static char *bundle_data;
-static size_t bundle_len;
+static char *bundle_data[2]; /* release 1 (every agent applies it first, unmeasured) and 2 */
+static size_t bundle_len[2];
 
 typedef struct Agent {
         natsConnection *nc;
         natsSubscription *_Atomic sub; /* set by the main thread, read by the loop's */
         char host[16];
-        int64_t applied_usec; /* CLOCK_REALTIME, 0 until applied */
+        BundleLast last;      /* what this agent applied last */
+        int64_t applied_usec; /* CLOCK_REALTIME, 0 until the measured release is applied */
         natsMsg *kept;        /* the last bundle received */
 } Agent;
 
-static atomic_uint applied_count;
-static unsigned child_agents; /* the agents of this process */
-static int done_pipe[2];      /* written once when the last of them has applied */
+static atomic_uint applied_count; /* agents of this process that applied the current release */
+static atomic_bool measuring;     /* the current release is the measured one */
+static unsigned child_agents;     /* the agents of this process */
+static int done_pipe[2];          /* written when the last of them has applied it */
 
 static int64_t now_real(void) {
         return (int64_t) now_usec(CLOCK_REALTIME);
 }
 
-/* The agent's work on one delivery: verify, and count the first verified apply. */
+/* The agent's work on one delivery: verify against what it applied before, and count the
+ * apply. */
 static void take_bundle(Agent *a, natsMsg *msg) {
         BundleInput in = { natsMsg_GetData(msg), (size_t) natsMsg_GetDataLength(msg) };
         BundleResult res;
         bool ok = false;
 
         if (!arg_verify)
-                ok = in.len == bundle_len;
-        else if (bundle_verify(&in, 1, &trust, a->host, NULL, NULL, now_real() / 1000000, &res) >= 0) {
+                ok = true;
+        else if (bundle_verify(&in, 1, &trust, a->host, NULL, &a->last, now_real() / 1000000, &res) >= 0) {
                 ok = res.outcome == BUNDLE_APPLY;
+                if (ok) {
+                        a->last.serial = res.release->serial;
+                        a->last.issued = MAX(a->last.issued, res.release->issued);
+                        memcpy(a->last.envelope_sha256, res.release->envelope_sha256, SHA256_LEN);
+                }
                 bundle_result_done(&res);
         }
-        if (ok && !a->applied_usec) {
+        if (ok && atomic_load(&measuring))
                 a->applied_usec = now_real();
-                if (atomic_fetch_add(&applied_count, 1) + 1 == child_agents)
-                        (void) !write(done_pipe[1], "D", 1);
-        }
+        if (ok && atomic_fetch_add(&applied_count, 1) + 1 == child_agents)
+                (void) !write(done_pipe[1], "D", 1);
         /* kept, as an agent keeps the release it applied: libnats frees a message on its
          * garbage collector thread, a wake-up and a switch per message that is no agent's work */
         natsMsg_Destroy(a->kept);
@@ -254,9 +263,17 @@ static int run_child(unsigned first, unsigned n, int ready_fd, int result_fd) {
         }
         for (unsigned i = 0; i < n; i++)
                 natsConnection_FlushTimeout(agents[i].nc, 20000);
-        cpu0 = (int64_t) now_usec(CLOCK_PROCESS_CPUTIME_ID);
-        (void) !write(ready_fd, &c, 1);
         pfd = (struct pollfd){ done_pipe[0], POLLIN, 0 };
+        if (!arg_cold) {
+                (void) !write(ready_fd, &c, 1); /* connected: release 1 may come */
+                if (poll(&pfd, 1, 60 * 1000) <= 0 || read(done_pipe[0], &c, 1) != 1)
+                        return 1;
+                atomic_store(&applied_count, 0);
+                atomic_store(&measuring, true);
+        } else
+                atomic_store(&measuring, true);
+        cpu0 = (int64_t) now_usec(CLOCK_PROCESS_CPUTIME_ID);
+        (void) !write(ready_fd, &c, 1);  /* ready for the measured release */
         (void) poll(&pfd, 1, 60 * 1000); /* the last apply, or give up after a minute */
         cpu0 = (int64_t) now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
         for (unsigned i = 0; i < n; i++)
@@ -287,8 +304,11 @@ static int make_bundle(void) {
         part.text_len = off;
         fleet_key_public_of(&k, &trust.keys[0]);
         trust.n_keys = 1;
-        r = bundle_sign(1, now_real() / 1000000 - 60, now_real() / 1000000 + 86400, &part, 1, &k, &bundle_data,
-                        &bundle_len, &err);
+        r = bundle_sign(1, now_real() / 1000000 - 60, now_real() / 1000000 + 86400, &part, 1, &k, &bundle_data[0],
+                        &bundle_len[0], &err);
+        if (r >= 0)
+                r = bundle_sign(2, now_real() / 1000000 - 60, now_real() / 1000000 + 86400, &part, 1, &k,
+                                &bundle_data[1], &bundle_len[1], &err);
         fleet_private_key_done(&k);
         free(text);
         return r;
@@ -299,10 +319,10 @@ static int make_bundle(void) {
 static int cmp64(const void *a, const void *b);
 static double verify_cost_us(bool signature_only) {
         int64_t t[201];
-        BundleInput in = { bundle_data, bundle_len };
+        BundleInput in = { bundle_data[1], bundle_len[1] };
         _cleanup_(bundle_freep) Bundle *b = NULL;
 
-        if (bundle_parse(bundle_data, bundle_len, &b, NULL) < 0)
+        if (bundle_parse(bundle_data[1], bundle_len[1], &b, NULL) < 0)
                 return -1;
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 BundleResult res;
@@ -339,7 +359,7 @@ static long rss_kib(pid_t pid, const char *field) {
         return v;
 }
 
-static int publish(int64_t *ret_t0) {
+static int publish(unsigned release, int64_t *ret_t0) {
         natsConnection *nc = NULL;
         jsCtx *js = NULL;
         jsStreamConfig cfg;
@@ -364,7 +384,8 @@ static int publish(int64_t *ret_t0) {
         if (js_AddStream(&si, js, &cfg, NULL, NULL) == NATS_OK)
                 jsStreamInfo_Destroy(si);
         *ret_t0 = now_real();
-        s = js_Publish(&ack, js, FLEET_POLICY_SUBJECT "global", bundle_data, (int) bundle_len, NULL, NULL);
+        s = js_Publish(&ack, js, FLEET_POLICY_SUBJECT "global", bundle_data[release], (int) bundle_len[release], NULL,
+                       NULL);
         if (s == NATS_OK)
                 jsPubAck_Destroy(ack);
         jsCtx_Destroy(js);
@@ -382,6 +403,7 @@ int main(int argc, char **argv) {
                 { "no-verify", no_argument, NULL, 'V' },
                 { "delivery", required_argument, NULL, 'd' },
                 { "verify-cost", no_argument, NULL, 'C' },
+                { "cold", no_argument, NULL, 'c' },
                 {},
         };
         struct rlimit rl = { 65536, 65536 };
@@ -414,6 +436,9 @@ int main(int argc, char **argv) {
                 case 'C':
                         arg_cost_only = true;
                         break;
+                case 'c':
+                        arg_cold = true;
+                        break;
                 case 'd':
                         if (streq(optarg, "inline"))
                                 arg_pool = 0;
@@ -432,7 +457,7 @@ int main(int argc, char **argv) {
                 return 1;
         double verify_us = verify_cost_us(false), sig_us = verify_cost_us(true);
         if (arg_cost_only) {
-                printf("{\"verify_us\":%.1f,\"sig_us\":%.1f,\"bundle_bytes\":%zu}\n", verify_us, sig_us, bundle_len);
+                printf("{\"verify_us\":%.1f,\"sig_us\":%.1f,\"bundle_bytes\":%zu}\n", verify_us, sig_us, bundle_len[1]);
                 return 0;
         }
         connect_start = now_real();
@@ -458,8 +483,21 @@ int main(int argc, char **argv) {
          * kept out of the measurement */
         sleep(3);
         nats_Open(-1);
+        if (!arg_cold) {
+                /* release 1 first, unmeasured: a fleet has applied releases before, so its
+                 * connections' buffers (the agents' and the broker's) have carried one */
+                if (publish(0, &t0) < 0) {
+                        fprintf(stderr, "bench-fleet: cannot publish\n");
+                        return 1;
+                }
+                for (unsigned p = 0; p < arg_procs; p++)
+                        if (read(ready[0], &ch, 1) != 1) {
+                                fprintf(stderr, "bench-fleet: release 1 was not applied everywhere\n");
+                                return 1;
+                        }
+        }
         broker_cpu = arg_broker_pid ? proc_cpu_usec(arg_broker_pid) : -1;
-        if (publish(&t0) < 0) {
+        if (publish(1, &t0) < 0) {
                 fprintf(stderr, "bench-fleet: cannot publish\n");
                 return 1;
         }
@@ -486,7 +524,7 @@ int main(int argc, char **argv) {
                "ms\":%.1f,"
                "\"connect_s\":%.2f,\"broker_rss_kib\":%ld,\"broker_hwm_kib\":%ld,\"verify_us\":%.1f,"
                "\"sig_us\":%.1f,\"broker_cpu_ms\":%.1f,\"agents_cpu_ms\":%.1f}\n",
-               arg_verify ? "true" : "false", arg_agents, applied, bundle_len, p50, p99, max, connect_s,
+               arg_verify ? "true" : "false", arg_agents, applied, bundle_len[1], p50, p99, max, connect_s,
                arg_broker_pid ? rss_kib(arg_broker_pid, "VmRSS:") : -1,
                arg_broker_pid ? rss_kib(arg_broker_pid, "VmHWM:") : -1, verify_us, sig_us, (double) broker_cpu / 1000,
                (double) agents_cpu / 1000);
