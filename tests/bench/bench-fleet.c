@@ -7,8 +7,8 @@
  * signer lookup, Ed25519, part hashes, target, serial, expiry) and nothing more. One
  * signed release is put into the KV stream and applied everywhere; then a second one, and
  * the time from just before its put to each agent's verified apply is measured (--cold:
- * the first, on connections nothing has crossed yet). Agents are spread over P processes, each driving its
- * connections from one libevent loop, so N is not bounded by threads.
+ * the first, on connections nothing has crossed yet). Agents are spread over P processes,
+ * each driving its connections from one libevent loop, so N is not bounded by threads.
  *
  * --delivery inline (the default): the loop thread verifies what it has just read, as an
  * agent's one event loop does; --delivery pool: libnats hands every message to one of two
