@@ -201,10 +201,11 @@ static int get_base64(const char *s, size_t len, const char *what, size_t max, c
 
 /* The bundle's own JSON (not the envelope's, which jansson reads) is read by this scanner
  * instead of a JSON library: every value in it is base64 or the integer 1, and building a
- * tree of a megabyte of base64 cost more than the signature check (docs/performance.md,
- * "Fleet fan-out"). It takes the JSON grammar for exactly this shape: objects, strings,
- * one integer, whitespace between tokens. Strings are printable ASCII without escapes
- * (base64 and target names need none); anything else is refused, never guessed at. */
+ * tree of it cost two thirds of what checking the signature costs, growing with the size
+ * (docs/performance.md, "Fleet fan-out"). It takes the JSON grammar for exactly this
+ * shape: objects, strings, one integer, whitespace between tokens. Strings are printable
+ * ASCII without escapes (base64 and target names need none); anything else is refused,
+ * never guessed at. */
 typedef struct Scan {
         const char *start, *p, *end;
 } Scan;
