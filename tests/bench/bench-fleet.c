@@ -528,5 +528,6 @@ int main(int argc, char **argv) {
                arg_broker_pid ? rss_kib(arg_broker_pid, "VmRSS:") : -1,
                arg_broker_pid ? rss_kib(arg_broker_pid, "VmHWM:") : -1, verify_us, sig_us, (double) broker_cpu / 1000,
                (double) agents_cpu / 1000);
+        free(times);
         return applied == arg_agents ? 0 : 1;
 }
