@@ -8,7 +8,9 @@
  *  - The size is checked before anything is parsed; every decoded length is checked
  *    against what it may be before it is allocated.
  *  - JSON is read with duplicate keys refused; every object is checked against its exact
- *    key list; integers are JSON integers in range; base64 is canonical.
+ *    key list; integers are JSON integers in range; base64 is canonical. The bundle's own
+ *    object is read by the scanner below (its strings take no escapes), the envelope by
+ *    jansson.
  *  - A failed parse frees everything it allocated and says what was wrong.
  */
 
@@ -176,26 +178,110 @@ static int get_int(json_t *o, const char *what, const char *key, int64_t min, in
         return 0;
 }
 
-/* A base64 string decoded into a new buffer of at most max bytes (plus a NUL). */
-static int get_base64(json_t *v, const char *what, size_t max, char **ret, size_t *ret_len, BundleError *err) {
+/* A base64 string s[0..len) decoded into a new buffer of at most max bytes (plus a NUL). */
+static int get_base64(const char *s, size_t len, const char *what, size_t max, char **ret, size_t *ret_len,
+                      BundleError *err) {
         _cleanup_free_ char *buf = NULL;
         size_t n, got = 0;
 
-        if (!json_is_string(v))
-                return fail(err, -EBADMSG, "%s must be a base64 string", what);
-        if (base64_decoded_size(json_string_value(v), json_string_length(v), &n) < 0)
+        if (base64_decoded_size(s, len, &n) < 0)
                 return fail(err, -EBADMSG, "%s is not base64", what);
         if (n > max)
                 return fail(err, -EBADMSG, "%s is larger than %zu bytes", what, max);
         buf = malloc(n + 1);
         if (!buf)
                 return fail(err, -ENOMEM, "out of memory");
-        if (base64_decode(json_string_value(v), json_string_length(v), (uint8_t *) buf, n, &got) < 0 || got != n)
+        if (base64_decode(s, len, (uint8_t *) buf, n, &got) < 0 || got != n)
                 return fail(err, -EBADMSG, "%s is not canonical base64", what);
         buf[n] = 0;
         *ret = TAKE_PTR(buf);
         *ret_len = n;
         return 0;
+}
+
+/* The bundle's own JSON (not the envelope's, which jansson reads) is read by this scanner
+ * instead of a JSON library: every value in it is base64 or the integer 1, and building a
+ * tree of it cost two thirds of what checking the signature costs, growing with the size
+ * (docs/performance.md, "Fleet fan-out"). It takes the JSON grammar for exactly this
+ * shape: objects, strings, one integer, whitespace between tokens. Strings are printable
+ * ASCII without escapes (base64 and target names need none); anything else is refused,
+ * never guessed at. */
+typedef struct Scan {
+        const char *start, *p, *end;
+} Scan;
+
+static void scan_ws(Scan *s) {
+        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+                s->p++;
+}
+
+/* The next token must be the character c. */
+static bool scan_char(Scan *s, char c) {
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != c)
+                return false;
+        s->p++;
+        return true;
+}
+
+static int scan_string(Scan *s, const char *what, const char **ret, size_t *ret_len, BundleError *err) {
+        const char *q;
+
+        if (!scan_char(s, '"'))
+                return fail(err, -EBADMSG, "%s must be a string", what);
+        for (q = s->p; q < s->end && *q != '"'; q++)
+                if (*q == '\\' || (unsigned char) *q < 0x20 || (unsigned char) *q > 0x7e)
+                        return fail(err, -EBADMSG,
+                                    "%s: byte %zu of the string is an escape, a control or a non-ASCII character "
+                                    "(a bundle's strings are base64 and target names, which need none)",
+                                    what, (size_t) (q - s->p));
+        if (q >= s->end)
+                return fail(err, -EBADMSG, "%s: the string does not end", what);
+        *ret = s->p;
+        *ret_len = (size_t) (q - s->p);
+        s->p = q + 1;
+        return 0;
+}
+
+/* A JSON integer of at most 18 digits (a fraction or exponent makes it a real: refused). */
+static int scan_int(Scan *s, const char *what, int64_t *ret, BundleError *err) {
+        const char *q;
+        bool neg;
+        size_t n = 0;
+        int64_t v = 0;
+
+        scan_ws(s);
+        q = s->p;
+        neg = q < s->end && *q == '-';
+        q += neg;
+        while (n < 18 && q + n < s->end && q[n] >= '0' && q[n] <= '9') {
+                v = v * 10 + (q[n] - '0');
+                n++;
+        }
+        if (n == 0 || (n > 1 && q[0] == '0') ||
+            (q + n < s->end && ((q[n] >= '0' && q[n] <= '9') || q[n] == '.' || q[n] == 'e' || q[n] == 'E')))
+                return fail(err, -EBADMSG, "%s must be an integer (at most 18 digits)", what);
+        s->p = q + n;
+        *ret = neg ? -v : v;
+        return 0;
+}
+
+/* The members of an object one by one: 1 with the next key, 0 at its end. */
+static int scan_member(Scan *s, bool *first, const char *what, const char **ret_key, size_t *ret_len,
+                       BundleError *err) {
+        int r;
+
+        if (scan_char(s, '}'))
+                return 0;
+        if (!*first && !scan_char(s, ','))
+                return fail(err, -EBADMSG, "%s: expected ',' or '}' at byte %zu", what, (size_t) (s->p - s->start));
+        *first = false;
+        r = scan_string(s, what, ret_key, ret_len, err);
+        if (r < 0)
+                return r;
+        if (!scan_char(s, ':'))
+                return fail(err, -EBADMSG, "%s: expected ':' after a key", what);
+        return 1;
 }
 
 static int parse_part_entry(json_t *e, size_t i, BundlePart *p, BundleError *err) {
@@ -285,65 +371,130 @@ static int parse_envelope(Bundle *b, BundleError *err) {
         return 0;
 }
 
-static int parse_carried(Bundle *b, json_t *parts, BundleError *err) {
-        const char *k;
-        json_t *v;
+/* The texts of the "parts" object, scanned from its '{'. With b NULL, only its syntax is
+ * checked (to find where it ends); the texts are taken once the envelope is known. */
+static int parse_carried(Bundle *b, Scan *s, BundleError *err) {
+        bool first = true;
+        size_t n = 0;
         int r;
 
-        if (!json_is_object(parts) || json_object_size(parts) < 1)
+        if (!scan_char(s, '{'))
                 return fail(err, -EBADMSG, "\"parts\" must be an object with at least one part");
-        json_object_foreach(parts, k, v) {
+        for (;;) {
                 BundleTargetKind kind;
-                char name[BUNDLE_NAME_MAX + 1], what[BUNDLE_NAME_MAX + 32];
+                char key[BUNDLE_NAME_MAX + 8], name[BUNDLE_NAME_MAX + 1], what[BUNDLE_NAME_MAX + 32];
+                const char *k, *v;
+                size_t kl, vl;
                 BundlePart *p = NULL;
 
-                if (bundle_target_parse(k, &kind, name) < 0) {
-                        _cleanup_free_ char *e = escape_display(k, strlen(k), 80);
+                r = scan_member(s, &first, "\"parts\"", &k, &kl, err);
+                if (r <= 0) {
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                n++;
+                if (!b) {
+                        r = scan_string(s, "a part", &v, &vl, err);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (kl < sizeof key) {
+                        memcpy(key, k, kl);
+                        key[kl] = 0;
+                }
+                if (kl >= sizeof key || bundle_target_parse(key, &kind, name) < 0) {
+                        _cleanup_free_ char *e = escape_display(k, kl, 80);
                         return fail(err, -EBADMSG, "\"parts\": \"%s\" is not a target", e ?: "?");
                 }
                 for (size_t i = 0; i < b->n_parts && !p; i++)
                         if (b->parts[i].kind == kind && streq(b->parts[i].name, name))
                                 p = &b->parts[i];
                 if (!p)
-                        return fail(err, -EBADMSG, "\"parts\": \"%s\" is not a part of the signed envelope", k);
-                snprintf(what, sizeof what, "part \"%s\"", k);
-                r = get_base64(v, what, BUNDLE_MAX_SIZE, &p->text, &p->text_len, err);
+                        return fail(err, -EBADMSG, "\"parts\": \"%s\" is not a part of the signed envelope", key);
+                if (p->text)
+                        return fail(err, -EBADMSG, "\"parts\": \"%s\" is there twice", key);
+                snprintf(what, sizeof what, "part \"%s\"", key);
+                r = scan_string(s, what, &v, &vl, err);
+                if (r < 0)
+                        return r;
+                r = get_base64(v, vl, what, BUNDLE_MAX_SIZE, &p->text, &p->text_len, err);
                 if (r < 0)
                         return r;
         }
+        if (n == 0)
+                return fail(err, -EBADMSG, "\"parts\" must be an object with at least one part");
         return 0;
 }
 
 int bundle_parse(const void *buf, size_t len, Bundle **ret, BundleError *err) {
-        static const char *const keys[] = { "elevate_bundle", "envelope", "signature", "parts", NULL };
+        static const char *const keys[] = { "elevate_bundle", "envelope", "signature", "parts" };
         _cleanup_(bundle_freep) Bundle *b = NULL;
-        _cleanup_json_ json_t *o = NULL;
         _cleanup_free_ char *sig = NULL;
-        size_t sig_len = 0;
-        json_error_t je;
-        int64_t version;
+        Scan s, parts = {};
+        const char *env = NULL, *sig64 = NULL;
+        size_t env_len = 0, sig64_len = 0, sig_len = 0;
+        bool seen[ELEMENTSOF(keys)] = {}, first = true;
+        int64_t version = 0;
         int r;
 
         if (!buf || !ret)
                 return -EINVAL;
         if (len > BUNDLE_MAX_SIZE)
                 return fail(err, -EFBIG, "the bundle is larger than %d bytes", BUNDLE_MAX_SIZE);
-        o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-        if (!o)
-                return fail(err, -EBADMSG, "not a bundle: not JSON (%s, at byte %d)", je.text, je.position);
-        r = check_keys(o, "bundle", keys, 4, err);
-        if (r < 0)
-                return r;
-        r = get_int(o, "bundle", "elevate_bundle", 1, 1, &version, err);
-        if (r < 0)
-                return r;
+        s = (Scan){ buf, buf, (const char *) buf + len };
+        if (!scan_char(&s, '{'))
+                return fail(err, -EBADMSG, "not a bundle: not a JSON object");
+        for (;;) {
+                const char *k;
+                size_t kl, i;
+
+                r = scan_member(&s, &first, "bundle", &k, &kl, err);
+                if (r <= 0) {
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                for (i = 0; i < ELEMENTSOF(keys); i++)
+                        if (strlen(keys[i]) == kl && memcmp(keys[i], k, kl) == 0)
+                                break;
+                if (i == ELEMENTSOF(keys)) {
+                        _cleanup_free_ char *e = escape_display(k, kl, 64);
+                        return fail(err, -EBADMSG, "bundle: unknown key \"%s\"", e ?: "?");
+                }
+                if (seen[i])
+                        return fail(err, -EBADMSG, "bundle: key \"%s\" is there twice", keys[i]);
+                seen[i] = true;
+                if (i == 0)
+                        r = scan_int(&s, "bundle: \"elevate_bundle\"", &version, err);
+                else if (i == 1)
+                        r = scan_string(&s, "\"envelope\"", &env, &env_len, err);
+                else if (i == 2)
+                        r = scan_string(&s, "\"signature\"", &sig64, &sig64_len, err);
+                else {
+                        parts = s;
+                        r = parse_carried(NULL, &s, err);
+                }
+                if (r < 0)
+                        return r;
+        }
+        scan_ws(&s);
+        if (s.p != s.end)
+                return fail(err, -EBADMSG, "not a bundle: bytes after its JSON object (at byte %zu)",
+                            (size_t) (s.p - s.start));
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (!seen[i])
+                        return fail(err, -EBADMSG, "bundle: missing key \"%s\"", keys[i]);
+        if (version != 1)
+                return fail(err, -EBADMSG, "bundle: \"elevate_bundle\" is out of range (1..1)");
         b = calloc(1, sizeof *b);
         if (!b)
                 return fail(err, -ENOMEM, "out of memory");
-        r = get_base64(json_object_get(o, "envelope"), "\"envelope\"", 256 * 1024, &b->envelope, &b->envelope_len, err);
+        r = get_base64(env, env_len, "\"envelope\"", 256 * 1024, &b->envelope, &b->envelope_len, err);
         if (r < 0)
                 return r;
-        r = get_base64(json_object_get(o, "signature"), "\"signature\"", FLEET_SIG_LEN, &sig, &sig_len, err);
+        r = get_base64(sig64, sig64_len, "\"signature\"", FLEET_SIG_LEN, &sig, &sig_len, err);
         if (r < 0)
                 return r;
         if (sig_len != FLEET_SIG_LEN)
@@ -355,7 +506,7 @@ int bundle_parse(const void *buf, size_t len, Bundle **ret, BundleError *err) {
         r = parse_envelope(b, err);
         if (r < 0)
                 return r;
-        r = parse_carried(b, json_object_get(o, "parts"), err);
+        r = parse_carried(b, &parts, err);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(b);

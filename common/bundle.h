@@ -23,8 +23,9 @@
  * Invariants:
  *  - bundle_parse() reads untrusted bytes: size first (BUNDLE_MAX_SIZE), then one strict
  *    table per object (no unknown, missing or duplicate keys, exact types and ranges),
- *    canonical base64 only; it never trusts anything it has not checked and leaves
- *    nothing allocated on failure. It does not check the signature.
+ *    canonical base64 only, and in the bundle's own object strings of printable ASCII
+ *    without escapes; it never trusts anything it has not checked and leaves nothing
+ *    allocated on failure. It does not check the signature.
  *  - bundle_verify() is the one verification every delivery path uses. It applies
  *    nothing; it says what may be applied, or exactly why not, and fails closed: any
  *    error is a refusal, never a partial result.

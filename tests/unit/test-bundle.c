@@ -527,6 +527,80 @@ START_TEST(test_malformed) {
 }
 END_TEST
 
+/* b with the first `from` replaced by `to` (the bytes of the bundle itself, not its envelope). */
+static Blob replace_once(Blob b, const char *from, const char *to) {
+        const char *at = strstr(b.data, from);
+        Blob out;
+
+        ck_assert_ptr_nonnull(at);
+        out.len = b.len - strlen(from) + strlen(to);
+        out.data = malloc(out.len + 1);
+        ck_assert_ptr_nonnull(out.data);
+        snprintf(out.data, out.len + 1, "%.*s%s%s", (int) (at - b.data), b.data, to, at + strlen(from));
+        return out;
+}
+
+/* The bundle's own JSON is read by a scanner of its own (common/bundle.c): JSON's layout
+ * freedom is kept (whitespace, any key order), everything a bundle never needs is refused. */
+START_TEST(test_bundle_grammar) {
+        static const struct {
+                const char *from, *to;
+                bool ok;
+        } cases[] = {
+                { "{\"elevate_bundle\":1,", " \n{ \"elevate_bundle\" :\t1 ,\r\n ", true },
+                { "\"parts\":{", "\"parts\" : {  ", true },
+                /* an escape that would decode to the same base64 ("eyJ" is '{"' in base64) */
+                { "\"envelope\":\"e", "\"envelope\":\"\\u0065", false },
+                { "\"elevate_bundle\":1", "\"elevate_bundle\":1.0", false },
+                { "\"elevate_bundle\":1", "\"elevate_bundle\":1e0", false },
+                { "\"elevate_bundle\":1", "\"elevate_bundle\":01", false },
+                { "\"elevate_bundle\":1", "\"elevate_bundle\":-1", false },
+                { "\"elevate_bundle\":1", "\"elevate_bundle\":1000000000000000000000", false },
+                { "\"elevate_bundle\":1", "\"elevate_bundle\":\"1\"", false },
+                { "\"elevate_bundle\":1,", "\"elevate_bundle\":1,,", false },
+                { "\"elevate_bundle\":1,", "\"elevate_bundle\":1,\"elevate_bundle\":1,", false },
+                { "\"elevate_bundle\":1,", "\"elevate_bundle\":1,\"x\":[],", false },
+                { "\"elevate_bundle\":1,", "\"elevate_bundle\":1 ", false },
+                { "\"parts\":{\"all\":\"", "\"parts\":{\"all\":\"\xc3\xa9", false },
+                { "\"parts\":{\"all\":\"", "\"parts\":{\"all\":\"\t", false },
+                { "\"parts\":{\"all\":\"", "\"parts\":{\"all\":[\"", false },
+                { "\"parts\":{\"all\":\"", "\"parts\":{\"all\":\"e30=\",\"all\":\"", false },
+                { "\"parts\":{\"all\":\"", "\"parts\":{\"group:g\":\"e30=\",\"all\":\"", false },
+                { "\"parts\":{\"all\":\"", "\"parts\":{\"al\\u006c\":\"", false },
+                { "\"parts\":{", "\"parts\":[{", false },
+                { "\"}}", "\"}} x", false },
+                { "\"}}", "\"}", false },
+                { "\"}}", "\"}}}", false },
+                { "\"}}", "", false },
+        };
+        Blob good = simple(5, POLICY_A);
+        BundleResult r;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Blob x = replace_once(good, cases[i].from, cases[i].to);
+                r = verify1(x, NULL);
+                ck_assert_msg(cases[i].ok ? r.outcome == BUNDLE_APPLY : r.reason == BUNDLE_REASON_MALFORMED,
+                              "case %zu: %s/%s: %s", i, bundle_outcome_to_string(r.outcome),
+                              bundle_reason_to_string(r.reason), r.message);
+                bundle_result_done(&r);
+                free(x.data);
+        }
+        /* a NUL inside a string, and every truncation of a good bundle */
+        Blob x = replace_once(good, "\"envelope\":\"e", "\"envelope\":\"\x01");
+        x.data[strstr(x.data, "\x01") - x.data] = 0;
+        r = verify1(x, NULL);
+        expect(&r, BUNDLE_REFUSED, BUNDLE_REASON_MALFORMED);
+        bundle_result_done(&r);
+        free(x.data);
+        for (size_t n = 0; n < good.len; n++) {
+                r = verify1((Blob){ good.data, n }, NULL);
+                expect(&r, BUNDLE_REFUSED, BUNDLE_REASON_MALFORMED);
+                bundle_result_done(&r);
+        }
+        free(good.data);
+}
+END_TEST
+
 START_TEST(test_names) {
         BundleTargetKind k;
         char name[BUNDLE_NAME_MAX + 1], key[96];
@@ -685,6 +759,7 @@ static Suite *bundle_suite(void) {
         tcase_add_test(tc, test_mixed_and_incomplete);
         tcase_add_test(tc, test_one_forgery_refuses_all);
         tcase_add_test(tc, test_malformed);
+        tcase_add_test(tc, test_bundle_grammar);
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_trust_dir);
         tcase_add_test(tc, test_offer_message);
