@@ -461,16 +461,17 @@ int cgroup_launch_kill(Cgroups *c, const char *name) {
 
 int cgroup_launch_populated(Cgroups *c, const char *name) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
+        char buf[256]; /* "populated N" is its first line; one read, at every exit */
         const char *p;
-        int r;
+        ssize_t n;
 
         fd = launch_open(c, name, "cgroup.events", O_RDONLY);
         if (fd < 0)
                 return fd;
-        r = read_fd_full(fd, CGROUP_FILE_MAX, &buf, NULL);
-        if (r < 0)
-                return r;
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+                return negative_errno();
+        buf[n] = 0;
         for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
                 if (strncmp(p, "populated ", 10) == 0)
                         return p[10] == '1' ? 1 : p[10] == '0' ? 0 : -EBADMSG;
@@ -590,6 +591,11 @@ int cgroup_launch_remove(Cgroups *c, const char *name) {
         r = launch_dir(name, dir);
         if (r < 0)
                 return r;
+        /* mostly a leaf: one rmdir; a program that made cgroups of its own leaves children */
+        if (unlinkat(c->base_fd, dir, AT_REMOVEDIR) >= 0)
+                return 0;
+        if (errno != EBUSY && errno != ENOTEMPTY)
+                return negative_errno();
         return remove_tree(c->base_fd, dir, 0);
 }
 

@@ -344,7 +344,23 @@ static void read_ancestry(Peer *p, pid_t ppid) {
         }
 }
 
-static int verify_ids(const Peer *p) {
+/* The "State:" letter of a status text, 0 if there is none. */
+static char status_state(const char *status) {
+        const char *l = status;
+
+        while (l && *l) {
+                if (strncmp(l, "State:", 6) == 0)
+                        return l[6 + strspn(l + 6, " \t")];
+                l = strchr(l, '\n');
+                if (l)
+                        l++;
+        }
+        return 0;
+}
+
+/* The real, effective and saved ids are still the connect-time ones; with ret_exited,
+ * also whether the same reading says the process has exited. */
+static int verify_ids(const Peer *p, bool *ret_exited) {
         _cleanup_free_ char *status = NULL;
         uint32_t u[3], g[3];
         int r;
@@ -357,6 +373,13 @@ static int verify_ids(const Peer *p) {
         for (int i = 0; i < 3; i++)
                 if (u[i] != p->uid || g[i] != p->gid)
                         return -EPERM;
+        if (ret_exited) {
+                char state = status_state(status);
+
+                if (state == 0)
+                        return -EBADMSG;
+                *ret_exited = state == 'Z' || state == 'X';
+        }
         return 0;
 }
 
@@ -418,7 +441,7 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
                 }
         }
         p->tty = tty_name(st.tty_nr);
-        r = verify_ids(p);
+        r = verify_ids(p, NULL);
         if (r < 0) {
                 *ret_error = strdup(r == -EPERM ? "real, effective and saved ids differ from the connect-time ids"
                                                 : "cannot read the peer's ids");
@@ -447,19 +470,17 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
 }
 
 int peer_verify(const Peer *p) {
-        ProcStat st = {};
+        bool exited = true;
         int r;
 
         if (p->pidfd < 0 || p->proc_fd < 0)
                 return -ESRCH;
-        r = verify_ids(p);
+        /* one reading of status: the ids, and the state, since a zombie still answers to
+         * signal 0 ("alive" means not yet exited) */
+        r = verify_ids(p, &exited);
         if (r < 0)
                 return r;
-        /* a zombie still answers to signal 0: "alive" means not yet exited */
-        r = proc_stat(p->proc_fd, "stat", &st);
-        if (r < 0)
-                return r;
-        if (st.state == 'Z' || st.state == 'X')
+        if (exited)
                 return -ESRCH;
         return pidfd_alive(p->pidfd);
 }
