@@ -876,8 +876,8 @@ START_TEST(test_state_shapes) {
                          * meets the other's order): the same shape, the same statement */
                         if ((pass + shape) % 2)
                                 json_object_set_new(row, "id", json_string("req-s"));
-                        for (size_t i = 0; i < n_cols; i++) {
-                                size_t k = pass ? i : n_cols - 1 - i;
+                        for (size_t at = 0; at < n_cols; at++) {
+                                size_t k = pass ? at : n_cols - 1 - at;
 
                                 if (!(shape & (1u << (k % 6))) || (k >= 6 && !(shape & 32u)))
                                         continue;
