@@ -457,6 +457,10 @@ PolicyTri policy_glob_match(const PolicyGlob *g, GlobKind kind, const PolicyRequ
 
         if (!subject)
                 return explain(why, why_len, POLICY_UNKNOWN, "unknown", NULL, "", NULL, "");
+        /* a literal pattern is TRUE for its own text only: every check below says FALSE to
+         * anything else, so without an explanation to give, the comparison is the answer */
+        if (!why && g->literal && kind != GLOB_KIND_HOST && MB_CUR_MAX == 1 && !streq(pattern, subject))
+                return POLICY_FALSE;
         if (kind == GLOB_KIND_ARG && subject[0] == '-' && !g->dash)
                 return explain(why, why_len, POLICY_FALSE, "'", subject, "' is an option; pattern '", g->text,
                                "' is not");

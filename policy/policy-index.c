@@ -15,6 +15,12 @@
  *    is UNKNOWN, which never opens a door, so only the resolved ids can make them
  *    match); of deny rules only when every name resolved. When the requester's groups
  *    are unknown, the deny rules filed by group are candidates (deny_gid).
+ *  - An allow or approve rule filed by subject whose first argument pattern is literal
+ *    (and not a file argument) can only be TRUE when the request's first argument is
+ *    exactly that text: it is filed under (that text, uid or gid) instead of the uid or
+ *    gid alone, so a request walks only the rules of its own subjects that could apply
+ *    to its first argument. Deny rules are never filed so: an unknown argument is
+ *    UNKNOWN, which a deny rule must see.
  *  - A candidate found in the list of the requester's own uid or of one of its gids is
  *    reported with subject_holds: its subject key is TRUE for this request. Lists that
  *    may hold rules whose key is not TRUE (by_gid_all, deny_gid, the walk of every
@@ -296,13 +302,53 @@ static bool names_indexable(const NameRef *refs, size_t n, bool deny) {
         return true;
 }
 
-static int file_names(HashTable *t, const NameRef *refs, size_t n, uint32_t i) {
+/* The literal text the request's first argument must equal for the rule to be TRUE, or
+ * NULL. Only allow and approve rules: a deny rule must also be found when that argument
+ * is unknown. A file argument is matched on its real path, not on the argument. */
+static const char *first_arg_literal(const RuleData *r) {
+        if (r->pub.action == POLICY_DENY || r->n_args == 0 || !r->args[0].literal)
+                return NULL;
+        for (size_t k = 0; k < r->pub.n_file_args; k++)
+                if (r->pub.file_args[k] == 1)
+                        return NULL;
+        return r->args[0].text;
+}
+
+/* The key of (first argument, id): the argument's bytes, then the id's, so the argument is
+ * hashed once for all of a requester's ids. */
+static int file_under_arg(HashTable *t, const char *arg, uint32_t id, uint32_t rule) {
+        size_t len = strlen(arg);
+        char *key;
+        HashEntry *e;
+        int r;
+
+        if (len > SIZE_MAX - sizeof id)
+                return -ENOMEM;
+        key = malloc(len + sizeof id);
+        if (!key)
+                return -ENOMEM;
+        memcpy(key, arg, len);
+        memcpy(key + len, &id, sizeof id);
+        t->owns = true;
+        r = policy_ht_put(t, key, len + sizeof id, &e);
+        if (r <= 0)
+                free(key); /* an existing entry keeps its own copy */
+        if (r < 0)
+                return r;
+        return policy_idx_append(&e->list, rule);
+}
+
+static int file_ids(HashTable *t, HashTable *t_arg, const char *arg, const uint32_t *id, uint32_t rule) {
+        return arg ? file_under_arg(t_arg, arg, *id, rule) : file_under(t, id, sizeof(uint32_t), rule);
+}
+
+static int file_names(HashTable *t, HashTable *t_arg, const char *arg, const NameRef *refs, size_t n, uint32_t i) {
         for (size_t k = 0; k < n; k++) {
                 int q;
 
                 if (!refs[k].known)
                         continue;
-                q = file_under(t, &refs[k].id, sizeof(uint32_t), i);
+                q = file_ids(t, t_arg, arg, &refs[k].id, i);
                 if (q < 0)
                         return q;
         }
@@ -312,12 +358,14 @@ static int file_names(HashTable *t, const NameRef *refs, size_t n, uint32_t i) {
 /* A rule that names no program: filed by who may ask, else in the rest list. */
 static int index_subject(Policy *p, RuleData *r, uint32_t i) {
         bool deny = r->pub.action == POLICY_DENY;
+        const char *arg = first_arg_literal(r);
         int q;
 
         if (r->n_uids > 0) {
                 r->subject_key = 1u << MATCH_KEY_UIDS;
                 for (size_t k = 0; k < r->n_uids; k++) {
-                        q = file_under(&p->by_uid, &r->uids[k], sizeof(uint32_t), i);
+                        /* the table keeps a pointer to the key: the rule's own copy */
+                        q = file_ids(&p->by_uid, &p->by_uid_arg, arg, &r->uids[k], i);
                         if (q < 0)
                                 return q;
                 }
@@ -325,11 +373,11 @@ static int index_subject(Policy *p, RuleData *r, uint32_t i) {
         }
         if (names_indexable(r->users, r->n_users, deny)) {
                 r->subject_key = 1u << MATCH_KEY_USERS;
-                return file_names(&p->by_uid, r->users, r->n_users, i);
+                return file_names(&p->by_uid, &p->by_uid_arg, arg, r->users, r->n_users, i);
         }
         if (names_indexable(r->groups, r->n_groups, deny)) {
                 r->subject_key = 1u << MATCH_KEY_GROUPS;
-                q = file_names(&p->by_gid, r->groups, r->n_groups, i);
+                q = file_names(&p->by_gid, &p->by_gid_arg, arg, r->groups, r->n_groups, i);
                 if (q >= 0)
                         q = policy_idx_append(&p->by_gid_all, i);
                 if (q >= 0 && deny)
@@ -505,6 +553,8 @@ void policy_index_done(Policy *p) {
         policy_ht_done(&p->by_content);
         policy_ht_done(&p->by_uid);
         policy_ht_done(&p->by_gid);
+        policy_ht_done(&p->by_uid_arg);
+        policy_ht_done(&p->by_gid_arg);
         policy_idx_done(&p->by_gid_all);
         policy_idx_done(&p->deny_gid);
         policy_idx_done(&p->rest);
@@ -555,39 +605,100 @@ static bool add_prefixes(const Policy *p, Cursor *c, size_t *n, const char *path
         return true;
 }
 
-/* The rules filed by who may ask: by the requester's uid and gids. */
-static bool add_subject(const Policy *p, const PolicyRequest *req, Cursor *c, size_t *n) {
-        const HashEntry *hits[MAX_GROUP_SOURCES];
+/* The request's first argument with room for an id after it, and its hash: the key of
+ * by_uid_arg and by_gid_arg (file_under_arg). */
+typedef struct ArgKey {
+        char stack[256];
+        char *buf;
+        size_t len; /* the argument's */
+        uint64_t hash;
+} ArgKey;
+
+static void arg_key_done(ArgKey *k) {
+        if (k->buf != k->stack)
+                free(k->buf);
+}
+
+/* 1 with the key made, 0 when no rule is filed by argument or the request has no known
+ * first argument (then no such rule can be TRUE), -ENOMEM. */
+static int arg_key_init(const Policy *p, const PolicyRequest *req, ArgKey *k) {
+        const char *arg;
+
+        k->buf = k->stack;
+        if ((p->by_uid_arg.n == 0 && p->by_gid_arg.n == 0) || req->n_args == 0 || !req->args || !req->args[0])
+                return 0;
+        arg = req->args[0];
+        k->len = strlen(arg);
+        if (k->len + sizeof(uint32_t) > sizeof k->stack) {
+                if (k->len > SIZE_MAX - sizeof(uint32_t))
+                        return -ENOMEM;
+                k->buf = malloc(k->len + sizeof(uint32_t));
+                if (!k->buf)
+                        return -ENOMEM;
+        }
+        memcpy(k->buf, arg, k->len);
+        k->hash = policy_hash_update(HASH_INIT, arg, k->len);
+        return 1;
+}
+
+static const HashEntry *arg_key_get(const HashTable *t, ArgKey *k, uint32_t id) {
+        if (t->n == 0)
+                return NULL;
+        memcpy(k->buf + k->len, &id, sizeof id);
+        return policy_ht_get_hashed(t, k->buf, k->len + sizeof id, policy_hash_update(k->hash, &id, sizeof id));
+}
+
+static bool hit_add(const HashEntry **hits, size_t *n_hits, const HashEntry *e, bool *full) {
+        for (size_t j = 0; j < *n_hits; j++)
+                if (hits[j] == e)
+                        return true;
+        if (*n_hits == MAX_GROUP_SOURCES) {
+                *full = true;
+                return false;
+        }
+        hits[(*n_hits)++] = e;
+        return true;
+}
+
+/* The rules filed by who may ask: by the requester's uid and gids, and by those with its
+ * first argument. */
+static bool add_subject(const Policy *p, const PolicyRequest *req, ArgKey *key, bool has_key, Cursor *c, size_t *n) {
+        const HashEntry *hits[MAX_GROUP_SOURCES], *arg_hits[MAX_GROUP_SOURCES];
         uint32_t uid = (uint32_t) req->uid;
-        size_t n_hits = 0;
+        size_t n_hits = 0, n_arg_hits = 0;
+        bool full = false;
 
         if (p->by_uid.n > 0 && !add_subject_entry(c, n, policy_ht_get(&p->by_uid, &uid, sizeof uid)))
+                return false;
+        if (has_key && !add_subject_entry(c, n, arg_key_get(&p->by_uid_arg, key, uid)))
                 return false;
         if (p->by_gid_all.n == 0)
                 return true;
         /* unknown groups match deny rules only */
         if (!req->gids)
                 return add_source(c, n, &p->deny_gid);
-        for (size_t k = 0; k < req->n_gids; k++) {
+        for (size_t k = 0; k < req->n_gids && !full; k++) {
                 uint32_t gid = (uint32_t) req->gids[k];
                 const HashEntry *e = policy_ht_get(&p->by_gid, &gid, sizeof gid);
-                bool seen = false;
 
-                for (size_t j = 0; e && j < n_hits && !seen; j++)
-                        seen = hits[j] == e;
-                if (!e || seen)
-                        continue;
-                if (n_hits == MAX_GROUP_SOURCES)
-                        return add_source(c, n, &p->by_gid_all); /* not all of them are its groups */
-                hits[n_hits++] = e;
+                if (e)
+                        (void) hit_add(hits, &n_hits, e, &full);
+                e = has_key ? arg_key_get(&p->by_gid_arg, key, gid) : NULL;
+                if (e)
+                        (void) hit_add(arg_hits, &n_arg_hits, e, &full);
         }
+        if (full)
+                return add_source(c, n, &p->by_gid_all); /* not all of them are its groups */
         for (size_t j = 0; j < n_hits; j++)
                 if (!add_subject_entry(c, n, hits[j]))
+                        return false;
+        for (size_t j = 0; j < n_arg_hits; j++)
+                if (!add_subject_entry(c, n, arg_hits[j]))
                         return false;
         return true;
 }
 
-static bool collect(const Policy *p, const PolicyRequest *req, Cursor *c, size_t *n) {
+static bool collect(const Policy *p, const PolicyRequest *req, ArgKey *key, bool has_key, Cursor *c, size_t *n) {
         if (req->path) {
                 if (!add_entry(c, n, policy_ht_get(&p->by_path, req->path, strlen(req->path))) ||
                     !add_prefixes(p, c, n, req->path))
@@ -605,14 +716,18 @@ static bool collect(const Policy *p, const PolicyRequest *req, Cursor *c, size_t
                 if (req->path && p->by_content.n > 0 && !add_source(c, n, &p->deny_pathlike))
                         return false;
         }
-        return add_subject(p, req, c, n) && add_source(c, n, &p->rest);
+        return add_subject(p, req, key, has_key, c, n) && add_source(c, n, &p->rest);
 }
 
 int policy_foreach_candidate(const Policy *p, const PolicyRequest *req, PolicyCandidateFn fn, void *userdata) {
+        _cleanup_(arg_key_done) ArgKey key = {};
         Cursor c[MAX_SOURCES];
         size_t n = 0;
+        int has_key;
 
-        if (!collect(p, req, c, &n)) {
+        has_key = arg_key_init(p, req, &key);
+        /* without memory for the key, walk every rule: slower, same answer */
+        if (has_key < 0 || !collect(p, req, &key, has_key > 0, c, &n)) {
                 for (size_t i = 0; i < p->n_rules; i++) {
                         int r = fn(p, (uint32_t) i, false, userdata);
                         if (r != 0)

@@ -267,6 +267,9 @@ struct Policy {
         HashTable by_content;  /* registered content hash -> list: rules, value: deny paths */
         HashTable by_uid;      /* uid -> rules without a program key, filed by `uids` or `users` */
         HashTable by_gid;      /* gid -> rules without a program key, filed by `groups` */
+        HashTable by_uid_arg;  /* first argument + uid -> allow/approve rules of by_uid whose first
+                                * argument pattern is literal (policy-index.c) */
+        HashTable by_gid_arg;  /* first argument + gid -> the same for rules filed by `groups` */
         IdxList by_gid_all;    /* every rule filed by `groups`: for requesters in very many groups */
         IdxList deny_gid;      /* deny rules filed by `groups`: candidates when groups are unknown */
         IdxList rest;          /* rules none of the tables finds */

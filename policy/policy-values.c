@@ -122,7 +122,7 @@ int policy_parse_string(ParseCtx *c, json_t *v, size_t max, const char **ret) {
 }
 
 static int parse_strv_element(ParseCtx *c, json_t *e, size_t max_len, PolicyStrCheck check, char **ret) {
-        const char *s;
+        const char *s = NULL;
         int r;
 
         r = policy_parse_string(c, e, max_len, &s);

@@ -407,6 +407,11 @@ void audit_db_close(AuditDb *d) {
                 return;
         sqlite3_finalize(d->insert_row);
         sqlite3_finalize(d->set_meta);
+        sqlite3_finalize(d->begin);
+        sqlite3_finalize(d->commit);
+        sqlite3_finalize(d->savepoint);
+        sqlite3_finalize(d->release);
+        audit_state_cache_done(d);
         sqlite3_close_v2(d->db);
         safe_close(d->fd);
         safe_close(d->head_fd);

@@ -82,6 +82,7 @@ typedef enum AuditColumnType {
 typedef struct AuditColumn {
         const char *name;
         AuditColumnType type;
+        bool required; /* NOT NULL in the schema */
 } AuditColumn;
 
 typedef struct AuditTable {
@@ -94,6 +95,17 @@ typedef struct AuditTable {
 
 const AuditTable *audit_table_find(const char *name);
 
+/* Statements of state changes, prepared once per shape: (table, the columns it sets,
+ * update or upsert). More shapes than this evict the oldest. */
+#define AUDIT_STMT_CACHE 32
+
+typedef struct AuditStmtCache {
+        const AuditTable *table;
+        uint32_t columns; /* bit i: table->columns[i] */
+        bool insert;
+        sqlite3_stmt *stmt;
+} AuditStmtCache;
+
 /* A value copied out of JSON at submit time, so the writer never touches json_t. */
 typedef struct AuditValue {
         unsigned column; /* index into table->columns */
@@ -105,16 +117,20 @@ typedef struct AuditValue {
 
 typedef struct AuditStateCopy {
         const AuditTable *table;
-        AuditValue *values;
+        AuditValue *values; /* in column order */
         size_t n_values;
+        uint32_t columns; /* bit i: the change sets table->columns[i] */
 } AuditStateCopy;
 
 /* -EINVAL for an unknown table, a column not in it, a missing key or a value of the
  * wrong type. */
 int audit_state_copy(const AuditState *in, AuditStateCopy *ret);
 void audit_state_copy_done(AuditStateCopy *c);
-/* Runs the upsert on db. Returns the SQLite result code. */
-int audit_state_upsert(sqlite3 *db, const AuditStateCopy *c);
+typedef struct AuditDb AuditDb;
+/* Runs the upsert on the writer's connection, with its cached statements. Returns the
+ * SQLite result code. */
+int audit_state_upsert(AuditDb *d, const AuditStateCopy *c);
+void audit_state_cache_done(AuditDb *d);
 int audit_state_load(sqlite3 *db, const AuditTable *t, const char *where_state, json_t **ret);
 
 /* ---- the database (agent-audit-db.c) ---- */
@@ -136,7 +152,7 @@ typedef struct AuditChain {
         int64_t epoch_first_seq; /* first row of this epoch (seq + 1 while it has none) */
 } AuditChain;
 
-typedef struct AuditDb {
+struct AuditDb {
         sqlite3 *db;
         int dir_fd;
         int fd;      /* our O_NOFOLLOW descriptor: the identity SQLite must match */
@@ -155,7 +171,11 @@ typedef struct AuditDb {
         int64_t sealed_from; /* meta.sealed_from: the first end row, 0 if none yet */
         sqlite3_stmt *insert_row;
         sqlite3_stmt *set_meta;
-} AuditDb;
+        /* the batch's own statements: parsed once, not at every row */
+        sqlite3_stmt *begin, *commit, *savepoint, *release;
+        AuditStmtCache upserts[AUDIT_STMT_CACHE];
+        unsigned upserts_next; /* the entry a miss replaces when all are taken */
+};
 
 /* Opens and checks the database in dir (creating it if missing). On refusal returns
  * -errno and *ret_reason says why in English ("audit database is corrupt (…); …"). */
@@ -189,6 +209,9 @@ int audit_db_errno(int rc, int sys_errno);
 bool audit_db_rc_is_corrupt(int rc);
 /* Runs one statement without results; returns the SQLite result code. */
 int audit_db_exec(sqlite3 *db, const char *sql);
+/* Runs a cached statement without results (and resets it); the SQLite result code,
+ * SQLITE_OK for done. */
+int audit_db_step(sqlite3_stmt *s);
 
 /* ---- jobs between the loop and the writer (agent-audit.c, agent-audit-write.c) ---- */
 

@@ -42,6 +42,14 @@ int audit_db_prepare_cached(AuditDb *d) {
                                         "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                         -1, SQLITE_PREPARE_PERSISTENT, &d->set_meta, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(d->db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &d->begin, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(d->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &d->commit, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(d->db, "SAVEPOINT entry", -1, SQLITE_PREPARE_PERSISTENT, &d->savepoint, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(d->db, "RELEASE entry", -1, SQLITE_PREPARE_PERSISTENT, &d->release, NULL);
         return rc;
 }
 

@@ -85,6 +85,13 @@ int audit_db_exec(sqlite3 *db, const char *sql) {
         return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+int audit_db_step(sqlite3_stmt *s) {
+        int rc = sqlite3_step(s);
+
+        (void) sqlite3_reset(s);
+        return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 int audit_db_sql_reason(AuditDb *d, int rc, char **ret_reason) {
         *ret_reason = audit_db_reason(rc, sqlite3_system_errno(d->db), sqlite3_errmsg(d->db), d->path);
         return audit_db_errno(rc, sqlite3_system_errno(d->db)) ?: -EIO;

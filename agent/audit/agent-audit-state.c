@@ -11,6 +11,9 @@
  *    writer thread never touches json_t.
  *  - Values are strings, integers, booleans (stored 0/1) or null. Objects and arrays
  *    are accepted for TEXT columns and stored as canonical JSON text; reals never.
+ *  - Statements are cached per shape of change (table, columns set, update or upsert);
+ *    the SQL of a shape is always the same text, because values are bound in column
+ *    order.
  */
 
 #include <stdio.h>
@@ -21,15 +24,18 @@
 #define COLUMN_TEXT_MAX AUDIT_DATA_MAX
 
 static const AuditColumn requests_columns[] = {
-        { "id", AUDIT_COLUMN_TEXT },     { "uid", AUDIT_COLUMN_INTEGER },     { "user", AUDIT_COLUMN_TEXT },
-        { "state", AUDIT_COLUMN_TEXT },  { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER },
-        { "rule", AUDIT_COLUMN_TEXT },   { "action", AUDIT_COLUMN_TEXT },     { "program", AUDIT_COLUMN_TEXT },
-        { "sha256", AUDIT_COLUMN_TEXT }, { "argv", AUDIT_COLUMN_TEXT },       { "reason", AUDIT_COLUMN_TEXT },
-        { "run_as", AUDIT_COLUMN_TEXT }, { "session", AUDIT_COLUMN_TEXT },    { "data", AUDIT_COLUMN_TEXT },
+        { "id", AUDIT_COLUMN_TEXT, true },   { "uid", AUDIT_COLUMN_INTEGER, true },
+        { "user", AUDIT_COLUMN_TEXT },       { "state", AUDIT_COLUMN_TEXT, true },
+        { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER },
+        { "rule", AUDIT_COLUMN_TEXT },       { "action", AUDIT_COLUMN_TEXT },
+        { "program", AUDIT_COLUMN_TEXT },    { "sha256", AUDIT_COLUMN_TEXT },
+        { "argv", AUDIT_COLUMN_TEXT },       { "reason", AUDIT_COLUMN_TEXT },
+        { "run_as", AUDIT_COLUMN_TEXT },     { "session", AUDIT_COLUMN_TEXT },
+        { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn launches_columns[] = {
-        { "request", AUDIT_COLUMN_TEXT },        { "pid", AUDIT_COLUMN_INTEGER },
+        { "request", AUDIT_COLUMN_TEXT, true },  { "pid", AUDIT_COLUMN_INTEGER },
         { "cgroup", AUDIT_COLUMN_TEXT },         { "started", AUDIT_COLUMN_INTEGER },
         { "boot_id", AUDIT_COLUMN_TEXT },        { "deadline", AUDIT_COLUMN_INTEGER },
         { "ended", AUDIT_COLUMN_INTEGER },       { "exit_code", AUDIT_COLUMN_INTEGER },
@@ -39,27 +45,30 @@ static const AuditColumn launches_columns[] = {
 };
 
 static const AuditColumn pending_columns[] = {
-        { "id", AUDIT_COLUMN_TEXT },          { "ticket", AUDIT_COLUMN_TEXT },     { "uid", AUDIT_COLUMN_INTEGER },
-        { "state", AUDIT_COLUMN_TEXT },       { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER },
-        { "deadline", AUDIT_COLUMN_INTEGER }, { "boot_id", AUDIT_COLUMN_TEXT },    { "rule", AUDIT_COLUMN_TEXT },
-        { "run_as", AUDIT_COLUMN_TEXT },      { "sha256", AUDIT_COLUMN_TEXT },     { "scope", AUDIT_COLUMN_TEXT },
-        { "session", AUDIT_COLUMN_TEXT },     { "nonce", AUDIT_COLUMN_TEXT },      { "epoch", AUDIT_COLUMN_INTEGER },
-        { "data", AUDIT_COLUMN_TEXT },
+        { "id", AUDIT_COLUMN_TEXT, true },     { "ticket", AUDIT_COLUMN_TEXT, true },
+        { "uid", AUDIT_COLUMN_INTEGER, true }, { "state", AUDIT_COLUMN_TEXT, true },
+        { "created", AUDIT_COLUMN_INTEGER },   { "updated", AUDIT_COLUMN_INTEGER },
+        { "deadline", AUDIT_COLUMN_INTEGER },  { "boot_id", AUDIT_COLUMN_TEXT },
+        { "rule", AUDIT_COLUMN_TEXT },         { "run_as", AUDIT_COLUMN_TEXT },
+        { "sha256", AUDIT_COLUMN_TEXT },       { "scope", AUDIT_COLUMN_TEXT },
+        { "session", AUDIT_COLUMN_TEXT },      { "nonce", AUDIT_COLUMN_TEXT },
+        { "epoch", AUDIT_COLUMN_INTEGER },     { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn grants_columns[] = {
-        { "id", AUDIT_COLUMN_TEXT },         { "uid", AUDIT_COLUMN_INTEGER },     { "state", AUDIT_COLUMN_TEXT },
-        { "created", AUDIT_COLUMN_INTEGER }, { "updated", AUDIT_COLUMN_INTEGER }, { "expires", AUDIT_COLUMN_INTEGER },
-        { "boot_id", AUDIT_COLUMN_TEXT },    { "rule", AUDIT_COLUMN_TEXT },       { "run_as", AUDIT_COLUMN_TEXT },
-        { "sha256", AUDIT_COLUMN_TEXT },     { "scope", AUDIT_COLUMN_TEXT },      { "session", AUDIT_COLUMN_TEXT },
-        { "approver", AUDIT_COLUMN_TEXT },   { "request", AUDIT_COLUMN_TEXT },    { "data", AUDIT_COLUMN_TEXT },
+        { "id", AUDIT_COLUMN_TEXT, true },    { "uid", AUDIT_COLUMN_INTEGER, true },
+        { "state", AUDIT_COLUMN_TEXT, true }, { "created", AUDIT_COLUMN_INTEGER },
+        { "updated", AUDIT_COLUMN_INTEGER },  { "expires", AUDIT_COLUMN_INTEGER },
+        { "boot_id", AUDIT_COLUMN_TEXT },     { "rule", AUDIT_COLUMN_TEXT },
+        { "run_as", AUDIT_COLUMN_TEXT },      { "sha256", AUDIT_COLUMN_TEXT },
+        { "scope", AUDIT_COLUMN_TEXT },       { "session", AUDIT_COLUMN_TEXT },
+        { "approver", AUDIT_COLUMN_TEXT },    { "request", AUDIT_COLUMN_TEXT },
+        { "data", AUDIT_COLUMN_TEXT },
 };
 
 static const AuditColumn attempts_columns[] = {
-        { "key", AUDIT_COLUMN_TEXT },
-        { "failures", AUDIT_COLUMN_INTEGER },
-        { "next_allowed", AUDIT_COLUMN_INTEGER },
-        { "boot_id", AUDIT_COLUMN_TEXT },
+        { "key", AUDIT_COLUMN_TEXT, true },       { "failures", AUDIT_COLUMN_INTEGER, true },
+        { "next_allowed", AUDIT_COLUMN_INTEGER }, { "boot_id", AUDIT_COLUMN_TEXT },
         { "updated", AUDIT_COLUMN_INTEGER },
 };
 
@@ -70,6 +79,11 @@ static const AuditTable tables[] = {
         { "grants", "id", "state", grants_columns, ELEMENTSOF(grants_columns) },
         { "attempts", "key", NULL, attempts_columns, ELEMENTSOF(attempts_columns) },
 };
+
+_Static_assert(ELEMENTSOF(requests_columns) <= 32 && ELEMENTSOF(launches_columns) <= 32 &&
+                       ELEMENTSOF(pending_columns) <= 32 && ELEMENTSOF(grants_columns) <= 32 &&
+                       ELEMENTSOF(attempts_columns) <= 32,
+               "a change's columns are a 32-bit set");
 
 const AuditTable *audit_table_find(const char *name) {
         if (!name)
@@ -167,6 +181,15 @@ int audit_state_copy(const AuditState *in, AuditStateCopy *ret) {
         }
         if (!has_key)
                 return -EINVAL;
+        /* column order: one shape of change, one statement (a change has a few values) */
+        for (size_t i = 1; i < c.n_values; i++)
+                for (size_t k = i; k > 0 && c.values[k - 1].column > c.values[k].column; k--) {
+                        AuditValue t = c.values[k];
+                        c.values[k] = c.values[k - 1];
+                        c.values[k - 1] = t;
+                }
+        for (size_t i = 0; i < c.n_values; i++)
+                c.columns |= UINT32_C(1) << c.values[i].column;
         *ret = c;
         c = (AuditStateCopy){};
         return 0;
@@ -218,14 +241,51 @@ static char *upsert_sql(const AuditStateCopy *c, bool insert) {
         return buf;
 }
 
-static int run_bound(sqlite3 *db, const char *sql, const AuditStateCopy *c) {
-        sqlite3_stmt *s = NULL;
+void audit_state_cache_done(AuditDb *d) {
+        for (size_t i = 0; i < AUDIT_STMT_CACHE; i++)
+                sqlite3_finalize(d->upserts[i].stmt);
+        memset(d->upserts, 0, sizeof(d->upserts));
+        d->upserts_next = 0;
+}
+
+/* The statement of this shape of change, prepared at its first use. */
+static int stmt_get(AuditDb *d, const AuditStateCopy *c, bool insert, sqlite3_stmt **ret) {
+        _cleanup_free_ char *sql = NULL;
+        AuditStmtCache *e;
         int rc;
 
-        rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        for (size_t i = 0; i < AUDIT_STMT_CACHE; i++) {
+                e = &d->upserts[i];
+                if (e->stmt && e->table == c->table && e->columns == c->columns && e->insert == insert) {
+                        *ret = e->stmt;
+                        return SQLITE_OK;
+                }
+        }
+        sql = upsert_sql(c, insert);
+        if (!sql)
+                return SQLITE_NOMEM;
+        e = &d->upserts[d->upserts_next];
+        d->upserts_next = (d->upserts_next + 1) % AUDIT_STMT_CACHE;
+        sqlite3_finalize(e->stmt);
+        *e = (AuditStmtCache){ .table = c->table, .columns = c->columns, .insert = insert };
+        rc = sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &e->stmt, NULL);
+        if (rc != SQLITE_OK) {
+                sqlite3_finalize(e->stmt);
+                e->stmt = NULL;
+                return rc;
+        }
+        *ret = e->stmt;
+        return SQLITE_OK;
+}
+
+static int run_bound(AuditDb *d, const AuditStateCopy *c, bool insert) {
+        sqlite3_stmt *s;
+        int rc;
+
+        rc = stmt_get(d, c, insert, &s);
         if (rc != SQLITE_OK)
                 return rc;
-        for (size_t i = 0; i < c->n_values; i++) {
+        for (size_t i = 0; i < c->n_values && rc == SQLITE_OK; i++) {
                 const AuditValue *v = &c->values[i];
                 int col = (int) i + 1;
 
@@ -235,34 +295,35 @@ static int run_bound(sqlite3 *db, const char *sql, const AuditStateCopy *c) {
                         rc = sqlite3_bind_text(s, col, v->text, (int) v->text_len, SQLITE_STATIC);
                 else
                         rc = sqlite3_bind_null(s, col);
-                if (rc != SQLITE_OK)
-                        break;
         }
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(s);
-        sqlite3_finalize(s);
+        (void) sqlite3_reset(s);
+        (void) sqlite3_clear_bindings(s); /* the values are the caller's: no pointer stays */
         return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int audit_state_upsert(sqlite3 *db, const AuditStateCopy *c) {
-        _cleanup_free_ char *update = NULL, *insert = NULL;
+/* Does the change set every NOT NULL column of its table? */
+static bool has_required(const AuditStateCopy *c) {
+        for (size_t i = 0; i < c->table->n_columns; i++)
+                if (c->table->columns[i].required && !(c->columns & (UINT32_C(1) << i)))
+                        return false;
+        return true;
+}
+
+int audit_state_upsert(AuditDb *d, const AuditStateCopy *c) {
         int rc;
 
         /* SQLite checks NOT NULL on the proposed row before ON CONFLICT decides to update,
          * so a partial change ({id, state}) of an existing request would be refused by the
-         * upsert alone: update what exists first, insert (upsert) only if nothing was. */
-        if (c->n_values > 1) {
-                update = upsert_sql(c, false);
-                if (!update)
-                        return SQLITE_NOMEM;
-                rc = run_bound(db, update, c);
-                if (rc != SQLITE_OK || sqlite3_changes(db) > 0)
+         * upsert alone: update what exists first, insert (upsert) only if nothing was. A
+         * change with every NOT NULL column (a new request, a new launch) is one upsert. */
+        if (c->n_values > 1 && !has_required(c)) {
+                rc = run_bound(d, c, false);
+                if (rc != SQLITE_OK || sqlite3_changes(d->db) > 0)
                         return rc;
         }
-        insert = upsert_sql(c, true);
-        if (!insert)
-                return SQLITE_NOMEM;
-        return run_bound(db, insert, c);
+        return run_bound(d, c, true);
 }
 
 static json_t *column_json(sqlite3_stmt *s, int i) {

@@ -278,7 +278,7 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         if (j->kind == AUDIT_JOB_PROBE)
                 return 0;
         memcpy(d->secrets->entry_key, d->secrets->key, AUDIT_KEY_LEN);
-        rc = audit_db_exec(d->db, "SAVEPOINT entry");
+        rc = audit_db_step(d->savepoint);
         if (rc != SQLITE_OK)
                 return batch_fail(d, e, rc);
 
@@ -287,7 +287,7 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         if (j->kind == AUDIT_JOB_ARCHIVE)
                 r = audit_archive_commit(a, j);
         for (size_t i = 0; r >= 0 && i < j->n_state; i++) {
-                rc = audit_state_upsert(d->db, &j->state[i]);
+                rc = audit_state_upsert(d, &j->state[i]);
                 if (rc == SQLITE_OK)
                         continue;
                 if (audit_db_errno(rc, 0) == -EINVAL)
@@ -298,14 +298,14 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         if (r >= 0)
                 r = append_row(a, j, e);
         if (r >= 0 && !is_batch_error(e)) {
-                rc = audit_db_exec(d->db, "RELEASE entry");
+                rc = audit_db_step(d->release);
                 return rc == SQLITE_OK ? 0 : batch_fail(d, e, rc);
         }
         if (is_batch_error(e))
                 return r; /* the whole transaction goes */
 
         (void) audit_db_exec(d->db, "ROLLBACK TO entry");
-        (void) audit_db_exec(d->db, "RELEASE entry");
+        (void) audit_db_step(d->release);
         d->chain = saved;
         d->need_scrub = saved_scrub;
         d->sealed_from = saved_sealed_from;
@@ -375,7 +375,7 @@ static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq,
         AuditDb *d = a->db;
         int r = 0, rc;
 
-        rc = audit_db_exec(d->db, "BEGIN IMMEDIATE");
+        rc = audit_db_step(d->begin);
         if (rc != SQLITE_OK)
                 return batch_fail(d, e, rc);
         if (d->seal_pending)
@@ -392,7 +392,7 @@ static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq,
         if (r >= 0 && !is_batch_error(e))
                 r = update_head(d, e);
         if (r >= 0 && !is_batch_error(e)) {
-                rc = audit_db_exec(d->db, "COMMIT");
+                rc = audit_db_step(d->commit);
                 if (rc != SQLITE_OK)
                         r = batch_fail(d, e, rc);
         }

@@ -33,10 +33,10 @@ typedef struct BinaryMountEntry {
         char fstype[BINARY_FSTYPE_MAX]; /* "" if the name was too long: never trusted */
 } BinaryMountEntry;
 
-typedef struct BinaryMountTable {
+struct BinaryMountTable {
         BinaryMountEntry *entries;
         size_t n;
-} BinaryMountTable;
+};
 
 /* Parses /proc/self/mountinfo (the agent's own mount namespace). */
 int binary_mount_table_load(BinaryMountTable *ret);

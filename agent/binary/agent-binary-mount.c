@@ -200,6 +200,28 @@ int binary_mount_table_load(BinaryMountTable *ret) {
         return 0;
 }
 
+int binary_mounts_load(BinaryMountTable **ret) {
+        BinaryMountTable *t = calloc(1, sizeof(*t));
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        r = binary_mount_table_load(t);
+        if (r < 0) {
+                free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+void binary_mounts_free(BinaryMountTable *t) {
+        if (!t)
+                return;
+        binary_mount_table_done(t);
+        free(t);
+}
+
 void binary_mount_table_done(BinaryMountTable *t) {
         free(t->entries);
         *t = (BinaryMountTable){};

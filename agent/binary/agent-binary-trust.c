@@ -417,7 +417,7 @@ int binary_resolve_trusted(const char *path, const BinaryMountTable *mt, int *re
         return 0;
 }
 
-int binary_trusted_directory(int dirfd, char **ret_path, char **ret_error) {
+int binary_trusted_directory(int dirfd, const BinaryMountTable *mounts, char **ret_path, char **ret_error) {
         _cleanup_(binary_mount_table_done) BinaryMountTable mt = {};
         BinaryTrust t = {};
         struct statx sx;
@@ -435,9 +435,9 @@ int binary_trusted_directory(int dirfd, char **ret_path, char **ret_error) {
                 *ret_error = strdup_printf("the working directory cannot be used: %s", strerror(-r));
                 return r;
         }
-        r = binary_mount_table_load(&mt);
+        r = mounts ? 0 : binary_mount_table_load(&mt);
         if (r >= 0)
-                r = binary_trust_inspect(dirfd, true, false, &mt, &t);
+                r = binary_trust_inspect(dirfd, true, false, mounts ?: &mt, &t);
         if (r < 0) {
                 *ret_error = strdup_printf("the working directory cannot be inspected: %s", strerror(-r));
                 return r;

@@ -325,10 +325,12 @@ static int prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Bi
         r = open_own(client_fd, o, what, d, b, ret_error);
         if (r < 0)
                 return r;
-        r = binary_mount_table_load(&mt);
-        if (r < 0)
-                return fail(r, ret_error, "cannot read the agent's mount table: %s", strerror(-r));
-        r = decide(b, o, &mt, d, ret_error);
+        if (!o->mounts) {
+                r = binary_mount_table_load(&mt);
+                if (r < 0)
+                        return fail(r, ret_error, "cannot read the agent's mount table: %s", strerror(-r));
+        }
+        r = decide(b, o, o->mounts ?: &mt, d, ret_error);
         if (r < 0)
                 return r;
 
@@ -345,7 +347,7 @@ static int prepare(int client_fd, const BinaryOptions *o, BinaryCache *cache, Bi
         if (o->want_exec) {
                 BinaryExec x = { .interpreter_fd = -EBADF };
 
-                r = binary_check_exec(b->fd, d, &mt, &x, ret_error);
+                r = binary_check_exec(b->fd, d, o->mounts ?: &mt, &x, ret_error);
                 if (r < 0)
                         return r;
                 b->script = x.script;

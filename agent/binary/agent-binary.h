@@ -56,16 +56,24 @@ uint64_t copy_budget_default_total(void);
 /* Bytes held now by everyone and by uid. */
 void copy_budget_held(CopyBudget *b, uid_t uid, uint64_t *ret_all, uint64_t *ret_uid);
 
+/* The agent's mount table (which file systems are local, nosuid, noexec). */
+typedef struct BinaryMountTable BinaryMountTable;
+/* Read once for every file of one inspection (BinaryOptions.mounts): the program, its
+ * file arguments and the working directory. */
+int binary_mounts_load(BinaryMountTable **ret);
+void binary_mounts_free(BinaryMountTable *t);
+
 typedef struct BinaryOptions {
-        uint64_t max_copy_size;    /* larger files are refused (-EFBIG) */
-        CopyBudget *copy_budget;   /* where a copy reserves its size; NULL: not accounted */
-        uid_t uid;                 /* whose request the copy is for */
-        uint64_t uid_copy_budget;  /* that uid's limit; a copy over it is refused (-EDQUOT) */
-        const atomic_bool *cancel; /* set once nobody waits for the result: reading stops (-ECANCELED) */
-        int tmpfile_dir_fd;        /* root-only directory for the O_TMPFILE fallback, or -1 */
-        bool want_exec;            /* program (true) or file argument (false) */
-        bool force_copy;           /* tests: never trust in place */
-        bool force_tmpfile;        /* tests: use the O_TMPFILE fallback even where memfds may be executed */
+        uint64_t max_copy_size;         /* larger files are refused (-EFBIG) */
+        CopyBudget *copy_budget;        /* where a copy reserves its size; NULL: not accounted */
+        uid_t uid;                      /* whose request the copy is for */
+        uint64_t uid_copy_budget;       /* that uid's limit; a copy over it is refused (-EDQUOT) */
+        const atomic_bool *cancel;      /* set once nobody waits for the result: reading stops (-ECANCELED) */
+        int tmpfile_dir_fd;             /* root-only directory for the O_TMPFILE fallback, or -1 */
+        const BinaryMountTable *mounts; /* the agent's mount table, or NULL: read for this call */
+        bool want_exec;                 /* program (true) or file argument (false) */
+        bool force_copy;                /* tests: never trust in place */
+        bool force_tmpfile;             /* tests: use the O_TMPFILE fallback even where memfds may be executed */
 } BinaryOptions;
 
 #define BINARY_IDENTICAL_MAX 3 /* /usr/bin, /usr/sbin, /usr/local/bin */
@@ -124,7 +132,7 @@ int binary_hash_path(const char *path, uint8_t ret[static SHA256_LEN]);
 /* For `cwd: inherit`: 0 and the real path if the directory behind dirfd (O_PATH ok) and
  * every parent are root-owned, not group/other writable and reachable by that path in
  * the agent's mount namespace; -EPERM with *ret_error otherwise. */
-int binary_trusted_directory(int dirfd, char **ret_path, char **ret_error);
+int binary_trusted_directory(int dirfd, const BinaryMountTable *mounts, char **ret_path, char **ret_error);
 
 /* Whether memfds may be executed here (vm.memfd_noexec < 2); probed once. */
 bool binary_memfd_exec_allowed(void);

@@ -168,7 +168,6 @@ static int find_cgroup2_mount(const char *own, char **ret_mount, char **ret_rel)
 int cgroup_of_proc(int proc_dirfd, char **ret) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        char *p, *end, *s;
         int r;
 
         if (proc_dirfd < 0 || !ret)
@@ -179,8 +178,14 @@ int cgroup_of_proc(int proc_dirfd, char **ret) {
         r = read_fd_full(fd, CGROUP_FILE_MAX, &buf, NULL);
         if (r < 0)
                 return r;
+        return cgroup_parse_unified(buf, ret);
+}
 
-        for (p = buf; *p; p = end + 1) {
+int cgroup_parse_unified(const char *text, char **ret) {
+        const char *p, *end;
+        char *s;
+
+        for (p = text; *p; p = end + 1) {
                 end = strchrnul(p, '\n');
                 if (strncmp(p, "0::", 3) == 0 && p[3] == '/') {
                         s = strndup(p + 3, (size_t) (end - p - 3));
@@ -456,16 +461,17 @@ int cgroup_launch_kill(Cgroups *c, const char *name) {
 
 int cgroup_launch_populated(Cgroups *c, const char *name) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
+        char buf[256]; /* "populated N" is its first line; one read, at every exit */
         const char *p;
-        int r;
+        ssize_t n;
 
         fd = launch_open(c, name, "cgroup.events", O_RDONLY);
         if (fd < 0)
                 return fd;
-        r = read_fd_full(fd, CGROUP_FILE_MAX, &buf, NULL);
-        if (r < 0)
-                return r;
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+                return negative_errno();
+        buf[n] = 0;
         for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
                 if (strncmp(p, "populated ", 10) == 0)
                         return p[10] == '1' ? 1 : p[10] == '0' ? 0 : -EBADMSG;
@@ -585,6 +591,11 @@ int cgroup_launch_remove(Cgroups *c, const char *name) {
         r = launch_dir(name, dir);
         if (r < 0)
                 return r;
+        /* mostly a leaf: one rmdir; a program that made cgroups of its own leaves children */
+        if (unlinkat(c->base_fd, dir, AT_REMOVEDIR) >= 0)
+                return 0;
+        if (errno != EBUSY && errno != ENOTEMPTY)
+                return negative_errno();
         return remove_tree(c->base_fd, dir, 0);
 }
 
@@ -598,6 +609,10 @@ static bool path_in_launch(const Cgroups *c, const char *path, const char *name)
                 return path[n] != 0 && path[n] != '/';
         k = strlen(name);
         return strncmp(path + n, name, k) == 0 && (path[n + k] == 0 || path[n + k] == '/');
+}
+
+bool cgroup_path_in_launch(const Cgroups *c, const char *path) {
+        return c && path && path_in_launch(c, path, NULL);
 }
 
 int cgroup_pid_in_launch(Cgroups *c, int proc_dirfd) {

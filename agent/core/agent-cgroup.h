@@ -58,5 +58,10 @@ char *cgroup_launch_events_path(Cgroups *c, const char *name);
  * cgroups: 1 yes, 0 no, <0 unknown (callers treat unknown as yes). */
 int cgroup_pid_in_launch(Cgroups *c, int proc_dirfd);
 
+/* The same for a cgroup path already read (cgroup_parse_unified). */
+bool cgroup_path_in_launch(const Cgroups *c, const char *path);
+
 /* Reads the cgroup path of a process ("0::" line) from its /proc directory fd. */
 int cgroup_of_proc(int proc_dirfd, char **ret);
+/* The "0::" path of a /proc/PID/cgroup text already read; -ENODATA without one. */
+int cgroup_parse_unified(const char *text, char **ret);

@@ -47,29 +47,37 @@ static int pidfd_alive(int pidfd) {
         return 0;
 }
 
-static int read_proc_file(int proc_fd, const char *name, char **ret) {
+#define PROC_FILE_MAX 16383
+
+/* name below dir_fd (AT_FDCWD: an absolute path). The kernel makes each file read here
+ * (stat, status, cgroup, loginuid, sessionid) whole before it copies any of it, so a read
+ * that returns less than was asked for returned the rest of it: no second read to see the
+ * end (every system call counts here: this runs for each connection). */
+static int read_proc_file(int dir_fd, const char *name, char **ret) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
         ssize_t k;
 
-        fd = openat(proc_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0)
                 return negative_errno();
         /* procfs files ignore offsets for some entries: read sequentially */
-        buf = malloc(16384);
+        buf = malloc(PROC_FILE_MAX + 1);
         if (!buf)
                 return -ENOMEM;
-        while (len < 16383) {
-                k = read(fd, buf + len, 16383 - len);
+        while (len < PROC_FILE_MAX) {
+                size_t want = PROC_FILE_MAX - len;
+
+                k = read(fd, buf + len, want);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return negative_errno();
                 }
-                if (k == 0)
-                        break;
                 len += (size_t) k;
+                if ((size_t) k < want)
+                        break;
         }
         buf[len] = 0;
         *ret = TAKE_PTR(buf);
@@ -136,11 +144,11 @@ static int parse_stat(const char *s, ProcStat *ret) {
         return 0;
 }
 
-static int proc_stat(int proc_fd, ProcStat *ret) {
+static int proc_stat(int dir_fd, const char *name, ProcStat *ret) {
         _cleanup_free_ char *s = NULL;
         int r;
 
-        r = read_proc_file(proc_fd, "stat", &s);
+        r = read_proc_file(dir_fd, name, &s);
         if (r < 0)
                 return r;
         return parse_stat(s, ret);
@@ -220,28 +228,40 @@ static void read_user(Peer *p) {
         }
 }
 
-static bool ns_differs(int proc_fd, const char *ns) {
-        struct stat a, b;
-        char self[64];
+/* The agent's own namespaces, read once: it never calls setns() or unshare(). */
+static struct {
+        bool read;
+        int error;
+        struct stat user, mnt;
+} own_ns;
 
-        snprintf(self, sizeof(self), "/proc/self/ns/%s", ns);
-        if (fstatat(proc_fd, ns, &a, 0) < 0 || stat(self, &b) < 0)
+static bool ns_differs(int proc_fd, const char *ns) {
+        const struct stat *b = streq(ns, "user") ? &own_ns.user : &own_ns.mnt;
+        struct stat a;
+        char path[16];
+
+        if (!own_ns.read) {
+                own_ns.error =
+                        stat("/proc/self/ns/user", &own_ns.user) < 0 || stat("/proc/self/ns/mnt", &own_ns.mnt) < 0;
+                own_ns.read = !own_ns.error;
+        }
+        snprintf(path, sizeof(path), "ns/%s", ns);
+        if (own_ns.error || fstatat(proc_fd, path, &a, 0) < 0)
                 return true; /* unknown counts as different: fail closed */
-        return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
+        return a.st_dev != b->st_dev || a.st_ino != b->st_ino;
 }
 
 static void read_sandbox(Peer *p) {
         static const char *const markers[] = {
                 "flatpak-", "/snap.", "/docker", "/lxc", "libpod-", "/machine.slice/", "/containerd",
         };
-        _cleanup_close_ int nsdir = openat(p->proc_fd, "ns", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 
-        if (nsdir < 0 || ns_differs(nsdir, "user")) {
+        if (ns_differs(p->proc_fd, "user")) {
                 p->sandboxed = true;
                 p->sandbox_reason = strdup("runs in another user namespace");
                 return;
         }
-        if (ns_differs(nsdir, "mnt")) {
+        if (ns_differs(p->proc_fd, "mnt")) {
                 p->sandboxed = true;
                 p->sandbox_reason = strdup("runs in another mount namespace");
                 return;
@@ -254,7 +274,11 @@ static void read_sandbox(Peer *p) {
                 }
 }
 
-static void read_sessions(Peer *p) {
+/* cgroups: the caller's /proc/PID/cgroup, NULL if unread. logind puts every session's
+ * processes in a "session-<id>.scope" (in the unified hierarchy or systemd's named one):
+ * without one in the text, asking sd-login (which reads the file again, and init's) would
+ * only say that there is none. */
+static void read_sessions(Peer *p, const char *cgroups) {
         _cleanup_free_ char *s = NULL, *session = NULL;
         uint64_t n;
 
@@ -268,6 +292,8 @@ static void read_sessions(Peer *p) {
                 p->audit_session = (uint32_t) n;
 
         p->session = POLICY_SESSION_UNKNOWN;
+        if (cgroups && !strstr(cgroups, "/session-"))
+                return;
         if (sd_pid_get_session(p->pid, &session) >= 0) {
                 int remote = sd_session_is_remote(session);
                 p->session = remote > 0    ? POLICY_SESSION_REMOTE
@@ -285,7 +311,7 @@ static void read_sessions(Peer *p) {
  * 0 or 1 (init's, shared by everything not in a session of its own) or a leader that is
  * gone establishes nothing. */
 static void read_session_leader(Peer *p, pid_t sid) {
-        _cleanup_close_ int pidfd = -EBADF, dir = -EBADF;
+        _cleanup_close_ int pidfd = -EBADF;
         char path[32];
         ProcStat st = {};
 
@@ -294,9 +320,8 @@ static void read_session_leader(Peer *p, pid_t sid) {
         pidfd = pidfd_open_raw(sid);
         if (pidfd < 0)
                 return;
-        snprintf(path, sizeof(path), "/proc/%d", (int) sid);
-        dir = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        if (dir < 0 || proc_stat(dir, &st) < 0 || st.session != sid || st.state == 'Z' || st.state == 'X')
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) sid);
+        if (proc_stat(AT_FDCWD, path, &st) < 0 || st.session != sid || st.state == 'Z' || st.state == 'X')
                 return;
         if (pidfd_alive(pidfd) < 0)
                 return;
@@ -307,12 +332,10 @@ static void read_session_leader(Peer *p, pid_t sid) {
 static void read_ancestry(Peer *p, pid_t ppid) {
         while (ppid > 1 && p->n_ancestry < PEER_MAX_ANCESTRY) {
                 char path[32];
-                _cleanup_close_ int fd = -EBADF;
                 ProcStat st = {};
 
-                snprintf(path, sizeof(path), "/proc/%d", (int) ppid);
-                fd = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-                if (fd < 0 || proc_stat(fd, &st) < 0)
+                snprintf(path, sizeof(path), "/proc/%d/stat", (int) ppid);
+                if (proc_stat(AT_FDCWD, path, &st) < 0)
                         break;
                 p->ancestry[p->n_ancestry].pid = ppid;
                 snprintf(p->ancestry[p->n_ancestry].comm, sizeof(p->ancestry[0].comm), "%s", st.comm);
@@ -321,7 +344,23 @@ static void read_ancestry(Peer *p, pid_t ppid) {
         }
 }
 
-static int verify_ids(const Peer *p) {
+/* The "State:" letter of a status text, 0 if there is none. */
+static char status_state(const char *status) {
+        const char *l = status;
+
+        while (l && *l) {
+                if (strncmp(l, "State:", 6) == 0)
+                        return l[6 + strspn(l + 6, " \t")];
+                l = strchr(l, '\n');
+                if (l)
+                        l++;
+        }
+        return 0;
+}
+
+/* The real, effective and saved ids are still the connect-time ones; with ret_exited,
+ * also whether the same reading says the process has exited. */
+static int verify_ids(const Peer *p, bool *ret_exited) {
         _cleanup_free_ char *status = NULL;
         uint32_t u[3], g[3];
         int r;
@@ -334,10 +373,18 @@ static int verify_ids(const Peer *p) {
         for (int i = 0; i < 3; i++)
                 if (u[i] != p->uid || g[i] != p->gid)
                         return -EPERM;
+        if (ret_exited) {
+                char state = status_state(status);
+
+                if (state == 0)
+                        return -EBADMSG;
+                *ret_exited = state == 'Z' || state == 'X';
+        }
         return 0;
 }
 
 int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
+        _cleanup_free_ char *cgroup_text = NULL;
         struct ucred cred;
         socklen_t l = sizeof(cred);
         char path[32];
@@ -375,7 +422,7 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
                 *ret_error = strdup_printf("open %s: %s", path, strerror(-r));
                 return r == -ENOENT ? -ESRCH : r; /* gone (and reaped) */
         }
-        r = proc_stat(p->proc_fd, &st);
+        r = proc_stat(p->proc_fd, "stat", &st);
         if (r < 0) {
                 *ret_error = strdup_printf("reading /proc/%d/stat: %s", (int) p->pid, strerror(-r));
                 return r;
@@ -394,18 +441,18 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
                 }
         }
         p->tty = tty_name(st.tty_nr);
-        r = verify_ids(p);
+        r = verify_ids(p, NULL);
         if (r < 0) {
                 *ret_error = strdup(r == -EPERM ? "real, effective and saved ids differ from the connect-time ids"
                                                 : "cannot read the peer's ids");
                 return r;
         }
-        (void) cgroup_of_proc(p->proc_fd, &p->cgroup);
-        if (cgroups) {
-                r = cgroup_pid_in_launch(cgroups, p->proc_fd);
-                p->nested = r != 0; /* unknown counts as nested */
-        }
-        read_sessions(p);
+        /* read once: the unified path (nested?) and the session's scope (read_sessions) */
+        if (read_proc_file(p->proc_fd, "cgroup", &cgroup_text) >= 0)
+                (void) cgroup_parse_unified(cgroup_text, &p->cgroup);
+        if (cgroups)
+                p->nested = !p->cgroup || cgroup_path_in_launch(cgroups, p->cgroup); /* unknown counts as nested */
+        read_sessions(p, cgroup_text);
         if (!p->logind_session && p->audit_session == UINT32_MAX)
                 read_session_leader(p, st.session);
         read_sandbox(p);
@@ -423,19 +470,17 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
 }
 
 int peer_verify(const Peer *p) {
-        ProcStat st = {};
+        bool exited = true;
         int r;
 
         if (p->pidfd < 0 || p->proc_fd < 0)
                 return -ESRCH;
-        r = verify_ids(p);
+        /* one reading of status: the ids, and the state, since a zombie still answers to
+         * signal 0 ("alive" means not yet exited) */
+        r = verify_ids(p, &exited);
         if (r < 0)
                 return r;
-        /* a zombie still answers to signal 0: "alive" means not yet exited */
-        r = proc_stat(p->proc_fd, &st);
-        if (r < 0)
-                return r;
-        if (st.state == 'Z' || st.state == 'X')
+        if (exited)
                 return -ESRCH;
         return pidfd_alive(p->pidfd);
 }

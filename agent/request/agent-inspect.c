@@ -133,9 +133,7 @@ static bool inspect_cwd_is_callers(const Inspect *j) {
         return sent.st_dev == real.st_dev && sent.st_ino == real.st_ino;
 }
 
-/* Runs on a worker thread: may block on a stuck filesystem. */
-static void inspect_run(void *userdata) {
-        Inspect *j = userdata;
+static void inspect_files(Inspect *j) {
         _cleanup_free_ char *cwd_error = NULL;
         int r;
 
@@ -193,9 +191,29 @@ static void inspect_run(void *userdata) {
         }
         /* only used when the rule says cwd: inherit; cheap, and it may block too */
         j->cwd_is_callers = inspect_cwd_is_callers(j);
-        if (binary_trusted_directory(j->cwd_fd, &j->cwd_path, &cwd_error) < 0)
+        if (binary_trusted_directory(j->cwd_fd, j->opts.mounts, &j->cwd_path, &cwd_error) < 0)
                 j->cwd_path = NULL;
         j->r = 0;
+}
+
+/* Runs on a worker thread: may block on a stuck filesystem. The agent's mount table is
+ * read once for the program, its file arguments and the working directory. */
+static void inspect_run(void *userdata) {
+        Inspect *j = userdata;
+        BinaryMountTable *mounts = NULL;
+        int r;
+
+        r = binary_mounts_load(&mounts);
+        if (r < 0) {
+                j->code = REFUSAL_INTERNAL;
+                j->r = r;
+                j->error = strdup_printf("cannot read the agent's mount table: %s", strerror(-r));
+                return;
+        }
+        j->opts.mounts = mounts;
+        inspect_files(j);
+        j->opts.mounts = NULL;
+        binary_mounts_free(mounts);
 }
 
 static void on_inspected(int result, void *userdata) {

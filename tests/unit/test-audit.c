@@ -841,6 +841,90 @@ START_TEST(test_rows_and_state) {
 }
 END_TEST
 
+/* State changes of more shapes than the writer keeps statements for, keys in either order,
+ * each shape again after it was evicted: every value lands in its own column. A change with
+ * every NOT NULL column of an existing row updates only what it names. */
+START_TEST(test_state_shapes) {
+        static const char *const text_cols[] = { "user", "rule", "action", "program", "sha256", "reason", "run_as" };
+        static const char *const int_cols[] = { "created", "updated" };
+        const size_t n_cols = ELEMENTSOF(text_cols) + ELEMENTSOF(int_cols);
+        char want_text[ELEMENTSOF(text_cols)][32] = {};
+        json_int_t want_int[ELEMENTSOF(int_cols)] = {};
+        Env env;
+        Counter c = {};
+        json_t *row, *state, *r0;
+        AuditState st;
+        AuditEntry en;
+        unsigned submitted = 0;
+
+        env_setup(&env);
+        row = json_pack("{s:s,s:i,s:s}", "id", "req-s", "uid", 1000, "state", "running");
+        st = (AuditState){ .table = "requests", .row = row };
+        en = (AuditEntry){ .event = "request", .request = "req-s", .uid = 1000, .state = &st, .n_state = 1 };
+        ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
+        submitted++;
+        json_decref(row);
+
+        for (unsigned pass = 0; pass < 2; pass++)
+                for (unsigned i = 1; i <= AUDIT_STMT_CACHE + 8; i++) {
+                        /* the second pass backwards: first the shapes still cached, then the
+                         * evicted ones */
+                        unsigned shape = pass ? AUDIT_STMT_CACHE + 9 - i : i, v = pass * 100 + shape;
+
+                        row = json_object();
+                        /* the key first or last, the columns one way or the other (each pass
+                         * meets the other's order): the same shape, the same statement */
+                        if ((pass + shape) % 2)
+                                json_object_set_new(row, "id", json_string("req-s"));
+                        for (size_t at = 0; at < n_cols; at++) {
+                                size_t k = pass ? at : n_cols - 1 - at;
+
+                                if (!(shape & (1u << (k % 6))) || (k >= 6 && !(shape & 32u)))
+                                        continue;
+                                if (k < ELEMENTSOF(text_cols)) {
+                                        snprintf(want_text[k], sizeof want_text[k], "%s-%u", text_cols[k], v);
+                                        json_object_set_new(row, text_cols[k], json_string(want_text[k]));
+                                } else {
+                                        want_int[k - ELEMENTSOF(text_cols)] = v;
+                                        json_object_set_new(row, int_cols[k - ELEMENTSOF(text_cols)], json_integer(v));
+                                }
+                        }
+                        if (!((pass + shape) % 2))
+                                json_object_set_new(row, "id", json_string("req-s"));
+                        st = (AuditState){ .table = "requests", .row = row };
+                        en = (AuditEntry){
+                                .event = "change", .request = "req-s", .uid = 1000, .state = &st, .n_state = 1
+                        };
+                        ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
+                        submitted++;
+                        json_decref(row);
+                }
+        /* every NOT NULL column of the existing row: one upsert, the other columns stay */
+        row = json_pack("{s:s,s:s,s:s,s:i}", "state", "done", "id", "req-s", "rule", "final", "uid", 1000);
+        st = (AuditState){ .table = "requests", .row = row };
+        en = (AuditEntry){ .event = "done", .request = "req-s", .uid = 1000, .state = &st, .n_state = 1 };
+        ck_assert_int_eq(audit_submit(env.audit, &en, on_done, &c), 0);
+        submitted++;
+        json_decref(row);
+        snprintf(want_text[1], sizeof want_text[1], "final");
+        run_until(env.event, &c, submitted);
+        ck_assert_uint_eq(c.failures, 0);
+
+        ck_assert_int_eq(audit_load_state(env.audit, "requests", "done", &state), 0);
+        ck_assert_uint_eq(json_array_size(state), 1);
+        r0 = json_array_get(state, 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(r0, "uid")), 1000);
+        for (size_t k = 0; k < ELEMENTSOF(text_cols); k++)
+                ck_assert_str_eq(json_string_value(json_object_get(r0, text_cols[k])), want_text[k]);
+        for (size_t k = 0; k < ELEMENTSOF(int_cols); k++)
+                ck_assert_int_eq(json_integer_value(json_object_get(r0, int_cols[k])), want_int[k]);
+        json_decref(state);
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+        env_done(&env);
+}
+END_TEST
+
 START_TEST(test_entry_error_spares_the_batch) {
         Env env;
         Counter good = {}, bad = {};
@@ -1755,6 +1839,7 @@ int main(void) {
 
                 tcase_set_timeout(tdb, 120);
                 tcase_add_test(tdb, test_rows_and_state);
+                tcase_add_test(tdb, test_state_shapes);
                 tcase_add_test(tdb, test_entry_error_spares_the_batch);
                 tcase_add_test(tdb, test_triggers_refuse_changes);
                 tcase_add_test(tdb, test_group_commit);

@@ -491,6 +491,28 @@ START_TEST(test_system_binary_in_place) {
         ck_assert_int_ne(b->fd, fd); /* our own descriptor, not the client's */
         ck_assert_int_eq(fcntl(b->fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
         ck_assert_int_eq(run_fd(b->fd), 0);
+
+        /* a mount table read once for a whole inspection is the one used: the same answer
+         * with the agent's, and with one that lacks the file's mount, no trust in place */
+        {
+                BinaryMountTable empty = {};
+                _cleanup_free_ char *dir_path = NULL;
+                int dir = open("/usr/bin", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                binary_free(TAKE_PTR(b));
+                o.mounts = &mt;
+                ck_assert_int_eq(prep_fd(fd, &o, NULL, &b, &err), 0);
+                ck_assert(b->in_place);
+                binary_free(TAKE_PTR(b));
+                o.mounts = &empty;
+                ck_assert_int_eq(prep_fd(fd, &o, NULL, &b, &err), 0);
+                ck_assert(!b->in_place && b->not_in_place);
+                ck_assert_int_eq(binary_trusted_directory(dir, &mt, &dir_path, &err), 0);
+                free(TAKE_PTR(dir_path));
+                free(TAKE_PTR(err));
+                ck_assert_int_eq(binary_trusted_directory(dir, &empty, &dir_path, &err), -EPERM);
+                close(dir);
+        }
         close(fd);
 }
 END_TEST
@@ -1150,13 +1172,13 @@ START_TEST(test_trusted_directory) {
         int fd;
 
         fd = open("/usr/bin", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        ck_assert_int_eq(binary_trusted_directory(fd, &path, &err), 0);
+        ck_assert_int_eq(binary_trusted_directory(fd, NULL, &path, &err), 0);
         ck_assert_str_eq(path, "/usr/bin");
         close(fd);
         free(path);
         path = NULL;
         fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        ck_assert_int_eq(binary_trusted_directory(fd, &path, &err), 0);
+        ck_assert_int_eq(binary_trusted_directory(fd, NULL, &path, &err), 0);
         ck_assert_str_eq(path, scratch);
         close(fd);
 
@@ -1164,24 +1186,24 @@ START_TEST(test_trusted_directory) {
         fd = open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
         free(err);
         err = NULL;
-        ck_assert_int_eq(binary_trusted_directory(fd, &path, &err), -EPERM);
+        ck_assert_int_eq(binary_trusted_directory(fd, NULL, &path, &err), -EPERM);
         assert_msg(err, "owned by uid 65534");
         close(fd);
         make_dir(sp(d, "home/sub"), 0755, 0); /* root's, below the user's */
         fd = open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
         free(err);
         err = NULL;
-        ck_assert_int_eq(binary_trusted_directory(fd, &path, &err), -EPERM);
+        ck_assert_int_eq(binary_trusted_directory(fd, NULL, &path, &err), -EPERM);
         assert_msg(err, "directory /var/tmp/binary-test/home is owned by uid 65534");
         close(fd);
         fd = open("/usr/bin/true", O_PATH | O_CLOEXEC);
         free(err);
         err = NULL;
-        ck_assert_int_eq(binary_trusted_directory(fd, &path, &err), -ENOTDIR);
+        ck_assert_int_eq(binary_trusted_directory(fd, NULL, &path, &err), -ENOTDIR);
         close(fd);
         free(err);
         err = NULL;
-        ck_assert_int_eq(binary_trusted_directory(-EBADF, &path, &err), -EBADF);
+        ck_assert_int_eq(binary_trusted_directory(-EBADF, NULL, &path, &err), -EBADF);
 }
 END_TEST
 

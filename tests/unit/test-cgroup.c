@@ -222,9 +222,13 @@ START_TEST(test_create_list_remove) {
         ck_assert_int_eq(access(events, R_OK), 0);
         ck_assert_ptr_null(cgroup_launch_events_path(cg, "../../etc"));
         ck_assert_int_eq(cgroup_launch_populated(cg, "a1"), 0);
+        /* cgroups a program made below its own go with it (b2: one rmdir is not enough) */
+        ck_assert_int_eq(mkdirat(b, "sub", 0755), 0);
+        ck_assert_int_eq(mkdirat(b, "sub/deeper", 0755), 0);
 
         ck_assert_int_eq(cgroup_launch_remove(cg, "a1"), 0);
         ck_assert_int_eq(cgroup_launch_remove(cg, "b2"), 0);
+        ck_assert_int_eq(faccessat(b, "sub", F_OK, 0), -1);
         ck_assert_int_eq(cgroup_launch_remove(cg, "b2"), -ENOENT);
         ck_assert_int_eq(cgroup_launch_list(cg, &after), 0);
         ck_assert_uint_eq(strv_length(after), 0);

@@ -725,9 +725,15 @@ static ssize_t subj_reference(const SubjRule *rules, size_t n, const SubjReq *q)
                 }
                 if (r->has_args) {
                         bool ok = r->rest ? q->n_args >= r->n_args : q->n_args == r->n_args;
-                        for (size_t k = 0; ok && k < r->n_args; k++)
-                                ok = strcmp(q->args[k], r->args[k]) == 0;
-                        acc = tri_all(acc, ok ? POLICY_TRUE : POLICY_FALSE);
+                        PolicyTri v = POLICY_TRUE;
+
+                        /* a known argument that differs says FALSE, an unknown one UNKNOWN */
+                        for (size_t k = 0; ok && k < q->n_args; k++)
+                                if (!q->args[k])
+                                        v = tri_all(v, POLICY_UNKNOWN);
+                                else if (k < r->n_args)
+                                        ok = strcmp(q->args[k], r->args[k]) == 0;
+                        acc = tri_all(acc, ok ? v : POLICY_FALSE);
                 }
                 if (acc == POLICY_TRUE || (acc == POLICY_UNKNOWN && r->action == POLICY_DENY))
                         return (ssize_t) i;
@@ -749,7 +755,7 @@ static void subj_request(SubjReq *q) {
         snprintf(q->path, sizeof q->path, "/usr/bin/p%u", rnd(5));
         q->n_args = rnd(3);
         for (size_t k = 0; k < q->n_args; k++)
-                q->args[k] = words[rnd(ELEMENTSOF(words))];
+                q->args[k] = rnd(10) == 0 ? NULL : words[rnd(ELEMENTSOF(words))]; /* NULL: unknown */
 }
 
 static void subj_to_request(const SubjReq *q, PolicyRequest *req) {
@@ -932,6 +938,83 @@ START_TEST(test_subject_index_cases) {
 }
 END_TEST
 
+static int count_candidate(const Policy *p, uint32_t i, bool subject_holds, void *userdata) {
+        (void) p, (void) i, (void) subject_holds;
+        (*(size_t *) userdata)++;
+        return 0;
+}
+
+/* Rules filed by subject and first argument: a request walks only those of its own
+ * subjects whose first argument could match, yet every decision is the full walk's. */
+START_TEST(test_subject_arg_index) {
+        _cleanup_free_ char *text = NULL;
+        const char *args_x[] = { "x1", "more" }, *args_y[] = { "y" }, *args_unknown[] = { NULL };
+        gid_t gids[] = { 5000, 5001 };
+        PolicyRequest req = { .uid = 2001, .gids = gids, .n_gids = 2, .trusted_in_place = true };
+        PolicyDecision d;
+        PolicyError err;
+        Policy *p = NULL;
+        size_t len = 0, n;
+        FILE *f;
+
+        /* 600 rules for g0 and g1 and 200 for u1 that each name a literal first argument,
+         * then a deny rule for g0 with one, then one allow rule for g1 without */
+        f = open_memstream(&text, &len);
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"schema\":1,\"rules\":[", f);
+        for (int k = 0; k < 800; k++)
+                fprintf(f,
+                        "%s{\"id\":\"a%d\",\"match\":{\"%s\":[\"%s%d\"],\"args\":[\"x%d\",\"...\"]},"
+                        "\"action\":\"allow\"}",
+                        k ? "," : "", k, k % 4 == 3 ? "users" : "groups", k % 4 == 3 ? "u" : "g",
+                        k % 4 == 3 ? 1 : k % 2, k);
+        fputs(",{\"id\":\"dy\",\"match\":{\"groups\":\"g0\",\"args\":[\"y\"]},\"action\":\"deny\"}", f);
+        fputs(",{\"id\":\"any\",\"match\":{\"groups\":\"g1\"},\"action\":\"allow\"}]}", f);
+        fclose(f);
+        ck_assert_msg(policy_load_buffer(text, strlen(text), "args", &subj_resolver, &p, &err) == 0, "%u:%u: %s",
+                      err.line, err.column, err.message);
+
+        /* "x1": a1 is the only rule its first argument can select */
+        req.args = args_x;
+        req.n_args = 2;
+        n = 0;
+        ck_assert_int_eq(policy_foreach_candidate(p, &req, count_candidate, &n), 0);
+        ck_assert_uint_le(n, 3);
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_str_eq(d.rule->id, "a1");
+        /* another first argument: none of the 800, the deny rule with it, and the catch-all */
+        req.args = args_y;
+        req.n_args = 1;
+        n = 0;
+        ck_assert_int_eq(policy_foreach_candidate(p, &req, count_candidate, &n), 0);
+        ck_assert_uint_le(n, 2);
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_str_eq(d.rule->id, "dy");
+        /* an unknown first argument: no allow rule that names one applies, the deny rule does */
+        req.args = args_unknown;
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_str_eq(d.rule->id, "dy");
+        /* no arguments: only the rule that names none */
+        req.n_args = 0;
+        ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+        ck_assert_str_eq(d.rule->id, "any");
+        /* in more groups than the merger takes one at a time: every group rule, same answer */
+        {
+                gid_t many[40];
+
+                for (int k = 0; k < 40; k++)
+                        many[k] = 5000 + (gid_t) k;
+                req.gids = many;
+                req.n_gids = 40;
+                req.args = args_x;
+                req.n_args = 2;
+                ck_assert_int_eq(policy_match(p, &req, &d, NULL), 0);
+                ck_assert_str_eq(d.rule->id, "a1");
+        }
+        policy_free(p);
+}
+END_TEST
+
 static Suite *match_suite(void) {
         Suite *s = suite_create("policy-match");
         TCase *tc = tcase_create("match");
@@ -948,6 +1031,7 @@ static Suite *match_suite(void) {
         tcase_add_test(tc, test_index_fallback);
         tcase_add_loop_test(tc, test_subject_index_random, 0, 4);
         tcase_add_test(tc, test_subject_index_cases);
+        tcase_add_test(tc, test_subject_arg_index);
         suite_add_tcase(s, tc);
         return s;
 }
