@@ -444,14 +444,19 @@ class Bench:
         finally:
             pt.send_signal(signal.SIGINT)
             pt.wait(60)
-        spans, windows, fsyncs = phases(out, agent.proc.pid)
+        spans, windows, fsyncs, held = phases(out, agent.proc.pid)
         if not windows:
             kept = "/var/tmp/elevate-bench-perf-trace.txt"
             shutil.copyfile(out, kept)
             t.row("no complete elevation found in the trace (kept in %s): section skipped" % kept)
             return
         for name, ms in spans:
-            t.row(name, fmt(ms, " ms"), note="of %d elevations" % windows if name == PHASES[-1] else "")
+            note = ""
+            if name == PHASES[-1]:
+                note = "of %d elevations" % windows
+            elif name == PHASES[7]:
+                note = "%d of %d made ready while the launch row committed" % (held, windows)
+            t.row(name, fmt(ms, " ms"), note=note)
         t.row("audit fsyncs during one client's life", fmt(fsyncs))
 
     # ---- 3. policy, 4. seal ----------------------------------------------------------

@@ -30,9 +30,9 @@ PHASES = [
     "agent: inspection (worker thread)",
     "agent: decision, audit row queued → fsync starts",
     "audit commit fsync (launch row durable)",
-    "commit seen → launch order sent",
-    "launcher: order → clone3",
-    "clone → execveat (child set-up)",
+    "commit seen → launch order (or release) sent",
+    "launcher: order → clone3 (0: made ready during the commit)",
+    "clone (or release) → execveat (child set-up)",
     "program runs (execveat → exit_group)",
     "program exit → agent sends exit status",
     "client: exit status → exit_group",
@@ -92,9 +92,17 @@ def _window(w, agent, program):
     if end is None:
         return None
     t.append(end)
-    for pred in [lambda e: e["tid"] == agent and e["sc"] == "sendmsg",
-                 lambda e: e["comm"].startswith("elevated-launc") and e["sc"] in ("clone3", "clone") and not e["cont"],
-                 lambda e: e["sc"] == "execveat" and not e["cont"],
+    # the order after the commit, or (a launch made ready during the commit, design.md §7)
+    # the release of the order sent before it
+    sent = _first(w, t[-1], lambda e: e["tid"] == agent and e["sc"] == "sendmsg")
+    clone = _first(w, t[4], lambda e: e["comm"].startswith("elevated-launc") and e["sc"] in ("clone3", "clone")
+                   and not e["cont"])
+    if not sent or not clone:
+        return None
+    held = clone["ts"] < sent["ts"]
+    t.append(sent["ts"])
+    t.append(sent["ts"] if held else clone["ts"])
+    for pred in [lambda e: e["sc"] == "execveat" and not e["cont"],
                  lambda e: e["comm"] == program and e["sc"] == "exit_group",
                  lambda e: e["tid"] == agent and e["sc"] == "sendmsg",
                  lambda e: e["tid"] == c and e["sc"] == "exit_group"]:
@@ -102,25 +110,29 @@ def _window(w, agent, program):
         if not e:
             return None
         t.append(e["ts"])
-    return t
+    return t, held
 
 
 def phases(path, agent_pid, client="elevate", program="true"):
-    """[(phase, median ms)], windows used, median fsyncs per window."""
+    """[(phase, median ms)], windows used, median fsyncs per window, windows whose program
+    was made ready during the commit."""
     events = parse(path)
     starts = [i for i, e in enumerate(events) if e["comm"] == client and e["sc"] == "execve" and not e["cont"]]
     spans = {p: [] for p in PHASES}
     fsyncs = []
+    n_held = 0
     for k, i in enumerate(starts):
         w = events[i:starts[k + 1] if k + 1 < len(starts) else len(events)]
-        t = _window(w, agent_pid, program)
-        if not t:
+        r = _window(w, agent_pid, program)
+        if not r:
             continue
+        t, held = r
+        n_held += held
         for j, p in enumerate(PHASES[:-1]):
             spans[p].append(t[j + 1] - t[j])
         spans[PHASES[-1]].append(t[-1] - t[0])
         fsyncs.append(sum(1 for e in w if e["comm"] == "audit-writer" and e["sc"] in ("fdatasync", "fsync")
                           and not e["cont"]))
     if not fsyncs:
-        return [], 0, None
-    return [(p, statistics.median(v)) for p, v in spans.items()], len(fsyncs), statistics.median(fsyncs)
+        return [], 0, None, 0
+    return [(p, statistics.median(v)) for p, v in spans.items()], len(fsyncs), statistics.median(fsyncs), n_held
