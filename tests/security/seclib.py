@@ -526,13 +526,8 @@ def last_seq(a):
 
 
 def wait_until(cond, timeout=10, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
+    """lib.wait_for with this suite's defaults: the value itself, not just whether."""
+    return wait_for(cond, timeout, step)
 
 
 # ---------------------------------------------------------------------------------------
