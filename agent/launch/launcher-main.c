@@ -292,7 +292,7 @@ static void reap(int sock, Child *children, size_t *n_children, const struct pol
 /* A service: connections on the listening socket at fd 3 (socket activation), one at a
  * time, and the programs' ends. */
 static int run_service(const char *agent_cgroup) {
-        const char *e = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+        const char *e = secure_getenv("LISTEN_FDS"), *pid = secure_getenv("LISTEN_PID");
         int lsock = LAUNCHER_FD, sock = -EBADF, accepting = 0, size = 2 * (int) ORDER_MAX;
         socklen_t len = sizeof(accepting);
         _cleanup_free_ struct pollfd *p = NULL;
