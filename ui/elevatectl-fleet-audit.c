@@ -171,12 +171,22 @@ static int read_stream(natsConnection *nc, const char *host, int64_t since_usec,
         jsCtx *js = NULL;
         jsErrCode jerr = 0;
         natsStatus s;
-        uint64_t breaks = 0;
+        uint64_t breaks = 0, end_seq = 0;
 
         if (!hosts)
                 return 1;
         snprintf(subject, sizeof subject, FLEET_AUDIT_SUBJECT "%s", host ?: ">");
         s = natsConnection_JetStream(&js, nc, NULL);
+        if (s == NATS_OK && !follow) {
+                /* without --follow, read up to the row that was last when we started: agents keep
+                 * publishing, and a reader that waits for "nothing pending" may never get there */
+                jsStreamInfo *si = NULL;
+                s = js_GetStreamInfo(&si, js, FLEET_AUDIT_STREAM, NULL, &jerr);
+                if (s == NATS_OK) {
+                        end_seq = si->State.LastSeq;
+                        jsStreamInfo_Destroy(si);
+                }
+        }
         if (s == NATS_OK)
                 s = jsSubOptions_Init(&so);
         if (s == NATS_OK) {
@@ -187,6 +197,8 @@ static int read_stream(natsConnection *nc, const char *host, int64_t since_usec,
                         so.Config.OptStartTime = since_usec * 1000;
                 } else
                         so.Config.DeliverPolicy = js_DeliverAll;
+                if (!follow && end_seq == 0)
+                        goto done; /* the stream is empty */
                 s = js_SubscribeSync(&sub, js, subject, NULL, &so, &jerr);
         }
         if (s != NATS_OK) {
@@ -212,7 +224,7 @@ static int read_stream(natsConnection *nc, const char *host, int64_t since_usec,
                 }
                 (void) handle(&c, m);
                 if (!follow && natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-                        last = meta->NumPending == 0;
+                        last = meta->NumPending == 0 || meta->Sequence.Stream >= end_seq;
                         jsMsgMetaData_Destroy(meta);
                 }
                 natsMsg_Destroy(m);
@@ -220,6 +232,7 @@ static int read_stream(natsConnection *nc, const char *host, int64_t since_usec,
                         break;
         }
         natsSubscription_Destroy(sub);
+done:
         jsCtx_Destroy(js);
         for (size_t i = 0; i < c.n_hosts; i++) {
                 HostChain *h = &c.hosts[i];

@@ -239,6 +239,14 @@ class HelpdeskAgent:
                      "reason": v["reason"], "message": v["message"][:4000]}
             if v.get("approver"):
                 reply["approver"] = v["approver"]
+            # as the agent does it: the audit row first (approval or refusal, with the key that
+            # signed it), then the verdict
+            if ok:
+                self.audit_row("approved" if v["verdict"] == "approve" else "denied", rid,
+                               {"approver_key": v["approver"], "approver_host": v.get("approver_host", ""),
+                                "ttl": v.get("ttl", 0), "comment": v.get("comment", "")})
+            else:
+                self.audit_row("fleet-decision-refused", rid, {"reason": v["reason"], "approver_key": v.get("approver")})
             self.send(conn, reply)
             self.verdicts.append(dict(v, request=rid, outcome=reply["outcome"]))
             r["seq"] += 1
@@ -250,13 +258,6 @@ class HelpdeskAgent:
             else:
                 r["note"] = "a decision was refused: %s" % v["reason"]
             self.push(r)
-        # as the agent audits it: the decision and the key that signed it, or the refusal
-        if ok:
-            self.audit_row("approved" if v["verdict"] == "approve" else "denied", rid,
-                           {"approver_key": v["approver"], "approver_host": v.get("approver_host", ""),
-                            "ttl": v.get("ttl", 0), "comment": v.get("comment", "")})
-        else:
-            self.audit_row("fleet-decision-refused", rid, {"reason": v["reason"], "approver_key": v.get("approver")})
 
     def state(self, rid):
         with self.lock:
