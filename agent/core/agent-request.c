@@ -139,7 +139,8 @@ int request_new(Agent *a, Conn *c, uid_t uid, Request **ret) {
                          .pty_slave = -EBADF,
                          .cgroup_fd = -EBADF,
                          .pidfd = -EBADF,
-                         .notify_fd = -EBADF },
+                         .notify_fd = -EBADF,
+                         .gate_w = -EBADF },
         };
         k = request_id_new(r->id);
         if (k < 0) {
@@ -202,6 +203,7 @@ void request_free(Request *r) {
         sd_event_source_disable_unref(r->run.runtime_timer);
         sd_event_source_disable_unref(r->run.kill_timer);
         sd_event_source_disable_unref(r->run.hold_timer);
+        sd_event_source_disable_unref(r->run.prepare);
         safe_close(r->in.program_fd);
         safe_close(r->in.cwd_fd);
         for (int i = 0; i < 3; i++)
@@ -210,6 +212,7 @@ void request_free(Request *r) {
         safe_close(r->run.pty_slave);
         safe_close(r->run.cgroup_fd);
         safe_close(r->run.pidfd);
+        safe_close(r->run.gate_w); /* unopened: a program held behind it ends by itself */
         binary_free(r->in.program);
         for (size_t i = 0; i < r->in.n_files; i++)
                 binary_free(r->in.files[i]);
@@ -247,8 +250,8 @@ int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]) {
         return 0;
 }
 
-void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
-                   AuditDoneFn done) {
+int request_audit_queue(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
+                        AuditDoneFn done) {
         AuditEntry e = {
                 .event = event,
                 .request = r->id,
@@ -260,11 +263,17 @@ void request_audit(Request *r, const char *event, json_t *data, const AuditState
         int k;
 
         k = audit_submit(r->agent->audit, &e, done, r);
-        if (k < 0) {
+        if (k < 0)
                 log_error_errno(k, "Cannot queue audit event %s for request %s", event, r->id);
-                if (done)
-                        done(k, r);
-        }
+        return k;
+}
+
+void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
+                   AuditDoneFn done) {
+        int k = request_audit_queue(r, event, data, state, n_state, done);
+
+        if (k < 0 && done)
+                done(k, r);
 }
 
 static json_t *binary_json(const Binary *b) {

@@ -690,7 +690,7 @@ static void give_up(int *pidfd, bool sibling, LaunchResult *ret) {
 struct LaunchHeld {
         pid_t pid;
         int pidfd, pipe_r, nsock, hold_w;
-        bool sibling, noexec;
+        bool sibling, noexec, gated;
 };
 
 LaunchHeld *launch_held_free(LaunchHeld *h) {
@@ -729,6 +729,7 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
                 .hold_w = -EBADF,
                 .sibling = s->sibling,
                 .noexec = s->notify_filter != NULL,
+                .gated = hold && s->gated,
         };
         if (s->loginuid != (uid_t) -1)
                 plan.loginuid_len =
@@ -745,7 +746,14 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
         h->pipe_r = fds[0];
         pipe_w = fds[1];
         plan.err_fd = pipe_w;
-        if (hold) {
+        if (h->gated) {
+                if (s->gate_fd < 0) {
+                        r = -EBADF;
+                        set_error(ret_error, "launch", EBADF);
+                        goto fail;
+                }
+                plan.hold_fd = s->gate_fd; /* the caller's; its write end is not ours */
+        } else if (hold) {
                 if (pipe2(fds, O_CLOEXEC) < 0) {
                         r = negative_errno();
                         set_error(ret_error, "pipe2", -r);
@@ -797,6 +805,11 @@ static int release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error) 
                         set_error(ret_error, "launch", go ? EIO : ECANCELED);
                         return go ? -EIO : -ECANCELED;
                 }
+        } else if (h->gated && !go) {
+                /* its gate may still be open somewhere: do not leave it waiting */
+                give_up(&h->pidfd, h->sibling, ret);
+                set_error(ret_error, "launch", ECANCELED);
+                return -ECANCELED;
         }
         if (h->nsock >= 0)
                 listener = noexec_first_exec(h->nsock, h->pipe_r, h->pid, h->pidfd, h->sibling, &left_ms);

@@ -57,6 +57,8 @@ int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size
                 h.flags |= ORDER_CTTY;
         if (s->loginuid != (uid_t) -1)
                 h.flags |= ORDER_LOGINUID;
+        if (s->gated)
+                h.flags |= ORDER_GATE; /* the caller adds ORDER_HOLD */
         if (s->nofile) {
                 h.flags |= ORDER_NOFILE;
                 h.nofile_cur = s->nofile->rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t) s->nofile->rlim_cur;
@@ -90,7 +92,7 @@ int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size
         for (char **e = s->envp; *e; e++)
                 p = (uint8_t *) stpcpy((char *) p, *e) + 1;
 
-        /* fds, in this order: exec, stdin, stdout, stderr, [cwd], [cgroup], [ctty], extra… */
+        /* fds, in this order: exec, stdin, stdout, stderr, [cwd], [cgroup], [ctty], [gate], extra… */
         fds[n++] = s->exec_fd;
         for (int i = 0; i < 3; i++)
                 fds[n++] = s->stdio[i];
@@ -100,6 +102,8 @@ int launcher_order_encode(const LaunchSpec *s, uint64_t cookie, void **ret, size
                 fds[n++] = s->cgroup_fd;
         if (h.flags & ORDER_CTTY)
                 fds[n++] = s->ctty_fd;
+        if (h.flags & ORDER_GATE)
+                fds[n++] = s->gate_fd;
         for (size_t i = 0; i < s->n_extra_fds; i++)
                 fds[n++] = s->extra_fds[i];
         *n_fds = n;
@@ -137,7 +141,10 @@ int launcher_order_decode(const void *buf, size_t len, const int *fds, size_t n_
                                           ((uint64_t) h.n_seccomp + h.n_notify) * sizeof(struct sock_filter) +
                                           h.strings_len)
                 return -EBADMSG;
-        need_fds = 4 + !!(h.flags & ORDER_CWD) + !!(h.flags & ORDER_CGROUP) + !!(h.flags & ORDER_CTTY) + h.n_extra_fds;
+        if ((h.flags & ORDER_GATE) && !(h.flags & ORDER_HOLD))
+                return -EBADMSG; /* a gate only makes sense for a held order */
+        need_fds = 4 + !!(h.flags & ORDER_CWD) + !!(h.flags & ORDER_CGROUP) + !!(h.flags & ORDER_CTTY) +
+                   !!(h.flags & ORDER_GATE) + h.n_extra_fds;
         if (n_fds != need_fds)
                 return -EBADMSG;
 
@@ -206,6 +213,10 @@ int launcher_order_decode(const void *buf, size_t len, const int *fds, size_t n_
                 o->spec.cgroup_fd = fds[k++];
         if (h.flags & ORDER_CTTY)
                 o->spec.ctty_fd = fds[k++];
+        if (h.flags & ORDER_GATE) {
+                o->spec.gated = true;
+                o->spec.gate_fd = fds[k++];
+        }
         for (uint32_t i = 0; i < h.n_extra_fds; i++)
                 o->extra[i] = fds[k++];
         o->spec.extra_fds = o->extra;

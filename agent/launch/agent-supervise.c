@@ -152,6 +152,15 @@ static void supervise_conn_gone(Request *r);
 static void compute_deadlines(Request *r);
 static void launch_prepare_early(Request *r);
 
+static int on_prepare(sd_event_source *s, void *userdata) {
+        Request *r = userdata;
+
+        r->run.prepare = sd_event_source_disable_unref(r->run.prepare);
+        if (r->state == REQUEST_AUDITING)
+                launch_prepare_early(r);
+        return 0;
+}
+
 int request_launch(Request *r) {
         Agent *a = r->agent;
         const PolicyRule *rule = r->dec.rule;
@@ -250,14 +259,21 @@ int request_launch(Request *r) {
         st[0] = (AuditState){ .table = "requests", .row = req_row };
         st[1] = (AuditState){ .table = "launches", .row = launch_row };
         r->run.launch_recorded = true;
-        /* the launcher makes the program ready while the record is written; it starts
-         * only once the record is durable and the last checks passed (launch_checked()) */
-        launch_prepare_early(r);
         request_set_state(r, REQUEST_AUDITING);
-        request_audit(r, "launch", d, st, 2, on_launch_audited);
+        k = request_audit_queue(r, "launch", d, st, 2, on_launch_audited);
         json_decref(d);
         json_decref(req_row);
         json_decref(launch_row);
+        if (k < 0) {
+                on_launch_audited(k, r);
+                return 0;
+        }
+        /* The launcher makes the program ready while the record is written; it starts only
+         * once the record is durable and the last checks passed (launch_checked()). The
+         * order goes on the loop's next turn: the row (corked with the decision's,
+         * request_decide()) reaches the writer first, since the commit is the longer way. */
+        if (sd_event_add_defer(a->event, &r->run.prepare, on_prepare, r) >= 0)
+                (void) sd_event_source_set_priority(r->run.prepare, SD_EVENT_PRIORITY_IMPORTANT);
         return 0;
 }
 
@@ -273,6 +289,7 @@ static void withdraw_held(Request *r) {
         Agent *a = r->agent;
         Withdrawn *w;
 
+        r->run.gate_w = safe_close(r->run.gate_w); /* closed unopened: the program ends */
         if (a->launch_held == r)
                 a->launch_held = NULL;
         if (!r->run.held)
@@ -473,12 +490,25 @@ static void launch_prepare_early(Request *r) {
         LaunchSpec spec;
         uint64_t cookie;
 
+        _cleanup_close_ int gate_r = -EBADF, gate_w = -EBADF;
+        int fds[2];
+
         if (a->launch_held || !launcher_up(a->launcher) || launcher_in_flight(a->launcher) > 0)
                 return;
+        /* The gate: the program waits on its read end, we keep the write end. Opening it
+         * ourselves once the record is durable spares the launcher's turn on the way to the
+         * exec; closing it unopened (or dying) ends the program. */
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return; /* it goes the usual way after the commit */
+        gate_r = fds[0];
+        gate_w = fds[1];
         fill_spec(r, &spec);
+        spec.gated = true;
+        spec.gate_fd = gate_r;
         cookie = a->launch_cookie + 1;
         if (launcher_submit_held(a->launcher, &spec, cookie) < 0)
                 return; /* it goes the usual way after the commit */
+        r->run.gate_w = TAKE_FD(gate_w);
         a->launch_cookie = cookie;
         r->run.launch_cookie = cookie;
         r->run.held = true;
@@ -492,7 +522,11 @@ static void launch_now(Request *r) {
         int k;
 
         if (r->run.held || r->run.held_lost) {
-                /* made ready while the record was written: let it go */
+                /* made ready while the record was written: let it go, then have the launcher
+                 * wait for its exec (a pipe of our own with room: the byte cannot block) */
+                if (!r->run.held_lost && r->run.gate_w >= 0 && write(r->run.gate_w, "G", 1) != 1)
+                        log_warning_errno(-errno, "Request %s: cannot open the gate of its program", r->id);
+                r->run.gate_w = safe_close(r->run.gate_w);
                 k = r->run.held_lost ? -ENOTCONN : launcher_release(a->launcher, r->run.launch_cookie, true);
                 if (k >= 0) {
                         a->launch_held = NULL;
