@@ -36,6 +36,7 @@ typedef struct BinaryMountEntry {
 struct BinaryMountTable {
         BinaryMountEntry *entries;
         size_t n;
+        unsigned refs; /* binary_mounts_load()'s shared table: its users and the cache */
 };
 
 /* Parses /proc/self/mountinfo (the agent's own mount namespace). */

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,26 +202,67 @@ int binary_mount_table_load(BinaryMountTable *ret) {
         return 0;
 }
 
-int binary_mounts_load(BinaryMountTable **ret) {
-        BinaryMountTable *t = calloc(1, sizeof(*t));
-        int r;
+/* The table the inspections share: read again only once the kernel says the agent's
+ * mount namespace changed. A poll() on an open /proc/self/mountinfo reports any mount,
+ * unmount, move or remount since the fd was last polled (POLLPRI, and the report is
+ * consumed), so one poll per inspection replaces reading and parsing the whole table.
+ * The watch is opened before the first table is read, so a change in between is seen;
+ * a change during a read is seen at the next call. Without the watch (it could not be
+ * opened, or poll failed), every call reads the table, as if it had changed. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static BinaryMountTable *shared;
+static int shared_watch = -EBADF;
 
-        if (!t)
-                return -ENOMEM;
-        r = binary_mount_table_load(t);
-        if (r < 0) {
+static void table_unref_locked(BinaryMountTable *t) {
+        if (t && --t->refs == 0) {
+                binary_mount_table_done(t);
                 free(t);
-                return r;
         }
-        *ret = t;
-        return 0;
+}
+
+static bool shared_changed_locked(void) {
+        struct pollfd p = { .events = POLLPRI };
+
+        if (shared_watch < 0)
+                shared_watch = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+        if (shared_watch < 0)
+                return true;
+        p.fd = shared_watch;
+        return poll(&p, 1, 0) != 0; /* a change, or an error: read it again */
+}
+
+int binary_mounts_load(BinaryMountTable **ret) {
+        BinaryMountTable *t;
+        int r = 0;
+
+        pthread_mutex_lock(&shared_lock);
+        if (shared_changed_locked() || !shared) {
+                t = calloc(1, sizeof(*t));
+                r = t ? binary_mount_table_load(t) : -ENOMEM;
+                if (r < 0) {
+                        /* the change was consumed: nothing may use the old table now */
+                        free(t);
+                        table_unref_locked(shared);
+                        shared = NULL;
+                        goto out;
+                }
+                t->refs = 1;
+                table_unref_locked(shared);
+                shared = t;
+        }
+        shared->refs++;
+        *ret = shared;
+out:
+        pthread_mutex_unlock(&shared_lock);
+        return r;
 }
 
 void binary_mounts_free(BinaryMountTable *t) {
         if (!t)
                 return;
-        binary_mount_table_done(t);
-        free(t);
+        pthread_mutex_lock(&shared_lock);
+        table_unref_locked(t);
+        pthread_mutex_unlock(&shared_lock);
 }
 
 void binary_mount_table_done(BinaryMountTable *t) {

@@ -59,7 +59,8 @@ void copy_budget_held(CopyBudget *b, uid_t uid, uint64_t *ret_all, uint64_t *ret
 /* The agent's mount table (which file systems are local, nosuid, noexec). */
 typedef struct BinaryMountTable BinaryMountTable;
 /* Read once for every file of one inspection (BinaryOptions.mounts): the program, its
- * file arguments and the working directory. */
+ * file arguments and the working directory. Shared between inspections (and threads)
+ * until the agent's mount namespace changes; binary_mounts_free() drops one reference. */
 int binary_mounts_load(BinaryMountTable **ret);
 void binary_mounts_free(BinaryMountTable *t);
 

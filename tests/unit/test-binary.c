@@ -750,6 +750,50 @@ START_TEST(test_bind_mount_in_private_namespace) {
 }
 END_TEST
 
+/* The shared table is read again after a mount in the agent's namespace, and only then
+ * (a child with a namespace of its own, so the host's mounts stay as they are). */
+static int mounts_shared_child(void) {
+        BinaryMountTable *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+        char dir[] = "/tmp/elevate-mt-XXXXXX";
+        struct statx sx;
+        int fd;
+
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return 10;
+        if (binary_mounts_load(&a) < 0 || binary_mounts_load(&b) < 0 || a != b)
+                return 11; /* nothing changed: the same table */
+        if (!mkdtemp(dir) || mount("tmpfs", dir, "tmpfs", 0, "size=64k") < 0)
+                return 12;
+        if (binary_mounts_load(&c) < 0 || c == a)
+                return 13; /* a mount: read again */
+        fd = open(dir, O_PATH | O_CLOEXEC);
+        if (fd < 0 || binary_statx(fd, &sx) < 0 || !binary_mount_table_find(c, sx.stx_mnt_id) ||
+            binary_mount_table_find(a, sx.stx_mnt_id))
+                return 14; /* the new table has the new mount, the old one (still usable) not */
+        close(fd);
+        if (umount(dir) < 0 || binary_mounts_load(&d) < 0 || d == c)
+                return 15;
+        binary_mounts_free(a);
+        binary_mounts_free(b);
+        binary_mounts_free(c);
+        binary_mounts_free(d);
+        (void) rmdir(dir);
+        return 0;
+}
+
+START_TEST(test_mounts_shared_until_changed) {
+        int status = 0;
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(mounts_shared_child());
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child step %d failed",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+END_TEST
+
 /* The name /proc shows leads somewhere else by now: never believed. */
 START_TEST(test_path_leads_elsewhere) {
         _cleanup_free_ char *err = NULL;
@@ -1269,6 +1313,7 @@ static Suite *binary_suite(bool root) {
         tcase_add_test(tc, test_bad_descriptors);
         tcase_add_test(tc, test_symlinks_real_path);
         tcase_add_test(tc, test_bind_mount_in_private_namespace);
+        tcase_add_test(tc, test_mounts_shared_until_changed);
         tcase_add_test(tc, test_path_leads_elsewhere);
         tcase_add_test(tc, test_deleted_file_has_no_path);
         tcase_add_test(tc, test_preopened_writer_refused);
