@@ -64,6 +64,9 @@
  * (linger() in agent-audit.c), and how many may wait at most. */
 #define AUDIT_LINGER_USEC (50 * USEC_PER_MSEC)
 #define AUDIT_LINGER_MAX_ROWS 256
+/* AuditEntry.committing calls one batch makes at most (one per held launch; more are
+ * not made, which only costs those launches their head start) */
+#define AUDIT_COMMITTING_MAX 8
 /* Records of what already happened (an exit, a refusal) that a failed log could not
  * take are kept for the first batch that commits, up to this many and this much data;
  * beyond that they are counted as dropped and the recovery row says how many. */
@@ -253,6 +256,7 @@ struct AuditJob {
         size_t n_state;
 
         AuditDoneFn done;
+        AuditDoneFn committing; /* AuditEntry.committing; cleared once signalled */
         void *userdata;
 
         /* results */
@@ -276,8 +280,10 @@ void audit_job_free(AuditJob *j);
 struct Audit {
         sd_event *event;
         sd_event_source *efd_source;
+        sd_event_source *cfd_source;
         sd_event_source *probe_timer;
         int efd;
+        int cfd; /* eventfd: a batch with committing calls started its commit */
         char *dir;
         char *path;
         char boot_id[33]; /* sd_id128_get_boot(), 32 lower-case hex digits */
@@ -299,6 +305,13 @@ struct Audit {
         size_t n_waited;     /* queued jobs someone waits for (a done callback, a sync caller) */
         size_t queued_bytes; /* event data waiting, for AUDIT_MAX_QUEUED_BYTES */
         AuditJob *done_list;
+        /* AuditEntry.committing calls of the batch now committing; emptied when it is
+         * handed back, so none is made after its done() */
+        struct {
+                AuditDoneFn fn;
+                void *userdata;
+        } committing[AUDIT_COMMITTING_MAX];
+        size_t n_committing;
         bool stopping;
         unsigned generation; /* bumped whenever the writer (re)opens the file */
         dev_t dev;

@@ -370,6 +370,30 @@ static void scrub_wal(AuditDb *d) {
                 d->need_scrub = false;
 }
 
+/* The commit is about to start: the loop may now do what waited for the disk to be busy
+ * (AuditEntry.committing), for the entries that made it into the transaction. */
+static void signal_committing(Audit *a, AuditJob *jobs) {
+        uint64_t one = 1;
+        bool any = false;
+
+        pthread_mutex_lock(&a->lock);
+        for (AuditJob *j = jobs; j; j = j->jobs_next) {
+                if (!j->committing || j->result < 0)
+                        continue;
+                if (a->n_committing < AUDIT_COMMITTING_MAX) {
+                        a->committing[a->n_committing].fn = j->committing;
+                        a->committing[a->n_committing].userdata = j->userdata;
+                        a->n_committing++;
+                        any = true;
+                }
+                j->committing = NULL;
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (any && write(a->cfd, &one, sizeof(one)) < 0) {
+                /* the counter would overflow: it is set anyway */
+        }
+}
+
 /* Runs the batch in one transaction; returns 0 or the error that failed all of it. */
 static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq, BatchError *e) {
         AuditDb *d = a->db;
@@ -392,6 +416,7 @@ static int run_transaction(Audit *a, AuditJob *jobs, int64_t *ret_recovered_seq,
         if (r >= 0 && !is_batch_error(e))
                 r = update_head(d, e);
         if (r >= 0 && !is_batch_error(e)) {
+                signal_committing(a, jobs);
                 rc = audit_db_step(d->commit);
                 if (rc != SQLITE_OK)
                         r = batch_fail(d, e, rc);
@@ -549,6 +574,7 @@ static void hand_back(Audit *a, AuditJob *jobs, int r, uint64_t rows, bool commi
         copies = committed ? calloc(n, sizeof(JournalCopy)) : NULL;
 
         pthread_mutex_lock(&a->lock);
+        a->n_committing = 0; /* not made by now: done() comes instead */
         a->n_rows += rows;
         a->n_commits += committed;
         while (jobs) {

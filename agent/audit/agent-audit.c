@@ -316,6 +316,27 @@ static void dispatch_done(Audit *a) {
                 committed(a);
 }
 
+/* The batch holding rows with committing calls started its commit (audit-write.c). Taken
+ * under the lock before its hand-back empties the list: every call made here comes
+ * before that batch's done() calls, which this same thread makes later. */
+static int on_committing(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Audit *a = userdata;
+        __typeof__(a->committing) calls;
+        size_t n;
+        uint64_t v;
+
+        if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
+                return 0;
+        pthread_mutex_lock(&a->lock);
+        n = a->n_committing;
+        memcpy(calls, a->committing, n * sizeof(calls[0]));
+        a->n_committing = 0;
+        pthread_mutex_unlock(&a->lock);
+        for (size_t i = 0; i < n; i++)
+                calls[i].fn(0, calls[i].userdata);
+        return 0;
+}
+
 static int on_eventfd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         uint64_t v;
 
@@ -346,11 +367,13 @@ static int start_writer(Audit *a) {
 static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         sd_id128_t boot;
         Audit *a;
+        int r;
 
         a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
         a->efd = -EBADF;
+        a->cfd = -EBADF;
         pthread_mutex_init(&a->lock, NULL);
         pthread_cond_init(&a->cond, NULL);
         pthread_cond_init(&a->sync_cond, NULL);
@@ -367,8 +390,12 @@ static int audit_new(sd_event *event, const char *state_dir, Audit **ret) {
         else
                 a->boot_id[0] = 0; /* rows then carry no boot id; nothing else depends on it */
         a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (a->efd < 0)
+        a->cfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (a->efd < 0 || a->cfd < 0)
                 return negative_errno();
+        r = sd_event_add_io(event, &a->cfd_source, a->cfd, EPOLLIN, on_committing, a);
+        if (r < 0)
+                return r;
         return sd_event_add_io(event, &a->efd_source, a->efd, EPOLLIN, on_eventfd, a);
 }
 
@@ -424,7 +451,9 @@ void audit_log_close(Audit *a) {
         sqlite3_close_v2(a->rdb);
         sd_event_source_disable_unref(a->probe_timer);
         sd_event_source_disable_unref(a->efd_source);
+        sd_event_source_disable_unref(a->cfd_source);
         safe_close(a->efd);
+        safe_close(a->cfd);
         sd_event_unref(a->event);
         pthread_cond_destroy(&a->sync_cond);
         pthread_cond_destroy(&a->cond);
@@ -485,6 +514,7 @@ int audit_submit(Audit *a, const AuditEntry *e, AuditDoneFn done, void *userdata
         if (r < 0)
                 return r;
         j->done = done;
+        j->committing = done ? e->committing : NULL;
         j->userdata = userdata;
         j->keep = !done; /* nobody waits on it: it records something that happened */
         r = enqueue(a, j);

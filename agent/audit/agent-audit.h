@@ -48,6 +48,11 @@ typedef struct AuditEntry {
         json_t *data;            /* event details, borrowed; canonicalised at submit time */
         const AuditState *state; /* optional state change(s) */
         size_t n_state;
+        /* Optional, with audit_submit(): called on the loop thread (result 0, the same
+         * userdata) once the batch holding this row starts its commit — the disk is busy
+         * and the CPU free. Before done(), or not at all (the batch failed first, or it
+         * committed before the loop got to it). */
+        AuditDoneFn committing;
 } AuditEntry;
 
 /* Opens (creating if needed) STATE_DIR/elevate.db and starts the writer thread, whose

@@ -203,7 +203,6 @@ void request_free(Request *r) {
         sd_event_source_disable_unref(r->run.runtime_timer);
         sd_event_source_disable_unref(r->run.kill_timer);
         sd_event_source_disable_unref(r->run.hold_timer);
-        sd_event_source_disable_unref(r->run.prepare);
         safe_close(r->in.program_fd);
         safe_close(r->in.cwd_fd);
         for (int i = 0; i < 3; i++)
@@ -251,7 +250,7 @@ int request_scope_digest(const Request *r, char ret[static SHA256_HEX_LEN]) {
 }
 
 int request_audit_queue(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
-                        AuditDoneFn done) {
+                        AuditDoneFn done, AuditDoneFn committing) {
         AuditEntry e = {
                 .event = event,
                 .request = r->id,
@@ -259,6 +258,7 @@ int request_audit_queue(Request *r, const char *event, json_t *data, const Audit
                 .data = data,
                 .state = state,
                 .n_state = n_state,
+                .committing = committing,
         };
         int k;
 
@@ -270,7 +270,7 @@ int request_audit_queue(Request *r, const char *event, json_t *data, const Audit
 
 void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
                    AuditDoneFn done) {
-        int k = request_audit_queue(r, event, data, state, n_state, done);
+        int k = request_audit_queue(r, event, data, state, n_state, done, NULL);
 
         if (k < 0 && done)
                 done(k, r);

@@ -134,7 +134,6 @@ typedef struct RequestLaunch {
         sd_event_source *cgroup_watch;
         sd_event_source *expiry_timer, *warn_timer, *runtime_timer, *kill_timer;
         sd_event_source *hold_timer; /* the --test-hold-launch hook (agent.h) */
-        sd_event_source *prepare;    /* AUDITING: the held launch's order, sent once the row went to the writer */
         uint64_t hold_since;         /* CLOCK_MONOTONIC */
         uint64_t started_boottime;
         uint64_t expiry_deadline;  /* CLOCK_BOOTTIME; 0: none */
@@ -206,9 +205,10 @@ json_t *request_audit_data(Request *r);
 /* Queues an audit row for the request; done(result, r) runs on the loop once it is
  * durable or failed. request_audit() also calls done at once if it could not be queued
  * (then r may be gone when it returns); request_audit_queue() returns that error and
- * leaves done uncalled. */
+ * leaves done uncalled, and may ask for committing(0, r) when the commit starts
+ * (AuditEntry.committing). */
 int request_audit_queue(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
-                        AuditDoneFn done);
+                        AuditDoneFn done, AuditDoneFn committing);
 void request_audit(Request *r, const char *event, json_t *data, const AuditState *state, size_t n_state,
                    AuditDoneFn done);
 /* The digest of the command: arguments and file-argument hashes (the digest offline

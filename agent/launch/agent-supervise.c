@@ -152,13 +152,11 @@ static void supervise_conn_gone(Request *r);
 static void compute_deadlines(Request *r);
 static void launch_prepare_early(Request *r);
 
-static int on_prepare(sd_event_source *s, void *userdata) {
+static void on_launch_committing(int result, void *userdata) {
         Request *r = userdata;
 
-        r->run.prepare = sd_event_source_disable_unref(r->run.prepare);
-        if (r->state == REQUEST_AUDITING)
+        if (result >= 0 && r->state == REQUEST_AUDITING)
                 launch_prepare_early(r);
-        return 0;
 }
 
 int request_launch(Request *r) {
@@ -260,20 +258,16 @@ int request_launch(Request *r) {
         st[1] = (AuditState){ .table = "launches", .row = launch_row };
         r->run.launch_recorded = true;
         request_set_state(r, REQUEST_AUDITING);
-        k = request_audit_queue(r, "launch", d, st, 2, on_launch_audited);
+        /* The launcher makes the program ready while the record is written; it starts only
+         * once the record is durable and the last checks passed (launch_checked()). The
+         * order goes when the commit starts (on_launch_committing()): cloning into a new
+         * cgroup is most of a millisecond of CPU, which must not slow the writer's own. */
+        k = request_audit_queue(r, "launch", d, st, 2, on_launch_audited, on_launch_committing);
         json_decref(d);
         json_decref(req_row);
         json_decref(launch_row);
-        if (k < 0) {
+        if (k < 0)
                 on_launch_audited(k, r);
-                return 0;
-        }
-        /* The launcher makes the program ready while the record is written; it starts only
-         * once the record is durable and the last checks passed (launch_checked()). The
-         * order goes on the loop's next turn: the row (corked with the decision's,
-         * request_decide()) reaches the writer first, since the commit is the longer way. */
-        if (sd_event_add_defer(a->event, &r->run.prepare, on_prepare, r) >= 0)
-                (void) sd_event_source_set_priority(r->run.prepare, SD_EVENT_PRIORITY_IMPORTANT);
         return 0;
 }
 

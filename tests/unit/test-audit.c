@@ -953,6 +953,60 @@ START_TEST(test_entry_error_spares_the_batch) {
 }
 END_TEST
 
+/* AuditEntry.committing: made once the commit starts, before done(), for entries that made
+ * it into the transaction; never for one refused on its own, and never without done(). */
+typedef struct Order {
+        char log[16];
+        size_t n;
+} Order;
+
+static void order_note(Order *o, char c) {
+        if (o->n + 1 < sizeof(o->log))
+                o->log[o->n++] = c;
+}
+
+static void on_order_committing(int result, void *userdata) {
+        ck_assert_int_eq(result, 0);
+        order_note(userdata, 'c');
+}
+
+static void on_order_done(int result, void *userdata) {
+        order_note(userdata, result < 0 ? 'f' : 'd');
+}
+
+START_TEST(test_committing_before_done) {
+        Env env;
+        json_t *row = json_pack("{s:s,s:s}", "id", "new-req", "state", "x"); /* uid is NOT NULL */
+        AuditState st = { .table = "requests", .row = row };
+        unsigned made = 0;
+
+        env_setup(&env);
+        /* A commit that ends before the loop takes the call drops it (done() alone): a disk
+         * fsync leaves the loop time enough, so of a few tries at least one has it. */
+        for (int i = 0; i < 5; i++) {
+                AuditEntry en = { .event = "request", .request = "new-req", .uid = 1, .committing = on_order_committing };
+                Order good = {}, bad = {};
+                uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
+
+                ck_assert_int_eq(audit_submit(env.audit, &en, on_order_done, &good), 0);
+                en.state = &st;
+                en.n_state = 1;
+                ck_assert_int_eq(audit_submit(env.audit, &en, on_order_done, &bad), 0);
+                while (!strchr(good.log, 'd') || bad.n < 1) {
+                        ck_assert_msg(now_usec(CLOCK_MONOTONIC) < deadline, "no completion: %s / %s", good.log,
+                                      bad.log);
+                        ck_assert_int_ge(sd_event_run(env.event, 100 * USEC_PER_MSEC), 0);
+                }
+                ck_assert_msg(streq(good.log, "cd") || streq(good.log, "d"), "order: %s", good.log);
+                ck_assert_str_eq(bad.log, "f"); /* refused on its own: no commit of it starts */
+                made += streq(good.log, "cd");
+        }
+        json_decref(row);
+        ck_assert_uint_ge(made, 1);
+        env_done(&env);
+}
+END_TEST
+
 START_TEST(test_triggers_refuse_changes) {
         Env env;
         sqlite3 *db;
@@ -1841,6 +1895,7 @@ int main(void) {
                 tcase_add_test(tdb, test_rows_and_state);
                 tcase_add_test(tdb, test_state_shapes);
                 tcase_add_test(tdb, test_entry_error_spares_the_batch);
+                tcase_add_test(tdb, test_committing_before_done);
                 tcase_add_test(tdb, test_triggers_refuse_changes);
                 tcase_add_test(tdb, test_group_commit);
                 tcase_add_test(tdb, test_unwaited_rows_share_the_next_commit);
