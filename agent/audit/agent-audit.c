@@ -113,26 +113,33 @@ static int job_new(const AuditEntry *e, AuditJob **ret) {
 
 /* ---- loop thread <-> writer thread ---- */
 
+/* Called with a->lock held. */
+static int enqueue_locked(Audit *a, AuditJob *j) {
+        /* A stuck disk must not turn into unbounded memory: the agent refuses instead. */
+        if (a->n_queued >= AUDIT_MAX_QUEUED || a->queued_bytes + j->data_len > AUDIT_MAX_QUEUED_BYTES || a->stopping)
+                return -ENOBUFS;
+        LIST_APPEND(jobs, a->queue, j);
+        a->n_queued++;
+        if (j->done || j->sync)
+                a->n_waited++;
+        a->queued_bytes += j->data_len;
+        return 0;
+}
+
 static int enqueue(Audit *a, AuditJob *j) {
+        int r;
+
         if (a->cork > 0 && !j->sync) {
                 /* held back until audit_uncork(): rows of one step share one commit */
                 LIST_APPEND(jobs, a->corked, j);
                 return 0;
         }
         pthread_mutex_lock(&a->lock);
-        /* A stuck disk must not turn into unbounded memory: the agent refuses instead. */
-        if (a->n_queued >= AUDIT_MAX_QUEUED || a->queued_bytes + j->data_len > AUDIT_MAX_QUEUED_BYTES || a->stopping) {
-                pthread_mutex_unlock(&a->lock);
-                return -ENOBUFS;
-        }
-        LIST_APPEND(jobs, a->queue, j);
-        a->n_queued++;
-        if (j->done || j->sync)
-                a->n_waited++;
-        a->queued_bytes += j->data_len;
-        pthread_cond_signal(&a->cond);
+        r = enqueue_locked(a, j);
+        if (r >= 0)
+                pthread_cond_signal(&a->cond);
         pthread_mutex_unlock(&a->lock);
-        return 0;
+        return r;
 }
 
 /* Called with a->lock held; waits for work, but only until the current epoch falls due
@@ -490,17 +497,26 @@ void audit_cork(Audit *a) {
 }
 
 void audit_uncork(Audit *a) {
-        if (!a || a->cork == 0 || --a->cork > 0)
+        AuditJob *refused = NULL;
+
+        if (!a || a->cork == 0 || --a->cork > 0 || !a->corked)
                 return;
+        /* one lock and one wake-up for the step's rows: the writer takes them together */
+        pthread_mutex_lock(&a->lock);
         while (a->corked) {
                 AuditJob *j = LIST_POP(jobs, a->corked);
-                if (enqueue(a, j) < 0) {
-                        /* the queue is full: the entry fails like any refused submission */
-                        j->result = -ENOBUFS;
-                        if (j->done)
-                                j->done(-ENOBUFS, j->userdata);
-                        audit_job_free(j);
-                }
+                if (enqueue_locked(a, j) < 0)
+                        LIST_APPEND(jobs, refused, j);
+        }
+        pthread_cond_signal(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        while (refused) {
+                /* the queue is full: the entry fails like any refused submission */
+                AuditJob *j = LIST_POP(jobs, refused);
+                j->result = -ENOBUFS;
+                if (j->done)
+                        j->done(-ENOBUFS, j->userdata);
+                audit_job_free(j);
         }
 }
 
