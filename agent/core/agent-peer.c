@@ -433,15 +433,20 @@ static int verify_ids(const Peer *p, bool *ret_exited) {
         return 0;
 }
 
-int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
-        _cleanup_free_ char *cgroup_text = NULL;
+int peer_identify(int sock, Peer *p, char **ret_error) {
         struct ucred cred;
         socklen_t l = sizeof(cred);
         char path[32];
         ProcStat st = {};
         int r, fallback;
 
-        *p = (Peer){ .pidfd = -EBADF, .proc_fd = -EBADF, .loginuid = (uid_t) -1, .audit_session = UINT32_MAX };
+        /* nested and sandboxed until the context says otherwise (peer_read_context()) */
+        *p = (Peer){ .pidfd = -EBADF,
+                     .proc_fd = -EBADF,
+                     .loginuid = (uid_t) -1,
+                     .audit_session = UINT32_MAX,
+                     .nested = true,
+                     .sandboxed = true };
         *ret_error = NULL;
 
         if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0 || l != sizeof(cred)) {
@@ -497,17 +502,8 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
                                                 : "cannot read the peer's ids");
                 return r;
         }
-        /* read once: the unified path (nested?) and the session's scope (read_sessions) */
-        if (read_proc_file(p->proc_fd, "cgroup", &cgroup_text) >= 0)
-                (void) cgroup_parse_unified(cgroup_text, &p->cgroup);
-        if (cgroups)
-                p->nested = !p->cgroup || cgroup_path_in_launch(cgroups, p->cgroup); /* unknown counts as nested */
-        read_sessions(p, cgroup_text);
-        if (!p->logind_session && p->audit_session == UINT32_MAX)
-                read_session_leader(p, st.session);
-        read_sandbox(p);
-        read_ancestry(p, st.ppid);
-        read_user(p);
+        p->ppid = st.ppid;
+        p->sid = st.session;
 
         /* Everything above was read from /proc/PID: it belongs to the peer only if the
          * peer is still alive now (a pid cannot be reused while its pidfd process lives). */
@@ -519,11 +515,42 @@ int peer_identify(int sock, Cgroups *cgroups, Peer *p, char **ret_error) {
         return 0;
 }
 
+int peer_read_context(Peer *p, Cgroups *cgroups) {
+        _cleanup_free_ char *cgroup_text = NULL;
+        int r;
+
+        if (p->context_read)
+                return p->context_error;
+        p->context_read = true;
+        if (p->proc_fd < 0 || p->pidfd < 0)
+                return (p->context_error = -ESRCH);
+        p->nested = p->sandboxed = false;
+        /* read once: the unified path (nested?) and the session's scope (read_sessions) */
+        if (read_proc_file(p->proc_fd, "cgroup", &cgroup_text) >= 0)
+                (void) cgroup_parse_unified(cgroup_text, &p->cgroup);
+        if (cgroups)
+                p->nested = !p->cgroup || cgroup_path_in_launch(cgroups, p->cgroup); /* unknown counts as nested */
+        read_sessions(p, cgroup_text);
+        if (!p->logind_session && p->audit_session == UINT32_MAX)
+                read_session_leader(p, p->sid);
+        read_sandbox(p);
+        read_ancestry(p, p->ppid);
+        read_user(p);
+
+        /* the same as at identification: all of it was the peer's only if it still lives */
+        r = pidfd_alive(p->pidfd);
+        if (r < 0) {
+                p->context_error = r;
+                p->nested = p->sandboxed = true;
+        }
+        return p->context_error;
+}
+
 int peer_verify(const Peer *p) {
         bool exited = true;
         int r;
 
-        if (p->pidfd < 0 || p->proc_fd < 0)
+        if (p->pidfd < 0 || p->proc_fd < 0 || p->context_error < 0)
                 return -ESRCH;
         /* one reading of status: the ids, and the state, since a zombie still answers to
          * signal 0 ("alive" means not yet exited) */

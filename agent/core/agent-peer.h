@@ -56,13 +56,25 @@ typedef struct Peer {
         bool nested;           /* inside one of our launch cgroups (or unknown) */
         bool sandboxed;        /* another user namespace, flatpak/snap/container cgroup */
         char *sandbox_reason;
+
+        /* peer_read_context(): user, home and the context above are read once, after the
+         * identity, when the first message needs them (an exec: while its inspection runs) */
+        pid_t ppid, sid; /* from the stat read at identification */
+        bool context_read;
+        int context_error; /* <0: the peer went away while its context was read */
 } Peer;
 
 struct Cgroups;
 
-/* Reads the peer of a connected socket. On failure returns -errno and *ret_error
- * explains (for the log; the client gets "cannot identify you"). */
-int peer_identify(int sock, struct Cgroups *cgroups, Peer *ret, char **ret_error);
+/* Reads the peer of a connected socket: its identity (ids, groups, pidfd, start time,
+ * terminal). On failure returns -errno and *ret_error explains (for the log; the client
+ * gets "cannot identify you"). */
+int peer_identify(int sock, Peer *ret, char **ret_error);
+
+/* Reads the rest once: user and home, cgroup (nested?), sessions, sandbox, ancestry.
+ * Nothing may use those fields before it returned 0; <0 (the peer went away meanwhile,
+ * so what was read may be another process's) fails every later peer_verify(). */
+int peer_read_context(Peer *p, struct Cgroups *cgroups);
 
 /* Right before acting: the process is alive and still has its connect-time ids. */
 int peer_verify(const Peer *p);

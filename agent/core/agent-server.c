@@ -342,7 +342,10 @@ static int conn_dispatch(Conn *c, ProtoMsg *m) {
          * connected as root and then dropped its ids (or exited) gets nothing. An exec is
          * checked once it has been read (so the refusal is audited with what was asked)
          * and again right before launching. */
-        if (!(op && op->verifies_peer) && peer_verify(&c->peer) < 0) {
+        /* Its context (user, sessions, cgroup, ancestry) is read at the first message; an
+         * exec reads it while its inspection runs (agent-inspect.c). */
+        if (!(op && op->verifies_peer) &&
+            (peer_read_context(&c->peer, c->agent->cgroups) < 0 || peer_verify(&c->peer) < 0)) {
                 log_notice("uid %u (pid %d) changed identity or exited since it connected; refusing",
                            (unsigned) c->peer.uid, (int) c->peer.pid);
                 (void) conn_send_error(c, REFUSAL_NOT_PERMITTED,
@@ -437,7 +440,7 @@ static int conn_new(Agent *a, int fd) {
         LIST_PREPEND(conns, a->conns, c);
         a->n_conns++;
 
-        r = peer_identify(fd, a->cgroups, &c->peer, &why);
+        r = peer_identify(fd, &c->peer, &why);
         if (r == -ESRCH && c->peer.pid > 0) {
                 /* The caller exited before it could be identified (perhaps after handing the
                  * socket to another process). Its connect-time credentials are the kernel's:

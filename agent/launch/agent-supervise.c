@@ -155,7 +155,8 @@ static void launch_prepare_early(Request *r);
 static void on_launch_committing(int result, void *userdata) {
         Request *r = userdata;
 
-        if (result >= 0 && r->state == REQUEST_AUDITING)
+        /* a client gone meanwhile: nothing starts (launch_checked()), so nothing is made ready */
+        if (result >= 0 && r->state == REQUEST_AUDITING && r->conn)
                 launch_prepare_early(r);
 }
 

@@ -289,6 +289,19 @@ static int inspection_submit(Request *r, Inspect *j);
 
 static int request_enqueue(Request *r, Inspect *j);
 
+/* The caller's context (user, sessions, cgroup, ancestry: peer_read_context()) is read
+ * here, on the loop, while the worker reads the files; a refusal before that reads it
+ * first, so that every audit row of the request carries it. A peer gone meanwhile fails
+ * peer_verify() in on_inspected(). */
+static void request_context(Request *r) {
+        Peer *p = r->conn ? &r->conn->peer : NULL;
+
+        if (!p || peer_read_context(p, r->agent->cgroups) < 0)
+                return;
+        if (!r->user && p->user)
+                r->user = strdup(p->user);
+}
+
 /* `exec` and `resume`: the first message of a connection. */
 static int request_start(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
@@ -347,6 +360,7 @@ static int request_start(Conn *c, ProtoMsg *m) {
                                               .ws_col = (unsigned short) r->msg.cols };
 
         if (a->n_launches >= AGENT_MAX_LAUNCHES || agent_launches_for_uid(a, r->uid) >= AGENT_MAX_LAUNCHES_PER_UID) {
+                request_context(r);
                 inspect_free(j);
                 request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                "too many elevated programs are running (yours: %d); try again when some have ended",
@@ -354,6 +368,7 @@ static int request_start(Conn *c, ProtoMsg *m) {
                 return 0;
         }
         if (!budget_allows(a, r->uid, BUDGET_REQUEST, &wait_sec)) {
+                request_context(r);
                 inspect_free(j);
                 request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD_NONE,
                                "too many of your requests were refused or denied lately; try again in %u s", wait_sec);
@@ -371,6 +386,7 @@ static int inspection_submit(Request *r, Inspect *j) {
 
         request_set_state(r, REQUEST_INSPECTING);
         if (audit_failed(a->audit)) {
+                request_context(r);
                 inspect_free(j);
                 request_refuse(r, REFUSAL_AUDIT_FAILED, REFUSAL_RECORD,
                                "the audit log cannot record elevations (%s); nothing was run. Ask an administrator.",
@@ -380,12 +396,14 @@ static int inspection_submit(Request *r, Inspect *j) {
         k = workers_submit(a->workers, inspect_run, on_inspected, inspect_free, j, AGENT_INSPECT_DEADLINE_USEC,
                            &r->in.job);
         if (k < 0) {
+                request_context(r);
                 inspect_free(j);
                 request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                "the agent is busy reading other programs; try again shortly");
                 return 0;
         }
         worker_job_set_tag(r->in.job, (uint64_t) r->uid);
+        request_context(r); /* while the worker reads */
         return 0;
 }
 
@@ -431,6 +449,7 @@ static int request_enqueue(Request *r, Inspect *j) {
                 k = sd_event_add_time_relative(a->event, &a->queue_timer, CLOCK_MONOTONIC, AGENT_QUEUE_POLL_USEC, 0,
                                                on_queue_timer, a);
                 if (k < 0) {
+                        request_context(r);
                         inspect_free(j);
                         request_refuse(r, REFUSAL_BUSY, REFUSAL_RECORD,
                                        "you have too many requests in progress; try again when they finish");
@@ -445,6 +464,7 @@ static int request_enqueue(Request *r, Inspect *j) {
         r->in.queued_job = j;
         r->in.queued_since = now_usec(CLOCK_MONOTONIC);
         LIST_APPEND(queue, a->queued, r);
+        request_context(r);
         return 0;
 }
 

@@ -984,7 +984,9 @@ START_TEST(test_committing_before_done) {
         /* A commit that ends before the loop takes the call drops it (done() alone): a disk
          * fsync leaves the loop time enough, so of a few tries at least one has it. */
         for (int i = 0; i < 5; i++) {
-                AuditEntry en = { .event = "request", .request = "new-req", .uid = 1, .committing = on_order_committing };
+                AuditEntry en = {
+                        .event = "request", .request = "new-req", .uid = 1, .committing = on_order_committing
+                };
                 Order good = {}, bad = {};
                 uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;
 
