@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /*
- * The state tables written together with audit rows (requests, launches; grants and
- * pending with schema version 2).
+ * The state tables written together with audit rows (launches; grants, pending and
+ * attempts with schema version 2; requests, which the agent no longer writes).
  *
  * Invariants:
  *  - SQL is only ever built from the table below: table and column names come from

@@ -164,8 +164,8 @@ int request_launch(Request *r) {
         Agent *a = r->agent;
         const PolicyRule *rule = r->dec.rule;
         _cleanup_free_ char *err = NULL;
-        AuditState st[2];
-        json_t *d, *req_row, *launch_row;
+        AuditState st;
+        json_t *d, *launch_row;
         int k;
 
         if (!a->cgroups && (rule->on_expiry == POLICY_EXPIRY_TERMINATE || rule->max_runtime > 0)) {
@@ -221,12 +221,9 @@ int request_launch(Request *r) {
         r->run.started_boottime = now_usec(CLOCK_BOOTTIME);
         compute_deadlines(r);
         d = request_audit_data(r);
-        req_row = json_pack("{s:s,s:I,s:s?,s:s,s:I,s:I,s:s,s:s,s:s?,s:s?,s:s?}", "id", r->id, "uid",
-                            (json_int_t) r->uid, "user", r->user, "state", "launching", "created",
-                            (json_int_t) now_usec(CLOCK_REALTIME), "updated", (json_int_t) now_usec(CLOCK_REALTIME),
-                            "rule", rule->id, "action", policy_action_to_string(rule->action), "program",
-                            r->in.program->path, "sha256", r->in.program->sha256_hex, "run_as", r->run.run_user);
-        /* enough for a restarted agent to take over supervision (agent-adopt.c) */
+        /* Enough for a restarted agent to take over supervision (agent-adopt.c). The launch
+         * is its only state row: a "requests" row, which nothing read, cost two more b-tree
+         * pages in this commit (docs/audit.md). */
         launch_row = json_pack(
                 "{s:s,s:s,s:s?,s:I,s:s,s:s?,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "state", "running",
                 "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started", (json_int_t) now_usec(CLOCK_REALTIME),
@@ -234,9 +231,8 @@ int request_launch(Request *r) {
                 (json_int_t) r->run.runtime_deadline, "data", "uid", (json_int_t) r->uid, "rule", rule->id, "on_expiry",
                 rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
                 (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace);
-        if (!d || !req_row || !launch_row) {
+        if (!d || !launch_row) {
                 json_decref(d);
-                json_decref(req_row);
                 json_decref(launch_row);
                 request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD, "out of memory; nothing was run");
                 return 0;
@@ -255,17 +251,15 @@ int request_launch(Request *r) {
         json_object_set_new(d, "profile", json_string(rule->profile ?: "none"));
         json_object_set_new(d, "cwd",
                             json_string(rule->cwd == POLICY_CWD_INHERIT && r->in.cwd_path ? r->in.cwd_path : "/"));
-        st[0] = (AuditState){ .table = "requests", .row = req_row };
-        st[1] = (AuditState){ .table = "launches", .row = launch_row };
+        st = (AuditState){ .table = "launches", .row = launch_row };
         r->run.launch_recorded = true;
         request_set_state(r, REQUEST_AUDITING);
         /* The launcher makes the program ready while the record is written; it starts only
          * once the record is durable and the last checks passed (launch_checked()). The
          * order goes when the commit starts (on_launch_committing()): cloning into a new
          * cgroup is most of a millisecond of CPU, which must not slow the writer's own. */
-        k = request_audit_queue(r, "launch", d, st, 2, on_launch_audited, on_launch_committing);
+        k = request_audit_queue(r, "launch", d, &st, 1, on_launch_audited, on_launch_committing);
         json_decref(d);
-        json_decref(req_row);
         json_decref(launch_row);
         if (k < 0)
                 on_launch_audited(k, r);
