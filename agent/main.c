@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -710,6 +711,11 @@ int main(int argc, char *argv[]) {
         int r;
 
         log_setup();
+        /* Before any thread: the threads share two malloc arenas. glibc would give each
+         * worker the pool starts under load an arena of its own (up to 8 per core), whose
+         * free pages it keeps: the agent's memory after 10,000 elevations grew 0.75 or
+         * 1.2 MB depending on how many workers a burst happened to start. */
+        (void) mallopt(M_ARENA_MAX, 2);
         proto_json_wipe_on_free(); /* before any JSON exists: answers to prompts are secrets */
         r = parse_argv(argc, argv);
         if (r <= 0)
