@@ -212,6 +212,7 @@ void request_free(Request *r) {
         safe_close(r->run.cgroup_fd);
         safe_close(r->run.pidfd);
         safe_close(r->run.gate_w); /* unopened: a program held behind it ends by itself */
+        free(r->run.held_answer);
         binary_free(r->in.program);
         for (size_t i = 0; i < r->in.n_files; i++)
                 binary_free(r->in.files[i]);

@@ -107,7 +107,8 @@ typedef struct RequestApproval {
 typedef struct RequestLaunch {
         uint64_t launch_cookie; /* LAUNCHING (or held): the launcher order's */
         bool held;              /* the launcher holds the program ready until the record is durable */
-        bool held_lost;         /* the launcher died while it held it */
+        bool held_lost;         /* the launcher answered it before its release: died, or refused it */
+        char *held_answer;      /*   and what it said */
         int gate_w;             /* held: the write end of its gate; one byte starts it (agent-supervise.c) */
         bool launch_recorded;   /* a launches row says "running": close it if refused */
         struct winsize ws;

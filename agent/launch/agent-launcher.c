@@ -229,8 +229,10 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         l->cb->exited(h.cookie, h.end_code, h.end_status, l->userdata);
                         continue;
                 }
+                /* a held order is answered at its release, or before it only when the
+                 * launcher refused it (at its limit of programs): an error, and no child */
                 LIST_FOREACH(in_flight, f, l->in_flight)
-                        if (f->cookie == h.cookie && !f->held)
+                        if (f->cookie == h.cookie && (!f->held || (h.error < 0 && n_fds == 0)))
                                 break;
                 if (!f) {
                         log_error("The launcher answered an order it was not given (%" PRIu64 "); restarting it",
@@ -245,6 +247,8 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         (void) launch_signal(l->pidfd, SIGKILL);
                         return 0;
                 }
+                if (f->held)
+                        l->held_cookie = 0;
                 LIST_REMOVE(in_flight, l->in_flight, f);
                 free(f);
                 arm_deadline(l);

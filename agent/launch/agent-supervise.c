@@ -528,7 +528,7 @@ static void launch_now(Request *r) {
                         (void) cgroup_launch_kill(a->cgroups, r->run.cgroup_name);
                 launch_cleanup_cgroup(r);
                 request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
-                               r->run.argv[0], "the launcher died before it started the program");
+                               r->run.argv[0], r->run.held_answer ?: "the launcher died before it started the program");
                 return;
         }
         fill_spec(r, &spec);
@@ -668,12 +668,15 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                 if (r->run.launch_cookie == cookie)
                         break;
         if (!r && a->launch_held && a->launch_held->run.launch_cookie == cookie) {
-                /* the launcher died holding it (only then is a held order answered before its
-                 * release): launch_now() refuses it once the record is durable */
+                /* answered before its release: the launcher died holding it, or refused it
+                 * (a launcher service at its limit of programs): launch_now() refuses it, with
+                 * what the launcher said, once the record is durable */
                 Request *h = a->launch_held;
                 a->launch_held = NULL;
                 h->run.held = false;
                 h->run.held_lost = true;
+                free(h->run.held_answer);
+                h->run.held_answer = message && *message ? strdup(message) : NULL;
                 reap_later(a, pidfd);
                 safe_close(notify_fd);
                 return;

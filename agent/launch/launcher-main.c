@@ -45,6 +45,9 @@
 /* How many programs a launcher service keeps track of at once; past it, orders are
  * refused (the agent's own limits on running launches are far below). */
 #define CHILDREN_MAX 8192
+/* The limit in force: CHILDREN_MAX, or less for a test (--test-children-max) that must
+ * reach it with a handful of programs. */
+static size_t children_max = CHILDREN_MAX;
 
 typedef struct Child {
         int pidfd;
@@ -164,7 +167,7 @@ static int serve_order(int sock, void *buf, bool service, Held *held, Child *chi
                 if (n >= (ssize_t) sizeof(h))
                         memcpy(&h, buf, sizeof(h));
                 reply(sock, REPLY_ORDER, h.cookie, r, "the launcher could not read the order", NULL);
-        } else if (service && *n_children >= CHILDREN_MAX) {
+        } else if (service && *n_children >= children_max) {
                 reply(sock, REPLY_ORDER, o.cookie, -EAGAIN, "the launcher runs too many programs already", NULL);
                 launcher_order_done(&o);
         } else if (o.hold && held->active) {
@@ -381,7 +384,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char *argv[]) {
         const char *agent_cgroup = NULL;
-        bool serve = false;
+        bool serve = false, test_max = false;
 
         (void) prctl(PR_SET_NAME, "elevated-launch", 0, 0, 0);
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -392,7 +395,17 @@ int main(int argc, char *argv[]) {
                         serve = true;
                 else if (strcmp(argv[i], "--agent-cgroup") == 0 && i + 1 < argc && argv[i + 1][0] == '/')
                         agent_cgroup = argv[++i];
-                else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                else if (strcmp(argv[i], "--test-children-max") == 0 && i + 1 < argc) {
+                        /* for the test that reaches the limit; not in --help */
+                        char *end = NULL;
+                        unsigned long n = strtoul(argv[++i], &end, 10);
+                        if (!end || *end || n < 1 || n > CHILDREN_MAX) {
+                                fprintf(stderr, "elevated-launch: --test-children-max takes 1 to %d\n", CHILDREN_MAX);
+                                return 2;
+                        }
+                        children_max = n;
+                        test_max = true;
+                } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
                         usage(stdout);
                         return 0;
                 } else {
@@ -401,8 +414,8 @@ int main(int argc, char *argv[]) {
                         return 2;
                 }
         }
-        if (agent_cgroup && !serve) {
-                fprintf(stderr, "elevated-launch: --agent-cgroup goes with --serve\n");
+        if ((agent_cgroup || test_max) && !serve) {
+                fprintf(stderr, "elevated-launch: --agent-cgroup and --test-children-max go with --serve\n");
                 return 2;
         }
         return serve ? run_service(agent_cgroup) : run_for_agent();

@@ -39,7 +39,8 @@ def own_cgroup():
 class LauncherService:
     """elevated-launch --serve on a socket of its own, activated on the first connection."""
 
-    def __init__(self, agent_cgroup=None):
+    def __init__(self, agent_cgroup=None, extra=()):
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="elevate-launch-")
         self.socket = os.path.join(self.dir, "launch.sock")
         self.log_path = os.path.join(self.dir, "launch.log")
@@ -53,6 +54,7 @@ class LauncherService:
         cmd = ["systemd-socket-activate", "--seqpacket", "-l", self.socket, LAUNCH, "--serve"]
         if self.agent_cgroup:
             cmd += ["--agent-cgroup", self.agent_cgroup]
+        cmd += self.extra
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         wait_until(lambda: os.path.exists(self.socket), 10)
@@ -121,12 +123,12 @@ class service_and_agent:
     cgroup of its own that uses it; the launcher takes connections from agent_cgroup
     (default: the agent's). Cleans up, and shows the launcher's log when the body fails."""
 
-    def __init__(self, pol, agent_cgroup=None):
-        self.pol, self.agent_cgroup = pol, agent_cgroup
+    def __init__(self, pol, agent_cgroup=None, extra=()):
+        self.pol, self.agent_cgroup, self.extra = pol, agent_cgroup, extra
 
     def __enter__(self):
         self.cg = AgentCgroup().__enter__()
-        self.svc = LauncherService(agent_cgroup=self.agent_cgroup or self.cg.rel)
+        self.svc = LauncherService(agent_cgroup=self.agent_cgroup or self.cg.rel, extra=self.extra)
         self.agent = Agent(self.pol, extra_args=["--launcher-socket", self.svc.socket], start=False)
         self.agent.cgroup = self.cg
         start_in(self.cg, self.agent)
@@ -237,6 +239,32 @@ def test_a_restarted_agent_readopts_and_uses_the_same_launcher():
         rows = wait_for(lambda: [x for x in a.audit_rows("exit") if x["data"].get("pid") == pid], 15)
         check(rows, "the adopted program's end is audited")
         b.kill()
+
+
+def test_the_launchers_own_bound_on_programs_is_kept():
+    """The launcher service tracks at most CHILDREN_MAX programs (8,192, far above the
+    agent's 512); past it an order is refused, the user told, nothing runs, and a place
+    that frees is taken again. Reached here with a limit of 2 (--test-children-max)."""
+    pol, prog = policy()
+    with service_and_agent(pol, extra=["--test-children-max", "2"]) as (svc, a):
+        b1, pid1 = start_sleep(a, "4244")
+        b2, pid2 = start_sleep(a, "4245")
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq(r.rc, 125, "a third program is refused", r)
+        check(r.out.strip() != "0", "and nothing ran", r)
+        check_in("the launcher runs too many programs already", r.err, "the user hears why", r)
+        failed = wait_for(lambda: [x for x in a.audit_rows() if x["event"] in ("launch-failed", "exec-failed")
+                                   and "too many programs" in json.dumps(x["data"])], 15)
+        check(failed, "the refusal is audited", a.audit_rows()[-5:])
+        os.kill(pid1, signal.SIGTERM)
+        b1.finish(30)
+        wait_for(lambda: [x for x in a.audit_rows("exit") if x["data"].get("pid") == pid1], 15)
+        r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+        check_eq((r.rc, r.out.strip()), (0, "0"), "a freed place is taken again", r)
+        os.kill(pid2, signal.SIGTERM)
+        b2.finish(30)
+    r = subprocess.run([LAUNCH, "--test-children-max", "2"], capture_output=True, text=True, timeout=10)
+    check_eq(r.returncode, 2, "the test limit goes with --serve only", r)
 
 
 def test_the_launcher_service_says_how_it_is_started():
