@@ -143,8 +143,7 @@ typedef struct ChildPlan {
         const LaunchSpec *spec;
         int err_fd;
         int notify_sock;   /* noexec: where the child sends its listener, or -1 */
-        int hold_fd;       /* a held launch: the child waits here for its go, or -1 */
-        int hold_w;        /*   and the pipe's other end, which the child closes at once */
+        int hold_fd;       /* a held launch: its gate, where it waits for its go, or -1 */
         char loginuid[16]; /* "" to leave the loginuid alone */
         size_t loginuid_len;
         bool set_nofile;
@@ -398,10 +397,6 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         ChildFds f;
         int r;
 
-        /* Our copy of the go pipe's write end: with it open, a launcher that died would
-         * leave us waiting forever instead of reading its end. */
-        if (p->hold_w >= 0)
-                (void) syscall(SYS_close, p->hold_w);
         child_reset_signals();
         /* Until exec the child holds a copy of the launcher: no ptrace, no core. */
         if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -689,8 +684,8 @@ static void give_up(int *pidfd, bool sibling, LaunchResult *ret) {
 
 struct LaunchHeld {
         pid_t pid;
-        int pidfd, pipe_r, nsock, hold_w;
-        bool sibling, noexec, gated;
+        int pidfd, pipe_r, nsock;
+        bool sibling, noexec, held;
 };
 
 LaunchHeld *launch_held_free(LaunchHeld *h) {
@@ -699,19 +694,20 @@ LaunchHeld *launch_held_free(LaunchHeld *h) {
         safe_close(h->pidfd);
         safe_close(h->pipe_r);
         safe_close(h->nsock);
-        safe_close(h->hold_w);
         free(h);
         return NULL;
 }
 
-/* Clones the child, which sets itself up and then (hold) waits for launch_release(). */
+/* Clones the child, which sets itself up and then (hold) waits at its gate. */
 static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_error) {
-        _cleanup_close_ int pipe_w = -EBADF, nsock_child = -EBADF, hold_r = -EBADF;
-        ChildPlan plan = { .spec = s, .notify_sock = -1, .hold_fd = -1, .hold_w = -1 };
+        _cleanup_close_ int pipe_w = -EBADF, nsock_child = -EBADF;
+        ChildPlan plan = { .spec = s, .notify_sock = -1, .hold_fd = -1 };
         LaunchHeld *h;
         int fds[2], r;
 
         r = spec_validate(s);
+        if (r == 0 && hold && (!s->gated || s->gate_fd < 0))
+                r = -EINVAL; /* a held child waits at a gate its caller keeps */
         if (r < 0) {
                 set_error(ret_error, "launch", -r);
                 return r;
@@ -726,10 +722,9 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
                 .pidfd = -EBADF,
                 .pipe_r = -EBADF,
                 .nsock = -EBADF,
-                .hold_w = -EBADF,
                 .sibling = s->sibling,
                 .noexec = s->notify_filter != NULL,
-                .gated = hold && s->gated,
+                .held = hold,
         };
         if (s->loginuid != (uid_t) -1)
                 plan.loginuid_len =
@@ -746,24 +741,8 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
         h->pipe_r = fds[0];
         pipe_w = fds[1];
         plan.err_fd = pipe_w;
-        if (h->gated) {
-                if (s->gate_fd < 0) {
-                        r = -EBADF;
-                        set_error(ret_error, "launch", EBADF);
-                        goto fail;
-                }
+        if (hold)
                 plan.hold_fd = s->gate_fd; /* the caller's; its write end is not ours */
-        } else if (hold) {
-                if (pipe2(fds, O_CLOEXEC) < 0) {
-                        r = negative_errno();
-                        set_error(ret_error, "pipe2", -r);
-                        goto fail;
-                }
-                hold_r = fds[0];
-                h->hold_w = fds[1];
-                plan.hold_fd = hold_r;
-                plan.hold_w = h->hold_w;
-        }
         if (s->notify_filter) {
                 if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
                         r = negative_errno();
@@ -796,16 +775,7 @@ static int release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error) 
         int r, left_ms = EXEC_WAIT_MSEC;
 
         *ret = (LaunchResult){ .pid = h->pid, .pidfd = -1, .notify_fd = -1 };
-        if (h->hold_w >= 0) {
-                /* a pipe of our own with room: the byte cannot block, and cannot be lost */
-                ssize_t n = go ? write(h->hold_w, "G", 1) : 0;
-                h->hold_w = safe_close(h->hold_w);
-                if (!go || n != 1) {
-                        give_up(&h->pidfd, h->sibling, ret);
-                        set_error(ret_error, "launch", go ? EIO : ECANCELED);
-                        return go ? -EIO : -ECANCELED;
-                }
-        } else if (h->gated && !go) {
+        if (h->held && !go) {
                 /* its gate may still be open somewhere: do not leave it waiting */
                 give_up(&h->pidfd, h->sibling, ret);
                 set_error(ret_error, "launch", ECANCELED);

@@ -56,9 +56,9 @@ typedef struct LaunchSpec {
         size_t n_extra_fds;   /*   without close-on-exec; at most LAUNCH_EXTRA_FDS_MAX */
         int ctty_fd;          /* with controlling_tty: the terminal to make controlling,
                                * or -1 for stdio[0] */
-        /* launch_prepare() only: the child waits for its go on gate_fd, the read end of a
-         * pipe whose write end the caller keeps (one byte 'G' starts it, end of file ends
-         * it), instead of on a pipe of the launcher's own (docs/design.md §7). */
+        /* launch_prepare() only, and required there: the child waits for its go on gate_fd,
+         * the read end of a pipe whose write end the caller keeps (one byte 'G' starts it,
+         * end of file ends it; docs/design.md §7). */
         bool gated;
         int gate_fd;
 } LaunchSpec;
@@ -84,12 +84,11 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error);
 
 /* The same in two steps, so that a program can be made ready while its launch record is
  * still being written (docs/design.md §7): launch_prepare() clones the child, which sets
- * itself up and then waits, still root and before its seccomp filter and id change, for
- * launch_release(). With go, it goes on to its exec and the result is launch_spawn()'s;
- * without, it is killed (and reaped unless a sibling) and -ECANCELED returned. A child
- * whose LaunchHeld is freed without a release exits by itself (its pipe closes). A gated
- * child (LaunchSpec.gated) is let go by the caller's byte on its gate; launch_release()
- * then only waits for its exec (go) or kills it (not go). */
+ * itself up and then waits at its gate (LaunchSpec.gated), still root and before its
+ * seccomp filter and id change. The caller's byte on the gate lets it go on to its exec;
+ * launch_release() then waits for the exec and the result is launch_spawn()'s, or, without
+ * go, kills it (reaped unless a sibling) and returns -ECANCELED. A gate closed unopened
+ * ends the child by itself. */
 typedef struct LaunchHeld LaunchHeld;
 int launch_prepare(const LaunchSpec *s, LaunchHeld **ret, char **ret_error);
 int launch_release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error);

@@ -141,8 +141,8 @@ int launcher_order_decode(const void *buf, size_t len, const int *fds, size_t n_
                                           ((uint64_t) h.n_seccomp + h.n_notify) * sizeof(struct sock_filter) +
                                           h.strings_len)
                 return -EBADMSG;
-        if ((h.flags & ORDER_GATE) && !(h.flags & ORDER_HOLD))
-                return -EBADMSG; /* a gate only makes sense for a held order */
+        if (!(h.flags & ORDER_GATE) != !(h.flags & ORDER_HOLD))
+                return -EBADMSG; /* a held order brings its gate, and only a held one has one */
         need_fds = 4 + !!(h.flags & ORDER_CWD) + !!(h.flags & ORDER_CGROUP) + !!(h.flags & ORDER_CTTY) +
                    !!(h.flags & ORDER_GATE) + h.n_extra_fds;
         if (n_fds != need_fds)

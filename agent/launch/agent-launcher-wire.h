@@ -40,8 +40,9 @@ enum {
         /* A release: a bare header, no fds: start the held program, or withdraw it. */
         ORDER_RELEASE_GO = 1U << 8,
         ORDER_RELEASE_ABORT = 1U << 9,
-        /* With ORDER_HOLD, an fd: the read end of the agent's gate, on which the child waits
-         * for its go (LaunchSpec.gated); the agent opens it once the record is durable. */
+        /* With ORDER_HOLD, and required with it, an fd: the read end of the agent's gate, on
+         * which the child waits for its go (LaunchSpec.gated); the agent opens it once the
+         * record is durable. */
         ORDER_GATE = 1U << 10,
 };
 

@@ -476,10 +476,9 @@ static void fill_spec(Request *r, LaunchSpec *ret) {
  * idle and holds nothing else; otherwise the order goes at launch_now(), as ever. */
 static void launch_prepare_early(Request *r) {
         Agent *a = r->agent;
+        _cleanup_close_ int gate_r = -EBADF, gate_w = -EBADF;
         LaunchSpec spec;
         uint64_t cookie;
-
-        _cleanup_close_ int gate_r = -EBADF, gate_w = -EBADF;
         int fds[2];
 
         if (a->launch_held || !launcher_up(a->launcher) || launcher_in_flight(a->launcher) > 0)
