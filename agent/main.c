@@ -467,7 +467,6 @@ static void audit_lifecycle(Agent *a, const char *event) {
 
 static void agent_done(Agent *a) {
         a->launcher = launcher_free(a->launcher);
-        supervise_spares_free(a);
         while (a->conns)
                 conn_free(a->conns);
         supervise_launching_free(a); /* their connections are gone: request_conn_gone() left them */
@@ -690,9 +689,8 @@ static int run(void) {
                 log_error_errno(r, "Event loop failed");
         budget_flush(&a);
         audit_lifecycle(&a, "agent-stop");
-        /* the launcher lives in the agent's cgroup: it goes first, and the spare with it */
+        /* the launcher lives in the agent's cgroup: it goes first */
         a.launcher = launcher_free(a.launcher);
-        supervise_spares_free(&a);
         {
                 size_t n = 0;
                 int k = cgroup_teardown(a.cgroups, &n);

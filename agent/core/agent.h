@@ -147,8 +147,6 @@ struct Agent {
         struct Stray *strays;        /* children that did not start, reaped when they are gone */
         struct Request *launch_held; /* the request whose program the launcher holds ready (one) */
         struct Withdrawn *withdrawn; /* held programs withdrawn, until the launcher answers */
-        struct Spare *spares;        /* spares made, until the launcher's last word on each */
-        sd_event_source *spare_timer; /* the next spare, made once launches are quiet */
         Request *queued;             /* over their uid's in-flight cap, oldest first */
         sd_event_source *queue_timer;
         size_t n_launches;

@@ -103,7 +103,6 @@ typedef enum LaunchStep {
         STEP_CLOSE_FDS,
         STEP_SIGMASK,
         STEP_EXECVEAT,
-        STEP_ORDER,
         _STEP_MAX,
 } LaunchStep;
 
@@ -127,7 +126,6 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_CLOSE_FDS] = "close_range",
         [STEP_SIGMASK] = "rt_sigprocmask",
         [STEP_EXECVEAT] = "execveat",
-        [STEP_ORDER] = "the order (a spare could not read it)",
 };
 
 typedef struct ChildReport {
@@ -458,10 +456,6 @@ _noreturn_ static void child_run(const ChildPlan *p) {
         child_fail(f.err, STEP_EXECVEAT, errno);
 }
 
-static void child_start(const void *arg) {
-        child_run(arg);
-}
-
 /* ---- parent side ---- */
 
 static int spec_validate(const LaunchSpec *s) {
@@ -503,7 +497,7 @@ static uint64_t rlim64(rlim_t v) {
  * spec->sibling it is our parent's child, not ours (CLONE_PARENT: the launcher's children
  * are the agent's). Every signal is blocked around it (raw call: glibc's pthread_sigmask
  * would leave its internal signals unblocked), so no handler of ours runs in the child. */
-static pid_t clone_child(void (*run)(const void *), const void *arg, int cgroup_fd, bool sibling, int *ret_pidfd) {
+static pid_t clone_child(const ChildPlan *p, int cgroup_fd, bool sibling, int *ret_pidfd) {
         struct clone_args args = {
                 .flags = CLONE_PIDFD | (sibling ? CLONE_PARENT : 0),
                 .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
@@ -521,11 +515,8 @@ static pid_t clone_child(void (*run)(const void *), const void *arg, int cgroup_
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, KERNEL_SIGSET_SIZE) < 0)
                 return -errno;
         pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
-        if (pid == 0) {
-                run(arg);
-                for (;;) /* run() does not return */
-                        (void) syscall(SYS_exit_group, 127);
-        }
+        if (pid == 0)
+                child_run(p);
         saved = errno;
         (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KERNEL_SIGSET_SIZE);
         return pid < 0 ? -saved : pid;
@@ -707,27 +698,6 @@ LaunchHeld *launch_held_free(LaunchHeld *h) {
         return NULL;
 }
 
-/* What the child computes from the spec before its steps (no system call). */
-static void plan_fill(const LaunchSpec *s, ChildPlan *plan) {
-        if (s->loginuid != (uid_t) -1)
-                plan->loginuid_len =
-                        (size_t) snprintf(plan->loginuid, sizeof(plan->loginuid), "%u", (unsigned) s->loginuid);
-        if (s->nofile) {
-                plan->set_nofile = true;
-                plan->nofile = (RLimit64){ .cur = rlim64(s->nofile->rlim_cur), .max = rlim64(s->nofile->rlim_max) };
-        }
-}
-
-static int hold_check(const LaunchSpec *s, bool hold) {
-        int r = spec_validate(s);
-
-        if (r == 0 && hold && (!s->gated || s->gate_fd < 0))
-                r = -EINVAL; /* a held child waits at a gate its caller keeps */
-        if (r == 0 && !hold && s->gated)
-                r = -EINVAL; /* nobody would open it */
-        return r;
-}
-
 /* Clones the child, which sets itself up and then (hold) waits at its gate. */
 static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_error) {
         _cleanup_close_ int pipe_w = -EBADF, nsock_child = -EBADF;
@@ -735,7 +705,9 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
         LaunchHeld *h;
         int fds[2], r;
 
-        r = hold_check(s, hold);
+        r = spec_validate(s);
+        if (r == 0 && hold && (!s->gated || s->gate_fd < 0))
+                r = -EINVAL; /* a held child waits at a gate its caller keeps */
         if (r < 0) {
                 set_error(ret_error, "launch", -r);
                 return r;
@@ -754,7 +726,13 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
                 .noexec = s->notify_filter != NULL,
                 .held = hold,
         };
-        plan_fill(s, &plan);
+        if (s->loginuid != (uid_t) -1)
+                plan.loginuid_len =
+                        (size_t) snprintf(plan.loginuid, sizeof(plan.loginuid), "%u", (unsigned) s->loginuid);
+        if (s->nofile) {
+                plan.set_nofile = true;
+                plan.nofile = (RLimit64){ .cur = rlim64(s->nofile->rlim_cur), .max = rlim64(s->nofile->rlim_max) };
+        }
         if (pipe2(fds, O_CLOEXEC) < 0) {
                 r = negative_errno();
                 set_error(ret_error, "pipe2", -r);
@@ -776,7 +754,7 @@ static int prepare(const LaunchSpec *s, bool hold, LaunchHeld **ret, char **ret_
                 plan.notify_sock = nsock_child;
         }
 
-        h->pid = clone_child(child_start, &plan, s->cgroup_fd, s->sibling, &h->pidfd);
+        h->pid = clone_child(&plan, s->cgroup_fd, s->sibling, &h->pidfd);
         if (h->pid < 0) {
                 r = h->pid;
                 h->pidfd = -EBADF;
@@ -865,210 +843,6 @@ int launch_spawn(const LaunchSpec *s, LaunchResult *ret, char **ret_error) {
         if (r < 0)
                 return r;
         return launch_release(h, true, ret, ret_error);
-}
-
-/* ---- spares (docs/design.md §7, "A spare") ---- */
-
-struct LaunchSpare {
-        pid_t pid;
-        int pidfd, pipe_r, nsock, order_sock;
-        dev_t cgroup_dev;
-        ino_t cgroup_ino;
-        bool sibling, has_cgroup;
-};
-
-/* What the spare child keeps: the rest of its copy of the launcher goes. */
-typedef struct SparePlan {
-        int order_sock, err_w, nsock;
-        LaunchSpareReadFn read_order;
-} SparePlan;
-
-/* Closes every fd >= 3 but the n in keep[] (each >= 3, distinct). */
-static int close_all_but(int *keep, size_t n) {
-        unsigned from = 3;
-        int r;
-
-        /* a handful: sort in place */
-        for (size_t i = 1; i < n; i++)
-                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-                        int t = keep[j];
-                        keep[j] = keep[j - 1];
-                        keep[j - 1] = t;
-                }
-        for (size_t i = 0; i < n; i++) {
-                if (keep[i] > (int) from && (r = child_close_range(from, (unsigned) keep[i] - 1)) < 0)
-                        return r;
-                from = (unsigned) keep[i] + 1;
-        }
-        return child_close_range(from, UINT_MAX);
-}
-
-/* The spare, in its cgroup: it waits for its order, then goes on as any child. It is a
- * full copy of a single-threaded launcher (no CLONE_VM), so reading and decoding the
- * order may use the C library; from child_run() on, the child's rules hold. */
-static void spare_run(const void *arg) {
-        const SparePlan *sp = arg;
-        ChildPlan plan = { .err_fd = sp->err_w, .notify_sock = -1, .hold_fd = -1 };
-        int keep[3] = { sp->order_sock, sp->err_w, sp->nsock };
-        LaunchSpec spec;
-        int r;
-
-        /* what `ps` shows until the exec: a spare is not a launcher */
-        (void) syscall(SYS_prctl, PR_SET_NAME, "elevated-spare", 0, 0, 0);
-        /* the launcher's sockets and its programs' pidfds are not the spare's to hold: a
-         * launcher service must see its agent's connection close when the agent goes */
-        if (close_all_but(keep, 3) < 0)
-                child_fail(sp->err_w, STEP_CLOSE_FDS, EBADF);
-        r = sp->read_order(sp->order_sock, &spec);
-        if (r == -ENODATA) /* withdrawn, or the launcher is gone: nothing to report */
-                for (;;)
-                        (void) syscall(SYS_exit_group, 0);
-        if (r < 0 || spec_validate(&spec) < 0)
-                child_fail(sp->err_w, STEP_ORDER, r < 0 ? -r : EINVAL);
-        (void) syscall(SYS_close, sp->order_sock);
-        plan.spec = &spec;
-        plan_fill(&spec, &plan);
-        if (spec.notify_filter)
-                plan.notify_sock = sp->nsock;
-        else
-                (void) syscall(SYS_close, sp->nsock);
-        if (spec.gated)
-                plan.hold_fd = spec.gate_fd;
-        child_run(&plan);
-}
-
-int launch_spare_new(int cgroup_fd, bool sibling, LaunchSpareReadFn read_order, LaunchSpare **ret,
-                     LaunchResult *ret_res, char **ret_error) {
-        _cleanup_close_ int err_w = -EBADF, nsock_child = -EBADF, order_child = -EBADF;
-        LaunchSpare *sp;
-        SparePlan plan = { .read_order = read_order };
-        struct stat st;
-        int fds[2], r;
-
-        *ret_res = (LaunchResult){ .pid = -1, .pidfd = -EBADF, .notify_fd = -EBADF };
-        sp = calloc(1, sizeof(*sp));
-        if (!sp) {
-                set_error(ret_error, "spare", ENOMEM);
-                return -ENOMEM;
-        }
-        *sp = (LaunchSpare){ .pid = -1, .pidfd = -EBADF, .pipe_r = -EBADF, .nsock = -EBADF, .order_sock = -EBADF,
-                             .sibling = sibling };
-        if (cgroup_fd >= 0) {
-                if (fstat(cgroup_fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        r = -ENOTDIR;
-                        set_error(ret_error, "spare: cgroup", ENOTDIR);
-                        goto fail;
-                }
-                sp->has_cgroup = true;
-                sp->cgroup_dev = st.st_dev;
-                sp->cgroup_ino = st.st_ino;
-        }
-        if (pipe2(fds, O_CLOEXEC) < 0) {
-                r = negative_errno();
-                set_error(ret_error, "pipe2", -r);
-                goto fail;
-        }
-        sp->pipe_r = fds[0];
-        err_w = fds[1];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
-                r = negative_errno();
-                set_error(ret_error, "socketpair", -r);
-                goto fail;
-        }
-        sp->nsock = fds[0];
-        nsock_child = fds[1];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
-                r = negative_errno();
-                set_error(ret_error, "socketpair", -r);
-                goto fail;
-        }
-        sp->order_sock = fds[0];
-        order_child = fds[1];
-        plan.order_sock = order_child;
-        plan.err_w = err_w;
-        plan.nsock = nsock_child;
-
-        sp->pid = clone_child(spare_run, &plan, cgroup_fd, sibling, &sp->pidfd);
-        if (sp->pid < 0) {
-                r = sp->pid;
-                sp->pidfd = -EBADF;
-                set_error(ret_error, "clone3", -r);
-                goto fail;
-        }
-        ret_res->pid = sp->pid;
-        ret_res->pidfd = fcntl(sp->pidfd, F_DUPFD_CLOEXEC, 3);
-        *ret = sp;
-        return 0;
-fail:
-        launch_spare_drop(sp, NULL);
-        return r;
-}
-
-int launch_spare_fits(const LaunchSpare *sp, int cgroup_fd) {
-        struct pollfd p;
-        struct stat st;
-
-        if (!sp || sp->pidfd < 0)
-                return -ESRCH;
-        /* alive: a spare that died would read as a program that started */
-        p = (struct pollfd){ .fd = sp->pidfd, .events = POLLIN };
-        if (poll(&p, 1, 0) != 0)
-                return -ESRCH;
-        if (cgroup_fd < 0)
-                return !sp->has_cgroup;
-        return sp->has_cgroup && fstat(cgroup_fd, &st) >= 0 && st.st_dev == sp->cgroup_dev &&
-               st.st_ino == sp->cgroup_ino;
-}
-
-void launch_spare_drop(LaunchSpare *sp, LaunchResult *ret) {
-        if (ret)
-                *ret = (LaunchResult){ .pid = -1, .pidfd = -EBADF, .notify_fd = -EBADF };
-        if (!sp)
-                return;
-        if (sp->pidfd >= 0) {
-                LaunchResult r = { .pid = sp->pid, .pidfd = -EBADF, .notify_fd = -EBADF };
-                give_up(&sp->pidfd, sp->sibling, &r);
-                if (ret)
-                        *ret = r;
-                else
-                        safe_close(r.pidfd);
-        }
-        safe_close(sp->pidfd);
-        safe_close(sp->pipe_r);
-        safe_close(sp->nsock);
-        safe_close(sp->order_sock);
-        free(sp);
-}
-
-int launch_spare_take(LaunchSpare *sp, const LaunchSpec *s, bool hold, const LaunchSpareOrder *order,
-                      LaunchHeld **ret) {
-        LaunchHeld *h;
-        int r;
-
-        r = hold_check(s, hold);
-        if (r < 0)
-                return r;
-        h = calloc(1, sizeof(*h));
-        if (!h)
-                return -ENOMEM;
-        r = order->send(sp->order_sock, order->buf, order->len, order->fds, order->n_fds);
-        if (r < 0) {
-                free(h);
-                return r;
-        }
-        *h = (LaunchHeld){
-                .pid = sp->pid,
-                .pidfd = TAKE_FD(sp->pidfd),
-                .pipe_r = TAKE_FD(sp->pipe_r),
-                .nsock = s->notify_filter ? TAKE_FD(sp->nsock) : -EBADF,
-                .sibling = sp->sibling,
-                .noexec = s->notify_filter != NULL,
-                .held = hold,
-        };
-        /* what is left: its order socket (the order is queued in it) and an unused nsock */
-        launch_spare_drop(sp, NULL);
-        *ret = h;
-        return 0;
 }
 
 int launch_signal(int pidfd, int sig) {

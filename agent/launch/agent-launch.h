@@ -94,42 +94,6 @@ int launch_prepare(const LaunchSpec *s, LaunchHeld **ret, char **ret_error);
 int launch_release(LaunchHeld *h, bool go, LaunchResult *ret, char **ret_error);
 LaunchHeld *launch_held_free(LaunchHeld *h);
 
-/* A spare (docs/design.md §7): a child cloned ahead of time into the launch cgroup its
- * next program will run in, while nothing waits for it, so that the clone, most of what a
- * launch costs, is off the launch's path. It closes every fd but its own three and waits
- * for its order on a socket of its own; launch_spare_take() sends it the order and turns
- * the spare into what launch_prepare() would have made of that order. */
-typedef struct LaunchSpare LaunchSpare;
-/* Runs in the spare: reads its order from sock and fills *ret (pointing into memory the
- * spare owns). -ENODATA: the socket closed (withdrawn; the spare exits quietly); other
- * errors are reported as the launch's failure. The spare is a full copy of a
- * single-threaded caller, so this may use the C library. */
-typedef int (*LaunchSpareReadFn)(int sock, LaunchSpec *ret);
-/* The spare's pid and a pidfd of it (for a sibling: its parent must reap it) go into
- * *ret_res. */
-int launch_spare_new(int cgroup_fd, bool sibling, LaunchSpareReadFn read_order, LaunchSpare **ret,
-                     LaunchResult *ret_res, char **ret_error);
-/* 1 if the spare is alive and in this cgroup (-1: made without one), 0 if it is alive
- * in another, -ESRCH if it is gone. */
-int launch_spare_fits(const LaunchSpare *sp, int cgroup_fd);
-/* The order as the caller received it, and how to send it on (the wire is the caller's). */
-typedef struct LaunchSpareOrder {
-        const void *buf;
-        size_t len;
-        const int *fds;
-        size_t n_fds;
-        int (*send)(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
-} LaunchSpareOrder;
-/* Checks the order (s: the caller's decoded copy of it) as launch_prepare() would, sends
- * it to the spare, and turns the spare into a held launch (hold) or one to release at once
- * (launch_release()); sp is freed. On failure (-errno) sp is left as it was, for
- * launch_spare_drop(). */
-int launch_spare_take(LaunchSpare *sp, const LaunchSpec *s, bool hold, const LaunchSpareOrder *order,
-                      LaunchHeld **ret);
-/* Kills it and frees sp; a sibling's pidfd goes into ret->pidfd (NULL: closed), others
- * are reaped here. */
-void launch_spare_drop(LaunchSpare *sp, LaunchResult *ret);
-
 /* Notes which signals this process does not leave at SIG_DFL, so that each child resets
  * just those before its exec instead of all 64. For a process that sets no handler
  * afterwards (the launcher calls it once, at start); without it, children reset all. */

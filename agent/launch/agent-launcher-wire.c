@@ -256,24 +256,6 @@ bool launcher_is_release(const void *buf, size_t n, uint64_t *cookie, bool *go) 
         return true;
 }
 
-int launcher_spare_send(int sock, uint64_t cookie, int cgroup_fd) {
-        OrderHeader h = { .magic = LAUNCHER_MAGIC, .cookie = cookie, .flags = ORDER_SPARE };
-
-        return launcher_send(sock, &h, sizeof h, &cgroup_fd, 1);
-}
-
-bool launcher_is_spare(const void *buf, size_t n, size_t n_fds, uint64_t *cookie) {
-        OrderHeader h;
-
-        if (n != sizeof h || n_fds != 1)
-                return false;
-        memcpy(&h, buf, sizeof h);
-        if (h.magic != LAUNCHER_MAGIC || h.flags != ORDER_SPARE)
-                return false;
-        *cookie = h.cookie;
-        return true;
-}
-
 ssize_t launcher_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *n_fds) {
         union {
                 struct cmsghdr h;

@@ -44,12 +44,6 @@ enum {
          * which the child waits for its go (LaunchSpec.gated); the agent opens it once the
          * record is durable. */
         ORDER_GATE = 1U << 10,
-        /* A spare (docs/design.md §7): a bare header and one fd, the launch cgroup the next
-         * order will name; the launcher clones a child into it that waits for that order.
-         * Answered at once (the spare's pid, and its pidfd where it is the agent's child). An
-         * order naming the same cgroup is handed to it; a release without go for the same
-         * cookie withdraws it (answered -ECANCELED). */
-        ORDER_SPARE = 1U << 11,
 };
 
 typedef struct OrderHeader {
@@ -107,10 +101,6 @@ void launcher_order_done(Order *o);
 int launcher_release_send(int sock, uint64_t cookie, bool go);
 /* Whether buf (n bytes) is a release; *go and *cookie say which. */
 bool launcher_is_release(const void *buf, size_t n, uint64_t *cookie, bool *go);
-
-/* A spare's order (ORDER_SPARE): make a spare in this cgroup. */
-int launcher_spare_send(int sock, uint64_t cookie, int cgroup_fd);
-bool launcher_is_spare(const void *buf, size_t n, size_t n_fds, uint64_t *cookie);
 
 /* One message with up to max_fds fds (close-on-exec); extra fds are closed. -EMSGSIZE: cut. */
 ssize_t launcher_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *n_fds);

@@ -60,7 +60,6 @@ typedef struct InFlight {
         uint64_t cookie;
         uint64_t sent; /* CLOCK_MONOTONIC µs; a held order's from its release */
         bool held;     /* held, not released yet: no deadline (the agent's audit commit is its wait) */
-        bool spare;    /* a spare: answered when made, and again only if it goes unused */
         LIST_FIELDS(struct InFlight, in_flight);
 } InFlight;
 
@@ -106,7 +105,7 @@ static void arm_deadline(Launcher *l) {
         InFlight *f = l->in_flight, *oldest = NULL;
 
         LIST_FOREACH(in_flight, f, l->in_flight)
-                if (!f->held && !f->spare && (!oldest || f->sent < oldest->sent))
+                if (!f->held && (!oldest || f->sent < oldest->sent))
                         oldest = f;
         if (!oldest || (l->pidfd < 0 && l->sock < 0)) {
                 l->deadline = sd_event_source_disable_unref(l->deadline);
@@ -248,18 +247,13 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         (void) launch_signal(l->pidfd, SIGKILL);
                         return 0;
                 }
-                bool spare = f->spare;
-
                 if (f->held)
                         l->held_cookie = 0;
-                if (!f->spare || h.error < 0) {
-                        /* a spare made stays: it is answered again if it goes unused */
-                        LIST_REMOVE(in_flight, l->in_flight, f);
-                        free(f);
-                        arm_deadline(l);
-                }
-                if (h.error == 0 && !spare)
-                        l->restarts = 0; /* a launch worked (a spare made is not one) */
+                LIST_REMOVE(in_flight, l->in_flight, f);
+                free(f);
+                arm_deadline(l);
+                if (h.error == 0)
+                        l->restarts = 0;
                 h.message[sizeof h.message - 1] = 0;
                 l->cb->done(h.cookie, h.error, h.message[0] ? h.message : NULL, h.pid, n_fds > 0 ? fds[0] : -EBADF,
                             h.has_notify && n_fds > 1 ? fds[1] : -EBADF, l->userdata);
@@ -549,54 +543,8 @@ size_t launcher_in_flight(const Launcher *l) {
         InFlight *f;
 
         LIST_FOREACH(in_flight, f, l ? l->in_flight : NULL)
-                if (!f->spare)
-                        n++;
+                n++;
         return n;
-}
-
-int launcher_spare_submit(Launcher *l, int cgroup_fd, uint64_t cookie) {
-        InFlight *f;
-        int r;
-
-        if (!launcher_up(l))
-                return -ENOTCONN;
-        f = calloc(1, sizeof(*f));
-        if (!f)
-                return -ENOMEM;
-        r = launcher_spare_send(l->sock, cookie, cgroup_fd);
-        if (r < 0) {
-                free(f);
-                return r == -EAGAIN ? -EBUSY : r;
-        }
-        f->cookie = cookie;
-        f->sent = now_usec(CLOCK_MONOTONIC);
-        f->spare = true;
-        LIST_APPEND(in_flight, l->in_flight, f);
-        return 0;
-}
-
-static InFlight *find_spare(Launcher *l, uint64_t cookie) {
-        InFlight *f;
-
-        LIST_FOREACH(in_flight, f, l ? l->in_flight : NULL)
-                if (f->spare && f->cookie == cookie)
-                        return f;
-        return NULL;
-}
-
-int launcher_spare_withdraw(Launcher *l, uint64_t cookie) {
-        if (!launcher_up(l) || !find_spare(l, cookie))
-                return -ENOTCONN; /* answered already, or the launcher is gone */
-        return launcher_release_send(l->sock, cookie, false);
-}
-
-void launcher_spare_forget(Launcher *l, uint64_t cookie) {
-        InFlight *f = find_spare(l, cookie);
-
-        if (f) {
-                LIST_REMOVE(in_flight, l->in_flight, f);
-                free(f);
-        }
 }
 
 Launcher *launcher_free(Launcher *l) {

@@ -56,19 +56,7 @@ pid_t launcher_pid(const Launcher *l);
  * fds are copied into the order (the caller keeps and closes its own). -ENOTCONN: no
  * launcher right now; -EBUSY: it is megabytes of orders behind. */
 int launcher_submit(Launcher *l, const LaunchSpec *s, uint64_t cookie);
-/* Orders in flight, spares not counted. */
 size_t launcher_in_flight(const Launcher *l);
-
-/* A spare (docs/design.md §7): the launcher clones a child into this launch cgroup now,
- * which waits there for the order that names the same cgroup. The cookie is answered
- * through cb->done when the spare is made (error 0, its pid, and its pidfd where the agent
- * is its parent), and again (-ECANCELED, the pidfd to reap) only if it goes unused: the
- * launcher found it dead, launcher_spare_withdraw() withdrew it, or the launcher died
- * (-ECONNRESET). Taken by an order, it is answered no more: launcher_spare_forget() once
- * that order's answer came. */
-int launcher_spare_submit(Launcher *l, int cgroup_fd, uint64_t cookie);
-int launcher_spare_withdraw(Launcher *l, uint64_t cookie);
-void launcher_spare_forget(Launcher *l, uint64_t cookie);
 
 /* An order made ready now and started later (docs/design.md §7): the launcher prepares
  * the program, which waits before its seccomp filter and id change; launcher_release()

@@ -147,217 +147,17 @@ static int build_env(Request *r) {
         return env_build(&in, &r->run.envp);
 }
 
-/* ---- spares (docs/design.md §7, "A spare") ----
- *
- * While the agent is idle it makes the next launch cgroup (a name of its own, recorded in
- * the launch row) and has the launcher clone a child into it, which waits for its order.
- * A launch that finds it ready takes the cgroup and sends its held order at once; the
- * launcher hands the order to the spare, so the clone is off the launch's path. The
- * launcher answers a spare's cookie twice: when it is made, and when it is taken (pid -1,
- * no fds) or goes unused (an error, with its pidfd where the agent is its parent). */
-typedef struct Spare {
-        uint64_t cookie;
-        char name[33];
-        int cgroup_fd; /* until taken; then the launch's */
-        int pidfd;     /* the agent's child (a launcher of its own): reaped if it goes unused */
-        bool ready, taken;
-        LIST_FIELDS(struct Spare, spares);
-} Spare;
-
-static Spare *spare_free(Spare *sp) {
-        if (sp) {
-                safe_close(sp->cgroup_fd);
-                safe_close(sp->pidfd);
-                free(sp);
-        }
-        return NULL;
-}
-
-/* Kills and reaps a child of ours that was killed or is about to be (short). */
-static void reap_now(int pidfd) {
-        siginfo_t si;
-
-        if (pidfd < 0)
-                return;
-        (void) launch_signal(pidfd, SIGKILL);
-        while (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED) < 0 && errno == EINTR)
-                ;
-        safe_close(pidfd);
-}
-
-static Spare *spare_by_cookie(Agent *a, uint64_t cookie) {
-        Spare *sp;
-
-        LIST_FOREACH(spares, sp, a->spares)
-                if (sp->cookie == cookie)
-                        return sp;
-        return NULL;
-}
-
-static Spare *spare_ready(Agent *a) {
-        Spare *sp;
-
-        LIST_FOREACH(spares, sp, a->spares)
-                if (sp->ready && !sp->taken)
-                        return sp;
-        return NULL;
-}
-
-static void spare_make(Agent *a) {
-        Spare *sp;
-        uint8_t b[16];
-        int k;
-
-        LIST_FOREACH(spares, sp, a->spares)
-                if (!sp->taken)
-                        return; /* one at a time */
-        if (!a->cgroups || a->stopping || !launcher_up(a->launcher))
-                return;
-        sp = calloc(1, sizeof(*sp));
-        if (!sp)
-                return;
-        sp->cgroup_fd = sp->pidfd = -EBADF;
-        if (random_bytes(b, sizeof b) < 0) {
-                free(sp);
-                return;
-        }
-        hex_encode(b, sizeof b, sp->name);
-        k = cgroup_launch_create(a->cgroups, sp->name, &sp->cgroup_fd);
-        if (k < 0) {
-                log_debug("Cannot make a spare launch cgroup: %s", strerror(-k));
-                spare_free(sp);
-                return;
-        }
-        sp->cookie = ++a->launch_cookie;
-        k = launcher_spare_submit(a->launcher, sp->cgroup_fd, sp->cookie);
-        if (k < 0) {
-                (void) cgroup_launch_remove(a->cgroups, sp->name);
-                spare_free(sp);
-                return;
-        }
-        LIST_PREPEND(spares, a->spares, sp);
-}
-
-/* How long the agent must have been quiet before it makes the next spare: the clone is
- * most of a millisecond of CPU, which must not slow a program that just started or the
- * client that just got its exit status (on two cores it did, by as much as it saved). */
-#define SPARE_QUIET_USEC (2 * USEC_PER_MSEC)
-
-static void spare_schedule(Agent *a);
-
-static int on_spare_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Agent *a = userdata;
-
-        a->spare_timer = sd_event_source_disable_unref(a->spare_timer);
-        if (a->launching || a->launch_held) {
-                spare_schedule(a); /* a launch is on its way: later */
-                return 0;
-        }
-        spare_make(a);
-        return 0;
-}
-
-/* The next spare, once the agent has had nothing to launch for SPARE_QUIET_USEC; each
- * call pushes it back. */
-static void spare_schedule(Agent *a) {
-        uint64_t when = now_usec(CLOCK_MONOTONIC) + SPARE_QUIET_USEC;
-
-        if (!a->cgroups || a->stopping)
-                return;
-        if (a->spare_timer) {
-                (void) sd_event_source_set_time(a->spare_timer, when);
-                (void) sd_event_source_set_enabled(a->spare_timer, SD_EVENT_ONESHOT);
-                return;
-        }
-        (void) sd_event_add_time(a->event, &a->spare_timer, CLOCK_MONOTONIC, when, 0, on_spare_timer, a);
-}
-
-/* An answer for a spare's cookie: true if it was one. */
-static bool spare_answer(Agent *a, uint64_t cookie, int error, pid_t pid, int pidfd, int notify_fd) {
-        Spare *sp = spare_by_cookie(a, cookie);
-
-        if (!sp)
-                return false;
-        safe_close(notify_fd);
-        if (error == 0 && !sp->ready) {
-                sp->ready = true;
-                sp->pidfd = pidfd; /* -EBADF from a launcher service: its own child */
-                return true;
-        }
-        if (error == 0 && pid < 0) {
-                /* taken: the program's own answer carries it from here on */
-                LIST_REMOVE(spares, a->spares, sp);
-                spare_free(sp);
-                return true;
-        }
-        /* it could not be made, or goes unused (dead, withdrawn, the launcher gone) */
-        LIST_REMOVE(spares, a->spares, sp);
-        if (pidfd >= 0)
-                reap_now(pidfd);
-        else
-                reap_now(TAKE_FD(sp->pidfd)); /* the launcher died: no pidfd came */
-        if (!sp->taken && a->cgroups) {
-                (void) cgroup_launch_kill(a->cgroups, sp->name);
-                (void) cgroup_launch_remove(a->cgroups, sp->name);
-        }
-        spare_free(sp);
-        return true;
-}
-
-void supervise_spares_free(Agent *a) {
-        Spare *sp;
-
-        a->spare_timer = sd_event_source_disable_unref(a->spare_timer);
-        while ((sp = LIST_POP(spares, a->spares))) {
-                if (!sp->taken && a->cgroups)
-                        (void) cgroup_launch_kill(a->cgroups, sp->name);
-                reap_now(TAKE_FD(sp->pidfd));
-                if (!sp->taken && a->cgroups)
-                        (void) cgroup_launch_remove(a->cgroups, sp->name);
-                spare_free(sp);
-        }
-}
-
 static void on_launch_audited(int result, void *userdata);
 static void supervise_conn_gone(Request *r);
 static void compute_deadlines(Request *r);
-static bool launch_prepare_early(Request *r);
-static void launch_cleanup_cgroup(Request *r);
+static void launch_prepare_early(Request *r);
 
 static void on_launch_committing(int result, void *userdata) {
         Request *r = userdata;
 
         /* a client gone meanwhile: nothing starts (launch_checked()), so nothing is made ready */
-        if (result >= 0 && r->state == REQUEST_AUDITING && r->conn && !r->run.held)
-                (void) launch_prepare_early(r);
-}
-
-/* The launch cgroup: the spare's, with its held order sent now (the spare takes it), when
- * one is ready and the launcher has nothing else to do; else a new one. */
-static int launch_cgroup(Request *r) {
-        Agent *a = r->agent;
-        Spare *sp = spare_ready(a);
-        int k;
-
-        if (sp && !a->launch_held && launcher_up(a->launcher) && launcher_in_flight(a->launcher) == 0) {
-                r->run.cgroup_name = strdup(sp->name);
-                if (!r->run.cgroup_name)
-                        return -ENOMEM;
-                r->run.cgroup_fd = sp->cgroup_fd;
-                if (launch_prepare_early(r)) {
-                        sp->taken = true;
-                        sp->cgroup_fd = -EBADF; /* the launch's now */
-                        return 0;
-                }
-                r->run.cgroup_fd = -EBADF;
-                free(r->run.cgroup_name);
-                r->run.cgroup_name = NULL;
-        }
-        k = cgroup_launch_create(a->cgroups, r->id, &r->run.cgroup_fd);
-        if (k < 0)
-                return k;
-        r->run.cgroup_name = strdup(r->id);
-        return r->run.cgroup_name ? 0 : -ENOMEM;
+        if (result >= 0 && r->state == REQUEST_AUDITING && r->conn)
+                launch_prepare_early(r);
 }
 
 int request_launch(Request *r) {
@@ -407,13 +207,13 @@ int request_launch(Request *r) {
                 return 0;
         }
         if (a->cgroups) {
-                k = launch_cgroup(r);
+                k = cgroup_launch_create(a->cgroups, r->id, &r->run.cgroup_fd);
                 if (k < 0) {
-                        launch_cleanup_cgroup(r);
                         request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD,
                                        "cannot create the launch cgroup: %s; nothing was run", strerror(-k));
                         return 0;
                 }
+                r->run.cgroup_name = strdup(r->id);
         }
 
         /* the deadlines go into the launch row itself: an agent killed before the
@@ -425,13 +225,12 @@ int request_launch(Request *r) {
          * is its only state row: a "requests" row, which nothing read, cost two more b-tree
          * pages in this commit (docs/audit.md). */
         launch_row = json_pack(
-                "{s:s,s:s,s:s?,s:I,s:s,s:s?,s:I,s:{s:I,s:s,s:s,s:I,s:I,s:s?}}", "request", r->id, "state", "running",
+                "{s:s,s:s,s:s?,s:I,s:s,s:s?,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "state", "running",
                 "cgroup", a->cgroups ? cgroup_base(a->cgroups) : NULL, "started", (json_int_t) now_usec(CLOCK_REALTIME),
                 "boot_id", a->boot_id, "grant_id", r->appr.grant_id[0] ? r->appr.grant_id : NULL, "deadline",
                 (json_int_t) r->run.runtime_deadline, "data", "uid", (json_int_t) r->uid, "rule", rule->id, "on_expiry",
                 rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
-                (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace, "cgroup_name",
-                r->run.cgroup_name);
+                (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace);
         if (!d || !launch_row) {
                 json_decref(d);
                 json_decref(launch_row);
@@ -440,8 +239,6 @@ int request_launch(Request *r) {
         }
         json_object_set_new(d, "rule", json_string(rule->id));
         json_object_set_new(d, "run_as", json_string(r->run.run_user));
-        if (r->run.cgroup_name)
-                json_object_set_new(d, "cgroup", json_string(r->run.cgroup_name));
         if (r->appr.grant_id[0]) {
                 json_object_set_new(d, "grant", json_string(r->appr.grant_id));
                 json_object_set_new(d, "grant_binding", json_string(r->appr.grant_binding));
@@ -677,7 +474,7 @@ static void fill_spec(Request *r, LaunchSpec *ret) {
 /* While the launch record is being written: the launcher prepares the program, which
  * waits for launch_now() to release it (docs/design.md §7). Only when the launcher is
  * idle and holds nothing else; otherwise the order goes at launch_now(), as ever. */
-static bool launch_prepare_early(Request *r) {
+static void launch_prepare_early(Request *r) {
         Agent *a = r->agent;
         _cleanup_close_ int gate_r = -EBADF, gate_w = -EBADF;
         LaunchSpec spec;
@@ -685,12 +482,12 @@ static bool launch_prepare_early(Request *r) {
         int fds[2];
 
         if (a->launch_held || !launcher_up(a->launcher) || launcher_in_flight(a->launcher) > 0)
-                return false;
+                return;
         /* The gate: the program waits on its read end, we keep the write end. Opening it
          * ourselves once the record is durable spares the launcher's turn on the way to the
          * exec; closing it unopened (or dying) ends the program. */
         if (pipe2(fds, O_CLOEXEC) < 0)
-                return false; /* it goes the usual way after the commit */
+                return; /* it goes the usual way after the commit */
         gate_r = fds[0];
         gate_w = fds[1];
         fill_spec(r, &spec);
@@ -698,14 +495,13 @@ static bool launch_prepare_early(Request *r) {
         spec.gate_fd = gate_r;
         cookie = a->launch_cookie + 1;
         if (launcher_submit_held(a->launcher, &spec, cookie) < 0)
-                return false; /* it goes the usual way after the commit */
+                return; /* it goes the usual way after the commit */
         r->run.gate_w = TAKE_FD(gate_w);
         a->launch_cookie = cookie;
         r->run.launch_cookie = cookie;
         r->run.held = true;
         a->launch_held = r;
         r->run.pty_slave = safe_close(r->run.pty_slave); /* the order carries its own copy */
-        return true;
 }
 
 static void launch_now(Request *r) {
@@ -816,7 +612,6 @@ static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
 
         live_link(r, &a->launches);
         a->n_launches++;
-        spare_schedule(a); /* pushed back: a program starts now */
         request_launched(r); /* a single-use grant is used up now (before the timers: see there) */
 
         if (launcher_owns_programs(a->launcher))
@@ -840,12 +635,11 @@ static void launch_started(Request *r, pid_t pid, int pidfd, int notify_fd) {
         d = json_pack("{s:i,s:s?}", "pid", (int) r->run.pid, "cgroup", r->run.cgroup_name);
         if (d) {
                 json_t *row =
-                        json_pack("{s:s,s:i,s:I,s:{s:I,s:s,s:s,s:I,s:I,s:s?}}", "request", r->id, "pid",
-                                  (int) r->run.pid, "deadline", (json_int_t) r->run.runtime_deadline, "data", "uid",
-                                  (json_int_t) r->uid, "rule", r->dec.rule->id, "on_expiry",
+                        json_pack("{s:s,s:i,s:I,s:{s:I,s:s,s:s,s:I,s:I}}", "request", r->id, "pid", (int) r->run.pid,
+                                  "deadline", (json_int_t) r->run.runtime_deadline, "data", "uid", (json_int_t) r->uid,
+                                  "rule", r->dec.rule->id, "on_expiry",
                                   r->dec.rule->on_expiry == POLICY_EXPIRY_TERMINATE ? "terminate" : "keep", "expiry",
-                                  (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace,
-                                  "cgroup_name", r->run.cgroup_name);
+                                  (json_int_t) r->run.expiry_deadline, "kill_grace", (json_int_t) r->run.kill_grace);
                 AuditState st = { .table = "launches", .row = row };
                 request_audit(r, "started", d, row ? &st : NULL, row ? 1 : 0, NULL);
                 json_decref(row);
@@ -869,8 +663,6 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                              int notify_fd) {
         Request *r;
 
-        if (spare_answer(a, cookie, error, pid, pidfd, notify_fd))
-                return;
         LIST_FOREACH(live, r, a->launching)
                 if (r->run.launch_cookie == cookie)
                         break;
@@ -1060,7 +852,6 @@ static int send_exited(Request *r) {
         json_t *m;
         int k;
 
-        spare_schedule(r->agent); /* the next, once things are quiet again */
         if (!r->conn)
                 return 0;
         m = proto_new(PROTO_EXITED);
@@ -1260,7 +1051,6 @@ static void audit_launcher(Agent *a, const char *event, json_t *d) {
 static void on_launcher_started(pid_t pid, void *userdata) {
         Agent *a = userdata;
 
-        spare_schedule(a);
         if (!a->launcher_restarting) {
                 log_debug("Launcher started, pid %d", (int) pid);
                 return;

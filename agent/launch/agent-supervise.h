@@ -23,9 +23,6 @@ int supervise_watch_cgroup(Request *r);
 void supervise_main_exited(Request *r, bool known);
 /* At the agent's stop: forgets held programs withdrawn but not answered yet. */
 void supervise_withdrawn_free(Agent *a);
-/* At the agent's stop, after the launcher's: spares not taken are killed and their cgroups
- * removed. */
-void supervise_spares_free(Agent *a);
 void supervise_maybe_done(Request *r);
 /* A launch taken over after a restart runs from now on (agent-adopt.c). */
 void supervise_adopted(Request *r);

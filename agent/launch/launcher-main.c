@@ -86,87 +86,6 @@ typedef struct Held {
         char *message;
 } Held;
 
-/* The spare (docs/design.md §7): at most one, made at the agent's ORDER_SPARE; the next
- * order naming its cgroup is handed to it. Its cookie is answered when it is made, and
- * again (-ECANCELED, with its pidfd where the agent must reap it) if it goes without
- * becoming a program; taken by an order, it is that order's. */
-static LaunchSpare *spare;
-static uint64_t spare_cookie;
-static void *order_buf; /* the receive buffer; a spare reads its order into its own copy */
-
-static void spare_drop(int sock, int error, const char *message) {
-        LaunchResult res;
-
-        if (!spare)
-                return;
-        launch_spare_drop(TAKE_PTR(spare), &res); /* a sibling's pidfd: the agent reaps it */
-        if (sock >= 0)
-                reply(sock, REPLY_ORDER, spare_cookie, error, message, &res);
-        safe_close(res.pidfd);
-        spare_cookie = 0;
-}
-
-/* In the spare: its order, decoded into memory of its own (its copy of the launcher's). */
-static int spare_read_order(int sock, LaunchSpec *ret) {
-        static int fds[ORDER_MAX_FDS];
-        static Order o;
-        size_t n_fds = 0;
-        ssize_t n;
-        int r;
-
-        n = launcher_recv(sock, order_buf, ORDER_MAX, fds, ELEMENTSOF(fds), &n_fds);
-        if (n == 0)
-                return -ENODATA;
-        if (n < 0)
-                return (int) n;
-        r = launcher_order_decode(order_buf, (size_t) n, fds, n_fds, &o);
-        if (r < 0)
-                return r;
-        *ret = o.spec;
-        return 0;
-}
-
-static void serve_spare(int sock, bool service, uint64_t cookie, int cgroup_fd) {
-        _cleanup_free_ char *err = NULL;
-        LaunchResult res;
-        int r;
-
-        spare_drop(sock, -ECANCELED, "replaced by another spare");
-        r = launch_spare_new(cgroup_fd, !service, spare_read_order, &spare, &res, &err);
-        if (r >= 0)
-                spare_cookie = cookie;
-        if (service)
-                res.pidfd = safe_close(res.pidfd); /* our child: the agent does not reap it */
-        reply(sock, REPLY_ORDER, cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
-        safe_close(res.pidfd);
-}
-
-/* An order for the spare's cgroup: handed to it. 0 when the spare took it (*ret made), <0
- * when it could not (the spare is gone then, and the order goes the usual way). */
-static int spare_take(int sock, const Order *o, const void *buf, size_t len, const int *fds, size_t n_fds,
-                      LaunchHeld **ret) {
-        LaunchSpareOrder order = { .buf = buf, .len = len, .fds = fds, .n_fds = n_fds, .send = launcher_send };
-        int r;
-
-        if (!spare)
-                return -ESRCH;
-        r = launch_spare_fits(spare, o->spec.cgroup_fd);
-        if (r < 0)
-                spare_drop(sock, -ECANCELED, "the spare died");
-        if (r <= 0)
-                return -ESRCH; /* another cgroup: it waits for the order that names its own */
-        r = launch_spare_take(spare, &o->spec, o->hold, &order, ret);
-        if (r < 0) {
-                spare_drop(sock, -ECANCELED, "the spare could not take its order");
-                return r;
-        }
-        /* taken: its cookie's last answer (no pid), then the order's own */
-        reply(sock, REPLY_ORDER, spare_cookie, 0, NULL, NULL);
-        spare = NULL;
-        spare_cookie = 0;
-        return 0;
-}
-
 static void held_clear(Held *held) {
         free(held->message);
         *held = (Held){};
@@ -201,10 +120,6 @@ static void serve_release(int sock, bool service, Held *held, uint64_t cookie, b
         LaunchResult res = { .pid = -1, .pidfd = -EBADF, .notify_fd = -EBADF };
         int r;
 
-        if (spare && cookie == spare_cookie && !go) {
-                spare_drop(sock, -ECANCELED, "withdrawn");
-                return;
-        }
         if (!held->active || held->cookie != cookie) {
                 reply(sock, REPLY_ORDER, cookie, -ESRCH, "the launcher holds no such order", NULL);
                 return;
@@ -246,11 +161,6 @@ static int serve_order(int sock, void *buf, bool service, Held *held, Child *chi
                 serve_release(sock, service, held, cookie, go, children, n_children);
                 return 1;
         }
-        if (n > 0 && launcher_is_spare(buf, (size_t) n, n_fds, &cookie)) {
-                serve_spare(sock, service, cookie, fds[0]);
-                safe_close(fds[0]);
-                return 1;
-        }
         r = n < 0 ? (int) n : launcher_order_decode(buf, (size_t) n, fds, n_fds, &o);
         if (r < 0) {
                 OrderHeader h = {};
@@ -266,24 +176,15 @@ static int serve_order(int sock, void *buf, bool service, Held *held, Child *chi
         } else {
                 /* a service's programs are its own children: the agent is not their parent */
                 o.spec.sibling = !service;
-                LaunchHeld *h = NULL;
-
                 if (o.hold) {
                         /* the child has its own copy of the order and of its fds from here on */
                         *held = (Held){ .active = true, .cookie = o.cookie };
-                        r = spare_take(sock, &o, buf, (size_t) n, fds, n_fds, &held->h);
-                        if (r < 0)
-                                r = launch_prepare(&o.spec, &held->h, &err);
+                        r = launch_prepare(&o.spec, &held->h, &err);
                         if (r < 0) {
                                 held->h = NULL;
                                 held->error = r;
                                 held->message = TAKE_PTR(err);
                         }
-                } else if (spare_take(sock, &o, buf, (size_t) n, fds, n_fds, &h) >= 0) {
-                        r = launch_release(h, true, &res, &err);
-                        reply(sock, REPLY_ORDER, o.cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
-                        if (service && r >= 0 && res.pidfd >= 0)
-                                add_child(children, n_children, &res, o.cookie);
                 } else {
                         r = launch_spawn(&o.spec, &res, &err);
                         reply(sock, REPLY_ORDER, o.cookie, r < 0 ? r : 0, r < 0 ? err : NULL, &res);
@@ -313,14 +214,13 @@ static int run_for_agent(void) {
                         "elevated-launch is started by the agent itself, or by its socket unit with --serve.\n");
                 return 2;
         }
-        buf = order_buf = malloc(ORDER_MAX);
+        buf = malloc(ORDER_MAX);
         if (!buf)
                 return 1;
         Held held = {};
         while (serve_order(sock, buf, false, &held, NULL, NULL) > 0)
                 ;
         held_drop(&held);
-        spare_drop(-EBADF, 0, NULL);
         free(buf);
         return 0;
 }
@@ -414,7 +314,7 @@ static int run_service(const char *agent_cgroup) {
         (void) unsetenv("LISTEN_PID");
         (void) unsetenv("LISTEN_FDNAMES");
         (void) fcntl(lsock, F_SETFD, FD_CLOEXEC);
-        buf = order_buf = malloc(ORDER_MAX);
+        buf = malloc(ORDER_MAX);
         /* one more than the limit: a held order checked it before others took the last place */
         children = calloc(CHILDREN_MAX + 1, sizeof(Child));
         p = calloc(CHILDREN_MAX + 2, sizeof(struct pollfd));
@@ -462,7 +362,6 @@ static int run_service(const char *agent_cgroup) {
                         /* the agent is gone: what it started is adopted by the next one;
                          * what it had not started yet is withdrawn */
                         held_drop(&held);
-                        spare_drop(-EBADF, 0, NULL);
                         sock = safe_close(sock);
                         for (size_t i = 0; i < n_children; i++)
                                 children[i].reported = true;

@@ -88,21 +88,7 @@ static int open_main(Request *r, pid_t pid) {
         return 0;
 }
 
-/* The launch's cgroup name: its own (a spare's, docs/design.md §7) in the row's data, else
- * the request id (rows written before spares). NULL if the data says nothing valid. */
-static const char *row_cgroup_name(json_t *row, char name[static 33]) {
-        json_t *data = json_loads(json_string_value(json_object_get(row, "data")) ?: "{}", 0, NULL);
-        const char *n = json_string_value(json_object_get(data, "cgroup_name"));
-        bool ok = n && strlen(n) == 32 && strspn(n, "0123456789abcdef") == 32;
-
-        if (ok)
-                memcpy(name, n, 33);
-        json_decref(data);
-        return ok ? name : NULL;
-}
-
 static int adopt_row(Agent *a, json_t *row) {
-        char name[33];
         const char *id = json_string_value(json_object_get(row, "request"));
         const char *grant = json_string_value(json_object_get(row, "grant_id"));
         json_t *data = json_loads(json_string_value(json_object_get(row, "data")) ?: "{}", 0, NULL);
@@ -123,7 +109,7 @@ static int adopt_row(Agent *a, json_t *row) {
         r->run.adopted = true;
         r->run.rule_id = strdup(json_string_value(json_object_get(data, "rule")) ?: "?");
         r->dec.rule = agent_rule(a, r->run.rule_id);
-        r->run.cgroup_name = strdup(row_cgroup_name(row, name) ?: id);
+        r->run.cgroup_name = strdup(id);
         r->run.pid = (pid_t) json_integer_value(json_object_get(row, "pid"));
         r->run.runtime_deadline = (uint64_t) json_integer_value(json_object_get(row, "deadline"));
         r->run.expiry_deadline = (uint64_t) json_integer_value(json_object_get(data, "expiry"));
@@ -153,9 +139,8 @@ static int adopt_row(Agent *a, json_t *row) {
         log_info("Re-adopted launch %s (uid %u, rule \"%s\", pid %d%s)", r->id, (unsigned) r->uid, r->run.rule_id,
                  (int) r->run.pid, r->run.pidfd >= 0 ? "" : ", main process gone");
         {
-                json_t *d = json_pack("{s:i,s:b,s:s?,s:b,s:s}", "pid", (int) r->run.pid, "main_alive",
-                                      r->run.pidfd >= 0, "grant", grant, "grant_ended", grant_gone, "cgroup",
-                                      r->run.cgroup_name);
+                json_t *d = json_pack("{s:i,s:b,s:s?,s:b}", "pid", (int) r->run.pid, "main_alive", r->run.pidfd >= 0,
+                                      "grant", grant, "grant_ended", grant_gone);
                 if (d)
                         request_audit(r, "adopted", d, NULL, 0, NULL);
                 json_decref(d);
@@ -183,10 +168,8 @@ static bool rows_have(json_t *rows, const char *id) {
         size_t i;
         json_t *row;
 
-        char name[33];
-
         json_array_foreach(rows, i, row)
-                if (streq_ptr(row_cgroup_name(row, name) ?: json_string_value(json_object_get(row, "request")), id))
+                if (streq_ptr(json_string_value(json_object_get(row, "request")), id))
                         return true;
         return false;
 }
@@ -203,10 +186,7 @@ int launches_adopt(Agent *a) {
         json_array_foreach(rows, i, row) {
                 const char *boot = json_string_value(json_object_get(row, "boot_id"));
                 const char *id = json_string_value(json_object_get(row, "request"));
-                char name[33];
 
-                if (id && row_cgroup_name(row, name))
-                        id = name; /* what its cgroup is called */
                 if (!boot || !streq(boot, a->boot_id))
                         close_row(a, row, "the machine rebooted while it ran; exit status unknown");
                 else if (!a->cgroups || !id || cgroup_launch_populated(a->cgroups, id) <= 0) {

@@ -734,21 +734,8 @@ def agent_cgroup_base(a):
     raise Failed("the agent is not in a cgroup v2 hierarchy")
 
 
-def not_started(pid):
-    """A copy of the launcher that has not exec'd a program (yet): a spare waiting for its
-    order, or a child waiting at its gate for its launch record (docs/design.md §7)."""
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip() in ("elevated-spare", "elevated-launch")
-    except OSError:
-        return False
-
-
 def launch_cgroups(base):
-    """{cgroup name: [pids]} of every launch-* cgroup under base (the name is the request
-    id, or the spare's it took: the "cgroup" of its launch rows). A cgroup that holds only
-    copies of the launcher (a spare, a child at its gate) is left out: no program runs in
-    it yet."""
+    """{request id: [pids]} of every launch-* cgroup under base."""
     out = {}
     try:
         names = os.listdir(base)
@@ -758,12 +745,9 @@ def launch_cgroups(base):
         if n.startswith("launch-"):
             try:
                 with open(os.path.join(base, n, "cgroup.procs")) as f:
-                    pids = [int(x) for x in f.read().split()]
+                    out[n[len("launch-"):]] = [int(x) for x in f.read().split()]
             except OSError:
-                continue
-            if pids and all(not_started(p) for p in pids):
-                continue
-            out[n[len("launch-"):]] = pids
+                pass
     return out
 
 

@@ -55,9 +55,8 @@ def launches_table(a):
 def check_supervised(a, restart_seq, what):
     """Every populated launch cgroup is a launch this agent adopted or started."""
     base = agent_cgroup_base(a)
-    # by cgroup name: the request id, or the spare's name it took (its rows say which)
-    adopted = set(r["data"].get("cgroup", r["request"]) for r in a.audit_rows("adopted") if r["seq"] > restart_seq)
-    started = set(r["data"].get("cgroup", r["request"]) for r in a.audit_rows("started") if r["seq"] > restart_seq)
+    adopted = set(r["request"] for r in a.audit_rows("adopted") if r["seq"] > restart_seq)
+    started = set(r["request"] for r in a.audit_rows("started") if r["seq"] > restart_seq)
     for req, pids in launch_cgroups(base).items():
         if pids:
             check(req in adopted or req in started,
