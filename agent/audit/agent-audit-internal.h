@@ -223,6 +223,7 @@ typedef enum AuditJobKind {
         AUDIT_JOB_REVEAL,  /* hand out k_0 once, erase it, audit that */
         AUDIT_JOB_PROBE,   /* try the database again after a failure */
         AUDIT_JOB_ARCHIVE, /* move old rows into an archive file; its row is "audit-archived" */
+        AUDIT_JOB_FLUSH,   /* no row: its done() comes once what was queued before it is durable */
 } AuditJobKind;
 
 /* What an archive job needs and finds (agent-audit-archive.c). */

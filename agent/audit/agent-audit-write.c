@@ -275,8 +275,8 @@ static int write_job(Audit *a, AuditJob *j, BatchError *e) {
         int64_t saved_sealed_from = d->sealed_from;
         int r = 0, rc;
 
-        if (j->kind == AUDIT_JOB_PROBE)
-                return 0;
+        if (j->kind == AUDIT_JOB_PROBE || j->kind == AUDIT_JOB_FLUSH)
+                return 0; /* no row */
         memcpy(d->secrets->entry_key, d->secrets->key, AUDIT_KEY_LEN);
         rc = audit_db_step(d->savepoint);
         if (rc != SQLITE_OK)
@@ -495,14 +495,14 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
 
         for (AuditJob *j = jobs; j; j = j->jobs_next) {
                 has_probe = has_probe || j->kind == AUDIT_JOB_PROBE;
-                only_probes = only_probes && j->kind == AUDIT_JOB_PROBE;
+                only_probes = only_probes && (j->kind == AUDIT_JOB_PROBE || j->kind == AUDIT_JOB_FLUSH);
         }
         if (!a->db)
                 maybe_reopen(a, has_probe);
         if (!a->db)
                 return -EIO;
         if (only_probes && !a->w_reason)
-                return 0;
+                return 0; /* no row to write: an empty transaction would cost an fsync */
 
         /* archives are written (outside any transaction) before the rows leave the log */
         for (AuditJob *j = jobs; j; j = j->jobs_next)

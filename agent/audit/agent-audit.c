@@ -597,6 +597,24 @@ int audit_archive(Audit *a, int64_t before, int out_fd, AuditArchiveInfo *info, 
         return r;
 }
 
+int audit_flush(Audit *a, AuditDoneFn done, void *userdata) {
+        AuditJob *j;
+        int r;
+
+        if (!a || !done)
+                return -EINVAL;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->kind = AUDIT_JOB_FLUSH;
+        j->done = done; /* waited for: the writer stops lingering */
+        j->userdata = userdata;
+        r = enqueue(a, j);
+        if (r < 0)
+                free(j);
+        return r;
+}
+
 int audit_reveal_initial_key(Audit *a, char **ret_hex) {
         _cleanup_(audit_job_freep) AuditJob *j = NULL;
         AuditEntry e = { .event = "audit-key-revealed", .uid = -1 };

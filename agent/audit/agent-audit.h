@@ -105,6 +105,12 @@ typedef struct AuditFilter {
 /* The seq of the last committed row (0 for an empty log). */
 int audit_last_seq(Audit *a, int64_t *ret);
 
+/* Ends the wait of rows that linger for a commit to share (docs/audit.md, "The write
+ * path"): done() comes on the loop thread once everything queued before this call is
+ * committed (0), or the log failed (-errno). For a reader that must see every row
+ * written so far. */
+int audit_flush(Audit *a, AuditDoneFn done, void *userdata);
+
 /* Takes one row: returns 0 when it took it, AUDIT_SCAN_FULL when it has no room (the row
  * is not taken and the scan stops before it), or -errno. row is the callee's either way. */
 #define AUDIT_SCAN_FULL 1

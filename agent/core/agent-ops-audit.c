@@ -70,7 +70,16 @@ struct AuditReader {
         bool page_full;   /* the last slice stopped at a row the page had no room for */
         bool close_after; /* the last page is out: done */
         sd_event_source *stall;
+        bool has_after; /* the client's `after`, applied at reader_start() */
+        int64_t after;
+        uint64_t flush_ticket; /* waits for the rows that linger (audit_flush()): reader_start() */
 };
+
+/* A flush asked for readers: those that asked before it (ticket) start when it is done. */
+typedef struct ReaderFlush {
+        Agent *agent;
+        uint64_t ticket;
+} ReaderFlush;
 
 static void reader_free(AuditReader *r) {
         Agent *a;
@@ -454,6 +463,58 @@ static int resolve_request(Conn *c, const char *ref, char **ret_id) {
         return 0;
 }
 
+/* The history ends at the last row committed now: what lingered for a shared commit was
+ * flushed first, so a reader sees every row the agent had written when it asked. */
+static void reader_start(AuditReader *r) {
+        Conn *c = r->conn;
+        Agent *a = c->agent;
+        int64_t last = 0;
+        int k;
+
+        r->flush_ticket = 0;
+        k = audit_last_seq(a->audit, &last);
+        if (k < 0) {
+                (void) conn_send_error(c, REFUSAL_INTERNAL, "cannot read the audit log: %s",
+                                       audit_failed(a->audit) ?: strerror(-k));
+                reader_end(r);
+                return;
+        }
+        r->from = r->has_after ? MIN(r->after, last) : 0;
+        r->hi = last;
+        /* (with follow there is no `until`: the history ends at the last row, where following begins) */
+        audit_narrow(a->audit, &r->filter, &r->from, &r->hi);
+        r->back_pos = r->hi;
+        r->pos = r->from;
+        r->phase = r->limit > 0 ? READER_BACK : READER_FORWARD;
+        audit_set_commit_hook(a->audit, ops_audit_committed, a);
+        reader_want_write(r, true);
+}
+
+static void on_readers_flushed(int result, void *userdata) {
+        ReaderFlush *f = userdata;
+        AuditReader *r, *next;
+
+        /* (a failed log: the readers start anyway and say so) */
+        LIST_FOREACH_SAFE(readers, r, next, f->agent->audit_readers)
+                if (r->flush_ticket > 0 && r->flush_ticket <= f->ticket)
+                        reader_start(r);
+        free(f);
+}
+
+static void reader_flush_then_start(AuditReader *r) {
+        Agent *a = r->conn->agent;
+        ReaderFlush *f = calloc(1, sizeof(*f));
+
+        if (f) {
+                *f = (ReaderFlush){ .agent = a, .ticket = ++a->audit_flush_ticket };
+                r->flush_ticket = f->ticket;
+                if (audit_flush(a->audit, on_readers_flushed, f) >= 0)
+                        return;
+                free(f);
+        }
+        reader_start(r); /* the queue is full or the agent stops: what is committed */
+}
+
 static int ops_audit(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         AuditReader *r;
@@ -518,16 +579,10 @@ static int ops_audit(Conn *c, ProtoMsg *m) {
         }
         r->follow = m->follow;
         r->limit = m->has_limit ? (uint64_t) m->limit : 0;
-        r->from = m->has_after_seq ? MIN(m->after_seq, last) : 0;
-        r->hi = last;
-        /* (with follow there is no `until`: the history ends at the last row, where following begins) */
-        audit_narrow(a->audit, &r->filter, &r->from, &r->hi);
-        r->back_pos = r->hi;
-        r->pos = r->from;
-        r->phase = r->limit > 0 ? READER_BACK : READER_FORWARD;
-        audit_set_commit_hook(a->audit, ops_audit_committed, a);
+        r->has_after = m->has_after_seq;
+        r->after = m->after_seq;
         c->state = CONN_READING;
-        reader_want_write(r, true);
+        reader_flush_then_start(r);
         log_debug("uid %u (pid %d) reads the audit log%s", (unsigned) c->peer.uid, (int) c->peer.pid,
                   r->follow ? " and follows it" : "");
         return 0;

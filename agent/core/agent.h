@@ -136,6 +136,7 @@ struct Agent {
         int archive_dir_fd;         /* O_DIRECTORY of archive_dir, -EBADF without retention */
         sd_event_source *retention_timer;
         size_t n_audit_readers;
+        uint64_t audit_flush_ticket; /* the last flush asked for readers (agent-ops-audit.c) */
 
         Conn *conns;
         size_t n_conns;

@@ -58,6 +58,26 @@ def test_rows_for_each_step_and_verify():
         check_eq(len(lines), 3, "--json --limit 3 gives 3 JSON rows", r)
 
 
+def test_a_reader_sees_every_row_written_before_it_asked():
+    """Rows nobody waits for (a denial, a program's start and exit) linger up to 50 ms for
+    a commit to share (docs/audit.md, "The write path"); `elevatectl audit` asked right
+    after must still show them: the agent commits what lingers before it reads."""
+    with agent_with(policy()) as a:
+        for round_ in range(3):
+            r = a.elevate(ALICE, ["/usr/bin/whoami"])
+            check_eq(r.rc, 126, "denied", r)
+            r = a.ctl(["audit", "--json", "--event", "decision", "--limit", "1"])
+            check_eq(r.rc, 0, "audit read at once", r)
+            rows = [json.loads(l) for l in r.out.splitlines() if l.strip()]
+            check(rows and rows[-1]["data"].get("rule") == "no-whoami",
+                  "round %d: the denial just made is there" % round_, r.out)
+            r = a.elevate(ALICE, ["/usr/bin/id", "-u"])
+            check_eq(r.rc, 0, "allowed", r)
+            r = a.ctl(["audit", "--json", "--limit", "2"])
+            events = [json.loads(l)["event"] for l in r.out.splitlines() if l.strip()]
+            check_in("exit", events, "round %d: and so is the end of the program that just ran" % round_, r.out)
+
+
 def test_operator_authorization():
     with agent_with(policy()) as a:
         r = a.ctl(["audit"], as_user=BOB)
