@@ -9,6 +9,9 @@
  *    the caller's identity (peer_verify()), before every page: a follower that lost its
  *    operator rights (a reload, a group change) or handed its socket to another process
  *    gets nothing more.
+ *  - A reader sees every row written before it asked: the rows that linger for a shared
+ *    commit are committed first (audit_flush()); it waits for that at most
+ *    AUDIT_READER_FLUSH_WAIT_USEC (a busy writer), then reads what is committed.
  *  - Filtering happens in the agent (agent-audit-query.c); only matching rows travel.
  *  - One turn of the event loop does one bounded slice of work for one reader
  *    (AUDIT_READ_SLICE rows looked at), and only while its socket has room (EPOLLOUT):
@@ -39,6 +42,7 @@
 #define AUDIT_ROW_FIELD_MAX 1024                  /* a shortened row keeps data fields up to this size */
 #define AUDIT_ROW_SHORT_MAX 16384                 /* and at most this much data in all */
 #define AUDIT_READER_STALL_USEC (60 * USEC_PER_SEC)
+#define AUDIT_READER_FLUSH_WAIT_USEC (1 * USEC_PER_SEC) /* for the rows that linger, at most */
 
 typedef enum ReaderPhase {
         READER_BACK,    /* counting back from the end for the newest `limit` rows */
@@ -72,7 +76,8 @@ struct AuditReader {
         sd_event_source *stall;
         bool has_after; /* the client's `after`, applied at reader_start() */
         int64_t after;
-        uint64_t flush_ticket; /* waits for the rows that linger (audit_flush()): reader_start() */
+        uint64_t flush_ticket;       /* waits for the rows that linger (audit_flush()): reader_start() */
+        sd_event_source *flush_wait; /* or starts with what is committed once this fires */
 };
 
 /* A flush asked for readers: those that asked before it (ticket) start when it is done. */
@@ -91,6 +96,7 @@ static void reader_free(AuditReader *r) {
         a->n_audit_readers--;
         r->conn->audit_reader = NULL;
         sd_event_source_disable_unref(r->stall);
+        sd_event_source_disable_unref(r->flush_wait);
         json_decref(r->page);
         free(r->out);
         free(r->uids);
@@ -472,6 +478,7 @@ static void reader_start(AuditReader *r) {
         int k;
 
         r->flush_ticket = 0;
+        r->flush_wait = sd_event_source_disable_unref(r->flush_wait);
         k = audit_last_seq(a->audit, &last);
         if (k < 0) {
                 (void) conn_send_error(c, REFUSAL_INTERNAL, "cannot read the audit log: %s",
@@ -501,18 +508,26 @@ static void on_readers_flushed(int result, void *userdata) {
         free(f);
 }
 
+static int on_flush_wait(sd_event_source *s, uint64_t usec, void *userdata) {
+        reader_start(userdata); /* the writer is busy (a long archive, a slow disk) */
+        return 0;
+}
+
 static void reader_flush_then_start(AuditReader *r) {
         Agent *a = r->conn->agent;
         ReaderFlush *f = calloc(1, sizeof(*f));
 
-        if (f) {
+        if (f && !audit_failed(a->audit) &&
+            sd_event_add_time_relative(a->event, &r->flush_wait, CLOCK_MONOTONIC, AUDIT_READER_FLUSH_WAIT_USEC, 0,
+                                       on_flush_wait, r) >= 0) {
                 *f = (ReaderFlush){ .agent = a, .ticket = ++a->audit_flush_ticket };
                 r->flush_ticket = f->ticket;
                 if (audit_flush(a->audit, on_readers_flushed, f) >= 0)
                         return;
-                free(f);
+                r->flush_wait = sd_event_source_disable_unref(r->flush_wait);
         }
-        reader_start(r); /* the queue is full or the agent stops: what is committed */
+        free(f);
+        reader_start(r); /* a failed log, a full queue, the agent stopping: what is committed */
 }
 
 static int ops_audit(Conn *c, ProtoMsg *m) {
