@@ -11,7 +11,6 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -47,17 +46,6 @@ static int pidfd_alive(int pidfd) {
         if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
                 return negative_errno();
         return 0;
-}
-
-/* Whether the process has exited (a zombie too: it still answers to signal 0). A pidfd
- * turns readable when its process exits. */
-static int pidfd_exited(int pidfd) {
-        struct pollfd p = { .fd = pidfd, .events = POLLIN };
-        int n = poll(&p, 1, 0);
-
-        if (n < 0)
-                return negative_errno();
-        return n > 0;
 }
 
 /* PIDFD_GET_INFO (Linux 6.13): the ids straight from the process's credentials, through
@@ -397,9 +385,25 @@ static char status_state(const char *status) {
         return 0;
 }
 
+/* Whether the process has exited, for the PIDFD_GET_INFO path: the state of its first
+ * thread (the one whose id is its pid, whose ids PIDFD_GET_INFO reports), from stat, the
+ * short rendering. Neither the pidfd (readable only once every thread has exited) nor a
+ * thread pidfd of the first thread (not readable either while other threads live) says
+ * that it is a zombie; a process whose first thread exited while another lives on with
+ * ids of its own would pass as the process that connected. */
+static int first_thread_exited(const Peer *p) {
+        ProcStat st = {};
+        int r;
+
+        r = proc_stat(p->proc_fd, "stat", &st);
+        if (r < 0)
+                return r;
+        return st.state == 'Z' || st.state == 'X';
+}
+
 /* The real, effective and saved ids are still the connect-time ones; with ret_exited,
- * also whether the process has exited (from the pidfd after the ids were read, or from
- * the same reading of status on a kernel without PIDFD_GET_INFO). */
+ * also whether the process has exited (its first thread's state: from stat after the
+ * ids were read, or from the same reading of status on a kernel without PIDFD_GET_INFO). */
 static int verify_ids(const Peer *p, bool *ret_exited) {
         _cleanup_free_ char *status = NULL;
         uint32_t u[3], g[3];
@@ -408,6 +412,12 @@ static int verify_ids(const Peer *p, bool *ret_exited) {
         r = p->pidfd >= 0 ? pidfd_ids(p->pidfd, u, g) : -ENOTTY;
         if (r < 0 && r != -ENOTTY && r != -EINVAL)
                 return r; /* -ESRCH: gone and reaped */
+        if (r >= 0 && ret_exited) {
+                r = first_thread_exited(p);
+                if (r < 0)
+                        return r;
+                *ret_exited = r > 0;
+        }
         if (r < 0) {
                 r = read_proc_file(p->proc_fd, "status", &status);
                 if (r < 0)
@@ -424,11 +434,6 @@ static int verify_ids(const Peer *p, bool *ret_exited) {
                 if (state == 0)
                         return -EBADMSG;
                 *ret_exited = state == 'Z' || state == 'X';
-        } else if (ret_exited) {
-                r = pidfd_exited(p->pidfd);
-                if (r < 0)
-                        return r;
-                *ret_exited = r > 0;
         }
         return 0;
 }

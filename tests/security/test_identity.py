@@ -283,6 +283,102 @@ def test_i04_root_connected_then_dropped_operator():
         check_after(a, base)
 
 
+def _leader_gone_then_dropped(sock_path, who, msg, timeout=20):
+    """A root process connects, waits until the agent has identified it, then its first
+    thread exits (a zombie leader) while a second thread lives on, takes `who`'s ids for
+    itself alone (raw setresuid: per thread) and sends msg. Returns the replies."""
+    import ctypes
+    import threading
+    uid, gid, _ = user(who).pw_uid, user(who).pw_gid, None
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        libc = ctypes.CDLL(None, use_errno=True)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(sock_path)
+        time.sleep(0.5)  # identified as root
+
+        def rest():
+            res = {"replies": [], "eof": False}
+            try:
+                deadline = time.time() + timeout
+                while time.time() < deadline:  # the first thread is a zombie now
+                    with open("/proc/%d/stat" % os.getpid()) as f:
+                        if f.read().rsplit(") ", 1)[1][0] == "Z":
+                            break
+                    time.sleep(0.01)
+                res["leader_state"] = "Z"
+                gids = (ctypes.c_uint * 1)(gid)
+                # x86-64: setgroups 116, setresgid 119, setresuid 117; this thread only
+                if (libc.syscall(116, 1, gids) or libc.syscall(119, gid, gid, gid)
+                        or libc.syscall(117, uid, uid, uid)):
+                    res["error"] = "cannot drop: errno %d" % ctypes.get_errno()
+                else:
+                    res["ids"] = open("/proc/thread-self/status").read().split("Uid:")[1].split()[:3]
+                    s.sendmsg([encode_msg(msg)])
+                    while time.time() < deadline:
+                        r = recv_reply(s, deadline - time.time())
+                        if r is None:
+                            break
+                        if r.get("eof"):
+                            res["eof"] = True
+                            break
+                        res["replies"].append(r)
+                        if r["msg"].get("type") == "ok":  # subscribed: it stays open
+                            break
+            except BaseException as e:
+                res["error"] = repr(e)
+            data = json.dumps(res).encode()
+            while data:
+                data = data[os.write(wfd, data):]
+            libc.syscall(231, 0)  # exit_group
+
+        threading.Thread(target=rest).start()
+        libc.syscall(60, 0)  # exit: this thread only; ctypes released the GIL
+        os._exit(3)  # not reached
+    os.close(wfd)
+    chunks, deadline = [], time.time() + timeout + 30
+    try:
+        while time.time() < deadline:
+            r, _, _ = select.select([rfd], [], [], max(deadline - time.time(), 0))
+            if not r:
+                break
+            b = os.read(rfd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(rfd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    return json.loads(b"".join(chunks) or b"{}")
+
+
+def test_i04_root_connected_leader_gone_then_dropped():
+    """A root process whose first thread exits (the thread whose id is the process's pid:
+    a zombie from then on) while another thread lives on and takes alice's ids for itself
+    alone. The pidfd still shows root's ids (the dead thread's) and the process as not
+    exited, but it is no longer the process that connected as root: what it sends is
+    refused, as it was when /proc/PID/status (state Z) was read instead of PIDFD_GET_INFO.
+    A subscription shows it: root's events must not reach a thread that is alice now."""
+    with agent_with(sec_policy([])) as a:
+        base = settled_fds(a)
+        msg = {"v": 1, "type": "subscribe"}
+        r = raw(a, None, [("send", msg, []), ("wait", "ok"), ("close",)], timeout=10)
+        check(replies_of(r, "ok"), "root may subscribe (control)", r)
+        res = _leader_gone_then_dropped(a.socket, ALICE, msg)
+        check(not res.get("error"), "the scenario ran", res)
+        check_eq(res.get("ids"), [str(uid_of(ALICE))] * 3, "the live thread has alice's ids", res)
+        check(not [x for x in res["replies"] if x["msg"].get("type") == "ok"], "not subscribed", res)
+        res["replies"] = [{"msg": x["msg"]} for x in res["replies"]]
+        check_refused(res, "not-permitted", "changed identity", "subscribe from a process whose first thread is gone")
+        check_after(a, base)
+
+
 def run_client_as_child(argv, **kw):
     """For as_user: runs the real client as our child; returns our pid and its result."""
     p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
