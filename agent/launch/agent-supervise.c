@@ -510,12 +510,15 @@ static void launch_now(Request *r) {
         int k;
 
         if (r->run.held || r->run.held_lost) {
-                /* made ready while the record was written: let it go, then have the launcher
-                 * wait for its exec (a pipe of our own with room: the byte cannot block) */
-                if (!r->run.held_lost && r->run.gate_w >= 0 && write(r->run.gate_w, "G", 1) != 1)
-                        log_warning_errno(-errno, "Request %s: cannot open the gate of its program", r->id);
-                r->run.gate_w = safe_close(r->run.gate_w);
+                /* made ready while the record was written: have the launcher wait for its
+                 * exec, then let it go (a pipe of our own with room: the byte cannot block).
+                 * Only then: a release that could not be sent (the launcher gone, or its
+                 * socket full) leaves nobody to supervise it, and a gate opened anyway
+                 * would start it (at once, or when the launcher gets to the order). */
                 k = r->run.held_lost ? -ENOTCONN : launcher_release(a->launcher, r->run.launch_cookie, true);
+                if (k >= 0 && write(r->run.gate_w, "G", 1) != 1)
+                        log_warning_errno(-errno, "Request %s: cannot open the gate of its program", r->id);
+                r->run.gate_w = safe_close(r->run.gate_w); /* unopened: the program ends */
                 if (k >= 0) {
                         a->launch_held = NULL;
                         r->run.held = false;
