@@ -110,6 +110,7 @@ typedef struct RequestLaunch {
         bool held_lost;         /* the launcher answered it before its release: died, or refused it */
         char *held_answer;      /*   and what it said */
         int gate_w;             /* held: the write end of its gate; one byte starts it (agent-supervise.c) */
+        bool gate_opened;       /*   the byte went: the program may run before the launcher answers */
         bool launch_recorded;   /* a launches row says "running": close it if refused */
         struct winsize ws;
         uid_t run_uid;

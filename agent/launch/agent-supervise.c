@@ -481,7 +481,10 @@ static void launch_prepare_early(Request *r) {
         uint64_t cookie;
         int fds[2];
 
-        if (a->launch_held || !launcher_up(a->launcher) || launcher_in_flight(a->launcher) > 0)
+        /* Without launch cgroups a program let go at its gate could not be ended if the
+         * launcher then failed to answer for it: it goes the usual way. */
+        if (!a->cgroups || !r->run.cgroup_name || a->launch_held || !launcher_up(a->launcher) ||
+            launcher_in_flight(a->launcher) > 0)
                 return;
         /* The gate: the program waits on its read end, we keep the write end. Opening it
          * ourselves once the record is durable spares the launcher's turn on the way to the
@@ -516,8 +519,11 @@ static void launch_now(Request *r) {
                  * socket full) leaves nobody to supervise it, and a gate opened anyway
                  * would start it (at once, or when the launcher gets to the order). */
                 k = r->run.held_lost ? -ENOTCONN : launcher_release(a->launcher, r->run.launch_cookie, true);
-                if (k >= 0 && write(r->run.gate_w, "G", 1) != 1)
-                        log_warning_errno(-errno, "Request %s: cannot open the gate of its program", r->id);
+                if (k >= 0) {
+                        r->run.gate_opened = write(r->run.gate_w, "G", 1) == 1;
+                        if (!r->run.gate_opened)
+                                log_warning_errno(-errno, "Request %s: cannot open the gate of its program", r->id);
+                }
                 r->run.gate_w = safe_close(r->run.gate_w); /* unopened: the program ends */
                 if (k >= 0) {
                         a->launch_held = NULL;
@@ -726,8 +732,16 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                         request_free(r);
                         return;
                 }
-                request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
-                               r->run.argv[0], message ?: strerror(-error));
+                if (error == -ECONNRESET && r->run.gate_opened)
+                        /* we opened its gate ourselves: it may have run until the launcher was
+                         * found dead (a stopped or stuck launcher, at its order deadline) */
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED,
+                                       "%s was let go, but the launcher stopped answering for it; it was ended with "
+                                       "its launch cgroup",
+                                       r->run.argv[0]);
+                else
+                        request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
+                                       r->run.argv[0], message ?: strerror(-error));
                 return;
         }
         launch_started(r, pid, pidfd, notify_fd);

@@ -4,6 +4,7 @@ agent's (never by the agent's own threads), born in their cgroup as the agent's
 children; the agent restarts a launcher that dies, refuses launches meanwhile with a
 clear message, audits both, and never waits for it on its event loop."""
 
+import json
 import os
 import re
 import signal
@@ -173,6 +174,49 @@ def test_the_program_is_made_ready_during_the_commit_and_runs_only_after_it():
                 r = b.finish(30)
                 check_eq((r.rc, r.out.strip()), (0, "0"), "released, it runs as root", r)
                 a.wait_audit("started", count=1)
+
+
+
+def test_a_program_let_go_while_its_launcher_is_stuck_is_reported_as_run_and_ended():
+    """The agent opens the gate of a held program itself (docs/design.md §7), so a program
+    let go while its launcher is stuck (stopped here, after it prepared the program) runs
+    although nobody answers for it. Once the launcher is found dead at its order deadline,
+    the program is ended with its launch cgroup, and the client and the audit must not say
+    that it never started."""
+    d = tempfile.mkdtemp(prefix="elevate-mark-")
+    os.chmod(d, 0o755)
+    mark = os.path.join(d, "ran")
+    prog = install_trusted("ln-mark", "#!/bin/sh\necho ran > %s\nexec sleep 120\n" % mark)
+    pol = base_policy([{"id": "mark", "match": {"path": prog}, "action": "allow"}])
+    hold = os.path.join(tempfile.mkdtemp(prefix="elevate-hold-"), "hold")
+    with agent_with(pol, extra_args=["--test-hold-launch", hold]) as a:
+        held = re.compile(r"Request (\w+): launch record committed; test hold")
+        pid = launcher_of(a)
+        open(hold, "w").close()
+        b = a.elevate_bg(ALICE, [prog])
+        m = wait_for(lambda: held.findall(a.logs()), 20)
+        check(m, "the launch record was committed and the launch is held", a.logs())
+        req = m[0]
+        check(wait_for(lambda: launch_cgroup_procs(a, req), 10), "the program is prepared in its cgroup")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            os.unlink(hold)
+            check(wait_until(lambda: os.path.exists(mark), 20), "let go at its gate, the program ran")
+            r = b.finish(60)
+        finally:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        check_eq(r.rc, 125, "the launch is reported as failed", r)
+        check("before it started" not in r.err, "the client is not told that it never started", r)
+        check_in("was let go, but the launcher stopped answering for it", r.err, "but what happened", r)
+        check(wait_until(lambda: not launch_cgroup_procs(a, req), 20),
+              "the program was ended with its cgroup", launch_cgroup_procs(a, req))
+        rows = [x for x in a.wait_audit("launch-failed", timeout=30) if x["request"] == req]
+        check_eq(len(rows), 1, "one launch-failed row", a.audit_rows())
+        check("before it started" not in json.dumps(rows[0]), "the audit does not say it never started", rows)
+        a.wait_audit("launcher-started")
 
 
 if __name__ == "__main__":
