@@ -736,8 +736,8 @@ void supervise_launcher_done(Agent *a, uint64_t cookie, int error, const char *m
                         /* we opened its gate ourselves: it may have run until the launcher was
                          * found dead (a stopped or stuck launcher, at its order deadline) */
                         request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED,
-                                       "%s was let go, but the launcher stopped answering for it; it was ended with "
-                                       "its launch cgroup",
+                                       "%s was let go, but the launcher stopped answering for it, so it may have "
+                                       "started; whatever ran was ended with its launch cgroup",
                                        r->run.argv[0]);
                 else
                         request_refuse(r, REFUSAL_INTERNAL, REFUSAL_RECORD_LAUNCH_FAILED, "starting %s failed: %s",
