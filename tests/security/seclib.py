@@ -120,6 +120,22 @@ def drop_to(name):
     os.setresuid(uid, uid, uid)
 
 
+def read_until_eof(fd, timeout):
+    """Everything read from fd until its end, or None if it did not end within timeout
+    seconds (what was read by then is dropped)."""
+    chunks, deadline = [], time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            return None
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            b = os.read(fd, 65536)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+
+
 def as_user(name, fn, *args, timeout=60, before_drop=None, **kw):
     """Runs fn(*args, **kw) in a forked child as test user `name` (None: stays root) and
     returns its JSON-serialisable result. before_drop(), if given, runs as root first and
@@ -147,24 +163,16 @@ def as_user(name, fn, *args, timeout=60, before_drop=None, **kw):
         finally:
             os._exit(code)
     os.close(wfd)
-    chunks, deadline = [], time.time() + timeout
     try:
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                os.kill(pid, 9)
-                raise Failed("the test child (as %s) did not finish in %ss" % (name, timeout))
-            r, _, _ = select.select([rfd], [], [], left)
-            if r:
-                b = os.read(rfd, 65536)
-                if not b:
-                    break
-                chunks.append(b)
+        data = read_until_eof(rfd, timeout)
+        if data is None:
+            os.kill(pid, 9)
+            raise Failed("the test child (as %s) did not finish in %ss" % (name, timeout))
     finally:
         os.close(rfd)
         os.waitpid(pid, 0)
     try:
-        res = json.loads(b"".join(chunks) or b"{}")
+        res = json.loads(data or b"{}")
     except ValueError:
         raise Failed("the test child sent no result")
     if "error" in res:

@@ -338,16 +338,8 @@ def _leader_gone_then_dropped(sock_path, who, msg, timeout=20):
         libc.syscall(60, 0)  # exit: this thread only; ctypes released the GIL
         os._exit(3)  # not reached
     os.close(wfd)
-    chunks, deadline = [], time.time() + timeout + 30
     try:
-        while time.time() < deadline:
-            r, _, _ = select.select([rfd], [], [], max(deadline - time.time(), 0))
-            if not r:
-                break
-            b = os.read(rfd, 65536)
-            if not b:
-                break
-            chunks.append(b)
+        data = read_until_eof(rfd, timeout + 30)
     finally:
         os.close(rfd)
         try:
@@ -355,7 +347,7 @@ def _leader_gone_then_dropped(sock_path, who, msg, timeout=20):
         except ProcessLookupError:
             pass
         os.waitpid(pid, 0)
-    return json.loads(b"".join(chunks) or b"{}")
+    return json.loads(data or b"{}")
 
 
 def test_i04_root_connected_leader_gone_then_dropped():
