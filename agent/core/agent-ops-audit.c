@@ -533,7 +533,6 @@ static void reader_flush_then_start(AuditReader *r) {
 static int ops_audit(Conn *c, ProtoMsg *m) {
         Agent *a = c->agent;
         AuditReader *r;
-        int64_t last = 0;
         int k;
 
         /* operators, and the fleet user for the central audit (read-only, limited like any reader) */
@@ -561,14 +560,6 @@ static int ops_audit(Conn *c, ProtoMsg *m) {
                 conn_close(c);
                 return 0;
         }
-        k = audit_last_seq(a->audit, &last);
-        if (k < 0) {
-                (void) conn_send_error(c, REFUSAL_INTERNAL, "cannot read the audit log: %s",
-                                       audit_failed(a->audit) ?: strerror(-k));
-                conn_close(c);
-                return 0;
-        }
-
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
@@ -597,9 +588,10 @@ static int ops_audit(Conn *c, ProtoMsg *m) {
         r->has_after = m->has_after_seq;
         r->after = m->after_seq;
         c->state = CONN_READING;
-        reader_flush_then_start(r);
         log_debug("uid %u (pid %d) reads the audit log%s", (unsigned) c->peer.uid, (int) c->peer.pid,
                   r->follow ? " and follows it" : "");
+        /* last: a log that cannot be read ends the reader (and the connection) at once */
+        reader_flush_then_start(r);
         return 0;
 }
 

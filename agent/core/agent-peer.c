@@ -412,13 +412,8 @@ static int verify_ids(const Peer *p, bool *ret_exited) {
         r = p->pidfd >= 0 ? pidfd_ids(p->pidfd, u, g) : -ENOTTY;
         if (r < 0 && r != -ENOTTY && r != -EINVAL)
                 return r; /* -ESRCH: gone and reaped */
-        if (r >= 0 && ret_exited) {
-                r = first_thread_exited(p);
-                if (r < 0)
-                        return r;
-                *ret_exited = r > 0;
-        }
         if (r < 0) {
+                /* no PIDFD_GET_INFO: status has the ids and the state in one reading */
                 r = read_proc_file(p->proc_fd, "status", &status);
                 if (r < 0)
                         return r;
@@ -428,13 +423,20 @@ static int verify_ids(const Peer *p, bool *ret_exited) {
         for (int i = 0; i < 3; i++)
                 if (u[i] != p->uid || g[i] != p->gid)
                         return -EPERM;
-        if (ret_exited && status) {
+        if (!ret_exited)
+                return 0;
+        if (status) {
                 char state = status_state(status);
 
                 if (state == 0)
                         return -EBADMSG;
                 *ret_exited = state == 'Z' || state == 'X';
+                return 0;
         }
+        r = first_thread_exited(p); /* after the ids were read */
+        if (r < 0)
+                return r;
+        *ret_exited = r > 0;
         return 0;
 }
 
