@@ -267,7 +267,7 @@ static natsStatus set_credentials(Fleetd *f, natsOptions *opts) {
         return NATS_ERR;
 }
 
-int fleetd_nats_start(Fleetd *f) {
+static int nats_start_once(Fleetd *f) {
         natsConnection *nc = NULL;
         natsOptions *opts = NULL;
         char name[BUNDLE_NAME_MAX + 32], inbox[BUNDLE_NAME_MAX + 16];
@@ -331,12 +331,30 @@ int fleetd_nats_start(Fleetd *f) {
                         s = natsSubscription_SetPendingLimits(sub, 16, 32 * 1024 * 1024);
                 if (s != NATS_OK) {
                         fprintf(stderr, "elevate-fleetd: cannot subscribe to %s: %s\n", subject, natsStatus_GetText(s));
-                        return -EIO;
+                        return -EAGAIN; /* the connection, not the start: fleetd_nats_start() retries */
                 }
                 /* libnats keeps the subscription across reconnects */
                 f->subs[i] = sub;
         }
         return 0;
+}
+
+int fleetd_nats_start(Fleetd *f) {
+        int r = -EIO;
+
+        /* A subscription made right after the connect can fail ("Invalid Subscription":
+         * seen once in a full test run; libnats 3.4, whose first connect may still be
+         * retrying, and whose nkey handshakes fail now and then). That is the connection,
+         * not the broker or the key: start over, as a reconnect would, instead of exiting. */
+        for (int attempt = 0; attempt < 3 && (attempt == 0 || r == -EAGAIN); attempt++) {
+                if (attempt > 0) {
+                        fleetd_nats_stop(f);
+                        fprintf(stderr, "elevate-fleetd: starting the broker connection again\n");
+                        (void) usleep(250 * 1000);
+                }
+                r = nats_start_once(f);
+        }
+        return r < 0 ? -EIO : 0;
 }
 
 void fleetd_nats_stop(Fleetd *f) {
