@@ -208,12 +208,104 @@ int fleetd_direct_get(Fleetd *f, const char *subject, char **ret, size_t *ret_le
         return r;
 }
 
+/* The Fleetd whose connection the callbacks below report on (one per process). Their
+ * closure is the generation of the connection they belong to: libnats may deliver a
+ * callback of a connection after fleetd stopped it (natsConnection_Destroy does not wait
+ * for its callback thread), and such a callback must change nothing. */
+static Fleetd *link_owner;
+
+#define NEVER_ACCEPTED                                                                                                 \
+        "the broker did not accept the connection: either it does not know this host's key (see --creds, and "         \
+        "the broker's configuration from elevatectl fleet authz) or it was too busy to finish the handshake in time"
+
+static void link_report(void *closure, LinkChange what, natsConnection *nc) {
+        Fleetd *f = link_owner;
+        const char *last = NULL;
+        bool ours;
+
+        if (what == LINK_LOST)
+                (void) natsConnection_GetLastError(nc, &last);
+        pthread_mutex_lock(&f->lock);
+        ours = (uintptr_t) closure == f->link_gen;
+        if (ours) {
+                f->link_up = what == LINK_UP;
+                if (what == LINK_UP)
+                        f->link_ups++;
+                else
+                        f->link_downs++;
+                if (what == LINK_UP)
+                        f->link_was_up = true;
+                if (what == LINK_LOST) {
+                        f->link_lost = true;
+                        if (f->link_was_up)
+                                snprintf(f->link_error, sizeof f->link_error, "%s",
+                                         last && *last ? last : "no reason given");
+                        else
+                                snprintf(f->link_error, sizeof f->link_error, "%s", NEVER_ACCEPTED);
+                }
+        }
+        pthread_mutex_unlock(&f->lock);
+        if (ours)
+                wake(f);
+}
+
 static void on_connected(natsConnection *nc, void *closure) {
-        fleetd_queue_push(closure, EV_CONNECTED, NULL, NULL, 0, 0);
+        link_report(closure, LINK_UP, nc);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure) {
-        fleetd_queue_push(closure, EV_DISCONNECTED, NULL, NULL, 0, 0);
+        link_report(closure, LINK_DOWN, nc);
+}
+
+/* libnats ends a connection for good, reconnect or not, when the broker refuses the same
+ * authentication twice in a row (an authentication timeout on a loaded broker counts) or
+ * answers the handshake with another error. fleetd then starts a new one. */
+static void on_closed(natsConnection *nc, void *closure) {
+        link_report(closure, LINK_LOST, nc);
+}
+
+/* A new generation: callbacks of the connection before it are ignored from now on. */
+static uintptr_t link_next(Fleetd *f) {
+        uintptr_t gen;
+
+        pthread_mutex_lock(&f->lock);
+        gen = ++f->link_gen;
+        f->link_up = false;
+        f->link_was_up = false;
+        f->link_lost = false;
+        pthread_mutex_unlock(&f->lock);
+        return gen;
+}
+
+LinkChange fleetd_nats_link_change(Fleetd *f, char *why, size_t why_size) {
+        LinkChange c = LINK_NONE;
+        unsigned ups, downs;
+        bool up;
+
+        pthread_mutex_lock(&f->lock);
+        up = f->link_up;
+        ups = f->link_ups;
+        downs = f->link_downs;
+        if (f->link_lost) {
+                f->link_lost = false;
+                snprintf(why, why_size, "%s", f->link_error);
+                c = LINK_LOST;
+        }
+        pthread_mutex_unlock(&f->lock);
+        if (c == LINK_LOST)
+                return c;
+        /* a loss and a reconnect may both have come since the loop last looked: the
+         * loss first, then the connect (every key is read again) */
+        if (f->connected && (downs != f->link_downs_seen || !up)) {
+                f->link_downs_seen = downs;
+                return LINK_DOWN;
+        }
+        f->link_downs_seen = downs;
+        if (up && ups != f->link_ups_seen) {
+                f->link_ups_seen = ups;
+                return LINK_UP;
+        }
+        return LINK_NONE;
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure) {
@@ -223,13 +315,13 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
         (void) natsConnection_GetLastError(nc, &last);
         fprintf(stderr, "elevate-fleetd: broker: %s%s%s\n", natsStatus_GetText(err), last ? ": " : "", last ?: "");
         if (err == NATS_SLOW_CONSUMER)
-                fleetd_queue_push(closure, EV_RESYNC, NULL, NULL, 0, 0);
+                fleetd_queue_push(link_owner, EV_RESYNC, NULL, NULL, 0, 0);
 }
 
 /* Doubling delay between reconnect rounds, with jitter so a fleet does not come back at
  * once: 250 ms, 500 ms, … up to reconnect_max. */
 static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure) {
-        Fleetd *f = closure;
+        Fleetd *f = link_owner;
         uint64_t d = 250 * 1000ULL << MIN(attempts, 16);
         uint32_t jitter = 0;
 
@@ -267,10 +359,14 @@ static natsStatus set_credentials(Fleetd *f, natsOptions *opts) {
         return NATS_ERR;
 }
 
+/* Starts a connection: 0 (libnats connects, now or later, and reports through the
+ * callbacks), -EINVAL (the options or the credentials file: nothing to retry before the
+ * administrator acts), -EAGAIN (the connection: try again later). */
 static int nats_start_once(Fleetd *f) {
         natsConnection *nc = NULL;
         natsOptions *opts = NULL;
         char name[BUNDLE_NAME_MAX + 32], inbox[BUNDLE_NAME_MAX + 16];
+        void *gen = (void *) link_next(f);
         natsStatus s;
 
         snprintf(name, sizeof name, "elevate-fleetd %s", f->host);
@@ -285,15 +381,17 @@ static int nats_start_once(Fleetd *f) {
         if (s == NATS_OK)
                 s = natsOptions_SetMaxReconnect(opts, -1);
         if (s == NATS_OK)
-                s = natsOptions_SetCustomReconnectDelay(opts, reconnect_delay, f);
+                s = natsOptions_SetCustomReconnectDelay(opts, reconnect_delay, NULL);
         if (s == NATS_OK)
-                s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, f);
+                s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, gen);
         if (s == NATS_OK)
-                s = natsOptions_SetReconnectedCB(opts, on_connected, f);
+                s = natsOptions_SetReconnectedCB(opts, on_connected, gen);
         if (s == NATS_OK)
-                s = natsOptions_SetDisconnectedCB(opts, on_disconnected, f);
+                s = natsOptions_SetDisconnectedCB(opts, on_disconnected, gen);
         if (s == NATS_OK)
-                s = natsOptions_SetErrorHandler(opts, on_error, f);
+                s = natsOptions_SetClosedCB(opts, on_closed, gen);
+        if (s == NATS_OK)
+                s = natsOptions_SetErrorHandler(opts, on_error, NULL);
         if (s == NATS_OK)
                 s = natsOptions_SetTimeout(opts, 5000);
         if (s == NATS_OK)
@@ -302,23 +400,25 @@ static int nats_start_once(Fleetd *f) {
                 s = natsOptions_SetMaxPingsOut(opts, 3);
         if (s == NATS_OK)
                 s = set_credentials(f, opts);
-        if (s == NATS_OK) {
-                /* one nkey handshake in about a hundred fails spuriously (libnats 3.4 with
-                 * nats-server 2.9); a wrong key fails every time */
-                for (int attempt = 0; attempt < 3; attempt++) {
-                        s = natsConnection_Connect(&nc, opts);
-                        if (s != NATS_CONNECTION_AUTH_FAILED)
-                                break;
-                }
-                if (s == NATS_OK)
-                        on_connected(nc, f); /* connected at once: no callback comes for that */
-                else if (s == NATS_NOT_YET_CONNECTED)
-                        s = NATS_OK; /* libnats keeps trying; on_connected comes when it succeeds */
+        if (s != NATS_OK) {
+                natsOptions_Destroy(opts);
+                fprintf(stderr, "elevate-fleetd: cannot set up the broker connection: %s\n", natsStatus_GetText(s));
+                return -EINVAL;
+        }
+        /* one nkey handshake in about a hundred fails spuriously (libnats 3.4 with
+         * nats-server 2.9); a wrong key fails every time */
+        for (int attempt = 0; attempt < 3; attempt++) {
+                s = natsConnection_Connect(&nc, opts);
+                if (s != NATS_CONNECTION_AUTH_FAILED)
+                        break;
         }
         natsOptions_Destroy(opts);
-        if (s != NATS_OK) {
-                fprintf(stderr, "elevate-fleetd: cannot start the broker connection: %s\n", natsStatus_GetText(s));
-                return -EIO;
+        if (s == NATS_OK)
+                on_connected(nc, gen); /* connected at once: no callback comes for that */
+        else if (s != NATS_NOT_YET_CONNECTED) {
+                /* NATS_NOT_YET_CONNECTED: libnats keeps trying and calls on_connected */
+                fprintf(stderr, "elevate-fleetd: cannot connect to the broker: %s\n", natsStatus_GetText(s));
+                return -EAGAIN;
         }
         f->nc = nc;
         for (size_t i = 0; i < f->n_held; i++) {
@@ -330,8 +430,14 @@ static int nats_start_once(Fleetd *f) {
                 if (s == NATS_OK)
                         s = natsSubscription_SetPendingLimits(sub, 16, 32 * 1024 * 1024);
                 if (s != NATS_OK) {
-                        fprintf(stderr, "elevate-fleetd: cannot subscribe to %s: %s\n", subject, natsStatus_GetText(s));
-                        return -EAGAIN; /* the connection, not the start: fleetd_nats_start() retries */
+                        if (natsConnection_IsClosed(nc)) /* libnats gave the connection up already */
+                                fprintf(stderr, "elevate-fleetd: %s.\n", NEVER_ACCEPTED);
+                        else
+                                fprintf(stderr, "elevate-fleetd: cannot subscribe to %s: %s\n", subject,
+                                        natsStatus_GetText(s));
+                        natsSubscription_Destroy(sub);
+                        fleetd_nats_stop(f);
+                        return -EAGAIN;
                 }
                 /* libnats keeps the subscription across reconnects */
                 f->subs[i] = sub;
@@ -340,24 +446,14 @@ static int nats_start_once(Fleetd *f) {
 }
 
 int fleetd_nats_start(Fleetd *f) {
-        int r = -EIO;
-
-        /* A subscription made right after the connect can fail ("Invalid Subscription":
-         * seen once in a full test run; libnats 3.4, whose first connect may still be
-         * retrying, and whose nkey handshakes fail now and then). That is the connection,
-         * not the broker or the key: start over, as a reconnect would, instead of exiting. */
-        for (int attempt = 0; attempt < 3 && (attempt == 0 || r == -EAGAIN); attempt++) {
-                if (attempt > 0) {
-                        fleetd_nats_stop(f);
-                        fprintf(stderr, "elevate-fleetd: starting the broker connection again\n");
-                        (void) usleep(250 * 1000);
-                }
-                r = nats_start_once(f);
-        }
-        return r < 0 ? -EIO : 0;
+        link_owner = f;
+        return nats_start_once(f);
 }
 
 void fleetd_nats_stop(Fleetd *f) {
+        if (link_owner)
+                (void) link_next(f); /* what this connection still reports is ignored */
+        f->connected = false;
         natsSubscription_Destroy(f->hd_sub);
         f->hd_sub = NULL;
         for (size_t i = 0; i < f->n_held; i++) {

@@ -4,8 +4,20 @@
 #include "fleetd-types.h"
 
 /* fleetd-nats.c */
+/* Starts a broker connection: 0 (it connects now or later: fleetd_nats_link_change says
+ * when), -EINVAL (the options or the credentials file), -EAGAIN (try again later). */
 int fleetd_nats_start(Fleetd *f);
+/* Ends the connection; what it still reports is ignored. */
 void fleetd_nats_stop(Fleetd *f);
+
+typedef enum LinkChange {
+        LINK_NONE,
+        LINK_UP,   /* (re)connected: read every key again */
+        LINK_DOWN, /* disconnected; libnats reconnects */
+        LINK_LOST, /* libnats gave the connection up: stop it and start a new one */
+} LinkChange;
+/* What the connection did since the last call (loop thread); why: the broker's reason for a loss. */
+LinkChange fleetd_nats_link_change(Fleetd *f, char *why, size_t why_size);
 /* Reads the last value of every key with a direct get (loop thread). */
 int fleetd_nats_resync(Fleetd *f);
 /* Publishes this host's status (best effort; nothing if not connected). */

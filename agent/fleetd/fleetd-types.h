@@ -41,6 +41,8 @@
  * that answered a direct get may lag its leader for a moment after a failover. Then every
  * 5 minutes, so a value missed for any reason arrives anyway. */
 #define FLEETD_RESYNC_PERIOD_USEC (300 * 1000 * 1000ULL)
+/* A connection libnats gave up is replaced after 1 s, doubling up to --reconnect-max. */
+#define FLEETD_RESTART_MIN_USEC (1000 * 1000ULL)
 
 typedef struct Held {
         char key[BUNDLE_NAME_MAX + 8]; /* "global", "group.G", "host.H" */
@@ -52,11 +54,9 @@ typedef struct Held {
 } Held;
 
 typedef enum EventKind {
-        EV_VALUE,     /* a value (or a deletion: data NULL) for a key */
-        EV_DECISION,  /* a decision was published (key: the request id); the stream is asked what it holds */
-        EV_CONNECTED, /* (re)connected: read every key again */
-        EV_DISCONNECTED,
-        EV_RESYNC, /* something was dropped (slow consumer, queue full): read every key again */
+        EV_VALUE,    /* a value (or a deletion: data NULL) for a key */
+        EV_DECISION, /* a decision was published (key: the request id); the stream is asked what it holds */
+        EV_RESYNC,   /* something was dropped (slow consumer, queue full): read every key again */
 } EventKind;
 
 typedef struct Event {
@@ -109,11 +109,23 @@ typedef struct Fleetd {
         Event *queue_head, *queue_tail;
         size_t queue_n, queue_bytes;
         bool resync_wanted;
+        /* The broker connection's state, kept as a state rather than as queued events so
+         * that a full queue cannot lose a connect or a loss (fleetd_nats_link_change). */
+        unsigned link_gen;    /* the connection whose callbacks count; bumped by each start and stop */
+        bool link_up;         /* its latest state */
+        bool link_was_up;     /* it connected at least once */
+        unsigned link_ups;    /* connects seen: a change means every key is read again */
+        unsigned link_downs;  /* losses seen */
+        bool link_lost;       /* libnats gave the connection up for good: the loop starts a new one */
+        char link_error[256]; /* why, as libnats said it */
 
         /* loop thread only */
         void *nc;                    /* natsConnection */
         void *subs[FLEETD_MAX_KEYS]; /* natsSubscription; each holds a reference to nc */
         bool connected;
+        unsigned link_ups_seen, link_downs_seen;
+        sd_event_source *restart_timer; /* a new connection after libnats gave one up */
+        uint64_t restart_usec;
         Held held[FLEETD_MAX_KEYS];
         size_t n_held;
         bool offer_pending;

@@ -51,8 +51,29 @@ static void handle(Fleetd *f, Event *e) {
         case EV_DECISION:
                 fleetd_hd_decision(f, e->key);
                 break;
-        case EV_CONNECTED:
+        case EV_RESYNC:
+                resync(f);
+                break;
+        }
+}
+
+static void restart_later(Fleetd *f) {
+        fprintf(stderr,
+                "elevate-fleetd: starting a new broker connection in %" PRIu64 " ms. The agent keeps its "
+                "policy.\n",
+                f->restart_usec / 1000);
+        (void) sd_event_source_set_time_relative(f->restart_timer, f->restart_usec);
+        (void) sd_event_source_set_enabled(f->restart_timer, SD_EVENT_ONESHOT);
+        f->restart_usec = MIN(f->restart_usec * 2, f->reconnect_max_usec);
+}
+
+static void link_acted(Fleetd *f, LinkChange c, const char *why) {
+        switch (c) {
+        case LINK_NONE:
+                break;
+        case LINK_UP:
                 f->connected = true;
+                f->restart_usec = FLEETD_RESTART_MIN_USEC;
                 fprintf(stderr, "elevate-fleetd: connected to the broker; reading every key.\n");
                 resync(f);
                 fleetd_hd_connected(f);
@@ -61,16 +82,36 @@ static void handle(Fleetd *f, Event *e) {
                 (void) sd_event_source_set_time_relative(f->resync_timer, 2 * USEC_PER_SEC);
                 (void) sd_event_source_set_enabled(f->resync_timer, SD_EVENT_ONESHOT);
                 break;
-        case EV_DISCONNECTED:
+        case LINK_DOWN:
                 f->connected = false;
                 fleetd_audit_disconnected(f);
                 fprintf(stderr, "elevate-fleetd: disconnected from the broker; reconnecting. The agent keeps its "
                                 "policy.\n");
                 break;
-        case EV_RESYNC:
-                resync(f);
+        case LINK_LOST:
+                fprintf(stderr, "elevate-fleetd: the broker connection ended for good: %s.\n", why);
+                fleetd_nats_stop(f);
+                fleetd_audit_disconnected(f);
+                restart_later(f);
                 break;
         }
+}
+
+/* What the broker connection did since the loop last looked. */
+static void link_changed(Fleetd *f) {
+        char why[sizeof f->link_error];
+        LinkChange c;
+
+        while ((c = fleetd_nats_link_change(f, why, sizeof why)) != LINK_NONE)
+                link_acted(f, c, why);
+}
+
+static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
+        Fleetd *f = userdata;
+
+        if (fleetd_nats_start(f) < 0)
+                restart_later(f);
+        return 0;
 }
 
 static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -79,6 +120,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         bool again;
 
         (void) !read(fd, &v, sizeof v);
+        link_changed(f);
         for (;;) {
                 Event *e;
 
@@ -319,6 +361,7 @@ static void fleetd_done(Fleetd *f) {
         sd_event_source_unref(f->retry_timer);
         sd_event_source_unref(f->reoffer_timer);
         sd_event_source_unref(f->resync_timer);
+        sd_event_source_unref(f->restart_timer);
         sd_event_unref(f->event);
         safe_close(f->wake_fd);
         safe_close(f->state_fd);
@@ -369,6 +412,10 @@ static int run(Fleetd *f) {
                 r = sd_event_add_time_relative(f->event, &f->resync_timer, CLOCK_MONOTONIC, FLEETD_RESYNC_PERIOD_USEC,
                                                0, on_resync, f);
         if (r >= 0)
+                r = sd_event_add_time_relative(f->event, &f->restart_timer, CLOCK_MONOTONIC, 0, 0, on_restart, f);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(f->restart_timer, SD_EVENT_OFF);
+        if (r >= 0)
                 r = sd_event_add_signal(f->event, NULL, SIGTERM, on_signal, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(f->event, NULL, SIGINT, on_signal, NULL);
@@ -381,9 +428,12 @@ static int run(Fleetd *f) {
         f->retry_usec = FLEETD_RETRY_MIN_USEC;
         /* what was kept goes to the agent at once, broker or not */
         (void) sd_event_source_set_enabled(f->retry_timer, SD_EVENT_ONESHOT);
+        f->restart_usec = FLEETD_RESTART_MIN_USEC;
         r = fleetd_nats_start(f);
-        if (r < 0)
+        if (r == -EINVAL)
                 return r;
+        if (r < 0)
+                restart_later(f);
         fprintf(stderr, "elevate-fleetd: host %s, %zu keys, broker %s%s, agent %s\n", f->host, f->n_held, f->servers[0],
                 f->servers[1] ? " and others" : "", f->socket);
         (void) sd_notify(false, "READY=1\nSTATUS=Receiving policy bundles, publishing helpdesk requests");

@@ -171,6 +171,33 @@ def test_broker_down_catch_up_on_reconnect():
         fleetd.wait_log("connected to the broker; reading every key", count=2)
 
 
+def test_a_connection_libnats_gave_up_is_started_again():
+    """libnats ends a connection for good when the broker refuses its key twice in a row (a
+    broker too loaded to finish the handshake in time does the same). fleetd starts a new
+    one, with backoff, and catches up once the broker takes its key."""
+    with Scene() as sc:
+        fleet, broker, agent = scene_one(sc)
+        stranger = sc.add(Fleet({"h2": []}))  # a broker that knows other keys only
+        broker.kill()
+        with open(os.path.join(broker.dir, "authz.conf"), "w") as f:
+            f.write(stranger.authz)
+        broker.start()
+        fleetd = sc.add(Fleetd(fleet, "h1", ["staff"], broker.url, agent.path))
+        # libnats alone stops after two refusals; the third and fourth are fleetd's new connections
+        if not lib.wait_until(lambda: broker.logs().count("authentication error") >= 4, 60):
+            raise lib.Failed("fleetd stopped trying:\n%s\n%s" % (fleetd.logs(), broker.logs()))
+        fleetd.wait_log("ended for good", count=2)
+        lib.check_in("starting a new broker connection in", fleetd.logs(), "fleetd says when it tries again")
+        lib.check(fleetd.proc.poll() is None, "fleetd is still running", fleetd.logs())
+        broker.kill()
+        with open(os.path.join(broker.dir, "authz.conf"), "w") as f:
+            f.write(fleet.authz)
+        broker.start()
+        publish(fleet, broker.url, fleet.sign(3, {"all": "g3", "group:staff": "s3"}))
+        agent.wait_result("applied", serial=3)
+        fleetd.wait_log("connected to the broker; reading every key")
+
+
 def test_restart_offline_offers_kept_bundles():
     """fleetd restarted while the broker is down offers what it kept to a fresh agent."""
     with Scene() as sc:
