@@ -229,12 +229,11 @@ static void link_report(void *closure, LinkChange what, natsConnection *nc) {
         ours = (uintptr_t) closure == f->link_gen;
         if (ours) {
                 f->link_up = what == LINK_UP;
-                if (what == LINK_UP)
+                if (what == LINK_UP) {
                         f->link_ups++;
-                else
-                        f->link_downs++;
-                if (what == LINK_UP)
                         f->link_was_up = true;
+                } else
+                        f->link_downs++;
                 if (what == LINK_LOST) {
                         f->link_lost = true;
                         if (f->link_was_up)
