@@ -990,8 +990,8 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
                 r->run.exit_signal = si->si_status;
                 r->run.core_dumped = si->si_code == CLD_DUMPED;
         }
+        (void) send_exited(r); /* first: the client waits on it, the record of the end does not */
         supervise_main_exited(r, true);
-        (void) send_exited(r);
         supervise_maybe_done(r);
         return 0;
 }
@@ -1104,8 +1104,8 @@ static void on_launcher_exited(uint64_t cookie, int code, int status, void *user
                 r->run.exit_signal = status;
                 r->run.core_dumped = code == CLD_DUMPED;
         }
+        (void) send_exited(r); /* first: the client waits on it, the record of the end does not */
         supervise_main_exited(r, true);
-        (void) send_exited(r);
         supervise_maybe_done(r);
 }
 
@@ -1117,8 +1117,8 @@ static int on_unreported_end(sd_event_source *s, int fd, uint32_t revents, void 
         r->run.child_source = sd_event_source_disable_unref(r->run.child_source);
         r->run.unknown_why = "the launcher service was lost";
         r->run.exit_code = 255;
-        supervise_main_exited(r, false);
         (void) send_exited(r);
+        supervise_main_exited(r, false);
         supervise_maybe_done(r);
         return 0;
 }
