@@ -9,6 +9,7 @@ bundles, the real agent's verdict, and the per-host permissions of `fleet authz`
 tested here. The real agent's side is test_fleet_agent.py."""
 
 import base64
+import datetime
 import json
 import os
 import signal
@@ -187,6 +188,14 @@ def test_a_connection_libnats_gave_up_is_started_again():
         if not lib.wait_until(lambda: broker.logs().count("authentication error") >= 4, 60):
             raise lib.Failed("fleetd stopped trying:\n%s\n%s" % (fleetd.logs(), broker.logs()))
         fleetd.wait_log("ended for good", count=2)
+        # bounded: a new connection waits 1 s, then doubles (to --reconnect-max 2 s here), so
+        # a broker that keeps refusing sees a few handshakes a second at most, not a spin
+        times = [datetime.datetime.strptime(" ".join(line.split()[1:3]), "%Y/%m/%d %H:%M:%S.%f")
+                 for line in broker._log_bytes().decode(errors="replace").splitlines()
+                 if "authentication error" in line and line.startswith("[")]
+        print("# refusals at", [str(t.time()) for t in times])
+        lib.check((times[3] - times[0]).total_seconds() >= 2.0, "fleetd waits before a new connection",
+                  [str(t) for t in times])
         lib.check_in("starting a new broker connection in", fleetd.logs(), "fleetd says when it tries again")
         lib.check(fleetd.proc.poll() is None, "fleetd is still running", fleetd.logs())
         broker.kill()
