@@ -256,9 +256,10 @@ static void on_disconnected(natsConnection *nc, void *closure) {
         link_report(closure, LINK_DOWN, nc);
 }
 
-/* libnats ends a connection for good, reconnect or not, when the broker refuses the same
- * authentication twice in a row (an authentication timeout on a loaded broker counts) or
- * answers the handshake with another error. fleetd then starts a new one. */
+/* libnats ends a connection for good, reconnect or not, when the broker refuses its
+ * authentication (once on the first connect, twice in a row on reconnects; a broker too
+ * loaded to finish the handshake in time counts) or answers with an error libnats does not
+ * know. fleetd then starts a new one (docs/fleet.md, "elevate-fleetd"). */
 static void on_closed(natsConnection *nc, void *closure) {
         link_report(closure, LINK_LOST, nc);
 }

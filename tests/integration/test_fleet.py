@@ -173,9 +173,9 @@ def test_broker_down_catch_up_on_reconnect():
 
 
 def test_a_connection_libnats_gave_up_is_started_again():
-    """libnats ends a connection for good when the broker refuses its key twice in a row (a
-    broker too loaded to finish the handshake in time does the same). fleetd starts a new
-    one, with backoff, and catches up once the broker takes its key."""
+    """libnats ends a connection for good when the broker refuses its key (a broker too
+    loaded to finish the handshake in time does the same). fleetd starts a new one, with
+    backoff, and catches up once the broker takes its key."""
     with Scene() as sc:
         fleet, broker, agent = scene_one(sc)
         stranger = sc.add(Fleet({"h2": []}))  # a broker that knows other keys only
@@ -184,7 +184,8 @@ def test_a_connection_libnats_gave_up_is_started_again():
             f.write(stranger.authz)
         broker.start()
         fleetd = sc.add(Fleetd(fleet, "h1", ["staff"], broker.url, agent.path))
-        # libnats alone stops after two refusals; the third and fourth are fleetd's new connections
+        # the fleetd before this fix stayed deaf after two refusals; here each refusal ends a
+        # connection and fleetd starts another
         if not lib.wait_until(lambda: broker.logs().count("authentication error") >= 4, 60):
             raise lib.Failed("fleetd stopped trying:\n%s\n%s" % (fleetd.logs(), broker.logs()))
         fleetd.wait_log("ended for good", count=2)
