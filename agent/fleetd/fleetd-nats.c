@@ -3,12 +3,15 @@
 /*
  * fleetd's side of the broker (docs/fleet.md, "Buckets and subjects"): one connection,
  * a plain subscription per key for live updates, a direct get of every key on each
- * (re)connect, reconnection forever with a doubling delay, and this host's status.
+ * (re)connect, reconnection forever with a doubling delay (a new connection when libnats
+ * gives one up), and this host's status.
  *
  * Invariants:
  *  - libnats threads only queue events (fleetd_queue_push): bounded in count and bytes; an
  *    event that does not fit is dropped and a full re-read is asked for instead, so a
- *    flood costs memory up to the bound and a re-read, never more.
+ *    flood costs memory up to the bound and a re-read, never more. Connects and losses
+ *    are not events but the connection's state (link_report), which takes no memory and
+ *    cannot be dropped; a connection libnats gave up is replaced by the loop.
  *  - A value larger than BUNDLE_MAX_SIZE is dropped where it arrives.
  *  - Replies come to this host's own inbox prefix, the only one its permissions let it read.
  */

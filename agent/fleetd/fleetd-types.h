@@ -13,7 +13,8 @@
  *    recognised by its uid. It verifies nothing on the agent's behalf; a compromised
  *    fleetd can delay a policy, never make the agent apply one that is not signed.
  *  - libnats runs its own threads; they only append to the event queue (bounded in count
- *    and bytes) and wake the sd-event loop through an eventfd. Everything else happens on
+ *    and bytes) or set the connection's state (under the lock), and wake the sd-event
+ *    loop through an eventfd. Everything else happens on
  *    the loop thread.
  *  - What it received is kept in its state directory (one file per key, replaced
  *    atomically), so a restart without the broker still offers the last bundles.
