@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "agent-audit-internal.h"
 #include "util.h"
@@ -298,6 +299,14 @@ static int same_file(int dir_fd, const char *name, dev_t dev, ino_t ino) {
 
 /* ---- SQLite setup ---- */
 
+/* Replaces SQLite's automatic checkpoint: counts the WAL's frames for the writer. */
+static int wal_hook(void *userdata, sqlite3 *db, const char *name, int frames) {
+        AuditDb *d = userdata;
+
+        d->wal_frames = frames;
+        return SQLITE_OK;
+}
+
 static int configure(AuditDb *d, char **ret_reason) {
         _cleanup_finalize_ sqlite3_stmt *s = NULL;
         char sql[256];
@@ -321,10 +330,12 @@ static int configure(AuditDb *d, char **ret_reason) {
         snprintf(sql, sizeof(sql),
                  "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;"
                  "PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = %d; PRAGMA cache_size = -%d",
-                 AUDIT_JOURNAL_SIZE_LIMIT, AUDIT_CACHE_KIB);
+                 AUDIT_WAL_BYTES, AUDIT_CACHE_KIB);
         rc = audit_db_exec(d->db, sql);
         if (rc != SQLITE_OK)
                 return audit_db_sql_reason(d, rc, ret_reason);
+        /* no checkpoint inside a commit: the writer runs them after handing back */
+        (void) sqlite3_wal_hook(d->db, wal_hook, d);
         return 0;
 }
 
@@ -448,6 +459,35 @@ void audit_db_head_write(AuditDb *d) {
         if (pwrite(d->head_fd, buf, sizeof(buf), 0) != (ssize_t) sizeof(buf)) {
                 /* next commit writes it again; a stale head only weakens the check */
         }
+}
+
+void audit_db_wal_fill(AuditDb *d) {
+        static const uint8_t zeros[64 * 1024];
+        _cleanup_close_ int fd = -EBADF;
+        char name[64];
+        struct statfs sf;
+        struct stat st;
+
+        /* SQLite reads a WAL up to its first frame that does not check out, so zeros past
+         * the frames are ignored, as the old frames past a restarted WAL's end are */
+        snprintf(name, sizeof(name), "%s-wal", AUDIT_DB_NAME);
+        fd = openat(d->dir_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != d->dev ||
+            st.st_size >= AUDIT_WAL_BYTES)
+                return; /* none yet (SQLite makes it), not one to touch, or written out */
+        /* never the disk's last space: the log must still be able to grow */
+        if (fstatfs(fd, &sf) < 0 ||
+            (uint64_t) sf.f_bavail * (uint64_t) sf.f_bsize < AUDIT_WAL_BYTES + AUDIT_WAL_FILL_RESERVE)
+                return;
+        for (off_t off = st.st_size; off < AUDIT_WAL_BYTES;) {
+                size_t n = MIN(sizeof(zeros), (size_t) (AUDIT_WAL_BYTES - off));
+                ssize_t k = pwrite(fd, zeros, n, off);
+
+                if (k <= 0)
+                        return; /* disk full: the WAL grows as it would have */
+                off += k;
+        }
+        (void) fdatasync(fd);
 }
 
 typedef struct Head {
@@ -631,7 +671,10 @@ static int db_open_checked(AuditDb *d, const char *dir, char **ret_reason) {
         if (r < 0)
                 return r;
         /* the WAL and shm now exist: they too must be root's */
-        return check_sidecars(d, ret_reason);
+        r = check_sidecars(d, ret_reason);
+        if (r >= 0)
+                audit_db_wal_fill(d);
+        return r;
 }
 
 int audit_db_open(const char *dir, AuditDb **ret, char **ret_reason) {

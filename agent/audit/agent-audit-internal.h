@@ -73,7 +73,16 @@
 #define AUDIT_BACKLOG_MAX 1024
 #define AUDIT_BACKLOG_MAX_BYTES (1024 * 1024)
 #define AUDIT_MAX_STATE 8 /* state changes per entry */
-#define AUDIT_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
+/* The WAL is kept written out to AUDIT_WAL_BYTES (zeros past SQLite's frames; also its
+ * journal_size_limit) and the writer checkpoints it, after handing back, once it holds
+ * AUDIT_WAL_CHECKPOINT_FRAMES frames (about 1 MiB): SQLite then starts the next
+ * transaction at the WAL's beginning, so a commit overwrites blocks the file already has
+ * and its fdatasync flushes the data alone, not the filesystem's journal too
+ * (docs/audit.md, "The WAL stays allocated"). */
+#define AUDIT_WAL_BYTES (2 * 1024 * 1024)
+#define AUDIT_WAL_CHECKPOINT_FRAMES 256
+/* The WAL is written out only while the filesystem has this much more room. */
+#define AUDIT_WAL_FILL_RESERVE (64 * 1024 * 1024)
 
 /* ---- state tables (agent-audit-state.c) ---- */
 
@@ -168,6 +177,7 @@ struct AuditDb {
         AuditChain chain;
         AuditSecrets *secrets;
         bool need_scrub; /* an old key may linger in the WAL: truncate it */
+        int wal_frames;  /* frames in the WAL after the last commit (SQLite's WAL hook) */
         /* The log has no end rows yet (new, or written by an older agent): the next batch
          * first ends the current epoch and one empty epoch (agent-audit-write.c). */
         bool seal_pending;
@@ -189,6 +199,8 @@ void audit_db_close(AuditDb *d);
 int audit_db_log_id(AuditDb *d, char hex[static AUDIT_LOG_ID_LEN * 2 + 1]);
 /* Records the chain's head in AUDIT_HEAD_NAME after a commit (agent-audit-db.c). */
 void audit_db_head_write(AuditDb *d);
+/* Writes the WAL out with zeros to AUDIT_WAL_BYTES (best effort: it only saves time). */
+void audit_db_wal_fill(AuditDb *d);
 
 /* Helpers shared by agent-audit-db.c and agent-audit-meta.c. */
 char *audit_db_corrupt_reason(const char *detail);

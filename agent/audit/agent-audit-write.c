@@ -11,8 +11,9 @@
  *    back the whole batch and fails every job in it. The in-memory chain and key are
  *    restored with the rollback, so memory always equals what is on disk.
  *  - The key evolves before a row when its epoch is due; the old key is overwritten in
- *    memory and in the meta table (secure_delete), and after COMMIT the WAL is truncated
- *    so no old page holding it stays in the file.
+ *    memory and in the meta table (secure_delete), and once the batch is handed back the
+ *    WAL is truncated so no old page holding it stays in the file (then written out
+ *    again with zeros, wal_upkeep()).
  *  - After a failure every batch tries again; the first batch that commits also writes
  *    an "audit-recovered" row saying what had failed.
  *  - Journal copies are sent after the jobs were handed back, so a stalled journal never
@@ -355,19 +356,28 @@ static int update_head(AuditDb *d, BatchError *e) {
         return rc == SQLITE_OK ? 0 : batch_fail(d, e, rc);
 }
 
-/* After a key evolved or k_0 was erased: move everything into the main file (where
- * secure_delete zeroed the old value) and cut the WAL to nothing. Best effort: a reader
- * holding an old snapshot makes it wait for the next batch, never blocks this one. */
-static void scrub_wal(AuditDb *d) {
-        int rc;
+/* The WAL's upkeep, run after the loop has its answers (nobody waits for it). After a
+ * key evolved or k_0 was erased: move everything into the main file (where secure_delete
+ * zeroed the old value), cut the WAL to nothing, then write it out again with zeros. Else
+ * once it holds AUDIT_WAL_CHECKPOINT_FRAMES: a checkpoint, so that the next transaction
+ * starts at its beginning, inside what is written. Best effort: a reader holding an old
+ * snapshot makes it wait for the next batch, never blocks this one. */
+static void wal_upkeep(AuditDb *d) {
+        int mode, rc;
 
-        if (!d->need_scrub)
+        if (!d || (!d->need_scrub && d->wal_frames < AUDIT_WAL_CHECKPOINT_FRAMES))
                 return;
+        mode = d->need_scrub ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
         (void) sqlite3_busy_timeout(d->db, 0);
-        rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        rc = sqlite3_wal_checkpoint_v2(d->db, NULL, mode, NULL, NULL);
         (void) sqlite3_busy_timeout(d->db, AUDIT_BUSY_TIMEOUT_MSEC);
-        if (rc == SQLITE_OK)
+        if (rc != SQLITE_OK)
+                return;
+        if (mode == SQLITE_CHECKPOINT_TRUNCATE) {
                 d->need_scrub = false;
+                audit_db_wal_fill(d);
+        }
+        d->wal_frames = 0;
 }
 
 /* The commit is about to start: the loop may now do what waited for the disk to be busy
@@ -527,7 +537,6 @@ static int batch_run(Audit *a, AuditJob *jobs, BatchOutcome *out) {
                 json_decref(a->db->new_log_note);
                 a->db->new_log_note = NULL;
                 audit_db_head_write(a->db);
-                scrub_wal(a->db);
         }
         if (a->db) {
                 explicit_erase(a->db->secrets->batch_key, AUDIT_KEY_LEN);
@@ -664,6 +673,8 @@ void audit_write_batch(Audit *a, AuditJob *jobs) {
                 json_decref(d);
         }
         free(out.recovered_after);
+        if (out.committed)
+                wal_upkeep(a->db);
 }
 
 uint64_t audit_epoch_deadline(Audit *a) {
@@ -719,7 +730,7 @@ void audit_write_epoch_end(Audit *a, bool stopping) {
                 set_reason_from_error(a, &e);
         } else {
                 audit_db_head_write(d);
-                scrub_wal(d);
+                wal_upkeep(d);
         }
         if (a->db) {
                 explicit_erase(a->db->secrets->batch_key, AUDIT_KEY_LEN);

@@ -106,6 +106,8 @@ static sqlite3 *open_raw(const char *path) {
         sqlite3 *db = NULL;
 
         ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        /* the writer may be checkpointing after its last batch (wal_upkeep) */
+        ck_assert_int_eq(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
         return db;
 }
 
@@ -1604,6 +1606,34 @@ START_TEST(test_old_keys_leave_the_disk) {
 }
 END_TEST
 
+/* The WAL is written out ahead (AUDIT_WAL_BYTES) from the open on and stays that size,
+ * allocated, through the writer's checkpoints and the truncations at epoch ends: a commit
+ * overwrites blocks the file has. The log still verifies whole. */
+START_TEST(test_wal_stays_allocated) {
+        Env env;
+        struct stat st;
+        char *wal;
+
+        env_setup(&env);
+        wal = strdup_printf("%s-wal", env.path);
+        ck_assert_int_eq(stat(wal, &st), 0);
+        ck_assert_int_eq(st.st_size, AUDIT_WAL_BYTES);
+        /* one commit each: some 5 frames a commit, so the WAL passes
+         * AUDIT_WAL_CHECKPOINT_FRAMES between two epoch ends and would outgrow its size */
+        for (int i = 0; i < 600; i++) {
+                write_rows(env.event, env.audit, 1);
+                ck_assert_int_eq(stat(wal, &st), 0);
+                ck_assert_msg(st.st_size == AUDIT_WAL_BYTES, "after row %d the WAL has %lld bytes", i + 1,
+                              (long long) st.st_size);
+        }
+        ck_assert_int_ge((long long) st.st_blocks * 512, AUDIT_WAL_BYTES);
+        env_close_audit(&env);
+        ck_assert_int_ge(verify(env.path, NULL).rows, 600);
+        free(wal);
+        env_done(&env);
+}
+END_TEST
+
 /* ---- failures (root) ---- */
 
 /* A small tmpfs in a private mount namespace, so filling it harms nothing else. Must run
@@ -1913,6 +1943,7 @@ int main(void) {
                 tcase_add_test(tdb, test_idle_epoch_ends_in_time);
                 tcase_add_test(tdb, test_reveal_once);
                 tcase_add_test(tdb, test_old_keys_leave_the_disk);
+                tcase_add_test(tdb, test_wal_stays_allocated);
                 tcase_add_test(tdb, test_disk_full_and_recovery);
                 tcase_add_test(tdb, test_read_only_and_recovery);
                 tcase_add_test(tdb, test_refuses_bad_files);
