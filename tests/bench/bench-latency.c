@@ -5,9 +5,12 @@
  * (starting one further along each round), so a noisy neighbour hurts all of them alike.
  * Then, separately, each command's peak RSS.
  *
- *   bench-latency [-n ROUNDS] [-w WARMUP] [-R RSS_RUNS] [-u USER] [-e ERRLOG] [-t]
+ *   bench-latency [-n ROUNDS] [-w WARMUP] [-R RSS_RUNS] [-u USER] [-e ERRLOG] [-t] [-i IDLE_MS]
  *                 -- NAME CMD ARGS... -- NAME CMD ARGS... --
  *
+ * -i pauses IDLE_MS before every measured run, so each command starts on a machine that
+ * was idle, as an elevation typed by a person does (on a VM, idle virtual CPUs and the
+ * kernel's own deferred work make the first system calls after a pause cost more);
  * -u drops to USER before anything runs (the clients are unprivileged, as in real use);
  * -t gives every command a pty as stdio and controlling terminal, as in a shell;
  * -e collects the commands' stderr (and terminal output), shown when one fails.
@@ -22,6 +25,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,12 +103,12 @@ static int parse_cmds(int argc, char *argv[], int rounds, Cmd *cmds) {
 
 static void usage(void) {
         fprintf(stderr, "usage: bench-latency [-n ROUNDS] [-w WARMUP] [-R RSS_RUNS] [-u USER] [-e ERRLOG] [-t] "
-                        "-- NAME CMD... -- NAME CMD...\n");
+                        "[-i IDLE_MS] -- NAME CMD... -- NAME CMD...\n");
         exit(2);
 }
 
 typedef struct Options {
-        int rounds, warmup, rss_runs;
+        int rounds, warmup, rss_runs, idle_ms;
         const char *as, *err_path;
         bool terminal;
 } Options;
@@ -113,7 +117,7 @@ static void parse_options(int argc, char *argv[], Options *o) {
         int c;
 
         *o = (Options){ .rounds = 200, .warmup = 10 };
-        while ((c = getopt(argc, argv, "+n:w:R:u:e:th")) >= 0)
+        while ((c = getopt(argc, argv, "+n:w:R:u:e:ti:h")) >= 0)
                 switch (c) {
                 case 'n':
                         o->rounds = (int) bench_parse_long(optarg, "-n", 1, 1000000);
@@ -132,6 +136,9 @@ static void parse_options(int argc, char *argv[], Options *o) {
                         break;
                 case 't':
                         o->terminal = true;
+                        break;
+                case 'i':
+                        o->idle_ms = (int) bench_parse_long(optarg, "-i", 0, 10000);
                         break;
                 default:
                         usage();
@@ -187,6 +194,10 @@ int main(int argc, char *argv[]) {
                 for (int i = 0; i < n_cmds; i++) {
                         int k = (r + i) % n_cmds;
 
+                        if (o.idle_ms > 0)
+                                (void) nanosleep(&(struct timespec){ .tv_sec = o.idle_ms / 1000,
+                                                                     .tv_nsec = (long) (o.idle_ms % 1000) * 1000000L },
+                                                 NULL);
                         cmds[k].ms[r] = run_once(&s, &cmds[k], &cmds[k].cpu_ms[r]);
                 }
         report(cmds, n_cmds, o.rounds);

@@ -7,7 +7,8 @@ Run through scripts/bench (which builds the release build first); directly:
 
 Sections (docs/performance.md explains every number):
  1. latency of `elevate /bin/true` against /bin/true, sudo, doas and s6-sudo, interleaved,
-    without and with a terminal; client peak RSS
+    without and with a terminal, and each command after a pause (as a person types it);
+    client peak RSS
  2. throughput with 1, 2 and 8 concurrent clients, CPU per elevation
  3. policy load and match time with 100, 1,000 and 10,000 generated rules
  4. sealing+hashing a 1 GiB user-owned program against reading+hashing it; hash cache
@@ -193,17 +194,18 @@ class Bench:
 
     # ---- 1. latency ------------------------------------------------------------------
 
-    def latency(self, agent, agent_tmpfs, others, terminal):
+    def latency(self, agent, agent_tmpfs, others, terminal, idle_ms=0):
         cmds = [("true", [PROGRAM]), ("elevate", self.elevate_argv(agent, PROGRAM))]
         if agent_tmpfs:
             cmds.append(("elevate-tmpfs", self.elevate_argv(agent_tmpfs, PROGRAM)))
         cmds += sorted(others.commands.items())
-        argv = [self.tool("bench-latency"), "-n", str(self.args.pty_rounds if terminal else self.args.rounds),
-                "-w", "10", "-u", self.user, "-e", self.errlog] + (["-t"] if terminal else ["-R", "30"])
+        rounds = self.args.idle_rounds if idle_ms else self.args.pty_rounds if terminal else self.args.rounds
+        argv = [self.tool("bench-latency"), "-n", str(rounds), "-w", "10", "-u", self.user, "-e", self.errlog]
+        argv += ["-t"] if terminal else ["-i", str(idle_ms)] if idle_ms else ["-R", "30"]
         for name, c in cmds:
             argv += ["--", name] + c
-        recs = self.run(argv, "latency%s: %s" % (" on a terminal" if terminal else "",
-                                                 ", ".join(n for n, _ in cmds)))
+        what = " on a terminal" if terminal else " after %d ms idle" % idle_ms if idle_ms else ""
+        recs = self.run(argv, "latency%s: %s" % (what, ", ".join(n for n, _ in cmds)))
         return {r["name"]: r for r in recs if r["kind"] == "latency"}, \
             {r["name"]: r for r in recs if r["kind"] == "rss"}
 
@@ -220,6 +222,12 @@ class Bench:
             t.section("1b. Latency on a terminal (pty as stdio and controlling tty), %d rounds (ms)"
                       % self.args.pty_rounds)
             self.latency_rows(plat, False)
+        if self.args.idle_rounds > 0:
+            ilat, _ = self.latency(agent, None, others, False, self.args.idle_ms)
+            t.section("1d. Latency after idle: a pause of %d ms before every command, as a person typing, "
+                      "%d rounds (ms)" % (self.args.idle_ms, self.args.idle_rounds))
+            self.latency_rows(ilat, False)
+            self.results["latency_idle"] = ilat
         t.section("1c. Client peak RSS (ru_maxrss of 30 fork+exec runs; KiB)")
         for name, r in rss.items():
             if name == "elevate-tmpfs":
@@ -557,6 +565,8 @@ def options():
     p.add_argument("--user", default="elevate-test-alice", help="unprivileged user the clients run as")
     p.add_argument("--rounds", type=int, default=300, help="interleaved latency rounds")
     p.add_argument("--pty-rounds", type=int, default=100, help="latency rounds on a terminal (0: skip)")
+    p.add_argument("--idle-rounds", type=int, default=100, help="latency rounds after idle (0: skip)")
+    p.add_argument("--idle-ms", type=int, default=100, help="the pause before each command in those rounds")
     p.add_argument("--seconds", type=int, default=5, help="seconds per throughput measurement")
     p.add_argument("--throughput-rounds", type=int, default=3)
     p.add_argument("--requests", type=int, default=10000, help="elevations before the second memory reading")
@@ -568,7 +578,7 @@ def options():
     p.add_argument("--quick", action="store_true", help="small counts: a smoke run, not numbers to quote")
     a = p.parse_args()
     if a.quick:
-        a.rounds, a.pty_rounds, a.seconds, a.throughput_rounds = 30, 10, 1, 1
+        a.rounds, a.pty_rounds, a.idle_rounds, a.seconds, a.throughput_rounds = 30, 10, 10, 1, 1
         a.requests, a.matches, a.seal_mib, a.seal_rounds, a.audit_rows = 300, 2000, 64, 1, 100
     a.sections = {int(s) for s in a.sections.split(",") if s}
     return a
