@@ -358,11 +358,11 @@ static int update_head(AuditDb *d, BatchError *e) {
 
 /* The WAL's upkeep, run after the loop has its answers (nobody waits for it). After a
  * key evolved or k_0 was erased: move everything into the main file (where secure_delete
- * zeroed the old value), cut the WAL to nothing, then write it out again with zeros. Else
+ * zeroed the old value), cut the WAL to nothing, then (refill) write it out again. Else
  * once it holds AUDIT_WAL_CHECKPOINT_FRAMES: a checkpoint, so that the next transaction
  * starts at its beginning, inside what is written. Best effort: a reader holding an old
  * snapshot makes it wait for the next batch, never blocks this one. */
-static void wal_upkeep(AuditDb *d) {
+static void wal_upkeep(AuditDb *d, bool refill) {
         int mode, rc;
 
         if (!d || (!d->need_scrub && d->wal_frames < AUDIT_WAL_CHECKPOINT_FRAMES))
@@ -375,7 +375,8 @@ static void wal_upkeep(AuditDb *d) {
                 return;
         if (mode == SQLITE_CHECKPOINT_TRUNCATE) {
                 d->need_scrub = false;
-                audit_db_wal_fill(d);
+                if (refill)
+                        audit_db_wal_fill(d);
         }
         d->wal_frames = 0;
 }
@@ -674,7 +675,7 @@ void audit_write_batch(Audit *a, AuditJob *jobs) {
         }
         free(out.recovered_after);
         if (out.committed)
-                wal_upkeep(a->db);
+                wal_upkeep(a->db, true);
 }
 
 uint64_t audit_epoch_deadline(Audit *a) {
@@ -730,7 +731,7 @@ void audit_write_epoch_end(Audit *a, bool stopping) {
                 set_reason_from_error(a, &e);
         } else {
                 audit_db_head_write(d);
-                wal_upkeep(d);
+                wal_upkeep(d, !stopping); /* at the stop the log closes next */
         }
         if (a->db) {
                 explicit_erase(a->db->secrets->batch_key, AUDIT_KEY_LEN);

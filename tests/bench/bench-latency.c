@@ -25,11 +25,11 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench-spawn.h"
