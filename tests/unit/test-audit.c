@@ -1644,13 +1644,18 @@ END_TEST
 
 /* A small tmpfs in a private mount namespace, so filling it harms nothing else. Must run
  * before any thread exists: mount namespaces are per thread. */
-static char *tiny_tmpfs(void) {
+static char *sized_tmpfs(const char *options) {
         char *dir = make_dir();
 
         ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
         ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
-        ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=2m,mode=0700"), 0);
+        ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options), 0);
         return dir;
+}
+
+/* Too small for the WAL to be written out ahead (AUDIT_WAL_FILL_RESERVE). */
+static char *tiny_tmpfs(void) {
+        return sized_tmpfs("size=2m,mode=0700");
 }
 
 static void env_setup_in(Env *env, char *dir) {
@@ -1746,6 +1751,46 @@ START_TEST(test_disk_full_and_recovery) {
                 /* end row of epoch 0, 5, recovered + req 3, recovered, the stop's end row */
                 ck_assert_uint_eq(res.rows, 1 + 5 + 2 + 1 + 1);
         }
+        env_done_tmpfs(&env);
+}
+END_TEST
+
+/* A WAL written out ahead keeps taking rows on a full disk only until it must grow (the
+ * checkpoints cannot grow the main file meanwhile): then every commit fails and the log
+ * says the disk is full; with space again the next row commits and records the outage. */
+START_TEST(test_disk_full_with_the_wal_written_out) {
+        Env env;
+        Counter c = {};
+        struct stat st;
+        char *wal;
+        int n = 0;
+
+        env_setup_in(&env, sized_tmpfs("size=80m,mode=0700"));
+        wal = strdup_printf("%s-wal", env.path);
+        ck_assert_int_eq(stat(wal, &st), 0);
+        ck_assert_int_eq(st.st_size, AUDIT_WAL_BYTES); /* room enough: written out */
+        write_rows(env.event, env.audit, 5);
+
+        fill(env.dir);
+        while (!audit_failed(env.audit)) {
+                ck_assert_msg(n < 2000, "%d rows committed on a full disk", n);
+                ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, n, &c), 0);
+                run_until(env.event, &c, (unsigned) ++n);
+        }
+        ck_assert_int_lt(c.last, 0);
+        ck_assert_msg(contains(audit_failed(env.audit), "the audit database is full"), "%s", audit_failed(env.audit));
+        ck_assert_int_eq(stat(wal, &st), 0);
+        ck_assert_int_le(st.st_size, AUDIT_WAL_BYTES + 64 * 1024);
+
+        unfill(env.dir);
+        ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, n, &c), 0);
+        run_until(env.event, &c, (unsigned) ++n);
+        ck_assert_int_eq(c.last, 0);
+        ck_assert_ptr_null(audit_failed(env.audit));
+        ck_assert(has_recovered_row(env.audit, "full"));
+        env_close_audit(&env);
+        ck_assert_int_eq(verify(env.path, NULL).status, AUDIT_VERIFY_OK);
+        free(wal);
         env_done_tmpfs(&env);
 }
 END_TEST
@@ -1951,6 +1996,7 @@ int main(void) {
                 tcase_add_test(tdb, test_old_keys_leave_the_disk);
                 tcase_add_test(tdb, test_wal_stays_allocated);
                 tcase_add_test(tdb, test_disk_full_and_recovery);
+                tcase_add_test(tdb, test_disk_full_with_the_wal_written_out);
                 tcase_add_test(tdb, test_read_only_and_recovery);
                 tcase_add_test(tdb, test_refuses_bad_files);
                 tcase_add_test(tdb, test_corrupt_garbage_then_moved_away);
