@@ -738,6 +738,16 @@ static void env_close_audit(Env *env) {
         env->audit = NULL;
 }
 
+/* Waits until the writer has done the upkeep of its last batch (the WAL's checkpoint or
+ * truncation, run after it hands a batch back): it does that before it takes a flush. */
+static void wait_upkeep(Env *env) {
+        Counter c = {};
+
+        ck_assert_int_eq(audit_flush(env->audit, on_done, &c), 0);
+        run_until(env->event, &c, 1);
+        ck_assert_int_eq(c.last, 0);
+}
+
 static void env_done(Env *env) {
         env_close_audit(env);
         sd_event_unref(env->event);
@@ -1587,6 +1597,7 @@ START_TEST(test_old_keys_leave_the_disk) {
                 ck_assert_int_eq(audit_key_evolve(k[i - 1], k[i]), 0);
         /* end rows at 1, 257 and 513: the log is in epoch 3 */
         write_rows(env.event, env.audit, 600);
+        wait_upkeep(&env);
         wal = strdup_printf("%s-wal", env.path);
         /* while running (WAL in use) */
         for (int i = 0; i < 3; i++)
@@ -1621,13 +1632,8 @@ START_TEST(test_wal_stays_allocated) {
         /* one commit each: some 5 frames a commit, so the WAL passes
          * AUDIT_WAL_CHECKPOINT_FRAMES between two epoch ends and would outgrow its size */
         for (int i = 0; i < 600; i++) {
-                Counter c = {};
-
                 write_rows(env.event, env.audit, 1);
-                /* the writer does a batch's upkeep before it takes the next job: once this
-                 * flush is done, the row's checkpoint or truncation and refill are too */
-                ck_assert_int_eq(audit_flush(env.audit, on_done, &c), 0);
-                run_until(env.event, &c, 1);
+                wait_upkeep(&env); /* the row's checkpoint or truncation and refill */
                 ck_assert_int_eq(stat(wal, &st), 0);
                 ck_assert_msg(st.st_size == AUDIT_WAL_BYTES, "after row %d the WAL has %lld bytes", i + 1,
                               (long long) st.st_size);
@@ -1719,6 +1725,7 @@ START_TEST(test_disk_full_and_recovery) {
         env_setup_in(&env, tiny_tmpfs());
         write_rows(env.event, env.audit, 5);
 
+        wait_upkeep(&env); /* its truncation would free space after the filling */
         fill(env.dir);
         ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 1, &c), 0);
         run_until(env.event, &c, 1);
@@ -1737,6 +1744,7 @@ START_TEST(test_disk_full_and_recovery) {
         ck_assert(has_recovered_row(env.audit, "full"));
 
         /* and without any submission, the probe notices the space coming back */
+        wait_upkeep(&env); /* its truncation would free space after the filling */
         fill(env.dir);
         ck_assert_int_eq(submit(env.audit, "launch", "req-f", 1000, 4, &c), 0);
         run_until(env.event, &c, 4);
@@ -1771,6 +1779,7 @@ START_TEST(test_disk_full_with_the_wal_written_out) {
         ck_assert_int_eq(st.st_size, AUDIT_WAL_BYTES); /* room enough: written out */
         write_rows(env.event, env.audit, 5);
 
+        wait_upkeep(&env); /* its truncation would free space after the filling */
         fill(env.dir);
         while (!audit_failed(env.audit)) {
                 ck_assert_msg(n < 2000, "%d rows committed on a full disk", n);
