@@ -479,13 +479,12 @@ void audit_db_wal_fill(AuditDb *d) {
         if (fstatfs(fd, &sf) < 0 ||
             (uint64_t) sf.f_bavail * (uint64_t) sf.f_bsize < AUDIT_WAL_BYTES + AUDIT_WAL_FILL_RESERVE)
                 return;
-        for (off_t off = st.st_size; off < AUDIT_WAL_BYTES;) {
-                size_t n = MIN(sizeof(zeros), (size_t) (AUDIT_WAL_BYTES - off));
-                ssize_t k = pwrite(fd, zeros, n, off);
-
-                if (k <= 0)
+        if (lseek(fd, st.st_size, SEEK_SET) < 0)
+                return;
+        for (size_t left = (size_t) (AUDIT_WAL_BYTES - st.st_size), n; left > 0; left -= n) {
+                n = MIN(sizeof(zeros), left);
+                if (write_full(fd, zeros, n) < 0)
                         return; /* disk full: the WAL grows as it would have */
-                off += k;
         }
         (void) fdatasync(fd);
 }

@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench-spawn.h"
@@ -195,9 +194,7 @@ int main(int argc, char *argv[]) {
                         int k = (r + i) % n_cmds;
 
                         if (o.idle_ms > 0)
-                                (void) nanosleep(&(struct timespec){ .tv_sec = o.idle_ms / 1000,
-                                                                     .tv_nsec = (long) (o.idle_ms % 1000) * 1000000L },
-                                                 NULL);
+                                (void) usleep((useconds_t) o.idle_ms * 1000);
                         cmds[k].ms[r] = run_once(&s, &cmds[k], &cmds[k].cpu_ms[r]);
                 }
         report(cmds, n_cmds, o.rounds);
